@@ -1,0 +1,332 @@
+//! Checks of the [`LockProvider`] contract.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::unique_prefix;
+use crate::{Error, ForceOutcome, LockMode, LockOptions, LockProvider};
+
+type Provider = Arc<dyn LockProvider>;
+
+fn opts() -> LockOptions {
+    LockOptions::default()
+        .with_timeout(Duration::from_secs(20))
+        .with_stale_threshold(Duration::from_secs(2))
+}
+
+/// Exclusive grants never overlap: 8 tasks × 25 critical sections each.
+pub async fn mutual_exclusion(p: Provider) {
+    let name = unique_prefix("mutex");
+    let inside = Arc::new(AtomicU32::new(0));
+    let total = Arc::new(AtomicU32::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..8 {
+        let (p, name, inside, total) = (
+            Arc::clone(&p),
+            name.clone(),
+            Arc::clone(&inside),
+            Arc::clone(&total),
+        );
+        tasks.spawn(async move {
+            for _ in 0..25 {
+                let guard = p.acquire(&name, &opts()).await.expect("acquire");
+                assert_eq!(
+                    inside.fetch_add(1, Ordering::SeqCst),
+                    0,
+                    "two exclusive holders of one lock at once"
+                );
+                // A non-atomic read-modify-write, as protected code does.
+                let seen = total.load(Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                total.store(seen + 1, Ordering::SeqCst);
+                inside.fetch_sub(1, Ordering::SeqCst);
+                guard.release().await.expect("release");
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("task panicked");
+    }
+    assert_eq!(
+        total.load(Ordering::SeqCst),
+        200,
+        "lost updates under the lock"
+    );
+}
+
+/// A wait that ends fails with `LockTimeout` naming the holder.
+pub async fn timeout_names_holder(p: Provider) {
+    let name = unique_prefix("timeout");
+    let held = p
+        .acquire(&name, &opts().with_operation("conformance-holder"))
+        .await
+        .expect("acquire");
+    let err = p
+        .acquire(&name, &opts().with_timeout(Duration::from_millis(200)))
+        .await
+        .expect_err("a second exclusive grant while the first is held");
+    match err {
+        Error::LockTimeout {
+            name: n,
+            waited,
+            holder,
+        } => {
+            assert_eq!(n, name);
+            assert!(
+                waited >= Duration::from_millis(150),
+                "gave up after {waited:?}, before the timeout"
+            );
+            let holder = holder.expect("the timeout error must name the holder");
+            assert_eq!(holder.pid, std::process::id(), "holder pid");
+            assert_eq!(holder.operation, "conformance-holder", "holder operation");
+            assert!(!holder.hostname.is_empty(), "holder host");
+        }
+        other => panic!("expected LockTimeout, got {other:?}"),
+    }
+    held.release().await.expect("release");
+}
+
+/// `try_acquire` returns `None` at once while held, a guard once free.
+pub async fn try_acquire_does_not_wait(p: Provider) {
+    let name = unique_prefix("try");
+    let held = p.acquire(&name, &opts()).await.expect("acquire");
+    let started = std::time::Instant::now();
+    let second = p.try_acquire(&name, &opts()).await.expect("try_acquire");
+    assert!(second.is_none(), "try_acquire granted a held lock");
+    assert!(
+        started.elapsed() < opts().timeout,
+        "try_acquire waited for the timeout"
+    );
+    held.release().await.expect("release");
+    let again = p.try_acquire(&name, &opts()).await.expect("try_acquire");
+    let again = again.expect("try_acquire refused a free lock");
+    again.release().await.expect("release");
+}
+
+/// Shared grants coexist; exclusive excludes shared and vice versa.
+pub async fn shared_and_exclusive(p: Provider) {
+    let name = unique_prefix("rw");
+    let shared = opts().with_mode(LockMode::Shared);
+    let first = match p.acquire(&name, &shared).await {
+        Ok(g) => g,
+        Err(Error::Unsupported { .. }) => {
+            eprintln!(
+                "conformance: {} has no shared mode; check skipped",
+                p.backend_name()
+            );
+            return;
+        }
+        Err(e) => panic!("shared acquire failed: {e}"),
+    };
+    let second = p
+        .try_acquire(&name, &shared)
+        .await
+        .expect("try shared")
+        .expect("two shared grants must coexist");
+    assert!(
+        p.try_acquire(&name, &opts()).await.expect("try").is_none(),
+        "exclusive granted while shared holders exist"
+    );
+    first.release().await.expect("release");
+    assert!(
+        p.try_acquire(&name, &opts()).await.expect("try").is_none(),
+        "exclusive granted while a shared holder remains"
+    );
+    second.release().await.expect("release");
+    let exclusive = p
+        .try_acquire(&name, &opts())
+        .await
+        .expect("try")
+        .expect("exclusive refused on a free lock");
+    assert!(
+        p.try_acquire(&name, &shared).await.expect("try").is_none(),
+        "shared granted while an exclusive holder exists"
+    );
+    exclusive.release().await.expect("release");
+}
+
+/// Every grant's fencing token exceeds all earlier ones of the name.
+pub async fn fencing_tokens_increase(p: Provider) {
+    let name = unique_prefix("fence");
+    let mut last = None;
+    for _ in 0..20 {
+        let g = p.acquire(&name, &opts()).await.expect("acquire");
+        let token = g.fencing_token();
+        assert_eq!(g.info().fencing_token, token);
+        if let Some(prev) = last {
+            assert!(token > prev, "fencing token {token} after {prev}");
+        }
+        last = Some(token);
+        g.release().await.expect("release");
+    }
+}
+
+/// A waiter gets the lock after the holder releases it.
+pub async fn release_wakes_waiter(p: Provider) {
+    let name = unique_prefix("wake");
+    let held = p.acquire(&name, &opts()).await.expect("acquire");
+    let waiter = {
+        let (p, name) = (Arc::clone(&p), name.clone());
+        tokio::spawn(async move {
+            let g = p.acquire(&name, &opts()).await.expect("waiter acquire");
+            let token = g.fencing_token();
+            g.release().await.expect("release");
+            token
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let holder_token = held.fencing_token();
+    held.release().await.expect("release");
+    let waiter_token = waiter.await.expect("waiter panicked");
+    assert!(waiter_token > holder_token);
+}
+
+/// A guard dropped without release does not block the lock forever.
+pub async fn drop_frees_lock(p: Provider) {
+    let name = unique_prefix("drop");
+    let short_lease = opts().with_stale_threshold(Duration::from_secs(1));
+    drop(p.acquire(&name, &short_lease).await.expect("acquire"));
+    let g = p
+        .acquire(&name, &opts().with_timeout(Duration::from_secs(15)))
+        .await
+        .expect("a dropped guard still blocks the lock");
+    g.release().await.expect("release");
+}
+
+/// `locks()` lists a held lock with its holder.
+pub async fn listing_shows_holder(p: Provider) {
+    let name = unique_prefix("list");
+    let g = p
+        .acquire(
+            &name,
+            &opts()
+                .with_operation("conformance-list")
+                .with_metadata(serde_json::json!({"issue": "42"})),
+        )
+        .await
+        .expect("acquire");
+    let all = p.locks().await.expect("locks");
+    let status = all
+        .iter()
+        .find(|s| s.name == name)
+        .expect("a held lock is missing from locks()");
+    assert!(status.held, "held lock listed as free");
+    let holder = status.holders.first().expect("held lock lists no holder");
+    assert_eq!(holder.pid, std::process::id());
+    assert_eq!(holder.operation, "conformance-list");
+    assert_eq!(holder.fencing_token, g.fencing_token());
+    assert_eq!(holder.metadata, serde_json::json!({"issue": "42"}));
+    g.release().await.expect("release");
+    let after = p.locks().await.expect("locks");
+    assert!(
+        after.iter().filter(|s| s.name == name).all(|s| !s.held),
+        "released lock still listed as held"
+    );
+}
+
+/// Force-release either revokes (the holder learns of it) or refuses
+/// (the holder keeps the lock); never a silent double grant.
+pub async fn force_release_is_reported(p: Provider) {
+    let name = unique_prefix("force");
+    let held = p.acquire(&name, &opts()).await.expect("acquire");
+    let forced = p.force_release(&name).await.expect("force_release");
+    assert_eq!(forced.name, name);
+    match forced.outcome {
+        ForceOutcome::Revoked { previous } => {
+            assert!(
+                previous.iter().any(|h| h.id == held.info().id),
+                "revoked holders do not include the live holder"
+            );
+            // Loss may be noticed asynchronously (a lease backend's
+            // watchdog); give it a bounded moment.
+            for _ in 0..200 {
+                if !held.is_held() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(
+                !held.is_held(),
+                "a revoked holder still believes it holds the lock"
+            );
+            assert!(matches!(held.ensure_held(), Err(Error::LockLost { .. })));
+            let next = p
+                .acquire(&name, &opts())
+                .await
+                .expect("acquire after force");
+            assert!(next.fencing_token() > held.fencing_token());
+            next.release().await.expect("release");
+            assert!(
+                matches!(held.release().await, Err(Error::LockLost { .. })),
+                "releasing a revoked grant must report the loss"
+            );
+        }
+        ForceOutcome::Refused { holders, reason } => {
+            assert!(!reason.is_empty(), "a refusal must say why");
+            assert!(holders.iter().any(|h| h.id == held.info().id));
+            assert!(
+                held.is_held(),
+                "refused force must leave the holder holding"
+            );
+            assert!(
+                p.try_acquire(&name, &opts()).await.expect("try").is_none(),
+                "refused force, yet the lock was granted again"
+            );
+            held.release().await.expect("release");
+        }
+        other => panic!("force_release of a live holder reported {other:?}"),
+    }
+    let idle = p
+        .force_release(&unique_prefix("idle"))
+        .await
+        .expect("force idle");
+    assert!(
+        matches!(
+            idle.outcome,
+            ForceOutcome::NotHeld | ForceOutcome::Cleared { .. }
+        ),
+        "force on a free lock reported {:?}",
+        idle.outcome
+    );
+}
+
+/// Bad names fail with `InvalidInput` before anything is created.
+pub async fn invalid_names_rejected(p: Provider) {
+    let long = "x".repeat(crate::MAX_LOCK_NAME_LEN + 1);
+    for bad in ["", "nul\0inside", "new\nline", long.as_str()] {
+        match p.acquire(bad, &opts()).await {
+            Err(Error::InvalidInput { .. }) => {}
+            other => panic!("lock name {bad:?}: expected InvalidInput, got {other:?}"),
+        }
+        match p.try_acquire(bad, &opts()).await {
+            Err(Error::InvalidInput { .. }) => {}
+            other => panic!("lock name {bad:?}: expected InvalidInput, got {other:?}"),
+        }
+    }
+}
+
+/// Dropping a waiting `acquire` leaves no grant behind.
+pub async fn cancelled_wait_leaves_no_grant(p: Provider) {
+    let name = unique_prefix("cancel");
+    let held = p.acquire(&name, &opts()).await.expect("acquire");
+    let waited = tokio::time::timeout(Duration::from_millis(100), p.acquire(&name, &opts())).await;
+    assert!(waited.is_err(), "the waiter was granted a held lock");
+    held.release().await.expect("release");
+    // Give a backend that releases asynchronously a moment, then the lock
+    // must be free: the cancelled waiter must not own it.
+    let mut free = None;
+    for _ in 0..50 {
+        free = p.try_acquire(&name, &opts()).await.expect("try");
+        if free.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    free.expect("a cancelled waiter left a grant behind")
+        .release()
+        .await
+        .expect("release");
+}

@@ -1,0 +1,102 @@
+//! Conformance checks: one `pub async fn` per contract clause, which any
+//! backend (ours or a plugin's) runs against itself.
+//!
+//! * The checks **panic** with a message naming the violated clause, like
+//!   assertions in a test.
+//! * They are **destructive**: they create, overwrite, force-release and
+//!   remove state. Give each check a backend instance of its own (a fresh
+//!   directory, database or key prefix); the stats and cleanup checks
+//!   expect an empty store.
+//! * They need a multi-threaded Tokio runtime with time enabled.
+//! * This module is **not semver-stable**: checks are added as contracts
+//!   are clarified.
+//!
+//! The macros [`lock_conformance_tests!`](crate::lock_conformance_tests) and
+//! [`store_conformance_tests!`](crate::store_conformance_tests) generate one
+//! `#[tokio::test]` per check:
+//!
+//! ```ignore
+//! ff_traits::lock_conformance_tests!(async {
+//!     std::sync::Arc::new(my_backend::MyLocks::new(/* fresh namespace */))
+//!         as std::sync::Arc<dyn ff_traits::LockProvider>
+//! });
+//! ```
+
+pub mod lock;
+pub mod manager;
+pub mod store;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A prefix unique to this check run (process, time, counter), so that
+/// checks sharing a backend do not see each other's names.
+#[must_use]
+pub fn unique_prefix(check: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("ffc-{}-{}-{check}", &crate::unique_id()[..8], n)
+}
+
+/// Generates one `#[tokio::test]` per lock check. The argument is an
+/// expression evaluating to a future of `Arc<dyn LockProvider>`, evaluated
+/// afresh for every test.
+#[macro_export]
+macro_rules! lock_conformance_tests {
+    ($make:expr) => {
+        $crate::__conformance_tests!(lock, $make;
+            mutual_exclusion,
+            timeout_names_holder,
+            try_acquire_does_not_wait,
+            shared_and_exclusive,
+            fencing_tokens_increase,
+            release_wakes_waiter,
+            drop_frees_lock,
+            listing_shows_holder,
+            force_release_is_reported,
+            invalid_names_rejected,
+            cancelled_wait_leaves_no_grant,
+        );
+    };
+}
+
+/// Generates one `#[tokio::test]` per store and manager check. The argument
+/// is an expression evaluating to a future of `Arc<dyn IdempotencyStorage>`
+/// (an empty store), evaluated afresh for every test. The corruption check
+/// needs a backend-specific way to damage an entry; call
+/// [`store::corrupt_entries_reported`] yourself.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        $crate::__conformance_tests!(store, $make;
+            load_absent_is_none,
+            create_then_load_round_trips,
+            create_if_absent_race_has_one_winner,
+            compare_and_swap_is_conditional,
+            compare_and_swap_race_has_one_winner,
+            remove_is_conditional,
+            scan_filters,
+            stats_and_cleanup,
+            invalid_keys_rejected,
+        );
+        $crate::__conformance_tests!(manager, $make;
+            claim_race_has_one_winner,
+            lifecycle_rules,
+            stuck_claim_is_taken_over,
+            only_the_claimant_finishes,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($module:ident, $make:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let backend = $make.await;
+                $crate::conformance::$module::$check(backend).await;
+            }
+        )+
+    };
+}

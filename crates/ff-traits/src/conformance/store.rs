@@ -1,0 +1,351 @@
+//! Checks of the [`IdempotencyStorage`] contract.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+use super::unique_prefix;
+use crate::{
+    ClaimOwner, Error, FencingToken, IdempotencyKey, IdempotencyRecord, IdempotencyStorage,
+    RecordKey, RecordStatus, RecordedError, Revision, ScanFilter, Timestamp,
+};
+
+type Store = Arc<dyn IdempotencyStorage>;
+
+/// A pending record for a fresh key of `operation`, started at `at`.
+#[must_use]
+pub fn sample_record(operation: &str, n: u32, at: Timestamp) -> IdempotencyRecord {
+    let key = IdempotencyKey::new(
+        operation,
+        json!({"n": n, "text": "ünïcødé \"quoted\"", "nested": {"list": [1, 2.5, null]}}),
+        json!({"basePath": ".ff-worktrees"}),
+    );
+    let record_key = key.record_key().expect("sample key");
+    let owner = ClaimOwner::new(
+        crate::unique_id(),
+        FencingToken(1),
+        at.saturating_add(Duration::from_secs(30)),
+        std::process::id(),
+        crate::hostname().to_owned(),
+    );
+    IdempotencyRecord::new_pending(&key, record_key, owner, Some(json!({"path": "/tmp/x"})), at)
+}
+
+fn finished(mut r: IdempotencyRecord, status: RecordStatus, at: Timestamp) -> IdempotencyRecord {
+    r.status = status;
+    r.ended_at = Some(at);
+    match status {
+        RecordStatus::Completed => r.result = Some(json!({"ok": true})),
+        RecordStatus::Failed => r.error = Some(RecordedError::new("operation", "boom", true)),
+        _ => {}
+    }
+    r
+}
+
+/// Loading an absent key gives `None`, not an error.
+pub async fn load_absent_is_none(s: Store) {
+    let r = sample_record(&unique_prefix("absent"), 0, Timestamp::now());
+    assert!(s.load(&r.key).await.expect("load").is_none());
+}
+
+/// What is created is read back field for field, at revision 1.
+pub async fn create_then_load_round_trips(s: Store) {
+    let mut r = sample_record(&unique_prefix("roundtrip"), 1, Timestamp::now());
+    r.abandoned_rollbacks.push(json!({"path": "/tmp/old"}));
+    r.revision = Revision(77); // ignored by the store
+    let stored = s.create(r.clone()).await.expect("create");
+    assert_eq!(
+        stored.revision,
+        Revision::FIRST,
+        "create must set revision 1"
+    );
+    let loaded = s
+        .load(&r.key)
+        .await
+        .expect("load")
+        .expect("created record missing");
+    r.revision = Revision::FIRST;
+    assert_eq!(loaded, r, "record changed on the way through the store");
+}
+
+/// 64 concurrent creates of one key: exactly one succeeds.
+pub async fn create_if_absent_race_has_one_winner(s: Store) {
+    let r = sample_record(&unique_prefix("race"), 2, Timestamp::now());
+    let mut tasks = JoinSet::new();
+    let start = Arc::new(Barrier::new(64));
+    for i in 0..64u32 {
+        let (s, mut r, start) = (Arc::clone(&s), r.clone(), Arc::clone(&start));
+        r.rollback_data = Some(json!({"writer": i}));
+        tasks.spawn(async move {
+            start.wait().await;
+            s.create(r).await
+        });
+    }
+    let (mut won, mut lost) = (0, 0);
+    while let Some(res) = tasks.join_next().await {
+        match res.expect("task panicked") {
+            Ok(_) => won += 1,
+            Err(Error::AlreadyExists { .. }) => lost += 1,
+            Err(e) => panic!("create failed: {e}"),
+        }
+    }
+    assert_eq!(
+        (won, lost),
+        (1, 63),
+        "create-if-absent must have exactly one winner"
+    );
+}
+
+/// Swaps succeed only from the stored revision.
+pub async fn compare_and_swap_is_conditional(s: Store) {
+    let r = sample_record(&unique_prefix("cas"), 3, Timestamp::now());
+    match s.compare_and_swap(Revision::FIRST, r.clone()).await {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("swap of an absent record: expected NotFound, got {other:?}"),
+    }
+    let v1 = s.create(r.clone()).await.expect("create");
+    let mut next = v1.clone();
+    next.status = RecordStatus::Completed;
+    next.result = Some(json!("done"));
+    let v2 = s
+        .compare_and_swap(v1.revision, next.clone())
+        .await
+        .expect("swap");
+    assert_eq!(v2.revision, Revision(2));
+    match s.compare_and_swap(v1.revision, next).await {
+        Err(Error::PreconditionFailed { expected, .. }) => assert_eq!(expected, v1.revision),
+        other => panic!("stale swap: expected PreconditionFailed, got {other:?}"),
+    }
+    let loaded = s.load(&r.key).await.expect("load").expect("record");
+    assert_eq!(loaded, v2, "a failed swap changed the record");
+}
+
+/// 16 concurrent swaps from one revision: exactly one succeeds.
+pub async fn compare_and_swap_race_has_one_winner(s: Store) {
+    let r = sample_record(&unique_prefix("casrace"), 4, Timestamp::now());
+    let v1 = s.create(r).await.expect("create");
+    let mut tasks = JoinSet::new();
+    let start = Arc::new(Barrier::new(16));
+    for i in 0..16u32 {
+        let (s, mut next, start) = (Arc::clone(&s), v1.clone(), Arc::clone(&start));
+        next.result = Some(json!({"writer": i}));
+        tasks.spawn(async move {
+            start.wait().await;
+            s.compare_and_swap(Revision::FIRST, next).await
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(res) = tasks.join_next().await {
+        match res.expect("task panicked") {
+            Ok(stored) => winners.push(stored),
+            Err(Error::PreconditionFailed { .. }) => {}
+            Err(e) => panic!("swap failed: {e}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "compare-and-swap must have exactly one winner"
+    );
+    let loaded = s.load(&v1.key).await.expect("load").expect("record");
+    assert_eq!(loaded, winners[0], "the stored record is not the winner's");
+}
+
+/// Removal succeeds only from the stored revision.
+pub async fn remove_is_conditional(s: Store) {
+    let r = sample_record(&unique_prefix("remove"), 5, Timestamp::now());
+    match s.remove(&r.key, Revision::FIRST).await {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("remove of an absent record: expected NotFound, got {other:?}"),
+    }
+    let v1 = s.create(r.clone()).await.expect("create");
+    match s.remove(&r.key, Revision(9)).await {
+        Err(Error::PreconditionFailed { .. }) => {}
+        other => panic!("stale remove: expected PreconditionFailed, got {other:?}"),
+    }
+    assert!(
+        s.load(&r.key).await.expect("load").is_some(),
+        "a failed remove removed"
+    );
+    s.remove(&r.key, v1.revision).await.expect("remove");
+    assert!(
+        s.load(&r.key).await.expect("load").is_none(),
+        "removed record still there"
+    );
+}
+
+/// Scans filter by operation, status and age.
+pub async fn scan_filters(s: Store) {
+    let op_a = unique_prefix("scan-a");
+    let op_b = unique_prefix("scan-b");
+    let old = Timestamp::now().saturating_sub(Duration::from_secs(3_600));
+    let new = Timestamp::now();
+    s.create(finished(
+        sample_record(&op_a, 1, old),
+        RecordStatus::Completed,
+        old,
+    ))
+    .await
+    .expect("create");
+    s.create(finished(
+        sample_record(&op_a, 2, new),
+        RecordStatus::Failed,
+        new,
+    ))
+    .await
+    .expect("create");
+    s.create(sample_record(&op_a, 3, new))
+        .await
+        .expect("create");
+    s.create(sample_record(&op_b, 1, new))
+        .await
+        .expect("create");
+
+    let count = |f: ScanFilter| {
+        let s = Arc::clone(&s);
+        async move { s.scan(&f).await.expect("scan").records.len() }
+    };
+    assert_eq!(count(ScanFilter::default().operation(&op_a)).await, 3);
+    assert_eq!(count(ScanFilter::default().operation(&op_b)).await, 1);
+    assert_eq!(
+        count(
+            ScanFilter::default()
+                .operation(&op_a)
+                .status(RecordStatus::Failed)
+        )
+        .await,
+        1
+    );
+    let cutoff = Timestamp::now().saturating_sub(Duration::from_secs(60));
+    assert_eq!(
+        count(ScanFilter::default().operation(&op_a).active_before(cutoff)).await,
+        1,
+        "age filter"
+    );
+    let all = s.scan(&ScanFilter::default()).await.expect("scan");
+    assert!(all.records.len() >= 4);
+    assert!(
+        all.corrupt.is_empty(),
+        "an intact store reported corrupt entries"
+    );
+}
+
+/// Stats count every record; cleanup removes old finished records only.
+/// Needs an empty store.
+pub async fn stats_and_cleanup(s: Store) {
+    let op = unique_prefix("stats");
+    let now = Timestamp::now();
+    let old = now.saturating_sub(Duration::from_secs(7_200));
+    let mut completed = finished(sample_record(&op, 1, old), RecordStatus::Completed, old);
+    completed.last_attempt_at = old.saturating_sub(Duration::from_millis(400));
+    s.create(completed).await.expect("create");
+    let mut failed = finished(sample_record(&op, 2, old), RecordStatus::Failed, old);
+    failed.last_attempt_at = old.saturating_sub(Duration::from_millis(200));
+    s.create(failed).await.expect("create");
+    s.create(finished(
+        sample_record(&op, 3, now),
+        RecordStatus::Completed,
+        now,
+    ))
+    .await
+    .expect("create");
+    s.create(sample_record(&op, 4, old)).await.expect("create"); // pending, old
+
+    let stats = s.stats().await.expect("stats");
+    assert_eq!(stats.total, 4, "stats total (the store must start empty)");
+    assert_eq!(stats.count(RecordStatus::Completed), 2);
+    assert_eq!(stats.count(RecordStatus::Failed), 1);
+    assert_eq!(stats.count(RecordStatus::Pending), 1);
+    assert_eq!(stats.finished(), 3);
+    assert_eq!(stats.by_operation.get(&op), Some(&4));
+    assert_eq!(stats.finished_duration_ms, 600, "sum of finished durations");
+
+    let cutoff = now.saturating_sub(Duration::from_secs(3_600));
+    let removed = s.remove_finished_before(cutoff).await.expect("cleanup");
+    assert_eq!(
+        removed, 2,
+        "cleanup must remove the two old finished records"
+    );
+    let left = s.scan(&ScanFilter::default()).await.expect("scan").records;
+    assert_eq!(left.len(), 2);
+    assert!(
+        left.iter().any(|r| r.status == RecordStatus::Pending),
+        "cleanup removed a pending record"
+    );
+    let removed = s
+        .remove_finished_before(Timestamp::from_millis(u64::MAX))
+        .await
+        .expect("cleanup all");
+    assert_eq!(removed, 1);
+    let left = s.scan(&ScanFilter::default()).await.expect("scan").records;
+    assert_eq!(left.len(), 1, "only the pending record may remain");
+    assert_eq!(left[0].status, RecordStatus::Pending);
+}
+
+/// Keys that are not 64 lowercase hex characters never reach a store.
+pub async fn invalid_keys_rejected(_s: Store) {
+    for bad in [
+        "",
+        "../../etc/passwd",
+        &"A".repeat(64),
+        &"a".repeat(63),
+        &"g".repeat(64),
+    ] {
+        assert!(
+            matches!(RecordKey::parse(bad), Err(Error::InvalidInput { .. })),
+            "record key {bad:?} accepted"
+        );
+    }
+}
+
+/// A damaged entry is reported as corrupt, never as absent: `load` and
+/// `compare_and_swap` fail with `Corrupt`, `create` does not overwrite it,
+/// scans list it and still return the intact records, stats count it.
+/// `corrupt` damages the stored entry of the key it is given.
+pub async fn corrupt_entries_reported<F, Fut>(s: Store, corrupt: F)
+where
+    F: FnOnce(RecordKey) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let op = unique_prefix("corrupt");
+    let now = Timestamp::now();
+    let victim = s.create(sample_record(&op, 1, now)).await.expect("create");
+    let intact = s.create(sample_record(&op, 2, now)).await.expect("create");
+    corrupt(victim.key.clone()).await;
+
+    match s.load(&victim.key).await {
+        Err(Error::Corrupt { .. }) => {}
+        other => panic!("load of a corrupt entry: expected Corrupt, got {other:?}"),
+    }
+    match s.create(sample_record(&op, 1, now)).await {
+        Err(Error::AlreadyExists { .. } | Error::Corrupt { .. }) => {}
+        other => panic!("create over a corrupt entry: expected AlreadyExists, got {other:?}"),
+    }
+    match s.compare_and_swap(victim.revision, victim.clone()).await {
+        Err(Error::Corrupt { .. }) => {}
+        other => panic!("swap of a corrupt entry: expected Corrupt, got {other:?}"),
+    }
+    let scan = s
+        .scan(&ScanFilter::default())
+        .await
+        .expect("scan with a corrupt entry");
+    assert!(
+        !scan.corrupt.is_empty(),
+        "scan did not report the corrupt entry"
+    );
+    assert!(
+        scan.records.iter().any(|r| r.key == intact.key),
+        "scan lost an intact record next to a corrupt one"
+    );
+    let stats = s.stats().await.expect("stats with a corrupt entry");
+    assert!(stats.corrupt >= 1, "stats did not count the corrupt entry");
+    assert_eq!(
+        s.load(&intact.key).await.expect("load intact"),
+        Some(intact),
+        "an intact record changed"
+    );
+}

@@ -1,0 +1,641 @@
+//! The lock contract: [`LockProvider`], its options, holder information and
+//! the RAII [`LockGuard`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::process;
+use crate::time::Timestamp;
+
+/// Longest lock name, in bytes, that every backend must accept.
+pub const MAX_LOCK_NAME_LEN: usize = 255;
+
+/// Exclusive (one writer) or shared (many readers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockMode {
+    /// One holder at a time; excludes shared holders too.
+    #[default]
+    Exclusive,
+    /// Any number of shared holders at once; excludes an exclusive holder.
+    Shared,
+}
+
+impl fmt::Display for LockMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Exclusive => "exclusive",
+            Self::Shared => "shared",
+        })
+    }
+}
+
+/// A number handed out with every grant of a lock, strictly greater than that
+/// of any earlier grant of the same name. A resource that remembers the
+/// highest token it has seen can reject writes from a holder whose lock was
+/// lost in the meantime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FencingToken(pub u64);
+
+impl fmt::Display for FencingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// How to take a lock. Defaults are the seed design's.
+///
+/// ```
+/// use std::time::Duration;
+/// use ff_traits::{LockMode, LockOptions};
+///
+/// let opts = LockOptions::default()
+///     .with_timeout(Duration::from_secs(5))
+///     .with_operation("createWorktree")
+///     .with_mode(LockMode::Shared);
+/// assert_eq!(opts.retry_interval, Duration::from_millis(100));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LockOptions {
+    /// Longest time to wait for the lock (default 30 s). Zero means one try.
+    pub timeout: Duration,
+    /// For backends that must poll: the longest pause between two tries
+    /// (default 100 ms). Backends that can be woken (kernel locks, pub/sub)
+    /// do not sleep it between tries.
+    pub retry_interval: Duration,
+    /// For backends that must poll: the most tries (default 300). The wait
+    /// ends at whichever comes first, `timeout` or the tries.
+    pub max_retries: u32,
+    /// How long a holder may go without refreshing before its lock may be
+    /// judged abandoned (default 5 min). Backends refresh a held lock at most
+    /// a third of this apart; it is also the TTL of lease-based locks.
+    pub stale_threshold: Duration,
+    /// What the holder is doing; shown to people who wait.
+    pub operation: String,
+    /// Free-form holder metadata; shown to people who wait.
+    pub metadata: serde_json::Value,
+    /// Exclusive or shared.
+    pub mode: LockMode,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            retry_interval: Duration::from_millis(100),
+            max_retries: 300,
+            stale_threshold: Duration::from_secs(300),
+            operation: String::new(),
+            metadata: serde_json::Value::Null,
+            mode: LockMode::Exclusive,
+        }
+    }
+}
+
+impl LockOptions {
+    /// Sets [`timeout`](Self::timeout).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`retry_interval`](Self::retry_interval).
+    #[must_use]
+    pub fn with_retry_interval(mut self, interval: Duration) -> Self {
+        self.retry_interval = interval;
+        self
+    }
+
+    /// Sets [`max_retries`](Self::max_retries).
+    #[must_use]
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// Sets [`stale_threshold`](Self::stale_threshold).
+    #[must_use]
+    pub fn with_stale_threshold(mut self, threshold: Duration) -> Self {
+        self.stale_threshold = threshold;
+        self
+    }
+
+    /// Sets [`operation`](Self::operation).
+    #[must_use]
+    pub fn with_operation(mut self, operation: impl Into<String>) -> Self {
+        self.operation = operation.into();
+        self
+    }
+
+    /// Sets [`metadata`](Self::metadata).
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Sets [`mode`](Self::mode).
+    #[must_use]
+    pub fn with_mode(mut self, mode: LockMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The longest a waiter may wait: `timeout`, cut short by
+    /// `retry_interval × max_retries` (a polling backend's tries).
+    #[must_use]
+    pub fn wait_budget(&self) -> Duration {
+        self.timeout
+            .min(self.retry_interval.saturating_mul(self.max_retries))
+    }
+
+    /// The longest pause a holder may leave between two refreshes: a third of
+    /// the stale threshold.
+    #[must_use]
+    pub fn refresh_interval(&self) -> Duration {
+        self.stale_threshold / 3
+    }
+
+    /// Checks the options make sense.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a zero stale threshold or a zero retry
+    /// interval with retries.
+    pub fn validate(&self) -> Result<()> {
+        if self.stale_threshold.is_zero() {
+            return Err(Error::invalid_input(
+                "lock options",
+                "stale_threshold must be greater than zero",
+            ));
+        }
+        if self.retry_interval.is_zero() && self.max_retries > 0 && !self.timeout.is_zero() {
+            return Err(Error::invalid_input(
+                "lock options",
+                "retry_interval must be greater than zero when retries are allowed",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Who holds a lock, as shown to people and to waiters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LockInfo {
+    /// Unique id of this grant.
+    pub id: String,
+    /// The lock's name.
+    pub name: String,
+    /// Exclusive or shared.
+    #[serde(default)]
+    pub mode: LockMode,
+    /// Holder's process id.
+    pub pid: u32,
+    /// Holder's host name.
+    pub hostname: String,
+    /// Holder's process start time (OS-specific ticks), where the OS tells
+    /// it; with `pid` it identifies a process even when pids are reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_start: Option<u64>,
+    /// When the lock was granted.
+    pub acquired_at: Timestamp,
+    /// When the holder last refreshed it.
+    pub refreshed_at: Timestamp,
+    /// What the holder is doing.
+    #[serde(default)]
+    pub operation: String,
+    /// Free-form metadata from [`LockOptions::metadata`].
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+    /// This grant's fencing token.
+    pub fencing_token: FencingToken,
+}
+
+impl LockInfo {
+    /// Holder information for a grant to the current process, now.
+    #[must_use]
+    pub fn for_current_process(
+        name: &str,
+        fencing_token: FencingToken,
+        options: &LockOptions,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            id: process::unique_id(),
+            name: name.to_owned(),
+            mode: options.mode,
+            pid: process::pid(),
+            hostname: process::hostname().to_owned(),
+            process_start: None,
+            acquired_at: now,
+            refreshed_at: now,
+            operation: options.operation.clone(),
+            metadata: options.metadata.clone(),
+            fencing_token,
+        }
+    }
+
+    /// How long ago the lock was granted.
+    #[must_use]
+    pub fn age(&self, now: Timestamp) -> Duration {
+        now.saturating_duration_since(self.acquired_at)
+    }
+}
+
+/// A lock as listed by [`LockProvider::locks`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LockStatus {
+    /// The lock's name.
+    pub name: String,
+    /// Whether anyone holds it right now.
+    pub held: bool,
+    /// Mode of the current (or last known) holders.
+    pub mode: Option<LockMode>,
+    /// Current holders (several for a shared lock). When `held` is false
+    /// this may still show the last holder's leftover metadata.
+    pub holders: Vec<LockInfo>,
+}
+
+impl LockStatus {
+    /// A status entry.
+    #[must_use]
+    pub fn new(name: impl Into<String>, held: bool, holders: Vec<LockInfo>) -> Self {
+        let mode = holders.first().map(|h| h.mode);
+        Self {
+            name: name.into(),
+            held,
+            mode,
+            holders,
+        }
+    }
+}
+
+/// What [`LockProvider::force_release`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ForceOutcome {
+    /// Nobody held the lock; leftover state (if any) was cleared.
+    NotHeld,
+    /// The holders were provably gone (dead process, lapsed lease); their
+    /// state was cleared.
+    Cleared {
+        /// The holders whose state was cleared.
+        previous: Vec<LockInfo>,
+    },
+    /// Live holders were revoked. Each of them learns of it through its
+    /// guard ([`LockGuard::ensure_held`]) and later grants carry greater
+    /// fencing tokens.
+    Revoked {
+        /// The holders revoked.
+        previous: Vec<LockInfo>,
+    },
+    /// Live holders hold the lock and the backend cannot take it from them
+    /// safely (for example a kernel lock owned by a running process).
+    Refused {
+        /// The live holders.
+        holders: Vec<LockInfo>,
+        /// Why it was refused and what to do instead.
+        reason: String,
+    },
+}
+
+/// The result of forcing one lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ForceRelease {
+    /// The lock's name.
+    pub name: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: ForceOutcome,
+}
+
+impl ForceRelease {
+    /// A result entry.
+    #[must_use]
+    pub fn new(name: impl Into<String>, outcome: ForceOutcome) -> Self {
+        Self {
+            name: name.into(),
+            outcome,
+        }
+    }
+}
+
+/// Checks a lock name against what every backend must accept: 1 to
+/// [`MAX_LOCK_NAME_LEN`] bytes, no control characters (NUL, newline, …).
+/// Backends map accepted names to safe storage names themselves.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the problem.
+pub fn validate_lock_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid_input("lock name", "must not be empty"));
+    }
+    if name.len() > MAX_LOCK_NAME_LEN {
+        return Err(Error::invalid_input(
+            "lock name",
+            format!(
+                "is {} bytes long; at most {MAX_LOCK_NAME_LEN} are allowed",
+                name.len()
+            ),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Error::invalid_input(
+            "lock name",
+            format!("contains the control character {c:?}; use printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A provider of named locks.
+///
+/// Contract, for every implementation:
+///
+/// * **Mutual exclusion.** While an exclusive grant of a name is held, no
+///   other grant of that name (exclusive or shared) exists, in this process
+///   or any other that uses the same backend configuration. Shared grants
+///   coexist with each other only.
+/// * **Fencing.** Every grant carries a [`FencingToken`] strictly greater
+///   than that of every earlier grant of the same name.
+/// * **Liveness.** A holder that dies, or drops its guard without
+///   [`LockGuard::release`], does not block the lock forever: the backend
+///   frees it at once (kernel locks) or once the holder's lease lapses
+///   (`stale_threshold`).
+/// * **Loss is reported.** If a grant ends without its holder releasing it
+///   (lease lapsed, revoked by force), the guard's
+///   [`LockGuard::ensure_held`] fails from then on.
+/// * **Names** are validated with [`validate_lock_name`]; backends never let a
+///   name reach outside their own namespace.
+#[async_trait]
+pub trait LockProvider: Send + Sync + fmt::Debug {
+    /// A short backend name for messages (`memory`, `file`, `redis`).
+    fn backend_name(&self) -> &str;
+
+    /// Takes the lock `name`, waiting up to [`LockOptions::wait_budget`].
+    ///
+    /// Cancel-safe: dropping the returned future before it completes leaves
+    /// no grant behind.
+    ///
+    /// # Errors
+    /// * [`Error::LockTimeout`] when the wait ends, naming the holder when
+    ///   the backend can tell.
+    /// * [`Error::InvalidInput`] for a bad name or options; nothing is
+    ///   created.
+    /// * [`Error::Unsupported`] for a mode the backend lacks.
+    /// * [`Error::Backend`] when the backend fails.
+    async fn acquire(&self, name: &str, options: &LockOptions) -> Result<LockGuard>;
+
+    /// Takes the lock `name` if that is possible without waiting.
+    ///
+    /// Returns `Ok(None)` when somebody else holds it.
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire), but never [`Error::LockTimeout`].
+    async fn try_acquire(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>>;
+
+    /// Lists the locks this provider knows (held ones at least, and where
+    /// the backend keeps them, idle ones with their last holder).
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the backend cannot be read.
+    async fn locks(&self) -> Result<Vec<LockStatus>>;
+
+    /// Emergency release of one lock.
+    ///
+    /// Force always clears the state of holders that are provably gone. What
+    /// it does to a *live* holder depends on the backend and is reported in
+    /// the outcome: a backend that can revoke (leases) revokes and the holder
+    /// learns of it through its guard ([`ForceOutcome::Revoked`]); one that
+    /// cannot take the lock safely reports [`ForceOutcome::Refused`] and
+    /// changes nothing. Force never makes two live grants of one exclusive
+    /// lock both believe they hold it without a way to find out.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad name, [`Error::Backend`] on failure.
+    async fn force_release(&self, name: &str) -> Result<ForceRelease>;
+
+    /// [`force_release`](Self::force_release) for every lock in
+    /// [`locks`](Self::locks).
+    ///
+    /// # Errors
+    /// The first error met; locks handled before it stay handled.
+    async fn force_release_all(&self) -> Result<Vec<ForceRelease>> {
+        let mut out = Vec::new();
+        for status in self.locks().await? {
+            out.push(self.force_release(&status.name).await?);
+        }
+        Ok(out)
+    }
+}
+
+macro_rules! forward_lock_provider {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: LockProvider + ?Sized> LockProvider for $ty {
+            fn backend_name(&self) -> &str {
+                (**self).backend_name()
+            }
+            async fn acquire(&self, name: &str, options: &LockOptions) -> Result<LockGuard> {
+                (**self).acquire(name, options).await
+            }
+            async fn try_acquire(
+                &self,
+                name: &str,
+                options: &LockOptions,
+            ) -> Result<Option<LockGuard>> {
+                (**self).try_acquire(name, options).await
+            }
+            async fn locks(&self) -> Result<Vec<LockStatus>> {
+                (**self).locks().await
+            }
+            async fn force_release(&self, name: &str) -> Result<ForceRelease> {
+                (**self).force_release(name).await
+            }
+            async fn force_release_all(&self) -> Result<Vec<ForceRelease>> {
+                (**self).force_release_all().await
+            }
+        }
+    };
+}
+
+forward_lock_provider!(Arc<T>);
+forward_lock_provider!(Box<T>);
+forward_lock_provider!(&T);
+
+/// The backend side of a held lock, wrapped by [`LockGuard`].
+#[async_trait]
+pub trait HeldLock: Send + Sync + fmt::Debug {
+    /// Ends the grant. Called at most once, by [`LockGuard::release`].
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the backend could not be told; the grant then
+    /// ends by itself (kernel lock closed, lease expiry).
+    async fn release(&mut self) -> Result<()>;
+
+    /// Ends the grant without waiting, from `Drop`, when the guard was not
+    /// released. Best effort: closing a kernel lock is immediate; a lease
+    /// may have to run out.
+    fn release_on_drop(&mut self);
+}
+
+/// Sends the news that a grant was lost. Kept by the backend (for example its
+/// refresh task); see [`loss_channel`].
+#[derive(Debug, Clone)]
+pub struct LossNotifier(Arc<watch::Sender<Option<Arc<str>>>>);
+
+impl LossNotifier {
+    /// Marks the grant as lost. The first reason given is kept.
+    pub fn notify_lost(&self, reason: impl Into<String>) {
+        let reason: Arc<str> = Arc::from(reason.into());
+        self.0.send_if_modified(|slot| {
+            if slot.is_none() {
+                *slot = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Whether the grant was already marked lost.
+    #[must_use]
+    pub fn is_lost(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+}
+
+/// Receives the news that a grant was lost; see [`loss_channel`].
+#[derive(Debug, Clone)]
+pub struct LossWatch(watch::Receiver<Option<Arc<str>>>);
+
+impl LossWatch {
+    /// Why the grant was lost, if it was.
+    #[must_use]
+    pub fn lost_reason(&self) -> Option<String> {
+        self.0.borrow().as_deref().map(str::to_owned)
+    }
+
+    /// Waits until the grant is lost and returns why. Never completes for a
+    /// grant that is kept (use it in `tokio::select!` beside the work).
+    pub async fn lost(&mut self) -> String {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(reason) => reason.as_deref().unwrap_or_default().to_owned(),
+            // The notifier is gone without reporting a loss: the grant
+            // ended normally, so there is nothing to report, ever.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// A connected [`LossNotifier`] / [`LossWatch`] pair.
+#[must_use]
+pub fn loss_channel() -> (LossNotifier, LossWatch) {
+    let (tx, rx) = watch::channel(None);
+    (LossNotifier(Arc::new(tx)), LossWatch(rx))
+}
+
+/// A held lock. Release it with [`release`](Self::release).
+///
+/// Dropping the guard without releasing it also ends the grant, as soon as
+/// the backend can: kernel locks are freed when their file is closed (at
+/// once), lease-based locks when their lease runs out (at most the stale
+/// threshold). Explicit release is the real path: it reports errors and
+/// frees leases at once.
+#[must_use = "a lock guard releases its lock when dropped"]
+#[derive(Debug)]
+pub struct LockGuard {
+    info: LockInfo,
+    loss: LossWatch,
+    held: Option<Box<dyn HeldLock>>,
+}
+
+impl LockGuard {
+    /// Wraps a backend grant.
+    pub fn new(info: LockInfo, loss: LossWatch, held: Box<dyn HeldLock>) -> Self {
+        Self {
+            info,
+            loss,
+            held: Some(held),
+        }
+    }
+
+    /// Holder information of this grant.
+    #[must_use]
+    pub fn info(&self) -> &LockInfo {
+        &self.info
+    }
+
+    /// The lock's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// This grant's fencing token.
+    #[must_use]
+    pub fn fencing_token(&self) -> FencingToken {
+        self.info.fencing_token
+    }
+
+    /// Whether the grant is still ours (not lost).
+    #[must_use]
+    pub fn is_held(&self) -> bool {
+        self.loss.lost_reason().is_none()
+    }
+
+    /// Call before acting under the lock.
+    ///
+    /// # Errors
+    /// [`Error::LockLost`] with the reason when the grant was lost.
+    pub fn ensure_held(&self) -> Result<()> {
+        match self.loss.lost_reason() {
+            None => Ok(()),
+            Some(reason) => Err(Error::LockLost {
+                name: self.info.name.clone(),
+                reason,
+            }),
+        }
+    }
+
+    /// A watch that completes when the grant is lost, for `tokio::select!`.
+    #[must_use]
+    pub fn loss_watch(&self) -> LossWatch {
+        self.loss.clone()
+    }
+
+    /// Ends the grant.
+    ///
+    /// # Errors
+    /// [`Error::LockLost`] when the grant had already been lost (the work
+    /// done under it was not protected to the end); [`Error::Backend`] when
+    /// the backend failed to release (the grant then ends by itself).
+    pub async fn release(mut self) -> Result<()> {
+        let lost = self.ensure_held();
+        if let Some(mut held) = self.held.take() {
+            held.release().await?;
+        }
+        lost
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(mut held) = self.held.take() {
+            tracing::debug!(lock = %self.info.name, "lock guard dropped without release");
+            held.release_on_drop();
+        }
+    }
+}
