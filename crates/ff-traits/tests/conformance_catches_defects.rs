@@ -35,7 +35,9 @@ impl IdempotencyStorage for RacyStore {
     }
     async fn create(&self, mut record: IdempotencyRecord) -> Result<IdempotencyRecord> {
         let exists = self.map().contains_key(&record.key);
-        tokio::task::yield_now().await; // the window between check and act
+        // The window between check and act, wide enough that racers
+        // released together all fall into it.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         if exists {
             return Err(Error::AlreadyExists {
                 what: "record".into(),
@@ -51,7 +53,7 @@ impl IdempotencyStorage for RacyStore {
         mut record: IdempotencyRecord,
     ) -> Result<IdempotencyRecord> {
         let current = self.map().get(&record.key).map(|r| r.revision);
-        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let current = current.ok_or_else(|| Error::NotFound {
             what: "record".into(),
         })?;
