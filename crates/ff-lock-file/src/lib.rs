@@ -1,9 +1,258 @@
-//! # ff-lock-file
+//! # ff-lock-file: a cross-process lock for one machine, with no server
 //!
-//! Cross-process file lock for one machine: kernel locks (flock / LockFileEx) by default, lease mode for network filesystems, fencing tokens, holder metadata.
+//! [`FileLockProvider`] implements [`ff_traits::LockProvider`] with files in
+//! a lock directory (created when missing). It is ForgeFlow's default lock.
 //!
-//! **Not implemented yet.** It will implement `ff_traits::LockProvider` (tracked as the ff-lock-file issue). This crate compiles so that the workspace
-//! layout is in place; it exports nothing, so nothing can mistake it for a
-//! working backend.
+//! **Kernel mode** (the default, [`FileLockMode::Kernel`]): exclusion by an
+//! OS lock on `<name>.lock` (`flock` on Unix, `LockFileEx` on Windows). A
+//! holder that dies, even by SIGKILL, frees the lock at once. Waiters block
+//! in the kernel on a helper thread and get the lock microseconds after it
+//! is released; they never poll. Shared and exclusive modes.
+//!
+//! **Lease mode** ([`FileLockMode::Lease`]), for filesystems whose kernel
+//! locks are unreliable (network drives): exclusive creation of
+//! `<name>.lease`, refreshed every third of the stale threshold; a lease is
+//! broken only when its holder is provably gone, by compare-and-swap.
+//! Exclusive locks only.
+//!
+//! Both modes: holder metadata for people (id, pid, host, process start
+//! time, times, operation, metadata, fencing token); fencing tokens that
+//! rise strictly per name across processes and restarts (never below the
+//! clock in microseconds, so even a deleted lock file cannot make them go
+//! back); lock names mapped to safe file names; symbolic links refused;
+//! close-on-exec descriptors, so child processes never inherit a lock.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! use ff_lock_file::FileLockProvider;
+//! use ff_traits::{LockOptions, LockProvider};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let locks = FileLockProvider::new(dir.path().join("locks"));
+//! let guard = locks
+//!     .acquire("issue-123", &LockOptions::default().with_operation("createWorktree"))
+//!     .await?;
+//! // Another process calling acquire("issue-123") now waits, and on timeout
+//! // is told this process's pid, host and operation.
+//! guard.release().await?;
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+//! ```
+//!
+//! ## What `force_release` does
+//!
+//! * Kernel mode: a lock whose kernel lock is free has its leftover holder
+//!   metadata (and dead shared holders' records) cleared
+//!   ([`ForceOutcome::Cleared`](ff_traits::ForceOutcome::Cleared)); a lock
+//!   held by a live process is refused
+//!   ([`ForceOutcome::Refused`](ff_traits::ForceOutcome::Refused)) with the
+//!   holder's pid, since no one can take a kernel lock from its owner: stop
+//!   that process and the lock frees at once.
+//! * Lease mode: a provably abandoned lease (dead pid on this host, lapsed
+//!   lease elsewhere) is broken (compare-and-swap) and reported as cleared; a
+//!   live holder's lease is refused, since taking it would leave two holders
+//!   until the first noticed.
+//!
+//! Never delete lock files by hand while processes may use them.
 
 #![forbid(unsafe_code)]
+
+mod kernel;
+mod lease;
+mod meta;
+mod names;
+mod platform;
+mod waiters;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use ff_traits::{Error, ForceRelease, LockGuard, LockOptions, LockProvider, LockStatus, Result};
+
+use kernel::LockPaths;
+use lease::LeasePaths;
+use waiters::Waiters;
+
+/// How exclusion is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FileLockMode {
+    /// OS file locks; freed by the kernel when the holder dies. Local disks.
+    #[default]
+    Kernel,
+    /// Lease files refreshed by their holder; for network filesystems.
+    Lease,
+}
+
+/// File-based [`LockProvider`]; clones share their waiter threads.
+#[derive(Debug, Clone)]
+pub struct FileLockProvider {
+    dir: PathBuf,
+    mode: FileLockMode,
+    waiters: Arc<Waiters>,
+    dir_ready: Arc<AtomicBool>,
+}
+
+impl FileLockProvider {
+    /// A provider keeping its lock files in `dir` (created on first use),
+    /// in kernel mode.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            mode: FileLockMode::Kernel,
+            waiters: Arc::default(),
+            dir_ready: Arc::default(),
+        }
+    }
+
+    /// Chooses kernel or lease mode.
+    #[must_use]
+    pub fn with_mode(mut self, mode: FileLockMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The lock directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> FileLockMode {
+        self.mode
+    }
+
+    /// Creates the lock directory once per provider; a directory removed
+    /// later is recreated when opening a lock file fails (see `take`).
+    fn ensure_dir(&self) -> Result<()> {
+        if self.dir_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.dir).map_err(|e| {
+            io_error(
+                &format!("cannot create lock directory {}", self.dir.display()),
+                &e,
+            )
+        })?;
+        self.dir_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn take(
+        &self,
+        name: &str,
+        options: &LockOptions,
+        wait: bool,
+    ) -> Result<Option<LockGuard>> {
+        let stem = names::file_stem(name)?;
+        options.validate()?;
+        self.ensure_dir()?;
+        let first = self.take_in_dir(name, &stem, options, wait).await;
+        if first.is_err() && !self.dir.is_dir() {
+            // The directory vanished under us: create it again, once.
+            self.dir_ready.store(false, Ordering::Release);
+            self.ensure_dir()?;
+            return self.take_in_dir(name, &stem, options, wait).await;
+        }
+        first
+    }
+
+    async fn take_in_dir(
+        &self,
+        name: &str,
+        stem: &str,
+        options: &LockOptions,
+        wait: bool,
+    ) -> Result<Option<LockGuard>> {
+        match self.mode {
+            FileLockMode::Kernel => {
+                self.kernel_acquire(name, &LockPaths::new(&self.dir, stem), options, wait)
+                    .await
+            }
+            FileLockMode::Lease => {
+                lease::acquire(name, &LeasePaths::new(&self.dir, stem), options, wait).await
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl LockProvider for FileLockProvider {
+    fn backend_name(&self) -> &str {
+        "file"
+    }
+
+    async fn acquire(&self, name: &str, options: &LockOptions) -> Result<LockGuard> {
+        self.take(name, options, true)
+            .await?
+            .ok_or_else(|| Error::LockTimeout {
+                name: name.to_owned(),
+                waited: options.wait_budget(),
+                holder: None,
+            })
+    }
+
+    async fn try_acquire(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>> {
+        self.take(name, options, false).await
+    }
+
+    async fn locks(&self) -> Result<Vec<LockStatus>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error("cannot list lock directory", &e)),
+        };
+        let options = LockOptions::default();
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|e| io_error("cannot list lock directory", &e))?
+                .path();
+            let (Some(stem), Some(ext)) = (path.file_stem(), path.extension()) else {
+                continue;
+            };
+            let stem = stem.to_string_lossy();
+            let status = if ext == "lock" {
+                self.kernel_status(&LockPaths::new(&self.dir, &stem))?
+            } else if ext == "lease" {
+                lease::status(&LeasePaths::new(&self.dir, &stem), &options)?
+            } else {
+                None
+            };
+            out.extend(status);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn force_release(&self, name: &str) -> Result<ForceRelease> {
+        let stem = names::file_stem(name)?;
+        match self.mode {
+            FileLockMode::Kernel => self.kernel_force(name, &LockPaths::new(&self.dir, &stem)),
+            FileLockMode::Lease => lease::force(
+                name,
+                &LeasePaths::new(&self.dir, &stem),
+                &LockOptions::default(),
+            ),
+        }
+    }
+}
+
+/// A backend error from an I/O failure, with a hint for the usual causes.
+fn io_error(context: &str, e: &io::Error) -> Error {
+    let hint = match e.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            " (is the lock directory writable by this user?)"
+        }
+        io::ErrorKind::StorageFull => " (the disk is full)",
+        _ => "",
+    };
+    Error::Backend {
+        backend: "file".into(),
+        message: format!("{context}: {e}{hint}"),
+        source: Some(Box::new(io::Error::new(e.kind(), e.to_string()))),
+    }
+}

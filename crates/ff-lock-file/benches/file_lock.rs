@@ -1,0 +1,80 @@
+//! Uncontended acquire + release, beside the bare floor, in one run.
+//!
+//! * `kernel_acquire_release`: `FileLockProvider` (kernel mode) acquire +
+//!   release of one lock, with holder metadata and a fencing token.
+//! * `baseline_fdlock_open_lock_write_unlock`: the floor: open the file,
+//!   fd-lock write lock, write a line of metadata, unlock, close.
+//! * `lease_acquire_release`: lease mode, for reference (it creates, fsyncs
+//!   and removes a file per grant by design).
+//!
+//! Run: `cargo bench -p ff-lock-file --bench file_lock`, then
+//! `python3 scripts/bench-report.py file_lock_uncontended`.
+
+#![allow(missing_docs)]
+
+use std::io::{Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ff_lock_file::{FileLockMode, FileLockProvider};
+use ff_traits::{LockOptions, LockProvider};
+
+fn uncontended(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let kernel = FileLockProvider::new(dir.path().join("kernel"));
+    let lease = FileLockProvider::new(dir.path().join("lease")).with_mode(FileLockMode::Lease);
+    let opts = LockOptions::default()
+        .with_operation("bench")
+        .with_metadata(serde_json::json!({"issue": "123"}));
+    let bare_path = dir.path().join("bare.lock");
+    let line = br#"{"pid":1234,"hostname":"bench","operation":"bench","issue":"123"}"#;
+
+    let mut g = c.benchmark_group("file_lock_uncontended");
+    g.bench_function("kernel_acquire_release", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let guard = kernel.acquire("bench", &opts).await.expect("acquire");
+                guard.release().await.expect("release");
+            });
+        });
+    });
+    g.bench_function("baseline_fdlock_open_lock_write_unlock", |b| {
+        b.iter(|| {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&bare_path)
+                .expect("open");
+            let mut lock = fd_lock::RwLock::new(file);
+            let mut guard = lock.write().expect("lock");
+            guard.seek(SeekFrom::Start(0)).expect("seek");
+            guard.write_all(line).expect("write");
+            drop(guard);
+        });
+    });
+    g.bench_function("lease_acquire_release", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let guard = lease.acquire("bench", &opts).await.expect("acquire");
+                guard.release().await.expect("release");
+            });
+        });
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(60)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = uncontended
+}
+criterion_main!(benches);

@@ -1,0 +1,418 @@
+//! Kernel-lock mode: exclusion by `flock` (Unix) / `LockFileEx` (Windows)
+//! on `<dir>/<stem>.lock`, through std's `File::lock` family.
+//!
+//! * The kernel frees the lock the instant its holder's file is closed,
+//!   including when the holder dies by SIGKILL: no stale threshold.
+//! * Lock files are never deleted: deleting a kernel-locked file lets a
+//!   waiter lock the unlinked inode while a newcomer locks a fresh file.
+//! * The exclusive holder records itself in the lock file; shared holders
+//!   each record themselves in `<dir>/<stem>.shared/<grant id>.json`.
+//! * Kernel locks cannot be lost while held, so they need no refresh;
+//!   `refreshed_at` stays the grant time.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ff_traits::{
+    Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockMode,
+    LockOptions, LockStatus, LossNotifier, Result, Timestamp, loss_channel,
+};
+
+use crate::meta::{self, Found, LockFileContent};
+use crate::platform::{self, Liveness};
+use crate::{FileLockProvider, io_error};
+
+/// The files of one lock.
+#[derive(Debug, Clone)]
+pub(crate) struct LockPaths {
+    pub(crate) lock: PathBuf,
+    pub(crate) fence: PathBuf,
+    pub(crate) shared_dir: PathBuf,
+}
+
+impl LockPaths {
+    pub(crate) fn new(dir: &Path, stem: &str) -> Self {
+        Self {
+            lock: dir.join(format!("{stem}.lock")),
+            fence: dir.join(format!("{stem}.fence")),
+            shared_dir: dir.join(format!("{stem}.shared")),
+        }
+    }
+}
+
+/// This process's start time, read once.
+pub(crate) fn own_start_time() -> Option<u64> {
+    static START: OnceLock<Option<u64>> = OnceLock::new();
+    *START.get_or_init(|| platform::process_start_time(ff_traits::pid()))
+}
+
+fn open(path: &Path) -> Result<File> {
+    platform::open_lock_file(path, false).map_err(|e| open_error(&e, path))
+}
+
+pub(crate) fn open_error(e: &io::Error, path: &Path) -> Error {
+    if platform::is_symlink_refusal(e, path) {
+        return Error::corrupt(
+            "lock file",
+            path.display().to_string(),
+            "is a symbolic link; lock files are never followed through links; remove it",
+        );
+    }
+    io_error(&format!("cannot open lock file {}", path.display()), e)
+}
+
+fn try_lock(file: &File, mode: LockMode) -> io::Result<bool> {
+    let attempt = match mode {
+        LockMode::Exclusive => file.try_lock(),
+        LockMode::Shared => file.try_lock_shared(),
+    };
+    match attempt {
+        Ok(()) => Ok(true),
+        Err(fs::TryLockError::WouldBlock) => Ok(false),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+impl FileLockProvider {
+    pub(crate) async fn kernel_acquire(
+        &self,
+        name: &str,
+        paths: &LockPaths,
+        options: &LockOptions,
+        wait: bool,
+    ) -> Result<Option<LockGuard>> {
+        let started = Instant::now();
+        let file = open(&paths.lock)?;
+        let locked = try_lock(&file, options.mode)
+            .map_err(|e| io_error(&format!("cannot lock {}", paths.lock.display()), &e))?;
+        if locked {
+            return grant(name, file, paths, options).await.map(Some);
+        }
+        drop(file);
+        if !wait {
+            return Ok(None);
+        }
+        let budget = options.wait_budget();
+        let rx = self
+            .waiters
+            .enqueue(paths.lock.clone(), options.mode)
+            .map_err(|e| io_error("cannot start a lock waiter thread", &e))?;
+        match tokio::time::timeout(budget, rx).await {
+            Ok(Ok(Ok(file))) => grant(name, file, paths, options).await.map(Some),
+            Ok(Ok(Err(e))) => Err(io_error(
+                &format!("cannot lock {}", paths.lock.display()),
+                &e,
+            )),
+            Ok(Err(_)) => Err(Error::Backend {
+                backend: "file".into(),
+                message: "the lock waiter thread stopped unexpectedly".into(),
+                source: None,
+            }),
+            Err(_) => Err(Error::LockTimeout {
+                name: name.to_owned(),
+                waited: started.elapsed(),
+                holder: current_holders(paths).into_iter().next().map(Box::new),
+            }),
+        }
+    }
+
+    pub(crate) fn kernel_status(&self, paths: &LockPaths) -> Result<Option<LockStatus>> {
+        let file = match fs::OpenOptions::new().read(true).open(&paths.lock) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(open_error(&e, &paths.lock)),
+        };
+        let (found, _) = meta::read(&file).map_err(|e| io_error("cannot read lock file", &e))?;
+        let name = found.content().map(|c| c.name.clone());
+        // Probing takes the lock for an instant when it is free: a
+        // concurrent try_acquire may then see it busy. Waiters are not
+        // affected.
+        let free = try_lock(&file, LockMode::Exclusive)
+            .map_err(|e| io_error("cannot probe lock file", &e))?;
+        if free {
+            let _ = file.unlock();
+        }
+        let held = !free;
+        let holders = if held {
+            current_holders(paths)
+        } else {
+            last_holder(&found)
+        };
+        let name = name
+            .or_else(|| holders.first().map(|h| h.name.clone()))
+            .unwrap_or_else(|| stem_of(&paths.lock));
+        Ok(Some(LockStatus::new(name, held, holders)))
+    }
+
+    pub(crate) fn kernel_force(&self, name: &str, paths: &LockPaths) -> Result<ForceRelease> {
+        let Some(status) = self.kernel_status(paths)? else {
+            return Ok(ForceRelease::new(name, ForceOutcome::NotHeld));
+        };
+        if status.held {
+            let pids: Vec<String> = status.holders.iter().map(|h| h.pid.to_string()).collect();
+            let who = if pids.is_empty() {
+                "a running process".to_owned()
+            } else {
+                format!("process {}", pids.join(", "))
+            };
+            return Ok(ForceRelease::new(
+                name,
+                ForceOutcome::Refused {
+                    holders: status.holders,
+                    reason: format!(
+                        "held through a kernel lock by {who}, which is alive; the lock frees the \
+                         moment that process releases it or exits (stop it if it is stuck)"
+                    ),
+                },
+            ));
+        }
+        // Free: clear what dead holders left behind.
+        let file = open(&paths.lock)?;
+        let cleared = if try_lock(&file, LockMode::Exclusive).unwrap_or(false) {
+            let (found, len) =
+                meta::read(&file).map_err(|e| io_error("cannot read lock file", &e))?;
+            let previous = last_holder(&found);
+            if !previous.is_empty() {
+                let content = LockFileContent {
+                    format: meta::FORMAT.into(),
+                    name: name.to_owned(),
+                    last_token: found.content().map_or(0, |c| c.last_token),
+                    holder: None,
+                };
+                meta::write(&file, &content, len)
+                    .map_err(|e| io_error("cannot clear lock file", &e))?;
+            }
+            let _ = file.unlock();
+            previous
+        } else {
+            Vec::new()
+        };
+        remove_dead_sidecars(paths);
+        Ok(ForceRelease::new(
+            name,
+            if cleared.is_empty() {
+                ForceOutcome::NotHeld
+            } else {
+                ForceOutcome::Cleared { previous: cleared }
+            },
+        ))
+    }
+}
+
+fn stem_of(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn last_holder(found: &Found) -> Vec<LockInfo> {
+    found
+        .content()
+        .and_then(|c| c.holder.clone())
+        .into_iter()
+        .collect()
+}
+
+/// The holders recorded for a held lock: the exclusive one, else the live
+/// shared ones.
+fn current_holders(paths: &LockPaths) -> Vec<LockInfo> {
+    let exclusive = File::open(&paths.lock)
+        .ok()
+        .and_then(|f| meta::read(&f).ok())
+        .and_then(|(found, _)| found.content().and_then(|c| c.holder.clone()));
+    if let Some(h) = exclusive {
+        return vec![h];
+    }
+    shared_sidecars(paths)
+        .into_iter()
+        .filter(|(_, h)| is_alive(h))
+        .map(|(_, h)| h)
+        .collect()
+}
+
+fn is_alive(h: &LockInfo) -> bool {
+    h.hostname != ff_traits::hostname()
+        || platform::liveness(h.pid, h.process_start) != Liveness::Dead
+}
+
+fn shared_sidecars(paths: &LockPaths) -> Vec<(PathBuf, LockInfo)> {
+    let Ok(entries) = fs::read_dir(&paths.shared_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| {
+            let text = fs::read(&p).ok()?;
+            let info = serde_json::from_slice::<LockInfo>(&text).ok()?;
+            Some((p, info))
+        })
+        .collect()
+}
+
+fn remove_dead_sidecars(paths: &LockPaths) {
+    for (path, holder) in shared_sidecars(paths) {
+        if !is_alive(&holder) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Records the new holder and wraps the locked file in a guard.
+async fn grant(
+    name: &str,
+    file: File,
+    paths: &LockPaths,
+    options: &LockOptions,
+) -> Result<LockGuard> {
+    let now = Timestamp::now();
+    let mut info;
+    let mut sidecar = None;
+    let mut file_len = 0;
+    match options.mode {
+        LockMode::Exclusive => {
+            let (found, len) =
+                meta::read(&file).map_err(|e| io_error("cannot read lock file", &e))?;
+            if let Found::Unreadable(why) = &found {
+                tracing::warn!(
+                    lock = name,
+                    reason = %why,
+                    "lock file content unreadable; overwriting it (the fencing token continues from the clock)"
+                );
+            }
+            let token = meta::next_token(found.content().map(|c| c.last_token));
+            info = LockInfo::for_current_process(name, FencingToken(token), options, now);
+            info.process_start = own_start_time();
+            let content = LockFileContent {
+                format: meta::FORMAT.into(),
+                name: name.to_owned(),
+                last_token: token,
+                holder: Some(info.clone()),
+            };
+            // On failure the file is dropped here, which releases the lock.
+            file_len = meta::write(&file, &content, len)
+                .map_err(|e| io_error(&format!("cannot write {}", paths.lock.display()), &e))?;
+        }
+        LockMode::Shared => {
+            let token = next_shared_token(name, &file, paths, options).await?;
+            info = LockInfo::for_current_process(name, FencingToken(token), options, now);
+            info.process_start = own_start_time();
+            let path = paths.shared_dir.join(format!("{}.json", info.id));
+            write_sidecar(&path, &info)?;
+            sidecar = Some(path);
+        }
+    }
+    let (notifier, watch) = loss_channel();
+    let held = KernelHeld {
+        file: Some(file),
+        file_len,
+        info: info.clone(),
+        sidecar,
+        _loss: notifier,
+    };
+    Ok(LockGuard::new(info, watch, Box::new(held)))
+}
+
+/// Shared holders coexist, so they serialize their fencing-token increments
+/// on a second kernel lock (`.fence`), held for microseconds.
+async fn next_shared_token(
+    name: &str,
+    lock_file: &File,
+    paths: &LockPaths,
+    options: &LockOptions,
+) -> Result<u64> {
+    let fence = open(&paths.fence)?;
+    let deadline = Instant::now() + options.wait_budget().max(Duration::from_secs(1));
+    let mut pause = Duration::from_micros(50);
+    while !try_lock(&fence, LockMode::Exclusive)
+        .map_err(|e| io_error("cannot lock fence file", &e))?
+    {
+        if Instant::now() >= deadline {
+            return Err(Error::LockTimeout {
+                name: format!("{name} (fencing counter)"),
+                waited: options.wait_budget(),
+                holder: None,
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
+    let (found, len) = meta::read(lock_file).map_err(|e| io_error("cannot read lock file", &e))?;
+    let token = meta::next_token(found.content().map(|c| c.last_token));
+    let content = LockFileContent {
+        format: meta::FORMAT.into(),
+        name: name.to_owned(),
+        last_token: token,
+        holder: None,
+    };
+    let written = meta::write(lock_file, &content, len).map(|_| ());
+    let _ = fence.unlock();
+    written.map_err(|e| io_error("cannot write lock file", &e))?;
+    Ok(token)
+}
+
+fn write_sidecar(path: &Path, info: &LockInfo) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| io_error("cannot create shared-holder directory", &e))?;
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(info).map_err(io::Error::other);
+    bytes
+        .and_then(|b| fs::write(&tmp, b))
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| io_error("cannot record shared holder", &e))
+}
+
+#[derive(Debug)]
+struct KernelHeld {
+    file: Option<File>,
+    // Nobody else writes the file while we hold it exclusively, so its
+    // length is known without reading it again.
+    file_len: u64,
+    info: LockInfo,
+    sidecar: Option<PathBuf>,
+    // Kept so the guard's loss watch stays open; kernel grants are never lost.
+    _loss: LossNotifier,
+}
+
+impl KernelHeld {
+    fn end(&mut self) -> io::Result<()> {
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        let result = if let Some(sidecar) = self.sidecar.take() {
+            fs::remove_file(sidecar)
+        } else {
+            // Clear the holder, keep the counter; then unlock.
+            let content = LockFileContent {
+                format: meta::FORMAT.into(),
+                name: self.info.name.clone(),
+                last_token: self.info.fencing_token.0,
+                holder: None,
+            };
+            meta::write(&file, &content, self.file_len).map(|_| ())
+        };
+        // Closing the file releases the lock even if unlock fails.
+        let unlocked = file.unlock();
+        drop(file);
+        result.and(unlocked)
+    }
+}
+
+#[async_trait]
+impl HeldLock for KernelHeld {
+    async fn release(&mut self) -> Result<()> {
+        self.end()
+            .map_err(|e| io_error(&format!("releasing lock '{}'", self.info.name), &e))
+    }
+
+    fn release_on_drop(&mut self) {
+        if let Err(e) = self.end() {
+            tracing::warn!(lock = %self.info.name, error = %e, "lock released on drop with an error; the kernel lock is free");
+        }
+    }
+}

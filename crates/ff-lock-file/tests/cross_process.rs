@@ -1,0 +1,412 @@
+//! Cross-process behaviour with real child processes.
+//!
+//! Children are this test binary run again with `FF_LOCK_CHILD` set: the
+//! `child_entry` test then plays the requested role and exits.
+
+#![allow(clippy::print_stdout)] // child processes report to the parent on stdout
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ff_lock_file::{FileLockMode, FileLockProvider};
+use ff_traits::{Error, LockOptions, LockProvider};
+
+const CHILD_ENV: &str = "FF_LOCK_CHILD";
+
+fn fresh_dir(tag: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ff-lock-file-{tag}"))
+        .join(ff_traits::unique_id());
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+fn mode_name(mode: FileLockMode) -> &'static str {
+    if mode == FileLockMode::Lease {
+        "lease"
+    } else {
+        "kernel"
+    }
+}
+
+fn provider(dir: &Path, mode: &str) -> FileLockProvider {
+    let p = FileLockProvider::new(dir);
+    if mode == "lease" {
+        p.with_mode(FileLockMode::Lease)
+    } else {
+        p
+    }
+}
+
+fn spawn_child(args: &[&str]) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "child_entry",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(CHILD_ENV, args.join("\u{1f}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child")
+}
+
+/// Runs a child role when this binary was started as a child.
+#[test]
+fn child_entry() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let args: Vec<&str> = spec.split('\u{1f}').collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        match args.as_slice() {
+            ["counter", dir, mode, file, n] => {
+                let p = provider(Path::new(dir), mode);
+                let opts = LockOptions::default().with_timeout(Duration::from_secs(60));
+                for _ in 0..n.parse::<u32>().expect("n") {
+                    let g = p.acquire("counter", &opts).await.expect("acquire");
+                    let v: u64 = std::fs::read_to_string(file)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(0);
+                    std::fs::write(file, (v + 1).to_string()).expect("write");
+                    g.release().await.expect("release");
+                }
+            }
+            ["hold", dir, mode, stale_ms] => {
+                let p = provider(Path::new(dir), mode);
+                let opts = LockOptions::default()
+                    .with_operation("child-holder")
+                    .with_stale_threshold(Duration::from_millis(stale_ms.parse().expect("ms")));
+                let _g = p.acquire("victim", &opts).await.expect("acquire");
+                println!("LOCKED");
+                std::io::stdout().flush().expect("flush");
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+            other => panic!("unknown child role {other:?}"),
+        }
+    });
+    std::process::exit(0);
+}
+
+fn wait_for_line(child: &mut Child, expected: &str) {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines.next().expect("child ended early").expect("read");
+        if line.trim() == expected {
+            return;
+        }
+    }
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn counter_race(mode: FileLockMode, procs: usize, each: u32) {
+    let dir = fresh_dir("counter");
+    let counter = dir.join("counter.txt");
+    let n = each.to_string();
+    let children: Vec<Child> = (0..procs)
+        .map(|_| {
+            spawn_child(&[
+                "counter",
+                dir.to_str().expect("utf8"),
+                mode_name(mode),
+                counter.to_str().expect("utf8"),
+                &n,
+            ])
+        })
+        .collect();
+    for mut c in children {
+        let status = c.wait().expect("wait");
+        let mut err = String::new();
+        if let Some(mut e) = c.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        assert!(status.success(), "child failed: {err}");
+    }
+    let total: u64 = std::fs::read_to_string(&counter)
+        .expect("counter")
+        .trim()
+        .parse()
+        .expect("number");
+    assert_eq!(
+        total,
+        procs as u64 * u64::from(each),
+        "lost increments under the lock"
+    );
+}
+
+#[test]
+fn eight_processes_increment_exactly_kernel() {
+    counter_race(FileLockMode::Kernel, 8, 200);
+}
+
+#[test]
+fn eight_processes_increment_exactly_lease() {
+    counter_race(FileLockMode::Lease, 8, 50);
+}
+
+async fn sigkilled_holder_frees(mode: FileLockMode) -> Duration {
+    let dir = fresh_dir("sigkill");
+    let mut child = spawn_child(&[
+        "hold",
+        dir.to_str().expect("utf8"),
+        mode_name(mode),
+        "60000",
+    ]);
+    wait_for_line(&mut child, "LOCKED");
+    let p = provider(&dir, mode_name(mode));
+    let busy = p
+        .try_acquire("victim", &LockOptions::default())
+        .await
+        .expect("try");
+    assert!(busy.is_none(), "lock granted while the child holds it");
+    let waiter = tokio::spawn(async move {
+        let g = p
+            .acquire(
+                "victim",
+                &LockOptions::default().with_timeout(Duration::from_secs(10)),
+            )
+            .await;
+        (Instant::now(), g)
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let killed_at = Instant::now();
+    kill(&mut child);
+    let (got_at, guard) = waiter.await.expect("waiter");
+    let guard = guard.expect("the waiter did not get the dead holder's lock");
+    guard.release().await.expect("release");
+    got_at.saturating_duration_since(killed_at)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_holder_frees_the_lock_kernel() {
+    let took = sigkilled_holder_frees(FileLockMode::Kernel).await;
+    eprintln!("kernel: SIGKILL to waiter's grant: {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_holder_frees_the_lock_lease() {
+    // The lease is an hour long: only the dead pid can free it in time.
+    let took = sigkilled_holder_frees(FileLockMode::Lease).await;
+    eprintln!("lease: SIGKILL to waiter's grant: {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_lease_holder_is_never_taken() {
+    let dir = fresh_dir("live-lease");
+    // A very short lease: the holder refreshes it every 100 ms, and being
+    // alive on this host it is never stale whatever its age.
+    let mut child = spawn_child(&["hold", dir.to_str().expect("utf8"), "lease", "300"]);
+    wait_for_line(&mut child, "LOCKED");
+    let p = provider(&dir, "lease");
+    let err = p
+        .acquire(
+            "victim",
+            &LockOptions::default().with_timeout(Duration::from_millis(1_200)),
+        )
+        .await
+        .expect_err("a live holder's lease was taken");
+    match err {
+        Error::LockTimeout { holder, .. } => {
+            let h = holder.expect("holder named");
+            assert_eq!(h.operation, "child-holder");
+            assert!(
+                h.refreshed_at > h.acquired_at,
+                "the holder did not refresh its lease"
+            );
+        }
+        other => panic!("expected a timeout, got {other}"),
+    }
+    let forced = p.force_release("victim").await.expect("force");
+    assert!(
+        matches!(forced.outcome, ff_traits::ForceOutcome::Refused { .. }),
+        "force took a live lease: {forced:?}"
+    );
+    kill(&mut child);
+}
+
+fn write_foreign_lease(dir: &Path, age: Duration) {
+    let now = ff_traits::Timestamp::now();
+    let info = serde_json::json!({
+        "id": "remote-grant", "name": "victim", "mode": "exclusive", "pid": 4242,
+        "hostname": "another-host.invalid", "acquired_at": now.as_millis(),
+        "refreshed_at": now.as_millis(), "operation": "remote", "metadata": null,
+        "fencing_token": 5
+    });
+    let content = serde_json::json!({"format": "ff-lease/1", "lease_ms": 1000, "holder": info});
+    let path = dir.join("victim.lease");
+    std::fs::write(&path, serde_json::to_vec(&content).expect("json")).expect("write");
+    let f = std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.set_modified(std::time::SystemTime::now() - age)
+        .expect("mtime");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_hosts_lease_is_judged_by_its_age() {
+    let dir = fresh_dir("remote-lease");
+    let p = provider(&dir, "lease");
+    write_foreign_lease(&dir, Duration::from_millis(0));
+    assert!(
+        p.try_acquire("victim", &LockOptions::default())
+            .await
+            .expect("try")
+            .is_none(),
+        "a fresh lease from another host was broken"
+    );
+    write_foreign_lease(&dir, Duration::from_secs(5));
+    let g = p
+        .try_acquire("victim", &LockOptions::default())
+        .await
+        .expect("try")
+        .expect("a lapsed lease from another host was not broken");
+    g.release().await.expect("release");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_lease_file_is_judged_by_age_not_forever() {
+    let dir = fresh_dir("empty-lease");
+    let path = dir.join("victim.lease");
+    std::fs::write(&path, b"").expect("write");
+    let f = std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(600))
+        .expect("mtime");
+    let p = provider(&dir, "lease");
+    let g = p
+        .try_acquire(
+            "victim",
+            &LockOptions::default().with_stale_threshold(Duration::from_secs(60)),
+        )
+        .await
+        .expect("try")
+        .expect("an old empty lease blocks forever");
+    g.release().await.expect("release");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_lock_file_never_blocks_kernel_mode() {
+    let dir = fresh_dir("garbage");
+    std::fs::write(dir.join("victim.lock"), b"\x00\xffnot json at all").expect("write");
+    let p = provider(&dir, "kernel");
+    let g = p
+        .try_acquire("victim", &LockOptions::default())
+        .await
+        .expect("try")
+        .expect("garbage content blocked the lock");
+    let token = g.fencing_token();
+    g.release().await.expect("release");
+    let g2 = p
+        .acquire("victim", &LockOptions::default())
+        .await
+        .expect("acquire");
+    assert!(g2.fencing_token() > token);
+    g2.release().await.expect("release");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinked_lock_file_is_refused() {
+    let dir = fresh_dir("symlink");
+    let target = dir.join("elsewhere.txt");
+    std::fs::write(&target, b"precious").expect("write");
+    std::os::unix::fs::symlink(&target, dir.join("victim.lock")).expect("symlink");
+    let p = provider(&dir, "kernel");
+    let err = p
+        .acquire("victim", &LockOptions::default())
+        .await
+        .expect_err("followed a symlink");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(
+        std::fs::read(&target).expect("read"),
+        b"precious",
+        "the link target changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_lock_directory_fails_at_once() {
+    let dir = fresh_dir("baddir");
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, b"x").expect("write");
+    let p = FileLockProvider::new(file.join("locks"));
+    let started = Instant::now();
+    let err = p
+        .acquire("x", &LockOptions::default())
+        .await
+        .expect_err("lock directory under a file");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "error came after waiting"
+    );
+    assert!(
+        err.to_string().contains("cannot create lock directory"),
+        "{err}"
+    );
+
+    #[cfg(unix)]
+    if !running_as_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let ro = fresh_dir("readonly");
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        let err = FileLockProvider::new(&ro)
+            .acquire("x", &LockOptions::default())
+            .await
+            .expect_err("read-only lock directory");
+        assert!(err.to_string().contains("writable"), "{err}");
+    } else {
+        eprintln!("running as root: the read-only directory case cannot be staged; skipped");
+    }
+}
+
+#[cfg(unix)]
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_processes_do_not_inherit_the_lock() {
+    let dir = fresh_dir("cloexec");
+    let p = provider(&dir, "kernel");
+    let g = p
+        .acquire("victim", &LockOptions::default())
+        .await
+        .expect("acquire");
+    let mut sleeper = Command::new("sleep").arg("5").spawn().expect("spawn sleep");
+    g.release().await.expect("release");
+    let again = FileLockProvider::new(&dir)
+        .try_acquire("victim", &LockOptions::default())
+        .await
+        .expect("try");
+    kill(&mut sleeper);
+    assert!(
+        again.is_some(),
+        "a child process kept the lock after the parent released it"
+    );
+}
