@@ -261,7 +261,10 @@ pub async fn stuck_claim_is_taken_over(s: Store) {
         vec![json!({"path": "/half-made"})]
     );
     assert!(heir.fencing_token > dead.fencing_token);
-    assert!(matches!(m.renew(&dead).await, Err(Error::LockLost { .. })));
+    assert!(matches!(
+        m.renew(&mut dead.clone()).await,
+        Err(Error::LockLost { .. })
+    ));
     assert!(matches!(
         m.complete_operation(&dead, json!("late")).await,
         Err(Error::LockLost { .. })

@@ -137,6 +137,10 @@ pub struct Claim {
     /// The claimant should undo them (idempotently) before or while running;
     /// they are cleared when this claim completes or fails.
     pub abandoned_rollbacks: Vec<Value>,
+    /// The record as this claim last wrote it. While the stored revision is
+    /// still this one, nobody else wrote since, so finishing can be a single
+    /// compare-and-swap without reading first.
+    snapshot: Box<IdempotencyRecord>,
 }
 
 /// The answer of [`IdempotencyManager::start_operation`].
@@ -305,6 +309,21 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         let started = Instant::now();
         let record_key = key.record_key()?;
         tracing::Span::current().record("key", record_key.short());
+        // Most keys are new: try to create first (one store call), and read
+        // only when something is there.
+        let now = self.now();
+        let fresh = IdempotencyRecord::new_pending(
+            key,
+            record_key.clone(),
+            self.new_owner(FencingToken(1), now),
+            rollback_data.clone(),
+            now,
+        );
+        match self.store.create(fresh).await {
+            Ok(stored) => return Ok(self.claimed(stored, Reason::NoPreviousExecution, started)),
+            Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
         let mut last_lease_remaining = None;
         for _ in 0..MAX_RACE_ROUNDS {
             let now = self.now();
@@ -387,10 +406,10 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         next
     }
 
-    fn claimed(&self, mut stored: IdempotencyRecord, reason: Reason, started: Instant) -> Start {
+    fn claimed(&self, stored: IdempotencyRecord, reason: Reason, started: Instant) -> Start {
         let owner = stored
             .owner
-            .take()
+            .clone()
             .unwrap_or_else(|| self.new_owner(FencingToken(0), self.now()));
         tracing::info!(
             decision = reason.as_str(),
@@ -400,12 +419,13 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             "claimed"
         );
         Start::Claimed(Claim {
-            key: stored.key,
-            operation: stored.operation,
+            key: stored.key.clone(),
+            operation: stored.operation.clone(),
             claim_id: owner.claim_id,
             fencing_token: owner.fencing_token,
             reason,
-            abandoned_rollbacks: stored.abandoned_rollbacks,
+            abandoned_rollbacks: stored.abandoned_rollbacks.clone(),
+            snapshot: Box::new(stored),
         })
     }
 
@@ -441,6 +461,17 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         claim: &Claim,
         change: impl Fn(&mut IdempotencyRecord, Timestamp),
     ) -> Result<IdempotencyRecord> {
+        // Fast path: if the stored revision is still the one this claim
+        // wrote, the stored record is the snapshot and it is ours.
+        let mut next = IdempotencyRecord::clone(&claim.snapshot);
+        let read_revision = next.revision;
+        change(&mut next, self.now());
+        match self.store.compare_and_swap(read_revision, next).await {
+            Ok(stored) => return Ok(stored),
+            Err(Error::PreconditionFailed { .. } | Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        // Someone wrote since: read, check ownership, retry.
         for _ in 0..MAX_RACE_ROUNDS {
             let mut next = self.owned_record(claim).await?;
             let read_revision = next.revision;
@@ -463,14 +494,16 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// # Errors
     /// [`Error::LockLost`] when the claim was taken over or its record
     /// removed: the caller must stop.
-    pub async fn renew(&self, claim: &Claim) -> Result<()> {
+    pub async fn renew(&self, claim: &mut Claim) -> Result<()> {
         let lease = self.config.lease;
-        self.update_owned(claim, |r, now| {
-            if let Some(o) = r.owner.as_mut() {
-                o.lease_deadline = now.saturating_add(lease);
-            }
-        })
-        .await?;
+        let stored = self
+            .update_owned(claim, |r, now| {
+                if let Some(o) = r.owner.as_mut() {
+                    o.lease_deadline = now.saturating_add(lease);
+                }
+            })
+            .await?;
+        *claim.snapshot = stored;
         Ok(())
     }
 

@@ -1,0 +1,191 @@
+//! SqliteStore: the conformance suite, races and crashes across real
+//! processes, damaged and locked databases.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ff_store_sqlite::{SqliteOptions, SqliteStore};
+use ff_traits::{Error, IdempotencyStorage, ScanFilter};
+
+fn fresh_db() -> PathBuf {
+    ff_testkit::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "ff-store-sqlite").join("ff.sqlite3")
+}
+
+fn store() -> SqliteStore {
+    SqliteStore::open(fresh_db()).expect("open")
+}
+
+mod conformance {
+    use super::*;
+
+    ff_traits::store_conformance_tests!(async { Arc::new(store()) as Arc<dyn IdempotencyStorage> });
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn corrupt_entries_reported() {
+        let s = store();
+        let path = s.path().to_path_buf();
+        ff_traits::conformance::store::corrupt_entries_reported(
+            Arc::new(s) as Arc<dyn IdempotencyStorage>,
+            move |key| async move {
+                let c = rusqlite::Connection::open(&path).expect("open");
+                let n = c
+                    .execute(
+                        "UPDATE records SET body = 'garbage{' WHERE key = ?1",
+                        [key.as_str()],
+                    )
+                    .expect("damage");
+                assert_eq!(n, 1);
+            },
+        )
+        .await;
+    }
+}
+
+/// Entry point of child processes (returns at once in a normal run).
+#[test]
+fn child_entry() {
+    let Some(role) = ff_testkit::child_role() else {
+        return;
+    };
+    let s = SqliteStore::open(role.last().expect("store location")).expect("open");
+    match role[0].as_str() {
+        "claim" => ff_testkit::claim_race_child(s, &role),
+        "write-loop" => ff_testkit::write_loop_child(s, &role),
+        other => panic!("unknown role {other}"),
+    }
+    std::process::exit(0);
+}
+
+#[test]
+fn eight_processes_race_to_claim_one_key() {
+    let db = fresh_db();
+    SqliteStore::open(&db).expect("create schema first");
+    let answers = ff_testkit::claim_race("child_entry", 8, db.to_str().expect("utf8"));
+    let won = answers.iter().filter(|a| *a == "won").count();
+    assert_eq!(won, 1, "answers: {answers:?}");
+    assert!(
+        answers.iter().all(|a| a == "won" || a == "busy"),
+        "answers: {answers:?}"
+    );
+}
+
+#[test]
+fn sigkill_during_writes_never_tears_a_record() {
+    let db = fresh_db();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    ff_testkit::crash_during_writes("child_entry", 12, db.to_str().expect("utf8"), |tag| {
+        let s = SqliteStore::open(&db).expect("open after a crash");
+        rt.block_on(ff_testkit::written_count(&s, tag))
+    });
+    let s = SqliteStore::open(&db).expect("open");
+    let scan = rt.block_on(s.scan(&ScanFilter::default())).expect("scan");
+    assert!(scan.corrupt.is_empty(), "{:?}", scan.corrupt);
+    assert_eq!(scan.records.len(), 1);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_reported_corrupt() {
+    let db = fresh_db();
+    std::fs::write(
+        &db,
+        b"this is a text file, not SQLite, and it is long enough to have a header",
+    )
+    .expect("write");
+    let err = SqliteStore::open(&db).expect_err("opened a text file");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("not a SQLite database"), "{err}");
+}
+
+#[test]
+fn a_damaged_header_is_reported_corrupt() {
+    let db = fresh_db();
+    drop(SqliteStore::open(&db).expect("create"));
+    let mut bytes = std::fs::read(&db).expect("read");
+    bytes[..16].copy_from_slice(b"garbage-header!!");
+    std::fs::write(&db, bytes).expect("write");
+    let err = SqliteStore::open(&db).expect_err("opened a damaged database");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_locked_past_the_busy_timeout_is_a_clear_error() {
+    let db = fresh_db();
+    let s = SqliteStore::open_with(
+        &db,
+        SqliteOptions::default().with_busy_timeout(Duration::from_millis(200)),
+    )
+    .expect("open");
+    let blocker = rusqlite::Connection::open(&db).expect("open");
+    blocker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let rec =
+        ff_traits::conformance::store::sample_record("locked", 1, ff_traits::Timestamp::now());
+    let started = Instant::now();
+    let err = s
+        .create(rec.clone())
+        .await
+        .expect_err("wrote through an exclusive lock");
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "did not wait for the busy timeout"
+    );
+    assert!(matches!(err, Error::Backend { .. }), "{err}");
+    assert!(err.to_string().contains("busy timeout"), "{err}");
+    blocker.execute_batch("ROLLBACK").expect("unlock");
+    s.create(rec).await.expect("works once the lock is gone");
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let db = fresh_db();
+    drop(SqliteStore::open(&db).expect("create"));
+    rusqlite::Connection::open(&db)
+        .expect("open")
+        .execute_batch("PRAGMA user_version = 99")
+        .expect("bump");
+    let err = SqliteStore::open(&db).expect_err("opened a future schema");
+    assert!(err.to_string().contains("newer than this build"), "{err}");
+}
+
+#[test]
+fn unusable_location_is_a_clear_error() {
+    let dir = ff_testkit::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "ff-store-sqlite");
+    std::fs::write(dir.join("file"), b"x").expect("write");
+    let err = SqliteStore::open(dir.join("file").join("ff.sqlite3")).expect_err("under a file");
+    assert!(err.to_string().contains("cannot create directory"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_database_is_a_clear_error() {
+    let db = fresh_db();
+    let s = SqliteStore::open(&db).expect("create");
+    let rec = ff_traits::conformance::store::sample_record("ro", 1, ff_traits::Timestamp::now());
+    s.create(rec.clone()).await.expect("create");
+    drop(s);
+    let dir = db.parent().expect("dir").to_path_buf();
+    let Some(_frozen) =
+        ff_testkit::Immutable::set(&db).and_then(|f| Some((f, ff_testkit::Immutable::set(&dir)?)))
+    else {
+        eprintln!("chattr +i is not available here: read-only database case skipped");
+        return;
+    };
+    match SqliteStore::open(&db) {
+        Err(e) => assert!(
+            e.to_string().contains("read-only") || e.to_string().contains("writable"),
+            "{e}"
+        ),
+        Ok(s) => {
+            let mut next = s
+                .load(&rec.key)
+                .await
+                .expect("reads still work")
+                .expect("record");
+            next.status = ff_traits::RecordStatus::Completed;
+            let err = s
+                .compare_and_swap(next.revision, next)
+                .await
+                .expect_err("wrote to a read-only file");
+            assert!(err.to_string().contains("read-only"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Test support shared by ForgeFlow's backend crates (not published).
+//!
+//! Cross-process tests run *the test binary itself* again as a child: the
+//! parent calls [`spawn_self`] naming a test function that acts as the
+//! child's entry point; that test reads its role with [`child_role`] (and
+//! returns at once when it is not a child). The last argument of every
+//! role here is the store's location, which the child uses to open it.
+//!
+//! Store checks across processes:
+//! * [`claim_race`]: N processes race to claim one key; exactly one wins.
+//! * [`crash_during_writes`]: a child rewrites one record in a loop and is
+//!   SIGKILLed at random moments; the record must always read back whole.
+
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout)] // children report to their parent on stdout
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ff_traits::{
+    Error, IdempotencyKey, IdempotencyManager, IdempotencyStorage, ManagerConfig, Start,
+};
+use serde_json::json;
+
+const ROLE_ENV: &str = "FF_TESTKIT_ROLE";
+const SEP: char = '\u{1f}';
+
+/// A fresh directory under `base` (use `env!("CARGO_TARGET_TMPDIR")`).
+///
+/// # Panics
+/// When the directory cannot be created.
+#[must_use]
+pub fn fresh_dir(base: &str, tag: &str) -> PathBuf {
+    let dir = Path::new(base).join(tag).join(ff_traits::unique_id());
+    std::fs::create_dir_all(&dir).expect("create test directory");
+    dir
+}
+
+/// Starts this test binary again, running only the test `entry`, with
+/// `role` as its role. Its stdout is piped to the parent.
+///
+/// # Panics
+/// When the child cannot be started.
+#[must_use]
+pub fn spawn_self(entry: &str, role: &[&str]) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", entry, "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_ENV, role.join(&SEP.to_string()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child process")
+}
+
+/// The role this process was started with by [`spawn_self`], if any.
+#[must_use]
+pub fn child_role() -> Option<Vec<String>> {
+    std::env::var(ROLE_ENV)
+        .ok()
+        .map(|s| s.split(SEP).map(str::to_owned).collect())
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+fn sleep_until_ns(at: u128) {
+    while now_ns() < at {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The key every racer claims.
+fn race_key(tag: &str) -> IdempotencyKey {
+    IdempotencyKey::new(
+        "createWorktree",
+        json!({"issueId": tag}),
+        json!({"basePath": ".ff-worktrees"}),
+    )
+}
+
+/// Reads the child's stdout until a line equal to `expected`.
+///
+/// # Panics
+/// When the child's output ends first.
+pub fn wait_for_line(child: &mut Child, expected: &str) {
+    let stdout = child.stdout.take().expect("child stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("child ended before printing {expected:?}"))
+            .expect("read child output");
+        if line.trim() == expected {
+            return;
+        }
+    }
+}
+
+/// Child side of [`claim_race`]: waits for the shared start instant, tries
+/// to claim, prints `won`, `busy`, `completed` or `error: …`.
+///
+/// # Panics
+/// When the role's arguments are malformed.
+pub fn claim_race_child<S: IdempotencyStorage + 'static>(store: S, role: &[String]) {
+    let [_, tag, start_ns, _location] = role else {
+        panic!("claim role takes: claim TAG START_NS LOCATION");
+    };
+    let start: u128 = start_ns.parse().expect("start instant");
+    runtime().block_on(async {
+        let manager = IdempotencyManager::new(store, ManagerConfig::default());
+        let key = race_key(tag);
+        sleep_until_ns(start);
+        let answer = match manager.start_operation(&key, None).await {
+            Ok(Start::Claimed(_)) => "won".to_owned(),
+            Ok(Start::AlreadyCompleted(_)) => "completed".to_owned(),
+            Err(Error::InProgress { .. }) => "busy".to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        println!("{answer}");
+    });
+}
+
+/// Parent side: starts `procs` children of test `entry` that race to claim
+/// one key, each opening the store at `location` (the child test passes its
+/// role to [`claim_race_child`]). Returns the children's answers.
+///
+/// # Panics
+/// When a child fails.
+#[must_use]
+pub fn claim_race(entry: &str, procs: usize, location: &str) -> Vec<String> {
+    let tag = ff_traits::unique_id();
+    // Far enough ahead that every child is up and waiting.
+    let start = (now_ns() + 1_500_000_000).to_string();
+    let children: Vec<Child> = (0..procs)
+        .map(|_| spawn_self(entry, &["claim", &tag, &start, location]))
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("child");
+            assert!(out.status.success(), "claim child failed");
+            // The test harness prints its own lines first; the answer is last.
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Child side of [`crash_during_writes`]: creates the record, then
+/// rewrites it forever (growing and shrinking its result), printing
+/// `ready` once the first write is done.
+///
+/// # Panics
+/// When the store fails.
+pub fn write_loop_child<S: IdempotencyStorage + 'static>(store: S, role: &[String]) {
+    let [_, tag, _location] = role else {
+        panic!("write-loop role takes: write-loop TAG LOCATION");
+    };
+    runtime().block_on(async {
+        let key = race_key(tag).record_key().expect("key");
+        let manager = IdempotencyManager::new(&store, ManagerConfig::default());
+        // The first round creates the record; later rounds find it (claimed
+        // by a killed writer) and go on rewriting it.
+        if store.load(&key).await.expect("load").is_none() {
+            manager
+                .start_operation(&race_key(tag), None)
+                .await
+                .expect("first claim");
+        }
+        println!("ready");
+        std::io::stdout().flush().expect("flush");
+        loop {
+            let current = store.load(&key).await.expect("load").expect("record");
+            let mut next = current.clone();
+            // Continue the count where the previous (killed) writer stopped.
+            let n = current
+                .result
+                .as_ref()
+                .and_then(|v| v.get("n"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+                + 1;
+            // Sizes vary so a torn write would show as truncated JSON.
+            let payload = "x".repeat(usize::try_from(n % 4_000).unwrap_or(0));
+            next.result = Some(json!({"n": n, "payload": payload}));
+            store
+                .compare_and_swap(current.revision, next)
+                .await
+                .expect("swap");
+        }
+    });
+}
+
+/// Parent side: `rounds` times, starts a [`write_loop_child`] of test
+/// `entry` on the store at `location`, lets it write for a random few milliseconds and SIGKILLs it;
+/// after each kill the record must load whole. `load` opens the store and
+/// loads the record of the tag it is given, returning `Err` text when it
+/// is unreadable.
+///
+/// # Panics
+/// When a record is torn or missing after a kill.
+pub fn crash_during_writes<F>(entry: &str, rounds: u32, location: &str, mut load: F)
+where
+    F: FnMut(&str) -> Result<Option<u64>, String>,
+{
+    let tag = ff_traits::unique_id();
+    let mut last = 0;
+    for round in 0..rounds {
+        let mut child = spawn_self(entry, &["write-loop", &tag, location]);
+        wait_for_line(&mut child, "ready");
+        // Vary the kill point across rounds.
+        std::thread::sleep(Duration::from_millis(5 + u64::from(round * 7 % 40)));
+        child.kill().expect("kill");
+        let _ = child.wait();
+        match load(&tag) {
+            Ok(Some(n)) => {
+                assert!(n >= last, "the record went back from write {last} to {n}");
+                last = n;
+            }
+            Ok(None) => panic!("round {round}: the record vanished after a crash"),
+            Err(e) => panic!("round {round}: the record is torn after a crash: {e}"),
+        }
+    }
+    assert!(last > 0, "the writer never completed a write");
+}
+
+/// Reads the write counter a [`write_loop_child`] stored for `tag`.
+///
+/// # Errors
+/// The store's error, as text, when the record cannot be read.
+pub async fn written_count<S: IdempotencyStorage>(
+    store: &S,
+    tag: &str,
+) -> Result<Option<u64>, String> {
+    let key = race_key(tag).record_key().map_err(|e| e.to_string())?;
+    match store.load(&key).await {
+        Ok(Some(r)) => Ok(Some(
+            r.result
+                .as_ref()
+                .and_then(|v| v.get("n"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+        )),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Makes `path` read-only in a way that binds root too (`chattr +i`, the
+/// immutable attribute), for testing read-only stores when tests run as
+/// root. Undone when dropped. `None` where `chattr` is missing or the
+/// filesystem does not support it.
+#[derive(Debug)]
+pub struct Immutable(PathBuf);
+
+impl Immutable {
+    /// Sets the immutable attribute on `path`.
+    #[must_use]
+    pub fn set(path: &Path) -> Option<Self> {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Self(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
