@@ -241,18 +241,7 @@ impl LockProvider for FileLockProvider {
     }
 }
 
-/// A backend error from an I/O failure, with a hint for the usual causes.
+/// A backend error from an I/O failure.
 fn io_error(context: &str, e: &io::Error) -> Error {
-    let hint = match e.kind() {
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            " (is the lock directory writable by this user?)"
-        }
-        io::ErrorKind::StorageFull => " (the disk is full)",
-        _ => "",
-    };
-    Error::Backend {
-        backend: "file".into(),
-        message: format!("{context}: {e}{hint}"),
-        source: Some(Box::new(io::Error::new(e.kind(), e.to_string()))),
-    }
+    Error::io("file", context, e)
 }

@@ -25,18 +25,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ff_store_json::JsonStore;
 use ff_traits::conformance::store::sample_record;
 use ff_traits::{
-    IdempotencyKey, IdempotencyManager, IdempotencyRecord, IdempotencyStorage, ManagerConfig,
-    RecordKey, RecordStatus, Start, Timestamp,
+    IdempotencyManager, IdempotencyRecord, IdempotencyStorage, ManagerConfig, RecordKey,
+    RecordStatus, Timestamp,
 };
 use serde_json::json;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// Writes `n` finished records straight into `dir` (setup only).
 fn fill(dir: &Path, n: u32, op: &str) -> Vec<RecordKey> {
@@ -69,7 +61,7 @@ fn durable_write(dir: &Path, name: &str, bytes: &[u8]) {
 }
 
 fn cycle(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = ff_testkit::runtime();
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = JsonStore::open(tmp.path().join("cycle")).expect("open");
     let manager = IdempotencyManager::new(store, ManagerConfig::default());
@@ -77,30 +69,9 @@ fn cycle(c: &mut Criterion) {
     std::fs::create_dir_all(&floor_dir).expect("dir");
     let body =
         serde_json::to_vec_pretty(&sample_record("floor", 0, Timestamp::now())).expect("json");
-    let mut n = 0u64;
     let mut g = c.benchmark_group("json_cycle");
     g.bench_function("claim_complete", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    n += 1;
-                    let key = IdempotencyKey::new("bench", json!({"n": n}), json!({}));
-                    let started = Instant::now();
-                    let Start::Claimed(claim) =
-                        manager.start_operation(&key, None).await.expect("start")
-                    else {
-                        unreachable!("fresh key")
-                    };
-                    manager
-                        .complete_operation(&claim, json!({"ok": true}))
-                        .await
-                        .expect("complete");
-                    total += started.elapsed();
-                }
-                total
-            })
-        });
+        b.iter_custom(|iters| rt.block_on(ff_testkit::time_claim_complete(&manager, iters)));
     });
     g.bench_function("baseline_durable_atomic_write", |b| {
         b.iter(|| durable_write(&floor_dir, "record.json", &body));
@@ -109,7 +80,7 @@ fn cycle(c: &mut Criterion) {
 }
 
 fn lookup(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = ff_testkit::runtime();
     let tmp = tempfile::tempdir().expect("tempdir");
     let small_keys = fill(&tmp.path().join("small"), 100, "lookup");
     let large_keys = fill(&tmp.path().join("large"), 100_000, "lookup");

@@ -16,7 +16,7 @@
 //!   record inside it.
 //! * **Corrupt is not absent.** A record that cannot be parsed, or whose key
 //!   does not match its file name, is reported as
-//!   [`Error::Corrupt`](ff_traits::Error::Corrupt); scans skip and count it.
+//!   [`Error::Corrupt`]; scans skip and count it.
 //!   [`JsonStore::quarantine`] moves it aside to `corrupt/`.
 //! * **No full load.** Nothing is read at start-up; a lookup opens one file,
 //!   whatever the number of records. Scans (stats, cleanup) also delete
@@ -129,18 +129,7 @@ fn record_path(dir: &Path, key: &RecordKey) -> PathBuf {
 }
 
 fn io_error(context: &str, e: &io::Error) -> Error {
-    let hint = match e.kind() {
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            " (is the store directory writable by this user?)"
-        }
-        io::ErrorKind::StorageFull => " (the disk is full)",
-        _ => "",
-    };
-    Error::Backend {
-        backend: "json".into(),
-        message: format!("{context}: {e}{hint}"),
-        source: Some(Box::new(io::Error::new(e.kind(), e.to_string()))),
-    }
+    Error::io("json", context, e)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -20,18 +20,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ff_store_sqlite::SqliteStore;
 use ff_traits::conformance::store::sample_record;
 use ff_traits::{
-    IdempotencyKey, IdempotencyManager, IdempotencyStorage, ManagerConfig, RecordKey, RecordStatus,
-    Start, Timestamp,
+    IdempotencyManager, IdempotencyStorage, ManagerConfig, RecordKey, RecordStatus, Timestamp,
 };
 use serde_json::json;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// Creates `n` finished records through the store (setup only).
 fn fill(
@@ -69,37 +60,16 @@ fn bare_connection(path: &Path, synchronous: &str) -> rusqlite::Connection {
 }
 
 fn cycle(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = ff_testkit::runtime();
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(tmp.path().join("cycle.sqlite3")).expect("open");
     let manager = IdempotencyManager::new(store, ManagerConfig::default());
     let body = serde_json::to_string(&sample_record("floor", 0, Timestamp::now())).expect("json");
     let normal = bare_connection(&tmp.path().join("normal.sqlite3"), "NORMAL");
     let full = bare_connection(&tmp.path().join("full.sqlite3"), "FULL");
-    let mut n = 0u64;
     let mut g = c.benchmark_group("sqlite_cycle");
     g.bench_function("claim_complete", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    n += 1;
-                    let key = IdempotencyKey::new("bench", json!({"n": n}), json!({}));
-                    let started = Instant::now();
-                    let Start::Claimed(claim) =
-                        manager.start_operation(&key, None).await.expect("start")
-                    else {
-                        unreachable!("fresh key")
-                    };
-                    manager
-                        .complete_operation(&claim, json!({"ok": true}))
-                        .await
-                        .expect("complete");
-                    total += started.elapsed();
-                }
-                total
-            })
-        });
+        b.iter_custom(|iters| rt.block_on(ff_testkit::time_claim_complete(&manager, iters)));
     });
     let mut k = 0i64;
     g.bench_function("baseline_wal_insert_normal", |b| {
@@ -127,7 +97,7 @@ fn cycle(c: &mut Criterion) {
 }
 
 fn at_scale(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = ff_testkit::runtime();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (small, small_keys) = fill(&rt, &tmp.path().join("small.sqlite3"), 100, "lookup");
     let (large, large_keys) = fill(&rt, &tmp.path().join("large.sqlite3"), 100_000, "lookup");

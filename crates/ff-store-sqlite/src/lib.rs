@@ -272,26 +272,34 @@ fn columns(record: &IdempotencyRecord) -> Result<Columns> {
     })
 }
 
-/// Why a conditional write changed no row.
-fn explain_miss(conn: &Connection, path: &Path, key: &RecordKey, expected: Revision) -> Error {
-    let found: rusqlite::Result<Option<(i64, String)>> = conn
+/// The record stored under `key`, parsed.
+fn select_record(
+    conn: &Connection,
+    path: &Path,
+    key: &RecordKey,
+) -> Result<Option<IdempotencyRecord>> {
+    let row: Option<(i64, String)> = conn
         .prepare_cached("SELECT revision, body FROM records WHERE key = ?1")
         .and_then(|mut s| {
             s.query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
-        });
-    match found {
-        Err(e) => sql_error(path, "cannot read", &e),
+        })
+        .map_err(|e| sql_error(path, "cannot read", &e))?;
+    row.map(|(rev, body)| parse_body(key.as_str(), rev, &body, path))
+        .transpose()
+}
+
+/// Why a conditional write changed no row.
+fn explain_miss(conn: &Connection, path: &Path, key: &RecordKey, expected: Revision) -> Error {
+    match select_record(conn, path, key) {
+        Err(e) => e,
         Ok(None) => Error::NotFound {
             what: format!("record {}", key.short()),
         },
-        Ok(Some((revision, body))) => match parse_body(key.as_str(), revision, &body, path) {
-            Err(corrupt) => corrupt,
-            Ok(current) => Error::PreconditionFailed {
-                what: format!("record {}", key.short()),
-                expected,
-                actual: Some(current.revision),
-            },
+        Ok(Some(current)) => Error::PreconditionFailed {
+            what: format!("record {}", key.short()),
+            expected,
+            actual: Some(current.revision),
         },
     }
 }
@@ -304,18 +312,8 @@ impl IdempotencyStorage for SqliteStore {
 
     async fn load(&self, key: &RecordKey) -> Result<Option<IdempotencyRecord>> {
         let key = key.clone();
-        self.run(move |conn, path| {
-            let row: Option<(i64, String)> = conn
-                .prepare_cached("SELECT revision, body FROM records WHERE key = ?1")
-                .and_then(|mut s| {
-                    s.query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                })
-                .map_err(|e| sql_error(path, "cannot read", &e))?;
-            row.map(|(rev, body)| parse_body(key.as_str(), rev, &body, path))
-                .transpose()
-        })
-        .await
+        self.run(move |conn, path| select_record(conn, path, &key))
+            .await
     }
 
     async fn create(&self, mut record: IdempotencyRecord) -> Result<IdempotencyRecord> {

@@ -45,29 +45,14 @@ mod conformance {
 /// Entry point of child processes (returns at once in a normal run).
 #[test]
 fn child_entry() {
-    let Some(role) = ff_testkit::child_role() else {
-        return;
-    };
-    let s = SqliteStore::open(role.last().expect("store location")).expect("open");
-    match role[0].as_str() {
-        "claim" => ff_testkit::claim_race_child(s, &role),
-        "write-loop" => ff_testkit::write_loop_child(s, &role),
-        other => panic!("unknown role {other}"),
-    }
-    std::process::exit(0);
+    ff_testkit::run_store_child(|db| SqliteStore::open(db).expect("open"));
 }
 
 #[test]
 fn eight_processes_race_to_claim_one_key() {
     let db = fresh_db();
-    SqliteStore::open(&db).expect("create schema first");
-    let answers = ff_testkit::claim_race("child_entry", 8, db.to_str().expect("utf8"));
-    let won = answers.iter().filter(|a| *a == "won").count();
-    assert_eq!(won, 1, "answers: {answers:?}");
-    assert!(
-        answers.iter().all(|a| a == "won" || a == "busy"),
-        "answers: {answers:?}"
-    );
+    SqliteStore::open(&db).expect("create the schema first");
+    ff_testkit::assert_one_winner_of_eight("child_entry", db.to_str().expect("utf8"));
 }
 
 #[test]

@@ -74,7 +74,12 @@ fn sleep_until_ns(at: u128) {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// A two-worker multi-threaded runtime with time and I/O.
+///
+/// # Panics
+/// When the runtime cannot be built.
+#[must_use]
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -261,6 +266,73 @@ pub async fn written_count<S: IdempotencyStorage>(
         Ok(None) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Times `iters` durable claim + complete cycles (`start_operation` then
+/// `complete_operation`, each on a fresh key) for a benchmark's
+/// `iter_custom`; only the two calls are timed.
+///
+/// # Panics
+/// When a cycle fails.
+pub async fn time_claim_complete<S: IdempotencyStorage>(
+    manager: &IdempotencyManager<S>,
+    iters: u64,
+) -> Duration {
+    let run = ff_traits::unique_id();
+    let mut total = Duration::ZERO;
+    for n in 0..iters {
+        let key = IdempotencyKey::new("bench", json!({"run": run, "n": n}), json!({}));
+        let started = std::time::Instant::now();
+        let Start::Claimed(claim) = manager.start_operation(&key, None).await.expect("start")
+        else {
+            panic!("a fresh key was already completed");
+        };
+        manager
+            .complete_operation(&claim, json!({"ok": true}))
+            .await
+            .expect("complete");
+        total += started.elapsed();
+    }
+    total
+}
+
+/// The entry point of a store's child processes: when this process is a
+/// child, opens the store at the role's location with `open`, plays the
+/// role ([`claim_race_child`] or [`write_loop_child`]) and exits; otherwise
+/// returns at once.
+///
+/// # Panics
+/// On an unknown role.
+pub fn run_store_child<S, F>(open: F)
+where
+    S: IdempotencyStorage + 'static,
+    F: FnOnce(&str) -> S,
+{
+    let Some(role) = child_role() else {
+        return;
+    };
+    let store = open(role.last().expect("a role names the store location"));
+    match role[0].as_str() {
+        "claim" => claim_race_child(store, &role),
+        "write-loop" => write_loop_child(store, &role),
+        other => panic!("unknown role {other}"),
+    }
+    std::process::exit(0);
+}
+
+/// [`claim_race`] with 8 processes, asserting exactly one winner and
+/// that every other racer was told the key is in progress.
+///
+/// # Panics
+/// When the race does not have exactly one winner.
+pub fn assert_one_winner_of_eight(entry: &str, location: &str) {
+    let answers = claim_race(entry, 8, location);
+    let won = answers.iter().filter(|a| *a == "won").count();
+    assert_eq!(won, 1, "answers: {answers:?}");
+    assert!(
+        answers.iter().all(|a| a == "won" || a == "busy"),
+        "answers: {answers:?}"
+    );
 }
 
 /// Makes `path` read-only in a way that binds root too (`chattr +i`, the

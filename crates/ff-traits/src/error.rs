@@ -285,6 +285,25 @@ impl Error {
         }
     }
 
+    /// A [`Error::Backend`] for an I/O failure of a file-based backend,
+    /// with a hint for the usual causes (permissions, read-only or full
+    /// filesystem).
+    #[must_use]
+    pub fn io(backend: &str, context: &str, e: &std::io::Error) -> Self {
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                " (is the directory writable by this user?)"
+            }
+            std::io::ErrorKind::StorageFull => " (the disk is full)",
+            _ => "",
+        };
+        Self::Backend {
+            backend: backend.to_owned(),
+            message: format!("{context}: {e}{hint}"),
+            source: Some(Box::new(std::io::Error::new(e.kind(), e.to_string()))),
+        }
+    }
+
     /// Shorthand for [`Error::Corrupt`].
     pub fn corrupt(
         what: impl Into<String>,

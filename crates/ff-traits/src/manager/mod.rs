@@ -461,19 +461,16 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         claim: &Claim,
         change: impl Fn(&mut IdempotencyRecord, Timestamp),
     ) -> Result<IdempotencyRecord> {
-        // Fast path: if the stored revision is still the one this claim
-        // wrote, the stored record is the snapshot and it is ours.
-        let mut next = IdempotencyRecord::clone(&claim.snapshot);
-        let read_revision = next.revision;
-        change(&mut next, self.now());
-        match self.store.compare_and_swap(read_revision, next).await {
-            Ok(stored) => return Ok(stored),
-            Err(Error::PreconditionFailed { .. } | Error::NotFound { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        // Someone wrote since: read, check ownership, retry.
-        for _ in 0..MAX_RACE_ROUNDS {
-            let mut next = self.owned_record(claim).await?;
+        // First try from the claim's snapshot: if the stored revision is
+        // still the one this claim wrote, the stored record is the snapshot
+        // and it is ours, so no read is needed. After that, read and check
+        // ownership each round.
+        let mut snapshot = Some(IdempotencyRecord::clone(&claim.snapshot));
+        for _ in 0..=MAX_RACE_ROUNDS {
+            let mut next = match snapshot.take() {
+                Some(s) => s,
+                None => self.owned_record(claim).await?,
+            };
             let read_revision = next.revision;
             change(&mut next, self.now());
             match self.store.compare_and_swap(read_revision, next).await {
