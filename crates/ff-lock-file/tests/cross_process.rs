@@ -364,29 +364,22 @@ async fn unusable_lock_directory_fails_at_once() {
         "{err}"
     );
 
-    #[cfg(unix)]
-    if !running_as_root() {
-        use std::os::unix::fs::PermissionsExt;
-        let ro = fresh_dir("readonly");
-        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).expect("chmod");
-        let err = FileLockProvider::new(&ro)
-            .acquire("x", &LockOptions::default())
-            .await
-            .expect_err("read-only lock directory");
-        assert!(err.to_string().contains("writable"), "{err}");
-    } else {
-        eprintln!("running as root: the read-only directory case cannot be staged; skipped");
-    }
-}
-
-#[cfg(unix)]
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
+    // A read-only lock directory: the immutable attribute binds root too.
+    let ro = fresh_dir("readonly");
+    let Some(_frozen) = ff_testkit::Immutable::set(&ro) else {
+        eprintln!("chattr +i is not available here: read-only directory case skipped");
+        return;
+    };
+    let started = Instant::now();
+    let err = FileLockProvider::new(&ro)
+        .acquire("x", &LockOptions::default())
+        .await
+        .expect_err("read-only lock directory");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "error came after waiting"
+    );
+    assert!(err.to_string().contains("writable"), "{err}");
 }
 
 #[cfg(unix)]
