@@ -1,9 +1,15 @@
 //! # ff-worktree
 //!
-//! `WorktreeManager`: per-issue git worktrees, generic over a `LockProvider` and an `IdempotencyStorage`, safe under any concurrency and crash.
+//! Per-issue git worktrees for many processes at once, without corrupting
+//! git state or doing an operation twice.
 //!
-//! **Not implemented yet.** It is tracked as the ff-worktree issue. This crate compiles so that the workspace
-//! layout is in place; it exports nothing, so nothing can mistake it for a
-//! working backend.
+//! **In progress.** What is here and works: [`git`], the layer every git
+//! call goes through (argument vectors, timeouts, `-z` porcelain parsing,
+//! repository facts, version check). `WorktreeManager`, generic over a
+//! [`LockProvider`](ff_traits::LockProvider) and an
+//! [`IdempotencyStorage`](ff_traits::IdempotencyStorage), is not written
+//! yet and is not exported.
 
 #![forbid(unsafe_code)]
+
+pub mod git;

@@ -1,0 +1,437 @@
+//! The git layer: every git call goes through [`Git`].
+//!
+//! * Argument vectors, never a shell; callers put `--` before paths and
+//!   refs.
+//! * A timeout on every call; the child is killed when it runs out (or when
+//!   the call is cancelled).
+//! * Read-only calls set `GIT_OPTIONAL_LOCKS=0`, so they never take the
+//!   index lock that concurrent writers need.
+//! * `LC_ALL=C` so messages are stable; no terminal prompts; `GIT_DIR`,
+//!   `GIT_WORK_TREE` and friends from the caller's environment (set inside
+//!   git hooks, for instance) are removed, so a call always addresses the
+//!   repository it was given.
+//! * Errors carry git's own message.
+
+mod porcelain;
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+pub use porcelain::{WorktreeEntry, parse_worktree_list};
+
+/// The oldest git that has everything used here (`worktree list -z`
+/// arrived in 2.36).
+pub const MIN_GIT_VERSION: (u32, u32) = (2, 36);
+
+/// Environment variables that would redirect git to another repository.
+const REPO_OVERRIDES: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+];
+
+/// What went wrong with a git call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GitError {
+    /// The git program could not be started.
+    #[error(
+        "git was not found ({program}): install git {}.{} or newer, or point FF_GIT at it",
+        MIN_GIT_VERSION.0,
+        MIN_GIT_VERSION.1
+    )]
+    NotInstalled {
+        /// The program that was tried.
+        program: String,
+    },
+    /// The git found is older than [`MIN_GIT_VERSION`].
+    #[error(
+        "git {found} is too old: ForgeFlow needs git {}.{} or newer",
+        MIN_GIT_VERSION.0,
+        MIN_GIT_VERSION.1
+    )]
+    TooOld {
+        /// The version found.
+        found: String,
+    },
+    /// The directory is not inside a git repository.
+    #[error("{} is not inside a git repository: {stderr}", .path.display())]
+    NotARepository {
+        /// The directory.
+        path: PathBuf,
+        /// git's message.
+        stderr: String,
+    },
+    /// The repository has no working tree.
+    #[error("{} is a bare repository; worktrees need a repository with a working tree", .path.display())]
+    Bare {
+        /// The repository.
+        path: PathBuf,
+    },
+    /// The call ran out of time and was killed.
+    #[error("git {args} did not finish within {}; it was stopped", ff_traits::fmt_duration(*.after))]
+    Timeout {
+        /// The arguments.
+        args: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// git exited with an error.
+    #[error("git {args} failed{}: {stderr}", .code.map(|c| format!(" (exit {c})")).unwrap_or_default())]
+    Failed {
+        /// The arguments.
+        args: String,
+        /// The exit code, if it exited.
+        code: Option<i32>,
+        /// git's message.
+        stderr: String,
+    },
+    /// git could not be run or its output read.
+    #[error("cannot run git {args}: {source}")]
+    Io {
+        /// The arguments.
+        args: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// git said something this layer does not understand.
+    #[error("unexpected output from git {args}: {reason}")]
+    Unexpected {
+        /// The arguments.
+        args: String,
+        /// What was unexpected.
+        reason: String,
+    },
+}
+
+impl From<GitError> for ff_traits::Error {
+    fn from(e: GitError) -> Self {
+        match e {
+            GitError::NotARepository { .. } | GitError::Bare { .. } => {
+                ff_traits::Error::invalid_input("repository", e.to_string())
+            }
+            other => ff_traits::Error::Backend {
+                backend: "git".into(),
+                message: other.to_string(),
+                source: Some(Box::new(other)),
+            },
+        }
+    }
+}
+
+/// What git output a call returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitOutput {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error, as text.
+    pub stderr: String,
+}
+
+impl GitOutput {
+    /// Whether git exited with 0.
+    #[must_use]
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Standard output as trimmed text.
+    #[must_use]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).trim().to_owned()
+    }
+}
+
+/// Facts about a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RepoInfo {
+    /// The top of the working tree.
+    pub toplevel: PathBuf,
+    /// The common git directory, shared by all worktrees (absolute). Locks
+    /// that serialize registry changes are keyed by it.
+    pub common_dir: PathBuf,
+    /// The branch HEAD points at (short name), if not detached.
+    pub head_branch: Option<String>,
+    /// Whether HEAD resolves to a commit (a new repository has none).
+    pub has_commits: bool,
+}
+
+/// Runs git in one directory.
+#[derive(Debug, Clone)]
+pub struct Git {
+    program: OsString,
+    dir: PathBuf,
+    timeout: Duration,
+}
+
+fn describe(args: &[OsString]) -> String {
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Git {
+    /// git (the `FF_GIT` environment variable, else `git` on the `PATH`)
+    /// running in `dir`, with a 120 s timeout per call.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            program: std::env::var_os("FF_GIT").unwrap_or_else(|| OsString::from("git")),
+            dir: dir.into(),
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// Uses another git program.
+    #[must_use]
+    pub fn with_program(mut self, program: impl Into<OsString>) -> Self {
+        self.program = program.into();
+        self
+    }
+
+    /// Sets the timeout of each call.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The same git in another directory.
+    #[must_use]
+    pub fn in_dir(&self, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The directory calls run in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs git and returns whatever it said, successful or not.
+    ///
+    /// # Errors
+    /// [`GitError::NotInstalled`], [`GitError::Io`], [`GitError::Timeout`].
+    pub async fn output<I, S>(&self, args: I, read_only: bool) -> Result<GitOutput, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&args)
+            .current_dir(&self.dir)
+            .env("LC_ALL", "C")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for var in REPO_OVERRIDES {
+            cmd.env_remove(var);
+        }
+        if read_only {
+            cmd.env("GIT_OPTIONAL_LOCKS", "0");
+        }
+        let child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                GitError::NotInstalled {
+                    program: self.program.to_string_lossy().into_owned(),
+                }
+            } else {
+                GitError::Io {
+                    args: describe(&args),
+                    source: e,
+                }
+            }
+        })?;
+        tracing::trace!(args = %describe(&args), dir = %self.dir.display(), "git");
+        let out = tokio::time::timeout(self.timeout, child.wait_with_output())
+            .await
+            .map_err(|_| GitError::Timeout {
+                args: describe(&args),
+                after: self.timeout,
+            })?
+            .map_err(|e| GitError::Io {
+                args: describe(&args),
+                source: e,
+            })?;
+        Ok(GitOutput {
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+
+    async fn checked<I, S>(&self, args: I, read_only: bool) -> Result<GitOutput, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let out = self.output(&args, read_only).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(GitError::Failed {
+                args: describe(&args),
+                code: out.code,
+                stderr: out.stderr,
+            })
+        }
+    }
+
+    /// Runs a git command that may change the repository.
+    ///
+    /// # Errors
+    /// As [`output`](Self::output), and [`GitError::Failed`] on a non-zero
+    /// exit.
+    pub async fn run<I, S>(&self, args: I) -> Result<GitOutput, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.checked(args, false).await
+    }
+
+    /// Runs a read-only git command (`GIT_OPTIONAL_LOCKS=0`).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub async fn read<I, S>(&self, args: I) -> Result<GitOutput, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.checked(args, true).await
+    }
+
+    /// The git version, checked against [`MIN_GIT_VERSION`].
+    ///
+    /// # Errors
+    /// [`GitError::NotInstalled`], [`GitError::TooOld`],
+    /// [`GitError::Unexpected`] for an unparsable version.
+    pub async fn check_version(&self) -> Result<String, GitError> {
+        let out = self.read(["--version"]).await?;
+        let text = out.text();
+        let version = text
+            .strip_prefix("git version ")
+            .unwrap_or(&text)
+            .to_owned();
+        let mut parts = version.split(|c: char| !c.is_ascii_digit());
+        let major: Option<u32> = parts.next().and_then(|p| p.parse().ok());
+        let minor: Option<u32> = parts.next().and_then(|p| p.parse().ok());
+        let (Some(major), Some(minor)) = (major, minor) else {
+            return Err(GitError::Unexpected {
+                args: "--version".into(),
+                reason: format!("cannot read a version in {text:?}"),
+            });
+        };
+        if (major, minor) < MIN_GIT_VERSION {
+            return Err(GitError::TooOld { found: version });
+        }
+        Ok(version)
+    }
+
+    /// Describes the repository that contains [`dir`](Self::dir).
+    ///
+    /// # Errors
+    /// [`GitError::NotARepository`], [`GitError::Bare`], or a failed call.
+    pub async fn repository(&self) -> Result<RepoInfo, GitError> {
+        let out = self
+            .output(
+                ["rev-parse", "--is-bare-repository", "--git-common-dir"],
+                true,
+            )
+            .await?;
+        if !out.success() {
+            return Err(GitError::NotARepository {
+                path: self.dir.clone(),
+                stderr: out.stderr,
+            });
+        }
+        let text = out.text();
+        let mut lines = text.lines();
+        if lines.next() == Some("true") {
+            return Err(GitError::Bare {
+                path: self.dir.clone(),
+            });
+        }
+        let common = PathBuf::from(lines.next().unwrap_or(".git"));
+        let common_dir =
+            std::fs::canonicalize(self.dir.join(common)).map_err(|e| GitError::Io {
+                args: "rev-parse --git-common-dir".into(),
+                source: e,
+            })?;
+        let toplevel = PathBuf::from(self.read(["rev-parse", "--show-toplevel"]).await?.text());
+        let head = self
+            .output(["symbolic-ref", "--quiet", "--short", "HEAD"], true)
+            .await?;
+        let head_branch = head.success().then(|| head.text());
+        let has_commits = self
+            .output(["rev-parse", "--quiet", "--verify", "HEAD^{commit}"], true)
+            .await?
+            .success();
+        Ok(RepoInfo {
+            toplevel,
+            common_dir,
+            head_branch,
+            has_commits,
+        })
+    }
+
+    /// The repository's worktrees, from `git worktree list --porcelain -z`.
+    ///
+    /// # Errors
+    /// A failed call, or [`GitError::Unexpected`] for output that does not
+    /// parse.
+    pub async fn worktrees(&self) -> Result<Vec<WorktreeEntry>, GitError> {
+        let out = self.read(["worktree", "list", "--porcelain", "-z"]).await?;
+        parse_worktree_list(&out.stdout).map_err(|reason| GitError::Unexpected {
+            args: "worktree list --porcelain -z".into(),
+            reason,
+        })
+    }
+
+    /// The commit `rev` names, or `None` when it names none.
+    ///
+    /// # Errors
+    /// A failed call (other than "no such revision").
+    pub async fn resolve_commit(&self, rev: &str) -> Result<Option<String>, GitError> {
+        let spec = format!("{rev}^{{commit}}");
+        let out = self
+            .output(
+                [
+                    "rev-parse",
+                    "--quiet",
+                    "--verify",
+                    "--end-of-options",
+                    &spec,
+                ],
+                true,
+            )
+            .await?;
+        match out.code {
+            Some(0) => Ok(Some(out.text())),
+            Some(1) if out.stderr.is_empty() => Ok(None),
+            code => Err(GitError::Failed {
+                args: format!("rev-parse --verify {spec}"),
+                code,
+                stderr: out.stderr,
+            }),
+        }
+    }
+}
