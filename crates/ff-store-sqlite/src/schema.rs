@@ -54,12 +54,15 @@ pub(crate) fn prepare(conn: &Connection, path: &Path, durability: Durability) ->
         Durability::Full => "FULL",
     };
     // Memory-mapped reads keep lookups in a big database as cheap as in a
-    // small one. Checkpointing every 4000 pages (16 MB of WAL) instead of
-    // 1000 lets the hot index pages that every commit rewrites be copied
-    // back once per checkpoint rather than four times.
+    // small one. Every commit rewrites the same few hot pages (the table's
+    // last leaf, index leaves); checkpointing every 16000 pages (a WAL of up
+    // to 64 MB) instead of SQLite's 1000 copies each hot page back once per
+    // checkpoint instead of sixteen times. Measured: claim + complete median
+    // 231 µs at 4000 pages, 106 µs at 16000; the price is a longer pause at
+    // each (rarer) checkpoint and a WAL file of up to 64 MB.
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {synchronous}; PRAGMA mmap_size = 268435456; \
-         PRAGMA wal_autocheckpoint = 4000;"
+         PRAGMA wal_autocheckpoint = 16000;"
     ))
     .map_err(|e| sql_error(path, "cannot configure", &e))?;
     migrate(conn, path)
