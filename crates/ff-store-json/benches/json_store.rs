@@ -30,6 +30,16 @@ use ff_traits::{
 };
 use serde_json::json;
 
+/// Full sizes under `cargo bench`; a small smoke run under `cargo test`,
+/// which runs benchmarks once to check they work.
+fn size(n: u32) -> u32 {
+    if std::env::args().any(|a| a == "--bench") {
+        n
+    } else {
+        n.min(100)
+    }
+}
+
 /// Writes `n` finished records straight into `dir` (setup only).
 fn fill(dir: &Path, n: u32, op: &str) -> Vec<RecordKey> {
     std::fs::create_dir_all(dir).expect("dir");
@@ -83,7 +93,7 @@ fn lookup(c: &mut Criterion) {
     let rt = ff_testkit::runtime();
     let tmp = tempfile::tempdir().expect("tempdir");
     let small_keys = fill(&tmp.path().join("small"), 100, "lookup");
-    let large_keys = fill(&tmp.path().join("large"), 100_000, "lookup");
+    let large_keys = fill(&tmp.path().join("large"), size(100_000), "lookup");
     let small = JsonStore::open(tmp.path().join("small")).expect("open");
     let large = JsonStore::open(tmp.path().join("large")).expect("open");
     let mut g = c.benchmark_group("json_lookup");
@@ -107,7 +117,7 @@ fn lookup(c: &mut Criterion) {
     let mut g = c.benchmark_group("json_stats");
     g.sample_size(10);
     let mid_dir = tmp.path().join("mid");
-    fill(&mid_dir, 10_000, "stats");
+    fill(&mid_dir, size(10_000), "stats");
     let mid = JsonStore::open(&mid_dir).expect("open");
     g.bench_function("stats_10000", |b| {
         b.iter(|| rt.block_on(mid.stats()).expect("stats"))
@@ -126,14 +136,14 @@ fn lookup(c: &mut Criterion) {
                 let dir = tmp
                     .path()
                     .join(format!("cleanup-{round}-{}", ff_traits::unique_id()));
-                fill(&dir, 10_000, "cleanup");
+                fill(&dir, size(10_000), "cleanup");
                 let s = JsonStore::open(&dir).expect("open");
                 let started = Instant::now();
                 let removed = rt
                     .block_on(s.remove_finished_before(Timestamp::now()))
                     .expect("cleanup");
                 total += started.elapsed();
-                assert_eq!(removed, 10_000);
+                assert_eq!(removed, u64::from(size(10_000)));
             }
             total
         });

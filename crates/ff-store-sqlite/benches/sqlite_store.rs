@@ -24,6 +24,16 @@ use ff_traits::{
 };
 use serde_json::json;
 
+/// Full sizes under `cargo bench`; a small smoke run under `cargo test`,
+/// which runs benchmarks once to check they work.
+fn size(n: u32) -> u32 {
+    if std::env::args().any(|a| a == "--bench") {
+        n
+    } else {
+        n.min(100)
+    }
+}
+
 /// Creates `n` finished records through the store (setup only).
 fn fill(
     rt: &tokio::runtime::Runtime,
@@ -100,16 +110,22 @@ fn at_scale(c: &mut Criterion) {
     let rt = ff_testkit::runtime();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (small, small_keys) = fill(&rt, &tmp.path().join("small.sqlite3"), 100, "lookup");
-    let (large, large_keys) = fill(&rt, &tmp.path().join("large.sqlite3"), 100_000, "lookup");
-    let (mid, _) = fill(&rt, &tmp.path().join("mid.sqlite3"), 10_000, "lookup");
+    let (large, large_keys) = fill(
+        &rt,
+        &tmp.path().join("large.sqlite3"),
+        size(100_000),
+        "lookup",
+    );
+    let (mid, _) = fill(&rt, &tmp.path().join("mid.sqlite3"), size(10_000), "lookup");
     // Cleanup destroys its input: each round works on a copy of a template
     // filled once (closed first, so its WAL is checkpointed into the file).
     let templates: Vec<(u32, std::path::PathBuf)> = [10_000u32, 100_000]
         .into_iter()
-        .map(|n| {
-            let path = tmp.path().join(format!("template-{n}.sqlite3"));
+        .map(|full| {
+            let n = size(full);
+            let path = tmp.path().join(format!("template-{full}.sqlite3"));
             drop(fill(&rt, &path, n, "cleanup"));
-            (n, path)
+            (full, path)
         })
         .collect();
     let mut g = c.benchmark_group("sqlite_lookup");
@@ -159,7 +175,7 @@ fn at_scale(c: &mut Criterion) {
                         .block_on(s.remove_finished_before(Timestamp::now()))
                         .expect("cleanup");
                     total += started.elapsed();
-                    assert_eq!(removed, u64::from(n));
+                    assert_eq!(removed, u64::from(size(n)));
                 }
                 total
             });
