@@ -128,8 +128,8 @@ impl fmt::Display for RecordedError {
 pub struct ClaimOwner {
     /// Unique id of the claim.
     pub claim_id: String,
-    /// Strictly increasing per key: a claim that took over an abandoned one
-    /// has a greater token.
+    /// Strictly increasing over the claims of one record: a claim that took
+    /// over an abandoned one has a greater token.
     pub fencing_token: FencingToken,
     /// Past this instant, without renewal, the claim is abandoned.
     pub lease_deadline: Timestamp,

@@ -129,7 +129,9 @@ pub struct Claim {
     pub operation: String,
     /// Unique id of this claim, stored as the record's owner.
     pub claim_id: String,
-    /// Greater than any earlier claim's token on this key.
+    /// Greater than the token of every earlier claim of this record (a
+    /// record removed by cleanup and created again starts over at 1; no
+    /// claim of the removed record can write any more).
     pub fencing_token: FencingToken,
     /// Why this claim runs (first run, retry, takeover, …).
     pub reason: Reason,
