@@ -5,7 +5,8 @@
 //!
 //! **In progress.** What is here and works: [`git`], the layer every git
 //! call goes through (argument vectors, timeouts, `-z` porcelain parsing,
-//! repository facts, version check). `WorktreeManager`, generic over a
+//! repository facts, version check), and [`IssueId`], the validation every
+//! issue id passes before any side effect. `WorktreeManager`, generic over a
 //! [`LockProvider`](ff_traits::LockProvider) and an
 //! [`IdempotencyStorage`](ff_traits::IdempotencyStorage), is not written
 //! yet and is not exported.
@@ -13,3 +14,6 @@
 #![forbid(unsafe_code)]
 
 pub mod git;
+mod issue;
+
+pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
