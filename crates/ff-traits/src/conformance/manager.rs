@@ -164,6 +164,21 @@ pub async fn lifecycle_rules(s: Store) {
         other => panic!("expected the completed record, got {other:?}"),
     }
 
+    // An abandoned claim leaves nothing: the next attempt starts at once.
+    let ka = key("abandon");
+    let ca = claimed(m.start_operation(&ka, None).await);
+    m.abandon_operation(&ca).await.expect("abandon");
+    assert!(m.store().load(&ca.key).await.expect("load").is_none());
+    let again = claimed(m.start_operation(&ka, None).await);
+    assert_eq!(again.reason, Reason::NoPreviousExecution);
+    assert!(matches!(
+        m.abandon_operation(&ca).await,
+        Err(Error::LockLost { .. })
+    ));
+    m.complete_operation(&again, json!("done"))
+        .await
+        .expect("complete");
+
     // A permanent failure is not retried.
     let kp = key("permanent");
     let cp = claimed(m.start_operation(&kp, None).await);
@@ -261,10 +276,7 @@ pub async fn stuck_claim_is_taken_over(s: Store) {
         vec![json!({"path": "/half-made"})]
     );
     assert!(heir.fencing_token > dead.fencing_token);
-    assert!(matches!(
-        m.renew(&mut dead.clone()).await,
-        Err(Error::LockLost { .. })
-    ));
+    assert!(matches!(m.renew(&dead).await, Err(Error::LockLost { .. })));
     assert!(matches!(
         m.complete_operation(&dead, json!("late")).await,
         Err(Error::LockLost { .. })
@@ -292,6 +304,22 @@ pub async fn only_the_claimant_finishes(s: Store) {
         m.fail_operation(&c, boom(true)).await,
         Err(Error::LockLost { .. })
     ));
+
+    // A record removed and created again starts over at revision 1; a claim
+    // of the old record must still never write the new one (ABA).
+    let kb = key("aba");
+    let old = claimed(m.start_operation(&kb, None).await);
+    m.complete_operation(&old, json!("first")).await.expect("complete");
+    m.cleanup(Duration::ZERO).await.expect("cleanup");
+    let new = claimed(m.start_operation(&kb, None).await);
+    assert!(matches!(
+        m.complete_operation(&old, json!("stale")).await,
+        Err(Error::LockLost { .. })
+    ));
+    assert!(matches!(m.abandon_operation(&old).await, Err(Error::LockLost { .. })));
+    let current = m.store().load(&new.key).await.expect("load").expect("record");
+    assert_eq!(current.status, RecordStatus::Pending, "a stale claim changed a newer record");
+    m.complete_operation(&new, json!("second")).await.expect("complete");
 
     // execute() with a lease far shorter than the operation: renewal keeps
     // the claim alive, so a concurrent caller sees it in progress.

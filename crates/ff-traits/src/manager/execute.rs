@@ -194,7 +194,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         F: FnOnce(Attempt) -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
     {
-        let mut claim = match self.start_operation(key, rollback_data).await? {
+        let claim = match self.start_operation(key, rollback_data).await? {
             Start::AlreadyCompleted(record) => return Ok(Execution::Replayed(replay(&record)?)),
             Start::Claimed(claim) => claim,
         };
@@ -214,7 +214,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             tokio::select! {
                 outcome = &mut work => break outcome,
                 _ = renewals.tick(), if !notifier.is_lost() => {
-                    match self.renew(&mut claim).await {
+                    match self.renew(&claim).await {
                         Ok(()) => {}
                         Err(Error::LockLost { reason, .. }) => {
                             tracing::error!(%reason, "idempotency claim lost while the operation ran");
@@ -308,7 +308,6 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             fencing_token: token,
             reason: Reason::PreviousRolledBack,
             abandoned_rollbacks: claimed.abandoned_rollbacks.clone(),
-            snapshot: Box::new(claimed.clone()),
         };
         let mut all_data: Vec<Option<Value>> = claimed
             .abandoned_rollbacks

@@ -139,10 +139,6 @@ pub struct Claim {
     /// The claimant should undo them (idempotently) before or while running;
     /// they are cleared when this claim completes or fails.
     pub abandoned_rollbacks: Vec<Value>,
-    /// The record as this claim last wrote it. While the stored revision is
-    /// still this one, nobody else wrote since, so finishing can be a single
-    /// compare-and-swap without reading first.
-    snapshot: Box<IdempotencyRecord>,
 }
 
 /// The answer of [`IdempotencyManager::start_operation`].
@@ -426,8 +422,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             claim_id: owner.claim_id,
             fencing_token: owner.fencing_token,
             reason,
-            abandoned_rollbacks: stored.abandoned_rollbacks.clone(),
-            snapshot: Box::new(stored),
+            abandoned_rollbacks: stored.abandoned_rollbacks,
         })
     }
 
@@ -463,16 +458,12 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         claim: &Claim,
         change: impl Fn(&mut IdempotencyRecord, Timestamp),
     ) -> Result<IdempotencyRecord> {
-        // First try from the claim's snapshot: if the stored revision is
-        // still the one this claim wrote, the stored record is the snapshot
-        // and it is ours, so no read is needed. After that, read and check
-        // ownership each round.
-        let mut snapshot = Some(IdempotencyRecord::clone(&claim.snapshot));
-        for _ in 0..=MAX_RACE_ROUNDS {
-            let mut next = match snapshot.take() {
-                Some(s) => s,
-                None => self.owned_record(claim).await?,
-            };
+        // Always read and check ownership first. Swapping from a revision
+        // remembered since the claim would be unsafe: a record removed and
+        // created again starts over at revision 1, so an old claim could
+        // match a newer claimant's record (ABA).
+        for _ in 0..MAX_RACE_ROUNDS {
+            let mut next = self.owned_record(claim).await?;
             let read_revision = next.revision;
             change(&mut next, self.now());
             match self.store.compare_and_swap(read_revision, next).await {
@@ -493,16 +484,14 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// # Errors
     /// [`Error::LockLost`] when the claim was taken over or its record
     /// removed: the caller must stop.
-    pub async fn renew(&self, claim: &mut Claim) -> Result<()> {
+    pub async fn renew(&self, claim: &Claim) -> Result<()> {
         let lease = self.config.lease;
-        let stored = self
-            .update_owned(claim, |r, now| {
-                if let Some(o) = r.owner.as_mut() {
-                    o.lease_deadline = now.saturating_add(lease);
-                }
-            })
-            .await?;
-        *claim.snapshot = stored;
+        self.update_owned(claim, |r, now| {
+            if let Some(o) = r.owner.as_mut() {
+                o.lease_deadline = now.saturating_add(lease);
+            }
+        })
+        .await?;
         Ok(())
     }
 
@@ -561,6 +550,34 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             "operation finished"
         );
         Ok(stored)
+    }
+
+    /// Withdraws a claim whose operation changed nothing (it failed
+    /// before any side effect, or its effects were rolled back): the record
+    /// is removed, so the next attempt starts fresh, at once, without
+    /// counting an attempt or waiting for a backoff. Only the claim's owner
+    /// may do it.
+    ///
+    /// # Errors
+    /// [`Error::LockLost`] when the claim was taken over or finished.
+    #[tracing::instrument(level = "debug", skip_all, fields(operation = %claim.operation, key = claim.key.short()))]
+    pub async fn abandon_operation(&self, claim: &Claim) -> Result<()> {
+        for _ in 0..MAX_RACE_ROUNDS {
+            let revision = self.owned_record(claim).await?.revision;
+            match self.store.remove(&claim.key, revision).await {
+                Ok(()) => {
+                    tracing::info!(outcome = "abandoned", "claim withdrawn; no record kept");
+                    return Ok(());
+                }
+                Err(Error::PreconditionFailed { .. } | Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::InProgress {
+            operation: claim.operation.clone(),
+            key: claim.key.short().to_owned(),
+            lease_remaining: None,
+        })
     }
 
     /// Aggregates over all records.
