@@ -9,7 +9,8 @@
 //! issue id passes before any side effect. `WorktreeManager`, generic over a
 //! [`LockProvider`](ff_traits::LockProvider) and an
 //! [`IdempotencyStorage`](ff_traits::IdempotencyStorage), is not written
-//! yet and is not exported.
+//! yet and is not exported; `DESIGN.md` beside this crate records its planned
+//! shape.
 
 #![forbid(unsafe_code)]
 
