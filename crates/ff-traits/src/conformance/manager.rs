@@ -309,17 +309,33 @@ pub async fn only_the_claimant_finishes(s: Store) {
     // of the old record must still never write the new one (ABA).
     let kb = key("aba");
     let old = claimed(m.start_operation(&kb, None).await);
-    m.complete_operation(&old, json!("first")).await.expect("complete");
+    m.complete_operation(&old, json!("first"))
+        .await
+        .expect("complete");
     m.cleanup(Duration::ZERO).await.expect("cleanup");
     let new = claimed(m.start_operation(&kb, None).await);
     assert!(matches!(
         m.complete_operation(&old, json!("stale")).await,
         Err(Error::LockLost { .. })
     ));
-    assert!(matches!(m.abandon_operation(&old).await, Err(Error::LockLost { .. })));
-    let current = m.store().load(&new.key).await.expect("load").expect("record");
-    assert_eq!(current.status, RecordStatus::Pending, "a stale claim changed a newer record");
-    m.complete_operation(&new, json!("second")).await.expect("complete");
+    assert!(matches!(
+        m.abandon_operation(&old).await,
+        Err(Error::LockLost { .. })
+    ));
+    let current = m
+        .store()
+        .load(&new.key)
+        .await
+        .expect("load")
+        .expect("record");
+    assert_eq!(
+        current.status,
+        RecordStatus::Pending,
+        "a stale claim changed a newer record"
+    );
+    m.complete_operation(&new, json!("second"))
+        .await
+        .expect("complete");
 
     // execute() with a lease far shorter than the operation: renewal keeps
     // the claim alive, so a concurrent caller sees it in progress.
