@@ -173,6 +173,7 @@ pub struct Git {
     program: OsString,
     dir: PathBuf,
     timeout: Duration,
+    envs: Vec<(OsString, OsString)>,
 }
 
 fn describe(args: &[OsString]) -> String {
@@ -190,7 +191,17 @@ impl Git {
             program: std::env::var_os("FF_GIT").unwrap_or_else(|| OsString::from("git")),
             dir: dir.into(),
             timeout: Duration::from_secs(120),
+            envs: Vec::new(),
         }
+    }
+
+    /// The same git with one more environment variable set on every call
+    /// (after the repository overrides are removed), for example a private
+    /// `GIT_INDEX_FILE`.
+    #[must_use]
+    pub fn with_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), value.into()));
+        self
     }
 
     /// Uses another git program.
@@ -245,6 +256,9 @@ impl Git {
         }
         if read_only {
             cmd.env("GIT_OPTIONAL_LOCKS", "0");
+        }
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
         }
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
