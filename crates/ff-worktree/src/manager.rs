@@ -133,7 +133,10 @@ struct Plan {
 impl Plan {
     fn new(issue: &IssueId, base: &Path) -> Self {
         let now = Timestamp::now().as_millis();
-        let suffix = format!("{}-{}", base36(now), &ff_traits::unique_id()[28..]);
+        // 16 bits that differ between processes and between calls (a hash
+        // of a process-unique id), after the time in milliseconds.
+        let random = Sha256::digest(ff_traits::unique_id().as_bytes());
+        let suffix = format!("{}-{}", base36(now), ff_traits::hex_lower(&random[..2]));
         let id = format!("wt-{issue}-{suffix}");
         Self {
             path: base.join(&id),
@@ -399,9 +402,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             // Leave nothing: undo what git may have made, then
                             // withdraw the claim so a retry starts fresh. If
                             // the undo fails, the pending record keeps the
-                            // plan for the next attempt to undo.
-                            self.undo(&plan).await?;
-                            self.records.abandon_operation(&claim).await?;
+                            // plan, and the attempt that takes it over once
+                            // its lease lapses undoes it; the caller still
+                            // learns why the create failed.
+                            match self.undo(&plan).await {
+                                Ok(()) => self.records.abandon_operation(&claim).await?,
+                                Err(undo) => tracing::error!(
+                                    id = %plan.id,
+                                    error = %undo,
+                                    "could not undo a failed create; the next attempt will"
+                                ),
+                            }
                             Err(e)
                         }
                     };
