@@ -494,12 +494,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     async fn undo(&self, plan: &Plan) -> Result<()> {
         self.with_registry("undo worktree add", async || {
             self.remove_registered(&plan.path, &plan.id).await?;
-            if self.branch_exists(&plan.branch).await? {
-                self.git
-                    .run(["branch", "-D", "--", plan.branch.as_str()])
-                    .await?;
-            }
-            Ok(())
+            self.delete_branch(&plan.branch).await
         })
         .await
     }
@@ -607,83 +602,60 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     async fn cleanup_locked(&self, issue: &IssueId, id: &str, force: bool) -> Result<Cleanup> {
         let key = self.create_key(issue).record_key()?;
+        let nothing = Cleanup {
+            removed: None,
+            archived_at: None,
+        };
         let Some(record) = self.records.store().load(&key).await? else {
-            return Ok(Cleanup {
-                removed: None,
-                archived_at: None,
-            });
+            return Ok(nothing);
         };
         let wt = worktree_of(record.result.as_ref())?;
         if record.status != RecordStatus::Completed || wt.id != id {
-            return Ok(Cleanup {
-                removed: None,
-                archived_at: None,
-            });
+            return Ok(nothing);
         }
+        // Every ForgeFlow change to this worktree holds the issue lock, so
+        // what is read here stays true until the removal below. The git
+        // calls are kept few: removal costs about what bare git's does.
         let mut archived_at = None;
-        if self.is_registered(&wt.path).await? {
-            let in_tree = self.git.in_dir(&wt.path);
-            let status = in_tree
-                .read(["status", "--porcelain=v1", "-z", "--untracked-files=all"])
-                .await?;
-            let dirty: Vec<String> = status
-                .stdout
-                .split(|b| *b == 0)
-                .filter(|e| e.len() > 3)
-                .map(|e| String::from_utf8_lossy(&e[3..]).into_owned())
-                .collect();
-            let merged_into = if self.git.resolve_commit(&wt.base).await?.is_some() {
-                wt.base.clone()
-            } else {
-                wt.base_commit.clone()
-            };
-            let range = format!("{merged_into}..refs/heads/{}", wt.branch);
-            let unmerged: u64 = self
-                .git
-                .read(["rev-list", "--count", "--end-of-options", range.as_str()])
-                .await?
-                .text()
-                .parse()
-                .unwrap_or(0);
-            if !dirty.is_empty() || unmerged > 0 {
-                if !force {
-                    let mut what = Vec::new();
-                    if !dirty.is_empty() {
-                        let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
-                        what.push(format!(
-                            "{} uncommitted file(s) ({}{})",
-                            dirty.len(),
-                            shown.join(", "),
-                            if dirty.len() > 5 { ", …" } else { "" }
-                        ));
-                    }
-                    if unmerged > 0 {
-                        what.push(format!(
-                            "{unmerged} commit(s) not merged into {merged_into}"
-                        ));
-                    }
-                    return Err(Error::invalid_input(
-                        "cleanup",
-                        format!(
-                            "worktree {} has {}; commit and merge the work, or force the cleanup \
-                             (the work is then kept under refs/ff/archive/{})",
-                            wt.id,
-                            what.join(" and "),
-                            wt.id
-                        ),
-                    ));
+        let present = wt.path.join(".git").exists();
+        if present {
+            let unmerged = self.unmerged_commits(&wt).await?;
+            if force {
+                let dirty = self.dirty_files(&wt).await?;
+                if !dirty.is_empty() || unmerged.1 > 0 {
+                    archived_at = Some(self.archive(&wt, !dirty.is_empty()).await?);
                 }
-                archived_at = Some(self.archive(&wt, !dirty.is_empty()).await?);
+            } else if unmerged.1 > 0 {
+                let dirty = self.dirty_files(&wt).await?;
+                return Err(would_lose_work(&wt, &dirty, unmerged));
             }
         }
         self.with_registry("worktree remove", async || {
-            self.remove_registered(&wt.path, &wt.id).await?;
-            if self.branch_exists(&wt.branch).await? {
-                self.git
-                    .run(["branch", "-D", "--", wt.branch.as_str()])
-                    .await?;
+            if present {
+                let mut args: Vec<&std::ffi::OsStr> = vec!["worktree".as_ref(), "remove".as_ref()];
+                if force {
+                    args.push("--force".as_ref());
+                }
+                args.extend(["--".as_ref(), wt.path.as_os_str()]);
+                // Without force, git itself refuses a worktree with modified
+                // or untracked files; then say which.
+                if let Err(e) = self.git.run(&args).await {
+                    let dirty = if force {
+                        Vec::new()
+                    } else {
+                        self.dirty_files(&wt).await?
+                    };
+                    if !dirty.is_empty() {
+                        return Err(would_lose_work(&wt, &dirty, (wt.base.clone(), 0)));
+                    }
+                    return Err(e.into());
+                }
+            } else {
+                // The directory went away behind git's back: drop git's
+                // registration of it, and nothing else.
+                self.remove_registered(&wt.path, &wt.id).await?;
             }
-            Ok(())
+            self.delete_branch(&wt.branch).await
         })
         .await?;
         match self.records.store().remove(&key, record.revision).await {
@@ -695,6 +667,59 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             removed: Some(wt),
             archived_at,
         })
+    }
+
+    /// Commits on the worktree's branch that its base does not contain, and
+    /// the base they were counted against (the base ref, or the recorded
+    /// base commit when the ref is gone).
+    async fn unmerged_commits(&self, wt: &Worktree) -> Result<(String, u64)> {
+        for base in [&wt.base, &wt.base_commit] {
+            let range = format!("{base}..refs/heads/{}", wt.branch);
+            let out = self
+                .git
+                .output(
+                    ["rev-list", "--count", "--end-of-options", range.as_str()],
+                    true,
+                )
+                .await?;
+            if out.success() {
+                return Ok((base.clone(), out.text().parse().unwrap_or(0)));
+            }
+        }
+        Ok((wt.base.clone(), 0))
+    }
+
+    /// Paths with uncommitted changes (untracked files included).
+    async fn dirty_files(&self, wt: &Worktree) -> Result<Vec<String>> {
+        let status = self
+            .git
+            .in_dir(&wt.path)
+            .read(["status", "--porcelain=v1", "-z", "--untracked-files=all"])
+            .await?;
+        Ok(status
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|e| e.len() > 3)
+            .map(|e| String::from_utf8_lossy(&e[3..]).into_owned())
+            .collect())
+    }
+
+    /// `git branch -D`, succeeding when the branch is already gone.
+    async fn delete_branch(&self, branch: &str) -> Result<()> {
+        let out = self
+            .git
+            .output(["branch", "-D", "--", branch], false)
+            .await?;
+        if out.success() || out.stderr.contains("not found") {
+            Ok(())
+        } else {
+            Err(crate::git::GitError::Failed {
+                args: format!("branch -D -- {branch}"),
+                code: out.code,
+                stderr: out.stderr,
+            }
+            .into())
+        }
     }
 
     /// Keeps the worktree's work under `refs/ff/archive/<id>`: its branch
@@ -749,6 +774,36 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         tracing::warn!(id = %wt.id, archive = %name, "work kept before a forced cleanup");
         Ok(name)
     }
+}
+
+/// The refusal of a cleanup that would destroy work.
+fn would_lose_work(wt: &Worktree, dirty: &[String], unmerged: (String, u64)) -> Error {
+    let mut what = Vec::new();
+    if !dirty.is_empty() {
+        let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
+        what.push(format!(
+            "{} uncommitted file(s) ({}{})",
+            dirty.len(),
+            shown.join(", "),
+            if dirty.len() > 5 { ", …" } else { "" }
+        ));
+    }
+    if unmerged.1 > 0 {
+        what.push(format!(
+            "{} commit(s) not merged into {}",
+            unmerged.1, unmerged.0
+        ));
+    }
+    Error::invalid_input(
+        "cleanup",
+        format!(
+            "worktree {} has {}; commit and merge the work, or force the cleanup (the work is \
+             then kept under refs/ff/archive/{})",
+            wt.id,
+            what.join(" and "),
+            wt.id
+        ),
+    )
 }
 
 fn worktree_of(result: Option<&Value>) -> Result<Worktree> {
