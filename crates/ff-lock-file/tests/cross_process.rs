@@ -1,26 +1,20 @@
 //! Cross-process behaviour with real child processes.
 //!
-//! Children are this test binary run again with `FF_LOCK_CHILD` set: the
-//! `child_entry` test then plays the requested role and exits.
+//! Children are this test binary run again through `ff_testkit::spawn_self`:
+//! the `child_entry` test then plays the requested role and exits.
 
 #![allow(clippy::print_stdout)] // child processes report to the parent on stdout
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use ff_lock_file::{FileLockMode, FileLockProvider};
 use ff_traits::{Error, LockOptions, LockProvider};
 
-const CHILD_ENV: &str = "FF_LOCK_CHILD";
-
 fn fresh_dir(tag: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("ff-lock-file-{tag}"))
-        .join(ff_traits::unique_id());
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
+    ff_testkit::fresh_dir(env!("CARGO_TARGET_TMPDIR"), &format!("ff-lock-file-{tag}"))
 }
 
 fn mode_name(mode: FileLockMode) -> &'static str {
@@ -40,29 +34,13 @@ fn provider(dir: &Path, mode: &str) -> FileLockProvider {
     }
 }
 
-fn spawn_child(args: &[&str]) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "child_entry",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_ENV, args.join("\u{1f}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child")
-}
-
 /// Runs a child role when this binary was started as a child.
 #[test]
 fn child_entry() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some(role) = ff_testkit::child_role() else {
         return;
     };
-    let args: Vec<&str> = spec.split('\u{1f}').collect();
+    let args: Vec<&str> = role.iter().map(String::as_str).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -99,17 +77,6 @@ fn child_entry() {
     std::process::exit(0);
 }
 
-fn wait_for_line(child: &mut Child, expected: &str) {
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines.next().expect("child ended early").expect("read");
-        if line.trim() == expected {
-            return;
-        }
-    }
-}
-
 fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -121,13 +88,16 @@ fn counter_race(mode: FileLockMode, procs: usize, each: u32) {
     let n = each.to_string();
     let children: Vec<Child> = (0..procs)
         .map(|_| {
-            spawn_child(&[
-                "counter",
-                dir.to_str().expect("utf8"),
-                mode_name(mode),
-                counter.to_str().expect("utf8"),
-                &n,
-            ])
+            ff_testkit::spawn_self(
+                "child_entry",
+                &[
+                    "counter",
+                    dir.to_str().expect("utf8"),
+                    mode_name(mode),
+                    counter.to_str().expect("utf8"),
+                    &n,
+                ],
+            )
         })
         .collect();
     for mut c in children {
@@ -162,13 +132,16 @@ fn eight_processes_increment_exactly_lease() {
 
 async fn sigkilled_holder_frees(mode: FileLockMode) -> Duration {
     let dir = fresh_dir("sigkill");
-    let mut child = spawn_child(&[
-        "hold",
-        dir.to_str().expect("utf8"),
-        mode_name(mode),
-        "60000",
-    ]);
-    wait_for_line(&mut child, "LOCKED");
+    let mut child = ff_testkit::spawn_self(
+        "child_entry",
+        &[
+            "hold",
+            dir.to_str().expect("utf8"),
+            mode_name(mode),
+            "60000",
+        ],
+    );
+    ff_testkit::wait_for_line(&mut child, "LOCKED");
     let p = provider(&dir, mode_name(mode));
     let busy = p
         .try_acquire("victim", &LockOptions::default())
@@ -211,8 +184,11 @@ async fn live_lease_holder_is_never_taken() {
     let dir = fresh_dir("live-lease");
     // A very short lease: the holder refreshes it every 100 ms, and being
     // alive on this host it is never stale whatever its age.
-    let mut child = spawn_child(&["hold", dir.to_str().expect("utf8"), "lease", "300"]);
-    wait_for_line(&mut child, "LOCKED");
+    let mut child = ff_testkit::spawn_self(
+        "child_entry",
+        &["hold", dir.to_str().expect("utf8"), "lease", "300"],
+    );
+    ff_testkit::wait_for_line(&mut child, "LOCKED");
     let p = provider(&dir, "lease");
     let err = p
         .acquire(

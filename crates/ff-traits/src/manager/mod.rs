@@ -141,6 +141,17 @@ pub struct Claim {
     pub abandoned_rollbacks: Vec<Value>,
 }
 
+impl Claim {
+    /// The answer when writes to this claim's record kept losing races.
+    fn contended(&self) -> Error {
+        Error::InProgress {
+            operation: self.operation.clone(),
+            key: self.key.short().to_owned(),
+            lease_remaining: None,
+        }
+    }
+}
+
 /// The answer of [`IdempotencyManager::start_operation`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Start {
@@ -472,11 +483,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::InProgress {
-            operation: claim.operation.clone(),
-            key: claim.key.short().to_owned(),
-            lease_remaining: None,
-        })
+        Err(claim.contended())
     }
 
     /// Extends the claim's lease by [`ManagerConfig::lease`] from now.
@@ -573,11 +580,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::InProgress {
-            operation: claim.operation.clone(),
-            key: claim.key.short().to_owned(),
-            lease_remaining: None,
-        })
+        Err(claim.contended())
     }
 
     /// Aggregates over all records.
