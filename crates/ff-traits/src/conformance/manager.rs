@@ -289,6 +289,37 @@ pub async fn stuck_claim_is_taken_over(s: Store) {
     assert_eq!(done.result, Some(json!("ok")));
 }
 
+/// A caller holding the key's lock takes a pending record over at once,
+/// whatever its lease; the dead claim can no longer finish, and a completed
+/// record is still replayed, not taken.
+pub async fn exclusive_start_takes_over_at_once(s: Store) {
+    let (m, _clock) = manual(&s);
+    let k = key("exclusive");
+    let dead = claimed(m.start_operation(&k, Some(json!({"path": "/a"}))).await);
+    assert!(matches!(
+        m.start_operation(&k, None).await,
+        Err(Error::InProgress { .. })
+    ));
+    let heir = claimed(
+        m.start_operation_exclusive(&k, Some(json!({"path": "/b"})))
+            .await,
+    );
+    assert_eq!(heir.reason, Reason::StuckPendingReset);
+    assert_eq!(heir.abandoned_rollbacks, vec![json!({"path": "/a"})]);
+    assert!(heir.fencing_token > dead.fencing_token);
+    assert!(matches!(
+        m.complete_operation(&dead, json!("late")).await,
+        Err(Error::LockLost { .. })
+    ));
+    m.complete_operation(&heir, json!("ok"))
+        .await
+        .expect("complete");
+    match m.start_operation_exclusive(&k, None).await {
+        Ok(Start::AlreadyCompleted(r)) => assert_eq!(r.result, Some(json!("ok"))),
+        other => panic!("expected the completed record, got {other:?}"),
+    }
+}
+
 /// A finished claim cannot be finished again; `execute` renews its lease
 /// while the operation runs and replays afterwards.
 pub async fn only_the_claimant_finishes(s: Store) {

@@ -82,6 +82,7 @@ macro_rules! store_conformance_tests {
             claim_race_has_one_winner,
             lifecycle_rules,
             stuck_claim_is_taken_over,
+            exclusive_start_takes_over_at_once,
             only_the_claimant_finishes,
         );
     };

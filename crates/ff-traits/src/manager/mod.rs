@@ -309,11 +309,43 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// * [`Error::MaxAttemptsExceeded`], [`Error::BackoffNotElapsed`],
     ///   [`Error::FailedPermanently`] from the failure rules;
     /// * as [`should_execute`](Self::should_execute).
-    #[tracing::instrument(level = "debug", skip_all, fields(operation = %key.operation, key))]
     pub async fn start_operation(
         &self,
         key: &IdempotencyKey,
         rollback_data: Option<Value>,
+    ) -> Result<Start> {
+        self.start(key, rollback_data, false).await
+    }
+
+    /// As [`start_operation`](Self::start_operation), for a caller that
+    /// holds a lock which every claimant of `key` holds for as long as it
+    /// runs the operation (say, a per-key [`LockProvider`](crate::LockProvider)
+    /// lock). Such a caller knows that a pending record it finds belongs to
+    /// a claimant that died, whatever its lease says, so it takes the record
+    /// over at once instead of answering [`Error::InProgress`] until the
+    /// lease lapses: recovery after a crash need not wait.
+    ///
+    /// Safe only under that promise. A claimant that lost its lock while
+    /// still running (a paused process, say) cannot overwrite the new
+    /// claim's outcome: finishing checks the claim id first.
+    ///
+    /// # Errors
+    /// As [`start_operation`](Self::start_operation), but never
+    /// [`Error::InProgress`] because of a live-looking lease.
+    pub async fn start_operation_exclusive(
+        &self,
+        key: &IdempotencyKey,
+        rollback_data: Option<Value>,
+    ) -> Result<Start> {
+        self.start(key, rollback_data, true).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(operation = %key.operation, key))]
+    async fn start(
+        &self,
+        key: &IdempotencyKey,
+        rollback_data: Option<Value>,
+        exclusive: bool,
     ) -> Result<Start> {
         let started = Instant::now();
         let record_key = key.record_key()?;
@@ -353,7 +385,10 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                     Err(e) => return Err(e),
                 }
             };
-            let reason = decide(&self.config, &existing, now);
+            let mut reason = decide(&self.config, &existing, now);
+            if exclusive && reason == Reason::InProgress {
+                reason = Reason::StuckPendingReset;
+            }
             if reason == Reason::AlreadyCompleted {
                 tracing::debug!(decision = reason.as_str(), "replaying completed result");
                 return Ok(Start::AlreadyCompleted(Box::new(existing)));
