@@ -1,0 +1,100 @@
+//! Locks and records, for operators: status, statistics, garbage
+//! collection and the emergency release of every lock.
+
+use std::time::Duration;
+
+use ff_traits::{
+    ForceRelease, IdempotencyStats, IdempotencyStorage, LockProvider, LockStatus, RecordStatus,
+    Result, ScanFilter, Timestamp,
+};
+
+use super::{CREATE_OPERATION, WorktreeManager};
+
+impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
+    /// Whether a lock name is one of this repository's.
+    fn owns_lock(&self, name: &str) -> bool {
+        name == self.registry_lock
+            || name == self.fetch_lock
+            || name.starts_with(&format!("ff-{}-issue-", self.repo_key))
+    }
+
+    /// This repository's locks (issue, registry and fetch locks) as the
+    /// provider knows them, held or not.
+    ///
+    /// # Errors
+    /// [`ff_traits::Error::Backend`] when the provider cannot list them.
+    pub async fn get_lock_status(&self) -> Result<Vec<LockStatus>> {
+        Ok(self
+            .locks
+            .locks()
+            .await?
+            .into_iter()
+            .filter(|l| self.owns_lock(&l.name))
+            .collect())
+    }
+
+    /// Aggregates over every record of the store.
+    ///
+    /// # Errors
+    /// [`ff_traits::Error::Backend`] when the store cannot be read.
+    pub async fn get_idempotency_stats(&self) -> Result<IdempotencyStats> {
+        self.records.get_stats().await
+    }
+
+    /// Removes finished records last active more than `max_age` ago (zero:
+    /// every finished record), except the records of existing worktrees:
+    /// those are how ForgeFlow knows them. Pending records are never
+    /// removed. Returns how many were removed.
+    ///
+    /// # Errors
+    /// [`ff_traits::Error::Backend`] when the store fails.
+    pub async fn cleanup_idempotency_records(&self, max_age: Duration) -> Result<u64> {
+        let cutoff = if max_age.is_zero() {
+            Timestamp::from_millis(u64::MAX)
+        } else {
+            Timestamp::now().saturating_sub(max_age)
+        };
+        let mut removed = 0;
+        let scan = self
+            .records
+            .store()
+            .scan(&ScanFilter::default().active_before(cutoff))
+            .await?;
+        for record in scan.records {
+            let keeps_a_worktree =
+                record.operation == CREATE_OPERATION && record.status == RecordStatus::Completed;
+            if !record.status.is_finished() || keeps_a_worktree {
+                continue;
+            }
+            match self
+                .records
+                .store()
+                .remove(&record.key, record.revision)
+                .await
+            {
+                Ok(()) => removed += 1,
+                // Changed or removed meanwhile: no longer ours to judge.
+                Err(
+                    ff_traits::Error::PreconditionFailed { .. } | ff_traits::Error::NotFound { .. },
+                ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tracing::info!(removed, max_age_ms = max_age.as_millis(), "record cleanup");
+        Ok(removed)
+    }
+
+    /// Force-releases every lock of this repository. For operators after a
+    /// crash on a backend whose locks outlive their holders; kernel file
+    /// locks never need it.
+    ///
+    /// # Errors
+    /// [`ff_traits::Error::Backend`] when the provider fails.
+    pub async fn force_release_all_locks(&self) -> Result<Vec<ForceRelease>> {
+        let mut out = Vec::new();
+        for status in self.get_lock_status().await? {
+            out.push(self.locks.force_release(&status.name).await?);
+        }
+        Ok(out)
+    }
+}

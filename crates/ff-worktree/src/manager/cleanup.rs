@@ -1,0 +1,290 @@
+//! `cleanup_worktree`: removal that never loses work unless forced, and
+//! then keeps it under `refs/ff/archive/<id>`.
+
+use ff_traits::{Error, IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatus, Result};
+
+use super::{Cleanup, Worktree, WorktreeManager, worktree_of};
+use crate::issue::IssueId;
+
+impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
+    /// Removes a worktree and its branch.
+    ///
+    /// Refuses when that would destroy uncommitted changes or commits not
+    /// merged into the base, unless `force`; forced, it first keeps the work
+    /// under `refs/ff/archive/<id>` and says so. Cleaning what is already
+    /// gone succeeds.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when work would be lost without `force`;
+    /// [`Error::LockTimeout`]; [`Error::Backend`] with git's message.
+    pub async fn cleanup_worktree(&self, id_or_issue: &str, force: bool) -> Result<Cleanup> {
+        let Some(found) = self.get(id_or_issue).await? else {
+            return Ok(Cleanup {
+                removed: None,
+                archived_at: None,
+            });
+        };
+        let issue = IssueId::parse(&found.issue)?;
+        self.with_issue(&issue, "cleanupWorktree", async || {
+            self.cleanup_locked(&issue, &found.id, force).await
+        })
+        .await
+    }
+
+    /// The cleanup itself; call under the issue lock.
+    pub(super) async fn cleanup_locked(
+        &self,
+        issue: &IssueId,
+        id: &str,
+        force: bool,
+    ) -> Result<Cleanup> {
+        let key = self.create_key(issue).record_key()?;
+        let nothing = Cleanup {
+            removed: None,
+            archived_at: None,
+        };
+        let Some(record) = self.records.store().load(&key).await? else {
+            return Ok(nothing);
+        };
+        let wt = worktree_of(record.result.as_ref())?;
+        if record.status != RecordStatus::Completed || wt.id != id {
+            return Ok(nothing);
+        }
+        // Every ForgeFlow change to this worktree holds the issue lock, so
+        // what is read here stays true until the removal below. The git
+        // calls are kept few: removal costs about what bare git's does.
+        let mut archived_at = None;
+        let present = wt.path.join(".git").exists();
+        if !present {
+            archived_at = self.forget_vanished(&wt, &record).await?;
+            tracing::info!(issue = %issue, id = %wt.id, "vanished worktree forgotten");
+            return Ok(Cleanup {
+                removed: Some(wt),
+                archived_at,
+            });
+        }
+        let unmerged = self.unmerged_commits(&wt).await?;
+        if force {
+            let dirty = self.dirty_files(&wt).await?;
+            if !dirty.is_empty() || unmerged.1 > 0 {
+                archived_at = Some(self.archive(&wt, !dirty.is_empty()).await?);
+            }
+        } else if unmerged.1 > 0 {
+            let dirty = self.dirty_files(&wt).await?;
+            return Err(would_lose_work(&wt, &dirty, unmerged));
+        }
+        self.with_registry("worktree remove", async || {
+            let mut args: Vec<&std::ffi::OsStr> = vec!["worktree".as_ref(), "remove".as_ref()];
+            if force {
+                args.push("--force".as_ref());
+            }
+            args.extend(["--".as_ref(), wt.path.as_os_str()]);
+            // Without force, git itself refuses a worktree with modified
+            // or untracked files; then say which.
+            if let Err(e) = self.git.run(&args).await {
+                let dirty = if force {
+                    Vec::new()
+                } else {
+                    self.dirty_files(&wt).await?
+                };
+                if !dirty.is_empty() {
+                    return Err(would_lose_work(&wt, &dirty, (wt.base.clone(), 0)));
+                }
+                return Err(e.into());
+            }
+            self.delete_branch(&wt.branch).await
+        })
+        .await?;
+        self.remove_record(&record).await?;
+        tracing::info!(issue = %issue, id = %wt.id, archived = ?archived_at, "worktree removed");
+        Ok(Cleanup {
+            removed: Some(wt),
+            archived_at,
+        })
+    }
+
+    /// Removes a record read earlier, unless someone changed it since.
+    pub(super) async fn remove_record(&self, record: &IdempotencyRecord) -> Result<()> {
+        match self
+            .records
+            .store()
+            .remove(&record.key, record.revision)
+            .await
+        {
+            Ok(()) | Err(Error::NotFound { .. } | Error::PreconditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Tidies up after a worktree whose directory was removed outside
+    /// ForgeFlow: drops git's registration of it, keeps its branch's
+    /// unmerged commits under `refs/ff/archive/<id>`, deletes the branch and
+    /// removes the record. Refuses when the directory is in fact there but
+    /// unknown to git (its files may hold work). Call under the issue lock.
+    pub(super) async fn forget_vanished(
+        &self,
+        wt: &Worktree,
+        record: &IdempotencyRecord,
+    ) -> Result<Option<String>> {
+        if wt.path.exists() && !self.is_registered(&wt.path).await? {
+            return Err(Error::invalid_input(
+                "worktree",
+                format!(
+                    "{} exists but git no longer lists it as a worktree; move any work out of it, \
+                     delete it, and try again",
+                    wt.path.display()
+                ),
+            ));
+        }
+        let archived = self
+            .with_registry("forget vanished worktree", async || {
+                self.remove_registered(&wt.path, &wt.id).await?;
+                let archived = self.keep_branch_work(wt).await?;
+                self.delete_branch(&wt.branch).await?;
+                Ok(archived)
+            })
+            .await?;
+        self.remove_record(record).await?;
+        Ok(archived)
+    }
+
+    /// Archives the branch head when it has commits its base lacks.
+    async fn keep_branch_work(&self, wt: &Worktree) -> Result<Option<String>> {
+        if !self.branch_exists(&wt.branch).await? || self.unmerged_commits(wt).await?.1 == 0 {
+            return Ok(None);
+        }
+        self.archive(wt, false).await.map(Some)
+    }
+
+    /// Whether removing the worktree loses nothing: no uncommitted changes
+    /// and no commits its base lacks.
+    pub(super) async fn has_nothing_to_lose(&self, wt: &Worktree) -> Result<bool> {
+        Ok(wt.path.join(".git").exists()
+            && self.unmerged_commits(wt).await?.1 == 0
+            && self.dirty_files(wt).await?.is_empty())
+    }
+
+    /// Commits on the worktree's branch that its base does not contain, and
+    /// the base they were counted against (the base ref, or the recorded
+    /// base commit when the ref is gone).
+    pub(super) async fn unmerged_commits(&self, wt: &Worktree) -> Result<(String, u64)> {
+        for base in [&wt.base, &wt.base_commit] {
+            let range = format!("{base}..refs/heads/{}", wt.branch);
+            let out = self
+                .git
+                .output(
+                    ["rev-list", "--count", "--end-of-options", range.as_str()],
+                    true,
+                )
+                .await?;
+            if out.success() {
+                return Ok((base.clone(), out.text().parse().unwrap_or(0)));
+            }
+        }
+        Ok((wt.base.clone(), 0))
+    }
+
+    /// Paths with uncommitted changes (untracked files included).
+    pub(super) async fn dirty_files(&self, wt: &Worktree) -> Result<Vec<String>> {
+        self.status_paths(wt, "--untracked-files=all").await
+    }
+
+    /// `git status -z` paths with the given untracked-files mode.
+    pub(super) async fn status_paths(&self, wt: &Worktree, untracked: &str) -> Result<Vec<String>> {
+        let status = self
+            .git
+            .in_dir(&wt.path)
+            .read(["status", "--porcelain=v1", "-z", untracked])
+            .await?;
+        Ok(status
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|e| e.len() > 3)
+            .map(|e| String::from_utf8_lossy(&e[3..]).into_owned())
+            .collect())
+    }
+
+    /// Keeps the worktree's work under `refs/ff/archive/<id>`: its branch
+    /// head, or, with uncommitted changes, a commit of the whole working
+    /// tree (untracked files included) on top of HEAD, made through a
+    /// private index so nothing else is touched. Never `git stash`:
+    /// `refs/stash` is shared by every worktree.
+    pub(super) async fn archive(&self, wt: &Worktree, dirty: bool) -> Result<String> {
+        let name = format!("refs/ff/archive/{}", wt.id);
+        let commit = if dirty {
+            let index = std::env::temp_dir().join(format!("ff-index-{}", ff_traits::unique_id()));
+            let private = self.git.in_dir(&wt.path).with_env("GIT_INDEX_FILE", &index);
+            let made = async {
+                private.run(["read-tree", "HEAD"]).await?;
+                private.run(["add", "--all"]).await?;
+                let tree = private.run(["write-tree"]).await?.text();
+                let message = format!(
+                    "ForgeFlow archive of {}: uncommitted work at cleanup",
+                    wt.id
+                );
+                Ok::<_, Error>(
+                    private
+                        .run([
+                            "-c",
+                            "user.name=ForgeFlow",
+                            "-c",
+                            "user.email=forgeflow@localhost",
+                            "commit-tree",
+                            tree.as_str(),
+                            "-p",
+                            "HEAD",
+                            "-m",
+                            message.as_str(),
+                        ])
+                        .await?
+                        .text(),
+                )
+            }
+            .await;
+            let _ = std::fs::remove_file(&index);
+            made?
+        } else {
+            self.git
+                .resolve_commit(&format!("refs/heads/{}", wt.branch))
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    what: format!("branch {}", wt.branch),
+                })?
+        };
+        self.git
+            .run(["update-ref", name.as_str(), commit.as_str()])
+            .await?;
+        tracing::warn!(id = %wt.id, archive = %name, "work kept before removal");
+        Ok(name)
+    }
+}
+
+/// The refusal of a cleanup that would destroy work.
+fn would_lose_work(wt: &Worktree, dirty: &[String], unmerged: (String, u64)) -> Error {
+    let mut what = Vec::new();
+    if !dirty.is_empty() {
+        let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
+        what.push(format!(
+            "{} uncommitted file(s) ({}{})",
+            dirty.len(),
+            shown.join(", "),
+            if dirty.len() > 5 { ", …" } else { "" }
+        ));
+    }
+    if unmerged.1 > 0 {
+        what.push(format!(
+            "{} commit(s) not merged into {}",
+            unmerged.1, unmerged.0
+        ));
+    }
+    Error::invalid_input(
+        "cleanup",
+        format!(
+            "worktree {} has {}; commit and merge the work, or force the cleanup (the work is \
+             then kept under refs/ff/archive/{})",
+            wt.id,
+            what.join(" and "),
+            wt.id
+        ),
+    )
+}

@@ -1,0 +1,319 @@
+//! `create_worktree`: idempotent and atomic.
+
+use std::path::{Path, PathBuf};
+
+use ff_traits::{Error, IdempotencyStorage, LockOptions, LockProvider, Result, Start, Timestamp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{CREATE_OPERATION, Created, LimitPolicy, Worktree, WorktreeManager, worktree_of};
+use crate::issue::IssueId;
+
+/// The names one create attempt uses; unique to the attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Plan {
+    pub(super) id: String,
+    pub(super) path: PathBuf,
+    pub(super) branch: String,
+}
+
+impl Plan {
+    fn new(issue: &IssueId, base: &Path) -> Self {
+        let now = Timestamp::now().as_millis();
+        // 16 bits that differ between processes and between calls (a hash
+        // of a process-unique id), after the time in milliseconds.
+        let random = Sha256::digest(ff_traits::unique_id().as_bytes());
+        let suffix = format!("{}-{}", base36(now), ff_traits::hex_lower(&random[..2]));
+        Self::with_suffix(issue.as_str(), &suffix, base)
+    }
+
+    fn with_suffix(issue: &str, suffix: &str, base: &Path) -> Self {
+        let id = format!("wt-{issue}-{suffix}");
+        Self {
+            path: base.join(&id),
+            branch: format!("ff-{issue}-{suffix}"),
+            id,
+        }
+    }
+
+    /// The plan whose directory (`wt-…`) or branch (`ff-…`) is `name`, if
+    /// `name` has exactly the shape ForgeFlow gives them.
+    pub(super) fn recognise(name: &str, base: &Path) -> Option<Self> {
+        let rest = name
+            .strip_prefix("wt-")
+            .or_else(|| name.strip_prefix("ff-"))?;
+        let (rest, random) = rest.rsplit_once('-')?;
+        let (issue, time) = rest.rsplit_once('-')?;
+        let shaped = random.len() == 4
+            && random
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && !time.is_empty()
+            && time
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+        if !shaped || IssueId::parse(issue).is_err() {
+            return None;
+        }
+        Some(Self::with_suffix(issue, &format!("{time}-{random}"), base))
+    }
+
+    pub(super) fn issue(&self) -> Option<&str> {
+        let rest = self.id.strip_prefix("wt-")?;
+        let (rest, _) = rest.rsplit_once('-')?;
+        Some(rest.rsplit_once('-')?.0)
+    }
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[usize::try_from(n % 36).unwrap_or(0)]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
+    /// Creates the worktree of `issue`, or returns the one it has.
+    ///
+    /// Idempotent and atomic: while the issue has a worktree, this returns
+    /// it (`reused`); otherwise it makes one whole, or leaves no directory,
+    /// registration, branch or record behind, so a retry works at once.
+    /// Work left half-done by a create that crashed is undone first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad issue id (before any side effect)
+    /// or when the worktree limit is reached; [`Error::LockTimeout`];
+    /// [`Error::Backend`] with git's message when git fails.
+    pub async fn create_worktree(&self, issue: &str) -> Result<Created> {
+        let issue = IssueId::parse(issue)?;
+        self.with_issue(&issue, CREATE_OPERATION, async || {
+            self.create_locked(&issue).await
+        })
+        .await
+    }
+
+    async fn create_locked(&self, issue: &IssueId) -> Result<Created> {
+        let key = self.create_key(issue);
+        loop {
+            let plan = Plan::new(issue, &self.base);
+            let planned = serde_json::to_value(&plan)
+                .map_err(|e| Error::invalid_input("worktree plan", e.to_string()))?;
+            // Under the issue lock a pending record is a dead create's.
+            match self
+                .records
+                .start_operation_exclusive(&key, Some(planned))
+                .await?
+            {
+                Start::AlreadyCompleted(record) => {
+                    let wt = worktree_of(record.result.as_ref())?;
+                    if self.is_registered(&wt.path).await? {
+                        return Ok(Created {
+                            worktree: super::with_status(wt),
+                            reused: true,
+                            evicted: Vec::new(),
+                        });
+                    }
+                    // Removed behind ForgeFlow's back: forget it (keeping
+                    // any commits of its branch), and make a new one.
+                    tracing::warn!(id = %wt.id, "recorded worktree is gone; creating a new one");
+                    self.forget_vanished(&wt, &record).await?;
+                }
+                Start::Claimed(claim) => {
+                    for data in &claim.abandoned_rollbacks {
+                        let abandoned: Plan =
+                            serde_json::from_value(data.clone()).map_err(|e| {
+                                Error::corrupt("rollback data", claim.key.short(), e.to_string())
+                            })?;
+                        self.undo(&abandoned).await?;
+                    }
+                    let evicted = match self.make_room(issue).await {
+                        Ok(evicted) => evicted,
+                        Err(e) => {
+                            self.records.abandon_operation(&claim).await?;
+                            return Err(e);
+                        }
+                    };
+                    return match self.add(issue, &plan).await {
+                        Ok(wt) => {
+                            let value = serde_json::to_value(&wt)
+                                .map_err(|e| Error::invalid_input("worktree", e.to_string()))?;
+                            self.records.complete_operation(&claim, value).await?;
+                            tracing::info!(issue = %issue, id = %wt.id, "worktree created");
+                            Ok(Created {
+                                worktree: wt,
+                                reused: false,
+                                evicted,
+                            })
+                        }
+                        Err(e) => {
+                            self.after_failed_add(&plan, &claim).await?;
+                            Err(e)
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    /// Leaves nothing of a failed attempt: undoes what git may have made,
+    /// then withdraws the claim so a retry starts fresh. If the undo fails,
+    /// the pending record keeps the plan and the next create of the issue
+    /// (or `recover`) undoes it; the caller still learns why the create
+    /// failed. With `cleanup_on_error` off, the worktree stays for
+    /// inspection and `recover` removes it later.
+    async fn after_failed_add(&self, plan: &Plan, claim: &ff_traits::Claim) -> Result<()> {
+        if !self.config.cleanup_on_error {
+            tracing::warn!(id = %plan.id, path = %plan.path.display(), "create failed; left for inspection (cleanup_on_error is off)");
+            return self.records.abandon_operation(claim).await;
+        }
+        match self.undo(plan).await {
+            Ok(()) => self.records.abandon_operation(claim).await,
+            Err(undo) => {
+                tracing::error!(
+                    id = %plan.id,
+                    error = %undo,
+                    "could not undo a failed create; the next attempt will"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Below the limit, nothing. At it, with [`LimitPolicy::EvictOldest`],
+    /// removes the oldest worktree with nothing to lose, skipping issues
+    /// someone is working on (their lock is busy); never waits for another
+    /// issue's lock while holding this one's, so two creates cannot
+    /// deadlock. The final count is checked again under the registry lock.
+    async fn make_room(&self, issue: &IssueId) -> Result<Vec<Worktree>> {
+        if self.config.limit_policy != LimitPolicy::EvictOldest
+            || self.count_ours().await? < self.config.max_worktrees
+        {
+            return Ok(Vec::new());
+        }
+        for candidate in self.list_worktrees().await? {
+            if candidate.issue == issue.as_str() {
+                continue;
+            }
+            let Ok(other) = IssueId::parse(&candidate.issue) else {
+                continue;
+            };
+            let options = LockOptions::default().with_operation("evictWorktree");
+            let Some(guard) = self
+                .locks
+                .try_acquire(&self.issue_lock(&other), &options)
+                .await?
+            else {
+                continue;
+            };
+            let evicted = self
+                .holding(guard, async || {
+                    if !self.has_nothing_to_lose(&candidate).await? {
+                        return Ok(None);
+                    }
+                    self.cleanup_locked(&other, &candidate.id, false)
+                        .await
+                        .map(|c| c.removed)
+                })
+                .await?;
+            if let Some(wt) = evicted {
+                tracing::info!(evicted = %wt.id, for_issue = %issue, "evicted the oldest clean, merged worktree");
+                return Ok(vec![wt]);
+            }
+        }
+        Err(self
+            .limit_reached("and no worktree is both clean and merged, so none could be evicted"))
+    }
+
+    fn limit_reached(&self, why: &str) -> Error {
+        Error::invalid_input(
+            "worktree count",
+            format!(
+                "the limit of {} worktrees under {} is reached {why}; clean one up or raise the limit",
+                self.config.max_worktrees,
+                self.base.display()
+            ),
+        )
+    }
+
+    /// Worktrees git lists under the base path.
+    async fn count_ours(&self) -> Result<usize> {
+        Ok(self
+            .git
+            .worktrees()
+            .await?
+            .iter()
+            .filter(|w| w.path.starts_with(&self.base))
+            .count())
+    }
+
+    /// The base ref new worktrees start from.
+    pub(super) fn base_ref(&self) -> Result<String> {
+        match &self.config.base_ref {
+            Some(r) => Ok(r.clone()),
+            None => self.info.head_branch.clone().ok_or_else(|| {
+                Error::invalid_input(
+                    "base ref",
+                    "HEAD is detached and no base ref was configured; name one",
+                )
+            }),
+        }
+    }
+
+    /// `git worktree add` under the registry lock, after the limit check.
+    async fn add(&self, issue: &IssueId, plan: &Plan) -> Result<Worktree> {
+        let base = self.base_ref()?;
+        let base_commit = self.git.resolve_commit(&base).await?.ok_or_else(|| {
+            Error::invalid_input("base ref", format!("{base:?} does not name a commit"))
+        })?;
+        self.with_registry("worktree add", async || {
+            if self.count_ours().await? >= self.config.max_worktrees {
+                return Err(self.limit_reached("(limit policy: refuse)"));
+            }
+            if plan.path.exists() || self.branch_exists(&plan.branch).await? {
+                return Err(Error::AlreadyExists {
+                    what: format!("worktree path or branch of {}", plan.id),
+                });
+            }
+            let args: [&std::ffi::OsStr; 9] = [
+                "worktree".as_ref(),
+                "add".as_ref(),
+                "--quiet".as_ref(),
+                "--no-track".as_ref(),
+                "-b".as_ref(),
+                plan.branch.as_ref(),
+                "--".as_ref(),
+                plan.path.as_os_str(),
+                base_commit.as_ref(),
+            ];
+            self.git.run(args).await?;
+            Ok(Worktree {
+                id: plan.id.clone(),
+                issue: issue.to_string(),
+                path: plan.path.clone(),
+                branch: plan.branch.clone(),
+                base: base.clone(),
+                base_commit: base_commit.clone(),
+                created_at: Timestamp::now(),
+                status: super::WorktreeStatus::Active,
+            })
+        })
+        .await
+    }
+
+    /// Removes whatever one create attempt made, and only that (its names
+    /// are unique to it). Idempotent.
+    pub(super) async fn undo(&self, plan: &Plan) -> Result<()> {
+        self.with_registry("undo worktree add", async || {
+            self.remove_registered(&plan.path, &plan.id).await?;
+            self.delete_branch(&plan.branch).await
+        })
+        .await
+    }
+}

@@ -1,0 +1,383 @@
+//! [`WorktreeManager`]: create, sync, find, list, clean up and recover
+//! per-issue worktrees. `DESIGN.md` beside this crate has the reasoning.
+
+mod admin;
+mod cleanup;
+mod create;
+mod recover;
+mod sync;
+mod types;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ff_traits::{
+    Error, IdempotencyKey, IdempotencyManager, IdempotencyStorage, LockGuard, LockOptions,
+    LockProvider, ManagerConfig, RecordStatus, Result,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::git::{Git, GitError, RepoInfo};
+use crate::issue::IssueId;
+
+pub use recover::{Recovery, Repair, RepairKind};
+pub use types::{
+    Cleanup, Created, LimitPolicy, SyncOptions, SyncStrategy, Synced, Worktree, WorktreeConfig,
+    WorktreeStatus,
+};
+
+/// Operation names in idempotency records.
+const CREATE_OPERATION: &str = "createWorktree";
+const SYNC_OPERATION: &str = "syncWorktree";
+
+/// Per-issue git worktrees over any lock provider and idempotency store.
+///
+/// Every create, sync and cleanup of an issue runs under that issue's lock
+/// and re-reads its record inside it; git registry changes (`worktree add`,
+/// `worktree remove`, `branch -D`) run under one lock per repository, held
+/// only around them.
+#[derive(Debug)]
+pub struct WorktreeManager<L, S> {
+    git: Git,
+    info: RepoInfo,
+    base: PathBuf,
+    config: WorktreeConfig,
+    locks: L,
+    records: IdempotencyManager<S>,
+    repo_key: String,
+    registry_lock: String,
+    fetch_lock: String,
+}
+
+/// The repository, and the base path, that `config` names; checked.
+pub(crate) async fn resolve(config: &WorktreeConfig) -> Result<(Git, RepoInfo, PathBuf)> {
+    let git = Git::new(&config.repo).with_timeout(config.git_timeout);
+    git.check_version().await?;
+    let info = git.repository().await?;
+    if !info.has_commits {
+        return Err(Error::invalid_input(
+            "repository",
+            format!(
+                "{} has no commits yet; worktrees need one to start from (make a first commit)",
+                info.toplevel.display()
+            ),
+        ));
+    }
+    let git = git.in_dir(&info.toplevel);
+    let base = config
+        .base_path
+        .clone()
+        .unwrap_or_else(|| info.toplevel.join(".ff-worktrees"));
+    if let Ok(m) = std::fs::symlink_metadata(&base)
+        && (m.file_type().is_symlink() || !m.is_dir())
+    {
+        return Err(Error::invalid_input(
+            "base path",
+            format!(
+                "{} exists and is not a plain directory; name a directory",
+                base.display()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&base)
+        .map_err(|e| Error::io("worktree", &format!("cannot create {}", base.display()), &e))?;
+    let base = std::fs::canonicalize(&base).map_err(|e| {
+        Error::io(
+            "worktree",
+            &format!("cannot resolve {}", base.display()),
+            &e,
+        )
+    })?;
+    Ok((git, info, base))
+}
+
+impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
+    /// Opens the manager for the repository in `config.repo`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the directory is not in a git
+    /// repository, the repository is bare or has no commits, or the base
+    /// path is a file or a symbolic link; [`Error::Backend`] when git is
+    /// missing or too old, or the base path cannot be created.
+    pub async fn open(config: WorktreeConfig, locks: L, store: S) -> Result<Self> {
+        let (git, info, base) = resolve(&config).await?;
+        let repo_key = match &config.namespace {
+            Some(ns) => ns.clone(),
+            None => root_commit(&git).await?,
+        };
+        let common = Sha256::digest(info.common_dir.to_string_lossy().as_bytes());
+        let common = ff_traits::hex_lower(&common[..8]);
+        // Worktree records describe worktrees that exist: they must not
+        // expire while the worktree does.
+        let records = IdempotencyManager::new(
+            store,
+            ManagerConfig::default().with_max_age(Duration::from_secs(100 * 365 * 86_400)),
+        );
+        let manager = Self {
+            git,
+            info,
+            base,
+            config,
+            locks,
+            records,
+            repo_key,
+            registry_lock: format!("ff-{common}-registry"),
+            fetch_lock: format!("ff-{common}-fetch"),
+        };
+        manager.exclude_base_path().await?;
+        Ok(manager)
+    }
+
+    /// The base path (canonical).
+    pub fn base_path(&self) -> &Path {
+        &self.base
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WorktreeConfig {
+        &self.config
+    }
+
+    /// The lock provider.
+    pub fn lock_provider(&self) -> &L {
+        &self.locks
+    }
+
+    /// The idempotency manager over the store.
+    pub fn idempotency(&self) -> &IdempotencyManager<S> {
+        &self.records
+    }
+
+    /// The key naming this repository in locks and records.
+    pub fn repo_key(&self) -> &str {
+        &self.repo_key
+    }
+
+    fn issue_lock(&self, issue: &IssueId) -> String {
+        format!("ff-{}-issue-{issue}", self.repo_key)
+    }
+
+    fn create_key(&self, issue: &IssueId) -> IdempotencyKey {
+        IdempotencyKey::new(
+            CREATE_OPERATION,
+            json!({"issue": issue.as_str()}),
+            json!({"repo": self.repo_key}),
+        )
+    }
+
+    /// Whether a record belongs to this repository.
+    fn ours(&self, context: &Value) -> bool {
+        context.get("repo").and_then(Value::as_str) == Some(&self.repo_key)
+    }
+
+    async fn lock(&self, name: &str, operation: &str) -> Result<LockGuard> {
+        let options = LockOptions::default()
+            .with_timeout(self.config.lock_timeout)
+            .with_operation(operation);
+        self.locks.acquire(name, &options).await
+    }
+
+    /// Runs `f` holding the lock `name`, and releases it whatever happens.
+    async fn holding<T>(&self, guard: LockGuard, f: impl AsyncFnOnce() -> Result<T>) -> Result<T> {
+        let out = f().await;
+        let released = guard.release().await;
+        let out = out?;
+        released?;
+        Ok(out)
+    }
+
+    /// Runs `f` under the issue's lock.
+    async fn with_issue<T>(
+        &self,
+        issue: &IssueId,
+        operation: &str,
+        f: impl AsyncFnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let guard = self.lock(&self.issue_lock(issue), operation).await?;
+        self.holding(guard, f).await
+    }
+
+    /// Runs `f` under the repository's registry lock.
+    async fn with_registry<T>(
+        &self,
+        operation: &str,
+        f: impl AsyncFnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let guard = self.lock(&self.registry_lock, operation).await?;
+        self.holding(guard, f).await
+    }
+
+    /// Adds the base path to `.git/info/exclude`, once, when it lies inside
+    /// the working tree, so it never shows in `git status`.
+    async fn exclude_base_path(&self) -> Result<()> {
+        let Ok(rel) = self.base.strip_prefix(
+            std::fs::canonicalize(&self.info.toplevel).unwrap_or(self.info.toplevel.clone()),
+        ) else {
+            return Ok(());
+        };
+        let line = format!("/{}/", rel.to_string_lossy());
+        let file = self.info.common_dir.join("info").join("exclude");
+        let listed = |text: &str| text.lines().any(|l| l.trim() == line);
+        if listed(&std::fs::read_to_string(&file).unwrap_or_default()) {
+            return Ok(());
+        }
+        self.with_registry("exclude base path", async || {
+            let current = std::fs::read_to_string(&file).unwrap_or_default();
+            if listed(&current) {
+                return Ok(());
+            }
+            let mut text = current;
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&line);
+            text.push('\n');
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::io("worktree", "cannot create .git/info", &e))?;
+            }
+            std::fs::write(&file, text)
+                .map_err(|e| Error::io("worktree", "cannot update .git/info/exclude", &e))
+        })
+        .await
+    }
+
+    async fn is_registered(&self, path: &Path) -> Result<bool> {
+        Ok(self.git.worktrees().await?.iter().any(|w| w.path == path))
+    }
+
+    async fn branch_exists(&self, branch: &str) -> Result<bool> {
+        Ok(self
+            .git
+            .resolve_commit(&format!("refs/heads/{branch}"))
+            .await?
+            .is_some())
+    }
+
+    /// `git branch -D`, succeeding when the branch is already gone. Call
+    /// under the registry lock.
+    async fn delete_branch(&self, branch: &str) -> Result<()> {
+        let out = self
+            .git
+            .output(["branch", "-D", "--", branch], false)
+            .await?;
+        if out.success() || out.stderr.contains("not found") {
+            Ok(())
+        } else {
+            Err(GitError::Failed {
+                args: format!("branch -D -- {branch}"),
+                code: out.code,
+                stderr: out.stderr,
+            }
+            .into())
+        }
+    }
+
+    /// Unregisters and deletes the worktree directory at `path`, which must
+    /// be `<base>/<id>`, even when git marks it locked (a `worktree add`
+    /// killed midway leaves it so). Call under the registry lock, only for
+    /// ForgeFlow's own worktrees.
+    async fn remove_registered(&self, path: &Path, id: &str) -> Result<()> {
+        if path.parent() != Some(self.base.as_path())
+            || path.file_name().and_then(|n| n.to_str()) != Some(id)
+        {
+            return Err(Error::invalid_input(
+                "worktree path",
+                format!(
+                    "{} is not ForgeFlow's (not {}/{id})",
+                    path.display(),
+                    self.base.display()
+                ),
+            ));
+        }
+        if self.is_registered(path).await? {
+            let args: [&std::ffi::OsStr; 6] = [
+                "worktree".as_ref(),
+                "remove".as_ref(),
+                "--force".as_ref(),
+                "--force".as_ref(),
+                "--".as_ref(),
+                path.as_os_str(),
+            ];
+            self.git.run(args).await?;
+        }
+        if path.exists() {
+            std::fs::remove_dir_all(path).map_err(|e| {
+                Error::io("worktree", &format!("cannot remove {}", path.display()), &e)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The worktree of an issue, or with an id.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the store cannot be read.
+    pub async fn get(&self, id_or_issue: &str) -> Result<Option<Worktree>> {
+        if let Ok(issue) = IssueId::parse(id_or_issue) {
+            let key = self.create_key(&issue).record_key()?;
+            if let Some(r) = self.records.store().load(&key).await?
+                && r.status == RecordStatus::Completed
+            {
+                return worktree_of(r.result.as_ref()).map(|w| Some(with_status(w)));
+            }
+        }
+        Ok(self
+            .list_worktrees()
+            .await?
+            .into_iter()
+            .find(|w| w.id == id_or_issue))
+    }
+
+    /// The worktree of an issue or with an id, or a clear error.
+    async fn find(&self, id_or_issue: &str) -> Result<Worktree> {
+        self.get(id_or_issue).await?.ok_or_else(|| Error::NotFound {
+            what: format!(
+                "worktree for {id_or_issue:?} (create it first; `list` shows what exists)"
+            ),
+        })
+    }
+
+    /// Every worktree this manager's repository has, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the store cannot be read.
+    pub async fn list_worktrees(&self) -> Result<Vec<Worktree>> {
+        let mut out: Vec<Worktree> = self
+            .records
+            .records(CREATE_OPERATION)
+            .await?
+            .into_iter()
+            .filter(|r| r.status == RecordStatus::Completed && self.ours(&r.context))
+            .filter_map(|r| worktree_of(r.result.as_ref()).ok())
+            .map(with_status)
+            .collect();
+        out.sort_by_key(|w| w.created_at);
+        Ok(out)
+    }
+}
+
+fn with_status(mut w: Worktree) -> Worktree {
+    w.status = if w.path.join(".git").exists() {
+        WorktreeStatus::Active
+    } else {
+        WorktreeStatus::Missing
+    };
+    w
+}
+
+fn worktree_of(result: Option<&Value>) -> Result<Worktree> {
+    serde_json::from_value(result.cloned().unwrap_or(Value::Null))
+        .map_err(|e| Error::corrupt("worktree record", "createWorktree result", e.to_string()))
+}
+
+async fn root_commit(git: &Git) -> Result<String> {
+    let out = git.read(["rev-list", "--max-parents=0", "HEAD"]).await?;
+    let mut roots: Vec<String> = out.text().lines().map(str::to_owned).collect();
+    roots.sort();
+    roots
+        .first()
+        .map(|r| r[..16.min(r.len())].to_owned())
+        .ok_or_else(|| Error::invalid_input("repository", "it has no root commit"))
+}

@@ -1,0 +1,452 @@
+//! `recover()`: puts records, git and the disk back in agreement after
+//! crashes, touching only what ForgeFlow made.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use ff_traits::{
+    Error, IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockOptions, LockProvider,
+    RecordStatus, Result, Start,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::create::Plan;
+use super::{
+    CREATE_OPERATION, SYNC_OPERATION, Worktree, WorktreeManager, WorktreeStatus, worktree_of,
+};
+use crate::issue::IssueId;
+
+/// One thing [`recover`](WorktreeManager::recover) did, or would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RepairKind {
+    /// A create that died midway: what it made was removed, its record
+    /// withdrawn.
+    RolledBackCreate,
+    /// A sync that died midway: its rebase or merge was aborted.
+    AbortedSync,
+    /// A worktree whose directory was removed outside ForgeFlow: its
+    /// registration, branch (commits kept under `refs/ff/archive/<id>`) and
+    /// record were removed.
+    ForgotVanished,
+    /// A worktree of ForgeFlow's shape that no record knows (a failed
+    /// create kept for inspection): removed, any work archived first.
+    RemovedUnrecordedWorktree,
+    /// A directory of ForgeFlow's shape under the base path that git does
+    /// not know and no record names (half-made): removed.
+    RemovedStrayDirectory,
+    /// A branch of ForgeFlow's shape with no worktree and no record:
+    /// deleted, its commits archived first when its base lacks them.
+    RemovedOrphanBranch,
+    /// Someone holds the issue's lock right now: nothing was touched.
+    Busy,
+    /// Something that looks wrong but may hold work ForgeFlow cannot judge:
+    /// left as it is, with the reason.
+    LeftAlone,
+}
+
+/// One entry of a [`Recovery`] report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Repair {
+    /// What kind of repair.
+    pub kind: RepairKind,
+    /// What it was about (a worktree id, a path, a branch).
+    pub subject: String,
+    /// Details for people (where work was archived, why left alone).
+    pub detail: String,
+}
+
+/// What [`recover`](WorktreeManager::recover) found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Whether this was a dry run (nothing changed).
+    pub dry_run: bool,
+    /// Everything found, in order.
+    pub repairs: Vec<Repair>,
+}
+
+impl Recovery {
+    fn note(&mut self, kind: RepairKind, subject: impl Into<String>, detail: impl Into<String>) {
+        let repair = Repair {
+            kind,
+            subject: subject.into(),
+            detail: detail.into(),
+        };
+        tracing::info!(kind = ?repair.kind, subject = %repair.subject, detail = %repair.detail, dry_run = self.dry_run, "recover");
+        self.repairs.push(repair);
+    }
+}
+
+impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
+    /// Puts records, git and the base path back in agreement: rolls back
+    /// creates and syncs that died midway, forgets worktrees whose
+    /// directories were removed by hand (keeping their commits), removes
+    /// half-made directories, unrecorded worktrees and orphan branches of
+    /// ForgeFlow's own shape, and reports each step. With `dry_run`, only
+    /// reports.
+    ///
+    /// It never touches what ForgeFlow does not own: other worktrees,
+    /// branches and files, its own lock and store directories, and issues
+    /// whose lock someone holds right now (reported as busy).
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when git, the store or the locks fail;
+    /// [`Error::LockTimeout`] for the registry lock.
+    pub async fn recover(&self, dry_run: bool) -> Result<Recovery> {
+        let mut report = Recovery {
+            dry_run,
+            repairs: Vec::new(),
+        };
+        for record in self.records.records(CREATE_OPERATION).await? {
+            if self.ours(&record.context) {
+                self.recover_record(&record, &mut report).await?;
+            }
+        }
+        for record in self.records.records(SYNC_OPERATION).await? {
+            if record.status == RecordStatus::Pending && self.ours(&record.context) {
+                self.recover_sync(&record, &mut report).await?;
+            }
+        }
+        self.with_registry("recover", async || self.remove_strays(&mut report).await)
+            .await?;
+        Ok(report)
+    }
+
+    /// Runs `f` under the issue's lock if it is free at once; notes the
+    /// issue as busy otherwise.
+    async fn if_free(
+        &self,
+        issue: &str,
+        report: &mut Recovery,
+        f: impl AsyncFnOnce(&IssueId, &mut Recovery) -> Result<()>,
+    ) -> Result<()> {
+        let Ok(issue) = IssueId::parse(issue) else {
+            report.note(
+                RepairKind::LeftAlone,
+                issue,
+                "a record names an invalid issue id",
+            );
+            return Ok(());
+        };
+        let options = LockOptions::default().with_operation("recover");
+        match self
+            .locks
+            .try_acquire(&self.issue_lock(&issue), &options)
+            .await?
+        {
+            Some(guard) => self.holding(guard, async || f(&issue, report).await).await,
+            None => {
+                report.note(
+                    RepairKind::Busy,
+                    issue.as_str(),
+                    "its lock is held; run recover again later",
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// A create record: pending → roll back; completed but vanished →
+    /// forget.
+    async fn recover_record(&self, seen: &IdempotencyRecord, report: &mut Recovery) -> Result<()> {
+        let Some(issue) = seen.parameters.get("issue").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let vanished = seen.status == RecordStatus::Completed
+            && worktree_of(seen.result.as_ref()).is_ok_and(|w| !w.path.join(".git").exists());
+        if seen.status != RecordStatus::Pending && !vanished {
+            return Ok(());
+        }
+        self.if_free(issue, report, async |issue, report| {
+            // Re-read under the lock: the record may have moved on.
+            let key = self.create_key(issue);
+            let Some(record) = self.records.store().load(&key.record_key()?).await? else {
+                return Ok(());
+            };
+            match record.status {
+                RecordStatus::Pending => self.roll_back_create(&key, &record, report).await,
+                RecordStatus::Completed => {
+                    let wt = worktree_of(record.result.as_ref())?;
+                    if wt.path.join(".git").exists() {
+                        return Ok(());
+                    }
+                    if wt.path.exists() && !self.is_registered(&wt.path).await? {
+                        report.note(
+                            RepairKind::LeftAlone,
+                            &wt.id,
+                            format!(
+                                "{} exists but git does not list it; move any work out and delete it",
+                                wt.path.display()
+                            ),
+                        );
+                        return Ok(());
+                    }
+                    let detail = if report.dry_run {
+                        "would drop its registration, branch and record".to_owned()
+                    } else {
+                        match self.forget_vanished(&wt, &record).await? {
+                            Some(archive) => format!("branch commits kept under {archive}"),
+                            None => "nothing of its branch was unmerged".to_owned(),
+                        }
+                    };
+                    report.note(RepairKind::ForgotVanished, &wt.id, detail);
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// Takes over a dead create's pending record (its lock is ours, so its
+    /// owner is dead), undoes every attempt it records, and withdraws it.
+    async fn roll_back_create(
+        &self,
+        key: &IdempotencyKey,
+        record: &IdempotencyRecord,
+        report: &mut Recovery,
+    ) -> Result<()> {
+        let plans: Vec<Plan> = record
+            .rollback_data
+            .iter()
+            .chain(&record.abandoned_rollbacks)
+            .filter_map(|d| serde_json::from_value(d.clone()).ok())
+            .collect();
+        let ids: Vec<&str> = plans.iter().map(|p| p.id.as_str()).collect();
+        if report.dry_run {
+            report.note(
+                RepairKind::RolledBackCreate,
+                ids.join(", "),
+                "would remove what these attempts made and withdraw the record",
+            );
+            return Ok(());
+        }
+        if let Start::Claimed(claim) = self.records.start_operation_exclusive(key, None).await? {
+            for data in &claim.abandoned_rollbacks {
+                let plan: Plan = serde_json::from_value(data.clone()).map_err(|e| {
+                    Error::corrupt("rollback data", claim.key.short(), e.to_string())
+                })?;
+                self.undo(&plan).await?;
+            }
+            self.records.abandon_operation(&claim).await?;
+            report.note(
+                RepairKind::RolledBackCreate,
+                ids.join(", "),
+                "removed what the attempt made; its record is withdrawn",
+            );
+        }
+        Ok(())
+    }
+
+    async fn recover_sync(&self, seen: &IdempotencyRecord, report: &mut Recovery) -> Result<()> {
+        let Some(issue) = seen.context.get("issue").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let Some(id) = seen.parameters.get("id").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let id = id.to_owned();
+        self.if_free(issue, report, async |issue, report| {
+            if report.dry_run {
+                report.note(
+                    RepairKind::AbortedSync,
+                    &id,
+                    "would abort its unfinished rebase or merge",
+                );
+                return Ok(());
+            }
+            let wt = match self.get(issue.as_str()).await? {
+                Some(wt) if wt.id == id => wt,
+                // The worktree is gone: only the record is left to withdraw.
+                _ => stray_worktree(
+                    &Plan::recognise(&id, &self.base)
+                        .ok_or_else(|| Error::corrupt("sync record", &id, "not a worktree id"))?,
+                    String::new(),
+                ),
+            };
+            if self.abort_crashed_syncs(&wt).await? > 0 {
+                report.note(
+                    RepairKind::AbortedSync,
+                    &id,
+                    "aborted its unfinished rebase or merge; the branch is as before the sync",
+                );
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Under the registry lock: removes what has ForgeFlow's shape but no
+    /// record (a live create always has a record before it takes this
+    /// lock, so nothing found here belongs to one).
+    async fn remove_strays(&self, report: &mut Recovery) -> Result<()> {
+        let mut known: HashSet<String> = HashSet::new();
+        for r in self.records.records(CREATE_OPERATION).await? {
+            if let Ok(w) = worktree_of(r.result.as_ref()) {
+                known.insert(w.id);
+            }
+            for d in r.rollback_data.iter().chain(&r.abandoned_rollbacks) {
+                if let Ok(p) = serde_json::from_value::<Plan>(d.clone()) {
+                    known.insert(p.id);
+                }
+            }
+        }
+        let base_ref = self.base_ref().unwrap_or_else(|_| "HEAD".to_owned());
+        let entries = self.git.worktrees().await?;
+        let mut checked_out: HashSet<String> = HashSet::new();
+        let mut registered: HashSet<PathBuf> = HashSet::new();
+        for e in &entries {
+            registered.insert(e.path.clone());
+            if let Some(b) = &e.branch {
+                checked_out.insert(b.trim_start_matches("refs/heads/").to_owned());
+            }
+            if e.path.parent() != Some(self.base.as_path()) {
+                continue;
+            }
+            let name = e
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match Plan::recognise(&name, &self.base) {
+                Some(plan) if !known.contains(&plan.id) => {
+                    let wt = stray_worktree(&plan, base_ref.clone());
+                    let detail = if report.dry_run {
+                        "would archive any work, then remove it and its branch".to_owned()
+                    } else {
+                        self.remove_unrecorded(&wt).await?
+                    };
+                    report.note(RepairKind::RemovedUnrecordedWorktree, &plan.id, detail);
+                }
+                Some(_) => {}
+                None => report.note(
+                    RepairKind::LeftAlone,
+                    e.path.display().to_string(),
+                    "a worktree under the base path that ForgeFlow did not make",
+                ),
+            }
+        }
+        self.remove_stray_directories(&known, &registered, report)?;
+        self.remove_orphan_branches(&known, &checked_out, &base_ref, report)
+            .await
+    }
+
+    /// Archives whatever work an unrecorded worktree holds, then removes it
+    /// and its branch. Returns what was done, for the report.
+    async fn remove_unrecorded(&self, wt: &Worktree) -> Result<String> {
+        let dirty = wt.path.join(".git").exists() && !self.dirty_files(wt).await?.is_empty();
+        let unmerged =
+            self.branch_exists(&wt.branch).await? && self.unmerged_commits(wt).await?.1 > 0;
+        let detail = if dirty || unmerged {
+            format!("work kept under {}", self.archive(wt, dirty).await?)
+        } else {
+            "it held no work".to_owned()
+        };
+        self.remove_registered(&wt.path, &wt.id).await?;
+        self.delete_branch(&wt.branch).await?;
+        Ok(detail)
+    }
+
+    fn remove_stray_directories(
+        &self,
+        known: &HashSet<String>,
+        registered: &HashSet<PathBuf>,
+        report: &mut Recovery,
+    ) -> Result<()> {
+        let listing = std::fs::read_dir(&self.base).map_err(|e| {
+            Error::io(
+                "worktree",
+                &format!("cannot list {}", self.base.display()),
+                &e,
+            )
+        })?;
+        for entry in listing.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.starts_with('.') || registered.contains(&path) {
+                continue;
+            }
+            match Plan::recognise(&name, &self.base) {
+                Some(plan)
+                    if !known.contains(&plan.id) && entry.file_type().is_ok_and(|t| t.is_dir()) =>
+                {
+                    if !report.dry_run {
+                        std::fs::remove_dir_all(&path).map_err(|e| {
+                            Error::io("worktree", &format!("cannot remove {}", path.display()), &e)
+                        })?;
+                    }
+                    report.note(
+                        RepairKind::RemovedStrayDirectory,
+                        path.display().to_string(),
+                        "half-made by a create that died; git never registered it",
+                    );
+                }
+                Some(_) => {}
+                None => report.note(
+                    RepairKind::LeftAlone,
+                    path.display().to_string(),
+                    "not something ForgeFlow made",
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_orphan_branches(
+        &self,
+        known: &HashSet<String>,
+        checked_out: &HashSet<String>,
+        base_ref: &str,
+        report: &mut Recovery,
+    ) -> Result<()> {
+        let refs = self
+            .git
+            .read([
+                "for-each-ref",
+                "--format=%(refname:lstrip=2)",
+                "refs/heads/ff-*",
+            ])
+            .await?
+            .text();
+        for branch in refs.lines() {
+            let Some(plan) = Plan::recognise(branch, &self.base) else {
+                continue;
+            };
+            if plan.branch != branch || known.contains(&plan.id) || checked_out.contains(branch) {
+                continue;
+            }
+            let wt = stray_worktree(&plan, base_ref.to_owned());
+            let detail = if report.dry_run {
+                "would archive its unmerged commits, then delete it".to_owned()
+            } else {
+                let kept = if self.unmerged_commits(&wt).await?.1 > 0 {
+                    format!("commits kept under {}", self.archive(&wt, false).await?)
+                } else {
+                    "fully merged".to_owned()
+                };
+                self.delete_branch(branch).await?;
+                kept
+            };
+            report.note(RepairKind::RemovedOrphanBranch, branch, detail);
+        }
+        Ok(())
+    }
+}
+
+/// A [`Worktree`] for names ForgeFlow recognised but has no record of.
+fn stray_worktree(plan: &Plan, base: String) -> Worktree {
+    Worktree {
+        id: plan.id.clone(),
+        issue: plan.issue().unwrap_or_default().to_owned(),
+        path: plan.path.clone(),
+        branch: plan.branch.clone(),
+        base_commit: base.clone(),
+        base,
+        created_at: ff_traits::Timestamp::from_millis(0),
+        status: WorktreeStatus::Missing,
+    }
+}

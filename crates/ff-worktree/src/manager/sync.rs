@@ -1,0 +1,318 @@
+//! `sync_worktree`: fetch, then rebase or merge onto the base; a conflict
+//! leaves the worktree exactly as it was.
+
+use std::path::Path;
+
+use ff_traits::{
+    Error, IdempotencyKey, IdempotencyStorage, LockProvider, RecordStatus, Result, Start,
+};
+use serde_json::{Value, json};
+
+use super::{SYNC_OPERATION, SyncOptions, SyncStrategy, Synced, Worktree, WorktreeManager};
+use crate::git::{Git, GitError};
+use crate::issue::IssueId;
+
+impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
+    /// Brings a worktree's branch up to date with its base: fetches when
+    /// there is a remote (the configured one, else the base branch's
+    /// upstream), then rebases the branch onto the base (or merges it in).
+    ///
+    /// A conflict aborts cleanly: the worktree is exactly as before and the
+    /// error lists the conflicting files. A worktree with uncommitted
+    /// changes to tracked files is refused unless `options.autostash`.
+    /// An unfinished rebase or merge left by a sync that crashed is aborted
+    /// first; one the user started is left alone (and refused).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such worktree;
+    /// [`Error::Conflict`] naming the files; [`Error::InvalidInput`] for a
+    /// dirty worktree, a missing directory or a base that names nothing;
+    /// [`Error::LockTimeout`]; [`Error::Backend`] with git's message.
+    pub async fn sync_worktree(&self, id_or_issue: &str, options: SyncOptions) -> Result<Synced> {
+        let found = self.find(id_or_issue).await?;
+        let issue = IssueId::parse(&found.issue)?;
+        self.with_issue(&issue, SYNC_OPERATION, async || {
+            self.sync_locked(&issue, &found.id, options).await
+        })
+        .await
+    }
+
+    async fn sync_locked(&self, issue: &IssueId, id: &str, options: SyncOptions) -> Result<Synced> {
+        let wt = match self.get(issue.as_str()).await? {
+            Some(wt) if wt.id == id => wt,
+            _ => {
+                return Err(Error::NotFound {
+                    what: format!("worktree {id} (it was cleaned up meanwhile)"),
+                });
+            }
+        };
+        if !wt.path.join(".git").exists() {
+            return Err(Error::invalid_input(
+                "worktree",
+                format!(
+                    "the directory of {} ({}) is gone; clean it up or run recover",
+                    wt.id,
+                    wt.path.display()
+                ),
+            ));
+        }
+        let tree = self.git.in_dir(&wt.path);
+        self.abort_crashed_syncs(&wt).await?;
+        if let Some(what) = unfinished(&tree).await? {
+            return Err(Error::invalid_input(
+                "worktree",
+                format!(
+                    "a {what} is in progress in {} and ForgeFlow did not start it; finish or \
+                     abort it first",
+                    wt.path.display()
+                ),
+            ));
+        }
+        let strategy = options.strategy.unwrap_or(self.config.sync_strategy);
+        let (remote, onto) = self.sync_source(&wt).await?;
+        if let Some(remote) = &remote {
+            let guard = self.lock(&self.fetch_lock, "fetch").await?;
+            self.holding(guard, async || {
+                self.git
+                    .run(["fetch", "--quiet", "--no-write-fetch-head", "--", remote])
+                    .await?;
+                Ok(())
+            })
+            .await?;
+        }
+        let onto_commit = self.git.resolve_commit(&onto).await?.ok_or_else(|| {
+            Error::invalid_input("base ref", format!("{onto:?} does not name a commit"))
+        })?;
+        let head_before = head(&tree).await?;
+        let key = IdempotencyKey::new(
+            SYNC_OPERATION,
+            json!({"id": wt.id, "head": head_before, "onto": onto_commit, "strategy": strategy}),
+            json!({"repo": self.repo_key, "issue": issue.as_str()}),
+        );
+        let rollback = json!({"id": wt.id, "path": wt.path, "head": head_before});
+        loop {
+            match self
+                .records
+                .start_operation_exclusive(&key, Some(rollback.clone()))
+                .await?
+            {
+                Start::AlreadyCompleted(record) => {
+                    // Replay only what is still true: the same sync from the
+                    // same head left the branch where it is now.
+                    if let Ok(done) = serde_json::from_value::<Synced>(
+                        record.result.clone().unwrap_or(Value::Null),
+                    ) && done.head_after == head_before
+                    {
+                        return Ok(done);
+                    }
+                    self.remove_record(&record).await?;
+                }
+                Start::Claimed(claim) => {
+                    let mut done = Synced {
+                        id: wt.id.clone(),
+                        branch: wt.branch.clone(),
+                        fetched_from: remote.clone(),
+                        onto: onto.clone(),
+                        onto_commit: onto_commit.clone(),
+                        strategy,
+                        head_before: head_before.clone(),
+                        head_after: head_before.clone(),
+                    };
+                    return match self.integrate(&wt, &tree, &done, options.autostash).await {
+                        Ok(after) => {
+                            done.head_after = after;
+                            let value = serde_json::to_value(&done)
+                                .map_err(|e| Error::invalid_input("sync", e.to_string()))?;
+                            self.records.complete_operation(&claim, value).await?;
+                            tracing::info!(id = %wt.id, before = %done.head_before, after = %done.head_after, "worktree synced");
+                            Ok(done)
+                        }
+                        Err(e) => {
+                            self.records.abandon_operation(&claim).await?;
+                            Err(e)
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    /// Where sync takes the base from: `(remote to fetch, ref to sync onto)`.
+    async fn sync_source(&self, wt: &Worktree) -> Result<(Option<String>, String)> {
+        let branch = wt.base.strip_prefix("refs/heads/").unwrap_or(&wt.base);
+        if let Some(remote) = &self.config.remote {
+            if remote.is_empty() || remote.starts_with('-') || remote.contains(char::is_whitespace)
+            {
+                return Err(Error::invalid_input(
+                    "remote",
+                    format!("{remote:?} is not a remote name"),
+                ));
+            }
+            return Ok((
+                Some(remote.clone()),
+                format!("refs/remotes/{remote}/{branch}"),
+            ));
+        }
+        let upstream = self
+            .git
+            .output(
+                [
+                    "rev-parse",
+                    "--symbolic-full-name",
+                    "--end-of-options",
+                    &format!("{branch}@{{upstream}}"),
+                ],
+                true,
+            )
+            .await?;
+        let configured = self
+            .git
+            .output(
+                ["config", "--get", &format!("branch.{branch}.remote")],
+                true,
+            )
+            .await?;
+        match (upstream.success(), configured.text()) {
+            (true, remote) if !remote.is_empty() && remote != "." => {
+                Ok((Some(remote), upstream.text()))
+            }
+            (true, _) => Ok((None, upstream.text())),
+            _ => Ok((None, wt.base.clone())),
+        }
+    }
+
+    /// Rebases or merges; on failure restores the worktree and says why.
+    /// Returns the new head.
+    async fn integrate(
+        &self,
+        wt: &Worktree,
+        tree: &Git,
+        plan: &Synced,
+        autostash: bool,
+    ) -> Result<String> {
+        let dirty = self.status_paths(wt, "--untracked-files=no").await?;
+        if !dirty.is_empty() && !autostash {
+            let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
+            return Err(Error::invalid_input(
+                "worktree",
+                format!(
+                    "{} has uncommitted changes ({}); commit them, or sync with autostash",
+                    wt.id,
+                    shown.join(", ")
+                ),
+            ));
+        }
+        let up_to_date = tree
+            .output(
+                ["merge-base", "--is-ancestor", &plan.onto_commit, "HEAD"],
+                true,
+            )
+            .await?;
+        if up_to_date.success() {
+            return Ok(plan.head_before.clone());
+        }
+        let stash = if autostash {
+            "--autostash"
+        } else {
+            "--no-autostash"
+        };
+        let args: Vec<&str> = match plan.strategy {
+            SyncStrategy::Rebase => vec!["rebase", "--quiet", stash, &plan.onto_commit],
+            SyncStrategy::Merge => vec!["merge", "--quiet", "--no-edit", stash, &plan.onto_commit],
+        };
+        let out = tree.output(&args, false).await?;
+        if out.success() {
+            return head(tree).await;
+        }
+        let conflicts: Vec<String> = tree
+            .read(["diff", "--name-only", "--diff-filter=U", "-z"])
+            .await?
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        abort_unfinished(tree).await?;
+        let restored = head(tree).await?;
+        if restored != plan.head_before {
+            tracing::error!(id = %wt.id, expected = %plan.head_before, found = %restored, "abort did not restore the head");
+        }
+        if conflicts.is_empty() {
+            return Err(GitError::Failed {
+                args: args.join(" "),
+                code: out.code,
+                stderr: out.stderr,
+            }
+            .into());
+        }
+        Err(Error::Conflict {
+            what: format!(
+                "{} of {} onto {}",
+                plan.strategy.as_str(),
+                wt.branch,
+                plan.onto
+            ),
+            paths: conflicts,
+        })
+    }
+
+    /// Aborts the rebase or merge of any sync of this worktree that died
+    /// midway (a pending record; under the issue lock its owner is dead),
+    /// and withdraws its record. Returns how many there were.
+    pub(super) async fn abort_crashed_syncs(&self, wt: &Worktree) -> Result<usize> {
+        let mut aborted = 0;
+        for record in self.records.records(SYNC_OPERATION).await? {
+            if record.status != RecordStatus::Pending
+                || !self.ours(&record.context)
+                || record.parameters.get("id").and_then(Value::as_str) != Some(&wt.id)
+            {
+                continue;
+            }
+            let key = IdempotencyKey::new(
+                SYNC_OPERATION,
+                (*record.parameters).clone(),
+                (*record.context).clone(),
+            );
+            if let Start::Claimed(claim) =
+                self.records.start_operation_exclusive(&key, None).await?
+            {
+                if wt.path.join(".git").exists() {
+                    abort_unfinished(&self.git.in_dir(&wt.path)).await?;
+                }
+                self.records.abandon_operation(&claim).await?;
+                tracing::warn!(id = %wt.id, "aborted a sync that died midway");
+                aborted += 1;
+            }
+        }
+        Ok(aborted)
+    }
+}
+
+async fn head(tree: &Git) -> Result<String> {
+    Ok(tree.read(["rev-parse", "--verify", "HEAD"]).await?.text())
+}
+
+/// `rebase` or `merge` when one is unfinished in the worktree.
+async fn unfinished(tree: &Git) -> Result<Option<&'static str>> {
+    let git_dir = tree.read(["rev-parse", "--absolute-git-dir"]).await?.text();
+    let dir = Path::new(&git_dir);
+    if dir.join("rebase-merge").exists() || dir.join("rebase-apply").exists() {
+        Ok(Some("rebase"))
+    } else if dir.join("MERGE_HEAD").exists() {
+        Ok(Some("merge"))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Aborts an unfinished rebase or merge, which puts back the branch, the
+/// index, the files and any autostash as they were.
+async fn abort_unfinished(tree: &Git) -> Result<()> {
+    match unfinished(tree).await? {
+        Some(what) => {
+            tree.run([what, "--abort"]).await?;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,287 @@
+//! The manager's configuration and the values its operations return.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ff_traits::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// What [`create_worktree`](super::WorktreeManager::create_worktree) does
+/// when the base path already holds
+/// [`max_worktrees`](WorktreeConfig::max_worktrees) worktrees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LimitPolicy {
+    /// Refuse the new worktree (the default).
+    #[default]
+    Refuse,
+    /// Remove the oldest worktree that has no uncommitted changes and no
+    /// commits missing from its base, then create; refuse when none
+    /// qualifies. Work is never lost to make room.
+    EvictOldest,
+}
+
+/// How [`sync_worktree`](super::WorktreeManager::sync_worktree) brings a
+/// branch up to date with its base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SyncStrategy {
+    /// `git rebase` onto the base (the default).
+    #[default]
+    Rebase,
+    /// `git merge` of the base into the branch.
+    Merge,
+}
+
+impl SyncStrategy {
+    /// `rebase` or `merge`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rebase => "rebase",
+            Self::Merge => "merge",
+        }
+    }
+}
+
+/// Options of a [`WorktreeManager`](super::WorktreeManager).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorktreeConfig {
+    /// Any directory inside the repository.
+    pub repo: PathBuf,
+    /// Where worktrees go (default `<repository top>/.ff-worktrees`).
+    pub base_path: Option<PathBuf>,
+    /// Most worktrees under the base path at once (default 10).
+    pub max_worktrees: usize,
+    /// What happens at the limit (default: refuse).
+    pub limit_policy: LimitPolicy,
+    /// Whether a failed create removes what it made (default `true`). When
+    /// `false`, the half-made worktree stays for inspection (its record is
+    /// withdrawn, so a retry makes a new one) until
+    /// [`recover`](super::WorktreeManager::recover) removes it.
+    pub cleanup_on_error: bool,
+    /// What new branches start from and sync onto (default: the branch HEAD
+    /// points at).
+    pub base_ref: Option<String>,
+    /// How sync updates a branch (default: rebase).
+    pub sync_strategy: SyncStrategy,
+    /// The remote sync fetches from (default: the base branch's upstream
+    /// remote, if it has one; none otherwise).
+    pub remote: Option<String>,
+    /// Names this repository in locks and records; the same in every clone
+    /// (default: its root commit).
+    pub namespace: Option<String>,
+    /// Longest wait for an issue or registry lock (default 30 s).
+    pub lock_timeout: Duration,
+    /// Longest a git call may run (default 120 s).
+    pub git_timeout: Duration,
+}
+
+impl WorktreeConfig {
+    /// Defaults for the repository containing `repo`.
+    pub fn new(repo: impl Into<PathBuf>) -> Self {
+        Self {
+            repo: repo.into(),
+            base_path: None,
+            max_worktrees: 10,
+            limit_policy: LimitPolicy::Refuse,
+            cleanup_on_error: true,
+            base_ref: None,
+            sync_strategy: SyncStrategy::Rebase,
+            remote: None,
+            namespace: None,
+            lock_timeout: Duration::from_secs(30),
+            git_timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// Sets [`base_path`](Self::base_path).
+    #[must_use]
+    pub fn with_base_path(mut self, p: impl Into<PathBuf>) -> Self {
+        self.base_path = Some(p.into());
+        self
+    }
+
+    /// Sets [`max_worktrees`](Self::max_worktrees).
+    #[must_use]
+    pub fn with_max_worktrees(mut self, n: usize) -> Self {
+        self.max_worktrees = n;
+        self
+    }
+
+    /// Sets [`limit_policy`](Self::limit_policy).
+    #[must_use]
+    pub fn with_limit_policy(mut self, policy: LimitPolicy) -> Self {
+        self.limit_policy = policy;
+        self
+    }
+
+    /// Sets [`cleanup_on_error`](Self::cleanup_on_error).
+    #[must_use]
+    pub fn with_cleanup_on_error(mut self, on: bool) -> Self {
+        self.cleanup_on_error = on;
+        self
+    }
+
+    /// Sets [`base_ref`](Self::base_ref).
+    #[must_use]
+    pub fn with_base_ref(mut self, r: impl Into<String>) -> Self {
+        self.base_ref = Some(r.into());
+        self
+    }
+
+    /// Sets [`sync_strategy`](Self::sync_strategy).
+    #[must_use]
+    pub fn with_sync_strategy(mut self, s: SyncStrategy) -> Self {
+        self.sync_strategy = s;
+        self
+    }
+
+    /// Sets [`remote`](Self::remote).
+    #[must_use]
+    pub fn with_remote(mut self, r: impl Into<String>) -> Self {
+        self.remote = Some(r.into());
+        self
+    }
+
+    /// Sets [`namespace`](Self::namespace).
+    #[must_use]
+    pub fn with_namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = Some(ns.into());
+        self
+    }
+
+    /// Sets [`lock_timeout`](Self::lock_timeout).
+    #[must_use]
+    pub fn with_lock_timeout(mut self, d: Duration) -> Self {
+        self.lock_timeout = d;
+        self
+    }
+
+    /// Sets [`git_timeout`](Self::git_timeout).
+    #[must_use]
+    pub fn with_git_timeout(mut self, d: Duration) -> Self {
+        self.git_timeout = d;
+        self
+    }
+}
+
+/// Whether a worktree's directory is where its record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WorktreeStatus {
+    /// Its directory is there.
+    #[default]
+    Active,
+    /// Its directory is gone (removed outside ForgeFlow);
+    /// [`recover`](super::WorktreeManager::recover) or a cleanup tidies up.
+    Missing,
+}
+
+/// A worktree made for one issue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Worktree {
+    /// `wt-<issue>-<time base36>-<random>`; also its directory name.
+    pub id: String,
+    /// The issue.
+    pub issue: String,
+    /// Its directory.
+    pub path: PathBuf,
+    /// Its branch (`ff-<issue>-<suffix>`).
+    pub branch: String,
+    /// The ref it started from.
+    pub base: String,
+    /// The commit it started from.
+    pub base_commit: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Found when read, never stored.
+    #[serde(default, skip_serializing)]
+    pub status: WorktreeStatus,
+}
+
+/// What [`create_worktree`](super::WorktreeManager::create_worktree)
+/// returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Created {
+    /// The issue's worktree.
+    pub worktree: Worktree,
+    /// Whether it existed already (the call changed nothing).
+    pub reused: bool,
+    /// Worktrees removed to stay within the limit
+    /// ([`LimitPolicy::EvictOldest`]).
+    pub evicted: Vec<Worktree>,
+}
+
+/// What [`cleanup_worktree`](super::WorktreeManager::cleanup_worktree) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cleanup {
+    /// The worktree removed, or `None` when there was nothing to clean.
+    pub removed: Option<Worktree>,
+    /// Where work that would have been lost was kept (forced cleanup).
+    pub archived_at: Option<String>,
+}
+
+/// Options of one [`sync_worktree`](super::WorktreeManager::sync_worktree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SyncOptions {
+    /// Overrides the configured [`SyncStrategy`].
+    pub strategy: Option<SyncStrategy>,
+    /// Set uncommitted changes aside and put them back afterwards
+    /// (`--autostash`) instead of refusing a dirty worktree.
+    pub autostash: bool,
+}
+
+impl SyncOptions {
+    /// Sets [`strategy`](Self::strategy).
+    #[must_use]
+    pub fn with_strategy(mut self, s: SyncStrategy) -> Self {
+        self.strategy = Some(s);
+        self
+    }
+
+    /// Sets [`autostash`](Self::autostash).
+    #[must_use]
+    pub fn with_autostash(mut self, on: bool) -> Self {
+        self.autostash = on;
+        self
+    }
+}
+
+/// What [`sync_worktree`](super::WorktreeManager::sync_worktree) did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Synced {
+    /// The worktree's id.
+    pub id: String,
+    /// Its branch.
+    pub branch: String,
+    /// The remote fetched from, if any.
+    pub fetched_from: Option<String>,
+    /// The ref synced onto (`refs/remotes/<remote>/<branch>` or the base).
+    pub onto: String,
+    /// The commit of `onto`.
+    pub onto_commit: String,
+    /// How.
+    pub strategy: SyncStrategy,
+    /// The branch head before.
+    pub head_before: String,
+    /// The branch head after (equal to `head_before` when it was up to date).
+    pub head_after: String,
+}
+
+impl Synced {
+    /// Whether the branch moved.
+    #[must_use]
+    pub fn changed(&self) -> bool {
+        self.head_before != self.head_after
+    }
+}
