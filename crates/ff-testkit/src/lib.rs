@@ -14,6 +14,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // children report to their parent on stdout
 
+pub mod git;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -48,6 +50,26 @@ pub fn spawn_self(entry: &str, role: &[&str]) -> Child {
     Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", entry, "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE_ENV, role.join(&SEP.to_string()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child process")
+}
+
+/// As [`spawn_self`], in a process group of its own, so that a test can
+/// SIGKILL the child together with everything it started (`kill -9
+/// -<pid>`): a crash that takes down its git subprocesses too.
+///
+/// # Panics
+/// When the child cannot be started.
+#[cfg(unix)]
+#[must_use]
+pub fn spawn_self_in_group(entry: &str, role: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt;
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", entry, "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_ENV, role.join(&SEP.to_string()))
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -153,13 +153,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 format!("refs/remotes/{remote}/{branch}"),
             ));
         }
+        if branch.starts_with('-') {
+            return Ok((None, wt.base.clone()));
+        }
+        // (rev-parse echoes `--end-of-options` rather than honouring it;
+        // the leading-dash check above stands in for it.)
         let upstream = self
             .git
             .output(
                 [
                     "rev-parse",
                     "--symbolic-full-name",
-                    "--end-of-options",
                     &format!("{branch}@{{upstream}}"),
                 ],
                 true,

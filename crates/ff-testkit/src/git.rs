@@ -1,0 +1,229 @@
+//! Real git repositories for tests: made in a temporary directory, removed
+//! on drop. Plain blocking `std::process::Command` calls, so they work from
+//! sync and async tests alike (they are short).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A git repository with one commit on `main` (a `README`) and a committer
+/// identity configured, so commits, rebases and merges work anywhere.
+#[derive(Debug)]
+pub struct TestRepo {
+    root: PathBuf,
+    path: PathBuf,
+}
+
+/// Runs git in `dir`; returns its trimmed stdout.
+///
+/// # Panics
+/// When git fails; the message has git's stderr.
+#[must_use]
+pub fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = git_output(dir, args);
+    assert!(
+        out.status.success(),
+        "git {} failed in {}: {}",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs git in `dir` and returns whatever it did.
+///
+/// # Panics
+/// When git cannot be started.
+#[must_use]
+pub fn git_output(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .expect("run git")
+}
+
+/// Writes `content` to `dir/name` and commits it.
+///
+/// # Panics
+/// When writing or git fails.
+pub fn commit_file(dir: &Path, name: &str, content: &str, message: &str) {
+    std::fs::write(dir.join(name), content).expect("write file");
+    let _ = git_in(dir, &["add", "--", name]);
+    let _ = git_in(dir, &["commit", "-q", "-m", message]);
+}
+
+impl TestRepo {
+    /// A new repository in a fresh temporary directory.
+    ///
+    /// # Panics
+    /// When git fails.
+    #[must_use]
+    pub fn new() -> Self {
+        let root = std::env::temp_dir().join(format!("ff-test-{}", ff_traits::unique_id()));
+        let path = root.join("repo");
+        std::fs::create_dir_all(&path).expect("create repository directory");
+        init(&path, &["init", "-q", "-b", "main"]);
+        commit_file(&path, "README", "hello\n", "first");
+        Self { root, path }
+    }
+
+    /// The repository's top directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A scratch directory beside the repository, removed with it.
+    ///
+    /// # Panics
+    /// When it cannot be created.
+    #[must_use]
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let dir = self.root.join(name);
+        std::fs::create_dir_all(&dir).expect("create scratch directory");
+        dir
+    }
+
+    /// Runs git in the repository; returns its trimmed stdout.
+    ///
+    /// # Panics
+    /// When git fails.
+    #[must_use]
+    pub fn git(&self, args: &[&str]) -> String {
+        git_in(&self.path, args)
+    }
+
+    /// Adds a bare repository as remote `origin`, pushes `main` to it and
+    /// makes it `main`'s upstream. Returns a second clone of it, where
+    /// tests can push commits the repository has not seen.
+    ///
+    /// # Panics
+    /// When git fails.
+    #[must_use]
+    pub fn with_remote(&self) -> PathBuf {
+        let bare = self.root.join("origin.git");
+        init(
+            &self.root,
+            &["init", "-q", "--bare", "-b", "main", "origin.git"],
+        );
+        let bare = bare.to_string_lossy().into_owned();
+        let _ = self.git(&["remote", "add", "origin", &bare]);
+        let _ = self.git(&["push", "-q", "-u", "origin", "main"]);
+        let _ = git_in(&self.root, &["clone", "-q", &bare, "other"]);
+        let other = self.root.join("other");
+        configure(&other);
+        other
+    }
+
+    /// The branches under `refs/heads/ff-`.
+    ///
+    /// # Panics
+    /// When git fails.
+    #[must_use]
+    pub fn ff_branches(&self) -> Vec<String> {
+        lines(&self.git(&[
+            "for-each-ref",
+            "--format=%(refname:short)",
+            "refs/heads/ff-*",
+        ]))
+    }
+
+    /// The refs under `refs/ff/archive/`.
+    ///
+    /// # Panics
+    /// When git fails.
+    #[must_use]
+    pub fn archives(&self) -> Vec<String> {
+        lines(&self.git(&["for-each-ref", "--format=%(refname)", "refs/ff/archive/"]))
+    }
+
+    /// The worktree paths git lists (the main one included).
+    ///
+    /// # Panics
+    /// When git fails.
+    #[must_use]
+    pub fn worktree_paths(&self) -> Vec<PathBuf> {
+        self.git(&["worktree", "list", "--porcelain"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("worktree "))
+            .map(PathBuf::from)
+            .collect()
+    }
+
+    /// Asserts `git fsck --full` finds nothing wrong and that no worktree
+    /// git lists is missing its directory.
+    ///
+    /// # Panics
+    /// When it does.
+    pub fn assert_fsck_clean(&self) {
+        let out = git_output(&self.path, &["fsck", "--full", "--no-dangling"]);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "git fsck failed: {said}");
+        assert!(
+            !said.contains("error") && !said.contains("missing") && !said.contains("broken"),
+            "git fsck: {said}"
+        );
+        let prunable = self.git(&["worktree", "list", "--porcelain"]);
+        assert!(
+            !prunable.contains("prunable"),
+            "a registered worktree lost its directory: {prunable}"
+        );
+    }
+
+    /// Installs a hook script (`#!/bin/sh` is prepended) and makes it
+    /// executable.
+    ///
+    /// # Panics
+    /// When it cannot be written.
+    pub fn install_hook(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let hooks = self.path.join(".git").join("hooks");
+        std::fs::create_dir_all(&hooks).expect("hooks directory");
+        let file = hooks.join(name);
+        std::fs::write(&file, format!("#!/bin/sh\n{body}\n")).expect("write hook");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod hook");
+    }
+
+    /// Removes a hook.
+    pub fn remove_hook(&self, name: &str) {
+        let _ = std::fs::remove_file(self.path.join(".git").join("hooks").join(name));
+    }
+}
+
+impl Default for TestRepo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestRepo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn init(dir: &Path, args: &[&str]) {
+    let _ = git_in(dir, args);
+    if !args.contains(&"--bare") {
+        configure(dir);
+    }
+}
+
+fn configure(dir: &Path) {
+    let _ = git_in(dir, &["config", "user.name", "ForgeFlow Test"]);
+    let _ = git_in(dir, &["config", "user.email", "test@example.invalid"]);
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::to_owned).collect()
+}

@@ -1,0 +1,81 @@
+//! The evict-oldest limit policy, and the operator's view: lock status,
+//! record statistics, record cleanup, force release.
+
+mod common;
+
+use std::time::Duration;
+
+use ff_testkit::git::{TestRepo, commit_file};
+use ff_worktree::{LimitPolicy, SyncOptions, WorktreeConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evict_oldest_removes_only_worktrees_with_nothing_to_lose() {
+    let repo = TestRepo::new();
+    let config = WorktreeConfig::new(repo.path())
+        .with_max_worktrees(2)
+        .with_limit_policy(LimitPolicy::EvictOldest);
+    let m = common::manager(&repo, config).await;
+    let a = m.create_worktree("a").await.expect("a").worktree;
+    commit_file(&a.path, "work.txt", "unmerged\n", "unmerged work");
+    let b = m.create_worktree("b").await.expect("b").worktree;
+
+    // a is oldest but has unmerged work: b goes.
+    let c = m.create_worktree("c").await.expect("c");
+    assert_eq!(c.evicted.len(), 1);
+    assert_eq!(c.evicted[0].id, b.id);
+    assert!(!b.path.exists() && a.path.exists());
+
+    // c is dirty, a unmerged: nothing may go, so d is refused, leaving no
+    // record and no directory.
+    std::fs::write(c.worktree.path.join("scratch.txt"), "uncommitted\n").expect("write");
+    let err = m.create_worktree("d").await.expect_err("nothing evictable");
+    assert!(err.to_string().contains("none could be evicted"), "{err}");
+    assert!(m.get("d").await.expect("get").is_none());
+    assert_eq!(common::ours(&repo, &m).len(), 2);
+    assert!(a.path.join("work.txt").exists() && c.worktree.path.join("scratch.txt").exists());
+    std::fs::remove_file(c.worktree.path.join("scratch.txt")).expect("rm");
+    common::assert_consistent(&repo, &m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_stats_and_record_cleanup() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = m.create_worktree("42").await.expect("create").worktree;
+    commit_file(repo.path(), "base.txt", "base\n", "base moved");
+    m.sync_worktree("42", SyncOptions::default())
+        .await
+        .expect("sync");
+
+    let locks = m.get_lock_status().await.expect("locks");
+    let names: Vec<&str> = locks.iter().map(|l| l.name.as_str()).collect();
+    assert!(names.iter().any(|n| n.ends_with("-issue-42")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with("-registry")), "{names:?}");
+    assert!(locks.iter().all(|l| !l.held));
+
+    let stats = m.get_idempotency_stats().await.expect("stats");
+    assert_eq!(stats.total, 2);
+    assert_eq!(stats.by_operation.get("createWorktree"), Some(&1));
+    assert_eq!(stats.by_operation.get("syncWorktree"), Some(&1));
+    assert!((stats.success_rate - 100.0).abs() < f64::EPSILON);
+
+    // A long max age keeps everything; zero removes the sync record but
+    // never the record that says the worktree exists.
+    assert_eq!(
+        m.cleanup_idempotency_records(Duration::from_secs(3_600))
+            .await
+            .expect("gc"),
+        0
+    );
+    assert_eq!(
+        m.cleanup_idempotency_records(Duration::ZERO)
+            .await
+            .expect("gc"),
+        1
+    );
+    assert_eq!(m.get("42").await.expect("get").map(|w| w.id), Some(wt.id));
+
+    let released = m.force_release_all_locks().await.expect("force");
+    assert_eq!(released.len(), locks.len());
+    common::assert_consistent(&repo, &m).await;
+}

@@ -1,0 +1,92 @@
+//! What the manager's integration tests share: a manager on the embedded
+//! backends, its state kept beside the test repository.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::path::Path;
+
+use ff_lock_file::FileLockProvider;
+use ff_store_sqlite::SqliteStore;
+use ff_testkit::git::TestRepo;
+use ff_traits::{IdempotencyStorage, RecordStatus, ScanFilter};
+use ff_worktree::{WorktreeConfig, WorktreeManager};
+
+pub(crate) type Manager = WorktreeManager<FileLockProvider, SqliteStore>;
+
+/// A manager on `repo` with file locks and SQLite in `<repo>/../state`.
+pub(crate) async fn manager(repo: &TestRepo, config: WorktreeConfig) -> Manager {
+    open(&repo.scratch("state"), config).await
+}
+
+/// A manager whose state lives in `state`.
+pub(crate) async fn open(state: &Path, config: WorktreeConfig) -> Manager {
+    let locks = FileLockProvider::new(state.join("locks"));
+    let store = SqliteStore::open(state.join("ff.sqlite3")).expect("store");
+    WorktreeManager::open(config, locks, store)
+        .await
+        .expect("open manager")
+}
+
+/// The worktrees git lists under the manager's base path.
+pub(crate) fn ours(repo: &TestRepo, m: &Manager) -> Vec<std::path::PathBuf> {
+    repo.worktree_paths()
+        .into_iter()
+        .filter(|p| p.starts_with(m.base_path()))
+        .collect()
+}
+
+/// How many records are pending.
+pub(crate) async fn pending(m: &Manager) -> usize {
+    m.idempotency()
+        .store()
+        .scan(&ScanFilter::default().status(RecordStatus::Pending))
+        .await
+        .expect("scan")
+        .records
+        .len()
+}
+
+/// Asserts records, git and the base path agree and nothing is half-done:
+/// one listed worktree per record, each registered and present; no other
+/// `wt-*` directory; no `ff-*` branch without a worktree; nothing pending;
+/// no lock held; `git fsck` clean.
+pub(crate) async fn assert_consistent(repo: &TestRepo, m: &Manager) {
+    let listed = m.list_worktrees().await.expect("list");
+    let registered = ours(repo, m);
+    let mut recorded: Vec<_> = listed.iter().map(|w| w.path.clone()).collect();
+    recorded.sort();
+    let mut git_paths = registered.clone();
+    git_paths.sort();
+    assert_eq!(recorded, git_paths, "records and git disagree");
+    let mut dirs: Vec<_> = std::fs::read_dir(m.base_path())
+        .expect("base path")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("wt-"))
+        })
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, git_paths, "directories and git disagree");
+    let mut branches: Vec<_> = listed.iter().map(|w| w.branch.clone()).collect();
+    branches.sort();
+    assert_eq!(
+        repo.ff_branches(),
+        branches,
+        "branches and records disagree"
+    );
+    let mut issues: Vec<_> = listed.iter().map(|w| w.issue.clone()).collect();
+    issues.dedup();
+    assert_eq!(issues.len(), listed.len(), "an issue has two worktrees");
+    assert_eq!(pending(m).await, 0, "a record is pending");
+    let held: Vec<_> = m
+        .get_lock_status()
+        .await
+        .expect("locks")
+        .into_iter()
+        .filter(|l| l.held)
+        .collect();
+    assert!(held.is_empty(), "locks still held: {held:?}");
+    repo.assert_fsck_clean();
+}

@@ -1,0 +1,262 @@
+//! Crashes and recover(): a create SIGKILLed midway, worktrees removed by
+//! hand, strays, orphan branches; recover puts everything back in
+//! agreement and touches nothing ForgeFlow does not own.
+
+#![allow(clippy::print_stdout)] // child processes report to their parent on stdout
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ff_testkit::git::{TestRepo, commit_file, git_in};
+use ff_worktree::{RepairKind, WorktreeConfig};
+
+/// Child process: writes its pid to the file `role[1]`, then creates the
+/// worktree of issue `role[3]` in the repository `role[2]`, its state in
+/// `role[4]`. It is killed before it returns.
+#[test]
+fn child() {
+    let Some(role) = ff_testkit::child_role() else {
+        return;
+    };
+    std::fs::write(&role[1], std::process::id().to_string()).expect("pid file");
+    let rt = ff_testkit::runtime();
+    rt.block_on(async {
+        let m = common::open(Path::new(&role[4]), WorktreeConfig::new(&role[2])).await;
+        let out = m.create_worktree(&role[3]).await;
+        println!("finished: {out:?}");
+    });
+}
+
+/// Waits for `path` to appear while `child` runs.
+fn wait_for_file(path: &Path, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut said = String::new();
+            if let Some(out) = child.stdout.as_mut() {
+                let _ = std::io::Read::read_to_string(out, &mut said);
+            }
+            panic!("the child ended ({status}) first: {said}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn kill_group(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", "--", &format!("-{pid}")])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Starts a child creating `issue` and returns it with its pid file.
+fn start_create(repo: &TestRepo, state: &Path, issue: &str) -> (std::process::Child, PathBuf) {
+    let pid_file = repo.scratch("pids").join(issue);
+    let child = ff_testkit::spawn_self_in_group(
+        "child",
+        &[
+            "create",
+            &pid_file.to_string_lossy(),
+            &repo.path().to_string_lossy(),
+            issue,
+            &state.to_string_lossy(),
+        ],
+    );
+    (child, pid_file)
+}
+
+/// After recovery: nothing of the killed create is left, and a create of
+/// the same issue works at once.
+async fn assert_recovered_and_retry_works(repo: &TestRepo, state: &Path, issue: &str) {
+    let m = common::open(state, WorktreeConfig::new(repo.path())).await;
+    assert_eq!(
+        common::pending(&m).await,
+        1,
+        "the dead create left its record"
+    );
+    let dry = m.recover(true).await.expect("dry run");
+    assert!(
+        dry.repairs
+            .iter()
+            .any(|r| r.kind == RepairKind::RolledBackCreate)
+    );
+    assert_eq!(common::pending(&m).await, 1, "a dry run changed something");
+    let report = m.recover(false).await.expect("recover");
+    assert!(
+        report
+            .repairs
+            .iter()
+            .any(|r| r.kind == RepairKind::RolledBackCreate),
+        "{report:?}"
+    );
+    common::assert_consistent(repo, &m).await;
+    assert!(common::ours(repo, &m).is_empty());
+    let again = m.recover(false).await.expect("recover again");
+    assert!(again.repairs.is_empty(), "a second recover found {again:?}");
+    let made = m.create_worktree(issue).await.expect("retry");
+    assert!(made.worktree.path.join("README").exists());
+    common::assert_consistent(repo, &m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_killed_with_git_mid_checkout_is_rolled_back() {
+    let repo = TestRepo::new();
+    let state = repo.scratch("state");
+    // A smudge filter that stalls the checkout, so the kill lands while git
+    // is writing the new worktree (git marks it locked meanwhile).
+    let marker = repo.scratch("marks").join("checkout-started");
+    let _ = repo.git(&[
+        "config",
+        "filter.slow.smudge",
+        &format!("touch '{}'; sleep 60; cat", marker.display()),
+    ]);
+    commit_file(
+        repo.path(),
+        ".gitattributes",
+        "*.dat filter=slow\n",
+        "attributes",
+    );
+    commit_file(repo.path(), "a.dat", "data\n", "filtered file");
+    let (mut child, _) = start_create(&repo, &state, "KILL-1");
+    wait_for_file(&marker, &mut child);
+    kill_group(child.id());
+    let _ = child.wait();
+    let _ = repo.git(&["config", "--unset", "filter.slow.smudge"]);
+    // git died while writing the worktree: it is registered and locked.
+    let listed = repo.git(&["worktree", "list", "--porcelain"]);
+    assert!(
+        listed.contains("KILL-1") && listed.contains("locked"),
+        "{listed}"
+    );
+    assert_recovered_and_retry_works(&repo, &state, "KILL-1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_killed_after_git_finished_is_rolled_back() {
+    let repo = TestRepo::new();
+    let state = repo.scratch("state");
+    // git has made the worktree and the branch when post-checkout runs; the
+    // hook kills the ForgeFlow process before it records success.
+    let pid_file = repo.scratch("pids").join("KILL-2");
+    repo.install_hook(
+        "post-checkout",
+        &format!("kill -9 \"$(cat '{}')\"; exit 0", pid_file.display()),
+    );
+    let (mut child, _) = start_create(&repo, &state, "KILL-2");
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "the child was meant to die");
+    repo.remove_hook("post-checkout");
+    // The worktree is whole in git's eyes, but no record says it is done.
+    assert_eq!(repo.ff_branches().len(), 1);
+    assert_recovered_and_retry_works(&repo, &state, "KILL-2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_forgets_vanished_worktrees_and_removes_only_our_strays() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    // A worktree with an unmerged commit, whose directory is deleted by hand.
+    let gone = m.create_worktree("gone").await.expect("create").worktree;
+    commit_file(&gone.path, "work.txt", "work\n", "unmerged work");
+    let work = git_in(&gone.path, &["rev-parse", "HEAD"]);
+    std::fs::remove_dir_all(&gone.path).expect("rm -rf");
+    // A healthy one, left alone.
+    let kept = m.create_worktree("kept").await.expect("create").worktree;
+    // Strays of our shape, and things that are not ours.
+    let stray = m.base_path().join("wt-stray-mf3k2a-0a1b");
+    std::fs::create_dir_all(stray.join("src")).expect("stray");
+    let notes = m.base_path().join("notes");
+    std::fs::create_dir_all(&notes).expect("notes");
+    let _ = repo.git(&["branch", "ff-orphan-mf3k2a-beef"]);
+    let _ = repo.git(&["branch", "ff-feature-of-a-human"]);
+    let foreign = repo.scratch("elsewhere").join("foreign");
+    let _ = repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "foreign",
+        &foreign.to_string_lossy(),
+    ]);
+
+    let dry = m.recover(true).await.expect("dry run");
+    let kinds: Vec<RepairKind> = dry.repairs.iter().map(|r| r.kind).collect();
+    assert!(kinds.contains(&RepairKind::ForgotVanished), "{dry:?}");
+    assert!(stray.exists(), "a dry run removed something");
+
+    let report = m.recover(false).await.expect("recover");
+    let find = |kind| {
+        report
+            .repairs
+            .iter()
+            .find(|r| r.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind:?} in {report:?}"))
+    };
+    assert_eq!(find(RepairKind::ForgotVanished).subject, gone.id);
+    assert_eq!(
+        find(RepairKind::RemovedOrphanBranch).subject,
+        "ff-orphan-mf3k2a-beef"
+    );
+    assert!(
+        find(RepairKind::RemovedStrayDirectory)
+            .subject
+            .ends_with("wt-stray-mf3k2a-0a1b")
+    );
+    assert!(find(RepairKind::LeftAlone).subject.ends_with("notes"));
+    // The unmerged commit is kept where git can find it.
+    let archive = format!("refs/ff/archive/{}", gone.id);
+    assert_eq!(repo.git(&["rev-parse", &archive]), work);
+    assert!(!stray.exists());
+    assert!(notes.exists() && foreign.exists());
+    assert!(
+        repo.git(&["branch", "--list", "ff-feature-of-a-human"])
+            .contains("ff-feature-of-a-human")
+    );
+    assert_eq!(
+        repo.ff_branches(),
+        vec!["ff-feature-of-a-human".to_owned(), kept.branch.clone()]
+    );
+    assert_eq!(m.list_worktrees().await.expect("list").len(), 1);
+    let _ = repo.git(&["branch", "-D", "ff-feature-of-a-human"]);
+    common::assert_consistent(&repo, &m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
+    let repo = TestRepo::new();
+    let m = common::manager(
+        &repo,
+        WorktreeConfig::new(repo.path()).with_cleanup_on_error(false),
+    )
+    .await;
+    repo.install_hook("post-checkout", "exit 1");
+    let err = m.create_worktree("kept").await.expect_err("hook fails");
+    assert!(
+        err.to_string().contains("post-checkout") || err.to_string().contains("exit"),
+        "{err}"
+    );
+    assert_eq!(common::ours(&repo, &m).len(), 1, "kept for inspection");
+    assert!(
+        m.get("kept").await.expect("get").is_none(),
+        "no record claims it"
+    );
+    repo.remove_hook("post-checkout");
+    let report = m.recover(false).await.expect("recover");
+    assert!(
+        report
+            .repairs
+            .iter()
+            .any(|r| r.kind == RepairKind::RemovedUnrecordedWorktree),
+        "{report:?}"
+    );
+    common::assert_consistent(&repo, &m).await;
+    assert!(common::ours(&repo, &m).is_empty());
+}

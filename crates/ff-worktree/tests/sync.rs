@@ -1,0 +1,170 @@
+//! sync_worktree on real repositories: remotes, conflicts, dirty trees.
+
+mod common;
+
+use ff_testkit::git::{TestRepo, commit_file, git_in};
+use ff_traits::Error;
+use ff_worktree::{SyncOptions, SyncStrategy, WorktreeConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_fetches_a_remote_that_advanced_and_rebases_onto_it() {
+    let repo = TestRepo::new();
+    let other = repo.with_remote();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = m.create_worktree("7").await.expect("create").worktree;
+    commit_file(&wt.path, "mine.txt", "mine\n", "my work");
+    commit_file(&other, "theirs.txt", "theirs\n", "their work");
+    let _ = git_in(&other, &["push", "-q", "origin", "main"]);
+    let pushed = git_in(&other, &["rev-parse", "HEAD"]);
+
+    let synced = m
+        .sync_worktree("7", SyncOptions::default())
+        .await
+        .expect("sync");
+    assert_eq!(synced.fetched_from.as_deref(), Some("origin"));
+    assert_eq!(synced.onto, "refs/remotes/origin/main");
+    assert_eq!(synced.onto_commit, pushed);
+    assert!(synced.changed());
+    assert!(wt.path.join("theirs.txt").exists() && wt.path.join("mine.txt").exists());
+    // Rebased: their commit is the parent of ours, no merge commit.
+    assert_eq!(git_in(&wt.path, &["rev-parse", "HEAD~1"]), pushed);
+    // The main worktree and its branch were not touched.
+    assert!(!repo.path().join("theirs.txt").exists());
+
+    // Again: nothing to do, the branch stays.
+    let again = m
+        .sync_worktree(&wt.id, SyncOptions::default())
+        .await
+        .expect("sync again");
+    assert!(!again.changed());
+    assert_eq!(again.head_after, synced.head_after);
+    common::assert_consistent(&repo, &m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_merges_when_asked() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = m.create_worktree("8").await.expect("create").worktree;
+    commit_file(&wt.path, "mine.txt", "mine\n", "my work");
+    commit_file(repo.path(), "base.txt", "base\n", "base moved");
+    let synced = m
+        .sync_worktree(
+            "8",
+            SyncOptions::default().with_strategy(SyncStrategy::Merge),
+        )
+        .await
+        .expect("sync");
+    assert_eq!(synced.fetched_from, None);
+    assert_eq!(synced.onto, "main");
+    let parents = git_in(&wt.path, &["rev-list", "--parents", "-n", "1", "HEAD"]);
+    assert_eq!(parents.split(' ').count(), 3, "a merge commit: {parents}");
+    assert!(wt.path.join("base.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_aborts_cleanly_and_names_the_files() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = m.create_worktree("9").await.expect("create").worktree;
+    commit_file(&wt.path, "README", "mine\n", "mine");
+    std::fs::write(wt.path.join("untracked.txt"), "kept\n").expect("write");
+    commit_file(repo.path(), "README", "theirs\n", "theirs");
+    let before = git_in(&wt.path, &["rev-parse", "HEAD"]);
+
+    for strategy in [SyncStrategy::Rebase, SyncStrategy::Merge] {
+        let err = m
+            .sync_worktree("9", SyncOptions::default().with_strategy(strategy))
+            .await
+            .expect_err("conflict");
+        match &err {
+            Error::Conflict { paths, what } => {
+                assert_eq!(paths, &vec!["README".to_owned()]);
+                assert!(what.contains(strategy.as_str()), "{what}");
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert!(err.to_string().contains("README"), "{err}");
+        // Exactly as before: same head, same branch, clean, nothing in
+        // progress, untracked file still there.
+        assert_eq!(git_in(&wt.path, &["rev-parse", "HEAD"]), before);
+        assert_eq!(
+            git_in(&wt.path, &["symbolic-ref", "--short", "HEAD"]),
+            wt.branch
+        );
+        assert_eq!(
+            git_in(&wt.path, &["status", "--porcelain", "--untracked-files=no"]),
+            ""
+        );
+        assert_eq!(
+            std::fs::read_to_string(wt.path.join("README")).expect("read"),
+            "mine\n"
+        );
+        assert!(wt.path.join("untracked.txt").exists());
+    }
+    common::assert_consistent(&repo, &m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dirty_worktree_is_refused_unless_autostash() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = m.create_worktree("10").await.expect("create").worktree;
+    std::fs::write(wt.path.join("README"), "edited, not committed\n").expect("write");
+    commit_file(repo.path(), "base.txt", "base\n", "base moved");
+    let before = git_in(&wt.path, &["rev-parse", "HEAD"]);
+
+    let err = m
+        .sync_worktree("10", SyncOptions::default())
+        .await
+        .expect_err("dirty");
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("README") && message.contains("autostash"),
+        "{message}"
+    );
+    assert_eq!(git_in(&wt.path, &["rev-parse", "HEAD"]), before);
+
+    let synced = m
+        .sync_worktree("10", SyncOptions::default().with_autostash(true))
+        .await
+        .expect("autostash sync");
+    assert!(synced.changed());
+    assert!(wt.path.join("base.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(wt.path.join("README")).expect("read"),
+        "edited, not committed\n"
+    );
+    let stashes = repo.git(&["stash", "list"]);
+    assert_eq!(stashes, "", "autostash left a stash behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_worktrees_and_a_users_own_rebase_are_refused() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let err = m
+        .sync_worktree("nope", SyncOptions::default())
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+
+    let wt = m.create_worktree("11").await.expect("create").worktree;
+    commit_file(&wt.path, "README", "mine\n", "mine");
+    commit_file(repo.path(), "README", "theirs\n", "theirs");
+    // The user starts a rebase by hand and stops on its conflict.
+    let out = ff_testkit::git::git_output(&wt.path, &["rebase", "main"]);
+    assert!(!out.status.success());
+    let err = m
+        .sync_worktree("11", SyncOptions::default())
+        .await
+        .expect_err("user's rebase");
+    assert!(err.to_string().contains("did not start it"), "{err}");
+    // Still theirs to finish.
+    assert!(
+        ff_testkit::git::git_output(&wt.path, &["rebase", "--abort"])
+            .status
+            .success()
+    );
+}
