@@ -141,7 +141,7 @@ impl SqliteStore {
         let conn = Connection::open(&path).map_err(|e| sql_error(&path, "cannot open", &e))?;
         conn.busy_timeout(options.busy_timeout)
             .map_err(|e| sql_error(&path, "cannot configure", &e))?;
-        schema::prepare(&conn, &path, options.durability)?;
+        schema::prepare(&conn, &path, options.durability, options.busy_timeout)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,

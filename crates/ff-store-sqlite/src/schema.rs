@@ -5,9 +5,10 @@
 //! twice, and a crash mid-migration leaves the previous version intact.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ff_traits::{Error, Result};
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode};
 
 use crate::{Durability, sql_error};
 
@@ -41,11 +42,43 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-pub(crate) fn prepare(conn: &Connection, path: &Path, durability: Durability) -> Result<()> {
+/// Runs `f` again while SQLite answers "busy" without having waited
+/// (it skips the busy handler where waiting could deadlock, as when a
+/// connection opens while another checkpoints or recovers the WAL, which
+/// happens whenever processes open and close the store at once), until
+/// `deadline`.
+fn retry_busy<T>(
+    deadline: Instant,
+    mut f: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, m))
+                if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    && Instant::now() < deadline =>
+            {
+                tracing::debug!(error = ?m, "SQLite busy while opening; retrying");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+pub(crate) fn prepare(
+    conn: &Connection,
+    path: &Path,
+    durability: Durability,
+    busy_timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + busy_timeout;
     // The first statement that reads the file tells a non-database apart.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(|e| sql_error(path, "cannot open", &e))?;
+    let mode: String = retry_busy(deadline, || {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+    })
+    .map_err(|e| sql_error(path, "cannot open", &e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(path = %path.display(), mode, "SQLite refused WAL mode; concurrent readers will wait for writers");
     }
@@ -60,21 +93,25 @@ pub(crate) fn prepare(conn: &Connection, path: &Path, durability: Durability) ->
     // checkpoint instead of sixteen times. Measured: claim + complete median
     // 231 µs at 4000 pages, 106 µs at 16000; the price is a longer pause at
     // each (rarer) checkpoint and a WAL file of up to 64 MB.
-    conn.execute_batch(&format!(
-        "PRAGMA synchronous = {synchronous}; PRAGMA mmap_size = 268435456; \
-         PRAGMA wal_autocheckpoint = 16000;"
-    ))
+    retry_busy(deadline, || {
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {synchronous}; PRAGMA mmap_size = 268435456; \
+             PRAGMA wal_autocheckpoint = 16000;"
+        ))
+    })
     .map_err(|e| sql_error(path, "cannot configure", &e))?;
-    migrate(conn, path)
+    migrate(conn, path, deadline)
 }
 
-fn user_version(conn: &Connection, path: &Path) -> Result<i64> {
-    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| sql_error(path, "cannot read the schema version of", &e))
+fn user_version(conn: &Connection, path: &Path, deadline: Instant) -> Result<i64> {
+    retry_busy(deadline, || {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+    })
+    .map_err(|e| sql_error(path, "cannot read the schema version of", &e))
 }
 
-fn migrate(conn: &Connection, path: &Path) -> Result<()> {
-    let found = user_version(conn, path)?;
+fn migrate(conn: &Connection, path: &Path, deadline: Instant) -> Result<()> {
+    let found = user_version(conn, path, deadline)?;
     if found > SCHEMA_VERSION {
         return Err(Error::Backend {
             backend: "sqlite".into(),
@@ -91,11 +128,11 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     }
     // Migrations need a writable handle; `Connection::transaction_with_behavior`
     // wants `&mut`, so run the immediate transaction by hand.
-    conn.execute_batch("BEGIN IMMEDIATE")
+    retry_busy(deadline, || conn.execute_batch("BEGIN IMMEDIATE"))
         .map_err(|e| sql_error(path, "cannot migrate", &e))?;
     let result = (|| {
         // Another process may have migrated while we waited for the lock.
-        let mut version = user_version(conn, path)?;
+        let mut version = user_version(conn, path, deadline)?;
         while version < SCHEMA_VERSION {
             let step = MIGRATIONS[usize::try_from(version).unwrap_or(0)];
             conn.execute_batch(step)

@@ -56,6 +56,14 @@ fn eight_processes_race_to_claim_one_key() {
 }
 
 #[test]
+fn eight_processes_opening_a_fresh_store_at_once_all_succeed() {
+    for _ in 0..3 {
+        let db = fresh_db();
+        ff_testkit::assert_concurrent_opens_succeed("child_entry", 8, db.to_str().expect("utf8"));
+    }
+}
+
+#[test]
 fn sigkill_during_writes_never_tears_a_record() {
     let db = fresh_db();
     let rt = tokio::runtime::Runtime::new().expect("runtime");

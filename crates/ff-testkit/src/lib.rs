@@ -328,15 +328,25 @@ pub async fn time_claim_complete<S: IdempotencyStorage>(
 pub fn run_store_child<S, F>(open: F)
 where
     S: IdempotencyStorage + 'static,
-    F: FnOnce(&str) -> S,
+    F: Fn(&str) -> S,
 {
     let Some(role) = child_role() else {
         return;
     };
-    let store = open(role.last().expect("a role names the store location"));
+    let location = role.last().expect("a role names the store location");
+    if role[0] == "open-race" {
+        sleep_until_ns(role[1].parse().expect("start instant"));
+        // Open and close again and again: every close of the last
+        // connection may checkpoint and remove files the next open needs.
+        for _ in 0..30 {
+            drop(open(location));
+        }
+    }
+    let store = open(location);
     match role[0].as_str() {
         "claim" => claim_race_child(store, &role),
         "write-loop" => write_loop_child(store, &role),
+        "open-race" => println!("opened"),
         other => panic!("unknown role {other}"),
     }
     std::process::exit(0);
@@ -355,6 +365,27 @@ pub fn assert_one_winner_of_eight(entry: &str, location: &str) {
         answers.iter().all(|a| a == "won" || a == "busy"),
         "answers: {answers:?}"
     );
+}
+
+/// Starts `procs` children of test `entry` that all open the store at
+/// `location` at the same instant (a fresh store: they race to create it),
+/// then close and reopen it 30 times, and asserts every open succeeded.
+///
+/// # Panics
+/// When a child fails to open the store.
+pub fn assert_concurrent_opens_succeed(entry: &str, procs: usize, location: &str) {
+    let start = (now_ns() + 1_500_000_000).to_string();
+    let children: Vec<Child> = (0..procs)
+        .map(|_| spawn_self(entry, &["open-race", &start, location]))
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("child");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.contains("opened"),
+            "a concurrent open failed: {said}"
+        );
+    }
 }
 
 /// Makes `path` read-only in a way that binds root too (`chattr +i`, the

@@ -266,8 +266,20 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         }
     }
 
-    /// `git worktree add` under the registry lock, after the limit check.
+    /// `git worktree add --no-checkout` under the registry lock, after the
+    /// limit check; then, outside it, the checkout (`git checkout -f` in
+    /// the new, empty worktree: it fills the index and the files and runs
+    /// the `post-checkout` hook, as `worktree add` would have).
     async fn add(&self, issue: &IssueId, plan: &Plan) -> Result<Worktree> {
+        let wt = self.register(issue, plan).await?;
+        self.git
+            .in_dir(&wt.path)
+            .run(["checkout", "--force", "--quiet"])
+            .await?;
+        Ok(wt)
+    }
+
+    async fn register(&self, issue: &IssueId, plan: &Plan) -> Result<Worktree> {
         let base = self.base_ref()?;
         let base_commit = self.git.resolve_commit(&base).await?.ok_or_else(|| {
             Error::invalid_input("base ref", format!("{base:?} does not name a commit"))
@@ -281,10 +293,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     what: format!("worktree path or branch of {}", plan.id),
                 });
             }
-            let args: [&std::ffi::OsStr; 9] = [
+            // Registration only: the checkout, the slow part, runs after
+            // the registry lock is released.
+            let args: [&std::ffi::OsStr; 10] = [
                 "worktree".as_ref(),
                 "add".as_ref(),
                 "--quiet".as_ref(),
+                "--no-checkout".as_ref(),
                 "--no-track".as_ref(),
                 "-b".as_ref(),
                 plan.branch.as_ref(),
