@@ -1,15 +1,56 @@
-//! The `ff` command. Not implemented yet (tracked as the `ff` command
-//! issue): it says so and fails, rather than pretending to work.
+//! The `ff` command: per-issue git worktrees, locks and run-once commands
+//! for many processes at once. `ff --help` lists the commands and exit
+//! codes; the README has examples.
 
 #![forbid(unsafe_code)]
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command line prints
+
+mod cli;
+mod commands;
+mod config;
+mod output;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    eprintln!(
-        "ff: the command-line interface is not implemented yet; \
-         see the README for what works today (the ff-traits library and its examples)"
-    );
-    // EX_SOFTWARE would blame a bug; this is a known gap: "other failure".
-    ExitCode::from(1)
+    let cli = cli::Cli::parse();
+    init_logs(cli.global.verbose);
+    let out = output::Out {
+        json: cli.global.json,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return out.fail(&output::Failure::new(
+                output::FAILURE,
+                "runtime",
+                format!("cannot start: {e}"),
+            ));
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => out.fail(&f),
+    }
+}
+
+/// Logs on stderr: off unless `-v` (info) or `-vv` (debug), or `RUST_LOG`.
+fn init_logs(verbose: u8) {
+    let default = match verbose {
+        0 => "off",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -79,6 +79,16 @@ pub type EmbeddedManager =
 /// Where the embedded backends keep their state: `<base path>/.ff`.
 pub const STATE_DIR: &str = ".ff";
 
+/// The base path `config` names (its default resolved against the
+/// repository), checked and created: where worktrees and, by default,
+/// ForgeFlow's own state (`<base>/.ff`) go.
+///
+/// # Errors
+/// As [`WorktreeManager::open`].
+pub async fn base_path_of(config: &WorktreeConfig) -> ff_traits::Result<std::path::PathBuf> {
+    Ok(manager::resolve(config).await?.2)
+}
+
 /// Opens a manager on the embedded default: file locks in
 /// `<base path>/.ff/locks` and a SQLite store at
 /// `<base path>/.ff/records.sqlite3`. No server needed.
@@ -88,7 +98,7 @@ pub const STATE_DIR: &str = ".ff";
 /// store cannot be opened.
 #[cfg(all(feature = "file-lock", feature = "sqlite-store"))]
 pub async fn open_embedded(config: WorktreeConfig) -> ff_traits::Result<EmbeddedManager> {
-    let (_, _, base) = manager::resolve(&config).await?;
+    let base = base_path_of(&config).await?;
     let state = base.join(STATE_DIR);
     let locks = ff_lock_file::FileLockProvider::new(state.join("locks"));
     let store = ff_store_sqlite::SqliteStore::open(state.join("records.sqlite3"))?;

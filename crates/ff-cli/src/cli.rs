@@ -1,0 +1,177 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit codes, also listed in `--help` and the README.
+pub(crate) const EXIT_CODES: &str = "\
+EXIT CODES:
+    0   success
+    1   other failure (git failed, a conflict, corrupt state)
+    2   usage error (unknown flag, missing argument)
+    65  invalid input (bad issue id, malformed URL, not a git repository)
+    69  backend unavailable (not compiled in, unreachable, cannot be opened)
+    73  cannot create (worktree limit reached, git could not add it)
+    75  temporary failure: try again later (lock timeout, operation in
+        progress, backoff not elapsed, max attempts reached)";
+
+/// ForgeFlow: per-issue git worktrees for many processes and servers at
+/// once, without corrupting git state or running anything twice.
+#[derive(Debug, Parser)]
+#[command(name = "ff", version, after_help = EXIT_CODES, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Run as if started in DIR (any directory inside the repository).
+    #[arg(
+        short = 'C',
+        long = "repo",
+        env = "FF_REPO",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub(crate) repo: Option<PathBuf>,
+    /// Where worktrees go [default: <repository>/.ff-worktrees].
+    #[arg(long, env = "FF_BASE_PATH", global = true, value_name = "DIR")]
+    pub(crate) base_path: Option<PathBuf>,
+    /// Lock backend: `file`, or `redis://HOST:PORT[/DB]` [default: file].
+    #[arg(long, env = "FF_LOCK", global = true, value_name = "BACKEND")]
+    pub(crate) lock: Option<String>,
+    /// Record store: `sqlite`, `json`, or `redis://…` [default: sqlite].
+    #[arg(long, env = "FF_STORE", global = true, value_name = "BACKEND")]
+    pub(crate) store: Option<String>,
+    /// Where file locks and local stores live [default: <base path>/.ff].
+    #[arg(long, env = "FF_STATE_DIR", global = true, value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// Print JSON (errors go to stderr as {"error":{"kind","message"}}).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// More logs on stderr: -v info, -vv debug (or set RUST_LOG).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create the worktree of an issue (or print the one it has).
+    Create {
+        /// The issue id: [A-Za-z0-9][A-Za-z0-9._-]{0,63}, no "..", not ending in ".lock".
+        issue: String,
+        /// What the new branch starts from [default: the branch HEAD points at].
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
+    },
+    /// Show one worktree, by id or issue.
+    Get {
+        /// A worktree id (wt-…) or an issue id.
+        target: String,
+    },
+    /// Fetch, then rebase (or merge) a worktree's branch onto its base.
+    Sync {
+        /// A worktree id (wt-…) or an issue id.
+        target: String,
+        /// How to bring the branch up to date [default: rebase, or ff.toml's].
+        #[arg(long, value_enum)]
+        strategy: Option<Strategy>,
+        /// Set uncommitted changes aside and restore them afterwards.
+        #[arg(long)]
+        autostash: bool,
+    },
+    /// Remove a worktree and its branch (refuses to lose work unless --force).
+    Cleanup {
+        /// A worktree id (wt-…) or an issue id.
+        target: String,
+        /// Remove even with uncommitted or unmerged work; the work is kept
+        /// under refs/ff/archive/<id> first.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the worktrees.
+    List,
+    /// Repair what crashes left: roll back half-done operations, reconcile
+    /// records with git and the disk.
+    Recover {
+        /// Only report what would be done.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List locks and their holders.
+    Locks,
+    /// Release a lock whose holder is gone (or, with --force, any lock).
+    Unlock {
+        /// The lock's name.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Every lock of the state directory.
+        #[arg(long)]
+        all: bool,
+        /// Also revoke holders that look alive.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Statistics over the idempotency records.
+    Stats,
+    /// Remove finished records older than --max-age (0: every finished record).
+    Gc {
+        /// For example 7d, 12h, 30m, 0 [default: 7d].
+        #[arg(long, value_parser = parse_duration, default_value = "7d")]
+        max_age: Duration,
+    },
+    /// Run a command while holding a lock (like flock(1), on any backend).
+    Lock {
+        /// The lock's name.
+        name: String,
+        /// Give up after waiting this long [default: wait 30s].
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        timeout: Duration,
+        /// Take the lock shared (readers) instead of exclusive.
+        #[arg(long)]
+        shared: bool,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Run a command at most once successfully per key.
+    Once {
+        /// The key [default: a hash of the command line and the working directory].
+        #[arg(long)]
+        key: Option<String>,
+        /// Stop retrying a failing command after this many attempts.
+        #[arg(long, default_value_t = 3)]
+        max_attempts: u32,
+        /// Wait at least this long after a failure before retrying (doubling each time).
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        backoff: Duration,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Strategy {
+    Rebase,
+    Merge,
+}
+
+/// `7d`, `30s`, `1h 30m`, or `0`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 12h, 7d, 0)"))
+}

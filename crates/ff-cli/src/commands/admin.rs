@@ -1,0 +1,206 @@
+//! recover, locks, unlock, stats, gc.
+
+use std::time::Duration;
+
+use ff_traits::{ForceOutcome, LockInfo, LockStatus, Timestamp};
+use serde_json::{Value, json};
+
+use crate::config::Settings;
+use crate::output::{self, Failure, Out, Progress, TEMPORARY};
+
+pub(super) async fn recover(settings: &Settings, out: Out, dry_run: bool) -> Result<u8, Failure> {
+    let manager = settings.manager().await?;
+    let progress = Progress::start("recovering");
+    let report = manager.recover(dry_run).await;
+    drop(progress);
+    let report = report?;
+    out.emit(&serde_json::to_value(&report).unwrap_or_default(), || {
+        if report.repairs.is_empty() {
+            return "nothing to repair: records, git and the disk agree".to_owned();
+        }
+        let rows: Vec<Vec<String>> = report
+            .repairs
+            .iter()
+            .map(|r| {
+                vec![
+                    serde_json::to_value(r.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    r.subject.clone(),
+                    r.detail.clone(),
+                ]
+            })
+            .collect();
+        let title = if dry_run {
+            "dry run: nothing was changed\n"
+        } else {
+            ""
+        };
+        format!(
+            "{title}{}",
+            output::table(&["REPAIR", "SUBJECT", "DETAIL"], &rows)
+        )
+    });
+    Ok(0)
+}
+
+fn holder_json(h: &LockInfo, now: Timestamp) -> Value {
+    json!({
+        "id": h.id,
+        "pid": h.pid,
+        "hostname": h.hostname,
+        "operation": h.operation,
+        "acquired_at": output::rfc3339(h.acquired_at),
+        "age_ms": u64::try_from(h.age(now).as_millis()).unwrap_or(u64::MAX),
+        "fencing_token": h.fencing_token.0,
+    })
+}
+
+fn lock_json(l: &LockStatus, now: Timestamp) -> Value {
+    let mode = l.mode.map(|m| match m {
+        ff_traits::LockMode::Shared => "shared",
+        _ => "exclusive",
+    });
+    json!({
+        "name": l.name,
+        "mode": mode,
+        "held": l.held,
+        "holder": l.holders.first().map(|h| holder_json(h, now)),
+    })
+}
+
+pub(super) async fn locks(settings: &Settings, out: Out) -> Result<u8, Failure> {
+    let locks = settings.locks().await?;
+    let all = locks.locks().await?;
+    let now = Timestamp::now();
+    let value = Value::Array(all.iter().map(|l| lock_json(l, now)).collect());
+    out.emit(&value, || {
+        if all.is_empty() {
+            return "no locks".to_owned();
+        }
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|l| {
+                let h = l.holders.first();
+                vec![
+                    l.name.clone(),
+                    if l.held { "held" } else { "free" }.to_owned(),
+                    h.map(|h| format!("pid {} on {}", h.pid, h.hostname))
+                        .unwrap_or_default(),
+                    h.map(|h| h.operation.clone()).unwrap_or_default(),
+                    h.map(|h| output::ago(h.acquired_at)).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        output::table(&["NAME", "STATE", "HOLDER", "OPERATION", "SINCE"], &rows)
+    });
+    Ok(0)
+}
+
+pub(super) async fn unlock(
+    settings: &Settings,
+    out: Out,
+    name: Option<&str>,
+    all: bool,
+    force: bool,
+) -> Result<u8, Failure> {
+    let locks = settings.locks().await?;
+    let statuses = locks.locks().await?;
+    let names: Vec<String> = if all {
+        statuses.iter().map(|s| s.name.clone()).collect()
+    } else {
+        let name = name.unwrap_or_default().to_owned();
+        ff_traits::validate_lock_name(&name)?;
+        vec![name]
+    };
+    let mut results = Vec::new();
+    let mut refused = Vec::new();
+    for n in names {
+        let live = statuses.iter().any(|s| s.name == n && s.held);
+        if live && !force {
+            refused.push(format!("{n} is held; pass --force to revoke it"));
+            continue;
+        }
+        let r = locks.force_release(&n).await?;
+        if let ForceOutcome::Refused { reason, .. } = &r.outcome {
+            refused.push(format!("{n}: {reason}"));
+        }
+        results.push(r);
+    }
+    out.emit(&serde_json::to_value(&results).unwrap_or_default(), || {
+        results
+            .iter()
+            .map(|r| {
+                let what = match &r.outcome {
+                    ForceOutcome::NotHeld => "was not held",
+                    ForceOutcome::Cleared { .. } => "released (its holder was gone)",
+                    ForceOutcome::Revoked { .. } => "revoked from its live holder",
+                    ForceOutcome::Refused { .. } => "refused",
+                    _ => "done",
+                };
+                format!("{}: {what}", r.name)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    if refused.is_empty() {
+        Ok(0)
+    } else {
+        Err(Failure::new(TEMPORARY, "lock_held", refused.join("; ")))
+    }
+}
+
+pub(super) async fn stats(settings: &Settings, out: Out) -> Result<u8, Failure> {
+    let store = settings.store().await?;
+    let manager = ff_traits::IdempotencyManager::new(store, ff_traits::ManagerConfig::default());
+    let s = manager.get_stats().await?;
+    let value = json!({
+        "total": s.total,
+        "success_rate": s.success_rate,
+        "avg_duration_ms": s.avg_duration_ms,
+        "by_operation": s.by_operation,
+        "by_status": s.by_status,
+    });
+    out.emit(&value, || {
+        let mut text = format!(
+            "{} records, {:.1}% of finished ones succeeded, {:.1} ms on average",
+            s.total, s.success_rate, s.avg_duration_ms
+        );
+        for (op, n) in &s.by_operation {
+            text.push_str(&format!("\n  {op:<16} {n}"));
+        }
+        for (st, n) in &s.by_status {
+            text.push_str(&format!("\n  {st:<16} {n}"));
+        }
+        if s.corrupt > 0 {
+            text.push_str(&format!("\n  {} unreadable record(s)", s.corrupt));
+        }
+        text
+    });
+    Ok(0)
+}
+
+pub(super) async fn gc(settings: &Settings, out: Out, max_age: Duration) -> Result<u8, Failure> {
+    let progress = Progress::start("removing old records");
+    // In a repository, through the manager, which keeps the records of
+    // worktrees that exist; elsewhere, every finished record qualifies.
+    let removed = if settings.toplevel.is_some() {
+        settings
+            .manager()
+            .await?
+            .cleanup_idempotency_records(max_age)
+            .await
+    } else {
+        let store = settings.store().await?;
+        ff_traits::IdempotencyManager::new(store, ff_traits::ManagerConfig::default())
+            .cleanup(max_age)
+            .await
+    };
+    drop(progress);
+    let removed = removed?;
+    out.emit(&json!({"removed": removed}), || {
+        format!("removed {removed} finished record(s)")
+    });
+    Ok(0)
+}

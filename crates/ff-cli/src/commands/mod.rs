@@ -1,0 +1,54 @@
+//! One function per command; each returns the exit code or a failure.
+
+mod admin;
+mod run;
+mod worktree;
+
+use crate::cli::{Cli, Command};
+use crate::config::Settings;
+use crate::output::{Failure, Out};
+
+pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
+    let out = Out {
+        json: cli.global.json,
+    };
+    if let Command::Completions { shell } = cli.command {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "ff", &mut std::io::stdout());
+        return Ok(0);
+    }
+    let settings = Settings::load(&cli.global).await?;
+    match cli.command {
+        Command::Create { issue, base } => worktree::create(&settings, out, &issue, base).await,
+        Command::Get { target } => worktree::get(&settings, out, &target).await,
+        Command::Sync {
+            target,
+            strategy,
+            autostash,
+        } => worktree::sync(&settings, out, &target, strategy, autostash).await,
+        Command::Cleanup { target, force } => {
+            worktree::cleanup(&settings, out, &target, force).await
+        }
+        Command::List => worktree::list(&settings, out).await,
+        Command::Recover { dry_run } => admin::recover(&settings, out, dry_run).await,
+        Command::Locks => admin::locks(&settings, out).await,
+        Command::Unlock { name, all, force } => {
+            admin::unlock(&settings, out, name.as_deref(), all, force).await
+        }
+        Command::Stats => admin::stats(&settings, out).await,
+        Command::Gc { max_age } => admin::gc(&settings, out, max_age).await,
+        Command::Lock {
+            name,
+            timeout,
+            shared,
+            command,
+        } => run::lock(&settings, out, &name, timeout, shared, &command).await,
+        Command::Once {
+            key,
+            max_attempts,
+            backoff,
+            command,
+        } => run::once(&settings, out, key, max_attempts, backoff, &command).await,
+        Command::Completions { .. } => Ok(0),
+    }
+}

@@ -1,0 +1,200 @@
+//! create, get, sync, cleanup, list.
+
+use ff_worktree::{SyncOptions, SyncStrategy, Worktree, WorktreeStatus};
+use serde_json::{Value, json};
+
+use crate::cli::Strategy;
+use crate::config::Settings;
+use crate::output::{self, CANNOT_CREATE, Failure, Out, Progress};
+
+/// The documented JSON shape of a worktree.
+fn worktree_json(w: &Worktree, reused: Option<bool>) -> Value {
+    let mut v = json!({
+        "id": w.id,
+        "issue": w.issue,
+        "path": w.path,
+        "branch": w.branch,
+        "base": w.base,
+        "status": status(w.status),
+        "created_at": output::rfc3339(w.created_at),
+    });
+    if let Some(r) = reused {
+        v["reused"] = json!(r);
+    }
+    v
+}
+
+fn status(s: WorktreeStatus) -> &'static str {
+    match s {
+        WorktreeStatus::Missing => "missing",
+        _ => "active",
+    }
+}
+
+pub(super) async fn create(
+    settings: &Settings,
+    out: Out,
+    issue: &str,
+    base: Option<String>,
+) -> Result<u8, Failure> {
+    // Reject a bad id before touching anything, backends included.
+    ff_worktree::IssueId::parse(issue)?;
+    let mut config = settings.worktree_config()?;
+    if let Some(b) = base {
+        config = config.with_base_ref(b);
+    }
+    let manager = settings.manager_with(config).await?;
+    let created = manager.create_worktree(issue).await.map_err(|e| {
+        let limit =
+            matches!(&e, ff_traits::Error::InvalidInput { what, .. } if what == "worktree count");
+        let git = matches!(&e, ff_traits::Error::Backend { backend, .. } if backend == "git");
+        let mut f = Failure::from(e);
+        if limit || git {
+            f.code = CANNOT_CREATE;
+        }
+        f
+    })?;
+    let w = &created.worktree;
+    out.emit(&worktree_json(w, Some(created.reused)), || {
+        let mut text = if created.reused {
+            format!("{} already has worktree {}", w.issue, w.id)
+        } else {
+            format!("created worktree {}", w.id)
+        };
+        text.push_str(&format!(
+            "\n  path    {}\n  branch  {} (from {})",
+            w.path.display(),
+            w.branch,
+            w.base
+        ));
+        for e in &created.evicted {
+            text.push_str(&format!("\n  evicted {} to stay within the limit", e.id));
+        }
+        text
+    });
+    Ok(0)
+}
+
+pub(super) async fn get(settings: &Settings, out: Out, target: &str) -> Result<u8, Failure> {
+    let manager = settings.manager().await?;
+    let Some(w) = manager.get(target).await? else {
+        return Err(Failure::new(
+            output::INVALID_INPUT,
+            "not_found",
+            format!("no worktree for {target:?}; `ff list` shows what exists"),
+        ));
+    };
+    out.emit(&worktree_json(&w, None), || {
+        format!(
+            "{}\n  issue   {}\n  path    {}\n  branch  {} (from {})\n  status  {}\n  created {}",
+            w.id,
+            w.issue,
+            w.path.display(),
+            w.branch,
+            w.base,
+            status(w.status),
+            output::ago(w.created_at)
+        )
+    });
+    Ok(0)
+}
+
+pub(super) async fn sync(
+    settings: &Settings,
+    out: Out,
+    target: &str,
+    strategy: Option<Strategy>,
+    autostash: bool,
+) -> Result<u8, Failure> {
+    let manager = settings.manager().await?;
+    let mut options = SyncOptions::default().with_autostash(autostash);
+    if let Some(s) = strategy {
+        options = options.with_strategy(match s {
+            Strategy::Rebase => SyncStrategy::Rebase,
+            Strategy::Merge => SyncStrategy::Merge,
+        });
+    }
+    let progress = Progress::start(&format!("syncing {target}"));
+    let synced = manager.sync_worktree(target, options).await;
+    drop(progress);
+    let s = synced?;
+    let mut value = serde_json::to_value(&s).unwrap_or_default();
+    value["changed"] = json!(s.changed());
+    out.emit(&value, || {
+        let fetched = s
+            .fetched_from
+            .as_ref()
+            .map(|r| format!("fetched {r}; "))
+            .unwrap_or_default();
+        if s.changed() {
+            format!(
+                "{fetched}{} {} onto {}: {} -> {}",
+                s.strategy.as_str(),
+                s.branch,
+                s.onto,
+                short(&s.head_before),
+                short(&s.head_after)
+            )
+        } else {
+            format!("{fetched}{} is up to date with {}", s.branch, s.onto)
+        }
+    });
+    Ok(0)
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}
+
+pub(super) async fn cleanup(
+    settings: &Settings,
+    out: Out,
+    target: &str,
+    force: bool,
+) -> Result<u8, Failure> {
+    let manager = settings.manager().await?;
+    let done = manager.cleanup_worktree(target, force).await?;
+    let value = json!({
+        "removed": done.removed.is_some(),
+        "id": done.removed.as_ref().map(|w| w.id.clone()),
+        "archived_at": done.archived_at,
+    });
+    out.emit(&value, || match (&done.removed, &done.archived_at) {
+        (None, _) => format!("nothing to clean up for {target:?}"),
+        (Some(w), None) => format!("removed worktree {} and branch {}", w.id, w.branch),
+        (Some(w), Some(a)) => format!(
+            "removed worktree {} and branch {}; its work is kept at {a} (git log {a})",
+            w.id, w.branch
+        ),
+    });
+    Ok(0)
+}
+
+pub(super) async fn list(settings: &Settings, out: Out) -> Result<u8, Failure> {
+    let manager = settings.manager().await?;
+    let all = manager.list_worktrees().await?;
+    let value = Value::Array(all.iter().map(|w| worktree_json(w, None)).collect());
+    out.emit(&value, || {
+        if all.is_empty() {
+            return "no worktrees".to_owned();
+        }
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|w| {
+                vec![
+                    w.id.clone(),
+                    w.issue.clone(),
+                    w.branch.clone(),
+                    status(w.status).to_owned(),
+                    output::ago(w.created_at),
+                    w.path.display().to_string(),
+                ]
+            })
+            .collect();
+        output::table(
+            &["ID", "ISSUE", "BRANCH", "STATUS", "CREATED", "PATH"],
+            &rows,
+        )
+    });
+    Ok(0)
+}

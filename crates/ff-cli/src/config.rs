@@ -1,0 +1,268 @@
+//! Settings from flags, environment variables (clap reads both) and an
+//! optional `ff.toml` at the repository root, in that order of precedence;
+//! and the backends they name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ff_traits::{IdempotencyStorage, LockProvider};
+use ff_worktree::backends::{file_lock::FileLockProvider, json::JsonStore, sqlite::SqliteStore};
+use ff_worktree::git::Git;
+use ff_worktree::{LimitPolicy, SyncStrategy, WorktreeConfig, WorktreeManager};
+use serde::Deserialize;
+
+use crate::cli::Global;
+use crate::output::Failure;
+
+/// The lock provider and store, behind trait objects: chosen at run time.
+pub(crate) type Locks = Arc<dyn LockProvider>;
+pub(crate) type Store = Arc<dyn IdempotencyStorage>;
+pub(crate) type Manager = WorktreeManager<Locks, Store>;
+
+/// `ff.toml`: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    lock: Option<String>,
+    store: Option<String>,
+    base_path: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    max_worktrees: Option<usize>,
+    limit_policy: Option<LimitPolicy>,
+    base_ref: Option<String>,
+    sync_strategy: Option<SyncStrategy>,
+    remote: Option<String>,
+    namespace: Option<String>,
+    lock_timeout: Option<String>,
+}
+
+/// Everything resolved.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// The directory to work in.
+    pub(crate) dir: PathBuf,
+    /// The repository's top directory, when `dir` is in one.
+    pub(crate) toplevel: Option<PathBuf>,
+    pub(crate) file: FileConfig,
+    pub(crate) base_path: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
+    pub(crate) lock: String,
+    pub(crate) store: String,
+}
+
+impl Settings {
+    /// Resolves the settings for `global`.
+    pub(crate) async fn load(global: &Global) -> Result<Self, Failure> {
+        let dir = match &global.repo {
+            Some(d) => d.clone(),
+            None => std::env::current_dir()
+                .map_err(|e| Failure::invalid(format!("cannot read the current directory: {e}")))?,
+        };
+        if !dir.is_dir() {
+            return Err(Failure::invalid(format!(
+                "{} is not a directory (pass -C with a directory inside a git repository)",
+                dir.display()
+            )));
+        }
+        let toplevel = Git::new(&dir).repository().await.ok().map(|r| r.toplevel);
+        let file = match &toplevel {
+            Some(top) => read_file_config(&top.join("ff.toml"))?,
+            None => FileConfig::default(),
+        };
+        let relative_to_top = |p: &Option<PathBuf>| {
+            p.as_ref().map(|p| match &toplevel {
+                Some(top) if p.is_relative() => top.join(p),
+                _ => p.clone(),
+            })
+        };
+        Ok(Self {
+            base_path: global
+                .base_path
+                .clone()
+                .or_else(|| relative_to_top(&file.base_path)),
+            state_dir: global
+                .state_dir
+                .clone()
+                .or_else(|| relative_to_top(&file.state_dir)),
+            lock: global
+                .lock
+                .clone()
+                .or_else(|| file.lock.clone())
+                .unwrap_or_else(|| "file".into()),
+            store: global
+                .store
+                .clone()
+                .or_else(|| file.store.clone())
+                .unwrap_or_else(|| "sqlite".into()),
+            dir,
+            toplevel,
+            file,
+        })
+    }
+
+    /// The manager's configuration.
+    pub(crate) fn worktree_config(&self) -> Result<WorktreeConfig, Failure> {
+        let mut c = WorktreeConfig::new(&self.dir);
+        if let Some(p) = &self.base_path {
+            c = c.with_base_path(p);
+        }
+        if let Some(n) = self.file.max_worktrees {
+            c = c.with_max_worktrees(n);
+        }
+        if let Some(p) = self.file.limit_policy {
+            c = c.with_limit_policy(p);
+        }
+        if let Some(r) = &self.file.base_ref {
+            c = c.with_base_ref(r);
+        }
+        if let Some(s) = self.file.sync_strategy {
+            c = c.with_sync_strategy(s);
+        }
+        if let Some(r) = &self.file.remote {
+            c = c.with_remote(r);
+        }
+        if let Some(ns) = &self.file.namespace {
+            c = c.with_namespace(ns);
+        }
+        if let Some(t) = &self.file.lock_timeout {
+            let t = humantime::parse_duration(t)
+                .map_err(|e| Failure::invalid(format!("ff.toml: lock_timeout {t:?}: {e}")))?;
+            c = c.with_lock_timeout(t);
+        }
+        Ok(c)
+    }
+
+    /// Where local state lives: the configured directory, else
+    /// `<base path>/.ff` (which needs a repository).
+    pub(crate) async fn state_dir(&self) -> Result<PathBuf, Failure> {
+        if let Some(d) = &self.state_dir {
+            return Ok(d.clone());
+        }
+        if self.toplevel.is_none() {
+            return Err(Failure::invalid(format!(
+                "{} is not inside a git repository; run ff inside one, pass -C DIR, or give \
+                 --state-dir for locks and records",
+                self.dir.display()
+            )));
+        }
+        let base = ff_worktree::base_path_of(&self.worktree_config()?)
+            .await
+            .map_err(|e| open_failure(&e))?;
+        Ok(base.join(ff_worktree::STATE_DIR))
+    }
+
+    /// The lock provider named by `--lock`.
+    pub(crate) async fn locks(&self) -> Result<Locks, Failure> {
+        match backend_kind(&self.lock, "lock")? {
+            Kind::File => Ok(Arc::new(FileLockProvider::new(
+                self.state_dir().await?.join("locks"),
+            ))),
+            Kind::Redis => Err(redis_unavailable("lock")),
+            Kind::Sqlite | Kind::Json => Err(Failure::invalid(format!(
+                "{:?} is a record store, not a lock backend; use --lock file or redis://HOST:PORT[/DB]",
+                self.lock
+            ))),
+        }
+    }
+
+    /// The store named by `--store`.
+    pub(crate) async fn store(&self) -> Result<Store, Failure> {
+        let unavailable = |e: ff_traits::Error| Failure::unavailable(e.to_string());
+        match backend_kind(&self.store, "store")? {
+            Kind::Sqlite => Ok(Arc::new(
+                SqliteStore::open(self.state_dir().await?.join("records.sqlite3"))
+                    .map_err(unavailable)?,
+            )),
+            Kind::Json => Ok(Arc::new(
+                JsonStore::open(self.state_dir().await?.join("records")).map_err(unavailable)?,
+            )),
+            Kind::Redis => Err(redis_unavailable("store")),
+            Kind::File => Err(Failure::invalid(
+                "\"file\" is a lock backend, not a record store; use --store sqlite, json or redis://HOST:PORT[/DB]",
+            )),
+        }
+    }
+
+    /// The worktree manager on the configured backends.
+    pub(crate) async fn manager(&self) -> Result<Manager, Failure> {
+        self.manager_with(self.worktree_config()?).await
+    }
+
+    /// The worktree manager on the configured backends, with `config`.
+    pub(crate) async fn manager_with(&self, config: WorktreeConfig) -> Result<Manager, Failure> {
+        // Check the repository first: its errors say more than a backend's.
+        ff_worktree::base_path_of(&config)
+            .await
+            .map_err(|e| open_failure(&e))?;
+        let (locks, store) = (self.locks().await?, self.store().await?);
+        WorktreeManager::open(config, locks, store)
+            .await
+            .map_err(|e| open_failure(&e))
+    }
+}
+
+/// A repository that cannot be used is bad input; git missing or a base
+/// path that cannot be made is an unavailable dependency.
+fn open_failure(e: &ff_traits::Error) -> Failure {
+    match e.kind() {
+        ff_traits::ErrorKind::InvalidInput => Failure::invalid(e.to_string()),
+        _ => Failure::unavailable(e.to_string()),
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, Failure> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            toml::from_str(&text).map_err(|e| Failure::invalid(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+        Err(e) => Err(Failure::invalid(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+enum Kind {
+    File,
+    Sqlite,
+    Json,
+    Redis,
+}
+
+/// Parses a backend name or URL, checking a Redis URL's shape.
+fn backend_kind(spec: &str, role: &str) -> Result<Kind, Failure> {
+    match spec {
+        "file" => return Ok(Kind::File),
+        "sqlite" => return Ok(Kind::Sqlite),
+        "json" => return Ok(Kind::Json),
+        _ => {}
+    }
+    let Some(rest) = spec
+        .strip_prefix("redis://")
+        .or_else(|| spec.strip_prefix("rediss://"))
+    else {
+        return Err(Failure::invalid(format!(
+            "unknown {role} backend {spec:?}; use file (locks), sqlite or json (stores), or redis://HOST:PORT[/DB]"
+        )));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "6379"));
+    let db_ok = rest
+        .split_once('/')
+        .is_none_or(|(_, db)| db.is_empty() || db.parse::<u32>().is_ok());
+    if host.is_empty() || port.parse::<u16>().is_err() || !db_ok {
+        return Err(Failure::invalid(format!(
+            "malformed Redis URL {spec:?}; expected redis://[USER:PASSWORD@]HOST:PORT[/DB]"
+        )));
+    }
+    Ok(Kind::Redis)
+}
+
+fn redis_unavailable(role: &str) -> Failure {
+    Failure::unavailable(format!(
+        "the Redis {role} backend is not in this build of ff yet; use the embedded default \
+         (--lock file --store sqlite) on one machine"
+    ))
+}

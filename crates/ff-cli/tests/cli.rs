@@ -1,0 +1,366 @@
+//! The `ff` binary as users run it: every command, its `--json` shape,
+//! every exit code, hostile arguments. Real repositories, real processes.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ff_testkit::git::{TestRepo, commit_file};
+use serde_json::Value;
+
+fn ff(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .env_remove("FF_REPO")
+        .env_remove("FF_BASE_PATH")
+        .env_remove("FF_STATE_DIR")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run ff")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn stdout_json(o: &Output) -> Value {
+    assert_eq!(
+        code(o),
+        0,
+        "ff failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("stdout is JSON")
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// The error JSON on stderr: its kind.
+fn error_kind(o: &Output) -> String {
+    let v: Value = serde_json::from_slice(&o.stderr)
+        .unwrap_or_else(|_| panic!("stderr is not JSON: {}", String::from_utf8_lossy(&o.stderr)));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    v["error"]["kind"].as_str().expect("kind").to_owned()
+}
+
+const WORKTREE_KEYS: [&str; 7] = [
+    "base",
+    "branch",
+    "created_at",
+    "id",
+    "issue",
+    "path",
+    "status",
+];
+
+#[test]
+fn create_list_get_sync_cleanup_with_json_shapes() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let created = stdout_json(&ff(dir, &["create", "123", "--json"]));
+    let mut expected: Vec<String> = WORKTREE_KEYS.iter().map(|s| (*s).to_owned()).collect();
+    expected.push("reused".into());
+    expected.sort();
+    assert_eq!(keys(&created), expected);
+    assert_eq!(created["reused"], false);
+    assert_eq!(created["status"], "active");
+    assert!(
+        Path::new(created["path"].as_str().expect("path"))
+            .join("README")
+            .exists()
+    );
+
+    let again = stdout_json(&ff(dir, &["create", "123", "--json"]));
+    assert_eq!(again["reused"], true);
+    assert_eq!(again["id"], created["id"]);
+
+    let list = stdout_json(&ff(dir, &["list", "--json"]));
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 1);
+    assert_eq!(keys(&list[0]), {
+        let mut k: Vec<String> = WORKTREE_KEYS.iter().map(|s| (*s).to_owned()).collect();
+        k.sort();
+        k
+    });
+    let got = stdout_json(&ff(
+        dir,
+        &["get", created["id"].as_str().expect("id"), "--json"],
+    ));
+    assert_eq!(got["issue"], "123");
+
+    commit_file(dir, "base.txt", "moved\n", "base moved");
+    let synced = stdout_json(&ff(dir, &["sync", "123", "--json"]));
+    assert_eq!(synced["changed"], true);
+    assert_eq!(synced["strategy"], "rebase");
+
+    let human = ff(dir, &["list"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.starts_with("ID") && text.contains("123"), "{text}");
+
+    let cleaned = stdout_json(&ff(dir, &["cleanup", "123", "--json"]));
+    assert_eq!(cleaned["removed"], true);
+    let cleaned = stdout_json(&ff(dir, &["cleanup", "123", "--json"]));
+    assert_eq!(cleaned["removed"], false, "cleaning again is a no-op");
+    assert_eq!(
+        stdout_json(&ff(dir, &["list", "--json"])),
+        Value::Array(vec![])
+    );
+}
+
+#[test]
+fn stats_gc_recover_and_locks_shapes() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let _ = stdout_json(&ff(dir, &["create", "7", "--json"]));
+    let stats = stdout_json(&ff(dir, &["stats", "--json"]));
+    assert_eq!(
+        keys(&stats),
+        [
+            "avg_duration_ms",
+            "by_operation",
+            "by_status",
+            "success_rate",
+            "total"
+        ]
+    );
+    assert_eq!(stats["total"], 1);
+    let recovered = stdout_json(&ff(dir, &["recover", "--dry-run", "--json"]));
+    assert_eq!(recovered["dry_run"], true);
+    assert_eq!(recovered["repairs"], Value::Array(vec![]));
+    let gc = stdout_json(&ff(dir, &["gc", "--max-age", "0", "--json"]));
+    assert_eq!(gc["removed"], 0, "a live worktree's record is kept");
+
+    // A lock held by a running `ff lock`, seen by `ff locks`.
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(["lock", "build", "--", "sleep", "3"])
+        .current_dir(dir)
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let locks = stdout_json(&ff(dir, &["locks", "--json"]));
+        if let Some(l) = locks
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|l| l["name"] == "build" && l["held"] == true)
+        {
+            break l.clone();
+        }
+        assert!(Instant::now() < deadline, "the lock never showed as held");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(keys(&held), ["held", "holder", "mode", "name"]);
+    assert_eq!(
+        keys(&held["holder"]),
+        [
+            "acquired_at",
+            "age_ms",
+            "fencing_token",
+            "hostname",
+            "id",
+            "operation",
+            "pid"
+        ]
+    );
+    assert_eq!(held["holder"]["pid"], holder.id());
+    // Someone else waiting briefly times out: 75.
+    let busy = ff(
+        dir,
+        &[
+            "lock",
+            "build",
+            "--timeout",
+            "200ms",
+            "--json",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(code(&busy), 75);
+    assert_eq!(error_kind(&busy), "lock_timeout");
+    // Unlocking a live holder needs --force.
+    let refused = ff(dir, &["unlock", "build"]);
+    assert_eq!(code(&refused), 75);
+    assert!(holder.wait().expect("wait").success());
+}
+
+#[test]
+fn exit_codes_for_bad_input_and_unavailable_backends() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let not_git = repo.scratch("plain");
+    let long = "a".repeat(10_000);
+    let cases: Vec<(Vec<&str>, &Path, i32)> = vec![
+        (vec!["create"], dir, 2),
+        (vec!["create", "1", "--no-such-flag"], dir, 2),
+        (vec!["frobnicate"], dir, 2),
+        (vec!["create", "../etc"], dir, 65),
+        (vec!["create", "-rf"], dir, 2),
+        (vec!["create", "--", "-rf"], dir, 65),
+        (vec!["create", "a/b"], dir, 65),
+        (vec!["create", "x.lock"], dir, 65),
+        (vec!["create", "a\nb"], dir, 65),
+        (vec!["create", "ａｂｃ"], dir, 65),
+        (vec!["create", &long], dir, 65),
+        (vec!["create", "1"], &not_git, 65),
+        (vec!["-C", "/no/such/dir", "list"], dir, 65),
+        (vec!["--lock", "zookeeper://x", "list"], dir, 65),
+        (vec!["--lock", "redis://", "list"], dir, 65),
+        (vec!["--lock", "redis://host:99999", "list"], dir, 65),
+        (vec!["--store", "redis://host:abc/x", "list"], dir, 65),
+        (vec!["--lock", "redis://127.0.0.1:1", "list"], dir, 69),
+        (vec!["--store", "redis://127.0.0.1:1/0", "list"], dir, 69),
+        (vec!["--store", "file", "list"], dir, 65),
+        (vec!["sync", "nope"], dir, 65),
+        (vec!["gc", "--max-age", "forever"], dir, 2),
+        (vec!["lock", "bad\tname", "--", "true"], dir, 65),
+        (vec!["lock", "", "--", "true"], dir, 65),
+        (vec!["once", "--max-attempts", "0", "--", "true"], dir, 65),
+    ];
+    for (args, cwd, expected) in cases {
+        let o = ff(cwd, &args);
+        assert_eq!(
+            code(&o),
+            expected,
+            "ff {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!o.stderr.is_empty(), "ff {args:?} said nothing on stderr");
+        if expected != 2 {
+            let mut with_json = vec!["--json"];
+            with_json.extend(&args);
+            let _ = error_kind(&ff(cwd, &with_json));
+        }
+    }
+    // Nothing was created by any of it.
+    assert_eq!(
+        stdout_json(&ff(dir, &["list", "--json"])),
+        Value::Array(vec![])
+    );
+    assert!(repo.ff_branches().is_empty());
+    assert!(!not_git.join(".ff-worktrees").exists());
+}
+
+#[test]
+fn the_limit_from_ff_toml_is_exit_73_and_a_conflict_is_1() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    std::fs::write(dir.join("ff.toml"), "max_worktrees = 1\n").expect("ff.toml");
+    let _ = stdout_json(&ff(dir, &["create", "a", "--json"]));
+    let full = ff(dir, &["create", "b", "--json"]);
+    assert_eq!(code(&full), 73, "{}", String::from_utf8_lossy(&full.stderr));
+
+    let wt = stdout_json(&ff(dir, &["get", "a", "--json"]));
+    let path = Path::new(wt["path"].as_str().expect("path")).to_owned();
+    commit_file(&path, "README", "mine\n", "mine");
+    commit_file(dir, "README", "theirs\n", "theirs");
+    let conflict = ff(dir, &["sync", "a", "--json"]);
+    assert_eq!(code(&conflict), 1);
+    assert_eq!(error_kind(&conflict), "conflict");
+
+    std::fs::write(dir.join("ff.toml"), "max_worktree = 1\n").expect("ff.toml");
+    let typo = ff(dir, &["list"]);
+    assert_eq!(code(&typo), 65);
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("max_worktree"));
+}
+
+#[test]
+fn once_runs_a_command_at_most_once_and_gives_up_after_max_attempts() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let counter = repo.scratch("once").join("runs");
+    let script = format!("echo x >> '{}'", counter.display());
+    let first = ff(dir, &["once", "--", "sh", "-c", &script]);
+    assert_eq!(code(&first), 0);
+    let second = ff(dir, &["once", "--json", "--", "sh", "-c", &script]);
+    assert_eq!(stdout_json(&second)["status"], "already_completed");
+    assert_eq!(
+        std::fs::read_to_string(&counter)
+            .expect("runs")
+            .lines()
+            .count(),
+        1
+    );
+
+    let failing = [
+        "once",
+        "--key",
+        "flaky",
+        "--max-attempts",
+        "2",
+        "--backoff",
+        "1ms",
+        "--",
+        "sh",
+        "-c",
+        "exit 4",
+    ];
+    assert_eq!(code(&ff(dir, &failing)), 4, "the command's own status");
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(code(&ff(dir, &failing)), 4);
+    let exhausted = ff(dir, &failing);
+    assert_eq!(
+        code(&exhausted),
+        75,
+        "{}",
+        String::from_utf8_lossy(&exhausted.stderr)
+    );
+}
+
+/// The issue's "must show": 8 concurrent shell loops, each incrementing one
+/// counter file through `ff lock`, lose no increment.
+#[test]
+fn ff_lock_keeps_eight_concurrent_shell_loops_exact() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let counter = repo.scratch("lock").join("counter");
+    std::fs::write(&counter, "0\n").expect("counter");
+    let ff_bin = env!("CARGO_BIN_EXE_ff");
+    let per_loop = 15;
+    let script = format!(
+        "for i in $(seq {per_loop}); do \"{ff_bin}\" lock counter -- sh -c 'n=$(cat \"{c}\"); sleep 0.001; echo $((n+1)) > \"{c}\"' || exit 1; done",
+        c = counter.display()
+    );
+    let loops: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", &script])
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("loop")
+        })
+        .collect();
+    for mut l in loops {
+        assert!(l.wait().expect("wait").success());
+    }
+    let total: u32 = std::fs::read_to_string(&counter)
+        .expect("read")
+        .trim()
+        .parse()
+        .expect("number");
+    assert_eq!(total, 8 * per_loop);
+}
+
+#[test]
+fn completions_and_help() {
+    let repo = TestRepo::new();
+    let bash = ff(repo.path(), &["completions", "bash"]);
+    assert_eq!(code(&bash), 0);
+    assert!(String::from_utf8_lossy(&bash.stdout).contains("complete"));
+    let help = ff(repo.path(), &["--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("EXIT CODES") && text.contains("75"), "{text}");
+}
