@@ -153,10 +153,17 @@ impl Settings {
 
     /// The lock provider named by `--lock`.
     pub(crate) async fn locks(&self) -> Result<Locks, Failure> {
+        self.locks_in(self.state_dir().await?)
+    }
+
+    /// The store named by `--store`.
+    pub(crate) async fn store(&self) -> Result<Store, Failure> {
+        self.store_in(self.state_dir().await?)
+    }
+
+    fn locks_in(&self, state: PathBuf) -> Result<Locks, Failure> {
         match backend_kind(&self.lock, "lock")? {
-            Kind::File => Ok(Arc::new(FileLockProvider::new(
-                self.state_dir().await?.join("locks"),
-            ))),
+            Kind::File => Ok(Arc::new(FileLockProvider::new(state.join("locks")))),
             Kind::Redis => Err(redis_unavailable("lock")),
             Kind::Sqlite | Kind::Json => Err(Failure::invalid(format!(
                 "{:?} is a record store, not a lock backend; use --lock file or redis://HOST:PORT[/DB]",
@@ -165,16 +172,14 @@ impl Settings {
         }
     }
 
-    /// The store named by `--store`.
-    pub(crate) async fn store(&self) -> Result<Store, Failure> {
+    fn store_in(&self, state: PathBuf) -> Result<Store, Failure> {
         let unavailable = |e: ff_traits::Error| Failure::unavailable(e.to_string());
         match backend_kind(&self.store, "store")? {
             Kind::Sqlite => Ok(Arc::new(
-                SqliteStore::open(self.state_dir().await?.join("records.sqlite3"))
-                    .map_err(unavailable)?,
+                SqliteStore::open(state.join("records.sqlite3")).map_err(unavailable)?,
             )),
             Kind::Json => Ok(Arc::new(
-                JsonStore::open(self.state_dir().await?.join("records")).map_err(unavailable)?,
+                JsonStore::open(state.join("records")).map_err(unavailable)?,
             )),
             Kind::Redis => Err(redis_unavailable("store")),
             Kind::File => Err(Failure::invalid(
@@ -190,12 +195,18 @@ impl Settings {
 
     /// The worktree manager on the configured backends, with `config`.
     pub(crate) async fn manager_with(&self, config: WorktreeConfig) -> Result<Manager, Failure> {
-        // Check the repository first: its errors say more than a backend's.
-        ff_worktree::base_path_of(&config)
+        // The repository is checked first: its errors say more than a
+        // backend's. The base path is resolved once and reused.
+        let base = ff_worktree::base_path_of(&config)
             .await
             .map_err(|e| open_failure(&e))?;
-        let (locks, store) = (self.locks().await?, self.store().await?);
-        WorktreeManager::open(config, locks, store)
+        let state = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| base.join(ff_worktree::STATE_DIR));
+        let locks = self.locks_in(state.clone())?;
+        let store = self.store_in(state)?;
+        WorktreeManager::open(config.with_base_path(base), locks, store)
             .await
             .map_err(|e| open_failure(&e))
     }
