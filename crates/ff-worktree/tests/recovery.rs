@@ -50,11 +50,8 @@ fn wait_for_file(path: &Path, child: &mut std::process::Child) {
 }
 
 fn kill_group(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-9", "--", &format!("-{pid}")])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).expect("pid")).expect("pid");
+    rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).expect("kill");
 }
 
 /// Starts a child creating `issue` and returns it with its pid file.
