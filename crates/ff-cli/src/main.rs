@@ -4,6 +4,9 @@
 
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command line prints
+// The doc comments in `cli` are clap's --help text, written for a terminal
+// (`<id>`, `[A-Z]`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 mod cli;
 mod commands;
