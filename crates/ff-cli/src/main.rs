@@ -3,7 +3,8 @@
 //! codes; the README has examples.
 
 #![forbid(unsafe_code)]
-#![allow(clippy::print_stdout, clippy::print_stderr)] // a command line prints
+// A command line prints.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 // The doc comments in `cli` are clap's --help text, written for a terminal
 // (`<id>`, `[A-Z]`), not rustdoc markup.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
