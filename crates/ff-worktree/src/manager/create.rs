@@ -101,7 +101,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     async fn create_locked(&self, issue: &IssueId) -> Result<Created> {
         let key = self.create_key(issue);
-        loop {
+        // A stale completed record is removed and the claim retried; twice
+        // is enough unless something else keeps rewriting it.
+        for _ in 0..3 {
             let plan = Plan::new(issue, &self.base);
             let planned = serde_json::to_value(&plan)
                 .map_err(|e| Error::invalid_input("worktree plan", e.to_string()))?;
@@ -160,6 +162,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 }
             }
         }
+        Err(Error::InProgress {
+            operation: CREATE_OPERATION.into(),
+            key: key.record_key()?.short().to_owned(),
+            lease_remaining: None,
+        })
     }
 
     /// Leaves nothing of a failed attempt: undoes what git may have made,

@@ -90,7 +90,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             json!({"repo": self.repo_key, "issue": issue.as_str()}),
         );
         let rollback = json!({"id": wt.id, "path": wt.path, "head": head_before});
-        loop {
+        // A stale completed record is removed and the claim retried; twice
+        // is enough unless something else keeps rewriting it.
+        for _ in 0..3 {
             match self
                 .records
                 .start_operation_exclusive(&key, Some(rollback.clone()))
@@ -135,6 +137,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 }
             }
         }
+        Err(Error::InProgress {
+            operation: SYNC_OPERATION.into(),
+            key: key.record_key()?.short().to_owned(),
+            lease_remaining: None,
+        })
     }
 
     /// Where sync takes the base from: `(remote to fetch, ref to sync onto)`.
