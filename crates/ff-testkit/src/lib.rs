@@ -15,6 +15,7 @@
 #![allow(clippy::print_stdout)] // children report to their parent on stdout
 
 pub mod git;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

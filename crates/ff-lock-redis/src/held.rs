@@ -1,0 +1,160 @@
+//! A held Redis lock: its watchdog and its release.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ff_traits::{Error, HeldLock, LockGuard, LockInfo, LossNotifier, Result, loss_channel};
+use redis::Script;
+use tokio::task::JoinHandle;
+
+use crate::{Shared, scripts};
+
+#[derive(Debug)]
+pub(crate) struct Held {
+    shared: Arc<Shared>,
+    name: String,
+    token: String,
+    watchdog: Option<JoinHandle<()>>,
+    loss: LossNotifier,
+}
+
+/// What the clocks of client and server may disagree by over one TTL.
+fn drift(ttl: Duration) -> Duration {
+    ttl / 100 + Duration::from_millis(2)
+}
+
+impl Held {
+    /// Wraps a fresh grant in a guard and starts its watchdog. `sent` is
+    /// when the grant request left: validity counts from then.
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        info: LockInfo,
+        token: String,
+        ttl: Duration,
+        sent: Instant,
+    ) -> LockGuard {
+        let (loss, watch) = loss_channel();
+        let watchdog = tokio::spawn(watchdog(
+            Arc::clone(&shared),
+            info.name.clone(),
+            token.clone(),
+            ttl,
+            sent + ttl.saturating_sub(drift(ttl)),
+            loss.clone(),
+        ));
+        let held = Self {
+            shared,
+            name: info.name.clone(),
+            token,
+            watchdog: Some(watchdog),
+            loss,
+        };
+        LockGuard::new(info, watch, Box::new(held))
+    }
+
+    async fn delete(shared: &Shared, name: &str, token: &str) -> Result<bool> {
+        let mut conn = shared.conn.clone();
+        let deleted: i64 = shared
+            .call(
+                "releasing a lock",
+                Script::new(scripts::RELEASE)
+                    .key(shared.key(name))
+                    .arg(token)
+                    .arg(shared.channel(name))
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(deleted == 1)
+    }
+}
+
+/// Renews the grant every third of its TTL until stopped; reports the loss
+/// the moment a renewal finds the lock gone or another holder's, or when
+/// validity runs out without a renewal getting through.
+async fn watchdog(
+    shared: Arc<Shared>,
+    name: String,
+    token: String,
+    ttl: Duration,
+    mut valid_until: Instant,
+    loss: LossNotifier,
+) {
+    let period = (ttl / 3).max(Duration::from_millis(3));
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let mut next = Instant::now() + period;
+    loop {
+        tokio::time::sleep_until(next.min(valid_until).into()).await;
+        if Instant::now() >= valid_until {
+            loss.notify_lost(format!(
+                "its validity ran out without a renewal getting through to {}",
+                shared.config.prefix
+            ));
+            return;
+        }
+        let sent = Instant::now();
+        let mut conn = shared.conn.clone();
+        let renewed: Result<i64> = shared
+            .call(
+                "renewing a lock",
+                Script::new(scripts::EXTEND)
+                    .key(shared.key(&name))
+                    .arg(&token)
+                    .arg(ttl_ms)
+                    .invoke_async(&mut conn),
+            )
+            .await;
+        match renewed {
+            Ok(1) => {
+                valid_until = sent + ttl.saturating_sub(drift(ttl));
+                next = sent + period;
+            }
+            Ok(_) => {
+                loss.notify_lost("the lock was deleted or taken by another holder");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(name, error = %e, "lock renewal failed; retrying");
+                next = Instant::now() + period / 4;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl HeldLock for Held {
+    async fn release(&mut self) -> Result<()> {
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+        let lost = self.loss.is_lost();
+        let deleted = Held::delete(&self.shared, &self.name, &self.token).await?;
+        if deleted && !lost {
+            Ok(())
+        } else {
+            Err(Error::LockLost {
+                name: self.name.clone(),
+                reason: "it had been deleted, taken over or had expired before the release"
+                    .to_owned(),
+            })
+        }
+    }
+
+    fn release_on_drop(&mut self) {
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+        // Best effort: release in the background if a runtime is running;
+        // otherwise the TTL frees the lock.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let (shared, name, token) = (
+                Arc::clone(&self.shared),
+                self.name.clone(),
+                self.token.clone(),
+            );
+            handle.spawn(async move {
+                let _ = Held::delete(&shared, &name, &token).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The Lua scripts: each runs atomically on the server.
+//!
+//! A lock key holds `<token>\n<fencing token>\n<holder JSON>`; the token is
+//! random per grant, so only the grant that wrote it can extend or delete
+//! it. Fencing tokens come from `INCR` on `<key>:fence`, taken in the same
+//! script as the grant, so they are strictly increasing across all clients.
+
+/// KEYS: lock, fence. ARGV: token, ttl ms, holder JSON.
+/// Returns `{1, fence}` when granted, `{0, current value or false}`.
+pub(crate) const ACQUIRE: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held then return {0, held} end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. fence .. '\n' .. ARGV[3], 'PX', ARGV[2])
+return {1, fence}
+";
+
+/// KEYS: lock. ARGV: token, channel. Deletes the lock if the token still
+/// owns it and wakes waiters. Returns 1, or 0 when it was not ours.
+pub(crate) const RELEASE: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '\n' then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], 'released')
+  return 1
+end
+return 0
+";
+
+/// KEYS: lock. ARGV: token, ttl ms. Extends the lock if the token still
+/// owns it. Returns 1, or 0 when it was lost.
+pub(crate) const EXTEND: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '\n' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// KEYS: lock. ARGV: exact value, channel. Deletes the lock if it still
+/// holds that value (force release of the grant that was read).
+pub(crate) const DELETE_IF: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], 'released')
+  return 1
+end
+return 0
+";
