@@ -153,18 +153,24 @@ impl Settings {
 
     /// The lock provider named by `--lock`.
     pub(crate) async fn locks(&self) -> Result<Locks, Failure> {
-        self.locks_in(self.state_dir().await?)
+        if matches!(backend_kind(&self.lock, "lock")?, Kind::Redis) {
+            return redis_locks(&self.lock).await;
+        }
+        self.locks_in(self.state_dir().await?).await
     }
 
     /// The store named by `--store`.
     pub(crate) async fn store(&self) -> Result<Store, Failure> {
-        self.store_in(self.state_dir().await?)
+        if matches!(backend_kind(&self.store, "store")?, Kind::Redis) {
+            return redis_store(&self.store).await;
+        }
+        self.store_in(self.state_dir().await?).await
     }
 
-    fn locks_in(&self, state: PathBuf) -> Result<Locks, Failure> {
+    async fn locks_in(&self, state: PathBuf) -> Result<Locks, Failure> {
         match backend_kind(&self.lock, "lock")? {
             Kind::File => Ok(Arc::new(FileLockProvider::new(state.join("locks")))),
-            Kind::Redis => Err(redis_unavailable("lock")),
+            Kind::Redis => redis_locks(&self.lock).await,
             Kind::Sqlite | Kind::Json => Err(Failure::invalid(format!(
                 "{:?} is a record store, not a lock backend; use --lock file or redis://HOST:PORT[/DB]",
                 self.lock
@@ -172,7 +178,7 @@ impl Settings {
         }
     }
 
-    fn store_in(&self, state: PathBuf) -> Result<Store, Failure> {
+    async fn store_in(&self, state: PathBuf) -> Result<Store, Failure> {
         let unavailable = |e: ff_traits::Error| Failure::unavailable(e.to_string());
         match backend_kind(&self.store, "store")? {
             Kind::Sqlite => Ok(Arc::new(
@@ -181,7 +187,7 @@ impl Settings {
             Kind::Json => Ok(Arc::new(
                 JsonStore::open(state.join("records")).map_err(unavailable)?,
             )),
-            Kind::Redis => Err(redis_unavailable("store")),
+            Kind::Redis => redis_store(&self.store).await,
             Kind::File => Err(Failure::invalid(
                 "\"file\" is a lock backend, not a record store; use --store sqlite, json or redis://HOST:PORT[/DB]",
             )),
@@ -204,8 +210,8 @@ impl Settings {
             .state_dir
             .clone()
             .unwrap_or_else(|| base.join(ff_worktree::STATE_DIR));
-        let locks = self.locks_in(state.clone())?;
-        let store = self.store_in(state)?;
+        let locks = self.locks_in(state.clone()).await?;
+        let store = self.store_in(state).await?;
         WorktreeManager::open(config.with_base_path(base), locks, store)
             .await
             .map_err(|e| open_failure(&e))
@@ -271,9 +277,38 @@ fn backend_kind(spec: &str, role: &str) -> Result<Kind, Failure> {
     Ok(Kind::Redis)
 }
 
+#[cfg(feature = "redis")]
+async fn redis_locks(url: &str) -> Result<Locks, Failure> {
+    use ff_worktree::backends::redis::{RedisLockConfig, RedisLockProvider};
+    let p = RedisLockProvider::connect(RedisLockConfig::new(url))
+        .await
+        .map_err(|e| Failure::unavailable(e.to_string()))?;
+    Ok(Arc::new(p))
+}
+
+#[cfg(feature = "redis")]
+async fn redis_store(url: &str) -> Result<Store, Failure> {
+    use ff_worktree::backends::redis::{RedisStore, RedisStoreConfig};
+    let s = RedisStore::connect(RedisStoreConfig::new(url))
+        .await
+        .map_err(|e| Failure::unavailable(e.to_string()))?;
+    Ok(Arc::new(s))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_locks(_url: &str) -> Result<Locks, Failure> {
+    Err(redis_unavailable("lock"))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_store(_url: &str) -> Result<Store, Failure> {
+    Err(redis_unavailable("store"))
+}
+
+#[cfg(not(feature = "redis"))]
 fn redis_unavailable(role: &str) -> Failure {
     Failure::unavailable(format!(
-        "the Redis {role} backend is not in this build of ff yet; use the embedded default \
-         (--lock file --store sqlite) on one machine"
+        "this ff was built without the Redis {role} backend; rebuild with the `redis` feature \
+         (on by default) or use --lock file --store sqlite"
     ))
 }

@@ -364,3 +364,38 @@ fn completions_and_help() {
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("EXIT CODES") && text.contains("75"), "{text}");
 }
+
+#[test]
+fn redis_backends_from_the_command_line() {
+    let Some(redis) = ff_testkit::redis::RedisServer::start() else {
+        return;
+    };
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let url = redis.url();
+    let with = |args: &[&str]| {
+        let mut all = vec!["--lock", url.as_str(), "--store", url.as_str()];
+        all.extend(args);
+        ff(dir, &all)
+    };
+    let created = stdout_json(&with(&["create", "9", "--json"]));
+    assert_eq!(created["reused"], false);
+    let listed = stdout_json(&with(&["list", "--json"]));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    // The records live in Redis: the default SQLite store knows nothing.
+    assert_eq!(
+        stdout_json(&ff(dir, &["list", "--json"])),
+        Value::Array(vec![])
+    );
+    let stats = stdout_json(&with(&["stats", "--json"]));
+    assert_eq!(stats["by_operation"]["createWorktree"], 1);
+    assert_eq!(code(&with(&["lock", "deploy", "--", "true"])), 0);
+    assert_eq!(
+        stdout_json(&with(&["cleanup", "9", "--json"]))["removed"],
+        true
+    );
+    // A server that went away: 69.
+    drop(redis);
+    let gone = with(&["list", "--json"]);
+    assert_eq!(code(&gone), 69, "{}", String::from_utf8_lossy(&gone.stderr));
+}

@@ -13,7 +13,7 @@
 //! | `file-lock` (default) | `backends::file_lock` | cross-process file locks |
 //! | `sqlite-store` (default) | `backends::sqlite` | SQLite records |
 //! | `json-store` | `backends::json` | one JSON file per record |
-//! | `redis` | `backends::redis` | Redis locks (multi-server) |
+//! | `redis` | `backends::redis` | Redis locks and records (multi-server) |
 //!
 //! With the defaults, [`open_embedded`] needs nothing but a repository:
 //!
@@ -63,8 +63,12 @@ pub use manager::{
 pub mod backends {
     #[cfg(feature = "file-lock")]
     pub use ff_lock_file as file_lock;
+    /// Redis locks and records, shared by every server of a deployment.
     #[cfg(feature = "redis")]
-    pub use ff_lock_redis as redis;
+    pub mod redis {
+        pub use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
+        pub use ff_store_redis::{RedisStore, RedisStoreConfig};
+    }
     #[cfg(feature = "json-store")]
     pub use ff_store_json as json;
     #[cfg(feature = "sqlite-store")]

@@ -50,6 +50,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if record.status != RecordStatus::Completed || wt.id != id {
             return Ok(nothing);
         }
+        self.ensure_local(&wt, "clean up")?;
         // Every ForgeFlow change to this worktree holds the issue lock, so
         // what is read here stays true until the removal below. The git
         // calls are kept few: removal costs about what bare git's does.

@@ -15,16 +15,21 @@ pub(super) struct Plan {
     pub(super) id: String,
     pub(super) path: PathBuf,
     pub(super) branch: String,
+    /// The clone the attempt ran in (see [`Worktree::location`]).
+    #[serde(default)]
+    pub(super) location: String,
 }
 
 impl Plan {
-    fn new(issue: &IssueId, base: &Path) -> Self {
+    fn new(issue: &IssueId, base: &Path, location: &str) -> Self {
         let now = Timestamp::now().as_millis();
         // 16 bits that differ between processes and between calls (a hash
         // of a process-unique id), after the time in milliseconds.
         let random = Sha256::digest(ff_traits::unique_id().as_bytes());
         let suffix = format!("{}-{}", base36(now), ff_traits::hex_lower(&random[..2]));
-        Self::with_suffix(issue.as_str(), &suffix, base)
+        let mut plan = Self::with_suffix(issue.as_str(), &suffix, base);
+        plan.location = location.to_owned();
+        plan
     }
 
     fn with_suffix(issue: &str, suffix: &str, base: &Path) -> Self {
@@ -33,6 +38,7 @@ impl Plan {
             path: base.join(&id),
             branch: format!("ff-{issue}-{suffix}"),
             id,
+            location: String::new(),
         }
     }
 
@@ -104,7 +110,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         // A stale completed record is removed and the claim retried; twice
         // is enough unless something else keeps rewriting it.
         for _ in 0..3 {
-            let plan = Plan::new(issue, &self.base);
+            let plan = Plan::new(issue, &self.base, &self.location);
             let planned = serde_json::to_value(&plan)
                 .map_err(|e| Error::invalid_input("worktree plan", e.to_string()))?;
             // Under the issue lock a pending record is a dead create's.
@@ -115,9 +121,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             {
                 Start::AlreadyCompleted(record) => {
                     let wt = worktree_of(record.result.as_ref())?;
-                    if self.is_registered(&wt.path).await? {
+                    // Another server's worktree is that server's to judge.
+                    if !self.is_local(&wt) || self.is_registered(&wt.path).await? {
                         return Ok(Created {
-                            worktree: super::with_status(wt),
+                            worktree: self.with_status(wt),
                             reused: true,
                             evicted: Vec::new(),
                         });
@@ -205,7 +212,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(Vec::new());
         }
         for candidate in self.list_worktrees().await? {
-            if candidate.issue == issue.as_str() {
+            if candidate.issue == issue.as_str() || !self.is_local(&candidate) {
                 continue;
             }
             let Ok(other) = IssueId::parse(&candidate.issue) else {
@@ -323,6 +330,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 base: base.clone(),
                 base_commit: base_commit.clone(),
                 created_at: Timestamp::now(),
+                location: self.location.clone(),
                 status: super::WorktreeStatus::Active,
             })
         })
@@ -332,6 +340,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Removes whatever one create attempt made, and only that (its names
     /// are unique to it). Idempotent.
     pub(super) async fn undo(&self, plan: &Plan) -> Result<()> {
+        if !plan.location.is_empty() && plan.location != self.location {
+            // Another clone's attempt: only that clone can remove what it
+            // made (its `recover` finds it as an unrecorded worktree).
+            tracing::warn!(id = %plan.id, location = %plan.location, "an abandoned attempt of another clone; left to it");
+            return Ok(());
+        }
         self.with_registry("undo worktree add", async || {
             self.remove_registered(&plan.path, &plan.id).await?;
             self.delete_branch(&plan.branch).await

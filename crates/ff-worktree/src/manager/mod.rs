@@ -48,6 +48,7 @@ pub struct WorktreeManager<L, S> {
     repo_key: String,
     registry_lock: String,
     fetch_lock: String,
+    location: String,
 }
 
 /// The repository, and the base path, that `config` names; checked.
@@ -114,7 +115,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             store,
             ManagerConfig::default().with_max_age(Duration::from_secs(100 * 365 * 86_400)),
         );
+        let location = format!("{}:{}", ff_traits::hostname(), info.common_dir.display());
         let manager = Self {
+            location,
             git,
             info,
             base,
@@ -320,7 +323,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             if let Some(r) = self.records.store().load(&key).await?
                 && r.status == RecordStatus::Completed
             {
-                return worktree_of(r.result.as_ref()).map(|w| Some(with_status(w)));
+                return worktree_of(r.result.as_ref()).map(|w| Some(self.with_status(w)));
             }
         }
         Ok(self
@@ -328,6 +331,37 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .await?
             .into_iter()
             .find(|w| w.id == id_or_issue))
+    }
+
+    /// Whether `w` lives in this manager's clone (records written before
+    /// locations were recorded count as local).
+    fn is_local(&self, w: &Worktree) -> bool {
+        w.location.is_empty() || w.location == self.location
+    }
+
+    /// Refuses to change a worktree that lives elsewhere.
+    fn ensure_local(&self, w: &Worktree, doing: &str) -> Result<()> {
+        if self.is_local(w) {
+            return Ok(());
+        }
+        Err(Error::invalid_input(
+            "worktree",
+            format!(
+                "{} lives in {}, not in this clone ({}); {doing} it there",
+                w.id, w.location, self.location
+            ),
+        ))
+    }
+
+    fn with_status(&self, mut w: Worktree) -> Worktree {
+        w.status = if !self.is_local(&w) {
+            WorktreeStatus::Elsewhere
+        } else if w.path.join(".git").exists() {
+            WorktreeStatus::Active
+        } else {
+            WorktreeStatus::Missing
+        };
+        w
     }
 
     /// The worktree of an issue or with an id, or a clear error.
@@ -351,20 +385,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .into_iter()
             .filter(|r| r.status == RecordStatus::Completed && self.ours(&r.context))
             .filter_map(|r| worktree_of(r.result.as_ref()).ok())
-            .map(with_status)
+            .map(|w| self.with_status(w))
             .collect();
         out.sort_by_key(|w| w.created_at);
         Ok(out)
     }
-}
-
-fn with_status(mut w: Worktree) -> Worktree {
-    w.status = if w.path.join(".git").exists() {
-        WorktreeStatus::Active
-    } else {
-        WorktreeStatus::Missing
-    };
-    w
 }
 
 fn worktree_of(result: Option<&Value>) -> Result<Worktree> {

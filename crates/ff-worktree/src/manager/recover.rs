@@ -157,7 +157,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(());
         };
         let vanished = seen.status == RecordStatus::Completed
-            && worktree_of(seen.result.as_ref()).is_ok_and(|w| !w.path.join(".git").exists());
+            && worktree_of(seen.result.as_ref())
+                .is_ok_and(|w| self.is_local(&w) && !w.path.join(".git").exists());
         if seen.status != RecordStatus::Pending && !vanished {
             return Ok(());
         }
@@ -171,7 +172,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 RecordStatus::Pending => self.roll_back_create(&key, &record, report).await,
                 RecordStatus::Completed => {
                     let wt = worktree_of(record.result.as_ref())?;
-                    if wt.path.join(".git").exists() {
+                    if !self.is_local(&wt) || wt.path.join(".git").exists() {
                         return Ok(());
                     }
                     if wt.path.exists() && !self.is_registered(&wt.path).await? {
@@ -447,6 +448,7 @@ fn stray_worktree(plan: &Plan, base: String) -> Worktree {
         base_commit: base.clone(),
         base,
         created_at: ff_traits::Timestamp::from_millis(0),
+        location: String::new(),
         status: WorktreeStatus::Missing,
     }
 }

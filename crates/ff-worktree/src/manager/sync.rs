@@ -46,6 +46,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 });
             }
         };
+        self.ensure_local(&wt, "sync")?;
         if !wt.path.join(".git").exists() {
             return Err(Error::invalid_input(
                 "worktree",

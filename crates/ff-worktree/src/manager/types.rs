@@ -180,6 +180,9 @@ pub enum WorktreeStatus {
     /// Its directory is gone (removed outside ForgeFlow);
     /// [`recover`](super::WorktreeManager::recover) or a cleanup tidies up.
     Missing,
+    /// It lives in another clone or on another server sharing the same
+    /// store (see [`Worktree::location`]); only that one can change it.
+    Elsewhere,
 }
 
 /// A worktree made for one issue.
@@ -200,6 +203,10 @@ pub struct Worktree {
     pub base_commit: String,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Which clone it lives in: `<host>:<git common dir>`. Servers sharing
+    /// one store see each other's worktrees but change only their own.
+    #[serde(default)]
+    pub location: String,
     /// Found when read, never stored.
     #[serde(default, skip_serializing)]
     pub status: WorktreeStatus,

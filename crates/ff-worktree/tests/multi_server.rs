@@ -1,0 +1,148 @@
+//! Two "servers": two processes, each with its own WorktreeManager on its
+//! own clone, sharing one Redis for locks and records, race to create the
+//! same issue. Exactly one executes; the other gets the completed result
+//! (the worktree, which lives in the first server's clone) or a clear
+//! in-progress answer.
+
+#![allow(clippy::print_stdout)] // the children report on stdout
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
+use ff_store_redis::{RedisStore, RedisStoreConfig};
+use ff_testkit::git::{TestRepo, git_in};
+use ff_testkit::redis::RedisServer;
+use ff_worktree::{WorktreeConfig, WorktreeManager, WorktreeStatus};
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+async fn manager(
+    clone: &Path,
+    url: &str,
+    prefix: &str,
+) -> WorktreeManager<RedisLockProvider, RedisStore> {
+    let locks =
+        RedisLockProvider::connect(RedisLockConfig::new(url).with_prefix(format!("{prefix}lock:")))
+            .await
+            .expect("locks");
+    let store =
+        RedisStore::connect(RedisStoreConfig::new(url).with_prefix(format!("{prefix}rec:")))
+            .await
+            .expect("store");
+    WorktreeManager::open(WorktreeConfig::new(clone), locks, store)
+        .await
+        .expect("open")
+}
+
+/// Child: `role` = [clone, url, prefix, start ms]; creates issue 42 at the
+/// start instant and prints `created`, `reused <status>` or `error <kind>`.
+#[test]
+fn server_child() {
+    let Some(role) = ff_testkit::child_role() else {
+        return;
+    };
+    ff_testkit::runtime().block_on(async {
+        let m = manager(Path::new(&role[0]), &role[1], &role[2]).await;
+        let start: u128 = role[3].parse().expect("start");
+        while now_ms() < start {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        match m.create_worktree("42").await {
+            Ok(c) if !c.reused => println!("created"),
+            Ok(c) => println!("reused {:?}", c.worktree.status),
+            Err(e) => println!("error {}", e.kind()),
+        }
+    });
+}
+
+#[test]
+fn two_servers_race_to_create_one_issue_and_one_executes() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let repo = TestRepo::new();
+    let other = repo.scratch("server-b").join("clone");
+    let _ = git_in(
+        other.parent().expect("parent"),
+        &["clone", "-q", &repo.path().to_string_lossy(), "clone"],
+    );
+    let prefix = format!("test:{}:", ff_traits::unique_id());
+    for round in 0..3 {
+        let issue_prefix = format!("{prefix}{round}:");
+        let start = (now_ms() + 1_500).to_string();
+        let children: Vec<_> = [repo.path(), other.as_path()]
+            .iter()
+            .map(|clone| {
+                ff_testkit::spawn_self(
+                    "server_child",
+                    &[
+                        &clone.to_string_lossy(),
+                        &redis.url(),
+                        &issue_prefix,
+                        &start,
+                    ],
+                )
+            })
+            .collect();
+        let answers: Vec<String> = children
+            .into_iter()
+            .map(|mut c| {
+                let out = c.stdout.take().expect("stdout");
+                // Read to the end: the child keeps writing after its answer.
+                let lines: Vec<String> =
+                    BufReader::new(out).lines().map_while(Result::ok).collect();
+                let line = lines
+                    .into_iter()
+                    .find(|l| {
+                        l.starts_with("created")
+                            || l.starts_with("reused")
+                            || l.starts_with("error")
+                    })
+                    .expect("an answer");
+                assert!(c.wait().expect("wait").success());
+                line
+            })
+            .collect();
+        let created = answers.iter().filter(|a| *a == "created").count();
+        assert_eq!(created, 1, "round {round}: {answers:?}");
+        assert!(
+            answers
+                .iter()
+                .all(|a| a == "created" || a == "reused Elsewhere" || a == "error in_progress"),
+            "round {round}: {answers:?}"
+        );
+        // One worktree in all: in the winner's clone, none in the other.
+        let rt = ff_testkit::runtime();
+        let (a, b) = rt.block_on(async {
+            let a = manager(repo.path(), &redis.url(), &issue_prefix).await;
+            let b = manager(&other, &redis.url(), &issue_prefix).await;
+            let wa = a.get("42").await.expect("get").expect("recorded");
+            let wb = b.get("42").await.expect("get").expect("recorded");
+            assert_eq!(wa.id, wb.id, "both servers see the same worktree");
+            (wa.status, wb.status)
+        });
+        let statuses = [a, b];
+        assert!(statuses.contains(&WorktreeStatus::Active), "{statuses:?}");
+        assert!(
+            statuses.contains(&WorktreeStatus::Elsewhere),
+            "{statuses:?}"
+        );
+        let in_a = repo.worktree_paths().len() - 1;
+        let in_b = git_in(&other, &["worktree", "list", "--porcelain"])
+            .lines()
+            .filter(|l| l.starts_with("worktree "))
+            .count()
+            - 1;
+        assert_eq!(
+            in_a + in_b,
+            round + 1,
+            "round {round}: one more worktree in all"
+        );
+    }
+}
