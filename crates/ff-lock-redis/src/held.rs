@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ff_traits::{Error, HeldLock, LockGuard, LockInfo, LossNotifier, Result, loss_channel};
-use redis::Script;
 use tokio::task::JoinHandle;
 
 use crate::{Shared, scripts};
@@ -53,12 +52,13 @@ impl Held {
         LockGuard::new(info, watch, Box::new(held))
     }
 
-    async fn delete(shared: &Shared, name: &str, token: &str) -> Result<bool> {
+    /// Deletes the lock if `token` owns it.
+    pub(crate) async fn delete(shared: &Shared, name: &str, token: &str) -> Result<bool> {
         let mut conn = shared.conn.clone();
         let deleted: i64 = shared
             .call(
                 "releasing a lock",
-                Script::new(scripts::RELEASE)
+                scripts::RELEASE_SCRIPT
                     .key(shared.key(name))
                     .arg(token)
                     .arg(shared.channel(name))
@@ -97,7 +97,7 @@ async fn watchdog(
         let renewed: Result<i64> = shared
             .call(
                 "renewing a lock",
-                Script::new(scripts::EXTEND)
+                scripts::EXTEND_SCRIPT
                     .key(shared.key(&name))
                     .arg(&token)
                     .arg(ttl_ms)

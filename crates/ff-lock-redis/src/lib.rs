@@ -52,8 +52,8 @@ use ff_traits::{
     LockProvider, LockStatus, Result, Timestamp, validate_lock_name,
 };
 use futures_util::StreamExt;
+use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Script};
 
 use crate::held::Held;
 
@@ -217,21 +217,11 @@ impl RedisLockProvider {
             .max(Duration::from_millis(10))
     }
 
-    /// One attempt, run in a task of its own so that a caller that stops
-    /// waiting (its future dropped mid-call) cannot leave a grant behind:
-    /// the task releases what it won if nobody takes it.
+    /// One attempt. Cancel-safe: if the caller stops waiting while the
+    /// request is in flight (its future dropped), [`Pending`] releases by
+    /// the attempt's token whatever the server may have granted.
     async fn attempt(&self, name: &str, options: &LockOptions) -> Result<Attempt> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let this = self.clone();
-        let (name, options) = (name.to_owned(), options.clone());
-        tokio::spawn(async move {
-            let result = this.attempt_now(&name, &options).await;
-            if let Err(Ok(Attempt::Granted(guard))) = tx.send(result) {
-                let _ = guard.release().await;
-            }
-        });
-        rx.await
-            .map_err(|_| backend_error("the lock attempt task was lost"))?
+        self.attempt_now(name, options).await
     }
 
     async fn attempt_now(&self, name: &str, options: &LockOptions) -> Result<Attempt> {
@@ -242,17 +232,28 @@ impl RedisLockProvider {
             .map_err(|e| Error::invalid_input("lock metadata", e.to_string()))?;
         let sent = Instant::now();
         let mut conn = self.shared.conn.clone();
-        let script = Script::new(scripts::ACQUIRE);
-        let mut invocation = script.key(self.shared.key(name));
+        let mut pending = Pending {
+            shared: Some(Arc::clone(&self.shared)),
+            name,
+            token: &token,
+        };
+        let mut invocation = scripts::ACQUIRE_SCRIPT.key(self.shared.key(name));
         invocation
             .key(format!("{}:fence", self.shared.key(name)))
             .arg(&token)
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
             .arg(holder);
-        let (granted, value): (i64, redis::Value) = self
+        let answer: Result<(i64, redis::Value)> = self
             .shared
             .call("taking a lock", invocation.invoke_async(&mut conn))
-            .await?;
+            .await;
+        let (granted, value) = match answer {
+            Ok(a) => a,
+            // A timeout may hide a grant: keep `pending` armed to undo it.
+            Err(e) => return Err(e),
+        };
+        pending.shared = None;
+        drop(pending);
         if granted == 1 {
             let fence: u64 = redis::from_redis_value(value).unwrap_or(0);
             let mut info = info;
@@ -272,6 +273,29 @@ impl RedisLockProvider {
             .call("reading a lock's expiry", conn.pttl(self.shared.key(name)))
             .await?;
         Ok(u64::try_from(ms).ok().map(Duration::from_millis))
+    }
+}
+
+/// Undoes, when dropped armed, whatever grant an attempt that never
+/// completed may have won: a compare-and-delete by its token, which does
+/// nothing if the attempt won nothing.
+struct Pending<'a> {
+    shared: Option<Arc<Shared>>,
+    name: &'a str,
+    token: &'a str,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let Some(shared) = self.shared.take() else {
+            return;
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let (name, token) = (self.name.to_owned(), self.token.to_owned());
+            handle.spawn(async move {
+                let _ = Held::delete(&shared, &name, &token).await;
+            });
+        }
     }
 }
 
@@ -418,7 +442,7 @@ impl LockProvider for RedisLockProvider {
             .shared
             .call(
                 "force-releasing a lock",
-                Script::new(scripts::DELETE_IF)
+                scripts::DELETE_IF_SCRIPT
                     .key(&key)
                     .arg(&value)
                     .arg(self.shared.channel(name))

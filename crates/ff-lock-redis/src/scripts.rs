@@ -5,9 +5,20 @@
 //! it. Fencing tokens come from `INCR` on `<key>:fence`, taken in the same
 //! script as the grant, so they are strictly increasing across all clients.
 
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// The scripts, each hashed once (`Script::new` computes the SHA-1 sent
+/// with `EVALSHA`).
+pub(crate) static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
+pub(crate) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
+pub(crate) static EXTEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
+pub(crate) static DELETE_IF_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DELETE_IF));
+
 /// KEYS: lock, fence. ARGV: token, ttl ms, holder JSON.
 /// Returns `{1, fence}` when granted, `{0, current value or false}`.
-pub(crate) const ACQUIRE: &str = r"
+const ACQUIRE: &str = r"
 local held = redis.call('GET', KEYS[1])
 if held then return {0, held} end
 local fence = redis.call('INCR', KEYS[2])
@@ -17,7 +28,7 @@ return {1, fence}
 
 /// KEYS: lock. ARGV: token, channel. Deletes the lock if the token still
 /// owns it and wakes waiters. Returns 1, or 0 when it was not ours.
-pub(crate) const RELEASE: &str = r"
+const RELEASE: &str = r"
 local held = redis.call('GET', KEYS[1])
 if held and string.sub(held, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '\n' then
   redis.call('DEL', KEYS[1])
@@ -29,7 +40,7 @@ return 0
 
 /// KEYS: lock. ARGV: token, ttl ms. Extends the lock if the token still
 /// owns it. Returns 1, or 0 when it was lost.
-pub(crate) const EXTEND: &str = r"
+const EXTEND: &str = r"
 local held = redis.call('GET', KEYS[1])
 if held and string.sub(held, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '\n' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -40,7 +51,7 @@ return 0
 
 /// KEYS: lock. ARGV: exact value, channel. Deletes the lock if it still
 /// holds that value (force release of the grant that was read).
-pub(crate) const DELETE_IF: &str = r"
+const DELETE_IF: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', ARGV[2], 'released')

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    fsync: &'static str,
     child: Option<Child>,
 }
 
@@ -28,6 +29,18 @@ impl RedisServer {
     /// When it is missing and required, or does not come up.
     #[must_use]
     pub fn start() -> Option<Self> {
+        Self::start_with_fsync("always")
+    }
+
+    /// As [`start`](Self::start), with the append-only file synced once a
+    /// second, as production servers usually run (for benchmarks: `always`
+    /// puts an fsync in every write). A SIGKILL may lose the last second.
+    #[must_use]
+    pub fn start_for_benchmarks() -> Option<Self> {
+        Self::start_with_fsync("everysec")
+    }
+
+    fn start_with_fsync(fsync: &'static str) -> Option<Self> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -52,6 +65,7 @@ impl RedisServer {
         let mut server = Self {
             port,
             dir,
+            fsync,
             child: None,
         };
         server.spawn();
@@ -79,7 +93,7 @@ impl RedisServer {
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                self.fsync,
                 "--protected-mode",
                 "no",
             ])

@@ -1,0 +1,226 @@
+//! RedisLockProvider against bare Redis round trips on a local
+//! `redis-server` this bench starts, in the same run, interleaved block by
+//! block:
+//!
+//! 1. **Uncontended acquire + release** vs bare `SET key v NX PX 30000` +
+//!    `DEL key` on one connection: median per pair and the ratio.
+//! 2. **Hand-off**: a client blocked in `acquire` while another holds the
+//!    lock; time from just before the holder's release to just after the
+//!    waiter's grant (separate connections, one process). Beside it, the
+//!    bare `PUBLISH` → subscriber delivery time, the floor of any wake-up.
+//! 3. **Contended throughput**: 4 processes loop acquire + release on one
+//!    lock for a fixed time; acquisitions per second and each one's share.
+//!
+//! Run: `cargo bench -p ff-lock-redis --bench redis_lock`. Without
+//! `--bench` (under `cargo test`) it runs a few rounds as a smoke test.
+
+#![allow(missing_docs, clippy::print_stdout)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
+use ff_testkit::redis::RedisServer;
+use ff_traits::{LockOptions, LockProvider};
+use futures_util::StreamExt;
+
+const ROLE: &str = "FF_BENCH_ROLE";
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+async fn provider(url: &str, prefix: &str) -> RedisLockProvider {
+    RedisLockProvider::connect(RedisLockConfig::new(url).with_prefix(prefix))
+        .await
+        .expect("connect")
+}
+
+/// Child of the contention test: loops until the deadline, prints its count.
+fn contend(role: &str) {
+    let parts: Vec<&str> = role.split('\u{1f}').collect();
+    let (url, prefix, until_ms) = (
+        parts[0],
+        parts[1],
+        parts[2].parse::<u128>().expect("deadline"),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let count = rt.block_on(async {
+        let p = provider(url, prefix).await;
+        let options = LockOptions::default().with_timeout(Duration::from_secs(30));
+        let mut n = 0u64;
+        while now_ms() < until_ms {
+            let g = p.acquire("contended", &options).await.expect("acquire");
+            g.release().await.expect("release");
+            n += 1;
+        }
+        n
+    });
+    println!("{count}");
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+fn main() {
+    if let Ok(role) = std::env::var(ROLE) {
+        contend(&role);
+        return;
+    }
+    let full = std::env::args().any(|a| a == "--bench");
+    let Some(server) = RedisServer::start_for_benchmarks() else {
+        return;
+    };
+    let url = server.url();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (blocks, per_block, handoffs, contend_secs) = if full {
+        (20, 500, 1_000, 5u32)
+    } else {
+        (2, 20, 20, 1u32)
+    };
+    rt.block_on(async {
+        // 1. Uncontended.
+        let ours = provider(&url, "bench:u:").await;
+        let client = redis::Client::open(url.as_str()).expect("client");
+        let mut bare = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("bare connection");
+        let options = LockOptions::default();
+        let (mut cand, mut base) = (Vec::new(), Vec::new());
+        for _ in 0..blocks {
+            let t = Instant::now();
+            for _ in 0..per_block {
+                let g = ours.acquire("u", &options).await.expect("acquire");
+                g.release().await.expect("release");
+            }
+            cand.push(t.elapsed() / per_block);
+            let t = Instant::now();
+            for _ in 0..per_block {
+                let _: Option<String> = redis::cmd("SET")
+                    .arg("bench:bare:u")
+                    .arg("v")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(30_000)
+                    .query_async(&mut bare)
+                    .await
+                    .expect("SET");
+                let _: i64 = redis::cmd("DEL")
+                    .arg("bench:bare:u")
+                    .query_async(&mut bare)
+                    .await
+                    .expect("DEL");
+            }
+            base.push(t.elapsed() / per_block);
+        }
+        let (c, b) = (median(&mut cand), median(&mut base));
+        println!("## ff-lock-redis vs bare Redis, local redis-server");
+        println!(
+            "uncontended acquire + release: {} vs bare SET NX PX + DEL {}: {:.2}x",
+            us(c),
+            us(b),
+            c.as_secs_f64() / b.as_secs_f64()
+        );
+
+        // 2. Hand-off, and the bare PUBLISH → message floor.
+        let holder = provider(&url, "bench:h:").await;
+        let waiter = provider(&url, "bench:h:").await;
+        let mut handoff = Vec::new();
+        let mut publish = Vec::new();
+        let mut sub = client.get_async_pubsub().await.expect("pubsub");
+        sub.subscribe("bench:chan").await.expect("subscribe");
+        let mut messages = sub.into_on_message();
+        for _ in 0..handoffs {
+            let g = holder.acquire("h", &options).await.expect("hold");
+            let w = waiter.clone();
+            let opts = options.clone();
+            let waiting = tokio::spawn(async move {
+                let g = w.acquire("h", &opts).await.expect("wait");
+                let at = Instant::now();
+                g.release().await.expect("release");
+                at
+            });
+            // Let the waiter subscribe and block.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            let released_at = Instant::now();
+            g.release().await.expect("release");
+            let granted_at = waiting.await.expect("waiter");
+            handoff.push(granted_at.saturating_duration_since(released_at));
+
+            let sent = Instant::now();
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg("bench:chan")
+                .arg("x")
+                .query_async(&mut bare)
+                .await
+                .expect("publish");
+            let _ = messages.next().await;
+            publish.push(sent.elapsed());
+        }
+        let mut sorted = handoff.clone();
+        sorted.sort_unstable();
+        let p99 = sorted[sorted.len() * 99 / 100];
+        println!(
+            "hand-off, release -> waiting client's grant: median {}, p99 {} ({} samples); bare PUBLISH -> message {}",
+            us(median(&mut handoff)),
+            us(p99),
+            handoffs,
+            us(median(&mut publish))
+        );
+    });
+
+    // 3. Contention, 4 processes.
+    let exe = std::env::current_exe().expect("bench binary");
+    let until = now_ms() + 1_000 + u128::from(contend_secs) * 1_000;
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(&exe)
+                .env(
+                    ROLE,
+                    [url.as_str(), "bench:c:", &until.to_string()].join("\u{1f}"),
+                )
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let counts: Vec<u64> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("wait");
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0)
+        })
+        .collect();
+    let total: u64 = counts.iter().sum();
+    let min = counts.iter().copied().min().unwrap_or(0);
+    #[allow(clippy::cast_precision_loss)]
+    let (rate, share) = (
+        total as f64 / f64::from(contend_secs),
+        min as f64 * 4.0 / total.max(1) as f64,
+    );
+    println!(
+        "4 processes contending for {contend_secs} s: {rate:.0} acquisitions/s; counts {counts:?}; smallest share {:.0}% of an equal share",
+        share * 100.0
+    );
+    drop(server);
+}
