@@ -21,11 +21,20 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn git(dir: &Path, args: &[&str]) -> Result<(), Error> {
     let ok = Command::new("git")
-        .args(["-c", "user.name=ForgeFlow Example", "-c", "user.email=example@localhost"])
+        .args([
+            "-c",
+            "user.name=ForgeFlow Example",
+            "-c",
+            "user.email=example@localhost",
+        ])
         .args(args)
         .current_dir(dir)
         .status()?;
-    if ok.success() { Ok(()) } else { Err(format!("git {args:?} failed").into()) }
+    if ok.success() {
+        Ok(())
+    } else {
+        Err(format!("git {args:?} failed").into())
+    }
 }
 
 async fn server(
@@ -37,7 +46,8 @@ async fn server(
         RedisLockProvider::connect(RedisLockConfig::new(url).with_prefix(format!("{prefix}lock:")))
             .await?;
     let store =
-        RedisStore::connect(RedisStoreConfig::new(url).with_prefix(format!("{prefix}rec:"))).await?;
+        RedisStore::connect(RedisStoreConfig::new(url).with_prefix(format!("{prefix}rec:")))
+            .await?;
     Ok(WorktreeManager::open(WorktreeConfig::new(clone), locks, store).await?)
 }
 
@@ -54,18 +64,30 @@ async fn main() -> Result<(), Error> {
     // A prefix of this run's own, so the example leaves others' keys alone.
     let prefix = format!("ff-example:{}:", ff_worktree::ff_traits::unique_id());
 
-    let (sa, sb) = match (server(&a, &url, &prefix).await, server(&b, &url, &prefix).await) {
+    let (sa, sb) = match (
+        server(&a, &url, &prefix).await,
+        server(&b, &url, &prefix).await,
+    ) {
         (Ok(sa), Ok(sb)) => (sa, sb),
         (Err(e), _) | (_, Err(e)) => {
-            println!("cannot reach Redis at {url}: {e}\nstart one with `redis-server`, or set FF_REDIS_URL");
+            println!(
+                "cannot reach Redis at {url}: {e}\nstart one with `redis-server`, or set FF_REDIS_URL"
+            );
             return Err(e);
         }
     };
     let (ra, rb) = tokio::join!(sa.create_worktree("7"), sb.create_worktree("7"));
     for (who, r) in [("server a", ra), ("server b", rb)] {
         match r {
-            Ok(c) if !c.reused => println!("{who}: created {} at {}", c.worktree.id, c.worktree.path.display()),
-            Ok(c) => println!("{who}: issue 7 already has {} ({:?}, in {})", c.worktree.id, c.worktree.status, c.worktree.location),
+            Ok(c) if !c.reused => println!(
+                "{who}: created {} at {}",
+                c.worktree.id,
+                c.worktree.path.display()
+            ),
+            Ok(c) => println!(
+                "{who}: issue 7 already has {} ({:?}, in {})",
+                c.worktree.id, c.worktree.status, c.worktree.location
+            ),
             Err(e) => println!("{who}: {e}"),
         }
     }
