@@ -107,14 +107,17 @@ impl Board {
         Self(f)
     }
     fn write(&self, vals: [u64; 3]) {
-        use std::os::unix::fs::FileExt;
+        use std::io::{Seek, SeekFrom};
         let text = format!("{:020} {:020} {:020}", vals[0], vals[1], vals[2]);
-        self.0.write_all_at(text.as_bytes(), 0).expect("board");
+        let mut f = &self.0;
+        f.seek(SeekFrom::Start(0)).expect("board");
+        f.write_all(text.as_bytes()).expect("board");
     }
     fn read(&self) -> [u64; 3] {
-        use std::os::unix::fs::FileExt;
+        use std::io::{Read, Seek, SeekFrom};
         let mut buf = [0u8; 62];
-        if self.0.read_exact_at(&mut buf, 0).is_err() {
+        let mut f = &self.0;
+        if f.seek(SeekFrom::Start(0)).is_err() || f.read_exact(&mut buf).is_err() {
             return [u64::MAX; 3];
         }
         let s = String::from_utf8_lossy(&buf);

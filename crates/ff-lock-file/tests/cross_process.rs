@@ -7,7 +7,9 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
+#[cfg(unix)]
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ff_lock_file::{FileLockMode, FileLockProvider};

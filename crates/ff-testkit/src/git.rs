@@ -185,13 +185,17 @@ impl TestRepo {
     /// # Panics
     /// When it cannot be written.
     pub fn install_hook(&self, name: &str, body: &str) {
-        use std::os::unix::fs::PermissionsExt;
         let hooks = self.path.join(".git").join("hooks");
         std::fs::create_dir_all(&hooks).expect("hooks directory");
         let file = hooks.join(name);
         std::fs::write(&file, format!("#!/bin/sh\n{body}\n")).expect("write hook");
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod hook");
+        // Git for Windows runs hooks through its own sh, whatever the mode.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod hook");
+        }
     }
 
     /// Removes a hook.

@@ -2,6 +2,7 @@
 //! hand, strays, orphan branches; recover puts everything back in
 //! agreement and touches nothing ForgeFlow does not own.
 
+#![cfg(unix)] // SIGKILL of process groups, shell hooks
 #![allow(clippy::print_stdout)] // child processes report to their parent on stdout
 
 mod common;
