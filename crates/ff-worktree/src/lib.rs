@@ -50,6 +50,7 @@
 
 pub mod git;
 mod issue;
+mod paths;
 mod manager;
 
 pub use ff_traits;

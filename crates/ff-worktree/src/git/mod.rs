@@ -243,6 +243,10 @@ impl Git {
     {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let mut cmd = tokio::process::Command::new(&self.program);
+        // Worktree paths nest deep inside the repository: let git for
+        // Windows use paths past MAX_PATH.
+        #[cfg(windows)]
+        cmd.args(["-c", "core.longpaths=true"]);
         cmd.args(&args)
             .current_dir(&self.dir)
             .env("LC_ALL", "C")
@@ -386,7 +390,7 @@ impl Git {
         }
         let common = PathBuf::from(lines.next().unwrap_or(".git"));
         let common_dir =
-            std::fs::canonicalize(self.dir.join(common)).map_err(|e| GitError::Io {
+            crate::paths::canonical(self.dir.join(common)).map_err(|e| GitError::Io {
                 args: "rev-parse --git-common-dir".into(),
                 source: e,
             })?;

@@ -83,7 +83,7 @@ pub(crate) async fn resolve(config: &WorktreeConfig) -> Result<(Git, RepoInfo, P
     }
     std::fs::create_dir_all(&base)
         .map_err(|e| Error::io("worktree", &format!("cannot create {}", base.display()), &e))?;
-    let base = std::fs::canonicalize(&base).map_err(|e| {
+    let base = crate::paths::canonical(&base).map_err(|e| {
         Error::io(
             "worktree",
             &format!("cannot resolve {}", base.display()),
@@ -215,7 +215,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// the working tree, so it never shows in `git status`.
     async fn exclude_base_path(&self) -> Result<()> {
         let Ok(rel) = self.base.strip_prefix(
-            std::fs::canonicalize(&self.info.toplevel).unwrap_or(self.info.toplevel.clone()),
+            crate::paths::canonical(&self.info.toplevel).unwrap_or(self.info.toplevel.clone()),
         ) else {
             return Ok(());
         };
