@@ -50,8 +50,8 @@
 
 pub mod git;
 mod issue;
-mod paths;
 mod manager;
+mod paths;
 
 pub use ff_traits;
 pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
