@@ -54,7 +54,7 @@ impl Held {
 
     /// Deletes the lock if `token` owns it.
     pub(crate) async fn delete(shared: &Shared, name: &str, token: &str) -> Result<bool> {
-        let mut conn = shared.conn.clone();
+        let mut conn = shared.conn();
         let deleted: i64 = shared
             .call(
                 "releasing a lock",
@@ -93,7 +93,7 @@ async fn watchdog(
             return;
         }
         let sent = Instant::now();
-        let mut conn = shared.conn.clone();
+        let mut conn = shared.conn();
         let renewed: Result<i64> = shared
             .call(
                 "renewing a lock",

@@ -53,7 +53,6 @@ use ff_traits::{
 };
 use futures_util::StreamExt;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use crate::held::Held;
 
@@ -111,8 +110,7 @@ impl RedisLockConfig {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: RedisLockConfig,
-    pub(crate) client: redis::Client,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) redis: ff_redis::Connection,
 }
 
 impl Shared {
@@ -130,37 +128,13 @@ impl Shared {
         what: &str,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.config.call_timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(redis_error(&self.config.url, what, &e)),
-            Err(_) => Err(backend_error(format!(
-                "{what} at {} took longer than {:?}; is the server reachable?",
-                redact(&self.config.url),
-                self.config.call_timeout
-            ))),
-        }
+        self.redis.call(what, fut).await
     }
-}
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_owned(),
+    /// A handle to issue commands on.
+    pub(crate) fn conn(&self) -> redis::aio::ConnectionManager {
+        self.redis.manager()
     }
-}
-
-/// An [`Error::Backend`] of this backend.
-pub(crate) fn backend_error(message: impl Into<String>) -> Error {
-    Error::Backend {
-        backend: "redis".into(),
-        message: message.into(),
-        source: None,
-    }
-}
-
-pub(crate) fn redis_error(url: &str, what: &str, e: &redis::RedisError) -> Error {
-    backend_error(format!("{what} at {}: {e}", redact(url)))
 }
 
 /// Distributed locks on one Redis server. Cheap to clone.
@@ -176,32 +150,9 @@ impl RedisLockProvider {
     /// [`Error::InvalidInput`] for a malformed URL; [`Error::Backend`] when
     /// the server cannot be reached within the call timeout.
     pub async fn connect(config: RedisLockConfig) -> Result<Self> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
-            Error::invalid_input("Redis URL", format!("{}: {e}", redact(&config.url)))
-        })?;
-        let manager_config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.call_timeout))
-            .set_response_timeout(Some(config.call_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = tokio::time::timeout(
-            config.call_timeout,
-            client.get_connection_manager_with_config(manager_config),
-        )
-        .await
-        .map_err(|_| {
-            backend_error(format!(
-                "cannot connect to {}: timed out",
-                redact(&config.url)
-            ))
-        })?
-        .map_err(|e| redis_error(&config.url, "cannot connect", &e))?;
+        let redis = ff_redis::Connection::open(&config.url, config.call_timeout).await?;
         Ok(Self {
-            shared: Arc::new(Shared {
-                config,
-                client,
-                conn,
-            }),
+            shared: Arc::new(Shared { config, redis }),
         })
     }
 
@@ -231,7 +182,7 @@ impl RedisLockProvider {
         let holder = serde_json::to_string(&info)
             .map_err(|e| Error::invalid_input("lock metadata", e.to_string()))?;
         let sent = Instant::now();
-        let mut conn = self.shared.conn.clone();
+        let mut conn = self.shared.conn();
         let mut pending = Pending {
             shared: Some(Arc::clone(&self.shared)),
             name,
@@ -267,7 +218,7 @@ impl RedisLockProvider {
 
     /// Milliseconds the lock has left (`None`: not held or no expiry).
     async fn pttl(&self, name: &str) -> Result<Option<Duration>> {
-        let mut conn = self.shared.conn.clone();
+        let mut conn = self.shared.conn();
         let ms: i64 = self
             .shared
             .call("reading a lock's expiry", conn.pttl(self.shared.key(name)))
@@ -346,7 +297,7 @@ impl LockProvider for RedisLockProvider {
             .shared
             .call(
                 "subscribing to releases",
-                self.shared.client.get_async_pubsub(),
+                self.shared.redis.client().get_async_pubsub(),
             )
             .await?;
         self.shared
@@ -388,30 +339,13 @@ impl LockProvider for RedisLockProvider {
     }
 
     async fn locks(&self) -> Result<Vec<LockStatus>> {
-        let mut conn = self.shared.conn.clone();
-        let pattern = format!("{}*", escape_glob(&self.shared.config.prefix));
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = self
-                .shared
-                .call(
-                    "listing locks",
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut conn),
-                )
-                .await?;
-            keys.extend(batch);
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
+        let mut conn = self.shared.conn();
+        let pattern = format!("{}*", ff_redis::escape_glob(&self.shared.config.prefix));
+        let keys = self
+            .shared
+            .redis
+            .scan_keys("listing locks", &pattern)
+            .await?;
         let prefix = &self.shared.config.prefix;
         let mut out = Vec::new();
         for key in keys {
@@ -432,7 +366,7 @@ impl LockProvider for RedisLockProvider {
 
     async fn force_release(&self, name: &str) -> Result<ForceRelease> {
         validate_lock_name(name)?;
-        let mut conn = self.shared.conn.clone();
+        let mut conn = self.shared.conn();
         let key = self.shared.key(name);
         let value: Option<String> = self.shared.call("reading a lock", conn.get(&key)).await?;
         let Some(value) = value else {
@@ -460,16 +394,4 @@ impl LockProvider for RedisLockProvider {
             },
         ))
     }
-}
-
-/// Escapes `SCAN MATCH` glob characters in a literal prefix.
-fn escape_glob(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -36,7 +36,6 @@ use ff_traits::{
     ScanFilter,
 };
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 /// KEYS: record. ARGV: body, ttl ms (0: none). 1 when created, 0 when a
 /// record exists.
@@ -123,23 +122,7 @@ impl RedisStoreConfig {
 #[derive(Debug, Clone)]
 pub struct RedisStore {
     config: RedisStoreConfig,
-    conn: ConnectionManager,
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_owned(),
-    }
-}
-
-fn backend_error(message: String) -> Error {
-    Error::Backend {
-        backend: "redis".into(),
-        message,
-        source: None,
-    }
+    redis: ff_redis::Connection,
 }
 
 impl RedisStore {
@@ -149,27 +132,8 @@ impl RedisStore {
     /// [`Error::InvalidInput`] for a malformed URL; [`Error::Backend`] when
     /// the server cannot be reached within the call timeout.
     pub async fn connect(config: RedisStoreConfig) -> Result<Self> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
-            Error::invalid_input("Redis URL", format!("{}: {e}", redact(&config.url)))
-        })?;
-        let manager_config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.call_timeout))
-            .set_response_timeout(Some(config.call_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = tokio::time::timeout(
-            config.call_timeout,
-            client.get_connection_manager_with_config(manager_config),
-        )
-        .await
-        .map_err(|_| {
-            backend_error(format!(
-                "cannot connect to {}: timed out",
-                redact(&config.url)
-            ))
-        })?
-        .map_err(|e| backend_error(format!("cannot connect to {}: {e}", redact(&config.url))))?;
-        Ok(Self { config, conn })
+        let redis = ff_redis::Connection::open(&config.url, config.call_timeout).await?;
+        Ok(Self { config, redis })
     }
 
     /// The configuration.
@@ -192,18 +156,7 @@ impl RedisStore {
         what: &str,
         fut: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.config.call_timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(backend_error(format!(
-                "{what} at {}: {e}",
-                redact(&self.config.url)
-            ))),
-            Err(_) => Err(backend_error(format!(
-                "{what} at {} took longer than {:?}; is the server reachable?",
-                redact(&self.config.url),
-                self.config.call_timeout
-            ))),
-        }
+        self.redis.call(what, fut).await
     }
 
     fn body(record: &IdempotencyRecord) -> Result<String> {
@@ -258,7 +211,7 @@ impl IdempotencyStorage for RedisStore {
 
     async fn load(&self, key: &RecordKey) -> Result<Option<IdempotencyRecord>> {
         let k = self.key(key);
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.manager();
         let (rev, body): (Option<String>, Option<String>) = self
             .call(
                 "reading a record",
@@ -276,7 +229,7 @@ impl IdempotencyStorage for RedisStore {
     }
 
     async fn create(&self, record: IdempotencyRecord) -> Result<IdempotencyRecord> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.manager();
         let created: i64 = self
             .call(
                 "creating a record",
@@ -302,7 +255,7 @@ impl IdempotencyStorage for RedisStore {
         expected: Revision,
         record: IdempotencyRecord,
     ) -> Result<IdempotencyRecord> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.manager();
         let answer: (i64, i64) = self
             .call(
                 "updating a record",
@@ -321,7 +274,7 @@ impl IdempotencyStorage for RedisStore {
     }
 
     async fn remove(&self, key: &RecordKey, expected: Revision) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.manager();
         let answer: (i64, i64) = self
             .call(
                 "removing a record",
@@ -335,59 +288,30 @@ impl IdempotencyStorage for RedisStore {
     }
 
     async fn scan(&self, filter: &ScanFilter) -> Result<Scan> {
-        let mut conn = self.conn.clone();
-        let pattern = format!("{}rec:*", escape_glob(&self.config.prefix));
+        let mut conn = self.redis.manager();
+        let pattern = format!("{}rec:*", ff_redis::escape_glob(&self.config.prefix));
+        let keys = self.redis.scan_keys("listing records", &pattern).await?;
         let (mut records, mut corrupt) = (Vec::new(), Vec::new());
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .call(
-                    "listing records",
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut conn),
-                )
-                .await?;
-            if !keys.is_empty() {
-                let mut pipe = redis::pipe();
-                for k in &keys {
-                    pipe.cmd("HMGET").arg(k).arg("rev").arg("body");
-                }
-                let rows: Vec<(Option<String>, Option<String>)> = self
-                    .call("reading records", pipe.query_async(&mut conn))
-                    .await?;
-                for (k, (rev, body)) in keys.iter().zip(rows) {
-                    if rev.is_none() && body.is_none() {
-                        continue; // removed between SCAN and read
-                    }
-                    match Self::decode(k, rev, body) {
-                        Ok(r) if filter.matches(&r) => records.push(r),
-                        Ok(_) => {}
-                        Err(e) => corrupt.push(CorruptEntry::new(k.clone(), e.to_string())),
-                    }
-                }
+        // Read in batches, one round trip each.
+        for batch in keys.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for k in batch {
+                pipe.cmd("HMGET").arg(k).arg("rev").arg("body");
             }
-            cursor = next;
-            if cursor == 0 {
-                break;
+            let rows: Vec<(Option<String>, Option<String>)> = self
+                .call("reading records", pipe.query_async(&mut conn))
+                .await?;
+            for (k, (rev, body)) in batch.iter().zip(rows) {
+                if rev.is_none() && body.is_none() {
+                    continue; // removed between SCAN and read
+                }
+                match Self::decode(k, rev, body) {
+                    Ok(r) if filter.matches(&r) => records.push(r),
+                    Ok(_) => {}
+                    Err(e) => corrupt.push(CorruptEntry::new(k.clone(), e.to_string())),
+                }
             }
         }
         Ok(Scan::new(records, corrupt))
     }
-}
-
-/// Escapes `SCAN MATCH` glob characters in a literal prefix.
-fn escape_glob(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
