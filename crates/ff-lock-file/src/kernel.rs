@@ -6,7 +6,10 @@
 //! * Lock files are never deleted: deleting a kernel-locked file lets a
 //!   waiter lock the unlinked inode while a newcomer locks a fresh file.
 //! * The exclusive holder records itself in the lock file; shared holders
-//!   each record themselves in `<dir>/<stem>.shared/<grant id>.json`.
+//!   each record themselves in `<dir>/<stem>.shared/<grant id>.json`. On
+//!   Windows, where byte-range locks are mandatory (nobody else may read a
+//!   locked range, and under a shared lock nobody may write it), that record
+//!   lives in `<dir>/<stem>.meta` instead, outside any locked range.
 //! * Kernel locks cannot be lost while held, so they need no refresh;
 //!   `refreshed_at` stays the grant time.
 
@@ -30,14 +33,23 @@ use crate::{FileLockProvider, io_error};
 #[derive(Debug, Clone)]
 pub(crate) struct LockPaths {
     pub(crate) lock: PathBuf,
+    /// Where the holder record and fencing counter live: the lock file
+    /// itself, except on Windows (see the module notes).
+    pub(crate) meta: PathBuf,
     pub(crate) fence: PathBuf,
     pub(crate) shared_dir: PathBuf,
 }
 
 impl LockPaths {
     pub(crate) fn new(dir: &Path, stem: &str) -> Self {
+        let lock = dir.join(format!("{stem}.lock"));
         Self {
-            lock: dir.join(format!("{stem}.lock")),
+            meta: if cfg!(windows) {
+                dir.join(format!("{stem}.meta"))
+            } else {
+                lock.clone()
+            },
+            lock,
             fence: dir.join(format!("{stem}.fence")),
             shared_dir: dir.join(format!("{stem}.shared")),
         }
@@ -48,6 +60,30 @@ impl LockPaths {
 pub(crate) fn own_start_time() -> Option<u64> {
     static START: OnceLock<Option<u64>> = OnceLock::new();
     *START.get_or_init(|| platform::process_start_time(ff_traits::pid()))
+}
+
+/// The handle metadata is read and written through: the lock file's own
+/// where locks are advisory, a separate file where they are mandatory.
+enum MetaFile<'a> {
+    Lock(&'a File),
+    Separate(File),
+}
+
+impl MetaFile<'_> {
+    fn file(&self) -> &File {
+        match self {
+            Self::Lock(f) => f,
+            Self::Separate(f) => f,
+        }
+    }
+}
+
+fn meta_file<'a>(paths: &LockPaths, lock: &'a File) -> Result<MetaFile<'a>> {
+    if paths.meta == paths.lock {
+        Ok(MetaFile::Lock(lock))
+    } else {
+        open(&paths.meta).map(MetaFile::Separate)
+    }
 }
 
 fn open(path: &Path) -> Result<File> {
@@ -126,7 +162,8 @@ impl FileLockProvider {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(open_error(&e, &paths.lock)),
         };
-        let (found, _) = meta::read(&file).map_err(|e| io_error("cannot read lock file", &e))?;
+        let (found, _) = meta::read(meta_file(paths, &file)?.file())
+            .map_err(|e| io_error("cannot read lock file", &e))?;
         let name = found.content().map(|c| c.name.clone());
         // Probing takes the lock for an instant when it is free: a
         // concurrent try_acquire may then see it busy. Waiters are not
@@ -173,8 +210,9 @@ impl FileLockProvider {
         // Free: clear what dead holders left behind.
         let file = open(&paths.lock)?;
         let cleared = if try_lock(&file, LockMode::Exclusive).unwrap_or(false) {
-            let (found, len) =
-                meta::read(&file).map_err(|e| io_error("cannot read lock file", &e))?;
+            let meta_handle = meta_file(paths, &file)?;
+            let (found, len) = meta::read(meta_handle.file())
+                .map_err(|e| io_error("cannot read lock file", &e))?;
             let previous = last_holder(&found);
             if !previous.is_empty() {
                 let content = LockFileContent {
@@ -183,7 +221,7 @@ impl FileLockProvider {
                     last_token: found.content().map_or(0, |c| c.last_token),
                     holder: None,
                 };
-                meta::write(&file, &content, len)
+                meta::write(meta_handle.file(), &content, len)
                     .map_err(|e| io_error("cannot clear lock file", &e))?;
             }
             let _ = file.unlock();
@@ -220,7 +258,7 @@ fn last_holder(found: &Found) -> Vec<LockInfo> {
 /// The holders recorded for a held lock: the exclusive one, else the live
 /// shared ones.
 fn current_holders(paths: &LockPaths) -> Vec<LockInfo> {
-    let exclusive = File::open(&paths.lock)
+    let exclusive = File::open(&paths.meta)
         .ok()
         .and_then(|f| meta::read(&f).ok())
         .and_then(|(found, _)| found.content().and_then(|c| c.holder.clone()));
@@ -274,10 +312,12 @@ async fn grant(
     let mut info;
     let mut sidecar = None;
     let mut file_len = 0;
+    let mut separate_meta = None;
     match options.mode {
         LockMode::Exclusive => {
-            let (found, len) =
-                meta::read(&file).map_err(|e| io_error("cannot read lock file", &e))?;
+            let meta_handle = meta_file(paths, &file)?;
+            let (found, len) = meta::read(meta_handle.file())
+                .map_err(|e| io_error("cannot read lock file", &e))?;
             if let Found::Unreadable(why) = &found {
                 tracing::warn!(
                     lock = name,
@@ -295,8 +335,11 @@ async fn grant(
                 holder: Some(info.clone()),
             };
             // On failure the file is dropped here, which releases the lock.
-            file_len = meta::write(&file, &content, len)
-                .map_err(|e| io_error(&format!("cannot write {}", paths.lock.display()), &e))?;
+            file_len = meta::write(meta_handle.file(), &content, len)
+                .map_err(|e| io_error(&format!("cannot write {}", paths.meta.display()), &e))?;
+            if let MetaFile::Separate(f) = meta_handle {
+                separate_meta = Some(f);
+            }
         }
         LockMode::Shared => {
             let token = next_shared_token(name, &file, paths, options).await?;
@@ -310,6 +353,7 @@ async fn grant(
     let (notifier, watch) = loss_channel();
     let held = KernelHeld {
         file: Some(file),
+        meta: separate_meta,
         file_len,
         info: info.clone(),
         sidecar,
@@ -342,7 +386,9 @@ async fn next_shared_token(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(5));
     }
-    let (found, len) = meta::read(lock_file).map_err(|e| io_error("cannot read lock file", &e))?;
+    let meta_handle = meta_file(paths, lock_file)?;
+    let (found, len) =
+        meta::read(meta_handle.file()).map_err(|e| io_error("cannot read lock file", &e))?;
     let token = meta::next_token(found.content().map(|c| c.last_token));
     let content = LockFileContent {
         format: meta::FORMAT.into(),
@@ -350,7 +396,7 @@ async fn next_shared_token(
         last_token: token,
         holder: None,
     };
-    let written = meta::write(lock_file, &content, len).map(|_| ());
+    let written = meta::write(meta_handle.file(), &content, len).map(|_| ());
     let _ = fence.unlock();
     written.map_err(|e| io_error("cannot write lock file", &e))?;
     Ok(token)
@@ -370,6 +416,8 @@ fn write_sidecar(path: &Path, info: &LockInfo) -> Result<()> {
 #[derive(Debug)]
 struct KernelHeld {
     file: Option<File>,
+    /// The separate metadata file, where there is one (Windows).
+    meta: Option<File>,
     // Nobody else writes the file while we hold it exclusively, so its
     // length is known without reading it again.
     file_len: u64,
@@ -394,12 +442,17 @@ impl KernelHeld {
                 last_token: self.info.fencing_token.0,
                 holder: None,
             };
-            meta::write(&file, &content, self.file_len).map(|_| ())
+            let target = self.meta.as_ref().unwrap_or(&file);
+            meta::write(target, &content, self.file_len).map(|_| ())
         };
-        // Closing the file releases the lock even if unlock fails.
-        let unlocked = file.unlock();
+        // Closing the file releases the lock whatever unlock says, so an
+        // unlock error is no release error (Wine, for one, refuses the
+        // whole-file unlock std issues, with a lock violation).
+        if let Err(e) = file.unlock() {
+            tracing::debug!(lock = %self.info.name, error = %e, "unlock refused; closing the file releases the lock");
+        }
         drop(file);
-        result.and(unlocked)
+        result
     }
 }
 
