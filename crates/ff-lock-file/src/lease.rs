@@ -174,8 +174,12 @@ fn break_lease(paths: &LeasePaths, judged: &Identity) -> io::Result<bool> {
 }
 
 fn same_lease(a: &Identity, b: &Identity) -> bool {
-    match (a.inode, b.inode) {
-        (Some(x), Some(y)) => x == y && a.grant_id == b.grant_id,
+    match (a.inode, b.inode, &a.grant_id, &b.grant_id) {
+        (Some(x), Some(y), _, _) => x == y && a.grant_id == b.grant_id,
+        // No inode (Windows): the grant id, unique to one grant and kept by
+        // its refreshes, names the lease; comparing times too would make a
+        // holder's own refresh look like a takeover.
+        (_, _, Some(x), Some(y)) => x == y,
         _ => a == b,
     }
 }

@@ -4,7 +4,9 @@
 //! (`\\?\C:\…`), which git does not understand and would then print back
 //! in a different form, so paths would stop comparing equal to what
 //! `git worktree list` says. `dunce` returns the plain form whenever one
-//! exists (and behaves like `std` elsewhere).
+//! exists (and behaves like `std` elsewhere). Windows paths also compare
+//! without regard to case ([`same_path`]); the porcelain parser turns git's
+//! `/` separators into `\`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -12,4 +14,14 @@ use std::path::{Path, PathBuf};
 /// The canonical form of `path`, without a verbatim prefix where possible.
 pub(crate) fn canonical(path: impl AsRef<Path>) -> io::Result<PathBuf> {
     dunce::canonicalize(path)
+}
+
+/// Whether two paths name the same place as git and this crate write them:
+/// exactly on Unix; ignoring ASCII case on Windows, whose filesystems do.
+pub(crate) fn same_path(a: &Path, b: &Path) -> bool {
+    if cfg!(windows) {
+        a.as_os_str().eq_ignore_ascii_case(b.as_os_str())
+    } else {
+        a == b
+    }
 }

@@ -84,7 +84,9 @@ fn bytes_to_path(b: &[u8]) -> PathBuf {
 
 #[cfg(not(unix))]
 fn bytes_to_path(b: &[u8]) -> PathBuf {
-    PathBuf::from(OsString::from(String::from_utf8_lossy(b).into_owned()))
+    // Git for Windows writes `C:/x/y`; Windows paths built here use `\`.
+    let text = String::from_utf8_lossy(b).replace('/', "\\");
+    PathBuf::from(OsString::from(text))
 }
 
 #[cfg(test)]

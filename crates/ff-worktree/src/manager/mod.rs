@@ -247,7 +247,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 
     async fn is_registered(&self, path: &Path) -> Result<bool> {
-        Ok(self.git.worktrees().await?.iter().any(|w| w.path == path))
+        Ok(self
+            .git
+            .worktrees()
+            .await?
+            .iter()
+            .any(|w| crate::paths::same_path(&w.path, path)))
     }
 
     async fn branch_exists(&self, branch: &str) -> Result<bool> {
