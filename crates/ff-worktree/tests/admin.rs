@@ -79,3 +79,26 @@ async fn locks_stats_and_record_cleanup() {
     assert_eq!(released.len(), locks.len());
     common::assert_consistent(&repo, &m).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holding_an_issue_keeps_its_operations_out() {
+    let repo = TestRepo::new();
+    let m = common::manager(
+        &repo,
+        WorktreeConfig::new(repo.path()).with_lock_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    m.create_worktree("held").await.expect("create");
+    let guard = m.lock_issue("held").await.expect("lock");
+    let err = m
+        .cleanup_worktree("held", true)
+        .await
+        .expect_err("cleanup must wait for the holder");
+    assert!(
+        matches!(err, ff_traits::Error::LockTimeout { .. }),
+        "{err:?}"
+    );
+    assert!(m.lock_issue("../x").await.is_err());
+    guard.release().await.expect("release");
+    m.cleanup_worktree("held", true).await.expect("cleanup");
+}

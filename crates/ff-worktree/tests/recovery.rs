@@ -257,3 +257,24 @@ async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
     common::assert_consistent(&repo, &m).await;
     assert!(common::ours(&repo, &m).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_ref_lock_left_by_a_killed_git_does_not_block_cleanup() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = m.create_worktree("stale").await.expect("create").worktree;
+    commit_file(&wt.path, "work.txt", "work\n", "unmerged work");
+    // As a git killed while updating the branch leaves it, a while ago.
+    let lock = repo
+        .path()
+        .join(".git/refs/heads")
+        .join(format!("{}.lock", wt.branch));
+    let f = std::fs::File::create(&lock).expect("lock file");
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .expect("age it");
+    drop(f);
+    let done = m.cleanup_worktree("stale", true).await.expect("cleanup");
+    assert!(done.archived_at.is_some());
+    assert!(!lock.exists(), "the stale lock was left");
+    common::assert_consistent(&repo, &m).await;
+}

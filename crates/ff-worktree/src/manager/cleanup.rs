@@ -252,6 +252,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     what: format!("branch {}", wt.branch),
                 })?
         };
+        self.clear_stale_ref_lock(&name).await;
         self.git
             .run(["update-ref", name.as_str(), commit.as_str()])
             .await?;

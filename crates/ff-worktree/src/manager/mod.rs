@@ -27,6 +27,10 @@ pub use types::{
     WorktreeStatus,
 };
 
+/// How old a git lock file on one of ForgeFlow's refs must be before it
+/// counts as left by a killed git (see `clear_stale_ref_lock`).
+const STALE_GIT_LOCK: Duration = Duration::from_secs(2);
+
 /// Operation names in idempotency records.
 const CREATE_OPERATION: &str = "createWorktree";
 const SYNC_OPERATION: &str = "syncWorktree";
@@ -181,6 +185,18 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         self.locks.acquire(name, &options).await
     }
 
+    /// Takes the issue's lock, the one every create, sync and cleanup of
+    /// the issue holds: work done in the worktree while holding it (say,
+    /// an agent's commit) cannot interleave with a forced cleanup.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad issue id; [`Error::LockTimeout`]
+    /// after the configured lock timeout.
+    pub async fn lock_issue(&self, issue: &str) -> Result<LockGuard> {
+        let issue = IssueId::parse(issue)?;
+        self.lock(&self.issue_lock(&issue), "work").await
+    }
+
     /// Runs `f` holding the lock `name`, and releases it whatever happens.
     async fn holding<T>(&self, guard: LockGuard, f: impl AsyncFnOnce() -> Result<T>) -> Result<T> {
         let out = f().await;
@@ -263,9 +279,38 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .is_some())
     }
 
+    /// Removes `<ref>.lock` left by a git process killed while updating one
+    /// of ForgeFlow's own refs, which would make every later update of it
+    /// fail ("cannot lock ref"). Only a lock at least [`STALE_GIT_LOCK`]
+    /// old and unchanged meanwhile is removed: git holds a ref lock for
+    /// milliseconds, and every ForgeFlow change of the ref holds the
+    /// registry or issue lock, as the caller does. Call under them.
+    pub(crate) async fn clear_stale_ref_lock(&self, refname: &str) {
+        let lock = self.info.common_dir.join(format!("{refname}.lock"));
+        let Ok(first) = std::fs::metadata(&lock).and_then(|m| m.modified()) else {
+            return;
+        };
+        let age = first.elapsed().unwrap_or_default();
+        if age < STALE_GIT_LOCK {
+            tokio::time::sleep(STALE_GIT_LOCK - age).await;
+        }
+        if std::fs::metadata(&lock).and_then(|m| m.modified()).ok() == Some(first) {
+            match std::fs::remove_file(&lock) {
+                Ok(()) => {
+                    tracing::warn!(lock = %lock.display(), "removed a stale git ref lock a killed git left")
+                }
+                Err(e) => {
+                    tracing::warn!(lock = %lock.display(), error = %e, "cannot remove a stale git ref lock")
+                }
+            }
+        }
+    }
+
     /// `git branch -D`, succeeding when the branch is already gone. Call
     /// under the registry lock.
     async fn delete_branch(&self, branch: &str) -> Result<()> {
+        self.clear_stale_ref_lock(&format!("refs/heads/{branch}"))
+            .await;
         let out = self
             .git
             .output(["branch", "-D", "--", branch], false)
