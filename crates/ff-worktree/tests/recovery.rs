@@ -278,3 +278,28 @@ async fn a_stale_ref_lock_left_by_a_killed_git_does_not_block_cleanup() {
     assert!(!lock.exists(), "the stale lock was left");
     common::assert_consistent(&repo, &m).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_packed_refs_lock_and_a_half_removed_worktree_are_recovered() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = m.create_worktree("half").await.expect("create").worktree;
+    // As a git killed midway through `worktree remove` and `branch -D`
+    // leaves things: the worktree's .git file gone, packed-refs locked.
+    std::fs::remove_file(wt.path.join(".git")).expect("rm .git");
+    let packed = repo.path().join(".git/packed-refs.lock");
+    let f = std::fs::File::create(&packed).expect("lock file");
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .expect("age it");
+    drop(f);
+    let report = m.recover(false).await.expect("recover");
+    assert!(
+        report
+            .repairs
+            .iter()
+            .any(|r| r.kind == RepairKind::ForgotVanished),
+        "{report:?}"
+    );
+    assert!(!packed.exists() && !wt.path.exists());
+    common::assert_consistent(&repo, &m).await;
+}

@@ -31,6 +31,35 @@ pub use types::{
 /// counts as left by a killed git (see `clear_stale_ref_lock`).
 const STALE_GIT_LOCK: Duration = Duration::from_secs(2);
 
+/// How old the repository-wide `packed-refs.lock` must be before it counts
+/// as a killed git's: far above the second git itself waits for it.
+const STALE_PACKED_REFS_LOCK: Duration = Duration::from_secs(10);
+
+/// Removes the git lock file `lock` if it is at least `min_age` old (waiting
+/// until it is) and unchanged meanwhile; returns whether it removed it.
+async fn clear_stale_lock(lock: &Path, min_age: Duration) -> bool {
+    let Ok(first) = std::fs::metadata(lock).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let age = first.elapsed().unwrap_or_default();
+    if age < min_age {
+        tokio::time::sleep(min_age - age).await;
+    }
+    if std::fs::metadata(lock).and_then(|m| m.modified()).ok() != Some(first) {
+        return false;
+    }
+    match std::fs::remove_file(lock) {
+        Ok(()) => {
+            tracing::warn!(lock = %lock.display(), "removed a stale git lock a killed git left");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(lock = %lock.display(), error = %e, "cannot remove a stale git lock");
+            false
+        }
+    }
+}
+
 /// Operation names in idempotency records.
 const CREATE_OPERATION: &str = "createWorktree";
 const SYNC_OPERATION: &str = "syncWorktree";
@@ -287,23 +316,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// registry or issue lock, as the caller does. Call under them.
     pub(crate) async fn clear_stale_ref_lock(&self, refname: &str) {
         let lock = self.info.common_dir.join(format!("{refname}.lock"));
-        let Ok(first) = std::fs::metadata(&lock).and_then(|m| m.modified()) else {
-            return;
-        };
-        let age = first.elapsed().unwrap_or_default();
-        if age < STALE_GIT_LOCK {
-            tokio::time::sleep(STALE_GIT_LOCK - age).await;
-        }
-        if std::fs::metadata(&lock).and_then(|m| m.modified()).ok() == Some(first) {
-            match std::fs::remove_file(&lock) {
-                Ok(()) => {
-                    tracing::warn!(lock = %lock.display(), "removed a stale git ref lock a killed git left")
-                }
-                Err(e) => {
-                    tracing::warn!(lock = %lock.display(), error = %e, "cannot remove a stale git ref lock")
-                }
-            }
-        }
+        clear_stale_lock(&lock, STALE_GIT_LOCK).await;
     }
 
     /// `git branch -D`, succeeding when the branch is already gone. Call
@@ -316,8 +329,25 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .output(["branch", "-D", "--", branch], false)
             .await?;
         if out.success() || out.stderr.contains("not found") {
-            Ok(())
-        } else {
+            return Ok(());
+        }
+        // A git killed while deleting a ref leaves the repository-wide
+        // `packed-refs.lock`, and then every ref deletion fails. Git holds
+        // it for well under a second (it retries for one), so one that is
+        // old and unchanged is a dead git's: remove it and try once more.
+        let packed = self.info.common_dir.join("packed-refs.lock");
+        if out.stderr.contains("packed-refs.lock")
+            && clear_stale_lock(&packed, STALE_PACKED_REFS_LOCK).await
+        {
+            let again = self
+                .git
+                .output(["branch", "-D", "--", branch], false)
+                .await?;
+            if again.success() || again.stderr.contains("not found") {
+                return Ok(());
+            }
+        }
+        {
             Err(GitError::Failed {
                 args: format!("branch -D -- {branch}"),
                 code: out.code,
@@ -353,7 +383,29 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 "--".as_ref(),
                 path.as_os_str(),
             ];
-            self.git.run(args).await?;
+            let out = self.git.output(args, false).await?;
+            if !out.success() {
+                // A git killed while removing this worktree (or making it)
+                // can leave its directory without a valid `.git` file, and
+                // git then refuses to touch it. The directory is ours and
+                // this attempt's: delete it, and git's registration of a
+                // missing directory goes cleanly.
+                if !out.stderr.contains("validation failed") {
+                    return Err(GitError::Failed {
+                        args: format!("worktree remove --force --force -- {}", path.display()),
+                        code: out.code,
+                        stderr: out.stderr,
+                    }
+                    .into());
+                }
+                tracing::warn!(path = %path.display(), reason = %out.stderr, "removing a half-removed worktree by hand");
+                if path.exists() {
+                    std::fs::remove_dir_all(path).map_err(|e| {
+                        Error::io("worktree", &format!("cannot remove {}", path.display()), &e)
+                    })?;
+                }
+                self.git.run(args).await?;
+            }
         }
         if path.exists() {
             std::fs::remove_dir_all(path).map_err(|e| {
