@@ -27,33 +27,9 @@ async fn provider() -> Option<Arc<dyn LockProvider>> {
     Some(Arc::new(p))
 }
 
-macro_rules! conformance {
-    ($($check:ident),+ $(,)?) => {
-        mod conformance {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $check() {
-                    let Some(p) = super::provider().await else { return };
-                    ff_traits::conformance::lock::$check(p).await;
-                }
-            )+
-        }
-    };
+mod conformance {
+    ff_traits::lock_conformance_tests!(optional super::provider());
 }
-
-conformance!(
-    mutual_exclusion,
-    timeout_names_holder,
-    try_acquire_does_not_wait,
-    shared_and_exclusive,
-    fencing_tokens_increase,
-    release_wakes_waiter,
-    drop_frees_lock,
-    listing_shows_holder,
-    force_release_is_reported,
-    invalid_names_rejected,
-    cancelled_wait_leaves_no_grant,
-);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_is_down_is_a_clear_error() {

@@ -28,38 +28,9 @@ async fn store() -> Option<Arc<dyn IdempotencyStorage>> {
     ))
 }
 
-macro_rules! conformance {
-    ($module:ident: $($check:ident),+ $(,)?) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $check() {
-                    let Some(s) = super::store().await else { return };
-                    ff_traits::conformance::$module::$check(s).await;
-                }
-            )+
-        }
-    };
+mod conformance {
+    ff_traits::store_conformance_tests!(optional super::store());
 }
-
-conformance!(store:
-    load_absent_is_none,
-    create_then_load_round_trips,
-    create_if_absent_race_has_one_winner,
-    compare_and_swap_is_conditional,
-    compare_and_swap_race_has_one_winner,
-    remove_is_conditional,
-    scan_filters,
-    stats_and_cleanup,
-    invalid_keys_rejected,
-);
-conformance!(manager:
-    claim_race_has_one_winner,
-    lifecycle_rules,
-    stuck_claim_is_taken_over,
-    exclusive_start_takes_over_at_once,
-    only_the_claimant_finishes,
-);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn corrupt_entries_are_reported() {

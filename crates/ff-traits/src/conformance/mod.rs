@@ -39,11 +39,19 @@ pub fn unique_prefix(check: &str) -> String {
 
 /// Generates one `#[tokio::test]` per lock check. The argument is an
 /// expression evaluating to a future of `Arc<dyn LockProvider>`, evaluated
-/// afresh for every test.
+/// afresh for every test. With `optional` before it, the future yields an
+/// `Option`, and `None` (say, no server to test against) ends the test at
+/// once.
 #[macro_export]
 macro_rules! lock_conformance_tests {
+    (optional $make:expr) => {
+        $crate::lock_conformance_tests!(@mode optional, $make);
+    };
     ($make:expr) => {
-        $crate::__conformance_tests!(lock, $make;
+        $crate::lock_conformance_tests!(@mode plain, $make);
+    };
+    (@mode $mode:ident, $make:expr) => {
+        $crate::__conformance_tests!($mode lock, $make;
             mutual_exclusion,
             timeout_names_holder,
             try_acquire_does_not_wait,
@@ -63,11 +71,18 @@ macro_rules! lock_conformance_tests {
 /// is an expression evaluating to a future of `Arc<dyn IdempotencyStorage>`
 /// (an empty store), evaluated afresh for every test. The corruption check
 /// needs a backend-specific way to damage an entry; call
-/// [`store::corrupt_entries_reported`] yourself.
+/// [`store::corrupt_entries_reported`] yourself. `optional` works as for
+/// [`lock_conformance_tests!`].
 #[macro_export]
 macro_rules! store_conformance_tests {
+    (optional $make:expr) => {
+        $crate::store_conformance_tests!(@mode optional, $make);
+    };
     ($make:expr) => {
-        $crate::__conformance_tests!(store, $make;
+        $crate::store_conformance_tests!(@mode plain, $make);
+    };
+    (@mode $mode:ident, $make:expr) => {
+        $crate::__conformance_tests!($mode store, $make;
             load_absent_is_none,
             create_then_load_round_trips,
             create_if_absent_race_has_one_winner,
@@ -78,7 +93,7 @@ macro_rules! store_conformance_tests {
             stats_and_cleanup,
             invalid_keys_rejected,
         );
-        $crate::__conformance_tests!(manager, $make;
+        $crate::__conformance_tests!($mode manager, $make;
             claim_race_has_one_winner,
             lifecycle_rules,
             stuck_claim_is_taken_over,
@@ -91,11 +106,20 @@ macro_rules! store_conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    ($module:ident, $make:expr; $($check:ident),+ $(,)?) => {
+    (plain $module:ident, $make:expr; $($check:ident),+ $(,)?) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $check() {
                 let backend = $make.await;
+                $crate::conformance::$module::$check(backend).await;
+            }
+        )+
+    };
+    (optional $module:ident, $make:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let Some(backend) = $make.await else { return };
                 $crate::conformance::$module::$check(backend).await;
             }
         )+
