@@ -135,8 +135,8 @@ impl Settings {
     /// Where local state lives: the configured directory, else
     /// `<base path>/.ff` (which needs a repository).
     pub(crate) async fn state_dir(&self) -> Result<PathBuf, Failure> {
-        if let Some(d) = &self.state_dir {
-            return Ok(d.clone());
+        if let Some(d) = self.explicit_state_dir()? {
+            return Ok(d);
         }
         if self.toplevel.is_none() {
             return Err(Failure::invalid(format!(
@@ -149,6 +149,29 @@ impl Settings {
             .await
             .map_err(|e| open_failure(&e))?;
         Ok(base.join(ff_worktree::STATE_DIR))
+    }
+
+    /// `--state-dir` (or its `FF_`/ff.toml forms), if given.
+    fn explicit_state_dir(&self) -> Result<Option<PathBuf>, Failure> {
+        let Some(d) = &self.state_dir else {
+            return Ok(None);
+        };
+        // A file in the way is the user's mistake (65), not a backend that
+        // cannot be opened (69).
+        if d.as_os_str().as_encoded_bytes().contains(&0) {
+            return Err(Failure::invalid(format!(
+                "state dir {:?} contains a NUL byte; name a real directory",
+                d.display()
+            )));
+        }
+        if d.exists() && !d.is_dir() {
+            return Err(Failure::invalid(format!(
+                "state dir {} exists and is not a directory; name a directory (or a path that \
+                 does not exist yet)",
+                d.display()
+            )));
+        }
+        Ok(Some(d.clone()))
     }
 
     /// The lock provider named by `--lock`.
@@ -207,8 +230,7 @@ impl Settings {
             .await
             .map_err(|e| open_failure(&e))?;
         let state = self
-            .state_dir
-            .clone()
+            .explicit_state_dir()?
             .unwrap_or_else(|| base.join(ff_worktree::STATE_DIR));
         let locks = self.locks_in(state.clone()).await?;
         let store = self.store_in(state).await?;
@@ -282,7 +304,7 @@ async fn redis_locks(url: &str) -> Result<Locks, Failure> {
     use ff_worktree::backends::redis::{RedisLockConfig, RedisLockProvider};
     let p = RedisLockProvider::connect(RedisLockConfig::new(url))
         .await
-        .map_err(|e| Failure::unavailable(e.to_string()))?;
+        .map_err(|e| open_failure(&e))?;
     Ok(Arc::new(p))
 }
 
@@ -291,7 +313,7 @@ async fn redis_store(url: &str) -> Result<Store, Failure> {
     use ff_worktree::backends::redis::{RedisStore, RedisStoreConfig};
     let s = RedisStore::connect(RedisStoreConfig::new(url))
         .await
-        .map_err(|e| Failure::unavailable(e.to_string()))?;
+        .map_err(|e| open_failure(&e))?;
     Ok(Arc::new(s))
 }
 

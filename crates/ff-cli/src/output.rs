@@ -54,6 +54,17 @@ pub(crate) fn code_of(e: &Error) -> u8 {
     }
 }
 
+/// A backend failing before the command's own work began (a lock
+/// directory that cannot be made, a store that cannot be read) means the
+/// backend is unavailable (69), not that the work failed (1).
+pub(crate) fn before_work(e: Error) -> Failure {
+    if e.kind() == ErrorKind::Backend {
+        Failure::unavailable(e.to_string())
+    } else {
+        e.into()
+    }
+}
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Self::new(code_of(&e), e.kind().as_str(), e.to_string())

@@ -1,58 +1,16 @@
 //! The `ff` binary as users run it: every command, its `--json` shape,
-//! every exit code, hostile arguments. Real repositories, real processes.
+//! its exit codes. Real repositories, real processes. Hostile input is in
+//! `hostile.rs`.
+
+mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{code, error_kind, ff, keys, stdout_json};
 use ff_testkit::git::{TestRepo, commit_file};
 use serde_json::Value;
-
-fn ff(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ff"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("FF_LOCK")
-        .env_remove("FF_STORE")
-        .env_remove("FF_REPO")
-        .env_remove("FF_BASE_PATH")
-        .env_remove("FF_STATE_DIR")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run ff")
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn stdout_json(o: &Output) -> Value {
-    assert_eq!(
-        code(o),
-        0,
-        "ff failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("stdout is JSON")
-}
-
-fn keys(v: &Value) -> Vec<String> {
-    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
-    k.sort();
-    k
-}
-
-/// The error JSON on stderr: its kind.
-fn error_kind(o: &Output) -> String {
-    let v: Value = serde_json::from_slice(&o.stderr)
-        .unwrap_or_else(|_| panic!("stderr is not JSON: {}", String::from_utf8_lossy(&o.stderr)));
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty())
-    );
-    v["error"]["kind"].as_str().expect("kind").to_owned()
-}
 
 const WORKTREE_KEYS: [&str; 7] = [
     "base",
@@ -196,63 +154,6 @@ fn stats_gc_recover_and_locks_shapes() {
     let refused = ff(dir, &["unlock", "build"]);
     assert_eq!(code(&refused), 75);
     assert!(holder.wait().expect("wait").success());
-}
-
-#[test]
-fn exit_codes_for_bad_input_and_unavailable_backends() {
-    let repo = TestRepo::new();
-    let dir = repo.path();
-    let not_git = repo.scratch("plain");
-    let long = "a".repeat(10_000);
-    let cases: Vec<(Vec<&str>, &Path, i32)> = vec![
-        (vec!["create"], dir, 2),
-        (vec!["create", "1", "--no-such-flag"], dir, 2),
-        (vec!["frobnicate"], dir, 2),
-        (vec!["create", "../etc"], dir, 65),
-        (vec!["create", "-rf"], dir, 2),
-        (vec!["create", "--", "-rf"], dir, 65),
-        (vec!["create", "a/b"], dir, 65),
-        (vec!["create", "x.lock"], dir, 65),
-        (vec!["create", "a\nb"], dir, 65),
-        (vec!["create", "ａｂｃ"], dir, 65),
-        (vec!["create", &long], dir, 65),
-        (vec!["create", "1"], &not_git, 65),
-        (vec!["-C", "/no/such/dir", "list"], dir, 65),
-        (vec!["--lock", "zookeeper://x", "list"], dir, 65),
-        (vec!["--lock", "redis://", "list"], dir, 65),
-        (vec!["--lock", "redis://host:99999", "list"], dir, 65),
-        (vec!["--store", "redis://host:abc/x", "list"], dir, 65),
-        (vec!["--lock", "redis://127.0.0.1:1", "list"], dir, 69),
-        (vec!["--store", "redis://127.0.0.1:1/0", "list"], dir, 69),
-        (vec!["--store", "file", "list"], dir, 65),
-        (vec!["sync", "nope"], dir, 65),
-        (vec!["gc", "--max-age", "forever"], dir, 2),
-        (vec!["lock", "bad\tname", "--", "true"], dir, 65),
-        (vec!["lock", "", "--", "true"], dir, 65),
-        (vec!["once", "--max-attempts", "0", "--", "true"], dir, 65),
-    ];
-    for (args, cwd, expected) in cases {
-        let o = ff(cwd, &args);
-        assert_eq!(
-            code(&o),
-            expected,
-            "ff {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(!o.stderr.is_empty(), "ff {args:?} said nothing on stderr");
-        if expected != 2 {
-            let mut with_json = vec!["--json"];
-            with_json.extend(&args);
-            let _ = error_kind(&ff(cwd, &with_json));
-        }
-    }
-    // Nothing was created by any of it.
-    assert_eq!(
-        stdout_json(&ff(dir, &["list", "--json"])),
-        Value::Array(vec![])
-    );
-    assert!(repo.ff_branches().is_empty());
-    assert!(!not_git.join(".ff-worktrees").exists());
 }
 
 #[test]

@@ -38,6 +38,16 @@ impl Connection {
     /// [`Error::InvalidInput`] for a malformed URL; [`Error::Backend`] when
     /// the server cannot be reached within `call_timeout`.
     pub async fn open(url: &str, call_timeout: Duration) -> Result<Self> {
+        if url.starts_with("rediss://") {
+            return Err(Error::Unsupported {
+                backend: "redis".into(),
+                what: format!(
+                    "TLS ({}): this build has no TLS support; use redis:// (through a TLS \
+                     tunnel if the network needs one)",
+                    redact(url)
+                ),
+            });
+        }
         let client = redis::Client::open(url)
             .map_err(|e| Error::invalid_input("Redis URL", format!("{}: {e}", redact(url))))?;
         let config = redis::aio::ConnectionManagerConfig::new()

@@ -79,8 +79,8 @@ impl IdempotencyKey {
     /// The canonical JSON text that is hashed.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an empty or overlong operation name, or an
-    /// integer beyond ±(2^53 − 1).
+    /// [`Error::InvalidInput`] for an empty or overlong operation name, an
+    /// integer beyond ±(2^53 − 1), or nesting deeper than [`MAX_KEY_DEPTH`].
     pub fn canonical_json(&self) -> Result<String> {
         let bytes = self.canonical_bytes()?;
         // Only valid UTF-8 was written: input strings and ASCII punctuation.
@@ -97,11 +97,11 @@ impl IdempotencyKey {
         let mut out = Vec::with_capacity(128);
         // The members in canonical (sorted) order: context, operation, parameters.
         out.extend_from_slice(b"{\"context\":");
-        write_canonical(&mut out, &self.context)?;
+        write_canonical(&mut out, &self.context, 0)?;
         out.extend_from_slice(b",\"operation\":");
         write_str(&mut out, &self.operation);
         out.extend_from_slice(b",\"parameters\":");
-        write_canonical(&mut out, &self.parameters)?;
+        write_canonical(&mut out, &self.parameters, 0)?;
         out.push(b'}');
         Ok(out)
     }
@@ -116,17 +116,30 @@ impl IdempotencyKey {
     }
 }
 
+/// How deeply arrays and objects may nest in a key's parameters or context:
+/// well under serde_json's limit of 128 when it parses text, so a record
+/// that holds the key inside it still reads back, and a hostile value
+/// cannot exhaust the stack.
+pub const MAX_KEY_DEPTH: usize = 100;
+
 /// Writes `value` in RFC 8785 canonical form.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for integers beyond ±(2^53 − 1).
+/// [`Error::InvalidInput`] for integers beyond ±(2^53 − 1) and for arrays
+/// or objects nested deeper than [`MAX_KEY_DEPTH`].
 pub fn canonical_json(value: &Value) -> Result<String> {
     let mut out = Vec::with_capacity(64);
-    write_canonical(&mut out, value)?;
+    write_canonical(&mut out, value, 0)?;
     String::from_utf8(out).map_err(|e| Error::invalid_input("JSON value", e.to_string()))
 }
 
-fn write_canonical(out: &mut Vec<u8>, value: &Value) -> Result<()> {
+fn write_canonical(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<()> {
+    if depth >= MAX_KEY_DEPTH && (value.is_array() || value.is_object()) {
+        return Err(Error::invalid_input(
+            "JSON value",
+            format!("arrays and objects nest deeper than {MAX_KEY_DEPTH} levels; flatten it"),
+        ));
+    }
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -139,7 +152,7 @@ fn write_canonical(out: &mut Vec<u8>, value: &Value) -> Result<()> {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_canonical(out, item)?;
+                write_canonical(out, item, depth + 1)?;
             }
             out.push(b']');
         }
@@ -148,11 +161,11 @@ fn write_canonical(out: &mut Vec<u8>, value: &Value) -> Result<()> {
             // `preserve_order`), and its sorted order is by UTF-8 bytes;
             // RFC 8785 sorts by UTF-16 code units. Sort only when needed.
             if map.keys().is_sorted_by(|a, b| utf16_cmp(a, b).is_le()) {
-                write_members(out, map.iter())?;
+                write_members(out, map.iter(), depth)?;
             } else {
                 let mut members: Vec<(&String, &Value)> = map.iter().collect();
                 members.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
-                write_members(out, members.into_iter())?;
+                write_members(out, members.into_iter(), depth)?;
             }
         }
     }
@@ -162,6 +175,7 @@ fn write_canonical(out: &mut Vec<u8>, value: &Value) -> Result<()> {
 fn write_members<'a>(
     out: &mut Vec<u8>,
     members: impl Iterator<Item = (&'a String, &'a Value)>,
+    depth: usize,
 ) -> Result<()> {
     out.push(b'{');
     for (i, (k, v)) in members.enumerate() {
@@ -170,7 +184,7 @@ fn write_members<'a>(
         }
         write_str(out, k);
         out.push(b':');
-        write_canonical(out, v)?;
+        write_canonical(out, v, depth + 1)?;
     }
     out.push(b'}');
     Ok(())

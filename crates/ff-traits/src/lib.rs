@@ -36,7 +36,8 @@ mod time;
 
 pub use error::{BoxError, Error, ErrorKind, Result, fmt_duration};
 pub use key::{
-    IdempotencyKey, KEY_SCHEME_VERSION, MAX_OPERATION_LEN, RecordKey, canonical_json, hex_lower,
+    IdempotencyKey, KEY_SCHEME_VERSION, MAX_KEY_DEPTH, MAX_OPERATION_LEN, RecordKey,
+    canonical_json, hex_lower,
 };
 pub use lock::{
     FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockMode, LockOptions,

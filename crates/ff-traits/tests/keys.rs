@@ -204,3 +204,52 @@ fn key_survives_serde_round_trip() {
     let bare: IdempotencyKey = serde_json::from_str(r#"{"operation":"op"}"#).expect("bare");
     assert_eq!(bare.context, Value::Null);
 }
+
+/// A value nested past the limit, built and taken apart without recursion
+/// (dropping it recursively would itself exhaust a test thread's stack).
+fn nested(depth: usize) -> Value {
+    let mut v = json!(1);
+    for _ in 0..depth {
+        v = Value::Array(vec![v]);
+    }
+    v
+}
+
+fn dismantle(mut v: Value) {
+    while let Value::Array(mut items) = v {
+        v = items.pop().unwrap_or(Value::Null);
+    }
+}
+
+#[test]
+fn hostile_nesting_is_refused_not_a_stack_overflow() {
+    // Before the depth limit, this recursed once per level and overflowed
+    // the stack: an abort, not an error.
+    for depth in [ff_traits::MAX_KEY_DEPTH + 1, 1_000_000] {
+        let deep = nested(depth);
+        let key = IdempotencyKey::new("op", deep, Value::Null);
+        let err = key.record_key().expect_err("refused");
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        assert!(err.to_string().contains("nest"), "{err}");
+        dismantle(key.parameters);
+    }
+    // Up to the limit works, and the key reads back through serde_json.
+    let key = IdempotencyKey::new("op", nested(ff_traits::MAX_KEY_DEPTH), Value::Null);
+    let text = serde_json::to_string(&json!({"record": {"key": key}})).expect("serialize");
+    let back: Value = serde_json::from_str(&text).expect("a record holding it parses");
+    let back: IdempotencyKey =
+        serde_json::from_value(back["record"]["key"].clone()).expect("key");
+    assert_eq!(back.record_key().expect("key"), key.record_key().expect("key"));
+}
+
+#[test]
+fn ten_megabyte_parameters_hash_like_any_other() {
+    let big = "x".repeat(10 * 1024 * 1024);
+    let a = IdempotencyKey::new("op", json!({ "blob": big }), Value::Null);
+    let mut other = big.clone();
+    other.replace_range(5_000_000..5_000_001, "y");
+    let b = IdempotencyKey::new("op", json!({ "blob": other }), Value::Null);
+    let (ka, kb) = (a.record_key().expect("key"), b.record_key().expect("key"));
+    assert_eq!(ka.as_str().len(), 64);
+    assert_ne!(ka, kb, "one byte apart in 10 MB must give another key");
+}

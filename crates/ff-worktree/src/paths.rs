@@ -25,3 +25,18 @@ pub(crate) fn same_path(a: &Path, b: &Path) -> bool {
         a == b
     }
 }
+
+/// Refuses a path with a NUL byte, which no filesystem call can take: said
+/// as bad input up front rather than as an I/O failure halfway through.
+pub(crate) fn refuse_nul(what: &str, path: &Path) -> ff_traits::Result<()> {
+    if path.as_os_str().as_encoded_bytes().contains(&0) {
+        return Err(ff_traits::Error::invalid_input(
+            what,
+            format!(
+                "{:?} contains a NUL byte; name a real directory",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}

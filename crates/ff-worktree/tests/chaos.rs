@@ -7,9 +7,11 @@
 //! from a branch or an archive ref); `git fsck` clean; no lock held; no
 //! record pending.
 //!
-//! `FF_CHAOS_SECS` sets the run length per backend pair (default 20; CI
-//! runs the default). Run longer:
-//! `FF_CHAOS_SECS=600 cargo test -p ff-worktree --all-features --test chaos -- --nocapture`.
+//! It runs once per backend pair: file lock + SQLite, file lock + JSON, and
+//! Redis lock + Redis store (on a `redis-server` the test starts itself).
+//! `FF_CHAOS_SECS` sets the run length per pair (default 45; CI runs the
+//! default). Run longer:
+//! `FF_CHAOS_SECS=600 cargo test -p ff-worktree --all-features --test chaos -- --nocapture --test-threads 1`.
 
 #![cfg(unix)] // SIGKILL
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -17,14 +19,28 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use ff_lock_file::FileLockProvider;
+use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
+use ff_store_json::JsonStore;
+use ff_store_redis::{RedisStore, RedisStoreConfig};
 use ff_testkit::git::{TestRepo, git_in, git_output};
-use ff_worktree::{SyncOptions, WorktreeConfig};
+use ff_testkit::redis::RedisServer;
+use ff_traits::{IdempotencyStorage, LockProvider};
+use ff_worktree::{SyncOptions, WorktreeConfig, WorktreeManager};
 
 const ISSUES: [&str; 5] = ["c1", "c2", "c3", "c4", "c5"];
+/// Worker processes alive at once.
+const WORKERS: usize = 4;
+/// Seconds of chaos per backend pair unless `FF_CHAOS_SECS` says otherwise.
+const DEFAULT_SECS: u64 = 45;
+/// A Redis lock outlives its SIGKILLed holder until its TTL runs out (no
+/// server can tell a dead client from a slow one), so the chaos uses a
+/// short one, and the check waits it out before `recover`.
+const REDIS_LOCK_TTL: Duration = Duration::from_secs(3);
 
 fn config(repo: &str) -> WorktreeConfig {
     WorktreeConfig::new(repo)
@@ -44,76 +60,170 @@ impl Rng {
     }
 }
 
-/// Worker: `role` = [repo, state, commit log, seed]. Loops forever doing
-/// random operations; appends every commit it makes to the log (after the
-/// commit, fsynced) so the harness can check none is lost.
+/// The backend pairs the chaos runs on.
+#[derive(Clone, Copy, Debug)]
+enum Pair {
+    FileSqlite,
+    FileJson,
+    Redis,
+}
+
+impl Pair {
+    fn name(self) -> &'static str {
+        match self {
+            Self::FileSqlite => "file+sqlite",
+            Self::FileJson => "file+json",
+            Self::Redis => "redis+redis",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "file+sqlite" => Self::FileSqlite,
+            "file+json" => Self::FileJson,
+            _ => Self::Redis,
+        }
+    }
+}
+
+/// Where a run keeps its state: a directory for the file backends, and for
+/// Redis the server's URL and a key prefix of the run's own.
+#[derive(Clone)]
+struct Backend {
+    pair: Pair,
+    state: PathBuf,
+    redis_url: String,
+    prefix: String,
+}
+
+impl Backend {
+    fn role(&self) -> [String; 4] {
+        [
+            self.pair.name().to_owned(),
+            self.state.to_string_lossy().into_owned(),
+            self.redis_url.clone(),
+            self.prefix.clone(),
+        ]
+    }
+
+    fn from_role(role: &[String]) -> Self {
+        Self {
+            pair: Pair::parse(&role[0]),
+            state: PathBuf::from(&role[1]),
+            redis_url: role[2].clone(),
+            prefix: role[3].clone(),
+        }
+    }
+
+    async fn redis(&self, repo: &str) -> WorktreeManager<RedisLockProvider, RedisStore> {
+        let locks = RedisLockProvider::connect(
+            RedisLockConfig::new(&self.redis_url)
+                .with_prefix(format!("{}lock:", self.prefix))
+                .with_max_ttl(REDIS_LOCK_TTL),
+        )
+        .await
+        .expect("redis locks");
+        let store = RedisStore::connect(
+            RedisStoreConfig::new(&self.redis_url).with_prefix(format!("{}rec:", self.prefix)),
+        )
+        .await
+        .expect("redis store");
+        WorktreeManager::open(config(repo), locks, store)
+            .await
+            .expect("open")
+    }
+
+    async fn file_json(&self, repo: &str) -> WorktreeManager<FileLockProvider, JsonStore> {
+        let locks = FileLockProvider::new(self.state.join("locks"));
+        let store = JsonStore::open(self.state.join("records")).expect("json store");
+        WorktreeManager::open(config(repo), locks, store)
+            .await
+            .expect("open")
+    }
+}
+
+/// Worker: `role` = [repo, commit log, seed, backend role…]. Loops forever
+/// doing random operations; appends every commit it makes to the log
+/// (after the commit, fsynced) so the harness can check none is lost.
 #[test]
 fn chaos_worker() {
     let Some(role) = ff_testkit::child_role() else {
         return;
     };
-    let (repo, state, log) = (role[0].clone(), role[1].clone(), role[2].clone());
-    let mut rng = Rng(role[3].parse::<u64>().expect("seed") | 1);
+    let (repo, log) = (role[0].clone(), PathBuf::from(&role[1]));
+    let rng = Rng(role[2].parse::<u64>().expect("seed") | 1);
+    let backend = Backend::from_role(&role[3..]);
     ff_testkit::runtime().block_on(async {
-        let m = common::open(Path::new(&state), config(&repo)).await;
-        loop {
-            let issue = ISSUES[rng.next(ISSUES.len())];
-            match rng.next(4) {
-                0 | 1 => {
-                    if let Ok(c) = m.create_worktree(issue).await {
-                        // Work as an agent would: holding the issue, so no
-                        // forced cleanup can interleave with the commit.
-                        let Ok(guard) = m.lock_issue(issue).await else {
-                            continue;
-                        };
-                        let wt = c.worktree;
-                        let file = wt.path.join(format!("f{}.txt", rng.next(1_000_000)));
-                        if wt.path.join(".git").exists()
-                            && std::fs::write(&file, "work\n").is_ok()
-                            && git_output(&wt.path, &["add", "-A"]).status.success()
-                            && git_output(&wt.path, &["commit", "-q", "-m", "chaos"])
-                                .status
-                                .success()
-                        {
-                            let head = git_output(&wt.path, &["rev-parse", "HEAD"]);
-                            let sha = String::from_utf8_lossy(&head.stdout).trim().to_owned();
-                            let mut f = std::fs::OpenOptions::new()
-                                .append(true)
-                                .create(true)
-                                .open(&log)
-                                .expect("log");
-                            // One write: an append this small lands whole
-                            // (`writeln!` may split it, and a kill between
-                            // the two halves would glue lines together).
-                            let _ = f.write_all(format!("{sha}\n").as_bytes());
-                            let _ = f.sync_all();
-                        }
-                        let _ = guard.release().await;
-                    }
-                }
-                2 => {
-                    let _ = m
-                        .sync_worktree(issue, SyncOptions::default().with_autostash(true))
-                        .await;
-                }
-                _ => {
-                    let _ = m.cleanup_worktree(issue, true).await;
-                }
+        match backend.pair {
+            Pair::FileSqlite => {
+                work(common::open(&backend.state, config(&repo)).await, &log, rng).await
             }
+            Pair::FileJson => work(backend.file_json(&repo).await, &log, rng).await,
+            Pair::Redis => work(backend.redis(&repo).await, &log, rng).await,
         }
     });
 }
 
-fn spawn_worker(repo: &TestRepo, state: &Path, log: &Path, seed: u64) -> Child {
-    ff_testkit::spawn_self_in_group(
-        "chaos_worker",
-        &[
-            &repo.path().to_string_lossy(),
-            &state.to_string_lossy(),
-            &log.to_string_lossy(),
-            &seed.to_string(),
-        ],
-    )
+async fn work<L: LockProvider, S: IdempotencyStorage>(
+    m: WorktreeManager<L, S>,
+    log: &Path,
+    mut rng: Rng,
+) {
+    loop {
+        let issue = ISSUES[rng.next(ISSUES.len())];
+        match rng.next(4) {
+            0 | 1 => {
+                if let Ok(c) = m.create_worktree(issue).await {
+                    // Work as an agent would: holding the issue, so no
+                    // forced cleanup can interleave with the commit.
+                    let Ok(guard) = m.lock_issue(issue).await else {
+                        continue;
+                    };
+                    let wt = c.worktree;
+                    let file = wt.path.join(format!("f{}.txt", rng.next(1_000_000)));
+                    if wt.path.join(".git").exists()
+                        && std::fs::write(&file, "work\n").is_ok()
+                        && git_output(&wt.path, &["add", "-A"]).status.success()
+                        && git_output(&wt.path, &["commit", "-q", "-m", "chaos"])
+                            .status
+                            .success()
+                    {
+                        let head = git_output(&wt.path, &["rev-parse", "HEAD"]);
+                        let sha = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+                        let mut f = std::fs::OpenOptions::new()
+                            .append(true)
+                            .create(true)
+                            .open(log)
+                            .expect("log");
+                        // One write: an append this small lands whole
+                        // (`writeln!` may split it, and a kill between
+                        // the two halves would glue lines together).
+                        let _ = f.write_all(format!("{sha}\n").as_bytes());
+                        let _ = f.sync_all();
+                    }
+                    let _ = guard.release().await;
+                }
+            }
+            2 => {
+                let _ = m
+                    .sync_worktree(issue, SyncOptions::default().with_autostash(true))
+                    .await;
+            }
+            _ => {
+                let _ = m.cleanup_worktree(issue, true).await;
+            }
+        }
+    }
+}
+
+fn spawn_worker(repo: &TestRepo, log: &Path, seed: u64, backend: &Backend) -> Child {
+    let repo = repo.path().to_string_lossy();
+    let log = log.to_string_lossy();
+    let seed = seed.to_string();
+    let backend = backend.role();
+    let mut role: Vec<&str> = vec![&repo, &log, &seed];
+    role.extend(backend.iter().map(String::as_str));
+    ff_testkit::spawn_self_in_group("chaos_worker", &role)
 }
 
 fn kill(child: &mut Child) {
@@ -122,53 +232,59 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_file_lock_and_sqlite() {
-    let secs: u64 = std::env::var("FF_CHAOS_SECS")
+fn chaos_secs() -> u64 {
+    std::env::var("FF_CHAOS_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    let repo = TestRepo::new();
-    let state = repo.scratch("state");
-    let log = repo.scratch("log").join("commits");
-    // Open once so the base path and state exist before the workers race.
-    drop(common::open(&state, config(&repo.path().to_string_lossy())).await);
+        .unwrap_or(DEFAULT_SECS)
+}
+
+/// Runs the workers for `FF_CHAOS_SECS`, killing one at random every
+/// 150–500 ms; returns how many kills there were.
+fn unleash(repo: &TestRepo, log: &Path, backend: &Backend) -> usize {
+    let secs = chaos_secs();
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut workers: Vec<Child> = (0..4)
-        .map(|_| {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            spawn_worker(&repo, &state, &log, seed)
-        })
+    let mut next_seed = || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        seed
+    };
+    let mut workers: Vec<Child> = (0..WORKERS)
+        .map(|_| spawn_worker(repo, log, next_seed(), backend))
         .collect();
     let mut kills = 0;
     let started = Instant::now();
-    let mut pick = Rng(seed);
+    let mut pick = Rng(next_seed());
     while started.elapsed() < Duration::from_secs(secs) {
         std::thread::sleep(Duration::from_millis(150 + pick.next(350) as u64));
         let i = pick.next(workers.len());
         kill(&mut workers[i]);
         kills += 1;
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        workers[i] = spawn_worker(&repo, &state, &log, seed);
+        workers[i] = spawn_worker(repo, log, next_seed(), backend);
     }
     for w in &mut workers {
         kill(w);
     }
+    kills
+}
 
-    let m = common::open(&state, config(&repo.path().to_string_lossy())).await;
+/// After the kills: `recover`, then every invariant, and every commit a
+/// worker logged still reachable from a ref.
+async fn check<L: LockProvider, S: IdempotencyStorage>(
+    pair: Pair,
+    kills: usize,
+    repo: &TestRepo,
+    log: &Path,
+    m: &WorktreeManager<L, S>,
+) {
     let report = m.recover(false).await.expect("recover");
-    println!(
-        "chaos: {kills} kills in {secs} s; recover made {} repairs",
-        report.repairs.len()
-    );
     let again = m.recover(false).await.expect("recover again");
     assert!(
         again.repairs.is_empty(),
-        "a second recover still found {again:?}"
+        "{}: a second recover still found {again:?}",
+        pair.name()
     );
-    common::assert_consistent(&repo, &m).await;
-    // No commit a worker made is lost.
-    let commits = std::fs::read_to_string(&log).unwrap_or_default();
+    common::assert_consistent(repo, m).await;
+    let commits = std::fs::read_to_string(log).unwrap_or_default();
     let mut lost = Vec::new();
     for sha in commits
         .lines()
@@ -183,10 +299,66 @@ async fn chaos_file_lock_and_sqlite() {
         }
     }
     println!(
-        "chaos: {} commits made, {} lost",
+        "chaos {}: {kills} kills in {} s survived; recover made {} repairs; \
+         {} commits made, {} lost; 0 invariant violations",
+        pair.name(),
+        chaos_secs(),
+        report.repairs.len(),
         commits.lines().count(),
         lost.len()
     );
-    assert!(lost.is_empty(), "commits lost: {lost:?}");
+    assert!(lost.is_empty(), "{}: commits lost: {lost:?}", pair.name());
     assert!(kills > 0);
+}
+
+/// Sets up a repository and state for `pair`, runs the chaos, then checks.
+async fn run(pair: Pair, redis_url: String) {
+    let repo = TestRepo::new();
+    let log = repo.scratch("log").join("commits");
+    let backend = Backend {
+        pair,
+        state: repo.scratch("state"),
+        redis_url,
+        prefix: format!("chaos:{}:", ff_traits::unique_id()),
+    };
+    let path = repo.path().to_string_lossy().into_owned();
+    // Open once so the base path and state exist before the workers race.
+    match pair {
+        Pair::FileSqlite => drop(common::open(&backend.state, config(&path)).await),
+        Pair::FileJson => drop(backend.file_json(&path).await),
+        Pair::Redis => drop(backend.redis(&path).await),
+    }
+    let kills = {
+        let (repo_ref, log_ref, backend_ref) = (&repo, &log, &backend);
+        tokio::task::block_in_place(|| unleash(repo_ref, log_ref, backend_ref))
+    };
+    if matches!(pair, Pair::Redis) {
+        tokio::time::sleep(REDIS_LOCK_TTL + Duration::from_millis(500)).await;
+    }
+    match pair {
+        Pair::FileSqlite => {
+            let m = common::open(&backend.state, config(&path)).await;
+            check(pair, kills, &repo, &log, &m).await;
+        }
+        Pair::FileJson => check(pair, kills, &repo, &log, &backend.file_json(&path).await).await,
+        Pair::Redis => check(pair, kills, &repo, &log, &backend.redis(&path).await).await,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_file_lock_and_sqlite() {
+    run(Pair::FileSqlite, String::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_file_lock_and_json() {
+    run(Pair::FileJson, String::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_redis_lock_and_redis_store() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    run(Pair::Redis, redis.url()).await;
 }

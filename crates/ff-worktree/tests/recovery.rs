@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ff_testkit::git::{TestRepo, commit_file, git_in};
+use ff_testkit::git::{TestRepo, commit_file, git_in, git_output};
 use ff_worktree::{RepairKind, WorktreeConfig};
 
 /// Child process: writes its pid to the file `role[1]`, then creates the
@@ -302,4 +302,51 @@ async fn a_stale_packed_refs_lock_and_a_half_removed_worktree_are_recovered() {
     );
     assert!(!packed.exists() && !wt.path.exists());
     common::assert_consistent(&repo, &m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_commondir_left_by_a_killed_worktree_add_is_rewritten() {
+    // Found by the chaos test: git writes `.git/worktrees/<id>/commondir`
+    // in place, and a `worktree add` killed between creating and writing it
+    // leaves it empty; then `git worktree list` and `git branch -D` die for
+    // the whole repository.
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let torn = m.create_worktree("torn").await.expect("create").worktree;
+    let other = m.create_worktree("other").await.expect("create").worktree;
+    let commondir = repo
+        .path()
+        .join(".git/worktrees")
+        .join(&torn.id)
+        .join("commondir");
+    std::fs::write(&commondir, "").expect("tear it");
+    assert!(
+        !git_output(repo.path(), &["worktree", "list"])
+            .status
+            .success(),
+        "git no longer fails on an empty commondir: this test tests nothing"
+    );
+    // A dry run reports it and changes nothing.
+    let dry = m.recover(true).await.expect("dry run");
+    assert_eq!(dry.repairs.len(), 1, "{dry:?}");
+    assert_eq!(dry.repairs[0].kind, RepairKind::RewroteCommondir);
+    assert_eq!(std::fs::read_to_string(&commondir).expect("read"), "");
+    // Any operation mends it; cleanup of another issue needs `branch -D`.
+    m.cleanup_worktree("other", false).await.expect("cleanup");
+    assert!(!other.path.exists());
+    assert_eq!(
+        std::fs::read_to_string(&commondir).expect("read").trim(),
+        "../.."
+    );
+    std::fs::write(&commondir, "").expect("tear it again");
+    let report = m.recover(false).await.expect("recover");
+    assert!(
+        report
+            .repairs
+            .iter()
+            .any(|r| r.kind == RepairKind::RewroteCommondir),
+        "{report:?}"
+    );
+    common::assert_consistent(&repo, &m).await;
+    assert_eq!(m.list_worktrees().await.expect("list").len(), 1);
 }

@@ -63,7 +63,10 @@ pub(super) async fn lock(
         .with_timeout(timeout)
         .with_mode(mode)
         .with_operation(format!("ff lock -- {}", command.join(" ")));
-    let guard = locks.acquire(name, &options).await?;
+    let guard = locks
+        .acquire(name, &options)
+        .await
+        .map_err(crate::output::before_work)?;
     tracing::info!(name, fencing_token = guard.fencing_token().0, "lock taken");
     let code = run_child(command).await;
     let released = guard.release().await;
@@ -115,7 +118,11 @@ pub(super) async fn once(
         .with_max_age(Duration::from_secs(100 * 365 * 86_400));
     let lease = config.lease;
     let manager = IdempotencyManager::new(store, config);
-    let claim = match manager.start_operation(&key, None).await? {
+    let claim = match manager
+        .start_operation(&key, None)
+        .await
+        .map_err(crate::output::before_work)?
+    {
         Start::AlreadyCompleted(record) => {
             let at = record.ended_at.unwrap_or(record.last_attempt_at);
             out.emit(

@@ -259,7 +259,6 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Worktrees git lists under the base path.
     async fn count_ours(&self) -> Result<usize> {
         Ok(self
-            .git
             .worktrees()
             .await?
             .iter()

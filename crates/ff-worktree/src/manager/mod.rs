@@ -86,6 +86,10 @@ pub struct WorktreeManager<L, S> {
 
 /// The repository, and the base path, that `config` names; checked.
 pub(crate) async fn resolve(config: &WorktreeConfig) -> Result<(Git, RepoInfo, PathBuf)> {
+    crate::paths::refuse_nul("repository path", &config.repo)?;
+    if let Some(base) = &config.base_path {
+        crate::paths::refuse_nul("base path", base)?;
+    }
     let git = Git::new(&config.repo).with_timeout(config.git_timeout);
     git.check_version().await?;
     let info = git.repository().await?;
@@ -253,6 +257,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         f: impl AsyncFnOnce() -> Result<T>,
     ) -> Result<T> {
         let guard = self.lock(&self.registry_lock, operation).await?;
+        // A `worktree add` killed mid-write would fail every registry
+        // change that follows; mending it first costs one directory read.
+        self.torn_commondirs(true).await;
         self.holding(guard, f).await
     }
 
@@ -291,9 +298,75 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         .await
     }
 
+    /// `git worktree list`, after mending what a killed `worktree add` of
+    /// ours may have left (see [`Self::repair_torn_commondirs`]).
+    pub(crate) async fn worktrees(&self) -> Result<Vec<crate::git::WorktreeEntry>> {
+        match self.git.worktrees().await {
+            Err(GitError::Failed { stderr, .. })
+                if stderr.contains("commondir") && !self.torn_commondirs(true).await.is_empty() =>
+            {
+                Ok(self.git.worktrees().await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The admin directories of ForgeFlow's own worktrees whose `commondir`
+    /// file a `git worktree add` killed mid-write left empty; with
+    /// `repair`, rewritten first.
+    ///
+    /// Git writes that file (always `../..`) without a rename, and one left
+    /// empty makes every `git worktree` and `git branch -D` in the whole
+    /// repository die ("failed to read .../commondir"). Writing the same
+    /// `../..` git writes is safe without any lock: a live `worktree add`
+    /// racing with this writes the same bytes. Only admin directories whose
+    /// `gitdir` (written before `commondir`) points into the base path are
+    /// touched; anyone else's is left for its owner.
+    pub(crate) async fn torn_commondirs(&self, repair: bool) -> Vec<PathBuf> {
+        let admin = self.info.common_dir.join("worktrees");
+        let base = self.base.clone();
+        tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&admin) else {
+                return Vec::new();
+            };
+            let mut torn = Vec::new();
+            for dir in entries.flatten().map(|e| e.path()) {
+                let commondir = dir.join("commondir");
+                let Ok(text) = std::fs::read_to_string(&commondir) else {
+                    continue;
+                };
+                if !text.trim().is_empty() {
+                    continue;
+                }
+                let gitdir = std::fs::read_to_string(dir.join("gitdir")).unwrap_or_default();
+                let worktree = Path::new(gitdir.trim()).parent().map(Path::to_path_buf);
+                if worktree.is_none_or(|w| w.parent() != Some(base.as_path())) {
+                    tracing::warn!(admin = %dir.display(), "a worktree that is not ForgeFlow's has an empty commondir; left alone");
+                    continue;
+                }
+                if !repair {
+                    torn.push(dir);
+                    continue;
+                }
+                let tmp = dir.join("commondir.ff-tmp");
+                match std::fs::write(&tmp, "../..\n").and_then(|()| std::fs::rename(&tmp, &commondir)) {
+                    Ok(()) => {
+                        tracing::warn!(admin = %dir.display(), "rewrote the commondir a killed `git worktree add` left empty");
+                        torn.push(dir);
+                    }
+                    Err(e) => {
+                        tracing::warn!(admin = %dir.display(), error = %e, "cannot rewrite an empty commondir");
+                    }
+                }
+            }
+            torn
+        })
+        .await
+        .unwrap_or_default()
+    }
+
     async fn is_registered(&self, path: &Path) -> Result<bool> {
         Ok(self
-            .git
             .worktrees()
             .await?
             .iter()
@@ -418,9 +491,24 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// The worktree of an issue, or with an id.
     ///
     /// # Errors
-    /// [`Error::Backend`] when the store cannot be read.
+    /// [`Error::InvalidInput`] when `id_or_issue` is neither a valid issue
+    /// id nor of a worktree id's shape; [`Error::Backend`] when the store
+    /// cannot be read.
     pub async fn get(&self, id_or_issue: &str) -> Result<Option<Worktree>> {
-        if let Ok(issue) = IssueId::parse(id_or_issue) {
+        let issue = match IssueId::parse(id_or_issue) {
+            Ok(issue) => Some(issue),
+            // Worktree ids of long issue ids are longer than an issue id.
+            Err(_)
+                if id_or_issue.starts_with("wt-")
+                    && create::Plan::recognise(id_or_issue, &self.base).is_some() =>
+            {
+                None
+            }
+            // Neither an issue id nor a worktree id: say so, rather than
+            // "not found" for something that could never be found.
+            Err(refused) => return Err(refused),
+        };
+        if let Some(issue) = issue {
             let key = self.create_key(&issue).record_key()?;
             if let Some(r) = self.records.store().load(&key).await?
                 && r.status == RecordStatus::Completed

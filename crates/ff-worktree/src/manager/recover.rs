@@ -40,6 +40,10 @@ pub enum RepairKind {
     /// A branch of ForgeFlow's shape with no worktree and no record:
     /// deleted, its commits archived first when its base lacks them.
     RemovedOrphanBranch,
+    /// A worktree's `commondir` file that a killed `git worktree add` left
+    /// empty, which breaks `git worktree` and `git branch -D` for the whole
+    /// repository: rewritten with the `../..` git writes there.
+    RewroteCommondir,
     /// Someone holds the lock right now: nothing was touched.
     Busy,
     /// Something that looks wrong but may hold work ForgeFlow cannot judge:
@@ -101,6 +105,18 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             dry_run,
             repairs: Vec::new(),
         };
+        let torn = self.torn_commondirs(!dry_run).await;
+        for dir in &torn {
+            report.note(
+                RepairKind::RewroteCommondir,
+                dir.display().to_string(),
+                "a killed `git worktree add` left it empty",
+            );
+        }
+        if dry_run && !torn.is_empty() {
+            // Git cannot list worktrees until they are mended.
+            return Ok(report);
+        }
         for record in self.records.records(CREATE_OPERATION).await? {
             if self.ours(&record.context) {
                 self.recover_record(&record, &mut report).await?;
@@ -297,7 +313,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             }
         }
         let base_ref = self.base_ref().unwrap_or_else(|_| "HEAD".to_owned());
-        let entries = self.git.worktrees().await?;
+        let entries = self.worktrees().await?;
         let mut checked_out: HashSet<String> = HashSet::new();
         let mut registered: HashSet<PathBuf> = HashSet::new();
         for e in &entries {

@@ -8,7 +8,7 @@ use std::path::Path;
 use ff_lock_file::FileLockProvider;
 use ff_store_sqlite::SqliteStore;
 use ff_testkit::git::TestRepo;
-use ff_traits::{IdempotencyStorage, RecordStatus, ScanFilter};
+use ff_traits::{IdempotencyStorage, LockProvider, RecordStatus, ScanFilter};
 use ff_worktree::{WorktreeConfig, WorktreeManager};
 
 pub(crate) type Manager = WorktreeManager<FileLockProvider, SqliteStore>;
@@ -28,7 +28,11 @@ pub(crate) async fn open(state: &Path, config: WorktreeConfig) -> Manager {
 }
 
 /// The worktrees git lists under the manager's base path.
-pub(crate) fn ours(repo: &TestRepo, m: &Manager) -> Vec<std::path::PathBuf> {
+pub(crate) fn ours<L, S>(repo: &TestRepo, m: &WorktreeManager<L, S>) -> Vec<std::path::PathBuf>
+where
+    L: LockProvider,
+    S: IdempotencyStorage,
+{
     repo.worktree_paths()
         .into_iter()
         .filter(|p| p.starts_with(m.base_path()))
@@ -36,7 +40,9 @@ pub(crate) fn ours(repo: &TestRepo, m: &Manager) -> Vec<std::path::PathBuf> {
 }
 
 /// How many records are pending.
-pub(crate) async fn pending(m: &Manager) -> usize {
+pub(crate) async fn pending<L: LockProvider, S: IdempotencyStorage>(
+    m: &WorktreeManager<L, S>,
+) -> usize {
     m.idempotency()
         .store()
         .scan(&ScanFilter::default().status(RecordStatus::Pending))
@@ -50,7 +56,11 @@ pub(crate) async fn pending(m: &Manager) -> usize {
 /// one listed worktree per record, each registered and present; no other
 /// `wt-*` directory; no `ff-*` branch without a worktree; nothing pending;
 /// no lock held; `git fsck` clean.
-pub(crate) async fn assert_consistent(repo: &TestRepo, m: &Manager) {
+pub(crate) async fn assert_consistent<L, S>(repo: &TestRepo, m: &WorktreeManager<L, S>)
+where
+    L: LockProvider,
+    S: IdempotencyStorage,
+{
     let listed = m.list_worktrees().await.expect("list");
     let registered = ours(repo, m);
     let mut recorded: Vec<_> = listed.iter().map(|w| w.path.clone()).collect();
