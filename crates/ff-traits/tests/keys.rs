@@ -237,9 +237,11 @@ fn hostile_nesting_is_refused_not_a_stack_overflow() {
     let key = IdempotencyKey::new("op", nested(ff_traits::MAX_KEY_DEPTH), Value::Null);
     let text = serde_json::to_string(&json!({"record": {"key": key}})).expect("serialize");
     let back: Value = serde_json::from_str(&text).expect("a record holding it parses");
-    let back: IdempotencyKey =
-        serde_json::from_value(back["record"]["key"].clone()).expect("key");
-    assert_eq!(back.record_key().expect("key"), key.record_key().expect("key"));
+    let back: IdempotencyKey = serde_json::from_value(back["record"]["key"].clone()).expect("key");
+    assert_eq!(
+        back.record_key().expect("key"),
+        key.record_key().expect("key")
+    );
 }
 
 #[test]

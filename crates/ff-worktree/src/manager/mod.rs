@@ -87,6 +87,17 @@ pub struct WorktreeManager<L, S> {
 /// The repository, and the base path, that `config` names; checked.
 pub(crate) async fn resolve(config: &WorktreeConfig) -> Result<(Git, RepoInfo, PathBuf)> {
     crate::paths::refuse_nul("repository path", &config.repo)?;
+    // Checked here: git started in a missing directory fails to spawn,
+    // which would read as "git was not found".
+    if !config.repo.is_dir() {
+        return Err(Error::invalid_input(
+            "repository path",
+            format!(
+                "{} is not a directory; name a directory inside a git repository",
+                config.repo.display()
+            ),
+        ));
+    }
     if let Some(base) = &config.base_path {
         crate::paths::refuse_nul("base path", base)?;
     }
@@ -103,6 +114,16 @@ pub(crate) async fn resolve(config: &WorktreeConfig) -> Result<(Git, RepoInfo, P
         ));
     }
     let git = git.in_dir(&info.toplevel);
+    // A configured base that names nothing is bad input: say so before
+    // anything is made (a lock file, the base path).
+    if let Some(base_ref) = &config.base_ref
+        && git.resolve_commit(base_ref).await?.is_none()
+    {
+        return Err(Error::invalid_input(
+            "base ref",
+            format!("{base_ref:?} does not name a commit"),
+        ));
+    }
     let base = config
         .base_path
         .clone()
