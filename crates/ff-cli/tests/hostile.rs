@@ -2,6 +2,8 @@
 //! exit code, a message on stderr (a JSON error with `--json`), no panic,
 //! and changes nothing on disk, inside the base path or out of it.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // the figures for the report
+
 mod common;
 
 use std::collections::BTreeMap;

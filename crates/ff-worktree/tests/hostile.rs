@@ -3,6 +3,8 @@
 //! base path included. The `ff` binary's cases are in ff-cli's
 //! `tests/hostile.rs`.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)] // the figures for the report
+
 mod common;
 
 use std::collections::BTreeMap;
