@@ -64,7 +64,17 @@ impl TestRepo {
     /// When git fails.
     #[must_use]
     pub fn new() -> Self {
-        let root = std::env::temp_dir().join(format!("ff-test-{}", ff_traits::unique_id()));
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    /// A new repository in a fresh directory under `parent` (a small
+    /// filesystem, say).
+    ///
+    /// # Panics
+    /// When git fails.
+    #[must_use]
+    pub fn new_in(parent: &Path) -> Self {
+        let root = parent.join(format!("ff-test-{}", ff_traits::unique_id()));
         let path = root.join("repo");
         std::fs::create_dir_all(&path).expect("create repository directory");
         init(&path, &["init", "-q", "-b", "main"]);

@@ -72,7 +72,9 @@ impl ScanFilter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct CorruptEntry {
-    /// Where it is (a path, a key).
+    /// Where it is (a path, a key). Contract: it contains the entry's
+    /// [`RecordKey`] in full where the store can tell it, so that callers
+    /// can match a damaged entry to the operation whose key they know.
     pub location: String,
     /// What is wrong with it.
     pub reason: String,

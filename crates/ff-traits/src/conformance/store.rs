@@ -304,7 +304,8 @@ pub async fn invalid_keys_rejected(_s: Store) {
 
 /// A damaged entry is reported as corrupt, never as absent: `load` and
 /// `compare_and_swap` fail with `Corrupt`, `create` does not overwrite it,
-/// scans list it and still return the intact records, stats count it.
+/// scans (filtered or not) list it by a location holding its key and still
+/// return the intact records, stats count it.
 /// `corrupt` damages the stored entry of the key it is given.
 pub async fn corrupt_entries_reported<F, Fut>(s: Store, corrupt: F)
 where
@@ -334,8 +335,20 @@ where
         .await
         .expect("scan with a corrupt entry");
     assert!(
-        !scan.corrupt.is_empty(),
-        "scan did not report the corrupt entry"
+        scan.corrupt
+            .iter()
+            .any(|c| c.location.contains(victim.key.as_str())),
+        "scan did not report the corrupt entry by a location holding its key: {:?}",
+        scan.corrupt
+    );
+    let filtered = s
+        .scan(&ScanFilter::default().operation(&op))
+        .await
+        .expect("scan by operation with a corrupt entry");
+    assert!(
+        !filtered.corrupt.is_empty(),
+        "a scan filtered by operation hid the corrupt entry (its operation cannot be read, so \
+         it may be one of them)"
     );
     assert!(
         scan.records.iter().any(|r| r.key == intact.key),

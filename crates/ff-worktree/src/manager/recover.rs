@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ff_traits::{
     Error, IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockOptions, LockProvider,
-    RecordStatus, Result, Start,
+    RecordStatus, Result, ScanFilter, Start,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -44,6 +44,10 @@ pub enum RepairKind {
     /// empty, which breaks `git worktree` and `git branch -D` for the whole
     /// repository: rewritten with the `../..` git writes there.
     RewroteCommondir,
+    /// A record the store cannot read (damaged on disk, or written by
+    /// something else): left as it is, and so is any worktree or branch of
+    /// the issue it may belong to, until someone repairs or removes it.
+    CorruptRecord,
     /// Someone holds the issue's lock right now: nothing was touched.
     Busy,
     /// Something that looks wrong but may hold work ForgeFlow cannot judge:
@@ -117,7 +121,23 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             // Git cannot list worktrees until they are mended.
             return Ok(report);
         }
-        for record in self.records.records(CREATE_OPERATION).await? {
+        let scan = self
+            .records
+            .store()
+            .scan(&ScanFilter::default().operation(CREATE_OPERATION))
+            .await?;
+        for damaged in &scan.corrupt {
+            report.note(
+                RepairKind::CorruptRecord,
+                &damaged.location,
+                format!(
+                    "{}; left as it is, with any worktree or branch of its issue: inspect it, \
+                     then repair or delete it and run recover again",
+                    damaged.reason
+                ),
+            );
+        }
+        for record in scan.records {
             if self.ours(&record.context) {
                 self.recover_record(&record, &mut report).await?;
             }
@@ -127,8 +147,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 self.recover_sync(&record, &mut report).await?;
             }
         }
-        self.with_registry("recover", async || self.remove_strays(&mut report).await)
-            .await?;
+        let damaged: Vec<String> = scan.corrupt.into_iter().map(|c| c.location).collect();
+        self.with_registry("recover", async || {
+            self.remove_strays(&damaged, &mut report).await
+        })
+        .await?;
         Ok(report)
     }
 
@@ -300,7 +323,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Under the registry lock: removes what has ForgeFlow's shape but no
     /// record (a live create always has a record before it takes this
     /// lock, so nothing found here belongs to one).
-    async fn remove_strays(&self, report: &mut Recovery) -> Result<()> {
+    ///
+    /// What belongs to an issue whose record is among the `damaged`
+    /// (corrupt entries' locations) is left alone: the record may still
+    /// name it, and only a person can tell.
+    async fn remove_strays(&self, damaged: &[String], report: &mut Recovery) -> Result<()> {
         let mut known: HashSet<String> = HashSet::new();
         for r in self.records.records(CREATE_OPERATION).await? {
             if let Ok(w) = worktree_of(r.result.as_ref()) {
@@ -330,6 +357,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             match Plan::recognise(&name, &self.base) {
+                Some(plan) if !known.contains(&plan.id) && self.record_damaged(&plan, damaged) => {
+                    report.note(
+                        RepairKind::LeftAlone,
+                        &plan.id,
+                        "no readable record names it, and its issue's record is damaged",
+                    );
+                }
                 Some(plan) if !known.contains(&plan.id) => {
                     let wt = stray_worktree(&plan, base_ref.clone());
                     let detail = if report.dry_run {
@@ -347,9 +381,53 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 ),
             }
         }
+        // Their ids count as known: nothing of theirs is removed.
+        for name in self
+            .git
+            .read([
+                "for-each-ref",
+                "--format=%(refname:lstrip=2)",
+                "refs/heads/ff-*",
+            ])
+            .await?
+            .text()
+            .lines()
+            .map(str::to_owned)
+            .chain(
+                std::fs::read_dir(&self.base)
+                    .map(|d| {
+                        d.flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default(),
+            )
+        {
+            if let Some(plan) = Plan::recognise(&name, &self.base)
+                && !known.contains(&plan.id)
+                && self.record_damaged(&plan, damaged)
+            {
+                known.insert(plan.id);
+            }
+        }
         self.remove_stray_directories(&known, &registered, report)?;
         self.remove_orphan_branches(&known, &checked_out, &base_ref, report)
             .await
+    }
+
+    /// Whether the create record of `plan`'s issue is among the damaged
+    /// entries (every store names an entry by a location holding its key).
+    fn record_damaged(&self, plan: &Plan, damaged: &[String]) -> bool {
+        if damaged.is_empty() {
+            return false;
+        }
+        let Some(Ok(issue)) = plan.issue().map(IssueId::parse) else {
+            return false;
+        };
+        let Ok(key) = self.create_key(&issue).record_key() else {
+            return false;
+        };
+        damaged.iter().any(|l| l.contains(key.as_str()))
     }
 
     /// Archives whatever work an unrecorded worktree holds, then removes it
