@@ -100,10 +100,7 @@ fn inode_of(m: &fs::Metadata) -> Option<(u64, u64)> {
 fn inspect(path: &Path) -> io::Result<(Identity, Option<LeaseContent>)> {
     let file = File::open(path)?;
     let m = file.metadata()?;
-    let text = fs::read(path).unwrap_or_default();
-    let content = serde_json::from_slice::<LeaseContent>(text.trim_ascii())
-        .ok()
-        .filter(|c| c.format == FORMAT);
+    let content = parse(&fs::read(path).unwrap_or_default());
     let identity = Identity {
         inode: inode_of(&m),
         grant_id: content.as_ref().map(|c| c.holder.id.clone()),
@@ -111,6 +108,19 @@ fn inspect(path: &Path) -> io::Result<(Identity, Option<LeaseContent>)> {
         modified: m.modified().ok(),
     };
     Ok((identity, content))
+}
+
+/// The holder a lease file names, if it is one of ours.
+fn parse(bytes: &[u8]) -> Option<LeaseContent> {
+    serde_json::from_slice::<LeaseContent>(bytes.trim_ascii())
+        .ok()
+        .filter(|c| c.format == FORMAT)
+}
+
+/// Parses `bytes` as a lease file (for the fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn parse_holder(bytes: &[u8]) -> Option<LockInfo> {
+    parse(bytes).map(|c| c.holder)
 }
 
 /// Whether a lease is provably abandoned, and why.

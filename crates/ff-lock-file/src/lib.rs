@@ -63,6 +63,33 @@ mod names;
 mod platform;
 mod waiters;
 
+/// Entry points for the fuzz targets in `fuzz/`; not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses lock-file bytes; returns the holder they name, if any.
+    #[must_use]
+    pub fn parse_lock_file(bytes: &[u8]) -> Option<ff_traits::LockInfo> {
+        crate::meta::parse(bytes)
+            .content()
+            .and_then(|c| c.holder.clone())
+    }
+
+    /// Parses lease-file bytes; returns the holder they name, if any.
+    #[must_use]
+    pub fn parse_lease_file(bytes: &[u8]) -> Option<ff_traits::LockInfo> {
+        crate::lease::parse_holder(bytes)
+    }
+
+    /// The file stem of a lock name.
+    ///
+    /// # Errors
+    /// As `acquire` for an invalid name.
+    pub fn file_stem(name: &str) -> ff_traits::Result<String> {
+        crate::names::file_stem(name)
+    }
+}
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};

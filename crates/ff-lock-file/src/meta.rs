@@ -92,22 +92,29 @@ pub(crate) fn read(file: &File) -> io::Result<(Found, u64)> {
     for _ in 0..3 {
         read_all_at_start(file, &mut buf)?;
         let len = buf.len() as u64;
-        let text = buf.trim_ascii();
-        if text.is_empty() {
-            return Ok((Found::Empty, len));
-        }
-        match serde_json::from_slice::<LockFileContent>(text) {
-            Ok(c) if c.format == FORMAT => return Ok((Found::Content(Box::new(c)), len)),
-            Ok(c) => {
-                return Ok((
-                    Found::Unreadable(format!("unknown format {:?}", c.format)),
-                    len,
-                ));
-            }
-            Err(e) => last_err = e.to_string(),
+        match parse(&buf) {
+            Found::Unreadable(e) if e.starts_with(TORN) => last_err = e,
+            found => return Ok((found, len)),
         }
     }
     Ok((Found::Unreadable(last_err), buf.len() as u64))
+}
+
+/// How [`parse`] begins the reason for text that is not JSON (perhaps a
+/// write caught half-way, worth reading again).
+const TORN: &str = "not JSON: ";
+
+/// What the bytes of a lock file hold.
+pub(crate) fn parse(bytes: &[u8]) -> Found {
+    let text = bytes.trim_ascii();
+    if text.is_empty() {
+        return Found::Empty;
+    }
+    match serde_json::from_slice::<LockFileContent>(text) {
+        Ok(c) if c.format == FORMAT => Found::Content(Box::new(c)),
+        Ok(c) => Found::Unreadable(format!("unknown format {:?}", c.format)),
+        Err(e) => Found::Unreadable(format!("{TORN}{e}")),
+    }
 }
 
 /// Rewrites the file in place with one write, padded to `old_len`.

@@ -255,6 +255,17 @@ enum Attempt {
     Busy(Option<LockInfo>),
 }
 
+/// Entry points for the fuzz targets in `fuzz/`; not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses a lock key's value: the holder it names, if readable.
+    #[must_use]
+    pub fn parse_value(value: &str) -> Option<ff_traits::LockInfo> {
+        super::parse_value(value)
+    }
+}
+
 /// Parses `<token>\n<fence>\n<holder JSON>`.
 pub(crate) fn parse_value(value: &str) -> Option<LockInfo> {
     let mut parts = value.splitn(3, '\n');

@@ -153,6 +153,22 @@ fn read_record(dir: &Path, key: &RecordKey) -> Result<Option<IdempotencyRecord>>
     parse_record(&bytes, key, &path).map(Some)
 }
 
+/// Entry points for the fuzz targets in `fuzz/`; not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses the bytes of a record file stored under `key`.
+    ///
+    /// # Errors
+    /// As a load of such a file.
+    pub fn parse_record(
+        bytes: &[u8],
+        key: &ff_traits::RecordKey,
+    ) -> ff_traits::Result<ff_traits::IdempotencyRecord> {
+        super::parse_record(bytes, key, std::path::Path::new("fuzz.json"))
+    }
+}
+
 fn parse_record(bytes: &[u8], key: &RecordKey, path: &Path) -> Result<IdempotencyRecord> {
     let corrupt = |reason: String| {
         Error::corrupt(

@@ -229,6 +229,23 @@ pub(crate) fn sql_error(path: &Path, context: &str, e: &rusqlite::Error) -> Erro
     }
 }
 
+/// Entry points for the fuzz targets in `fuzz/`; not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses a stored row's body, as a load does.
+    ///
+    /// # Errors
+    /// As a load of such a row.
+    pub fn parse_body(
+        key: &str,
+        revision: i64,
+        body: &str,
+    ) -> ff_traits::Result<ff_traits::IdempotencyRecord> {
+        super::parse_body(key, revision, body, std::path::Path::new("fuzz.sqlite3"))
+    }
+}
+
 fn parse_body(key: &str, revision: i64, body: &str, path: &Path) -> Result<IdempotencyRecord> {
     let mut record: IdempotencyRecord = serde_json::from_str(body).map_err(|e| {
         Error::corrupt(

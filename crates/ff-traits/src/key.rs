@@ -12,7 +12,9 @@
 //! `\u00XX` in lowercase hex), numbers in ECMAScript's shortest round-trip
 //! form (`5.0` is `5`, `1e21` is `1e+21`). As in I-JSON (RFC 7493), integers
 //! beyond ±(2^53 − 1) are refused rather than silently rounded into another
-//! key's value: pass such ids as strings.
+//! key's value: pass such ids as strings. So are other numbers of that size
+//! below 1e21 (`1.5e17`), whose canonical form is written as such an
+//! integer: every canonical form reads back as the same key.
 
 use std::fmt;
 
@@ -80,7 +82,8 @@ impl IdempotencyKey {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for an empty or overlong operation name, an
-    /// integer beyond ±(2^53 − 1), or nesting deeper than [`MAX_KEY_DEPTH`].
+    /// integer beyond ±(2^53 − 1) (or any number from there to 1e21), or
+    /// nesting deeper than [`MAX_KEY_DEPTH`].
     pub fn canonical_json(&self) -> Result<String> {
         let bytes = self.canonical_bytes()?;
         // Only valid UTF-8 was written: input strings and ASCII punctuation.
@@ -125,7 +128,8 @@ pub const MAX_KEY_DEPTH: usize = 100;
 /// Writes `value` in RFC 8785 canonical form.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for integers beyond ±(2^53 − 1) and for arrays
+/// [`Error::InvalidInput`] for integers beyond ±(2^53 − 1) (and any number
+/// from there to 1e21), and for arrays
 /// or objects nested deeper than [`MAX_KEY_DEPTH`].
 pub fn canonical_json(value: &Value) -> Result<String> {
     let mut out = Vec::with_capacity(64);
@@ -222,6 +226,13 @@ fn write_number(out: &mut Vec<u8>, n: &serde_json::Number) -> Result<()> {
                 "number in idempotency key",
                 "must be finite",
             ));
+        }
+        // ECMAScript writes these without a fraction or exponent, so the
+        // canonical text would read back as an unsafe integer (refused
+        // above): the key could not be computed again from what it says.
+        // Found by the `canonical_key` fuzz target.
+        if f.abs() > MAX_SAFE_INTEGER as f64 && f.abs() < 1e21 {
+            return Err(unsafe_integer());
         }
         let mut buf = ryu_js::Buffer::new();
         out.extend_from_slice(buf.format_finite(f).as_bytes());
