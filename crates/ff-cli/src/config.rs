@@ -202,7 +202,11 @@ impl Settings {
     }
 
     async fn store_in(&self, state: PathBuf) -> Result<Store, Failure> {
-        let unavailable = |e: ff_traits::Error| Failure::unavailable(e.to_string());
+        // A damaged database is corrupt state (1), not an unavailable one.
+        let unavailable = |e: ff_traits::Error| match e.kind() {
+            ff_traits::ErrorKind::Corrupt => Failure::from(e),
+            _ => Failure::unavailable(e.to_string()),
+        };
         match backend_kind(&self.store, "store")? {
             Kind::Sqlite => Ok(Arc::new(
                 SqliteStore::open(state.join("records.sqlite3")).map_err(unavailable)?,

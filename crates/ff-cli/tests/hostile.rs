@@ -384,3 +384,70 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
         cases.len()
     );
 }
+
+#[test]
+fn corrupt_state_through_the_binary() {
+    let repo = TestRepo::new();
+    let dir = repo.path().to_path_buf();
+    let state = dir.join(".ff-worktrees/.ff");
+    // JSON store: one damaged record among good ones.
+    for issue in ["1", "2", "3"] {
+        stdout_json(&ff(&dir, &["--store", "json", "create", issue, "--json"]));
+    }
+    let records = state.join("records");
+    let victim = std::fs::read_dir(&records)
+        .expect("records")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"issue\": \"2\"")))
+        .expect("record of issue 2");
+    std::fs::write(&victim, "{\"key\": \"trunc").expect("damage");
+    let listed = stdout_json(&ff(&dir, &["--store", "json", "list", "--json"]));
+    let issues: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|w| w["issue"].as_str())
+        .collect();
+    assert_eq!(issues, ["1", "3"], "the intact records must still list");
+    let again = ff(&dir, &["--store", "json", "--json", "create", "2"]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(error_kind(&again), "corrupt");
+    let report = stdout_json(&ff(&dir, &["--store", "json", "recover", "--json"]));
+    let kinds: Vec<&str> = report["repairs"]
+        .as_array()
+        .expect("repairs")
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"corrupt_record"), "{report}");
+    assert!(kinds.contains(&"left_alone"), "{report}");
+    assert_eq!(repo.ff_branches().len(), 3, "recover removed a branch");
+
+    // SQLite with a damaged header: corrupt state (1), said clearly.
+    stdout_json(&ff(&dir, &["list", "--json"]));
+    let db = state.join("records.sqlite3");
+    let mut bytes = std::fs::read(&db).expect("db");
+    bytes[..16].copy_from_slice(b"garbage-header!!");
+    std::fs::write(&db, bytes).expect("damage");
+    for args in [
+        &["--json", "list"][..],
+        &["--json", "recover"],
+        &["--json", "create", "9"],
+    ] {
+        let o = ff(&dir, args);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(error_kind(&o), "corrupt", "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("records.sqlite3"));
+    }
+}
