@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,6 +13,7 @@ use std::process::{Command, Output};
 use common::{error_kind, ff, stdout_json};
 use ff_testkit::Immutable;
 use ff_testkit::git::{TestRepo, git_in};
+use ff_testkit::snapshot::Snapshot;
 use serde_json::Value;
 
 /// One hostile invocation: where, with what, and the exit code expected.
@@ -57,29 +57,6 @@ fn run(c: &Case, json: bool) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run ff")
-}
-
-/// Every path under `root` with its size (directories as `None`), except
-/// git's index, whose stat cache git refreshes on any read.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<u64>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read_dir").flatten() {
-            let path = entry.path();
-            let meta = std::fs::symlink_metadata(&path).expect("metadata");
-            if path.file_name().is_some_and(|n| n == "index") {
-                continue;
-            }
-            if meta.is_dir() {
-                stack.push(path.clone());
-                out.insert(path, None);
-            } else {
-                out.insert(path, Some(meta.len()));
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -338,7 +315,7 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
         65,
     ));
 
-    let before = snapshot(&root);
+    let before = Snapshot::of(&root);
     for c in &cases {
         let config = dir.join("ff.toml");
         if let Some(text) = &c.config {
@@ -365,13 +342,7 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
         }
     }
     drop(immutable);
-    let after = snapshot(&root);
-    let changed: Vec<_> = after
-        .iter()
-        .filter(|(p, size)| before.get(*p) != Some(size))
-        .map(|(p, _)| p)
-        .chain(before.keys().filter(|p| !after.contains_key(*p)))
-        .collect();
+    let changed = Snapshot::of(&root).changed_since(&before);
     assert!(changed.is_empty(), "hostile input changed {changed:?}");
     assert!(!pwned.exists());
     assert!(repo.ff_branches().is_empty());

@@ -16,6 +16,7 @@
 
 pub mod git;
 pub mod redis;
+pub mod snapshot;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

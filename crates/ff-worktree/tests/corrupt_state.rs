@@ -20,11 +20,20 @@ use ff_testkit::git::{TestRepo, commit_file};
 use ff_traits::{ErrorKind, IdempotencyStorage, LockProvider};
 use ff_worktree::{RepairKind, WorktreeConfig, WorktreeManager};
 
-fn json_manager_parts(state: &Path) -> (FileLockProvider, JsonStore) {
-    (
-        FileLockProvider::new(state.join("locks")),
-        JsonStore::open(state.join("records")).expect("json store"),
-    )
+/// A repository and a manager on file locks and the JSON store.
+async fn json_manager() -> (
+    TestRepo,
+    PathBuf,
+    WorktreeManager<FileLockProvider, JsonStore>,
+) {
+    let repo = TestRepo::new();
+    let state = repo.scratch("state");
+    let locks = FileLockProvider::new(state.join("locks"));
+    let store = JsonStore::open(state.join("records")).expect("json store");
+    let m = WorktreeManager::open(WorktreeConfig::new(repo.path()), locks, store)
+        .await
+        .expect("open");
+    (repo, state, m)
 }
 
 /// The store file (JSON) holding `issue`'s create record: the one whose
@@ -111,12 +120,7 @@ async fn damaged_record_is_reported_and_nothing_else_suffers<L, S>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_json_record() {
-    let repo = TestRepo::new();
-    let state = repo.scratch("state");
-    let (locks, store) = json_manager_parts(&state);
-    let m = WorktreeManager::open(WorktreeConfig::new(repo.path()), locks, store)
-        .await
-        .expect("open");
+    let (repo, state, m) = json_manager().await;
     damaged_record_is_reported_and_nothing_else_suffers(&repo, &m, async || {
         let file = json_record_of(&state, "a");
         let text = std::fs::read(&file).expect("read");
@@ -127,12 +131,7 @@ async fn truncated_json_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_json_record() {
-    let repo = TestRepo::new();
-    let state = repo.scratch("state");
-    let (locks, store) = json_manager_parts(&state);
-    let m = WorktreeManager::open(WorktreeConfig::new(repo.path()), locks, store)
-        .await
-        .expect("open");
+    let (repo, state, m) = json_manager().await;
     damaged_record_is_reported_and_nothing_else_suffers(&repo, &m, async || {
         let file = json_record_of(&state, "a");
         std::fs::write(&file, b"\x00\xff garbage {{{").expect("garbage");
@@ -208,12 +207,7 @@ async fn garbage_lock_files_do_not_block_anything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_store_and_lock_directories_fail_clearly_and_leave_nothing() {
-    let repo = TestRepo::new();
-    let state = repo.scratch("state");
-    let (locks, store) = json_manager_parts(&state);
-    let m = WorktreeManager::open(WorktreeConfig::new(repo.path()), locks, store)
-        .await
-        .expect("open");
+    let (repo, state, m) = json_manager().await;
     let kept = m.create_worktree("kept").await.expect("create").worktree;
     // Each round a new issue: an existing lock file stays usable in a
     // read-only directory (only new entries are refused), as it should.

@@ -7,14 +7,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ff_lock_file::FileLockProvider;
 use ff_store_json::JsonStore;
 use ff_store_sqlite::SqliteStore;
 use ff_testkit::Immutable;
 use ff_testkit::git::{TestRepo, git_in};
+use ff_testkit::snapshot::Snapshot;
 use ff_traits::{
     ErrorKind, IdempotencyKey, IdempotencyManager, LockOptions, LockProvider, ManagerConfig, Start,
 };
@@ -62,39 +62,8 @@ fn hostile_ids() -> Vec<String> {
     .collect()
 }
 
-/// Every path under `root` with its size (directories as `None`), except
-/// git's index, whose stat cache git refreshes on reads.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<u64>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read_dir").flatten() {
-            let path = entry.path();
-            if path.file_name().is_some_and(|n| n == "index") {
-                continue;
-            }
-            let meta = std::fs::symlink_metadata(&path).expect("metadata");
-            if meta.is_dir() {
-                stack.push(path.clone());
-                out.insert(path, None);
-            } else {
-                out.insert(path, Some(meta.len()));
-            }
-        }
-    }
-    out
-}
-
-fn assert_unchanged(
-    before: &BTreeMap<PathBuf, Option<u64>>,
-    after: &BTreeMap<PathBuf, Option<u64>>,
-) {
-    let changed: Vec<_> = after
-        .iter()
-        .filter(|(p, size)| before.get(*p) != Some(size))
-        .map(|(p, _)| p)
-        .chain(before.keys().filter(|p| !after.contains_key(*p)))
-        .collect();
+fn assert_unchanged(before: &Snapshot, root: &Path) {
+    let changed = Snapshot::of(root).changed_since(before);
     assert!(changed.is_empty(), "hostile input changed {changed:?}");
 }
 
@@ -113,7 +82,7 @@ async fn hostile_issue_ids_are_refused_by_every_operation_and_change_nothing() {
     let repo = TestRepo::new();
     let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let root = repo.path().parent().expect("root").to_path_buf();
-    let before = snapshot(&root);
+    let before = Snapshot::of(&root);
     let mut tried = 0;
     for id in hostile_ids() {
         let shown: String = id.chars().take(20).collect();
@@ -137,7 +106,7 @@ async fn hostile_issue_ids_are_refused_by_every_operation_and_change_nothing() {
         );
         tried += 1;
     }
-    assert_unchanged(&before, &snapshot(&root));
+    assert_unchanged(&before, &root);
     assert!(repo.ff_branches().is_empty());
     println!("hostile issue ids: {tried}, each through 5 operations, all refused");
 }
@@ -168,7 +137,7 @@ async fn hostile_repositories_base_paths_and_refs_are_refused_before_anything_is
     };
     // The store's own file is made by its open, above; take it in.
     open(WorktreeConfig::new(&not_git)).await.ok();
-    let before = snapshot(&root);
+    let before = Snapshot::of(&root);
     let immutable = Immutable::set(&locked);
     let invalid = [
         ("not a repository", WorktreeConfig::new(&not_git)),
@@ -220,7 +189,7 @@ async fn hostile_repositories_base_paths_and_refs_are_refused_before_anything_is
         eprintln!("SKIPPED: unwritable base path (chattr +i needs root here)");
     }
     drop(immutable);
-    assert_unchanged(&before, &snapshot(&root));
+    assert_unchanged(&before, &root);
     println!("hostile repositories and base paths: {tried}, all refused");
 }
 

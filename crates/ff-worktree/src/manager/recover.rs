@@ -381,8 +381,33 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 ),
             }
         }
-        // Their ids count as known: nothing of theirs is removed.
-        for name in self
+        if !damaged.is_empty() {
+            // Ids of issues whose record is damaged count as known:
+            // nothing of theirs is removed.
+            let branches = self.our_branch_names().await?;
+            let directories: Vec<String> = std::fs::read_dir(&self.base)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for name in branches.iter().chain(&directories) {
+                if let Some(plan) = Plan::recognise(name, &self.base)
+                    && self.record_damaged(&plan, damaged)
+                {
+                    known.insert(plan.id);
+                }
+            }
+        }
+        self.remove_stray_directories(&known, &registered, report)?;
+        self.remove_orphan_branches(&known, &checked_out, &base_ref, report)
+            .await
+    }
+
+    /// The short names of branches that may be ForgeFlow's (`ff-*`).
+    async fn our_branch_names(&self) -> Result<Vec<String>> {
+        Ok(self
             .git
             .read([
                 "for-each-ref",
@@ -393,26 +418,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .text()
             .lines()
             .map(str::to_owned)
-            .chain(
-                std::fs::read_dir(&self.base)
-                    .map(|d| {
-                        d.flatten()
-                            .map(|e| e.file_name().to_string_lossy().into_owned())
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default(),
-            )
-        {
-            if let Some(plan) = Plan::recognise(&name, &self.base)
-                && !known.contains(&plan.id)
-                && self.record_damaged(&plan, damaged)
-            {
-                known.insert(plan.id);
-            }
-        }
-        self.remove_stray_directories(&known, &registered, report)?;
-        self.remove_orphan_branches(&known, &checked_out, &base_ref, report)
-            .await
+            .collect())
     }
 
     /// Whether the create record of `plan`'s issue is among the damaged
@@ -498,16 +504,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         base_ref: &str,
         report: &mut Recovery,
     ) -> Result<()> {
-        let refs = self
-            .git
-            .read([
-                "for-each-ref",
-                "--format=%(refname:lstrip=2)",
-                "refs/heads/ff-*",
-            ])
-            .await?
-            .text();
-        for branch in refs.lines() {
+        for branch in &self.our_branch_names().await? {
+            let branch = branch.as_str();
             let Some(plan) = Plan::recognise(branch, &self.base) else {
                 continue;
             };
