@@ -9,7 +9,7 @@
 //!
 //! It runs once per backend pair: file lock + SQLite, file lock + JSON, and
 //! Redis lock + Redis store (on a `redis-server` the test starts itself).
-//! `FF_CHAOS_SECS` sets the run length per pair (default 45; CI runs the
+//! `FF_CHAOS_SECS` sets the run length per pair (default 60; CI runs the
 //! default). Run longer:
 //! `FF_CHAOS_SECS=600 cargo test -p ff-worktree --all-features --test chaos -- --nocapture --test-threads 1`.
 
@@ -36,7 +36,7 @@ const ISSUES: [&str; 5] = ["c1", "c2", "c3", "c4", "c5"];
 /// Worker processes alive at once.
 const WORKERS: usize = 4;
 /// Seconds of chaos per backend pair unless `FF_CHAOS_SECS` says otherwise.
-const DEFAULT_SECS: u64 = 45;
+const DEFAULT_SECS: u64 = 60;
 /// A Redis lock outlives its SIGKILLed holder until its TTL runs out (no
 /// server can tell a dead client from a slow one), so the chaos uses a
 /// short one, and the check waits it out before `recover`.
