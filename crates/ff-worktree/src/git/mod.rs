@@ -12,7 +12,7 @@
 //!   repository it was given.
 //! * Errors carry git's own message.
 
-mod porcelain;
+pub(crate) mod porcelain;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};

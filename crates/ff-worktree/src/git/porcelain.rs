@@ -76,14 +76,18 @@ pub fn parse_worktree_list(raw: &[u8]) -> Result<Vec<WorktreeEntry>, String> {
     Ok(out)
 }
 
+/// A path as git wrote it (in its output or its files), as this platform
+/// spells it.
 #[cfg(unix)]
-fn bytes_to_path(b: &[u8]) -> PathBuf {
+pub(crate) fn bytes_to_path(b: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStringExt;
     PathBuf::from(OsString::from_vec(b.to_vec()))
 }
 
+/// A path as git wrote it (in its output or its files), as this platform
+/// spells it.
 #[cfg(not(unix))]
-fn bytes_to_path(b: &[u8]) -> PathBuf {
+pub(crate) fn bytes_to_path(b: &[u8]) -> PathBuf {
     // Git for Windows writes `C:/x/y`; Windows paths built here use `\`.
     let text = String::from_utf8_lossy(b).replace('/', "\\");
     PathBuf::from(OsString::from(text))

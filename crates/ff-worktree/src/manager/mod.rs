@@ -359,9 +359,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 if !text.trim().is_empty() {
                     continue;
                 }
-                let gitdir = std::fs::read_to_string(dir.join("gitdir")).unwrap_or_default();
-                let worktree = Path::new(gitdir.trim()).parent().map(Path::to_path_buf);
-                if worktree.is_none_or(|w| w.parent() != Some(base.as_path())) {
+                let gitdir = std::fs::read(dir.join("gitdir")).unwrap_or_default();
+                let gitdir = crate::git::porcelain::bytes_to_path(gitdir.trim_ascii());
+                let ours = gitdir
+                    .parent()
+                    .and_then(Path::parent)
+                    .is_some_and(|p| crate::paths::same_path(p, &base));
+                if !ours {
                     tracing::warn!(admin = %dir.display(), "a worktree that is not ForgeFlow's has an empty commondir; left alone");
                     continue;
                 }
