@@ -285,19 +285,12 @@ async fn check<L: LockProvider, S: IdempotencyStorage>(
     );
     common::assert_consistent(repo, m).await;
     let commits = std::fs::read_to_string(log).unwrap_or_default();
-    let mut lost = Vec::new();
-    for sha in commits
+    let reachable = reachable_from_refs(repo);
+    let lost: Vec<&str> = commits
         .lines()
         .filter(|l| l.len() == 40 && l.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
-        let refs = git_in(
-            repo.path(),
-            &["for-each-ref", "--contains", sha, "--format=%(refname)"],
-        );
-        if refs.is_empty() {
-            lost.push(sha.to_owned());
-        }
-    }
+        .filter(|sha| !reachable.contains(*sha))
+        .collect();
     println!(
         "chaos {}: {kills} kills in {} s survived; recover made {} repairs; \
          {} commits made, {} lost; 0 invariant violations",
@@ -309,6 +302,32 @@ async fn check<L: LockProvider, S: IdempotencyStorage>(
     );
     assert!(lost.is_empty(), "{}: commits lost: {lost:?}", pair.name());
     assert!(kills > 0);
+}
+
+/// Every commit reachable from a ref (branches, archive refs, any other),
+/// in one walk: `for-each-ref --contains` per commit takes minutes on a
+/// long run's thousands of commits.
+fn reachable_from_refs(repo: &TestRepo) -> std::collections::HashSet<String> {
+    let tips = git_in(repo.path(), &["for-each-ref", "--format=%(objectname)"]);
+    let mut child = std::process::Command::new("git")
+        .args(["rev-list", "--stdin"])
+        .current_dir(repo.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git rev-list");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{tips}\n").as_bytes())
+        .expect("write tips");
+    let out = child.wait_with_output().expect("rev-list");
+    assert!(out.status.success(), "git rev-list failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Sets up a repository and state for `pair`, runs the chaos, then checks.
