@@ -169,7 +169,10 @@ async fn work<L: LockProvider, S: IdempotencyStorage>(
     log: &Path,
     mut rng: Rng,
 ) {
-    loop {
+    // Workers live in process groups of their own (so a kill takes their
+    // git too), so they would outlive a harness that died: stop when it has.
+    let harness = rustix::process::getppid();
+    while rustix::process::getppid() == harness {
         let issue = ISSUES[rng.next(ISSUES.len())];
         match rng.next(4) {
             0 | 1 => {
