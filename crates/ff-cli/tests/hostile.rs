@@ -74,16 +74,17 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
     let _ = git_in(&empty, &["init", "-q"]);
     let a_file = repo.scratch("files").join("a-file");
     std::fs::write(&a_file, "not a directory").expect("file");
-    let elsewhere = repo.scratch("elsewhere");
-    let link = repo.scratch("links").join("link");
     #[cfg(unix)]
-    std::os::unix::fs::symlink(&elsewhere, &link).expect("symlink");
+    let linked = {
+        let link = repo.scratch("links").join("link");
+        std::os::unix::fs::symlink(repo.scratch("elsewhere"), &link).expect("symlink");
+        link.to_string_lossy().into_owned()
+    };
     let locked = repo.scratch("immutable");
     stdout_json(&ff(&dir, &["list", "--json"]));
     stdout_json(&ff(&dir, &["--store", "json", "list", "--json"]));
     let immutable = Immutable::set(&locked);
     let file = a_file.to_string_lossy().into_owned();
-    let linked = link.to_string_lossy().into_owned();
     let in_locked = locked.join("wt").to_string_lossy().into_owned();
     let long = "a".repeat(10_000);
     let huge = "a".repeat(120_000); // near the kernel's limit for one argument
