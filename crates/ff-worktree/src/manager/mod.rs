@@ -320,7 +320,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 
     /// `git worktree list`, after mending what a killed `worktree add` of
-    /// ours may have left (see [`Self::repair_torn_commondirs`]).
+    /// ours may have left (see [`Self::torn_commondirs`]).
     pub(crate) async fn worktrees(&self) -> Result<Vec<crate::git::WorktreeEntry>> {
         match self.git.worktrees().await {
             Err(GitError::Failed { stderr, .. })
