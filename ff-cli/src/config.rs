@@ -147,7 +147,7 @@ impl Settings {
         }
         let base = ff_worktree::base_path_of(&self.worktree_config()?)
             .await
-            .map_err(|e| open_failure(&e))?;
+            .map_err(crate::output::before_work)?;
         Ok(base.join(ff_worktree::STATE_DIR))
     }
 
@@ -203,10 +203,7 @@ impl Settings {
 
     async fn store_in(&self, state: PathBuf) -> Result<Store, Failure> {
         // A damaged database is corrupt state (1), not an unavailable one.
-        let unavailable = |e: ff_traits::Error| match e.kind() {
-            ff_traits::ErrorKind::Corrupt => Failure::from(e),
-            _ => Failure::unavailable(e.to_string()),
-        };
+        let unavailable = crate::output::before_work;
         match backend_kind(&self.store, "store")? {
             Kind::Sqlite => Ok(Arc::new(
                 SqliteStore::open(state.join("records.sqlite3")).map_err(unavailable)?,
@@ -232,7 +229,7 @@ impl Settings {
         // backend's. The base path is resolved once and reused.
         let base = ff_worktree::base_path_of(&config)
             .await
-            .map_err(|e| open_failure(&e))?;
+            .map_err(crate::output::before_work)?;
         let state = self
             .explicit_state_dir()?
             .unwrap_or_else(|| base.join(ff_worktree::STATE_DIR));
@@ -240,16 +237,7 @@ impl Settings {
         let store = self.store_in(state).await?;
         WorktreeManager::open(config.with_base_path(base), locks, store)
             .await
-            .map_err(|e| open_failure(&e))
-    }
-}
-
-/// A repository that cannot be used is bad input; git missing or a base
-/// path that cannot be made is an unavailable dependency.
-fn open_failure(e: &ff_traits::Error) -> Failure {
-    match e.kind() {
-        ff_traits::ErrorKind::InvalidInput => Failure::invalid(e.to_string()),
-        _ => Failure::unavailable(e.to_string()),
+            .map_err(crate::output::before_work)
     }
 }
 
@@ -308,7 +296,7 @@ async fn redis_locks(url: &str) -> Result<Locks, Failure> {
     use ff_worktree::backends::redis::{RedisLockConfig, RedisLockProvider};
     let p = RedisLockProvider::connect(RedisLockConfig::new(url))
         .await
-        .map_err(|e| open_failure(&e))?;
+        .map_err(crate::output::before_work)?;
     Ok(Arc::new(p))
 }
 
@@ -317,7 +305,7 @@ async fn redis_store(url: &str) -> Result<Store, Failure> {
     use ff_worktree::backends::redis::{RedisStore, RedisStoreConfig};
     let s = RedisStore::connect(RedisStoreConfig::new(url))
         .await
-        .map_err(|e| open_failure(&e))?;
+        .map_err(crate::output::before_work)?;
     Ok(Arc::new(s))
 }
 

@@ -5,22 +5,25 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ff_traits::{Error, ErrorKind, Timestamp};
-use serde_json::{Value, json};
+use ff_traits::Timestamp;
+use ff_worktree::{Error, ErrorKind};
+use serde_json::{Map, Value, json};
 
 pub(crate) const FAILURE: u8 = 1;
 pub(crate) const INVALID_INPUT: u8 = 65;
 pub(crate) const UNAVAILABLE: u8 = 69;
 pub(crate) const CANNOT_CREATE: u8 = 73;
 pub(crate) const TEMPORARY: u8 = 75;
+pub(crate) const REFUSED: u8 = 77;
 
 /// A failure on its way to the user: what kind, what to say, which exit
-/// code.
+/// code, and the facts a program reading `--json` may act on.
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub(crate) kind: String,
     pub(crate) message: String,
     pub(crate) code: u8,
+    pub(crate) details: Map<String, Value>,
 }
 
 impl Failure {
@@ -29,6 +32,7 @@ impl Failure {
             kind: kind.to_owned(),
             message: message.into(),
             code,
+            details: Map::new(),
         }
     }
 
@@ -36,38 +40,143 @@ impl Failure {
         Self::new(INVALID_INPUT, "invalid_input", message)
     }
 
+    #[cfg(not(feature = "redis"))]
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(UNAVAILABLE, "backend_unavailable", message)
     }
+
+    /// A library error, by its meaning and the stage it happened in.
+    pub(crate) fn of(e: Error, stage: Stage) -> Self {
+        let (code, kind) = classify(&e, stage);
+        let mut f = Self::new(code, kind, e.to_string());
+        f.details = facts(&e);
+        f
+    }
 }
 
-/// The exit code of a library error, by its meaning.
-pub(crate) fn code_of(e: &Error) -> u8 {
-    match e.kind() {
-        ErrorKind::InvalidInput | ErrorKind::NotFound => INVALID_INPUT,
-        ErrorKind::LockTimeout
-        | ErrorKind::InProgress
-        | ErrorKind::BackoffNotElapsed
-        | ErrorKind::MaxAttemptsExceeded => TEMPORARY,
-        ErrorKind::Unsupported => UNAVAILABLE,
+/// Where in a command an error arose. Only backend and git failures mean
+/// something different by stage: while opening, the dependency is
+/// unavailable (69); while creating, the worktree could not be made (73);
+/// during other work, the work failed (1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Opening the repository, the lock provider or the store.
+    Open,
+    /// Creating a worktree.
+    Create,
+    /// Any other work.
+    Work,
+}
+
+/// The exit code and JSON kind of every library error: the one place they
+/// are chosen. The README's exit-code table describes this function.
+pub(crate) fn classify(e: &Error, stage: Stage) -> (u8, &'static str) {
+    use ff_traits::ErrorKind as C;
+    let kind = e.kind();
+    let code = match kind {
+        ErrorKind::Contract(C::InvalidInput | C::NotFound) => INVALID_INPUT,
+        ErrorKind::Contract(
+            C::LockTimeout | C::InProgress | C::BackoffNotElapsed | C::MaxAttemptsExceeded,
+        ) => TEMPORARY,
+        ErrorKind::Contract(C::Unsupported) => UNAVAILABLE,
+        ErrorKind::Contract(C::Backend) | ErrorKind::Git if stage == Stage::Open => {
+            return (UNAVAILABLE, "backend_unavailable");
+        }
+        ErrorKind::Git if stage == Stage::Create => CANNOT_CREATE,
+        ErrorKind::LimitReached => CANNOT_CREATE,
+        ErrorKind::WouldLoseWork | ErrorKind::Refused => REFUSED,
         _ => FAILURE,
+    };
+    (code, kind.as_str())
+}
+
+/// The structured facts of an error, for `--json`.
+fn facts(e: &Error) -> Map<String, Value> {
+    let mut m = Map::new();
+    match e {
+        Error::Contract(ff_traits::Error::LockTimeout {
+            name,
+            waited,
+            holder,
+        }) => {
+            m.insert("lock".into(), json!(name));
+            m.insert("waited_ms".into(), json!(millis(*waited)));
+            if let Some(h) = holder {
+                m.insert("holder".into(), holder_json(h, Timestamp::now()));
+            }
+        }
+        Error::Contract(ff_traits::Error::BackoffNotElapsed { remaining, .. }) => {
+            m.insert("retry_in_ms".into(), json!(millis(*remaining)));
+        }
+        Error::Contract(ff_traits::Error::InProgress {
+            lease_remaining: Some(d),
+            ..
+        }) => {
+            m.insert("retry_in_ms".into(), json!(millis(*d)));
+        }
+        Error::Contract(ff_traits::Error::MaxAttemptsExceeded {
+            attempts,
+            max_attempts,
+            ..
+        }) => {
+            m.insert("attempts".into(), json!(attempts));
+            m.insert("max_attempts".into(), json!(max_attempts));
+        }
+        Error::Conflict { paths, .. } => {
+            m.insert("paths".into(), json!(paths));
+        }
+        Error::WouldLoseWork {
+            worktree,
+            files,
+            commits,
+            base,
+        } => {
+            m.insert("worktree".into(), json!(worktree));
+            m.insert("files".into(), json!(files));
+            m.insert("commits".into(), json!(commits));
+            m.insert("base".into(), json!(base));
+        }
+        Error::LimitReached { limit, .. } => {
+            m.insert("limit".into(), json!(limit));
+        }
+        _ => {}
     }
+    m
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A lock holder as JSON (also `ff locks`' `holder`).
+pub(crate) fn holder_json(h: &ff_traits::LockInfo, now: Timestamp) -> Value {
+    json!({
+        "id": h.id,
+        "pid": h.pid,
+        "hostname": h.hostname,
+        "operation": h.operation,
+        "acquired_at": rfc3339(h.acquired_at),
+        "age_ms": millis(h.age(now)),
+        "fencing_token": h.fencing_token.0,
+    })
 }
 
 /// A backend failing before the command's own work began (a lock
 /// directory that cannot be made, a store that cannot be read) means the
 /// backend is unavailable (69), not that the work failed (1).
-pub(crate) fn before_work(e: Error) -> Failure {
-    if e.kind() == ErrorKind::Backend {
-        Failure::unavailable(e.to_string())
-    } else {
-        e.into()
-    }
+pub(crate) fn before_work(e: impl Into<Error>) -> Failure {
+    Failure::of(e.into(), Stage::Open)
 }
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        Self::new(code_of(&e), e.kind().as_str(), e.to_string())
+        Self::of(e, Stage::Work)
+    }
+}
+
+impl From<ff_traits::Error> for Failure {
+    fn from(e: ff_traits::Error) -> Self {
+        Self::of(e.into(), Stage::Work)
     }
 }
 
@@ -99,7 +208,12 @@ impl Out {
             let _ = writeln!(
                 stderr,
                 "{}",
-                json!({"error": {"kind": f.kind, "message": f.message}})
+                {
+                    let mut error = f.details.clone();
+                    error.insert("kind".into(), json!(f.kind));
+                    error.insert("message".into(), json!(f.message));
+                    json!({ "error": error })
+                }
             );
         } else {
             let _ = writeln!(stderr, "ff: error: {}", f.message);

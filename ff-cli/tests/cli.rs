@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{code, error_kind, ff, keys, stdout_json};
+use common::{code, error_json, error_kind, ff, keys, stdout_json};
 use ff_testkit::git::{TestRepo, commit_file};
 use serde_json::Value;
 
@@ -157,21 +157,33 @@ fn stats_gc_recover_and_locks_shapes() {
 }
 
 #[test]
-fn the_limit_from_ff_toml_is_exit_73_and_a_conflict_is_1() {
+fn limit_is_73_would_lose_work_is_77_and_a_conflict_is_1_each_with_its_kind() {
     let repo = TestRepo::new();
     let dir = repo.path();
     std::fs::write(dir.join("ff.toml"), "max_worktrees = 1\n").expect("ff.toml");
     let _ = stdout_json(&ff(dir, &["create", "a", "--json"]));
     let full = ff(dir, &["create", "b", "--json"]);
     assert_eq!(code(&full), 73, "{}", String::from_utf8_lossy(&full.stderr));
+    assert_eq!(error_kind(&full), "limit_reached");
+    assert_eq!(error_json(&full)["limit"], 1);
 
     let wt = stdout_json(&ff(dir, &["get", "a", "--json"]));
     let path = Path::new(wt["path"].as_str().expect("path")).to_owned();
     commit_file(&path, "README", "mine\n", "mine");
+    std::fs::write(path.join("notes.txt"), "draft\n").expect("notes");
+    let refused = ff(dir, &["cleanup", "a", "--json"]);
+    assert_eq!(code(&refused), 77, "{}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(error_kind(&refused), "would_lose_work");
+    let facts = error_json(&refused);
+    assert_eq!(facts["commits"], 1, "{facts}");
+    assert_eq!(facts["files"], serde_json::json!(["notes.txt"]), "{facts}");
+    assert!(path.join("notes.txt").exists(), "the refusal touched the work");
+    std::fs::remove_file(path.join("notes.txt")).expect("rm notes");
     commit_file(dir, "README", "theirs\n", "theirs");
     let conflict = ff(dir, &["sync", "a", "--json"]);
     assert_eq!(code(&conflict), 1);
     assert_eq!(error_kind(&conflict), "conflict");
+    assert_eq!(error_json(&conflict)["paths"], serde_json::json!(["README"]));
 
     std::fs::write(dir.join("ff.toml"), "max_worktree = 1\n").expect("ff.toml");
     let typo = ff(dir, &["list"]);

@@ -145,16 +145,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// A change could not be applied because it conflicts with other
-    /// changes (a rebase or merge conflict). Nothing was changed.
-    #[error("{what} stopped on conflicts in {} file(s): {}", .paths.len(), ConflictList(.paths))]
-    Conflict {
-        /// What was attempted (for example `rebase of ff-123-… onto main`).
-        what: String,
-        /// The conflicting paths.
-        paths: Vec<String>,
-    },
-
     /// The backend does not support the requested feature.
     #[error("{backend} backend does not support {what}")]
     Unsupported {
@@ -204,8 +194,6 @@ pub enum ErrorKind {
     InvalidInput,
     /// [`Error::Corrupt`]
     Corrupt,
-    /// [`Error::Conflict`]
-    Conflict,
     /// [`Error::Unsupported`]
     Unsupported,
     /// [`Error::Backend`]
@@ -228,7 +216,6 @@ impl ErrorKind {
             Self::NotFound => "not_found",
             Self::InvalidInput => "invalid_input",
             Self::Corrupt => "corrupt",
-            Self::Conflict => "conflict",
             Self::Unsupported => "unsupported",
             Self::Backend => "backend",
         }
@@ -257,7 +244,6 @@ impl Error {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::InvalidInput { .. } => ErrorKind::InvalidInput,
             Self::Corrupt { .. } => ErrorKind::Corrupt,
-            Self::Conflict { .. } => ErrorKind::Conflict,
             Self::Unsupported { .. } => ErrorKind::Unsupported,
             Self::Backend { .. } => ErrorKind::Backend,
         }
@@ -329,20 +315,6 @@ impl Error {
             location: location.into(),
             reason: reason.into(),
         }
-    }
-}
-
-/// Lists conflicting paths in a message: the first five, then a count.
-struct ConflictList<'a>(&'a [String]);
-
-impl fmt::Display for ConflictList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown: Vec<&str> = self.0.iter().take(5).map(String::as_str).collect();
-        f.write_str(&shown.join(", "))?;
-        if self.0.len() > 5 {
-            write!(f, " and {} more", self.0.len() - 5)?;
-        }
-        Ok(())
     }
 }
 

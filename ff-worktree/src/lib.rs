@@ -18,7 +18,7 @@
 //! With the defaults, [`open_embedded`] needs nothing but a repository:
 //!
 //! ```no_run
-//! # async fn demo() -> ff_traits::Result<()> {
+//! # async fn demo() -> Result<()> {
 //! use ff_worktree::{SyncOptions, WorktreeConfig};
 //!
 //! let manager = ff_worktree::open_embedded(WorktreeConfig::new(".")).await?;
@@ -48,11 +48,13 @@
 
 #![forbid(unsafe_code)]
 
+mod error;
 pub mod git;
 mod issue;
 mod manager;
 mod paths;
 
+pub use error::{Error, ErrorKind, Result};
 pub use ff_traits;
 pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
 pub use manager::{
@@ -90,7 +92,7 @@ pub const STATE_DIR: &str = ".ff";
 ///
 /// # Errors
 /// As [`WorktreeManager::open`].
-pub async fn base_path_of(config: &WorktreeConfig) -> ff_traits::Result<std::path::PathBuf> {
+pub async fn base_path_of(config: &WorktreeConfig) -> Result<std::path::PathBuf> {
     Ok(manager::resolve(config).await?.2)
 }
 
@@ -102,7 +104,7 @@ pub async fn base_path_of(config: &WorktreeConfig) -> ff_traits::Result<std::pat
 /// As [`WorktreeManager::open`], and [`ff_traits::Error::Backend`] when the
 /// store cannot be opened.
 #[cfg(all(feature = "file-lock", feature = "sqlite-store"))]
-pub async fn open_embedded(config: WorktreeConfig) -> ff_traits::Result<EmbeddedManager> {
+pub async fn open_embedded(config: WorktreeConfig) -> Result<EmbeddedManager> {
     let base = base_path_of(&config).await?;
     let state = base.join(STATE_DIR);
     let locks = ff_lock_file::FileLockProvider::new(state.join("locks"));

@@ -95,7 +95,10 @@ async fn holding_an_issue_keeps_its_operations_out() {
         .await
         .expect_err("cleanup must wait for the holder");
     assert!(
-        matches!(err, ff_traits::Error::LockTimeout { .. }),
+        matches!(
+            err,
+            ff_worktree::Error::Contract(ff_traits::Error::LockTimeout { .. })
+        ),
         "{err:?}"
     );
     assert!(m.lock_issue("../x").await.is_err());

@@ -83,7 +83,7 @@ async fn damaged_record_is_reported_and_nothing_else_suffers<L, S>(
         .create_worktree("a")
         .await
         .expect_err("create over damage");
-    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Corrupt.into(), "{err}");
     assert!(!err.to_string().is_empty());
     assert!(m.get("b").await.expect("get b").is_some());
     m.cleanup_worktree("c", false).await.expect("cleanup c");
@@ -171,7 +171,7 @@ async fn damaged_sqlite_header_is_a_clear_error_and_the_worktrees_survive() {
     bytes[..16].copy_from_slice(b"garbage-header!!");
     std::fs::write(&db, bytes).expect("damage");
     let err = SqliteStore::open(&db).expect_err("opened a damaged database");
-    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Corrupt.into(), "{err}");
     assert!(err.to_string().contains(&db.display().to_string()), "{err}");
     // Through the binary's path too: the same error, and git untouched.
     assert!(wt.path.join("README").exists());
@@ -220,7 +220,7 @@ async fn read_only_store_and_lock_directories_fail_clearly_and_leave_nothing() {
             .create_worktree(issue)
             .await
             .expect_err("created with a read-only directory");
-        assert_eq!(err.kind(), ErrorKind::Backend, "{what}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Backend.into(), "{what}: {err}");
         assert!(
             err.to_string().contains("writable") || err.to_string().contains("permitted"),
             "{what}: {err}"
@@ -305,7 +305,10 @@ async fn a_full_disk_fails_clearly_and_loses_nothing() {
         if let Err(e) = m.create_worktree(issue).await {
             failures += 1;
             assert!(
-                matches!(e.kind(), ErrorKind::Backend | ErrorKind::Corrupt),
+                matches!(
+                    e.kind(),
+                    ff_worktree::ErrorKind::Contract(ErrorKind::Backend | ErrorKind::Corrupt)
+                ),
                 "{e}"
             );
             assert!(!e.to_string().is_empty());

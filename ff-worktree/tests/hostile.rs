@@ -67,11 +67,16 @@ fn assert_unchanged(before: &Snapshot, root: &Path) {
     assert!(changed.is_empty(), "hostile input changed {changed:?}");
 }
 
-fn expect_kind<T: std::fmt::Debug>(what: &str, r: ff_traits::Result<T>, kind: ErrorKind) {
+fn expect_kind<T: std::fmt::Debug, E: Into<ff_worktree::Error>>(
+    what: &str,
+    r: Result<T, E>,
+    kind: ErrorKind,
+) {
     match r {
         Ok(v) => panic!("{what}: accepted ({v:?})"),
         Err(e) => {
-            assert_eq!(e.kind(), kind, "{what}: {e}");
+            let e: ff_worktree::Error = e.into();
+            assert_eq!(e.kind(), kind.into(), "{what}: {e}");
             assert!(!e.to_string().is_empty());
         }
     }

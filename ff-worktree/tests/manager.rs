@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ff_lock_file::FileLockProvider;
 use ff_store_sqlite::SqliteStore;
-use ff_traits::Error;
+use ff_worktree::Error;
 use ff_worktree::git::Git;
 use ff_worktree::{WorktreeConfig, WorktreeManager};
 
@@ -231,7 +231,13 @@ async fn cleanup_refuses_to_lose_work_unless_forced_and_then_keeps_it() {
         .cleanup_worktree("dirty", false)
         .await
         .expect_err("dirty cleanup");
-    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    match &err {
+        Error::WouldLoseWork { files, commits, .. } => {
+            assert_eq!(files, &["notes.txt"], "{err}");
+            assert_eq!(*commits, 0, "{err}");
+        }
+        other => panic!("expected would-lose-work, got {other:?}"),
+    }
     assert!(err.to_string().contains("notes.txt"), "{err}");
     assert!(
         dirty.path.join("notes.txt").exists(),
@@ -314,7 +320,10 @@ async fn hostile_issue_ids_change_nothing() {
         &"x".repeat(10_000),
     ] {
         let err = m.create_worktree(bad).await.expect_err(bad);
-        assert!(matches!(err, Error::InvalidInput { .. }), "{bad:?}: {err}");
+        assert!(
+            matches!(err, Error::Contract(ff_traits::Error::InvalidInput { .. })),
+            "{bad:?}: {err}"
+        );
     }
     assert_eq!(std::fs::read_dir(m.base_path()).expect("base").count(), 0);
     assert!(repo.ff_branches().await.is_empty());

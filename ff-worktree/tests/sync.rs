@@ -3,7 +3,7 @@
 mod common;
 
 use ff_testkit::git::{TestRepo, commit_file, git_in};
-use ff_traits::Error;
+use ff_worktree::Error;
 use ff_worktree::{SyncOptions, SyncStrategy, WorktreeConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +118,7 @@ async fn a_dirty_worktree_is_refused_unless_autostash() {
         .sync_worktree("10", SyncOptions::default())
         .await
         .expect_err("dirty");
-    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(matches!(err, Error::Refused { .. }), "{err:?}");
     let message = err.to_string();
     assert!(
         message.contains("README") && message.contains("autostash"),
@@ -148,7 +148,10 @@ async fn unknown_worktrees_and_a_users_own_rebase_are_refused() {
         .sync_worktree("nope", SyncOptions::default())
         .await
         .expect_err("unknown");
-    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Contract(ff_traits::Error::NotFound { .. })),
+        "{err:?}"
+    );
 
     let wt = m.create_worktree("11").await.expect("create").worktree;
     commit_file(&wt.path, "README", "mine\n", "mine");

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ff_traits::{ForceOutcome, LockInfo, LockStatus, Timestamp};
+use ff_traits::{ForceOutcome, LockStatus, Timestamp};
 use serde_json::{Value, json};
 
 use crate::config::Settings;
@@ -45,18 +45,6 @@ pub(super) async fn recover(settings: &Settings, out: Out, dry_run: bool) -> Res
     Ok(0)
 }
 
-fn holder_json(h: &LockInfo, now: Timestamp) -> Value {
-    json!({
-        "id": h.id,
-        "pid": h.pid,
-        "hostname": h.hostname,
-        "operation": h.operation,
-        "acquired_at": output::rfc3339(h.acquired_at),
-        "age_ms": u64::try_from(h.age(now).as_millis()).unwrap_or(u64::MAX),
-        "fencing_token": h.fencing_token.0,
-    })
-}
-
 fn lock_json(l: &LockStatus, now: Timestamp) -> Value {
     let mode = l.mode.map(|m| match m {
         ff_traits::LockMode::Shared => "shared",
@@ -66,7 +54,7 @@ fn lock_json(l: &LockStatus, now: Timestamp) -> Value {
         "name": l.name,
         "mode": mode,
         "held": l.held,
-        "holder": l.holders.first().map(|h| holder_json(h, now)),
+        "holder": l.holders.first().map(|h| output::holder_json(h, now)),
     })
 }
 
@@ -196,6 +184,7 @@ pub(super) async fn gc(settings: &Settings, out: Out, max_age: Duration) -> Resu
         ff_traits::IdempotencyManager::new(store, ff_traits::ManagerConfig::default())
             .cleanup(max_age)
             .await
+            .map_err(ff_worktree::Error::from)
     };
     drop(progress);
     let removed = removed?;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::cli::Strategy;
 use crate::config::Settings;
-use crate::output::{self, CANNOT_CREATE, Failure, Out, Progress};
+use crate::output::{self, Failure, Out, Progress, Stage};
 
 /// The documented JSON shape of a worktree.
 fn worktree_json(w: &Worktree, reused: Option<bool>) -> Value {
@@ -44,16 +44,10 @@ pub(super) async fn create(
         config = config.with_base_ref(b);
     }
     let manager = settings.manager_with(config).await?;
-    let created = manager.create_worktree(issue).await.map_err(|e| {
-        let limit =
-            matches!(&e, ff_traits::Error::InvalidInput { what, .. } if what == "worktree count");
-        let git = matches!(&e, ff_traits::Error::Backend { backend, .. } if backend == "git");
-        let mut f = Failure::from(e);
-        if limit || git {
-            f.code = CANNOT_CREATE;
-        }
-        f
-    })?;
+    let created = manager
+        .create_worktree(issue)
+        .await
+        .map_err(|e| Failure::of(e, Stage::Create))?;
     let w = &created.worktree;
     out.emit(&worktree_json(w, Some(created.reused)), || {
         let mut text = if created.reused {

@@ -53,3 +53,10 @@ pub(crate) fn error_kind(o: &Output) -> String {
     );
     v["error"]["kind"].as_str().expect("kind").to_owned()
 }
+
+/// The error JSON on stderr: the `error` object, with its facts.
+pub(crate) fn error_json(o: &Output) -> Value {
+    let v: Value = serde_json::from_slice(&o.stderr)
+        .unwrap_or_else(|_| panic!("stderr is not JSON: {}", String::from_utf8_lossy(&o.stderr)));
+    v["error"].clone()
+}

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use ff_traits::{
-    ForceRelease, IdempotencyStats, IdempotencyStorage, LockProvider, LockStatus, RecordStatus,
-    Result, ScanFilter, Timestamp,
-};
+use ff_traits::{ForceRelease, IdempotencyStats, IdempotencyStorage, LockProvider, LockStatus, RecordStatus, ScanFilter, Timestamp};
+
+use crate::{Result};
 
 use super::{CREATE_OPERATION, WorktreeManager};
 
@@ -38,7 +37,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// # Errors
     /// [`ff_traits::Error::Backend`] when the store cannot be read.
     pub async fn get_idempotency_stats(&self) -> Result<IdempotencyStats> {
-        self.records.get_stats().await
+        Ok(self.records.get_stats().await?)
     }
 
     /// Removes finished records last active more than `max_age` ago (zero:
@@ -77,7 +76,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 Err(
                     ff_traits::Error::PreconditionFailed { .. } | ff_traits::Error::NotFound { .. },
                 ) => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         tracing::info!(removed, max_age_ms = max_age.as_millis(), "record cleanup");

@@ -1,7 +1,9 @@
 //! `cleanup_worktree`: removal that never loses work unless forced, and
 //! then keeps it under `refs/ff/archive/<id>`.
 
-use ff_traits::{Error, IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatus, Result};
+use ff_traits::{IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatus};
+
+use crate::{Error, Result};
 
 use super::{Cleanup, Worktree, WorktreeManager, worktree_of};
 use crate::issue::IssueId;
@@ -15,8 +17,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// gone succeeds.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when work would be lost without `force`;
-    /// [`Error::LockTimeout`]; [`Error::Backend`] with git's message.
+    /// [`Error::WouldLoseWork`] when work would be lost without `force`;
+    /// [`LockTimeout`](ff_traits::Error::LockTimeout); [`Backend`](ff_traits::Error::Backend) with git's message.
     pub async fn cleanup_worktree(&self, id_or_issue: &str, force: bool) -> Result<Cleanup> {
         let Some(found) = self.get(id_or_issue).await? else {
             return Ok(Cleanup {
@@ -112,8 +114,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .remove(&record.key, record.revision)
             .await
         {
-            Ok(()) | Err(Error::NotFound { .. } | Error::PreconditionFailed { .. }) => Ok(()),
-            Err(e) => Err(e),
+            Ok(())
+            | Err(
+                ff_traits::Error::NotFound { .. } | ff_traits::Error::PreconditionFailed { .. },
+            ) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -128,8 +133,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         record: &IdempotencyRecord,
     ) -> Result<Option<String>> {
         if wt.path.exists() && !self.is_registered(&wt.path).await? {
-            return Err(Error::invalid_input(
-                "worktree",
+            return Err(Error::refused(
+                format!("cleanup of {}", wt.id),
                 format!(
                     "{} exists but git no longer lists it as a worktree; move any work out of it, \
                      delete it, and try again",
@@ -248,9 +253,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             self.git
                 .resolve_commit(&format!("refs/heads/{}", wt.branch))
                 .await?
-                .ok_or_else(|| Error::NotFound {
-                    what: format!("branch {}", wt.branch),
-                })?
+                .ok_or_else(|| Error::not_found(format!("branch {}", wt.branch)))?
         };
         self.clear_stale_ref_lock(&name).await;
         self.git
@@ -263,30 +266,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
 /// The refusal of a cleanup that would destroy work.
 fn would_lose_work(wt: &Worktree, dirty: &[String], unmerged: (String, u64)) -> Error {
-    let mut what = Vec::new();
-    if !dirty.is_empty() {
-        let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
-        what.push(format!(
-            "{} uncommitted file(s) ({}{})",
-            dirty.len(),
-            shown.join(", "),
-            if dirty.len() > 5 { ", …" } else { "" }
-        ));
+    Error::WouldLoseWork {
+        worktree: wt.id.clone(),
+        files: dirty.to_vec(),
+        commits: unmerged.1,
+        base: unmerged.0,
     }
-    if unmerged.1 > 0 {
-        what.push(format!(
-            "{} commit(s) not merged into {}",
-            unmerged.1, unmerged.0
-        ));
-    }
-    Error::invalid_input(
-        "cleanup",
-        format!(
-            "worktree {} has {}; commit and merge the work, or force the cleanup (the work is \
-             then kept under refs/ff/archive/{})",
-            wt.id,
-            what.join(" and "),
-            wt.id
-        ),
-    )
 }

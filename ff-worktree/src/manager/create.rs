@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ff_traits::{Error, IdempotencyStorage, LockOptions, LockProvider, Result, Start, Timestamp};
+use ff_traits::{IdempotencyStorage, LockOptions, LockProvider, Start, Timestamp};
+
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -94,9 +96,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Work left half-done by a create that crashed is undone first.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a bad issue id (before any side effect)
-    /// or when the worktree limit is reached; [`Error::LockTimeout`];
-    /// [`Error::Backend`] with git's message when git fails.
+    /// [`InvalidInput`](ff_traits::Error::InvalidInput) for a bad issue id (before any side effect);
+    /// [`Error::LimitReached`]; [`LockTimeout`](ff_traits::Error::LockTimeout);
+    /// [`Backend`](ff_traits::Error::Backend) with git's message when git fails.
     pub async fn create_worktree(&self, issue: &str) -> Result<Created> {
         let issue = IssueId::parse(issue)?;
         self.with_issue(&issue, CREATE_OPERATION, async || {
@@ -169,11 +171,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 }
             }
         }
-        Err(Error::InProgress {
+        Err(ff_traits::Error::InProgress {
             operation: CREATE_OPERATION.into(),
             key: key.record_key()?.short().to_owned(),
             lease_remaining: None,
-        })
+        }
+        .into())
     }
 
     /// Leaves nothing of a failed attempt: undoes what git may have made,
@@ -185,10 +188,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     async fn after_failed_add(&self, plan: &Plan, claim: &ff_traits::Claim) -> Result<()> {
         if !self.config.cleanup_on_error {
             tracing::warn!(id = %plan.id, path = %plan.path.display(), "create failed; left for inspection (cleanup_on_error is off)");
-            return self.records.abandon_operation(claim).await;
+            return Ok(self.records.abandon_operation(claim).await?);
         }
         match self.undo(plan).await {
-            Ok(()) => self.records.abandon_operation(claim).await,
+            Ok(()) => Ok(self.records.abandon_operation(claim).await?),
             Err(undo) => {
                 tracing::error!(
                     id = %plan.id,
@@ -246,14 +249,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 
     fn limit_reached(&self, why: &str) -> Error {
-        Error::invalid_input(
-            "worktree count",
-            format!(
-                "the limit of {} worktrees under {} is reached {why}; clean one up or raise the limit",
-                self.config.max_worktrees,
-                self.base.display()
-            ),
-        )
+        Error::LimitReached {
+            limit: self.config.max_worktrees,
+            base: self.base.display().to_string(),
+            why: format!(" {why}"),
+        }
     }
 
     /// Worktrees git lists under the base path.
@@ -302,9 +302,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 return Err(self.limit_reached("(limit policy: refuse)"));
             }
             if plan.path.exists() || self.branch_exists(&plan.branch).await? {
-                return Err(Error::AlreadyExists {
+                return Err(ff_traits::Error::AlreadyExists {
                     what: format!("worktree path or branch of {}", plan.id),
-                });
+                }
+                .into());
             }
             // Registration only: the checkout, the slow part, runs after
             // the registry lock is released.

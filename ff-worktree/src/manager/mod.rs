@@ -11,10 +11,9 @@ mod types;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ff_traits::{
-    Error, IdempotencyKey, IdempotencyManager, IdempotencyStorage, LockGuard, LockOptions,
-    LockProvider, ManagerConfig, RecordStatus, Result,
-};
+use ff_traits::{IdempotencyKey, IdempotencyManager, IdempotencyStorage, LockGuard, LockOptions, LockProvider, ManagerConfig, RecordStatus};
+
+use crate::{Error, Result};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -155,9 +154,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Opens the manager for the repository in `config.repo`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when the directory is not in a git
+    /// [`InvalidInput`](ff_traits::Error::InvalidInput) when the directory is not in a git
     /// repository, the repository is bare or has no commits, or the base
-    /// path is a file or a symbolic link; [`Error::Backend`] when git is
+    /// path is a file or a symbolic link; [`Backend`](ff_traits::Error::Backend) when git is
     /// missing or too old, or the base path cannot be created.
     pub async fn open(config: WorktreeConfig, locks: L, store: S) -> Result<Self> {
         let (git, info, base) = resolve(&config).await?;
@@ -236,7 +235,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let options = LockOptions::default()
             .with_timeout(self.config.lock_timeout)
             .with_operation(operation);
-        self.locks.acquire(name, &options).await
+        Ok(self.locks.acquire(name, &options).await?)
     }
 
     /// Takes the issue's lock, the one every create, sync and cleanup of
@@ -244,7 +243,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// an agent's commit) cannot interleave with a forced cleanup.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a bad issue id; [`Error::LockTimeout`]
+    /// [`InvalidInput`](ff_traits::Error::InvalidInput) for a bad issue id; [`LockTimeout`](ff_traits::Error::LockTimeout)
     /// after the configured lock timeout.
     pub async fn lock_issue(&self, issue: &str) -> Result<LockGuard> {
         let issue = IssueId::parse(issue)?;
@@ -516,8 +515,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// The worktree of an issue, or with an id.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when `id_or_issue` is neither a valid issue
-    /// id nor of a worktree id's shape; [`Error::Backend`] when the store
+    /// [`InvalidInput`](ff_traits::Error::InvalidInput) when `id_or_issue` is neither a valid issue
+    /// id nor of a worktree id's shape; [`Backend`](ff_traits::Error::Backend) when the store
     /// cannot be read.
     pub async fn get(&self, id_or_issue: &str) -> Result<Option<Worktree>> {
         let issue = match IssueId::parse(id_or_issue) {
@@ -531,7 +530,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             }
             // Neither an issue id nor a worktree id: say so, rather than
             // "not found" for something that could never be found.
-            Err(refused) => return Err(refused),
+            Err(refused) => return Err(refused.into()),
         };
         if let Some(issue) = issue {
             let key = self.create_key(&issue).record_key()?;
@@ -559,11 +558,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if self.is_local(w) {
             return Ok(());
         }
-        Err(Error::invalid_input(
-            "worktree",
+        Err(Error::refused(
+            format!("{doing} of {}", w.id),
             format!(
-                "{} lives in {}, not in this clone ({}); {doing} it there",
-                w.id, w.location, self.location
+                "it lives in {}, not in this clone ({}); {doing} it there",
+                w.location, self.location
             ),
         ))
     }
@@ -581,17 +580,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     /// The worktree of an issue or with an id, or a clear error.
     async fn find(&self, id_or_issue: &str) -> Result<Worktree> {
-        self.get(id_or_issue).await?.ok_or_else(|| Error::NotFound {
-            what: format!(
+        self.get(id_or_issue).await?.ok_or_else(|| {
+            Error::not_found(format!(
                 "worktree for {id_or_issue:?} (create it first; `list` shows what exists)"
-            ),
+            ))
         })
     }
 
     /// Every worktree this manager's repository has, oldest first.
     ///
     /// # Errors
-    /// [`Error::Backend`] when the store cannot be read.
+    /// [`Backend`](ff_traits::Error::Backend) when the store cannot be read.
     pub async fn list_worktrees(&self) -> Result<Vec<Worktree>> {
         let mut out: Vec<Worktree> = self
             .records

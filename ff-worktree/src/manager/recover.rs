@@ -4,10 +4,9 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use ff_traits::{
-    Error, IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockOptions, LockProvider,
-    RecordStatus, Result, ScanFilter, Start,
-};
+use ff_traits::{IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockOptions, LockProvider, RecordStatus, ScanFilter, Start};
+
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -102,8 +101,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// whose lock someone holds right now (reported as busy).
     ///
     /// # Errors
-    /// [`Error::Backend`] when git, the store or the locks fail;
-    /// [`Error::LockTimeout`] for the registry lock.
+    /// [`Backend`](ff_traits::Error::Backend) when git, the store or the locks fail;
+    /// [`LockTimeout`](ff_traits::Error::LockTimeout) for the registry lock.
     pub async fn recover(&self, dry_run: bool) -> Result<Recovery> {
         let mut report = Recovery {
             dry_run,

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use ff_traits::{
-    Error, IdempotencyKey, IdempotencyStorage, LockProvider, RecordStatus, Result, Start,
-};
+use ff_traits::{IdempotencyKey, IdempotencyStorage, LockProvider, RecordStatus, Start};
+
+use crate::{Error, Result};
 use serde_json::{Value, json};
 
 use super::{SYNC_OPERATION, SyncOptions, SyncStrategy, Synced, Worktree, WorktreeManager};
@@ -24,10 +24,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// first; one the user started is left alone (and refused).
     ///
     /// # Errors
-    /// [`Error::NotFound`] when there is no such worktree;
-    /// [`Error::Conflict`] naming the files; [`Error::InvalidInput`] for a
-    /// dirty worktree, a missing directory or a base that names nothing;
-    /// [`Error::LockTimeout`]; [`Error::Backend`] with git's message.
+    /// [`NotFound`](ff_traits::Error::NotFound) when there is no such worktree;
+    /// [`Error::Conflict`] naming the files; [`Error::Refused`] for a dirty
+    /// worktree, a missing directory or a rebase someone else started;
+    /// [`InvalidInput`](ff_traits::Error::InvalidInput) for a base that names nothing;
+    /// [`LockTimeout`](ff_traits::Error::LockTimeout); [`Backend`](ff_traits::Error::Backend) with git's message.
     pub async fn sync_worktree(&self, id_or_issue: &str, options: SyncOptions) -> Result<Synced> {
         let found = self.find(id_or_issue).await?;
         let issue = IssueId::parse(&found.issue)?;
@@ -41,15 +42,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let wt = match self.get(issue.as_str()).await? {
             Some(wt) if wt.id == id => wt,
             _ => {
-                return Err(Error::NotFound {
-                    what: format!("worktree {id} (it was cleaned up meanwhile)"),
-                });
+                return Err(Error::not_found(format!(
+                    "worktree {id} (it was cleaned up meanwhile)"
+                )));
             }
         };
         self.ensure_local(&wt, "sync")?;
         if !wt.path.join(".git").exists() {
-            return Err(Error::invalid_input(
-                "worktree",
+            return Err(Error::refused(
+                format!("sync of {}", wt.id),
                 format!(
                     "the directory of {} ({}) is gone; clean it up or run recover",
                     wt.id,
@@ -60,8 +61,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let tree = self.git.in_dir(&wt.path);
         self.abort_crashed_syncs(&wt).await?;
         if let Some(what) = unfinished(&tree).await? {
-            return Err(Error::invalid_input(
-                "worktree",
+            return Err(Error::refused(
+                format!("sync of {}", wt.id),
                 format!(
                     "a {what} is in progress in {} and ForgeFlow did not start it; finish or \
                      abort it first",
@@ -138,11 +139,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 }
             }
         }
-        Err(Error::InProgress {
+        Err(ff_traits::Error::InProgress {
             operation: SYNC_OPERATION.into(),
             key: key.record_key()?.short().to_owned(),
             lease_remaining: None,
-        })
+        }
+        .into())
     }
 
     /// Where sync takes the base from: `(remote to fetch, ref to sync onto)`.
@@ -205,8 +207,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let dirty = self.status_paths(wt, "--untracked-files=no").await?;
         if !dirty.is_empty() && !autostash {
             let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
-            return Err(Error::invalid_input(
-                "worktree",
+            return Err(Error::refused(
+                format!("sync of {}", wt.id),
                 format!(
                     "{} has uncommitted changes ({}); commit them, or sync with autostash",
                     wt.id,

@@ -1,0 +1,294 @@
+//! The worktree layer's errors: every contract error, plus the states of
+//! the world only worktrees have (a limit reached, work a cleanup would
+//! lose, a worktree that lives in another clone, a rebase that stopped on
+//! conflicts).
+
+use std::fmt;
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in a [`WorktreeManager`](crate::WorktreeManager) call.
+///
+/// Lock, store and idempotency failures arrive unchanged as
+/// [`Error::Contract`]; the other variants are the worktree layer's own.
+/// Match on [`Error::kind`] for a stable meaning.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A failure of the contracts below: a lock timeout, an operation in
+    /// progress, bad input, a backend or git failure, corrupt state.
+    #[error(transparent)]
+    Contract(#[from] ff_traits::Error),
+
+    /// git failed: it is missing or too old, a call timed out, or git
+    /// refused (its own message is in the error). A repository that is not
+    /// one, or bare, is [`ff_traits::Error::InvalidInput`] instead.
+    #[error(transparent)]
+    Git(crate::git::GitError),
+
+    /// The configured worktree limit is reached and nothing could be
+    /// evicted. Nothing was created.
+    #[error(
+        "the limit of {limit} worktrees under {base} is reached{why}; clean one up or raise the limit"
+    )]
+    LimitReached {
+        /// The configured maximum.
+        limit: usize,
+        /// The base path the worktrees are counted under.
+        base: String,
+        /// Why nothing was evicted (empty, or a clause starting with a space).
+        why: String,
+    },
+
+    /// A cleanup would destroy uncommitted changes or commits not merged
+    /// into the base. Nothing was removed; forcing keeps the work under
+    /// `refs/ff/archive/<id>` and removes the worktree.
+    #[error("{}", WouldLose::new(worktree, files, *commits, base))]
+    WouldLoseWork {
+        /// The worktree's id.
+        worktree: String,
+        /// Paths with uncommitted changes (untracked files included).
+        files: Vec<String>,
+        /// Commits on the branch that `base` does not contain.
+        commits: u64,
+        /// What the commits were counted against.
+        base: String,
+    },
+
+    /// The state of the world forbids the operation here: the worktree
+    /// lives in another clone, has uncommitted changes a sync would mix
+    /// with, or is on disk but unknown to git. Nothing was changed.
+    #[error("{what}: {reason}")]
+    Refused {
+        /// What was refused (for example `sync of wt-12-…`).
+        what: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+
+    /// A rebase or merge stopped on conflicts; it was aborted and the
+    /// worktree is exactly as before.
+    #[error("{what} stopped on conflicts in {} file(s): {}", .paths.len(), ConflictList(.paths))]
+    Conflict {
+        /// What was attempted (for example `rebase of ff-123-… onto main`).
+        what: String,
+        /// The conflicting paths.
+        paths: Vec<String>,
+    },
+}
+
+/// The meaning of an [`Error`], stable for matching, logs and exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::Contract`], with the contract error's own kind.
+    Contract(ff_traits::ErrorKind),
+    /// [`Error::Git`]
+    Git,
+    /// [`Error::LimitReached`]
+    LimitReached,
+    /// [`Error::WouldLoseWork`]
+    WouldLoseWork,
+    /// [`Error::Refused`]
+    Refused,
+    /// [`Error::Conflict`]
+    Conflict,
+}
+
+impl ErrorKind {
+    /// A stable snake_case name, used in JSON output (a contract error's
+    /// own name for [`ErrorKind::Contract`]).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Contract(kind) => kind.as_str(),
+            Self::Git => "git",
+            Self::LimitReached => "limit_reached",
+            Self::WouldLoseWork => "would_lose_work",
+            Self::Refused => "refused",
+            Self::Conflict => "conflict",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<ff_traits::ErrorKind> for ErrorKind {
+    fn from(kind: ff_traits::ErrorKind) -> Self {
+        Self::Contract(kind)
+    }
+}
+
+impl Error {
+    /// The error's meaning.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Contract(e) => ErrorKind::Contract(e.kind()),
+            Self::Git(_) => ErrorKind::Git,
+            Self::LimitReached { .. } => ErrorKind::LimitReached,
+            Self::WouldLoseWork { .. } => ErrorKind::WouldLoseWork,
+            Self::Refused { .. } => ErrorKind::Refused,
+            Self::Conflict { .. } => ErrorKind::Conflict,
+        }
+    }
+
+    /// The contract error inside, if this is one.
+    #[must_use]
+    pub fn as_contract(&self) -> Option<&ff_traits::Error> {
+        match self {
+            Self::Contract(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later may succeed without anyone changing
+    /// anything (as [`ff_traits::Error::is_temporary`]; a git call that
+    /// timed out too).
+    #[must_use]
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Self::Contract(e) => e.is_temporary(),
+            Self::Git(e) => matches!(e, crate::git::GitError::Timeout { .. }),
+            _ => false,
+        }
+    }
+
+    /// Shorthand for a contract [`ff_traits::Error::InvalidInput`].
+    pub fn invalid_input(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        ff_traits::Error::invalid_input(what, reason).into()
+    }
+
+    /// Shorthand for [`Error::Refused`].
+    pub fn refused(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Refused {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A contract [`ff_traits::Error::Backend`] for an I/O failure (see
+    /// [`ff_traits::Error::io`]).
+    #[must_use]
+    pub fn io(backend: &str, context: &str, e: &std::io::Error) -> Self {
+        ff_traits::Error::io(backend, context, e).into()
+    }
+
+    /// Shorthand for a contract [`ff_traits::Error::Corrupt`].
+    pub fn corrupt(
+        what: impl Into<String>,
+        location: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        ff_traits::Error::corrupt(what, location, reason).into()
+    }
+
+    /// Shorthand for a contract [`ff_traits::Error::NotFound`].
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ff_traits::Error::NotFound { what: what.into() }.into()
+    }
+}
+
+impl From<crate::git::GitError> for Error {
+    fn from(e: crate::git::GitError) -> Self {
+        use crate::git::GitError;
+        match e {
+            GitError::NotARepository { .. } | GitError::Bare { .. } => {
+                Self::invalid_input("repository", e.to_string())
+            }
+            other => Self::Git(other),
+        }
+    }
+}
+
+/// The text of [`Error::WouldLoseWork`].
+struct WouldLose<'a> {
+    worktree: &'a str,
+    files: &'a [String],
+    commits: u64,
+    base: &'a str,
+}
+
+impl<'a> WouldLose<'a> {
+    fn new(worktree: &'a str, files: &'a [String], commits: u64, base: &'a str) -> Self {
+        Self {
+            worktree,
+            files,
+            commits,
+            base,
+        }
+    }
+}
+
+impl fmt::Display for WouldLose<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut what = Vec::new();
+        if !self.files.is_empty() {
+            what.push(format!(
+                "{} uncommitted file(s) ({})",
+                self.files.len(),
+                ConflictList(self.files)
+            ));
+        }
+        if self.commits > 0 {
+            what.push(format!(
+                "{} commit(s) not merged into {}",
+                self.commits, self.base
+            ));
+        }
+        write!(
+            f,
+            "worktree {} has {}; commit and merge the work, or force the cleanup (the work is \
+             then kept under refs/ff/archive/{})",
+            self.worktree,
+            what.join(" and "),
+            self.worktree
+        )
+    }
+}
+
+/// Lists paths in a message: the first five, then a count.
+struct ConflictList<'a>(&'a [String]);
+
+impl fmt::Display for ConflictList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<&str> = self.0.iter().take(5).map(String::as_str).collect();
+        f.write_str(&shown.join(", "))?;
+        if self.0.len() > 5 {
+            write!(f, " and {} more", self.0.len() - 5)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_stable_strings() {
+        let e = Error::invalid_input("issue id", "empty");
+        assert_eq!(e.kind().as_str(), "invalid_input");
+        let e = Error::WouldLoseWork {
+            worktree: "wt-1-a-b".into(),
+            files: vec!["a".into()],
+            commits: 2,
+            base: "main".into(),
+        };
+        assert_eq!(e.kind(), ErrorKind::WouldLoseWork);
+        assert_eq!(
+            e.to_string(),
+            "worktree wt-1-a-b has 1 uncommitted file(s) (a) and 2 commit(s) not merged into \
+             main; commit and merge the work, or force the cleanup (the work is then kept under \
+             refs/ff/archive/wt-1-a-b)"
+        );
+        assert_eq!(ErrorKind::LimitReached.as_str(), "limit_reached");
+        assert_eq!(ErrorKind::Refused.as_str(), "refused");
+        assert_eq!(ErrorKind::Conflict.as_str(), "conflict");
+    }
+}
