@@ -159,7 +159,7 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     let wt = manager.create_worktree("PLUGIN-1").await?.worktree;
-    manager.cleanup_worktree(&wt.id, false).await?;
+    manager.cleanup_worktree(&wt.id, ff_worktree::Cleanup::Safe).await?;
     println!(
         "worktree {} created and removed through the plugin: {} store calls, {} lock calls",
         wt.id,

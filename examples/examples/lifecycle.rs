@@ -111,7 +111,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let stats = manager.get_stats().await?;
+    let stats = manager.stats().await?;
     println!(
         "records: {} | success rate: {:.0}% | by status: {:?}",
         stats.total, stats.success_rate, stats.by_status

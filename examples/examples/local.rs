@@ -105,11 +105,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     "already up to date"
                 }
             );
-            let cleaned = match manager.cleanup_worktree(issue, false).await {
+            let cleaned = match manager.cleanup_worktree(issue, ff_worktree::Cleanup::Safe).await {
                 Ok(c) => c,
                 Err(refused) => {
                     println!("agent {agent}: cleanup refused: {refused}");
-                    manager.cleanup_worktree(issue, true).await?
+                    manager.cleanup_worktree(issue, ff_worktree::Cleanup::Force).await?
                 }
             };
             match &cleaned.archived_at {
@@ -125,7 +125,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         done??;
     }
 
-    let report = manager.recover(false).await?;
+    let report = manager.recover(ff_worktree::Recover::Repair).await?;
     println!(
         "recover: {} repair(s) needed; worktrees left: {}",
         report.repairs.len(),
@@ -140,7 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     {
         println!("  {archive}");
     }
-    let stats = manager.get_idempotency_stats().await?;
+    let stats = manager.idempotency_stats().await?;
     println!("records: {} ({:?})", stats.total, stats.by_operation);
     Ok(())
 }

@@ -97,7 +97,7 @@ async fn main() -> Result<(), Error> {
         }
     }
     for (who, s) in [("server a", &sa), ("server b", &sb)] {
-        match s.cleanup_worktree("7", false).await {
+        match s.cleanup_worktree("7", ff_worktree::Cleanup::Safe).await {
             Ok(c) if c.removed.is_some() => println!("{who}: cleaned up issue 7"),
             Ok(_) => println!("{who}: nothing left to clean"),
             Err(e) => println!("{who}: {e}"),

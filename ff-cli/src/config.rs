@@ -148,7 +148,7 @@ impl Settings {
         let base = ff_worktree::base_path_of(&self.worktree_config()?)
             .await
             .map_err(crate::output::before_work)?;
-        Ok(base.join(ff_worktree::STATE_DIR))
+        Ok(ff_worktree::StateDir::under_base(&base).root().to_path_buf())
     }
 
     /// `--state-dir` (or its `FF_`/ff.toml forms), if given.
@@ -192,7 +192,9 @@ impl Settings {
 
     async fn locks_in(&self, state: PathBuf) -> Result<Locks, Failure> {
         match backend_kind(&self.lock, "lock")? {
-            Kind::File => Ok(Arc::new(FileLockProvider::new(state.join("locks")))),
+            Kind::File => Ok(Arc::new(FileLockProvider::new(
+                ff_worktree::StateDir::new(state).locks(),
+            ))),
             Kind::Redis => redis_locks(&self.lock).await,
             Kind::Sqlite | Kind::Json => Err(Failure::invalid(format!(
                 "{:?} is a record store, not a lock backend; use --lock file or redis://HOST:PORT[/DB]",
@@ -206,10 +208,12 @@ impl Settings {
         let unavailable = crate::output::before_work;
         match backend_kind(&self.store, "store")? {
             Kind::Sqlite => Ok(Arc::new(
-                SqliteStore::open(state.join("records.sqlite3")).map_err(unavailable)?,
+                SqliteStore::open(ff_worktree::StateDir::new(&state).sqlite())
+                    .map_err(unavailable)?,
             )),
             Kind::Json => Ok(Arc::new(
-                JsonStore::open(state.join("records")).map_err(unavailable)?,
+                JsonStore::open(ff_worktree::StateDir::new(&state).json_records())
+                    .map_err(unavailable)?,
             )),
             Kind::Redis => redis_store(&self.store).await,
             Kind::File => Err(Failure::invalid(
@@ -232,7 +236,7 @@ impl Settings {
             .map_err(crate::output::before_work)?;
         let state = self
             .explicit_state_dir()?
-            .unwrap_or_else(|| base.join(ff_worktree::STATE_DIR));
+            .unwrap_or_else(|| ff_worktree::StateDir::under_base(&base).root().to_path_buf());
         let locks = self.locks_in(state.clone()).await?;
         let store = self.store_in(state).await?;
         WorktreeManager::open(config.with_base_path(base), locks, store)

@@ -263,8 +263,7 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// RFC 3339, for JSON.
 pub(crate) fn rfc3339(t: Timestamp) -> String {
-    let at = UNIX_EPOCH + Duration::from_millis(t.as_millis());
-    humantime::format_rfc3339_millis(at).to_string()
+    t.to_string()
 }
 
 /// `3m ago`, for people.

@@ -61,9 +61,28 @@ impl Timestamp {
     }
 }
 
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T11:44:29.123Z`.
+///
+/// ```
+/// use ff_traits::Timestamp;
+/// assert_eq!(Timestamp::from_millis(1_000).to_string(), "1970-01-01T00:00:01.000Z");
+/// ```
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ms", self.0)
+        fmt::Display::fmt(&humantime::format_rfc3339_millis(SystemTime::from(*self)), f)
+    }
+}
+
+impl From<Timestamp> for SystemTime {
+    fn from(t: Timestamp) -> Self {
+        UNIX_EPOCH + Duration::from_millis(t.0)
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    /// Times before 1970 become [`Timestamp::EPOCH`].
+    fn from(t: SystemTime) -> Self {
+        Self(t.duration_since(UNIX_EPOCH).map_or(0, duration_millis))
     }
 }
 

@@ -107,7 +107,7 @@ fn main() {
 
             let t = Instant::now();
             manager
-                .cleanup_worktree(&issue, false)
+                .cleanup_worktree(&issue, ff_worktree::Cleanup::Safe)
                 .await
                 .expect("cleanup");
             ours_clean.push(t.elapsed());

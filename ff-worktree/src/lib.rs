@@ -15,17 +15,34 @@
 //! | `json-store` | `backends::json` | one JSON file per record |
 //! | `redis` | `backends::redis` | Redis locks and records (multi-server) |
 //!
+//! Each backend pair has a constructor and a type alias for its manager:
+//!
+//! | constructor | manager type | backends | feature(s) |
+//! |---|---|---|---|
+//! | [`open_embedded`] | `EmbeddedManager` | file locks + SQLite | `file-lock`, `sqlite-store` (default) |
+//! | `open_json` | `JsonManager` | file locks + one JSON file per record | `file-lock`, `json-store` |
+//! | `open_redis` | `RedisManager` | Redis locks + Redis records | `redis` |
+//! | [`WorktreeManager::open`] | any | any `LockProvider` + `IdempotencyStorage` | |
+//!
+//! The local ones keep their state where the `ff` command does (see
+//! [`StateDir`]), so a program and `ff` in one repository share records.
+//!
+//! The library runs on tokio and needs a runtime with IO and time enabled
+//! (`#[tokio::main]`, or a `Builder` with `enable_all()`): git runs as
+//! child processes under timeouts. Opening a manager elsewhere is a clear
+//! [`InvalidInput`](ff_traits::Error::InvalidInput) error, not a panic.
+//!
 //! With the defaults, [`open_embedded`] needs nothing but a repository:
 //!
 //! ```no_run
-//! # async fn demo() -> Result<()> {
-//! use ff_worktree::{SyncOptions, WorktreeConfig};
+//! # async fn demo() -> ff_worktree::Result<()> {
+//! use ff_worktree::{Cleanup, SyncOptions, WorktreeConfig};
 //!
 //! let manager = ff_worktree::open_embedded(WorktreeConfig::new(".")).await?;
 //! let created = manager.create_worktree("PROJ-123").await?;
 //! println!("{} on branch {}", created.worktree.path.display(), created.worktree.branch);
 //! manager.sync_worktree("PROJ-123", SyncOptions::default()).await?;
-//! manager.cleanup_worktree("PROJ-123", false).await?;
+//! manager.cleanup_worktree("PROJ-123", Cleanup::Safe).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -53,12 +70,13 @@ pub mod git;
 mod issue;
 mod manager;
 mod paths;
+mod runtime;
 
 pub use error::{Error, ErrorKind, Result};
 pub use ff_traits;
 pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
 pub use manager::{
-    Cleanup, Created, LimitPolicy, Recovery, Repair, RepairKind, SyncOptions, SyncStrategy, Synced,
+    Cleaned, Cleanup, Created, LimitPolicy, Recover, Recovery, Repair, RepairKind, SyncOptions, SyncStrategy, Synced,
     Worktree, WorktreeConfig, WorktreeManager, WorktreeStatus,
 };
 
@@ -78,17 +96,82 @@ pub mod backends {
     pub use ff_store_sqlite as sqlite;
 }
 
-/// The manager with the embedded default backends.
+/// The manager on the embedded default backends: file locks and SQLite.
 #[cfg(all(feature = "file-lock", feature = "sqlite-store"))]
 pub type EmbeddedManager =
     WorktreeManager<ff_lock_file::FileLockProvider, ff_store_sqlite::SqliteStore>;
 
-/// Where the embedded backends keep their state: `<base path>/.ff`.
+/// The manager on file locks and one JSON file per record.
+#[cfg(all(feature = "file-lock", feature = "json-store"))]
+pub type JsonManager = WorktreeManager<ff_lock_file::FileLockProvider, ff_store_json::JsonStore>;
+
+/// The manager on Redis locks and Redis records (several servers).
+#[cfg(feature = "redis")]
+pub type RedisManager =
+    WorktreeManager<ff_lock_redis::RedisLockProvider, ff_store_redis::RedisStore>;
+
+/// The default name of the state directory under the base path.
 pub const STATE_DIR: &str = ".ff";
+
+/// Where the local backends keep their state, laid out the same for the
+/// library and the `ff` command, so either sees the other's records:
+///
+/// ```text
+/// <base path>/.ff/              the state directory (ff: --state-dir)
+///   locks/                      file locks (one file per lock)
+///   records.sqlite3             the SQLite store (and its -wal, -shm)
+///   records/                    the JSON store (one file per record)
+/// ```
+///
+/// ```
+/// let state = ff_worktree::StateDir::under_base(std::path::Path::new("/repo/.ff-worktrees"));
+/// assert_eq!(state.locks(), std::path::Path::new("/repo/.ff-worktrees/.ff/locks"));
+/// assert_eq!(state.sqlite(), std::path::Path::new("/repo/.ff-worktrees/.ff/records.sqlite3"));
+/// assert_eq!(state.json_records(), std::path::Path::new("/repo/.ff-worktrees/.ff/records"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDir(std::path::PathBuf);
+
+impl StateDir {
+    /// A state directory at `root`.
+    pub fn new(root: impl Into<std::path::PathBuf>) -> Self {
+        Self(root.into())
+    }
+
+    /// The default state directory of a base path: `<base>/.ff`.
+    #[must_use]
+    pub fn under_base(base: &std::path::Path) -> Self {
+        Self(base.join(STATE_DIR))
+    }
+
+    /// The directory itself.
+    #[must_use]
+    pub fn root(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// The file locks' directory: `locks/`.
+    #[must_use]
+    pub fn locks(&self) -> std::path::PathBuf {
+        self.0.join("locks")
+    }
+
+    /// The SQLite store's database: `records.sqlite3`.
+    #[must_use]
+    pub fn sqlite(&self) -> std::path::PathBuf {
+        self.0.join("records.sqlite3")
+    }
+
+    /// The JSON store's directory: `records/`.
+    #[must_use]
+    pub fn json_records(&self) -> std::path::PathBuf {
+        self.0.join("records")
+    }
+}
 
 /// The base path `config` names (its default resolved against the
 /// repository), checked and created: where worktrees and, by default,
-/// ForgeFlow's own state (`<base>/.ff`) go.
+/// ForgeFlow's own state ([`StateDir::under_base`]) go.
 ///
 /// # Errors
 /// As [`WorktreeManager::open`].
@@ -96,18 +179,74 @@ pub async fn base_path_of(config: &WorktreeConfig) -> Result<std::path::PathBuf>
     Ok(manager::resolve(config).await?.2)
 }
 
-/// Opens a manager on the embedded default: file locks in
-/// `<base path>/.ff/locks` and a SQLite store at
-/// `<base path>/.ff/records.sqlite3`. No server needed.
+/// The state directory for `config`: its [`WorktreeConfig::state_dir`] if
+/// set, else [`StateDir::under_base`] of the base path; with the base path.
+async fn state_of(config: &WorktreeConfig) -> Result<(std::path::PathBuf, StateDir)> {
+    let base = base_path_of(config).await?;
+    let state = config
+        .state_dir
+        .clone()
+        .map_or_else(|| StateDir::under_base(&base), StateDir::new);
+    Ok((base, state))
+}
+
+/// Opens a manager on the embedded default: file locks and a SQLite store
+/// in the [`StateDir`] (by default `<base path>/.ff`). No server needed;
+/// the `ff` command run in the same repository sees the same records.
+///
+/// ```no_run
+/// # async fn demo() -> ff_worktree::Result<()> {
+/// let manager = ff_worktree::open_embedded(ff_worktree::WorktreeConfig::new(".")).await?;
+/// # Ok(()) }
+/// ```
 ///
 /// # Errors
-/// As [`WorktreeManager::open`], and [`ff_traits::Error::Backend`] when the
-/// store cannot be opened.
+/// As [`WorktreeManager::open`], and a contract
+/// [`Backend`](ff_traits::Error::Backend) error when the store cannot be
+/// opened ([`Corrupt`](ff_traits::Error::Corrupt) when it is damaged).
 #[cfg(all(feature = "file-lock", feature = "sqlite-store"))]
 pub async fn open_embedded(config: WorktreeConfig) -> Result<EmbeddedManager> {
+    let (base, state) = state_of(&config).await?;
+    let locks = ff_lock_file::FileLockProvider::new(state.locks());
+    let store = ff_store_sqlite::SqliteStore::open(state.sqlite())?;
+    WorktreeManager::open(config.with_base_path(base), locks, store).await
+}
+
+/// Opens a manager on file locks and the JSON store (one readable file per
+/// record) in the [`StateDir`]; what `ff --store json` uses.
+///
+/// ```no_run
+/// # async fn demo() -> ff_worktree::Result<()> {
+/// // Cargo.toml: ff-worktree = { version = "0.1", features = ["json-store"] }
+/// let manager = ff_worktree::open_json(ff_worktree::WorktreeConfig::new(".")).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// As [`open_embedded`].
+#[cfg(all(feature = "file-lock", feature = "json-store"))]
+pub async fn open_json(config: WorktreeConfig) -> Result<JsonManager> {
+    let (base, state) = state_of(&config).await?;
+    let locks = ff_lock_file::FileLockProvider::new(state.locks());
+    let store = ff_store_json::JsonStore::open(state.json_records())?;
+    WorktreeManager::open(config.with_base_path(base), locks, store).await
+}
+
+/// Opens a manager on Redis locks and Redis records at `url`
+/// (`redis://[USER:PASSWORD@]HOST:PORT[/DB]`), for several servers that
+/// share one Redis; what `ff --lock URL --store URL` uses.
+///
+/// # Errors
+/// As [`WorktreeManager::open`], and a contract
+/// [`Backend`](ff_traits::Error::Backend) error when Redis cannot be
+/// reached.
+#[cfg(feature = "redis")]
+pub async fn open_redis(config: WorktreeConfig, url: &str) -> Result<RedisManager> {
     let base = base_path_of(&config).await?;
-    let state = base.join(STATE_DIR);
-    let locks = ff_lock_file::FileLockProvider::new(state.join("locks"));
-    let store = ff_store_sqlite::SqliteStore::open(state.join("records.sqlite3"))?;
+    let locks =
+        ff_lock_redis::RedisLockProvider::connect(ff_lock_redis::RedisLockConfig::new(url))
+            .await?;
+    let store = ff_store_redis::RedisStore::connect(ff_store_redis::RedisStoreConfig::new(url))
+        .await?;
     WorktreeManager::open(config.with_base_path(base), locks, store).await
 }

@@ -47,13 +47,13 @@ async fn locks_stats_and_record_cleanup() {
         .await
         .expect("sync");
 
-    let locks = m.get_lock_status().await.expect("locks");
+    let locks = m.lock_status().await.expect("locks");
     let names: Vec<&str> = locks.iter().map(|l| l.name.as_str()).collect();
     assert!(names.iter().any(|n| n.ends_with("-issue-42")), "{names:?}");
     assert!(names.iter().any(|n| n.ends_with("-registry")), "{names:?}");
     assert!(locks.iter().all(|l| !l.held));
 
-    let stats = m.get_idempotency_stats().await.expect("stats");
+    let stats = m.idempotency_stats().await.expect("stats");
     assert_eq!(stats.total, 2);
     assert_eq!(stats.by_operation.get("createWorktree"), Some(&1));
     assert_eq!(stats.by_operation.get("syncWorktree"), Some(&1));
@@ -91,7 +91,7 @@ async fn holding_an_issue_keeps_its_operations_out() {
     m.create_worktree("held").await.expect("create");
     let guard = m.lock_issue("held").await.expect("lock");
     let err = m
-        .cleanup_worktree("held", true)
+        .cleanup_worktree("held", ff_worktree::Cleanup::Force)
         .await
         .expect_err("cleanup must wait for the holder");
     assert!(
@@ -103,5 +103,5 @@ async fn holding_an_issue_keeps_its_operations_out() {
     );
     assert!(m.lock_issue("../x").await.is_err());
     guard.release().await.expect("release");
-    m.cleanup_worktree("held", true).await.expect("cleanup");
+    m.cleanup_worktree("held", ff_worktree::Cleanup::Force).await.expect("cleanup");
 }

@@ -213,7 +213,7 @@ async fn work<L: LockProvider, S: IdempotencyStorage>(
                     .await;
             }
             _ => {
-                let _ = m.cleanup_worktree(issue, true).await;
+                let _ = m.cleanup_worktree(issue, ff_worktree::Cleanup::Force).await;
             }
         }
     }
@@ -279,8 +279,8 @@ async fn check<L: LockProvider, S: IdempotencyStorage>(
     log: &Path,
     m: &WorktreeManager<L, S>,
 ) {
-    let report = m.recover(false).await.expect("recover");
-    let again = m.recover(false).await.expect("recover again");
+    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
+    let again = m.recover(ff_worktree::Recover::Repair).await.expect("recover again");
     assert!(
         again.repairs.is_empty(),
         "{}: a second recover still found {again:?}",

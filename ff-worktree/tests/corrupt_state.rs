@@ -86,9 +86,9 @@ async fn damaged_record_is_reported_and_nothing_else_suffers<L, S>(
     assert_eq!(err.kind(), ErrorKind::Corrupt.into(), "{err}");
     assert!(!err.to_string().is_empty());
     assert!(m.get("b").await.expect("get b").is_some());
-    m.cleanup_worktree("c", false).await.expect("cleanup c");
+    m.cleanup_worktree("c", ff_worktree::Cleanup::Safe).await.expect("cleanup c");
 
-    let report = m.recover(false).await.expect("recover");
+    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
     assert!(
         report
             .repairs
@@ -171,7 +171,7 @@ async fn damaged_sqlite_header_is_a_clear_error_and_the_worktrees_survive() {
     bytes[..16].copy_from_slice(b"garbage-header!!");
     std::fs::write(&db, bytes).expect("damage");
     let err = SqliteStore::open(&db).expect_err("opened a damaged database");
-    assert_eq!(err.kind(), ErrorKind::Corrupt.into(), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains(&db.display().to_string()), "{err}");
     // Through the binary's path too: the same error, and git untouched.
     assert!(wt.path.join("README").exists());
@@ -184,7 +184,7 @@ async fn garbage_lock_files_do_not_block_anything() {
     let state = repo.scratch("state");
     let m = common::open(&state, WorktreeConfig::new(repo.path())).await;
     m.create_worktree("g").await.expect("create");
-    m.cleanup_worktree("g", false).await.expect("cleanup");
+    m.cleanup_worktree("g", ff_worktree::Cleanup::Safe).await.expect("cleanup");
     let mut damaged = 0;
     for entry in std::fs::read_dir(state.join("locks"))
         .expect("locks")
@@ -197,11 +197,11 @@ async fn garbage_lock_files_do_not_block_anything() {
     m.create_worktree("g")
         .await
         .expect("create over garbage locks");
-    let status = m.get_lock_status().await.expect("lock status with garbage");
+    let status = m.lock_status().await.expect("lock status with garbage");
     assert!(status.iter().all(|l| !l.held), "{status:?}");
-    let report = m.recover(false).await.expect("recover");
+    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
     assert!(report.repairs.is_empty(), "{report:?}");
-    m.cleanup_worktree("g", false).await.expect("cleanup");
+    m.cleanup_worktree("g", ff_worktree::Cleanup::Safe).await.expect("cleanup");
     common::assert_consistent(&repo, &m).await;
 }
 
@@ -229,7 +229,7 @@ async fn read_only_store_and_lock_directories_fail_clearly_and_leave_nothing() {
         drop(frozen);
         // Nothing half-made: after the directory thaws, recover finds
         // nothing to roll back beyond a withdrawn claim, and create works.
-        let report = m.recover(false).await.expect("recover");
+        let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
         assert!(
             report
                 .repairs
@@ -238,7 +238,7 @@ async fn read_only_store_and_lock_directories_fail_clearly_and_leave_nothing() {
             "{what}: {report:?}"
         );
         m.create_worktree(issue).await.expect("create after thaw");
-        m.cleanup_worktree(issue, false).await.expect("cleanup");
+        m.cleanup_worktree(issue, ff_worktree::Cleanup::Safe).await.expect("cleanup");
         common::assert_consistent(&repo, &m).await;
     }
     assert!(kept.path.join("README").exists());
@@ -307,7 +307,8 @@ async fn a_full_disk_fails_clearly_and_loses_nothing() {
             assert!(
                 matches!(
                     e.kind(),
-                    ff_worktree::ErrorKind::Contract(ErrorKind::Backend | ErrorKind::Corrupt)
+                    ff_worktree::ErrorKind::Git
+                        | ff_worktree::ErrorKind::Contract(ErrorKind::Backend | ErrorKind::Corrupt)
                 ),
                 "{e}"
             );
@@ -320,14 +321,14 @@ async fn a_full_disk_fails_clearly_and_loses_nothing() {
     );
     // No space at all: a cleanup and a recover may fail, never panic.
     let last = fill(&fs.0, "filler2");
-    let _ = m.cleanup_worktree("victim", false).await;
-    let _ = m.recover(false).await;
+    let _ = m.cleanup_worktree("victim", ff_worktree::Cleanup::Safe).await;
+    let _ = m.recover(ff_worktree::Recover::Repair).await;
     // Space back: recover repairs whatever the failures left, and
     // everything agrees again; the kept worktree is whole.
     std::fs::remove_file(&filler).expect("free the disk");
     std::fs::remove_file(&last).expect("free the disk");
-    let report = m.recover(false).await.expect("recover with space");
-    let again = m.recover(false).await.expect("recover again");
+    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover with space");
+    let again = m.recover(ff_worktree::Recover::Repair).await.expect("recover again");
     assert!(again.repairs.is_empty(), "{report:?} then {again:?}");
     assert!(
         m.list_worktrees()

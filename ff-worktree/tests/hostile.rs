@@ -96,7 +96,7 @@ async fn hostile_issue_ids_are_refused_by_every_operation_and_change_nothing() {
         expect_kind(&what, m.get(&id).await, ErrorKind::InvalidInput);
         expect_kind(
             &what,
-            m.cleanup_worktree(&id, true).await,
+            m.cleanup_worktree(&id, ff_worktree::Cleanup::Force).await,
             ErrorKind::InvalidInput,
         );
         expect_kind(

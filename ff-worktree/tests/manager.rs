@@ -109,7 +109,7 @@ async fn create_is_idempotent_and_cleanup_removes_everything() {
         .text();
     assert!(!status.contains(".ff-worktrees"), "{status}");
 
-    let done = m.cleanup_worktree("123", false).await.expect("cleanup");
+    let done = m.cleanup_worktree("123", ff_worktree::Cleanup::Safe).await.expect("cleanup");
     assert_eq!(done.removed.as_ref().map(|w| &w.id), Some(&wt.id));
     assert!(done.archived_at.is_none());
     assert!(!wt.path.exists());
@@ -118,7 +118,7 @@ async fn create_is_idempotent_and_cleanup_removes_everything() {
     assert!(m.list_worktrees().await.expect("list").is_empty());
     // Cleaning again succeeds and does nothing.
     assert!(
-        m.cleanup_worktree("123", false)
+        m.cleanup_worktree("123", ff_worktree::Cleanup::Safe)
             .await
             .expect("again")
             .removed
@@ -228,7 +228,7 @@ async fn cleanup_refuses_to_lose_work_unless_forced_and_then_keeps_it() {
     let dirty = m.create_worktree("dirty").await.expect("create").worktree;
     std::fs::write(dirty.path.join("notes.txt"), "precious\n").expect("write");
     let err = m
-        .cleanup_worktree("dirty", false)
+        .cleanup_worktree("dirty", ff_worktree::Cleanup::Safe)
         .await
         .expect_err("dirty cleanup");
     match &err {
@@ -243,7 +243,7 @@ async fn cleanup_refuses_to_lose_work_unless_forced_and_then_keeps_it() {
         dirty.path.join("notes.txt").exists(),
         "refusal touched the work"
     );
-    let forced = m.cleanup_worktree("dirty", true).await.expect("forced");
+    let forced = m.cleanup_worktree("dirty", ff_worktree::Cleanup::Force).await.expect("forced");
     let archive = forced.archived_at.expect("archived");
     let kept = Git::new(repo.path())
         .read(["show", &format!("{archive}:notes.txt")])
@@ -265,7 +265,7 @@ async fn cleanup_refuses_to_lose_work_unless_forced_and_then_keeps_it() {
         .expect("head")
         .text();
     let err = m
-        .cleanup_worktree(&unmerged.id, false)
+        .cleanup_worktree(&unmerged.id, ff_worktree::Cleanup::Safe)
         .await
         .expect_err("unmerged");
     assert!(
@@ -273,7 +273,7 @@ async fn cleanup_refuses_to_lose_work_unless_forced_and_then_keeps_it() {
         "{err}"
     );
     let forced = m
-        .cleanup_worktree(&unmerged.id, true)
+        .cleanup_worktree(&unmerged.id, ff_worktree::Cleanup::Force)
         .await
         .expect("forced");
     let archive = forced.archived_at.expect("archived");
@@ -300,7 +300,7 @@ async fn the_worktree_limit_is_enforced_without_leaving_records() {
     let err = m.create_worktree("c").await.expect_err("over the limit");
     assert!(err.to_string().contains("limit of 2"), "{err}");
     assert!(m.get("c").await.expect("get").is_none());
-    m.cleanup_worktree("a", false).await.expect("cleanup");
+    m.cleanup_worktree("a", ff_worktree::Cleanup::Safe).await.expect("cleanup");
     m.create_worktree("c").await.expect("c fits now");
 }
 
@@ -362,4 +362,43 @@ async fn repositories_that_cannot_hold_worktrees_are_refused() {
         .await
         .expect_err("no commits");
     assert!(err.to_string().contains("no commits"), "{err}");
+}
+
+/// A runtime without IO or time is refused with a message, not a panic
+/// inside the first git call.
+#[test]
+fn a_runtime_without_io_or_time_is_a_clear_error() {
+    let repo = ff_testkit::git::TestRepo::new();
+    for (what, runtime) in [
+        (
+            "timer",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build(),
+        ),
+        (
+            "IO driver",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build(),
+        ),
+    ] {
+        let runtime = runtime.expect("runtime");
+        let err = runtime
+            .block_on(ff_worktree::open_embedded(WorktreeConfig::new(repo.path())))
+            .expect_err("a runtime without drivers must be refused");
+        let message = err.to_string();
+        assert!(
+            message.contains(what) && message.contains("enable_all"),
+            "{message}"
+        );
+        assert_eq!(
+            err.kind(),
+            ff_worktree::ErrorKind::Contract(ff_traits::ErrorKind::InvalidInput)
+        );
+    }
+    assert!(
+        !repo.path().join(".ff-worktrees").exists(),
+        "nothing may be made before the check"
+    );
 }

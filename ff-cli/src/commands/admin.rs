@@ -11,7 +11,13 @@ use crate::output::{self, Failure, Out, Progress, TEMPORARY};
 pub(super) async fn recover(settings: &Settings, out: Out, dry_run: bool) -> Result<u8, Failure> {
     let manager = settings.manager().await?;
     let progress = Progress::start("recovering");
-    let report = manager.recover(dry_run).await;
+    let report = manager
+        .recover(if dry_run {
+            ff_worktree::Recover::DryRun
+        } else {
+            ff_worktree::Recover::Repair
+        })
+        .await;
     drop(progress);
     let report = report?;
     out.emit(&serde_json::to_value(&report).unwrap_or_default(), || {
@@ -142,7 +148,7 @@ pub(super) async fn unlock(
 pub(super) async fn stats(settings: &Settings, out: Out) -> Result<u8, Failure> {
     let store = settings.store().await?;
     let manager = ff_traits::IdempotencyManager::new(store, ff_traits::ManagerConfig::default());
-    let s = manager.get_stats().await?;
+    let s = manager.stats().await?;
     let value = json!({
         "total": s.total,
         "success_rate": s.success_rate,

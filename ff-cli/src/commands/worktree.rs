@@ -147,7 +147,12 @@ pub(super) async fn cleanup(
     force: bool,
 ) -> Result<u8, Failure> {
     let manager = settings.manager().await?;
-    let done = manager.cleanup_worktree(target, force).await?;
+    let mode = if force {
+        ff_worktree::Cleanup::Force
+    } else {
+        ff_worktree::Cleanup::Safe
+    };
+    let done = manager.cleanup_worktree(target, mode).await?;
     let value = json!({
         "removed": done.removed.is_some(),
         "id": done.removed.as_ref().map(|w| w.id.clone()),

@@ -239,12 +239,12 @@ pub async fn lifecycle_rules(s: Store) {
     assert_eq!(after.rollback_data, Some(json!(1)));
 
     // Stats and cleanup: cleanup(0) removes every finished record.
-    let stats = m.get_stats().await.expect("stats");
+    let stats = m.stats().await.expect("stats");
     assert!(stats.total >= 4);
     assert!(stats.success_rate > 0.0 && stats.success_rate < 100.0);
     let removed = m.cleanup(Duration::ZERO).await.expect("cleanup");
     assert!(removed >= 4, "cleanup(0) removed only {removed}");
-    assert_eq!(m.get_stats().await.expect("stats").total, 0);
+    assert_eq!(m.stats().await.expect("stats").total, 0);
 }
 
 /// A claim whose lease lapsed is taken over, with its rollback data handed

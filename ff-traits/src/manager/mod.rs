@@ -622,7 +622,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     ///
     /// # Errors
     /// [`Error::Backend`] when the store cannot be read.
-    pub async fn get_stats(&self) -> Result<IdempotencyStats> {
+    pub async fn stats(&self) -> Result<IdempotencyStats> {
         let s = self.store.stats().await?;
         let finished = s.finished();
         let completed = s.count(RecordStatus::Completed);

@@ -13,6 +13,7 @@
 //! * Errors carry git's own message.
 
 pub(crate) mod porcelain;
+pub(crate) mod repair;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};

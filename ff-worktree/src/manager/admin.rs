@@ -22,7 +22,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     ///
     /// # Errors
     /// [`ff_traits::Error::Backend`] when the provider cannot list them.
-    pub async fn get_lock_status(&self) -> Result<Vec<LockStatus>> {
+    pub async fn lock_status(&self) -> Result<Vec<LockStatus>> {
         Ok(self
             .locks
             .locks()
@@ -36,8 +36,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     ///
     /// # Errors
     /// [`ff_traits::Error::Backend`] when the store cannot be read.
-    pub async fn get_idempotency_stats(&self) -> Result<IdempotencyStats> {
-        Ok(self.records.get_stats().await?)
+    pub async fn idempotency_stats(&self) -> Result<IdempotencyStats> {
+        Ok(self.records.stats().await?)
     }
 
     /// Removes finished records last active more than `max_age` ago (zero:
@@ -91,7 +91,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// [`ff_traits::Error::Backend`] when the provider fails.
     pub async fn force_release_all_locks(&self) -> Result<Vec<ForceRelease>> {
         let mut out = Vec::new();
-        for status in self.get_lock_status().await? {
+        for status in self.lock_status().await? {
             out.push(self.locks.force_release(&status.name).await?);
         }
         Ok(out)

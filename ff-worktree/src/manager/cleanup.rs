@@ -5,30 +5,31 @@ use ff_traits::{IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatu
 
 use crate::{Error, Result};
 
-use super::{Cleanup, Worktree, WorktreeManager, worktree_of};
+use super::{Cleaned, Cleanup, Worktree, WorktreeManager, worktree_of};
 use crate::issue::IssueId;
 
 impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Removes a worktree and its branch.
     ///
     /// Refuses when that would destroy uncommitted changes or commits not
-    /// merged into the base, unless `force`; forced, it first keeps the work
+    /// merged into the base, unless [`Cleanup::Force`]; forced, it first keeps the work
     /// under `refs/ff/archive/<id>` and says so. Cleaning what is already
     /// gone succeeds.
     ///
     /// # Errors
-    /// [`Error::WouldLoseWork`] when work would be lost without `force`;
+    /// [`Error::WouldLoseWork`] when work would be lost and `mode` is [`Cleanup::Safe`];
     /// [`LockTimeout`](ff_traits::Error::LockTimeout); [`Backend`](ff_traits::Error::Backend) with git's message.
-    pub async fn cleanup_worktree(&self, id_or_issue: &str, force: bool) -> Result<Cleanup> {
+    pub async fn cleanup_worktree(&self, id_or_issue: &str, mode: Cleanup) -> Result<Cleaned> {
         let Some(found) = self.get(id_or_issue).await? else {
-            return Ok(Cleanup {
+            return Ok(Cleaned {
                 removed: None,
                 archived_at: None,
             });
         };
         let issue = IssueId::parse(&found.issue)?;
         self.with_issue(&issue, "cleanupWorktree", async || {
-            self.cleanup_locked(&issue, &found.id, force).await
+            self.cleanup_locked(&issue, &found.id, mode == Cleanup::Force)
+                .await
         })
         .await
     }
@@ -39,9 +40,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         issue: &IssueId,
         id: &str,
         force: bool,
-    ) -> Result<Cleanup> {
+    ) -> Result<Cleaned> {
         let key = self.create_key(issue).record_key()?;
-        let nothing = Cleanup {
+        let nothing = Cleaned {
             removed: None,
             archived_at: None,
         };
@@ -61,7 +62,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if !present {
             archived_at = self.forget_vanished(&wt, &record).await?;
             tracing::info!(issue = %issue, id = %wt.id, "vanished worktree forgotten");
-            return Ok(Cleanup {
+            return Ok(Cleaned {
                 removed: Some(wt),
                 archived_at,
             });
@@ -100,7 +101,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         .await?;
         self.remove_record(&record).await?;
         tracing::info!(issue = %issue, id = %wt.id, archived = ?archived_at, "worktree removed");
-        Ok(Cleanup {
+        Ok(Cleaned {
             removed: Some(wt),
             archived_at,
         })

@@ -17,47 +17,14 @@ use crate::{Error, Result};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::git::{Git, GitError, RepoInfo};
+use crate::git::{Git, GitError, RepoInfo, repair};
 use crate::issue::IssueId;
 
 pub use recover::{Recovery, Repair, RepairKind};
 pub use types::{
-    Cleanup, Created, LimitPolicy, SyncOptions, SyncStrategy, Synced, Worktree, WorktreeConfig,
+    Cleaned, Cleanup, Created, LimitPolicy, Recover, SyncOptions, SyncStrategy, Synced, Worktree, WorktreeConfig,
     WorktreeStatus,
 };
-
-/// How old a git lock file on one of ForgeFlow's refs must be before it
-/// counts as left by a killed git (see `clear_stale_ref_lock`).
-const STALE_GIT_LOCK: Duration = Duration::from_secs(2);
-
-/// How old the repository-wide `packed-refs.lock` must be before it counts
-/// as a killed git's: far above the second git itself waits for it.
-const STALE_PACKED_REFS_LOCK: Duration = Duration::from_secs(10);
-
-/// Removes the git lock file `lock` if it is at least `min_age` old (waiting
-/// until it is) and unchanged meanwhile; returns whether it removed it.
-async fn clear_stale_lock(lock: &Path, min_age: Duration) -> bool {
-    let Ok(first) = std::fs::metadata(lock).and_then(|m| m.modified()) else {
-        return false;
-    };
-    let age = first.elapsed().unwrap_or_default();
-    if age < min_age {
-        tokio::time::sleep(min_age - age).await;
-    }
-    if std::fs::metadata(lock).and_then(|m| m.modified()).ok() != Some(first) {
-        return false;
-    }
-    match std::fs::remove_file(lock) {
-        Ok(()) => {
-            tracing::warn!(lock = %lock.display(), "removed a stale git lock a killed git left");
-            true
-        }
-        Err(e) => {
-            tracing::warn!(lock = %lock.display(), error = %e, "cannot remove a stale git lock");
-            false
-        }
-    }
-}
 
 /// Operation names in idempotency records.
 const CREATE_OPERATION: &str = "createWorktree";
@@ -85,6 +52,7 @@ pub struct WorktreeManager<L, S> {
 
 /// The repository, and the base path, that `config` names; checked.
 pub(crate) async fn resolve(config: &WorktreeConfig) -> Result<(Git, RepoInfo, PathBuf)> {
+    crate::runtime::check()?;
     crate::paths::refuse_nul("repository path", &config.repo)?;
     // Checked here: git started in a missing directory fails to spawn,
     // which would read as "git was not found".
@@ -292,28 +260,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(());
         };
         let line = format!("/{}/", rel.to_string_lossy());
-        let file = self.info.common_dir.join("info").join("exclude");
-        let listed = |text: &str| text.lines().any(|l| l.trim() == line);
-        if listed(&std::fs::read_to_string(&file).unwrap_or_default()) {
+        if repair::is_excluded(&self.info.common_dir, &line) {
             return Ok(());
         }
         self.with_registry("exclude base path", async || {
-            let current = std::fs::read_to_string(&file).unwrap_or_default();
-            if listed(&current) {
-                return Ok(());
-            }
-            let mut text = current;
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&line);
-            text.push('\n');
-            if let Some(dir) = file.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| Error::io("worktree", "cannot create .git/info", &e))?;
-            }
-            std::fs::write(&file, text)
-                .map_err(|e| Error::io("worktree", "cannot update .git/info/exclude", &e))
+            repair::exclude(&self.info.common_dir, &line)
         })
         .await
     }
@@ -342,51 +293,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// racing with this writes the same bytes. Only admin directories whose
     /// `gitdir` (written before `commondir`) points into the base path are
     /// touched; anyone else's is left for its owner.
-    pub(crate) async fn torn_commondirs(&self, repair: bool) -> Vec<PathBuf> {
-        let admin = self.info.common_dir.join("worktrees");
-        let base = self.base.clone();
-        tokio::task::spawn_blocking(move || {
-            let Ok(entries) = std::fs::read_dir(&admin) else {
-                return Vec::new();
-            };
-            let mut torn = Vec::new();
-            for dir in entries.flatten().map(|e| e.path()) {
-                let commondir = dir.join("commondir");
-                let Ok(text) = std::fs::read_to_string(&commondir) else {
-                    continue;
-                };
-                if !text.trim().is_empty() {
-                    continue;
-                }
-                let gitdir = std::fs::read(dir.join("gitdir")).unwrap_or_default();
-                let gitdir = crate::git::porcelain::bytes_to_path(gitdir.trim_ascii());
-                let ours = gitdir
-                    .parent()
-                    .and_then(Path::parent)
-                    .is_some_and(|p| crate::paths::same_path(p, &base));
-                if !ours {
-                    tracing::warn!(admin = %dir.display(), "a worktree that is not ForgeFlow's has an empty commondir; left alone");
-                    continue;
-                }
-                if !repair {
-                    torn.push(dir);
-                    continue;
-                }
-                let tmp = dir.join("commondir.ff-tmp");
-                match std::fs::write(&tmp, "../..\n").and_then(|()| std::fs::rename(&tmp, &commondir)) {
-                    Ok(()) => {
-                        tracing::warn!(admin = %dir.display(), "rewrote the commondir a killed `git worktree add` left empty");
-                        torn.push(dir);
-                    }
-                    Err(e) => {
-                        tracing::warn!(admin = %dir.display(), error = %e, "cannot rewrite an empty commondir");
-                    }
-                }
-            }
-            torn
-        })
-        .await
-        .unwrap_or_default()
+    pub(crate) async fn torn_commondirs(&self, mend: bool) -> Vec<PathBuf> {
+        repair::torn_commondirs(&self.info.common_dir, &self.base, mend).await
     }
 
     async fn is_registered(&self, path: &Path) -> Result<bool> {
@@ -405,53 +313,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .is_some())
     }
 
-    /// Removes `<ref>.lock` left by a git process killed while updating one
-    /// of ForgeFlow's own refs, which would make every later update of it
-    /// fail ("cannot lock ref"). Only a lock at least [`STALE_GIT_LOCK`]
-    /// old and unchanged meanwhile is removed: git holds a ref lock for
-    /// milliseconds, and every ForgeFlow change of the ref holds the
-    /// registry or issue lock, as the caller does. Call under them.
+    /// Removes `<ref>.lock` left by a killed git on one of ForgeFlow's
+    /// own refs (see [`repair::clear_stale_ref_lock`]). Call under the
+    /// registry or issue lock.
     pub(crate) async fn clear_stale_ref_lock(&self, refname: &str) {
-        let lock = self.info.common_dir.join(format!("{refname}.lock"));
-        clear_stale_lock(&lock, STALE_GIT_LOCK).await;
+        repair::clear_stale_ref_lock(&self.info.common_dir, refname).await;
     }
 
     /// `git branch -D`, succeeding when the branch is already gone. Call
     /// under the registry lock.
     async fn delete_branch(&self, branch: &str) -> Result<()> {
-        self.clear_stale_ref_lock(&format!("refs/heads/{branch}"))
-            .await;
-        let out = self
-            .git
-            .output(["branch", "-D", "--", branch], false)
-            .await?;
-        if out.success() || out.stderr.contains("not found") {
-            return Ok(());
-        }
-        // A git killed while deleting a ref leaves the repository-wide
-        // `packed-refs.lock`, and then every ref deletion fails. Git holds
-        // it for well under a second (it retries for one), so one that is
-        // old and unchanged is a dead git's: remove it and try once more.
-        let packed = self.info.common_dir.join("packed-refs.lock");
-        if out.stderr.contains("packed-refs.lock")
-            && clear_stale_lock(&packed, STALE_PACKED_REFS_LOCK).await
-        {
-            let again = self
-                .git
-                .output(["branch", "-D", "--", branch], false)
-                .await?;
-            if again.success() || again.stderr.contains("not found") {
-                return Ok(());
-            }
-        }
-        {
-            Err(GitError::Failed {
-                args: format!("branch -D -- {branch}"),
-                code: out.code,
-                stderr: out.stderr,
-            }
-            .into())
-        }
+        Ok(repair::delete_branch(&self.git, &self.info.common_dir, branch).await?)
     }
 
     /// Unregisters and deletes the worktree directory at `path`, which must
@@ -472,37 +344,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             ));
         }
         if self.is_registered(path).await? {
-            let args: [&std::ffi::OsStr; 6] = [
-                "worktree".as_ref(),
-                "remove".as_ref(),
-                "--force".as_ref(),
-                "--force".as_ref(),
-                "--".as_ref(),
-                path.as_os_str(),
-            ];
-            let out = self.git.output(args, false).await?;
-            if !out.success() {
-                // A git killed while removing this worktree (or making it)
-                // can leave its directory without a valid `.git` file, and
-                // git then refuses to touch it. The directory is ours and
-                // this attempt's: delete it, and git's registration of a
-                // missing directory goes cleanly.
-                if !out.stderr.contains("validation failed") {
-                    return Err(GitError::Failed {
-                        args: format!("worktree remove --force --force -- {}", path.display()),
-                        code: out.code,
-                        stderr: out.stderr,
-                    }
-                    .into());
-                }
-                tracing::warn!(path = %path.display(), reason = %out.stderr, "removing a half-removed worktree by hand");
-                if path.exists() {
-                    std::fs::remove_dir_all(path).map_err(|e| {
-                        Error::io("worktree", &format!("cannot remove {}", path.display()), &e)
-                    })?;
-                }
-                self.git.run(args).await?;
-            }
+            repair::remove_worktree(&self.git, path).await?;
         }
         if path.exists() {
             std::fs::remove_dir_all(path).map_err(|e| {

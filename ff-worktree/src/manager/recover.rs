@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::create::Plan;
 use super::{
-    CREATE_OPERATION, SYNC_OPERATION, Worktree, WorktreeManager, WorktreeStatus, worktree_of,
+    CREATE_OPERATION, Recover, SYNC_OPERATION, Worktree, WorktreeManager, WorktreeStatus,
+    worktree_of,
 };
 use crate::issue::IssueId;
 
@@ -93,8 +94,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// creates and syncs that died midway, forgets worktrees whose
     /// directories were removed by hand (keeping their commits), removes
     /// half-made directories, unrecorded worktrees and orphan branches of
-    /// ForgeFlow's own shape, and reports each step. With `dry_run`, only
-    /// reports.
+    /// ForgeFlow's own shape, and reports each step. With [`Recover::DryRun`],
+    /// only reports.
     ///
     /// It never touches what ForgeFlow does not own: other worktrees,
     /// branches and files, its own lock and store directories, and issues
@@ -103,7 +104,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// # Errors
     /// [`Backend`](ff_traits::Error::Backend) when git, the store or the locks fail;
     /// [`LockTimeout`](ff_traits::Error::LockTimeout) for the registry lock.
-    pub async fn recover(&self, dry_run: bool) -> Result<Recovery> {
+    pub async fn recover(&self, mode: Recover) -> Result<Recovery> {
+        let dry_run = mode == Recover::DryRun;
         let mut report = Recovery {
             dry_run,
             repairs: Vec::new(),

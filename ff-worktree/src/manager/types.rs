@@ -54,6 +54,10 @@ pub struct WorktreeConfig {
     pub repo: PathBuf,
     /// Where worktrees go (default `<repository top>/.ff-worktrees`).
     pub base_path: Option<PathBuf>,
+    /// Where the local backends keep their state, for the constructors
+    /// that open them ([`open_embedded`](crate::open_embedded), …): default
+    /// [`StateDir::under_base`](crate::StateDir::under_base).
+    pub state_dir: Option<PathBuf>,
     /// Most worktrees under the base path at once (default 10).
     pub max_worktrees: usize,
     /// What happens at the limit (default: refuse).
@@ -86,6 +90,7 @@ impl WorktreeConfig {
         Self {
             repo: repo.into(),
             base_path: None,
+            state_dir: None,
             max_worktrees: 10,
             limit_policy: LimitPolicy::Refuse,
             cleanup_on_error: true,
@@ -102,6 +107,13 @@ impl WorktreeConfig {
     #[must_use]
     pub fn with_base_path(mut self, p: impl Into<PathBuf>) -> Self {
         self.base_path = Some(p.into());
+        self
+    }
+
+    /// Sets [`state_dir`](Self::state_dir).
+    #[must_use]
+    pub fn with_state_dir(mut self, p: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(p.into());
         self
     }
 
@@ -226,10 +238,35 @@ pub struct Created {
     pub evicted: Vec<Worktree>,
 }
 
+/// How [`cleanup_worktree`](super::WorktreeManager::cleanup_worktree)
+/// treats work it would destroy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Cleanup {
+    /// Refuse ([`Error::WouldLoseWork`](crate::Error::WouldLoseWork)) when
+    /// the worktree has uncommitted changes or commits its base lacks.
+    #[default]
+    Safe,
+    /// Remove it all the same, keeping that work under
+    /// `refs/ff/archive/<id>` first.
+    Force,
+}
+
+/// Whether [`recover`](super::WorktreeManager::recover) changes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Recover {
+    /// Repair what it finds.
+    #[default]
+    Repair,
+    /// Only report what it would repair.
+    DryRun,
+}
+
 /// What [`cleanup_worktree`](super::WorktreeManager::cleanup_worktree) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Cleanup {
+pub struct Cleaned {
     /// The worktree removed, or `None` when there was nothing to clean.
     pub removed: Option<Worktree>,
     /// Where work that would have been lost was kept (forced cleanup).

@@ -91,7 +91,7 @@ where
     assert_eq!(issues.len(), listed.len(), "an issue has two worktrees");
     assert_eq!(pending(m).await, 0, "a record is pending");
     let held: Vec<_> = m
-        .get_lock_status()
+        .lock_status()
         .await
         .expect("locks")
         .into_iter()

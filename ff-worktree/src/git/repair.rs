@@ -1,0 +1,225 @@
+//! Mending what a killed git leaves in `.git`, and the few files of `.git`
+//! ForgeFlow writes itself. Everything here that touches `.git` directly
+//! lives in this module, so the rest of the crate reaches git only through
+//! [`Git`].
+//!
+//! Each repair is narrow: it touches only what ForgeFlow's own worktrees
+//! and refs left, and only once the evidence says the git that left it is
+//! dead (a lock file old and unchanged, a `commondir` git never leaves
+//! empty).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Git, GitError};
+
+/// How old a git lock file on one of ForgeFlow's refs must be before it
+/// counts as left by a killed git: git holds a ref lock for milliseconds.
+const STALE_REF_LOCK: Duration = Duration::from_secs(2);
+
+/// How old the repository-wide `packed-refs.lock` must be before it counts
+/// as a killed git's: far above the second git itself waits for it.
+const STALE_PACKED_REFS_LOCK: Duration = Duration::from_secs(10);
+
+/// Removes the git lock file `lock` if it is at least `min_age` old
+/// (waiting until it is) and unchanged meanwhile; returns whether it did.
+async fn clear_stale_lock(lock: &Path, min_age: Duration) -> bool {
+    let Ok(first) = std::fs::metadata(lock).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let age = first.elapsed().unwrap_or_default();
+    if age < min_age {
+        tokio::time::sleep(min_age - age).await;
+    }
+    if std::fs::metadata(lock).and_then(|m| m.modified()).ok() != Some(first) {
+        return false;
+    }
+    match std::fs::remove_file(lock) {
+        Ok(()) => {
+            tracing::warn!(lock = %lock.display(), "removed a stale git lock a killed git left");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(lock = %lock.display(), error = %e, "cannot remove a stale git lock");
+            false
+        }
+    }
+}
+
+/// Removes `<ref>.lock` left by a git process killed while updating
+/// `refname`, which would make every later update of it fail ("cannot lock
+/// ref"). Only a lock at least two seconds old and unchanged meanwhile is
+/// removed. Call only for ForgeFlow's own refs, under the lock that
+/// serializes ForgeFlow's changes to them.
+pub(crate) async fn clear_stale_ref_lock(common_dir: &Path, refname: &str) {
+    clear_stale_lock(&common_dir.join(format!("{refname}.lock")), STALE_REF_LOCK).await;
+}
+
+/// `git branch -D`, succeeding when the branch is already gone, after
+/// clearing a stale lock a killed git left on the branch. A git killed
+/// while deleting a ref leaves the repository-wide `packed-refs.lock`, and
+/// then every ref deletion fails: one that is old and unchanged is a dead
+/// git's, so it is removed and the deletion tried once more.
+///
+/// # Errors
+/// [`GitError`] with git's message when the branch cannot be deleted.
+pub(crate) async fn delete_branch(
+    git: &Git,
+    common_dir: &Path,
+    branch: &str,
+) -> Result<(), GitError> {
+    clear_stale_ref_lock(common_dir, &format!("refs/heads/{branch}")).await;
+    let out = git.output(["branch", "-D", "--", branch], false).await?;
+    if out.success() || out.stderr.contains("not found") {
+        return Ok(());
+    }
+    let packed = common_dir.join("packed-refs.lock");
+    if out.stderr.contains("packed-refs.lock")
+        && clear_stale_lock(&packed, STALE_PACKED_REFS_LOCK).await
+    {
+        let again = git.output(["branch", "-D", "--", branch], false).await?;
+        if again.success() || again.stderr.contains("not found") {
+            return Ok(());
+        }
+    }
+    Err(GitError::Failed {
+        args: format!("branch -D -- {branch}"),
+        code: out.code,
+        stderr: out.stderr,
+    })
+}
+
+/// `git worktree remove --force --force` of a registered worktree, even one
+/// a killed git left half-made or half-removed: then its directory lacks a
+/// valid `.git` file and git refuses to touch it, so the directory (the
+/// caller's own) is deleted and git's registration of a missing directory
+/// goes cleanly.
+///
+/// # Errors
+/// [`GitError`] with git's message, or [`GitError::Io`] when the directory
+/// cannot be deleted.
+pub(crate) async fn remove_worktree(git: &Git, path: &Path) -> Result<(), GitError> {
+    let args: [&std::ffi::OsStr; 6] = [
+        "worktree".as_ref(),
+        "remove".as_ref(),
+        "--force".as_ref(),
+        "--force".as_ref(),
+        "--".as_ref(),
+        path.as_os_str(),
+    ];
+    let out = git.output(args, false).await?;
+    if out.success() {
+        return Ok(());
+    }
+    if !out.stderr.contains("validation failed") {
+        return Err(GitError::Failed {
+            args: format!("worktree remove --force --force -- {}", path.display()),
+            code: out.code,
+            stderr: out.stderr,
+        });
+    }
+    tracing::warn!(path = %path.display(), reason = %out.stderr, "removing a half-removed worktree by hand");
+    if path.exists() {
+        std::fs::remove_dir_all(path).map_err(|source| GitError::Io {
+            args: format!("(removing {} by hand)", path.display()),
+            source,
+        })?;
+    }
+    git.run(args).await.map(|_| ())
+}
+
+/// The admin directories (`.git/worktrees/<id>`) of the worktrees under
+/// `base` whose `commondir` file a `git worktree add` killed mid-write left
+/// empty; with `mend`, rewritten first.
+///
+/// Git writes that file (always `../..`) without a rename, and one left
+/// empty makes every `git worktree` and `git branch -D` in the whole
+/// repository die ("failed to read .../commondir"). Writing the same
+/// `../..` git writes is safe without any lock: a live `worktree add`
+/// racing with this writes the same bytes. Only admin directories whose
+/// `gitdir` (written before `commondir`) points into `base` are touched;
+/// anyone else's is left for its owner.
+pub(crate) async fn torn_commondirs(common_dir: &Path, base: &Path, mend: bool) -> Vec<PathBuf> {
+    let admin = common_dir.join("worktrees");
+    let base = base.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let Ok(entries) = std::fs::read_dir(&admin) else {
+            return Vec::new();
+        };
+        let mut torn = Vec::new();
+        for dir in entries.flatten().map(|e| e.path()) {
+            let commondir = dir.join("commondir");
+            let Ok(text) = std::fs::read_to_string(&commondir) else {
+                continue;
+            };
+            if !text.trim().is_empty() {
+                continue;
+            }
+            let gitdir = std::fs::read(dir.join("gitdir")).unwrap_or_default();
+            let gitdir = super::porcelain::bytes_to_path(gitdir.trim_ascii());
+            let ours = gitdir
+                .parent()
+                .and_then(Path::parent)
+                .is_some_and(|p| crate::paths::same_path(p, &base));
+            if !ours {
+                tracing::warn!(admin = %dir.display(), "a worktree that is not ForgeFlow's has an empty commondir; left alone");
+                continue;
+            }
+            if !mend {
+                torn.push(dir);
+                continue;
+            }
+            let tmp = dir.join("commondir.ff-tmp");
+            match std::fs::write(&tmp, "../..\n").and_then(|()| std::fs::rename(&tmp, &commondir))
+            {
+                Ok(()) => {
+                    tracing::warn!(admin = %dir.display(), "rewrote the commondir a killed `git worktree add` left empty");
+                    torn.push(dir);
+                }
+                Err(e) => {
+                    tracing::warn!(admin = %dir.display(), error = %e, "cannot rewrite an empty commondir");
+                }
+            }
+        }
+        torn
+    })
+    .await
+    .unwrap_or_default()
+}
+
+fn exclude_file(common_dir: &Path) -> PathBuf {
+    common_dir.join("info").join("exclude")
+}
+
+/// Whether `.git/info/exclude` lists `line`.
+pub(crate) fn is_excluded(common_dir: &Path, line: &str) -> bool {
+    std::fs::read_to_string(exclude_file(common_dir))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.trim() == line)
+}
+
+/// Appends `line` to `.git/info/exclude` unless it is listed already. Call
+/// under the lock that serializes ForgeFlow's registry changes: git never
+/// writes this file, but two ForgeFlow processes could.
+///
+/// # Errors
+/// [`ff_traits::Error::Backend`] when the file cannot be written.
+pub(crate) fn exclude(common_dir: &Path, line: &str) -> crate::Result<()> {
+    if is_excluded(common_dir, line) {
+        return Ok(());
+    }
+    let file = exclude_file(common_dir);
+    let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(line);
+    text.push('\n');
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::Error::io("worktree", "cannot create .git/info", &e))?;
+    }
+    std::fs::write(&file, text)
+        .map_err(|e| crate::Error::io("worktree", "cannot update .git/info/exclude", &e))
+}
