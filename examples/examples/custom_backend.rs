@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use ff_traits::conformance::{lock, manager, store};
 use ff_traits::{
-    ForceRelease, IdempotencyRecord, IdempotencyStorage, LockGuard, LockOptions, LockProvider,
-    LockStatus, MemoryLockProvider, MemoryStore, RecordKey, Result, Revision, Scan, ScanFilter,
+    ForceRelease, IdempotencyRecord, IdempotencyStorage, LockGuard, LockName, LockOptions,
+    LockProvider, LockStatus, MemoryLockProvider, MemoryStore, RecordKey, Result, Revision, Scan,
+    ScanFilter,
 };
 
 /// Counts the calls it forwards.
@@ -71,11 +72,15 @@ impl LockProvider for Counting<MemoryLockProvider> {
     fn backend_name(&self) -> &str {
         "counting-memory"
     }
-    async fn acquire(&self, name: &str, options: &LockOptions) -> Result<LockGuard> {
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
         self.count();
         self.inner.acquire(name, options).await
     }
-    async fn try_acquire(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>> {
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
         self.count();
         self.inner.try_acquire(name, options).await
     }
@@ -83,7 +88,7 @@ impl LockProvider for Counting<MemoryLockProvider> {
         self.count();
         self.inner.locks().await
     }
-    async fn force_release(&self, name: &str) -> Result<ForceRelease> {
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
         self.count();
         self.inner.force_release(name).await
     }
@@ -124,7 +129,7 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         lock::mutual_exclusion, lock::timeout_names_holder, lock::try_acquire_does_not_wait,
         lock::shared_and_exclusive, lock::fencing_tokens_increase, lock::release_wakes_waiter,
         lock::drop_frees_lock, lock::listing_shows_holder, lock::force_release_is_reported,
-        lock::invalid_names_rejected, lock::cancelled_wait_leaves_no_grant,
+        lock::hostile_names_stay_distinct, lock::cancelled_wait_leaves_no_grant,
     );
 
     // The plugin drives a real worktree manager on a temporary repository.
@@ -159,7 +164,9 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     let wt = manager.create_worktree("PLUGIN-1").await?.worktree;
-    manager.cleanup_worktree(&wt.id, ff_worktree::Cleanup::Safe).await?;
+    manager
+        .cleanup_worktree(&wt.id, ff_worktree::Cleanup::Safe)
+        .await?;
     println!(
         "worktree {} created and removed through the plugin: {} store calls, {} lock calls",
         wt.id,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use ff_lock_file::FileLockProvider;
 use ff_store_sqlite::SqliteStore;
 use ff_traits::{
-    Error, ExecuteError, Execution, IdempotencyKey, IdempotencyManager, LockOptions, LockProvider,
+    Error, ExecuteError, Execution, IdempotencyKey, IdempotencyManager, LockName, LockOptions, LockProvider,
     ManagerConfig,
 };
 use serde_json::json;
@@ -56,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let opts = LockOptions::default()
                 .with_operation("createWorktree")
                 .with_timeout(Duration::from_secs(10));
-            let guard = locks.acquire("issue-123", &opts).await?;
+            let guard = locks.acquire(&LockName::new("issue-123")?, &opts).await?;
             let outcome = manager
                 .execute(
                     &key,

@@ -105,11 +105,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     "already up to date"
                 }
             );
-            let cleaned = match manager.cleanup_worktree(issue, ff_worktree::Cleanup::Safe).await {
+            let cleaned = match manager
+                .cleanup_worktree(issue, ff_worktree::Cleanup::Safe)
+                .await
+            {
                 Ok(c) => c,
                 Err(refused) => {
                     println!("agent {agent}: cleanup refused: {refused}");
-                    manager.cleanup_worktree(issue, ff_worktree::Cleanup::Force).await?
+                    manager
+                        .cleanup_worktree(issue, ff_worktree::Cleanup::Force)
+                        .await?
                 }
             };
             match &cleaned.archived_at {

@@ -148,7 +148,9 @@ impl Settings {
         let base = ff_worktree::base_path_of(&self.worktree_config()?)
             .await
             .map_err(crate::output::before_work)?;
-        Ok(ff_worktree::StateDir::under_base(&base).root().to_path_buf())
+        Ok(ff_worktree::StateDir::under_base(&base)
+            .root()
+            .to_path_buf())
     }
 
     /// `--state-dir` (or its `FF_`/ff.toml forms), if given.
@@ -234,9 +236,11 @@ impl Settings {
         let base = ff_worktree::base_path_of(&config)
             .await
             .map_err(crate::output::before_work)?;
-        let state = self
-            .explicit_state_dir()?
-            .unwrap_or_else(|| ff_worktree::StateDir::under_base(&base).root().to_path_buf());
+        let state = self.explicit_state_dir()?.unwrap_or_else(|| {
+            ff_worktree::StateDir::under_base(&base)
+                .root()
+                .to_path_buf()
+        });
         let locks = self.locks_in(state.clone()).await?;
         let store = self.store_in(state).await?;
         WorktreeManager::open(config.with_base_path(base), locks, store)

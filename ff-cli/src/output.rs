@@ -205,16 +205,12 @@ impl Out {
     pub(crate) fn fail(&self, f: &Failure) -> ExitCode {
         let mut stderr = std::io::stderr().lock();
         if self.json {
-            let _ = writeln!(
-                stderr,
-                "{}",
-                {
-                    let mut error = f.details.clone();
-                    error.insert("kind".into(), json!(f.kind));
-                    error.insert("message".into(), json!(f.message));
-                    json!({ "error": error })
-                }
-            );
+            let _ = writeln!(stderr, "{}", {
+                let mut error = f.details.clone();
+                error.insert("kind".into(), json!(f.kind));
+                error.insert("message".into(), json!(f.message));
+                json!({ "error": error })
+            });
         } else {
             let _ = writeln!(stderr, "ff: error: {}", f.message);
         }

@@ -172,18 +172,29 @@ fn limit_is_73_would_lose_work_is_77_and_a_conflict_is_1_each_with_its_kind() {
     commit_file(&path, "README", "mine\n", "mine");
     std::fs::write(path.join("notes.txt"), "draft\n").expect("notes");
     let refused = ff(dir, &["cleanup", "a", "--json"]);
-    assert_eq!(code(&refused), 77, "{}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(
+        code(&refused),
+        77,
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     assert_eq!(error_kind(&refused), "would_lose_work");
     let facts = error_json(&refused);
     assert_eq!(facts["commits"], 1, "{facts}");
     assert_eq!(facts["files"], serde_json::json!(["notes.txt"]), "{facts}");
-    assert!(path.join("notes.txt").exists(), "the refusal touched the work");
+    assert!(
+        path.join("notes.txt").exists(),
+        "the refusal touched the work"
+    );
     std::fs::remove_file(path.join("notes.txt")).expect("rm notes");
     commit_file(dir, "README", "theirs\n", "theirs");
     let conflict = ff(dir, &["sync", "a", "--json"]);
     assert_eq!(code(&conflict), 1);
     assert_eq!(error_kind(&conflict), "conflict");
-    assert_eq!(error_json(&conflict)["paths"], serde_json::json!(["README"]));
+    assert_eq!(
+        error_json(&conflict)["paths"],
+        serde_json::json!(["README"])
+    );
 
     std::fs::write(dir.join("ff.toml"), "max_worktree = 1\n").expect("ff.toml");
     let typo = ff(dir, &["list"]);

@@ -73,7 +73,7 @@ impl Lock {
         match self {
             Self::Ours(p, rt, name) => {
                 let opts = LockOptions::default().with_timeout(Duration::from_secs(60));
-                Held::Ours(rt.block_on(p.acquire(name, &opts)).expect("acquire"))
+                Held::Ours(rt.block_on(p.acquire(&ff_traits::LockName::new(name).expect("lock name"), &opts)).expect("acquire"))
             }
             Self::Bare(f) => {
                 f.lock().expect("flock");
@@ -382,7 +382,7 @@ fn bench_sigkill(dir: &Path, trials: u32) {
                 let h = rt.spawn(async move {
                     let g = p
                         .acquire(
-                            &name,
+                            &ff_traits::LockName::new(name).expect("lock name"),
                             &LockOptions::default().with_timeout(Duration::from_secs(30)),
                         )
                         .await

@@ -25,12 +25,13 @@
 //! ```
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! use ff_lock_file::FileLockProvider;
-//! use ff_traits::{LockOptions, LockProvider};
+//! use ff_traits::{LockName, LockOptions, LockProvider};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let locks = FileLockProvider::new(dir.path().join("locks"));
+//! let issue = LockName::new("issue-123")?;
 //! let guard = locks
-//!     .acquire("issue-123", &LockOptions::default().with_operation("createWorktree"))
+//!     .acquire(&issue, &LockOptions::default().with_operation("createWorktree"))
 //!     .await?;
 //! // Another process calling acquire("issue-123") now waits, and on timeout
 //! // is told this process's pid, host and operation.
@@ -86,7 +87,7 @@ pub mod fuzzing {
     /// # Errors
     /// As `acquire` for an invalid name.
     pub fn file_stem(name: &str) -> ff_traits::Result<String> {
-        crate::names::file_stem(name)
+        Ok(crate::names::file_stem(&ff_traits::LockName::new(name)?))
     }
 }
 
@@ -97,7 +98,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use ff_traits::{Error, ForceRelease, LockGuard, LockOptions, LockProvider, LockStatus, Result};
+use ff_traits::{
+    Error, ForceRelease, LockGuard, LockName, LockOptions, LockProvider, LockStatus, Result,
+};
 
 use kernel::LockPaths;
 use lease::LeasePaths;
@@ -170,11 +173,12 @@ impl FileLockProvider {
 
     async fn take(
         &self,
-        name: &str,
+        name: &LockName,
         options: &LockOptions,
         wait: bool,
     ) -> Result<Option<LockGuard>> {
-        let stem = names::file_stem(name)?;
+        let stem = names::file_stem(name);
+        let name = name.as_str();
         options.validate()?;
         self.ensure_dir()?;
         let first = self.take_in_dir(name, &stem, options, wait).await;
@@ -212,17 +216,21 @@ impl LockProvider for FileLockProvider {
         "file"
     }
 
-    async fn acquire(&self, name: &str, options: &LockOptions) -> Result<LockGuard> {
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
         self.take(name, options, true)
             .await?
             .ok_or_else(|| Error::LockTimeout {
-                name: name.to_owned(),
+                name: name.to_string(),
                 waited: options.wait_budget(),
                 holder: None,
             })
     }
 
-    async fn try_acquire(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>> {
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
         self.take(name, options, false).await
     }
 
@@ -255,8 +263,9 @@ impl LockProvider for FileLockProvider {
         Ok(out)
     }
 
-    async fn force_release(&self, name: &str) -> Result<ForceRelease> {
-        let stem = names::file_stem(name)?;
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        let stem = names::file_stem(name);
+        let name = name.as_str();
         match self.mode {
             FileLockMode::Kernel => self.kernel_force(name, &LockPaths::new(&self.dir, &stem)),
             FileLockMode::Lease => lease::force(

@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use ff_traits::LockMode;
 use tokio::sync::oneshot;
@@ -49,9 +49,7 @@ impl std::fmt::Debug for Queue {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use ff_traits::lock_unpoisoned as lock;
 
 impl Waiters {
     /// Joins the queue for `path` in `mode`; the receiver gets the locked

@@ -59,7 +59,7 @@ fn contend(role: &str) {
         let options = LockOptions::default().with_timeout(Duration::from_secs(30));
         let mut n = 0u64;
         while now_ms() < until_ms {
-            let g = p.acquire("contended", &options).await.expect("acquire");
+            let g = p.acquire(&ff_traits::LockName::new("contended").expect("lock name"), &options).await.expect("acquire");
             g.release().await.expect("release");
             n += 1;
         }
@@ -107,7 +107,7 @@ fn main() {
         for _ in 0..blocks {
             let t = Instant::now();
             for _ in 0..per_block {
-                let g = ours.acquire("u", &options).await.expect("acquire");
+                let g = ours.acquire(&ff_traits::LockName::new("u").expect("lock name"), &options).await.expect("acquire");
                 g.release().await.expect("release");
             }
             cand.push(t.elapsed() / per_block);
@@ -148,11 +148,11 @@ fn main() {
         sub.subscribe("bench:chan").await.expect("subscribe");
         let mut messages = sub.into_on_message();
         for _ in 0..handoffs {
-            let g = holder.acquire("h", &options).await.expect("hold");
+            let g = holder.acquire(&ff_traits::LockName::new("h").expect("lock name"), &options).await.expect("hold");
             let w = waiter.clone();
             let opts = options.clone();
             let waiting = tokio::spawn(async move {
-                let g = w.acquire("h", &opts).await.expect("wait");
+                let g = w.acquire(&ff_traits::LockName::new("h").expect("lock name"), &opts).await.expect("wait");
                 let at = Instant::now();
                 g.release().await.expect("release");
                 at

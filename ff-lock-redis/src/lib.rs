@@ -29,10 +29,10 @@
 //! ```no_run
 //! # async fn demo() -> ff_traits::Result<()> {
 //! use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
-//! use ff_traits::{LockOptions, LockProvider};
+//! use ff_traits::{LockName, LockOptions, LockProvider};
 //!
 //! let locks = RedisLockProvider::connect(RedisLockConfig::new("redis://127.0.0.1:6379")).await?;
-//! let guard = locks.acquire("deploy", &LockOptions::default()).await?;
+//! let guard = locks.acquire(&LockName::new("deploy")?, &LockOptions::default()).await?;
 //! // … work; guard.ensure_held()? before writes that must be exclusive …
 //! guard.release().await?;
 //! # Ok(()) }
@@ -48,8 +48,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ff_traits::{
-    Error, FencingToken, ForceOutcome, ForceRelease, LockGuard, LockInfo, LockMode, LockOptions,
-    LockProvider, LockStatus, Result, Timestamp, validate_lock_name,
+    Error, FencingToken, ForceOutcome, ForceRelease, LockGuard, LockInfo, LockMode, LockName,
+    LockOptions, LockProvider, LockStatus, Result, Timestamp,
 };
 use futures_util::StreamExt;
 use redis::AsyncCommands;
@@ -292,8 +292,8 @@ impl LockProvider for RedisLockProvider {
         "redis"
     }
 
-    async fn acquire(&self, name: &str, options: &LockOptions) -> Result<LockGuard> {
-        validate_lock_name(name)?;
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
+        let name = name.as_str();
         check_mode(options)?;
         let started = Instant::now();
         let budget = options.wait_budget();
@@ -340,8 +340,12 @@ impl LockProvider for RedisLockProvider {
         }
     }
 
-    async fn try_acquire(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>> {
-        validate_lock_name(name)?;
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        let name = name.as_str();
         check_mode(options)?;
         match self.attempt(name, options).await? {
             Attempt::Granted(g) => Ok(Some(g)),
@@ -375,8 +379,8 @@ impl LockProvider for RedisLockProvider {
         Ok(out)
     }
 
-    async fn force_release(&self, name: &str) -> Result<ForceRelease> {
-        validate_lock_name(name)?;
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        let name = name.as_str();
         let mut conn = self.shared.conn();
         let key = self.shared.key(name);
         let value: Option<String> = self.shared.call("reading a lock", conn.get(&key)).await?;

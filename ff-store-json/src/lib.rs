@@ -170,22 +170,23 @@ pub mod fuzzing {
 }
 
 fn parse_record(bytes: &[u8], key: &RecordKey, path: &Path) -> Result<IdempotencyRecord> {
-    let corrupt = |reason: String| {
-        Error::corrupt(
-            "idempotency record",
-            path.display().to_string(),
-            format!("{reason}; move it aside with `JsonStore::quarantine` to reuse the key"),
-        )
-    };
-    let record: IdempotencyRecord =
-        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("unreadable JSON: {e}")))?;
-    if &record.key != key {
-        return Err(corrupt(format!(
-            "holds the record of key {} instead of its own",
-            record.key.short()
-        )));
-    }
-    Ok(record)
+    // The revision is in the file, with the rest of the record.
+    IdempotencyRecord::decode(bytes, key.as_str(), None, &path.display().to_string()).map_err(
+        |e| match e {
+            Error::Corrupt {
+                what,
+                location,
+                reason,
+            } => Error::Corrupt {
+                what,
+                location,
+                reason: format!(
+                    "{reason}; move it aside with `JsonStore::quarantine` to reuse the key"
+                ),
+            },
+            other => other,
+        },
+    )
 }
 
 /// How a record file is put in place.

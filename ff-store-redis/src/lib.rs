@@ -164,7 +164,8 @@ impl RedisStore {
             .map_err(|e| Error::invalid_input("idempotency record", e.to_string()))
     }
 
-    /// Decodes `rev` and `body` read from `location`.
+    /// Decodes `rev` and `body` read from the Redis key `location`
+    /// (`<prefix>rec:<record key>`).
     fn decode(
         location: &str,
         rev: Option<String>,
@@ -176,10 +177,8 @@ impl RedisStore {
             .and_then(|r| r.parse().ok())
             .ok_or_else(|| corrupt(format!("unreadable revision {rev:?}")))?;
         let body = body.ok_or_else(|| corrupt("no body".to_owned()))?;
-        let mut record: IdempotencyRecord = serde_json::from_str(&body)
-            .map_err(|e| corrupt(format!("unreadable JSON body: {e}")))?;
-        record.revision = Revision(rev);
-        Ok(record)
+        let key = location.rsplit_once("rec:").map_or("", |(_, k)| k);
+        IdempotencyRecord::decode(body.as_bytes(), key, Some(Revision(rev)), location)
     }
 
     /// Runs a SWAP or REMOVE answer into a result.

@@ -47,7 +47,7 @@ fn child() {
         .expect("store");
         let m = IdempotencyManager::new(store, ManagerConfig::default());
         let guard = locks
-            .acquire("issue-1", &LockOptions::default())
+            .acquire(&ff_traits::LockName::new("issue-1").expect("lock name"), &LockOptions::default())
             .await
             .expect("lock");
         let key = IdempotencyKey::new("paused", json!({"issue": 1}), json!({}));
@@ -106,7 +106,7 @@ fn a_paused_holder_loses_the_lock_learns_it_and_its_late_write_is_refused() {
         // The paused holder cannot renew: its 600 ms TTL runs out.
         let guard = locks
             .acquire(
-                "issue-1",
+                &ff_traits::LockName::new("issue-1").expect("lock name"),
                 &LockOptions::default().with_timeout(Duration::from_secs(5)),
             )
             .await

@@ -42,7 +42,7 @@
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -168,7 +168,7 @@ impl SqliteStore {
     ) -> Result<T> {
         let inner = Arc::clone(&self.inner);
         let call = move || {
-            let conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let conn = ff_traits::lock_unpoisoned(&inner.conn);
             f(&conn, &inner.path)
         };
         let multi_thread = tokio::runtime::Handle::try_current()
@@ -247,22 +247,12 @@ pub mod fuzzing {
 }
 
 fn parse_body(key: &str, revision: i64, body: &str, path: &Path) -> Result<IdempotencyRecord> {
-    let mut record: IdempotencyRecord = serde_json::from_str(body).map_err(|e| {
-        Error::corrupt(
-            "idempotency record",
-            format!("{}#{key}", path.display()),
-            format!("unreadable JSON body: {e}"),
-        )
-    })?;
-    if record.key.as_str() != key {
-        return Err(Error::corrupt(
-            "idempotency record",
-            format!("{}#{key}", path.display()),
-            "the body holds another key's record",
-        ));
-    }
-    record.revision = Revision(u64::try_from(revision).unwrap_or(0));
-    Ok(record)
+    IdempotencyRecord::decode(
+        body.as_bytes(),
+        key,
+        Some(Revision(u64::try_from(revision).unwrap_or(0))),
+        &format!("{}#{key}", path.display()),
+    )
 }
 
 fn to_i64(v: u64) -> i64 {

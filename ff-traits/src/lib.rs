@@ -27,11 +27,13 @@ pub mod conformance;
 mod error;
 mod key;
 mod lock;
+mod lock_name;
 mod manager;
 pub mod memory;
 mod process;
 mod record;
 mod store;
+mod sync;
 mod time;
 
 pub use error::{BoxError, Error, ErrorKind, Result, fmt_duration};
@@ -41,9 +43,9 @@ pub use key::{
 };
 pub use lock::{
     FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockMode, LockOptions,
-    LockProvider, LockStatus, LossNotifier, LossWatch, MAX_LOCK_NAME_LEN, loss_channel,
-    validate_lock_name,
+    LockProvider, LockStatus, LossNotifier, LossWatch, loss_channel,
 };
+pub use lock_name::{LockName, MAX_LOCK_NAME_LEN};
 pub use manager::{
     Attempt, Claim, Decision, ExecuteError, Execution, IdempotencyManager, IdempotencyStats,
     ManagerConfig, OperationFailure, Reason, RollbackError, Start, backoff_after, decide,
@@ -52,4 +54,5 @@ pub use memory::{MemoryLockProvider, MemoryStore};
 pub use process::{hostname, pid, unique_id};
 pub use record::{ClaimOwner, IdempotencyRecord, RecordStatus, RecordedError, Revision};
 pub use store::{CorruptEntry, IdempotencyStorage, Scan, ScanFilter, StoreStats};
+pub use sync::lock_unpoisoned;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -10,11 +10,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::lock_name::LockName;
 use crate::process;
 use crate::time::Timestamp;
-
-/// Longest lock name, in bytes, that every backend must accept.
-pub const MAX_LOCK_NAME_LEN: usize = 255;
 
 /// Exclusive (one writer) or shared (many readers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -332,34 +330,6 @@ impl ForceRelease {
     }
 }
 
-/// Checks a lock name against what every backend must accept: 1 to
-/// [`MAX_LOCK_NAME_LEN`] bytes, no control characters (NUL, newline, …).
-/// Backends map accepted names to safe storage names themselves.
-///
-/// # Errors
-/// [`Error::InvalidInput`] naming the problem.
-pub fn validate_lock_name(name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::invalid_input("lock name", "must not be empty"));
-    }
-    if name.len() > MAX_LOCK_NAME_LEN {
-        return Err(Error::invalid_input(
-            "lock name",
-            format!(
-                "is {} bytes long; at most {MAX_LOCK_NAME_LEN} are allowed",
-                name.len()
-            ),
-        ));
-    }
-    if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(Error::invalid_input(
-            "lock name",
-            format!("contains the control character {c:?}; use printable characters"),
-        ));
-    }
-    Ok(())
-}
-
 /// A provider of named locks.
 ///
 /// Contract, for every implementation:
@@ -377,7 +347,7 @@ pub fn validate_lock_name(name: &str) -> Result<()> {
 /// * **Loss is reported.** If a grant ends without its holder releasing it
 ///   (lease lapsed, revoked by force), the guard's
 ///   [`LockGuard::ensure_held`] fails from then on.
-/// * **Names** are validated with [`validate_lock_name`]; backends never let a
+/// * **Names** arrive validated as [`LockName`]s; backends never let a
 ///   name reach outside their own namespace.
 #[async_trait]
 pub trait LockProvider: Send + Sync + fmt::Debug {
@@ -392,11 +362,10 @@ pub trait LockProvider: Send + Sync + fmt::Debug {
     /// # Errors
     /// * [`Error::LockTimeout`] when the wait ends, naming the holder when
     ///   the backend can tell.
-    /// * [`Error::InvalidInput`] for a bad name or options; nothing is
-    ///   created.
+    /// * [`Error::InvalidInput`] for bad options; nothing is created.
     /// * [`Error::Unsupported`] for a mode the backend lacks.
     /// * [`Error::Backend`] when the backend fails.
-    async fn acquire(&self, name: &str, options: &LockOptions) -> Result<LockGuard>;
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard>;
 
     /// Takes the lock `name` if that is possible without waiting.
     ///
@@ -404,7 +373,11 @@ pub trait LockProvider: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// As [`acquire`](Self::acquire), but never [`Error::LockTimeout`].
-    async fn try_acquire(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>>;
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>>;
 
     /// Lists the locks this provider knows (held ones at least, and where
     /// the backend keeps them, idle ones with their last holder).
@@ -424,8 +397,8 @@ pub trait LockProvider: Send + Sync + fmt::Debug {
     /// lock both believe they hold it without a way to find out.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a bad name, [`Error::Backend`] on failure.
-    async fn force_release(&self, name: &str) -> Result<ForceRelease>;
+    /// [`Error::Backend`] on failure.
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease>;
 
     /// [`force_release`](Self::force_release) for every lock in
     /// [`locks`](Self::locks).
@@ -435,7 +408,7 @@ pub trait LockProvider: Send + Sync + fmt::Debug {
     async fn force_release_all(&self) -> Result<Vec<ForceRelease>> {
         let mut out = Vec::new();
         for status in self.locks().await? {
-            out.push(self.force_release(&status.name).await?);
+            out.push(self.force_release(&LockName::new(status.name)?).await?);
         }
         Ok(out)
     }
@@ -448,12 +421,12 @@ macro_rules! forward_lock_provider {
             fn backend_name(&self) -> &str {
                 (**self).backend_name()
             }
-            async fn acquire(&self, name: &str, options: &LockOptions) -> Result<LockGuard> {
+            async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
                 (**self).acquire(name, options).await
             }
             async fn try_acquire(
                 &self,
-                name: &str,
+                name: &LockName,
                 options: &LockOptions,
             ) -> Result<Option<LockGuard>> {
                 (**self).try_acquire(name, options).await
@@ -461,7 +434,7 @@ macro_rules! forward_lock_provider {
             async fn locks(&self) -> Result<Vec<LockStatus>> {
                 (**self).locks().await
             }
-            async fn force_release(&self, name: &str) -> Result<ForceRelease> {
+            async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
                 (**self).force_release(name).await
             }
             async fn force_release_all(&self) -> Result<Vec<ForceRelease>> {

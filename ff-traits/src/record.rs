@@ -246,3 +246,35 @@ impl IdempotencyRecord {
         self.ended_at.unwrap_or(self.last_attempt_at)
     }
 }
+
+impl IdempotencyRecord {
+    /// Decodes a record a store read back: its JSON `body`, stored under
+    /// `key` at `location` (a path, a row, a Redis key), with the store's
+    /// own `revision` when it keeps it beside the body (`None`: the body's
+    /// own). What every store does on every read, in one place.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`](crate::Error::Corrupt) at `location` when the body
+    /// is not a record, or holds another key's record. Never "absent": a
+    /// damaged record must not read as "never executed".
+    pub fn decode(
+        body: &[u8],
+        key: &str,
+        revision: Option<Revision>,
+        location: &str,
+    ) -> crate::Result<Self> {
+        let corrupt = |reason: String| crate::Error::corrupt("idempotency record", location, reason);
+        let mut record: Self = serde_json::from_slice(body)
+            .map_err(|e| corrupt(format!("unreadable JSON: {e}")))?;
+        if record.key.as_str() != key {
+            return Err(corrupt(format!(
+                "holds the record of key {} instead of its own",
+                record.key.short()
+            )));
+        }
+        if let Some(revision) = revision {
+            record.revision = revision;
+        }
+        Ok(record)
+    }
+}

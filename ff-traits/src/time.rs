@@ -69,7 +69,10 @@ impl Timestamp {
 /// ```
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&humantime::format_rfc3339_millis(SystemTime::from(*self)), f)
+        fmt::Display::fmt(
+            &humantime::format_rfc3339_millis(SystemTime::from(*self)),
+            f,
+        )
     }
 }
 

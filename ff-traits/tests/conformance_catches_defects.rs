@@ -9,19 +9,51 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ff_traits::{
-    Error, ForceRelease, IdempotencyRecord, IdempotencyStorage, LockGuard, LockOptions,
+    Error, ForceRelease, IdempotencyRecord, IdempotencyStorage, LockGuard, LockName, LockOptions,
     LockProvider, LockStatus, MemoryLockProvider, RecordKey, Result, Revision, Scan, ScanFilter,
     conformance,
 };
 
+/// How wide a racy store's window between check and act is.
+#[derive(Debug, Default, Clone, Copy)]
+enum Window {
+    /// 20 ms: racers released together all fall into it.
+    #[default]
+    Wide,
+    /// One `yield_now`: the usual async bug (an await between the check
+    /// and the write).
+    Narrow,
+    /// No await at all: check and write in two critical sections, so only
+    /// racers on other threads, inside those nanoseconds, fall into it.
+    Thin,
+}
+
 /// A naive store: create checks, then writes (two racers can both
 /// "create"); swaps ignore the expected revision (last writer wins).
 #[derive(Debug, Default)]
-struct RacyStore(Mutex<HashMap<RecordKey, IdempotencyRecord>>);
+struct RacyStore {
+    records: Mutex<HashMap<RecordKey, IdempotencyRecord>>,
+    window: Window,
+}
 
 impl RacyStore {
+    fn with(window: Window) -> Self {
+        Self {
+            records: Mutex::default(),
+            window,
+        }
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<RecordKey, IdempotencyRecord>> {
-        self.0.lock().expect("mutex")
+        self.records.lock().expect("mutex")
+    }
+
+    async fn gap(&self) {
+        match self.window {
+            Window::Wide => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Window::Narrow => tokio::task::yield_now().await,
+            Window::Thin => {}
+        }
     }
 }
 
@@ -35,9 +67,7 @@ impl IdempotencyStorage for RacyStore {
     }
     async fn create(&self, mut record: IdempotencyRecord) -> Result<IdempotencyRecord> {
         let exists = self.map().contains_key(&record.key);
-        // The window between check and act, wide enough that racers
-        // released together all fall into it.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.gap().await;
         if exists {
             return Err(Error::AlreadyExists {
                 what: "record".into(),
@@ -53,7 +83,7 @@ impl IdempotencyStorage for RacyStore {
         mut record: IdempotencyRecord,
     ) -> Result<IdempotencyRecord> {
         let current = self.map().get(&record.key).map(|r| r.revision);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.gap().await;
         let current = current.ok_or_else(|| Error::NotFound {
             what: "record".into(),
         })?;
@@ -85,19 +115,115 @@ impl LockProvider for NoExclusionLocks {
     fn backend_name(&self) -> &str {
         "no-exclusion"
     }
-    async fn acquire(&self, name: &str, options: &LockOptions) -> Result<LockGuard> {
-        ff_traits::validate_lock_name(name)?;
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
+        let name = name.as_str();
         let private = format!("{name}-{}", ff_traits::unique_id());
-        self.0.acquire(&private, options).await
+        self.0
+            .acquire(&LockName::new(private)?, options)
+            .await
     }
-    async fn try_acquire(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>> {
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
         self.acquire(name, options).await.map(Some)
     }
     async fn locks(&self) -> Result<Vec<LockStatus>> {
         self.0.locks().await
     }
-    async fn force_release(&self, name: &str) -> Result<ForceRelease> {
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
         self.0.force_release(name).await
+    }
+}
+
+/// Files records by the first 12 characters of their key, as a store that
+/// used `RecordKey::short` for its file names would.
+#[derive(Debug, Default)]
+struct PrefixKeyedStore(Mutex<HashMap<String, IdempotencyRecord>>);
+
+#[async_trait]
+impl IdempotencyStorage for PrefixKeyedStore {
+    fn backend_name(&self) -> &str {
+        "prefix-keyed"
+    }
+    async fn load(&self, key: &RecordKey) -> Result<Option<IdempotencyRecord>> {
+        Ok(ff_traits::lock_unpoisoned(&self.0).get(key.short()).cloned())
+    }
+    async fn create(&self, mut record: IdempotencyRecord) -> Result<IdempotencyRecord> {
+        let mut map = ff_traits::lock_unpoisoned(&self.0);
+        if map.contains_key(record.key.short()) {
+            return Err(Error::AlreadyExists {
+                what: "record".into(),
+            });
+        }
+        record.revision = Revision::FIRST;
+        map.insert(record.key.short().to_owned(), record.clone());
+        Ok(record)
+    }
+    async fn compare_and_swap(
+        &self,
+        expected: Revision,
+        mut record: IdempotencyRecord,
+    ) -> Result<IdempotencyRecord> {
+        let mut map = ff_traits::lock_unpoisoned(&self.0);
+        let current = map.get(record.key.short()).map(|r| r.revision);
+        if current != Some(expected) {
+            return Err(Error::PreconditionFailed {
+                what: "record".into(),
+                expected,
+                actual: current,
+            });
+        }
+        record.revision = expected.next();
+        map.insert(record.key.short().to_owned(), record.clone());
+        Ok(record)
+    }
+    async fn remove(&self, key: &RecordKey, _expected: Revision) -> Result<()> {
+        ff_traits::lock_unpoisoned(&self.0).remove(key.short());
+        Ok(())
+    }
+    async fn scan(&self, filter: &ScanFilter) -> Result<Scan> {
+        let records = ff_traits::lock_unpoisoned(&self.0)
+            .values()
+            .filter(|r| filter.matches(r))
+            .cloned()
+            .collect();
+        Ok(Scan::new(records, Vec::new()))
+    }
+}
+
+/// Maps lock names to "safe" names lossily (`/` and `\` become `_`), so
+/// `a/b`, `a\b` and `a_b` share one lock.
+#[derive(Debug, Default)]
+struct LossyNameLocks(MemoryLockProvider);
+
+impl LossyNameLocks {
+    fn mapped(name: &LockName) -> Result<LockName> {
+        LockName::new(name.as_str().replace(['/', '\\'], "_"))
+    }
+}
+
+#[async_trait]
+impl LockProvider for LossyNameLocks {
+    fn backend_name(&self) -> &str {
+        "lossy-names"
+    }
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
+        self.0.acquire(&Self::mapped(name)?, options).await
+    }
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        self.0.try_acquire(&Self::mapped(name)?, options).await
+    }
+    async fn locks(&self) -> Result<Vec<LockStatus>> {
+        self.0.locks().await
+    }
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        self.0.force_release(&Self::mapped(name)?).await
     }
 }
 
@@ -137,4 +263,72 @@ async fn missing_exclusion_is_caught() {
 #[should_panic(expected = "try_acquire granted a held lock")]
 async fn try_acquire_without_exclusion_is_caught() {
     conformance::lock::try_acquire_does_not_wait(open_locks()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "another key's record")]
+async fn a_store_that_files_records_by_key_prefix_is_caught() {
+    conformance::store::keys_are_exact(Arc::new(PrefixKeyedStore::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "shares a lock with another name")]
+async fn lossy_lock_names_are_caught() {
+    conformance::lock::hostile_names_stay_distinct(Arc::new(LossyNameLocks::default())).await;
+}
+
+/// Runs `check` against a fresh racy store with `window` `runs` times;
+/// returns how many runs caught the race (panicked).
+async fn caught<F, Fut>(window: Window, runs: usize, check: F) -> usize
+where
+    F: Fn(Arc<dyn IdempotencyStorage>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut caught = 0;
+    for _ in 0..runs {
+        let run = tokio::spawn(check(Arc::new(RacyStore::with(window))));
+        if run.await.is_err_and(|e| e.is_panic()) {
+            caught += 1;
+        }
+    }
+    caught
+}
+
+/// The race checks repeat their race (`race_rounds`, a fresh key each
+/// round) until a store with an await between its check and its write
+/// (what any store doing I/O between them has) is caught in at least 99 of
+/// 100 runs. A window with no await at all (nanoseconds between two
+/// critical sections) is measured and printed, not asserted: black-box
+/// racing cannot promise to see it, as the suite's docs say.
+/// `FF_CONFORMANCE_RACE_ROUNDS=1` shows what a single round catches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn race_checks_catch_an_await_wide_window_in_99_of_100_runs() {
+    let rounds = conformance::race_rounds();
+    for window in [Window::Narrow, Window::Thin] {
+        let create = caught(
+            window,
+            100,
+            conformance::store::create_if_absent_race_has_one_winner,
+        )
+        .await;
+        let swap = caught(
+            window,
+            100,
+            conformance::store::compare_and_swap_race_has_one_winner,
+        )
+        .await;
+        let claim = caught(window, 100, conformance::manager::claim_race_has_one_winner).await;
+        println!(
+            "race detection, {window:?} window, {rounds} round(s), of 100 runs: create {create}, \
+             swap {swap}, claim {claim}"
+        );
+        if rounds == conformance::RACE_ROUNDS && matches!(window, Window::Narrow) {
+            for (check, n) in [("create", create), ("swap", swap), ("claim", claim)] {
+                assert!(
+                    n >= 99,
+                    "the {check} race ({window:?} window) was caught in only {n} of 100 runs"
+                );
+            }
+        }
+    }
 }

@@ -76,7 +76,10 @@ fn child(role: &str) {
             for i in 0..CYCLES {
                 let issue = format!("{tag}-{i}");
                 let ok = match m.create_worktree(&issue).await {
-                    Ok(_) => m.cleanup_worktree(&issue, ff_worktree::Cleanup::Safe).await.is_ok(),
+                    Ok(_) => m
+                        .cleanup_worktree(&issue, ff_worktree::Cleanup::Safe)
+                        .await
+                        .is_ok(),
                     Err(e) => {
                         eprintln!("create {issue}: {e}");
                         false

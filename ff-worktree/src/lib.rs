@@ -76,8 +76,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use ff_traits;
 pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
 pub use manager::{
-    Cleaned, Cleanup, Created, LimitPolicy, Recover, Recovery, Repair, RepairKind, SyncOptions, SyncStrategy, Synced,
-    Worktree, WorktreeConfig, WorktreeManager, WorktreeStatus,
+    Cleaned, Cleanup, Created, LimitPolicy, Recover, Recovery, Repair, RepairKind, SyncOptions,
+    SyncStrategy, Synced, Worktree, WorktreeConfig, WorktreeManager, WorktreeStatus,
 };
 
 /// The backends compiled in, one module per cargo feature.
@@ -244,9 +244,8 @@ pub async fn open_json(config: WorktreeConfig) -> Result<JsonManager> {
 pub async fn open_redis(config: WorktreeConfig, url: &str) -> Result<RedisManager> {
     let base = base_path_of(&config).await?;
     let locks =
-        ff_lock_redis::RedisLockProvider::connect(ff_lock_redis::RedisLockConfig::new(url))
-            .await?;
-    let store = ff_store_redis::RedisStore::connect(ff_store_redis::RedisStoreConfig::new(url))
-        .await?;
+        ff_lock_redis::RedisLockProvider::connect(ff_lock_redis::RedisLockConfig::new(url)).await?;
+    let store =
+        ff_store_redis::RedisStore::connect(ff_store_redis::RedisStoreConfig::new(url)).await?;
     WorktreeManager::open(config.with_base_path(base), locks, store).await
 }

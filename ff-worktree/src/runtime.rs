@@ -21,7 +21,9 @@ pub(crate) fn check() -> crate::Result<()> {
         return Err(refuse("the tokio runtime has no timer (time is disabled)"));
     }
     if !io_enabled() {
-        return Err(refuse("the tokio runtime has no IO driver (IO is disabled)"));
+        return Err(refuse(
+            "the tokio runtime has no IO driver (IO is disabled)",
+        ));
     }
     Ok(())
 }

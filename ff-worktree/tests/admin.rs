@@ -103,5 +103,7 @@ async fn holding_an_issue_keeps_its_operations_out() {
     );
     assert!(m.lock_issue("../x").await.is_err());
     guard.release().await.expect("release");
-    m.cleanup_worktree("held", ff_worktree::Cleanup::Force).await.expect("cleanup");
+    m.cleanup_worktree("held", ff_worktree::Cleanup::Force)
+        .await
+        .expect("cleanup");
 }

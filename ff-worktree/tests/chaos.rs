@@ -279,8 +279,14 @@ async fn check<L: LockProvider, S: IdempotencyStorage>(
     log: &Path,
     m: &WorktreeManager<L, S>,
 ) {
-    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
-    let again = m.recover(ff_worktree::Recover::Repair).await.expect("recover again");
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
+    let again = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover again");
     assert!(
         again.repairs.is_empty(),
         "{}: a second recover still found {again:?}",

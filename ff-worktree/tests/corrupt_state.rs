@@ -86,9 +86,14 @@ async fn damaged_record_is_reported_and_nothing_else_suffers<L, S>(
     assert_eq!(err.kind(), ErrorKind::Corrupt.into(), "{err}");
     assert!(!err.to_string().is_empty());
     assert!(m.get("b").await.expect("get b").is_some());
-    m.cleanup_worktree("c", ff_worktree::Cleanup::Safe).await.expect("cleanup c");
+    m.cleanup_worktree("c", ff_worktree::Cleanup::Safe)
+        .await
+        .expect("cleanup c");
 
-    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
     assert!(
         report
             .repairs
@@ -184,7 +189,9 @@ async fn garbage_lock_files_do_not_block_anything() {
     let state = repo.scratch("state");
     let m = common::open(&state, WorktreeConfig::new(repo.path())).await;
     m.create_worktree("g").await.expect("create");
-    m.cleanup_worktree("g", ff_worktree::Cleanup::Safe).await.expect("cleanup");
+    m.cleanup_worktree("g", ff_worktree::Cleanup::Safe)
+        .await
+        .expect("cleanup");
     let mut damaged = 0;
     for entry in std::fs::read_dir(state.join("locks"))
         .expect("locks")
@@ -199,9 +206,14 @@ async fn garbage_lock_files_do_not_block_anything() {
         .expect("create over garbage locks");
     let status = m.lock_status().await.expect("lock status with garbage");
     assert!(status.iter().all(|l| !l.held), "{status:?}");
-    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
     assert!(report.repairs.is_empty(), "{report:?}");
-    m.cleanup_worktree("g", ff_worktree::Cleanup::Safe).await.expect("cleanup");
+    m.cleanup_worktree("g", ff_worktree::Cleanup::Safe)
+        .await
+        .expect("cleanup");
     common::assert_consistent(&repo, &m).await;
 }
 
@@ -229,7 +241,10 @@ async fn read_only_store_and_lock_directories_fail_clearly_and_leave_nothing() {
         drop(frozen);
         // Nothing half-made: after the directory thaws, recover finds
         // nothing to roll back beyond a withdrawn claim, and create works.
-        let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
+        let report = m
+            .recover(ff_worktree::Recover::Repair)
+            .await
+            .expect("recover");
         assert!(
             report
                 .repairs
@@ -238,7 +253,9 @@ async fn read_only_store_and_lock_directories_fail_clearly_and_leave_nothing() {
             "{what}: {report:?}"
         );
         m.create_worktree(issue).await.expect("create after thaw");
-        m.cleanup_worktree(issue, ff_worktree::Cleanup::Safe).await.expect("cleanup");
+        m.cleanup_worktree(issue, ff_worktree::Cleanup::Safe)
+            .await
+            .expect("cleanup");
         common::assert_consistent(&repo, &m).await;
     }
     assert!(kept.path.join("README").exists());
@@ -321,14 +338,22 @@ async fn a_full_disk_fails_clearly_and_loses_nothing() {
     );
     // No space at all: a cleanup and a recover may fail, never panic.
     let last = fill(&fs.0, "filler2");
-    let _ = m.cleanup_worktree("victim", ff_worktree::Cleanup::Safe).await;
+    let _ = m
+        .cleanup_worktree("victim", ff_worktree::Cleanup::Safe)
+        .await;
     let _ = m.recover(ff_worktree::Recover::Repair).await;
     // Space back: recover repairs whatever the failures left, and
     // everything agrees again; the kept worktree is whole.
     std::fs::remove_file(&filler).expect("free the disk");
     std::fs::remove_file(&last).expect("free the disk");
-    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover with space");
-    let again = m.recover(ff_worktree::Recover::Repair).await.expect("recover again");
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover with space");
+    let again = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover again");
     assert!(again.repairs.is_empty(), "{report:?} then {again:?}");
     assert!(
         m.list_worktrees()

@@ -109,7 +109,10 @@ async fn create_is_idempotent_and_cleanup_removes_everything() {
         .text();
     assert!(!status.contains(".ff-worktrees"), "{status}");
 
-    let done = m.cleanup_worktree("123", ff_worktree::Cleanup::Safe).await.expect("cleanup");
+    let done = m
+        .cleanup_worktree("123", ff_worktree::Cleanup::Safe)
+        .await
+        .expect("cleanup");
     assert_eq!(done.removed.as_ref().map(|w| &w.id), Some(&wt.id));
     assert!(done.archived_at.is_none());
     assert!(!wt.path.exists());
@@ -243,7 +246,10 @@ async fn cleanup_refuses_to_lose_work_unless_forced_and_then_keeps_it() {
         dirty.path.join("notes.txt").exists(),
         "refusal touched the work"
     );
-    let forced = m.cleanup_worktree("dirty", ff_worktree::Cleanup::Force).await.expect("forced");
+    let forced = m
+        .cleanup_worktree("dirty", ff_worktree::Cleanup::Force)
+        .await
+        .expect("forced");
     let archive = forced.archived_at.expect("archived");
     let kept = Git::new(repo.path())
         .read(["show", &format!("{archive}:notes.txt")])
@@ -300,7 +306,9 @@ async fn the_worktree_limit_is_enforced_without_leaving_records() {
     let err = m.create_worktree("c").await.expect_err("over the limit");
     assert!(err.to_string().contains("limit of 2"), "{err}");
     assert!(m.get("c").await.expect("get").is_none());
-    m.cleanup_worktree("a", ff_worktree::Cleanup::Safe).await.expect("cleanup");
+    m.cleanup_worktree("a", ff_worktree::Cleanup::Safe)
+        .await
+        .expect("cleanup");
     m.create_worktree("c").await.expect("c fits now");
 }
 

@@ -26,7 +26,10 @@ fn child() {
         for issue in &role[3..] {
             let out = match role[0].as_str() {
                 "create" => m.create_worktree(issue).await.map(|_| ()),
-                _ => m.cleanup_worktree(issue, ff_worktree::Cleanup::Safe).await.map(|_| ()),
+                _ => m
+                    .cleanup_worktree(issue, ff_worktree::Cleanup::Safe)
+                    .await
+                    .map(|_| ()),
             };
             match out {
                 Ok(()) => println!("ok {issue}"),

@@ -80,14 +80,20 @@ async fn assert_recovered_and_retry_works(repo: &TestRepo, state: &Path, issue: 
         1,
         "the dead create left its record"
     );
-    let dry = m.recover(ff_worktree::Recover::DryRun).await.expect("dry run");
+    let dry = m
+        .recover(ff_worktree::Recover::DryRun)
+        .await
+        .expect("dry run");
     assert!(
         dry.repairs
             .iter()
             .any(|r| r.kind == RepairKind::RolledBackCreate)
     );
     assert_eq!(common::pending(&m).await, 1, "a dry run changed something");
-    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
     assert!(
         report
             .repairs
@@ -97,7 +103,10 @@ async fn assert_recovered_and_retry_works(repo: &TestRepo, state: &Path, issue: 
     );
     common::assert_consistent(repo, &m).await;
     assert!(common::ours(repo, &m).is_empty());
-    let again = m.recover(ff_worktree::Recover::Repair).await.expect("recover again");
+    let again = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover again");
     assert!(again.repairs.is_empty(), "a second recover found {again:?}");
     let made = m.create_worktree(issue).await.expect("retry");
     assert!(made.worktree.path.join("README").exists());
@@ -184,12 +193,18 @@ async fn recover_forgets_vanished_worktrees_and_removes_only_our_strays() {
         &foreign.to_string_lossy(),
     ]);
 
-    let dry = m.recover(ff_worktree::Recover::DryRun).await.expect("dry run");
+    let dry = m
+        .recover(ff_worktree::Recover::DryRun)
+        .await
+        .expect("dry run");
     let kinds: Vec<RepairKind> = dry.repairs.iter().map(|r| r.kind).collect();
     assert!(kinds.contains(&RepairKind::ForgotVanished), "{dry:?}");
     assert!(stray.exists(), "a dry run removed something");
 
-    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
     let find = |kind| {
         report
             .repairs
@@ -246,7 +261,10 @@ async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
         "no record claims it"
     );
     repo.remove_hook("post-checkout");
-    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
     assert!(
         report
             .repairs
@@ -273,7 +291,10 @@ async fn a_stale_ref_lock_left_by_a_killed_git_does_not_block_cleanup() {
     f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
         .expect("age it");
     drop(f);
-    let done = m.cleanup_worktree("stale", ff_worktree::Cleanup::Force).await.expect("cleanup");
+    let done = m
+        .cleanup_worktree("stale", ff_worktree::Cleanup::Force)
+        .await
+        .expect("cleanup");
     assert!(done.archived_at.is_some());
     assert!(!lock.exists(), "the stale lock was left");
     common::assert_consistent(&repo, &m).await;
@@ -292,7 +313,10 @@ async fn a_stale_packed_refs_lock_and_a_half_removed_worktree_are_recovered() {
     f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
         .expect("age it");
     drop(f);
-    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
     assert!(
         report
             .repairs
@@ -327,19 +351,27 @@ async fn an_empty_commondir_left_by_a_killed_worktree_add_is_rewritten() {
         "git no longer fails on an empty commondir: this test tests nothing"
     );
     // A dry run reports it and changes nothing.
-    let dry = m.recover(ff_worktree::Recover::DryRun).await.expect("dry run");
+    let dry = m
+        .recover(ff_worktree::Recover::DryRun)
+        .await
+        .expect("dry run");
     assert_eq!(dry.repairs.len(), 1, "{dry:?}");
     assert_eq!(dry.repairs[0].kind, RepairKind::RewroteCommondir);
     assert_eq!(std::fs::read_to_string(&commondir).expect("read"), "");
     // Any operation mends it; cleanup of another issue needs `branch -D`.
-    m.cleanup_worktree("other", ff_worktree::Cleanup::Safe).await.expect("cleanup");
+    m.cleanup_worktree("other", ff_worktree::Cleanup::Safe)
+        .await
+        .expect("cleanup");
     assert!(!other.path.exists());
     assert_eq!(
         std::fs::read_to_string(&commondir).expect("read").trim(),
         "../.."
     );
     std::fs::write(&commondir, "").expect("tear it again");
-    let report = m.recover(ff_worktree::Recover::Repair).await.expect("recover");
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
     assert!(
         report
             .repairs

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ff_traits::{ForceOutcome, LockStatus, Timestamp};
+use ff_traits::{ForceOutcome, LockName, LockStatus, Timestamp};
 use serde_json::{Value, json};
 
 use crate::config::Settings;
@@ -101,12 +101,13 @@ pub(super) async fn unlock(
 ) -> Result<u8, Failure> {
     let locks = settings.locks().await?;
     let statuses = locks.locks().await?;
-    let names: Vec<String> = if all {
-        statuses.iter().map(|s| s.name.clone()).collect()
+    let names: Vec<LockName> = if all {
+        statuses
+            .iter()
+            .map(|s| LockName::new(s.name.as_str()))
+            .collect::<Result<_, _>>()?
     } else {
-        let name = name.unwrap_or_default().to_owned();
-        ff_traits::validate_lock_name(&name)?;
-        vec![name]
+        vec![LockName::new(name.unwrap_or_default())?]
     };
     let mut results = Vec::new();
     let mut refused = Vec::new();

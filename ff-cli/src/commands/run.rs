@@ -52,7 +52,7 @@ pub(super) async fn lock(
     shared: bool,
     command: &[String],
 ) -> Result<u8, Failure> {
-    ff_traits::validate_lock_name(name)?;
+    let name = ff_traits::LockName::new(name)?;
     let locks = settings.locks().await?;
     let mode = if shared {
         LockMode::Shared
@@ -64,10 +64,10 @@ pub(super) async fn lock(
         .with_mode(mode)
         .with_operation(format!("ff lock -- {}", command.join(" ")));
     let guard = locks
-        .acquire(name, &options)
+        .acquire(&name, &options)
         .await
         .map_err(crate::output::before_work)?;
-    tracing::info!(name, fencing_token = guard.fencing_token().0, "lock taken");
+    tracing::info!(name = name.as_str(), fencing_token = guard.fencing_token().0, "lock taken");
     let code = run_child(command).await;
     let released = guard.release().await;
     let code = code?;

@@ -48,11 +48,17 @@ fn boom(retryable: bool) -> RecordedError {
 
 /// 64 concurrent `start_operation`s of one key: exactly one claim.
 pub async fn claim_race_has_one_winner(s: Store) {
+    for _ in 0..super::race_rounds() {
+        claim_race_round(&s).await;
+    }
+}
+
+async fn claim_race_round(s: &Store) {
     let k = key("claimrace");
     let mut tasks = JoinSet::new();
     let start = Arc::new(Barrier::new(64));
     for _ in 0..64 {
-        let m = IdempotencyManager::new(Arc::clone(&s), ManagerConfig::default());
+        let m = IdempotencyManager::new(Arc::clone(s), ManagerConfig::default());
         let (k, start) = (k.clone(), Arc::clone(&start));
         tasks.spawn(async move {
             start.wait().await;

@@ -28,6 +28,25 @@ pub mod store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// How many times each race check races (a fresh key each round):
+/// [`RACE_ROUNDS`], or `FF_CONFORMANCE_RACE_ROUNDS` when set.
+///
+/// A race is caught only when racers interleave inside the backend's
+/// window, so one round can miss a narrow window; `ff-traits`'
+/// `tests/conformance_catches_defects.rs` measures how many rounds catch a
+/// check-then-act store that yields once between check and write.
+#[must_use]
+pub fn race_rounds() -> usize {
+    std::env::var("FF_CONFORMANCE_RACE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(RACE_ROUNDS)
+}
+
+/// The default of [`race_rounds`].
+pub const RACE_ROUNDS: usize = 8;
+
 /// A prefix unique to this check run (process, time, counter), so that
 /// checks sharing a backend do not see each other's names.
 #[must_use]
@@ -61,7 +80,7 @@ macro_rules! lock_conformance_tests {
             drop_frees_lock,
             listing_shows_holder,
             force_release_is_reported,
-            invalid_names_rejected,
+            hostile_names_stay_distinct,
             cancelled_wait_leaves_no_grant,
         );
     };
@@ -91,7 +110,7 @@ macro_rules! store_conformance_tests {
             remove_is_conditional,
             scan_filters,
             stats_and_cleanup,
-            invalid_keys_rejected,
+            keys_are_exact,
         );
         $crate::__conformance_tests!($mode manager, $make;
             claim_race_has_one_winner,

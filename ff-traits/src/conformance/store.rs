@@ -74,11 +74,17 @@ pub async fn create_then_load_round_trips(s: Store) {
 
 /// 64 concurrent creates of one key: exactly one succeeds.
 pub async fn create_if_absent_race_has_one_winner(s: Store) {
+    for _ in 0..super::race_rounds() {
+        create_race_round(&s).await;
+    }
+}
+
+async fn create_race_round(s: &Store) {
     let r = sample_record(&unique_prefix("race"), 2, Timestamp::now());
     let mut tasks = JoinSet::new();
     let start = Arc::new(Barrier::new(64));
     for i in 0..64u32 {
-        let (s, mut r, start) = (Arc::clone(&s), r.clone(), Arc::clone(&start));
+        let (s, mut r, start) = (Arc::clone(s), r.clone(), Arc::clone(&start));
         r.rollback_data = Some(json!({"writer": i}));
         tasks.spawn(async move {
             start.wait().await;
@@ -126,12 +132,18 @@ pub async fn compare_and_swap_is_conditional(s: Store) {
 
 /// 16 concurrent swaps from one revision: exactly one succeeds.
 pub async fn compare_and_swap_race_has_one_winner(s: Store) {
+    for _ in 0..super::race_rounds() {
+        swap_race_round(&s).await;
+    }
+}
+
+async fn swap_race_round(s: &Store) {
     let r = sample_record(&unique_prefix("casrace"), 4, Timestamp::now());
     let v1 = s.create(r).await.expect("create");
     let mut tasks = JoinSet::new();
     let start = Arc::new(Barrier::new(16));
     for i in 0..16u32 {
-        let (s, mut next, start) = (Arc::clone(&s), v1.clone(), Arc::clone(&start));
+        let (s, mut next, start) = (Arc::clone(s), v1.clone(), Arc::clone(&start));
         next.result = Some(json!({"writer": i}));
         tasks.spawn(async move {
             start.wait().await;
@@ -286,18 +298,55 @@ pub async fn stats_and_cleanup(s: Store) {
     assert_eq!(left[0].status, RecordStatus::Pending);
 }
 
-/// Keys that are not 64 lowercase hex characters never reach a store.
-pub async fn invalid_keys_rejected(_s: Store) {
-    for bad in [
-        "",
-        "../../etc/passwd",
-        &"A".repeat(64),
-        &"a".repeat(63),
-        &"g".repeat(64),
-    ] {
+/// Keys are whole and exact. (Malformed keys cannot reach a store:
+/// [`RecordKey::parse`] refuses them.) Records whose keys differ in one
+/// character, first, middle or last, are stored apart; a key never
+/// stored loads as `None` even when a stored key shares all but one of
+/// its characters; listing shows each record under its own key. A store
+/// that files records by a prefix of the key, a hash of part of it, or a
+/// case-folded form fails here.
+pub async fn keys_are_exact(s: Store) {
+    let base = s
+        .create(sample_record(&unique_prefix("exact"), 7, Timestamp::now()))
+        .await
+        .expect("create");
+    let flip = |i: usize| {
+        let mut k = base.key.as_str().as_bytes().to_vec();
+        k[i] = if k[i] == b'0' { b'1' } else { b'0' };
+        RecordKey::parse(std::str::from_utf8(&k).expect("hex")).expect("a valid key")
+    };
+    let siblings = [flip(63), flip(32), flip(0)];
+    for sibling in &siblings {
         assert!(
-            matches!(RecordKey::parse(bad), Err(Error::InvalidInput { .. })),
-            "record key {bad:?} accepted"
+            s.load(sibling).await.expect("load").is_none(),
+            "load of never-stored key {} answered with another key's record",
+            sibling.short()
+        );
+    }
+    for (n, sibling) in siblings.iter().enumerate() {
+        let mut r = base.clone();
+        r.key = sibling.clone();
+        r.result = Some(json!({"sibling": n}));
+        s.create(r).await.unwrap_or_else(|e| {
+            panic!(
+                "a key one character from a stored key is a different key, yet create said: {e}"
+            )
+        });
+    }
+    let loaded = s.load(&base.key).await.expect("load").expect("record");
+    assert_eq!(loaded.result, None, "a sibling's write changed this record");
+    for (n, sibling) in siblings.iter().enumerate() {
+        let got = s.load(sibling).await.expect("load").expect("sibling record");
+        assert_eq!(&got.key, sibling, "load answered with another key's record");
+        assert_eq!(got.result, Some(json!({"sibling": n})));
+    }
+    let listed = s.scan(&ScanFilter::default()).await.expect("scan");
+    for key in siblings.iter().chain([&base.key]) {
+        assert_eq!(
+            listed.records.iter().filter(|r| &r.key == key).count(),
+            1,
+            "scan must list record {} once, under its own key",
+            key.short()
         );
     }
 }

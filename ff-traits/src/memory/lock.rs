@@ -9,8 +9,9 @@ use super::lock_unpoisoned;
 use crate::error::{Error, Result};
 use crate::lock::{
     FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockMode, LockOptions,
-    LockProvider, LockStatus, LossNotifier, loss_channel, validate_lock_name,
+    LockProvider, LockStatus, LossNotifier, loss_channel,
 };
+use crate::lock_name::LockName;
 use crate::time::Timestamp;
 
 /// A [`LockProvider`] within one process, shared by its clones.
@@ -21,10 +22,11 @@ use crate::time::Timestamp;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-/// use ff_traits::{LockOptions, LockProvider, MemoryLockProvider};
+/// use ff_traits::{LockName, LockOptions, LockProvider, MemoryLockProvider};
 /// let locks = MemoryLockProvider::new();
-/// let guard = locks.acquire("repo", &LockOptions::default()).await?;
-/// assert!(locks.try_acquire("repo", &LockOptions::default()).await?.is_none());
+/// let repo = LockName::new("repo")?;
+/// let guard = locks.acquire(&repo, &LockOptions::default()).await?;
+/// assert!(locks.try_acquire(&repo, &LockOptions::default()).await?.is_none());
 /// guard.release().await?;
 /// # Ok::<(), ff_traits::Error>(()) }).unwrap();
 /// ```
@@ -101,8 +103,8 @@ impl LockProvider for MemoryLockProvider {
         "memory"
     }
 
-    async fn acquire(&self, name: &str, options: &LockOptions) -> Result<LockGuard> {
-        validate_lock_name(name)?;
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
+        let name = name.as_str();
         options.validate()?;
         let budget = options.wait_budget();
         let started = Instant::now();
@@ -127,8 +129,12 @@ impl LockProvider for MemoryLockProvider {
         }
     }
 
-    async fn try_acquire(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>> {
-        validate_lock_name(name)?;
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        let name = name.as_str();
         options.validate()?;
         Ok(self.try_grant(name, options).ok())
     }
@@ -144,8 +150,8 @@ impl LockProvider for MemoryLockProvider {
             .collect())
     }
 
-    async fn force_release(&self, name: &str) -> Result<ForceRelease> {
-        validate_lock_name(name)?;
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        let name = name.as_str();
         let previous: Vec<LockInfo> = {
             let mut slots = lock_unpoisoned(&self.inner.slots);
             let Some(slot) = slots.get_mut(name) else {

@@ -10,8 +10,6 @@ mod store;
 pub use lock::MemoryLockProvider;
 pub use store::MemoryStore;
 
-/// Locks a std mutex, ignoring poisoning: every critical section below
-/// leaves the state consistent before anything can panic.
-fn lock_unpoisoned<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+// Every critical section in these backends leaves the state consistent
+// before anything can panic, so poisoning is ignored.
+use crate::sync::lock_unpoisoned;

@@ -3,17 +3,20 @@
 
 use std::time::Duration;
 
-use ff_traits::{ForceRelease, IdempotencyStats, IdempotencyStorage, LockProvider, LockStatus, RecordStatus, ScanFilter, Timestamp};
+use ff_traits::{
+    ForceRelease, IdempotencyStats, IdempotencyStorage, LockName, LockProvider, LockStatus,
+    RecordStatus, ScanFilter, Timestamp,
+};
 
-use crate::{Result};
+use crate::Result;
 
 use super::{CREATE_OPERATION, WorktreeManager};
 
 impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Whether a lock name is one of this repository's.
     fn owns_lock(&self, name: &str) -> bool {
-        name == self.registry_lock
-            || name == self.fetch_lock
+        *name == self.registry_lock
+            || *name == self.fetch_lock
             || name.starts_with(&format!("ff-{}-issue-", self.repo_key))
     }
 
@@ -92,7 +95,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     pub async fn force_release_all_locks(&self) -> Result<Vec<ForceRelease>> {
         let mut out = Vec::new();
         for status in self.lock_status().await? {
-            out.push(self.locks.force_release(&status.name).await?);
+            out.push(
+                self.locks
+                    .force_release(&LockName::new(status.name)?)
+                    .await?,
+            );
         }
         Ok(out)
     }

@@ -224,7 +224,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             let options = LockOptions::default().with_operation("evictWorktree");
             let Some(guard) = self
                 .locks
-                .try_acquire(&self.issue_lock(&other), &options)
+                .try_acquire(&self.issue_lock(&other)?, &options)
                 .await?
             else {
                 continue;

@@ -11,7 +11,10 @@ mod types;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ff_traits::{IdempotencyKey, IdempotencyManager, IdempotencyStorage, LockGuard, LockOptions, LockProvider, ManagerConfig, RecordStatus};
+use ff_traits::{
+    IdempotencyKey, IdempotencyManager, IdempotencyStorage, LockGuard, LockName, LockOptions,
+    LockProvider, ManagerConfig, RecordStatus,
+};
 
 use crate::{Error, Result};
 use serde_json::{Value, json};
@@ -22,8 +25,8 @@ use crate::issue::IssueId;
 
 pub use recover::{Recovery, Repair, RepairKind};
 pub use types::{
-    Cleaned, Cleanup, Created, LimitPolicy, Recover, SyncOptions, SyncStrategy, Synced, Worktree, WorktreeConfig,
-    WorktreeStatus,
+    Cleaned, Cleanup, Created, LimitPolicy, Recover, SyncOptions, SyncStrategy, Synced, Worktree,
+    WorktreeConfig, WorktreeStatus,
 };
 
 /// Operation names in idempotency records.
@@ -45,8 +48,8 @@ pub struct WorktreeManager<L, S> {
     locks: L,
     records: IdempotencyManager<S>,
     repo_key: String,
-    registry_lock: String,
-    fetch_lock: String,
+    registry_lock: LockName,
+    fetch_lock: LockName,
     location: String,
 }
 
@@ -150,8 +153,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             locks,
             records,
             repo_key,
-            registry_lock: format!("ff-{common}-registry"),
-            fetch_lock: format!("ff-{common}-fetch"),
+            registry_lock: LockName::new(format!("ff-{common}-registry"))?,
+            fetch_lock: LockName::new(format!("ff-{common}-fetch"))?,
         };
         manager.exclude_base_path().await?;
         Ok(manager)
@@ -182,8 +185,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         &self.repo_key
     }
 
-    fn issue_lock(&self, issue: &IssueId) -> String {
-        format!("ff-{}-issue-{issue}", self.repo_key)
+    fn issue_lock(&self, issue: &IssueId) -> Result<LockName> {
+        Ok(LockName::new(format!(
+            "ff-{}-issue-{issue}",
+            self.repo_key
+        ))?)
     }
 
     fn create_key(&self, issue: &IssueId) -> IdempotencyKey {
@@ -199,7 +205,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         context.get("repo").and_then(Value::as_str) == Some(&self.repo_key)
     }
 
-    async fn lock(&self, name: &str, operation: &str) -> Result<LockGuard> {
+    async fn lock(&self, name: &LockName, operation: &str) -> Result<LockGuard> {
         let options = LockOptions::default()
             .with_timeout(self.config.lock_timeout)
             .with_operation(operation);
@@ -215,7 +221,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// after the configured lock timeout.
     pub async fn lock_issue(&self, issue: &str) -> Result<LockGuard> {
         let issue = IssueId::parse(issue)?;
-        self.lock(&self.issue_lock(&issue), "work").await
+        self.lock(&self.issue_lock(&issue)?, "work").await
     }
 
     /// Runs `f` holding the lock `name`, and releases it whatever happens.
@@ -234,7 +240,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         operation: &str,
         f: impl AsyncFnOnce() -> Result<T>,
     ) -> Result<T> {
-        let guard = self.lock(&self.issue_lock(issue), operation).await?;
+        let guard = self.lock(&self.issue_lock(issue)?, operation).await?;
         self.holding(guard, f).await
     }
 

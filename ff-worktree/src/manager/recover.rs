@@ -4,7 +4,10 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use ff_traits::{IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockOptions, LockProvider, RecordStatus, ScanFilter, Start};
+use ff_traits::{
+    IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockOptions, LockProvider, RecordStatus,
+    ScanFilter, Start,
+};
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -175,7 +178,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let options = LockOptions::default().with_operation("recover");
         match self
             .locks
-            .try_acquire(&self.issue_lock(&issue), &options)
+            .try_acquire(&self.issue_lock(&issue)?, &options)
             .await?
         {
             Some(guard) => self.holding(guard, async || f(&issue, report).await).await,
