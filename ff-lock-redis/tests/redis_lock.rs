@@ -28,7 +28,7 @@ async fn provider() -> Option<Arc<dyn LockProvider>> {
 }
 
 mod conformance {
-    ff_traits::lock_conformance_tests!(optional super::provider());
+    ff_traits::lock_conformance_tests!(optional exclusive_only super::provider());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

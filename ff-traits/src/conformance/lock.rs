@@ -117,13 +117,11 @@ pub async fn shared_and_exclusive(p: Provider) {
     let shared = opts().with_mode(LockMode::Shared);
     let first = match p.acquire(&name, &shared).await {
         Ok(g) => g,
-        Err(Error::Unsupported { .. }) => {
-            eprintln!(
-                "conformance: {} has no shared mode; check skipped",
-                p.backend_name()
-            );
-            return;
-        }
+        Err(Error::Unsupported { .. }) => panic!(
+            "{} answered shared mode with Unsupported; a backend without shared mode declares \
+             it (`lock_conformance_tests!(exclusive_only …)`) so the skip shows",
+            p.backend_name()
+        ),
         Err(e) => panic!("shared acquire failed: {e}"),
     };
     let second = p
@@ -296,6 +294,28 @@ pub async fn force_release_is_reported(p: Provider) {
         "force on a free lock reported {:?}",
         idle.outcome
     );
+}
+
+/// A backend without shared mode refuses shared requests with
+/// `Unsupported`, both waiting and not, and grants nothing meanwhile: the
+/// lock stays free for an exclusive holder.
+pub async fn shared_mode_refused(p: Provider) {
+    let name = lock_name("noshared");
+    let shared = opts().with_mode(LockMode::Shared);
+    match p.acquire(&name, &shared).await {
+        Err(Error::Unsupported { .. }) => {}
+        other => panic!("shared acquire on an exclusive-only backend gave {other:?}"),
+    }
+    match p.try_acquire(&name, &shared).await {
+        Err(Error::Unsupported { .. }) => {}
+        other => panic!("shared try_acquire on an exclusive-only backend gave {other:?}"),
+    }
+    let exclusive = p
+        .try_acquire(&name, &opts())
+        .await
+        .expect("try_acquire")
+        .expect("a refused shared request left a grant behind");
+    exclusive.release().await.expect("release");
 }
 
 /// Names that look like paths, escapes or reserved words are ordinary
