@@ -6,16 +6,27 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Exit codes, also listed in `--help` and the README.
-pub(crate) const EXIT_CODES: &str = "\
-EXIT CODES:
+pub(crate) const EXIT_CODES: &str = r#"EXIT CODES:
     0   success
     1   other failure (git failed, a conflict, corrupt state)
     2   usage error (unknown flag, missing argument)
-    65  invalid input (bad issue id, malformed URL, not a git repository)
-    69  backend unavailable (not compiled in, unreachable, cannot be opened)
+    65  invalid input (bad issue id, malformed URL, unknown worktree, not a
+        git repository)
+    69  backend unavailable (not compiled in, unreachable, cannot be opened,
+        git missing)
     73  cannot create (worktree limit reached, git could not add it)
     75  temporary failure: try again later (lock timeout, operation in
-        progress, backoff not elapsed, max attempts reached)";
+        progress, backoff not elapsed, max attempts reached)
+    77  refused: cleanup would lose work (--force keeps it under
+        refs/ff/archive/<id>), the worktree lives in another clone, a dirty
+        worktree to sync without --autostash
+    126 ff lock / ff once: CMD could not be run
+    127 ff lock / ff once: CMD was not found
+    128+N  ff lock / ff once: CMD died of signal N
+    Otherwise ff lock / ff once exit with CMD's own status.
+
+With --json, errors go to stderr as
+{"error":{"kind","message",…facts}}; kinds and facts are in the README."#;
 
 /// ForgeFlow: per-issue git worktrees for many processes and servers at
 /// once, without corrupting git state or running anything twice.
@@ -52,7 +63,7 @@ pub(crate) struct Global {
     /// Where file locks and local stores live [default: <base path>/.ff].
     #[arg(long, env = "FF_STATE_DIR", global = true, value_name = "DIR")]
     pub(crate) state_dir: Option<PathBuf>,
-    /// Print JSON (errors go to stderr as {"error":{"kind","message"}}).
+    /// Print JSON (errors go to stderr as {"error":{"kind","message",…}}).
     #[arg(long, global = true)]
     pub(crate) json: bool,
     /// More logs on stderr: -v info, -vv debug (or set RUST_LOG).
@@ -122,7 +133,7 @@ pub(crate) enum Command {
     Stats,
     /// Remove finished records older than --max-age (0: every finished record).
     Gc {
-        /// For example 7d, 12h, 30m, 0 [default: 7d].
+        /// For example 7d, 12h, 30m, 0.
         #[arg(long, value_parser = parse_duration, default_value = "7d")]
         max_age: Duration,
     },
@@ -130,7 +141,7 @@ pub(crate) enum Command {
     Lock {
         /// The lock's name.
         name: String,
-        /// Give up after waiting this long [default: wait 30s].
+        /// Give up after waiting this long.
         #[arg(long, value_parser = parse_duration, default_value = "30s")]
         timeout: Duration,
         /// Take the lock shared (readers) instead of exclusive.

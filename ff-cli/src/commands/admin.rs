@@ -56,12 +56,34 @@ fn lock_json(l: &LockStatus, now: Timestamp) -> Value {
         ff_traits::LockMode::Shared => "shared",
         _ => "exclusive",
     });
+    let (issue, repository) = purpose(l);
     json!({
         "name": l.name,
         "mode": mode,
         "held": l.held,
+        "issue": issue,
+        "repository": repository,
         "holder": l.holders.first().map(|h| output::holder_json(h, now)),
     })
+}
+
+/// What a lock is for, when ForgeFlow took it: `(issue, repository)` from
+/// the holder's metadata (the worktree manager records both), else the
+/// issue from the name's shape (`ff-<repo>-issue-<id>`).
+fn purpose(l: &LockStatus) -> (Option<String>, Option<String>) {
+    let meta = l.holders.first().map(|h| &h.metadata);
+    let field = |k: &str| {
+        meta.and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let issue = field("issue").or_else(|| {
+        l.name
+            .strip_prefix("ff-")
+            .and_then(|rest| rest.split_once("-issue-"))
+            .map(|(_, issue)| issue.to_owned())
+    });
+    (issue, field("repository"))
 }
 
 pub(super) async fn locks(settings: &Settings, out: Out) -> Result<u8, Failure> {
@@ -77,8 +99,16 @@ pub(super) async fn locks(settings: &Settings, out: Out) -> Result<u8, Failure> 
             .iter()
             .map(|l| {
                 let h = l.holders.first();
+                let (issue, repository) = purpose(l);
+                let what = match (issue, repository) {
+                    (Some(i), Some(r)) => format!("issue {i} in {r}"),
+                    (Some(i), None) => format!("issue {i}"),
+                    (None, Some(r)) => r,
+                    (None, None) => String::new(),
+                };
                 vec![
                     l.name.clone(),
+                    what,
                     if l.held { "held" } else { "free" }.to_owned(),
                     h.map(|h| format!("pid {} on {}", h.pid, h.hostname))
                         .unwrap_or_default(),
@@ -87,7 +117,10 @@ pub(super) async fn locks(settings: &Settings, out: Out) -> Result<u8, Failure> 
                 ]
             })
             .collect();
-        output::table(&["NAME", "STATE", "HOLDER", "OPERATION", "SINCE"], &rows)
+        output::table(
+            &["NAME", "FOR", "STATE", "HOLDER", "OPERATION", "SINCE"],
+            &rows,
+        )
     });
     Ok(0)
 }
@@ -156,20 +189,32 @@ pub(super) async fn stats(settings: &Settings, out: Out) -> Result<u8, Failure> 
         "avg_duration_ms": s.avg_duration_ms,
         "by_operation": s.by_operation,
         "by_status": s.by_status,
+        "corrupt": s.corrupt,
     });
     out.emit(&value, || {
         let mut text = format!(
             "{} records, {:.1}% of finished ones succeeded, {:.1} ms on average",
             s.total, s.success_rate, s.avg_duration_ms
         );
-        for (op, n) in &s.by_operation {
-            text.push_str(&format!("\n  {op:<16} {n}"));
-        }
-        for (st, n) in &s.by_status {
-            text.push_str(&format!("\n  {st:<16} {n}"));
-        }
+        let section = |title: &str, rows: Vec<Vec<String>>| {
+            if rows.is_empty() {
+                String::new()
+            } else {
+                format!("\n\n{}", output::table(&[title, "RECORDS"], &rows))
+            }
+        };
+        let rows = |m: &std::collections::BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, n)| vec![k.clone(), n.to_string()])
+                .collect::<Vec<_>>()
+        };
+        text.push_str(&section("OPERATION", rows(&s.by_operation)));
+        text.push_str(&section("STATUS", rows(&s.by_status)));
         if s.corrupt > 0 {
-            text.push_str(&format!("\n  {} unreadable record(s)", s.corrupt));
+            text.push_str(&format!(
+                "\n\n{} unreadable record(s): `ff recover` names them",
+                s.corrupt
+            ));
         }
         text
     });

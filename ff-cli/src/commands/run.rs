@@ -78,6 +78,55 @@ pub(super) async fn lock(
     Ok(code)
 }
 
+/// `e` with the user's name for the key (`--key`, or the command) in place
+/// of the record key's hash.
+fn naming_key(e: ff_traits::Error, label: &str) -> ff_traits::Error {
+    use ff_traits::Error as E;
+    match e {
+        E::InProgress {
+            operation,
+            lease_remaining,
+            ..
+        } => E::InProgress {
+            operation,
+            key: label.to_owned(),
+            lease_remaining,
+        },
+        E::MaxAttemptsExceeded {
+            operation,
+            attempts,
+            max_attempts,
+            last_error,
+            ..
+        } => E::MaxAttemptsExceeded {
+            operation,
+            key: label.to_owned(),
+            attempts,
+            max_attempts,
+            last_error,
+        },
+        E::BackoffNotElapsed {
+            operation,
+            remaining,
+            ..
+        } => E::BackoffNotElapsed {
+            operation,
+            key: label.to_owned(),
+            remaining,
+        },
+        E::FailedPermanently {
+            operation,
+            last_error,
+            ..
+        } => E::FailedPermanently {
+            operation,
+            key: label.to_owned(),
+            last_error,
+        },
+        other => other,
+    }
+}
+
 /// The key of a command: the one given, or a hash of the command line and
 /// the working directory.
 fn once_key(key: Option<String>, command: &[String]) -> Result<IdempotencyKey, Failure> {
@@ -110,6 +159,11 @@ pub(super) async fn once(
     if max_attempts == 0 {
         return Err(Failure::invalid("--max-attempts must be at least 1"));
     }
+    // Messages name the key the user gave, not its hash.
+    let label = key.as_deref().map_or_else(
+        || format!("of command {:?}", command.join(" ")),
+        |k| format!("{k:?}"),
+    );
     let key = once_key(key, command)?;
     let store = settings.store().await?;
     let config = ManagerConfig::default()
@@ -121,7 +175,7 @@ pub(super) async fn once(
     let claim = match manager
         .start_operation(&key, None)
         .await
-        .map_err(crate::output::before_work)?
+        .map_err(|e| crate::output::before_work(naming_key(e, &label)))?
     {
         Start::AlreadyCompleted(record) => {
             let at = record.ended_at.unwrap_or(record.last_attempt_at);

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ff_traits::{IdempotencyStorage, LockOptions, LockProvider, Start, Timestamp};
+use ff_traits::{IdempotencyStorage, LockProvider, Start, Timestamp};
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -221,7 +221,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             let Ok(other) = IssueId::parse(&candidate.issue) else {
                 continue;
             };
-            let options = LockOptions::default().with_operation("evictWorktree");
+            let options = self.lock_options("evictWorktree", Some(&other));
             let Some(guard) = self
                 .locks
                 .try_acquire(&self.issue_lock(&other)?, &options)

@@ -205,10 +205,26 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         context.get("repo").and_then(Value::as_str) == Some(&self.repo_key)
     }
 
-    async fn lock(&self, name: &LockName, operation: &str) -> Result<LockGuard> {
-        let options = LockOptions::default()
+    /// Options of every lock this manager takes. The holder metadata says
+    /// which repository (and issue) the lock is for, so `ff locks` can show
+    /// it beside a name made of hashes.
+    fn lock_options(&self, operation: &str, issue: Option<&IssueId>) -> LockOptions {
+        LockOptions::default()
             .with_timeout(self.config.lock_timeout)
-            .with_operation(operation);
+            .with_operation(operation)
+            .with_metadata(json!({
+                "repository": self.info.toplevel,
+                "issue": issue.map(IssueId::as_str),
+            }))
+    }
+
+    async fn lock(
+        &self,
+        name: &LockName,
+        operation: &str,
+        issue: Option<&IssueId>,
+    ) -> Result<LockGuard> {
+        let options = self.lock_options(operation, issue);
         Ok(self.locks.acquire(name, &options).await?)
     }
 
@@ -221,7 +237,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// after the configured lock timeout.
     pub async fn lock_issue(&self, issue: &str) -> Result<LockGuard> {
         let issue = IssueId::parse(issue)?;
-        self.lock(&self.issue_lock(&issue)?, "work").await
+        self.lock(&self.issue_lock(&issue)?, "work", Some(&issue))
+            .await
     }
 
     /// Runs `f` holding the lock `name`, and releases it whatever happens.
@@ -240,7 +257,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         operation: &str,
         f: impl AsyncFnOnce() -> Result<T>,
     ) -> Result<T> {
-        let guard = self.lock(&self.issue_lock(issue)?, operation).await?;
+        let guard = self
+            .lock(&self.issue_lock(issue)?, operation, Some(issue))
+            .await?;
         self.holding(guard, f).await
     }
 
@@ -250,7 +269,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         operation: &str,
         f: impl AsyncFnOnce() -> Result<T>,
     ) -> Result<T> {
-        let guard = self.lock(&self.registry_lock, operation).await?;
+        let guard = self.lock(&self.registry_lock, operation, None).await?;
         // A `worktree add` killed mid-write would fail every registry
         // change that follows; mending it first costs one directory read.
         self.torn_commondirs(true).await;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use ff_traits::{
-    IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockOptions, LockProvider, RecordStatus,
+    IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatus,
     ScanFilter, Start,
 };
 
@@ -175,7 +175,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             );
             return Ok(());
         };
-        let options = LockOptions::default().with_operation("recover");
+        let options = self.lock_options("recover", Some(&issue));
         match self
             .locks
             .try_acquire(&self.issue_lock(&issue)?, &options)
