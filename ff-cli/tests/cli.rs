@@ -8,29 +8,17 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{code, error_json, error_kind, ff, keys, stdout_json};
+use common::{assert_valid, code, error_json, error_kind, ff, stdout_json};
 use ff_testkit::git::{TestRepo, commit_file};
 use serde_json::Value;
 
-const WORKTREE_KEYS: [&str; 7] = [
-    "base",
-    "branch",
-    "created_at",
-    "id",
-    "issue",
-    "path",
-    "status",
-];
 
 #[test]
 fn create_list_get_sync_cleanup_with_json_shapes() {
     let repo = TestRepo::new();
     let dir = repo.path();
     let created = stdout_json(&ff(dir, &["create", "123", "--json"]));
-    let mut expected: Vec<String> = WORKTREE_KEYS.iter().map(|s| (*s).to_owned()).collect();
-    expected.push("reused".into());
-    expected.sort();
-    assert_eq!(keys(&created), expected);
+    assert_valid("create", &created);
     assert_eq!(created["reused"], false);
     assert_eq!(created["status"], "active");
     assert!(
@@ -44,21 +32,19 @@ fn create_list_get_sync_cleanup_with_json_shapes() {
     assert_eq!(again["id"], created["id"]);
 
     let list = stdout_json(&ff(dir, &["list", "--json"]));
+    assert_valid("list", &list);
     let list = list.as_array().expect("array");
     assert_eq!(list.len(), 1);
-    assert_eq!(keys(&list[0]), {
-        let mut k: Vec<String> = WORKTREE_KEYS.iter().map(|s| (*s).to_owned()).collect();
-        k.sort();
-        k
-    });
     let got = stdout_json(&ff(
         dir,
         &["get", created["id"].as_str().expect("id"), "--json"],
     ));
+    assert_valid("get", &got);
     assert_eq!(got["issue"], "123");
 
     commit_file(dir, "base.txt", "moved\n", "base moved");
     let synced = stdout_json(&ff(dir, &["sync", "123", "--json"]));
+    assert_valid("sync", &synced);
     assert_eq!(synced["changed"], true);
     assert_eq!(synced["strategy"], "rebase");
 
@@ -67,6 +53,7 @@ fn create_list_get_sync_cleanup_with_json_shapes() {
     assert!(text.starts_with("ID") && text.contains("123"), "{text}");
 
     let cleaned = stdout_json(&ff(dir, &["cleanup", "123", "--json"]));
+    assert_valid("cleanup", &cleaned);
     assert_eq!(cleaned["removed"], true);
     let cleaned = stdout_json(&ff(dir, &["cleanup", "123", "--json"]));
     assert_eq!(cleaned["removed"], false, "cleaning again is a no-op");
@@ -82,21 +69,14 @@ fn stats_gc_recover_and_locks_shapes() {
     let dir = repo.path();
     let _ = stdout_json(&ff(dir, &["create", "7", "--json"]));
     let stats = stdout_json(&ff(dir, &["stats", "--json"]));
-    assert_eq!(
-        keys(&stats),
-        [
-            "avg_duration_ms",
-            "by_operation",
-            "by_status",
-            "success_rate",
-            "total"
-        ]
-    );
+    assert_valid("stats", &stats);
     assert_eq!(stats["total"], 1);
     let recovered = stdout_json(&ff(dir, &["recover", "--dry-run", "--json"]));
+    assert_valid("recover", &recovered);
     assert_eq!(recovered["dry_run"], true);
     assert_eq!(recovered["repairs"], Value::Array(vec![]));
     let gc = stdout_json(&ff(dir, &["gc", "--max-age", "0", "--json"]));
+    assert_valid("gc", &gc);
     assert_eq!(gc["removed"], 0, "a live worktree's record is kept");
 
     // A lock held by a running `ff lock`, seen by `ff locks`.
@@ -121,19 +101,7 @@ fn stats_gc_recover_and_locks_shapes() {
         assert!(Instant::now() < deadline, "the lock never showed as held");
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(keys(&held), ["held", "holder", "mode", "name"]);
-    assert_eq!(
-        keys(&held["holder"]),
-        [
-            "acquired_at",
-            "age_ms",
-            "fencing_token",
-            "hostname",
-            "id",
-            "operation",
-            "pid"
-        ]
-    );
+    assert_valid("locks", &Value::Array(vec![held.clone()]));
     assert_eq!(held["holder"]["pid"], holder.id());
     // Someone else waiting briefly times out: 75.
     let busy = ff(

@@ -27,6 +27,7 @@ fn worktree_json(w: &Worktree, reused: Option<bool>) -> Value {
 fn status(s: WorktreeStatus) -> &'static str {
     match s {
         WorktreeStatus::Missing => "missing",
+        WorktreeStatus::Elsewhere => "elsewhere",
         _ => "active",
     }
 }

@@ -36,16 +36,13 @@ pub(crate) fn stdout_json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).expect("stdout is JSON")
 }
 
-pub(crate) fn keys(v: &Value) -> Vec<String> {
-    let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
-    k.sort();
-    k
-}
 
-/// The error JSON on stderr: its kind.
+/// The error JSON on stderr (checked against `schemas/error.schema.json`):
+/// its kind.
 pub(crate) fn error_kind(o: &Output) -> String {
     let v: Value = serde_json::from_slice(&o.stderr)
         .unwrap_or_else(|_| panic!("stderr is not JSON: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_valid("error", &v);
     assert!(
         v["error"]["message"]
             .as_str()
@@ -54,9 +51,53 @@ pub(crate) fn error_kind(o: &Output) -> String {
     v["error"]["kind"].as_str().expect("kind").to_owned()
 }
 
-/// The error JSON on stderr: the `error` object, with its facts.
+/// The error JSON on stderr (checked against its schema): the `error`
+/// object, with its facts.
 pub(crate) fn error_json(o: &Output) -> Value {
     let v: Value = serde_json::from_slice(&o.stderr)
         .unwrap_or_else(|_| panic!("stderr is not JSON: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_valid("error", &v);
     v["error"].clone()
+}
+
+/// Checks `value` against the shipped JSON Schema `schemas/<command>.schema.json`.
+///
+/// # Panics
+/// With every violation, when it does not validate.
+pub(crate) fn assert_valid(command: &str, value: &Value) {
+    let errors = violations(command, value);
+    assert!(
+        errors.is_empty(),
+        "`ff {command} --json` output does not match schemas/{command}.schema.json:\n{}\n{value:#}",
+        errors.join("\n")
+    );
+}
+
+/// What is wrong with `value` by `schemas/<command>.schema.json`.
+pub(crate) fn violations(command: &str, value: &Value) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.schema.json")))
+            .unwrap_or_else(|e| panic!("schema {name}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("schema {name} is not JSON: {e}"))
+    };
+    let common = read("common");
+    let schema = read(command);
+    let registry = jsonschema::Registry::new()
+        .add(
+            common["$id"].as_str().expect("common schema $id"),
+            common.clone(),
+        )
+        .expect("register the common schema")
+        .prepare()
+        .expect("prepare the schema registry");
+    let validator = jsonschema::options()
+        .with_registry(&registry)
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("schema {command} does not compile: {e}"));
+    validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
