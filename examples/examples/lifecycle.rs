@@ -1,4 +1,4 @@
-//! The seed design's lifecycle on the embedded default backends (the file
+//! The idempotency lifecycle on the embedded default backends (the file
 //! lock and the SQLite store, no server): eight parallel "agents" ask for
 //! the same worktree, each under the lock, through the idempotency
 //! manager. It runs once; the other seven get its result. Then a failing

@@ -1,6 +1,6 @@
 //! Core figures of ff-traits, each beside its raw baseline in the same run.
 //!
-//! * `key/*`: canonical key of the seed example vs the floor (SHA-256 + hex
+//! * `key/*`: canonical key of the README's example vs the floor (SHA-256 + hex
 //!   of the same canonical bytes) and vs the original's approach (hash of
 //!   plain, non-canonical `serde_json` text).
 //! * `memory_cycle/*`: should_execute + start + complete on the in-memory

@@ -20,10 +20,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// an [`IdempotencyStorage`](crate::IdempotencyStorage) or the
 /// [`IdempotencyManager`](crate::IdempotencyManager).
 ///
-/// The seed design's `LockTimeoutError` is [`Error::LockTimeout`]; its
-/// `IdempotencyError` cases are [`Error::InProgress`],
-/// [`Error::MaxAttemptsExceeded`], [`Error::BackoffNotElapsed`] and
-/// [`Error::Corrupt`].
+/// The original TypeScript API's `LockTimeoutError` is
+/// [`Error::LockTimeout`]; its `IdempotencyError` cases are
+/// [`Error::InProgress`], [`Error::MaxAttemptsExceeded`],
+/// [`Error::BackoffNotElapsed`] and [`Error::Corrupt`] (the name table in
+/// `ff-worktree`'s documentation maps the rest).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

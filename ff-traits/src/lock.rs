@@ -48,7 +48,8 @@ impl fmt::Display for FencingToken {
     }
 }
 
-/// How to take a lock. Defaults are the seed design's.
+/// How to take a lock. The defaults (30 s timeout, 100 ms retry interval
+/// for polling backends, 5 min stale threshold) are those the README lists.
 ///
 /// ```
 /// use std::time::Duration;

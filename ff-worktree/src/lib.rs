@@ -58,6 +58,30 @@
 //! * `recover`: after crashes, puts records, git and the disk back in
 //!   agreement, touching only what ForgeFlow made.
 //!
+//! ## Coming from the original TypeScript API
+//!
+//! ForgeFlow began as a TypeScript design; its names map to these (errors
+//! are values of [`Error`], matched by [`Error::kind`]):
+//!
+//! | original | here |
+//! |---|---|
+//! | `new WorktreeManager({basePath, maxWorktrees, cleanupOnError})` | [`WorktreeManager::open`] with [`WorktreeConfig`] (`with_base_path`, `with_max_worktrees`, `with_cleanup_on_error`), or [`open_embedded`] |
+//! | `createWorktree(issueId)` | [`WorktreeManager::create_worktree`] (returns the [`Worktree`], not only its id) |
+//! | `syncWorktree(id)` | [`WorktreeManager::sync_worktree`] |
+//! | `cleanupWorktree(id)` | [`WorktreeManager::cleanup_worktree`]`(id, `[`Cleanup::Safe`]`)`; `Cleanup::Force` keeps the work under `refs/ff/archive/<id>` |
+//! | `getLockStatus()` | [`WorktreeManager::lock_status`] |
+//! | `getIdempotencyStats()` | [`WorktreeManager::idempotency_stats`] |
+//! | `cleanupIdempotencyRecords(maxAge)`, `(0)` for all | [`WorktreeManager::cleanup_idempotency_records`]`(max_age)`, `Duration::ZERO` for every finished record (never an existing worktree's) |
+//! | `forceReleaseAllLocks()` | [`WorktreeManager::force_release_all_locks`] |
+//! | (startup sweep) | [`WorktreeManager::recover`]`(`[`Recover::Repair`]`)`, or `Recover::DryRun` to look first |
+//! | `IdempotencyManager.shouldExecute / startOperation` | [`ff_traits::IdempotencyManager::start_operation`] (decides and claims in one conditional write; `should_execute` only looks) |
+//! | `completeOperation / failOperation / rollbackOperation` | `complete_operation` / `fail_operation` / `rollback_operation`, or all of it in `execute` |
+//! | `IdempotencyManager.getStats()`, `cleanup(maxAge)` | [`ff_traits::IdempotencyManager::stats`], `cleanup` |
+//! | `new FileLock(path, operation, metadata).acquire({timeout, …})` | [`ff_traits::LockProvider::acquire`]`(&`[`ff_traits::LockName`]`, &LockOptions)` on a backend, giving an RAII [`ff_traits::LockGuard`] |
+//! | `lock.getLockInfo()` | [`ff_traits::LockGuard::info`], or `LockProvider::locks` for anyone's |
+//! | `LockTimeoutError` | [`ff_traits::Error::LockTimeout`] (kind `lock_timeout`), naming the holder |
+//! | `IdempotencyError` | `InProgress`, `MaxAttemptsExceeded`, `BackoffNotElapsed`, `FailedPermanently`, `Corrupt` of [`ff_traits::Error`] |
+//!
 //! Every operation on an issue holds that issue's lock and re-reads its
 //! record inside it; `worktree add/remove` and `branch -D` run under one
 //! lock per repository, held only around them. All git calls go through

@@ -8,8 +8,9 @@ use crate::time::Timestamp;
 
 use super::ManagerConfig;
 
-/// Why an operation may or may not run now. `Display` gives the seed
-/// design's sentences.
+/// Why an operation may or may not run now. `Display` gives the sentences
+/// the original TypeScript API printed (`Operation already completed
+/// successfully`, …), so logs read the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Reason {

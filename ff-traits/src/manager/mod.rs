@@ -1,7 +1,7 @@
 //! [`IdempotencyManager`]: the operation lifecycle over any
 //! [`IdempotencyStorage`].
 //!
-//! The lifecycle, as in the seed design:
+//! The lifecycle (the README's "Idempotency rules" give the defaults):
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -59,7 +59,8 @@ use crate::time::{Clock, SystemClock, Timestamp};
 /// before the caller is told the key is busy.
 const MAX_RACE_ROUNDS: usize = 16;
 
-/// Options of an [`IdempotencyManager`]. Defaults are the seed design's.
+/// Options of an [`IdempotencyManager`]. The defaults are the README's
+/// ("Idempotency rules"): 24 h, 3 attempts, 1 s backoff, 30 s lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ManagerConfig {
@@ -161,7 +162,7 @@ pub enum Start {
     AlreadyCompleted(Box<IdempotencyRecord>),
 }
 
-/// Aggregates over the records, as the seed's `getStats`.
+/// Aggregates over the records (the original API's `getStats`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct IdempotencyStats {
