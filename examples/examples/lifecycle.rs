@@ -17,8 +17,8 @@ use std::time::Duration;
 use ff_lock_file::FileLockProvider;
 use ff_store_sqlite::SqliteStore;
 use ff_traits::{
-    Error, ExecuteError, Execution, IdempotencyKey, IdempotencyManager, LockName, LockOptions, LockProvider,
-    ManagerConfig,
+    Error, ExecuteError, Execution, IdempotencyKey, IdempotencyManager, LockName, LockOptions,
+    LockProvider, ManagerConfig,
 };
 use serde_json::json;
 

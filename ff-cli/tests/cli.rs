@@ -12,7 +12,6 @@ use common::{assert_valid, code, error_json, error_kind, ff, stdout_json};
 use ff_testkit::git::{TestRepo, commit_file};
 use serde_json::Value;
 
-
 #[test]
 fn create_list_get_sync_cleanup_with_json_shapes() {
     let repo = TestRepo::new();

@@ -67,7 +67,11 @@ fn the_schemas_refuse_wrong_shapes() {
     missing.as_object_mut().expect("object").remove("branch");
     let mut status = worktree.clone();
     status["status"] = json!("gone");
-    for (what, bad) in [("an extra key", extra), ("no branch", missing), ("an unknown status", status)] {
+    for (what, bad) in [
+        ("an extra key", extra),
+        ("no branch", missing),
+        ("an unknown status", status),
+    ] {
         assert!(!violations("get", &bad).is_empty(), "get accepted {what}");
     }
     assert!(
@@ -82,7 +86,10 @@ fn the_schemas_refuse_wrong_shapes() {
         ("error", json!({"error": {"kind": "x"}})),
         ("error", json!({"kind": "x", "message": "flat"})),
         ("locks", json!([{"name": "x", "held": true}])),
-        ("recover", json!({"dry_run": false, "repairs": [{"kind": "magic", "subject": "", "detail": ""}]})),
+        (
+            "recover",
+            json!({"dry_run": false, "repairs": [{"kind": "magic", "subject": "", "detail": ""}]}),
+        ),
         ("sync", json!({"id": "wt-1"})),
         ("unlock", json!([{"name": "x", "outcome": "vanished"}])),
         ("lock", json!({"lock": "x"})),

@@ -37,7 +37,13 @@ fn uncontended(c: &mut Criterion) {
     g.bench_function("kernel_acquire_release", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let guard = kernel.acquire(&ff_traits::LockName::new("bench").expect("lock name"), &opts).await.expect("acquire");
+                let guard = kernel
+                    .acquire(
+                        &ff_traits::LockName::new("bench").expect("lock name"),
+                        &opts,
+                    )
+                    .await
+                    .expect("acquire");
                 guard.release().await.expect("release");
             });
         });
@@ -61,7 +67,13 @@ fn uncontended(c: &mut Criterion) {
     g.bench_function("lease_acquire_release", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let guard = lease.acquire(&ff_traits::LockName::new("bench").expect("lock name"), &opts).await.expect("acquire");
+                let guard = lease
+                    .acquire(
+                        &ff_traits::LockName::new("bench").expect("lock name"),
+                        &opts,
+                    )
+                    .await
+                    .expect("acquire");
                 guard.release().await.expect("release");
             });
         });

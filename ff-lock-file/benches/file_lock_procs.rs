@@ -73,7 +73,12 @@ impl Lock {
         match self {
             Self::Ours(p, rt, name) => {
                 let opts = LockOptions::default().with_timeout(Duration::from_secs(60));
-                Held::Ours(rt.block_on(p.acquire(&ff_traits::LockName::new(name).expect("lock name"), &opts)).expect("acquire"))
+                Held::Ours(
+                    rt.block_on(
+                        p.acquire(&ff_traits::LockName::new(name).expect("lock name"), &opts),
+                    )
+                    .expect("acquire"),
+                )
             }
             Self::Bare(f) => {
                 f.lock().expect("flock");

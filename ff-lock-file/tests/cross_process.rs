@@ -54,7 +54,13 @@ fn child_entry() {
                 let p = provider(Path::new(dir), mode);
                 let opts = LockOptions::default().with_timeout(Duration::from_secs(60));
                 for _ in 0..n.parse::<u32>().expect("n") {
-                    let g = p.acquire(&ff_traits::LockName::new("counter").expect("lock name"), &opts).await.expect("acquire");
+                    let g = p
+                        .acquire(
+                            &ff_traits::LockName::new("counter").expect("lock name"),
+                            &opts,
+                        )
+                        .await
+                        .expect("acquire");
                     let v: u64 = std::fs::read_to_string(file)
                         .ok()
                         .and_then(|s| s.trim().parse().ok())
@@ -68,7 +74,13 @@ fn child_entry() {
                 let opts = LockOptions::default()
                     .with_operation("child-holder")
                     .with_stale_threshold(Duration::from_millis(stale_ms.parse().expect("ms")));
-                let _g = p.acquire(&ff_traits::LockName::new("victim").expect("lock name"), &opts).await.expect("acquire");
+                let _g = p
+                    .acquire(
+                        &ff_traits::LockName::new("victim").expect("lock name"),
+                        &opts,
+                    )
+                    .await
+                    .expect("acquire");
                 println!("LOCKED");
                 std::io::stdout().flush().expect("flush");
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -146,7 +158,10 @@ async fn sigkilled_holder_frees(mode: FileLockMode) -> Duration {
     ff_testkit::wait_for_line(&mut child, "LOCKED");
     let p = provider(&dir, mode_name(mode));
     let busy = p
-        .try_acquire(&ff_traits::LockName::new("victim").expect("lock name"), &LockOptions::default())
+        .try_acquire(
+            &ff_traits::LockName::new("victim").expect("lock name"),
+            &LockOptions::default(),
+        )
         .await
         .expect("try");
     assert!(busy.is_none(), "lock granted while the child holds it");
@@ -213,7 +228,10 @@ async fn live_lease_holder_is_never_taken() {
         }
         other => panic!("expected a timeout, got {other}"),
     }
-    let forced = p.force_release(&ff_traits::LockName::new("victim").expect("lock name")).await.expect("force");
+    let forced = p
+        .force_release(&ff_traits::LockName::new("victim").expect("lock name"))
+        .await
+        .expect("force");
     assert!(
         matches!(forced.outcome, ff_traits::ForceOutcome::Refused { .. }),
         "force took a live lease: {forced:?}"
@@ -246,15 +264,21 @@ async fn other_hosts_lease_is_judged_by_its_age() {
     let p = provider(&dir, "lease");
     write_foreign_lease(&dir, Duration::from_millis(0));
     assert!(
-        p.try_acquire(&ff_traits::LockName::new("victim").expect("lock name"), &LockOptions::default())
-            .await
-            .expect("try")
-            .is_none(),
+        p.try_acquire(
+            &ff_traits::LockName::new("victim").expect("lock name"),
+            &LockOptions::default()
+        )
+        .await
+        .expect("try")
+        .is_none(),
         "a fresh lease from another host was broken"
     );
     write_foreign_lease(&dir, Duration::from_secs(5));
     let g = p
-        .try_acquire(&ff_traits::LockName::new("victim").expect("lock name"), &LockOptions::default())
+        .try_acquire(
+            &ff_traits::LockName::new("victim").expect("lock name"),
+            &LockOptions::default(),
+        )
         .await
         .expect("try")
         .expect("a lapsed lease from another host was not broken");
@@ -290,14 +314,20 @@ async fn garbage_lock_file_never_blocks_kernel_mode() {
     std::fs::write(dir.join("victim.lock"), b"\x00\xffnot json at all").expect("write");
     let p = provider(&dir, "kernel");
     let g = p
-        .try_acquire(&ff_traits::LockName::new("victim").expect("lock name"), &LockOptions::default())
+        .try_acquire(
+            &ff_traits::LockName::new("victim").expect("lock name"),
+            &LockOptions::default(),
+        )
         .await
         .expect("try")
         .expect("garbage content blocked the lock");
     let token = g.fencing_token();
     g.release().await.expect("release");
     let g2 = p
-        .acquire(&ff_traits::LockName::new("victim").expect("lock name"), &LockOptions::default())
+        .acquire(
+            &ff_traits::LockName::new("victim").expect("lock name"),
+            &LockOptions::default(),
+        )
         .await
         .expect("acquire");
     assert!(g2.fencing_token() > token);
@@ -313,7 +343,10 @@ async fn symlinked_lock_file_is_refused() {
     std::os::unix::fs::symlink(&target, dir.join("victim.lock")).expect("symlink");
     let p = provider(&dir, "kernel");
     let err = p
-        .acquire(&ff_traits::LockName::new("victim").expect("lock name"), &LockOptions::default())
+        .acquire(
+            &ff_traits::LockName::new("victim").expect("lock name"),
+            &LockOptions::default(),
+        )
         .await
         .expect_err("followed a symlink");
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
@@ -333,7 +366,10 @@ async fn unusable_lock_directory_fails_at_once() {
     let p = FileLockProvider::new(file.join("locks"));
     let started = Instant::now();
     let err = p
-        .acquire(&ff_traits::LockName::new("x").expect("lock name"), &LockOptions::default())
+        .acquire(
+            &ff_traits::LockName::new("x").expect("lock name"),
+            &LockOptions::default(),
+        )
         .await
         .expect_err("lock directory under a file");
     assert!(
@@ -353,7 +389,10 @@ async fn unusable_lock_directory_fails_at_once() {
     };
     let started = Instant::now();
     let err = FileLockProvider::new(&ro)
-        .acquire(&ff_traits::LockName::new("x").expect("lock name"), &LockOptions::default())
+        .acquire(
+            &ff_traits::LockName::new("x").expect("lock name"),
+            &LockOptions::default(),
+        )
         .await
         .expect_err("read-only lock directory");
     assert!(
@@ -369,13 +408,19 @@ async fn child_processes_do_not_inherit_the_lock() {
     let dir = fresh_dir("cloexec");
     let p = provider(&dir, "kernel");
     let g = p
-        .acquire(&ff_traits::LockName::new("victim").expect("lock name"), &LockOptions::default())
+        .acquire(
+            &ff_traits::LockName::new("victim").expect("lock name"),
+            &LockOptions::default(),
+        )
         .await
         .expect("acquire");
     let mut sleeper = Command::new("sleep").arg("5").spawn().expect("spawn sleep");
     g.release().await.expect("release");
     let again = FileLockProvider::new(&dir)
-        .try_acquire(&ff_traits::LockName::new("victim").expect("lock name"), &LockOptions::default())
+        .try_acquire(
+            &ff_traits::LockName::new("victim").expect("lock name"),
+            &LockOptions::default(),
+        )
         .await
         .expect("try");
     kill(&mut sleeper);

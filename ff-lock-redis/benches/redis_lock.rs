@@ -59,7 +59,13 @@ fn contend(role: &str) {
         let options = LockOptions::default().with_timeout(Duration::from_secs(30));
         let mut n = 0u64;
         while now_ms() < until_ms {
-            let g = p.acquire(&ff_traits::LockName::new("contended").expect("lock name"), &options).await.expect("acquire");
+            let g = p
+                .acquire(
+                    &ff_traits::LockName::new("contended").expect("lock name"),
+                    &options,
+                )
+                .await
+                .expect("acquire");
             g.release().await.expect("release");
             n += 1;
         }

@@ -57,12 +57,21 @@ async fn a_restarted_server_gives_clear_errors_then_works_again() {
     .await
     .expect("connect");
     let options = LockOptions::default().with_timeout(Duration::from_secs(2));
-    let first = p.acquire(&ff_traits::LockName::new("restart").expect("lock name"), &options).await.expect("acquire");
+    let first = p
+        .acquire(
+            &ff_traits::LockName::new("restart").expect("lock name"),
+            &options,
+        )
+        .await
+        .expect("acquire");
     let token = first.fencing_token();
     first.release().await.expect("release");
     server.kill();
     let err = p
-        .try_acquire(&ff_traits::LockName::new("restart").expect("lock name"), &options)
+        .try_acquire(
+            &ff_traits::LockName::new("restart").expect("lock name"),
+            &options,
+        )
         .await
         .expect_err("server down");
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
@@ -70,7 +79,13 @@ async fn a_restarted_server_gives_clear_errors_then_works_again() {
     // The connection manager reconnects on its own.
     let mut again = None;
     for _ in 0..50 {
-        if let Ok(Some(g)) = p.try_acquire(&ff_traits::LockName::new("restart").expect("lock name"), &options).await {
+        if let Ok(Some(g)) = p
+            .try_acquire(
+                &ff_traits::LockName::new("restart").expect("lock name"),
+                &options,
+            )
+            .await
+        {
             again = Some(g);
             break;
         }
@@ -93,18 +108,30 @@ async fn a_holder_whose_renewals_stop_loses_the_lock_and_learns_it() {
         .expect("connect");
     let b = RedisLockProvider::connect(cfg).await.expect("connect");
     let options = LockOptions::default().with_timeout(Duration::from_secs(5));
-    let held = a.acquire(&ff_traits::LockName::new("lease").expect("lock name"), &options).await.expect("acquire");
+    let held = a
+        .acquire(
+            &ff_traits::LockName::new("lease").expect("lock name"),
+            &options,
+        )
+        .await
+        .expect("acquire");
     // Renewal keeps it held well past its TTL.
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert!(held.is_held());
     assert!(
-        b.try_acquire(&ff_traits::LockName::new("lease").expect("lock name"), &options)
-            .await
-            .expect("try")
-            .is_none()
+        b.try_acquire(
+            &ff_traits::LockName::new("lease").expect("lock name"),
+            &options
+        )
+        .await
+        .expect("try")
+        .is_none()
     );
     // Another client revokes it; the holder learns at its next renewal.
-    let _ = b.force_release(&ff_traits::LockName::new("lease").expect("lock name")).await.expect("force");
+    let _ = b
+        .force_release(&ff_traits::LockName::new("lease").expect("lock name"))
+        .await
+        .expect("force");
     let mut watch = held.loss_watch();
     let reason = tokio::time::timeout(Duration::from_secs(2), watch.lost())
         .await

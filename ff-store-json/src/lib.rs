@@ -171,8 +171,8 @@ pub mod fuzzing {
 
 fn parse_record(bytes: &[u8], key: &RecordKey, path: &Path) -> Result<IdempotencyRecord> {
     // The revision is in the file, with the rest of the record.
-    IdempotencyRecord::decode(bytes, key.as_str(), None, &path.display().to_string()).map_err(
-        |e| match e {
+    IdempotencyRecord::decode(bytes, key.as_str(), None, &path.display().to_string()).map_err(|e| {
+        match e {
             Error::Corrupt {
                 what,
                 location,
@@ -185,8 +185,8 @@ fn parse_record(bytes: &[u8], key: &RecordKey, path: &Path) -> Result<Idempotenc
                 ),
             },
             other => other,
-        },
-    )
+        }
+    })
 }
 
 /// How a record file is put in place.

@@ -47,7 +47,10 @@ fn child() {
         .expect("store");
         let m = IdempotencyManager::new(store, ManagerConfig::default());
         let guard = locks
-            .acquire(&ff_traits::LockName::new("issue-1").expect("lock name"), &LockOptions::default())
+            .acquire(
+                &ff_traits::LockName::new("issue-1").expect("lock name"),
+                &LockOptions::default(),
+            )
             .await
             .expect("lock");
         let key = IdempotencyKey::new("paused", json!({"issue": 1}), json!({}));

@@ -263,9 +263,10 @@ impl IdempotencyRecord {
         revision: Option<Revision>,
         location: &str,
     ) -> crate::Result<Self> {
-        let corrupt = |reason: String| crate::Error::corrupt("idempotency record", location, reason);
-        let mut record: Self = serde_json::from_slice(body)
-            .map_err(|e| corrupt(format!("unreadable JSON: {e}")))?;
+        let corrupt =
+            |reason: String| crate::Error::corrupt("idempotency record", location, reason);
+        let mut record: Self =
+            serde_json::from_slice(body).map_err(|e| corrupt(format!("unreadable JSON: {e}")))?;
         if record.key.as_str() != key {
             return Err(corrupt(format!(
                 "holds the record of key {} instead of its own",

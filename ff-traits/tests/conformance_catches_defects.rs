@@ -118,9 +118,7 @@ impl LockProvider for NoExclusionLocks {
     async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
         let name = name.as_str();
         let private = format!("{name}-{}", ff_traits::unique_id());
-        self.0
-            .acquire(&LockName::new(private)?, options)
-            .await
+        self.0.acquire(&LockName::new(private)?, options).await
     }
     async fn try_acquire(
         &self,
@@ -148,7 +146,9 @@ impl IdempotencyStorage for PrefixKeyedStore {
         "prefix-keyed"
     }
     async fn load(&self, key: &RecordKey) -> Result<Option<IdempotencyRecord>> {
-        Ok(ff_traits::lock_unpoisoned(&self.0).get(key.short()).cloned())
+        Ok(ff_traits::lock_unpoisoned(&self.0)
+            .get(key.short())
+            .cloned())
     }
     async fn create(&self, mut record: IdempotencyRecord) -> Result<IdempotencyRecord> {
         let mut map = ff_traits::lock_unpoisoned(&self.0);

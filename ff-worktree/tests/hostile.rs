@@ -220,7 +220,13 @@ async fn hostile_lock_names_store_paths_and_urls() {
     ] {
         expect_kind(
             what,
-            locks.acquire(&ff_traits::LockName::new(name).expect("lock name"), &options).await.map(|_| ()),
+            locks
+                .acquire(
+                    &ff_traits::LockName::new(name).expect("lock name"),
+                    &options,
+                )
+                .await
+                .map(|_| ()),
             ErrorKind::InvalidInput,
         );
         tried += 1;
@@ -228,7 +234,13 @@ async fn hostile_lock_names_store_paths_and_urls() {
     // Names that are valid but look like paths stay inside the lock
     // directory: the file name is an escaped form plus a hash.
     for name in ["../../escape", "/etc/passwd", "a\\..\\..\\b", "..", "CON"] {
-        let guard = locks.acquire(&ff_traits::LockName::new(name).expect("lock name"), &options).await.expect("acquire");
+        let guard = locks
+            .acquire(
+                &ff_traits::LockName::new(name).expect("lock name"),
+                &options,
+            )
+            .await
+            .expect("acquire");
         guard.release().await.expect("release");
         tried += 1;
     }

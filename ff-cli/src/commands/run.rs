@@ -67,7 +67,11 @@ pub(super) async fn lock(
         .acquire(&name, &options)
         .await
         .map_err(crate::output::before_work)?;
-    tracing::info!(name = name.as_str(), fencing_token = guard.fencing_token().0, "lock taken");
+    tracing::info!(
+        name = name.as_str(),
+        fencing_token = guard.fencing_token().0,
+        "lock taken"
+    );
     let code = run_child(command).await;
     let released = guard.release().await;
     let code = code?;

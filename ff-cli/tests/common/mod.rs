@@ -36,7 +36,6 @@ pub(crate) fn stdout_json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).expect("stdout is JSON")
 }
 
-
 /// The error JSON on stderr (checked against `schemas/error.schema.json`):
 /// its kind.
 pub(crate) fn error_kind(o: &Output) -> String {

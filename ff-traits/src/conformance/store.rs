@@ -328,15 +328,17 @@ pub async fn keys_are_exact(s: Store) {
         r.key = sibling.clone();
         r.result = Some(json!({"sibling": n}));
         s.create(r).await.unwrap_or_else(|e| {
-            panic!(
-                "a key one character from a stored key is a different key, yet create said: {e}"
-            )
+            panic!("a key one character from a stored key is a different key, yet create said: {e}")
         });
     }
     let loaded = s.load(&base.key).await.expect("load").expect("record");
     assert_eq!(loaded.result, None, "a sibling's write changed this record");
     for (n, sibling) in siblings.iter().enumerate() {
-        let got = s.load(sibling).await.expect("load").expect("sibling record");
+        let got = s
+            .load(sibling)
+            .await
+            .expect("load")
+            .expect("sibling record");
         assert_eq!(&got.key, sibling, "load answered with another key's record");
         assert_eq!(got.result, Some(json!({"sibling": n})));
     }

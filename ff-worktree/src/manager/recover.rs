@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use ff_traits::{
-    IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatus,
-    ScanFilter, Start,
+    IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatus, ScanFilter,
+    Start,
 };
 
 use crate::{Error, Result};
