@@ -21,28 +21,6 @@ use std::sync::Arc;
 use ff_example_plugin::{CountingStore, TableLocks};
 use ff_traits::MemoryStore;
 
-/// The whole suite, through its macros, as a plugin author runs it.
-#[cfg(test)]
-mod conformance {
-    use std::sync::Arc;
-
-    use ff_example_plugin::{CountingStore, TableLocks};
-    use ff_traits::{IdempotencyStorage, LockProvider, MemoryStore};
-
-    mod locks {
-        ff_traits::lock_conformance_tests!(exclusive_only async {
-            super::Arc::new(super::TableLocks::new()) as super::Arc<dyn super::LockProvider>
-        });
-    }
-
-    mod store {
-        ff_traits::store_conformance_tests!(async {
-            super::Arc::new(super::CountingStore::new(super::MemoryStore::new()))
-                as super::Arc<dyn super::IdempotencyStorage>
-        });
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     // The plugin drives a real worktree manager on a temporary repository.
@@ -87,4 +65,26 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         store.calls()
     );
     Ok(())
+}
+
+/// The whole suite, through its macros, as a plugin author runs it.
+#[cfg(test)]
+mod conformance {
+    use std::sync::Arc;
+
+    use ff_example_plugin::{CountingStore, TableLocks};
+    use ff_traits::{IdempotencyStorage, LockProvider, MemoryStore};
+
+    mod locks {
+        ff_traits::lock_conformance_tests!(exclusive_only async {
+            super::Arc::new(super::TableLocks::new()) as super::Arc<dyn super::LockProvider>
+        });
+    }
+
+    mod store {
+        ff_traits::store_conformance_tests!(async {
+            super::Arc::new(super::CountingStore::new(super::MemoryStore::new()))
+                as super::Arc<dyn super::IdempotencyStorage>
+        });
+    }
 }

@@ -2,6 +2,8 @@
 //! a check that cannot fail protects nobody. Each test here runs a check
 //! against a deliberately broken backend and expects it to panic.
 
+#![allow(clippy::print_stdout)] // the detection figures are the report
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

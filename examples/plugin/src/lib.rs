@@ -58,10 +58,14 @@ impl TableLocks {
         Self::default()
     }
 
-    fn try_grant(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard, LockInfo> {
+    fn try_grant(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<LockGuard, Box<LockInfo>> {
         let mut grants = lock_unpoisoned(&self.table.grants);
         if let Some(current) = grants.get(name.as_str()) {
-            return Err(current.info.clone());
+            return Err(Box::new(current.info.clone()));
         }
         let token = {
             let mut tokens = lock_unpoisoned(&self.table.tokens);
@@ -127,7 +131,7 @@ impl LockProvider for TableLocks {
                 return Err(Error::LockTimeout {
                     name: name.to_string(),
                     waited: started.elapsed(),
-                    holder: Some(Box::new(holder)),
+                    holder: Some(holder),
                 });
             }
         }
