@@ -60,7 +60,7 @@ pub(crate) struct Global {
     /// Record store: `sqlite`, `json`, or `redis://…` [default: sqlite].
     #[arg(long, env = "FF_STORE", global = true, value_name = "BACKEND")]
     pub(crate) store: Option<String>,
-    /// Where file locks and local stores live [default: <base path>/.ff].
+    /// Where file locks and local stores live [default: <repository>/.git/ff].
     #[arg(long, env = "FF_STATE_DIR", global = true, value_name = "DIR")]
     pub(crate) state_dir: Option<PathBuf>,
     /// Print JSON (errors go to stderr as {"error":{"kind","message",…}}).

@@ -133,7 +133,7 @@ impl Settings {
     }
 
     /// Where local state lives: the configured directory, else
-    /// `<base path>/.ff` (which needs a repository).
+    /// `<repository>/.git/ff` (which needs a repository).
     pub(crate) async fn state_dir(&self) -> Result<PathBuf, Failure> {
         if let Some(d) = self.explicit_state_dir()? {
             return Ok(d);
@@ -145,12 +145,10 @@ impl Settings {
                 self.dir.display()
             )));
         }
-        let base = ff_worktree::base_path_of(&self.worktree_config()?)
+        let at = ff_worktree::locate(&self.worktree_config()?)
             .await
             .map_err(crate::output::before_work)?;
-        Ok(ff_worktree::StateDir::under_base(&base)
-            .root()
-            .to_path_buf())
+        Ok(at.state.root().to_path_buf())
     }
 
     /// `--state-dir` (or its `FF_`/ff.toml forms), if given.
@@ -233,17 +231,15 @@ impl Settings {
     pub(crate) async fn manager_with(&self, config: WorktreeConfig) -> Result<Manager, Failure> {
         // The repository is checked first: its errors say more than a
         // backend's. The base path is resolved once and reused.
-        let base = ff_worktree::base_path_of(&config)
+        let at = ff_worktree::locate(&config)
             .await
             .map_err(crate::output::before_work)?;
-        let state = self.explicit_state_dir()?.unwrap_or_else(|| {
-            ff_worktree::StateDir::under_base(&base)
-                .root()
-                .to_path_buf()
-        });
+        let state = self
+            .explicit_state_dir()?
+            .unwrap_or_else(|| at.state.root().to_path_buf());
         let locks = self.locks_in(state.clone()).await?;
         let store = self.store_in(state).await?;
-        WorktreeManager::open(config.with_base_path(base), locks, store)
+        WorktreeManager::open(config.with_base_path(at.base_path), locks, store)
             .await
             .map_err(crate::output::before_work)
     }

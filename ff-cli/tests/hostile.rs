@@ -361,7 +361,7 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
 fn corrupt_state_through_the_binary() {
     let repo = TestRepo::new();
     let dir = repo.path().to_path_buf();
-    let state = dir.join(".ff-worktrees/.ff");
+    let state = dir.join(".git/ff");
     // JSON store: one damaged record among good ones.
     for issue in ["1", "2", "3"] {
         stdout_json(&ff(&dir, &["--store", "json", "create", issue, "--json"]));

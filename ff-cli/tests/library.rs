@@ -26,7 +26,10 @@ async fn an_embedder_on_the_json_store_shares_records_with_ff() {
         .expect("create 6")
         .worktree;
 
-    let state = ff_worktree::StateDir::under_base(manager.base_path());
+    let state = ff_worktree::locate(&WorktreeConfig::new(dir))
+        .await
+        .expect("locate")
+        .state;
     let records: Vec<_> = std::fs::read_dir(state.json_records())
         .expect("JSON records")
         .flatten()

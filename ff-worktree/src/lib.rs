@@ -134,24 +134,29 @@ pub type JsonManager = WorktreeManager<ff_lock_file::FileLockProvider, ff_store_
 pub type RedisManager =
     WorktreeManager<ff_lock_redis::RedisLockProvider, ff_store_redis::RedisStore>;
 
-/// The default name of the state directory under the base path.
-pub const STATE_DIR: &str = ".ff";
+/// The name of the default state directory inside git's common directory.
+pub const STATE_DIR: &str = "ff";
 
 /// Where the local backends keep their state, laid out the same for the
-/// library and the `ff` command, so either sees the other's records:
+/// library and the `ff` command, so either sees the other's records. By
+/// default it lives with the repository, in git's common directory, so
+/// every call finds the same locks and records wherever it starts (the
+/// main worktree, a subdirectory, a linked worktree) and whatever base
+/// path it names:
 ///
 /// ```text
-/// <base path>/.ff/              the state directory (ff: --state-dir)
+/// <repository>/.git/ff/         the state directory (ff: --state-dir)
 ///   locks/                      file locks (one file per lock)
 ///   records.sqlite3             the SQLite store (and its -wal, -shm)
 ///   records/                    the JSON store (one file per record)
 /// ```
 ///
 /// ```
-/// let state = ff_worktree::StateDir::under_base(std::path::Path::new("/repo/.ff-worktrees"));
-/// assert_eq!(state.locks(), std::path::Path::new("/repo/.ff-worktrees/.ff/locks"));
-/// assert_eq!(state.sqlite(), std::path::Path::new("/repo/.ff-worktrees/.ff/records.sqlite3"));
-/// assert_eq!(state.json_records(), std::path::Path::new("/repo/.ff-worktrees/.ff/records"));
+/// use std::path::Path;
+/// let state = ff_worktree::StateDir::of_repository(Path::new("/repo/.git"));
+/// assert_eq!(state.locks(), Path::new("/repo/.git/ff/locks"));
+/// assert_eq!(state.sqlite(), Path::new("/repo/.git/ff/records.sqlite3"));
+/// assert_eq!(state.json_records(), Path::new("/repo/.git/ff/records"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateDir(std::path::PathBuf);
@@ -162,10 +167,11 @@ impl StateDir {
         Self(root.into())
     }
 
-    /// The default state directory of a base path: `<base>/.ff`.
+    /// The default state directory of the repository whose git common
+    /// directory is `common_dir`: `<common_dir>/ff`.
     #[must_use]
-    pub fn under_base(base: &std::path::Path) -> Self {
-        Self(base.join(STATE_DIR))
+    pub fn of_repository(common_dir: &std::path::Path) -> Self {
+        Self(common_dir.join(STATE_DIR))
     }
 
     /// The directory itself.
@@ -193,29 +199,44 @@ impl StateDir {
     }
 }
 
-/// The base path `config` names (its default resolved against the
-/// repository), checked and created: where worktrees and, by default,
-/// ForgeFlow's own state ([`StateDir::under_base`]) go.
+/// Where a configuration's repository, worktrees and state are: the same
+/// wherever in the repository the configuration's directory is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Location {
+    /// The top of the repository's main worktree.
+    pub repository: std::path::PathBuf,
+    /// Git's common directory (`<repository>/.git` usually).
+    pub common_dir: std::path::PathBuf,
+    /// Where worktrees go (canonical; created).
+    pub base_path: std::path::PathBuf,
+    /// Where the local backends keep their state.
+    pub state: StateDir,
+}
+
+/// Resolves `config`: the repository through git's common directory, the
+/// base path (default `<repository>/.ff-worktrees`, checked and created),
+/// the state directory ([`WorktreeConfig::state_dir`], else
+/// [`StateDir::of_repository`]).
 ///
 /// # Errors
 /// As [`WorktreeManager::open`].
-pub async fn base_path_of(config: &WorktreeConfig) -> Result<std::path::PathBuf> {
-    Ok(manager::resolve(config).await?.2)
-}
-
-/// The state directory for `config`: its [`WorktreeConfig::state_dir`] if
-/// set, else [`StateDir::under_base`] of the base path; with the base path.
-async fn state_of(config: &WorktreeConfig) -> Result<(std::path::PathBuf, StateDir)> {
-    let base = base_path_of(config).await?;
+pub async fn locate(config: &WorktreeConfig) -> Result<Location> {
+    let (_, info, base_path) = manager::resolve(config).await?;
     let state = config
         .state_dir
         .clone()
-        .map_or_else(|| StateDir::under_base(&base), StateDir::new);
-    Ok((base, state))
+        .map_or_else(|| StateDir::of_repository(&info.common_dir), StateDir::new);
+    Ok(Location {
+        repository: info.toplevel,
+        common_dir: info.common_dir,
+        base_path,
+        state,
+    })
 }
 
 /// Opens a manager on the embedded default: file locks and a SQLite store
-/// in the [`StateDir`] (by default `<base path>/.ff`). No server needed;
+/// in the [`StateDir`] (by default `<repository>/.git/ff`). No server needed;
 /// the `ff` command run in the same repository sees the same records.
 ///
 /// ```no_run
@@ -230,10 +251,10 @@ async fn state_of(config: &WorktreeConfig) -> Result<(std::path::PathBuf, StateD
 /// opened ([`Corrupt`](ff_traits::Error::Corrupt) when it is damaged).
 #[cfg(all(feature = "file-lock", feature = "sqlite-store"))]
 pub async fn open_embedded(config: WorktreeConfig) -> Result<EmbeddedManager> {
-    let (base, state) = state_of(&config).await?;
-    let locks = ff_lock_file::FileLockProvider::new(state.locks());
-    let store = ff_store_sqlite::SqliteStore::open(state.sqlite())?;
-    WorktreeManager::open(config.with_base_path(base), locks, store).await
+    let at = locate(&config).await?;
+    let locks = ff_lock_file::FileLockProvider::new(at.state.locks());
+    let store = ff_store_sqlite::SqliteStore::open(at.state.sqlite())?;
+    WorktreeManager::open(config.with_base_path(at.base_path), locks, store).await
 }
 
 /// Opens a manager on file locks and the JSON store (one readable file per
@@ -250,10 +271,10 @@ pub async fn open_embedded(config: WorktreeConfig) -> Result<EmbeddedManager> {
 /// As [`open_embedded`].
 #[cfg(all(feature = "file-lock", feature = "json-store"))]
 pub async fn open_json(config: WorktreeConfig) -> Result<JsonManager> {
-    let (base, state) = state_of(&config).await?;
-    let locks = ff_lock_file::FileLockProvider::new(state.locks());
-    let store = ff_store_json::JsonStore::open(state.json_records())?;
-    WorktreeManager::open(config.with_base_path(base), locks, store).await
+    let at = locate(&config).await?;
+    let locks = ff_lock_file::FileLockProvider::new(at.state.locks());
+    let store = ff_store_json::JsonStore::open(at.state.json_records())?;
+    WorktreeManager::open(config.with_base_path(at.base_path), locks, store).await
 }
 
 /// Opens a manager on Redis locks and Redis records at `url`
@@ -266,7 +287,7 @@ pub async fn open_json(config: WorktreeConfig) -> Result<JsonManager> {
 /// reached.
 #[cfg(feature = "redis")]
 pub async fn open_redis(config: WorktreeConfig, url: &str) -> Result<RedisManager> {
-    let base = base_path_of(&config).await?;
+    let base = locate(&config).await?.base_path;
     let locks =
         ff_lock_redis::RedisLockProvider::connect(ff_lock_redis::RedisLockConfig::new(url)).await?;
     let store =

@@ -153,18 +153,25 @@ impl GitOutput {
     }
 }
 
-/// Facts about a repository.
+/// Facts about a repository, the same wherever in it they were asked: from
+/// its main worktree, a subdirectory, or any linked worktree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RepoInfo {
-    /// The top of the working tree.
+    /// The top of the repository's main working tree (not of the linked
+    /// worktree the call may have started in).
     pub toplevel: PathBuf,
+    /// The top of the worktree the call started in: `toplevel`, or a
+    /// linked worktree's.
+    pub worktree: PathBuf,
     /// The common git directory, shared by all worktrees (absolute). Locks
     /// that serialize registry changes are keyed by it.
     pub common_dir: PathBuf,
-    /// The branch HEAD points at (short name), if not detached.
+    /// The branch the main worktree's HEAD points at (short name), if not
+    /// detached.
     pub head_branch: Option<String>,
-    /// Whether HEAD resolves to a commit (a new repository has none).
+    /// Whether the main worktree's HEAD resolves to a commit (a new
+    /// repository has none).
     pub has_commits: bool,
 }
 
@@ -365,47 +372,80 @@ impl Git {
         Ok(version)
     }
 
-    /// Describes the repository that contains [`dir`](Self::dir).
+    /// Describes the repository that contains [`dir`](Self::dir), through
+    /// its common directory: the same repository, main worktree and HEAD
+    /// whether `dir` is in the main worktree or in a linked one (an agent
+    /// calls from inside its worktree; `--show-toplevel` there names the
+    /// worktree, not the repository).
     ///
     /// # Errors
     /// [`GitError::NotARepository`], [`GitError::Bare`], or a failed call.
     pub async fn repository(&self) -> Result<RepoInfo, GitError> {
         let out = self
             .output(
-                ["rev-parse", "--is-bare-repository", "--git-common-dir"],
+                [
+                    "rev-parse",
+                    "--is-bare-repository",
+                    "--path-format=absolute",
+                    "--git-common-dir",
+                    "--git-dir",
+                    "--show-toplevel",
+                ],
                 true,
             )
             .await?;
+        let text = out.text();
+        let mut lines = text.lines();
+        // A bare repository answers the first questions, then fails at
+        // --show-toplevel.
+        if lines.next() == Some("true") {
+            return Err(GitError::Bare {
+                path: self.dir.clone(),
+            });
+        }
         if !out.success() {
             return Err(GitError::NotARepository {
                 path: self.dir.clone(),
                 stderr: out.stderr,
             });
         }
-        let text = out.text();
-        let mut lines = text.lines();
-        if lines.next() == Some("true") {
-            return Err(GitError::Bare {
-                path: self.dir.clone(),
-            });
-        }
-        let common = PathBuf::from(lines.next().unwrap_or(".git"));
-        let common_dir =
-            crate::paths::canonical(self.dir.join(common)).map_err(|e| GitError::Io {
-                args: "rev-parse --git-common-dir".into(),
+        let absolute = |line: Option<&str>, what: &str| {
+            let path = PathBuf::from(line.unwrap_or_default());
+            crate::paths::canonical(&path).map_err(|e| GitError::Io {
+                args: format!("rev-parse {what}"),
                 source: e,
-            })?;
-        let toplevel = PathBuf::from(self.read(["rev-parse", "--show-toplevel"]).await?.text());
-        let head = self
+            })
+        };
+        let common_dir = absolute(lines.next(), "--git-common-dir")?;
+        let git_dir = absolute(lines.next(), "--git-dir")?;
+        let worktree = PathBuf::from(lines.next().unwrap_or_default());
+        let toplevel = if crate::paths::same_path(&git_dir, &common_dir) {
+            worktree.clone()
+        } else if common_dir.file_name().is_some_and(|n| n == ".git") {
+            common_dir
+                .parent()
+                .map_or_else(|| worktree.clone(), Path::to_path_buf)
+        } else {
+            // A main worktree whose git directory lives elsewhere
+            // (`--separate-git-dir`): git lists it first.
+            self.worktrees()
+                .await?
+                .into_iter()
+                .next()
+                .map_or_else(|| worktree.clone(), |w| w.path)
+        };
+        let main = self.in_dir(&toplevel);
+        let head = main
             .output(["symbolic-ref", "--quiet", "--short", "HEAD"], true)
             .await?;
         let head_branch = head.success().then(|| head.text());
-        let has_commits = self
+        let has_commits = main
             .output(["rev-parse", "--quiet", "--verify", "HEAD^{commit}"], true)
             .await?
             .success();
         Ok(RepoInfo {
             toplevel,
+            worktree,
             common_dir,
             head_branch,
             has_commits,

@@ -89,6 +89,49 @@ pub(crate) async fn delete_branch(
     })
 }
 
+/// Deletes `refname` only if it still points at `old`
+/// (`git update-ref -d <ref> <old>`), after clearing a stale lock a killed
+/// git left on it (and, as [`delete_branch`], a stale `packed-refs.lock`).
+/// Returns `false` when the ref moved, or vanished, meanwhile: the caller
+/// reads it again and judges anew.
+///
+/// # Errors
+/// [`GitError`] with git's message for any other failure.
+pub(crate) async fn delete_ref_at(
+    git: &Git,
+    common_dir: &Path,
+    refname: &str,
+    old: &str,
+) -> Result<bool, GitError> {
+    clear_stale_ref_lock(common_dir, refname).await;
+    let mut out = git
+        .output(["update-ref", "-d", refname, old], false)
+        .await?;
+    if !out.success()
+        && out.stderr.contains("packed-refs.lock")
+        && clear_stale_lock(&common_dir.join("packed-refs.lock"), STALE_PACKED_REFS_LOCK).await
+    {
+        out = git
+            .output(["update-ref", "-d", refname, old], false)
+            .await?;
+    }
+    if out.success() {
+        return Ok(true);
+    }
+    // "cannot lock ref '…': is at X but expected Y", or the ref is gone.
+    if out.stderr.contains("but expected")
+        || out.stderr.contains("unable to resolve reference")
+        || out.stderr.contains("does not exist")
+    {
+        return Ok(false);
+    }
+    Err(GitError::Failed {
+        args: format!("update-ref -d {refname} {old}"),
+        code: out.code,
+        stderr: out.stderr,
+    })
+}
+
 /// `git worktree remove --force --force` of a registered worktree, even one
 /// a killed git left half-made or half-removed: then its directory lacks a
 /// valid `.git` file and git refuses to touch it, so the directory (the

@@ -6,6 +6,7 @@ use ff_traits::{IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatu
 use crate::{Error, Result};
 
 use super::{Cleaned, Cleanup, Worktree, WorktreeManager, worktree_of};
+use crate::git::repair;
 use crate::issue::IssueId;
 
 impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
@@ -54,51 +55,57 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(nothing);
         }
         self.ensure_local(&wt, "clean up")?;
-        // Every ForgeFlow change to this worktree holds the issue lock, so
-        // what is read here stays true until the removal below. The git
-        // calls are kept few: removal costs about what bare git's does.
-        let mut archived_at = None;
         let present = wt.path.join(".git").exists();
         if !present {
-            archived_at = self.forget_vanished(&wt, &record).await?;
+            let archived_at = self.forget_vanished(&wt, &record).await?;
             tracing::info!(issue = %issue, id = %wt.id, "vanished worktree forgotten");
             return Ok(Cleaned {
                 removed: Some(wt),
                 archived_at,
             });
         }
+        self.refuse_nested(&wt).await?;
+        // Agents commit in their worktrees holding none of our locks, so
+        // nothing read before the removal stays true: the count below only
+        // decides whether to refuse. After the removal nothing can commit
+        // through the worktree any more, and the branch is judged again
+        // and deleted only by compare-and-delete on the tip judged.
         let unmerged = self.unmerged_commits(&wt).await?;
+        let mut archived_at = None;
         if force {
-            let dirty = self.dirty_files(&wt).await?;
-            if !dirty.is_empty() || unmerged.1 > 0 {
-                archived_at = Some(self.archive(&wt, !dirty.is_empty()).await?);
+            // Uncommitted files die with the directory: snapshot them
+            // first. Commits made after the snapshot are kept below.
+            if !self.dirty_files(&wt).await?.is_empty() {
+                let snapshot = self.snapshot(&wt).await?;
+                archived_at = Some(self.keep(&wt, &snapshot).await?);
             }
         } else if unmerged.1 > 0 {
             let dirty = self.dirty_files(&wt).await?;
             return Err(would_lose_work(&wt, &dirty, unmerged));
         }
-        self.with_registry("worktree remove", async || {
-            let mut args: Vec<&std::ffi::OsStr> = vec!["worktree".as_ref(), "remove".as_ref()];
-            if force {
-                args.push("--force".as_ref());
-            }
-            args.extend(["--".as_ref(), wt.path.as_os_str()]);
-            // Without force, git itself refuses a worktree with modified
-            // or untracked files; then say which.
-            if let Err(e) = self.git.run(&args).await {
-                let dirty = if force {
-                    Vec::new()
-                } else {
-                    self.dirty_files(&wt).await?
-                };
-                if !dirty.is_empty() {
-                    return Err(would_lose_work(&wt, &dirty, (wt.base.clone(), 0)));
+        let archived_at = self
+            .with_registry("worktree remove", async || {
+                let mut args: Vec<&std::ffi::OsStr> = vec!["worktree".as_ref(), "remove".as_ref()];
+                if force {
+                    args.push("--force".as_ref());
                 }
-                return Err(e.into());
-            }
-            self.delete_branch(&wt.branch).await
-        })
-        .await?;
+                args.extend(["--".as_ref(), wt.path.as_os_str()]);
+                // Without force, git itself refuses a worktree with modified
+                // or untracked files; then say which.
+                if let Err(e) = self.git.run(&args).await {
+                    let dirty = if force {
+                        Vec::new()
+                    } else {
+                        self.dirty_files(&wt).await?
+                    };
+                    if !dirty.is_empty() {
+                        return Err(would_lose_work(&wt, &dirty, (wt.base.clone(), 0)));
+                    }
+                    return Err(e.into());
+                }
+                self.retire_branch(&wt, archived_at.clone()).await
+            })
+            .await?;
         self.remove_record(&record).await?;
         tracing::info!(issue = %issue, id = %wt.id, archived = ?archived_at, "worktree removed");
         Ok(Cleaned {
@@ -146,21 +153,87 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let archived = self
             .with_registry("forget vanished worktree", async || {
                 self.remove_registered(&wt.path, &wt.id).await?;
-                let archived = self.keep_branch_work(wt).await?;
-                self.delete_branch(&wt.branch).await?;
-                Ok(archived)
+                self.retire_branch(wt, None).await
             })
             .await?;
         self.remove_record(record).await?;
         Ok(archived)
     }
 
-    /// Archives the branch head when it has commits its base lacks.
-    async fn keep_branch_work(&self, wt: &Worktree) -> Result<Option<String>> {
-        if !self.branch_exists(&wt.branch).await? || self.unmerged_commits(wt).await?.1 == 0 {
-            return Ok(None);
+    /// Deletes the worktree's branch without losing a commit: reads its
+    /// tip, keeps the tip under `refs/ff/archive/<id>` when the base lacks
+    /// it (or when work was already archived, so the archive holds it all),
+    /// then deletes the branch only if it still points at that tip
+    /// (`git update-ref -d <ref> <tip>`), reading again when someone moved
+    /// it meanwhile. Returns where work was kept, if anywhere. Call after
+    /// the worktree is gone, under the registry lock.
+    pub(super) async fn retire_branch(
+        &self,
+        wt: &Worktree,
+        mut archived: Option<String>,
+    ) -> Result<Option<String>> {
+        let refname = format!("refs/heads/{}", wt.branch);
+        // Each pass either deletes the branch or sees it move; a branch
+        // that keeps moving is someone's live work: stop and say so.
+        for _ in 0..20 {
+            let Some(tip) = self.git.resolve_commit(&refname).await? else {
+                return Ok(archived);
+            };
+            if archived.is_some() || self.unmerged_at(wt, &tip).await? > 0 {
+                archived = Some(self.keep(wt, &tip).await?);
+            }
+            if repair::delete_ref_at(&self.git, &self.info.common_dir, &refname, &tip).await? {
+                return Ok(archived);
+            }
+            tracing::info!(branch = %wt.branch, "the branch moved while it was being deleted; judging it again");
         }
-        self.archive(wt, false).await.map(Some)
+        Err(Error::refused(
+            format!("deleting branch {}", wt.branch),
+            "it kept moving while ForgeFlow tried to delete it; whoever commits to it is still \
+             at work: try again once they stop",
+        ))
+    }
+
+    /// Commits reachable from `tip` that the worktree's base lacks (the base
+    /// ref, or the recorded base commit when the ref is gone).
+    async fn unmerged_at(&self, wt: &Worktree, tip: &str) -> Result<u64> {
+        for base in [&wt.base, &wt.base_commit] {
+            let range = format!("{base}..{tip}");
+            let out = self
+                .git
+                .output(
+                    ["rev-list", "--count", "--end-of-options", range.as_str()],
+                    true,
+                )
+                .await?;
+            if out.success() {
+                return Ok(out.text().parse().unwrap_or(0));
+            }
+        }
+        Ok(1) // no base to compare with: keep it
+    }
+
+    /// Refuses to remove a worktree with another worktree inside it (one
+    /// made by running ForgeFlow, or git, from within it): removing the
+    /// outer directory would delete the inner one's files.
+    async fn refuse_nested(&self, wt: &Worktree) -> Result<()> {
+        let nested: Vec<String> = self
+            .worktrees()
+            .await?
+            .into_iter()
+            .filter(|e| e.path != wt.path && e.path.starts_with(&wt.path))
+            .map(|e| e.path.display().to_string())
+            .collect();
+        if nested.is_empty() {
+            return Ok(());
+        }
+        Err(Error::refused(
+            format!("cleanup of {}", wt.id),
+            format!(
+                "other worktrees live inside it ({}); clean those up (or move them) first",
+                nested.join(", ")
+            ),
+        ))
     }
 
     /// Whether removing the worktree loses nothing: no uncommitted changes
@@ -211,26 +284,71 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .collect())
     }
 
-    /// Keeps the worktree's work under `refs/ff/archive/<id>`: its branch
-    /// head, or, with uncommitted changes, a commit of the whole working
-    /// tree (untracked files included) on top of HEAD, made through a
-    /// private index so nothing else is touched. Never `git stash`:
-    /// `refs/stash` is shared by every worktree.
-    pub(super) async fn archive(&self, wt: &Worktree, dirty: bool) -> Result<String> {
+    /// A commit of the worktree's whole working tree (untracked files
+    /// included) on top of its HEAD, made through a private index so
+    /// nothing else is touched. Never `git stash`: `refs/stash` is shared
+    /// by every worktree.
+    pub(super) async fn snapshot(&self, wt: &Worktree) -> Result<String> {
+        let index = std::env::temp_dir().join(format!("ff-index-{}", ff_traits::unique_id()));
+        let private = self.git.in_dir(&wt.path).with_env("GIT_INDEX_FILE", &index);
+        let made = async {
+            private.run(["read-tree", "HEAD"]).await?;
+            private.run(["add", "--all"]).await?;
+            let tree = private.run(["write-tree"]).await?.text();
+            let message = format!(
+                "ForgeFlow archive of {}: uncommitted work at cleanup",
+                wt.id
+            );
+            Ok::<_, Error>(
+                private
+                    .run([
+                        "-c",
+                        "user.name=ForgeFlow",
+                        "-c",
+                        "user.email=forgeflow@localhost",
+                        "commit-tree",
+                        tree.as_str(),
+                        "-p",
+                        "HEAD",
+                        "-m",
+                        message.as_str(),
+                    ])
+                    .await?
+                    .text(),
+            )
+        }
+        .await;
+        let _ = std::fs::remove_file(&index);
+        made
+    }
+
+    /// Keeps `commit` reachable from `refs/ff/archive/<id>`: creates the
+    /// ref, or, when it holds something else, points it at a commit whose
+    /// parents are both (so nothing it kept before is dropped). Every
+    /// change is a compare-and-swap on the value read. Returns the ref.
+    pub(super) async fn keep(&self, wt: &Worktree, commit: &str) -> Result<String> {
         let name = format!("refs/ff/archive/{}", wt.id);
-        let commit = if dirty {
-            let index = std::env::temp_dir().join(format!("ff-index-{}", ff_traits::unique_id()));
-            let private = self.git.in_dir(&wt.path).with_env("GIT_INDEX_FILE", &index);
-            let made = async {
-                private.run(["read-tree", "HEAD"]).await?;
-                private.run(["add", "--all"]).await?;
-                let tree = private.run(["write-tree"]).await?.text();
-                let message = format!(
-                    "ForgeFlow archive of {}: uncommitted work at cleanup",
-                    wt.id
-                );
-                Ok::<_, Error>(
-                    private
+        self.clear_stale_ref_lock(&name).await;
+        for _ in 0..20 {
+            let current = self.git.resolve_commit(&name).await?;
+            let new = match &current {
+                None => commit.to_owned(),
+                Some(kept) if kept == commit => return Ok(name),
+                Some(kept) => {
+                    let contains = self
+                        .git
+                        .output(["merge-base", "--is-ancestor", commit, kept.as_str()], true)
+                        .await?;
+                    if contains.success() {
+                        return Ok(name);
+                    }
+                    let message = format!(
+                        "ForgeFlow archive of {}: also keeps {commit}, which arrived during \
+                         cleanup",
+                        wt.id
+                    );
+                    let tree = format!("{kept}^{{tree}}");
+                    self.git
                         .run([
                             "-c",
                             "user.name=ForgeFlow",
@@ -239,29 +357,34 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             "commit-tree",
                             tree.as_str(),
                             "-p",
-                            "HEAD",
+                            kept.as_str(),
+                            "-p",
+                            commit,
                             "-m",
                             message.as_str(),
                         ])
                         .await?
-                        .text(),
+                        .text()
+                }
+            };
+            // The old value: the one read, or "must not exist" (empty).
+            let old = current.clone().unwrap_or_default();
+            let out = self
+                .git
+                .output(
+                    ["update-ref", name.as_str(), new.as_str(), old.as_str()],
+                    false,
                 )
+                .await?;
+            if out.success() {
+                tracing::warn!(id = %wt.id, archive = %name, commit = %commit, "work kept before removal");
+                return Ok(name);
             }
-            .await;
-            let _ = std::fs::remove_file(&index);
-            made?
-        } else {
-            self.git
-                .resolve_commit(&format!("refs/heads/{}", wt.branch))
-                .await?
-                .ok_or_else(|| Error::not_found(format!("branch {}", wt.branch)))?
-        };
-        self.clear_stale_ref_lock(&name).await;
-        self.git
-            .run(["update-ref", name.as_str(), commit.as_str()])
-            .await?;
-        tracing::warn!(id = %wt.id, archive = %name, "work kept before removal");
-        Ok(name)
+        }
+        Err(Error::refused(
+            format!("archiving the work of {}", wt.id),
+            format!("{name} kept changing while ForgeFlow updated it; try again"),
+        ))
     }
 }
 

@@ -124,7 +124,21 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 Start::AlreadyCompleted(record) => {
                     let wt = worktree_of(record.result.as_ref())?;
                     // Another server's worktree is that server's to judge.
-                    if !self.is_local(&wt) || self.is_registered(&wt.path).await? {
+                    let registered = self.is_local(&wt) && self.is_registered(&wt.path).await?;
+                    if !self.is_local(&wt) || (registered && wt.path.join(".git").exists()) {
+                        return Ok(Created {
+                            worktree: self.with_status(wt),
+                            reused: true,
+                            evicted: Vec::new(),
+                        });
+                    }
+                    // Its directory was deleted (by hand, by a disk
+                    // cleaner) but git still has its branch: bring it back
+                    // at its path, commits and all, rather than hand out a
+                    // path that does not exist.
+                    if !wt.path.exists() && self.branch_exists(&wt.branch).await? {
+                        self.restore(&wt).await?;
+                        tracing::warn!(id = %wt.id, "worktree directory was gone; restored from its branch");
                         return Ok(Created {
                             worktree: self.with_status(wt),
                             reused: true,
@@ -254,6 +268,25 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             base: self.base.display().to_string(),
             why: format!(" {why}"),
         }
+    }
+
+    /// Makes a worktree whose directory vanished again, at its path, from
+    /// its branch: `git worktree add --force` replaces git's stale
+    /// registration of the missing directory (and only that one).
+    async fn restore(&self, wt: &Worktree) -> Result<()> {
+        self.with_registry("restore worktree", async || {
+            let args: [&std::ffi::OsStr; 6] = [
+                "worktree".as_ref(),
+                "add".as_ref(),
+                "--force".as_ref(),
+                "--quiet".as_ref(),
+                wt.path.as_os_str(),
+                wt.branch.as_ref(),
+            ];
+            self.git.run(args).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Worktrees git lists under the base path.

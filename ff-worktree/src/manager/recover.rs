@@ -444,16 +444,16 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// and its branch. Returns what was done, for the report.
     async fn remove_unrecorded(&self, wt: &Worktree) -> Result<String> {
         let dirty = wt.path.join(".git").exists() && !self.dirty_files(wt).await?.is_empty();
-        let unmerged =
-            self.branch_exists(&wt.branch).await? && self.unmerged_commits(wt).await?.1 > 0;
-        let detail = if dirty || unmerged {
-            format!("work kept under {}", self.archive(wt, dirty).await?)
-        } else {
-            "it held no work".to_owned()
-        };
+        let mut kept = None;
+        if dirty {
+            let snapshot = self.snapshot(wt).await?;
+            kept = Some(self.keep(wt, &snapshot).await?);
+        }
         self.remove_registered(&wt.path, &wt.id).await?;
-        self.delete_branch(&wt.branch).await?;
-        Ok(detail)
+        Ok(match self.retire_branch(wt, kept).await? {
+            Some(archive) => format!("work kept under {archive}"),
+            None => "it held no work".to_owned(),
+        })
     }
 
     fn remove_stray_directories(
@@ -520,13 +520,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             let detail = if report.dry_run {
                 "would archive its unmerged commits, then delete it".to_owned()
             } else {
-                let kept = if self.unmerged_commits(&wt).await?.1 > 0 {
-                    format!("commits kept under {}", self.archive(&wt, false).await?)
-                } else {
-                    "fully merged".to_owned()
-                };
-                self.delete_branch(branch).await?;
-                kept
+                match self.retire_branch(&wt, None).await? {
+                    Some(archive) => format!("commits kept under {archive}"),
+                    None => "fully merged".to_owned(),
+                }
             };
             report.note(RepairKind::RemovedOrphanBranch, branch, detail);
         }

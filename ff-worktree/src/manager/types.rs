@@ -56,7 +56,7 @@ pub struct WorktreeConfig {
     pub base_path: Option<PathBuf>,
     /// Where the local backends keep their state, for the constructors
     /// that open them ([`open_embedded`](crate::open_embedded), …): default
-    /// [`StateDir::under_base`](crate::StateDir::under_base).
+    /// [`StateDir::of_repository`](crate::StateDir::of_repository).
     pub state_dir: Option<PathBuf>,
     /// Most worktrees under the base path at once (default 10).
     pub max_worktrees: usize,
