@@ -171,3 +171,31 @@ async fn unknown_worktrees_and_a_users_own_rebase_are_refused() {
             .success()
     );
 }
+
+/// A worktree made from a remote-tracking base (`origin/main`, as agents
+/// often branch) is synced onto that ref after fetching it from its remote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_tracking_base_is_fetched_before_the_sync() {
+    for base in ["origin/main", "refs/remotes/origin/main"] {
+        let repo = TestRepo::new();
+        let other = repo.with_remote();
+        let m = common::manager(&repo, WorktreeConfig::new(repo.path()).with_base_ref(base)).await;
+        let wt = m.create_worktree("9").await.expect("create").worktree;
+        assert_eq!(wt.base, base);
+        commit_file(&wt.path, "mine.txt", "mine\n", "my work");
+        commit_file(&other, "theirs.txt", "theirs\n", "their work");
+        let _ = git_in(&other, &["push", "-q", "origin", "main"]);
+        let pushed = git_in(&other, &["rev-parse", "HEAD"]);
+
+        let synced = m
+            .sync_worktree("9", SyncOptions::default())
+            .await
+            .expect("sync");
+        assert_eq!(synced.fetched_from.as_deref(), Some("origin"), "base {base}");
+        assert_eq!(synced.onto, "refs/remotes/origin/main");
+        assert_eq!(synced.onto_commit, pushed, "base {base}: not fetched");
+        assert!(synced.changed());
+        assert_eq!(git_in(&wt.path, &["rev-parse", "HEAD~1"]), pushed);
+        assert!(wt.path.join("theirs.txt").exists());
+    }
+}

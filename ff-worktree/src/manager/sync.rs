@@ -166,6 +166,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if branch.starts_with('-') {
             return Ok((None, wt.base.clone()));
         }
+        // A remote-tracking base (`origin/main`, `refs/remotes/origin/main`)
+        // has no upstream of its own: fetch it from its remote.
+        if let Some((remote, full)) = self.remote_tracking(&wt.base).await? {
+            return Ok((Some(remote), full));
+        }
         // (rev-parse echoes `--end-of-options` rather than honouring it;
         // the leading-dash check above stands in for it.)
         let upstream = self
@@ -193,6 +198,27 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             (true, _) => Ok((None, upstream.text())),
             _ => Ok((None, wt.base.clone())),
         }
+    }
+
+    /// `(remote, refs/remotes/<remote>/<branch>)` when `base` names a
+    /// remote-tracking branch of a configured remote.
+    async fn remote_tracking(&self, base: &str) -> Result<Option<(String, String)>> {
+        let full = self
+            .git
+            .output(["rev-parse", "--symbolic-full-name", base], true)
+            .await?;
+        let full = full.text();
+        let Some(rest) = full.strip_prefix("refs/remotes/") else {
+            return Ok(None);
+        };
+        // Remote names may hold `/`: the longest configured one that
+        // prefixes the ref is the one.
+        let remotes = self.git.read(["remote"]).await?.text();
+        Ok(remotes
+            .lines()
+            .filter(|r| rest.starts_with(&format!("{r}/")))
+            .max_by_key(|r| r.len())
+            .map(|r| (r.to_owned(), full.clone())))
     }
 
     /// Rebases or merges; on failure restores the worktree and says why.
