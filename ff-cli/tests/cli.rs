@@ -292,3 +292,72 @@ fn redis_backends_from_the_command_line() {
     let gone = with(&["list", "--json"]);
     assert_eq!(code(&gone), 69, "{}", String::from_utf8_lossy(&gone.stderr));
 }
+
+/// Agents run `ff` from inside their worktrees: every command there acts
+/// on the main repository, with the same state.
+#[test]
+fn inside_a_worktree_or_a_subdirectory_ff_sees_the_main_repository() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let first = stdout_json(&ff(dir, &["create", "1", "--json"]));
+    let inside = Path::new(first["path"].as_str().expect("path")).to_owned();
+    let deep = inside.join("src/deep");
+    std::fs::create_dir_all(&deep).expect("subdir");
+    for place in [&inside, &deep] {
+        let again = stdout_json(&ff(place, &["create", "1", "--json"]));
+        assert_eq!(again["reused"], true, "from {}", place.display());
+        assert_eq!(again["id"], first["id"]);
+    }
+    let second = stdout_json(&ff(&deep, &["create", "2", "--json"]));
+    let second_path = Path::new(second["path"].as_str().expect("path")).to_owned();
+    assert_eq!(
+        second_path.parent(),
+        inside.parent(),
+        "not nested in worktree 1"
+    );
+    assert_eq!(second["base"], "main");
+    let listed = stdout_json(&ff(&deep, &["list", "--json"]));
+    assert_valid("list", &listed);
+    assert_eq!(listed.as_array().expect("array").len(), 2);
+    let got = stdout_json(&ff(&inside, &["get", "2", "--json"]));
+    assert_eq!(got["id"], second["id"]);
+    let cleaned = stdout_json(&ff(&inside, &["cleanup", "2", "--json"]));
+    assert_eq!(cleaned["removed"], true);
+    assert!(!second_path.exists());
+    assert_eq!(
+        stdout_json(&ff(dir, &["list", "--json"]))
+            .as_array()
+            .expect("array")
+            .len(),
+        1
+    );
+}
+
+/// The SQLite file removed under live worktrees: `ff recover` rebuilds
+/// their records from git and `ff list` says so.
+#[test]
+fn records_lost_are_rebuilt_by_recover() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let made = stdout_json(&ff(dir, &["create", "3", "--json"]));
+    let path = Path::new(made["path"].as_str().expect("path")).to_owned();
+    commit_file(&path, "work.txt", "mine\n", "agent work");
+    std::fs::write(path.join("draft.txt"), "unsaved\n").expect("draft");
+    for f in [
+        "records.sqlite3",
+        "records.sqlite3-wal",
+        "records.sqlite3-shm",
+    ] {
+        let _ = std::fs::remove_file(dir.join(".git/ff").join(f));
+    }
+    let report = stdout_json(&ff(dir, &["recover", "--json"]));
+    assert_valid("recover", &report);
+    assert_eq!(report["repairs"][0]["kind"], "rebuilt_record", "{report}");
+    assert!(path.join("draft.txt").exists() && path.join("work.txt").exists());
+    let listed = stdout_json(&ff(dir, &["list", "--json"]));
+    assert_valid("list", &listed);
+    assert_eq!(listed[0]["id"], made["id"]);
+    assert_eq!(listed[0]["recovered"], true);
+    let text = String::from_utf8_lossy(&ff(dir, &["list"]).stdout).into_owned();
+    assert!(text.contains("record rebuilt"), "{text}");
+}

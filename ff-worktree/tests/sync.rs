@@ -191,7 +191,11 @@ async fn a_remote_tracking_base_is_fetched_before_the_sync() {
             .sync_worktree("9", SyncOptions::default())
             .await
             .expect("sync");
-        assert_eq!(synced.fetched_from.as_deref(), Some("origin"), "base {base}");
+        assert_eq!(
+            synced.fetched_from.as_deref(),
+            Some("origin"),
+            "base {base}"
+        );
         assert_eq!(synced.onto, "refs/remotes/origin/main");
         assert_eq!(synced.onto_commit, pushed, "base {base}: not fetched");
         assert!(synced.changed());

@@ -21,6 +21,9 @@ fn worktree_json(w: &Worktree, reused: Option<bool>) -> Value {
     if let Some(r) = reused {
         v["reused"] = json!(r);
     }
+    if w.recovered {
+        v["recovered"] = json!(true);
+    }
     v
 }
 
@@ -185,7 +188,11 @@ pub(super) async fn list(settings: &Settings, out: Out) -> Result<u8, Failure> {
                     w.id.clone(),
                     w.issue.clone(),
                     w.branch.clone(),
-                    status(w.status).to_owned(),
+                    if w.recovered {
+                        format!("{} (record rebuilt)", status(w.status))
+                    } else {
+                        status(w.status).to_owned()
+                    },
                     output::ago(w.created_at),
                     w.path.display().to_string(),
                 ]

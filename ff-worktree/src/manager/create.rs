@@ -202,6 +202,19 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     async fn after_failed_add(&self, plan: &Plan, claim: &ff_traits::Claim) -> Result<()> {
         if !self.config.cleanup_on_error {
             tracing::warn!(id = %plan.id, path = %plan.path.display(), "create failed; left for inspection (cleanup_on_error is off)");
+            // Locked, so `recover` knows it for a failed create (to remove
+            // later), not a live worktree whose record was lost (to keep).
+            let args: [&std::ffi::OsStr; 6] = [
+                "worktree".as_ref(),
+                "lock".as_ref(),
+                "--reason".as_ref(),
+                "ForgeFlow: create failed; kept for inspection".as_ref(),
+                "--".as_ref(),
+                plan.path.as_os_str(),
+            ];
+            if let Err(e) = self.git.run(args).await {
+                tracing::warn!(id = %plan.id, error = %e, "cannot mark the failed worktree");
+            }
             return Ok(self.records.abandon_operation(claim).await?);
         }
         match self.undo(plan).await {
@@ -364,6 +377,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 base_commit: base_commit.clone(),
                 created_at: Timestamp::now(),
                 location: self.location.clone(),
+                recovered: false,
                 status: super::WorktreeStatus::Active,
             })
         })

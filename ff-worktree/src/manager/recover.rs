@@ -2,7 +2,7 @@
 //! crashes, touching only what ForgeFlow made.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ff_traits::{
     IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatus, ScanFilter,
@@ -35,8 +35,16 @@ pub enum RepairKind {
     /// record were removed.
     ForgotVanished,
     /// A worktree of ForgeFlow's shape that no record knows (a failed
-    /// create kept for inspection): removed, any work archived first.
+    /// create kept for inspection, never checked out, or a second one for
+    /// an issue that has a worktree): removed, any work archived first.
     RemovedUnrecordedWorktree,
+    /// A complete worktree of ForgeFlow's shape whose record the store lost
+    /// (a Redis restart, a deleted database): its record was rebuilt from
+    /// git, and it was kept as it is.
+    RebuiltRecord,
+    /// A worktree nested inside one of ForgeFlow's worktrees: left alone;
+    /// the outer one cannot be cleaned up until it is moved or removed.
+    NestedWorktree,
     /// A directory of ForgeFlow's shape under the base path that git does
     /// not know and no record names (half-made): removed.
     RemovedStrayDirectory,
@@ -353,6 +361,20 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 checked_out.insert(b.trim_start_matches("refs/heads/").to_owned());
             }
             if e.path.parent() != Some(self.base.as_path()) {
+                if let Some(outer) = entries.iter().find(|o| {
+                    o.path != e.path
+                        && e.path.starts_with(&o.path)
+                        && o.path.parent() == Some(self.base.as_path())
+                }) {
+                    report.note(
+                        RepairKind::NestedWorktree,
+                        e.path.display().to_string(),
+                        format!(
+                            "inside {}; move or remove it before that one is cleaned up",
+                            outer.path.display()
+                        ),
+                    );
+                }
                 continue;
             }
             let name = e
@@ -369,6 +391,16 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     );
                 }
                 Some(plan) if !known.contains(&plan.id) => {
+                    // Complete: its branch checked out, its files there,
+                    // and not locked (a create in git's hands, or one that
+                    // failed and was kept for inspection, is locked).
+                    let complete = e.locked.is_none()
+                        && e.branch.as_deref()
+                            == Some(format!("refs/heads/{}", plan.branch).as_str())
+                        && self.checked_out(&e.path).await?;
+                    if complete && self.adopt(&plan, &base_ref, report).await? {
+                        continue;
+                    }
                     let wt = stray_worktree(&plan, base_ref.clone());
                     let detail = if report.dry_run {
                         "would archive any work, then remove it and its branch".to_owned()
@@ -438,6 +470,119 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return false;
         };
         damaged.iter().any(|l| l.contains(key.as_str()))
+    }
+
+    /// Whether the worktree at `path` was ever checked out: its files are
+    /// there and its index exists (a create that died between
+    /// `worktree add --no-checkout` and the checkout leaves none).
+    async fn checked_out(&self, path: &Path) -> Result<bool> {
+        if !path.join(".git").exists() {
+            return Ok(false);
+        }
+        let out = self
+            .git
+            .in_dir(path)
+            .output(
+                ["rev-parse", "--path-format=absolute", "--git-path", "index"],
+                true,
+            )
+            .await?;
+        Ok(out.success() && Path::new(&out.text()).exists())
+    }
+
+    /// Rebuilds the record of a complete worktree the store lost, from git:
+    /// id, issue, path and branch from its name, base from the
+    /// configuration, base commit where the branch left it. Returns `false`
+    /// (nothing done) when the issue has a worktree recorded already (this
+    /// one is then a second one, handled as before) or its lock is busy.
+    async fn adopt(&self, plan: &Plan, base_ref: &str, report: &mut Recovery) -> Result<bool> {
+        let Some(issue) = plan.issue().and_then(|i| IssueId::parse(i).ok()) else {
+            return Ok(false);
+        };
+        if report.dry_run {
+            let recorded = self
+                .records
+                .store()
+                .load(&self.create_key(&issue).record_key()?)
+                .await?
+                .is_some();
+            if !recorded {
+                report.note(
+                    RepairKind::RebuiltRecord,
+                    &plan.id,
+                    "would rebuild its lost record from git and keep it",
+                );
+            }
+            return Ok(!recorded);
+        }
+        let options = self.lock_options("recover", Some(&issue));
+        let Some(guard) = self
+            .locks
+            .try_acquire(&self.issue_lock(&issue)?, &options)
+            .await?
+        else {
+            report.note(
+                RepairKind::Busy,
+                issue.as_str(),
+                "its lock is held; run recover again later",
+            );
+            return Ok(true);
+        };
+        self.holding(guard, async || {
+            let key = self.create_key(&issue);
+            let planned = serde_json::to_value(plan)
+                .map_err(|e| Error::invalid_input("worktree plan", e.to_string()))?;
+            let claim = match self
+                .records
+                .start_operation_exclusive(&key, Some(planned))
+                .await?
+            {
+                Start::Claimed(claim) => claim,
+                Start::AlreadyCompleted(_) => return Ok(false),
+            };
+            let base_commit = self
+                .git
+                .output(
+                    [
+                        "merge-base",
+                        "--end-of-options",
+                        base_ref,
+                        plan.branch.as_str(),
+                    ],
+                    true,
+                )
+                .await?;
+            let base_commit = if base_commit.success() {
+                base_commit.text()
+            } else {
+                self.git.resolve_commit(base_ref).await?.unwrap_or_default()
+            };
+            let wt = Worktree {
+                id: plan.id.clone(),
+                issue: issue.to_string(),
+                path: plan.path.clone(),
+                branch: plan.branch.clone(),
+                base: base_ref.to_owned(),
+                base_commit,
+                created_at: ff_traits::Timestamp::now(),
+                location: self.location.clone(),
+                recovered: true,
+                status: WorktreeStatus::Active,
+            };
+            let value = serde_json::to_value(&wt)
+                .map_err(|e| Error::invalid_input("worktree", e.to_string()))?;
+            self.records.complete_operation(&claim, value).await?;
+            report.note(
+                RepairKind::RebuiltRecord,
+                &plan.id,
+                format!(
+                    "its record was lost; rebuilt from git (branch {}, base {base_ref}) and kept",
+                    plan.branch
+                ),
+            );
+            Ok(true)
+        })
+        .await
     }
 
     /// Archives whatever work an unrecorded worktree holds, then removes it
@@ -511,6 +656,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         for branch in &self.our_branch_names().await? {
             let branch = branch.as_str();
             let Some(plan) = Plan::recognise(branch, &self.base) else {
+                if !checked_out.contains(branch) {
+                    report.note(
+                        RepairKind::LeftAlone,
+                        branch,
+                        "an ff-* branch not of ForgeFlow's making, in no worktree",
+                    );
+                }
                 continue;
             };
             if plan.branch != branch || known.contains(&plan.id) || checked_out.contains(branch) {
@@ -542,6 +694,7 @@ fn stray_worktree(plan: &Plan, base: String) -> Worktree {
         base,
         created_at: ff_traits::Timestamp::from_millis(0),
         location: String::new(),
+        recovered: false,
         status: WorktreeStatus::Missing,
     }
 }

@@ -219,6 +219,11 @@ pub struct Worktree {
     /// one store see each other's worktrees but change only their own.
     #[serde(default)]
     pub location: String,
+    /// Whether `recover` rebuilt this record from git after the store lost
+    /// the original (its `base` is then the configured base, and
+    /// `created_at` the time of the rebuild).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
     /// Found when read, never stored.
     #[serde(default, skip_serializing)]
     pub status: WorktreeStatus,
