@@ -21,7 +21,8 @@ mod kernel {
 
 mod lease {
     use super::*;
-    ff_traits::lock_conformance_tests!(async {
+    // Lease files hold one holder: no shared mode, and the suite says so.
+    ff_traits::lock_conformance_tests!(exclusive_only async {
         Arc::new(FileLockProvider::new(fresh_dir()).with_mode(FileLockMode::Lease))
             as Arc<dyn LockProvider>
     });
