@@ -361,3 +361,26 @@ fn records_lost_are_rebuilt_by_recover() {
     let text = String::from_utf8_lossy(&ff(dir, &["list"]).stdout).into_owned();
     assert!(text.contains("record rebuilt"), "{text}");
 }
+
+/// A worktree directory deleted by hand: `ff create` of its issue brings it
+/// back from its branch, commits intact, at the same path.
+#[test]
+fn create_restores_a_deleted_worktree_directory() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let made = stdout_json(&ff(dir, &["create", "4", "--json"]));
+    let path = Path::new(made["path"].as_str().expect("path")).to_owned();
+    commit_file(&path, "work.txt", "mine\n", "agent work");
+    std::fs::remove_dir_all(&path).expect("rm -rf");
+    let again = ff(dir, &["create", "4", "--json"]);
+    assert_eq!(code(&again), 0);
+    let again = stdout_json(&again);
+    assert_valid("create", &again);
+    assert_eq!(again["reused"], true);
+    assert_eq!(again["path"], made["path"]);
+    assert_eq!(again["status"], "active");
+    assert_eq!(
+        std::fs::read_to_string(path.join("work.txt")).expect("restored"),
+        "mine\n"
+    );
+}

@@ -251,9 +251,22 @@ pub async fn locate(config: &WorktreeConfig) -> Result<Location> {
 /// opened ([`Corrupt`](ff_traits::Error::Corrupt) when it is damaged).
 #[cfg(all(feature = "file-lock", feature = "sqlite-store"))]
 pub async fn open_embedded(config: WorktreeConfig) -> Result<EmbeddedManager> {
+    open_local(config, |state| {
+        ff_store_sqlite::SqliteStore::open(state.sqlite())
+    })
+    .await
+}
+
+/// A manager on file locks and the store `open` makes in the state
+/// directory.
+#[cfg(feature = "file-lock")]
+async fn open_local<S: ff_traits::IdempotencyStorage>(
+    config: WorktreeConfig,
+    open: impl FnOnce(&StateDir) -> ff_traits::Result<S>,
+) -> Result<WorktreeManager<ff_lock_file::FileLockProvider, S>> {
     let at = locate(&config).await?;
     let locks = ff_lock_file::FileLockProvider::new(at.state.locks());
-    let store = ff_store_sqlite::SqliteStore::open(at.state.sqlite())?;
+    let store = open(&at.state)?;
     WorktreeManager::open(config.with_base_path(at.base_path), locks, store).await
 }
 
@@ -271,10 +284,10 @@ pub async fn open_embedded(config: WorktreeConfig) -> Result<EmbeddedManager> {
 /// As [`open_embedded`].
 #[cfg(all(feature = "file-lock", feature = "json-store"))]
 pub async fn open_json(config: WorktreeConfig) -> Result<JsonManager> {
-    let at = locate(&config).await?;
-    let locks = ff_lock_file::FileLockProvider::new(at.state.locks());
-    let store = ff_store_json::JsonStore::open(at.state.json_records())?;
-    WorktreeManager::open(config.with_base_path(at.base_path), locks, store).await
+    open_local(config, |state| {
+        ff_store_json::JsonStore::open(state.json_records())
+    })
+    .await
 }
 
 /// Opens a manager on Redis locks and Redis records at `url`

@@ -197,8 +197,16 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Commits reachable from `tip` that the worktree's base lacks (the base
     /// ref, or the recorded base commit when the ref is gone).
     async fn unmerged_at(&self, wt: &Worktree, tip: &str) -> Result<u64> {
+        // No base to compare with: keep it.
+        Ok(self.count_unmerged(wt, tip).await?.map_or(1, |(_, n)| n))
+    }
+
+    /// `(base, commits of rev its base lacks)`, counted against the base
+    /// ref, or the recorded base commit when the ref is gone; `None` when
+    /// neither can be compared.
+    async fn count_unmerged(&self, wt: &Worktree, rev: &str) -> Result<Option<(String, u64)>> {
         for base in [&wt.base, &wt.base_commit] {
-            let range = format!("{base}..{tip}");
+            let range = format!("{base}..{rev}");
             let out = self
                 .git
                 .output(
@@ -207,10 +215,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 )
                 .await?;
             if out.success() {
-                return Ok(out.text().parse().unwrap_or(0));
+                return Ok(Some((base.clone(), out.text().parse().unwrap_or(0))));
             }
         }
-        Ok(1) // no base to compare with: keep it
+        Ok(None)
     }
 
     /// Refuses to remove a worktree with another worktree inside it (one
@@ -248,20 +256,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// the base they were counted against (the base ref, or the recorded
     /// base commit when the ref is gone).
     pub(super) async fn unmerged_commits(&self, wt: &Worktree) -> Result<(String, u64)> {
-        for base in [&wt.base, &wt.base_commit] {
-            let range = format!("{base}..refs/heads/{}", wt.branch);
-            let out = self
-                .git
-                .output(
-                    ["rev-list", "--count", "--end-of-options", range.as_str()],
-                    true,
-                )
-                .await?;
-            if out.success() {
-                return Ok((base.clone(), out.text().parse().unwrap_or(0)));
-            }
-        }
-        Ok((wt.base.clone(), 0))
+        let branch = format!("refs/heads/{}", wt.branch);
+        Ok(self
+            .count_unmerged(wt, &branch)
+            .await?
+            .unwrap_or_else(|| (wt.base.clone(), 0)))
     }
 
     /// Paths with uncommitted changes (untracked files included).
