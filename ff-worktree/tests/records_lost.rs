@@ -55,6 +55,18 @@ async fn after_the_loss<L: LockProvider, S: IdempotencyStorage>(
         m.list_worktrees().await.expect("list").is_empty(),
         "the store did not lose its records"
     );
+    // A dry run says what it would do, and does nothing.
+    let looked = m.recover(Recover::DryRun).await.expect("dry run");
+    assert_eq!(
+        looked
+            .repairs
+            .iter()
+            .filter(|r| r.kind == RepairKind::RebuiltRecord)
+            .count(),
+        3,
+        "{looked:#?}"
+    );
+    assert!(m.list_worktrees().await.expect("list").is_empty(), "the dry run wrote records");
     let report = m.recover(Recover::Repair).await.expect("recover");
     let rebuilt = report
         .repairs
