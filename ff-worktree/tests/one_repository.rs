@@ -150,3 +150,53 @@ async fn cleanup_refuses_to_delete_a_nested_worktree() {
     }
     assert!(nested.join("mine.txt").exists());
 }
+
+/// A recorded worktree git no longer lists though its directory is there
+/// (what a `git worktree add` killed while restoring it leaves): recover
+/// moves the directory aside, deleting nothing, and makes the worktree
+/// again from its branch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worktree_git_lost_is_made_again_and_its_directory_kept() {
+    let repo = TestRepo::new();
+    let m = ff_worktree::open_embedded(WorktreeConfig::new(repo.path()))
+        .await
+        .expect("open");
+    let wt = m.create_worktree("11").await.expect("create").worktree;
+    commit_file(&wt.path, "work.txt", "committed\n", "agent work");
+    std::fs::write(wt.path.join("draft.txt"), "unsaved\n").expect("draft");
+    let admin = repo.path().join(".git/worktrees").join(&wt.id);
+    std::fs::remove_dir_all(&admin).expect("make git forget it");
+
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
+    let restored = report
+        .repairs
+        .iter()
+        .find(|r| r.kind == ff_worktree::RepairKind::RestoredWorktree)
+        .unwrap_or_else(|| panic!("{report:#?}"));
+    let aside = restored
+        .detail
+        .rsplit(' ')
+        .next()
+        .expect("where it was kept");
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(aside).join("draft.txt"))
+            .expect("the old directory and its uncommitted file"),
+        "unsaved\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wt.path.join("work.txt")).expect("made again"),
+        "committed\n"
+    );
+    assert!(
+        m.recover(ff_worktree::Recover::Repair)
+            .await
+            .expect("again")
+            .repairs
+            .is_empty()
+    );
+    let again = m.create_worktree("11").await.expect("create again");
+    assert!(again.reused && again.worktree.path == wt.path);
+}

@@ -66,7 +66,10 @@ async fn after_the_loss<L: LockProvider, S: IdempotencyStorage>(
         3,
         "{looked:#?}"
     );
-    assert!(m.list_worktrees().await.expect("list").is_empty(), "the dry run wrote records");
+    assert!(
+        m.list_worktrees().await.expect("list").is_empty(),
+        "the dry run wrote records"
+    );
     let report = m.recover(Recover::Repair).await.expect("recover");
     let rebuilt = report
         .repairs

@@ -286,7 +286,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Makes a worktree whose directory vanished again, at its path, from
     /// its branch: `git worktree add --force` replaces git's stale
     /// registration of the missing directory (and only that one).
-    async fn restore(&self, wt: &Worktree) -> Result<()> {
+    pub(super) async fn restore(&self, wt: &Worktree) -> Result<()> {
         self.with_registry("restore worktree", async || {
             let args: [&std::ffi::OsStr; 6] = [
                 "worktree".as_ref(),

@@ -42,6 +42,10 @@ pub enum RepairKind {
     /// (a Redis restart, a deleted database): its record was rebuilt from
     /// git, and it was kept as it is.
     RebuiltRecord,
+    /// A recorded worktree git had lost (a killed `git worktree add`): its
+    /// directory was moved aside and the worktree made again from its
+    /// branch.
+    RestoredWorktree,
     /// A worktree nested inside one of ForgeFlow's worktrees: left alone;
     /// the outer one cannot be cleaned up until it is moved or removed.
     NestedWorktree,
@@ -210,7 +214,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let vanished = seen.status == RecordStatus::Completed
             && worktree_of(seen.result.as_ref())
                 .is_ok_and(|w| self.is_local(&w) && !w.path.join(".git").exists());
-        if seen.status != RecordStatus::Pending && !vanished {
+        let unlisted = if seen.status == RecordStatus::Completed && !vanished {
+            match worktree_of(seen.result.as_ref()) {
+                Ok(w) if self.is_local(&w) => !self.is_registered(&w.path).await?,
+                _ => false,
+            }
+        } else {
+            false
+        };
+        if seen.status != RecordStatus::Pending && !vanished && !unlisted {
             return Ok(());
         }
         self.if_free(issue, report, async |issue, report| {
@@ -223,8 +235,14 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 RecordStatus::Pending => self.roll_back_create(&key, &record, report).await,
                 RecordStatus::Completed => {
                     let wt = worktree_of(record.result.as_ref())?;
-                    if !self.is_local(&wt) || wt.path.join(".git").exists() {
+                    if !self.is_local(&wt) {
                         return Ok(());
+                    }
+                    if wt.path.join(".git").exists() {
+                        if self.is_registered(&wt.path).await? {
+                            return Ok(());
+                        }
+                        return self.reclaim_unlisted(&wt, report).await;
                     }
                     if wt.path.exists() && !self.is_registered(&wt.path).await? {
                         report.note(
@@ -470,6 +488,51 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return false;
         };
         damaged.iter().any(|l| l.contains(key.as_str()))
+    }
+
+    /// A recorded worktree whose directory is there, `.git` file and all,
+    /// but which git does not list: a `git worktree add` that was killed
+    /// (restoring it) left it so. Nothing is deleted: the directory is moved
+    /// aside (to `<base>/.stale-<id>-<unique>`, which nothing of ForgeFlow
+    /// touches) and the worktree is made again at its path from its branch.
+    /// Without its branch, it is left alone and reported.
+    async fn reclaim_unlisted(&self, wt: &Worktree, report: &mut Recovery) -> Result<()> {
+        if !self.branch_exists(&wt.branch).await? {
+            report.note(
+                RepairKind::LeftAlone,
+                &wt.id,
+                format!(
+                    "{} exists but git does not list it, and its branch is gone; move any work \
+                     out and delete it",
+                    wt.path.display()
+                ),
+            );
+            return Ok(());
+        }
+        let aside = self
+            .base
+            .join(format!(".stale-{}-{}", wt.id, &ff_traits::unique_id()[..8]));
+        if !report.dry_run {
+            std::fs::rename(&wt.path, &aside).map_err(|e| {
+                Error::io(
+                    "worktree",
+                    &format!("cannot move {} aside", wt.path.display()),
+                    &e,
+                )
+            })?;
+            self.restore(wt).await?;
+        }
+        report.note(
+            RepairKind::RestoredWorktree,
+            &wt.id,
+            format!(
+                "git did not list it (a killed git); made again from branch {}; the old \
+                 directory is kept at {}",
+                wt.branch,
+                aside.display()
+            ),
+        );
+        Ok(())
     }
 
     /// Whether the worktree at `path` was ever checked out: its files are
