@@ -200,3 +200,42 @@ async fn a_worktree_git_lost_is_made_again_and_its_directory_kept() {
     let again = m.create_worktree("11").await.expect("create again");
     assert!(again.reused && again.worktree.path == wt.path);
 }
+
+/// An empty directory where a recorded worktree was, unknown to git (a
+/// `git worktree add` killed right after making it): it holds nothing, so
+/// recover removes it and forgets the worktree, keeping its branch's work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_unlisted_directory_is_forgotten_and_its_work_kept() {
+    let repo = TestRepo::new();
+    let m = ff_worktree::open_embedded(WorktreeConfig::new(repo.path()))
+        .await
+        .expect("open");
+    let wt = m.create_worktree("12").await.expect("create").worktree;
+    commit_file(&wt.path, "work.txt", "committed\n", "agent work");
+    let head = git_in(&wt.path, &["rev-parse", "HEAD"]);
+    std::fs::remove_dir_all(repo.path().join(".git/worktrees").join(&wt.id)).expect("admin");
+    std::fs::remove_dir_all(&wt.path).expect("contents");
+    std::fs::create_dir(&wt.path).expect("empty directory");
+
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
+    assert!(
+        report
+            .repairs
+            .iter()
+            .any(|r| r.kind == ff_worktree::RepairKind::ForgotVanished),
+        "{report:#?}"
+    );
+    assert!(!wt.path.exists());
+    assert_eq!(
+        git_in(
+            repo.path(),
+            &["rev-parse", &format!("refs/ff/archive/{}", wt.id)]
+        ),
+        head,
+        "the branch's work is kept"
+    );
+    assert!(m.list_worktrees().await.expect("list").is_empty());
+}

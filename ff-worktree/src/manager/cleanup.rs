@@ -140,7 +140,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         wt: &Worktree,
         record: &IdempotencyRecord,
     ) -> Result<Option<String>> {
-        if wt.path.exists() && !self.is_registered(&wt.path).await? {
+        if wt.path.exists()
+            && !self.is_registered(&wt.path).await?
+            && !super::recover::remove_if_empty(&wt.path)
+        {
             return Err(Error::refused(
                 format!("cleanup of {}", wt.id),
                 format!(

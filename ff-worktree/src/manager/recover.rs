@@ -244,7 +244,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                         }
                         return self.reclaim_unlisted(&wt, report).await;
                     }
-                    if wt.path.exists() && !self.is_registered(&wt.path).await? {
+                    if wt.path.exists()
+                        && !self.is_registered(&wt.path).await?
+                        && !(!report.dry_run && remove_if_empty(&wt.path))
+                    {
                         report.note(
                             RepairKind::LeftAlone,
                             &wt.id,
@@ -744,6 +747,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         }
         Ok(())
     }
+}
+
+/// Removes `dir` if it is empty (an empty directory a killed
+/// `git worktree add` made holds nothing); `rmdir` refuses a directory
+/// with anything in it, so nothing can be lost. Returns whether it is gone.
+pub(super) fn remove_if_empty(dir: &Path) -> bool {
+    std::fs::remove_dir(dir).is_ok() || !dir.exists()
 }
 
 /// A [`Worktree`] for names ForgeFlow recognised but has no record of.
