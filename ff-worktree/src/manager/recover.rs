@@ -246,7 +246,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     }
                     if wt.path.exists()
                         && !self.is_registered(&wt.path).await?
-                        && !(!report.dry_run && remove_if_empty(&wt.path))
+                        && (report.dry_run || !remove_if_empty(&wt.path))
                     {
                         report.note(
                             RepairKind::LeftAlone,
