@@ -230,6 +230,25 @@ pub(crate) async fn torn_commondirs(common_dir: &Path, base: &Path, mend: bool) 
     .unwrap_or_default()
 }
 
+/// The directories of the linked worktrees git has registered, read from
+/// `<common dir>/worktrees/*/gitdir` (each names `<worktree>/.git`),
+/// without running git. Entries git could not read either are skipped.
+pub(crate) fn registered_paths(common_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("gitdir")).ok())
+        .filter_map(|bytes| {
+            let gitdir = super::porcelain::bytes_to_path(bytes.trim_ascii());
+            gitdir
+                .parent()
+                .map(|p| crate::paths::canonical(p).unwrap_or_else(|_| p.to_path_buf()))
+        })
+        .collect()
+}
+
 fn exclude_file(common_dir: &Path) -> PathBuf {
     common_dir.join("info").join("exclude")
 }

@@ -70,7 +70,22 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         // decides whether to refuse. After the removal nothing can commit
         // through the worktree any more, and the branch is judged again
         // and deleted only by compare-and-delete on the tip judged.
-        let unmerged = self.unmerged_commits(&wt).await?;
+        // The tip judged here; if the branch still points at it after the
+        // removal, the judgement stands and costs no second look.
+        let branch = format!("refs/heads/{}", wt.branch);
+        let judged = match self.git.resolve_commit(&branch).await? {
+            Some(tip) => {
+                let (base, n) = self
+                    .count_unmerged(&wt, &tip)
+                    .await?
+                    .unwrap_or_else(|| (wt.base.clone(), 1));
+                Some((tip, base, n))
+            }
+            None => None,
+        };
+        let unmerged = judged
+            .as_ref()
+            .map_or_else(|| (wt.base.clone(), 0), |(_, base, n)| (base.clone(), *n));
         let mut archived_at = None;
         if force {
             // Uncommitted files die with the directory: snapshot them
@@ -103,7 +118,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     }
                     return Err(e.into());
                 }
-                self.retire_branch(&wt, archived_at.clone()).await
+                let judged = judged.as_ref().map(|(tip, _, n)| (tip.clone(), *n));
+                self.retire_branch(&wt, archived_at.clone(), judged).await
             })
             .await?;
         self.remove_record(&record).await?;
@@ -156,7 +172,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let archived = self
             .with_registry("forget vanished worktree", async || {
                 self.remove_registered(&wt.path, &wt.id).await?;
-                self.retire_branch(wt, None).await
+                self.retire_branch(wt, None, None).await
             })
             .await?;
         self.remove_record(record).await?;
@@ -170,19 +186,30 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// (`git update-ref -d <ref> <tip>`), reading again when someone moved
     /// it meanwhile. Returns where work was kept, if anywhere. Call after
     /// the worktree is gone, under the registry lock.
+    ///
+    /// `judged` is a tip read earlier with its count of unmerged commits:
+    /// tried first, so a branch that did not move costs no second look.
     pub(super) async fn retire_branch(
         &self,
         wt: &Worktree,
         mut archived: Option<String>,
+        mut judged: Option<(String, u64)>,
     ) -> Result<Option<String>> {
         let refname = format!("refs/heads/{}", wt.branch);
         // Each pass either deletes the branch or sees it move; a branch
         // that keeps moving is someone's live work: stop and say so.
         for _ in 0..20 {
-            let Some(tip) = self.git.resolve_commit(&refname).await? else {
-                return Ok(archived);
+            let (tip, unmerged) = match judged.take() {
+                Some((tip, n)) => (tip, n),
+                None => {
+                    let Some(tip) = self.git.resolve_commit(&refname).await? else {
+                        return Ok(archived);
+                    };
+                    let n = self.unmerged_at(wt, &tip).await?;
+                    (tip, n)
+                }
             };
-            if archived.is_some() || self.unmerged_at(wt, &tip).await? > 0 {
+            if archived.is_some() || unmerged > 0 {
                 archived = Some(self.keep(wt, &tip).await?);
             }
             if repair::delete_ref_at(&self.git, &self.info.common_dir, &refname, &tip).await? {
@@ -228,12 +255,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// made by running ForgeFlow, or git, from within it): removing the
     /// outer directory would delete the inner one's files.
     async fn refuse_nested(&self, wt: &Worktree) -> Result<()> {
-        let nested: Vec<String> = self
-            .worktrees()
-            .await?
+        // Read from git's registry in-process: a listing costs a git
+        // process on every cleanup, and this is only ever a refusal.
+        let nested: Vec<String> = repair::registered_paths(&self.info.common_dir)
             .into_iter()
-            .filter(|e| e.path != wt.path && e.path.starts_with(&wt.path))
-            .map(|e| e.path.display().to_string())
+            .filter(|p| *p != wt.path && p.starts_with(&wt.path))
+            .map(|p| p.display().to_string())
             .collect();
         if nested.is_empty() {
             return Ok(());

@@ -661,7 +661,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             kept = Some(self.keep(wt, &snapshot).await?);
         }
         self.remove_registered(&wt.path, &wt.id).await?;
-        Ok(match self.retire_branch(wt, kept).await? {
+        Ok(match self.retire_branch(wt, kept, None).await? {
             Some(archive) => format!("work kept under {archive}"),
             None => "it held no work".to_owned(),
         })
@@ -738,7 +738,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             let detail = if report.dry_run {
                 "would archive its unmerged commits, then delete it".to_owned()
             } else {
-                match self.retire_branch(&wt, None).await? {
+                match self.retire_branch(&wt, None, None).await? {
                     Some(archive) => format!("commits kept under {archive}"),
                     None => "fully merged".to_owned(),
                 }
