@@ -10,7 +10,7 @@
 //! its own; so does this example, in its `conformance` module:
 //!
 //! ```text
-//! cargo test -p ff-examples --example custom_backend   # the suite: 26 checks, one ignored (no shared mode)
+//! cargo test -p ff-examples --example custom_backend   # the suite: 27 checks, one ignored (no shared mode)
 //! cargo run  -p ff-examples --example custom_backend   # the plugin at work
 //! ```
 

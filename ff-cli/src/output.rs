@@ -98,6 +98,7 @@ fn facts(e: &Error) -> Map<String, Value> {
             name,
             waited,
             holder,
+            ..
         }) => {
             m.insert("lock".into(), json!(name));
             m.insert("waited_ms".into(), json!(millis(*waited)));

@@ -384,3 +384,40 @@ fn create_restores_a_deleted_worktree_directory() {
         "mine\n"
     );
 }
+
+/// `--timeout` is the whole wait: 40 s behind a 35 s holder succeeds (waits
+/// were once cut to 30 s whatever the timeout said).
+#[test]
+fn ff_lock_waits_its_whole_timeout_past_thirty_seconds() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(["lock", "long", "--", "sleep", "35"])
+        .current_dir(dir)
+        .spawn()
+        .expect("spawn the holder");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stdout_json(&ff(dir, &["locks", "--json"]))
+        .as_array()
+        .expect("array")
+        .iter()
+        .any(|l| l["name"] == "long" && l["held"] == true)
+    {
+        assert!(Instant::now() < deadline, "the holder never took the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let waiter = ff(dir, &["lock", "long", "--timeout", "40s", "--", "true"]);
+    let waited = started.elapsed();
+    assert_eq!(
+        code(&waiter),
+        0,
+        "{}",
+        String::from_utf8_lossy(&waiter.stderr)
+    );
+    assert!(
+        waited > Duration::from_secs(30),
+        "got the lock after {waited:?}"
+    );
+    assert!(holder.wait().expect("holder").success());
+}

@@ -148,11 +148,11 @@ impl FileLockProvider {
                 message: "the lock waiter thread stopped unexpectedly".into(),
                 source: None,
             }),
-            Err(_) => Err(Error::LockTimeout {
-                name: name.to_owned(),
-                waited: started.elapsed(),
-                holder: current_holders(paths).into_iter().next().map(Box::new),
-            }),
+            Err(_) => Err(Error::lock_timeout(
+                name.to_owned(),
+                started.elapsed(),
+                current_holders(paths).into_iter().next(),
+            )),
         }
     }
 
@@ -377,11 +377,11 @@ async fn next_shared_token(
         .map_err(|e| io_error("cannot lock fence file", &e))?
     {
         if Instant::now() >= deadline {
-            return Err(Error::LockTimeout {
-                name: format!("{name} (fencing counter)"),
-                waited: options.wait_budget(),
-                holder: None,
-            });
+            return Err(Error::lock_timeout(
+                format!("{name} (fencing counter)"),
+                options.wait_budget(),
+                None,
+            ));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(5));

@@ -22,7 +22,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ff_traits::{
@@ -226,10 +226,11 @@ pub(crate) async fn acquire(
             what: "shared locks; use kernel mode for shared locks".into(),
         });
     }
-    let started = Instant::now();
+    // tokio's clock, as the sleeps below: the budget and the pauses are
+    // measured on one clock (and a paused test clock applies to both).
+    let started = tokio::time::Instant::now();
     let budget = options.wait_budget();
     let mut pause = Duration::from_millis(1);
-    let mut tries: u32 = 0;
     loop {
         match platform::open_lock_file(&paths.lease, true) {
             Ok(file) => return grant(name, file, paths, options).map(Some),
@@ -250,16 +251,15 @@ pub(crate) async fn acquire(
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io_error("cannot read lease", &e)),
         };
-        tries += 1;
-        if !wait || started.elapsed() >= budget || tries > options.max_retries {
+        if !wait || started.elapsed() >= budget {
             if !wait {
                 return Ok(None);
             }
-            return Err(Error::LockTimeout {
-                name: name.to_owned(),
-                waited: started.elapsed(),
-                holder: holder.map(Box::new),
-            });
+            return Err(Error::lock_timeout(
+                name.to_owned(),
+                started.elapsed(),
+                holder,
+            ));
         }
         tokio::time::sleep(pause.min(budget.saturating_sub(started.elapsed()))).await;
         pause = (pause * 2).min(options.retry_interval);

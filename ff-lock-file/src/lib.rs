@@ -219,11 +219,7 @@ impl LockProvider for FileLockProvider {
     async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
         self.take(name, options, true)
             .await?
-            .ok_or_else(|| Error::LockTimeout {
-                name: name.to_string(),
-                waited: options.wait_budget(),
-                holder: None,
-            })
+            .ok_or_else(|| Error::lock_timeout(name.to_string(), options.wait_budget(), None))
     }
 
     async fn try_acquire(

@@ -325,11 +325,11 @@ impl LockProvider for RedisLockProvider {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::LockTimeout {
-                    name: name.to_owned(),
-                    waited: started.elapsed(),
-                    holder: holder.map(Box::new),
-                });
+                return Err(Error::lock_timeout(
+                    name.to_owned(),
+                    started.elapsed(),
+                    holder,
+                ));
             }
             // Wake on a release message, or when the holder's TTL runs out
             // (a holder that died never publishes), or at the deadline.

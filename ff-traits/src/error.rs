@@ -29,8 +29,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// A lock could not be taken before the wait ended. `holder` names who
-    /// holds it, when the backend can tell.
-    #[error("timed out after {} waiting for lock '{name}'{}", fmt_duration(*.waited), HolderSuffix(.holder.as_deref()))]
+    /// holds it, when the backend can tell. Make it with
+    /// [`Error::lock_timeout`], which notes the holder's age then.
+    #[error("timed out after {} waiting for lock '{name}'{}", fmt_duration(*.waited), HolderSuffix(.holder.as_deref(), *.holder_age))]
     LockTimeout {
         /// The lock's name.
         name: String,
@@ -38,6 +39,9 @@ pub enum Error {
         waited: Duration,
         /// The current holder, if known.
         holder: Option<Box<LockInfo>>,
+        /// How long the holder had held it when the wait ended (not when
+        /// the message is printed).
+        holder_age: Option<Duration>,
     },
 
     /// A lock (or an idempotency claim) that the caller held is no longer
@@ -265,6 +269,23 @@ impl Error {
         )
     }
 
+    /// [`Error::LockTimeout`], with the holder's age as of now.
+    pub fn lock_timeout(
+        name: impl Into<String>,
+        waited: Duration,
+        holder: Option<LockInfo>,
+    ) -> Self {
+        let holder_age = holder
+            .as_ref()
+            .map(|h| crate::Timestamp::now().saturating_duration_since(h.acquired_at));
+        Self::LockTimeout {
+            name: name.into(),
+            waited,
+            holder: holder.map(Box::new),
+            holder_age,
+        }
+    }
+
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid_input(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::InvalidInput {
@@ -342,19 +363,21 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-struct HolderSuffix<'a>(Option<&'a LockInfo>);
+struct HolderSuffix<'a>(Option<&'a LockInfo>, Option<Duration>);
 
 impl fmt::Display for HolderSuffix<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(h) = self.0 else {
+        let (Some(h), age) = (self.0, self.1) else {
             return f.write_str(" (holder unknown)");
         };
         write!(f, " held by pid {} on host {}", h.pid, h.hostname)?;
         if !h.operation.is_empty() {
             write!(f, " for operation '{}'", h.operation)?;
         }
-        let age = crate::Timestamp::now().saturating_duration_since(h.acquired_at);
-        write!(f, " since {} ago", fmt_duration(age))
+        match age {
+            Some(age) => write!(f, " for {}", fmt_duration(age)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -369,6 +392,29 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_millis(2_500)), "2.5s");
         assert_eq!(fmt_duration(Duration::from_secs(250)), "4m 10s");
         assert_eq!(fmt_duration(Duration::from_secs(7_260)), "2h 1m");
+    }
+
+    #[test]
+    fn a_timeout_names_the_holders_age_when_it_happened() {
+        let mut holder = crate::LockInfo::for_current_process(
+            "x",
+            crate::FencingToken(1),
+            &crate::LockOptions::default().with_operation("deploy"),
+            crate::Timestamp::now().saturating_sub(Duration::from_secs(5)),
+        );
+        holder.pid = 42;
+        let e = Error::lock_timeout("x", Duration::from_secs(2), Some(holder));
+        let first = e.to_string();
+        std::thread::sleep(Duration::from_millis(1_100));
+        assert_eq!(
+            e.to_string(),
+            first,
+            "the age moved after the error was made"
+        );
+        assert!(
+            first.contains("held by pid 42") && first.contains("'deploy' for 5"),
+            "{first}"
+        );
     }
 
     #[test]

@@ -64,15 +64,14 @@ impl fmt::Display for FencingToken {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LockOptions {
-    /// Longest time to wait for the lock (default 30 s). Zero means one try.
+    /// Longest time to wait for the lock (default 30 s): the whole budget
+    /// of the wait, on every backend. Zero means one try.
     pub timeout: Duration,
     /// For backends that must poll: the longest pause between two tries
-    /// (default 100 ms). Backends that can be woken (kernel locks, pub/sub)
+    /// (default 100 ms). It paces the polling only; it never ends a wait
+    /// before `timeout`. Backends that can be woken (kernel locks, pub/sub)
     /// do not sleep it between tries.
     pub retry_interval: Duration,
-    /// For backends that must poll: the most tries (default 300). The wait
-    /// ends at whichever comes first, `timeout` or the tries.
-    pub max_retries: u32,
     /// How long a holder may go without refreshing before its lock may be
     /// judged abandoned (default 5 min). Backends refresh a held lock at most
     /// a third of this apart; it is also the TTL of lease-based locks.
@@ -90,7 +89,6 @@ impl Default for LockOptions {
         Self {
             timeout: Duration::from_secs(30),
             retry_interval: Duration::from_millis(100),
-            max_retries: 300,
             stale_threshold: Duration::from_secs(300),
             operation: String::new(),
             metadata: serde_json::Value::Null,
@@ -111,13 +109,6 @@ impl LockOptions {
     #[must_use]
     pub fn with_retry_interval(mut self, interval: Duration) -> Self {
         self.retry_interval = interval;
-        self
-    }
-
-    /// Sets [`max_retries`](Self::max_retries).
-    #[must_use]
-    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
         self
     }
 
@@ -149,12 +140,12 @@ impl LockOptions {
         self
     }
 
-    /// The longest a waiter may wait: `timeout`, cut short by
-    /// `retry_interval × max_retries` (a polling backend's tries).
+    /// The longest a waiter may wait: `timeout`, whole. (It once was cut to
+    /// `retry_interval × max_retries`, which ended every default wait at
+    /// 30 s whatever the timeout said.)
     #[must_use]
     pub fn wait_budget(&self) -> Duration {
         self.timeout
-            .min(self.retry_interval.saturating_mul(self.max_retries))
     }
 
     /// The longest pause a holder may leave between two refreshes: a third of
@@ -176,10 +167,10 @@ impl LockOptions {
                 "stale_threshold must be greater than zero",
             ));
         }
-        if self.retry_interval.is_zero() && self.max_retries > 0 && !self.timeout.is_zero() {
+        if self.retry_interval.is_zero() && !self.timeout.is_zero() {
             return Err(Error::invalid_input(
                 "lock options",
-                "retry_interval must be greater than zero when retries are allowed",
+                "retry_interval must be greater than zero when the wait may last",
             ));
         }
         Ok(())

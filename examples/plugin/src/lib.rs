@@ -128,11 +128,11 @@ impl LockProvider for TableLocks {
                 Err(holder) => holder,
             };
             if tokio::time::timeout_at(deadline, released).await.is_err() {
-                return Err(Error::LockTimeout {
-                    name: name.to_string(),
-                    waited: started.elapsed(),
-                    holder: Some(holder),
-                });
+                return Err(Error::lock_timeout(
+                    name.to_string(),
+                    started.elapsed(),
+                    Some(*holder),
+                ));
             }
         }
     }

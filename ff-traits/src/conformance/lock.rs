@@ -78,6 +78,7 @@ pub async fn timeout_names_holder(p: Provider) {
             name: n,
             waited,
             holder,
+            ..
         } => {
             assert_eq!(n, name);
             assert!(
@@ -365,6 +366,32 @@ pub async fn hostile_names_stay_distinct(p: Provider) {
     for guard in held {
         guard.release().await.expect("release");
     }
+}
+
+/// The timeout is the whole budget of a wait: the polling pace never ends
+/// it sooner. (A 1 ms retry interval once ended the wait after 300 tries,
+/// 0.3 s, whatever the timeout said.)
+pub async fn timeout_is_the_whole_budget(p: Provider) {
+    let name = lock_name("budget");
+    let held = p.acquire(&name, &opts()).await.expect("acquire");
+    let timeout = Duration::from_millis(1_200);
+    let started = std::time::Instant::now();
+    let err = p
+        .acquire(
+            &name,
+            &opts()
+                .with_timeout(timeout)
+                .with_retry_interval(Duration::from_millis(1)),
+        )
+        .await
+        .expect_err("held");
+    let waited = started.elapsed();
+    assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+    assert!(
+        waited >= timeout - Duration::from_millis(20),
+        "a {timeout:?} wait ended after {waited:?}: the timeout must be the whole budget"
+    );
+    held.release().await.expect("release");
 }
 
 /// Dropping a waiting `acquire` leaves no grant behind.

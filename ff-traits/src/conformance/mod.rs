@@ -128,6 +128,7 @@ macro_rules! lock_conformance_tests {
             force_release_is_reported,
             hostile_names_stay_distinct,
             cancelled_wait_leaves_no_grant,
+            timeout_is_the_whole_budget,
         );
     };
 }

@@ -120,11 +120,11 @@ impl LockProvider for MemoryLockProvider {
                 Err(holder) => holder,
             };
             if tokio::time::timeout_at(deadline, released).await.is_err() {
-                return Err(Error::LockTimeout {
-                    name: name.to_owned(),
-                    waited: started.elapsed(),
-                    holder,
-                });
+                return Err(Error::lock_timeout(
+                    name,
+                    started.elapsed(),
+                    holder.map(|h| *h),
+                ));
             }
         }
     }
