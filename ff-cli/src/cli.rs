@@ -162,8 +162,20 @@ pub(crate) enum Command {
         /// Wait at least this long after a failure before retrying (doubling each time).
         #[arg(long, value_parser = parse_duration, default_value = "1s")]
         backoff: Duration,
+        /// A completed run counts for this long; after it the command may
+        /// run again [default: forever].
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        ttl: Option<Duration>,
+        /// Accept the key's completed run of another command (or from
+        /// another directory) as this one's; by default that is refused (65).
+        #[arg(long, requires = "key")]
+        allow_different_command: bool,
+        /// Remove the key's record (refused while its command runs), so the
+        /// command may run again; needs --key, takes no command.
+        #[arg(long, requires = "key", conflicts_with_all = ["command", "allow_different_command"])]
+        forget: bool,
         /// The command and its arguments.
-        #[arg(last = true, required = true, value_name = "CMD")]
+        #[arg(last = true, required_unless_present = "forget", value_name = "CMD")]
         command: Vec<String>,
     },
     /// Print a shell completion script.

@@ -421,3 +421,148 @@ fn ff_lock_waits_its_whole_timeout_past_thirty_seconds() {
     );
     assert!(holder.wait().expect("holder").success());
 }
+
+/// `ff once` keeps its promise: a reused key with another command is
+/// refused; a completed run's output is replayed; `--ttl` lets a key
+/// expire; `--forget` removes a key (not while it runs).
+#[test]
+fn once_fingerprints_replays_expires_and_forgets() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+
+    // Fingerprint: the same key, another command.
+    let first = ff(dir, &["once", "--key", "K", "--", "echo", "first"]);
+    assert_eq!(code(&first), 0);
+    assert_eq!(String::from_utf8_lossy(&first.stdout), "first\n");
+    let other = ff(
+        dir,
+        &["once", "--key", "K", "--json", "--", "echo", "second"],
+    );
+    assert_eq!(code(&other), 65);
+    let message = error_json(&other)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("echo first") && message.contains("echo second"),
+        "{message}"
+    );
+    let allowed = ff(
+        dir,
+        &[
+            "once",
+            "--key",
+            "K",
+            "--allow-different-command",
+            "--",
+            "echo",
+            "second",
+        ],
+    );
+    assert_eq!(code(&allowed), 0);
+    assert_eq!(
+        String::from_utf8_lossy(&allowed.stdout),
+        "first\n",
+        "the one real run's output, replayed"
+    );
+
+    // Replay: stdout to stdout, stderr to stderr, and in JSON.
+    let script = "echo out; echo err >&2";
+    let ran = ff(dir, &["once", "--key", "R", "--", "sh", "-c", script]);
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "out\n");
+    let again = ff(dir, &["once", "--key", "R", "--", "sh", "-c", script]);
+    assert_eq!(code(&again), 0);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&again.stderr).starts_with("err\n"));
+    let json = stdout_json(&ff(
+        dir,
+        &["once", "--key", "R", "--json", "--", "sh", "-c", script],
+    ));
+    assert_valid("once", &json);
+    assert_eq!(json["ran"], false);
+    assert_eq!(json["stdout"], "out\n");
+    assert_eq!(json["stderr"], "err\n");
+
+    // --ttl: after it, the command runs again.
+    let counter = repo.scratch("once-ttl").join("runs");
+    let count = format!("echo x >> '{}'", counter.display());
+    for _ in 0..2 {
+        assert_eq!(
+            code(&ff(
+                dir,
+                &[
+                    "once", "--key", "T", "--ttl", "1s", "--", "sh", "-c", &count
+                ]
+            )),
+            0
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1_200));
+    assert_eq!(
+        code(&ff(
+            dir,
+            &[
+                "once", "--key", "T", "--ttl", "1s", "--", "sh", "-c", &count
+            ]
+        )),
+        0
+    );
+    assert_eq!(
+        std::fs::read_to_string(&counter)
+            .expect("runs")
+            .lines()
+            .count(),
+        2,
+        "once within the TTL, again after it"
+    );
+
+    // --forget: the key's record goes; the command runs again.
+    let forgot = stdout_json(&ff(dir, &["once", "--forget", "--key", "T", "--json"]));
+    assert_valid("once", &forgot);
+    assert_eq!(forgot["forgotten"], true);
+    assert_eq!(
+        code(&ff(dir, &["once", "--key", "T", "--", "sh", "-c", &count])),
+        0
+    );
+    assert_eq!(
+        std::fs::read_to_string(&counter)
+            .expect("runs")
+            .lines()
+            .count(),
+        3
+    );
+
+    // Not while it runs.
+    let mut running = Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(["once", "--key", "L", "--", "sleep", "3"])
+        .current_dir(dir)
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(800));
+    let refused = ff(dir, &["once", "--forget", "--key", "L", "--json"]);
+    assert_eq!(
+        code(&refused),
+        75,
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(running.wait().expect("wait").success());
+
+    // After the maximum attempts, the message says how to allow another.
+    for _ in 0..2 {
+        let _ = ff(
+            dir,
+            &["once", "--key", "F", "--max-attempts", "1", "--", "false"],
+        );
+    }
+    let spent = ff(
+        dir,
+        &["once", "--key", "F", "--max-attempts", "1", "--", "false"],
+    );
+    assert_eq!(code(&spent), 75);
+    assert!(
+        String::from_utf8_lossy(&spent.stderr).contains("ff once --forget --key \"F\""),
+        "{}",
+        String::from_utf8_lossy(&spent.stderr)
+    );
+}

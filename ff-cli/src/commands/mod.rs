@@ -47,8 +47,22 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             key,
             max_attempts,
             backoff,
+            ttl,
+            allow_different_command,
+            forget,
             command,
-        } => run::once(&settings, out, key, max_attempts, backoff, &command).await,
+        } => {
+            if forget {
+                return run::forget(&settings, out, key.unwrap_or_default()).await;
+            }
+            let options = run::OnceOptions {
+                max_attempts,
+                backoff,
+                ttl,
+                allow_different_command,
+            };
+            run::once(&settings, out, key, options, &command).await
+        }
         Command::Completions { .. } => Ok(0),
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use ff_traits::{
     IdempotencyKey, IdempotencyManager, LockMode, LockOptions, ManagerConfig, RecordedError, Start,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
@@ -23,25 +23,33 @@ async fn run_child(command: &[String]) -> Result<u8, Failure> {
         .args(args)
         .status()
         .await
-        .map_err(|e| {
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-            Failure::new(code, "cannot_run", format!("cannot run {program:?}: {e}"))
-        })?;
+        .map_err(|e| cannot_run(program, &e))?;
+    Ok(exit_code(status))
+}
+
+/// 127 when the program does not exist, 126 when it cannot be run.
+fn cannot_run(program: &str, e: &std::io::Error) -> Failure {
+    let code = if e.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    Failure::new(code, "cannot_run", format!("cannot run {program:?}: {e}"))
+}
+
+/// A child's exit code as shells report it (128 + N for signal N).
+fn exit_code(status: std::process::ExitStatus) -> u8 {
     if let Some(code) = status.code() {
-        return Ok(u8::try_from(code).unwrap_or(1));
+        return u8::try_from(code).unwrap_or(1);
     }
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
         if let Some(signal) = status.signal() {
-            return Ok(u8::try_from(128 + signal).unwrap_or(1));
+            return u8::try_from(128 + signal).unwrap_or(1);
         }
     }
-    Ok(1)
+    1
 }
 
 pub(super) async fn lock(
@@ -152,42 +160,82 @@ fn once_key(key: Option<String>, command: &[String]) -> Result<IdempotencyKey, F
     Ok(IdempotencyKey::new("once", params, json!({})))
 }
 
+/// How `ff once` runs.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OnceOptions {
+    pub(super) max_attempts: u32,
+    pub(super) backoff: Duration,
+    pub(super) ttl: Option<Duration>,
+    pub(super) allow_different_command: bool,
+}
+
+/// How much of a command's stdout and stderr a record keeps, each.
+const OUTPUT_TAIL: usize = 64 * 1024;
+
 pub(super) async fn once(
     settings: &Settings,
     out: Out,
     key: Option<String>,
-    max_attempts: u32,
-    backoff: Duration,
+    options: OnceOptions,
     command: &[String],
 ) -> Result<u8, Failure> {
-    if max_attempts == 0 {
+    if options.max_attempts == 0 {
         return Err(Failure::invalid("--max-attempts must be at least 1"));
+    }
+    if options.ttl.is_some_and(|t| t.is_zero()) {
+        return Err(Failure::invalid("--ttl must be longer than zero"));
     }
     // Messages name the key the user gave, not its hash.
     let label = key.as_deref().map_or_else(
         || format!("of command {:?}", command.join(" ")),
         |k| format!("{k:?}"),
     );
+    let forget_hint = key
+        .as_deref()
+        .map(|k| format!("ff once --forget --key {k:?}"));
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::invalid(format!("cannot read the current directory: {e}")))?;
+    let fingerprint = json!({"command": command, "cwd": cwd});
     let key = once_key(key, command)?;
     let store = settings.store().await?;
     let config = ManagerConfig::default()
-        .with_max_attempts(max_attempts)
-        .with_retry_backoff(backoff)
-        .with_max_age(Duration::from_secs(100 * 365 * 86_400));
+        .with_max_attempts(options.max_attempts)
+        .with_retry_backoff(options.backoff)
+        .with_max_age(
+            options
+                .ttl
+                .unwrap_or(Duration::from_secs(100 * 365 * 86_400)),
+        );
     let lease = config.lease;
     let manager = IdempotencyManager::new(store, config);
     let claim = match manager
-        .start_operation(&key, None)
+        .start_operation(&key, Some(fingerprint.clone()))
         .await
-        .map_err(|e| crate::output::before_work(naming_key(e, &label)))?
-    {
+        .map_err(|e| {
+            let mut f = crate::output::before_work(naming_key(e, &label));
+            if f.kind == "max_attempts_exceeded"
+                && let Some(hint) = &forget_hint
+            {
+                f.message.push_str(&format!("; or now: {hint}"));
+            }
+            f
+        })? {
         Start::AlreadyCompleted(record) => {
-            let at = record.ended_at.unwrap_or(record.last_attempt_at);
-            out.emit(
-                &json!({"ran": false, "status": "already_completed", "exit_code": 0, "completed_at": crate::output::rfc3339(at)}),
-                || format!("already completed {}; not run again", crate::output::ago(at)),
-            );
-            return Ok(0);
+            let done = record.result.clone().unwrap_or_default();
+            let same = done.get("command") == fingerprint.get("command")
+                && done.get("cwd") == fingerprint.get("cwd");
+            // Records written before fingerprints were kept have none.
+            if !same && done.get("command").is_some() && !options.allow_different_command {
+                return Err(Failure::invalid(format!(
+                    "key {label} already ran `{}` in {}; this is `{}` in {}: use another key, \
+                     or pass --allow-different-command",
+                    shell_words(done.get("command")),
+                    done.get("cwd").and_then(Value::as_str).unwrap_or("?"),
+                    command.join(" "),
+                    cwd.display()
+                )));
+            }
+            return Ok(replay(out, &record, &done));
         }
         Start::Claimed(claim) => claim,
     };
@@ -202,12 +250,12 @@ pub(super) async fn once(
             }
         }
     };
-    let code = tokio::select! {
-        code = run_child(command) => code,
+    let ran = tokio::select! {
+        ran = run_captured(command) => ran,
         () = renewing => unreachable!("renewal never ends"),
     };
-    let code = match code {
-        Ok(c) => c,
+    let (code, stdout, stderr) = match ran {
+        Ok(r) => r,
         Err(f) => {
             let _ = manager
                 .fail_operation(&claim, RecordedError::new(&f.kind, &f.message, false))
@@ -216,9 +264,11 @@ pub(super) async fn once(
         }
     };
     if code == 0 {
-        manager
-            .complete_operation(&claim, json!({"exit_code": 0}))
-            .await?;
+        let mut result = fingerprint;
+        result["exit_code"] = json!(0);
+        result["stdout"] = json!(String::from_utf8_lossy(&stdout));
+        result["stderr"] = json!(String::from_utf8_lossy(&stderr));
+        manager.complete_operation(&claim, result).await?;
     } else {
         manager
             .fail_operation(
@@ -231,4 +281,147 @@ pub(super) async fn once(
         out.emit(&json!({"ran": true, "exit_code": code}), String::new);
     }
     Ok(code)
+}
+
+/// A completed run, told again: its output replayed (stdout to stdout,
+/// stderr to stderr) and its exit code.
+fn replay(out: Out, record: &ff_traits::IdempotencyRecord, done: &Value) -> u8 {
+    let at = record.ended_at.unwrap_or(record.last_attempt_at);
+    let text = |k: &str| {
+        done.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let code = done
+        .get("exit_code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(0);
+    if out.json {
+        out.emit(
+            &json!({
+                "ran": false,
+                "status": "already_completed",
+                "exit_code": code,
+                "completed_at": crate::output::rfc3339(at),
+                "stdout": text("stdout"),
+                "stderr": text("stderr"),
+            }),
+            String::new,
+        );
+    } else {
+        use std::io::Write;
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(text("stdout").as_bytes());
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(text("stderr").as_bytes());
+        let _ = writeln!(
+            err,
+            "ff: already completed {}; not run again (its output is replayed above)",
+            crate::output::ago(at)
+        );
+    }
+    code
+}
+
+fn shell_words(v: Option<&Value>) -> String {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// `ff once --forget --key K`: removes the key's record, unless its command
+/// is running now (a live claim): then 75.
+pub(super) async fn forget(settings: &Settings, out: Out, key: String) -> Result<u8, Failure> {
+    let label = format!("{key:?}");
+    let key = once_key(Some(key), &[])?;
+    let record_key = key.record_key()?;
+    let store = settings.store().await?;
+    let Some(record) = store
+        .load(&record_key)
+        .await
+        .map_err(crate::output::before_work)?
+    else {
+        out.emit(&json!({"forgotten": false}), || {
+            format!("nothing to forget: key {label} has no record")
+        });
+        return Ok(0);
+    };
+    let live = record.status == ff_traits::RecordStatus::Pending
+        && record
+            .owner
+            .as_ref()
+            .is_some_and(|o| o.lease_deadline > ff_traits::Timestamp::now());
+    if live {
+        return Err(Failure::new(
+            crate::output::TEMPORARY,
+            "in_progress",
+            format!("key {label} is running now; forget it once it ends"),
+        ));
+    }
+    store.remove(&record_key, record.revision).await?;
+    out.emit(&json!({"forgotten": true}), || {
+        format!("forgot key {label}: its command may run again")
+    });
+    Ok(0)
+}
+
+/// Runs `command` with stdout and stderr passed through as they come and
+/// their last [`OUTPUT_TAIL`] bytes kept; returns its exit code (as
+/// [`run_child`]) and the two tails.
+async fn run_captured(command: &[String]) -> Result<(u8, Vec<u8>, Vec<u8>), Failure> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| Failure::invalid("no command given after --"))?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| cannot_run(program, &e))?;
+    async fn tee(
+        mut from: impl tokio::io::AsyncRead + Unpin,
+        mut to: impl tokio::io::AsyncWrite + Unpin,
+    ) -> Vec<u8> {
+        let mut tail = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let _ = to.write_all(&buf[..n]).await;
+            let _ = to.flush().await;
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > OUTPUT_TAIL {
+                tail.drain(..tail.len() - OUTPUT_TAIL);
+            }
+        }
+        tail
+    }
+    let stdout = child.stdout.take().map(|o| tee(o, tokio::io::stdout()));
+    let stderr = child.stderr.take().map(|e| tee(e, tokio::io::stderr()));
+    let (out_tail, err_tail) = tokio::join!(
+        async {
+            match stdout {
+                Some(t) => t.await,
+                None => Vec::new(),
+            }
+        },
+        async {
+            match stderr {
+                Some(t) => t.await,
+                None => Vec::new(),
+            }
+        }
+    );
+    let status = child.wait().await.map_err(|e| cannot_run(program, &e))?;
+    Ok((exit_code(status), out_tail, err_tail))
 }
