@@ -17,6 +17,8 @@ pub(crate) const EXIT_CODES: &str = r#"EXIT CODES:
     73  cannot create (worktree limit reached, git could not add it)
     75  temporary failure: try again later (lock timeout, operation in
         progress, backoff not elapsed, max attempts reached)
+    79  ff lock / ff once: the lock or claim was lost while CMD ran; CMD
+        was stopped (SIGTERM, then SIGKILL after --kill-after)
     77  refused: cleanup would lose work (--force keeps it under
         refs/ff/archive/<id>), the worktree lives in another clone, a dirty
         worktree to sync without --autostash
@@ -147,6 +149,10 @@ pub(crate) enum Command {
         /// Take the lock shared (readers) instead of exclusive.
         #[arg(long)]
         shared: bool,
+        /// If the lock is lost while CMD runs, how long CMD has to stop
+        /// after SIGTERM before SIGKILL.
+        #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+        kill_after: Duration,
         /// The command and its arguments.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
@@ -174,6 +180,10 @@ pub(crate) enum Command {
         /// command may run again; needs --key, takes no command.
         #[arg(long, requires = "key", conflicts_with_all = ["command", "allow_different_command"])]
         forget: bool,
+        /// If the claim is lost while CMD runs, how long CMD has to stop
+        /// after SIGTERM before SIGKILL.
+        #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+        kill_after: Duration,
         /// The command and its arguments.
         #[arg(last = true, required_unless_present = "forget", value_name = "CMD")]
         command: Vec<String>,

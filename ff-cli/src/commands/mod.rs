@@ -2,6 +2,7 @@
 
 mod admin;
 mod run;
+mod supervise;
 mod worktree;
 
 use crate::cli::{Cli, Command};
@@ -41,8 +42,9 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             name,
             timeout,
             shared,
+            kill_after,
             command,
-        } => run::lock(&settings, out, &name, timeout, shared, &command).await,
+        } => run::lock(&settings, out, &name, timeout, shared, kill_after, &command).await,
         Command::Once {
             key,
             max_attempts,
@@ -50,6 +52,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             ttl,
             allow_different_command,
             forget,
+            kill_after,
             command,
         } => {
             if forget {
@@ -60,6 +63,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 backoff,
                 ttl,
                 allow_different_command,
+                kill_after,
             };
             run::once(&settings, out, key, options, &command).await
         }

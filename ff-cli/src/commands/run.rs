@@ -8,49 +8,9 @@ use ff_traits::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::supervise;
 use crate::config::Settings;
 use crate::output::{Failure, Out};
-
-/// Runs `command` with the terminal's stdio; returns its exit code
-/// (128 + the signal number when a signal ended it, as shells report).
-async fn run_child(command: &[String]) -> Result<u8, Failure> {
-    let (program, args) = command
-        .split_first()
-        .ok_or_else(|| Failure::invalid("no command given after --"))?;
-    // std opens every file, the lock files included, close-on-exec: the
-    // child never inherits the lock.
-    let status = tokio::process::Command::new(program)
-        .args(args)
-        .status()
-        .await
-        .map_err(|e| cannot_run(program, &e))?;
-    Ok(exit_code(status))
-}
-
-/// 127 when the program does not exist, 126 when it cannot be run.
-fn cannot_run(program: &str, e: &std::io::Error) -> Failure {
-    let code = if e.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    };
-    Failure::new(code, "cannot_run", format!("cannot run {program:?}: {e}"))
-}
-
-/// A child's exit code as shells report it (128 + N for signal N).
-fn exit_code(status: std::process::ExitStatus) -> u8 {
-    if let Some(code) = status.code() {
-        return u8::try_from(code).unwrap_or(1);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            return u8::try_from(128 + signal).unwrap_or(1);
-        }
-    }
-    1
-}
 
 pub(super) async fn lock(
     settings: &Settings,
@@ -58,6 +18,7 @@ pub(super) async fn lock(
     name: &str,
     timeout: Duration,
     shared: bool,
+    kill_after: Duration,
     command: &[String],
 ) -> Result<u8, Failure> {
     let name = ff_traits::LockName::new(name)?;
@@ -80,14 +41,26 @@ pub(super) async fn lock(
         fencing_token = guard.fencing_token().0,
         "lock taken"
     );
-    let code = run_child(command).await;
+    // The command can fence its own writes with the token.
+    let env = [
+        ("FF_LOCK_NAME", name.to_string()),
+        ("FF_FENCING_TOKEN", guard.fencing_token().0.to_string()),
+    ];
+    let mut loss = guard.loss_watch();
+    let lost = async {
+        let reason = loss.lost().await;
+        format!("lock '{name}' was lost: {reason}")
+    };
+    let ran = supervise::run(command, &env, kill_after, false, lost).await;
     let released = guard.release().await;
-    let code = code?;
-    released?;
-    if out.json {
-        out.emit(&json!({"lock": name, "exit_code": code}), String::new);
+    let ran = ran?;
+    if ran.lost.is_none() {
+        released?;
     }
-    Ok(code)
+    if out.json {
+        out.emit(&json!({"lock": name, "exit_code": ran.code}), String::new);
+    }
+    Ok(ran.code)
 }
 
 /// `e` with the user's name for the key (`--key`, or the command) in place
@@ -167,10 +140,8 @@ pub(super) struct OnceOptions {
     pub(super) backoff: Duration,
     pub(super) ttl: Option<Duration>,
     pub(super) allow_different_command: bool,
+    pub(super) kill_after: Duration,
 }
-
-/// How much of a command's stdout and stderr a record keeps, each.
-const OUTPUT_TAIL: usize = 64 * 1024;
 
 pub(super) async fn once(
     settings: &Settings,
@@ -193,6 +164,7 @@ pub(super) async fn once(
     let forget_hint = key
         .as_deref()
         .map(|k| format!("ff once --forget --key {k:?}"));
+    let key_text = key.clone().unwrap_or_default();
     let cwd = std::env::current_dir()
         .map_err(|e| Failure::invalid(format!("cannot read the current directory: {e}")))?;
     let fingerprint = json!({"command": command, "cwd": cwd});
@@ -239,23 +211,30 @@ pub(super) async fn once(
         }
         Start::Claimed(claim) => claim,
     };
-    // Keep the claim alive while the command runs, however long.
+    // Keep the claim alive while the command runs, however long; a claim
+    // that cannot be renewed (taken over, removed) is protection lost.
     let renewing = async {
         let mut tick = tokio::time::interval(lease / 3);
         tick.tick().await;
         loop {
             tick.tick().await;
-            if let Err(e) = manager.renew(&claim).await {
-                tracing::warn!(error = %e, "could not renew the claim");
+            match manager.renew(&claim).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ff_traits::ErrorKind::Backend => {
+                    tracing::warn!(error = %e, "could not renew the claim; trying again");
+                }
+                Err(e) => return format!("the claim on key {label} was lost: {e}"),
             }
         }
     };
-    let ran = tokio::select! {
-        ran = run_captured(command) => ran,
-        () = renewing => unreachable!("renewal never ends"),
-    };
+    let env = [
+        ("FF_ONCE_KEY", key_text.clone()),
+        ("FF_FENCING_TOKEN", claim.fencing_token.0.to_string()),
+    ];
+    let ran = supervise::run(command, &env, options.kill_after, true, renewing).await;
     let (code, stdout, stderr) = match ran {
-        Ok(r) => r,
+        Ok(r) if r.lost.is_some() => return Ok(r.code),
+        Ok(r) => (r.code, r.stdout, r.stderr),
         Err(f) => {
             let _ = manager
                 .fail_operation(&claim, RecordedError::new(&f.kind, &f.message, false))
@@ -371,57 +350,4 @@ pub(super) async fn forget(settings: &Settings, out: Out, key: String) -> Result
         format!("forgot key {label}: its command may run again")
     });
     Ok(0)
-}
-
-/// Runs `command` with stdout and stderr passed through as they come and
-/// their last [`OUTPUT_TAIL`] bytes kept; returns its exit code (as
-/// [`run_child`]) and the two tails.
-async fn run_captured(command: &[String]) -> Result<(u8, Vec<u8>, Vec<u8>), Failure> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (program, args) = command
-        .split_first()
-        .ok_or_else(|| Failure::invalid("no command given after --"))?;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| cannot_run(program, &e))?;
-    async fn tee(
-        mut from: impl tokio::io::AsyncRead + Unpin,
-        mut to: impl tokio::io::AsyncWrite + Unpin,
-    ) -> Vec<u8> {
-        let mut tail = Vec::new();
-        let mut buf = vec![0u8; 8192];
-        while let Ok(n) = from.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            let _ = to.write_all(&buf[..n]).await;
-            let _ = to.flush().await;
-            tail.extend_from_slice(&buf[..n]);
-            if tail.len() > OUTPUT_TAIL {
-                tail.drain(..tail.len() - OUTPUT_TAIL);
-            }
-        }
-        tail
-    }
-    let stdout = child.stdout.take().map(|o| tee(o, tokio::io::stdout()));
-    let stderr = child.stderr.take().map(|e| tee(e, tokio::io::stderr()));
-    let (out_tail, err_tail) = tokio::join!(
-        async {
-            match stdout {
-                Some(t) => t.await,
-                None => Vec::new(),
-            }
-        },
-        async {
-            match stderr {
-                Some(t) => t.await,
-                None => Vec::new(),
-            }
-        }
-    );
-    let status = child.wait().await.map_err(|e| cannot_run(program, &e))?;
-    Ok((exit_code(status), out_tail, err_tail))
 }

@@ -1,0 +1,287 @@
+//! Running a command under protection (a lock, a claim) so that it never
+//! outlives it: stopped when the protection is lost, sent the signals `ff`
+//! receives, and killed with its whole process group if `ff` itself is
+//! killed.
+//!
+//! * The command runs in a process group of its own, so a signal reaches
+//!   everything it started.
+//! * SIGTERM, SIGINT and SIGHUP sent to `ff` are forwarded to that group;
+//!   `ff` waits for the command, then releases and exits with its status.
+//! * Protection lost (a lease lapsed, a lock revoked): SIGTERM to the
+//!   group, SIGKILL after the grace period, exit [`LOST`].
+//! * `ff` SIGKILLed: a watchdog (`sh`, reading a pipe only `ff` holds)
+//!   sees the pipe close and SIGKILLs the group, so the command cannot run
+//!   on unprotected. (Linux's `PR_SET_PDEATHSIG` would need `unsafe` in
+//!   `pre_exec`; the pipe works on every Unix.) A kill in the instant
+//!   between starting the command and handing its group to the watchdog is
+//!   not covered.
+
+use std::future::Future;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::output::Failure;
+
+/// Exit code when the command was stopped because its protection was lost.
+pub(crate) const LOST: u8 = 79;
+
+/// How much of the command's stdout and stderr [`run`] keeps, each, when
+/// asked to.
+pub(crate) const OUTPUT_TAIL: usize = 64 * 1024;
+
+/// What the command did.
+pub(crate) struct Ran {
+    /// Its exit code (128 + N for signal N), or [`LOST`].
+    pub(crate) code: u8,
+    /// Why protection was lost, if it was.
+    pub(crate) lost: Option<String>,
+    /// The tails of stdout and stderr, when captured.
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+}
+
+/// Runs `command` with `env` until it ends, or until `lost` yields a
+/// reason: then it is stopped (SIGTERM, SIGKILL after `kill_after`).
+/// With `capture`, stdout and stderr pass through and their tails are
+/// kept.
+pub(crate) async fn run(
+    command: &[String],
+    env: &[(&str, String)],
+    kill_after: Duration,
+    capture: bool,
+    lost: impl Future<Output = String>,
+) -> Result<Ran, Failure> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| Failure::invalid("no command given after --"))?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    if capture {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    #[cfg(unix)]
+    cmd.process_group(0);
+    #[cfg(unix)]
+    let mut watchdog = Watchdog::start()?;
+    let mut child = cmd.spawn().map_err(|e| cannot_run(program, &e))?;
+    #[cfg(unix)]
+    let group = child.id().and_then(|id| i32::try_from(id).ok());
+    #[cfg(unix)]
+    if let Some(g) = group {
+        watchdog.guard(g).await;
+    }
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let copying = async {
+        tokio::join!(
+            async {
+                match stdout {
+                    Some(o) => tee(o, tokio::io::stdout()).await,
+                    None => Vec::new(),
+                }
+            },
+            async {
+                match stderr {
+                    Some(e) => tee(e, tokio::io::stderr()).await,
+                    None => Vec::new(),
+                }
+            }
+        )
+    };
+    let waiting = async {
+        let mut lost_reason = None;
+        tokio::pin!(lost);
+        #[cfg(unix)]
+        let mut signals = Signals::new()?;
+        loop {
+            #[cfg(unix)]
+            let forwarded = signals.next();
+            #[cfg(not(unix))]
+            let forwarded = std::future::pending::<()>();
+            tokio::select! {
+                status = child.wait() => {
+                    let status = status.map_err(|e| cannot_run(program, &e))?;
+                    return Ok::<_, Failure>((status, lost_reason));
+                }
+                reason = &mut lost, if lost_reason.is_none() => {
+                    eprintln!(
+                        "ff: {reason}; stopping the command (SIGTERM, then SIGKILL after {})",
+                        ff_traits::fmt_duration(kill_after)
+                    );
+                    lost_reason = Some(reason);
+                    #[cfg(unix)]
+                    if let Some(g) = group {
+                        signal_group(g, rustix::process::Signal::TERM);
+                        let status = tokio::time::timeout(kill_after, child.wait()).await;
+                        if let Ok(status) = status {
+                            let status = status.map_err(|e| cannot_run(program, &e))?;
+                            return Ok((status, lost_reason));
+                        }
+                        signal_group(g, rustix::process::Signal::KILL);
+                    }
+                    #[cfg(not(unix))]
+                    let _ = child.start_kill();
+                }
+                () = forwarded => {
+                    #[cfg(unix)]
+                    if let (Some(g), Some(sig)) = (group, signals.last) {
+                        signal_group(g, sig);
+                    }
+                }
+            }
+        }
+    };
+    let (waited, (out_tail, err_tail)) = tokio::join!(waiting, copying);
+    let (status, lost) = waited?;
+    #[cfg(unix)]
+    watchdog.stand_down().await;
+    let code = if lost.is_some() {
+        LOST
+    } else {
+        exit_code(status)
+    };
+    Ok(Ran {
+        code,
+        lost,
+        stdout: out_tail,
+        stderr: err_tail,
+    })
+}
+
+/// Copies `from` to `to` as it comes; returns the last [`OUTPUT_TAIL`]
+/// bytes.
+async fn tee(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let _ = to.write_all(&buf[..n]).await;
+        let _ = to.flush().await;
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > OUTPUT_TAIL {
+            tail.drain(..tail.len() - OUTPUT_TAIL);
+        }
+    }
+    tail
+}
+
+/// 127 when the program does not exist, 126 when it cannot be run.
+pub(crate) fn cannot_run(program: &str, e: &std::io::Error) -> Failure {
+    let code = if e.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    Failure::new(code, "cannot_run", format!("cannot run {program:?}: {e}"))
+}
+
+/// A child's exit code as shells report it (128 + N for signal N).
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    if let Some(code) = status.code() {
+        return u8::try_from(code).unwrap_or(1);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return u8::try_from(128 + signal).unwrap_or(1);
+        }
+    }
+    1
+}
+
+#[cfg(unix)]
+fn signal_group(group: i32, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(group) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+/// The signals `ff` forwards to the command's group.
+#[cfg(unix)]
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    last: Option<rustix::process::Signal>,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> Result<Self, Failure> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| {
+            signal(kind).map_err(|e| {
+                Failure::new(
+                    crate::output::FAILURE,
+                    "signals",
+                    format!("cannot listen for signals: {e}"),
+                )
+            })
+        };
+        Ok(Self {
+            term: listen(SignalKind::terminate())?,
+            int: listen(SignalKind::interrupt())?,
+            hup: listen(SignalKind::hangup())?,
+            last: None,
+        })
+    }
+
+    /// Waits for the next signal and notes which.
+    async fn next(&mut self) {
+        use rustix::process::Signal;
+        self.last = Some(tokio::select! {
+            _ = self.term.recv() => Signal::TERM,
+            _ = self.int.recv() => Signal::INT,
+            _ = self.hup.recv() => Signal::HUP,
+        });
+    }
+}
+
+/// A `sh` that SIGKILLs the command's group unless `ff` tells it to stand
+/// down: if `ff` dies, the pipe it reads closes and it acts.
+#[cfg(unix)]
+struct Watchdog(Option<(tokio::process::Child, tokio::process::ChildStdin)>);
+
+#[cfg(unix)]
+impl Watchdog {
+    fn start() -> Result<Self, Failure> {
+        let mut child = tokio::process::Command::new("sh")
+            .args([
+                "-c",
+                r#"read group || exit 0; read word; [ "$word" = done ] || kill -s KILL -- "-$group" 2>/dev/null; exit 0"#,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own group: a signal meant for the command's group (or a
+            // terminal's Ctrl-C for ff's) must not take it down first.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| cannot_run("sh", &e))?;
+        let stdin = child.stdin.take();
+        Ok(Self(stdin.map(|s| (child, s))))
+    }
+
+    /// Hands it the group to guard.
+    async fn guard(&mut self, group: i32) {
+        if let Some((_, stdin)) = &mut self.0 {
+            let _ = stdin.write_all(format!("{group}\n").as_bytes()).await;
+            let _ = stdin.flush().await;
+        }
+    }
+
+    /// The command ended: the watchdog goes without acting.
+    async fn stand_down(&mut self) {
+        if let Some((mut child, mut stdin)) = self.0.take() {
+            let _ = stdin.write_all(b"done\n").await;
+            drop(stdin);
+            let _ = child.wait().await;
+        }
+    }
+}
