@@ -17,11 +17,11 @@ pub(crate) const EXIT_CODES: &str = r#"EXIT CODES:
     73  cannot create (worktree limit reached, git could not add it)
     75  temporary failure: try again later (lock timeout, operation in
         progress, backoff not elapsed, max attempts reached)
-    79  ff lock / ff once: the lock or claim was lost while CMD ran; CMD
-        was stopped (SIGTERM, then SIGKILL after --kill-after)
     77  refused: cleanup would lose work (--force keeps it under
         refs/ff/archive/<id>), the worktree lives in another clone, a dirty
         worktree to sync without --autostash
+    79  ff lock / ff once: the lock or claim was lost while CMD ran; CMD
+        was stopped (SIGTERM, then SIGKILL after --kill-after)
     126 ff lock / ff once: CMD could not be run
     127 ff lock / ff once: CMD was not found
     128+N  ff lock / ff once: CMD died of signal N
