@@ -3,33 +3,18 @@
 //! no real waiting). Waits were once cut to `retry_interval × max_retries`,
 //! 30 s by default, whatever the timeout said.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use ff_lock_file::{FileLockMode, FileLockProvider};
-use ff_traits::{Error, LockName, LockOptions, LockProvider};
+use ff_traits::LockProvider;
 
 async fn waits_the_whole_timeout(mode: FileLockMode) {
     let dir = tempfile::tempdir().expect("dir");
     let locks = FileLockProvider::new(dir.path().join("locks")).with_mode(mode);
-    let name = LockName::new("budget").expect("name");
-    let held = locks
-        .acquire(&name, &LockOptions::default())
-        .await
-        .expect("holder");
-    for timeout in [Duration::from_secs(600), Duration::from_secs(1)] {
-        let started = tokio::time::Instant::now();
-        let err = locks
-            .acquire(&name, &LockOptions::default().with_timeout(timeout))
-            .await
-            .expect_err("held");
-        let waited = started.elapsed();
-        assert!(matches!(err, Error::LockTimeout { .. }), "{mode:?}: {err}");
-        assert!(
-            waited >= timeout && waited < timeout + Duration::from_secs(5),
-            "{mode:?}: a {timeout:?} timeout waited {waited:?}"
-        );
-    }
-    held.release().await.expect("release");
+    ff_traits::conformance::lock::timeout_is_kept_on_a_paused_clock(
+        Arc::new(locks) as Arc<dyn LockProvider>
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -394,6 +394,31 @@ pub async fn timeout_is_the_whole_budget(p: Provider) {
     held.release().await.expect("release");
 }
 
+/// On a paused tokio clock (`#[tokio::test(start_paused = true)]`, a
+/// current-thread runtime): a 10-minute timeout waits 10 minutes and a 1 s
+/// one gives up at 1 s, without real waiting. Not in the macros (they run
+/// on a real clock); call it from such a test. Backends whose waits reach
+/// the network cannot run it (their own call timeouts would fire on the
+/// paused clock); [`timeout_is_the_whole_budget`] checks them in real time.
+pub async fn timeout_is_kept_on_a_paused_clock(p: Provider) {
+    let name = lock_name("paused-budget");
+    let held = p.acquire(&name, &opts()).await.expect("holder");
+    for timeout in [Duration::from_secs(600), Duration::from_secs(1)] {
+        let started = tokio::time::Instant::now();
+        let err = p
+            .acquire(&name, &opts().with_timeout(timeout))
+            .await
+            .expect_err("held");
+        let waited = started.elapsed();
+        assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+        assert!(
+            waited >= timeout && waited < timeout + Duration::from_secs(5),
+            "a {timeout:?} timeout waited {waited:?} on the paused clock"
+        );
+    }
+    held.release().await.expect("release");
+}
+
 /// Dropping a waiting `acquire` leaves no grant behind.
 pub async fn cancelled_wait_leaves_no_grant(p: Provider) {
     let name = lock_name("cancel");

@@ -328,23 +328,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 "ForgeFlow archive of {}: uncommitted work at cleanup",
                 wt.id
             );
-            Ok::<_, Error>(
-                private
-                    .run([
-                        "-c",
-                        "user.name=ForgeFlow",
-                        "-c",
-                        "user.email=forgeflow@localhost",
-                        "commit-tree",
-                        tree.as_str(),
-                        "-p",
-                        "HEAD",
-                        "-m",
-                        message.as_str(),
-                    ])
-                    .await?
-                    .text(),
-            )
+            commit_tree(&private, &tree, &["HEAD"], &message).await
         }
         .await;
         let _ = std::fs::remove_file(&index);
@@ -377,23 +361,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                         wt.id
                     );
                     let tree = format!("{kept}^{{tree}}");
-                    self.git
-                        .run([
-                            "-c",
-                            "user.name=ForgeFlow",
-                            "-c",
-                            "user.email=forgeflow@localhost",
-                            "commit-tree",
-                            tree.as_str(),
-                            "-p",
-                            kept.as_str(),
-                            "-p",
-                            commit,
-                            "-m",
-                            message.as_str(),
-                        ])
-                        .await?
-                        .text()
+                    commit_tree(&self.git, &tree, &[kept.as_str(), commit], &message).await?
                 }
             };
             // The old value: the one read, or "must not exist" (empty).
@@ -415,6 +383,30 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             format!("{name} kept changing while ForgeFlow updated it; try again"),
         ))
     }
+}
+
+/// `git commit-tree` with ForgeFlow's own identity (archives are
+/// ForgeFlow's commits, and a repository without `user.name` must still
+/// get them); returns the new commit.
+async fn commit_tree(
+    git: &crate::git::Git,
+    tree: &str,
+    parents: &[&str],
+    message: &str,
+) -> Result<String> {
+    let mut args = vec![
+        "-c",
+        "user.name=ForgeFlow",
+        "-c",
+        "user.email=forgeflow@localhost",
+        "commit-tree",
+        tree,
+    ];
+    for p in parents {
+        args.extend(["-p", p]);
+    }
+    args.extend(["-m", message]);
+    Ok(git.run(&args).await?.text())
 }
 
 /// The refusal of a cleanup that would destroy work.
