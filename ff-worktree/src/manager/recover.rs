@@ -18,6 +18,7 @@ use super::{
     CREATE_OPERATION, Recover, SYNC_OPERATION, Worktree, WorktreeManager, WorktreeStatus,
     worktree_of,
 };
+use crate::git::repair;
 use crate::issue::IssueId;
 
 /// One thing [`recover`](WorktreeManager::recover) did, or would do.
@@ -153,9 +154,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 ),
             );
         }
+        // What git has registered, read once in-process: a `git worktree
+        // list` per record would spawn a process per worktree. Each
+        // candidate is checked again with git under its issue's lock.
+        let listed = repair::registered_paths(&self.info.common_dir);
         for record in scan.records {
             if self.ours(&record.context) {
-                self.recover_record(&record, &mut report).await?;
+                self.recover_record(&record, &listed, &mut report).await?;
             }
         }
         for record in self.records.records(SYNC_OPERATION).await? {
@@ -207,7 +212,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     /// A create record: pending → roll back; completed but vanished →
     /// forget.
-    async fn recover_record(&self, seen: &IdempotencyRecord, report: &mut Recovery) -> Result<()> {
+    async fn recover_record(
+        &self,
+        seen: &IdempotencyRecord,
+        listed: &[PathBuf],
+        report: &mut Recovery,
+    ) -> Result<()> {
         let Some(issue) = seen.parameters.get("issue").and_then(Value::as_str) else {
             return Ok(());
         };
@@ -216,7 +226,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 .is_ok_and(|w| self.is_local(&w) && !w.path.join(".git").exists());
         let unlisted = if seen.status == RecordStatus::Completed && !vanished {
             match worktree_of(seen.result.as_ref()) {
-                Ok(w) if self.is_local(&w) => !self.is_registered(&w.path).await?,
+                Ok(w) if self.is_local(&w) => {
+                    !listed.iter().any(|p| crate::paths::same_path(p, &w.path))
+                }
                 _ => false,
             }
         } else {
