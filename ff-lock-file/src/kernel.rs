@@ -16,17 +16,16 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ff_traits::{
-    Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockMode,
-    LockOptions, LockStatus, LossNotifier, Result, Timestamp, loss_channel,
+    Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, Liveness, LockGuard, LockInfo,
+    LockMode, LockOptions, LockStatus, LossNotifier, Result, Timestamp, loss_channel,
 };
 
 use crate::meta::{self, Found, LockFileContent};
-use crate::platform::{self, Liveness};
+use crate::platform;
 use crate::{FileLockProvider, io_error};
 
 /// The files of one lock.
@@ -54,12 +53,6 @@ impl LockPaths {
             shared_dir: dir.join(format!("{stem}.shared")),
         }
     }
-}
-
-/// This process's start time, read once.
-pub(crate) fn own_start_time() -> Option<u64> {
-    static START: OnceLock<Option<u64>> = OnceLock::new();
-    *START.get_or_init(|| platform::process_start_time(ff_traits::pid()))
 }
 
 /// The handle metadata is read and written through: the lock file's own
@@ -126,7 +119,8 @@ impl FileLockProvider {
         let locked = try_lock(&file, options.mode)
             .map_err(|e| io_error(&format!("cannot lock {}", paths.lock.display()), &e))?;
         if locked {
-            return grant(name, file, paths, options).await.map(Some);
+            let deadline = wait.then(|| started + options.wait_budget());
+            return grant(name, file, paths, options, deadline).await;
         }
         drop(file);
         if !wait {
@@ -138,7 +132,7 @@ impl FileLockProvider {
             .enqueue(paths.lock.clone(), options.mode)
             .map_err(|e| io_error("cannot start a lock waiter thread", &e))?;
         match tokio::time::timeout(budget, rx).await {
-            Ok(Ok(Ok(file))) => grant(name, file, paths, options).await.map(Some),
+            Ok(Ok(Ok(file))) => grant(name, file, paths, options, Some(started + budget)).await,
             Ok(Ok(Err(e))) => Err(io_error(
                 &format!("cannot lock {}", paths.lock.display()),
                 &e,
@@ -273,8 +267,7 @@ fn current_holders(paths: &LockPaths) -> Vec<LockInfo> {
 }
 
 fn is_alive(h: &LockInfo) -> bool {
-    h.hostname != ff_traits::hostname()
-        || platform::liveness(h.pid, h.process_start) != Liveness::Dead
+    h.holder_liveness() != Liveness::Dead
 }
 
 fn shared_sidecars(paths: &LockPaths) -> Vec<(PathBuf, LockInfo)> {
@@ -301,15 +294,54 @@ fn remove_dead_sidecars(paths: &LockPaths) {
     }
 }
 
-/// Records the new holder and wraps the locked file in a guard.
+/// How often a new holder looks again at a dead holder's process group.
+const LINGER_POLL: Duration = Duration::from_millis(10);
+
+/// Waits, holding the kernel lock, until no process of the process group a
+/// dead holder left behind runs (its command, killed by its watchdog a few
+/// milliseconds after the holder died): the kernel freed the lock when the
+/// holder died, but the lock's promise covers the command too. `Ok(true)`
+/// when the way is clear; `Ok(false)` when the group still runs at
+/// `deadline` (`None`: do not wait).
+async fn outlive_lingering_group(
+    name: &str,
+    previous: Option<&LockInfo>,
+    deadline: Option<Instant>,
+) -> Result<bool> {
+    let Some(previous) = previous else {
+        return Ok(true);
+    };
+    let mut logged = false;
+    while previous.group_liveness() == Liveness::Alive {
+        match deadline {
+            Some(d) if Instant::now() < d => {}
+            _ => return Ok(false),
+        }
+        if !logged {
+            tracing::info!(
+                lock = name,
+                pid = previous.pid,
+                group = previous.process_group,
+                "the last holder died without releasing; waiting for its process group to end"
+            );
+            logged = true;
+        }
+        tokio::time::sleep(LINGER_POLL).await;
+    }
+    Ok(true)
+}
+
+/// Records the new holder and wraps the locked file in a guard; `None`
+/// when a dead holder's process group still runs at `deadline`.
 async fn grant(
     name: &str,
     file: File,
     paths: &LockPaths,
     options: &LockOptions,
-) -> Result<LockGuard> {
+    deadline: Option<Instant>,
+) -> Result<Option<LockGuard>> {
     let now = Timestamp::now();
-    let mut info;
+    let info;
     let mut sidecar = None;
     let mut file_len = 0;
     let mut separate_meta = None;
@@ -318,6 +350,10 @@ async fn grant(
             let meta_handle = meta_file(paths, &file)?;
             let (found, len) = meta::read(meta_handle.file())
                 .map_err(|e| io_error("cannot read lock file", &e))?;
+            let previous = found.content().and_then(|c| c.holder.as_ref());
+            if !outlive_lingering_group(name, previous, deadline).await? {
+                return lingering(name, previous, deadline, options.wait_budget());
+            }
             if let Found::Unreadable(why) = &found {
                 tracing::warn!(
                     lock = name,
@@ -327,7 +363,6 @@ async fn grant(
             }
             let token = meta::next_token(found.content().map(|c| c.last_token));
             info = LockInfo::for_current_process(name, FencingToken(token), options, now);
-            info.process_start = own_start_time();
             let content = LockFileContent {
                 format: meta::FORMAT.into(),
                 name: name.to_owned(),
@@ -342,9 +377,14 @@ async fn grant(
             }
         }
         LockMode::Shared => {
+            let (found, _) = meta::read(meta_file(paths, &file)?.file())
+                .map_err(|e| io_error("cannot read lock file", &e))?;
+            let previous = found.content().and_then(|c| c.holder.as_ref());
+            if !outlive_lingering_group(name, previous, deadline).await? {
+                return lingering(name, previous, deadline, options.wait_budget());
+            }
             let token = next_shared_token(name, &file, paths, options).await?;
             info = LockInfo::for_current_process(name, FencingToken(token), options, now);
-            info.process_start = own_start_time();
             let path = paths.shared_dir.join(format!("{}.json", info.id));
             write_sidecar(&path, &info)?;
             sidecar = Some(path);
@@ -359,7 +399,25 @@ async fn grant(
         sidecar,
         _loss: notifier,
     };
-    Ok(LockGuard::new(info, watch, Box::new(held)))
+    Ok(Some(LockGuard::new(info, watch, Box::new(held))))
+}
+
+/// A try that found a dead holder's group running is busy; a wait that
+/// ran out on it times out, naming that holder.
+fn lingering(
+    name: &str,
+    previous: Option<&LockInfo>,
+    deadline: Option<Instant>,
+    waited: Duration,
+) -> Result<Option<LockGuard>> {
+    match deadline {
+        None => Ok(None),
+        Some(_) => Err(Error::lock_timeout(
+            name.to_owned(),
+            waited,
+            previous.cloned(),
+        )),
+    }
 }
 
 /// Shared holders coexist, so they serialize their fencing-token increments

@@ -26,14 +26,14 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ff_traits::{
-    Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockMode,
-    LockOptions, LockStatus, LossNotifier, Result, Timestamp, loss_channel,
+    Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, Liveness, LockGuard, LockInfo,
+    LockMode, LockOptions, LockStatus, LossNotifier, Result, Timestamp, loss_channel,
 };
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::kernel::{open_error, own_start_time};
-use crate::platform::{self, Liveness};
+use crate::kernel::open_error;
+use crate::platform;
 use crate::{io_error, meta};
 
 const FORMAT: &str = "ff-lease/1";
@@ -144,12 +144,10 @@ fn staleness(
     };
     let h = &content.holder;
     let lease = Duration::from_millis(content.lease_ms);
-    if h.hostname == ff_traits::hostname() {
-        match platform::liveness(h.pid, h.process_start) {
-            Liveness::Dead => return Some(format!("holder pid {} is gone", h.pid)),
-            Liveness::Alive => return None,
-            Liveness::Unknown => {}
-        }
+    match h.holder_liveness() {
+        Liveness::Dead => return Some(format!("holder pid {} is gone", h.pid)),
+        Liveness::Alive => return None,
+        Liveness::Unknown => {}
     }
     (age > lease).then(|| {
         format!(
@@ -269,8 +267,7 @@ pub(crate) async fn acquire(
 fn grant(name: &str, file: File, paths: &LeasePaths, options: &LockOptions) -> Result<LockGuard> {
     let token = meta::next_token(read_token(&paths.token));
     let now = Timestamp::now();
-    let mut info = LockInfo::for_current_process(name, FencingToken(token), options, now);
-    info.process_start = own_start_time();
+    let info = LockInfo::for_current_process(name, FencingToken(token), options, now);
     let content = LeaseContent {
         format: FORMAT.into(),
         lease_ms: u64::try_from(options.stale_threshold.as_millis()).unwrap_or(u64::MAX),

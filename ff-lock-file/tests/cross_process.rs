@@ -69,11 +69,14 @@ fn child_entry() {
                     g.release().await.expect("release");
                 }
             }
-            ["hold", dir, mode, stale_ms] => {
+            ["hold", dir, mode, stale_ms, group @ ..] => {
                 let p = provider(Path::new(dir), mode);
-                let opts = LockOptions::default()
+                let mut opts = LockOptions::default()
                     .with_operation("child-holder")
                     .with_stale_threshold(Duration::from_millis(stale_ms.parse().expect("ms")));
+                if let [group] = group {
+                    opts = opts.with_process_group(group.parse().expect("group"));
+                }
                 let _g = p
                     .acquire(
                         &ff_traits::LockName::new("victim").expect("lock name"),
@@ -197,6 +200,73 @@ async fn sigkilled_holder_frees_the_lock_lease() {
     // The lease is an hour long: only the dead pid can free it in time.
     let took = sigkilled_holder_frees(FileLockMode::Lease).await;
     eprintln!("lease: SIGKILL to waiter's grant: {took:?}");
+}
+
+/// A holder that dies while the command it runs (its process group) lives
+/// keeps the lock until that group ends, in both modes: the kernel frees
+/// the file lock with the holder, but the lock's promise covers the
+/// command.
+#[cfg(unix)]
+async fn a_dead_holders_running_group_keeps_the_lock(mode: FileLockMode) {
+    use std::os::unix::process::CommandExt;
+    let dir = fresh_dir("group");
+    let mut command = Command::new("sleep")
+        .arg("60")
+        .process_group(0)
+        .spawn()
+        .expect("spawn the command");
+    let group = command.id().to_string();
+    let mut child = ff_testkit::spawn_self(
+        "child_entry",
+        &[
+            "hold",
+            dir.to_str().expect("utf8"),
+            mode_name(mode),
+            "60000",
+            &group,
+        ],
+    );
+    ff_testkit::wait_for_line(&mut child, "LOCKED");
+    kill(&mut child);
+    let p = provider(&dir, mode_name(mode));
+    let name = ff_traits::LockName::new("victim").expect("lock name");
+    let short = LockOptions::default().with_timeout(Duration::from_millis(300));
+    assert!(
+        p.try_acquire(&name, &short).await.expect("try").is_none(),
+        "{mode:?}: granted while the dead holder's command runs"
+    );
+    let err = p.acquire(&name, &short).await.expect_err("the group runs");
+    assert!(matches!(err, Error::LockTimeout { .. }), "{mode:?}: {err}");
+    let waiter = tokio::spawn(async move {
+        p.acquire(
+            &name,
+            &LockOptions::default().with_timeout(Duration::from_secs(10)),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiter.is_finished(),
+        "{mode:?}: granted while the group runs"
+    );
+    kill(&mut command);
+    let guard = waiter
+        .await
+        .expect("waiter")
+        .expect("granted once the group ended");
+    guard.release().await.expect("release");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holders_running_group_keeps_the_lock_kernel() {
+    a_dead_holders_running_group_keeps_the_lock(FileLockMode::Kernel).await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holders_running_group_keeps_the_lock_lease() {
+    a_dead_holders_running_group_keeps_the_lock(FileLockMode::Lease).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,7 +30,7 @@ mod lock;
 mod lock_name;
 mod manager;
 pub mod memory;
-mod process;
+pub mod process;
 mod record;
 mod store;
 mod sync;
@@ -51,7 +51,7 @@ pub use manager::{
     ManagerConfig, OperationFailure, Reason, RollbackError, Start, backoff_after, decide,
 };
 pub use memory::{MemoryLockProvider, MemoryStore};
-pub use process::{hostname, pid, unique_id};
+pub use process::{Liveness, hostname, pid, unique_id};
 pub use record::{ClaimOwner, IdempotencyRecord, RecordStatus, RecordedError, Revision};
 pub use store::{CorruptEntry, IdempotencyStorage, Scan, ScanFilter, StoreStats};
 pub use sync::lock_unpoisoned;

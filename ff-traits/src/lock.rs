@@ -82,6 +82,10 @@ pub struct LockOptions {
     pub metadata: serde_json::Value,
     /// Exclusive or shared.
     pub mode: LockMode,
+    /// A process group acting under the lock (a command the holder runs):
+    /// a holder that dies without releasing is judged alive, by waiters on
+    /// its host, for as long as any process of this group runs. Unix only.
+    pub process_group: Option<u32>,
 }
 
 impl Default for LockOptions {
@@ -93,6 +97,7 @@ impl Default for LockOptions {
             operation: String::new(),
             metadata: serde_json::Value::Null,
             mode: LockMode::Exclusive,
+            process_group: None,
         }
     }
 }
@@ -137,6 +142,13 @@ impl LockOptions {
     #[must_use]
     pub fn with_mode(mut self, mode: LockMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Sets [`process_group`](Self::process_group).
+    #[must_use]
+    pub fn with_process_group(mut self, group: u32) -> Self {
+        self.process_group = Some(group);
         self
     }
 
@@ -196,6 +208,14 @@ pub struct LockInfo {
     /// it; with `pid` it identifies a process even when pids are reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_start: Option<u64>,
+    /// The pid space (boot and pid namespace) the holder's pid belongs to,
+    /// where the OS tells it: see [`process::pid_space`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_space: Option<String>,
+    /// A process group acting under the lock: see
+    /// [`LockOptions::process_group`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_group: Option<u32>,
     /// When the lock was granted.
     pub acquired_at: Timestamp,
     /// When the holder last refreshed it.
@@ -225,13 +245,47 @@ impl LockInfo {
             mode: options.mode,
             pid: process::pid(),
             hostname: process::hostname().to_owned(),
-            process_start: None,
+            process_start: process::own_start_time(),
+            pid_space: process::pid_space().map(str::to_owned),
+            process_group: options.process_group,
             acquired_at: now,
             refreshed_at: now,
             operation: options.operation.clone(),
             metadata: options.metadata.clone(),
             fencing_token,
         }
+    }
+
+    /// Whether the holder still runs, judged from this process: only a
+    /// holder on this host and in this pid space can be judged. A holder
+    /// whose process is gone is still alive while its
+    /// [`process_group`](Self::process_group) runs.
+    #[must_use]
+    pub fn holder_liveness(&self) -> process::Liveness {
+        if !self.judgeable_here() {
+            return process::Liveness::Unknown;
+        }
+        match process::liveness(self.pid, self.process_start) {
+            process::Liveness::Dead => self.group_liveness(),
+            alive_or_unknown => alive_or_unknown,
+        }
+    }
+
+    /// Whether any process of the holder's
+    /// [`process_group`](Self::process_group) still runs, judged from this
+    /// process (`Dead` when it named none).
+    #[must_use]
+    pub fn group_liveness(&self) -> process::Liveness {
+        if !self.judgeable_here() {
+            return process::Liveness::Unknown;
+        }
+        self.process_group
+            .map_or(process::Liveness::Dead, process::group_liveness)
+    }
+
+    /// Whether the holder's pids mean here what they meant to it.
+    fn judgeable_here(&self) -> bool {
+        self.hostname == process::hostname() && self.pid_space.as_deref() == process::pid_space()
     }
 
     /// How long ago the lock was granted.
