@@ -10,6 +10,11 @@
 //!    bare `PUBLISH` → subscriber delivery time, the floor of any wake-up.
 //! 3. **Contended throughput**: 4 processes loop acquire + release on one
 //!    lock for a fixed time; acquisitions per second and each one's share.
+//! 4. **Same-host takeover**: a holder process is SIGKILLed while a client
+//!    of this process waits; time from the kill to the waiter's grant.
+//!    Beside it, the bare floor of noticing a death: kill to `waitpid`
+//!    returning for a child killed the same way; and the TTL a waiter on
+//!    another host (or before takeover existed) waits instead.
 //!
 //! Run: `cargo bench -p ff-lock-redis --bench redis_lock`. Without
 //! `--bench` (under `cargo test`) it runs a few rounds as a smoke test.
@@ -25,6 +30,8 @@ use ff_traits::{LockOptions, LockProvider};
 use futures_util::StreamExt;
 
 const ROLE: &str = "FF_BENCH_ROLE";
+/// Set in a holder child of the takeover bench: `url␟prefix`.
+const HOLD: &str = "FF_BENCH_HOLD";
 
 fn median(v: &mut [Duration]) -> Duration {
     v.sort_unstable();
@@ -74,6 +81,82 @@ fn contend(role: &str) {
     println!("{count}");
 }
 
+/// Child of the takeover bench: takes the lock, says so, holds it until
+/// killed.
+fn hold(role: &str) {
+    let (url, prefix) = role.split_once('\u{1f}').expect("url and prefix");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let p = provider(url, prefix).await;
+        let _guard = p
+            .acquire(
+                &ff_traits::LockName::new("t").expect("lock name"),
+                &LockOptions::default(),
+            )
+            .await
+            .expect("hold");
+        println!("held");
+        std::future::pending::<()>().await;
+    });
+}
+
+/// Rounds of SIGKILL → same-host waiter's grant, beside kill → `waitpid`.
+async fn takeover(url: &str, rounds: usize) {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().expect("bench binary");
+    let waiter = provider(url, "bench:t:").await;
+    let name = ff_traits::LockName::new("t").expect("lock name");
+    let options = LockOptions::default().with_timeout(Duration::from_secs(60));
+    let (mut taken, mut reaped) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let mut child = Command::new(&exe)
+            .env(HOLD, [url, "bench:t:"].join("\u{1f}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn holder");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("holder speaks");
+        assert_eq!(line.trim(), "held");
+        let (w, n, o) = (waiter.clone(), name.clone(), options.clone());
+        let waiting = tokio::spawn(async move {
+            let g = w.acquire(&n, &o).await.expect("take over");
+            let at = Instant::now();
+            g.release().await.expect("release");
+            at
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let killed_at = Instant::now();
+        child.kill().expect("SIGKILL the holder");
+        let granted_at = waiting.await.expect("waiter");
+        taken.push(granted_at.saturating_duration_since(killed_at));
+        child.wait().expect("reap");
+
+        // The floor: how soon a parent learns its SIGKILLed child died.
+        let mut bare = Command::new("sleep").arg("60").spawn().expect("sleep");
+        let t = Instant::now();
+        bare.kill().expect("kill");
+        bare.wait().expect("wait");
+        reaped.push(t.elapsed());
+    }
+    let (t, r) = (median(&mut taken), median(&mut reaped));
+    let ttl = RedisLockConfig::new(url).max_ttl;
+    println!(
+        "same-host takeover, SIGKILL -> waiter's grant: median {} ({} rounds, max {}); bare kill -> waitpid {}; \
+         without takeover a waiter waits the TTL, {} ({:.0}x the takeover)",
+        us(t),
+        rounds,
+        us(taken.iter().copied().max().unwrap_or_default()),
+        us(r),
+        ff_traits::fmt_duration(ttl),
+        ttl.as_secs_f64() / t.as_secs_f64()
+    );
+}
+
 fn now_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -83,6 +166,10 @@ fn now_ms() -> u128 {
 fn main() {
     if let Ok(role) = std::env::var(ROLE) {
         contend(&role);
+        return;
+    }
+    if let Ok(role) = std::env::var(HOLD) {
+        hold(&role);
         return;
     }
     let full = std::env::args().any(|a| a == "--bench");
@@ -95,10 +182,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (blocks, per_block, handoffs, contend_secs) = if full {
-        (20, 500, 1_000, 5u32)
+    let (blocks, per_block, handoffs, contend_secs, takeovers) = if full {
+        (20, 500, 1_000, 5u32, 40)
     } else {
-        (2, 20, 20, 1u32)
+        (2, 20, 20, 1u32, 3)
     };
     rt.block_on(async {
         // 1. Uncontended.
@@ -190,6 +277,9 @@ fn main() {
             handoffs,
             us(median(&mut publish))
         );
+
+        // 4. Same-host takeover after SIGKILL.
+        takeover(&url, takeovers).await;
     });
 
     // 3. Contention, 4 processes.

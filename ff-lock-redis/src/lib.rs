@@ -14,7 +14,14 @@
 //!   without a successful renewal, the guard reports the loss at once.
 //! * Waiters subscribe to the lock's release channel and retry on every
 //!   message, with a fallback retry when the holder's TTL runs out (never a
-//!   fixed polling loop).
+//!   fixed polling loop to Redis).
+//! * Same-host takeover: the value records the holder's pid, process start
+//!   time, host, pid space (boot and pid namespace) and the process group
+//!   its command runs in. A waiter in the same pid space looks at the holder
+//!   every 10 ms without asking Redis; once the holder's process is gone
+//!   (or its pid reused) and no process of its group runs, the waiter takes
+//!   the lock over at once, by a compare-and-set on the exact value it
+//!   judged. Waiters elsewhere wait for the TTL.
 //! * Holder information (pid, host, operation, acquired_at, metadata) lives
 //!   in the value; [`locks`](LockProvider::locks) lists by `SCAN` over the key
 //!   prefix; force-release deletes a grant (its holder learns of the loss).
@@ -48,8 +55,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ff_traits::{
-    Error, FencingToken, ForceOutcome, ForceRelease, LockGuard, LockInfo, LockMode, LockName,
-    LockOptions, LockProvider, LockStatus, Result, Timestamp,
+    Error, FencingToken, ForceOutcome, ForceRelease, Liveness, LockGuard, LockInfo, LockMode,
+    LockName, LockOptions, LockProvider, LockStatus, Result, Timestamp,
 };
 use futures_util::StreamExt;
 use redis::AsyncCommands;
@@ -168,14 +175,17 @@ impl RedisLockProvider {
             .max(Duration::from_millis(10))
     }
 
-    /// One attempt. Cancel-safe: if the caller stops waiting while the
-    /// request is in flight (its future dropped), [`Pending`] releases by
-    /// the attempt's token whatever the server may have granted.
-    async fn attempt(&self, name: &str, options: &LockOptions) -> Result<Attempt> {
-        self.attempt_now(name, options).await
-    }
-
-    async fn attempt_now(&self, name: &str, options: &LockOptions) -> Result<Attempt> {
+    /// One attempt, taking the lock if it is free or still exactly
+    /// `dead` (a grant judged dead). Cancel-safe: if the caller stops
+    /// waiting while the request is in flight (its future dropped),
+    /// [`Pending`] releases by the attempt's token whatever the server may
+    /// have granted.
+    async fn attempt(
+        &self,
+        name: &str,
+        options: &LockOptions,
+        dead: Option<&Holder>,
+    ) -> Result<Attempt> {
         let ttl = self.ttl(options);
         let info = LockInfo::for_current_process(name, FencingToken(0), options, Timestamp::now());
         let token = info.id.clone();
@@ -193,7 +203,8 @@ impl RedisLockProvider {
             .key(format!("{}:fence", self.shared.key(name)))
             .arg(&token)
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
-            .arg(holder);
+            .arg(holder)
+            .arg(dead.map_or("", |d| d.value.as_str()));
         let answer: Result<(i64, redis::Value)> = self
             .shared
             .call("taking a lock", invocation.invoke_async(&mut conn))
@@ -206,6 +217,14 @@ impl RedisLockProvider {
         pending.shared = None;
         drop(pending);
         if granted == 1 {
+            if let Some(dead) = dead {
+                tracing::warn!(
+                    lock = name,
+                    pid = dead.info.pid,
+                    host = %dead.info.hostname,
+                    "took over a lock whose holder died on this host"
+                );
+            }
             let fence: u64 = redis::from_redis_value(value).unwrap_or(0);
             let mut info = info;
             info.fencing_token = FencingToken(fence);
@@ -213,7 +232,20 @@ impl RedisLockProvider {
             return Ok(Attempt::Granted(guard));
         }
         let current: Option<String> = redis::from_redis_value(value).ok();
-        Ok(Attempt::Busy(current.and_then(|v| parse_value(&v))))
+        Ok(Attempt::Busy(current.and_then(|value| {
+            parse_value(&value).map(|info| Holder { info, value })
+        })))
+    }
+
+    /// One attempt; when the lock is busy with a holder that died on this
+    /// host, a second that takes it over.
+    async fn attempt_or_take_over(&self, name: &str, options: &LockOptions) -> Result<Attempt> {
+        match self.attempt(name, options, None).await? {
+            Attempt::Busy(Some(h)) if h.info.holder_liveness() == Liveness::Dead => {
+                self.attempt(name, options, Some(&h)).await
+            }
+            other => Ok(other),
+        }
     }
 
     /// Milliseconds the lock has left (`None`: not held or no expiry).
@@ -252,7 +284,35 @@ impl Drop for Pending<'_> {
 
 enum Attempt {
     Granted(LockGuard),
-    Busy(Option<LockInfo>),
+    Busy(Option<Holder>),
+}
+
+/// A grant read from Redis: who holds it, and the exact value (what a
+/// takeover compares against).
+struct Holder {
+    info: LockInfo,
+    value: String,
+}
+
+/// How often a waiter looks at a holder on its own host (a local process
+/// probe, not a Redis call): the takeover delay after the holder dies.
+const LIVENESS_POLL: Duration = Duration::from_millis(10);
+
+/// Waits for a release message until `until`; whether one came. A closed
+/// subscription (the connection dropped) just waits: the TTL fallback
+/// still wakes the waiter, without a busy loop.
+async fn released(
+    messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
+    until: Instant,
+) -> bool {
+    match tokio::time::timeout_at(until.into(), messages.next()).await {
+        Ok(Some(_)) => true,
+        Ok(None) => {
+            tokio::time::sleep_until(until.into()).await;
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// Entry points for the fuzz targets in `fuzz/`; not a stable API.
@@ -300,7 +360,7 @@ impl LockProvider for RedisLockProvider {
         let deadline = started + budget;
         // Subscribe only once the first attempt fails; try again after
         // subscribing so a release in between is not missed.
-        let mut holder = match self.attempt(name, options).await? {
+        let mut holder = match self.attempt_or_take_over(name, options).await? {
             Attempt::Granted(g) => return Ok(g),
             Attempt::Busy(h) => h,
         };
@@ -319,7 +379,7 @@ impl LockProvider for RedisLockProvider {
             .await?;
         let mut messages = pubsub.on_message();
         loop {
-            match self.attempt(name, options).await? {
+            match self.attempt_or_take_over(name, options).await? {
                 Attempt::Granted(g) => return Ok(g),
                 Attempt::Busy(h) => holder = h.or(holder),
             }
@@ -328,15 +388,33 @@ impl LockProvider for RedisLockProvider {
                 return Err(Error::lock_timeout(
                     name.to_owned(),
                     started.elapsed(),
-                    holder,
+                    holder.map(|h| h.info),
                 ));
             }
             // Wake on a release message, or when the holder's TTL runs out
-            // (a holder that died never publishes), or at the deadline.
+            // (a holder that died never publishes), or at the deadline; a
+            // holder on this host is watched meanwhile, to take over the
+            // moment it dies.
             let expiry = self.pttl(name).await?.unwrap_or(Duration::from_millis(1))
                 + Duration::from_millis(1);
-            let wait = expiry.min(deadline - now);
-            let _ = tokio::time::timeout(wait, messages.next()).await;
+            let wake = Instant::now() + expiry.min(deadline - now);
+            let watched = holder
+                .as_ref()
+                .is_some_and(|h| h.info.holder_liveness() == Liveness::Alive);
+            if !watched {
+                released(&mut messages, wake).await;
+                continue;
+            }
+            let h = holder.as_ref().map(|h| &h.info);
+            loop {
+                let until = (Instant::now() + LIVENESS_POLL).min(wake);
+                if released(&mut messages, until).await
+                    || until >= wake
+                    || h.is_none_or(|h| h.holder_liveness() != Liveness::Alive)
+                {
+                    break;
+                }
+            }
         }
     }
 
@@ -347,7 +425,7 @@ impl LockProvider for RedisLockProvider {
     ) -> Result<Option<LockGuard>> {
         let name = name.as_str();
         check_mode(options)?;
-        match self.attempt(name, options).await? {
+        match self.attempt_or_take_over(name, options).await? {
             Attempt::Granted(g) => Ok(Some(g)),
             Attempt::Busy(_) => Ok(None),
         }

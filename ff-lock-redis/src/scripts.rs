@@ -16,11 +16,14 @@ pub(crate) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::ne
 pub(crate) static EXTEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
 pub(crate) static DELETE_IF_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DELETE_IF));
 
-/// KEYS: lock, fence. ARGV: token, ttl ms, holder JSON.
+/// KEYS: lock, fence. ARGV: token, ttl ms, holder JSON, and the exact
+/// value of a grant the caller judged dead (empty: none). Takes the lock if
+/// it is free or still holds exactly that dead grant (a compare-and-set:
+/// a grant that changed in between is left alone).
 /// Returns `{1, fence}` when granted, `{0, current value or false}`.
 const ACQUIRE: &str = r"
 local held = redis.call('GET', KEYS[1])
-if held then return {0, held} end
+if held and held ~= ARGV[4] then return {0, held} end
 local fence = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. fence .. '\n' .. ARGV[3], 'PX', ARGV[2])
 return {1, fence}
