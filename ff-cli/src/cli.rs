@@ -153,6 +153,11 @@ pub(crate) enum Command {
         /// after SIGTERM before SIGKILL.
         #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
         kill_after: Duration,
+        /// How long the lock outlives ff should ff stop renewing it (paused,
+        /// cut off from Redis): lease-based backends free it after this, and
+        /// ff then stops CMD (exit 79) [default: 5m, capped at 30s on Redis].
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        lease: Option<Duration>,
         /// The command and its arguments.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,

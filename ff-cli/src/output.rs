@@ -151,7 +151,7 @@ fn millis(d: Duration) -> u64 {
 
 /// A lock holder as JSON (also `ff locks`' `holder`).
 pub(crate) fn holder_json(h: &ff_traits::LockInfo, now: Timestamp) -> Value {
-    json!({
+    let mut v = json!({
         "id": h.id,
         "pid": h.pid,
         "hostname": h.hostname,
@@ -159,7 +159,11 @@ pub(crate) fn holder_json(h: &ff_traits::LockInfo, now: Timestamp) -> Value {
         "acquired_at": rfc3339(h.acquired_at),
         "age_ms": millis(h.age(now)),
         "fencing_token": h.fencing_token.0,
-    })
+    });
+    if let Some(group) = h.process_group {
+        v["process_group"] = json!(group);
+    }
+    v
 }
 
 /// A backend failing before the command's own work began (a lock

@@ -71,44 +71,117 @@ fn signal(child: &Child, sig: rustix::process::Signal) {
     rustix::process::kill_process(pid, sig).expect("signal ff");
 }
 
+/// Whether the first command ran when the second holder's command started,
+/// as that command saw it: a shell line that writes `clear` or `beside`.
+fn report_first_command(first: i32, result: &Path) -> String {
+    format!(
+        "s=$(cut -d' ' -f3 /proc/{first}/stat 2>/dev/null); \
+         case \"$s\" in ''|Z|X) echo clear ;; *) echo beside ;; esac > '{}'",
+        result.display()
+    )
+}
+
 /// `kill -9` and `kill -TERM` of `ff lock` and `ff once` while their
-/// command runs: the command goes with it; then the lock is free (and no
-/// second holder ever ran beside the first command).
+/// command runs, on the file and Redis backends: the command goes with
+/// `ff`; a second `ff lock` already waiting gets the lock only once the
+/// first command is gone (on Redis by same-host takeover, well inside the
+/// 30 s TTL), and its command finds the first one gone.
 #[test]
 fn the_command_never_outlives_ff() {
+    let redis = ff_testkit::redis::RedisServer::start();
+    let mut backends = vec![("file", None)];
+    if let Some(r) = &redis {
+        backends.push(("redis", Some(r.url())));
+    }
     let repo = TestRepo::new();
     let dir = repo.path();
-    for (what, sig) in [
-        ("lock, kill -9", rustix::process::Signal::KILL),
-        ("lock, kill -TERM", rustix::process::Signal::TERM),
-        ("once, kill -9", rustix::process::Signal::KILL),
-        ("once, kill -TERM", rustix::process::Signal::TERM),
-    ] {
-        let pidfile = repo.scratch("pids").join(what.replace([',', ' '], "-"));
-        let script = format!("echo $$ > '{}'; exec sleep 30", pidfile.display());
-        let key = what.replace([',', ' '], "-");
-        let args: Vec<&str> = if what.starts_with("lock") {
-            vec!["lock", "held", "--", "sh", "-c", &script]
-        } else {
-            vec!["once", "--key", &key, "--", "sh", "-c", &script]
-        };
-        let mut ff_process = spawn_ff(dir, &args);
-        let pid = command_pid(&pidfile);
-        signal(&ff_process, sig);
-        let status = ff_process.wait().expect("wait for ff");
-        assert!(
-            gone_within(pid, Duration::from_secs(5)),
-            "{what}: the command outlived ff"
-        );
-        if sig == rustix::process::Signal::TERM {
-            // Forwarded: the command died of it, and ff reports that.
-            assert_eq!(status.code(), Some(128 + 15), "{what}: {status:?}");
-        }
-        if what.starts_with("lock") {
-            let next = ff(dir, &["lock", "held", "--timeout", "5s", "--", "true"]);
-            assert_eq!(code(&next), 0, "{what}: the lock was not free");
+    for (backend, url) in &backends {
+        for (what, sig) in [
+            ("lock, kill -9", rustix::process::Signal::KILL),
+            ("lock, kill -TERM", rustix::process::Signal::TERM),
+            ("once, kill -9", rustix::process::Signal::KILL),
+            ("once, kill -TERM", rustix::process::Signal::TERM),
+        ] {
+            let what = format!("{backend}: {what}");
+            let tag = what.replace([',', ' ', ':'], "-");
+            let pidfile = repo.scratch("pids").join(&tag);
+            let script = format!("echo $$ > '{}'; exec sleep 30", pidfile.display());
+            let mut args: Vec<&str> = Vec::new();
+            if let Some(url) = url {
+                args.extend(["--lock", url, "--store", url]);
+            }
+            let mut first_args = args.clone();
+            if what.contains("lock") {
+                first_args.extend(["lock", &tag, "--", "sh", "-c", &script]);
+            } else {
+                first_args.extend(["once", "--key", &tag, "--", "sh", "-c", &script]);
+            }
+            let mut ff_process = spawn_ff(dir, &first_args);
+            let pid = command_pid(&pidfile);
+            let result = repo.scratch("results").join(&tag);
+            let report = report_first_command(pid, &result);
+            let waiter = what.contains("lock").then(|| {
+                let mut waiter_args = args.clone();
+                waiter_args.extend(["lock", &tag, "--timeout", "10s", "--", "sh", "-c", &report]);
+                let w = spawn_ff(dir, &waiter_args);
+                std::thread::sleep(Duration::from_millis(300));
+                w
+            });
+            signal(&ff_process, sig);
+            let status = ff_process.wait().expect("wait for ff");
+            assert!(
+                gone_within(pid, Duration::from_secs(5)),
+                "{what}: the command outlived ff"
+            );
+            if sig == rustix::process::Signal::TERM {
+                // Forwarded: the command died of it, and ff reports that.
+                assert_eq!(status.code(), Some(128 + 15), "{what}: {status:?}");
+            }
+            if let Some(w) = waiter {
+                let out = w.wait_with_output().expect("wait for the waiter");
+                assert_eq!(
+                    out.status.code(),
+                    Some(0),
+                    "{what}: the waiter: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let seen = std::fs::read_to_string(&result).expect("the waiter's report");
+                assert_eq!(
+                    seen.trim(),
+                    "clear",
+                    "{what}: a second holder ran beside the first command"
+                );
+            }
         }
     }
+}
+
+/// `ff lock` names its command's process group in the lock, so waiters
+/// on its host judge it alive while the command runs.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_lock_names_the_commands_process_group() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let pidfile = repo.scratch("pids").join("group");
+    let script = format!("echo $$ > '{}'; exec sleep 30", pidfile.display());
+    let mut holder = spawn_ff(dir, &["lock", "grouped", "--", "sh", "-c", &script]);
+    let pid = command_pid(&pidfile);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let group: u64 = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+        .and_then(|g| g.parse().ok())
+        .expect("process group");
+    let out = ff(dir, &["--json", "locks"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let holders = listed.to_string();
+    signal(&holder, rustix::process::Signal::TERM);
+    let _ = holder.wait();
+    assert!(
+        holders.contains(&format!("\"process_group\":{group}")),
+        "group {group} not in {holders}"
+    );
 }
 
 /// A Redis lock force-released while its command runs: the command is
@@ -164,5 +237,63 @@ fn a_lost_lock_stops_the_command() {
         started.elapsed() < Duration::from_secs(20),
         "stopped only after {:?}",
         started.elapsed()
+    );
+}
+
+/// `ff lock` on Redis SIGSTOPped until its lease lapses: when it runs
+/// again it learns the lock is gone, stops the command, exits 79.
+#[test]
+fn a_paused_holder_whose_lease_lapsed_stops_the_command() {
+    let Some(redis) = ff_testkit::redis::RedisServer::start() else {
+        return;
+    };
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let url = redis.url();
+    let pidfile = repo.scratch("pids").join("paused");
+    let script = format!("echo $$ > '{}'; exec sleep 60", pidfile.display());
+    let holder = spawn_ff(
+        dir,
+        &[
+            "--lock",
+            &url,
+            "lock",
+            "paused",
+            "--lease",
+            "1s",
+            "--kill-after",
+            "2s",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let pid = command_pid(&pidfile);
+    signal(&holder, rustix::process::Signal::STOP);
+    // The lease lapses while ff sleeps: another client may take the lock.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let other = ff(
+        dir,
+        &[
+            "--lock",
+            &url,
+            "lock",
+            "paused",
+            "--timeout",
+            "5s",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(code(&other), 0, "the lapsed lease was not free");
+    signal(&holder, rustix::process::Signal::CONT);
+    let out = holder.wait_with_output().expect("wait for ff");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(79), "{stderr}");
+    assert!(stderr.contains("lock 'paused' was lost"), "{stderr}");
+    assert!(
+        gone_within(pid, Duration::from_secs(3)),
+        "the command ran on"
     );
 }

@@ -43,8 +43,17 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             timeout,
             shared,
             kill_after,
+            lease,
             command,
-        } => run::lock(&settings, out, &name, timeout, shared, kill_after, &command).await,
+        } => {
+            let how = run::LockRun {
+                timeout,
+                shared,
+                kill_after,
+                lease,
+            };
+            run::lock(&settings, out, &name, &how, &command).await
+        }
         Command::Once {
             key,
             max_attempts,

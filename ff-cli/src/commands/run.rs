@@ -12,26 +12,46 @@ use super::supervise;
 use crate::config::Settings;
 use crate::output::{Failure, Out};
 
+/// How `ff lock` takes its lock and treats its command.
+pub(super) struct LockRun {
+    pub(super) timeout: Duration,
+    pub(super) shared: bool,
+    pub(super) kill_after: Duration,
+    /// The lock's lease (its stale threshold), if given.
+    pub(super) lease: Option<Duration>,
+}
+
 pub(super) async fn lock(
     settings: &Settings,
     out: Out,
     name: &str,
-    timeout: Duration,
-    shared: bool,
-    kill_after: Duration,
+    how: &LockRun,
     command: &[String],
 ) -> Result<u8, Failure> {
     let name = ff_traits::LockName::new(name)?;
+    if how.lease.is_some_and(|l| l.is_zero()) {
+        return Err(Failure::invalid("--lease must be longer than zero"));
+    }
     let locks = settings.locks().await?;
-    let mode = if shared {
+    let mode = if how.shared {
         LockMode::Shared
     } else {
         LockMode::Exclusive
     };
-    let options = LockOptions::default()
-        .with_timeout(timeout)
+    // The command's process group exists before the lock is taken, so the
+    // lock can name it: a holder that dies is still alive, to waiters on
+    // its host, while its command runs.
+    let supervisor = supervise::Supervisor::start()?;
+    let mut options = LockOptions::default()
+        .with_timeout(how.timeout)
         .with_mode(mode)
         .with_operation(format!("ff lock -- {}", command.join(" ")));
+    if let Some(lease) = how.lease {
+        options = options.with_stale_threshold(lease);
+    }
+    if let Some(group) = supervisor.group() {
+        options = options.with_process_group(group);
+    }
     let guard = locks
         .acquire(&name, &options)
         .await
@@ -51,7 +71,7 @@ pub(super) async fn lock(
         let reason = loss.lost().await;
         format!("lock '{name}' was lost: {reason}")
     };
-    let ran = supervise::run(command, &env, kill_after, false, lost).await;
+    let ran = supervise::run(supervisor, command, &env, how.kill_after, false, lost).await;
     let released = guard.release().await;
     let ran = ran?;
     if ran.lost.is_none() {
@@ -231,7 +251,20 @@ pub(super) async fn once(
         ("FF_ONCE_KEY", key_text.clone()),
         ("FF_FENCING_TOKEN", claim.fencing_token.0.to_string()),
     ];
-    let ran = supervise::run(command, &env, options.kill_after, true, renewing).await;
+    let ran = match supervise::Supervisor::start() {
+        Ok(supervisor) => {
+            supervise::run(
+                supervisor,
+                command,
+                &env,
+                options.kill_after,
+                true,
+                renewing,
+            )
+            .await
+        }
+        Err(f) => Err(f),
+    };
     let (code, stdout, stderr) = match ran {
         Ok(r) if r.lost.is_some() => return Ok(r.code),
         Ok(r) => (r.code, r.stdout, r.stderr),

@@ -3,18 +3,24 @@
 //! receives, and killed with its whole process group if `ff` itself is
 //! killed.
 //!
-//! * The command runs in a process group of its own, so a signal reaches
-//!   everything it started.
-//! * SIGTERM, SIGINT and SIGHUP sent to `ff` are forwarded to that group;
-//!   `ff` waits for the command, then releases and exits with its status.
+//! * A watchdog (`sh`, reading a pipe only `ff` holds) starts first, as
+//!   the leader of a new process group; the command joins that group, so a
+//!   signal to the group reaches everything the command started. The group
+//!   exists before the lock is taken, so the lock records it
+//!   ([`ff_traits::LockOptions::process_group`]).
+//! * SIGTERM, SIGINT and SIGHUP sent to `ff` are forwarded to that group
+//!   (the watchdog ignores them); `ff` waits for the command, then releases
+//!   and exits with its status.
 //! * Protection lost (a lease lapsed, a lock revoked): SIGTERM to the
 //!   group, SIGKILL after the grace period, exit [`LOST`].
-//! * `ff` SIGKILLed: a watchdog (`sh`, reading a pipe only `ff` holds)
-//!   sees the pipe close and SIGKILLs the group, so the command cannot run
-//!   on unprotected. (Linux's `PR_SET_PDEATHSIG` would need `unsafe` in
-//!   `pre_exec`; the pipe works on every Unix.) A kill in the instant
-//!   between starting the command and handing its group to the watchdog is
-//!   not covered.
+//! * `ff` SIGKILLed: the watchdog sees the pipe close and SIGKILLs the
+//!   group, itself included, so the command cannot run on unprotected.
+//!   Between `ff`'s death and that kill the command may run for a few
+//!   milliseconds; the lock covers that window: waiters on this host judge
+//!   a dead holder alive while its recorded group runs (on Redis, waiters
+//!   elsewhere wait out the TTL). (Linux's `PR_SET_PDEATHSIG` would need
+//!   `unsafe` in `pre_exec` and reaches only the direct child; the pipe
+//!   works on every Unix and reaches the whole group.)
 
 use std::future::Future;
 use std::process::Stdio;
@@ -42,11 +48,40 @@ pub(crate) struct Ran {
     pub(crate) stderr: Vec<u8>,
 }
 
+/// The process group a command will run in, guarded by its watchdog from
+/// before the protection is taken until the command ends.
+pub(crate) struct Supervisor {
+    #[cfg(unix)]
+    watchdog: Watchdog,
+}
+
+impl Supervisor {
+    /// Starts the watchdog (Unix), and with it the command's group.
+    ///
+    /// # Errors
+    /// When `sh` cannot be started.
+    pub(crate) fn start() -> Result<Self, Failure> {
+        Ok(Self {
+            #[cfg(unix)]
+            watchdog: Watchdog::start()?,
+        })
+    }
+
+    /// The process group the command will run in (Unix).
+    pub(crate) fn group(&self) -> Option<u32> {
+        #[cfg(unix)]
+        return self.watchdog.group;
+        #[cfg(not(unix))]
+        None
+    }
+}
+
 /// Runs `command` with `env` until it ends, or until `lost` yields a
 /// reason: then it is stopped (SIGTERM, SIGKILL after `kill_after`).
 /// With `capture`, stdout and stderr pass through and their tails are
 /// kept.
 pub(crate) async fn run(
+    supervisor: Supervisor,
     command: &[String],
     env: &[(&str, String)],
     kill_after: Duration,
@@ -63,16 +98,31 @@ pub(crate) async fn run(
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     #[cfg(unix)]
-    cmd.process_group(0);
+    let mut watchdog = supervisor.watchdog;
+    #[cfg(not(unix))]
+    let _ = supervisor;
     #[cfg(unix)]
-    let mut watchdog = Watchdog::start()?;
-    let mut child = cmd.spawn().map_err(|e| cannot_run(program, &e))?;
-    #[cfg(unix)]
-    let group = child.id().and_then(|id| i32::try_from(id).ok());
+    let group = watchdog.group.and_then(|g| i32::try_from(g).ok());
     #[cfg(unix)]
     if let Some(g) = group {
-        watchdog.guard(g).await;
+        cmd.process_group(g);
+    } else {
+        cmd.process_group(0);
     }
+    let spawned = cmd.spawn();
+    #[cfg(unix)]
+    let group = match (&spawned, group) {
+        (Ok(child), None) => child.id().and_then(|id| i32::try_from(id).ok()),
+        (_, group) => group,
+    };
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            #[cfg(unix)]
+            watchdog.stand_down().await;
+            return Err(cannot_run(program, &e));
+        }
+    };
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let copying = async {
@@ -243,10 +293,16 @@ impl Signals {
     }
 }
 
-/// A `sh` that SIGKILLs the command's group unless `ff` tells it to stand
-/// down: if `ff` dies, the pipe it reads closes and it acts.
+/// A `sh` leading the command's process group, that SIGKILLs the group
+/// unless `ff` tells it to stand down: if `ff` dies, the pipe it reads
+/// closes and it acts. It ignores the signals forwarded to the group, so it
+/// outlasts the command.
 #[cfg(unix)]
-struct Watchdog(Option<(tokio::process::Child, tokio::process::ChildStdin)>);
+struct Watchdog {
+    process: Option<(tokio::process::Child, tokio::process::ChildStdin)>,
+    /// Its pid: the group's id.
+    group: Option<u32>,
+}
 
 #[cfg(unix)]
 impl Watchdog {
@@ -254,31 +310,27 @@ impl Watchdog {
         let mut child = tokio::process::Command::new("sh")
             .args([
                 "-c",
-                r#"read group || exit 0; read word; [ "$word" = done ] || kill -s KILL -- "-$group" 2>/dev/null; exit 0"#,
+                r#"trap '' TERM INT HUP; read word; [ "$word" = done ] || kill -s KILL -- "-$$" 2>/dev/null; exit 0"#,
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            // Its own group: a signal meant for the command's group (or a
-            // terminal's Ctrl-C for ff's) must not take it down first.
+            // A new group, out of ff's: a terminal's Ctrl-C reaches ff,
+            // which forwards it.
             .process_group(0)
             .spawn()
             .map_err(|e| cannot_run("sh", &e))?;
+        let group = child.id();
         let stdin = child.stdin.take();
-        Ok(Self(stdin.map(|s| (child, s))))
-    }
-
-    /// Hands it the group to guard.
-    async fn guard(&mut self, group: i32) {
-        if let Some((_, stdin)) = &mut self.0 {
-            let _ = stdin.write_all(format!("{group}\n").as_bytes()).await;
-            let _ = stdin.flush().await;
-        }
+        Ok(Self {
+            process: stdin.map(|s| (child, s)),
+            group,
+        })
     }
 
     /// The command ended: the watchdog goes without acting.
     async fn stand_down(&mut self) {
-        if let Some((mut child, mut stdin)) = self.0.take() {
+        if let Some((mut child, mut stdin)) = self.process.take() {
             let _ = stdin.write_all(b"done\n").await;
             drop(stdin);
             let _ = child.wait().await;
