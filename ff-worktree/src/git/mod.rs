@@ -12,6 +12,7 @@
 //!   repository it was given.
 //! * Errors carry git's own message.
 
+pub(crate) mod discover;
 pub(crate) mod porcelain;
 pub(crate) mod repair;
 
@@ -191,12 +192,43 @@ fn describe(args: &[OsString]) -> String {
         .join(" ")
 }
 
+/// `FF_GIT`, else `git` found on the `PATH` once per process (each spawn
+/// would search the `PATH` again), else plain `git`.
+fn default_program() -> &'static OsStr {
+    static PROGRAM: std::sync::OnceLock<OsString> = std::sync::OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        if let Some(p) = std::env::var_os("FF_GIT") {
+            return p;
+        }
+        #[cfg(unix)]
+        if let Some(found) = std::env::var_os("PATH").and_then(|path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::env::split_paths(&path)
+                .filter(|dir| dir.is_absolute())
+                .map(|dir| dir.join("git"))
+                .find(|p| {
+                    std::fs::metadata(p)
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                })
+        }) {
+            return found.into_os_string();
+        }
+        OsString::from("git")
+    })
+}
+
+/// Whether the git version was checked, and what the check said: done once
+/// per process, and only when a git call fails (a git too old for us shows
+/// itself by failing; the check then names the cause).
+static VERSION_CHECK: tokio::sync::OnceCell<Result<String, String>> =
+    tokio::sync::OnceCell::const_new();
+
 impl Git {
     /// git (the `FF_GIT` environment variable, else `git` on the `PATH`)
     /// running in `dir`, with a 120 s timeout per call.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
-            program: std::env::var_os("FF_GIT").unwrap_or_else(|| OsString::from("git")),
+            program: default_program().to_owned(),
             dir: dir.into(),
             timeout: Duration::from_secs(120),
             envs: Vec::new(),
@@ -310,14 +342,29 @@ impl Git {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let out = self.output(&args, read_only).await?;
         if out.success() {
-            Ok(out)
-        } else {
-            Err(GitError::Failed {
-                args: describe(&args),
-                code: out.code,
-                stderr: out.stderr,
-            })
+            return Ok(out);
         }
+        // A git older than we need fails somewhere: say so, not just how.
+        let version = VERSION_CHECK
+            .get_or_init(|| async {
+                self.check_version().await.map_err(|e| match e {
+                    GitError::TooOld { found } => found,
+                    _ => String::new(),
+                })
+            })
+            .await;
+        if let Err(found) = version
+            && !found.is_empty()
+        {
+            return Err(GitError::TooOld {
+                found: found.clone(),
+            });
+        }
+        Err(GitError::Failed {
+            args: describe(&args),
+            code: out.code,
+            stderr: out.stderr,
+        })
     }
 
     /// Runs a git command that may change the repository.
@@ -351,7 +398,14 @@ impl Git {
     /// [`GitError::NotInstalled`], [`GitError::TooOld`],
     /// [`GitError::Unexpected`] for an unparsable version.
     pub async fn check_version(&self) -> Result<String, GitError> {
-        let out = self.read(["--version"]).await?;
+        let out = self.output(["--version"], true).await?;
+        if !out.success() {
+            return Err(GitError::Failed {
+                args: "--version".into(),
+                code: out.code,
+                stderr: out.stderr,
+            });
+        }
         let text = out.text();
         let version = text
             .strip_prefix("git version ")
@@ -381,6 +435,21 @@ impl Git {
     /// # Errors
     /// [`GitError::NotARepository`], [`GitError::Bare`], or a failed call.
     pub async fn repository(&self) -> Result<RepoInfo, GitError> {
+        // The usual layouts are read in-process (no git spawned); anything
+        // unusual is asked of git.
+        match discover::in_process(&self.dir) {
+            discover::Discovery::Found(info) => Ok(info),
+            discover::Discovery::NoRepository => Err(GitError::NotARepository {
+                path: self.dir.clone(),
+                stderr: "fatal: not a git repository (or any of the parent directories): .git"
+                    .into(),
+            }),
+            discover::Discovery::AskGit => self.repository_by_git().await,
+        }
+    }
+
+    /// [`repository`](Self::repository), asking git.
+    pub(crate) async fn repository_by_git(&self) -> Result<RepoInfo, GitError> {
         let out = self
             .output(
                 [

@@ -1,0 +1,349 @@
+//! Repository discovery without running git, for the layouts nearly every
+//! call meets: a directory inside a main worktree (`<top>/.git` a
+//! directory) or inside a linked one (`<top>/.git` a file naming
+//! `<common dir>/worktrees/<name>`). It reads what git itself reads
+//! (`.git`, `commondir`, `HEAD`, the branch's ref) and answers what
+//! [`Git::repository`](super::Git::repository) answers.
+//!
+//! Anything else goes to git, which stays the authority: configuration
+//! or discovery settings in the environment, a bare repository or a call from inside a
+//! git directory, a search that would cross a filesystem boundary, a
+//! repository owned by another user (git's `safe.directory` check), a
+//! configuration that sets `core.bare` or `core.worktree` or includes other
+//! files, reftable refs, a git directory outside its main worktree
+//! (`--separate-git-dir`), or a file that does not read as expected. Every
+//! `None` below means "ask git".
+//!
+//! Why not gitoxide's `gix-discover`: it would answer the same few
+//! questions from the same files, at the price of a dozen crates in every
+//! build; these four reads are all we need, and the fallback keeps every
+//! unusual layout exact.
+
+use std::path::{Path, PathBuf};
+
+use super::RepoInfo;
+
+/// Environment variables that change how the git calls would discover the
+/// repository: when one is set, git decides. (`GIT_DIR` and the other
+/// repository overrides are not here: [`Git`](super::Git) removes them from
+/// every call, so both paths ignore them alike.)
+const DISCOVERY_ENV: [&str; 3] = [
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+];
+
+/// What in-process discovery found.
+#[derive(Debug)]
+pub(crate) enum Discovery {
+    /// The repository, as git would describe it.
+    Found(RepoInfo),
+    /// No `.git` in the directory or any parent, on one filesystem: git
+    /// would find none either.
+    NoRepository,
+    /// Something unusual: git must be asked.
+    AskGit,
+}
+
+/// Describes the repository containing `dir` as git would.
+pub(crate) fn in_process(dir: &Path) -> Discovery {
+    if DISCOVERY_ENV.iter().any(|v| std::env::var_os(v).is_some()) {
+        return Discovery::AskGit;
+    }
+    let Some(start) = crate::paths::canonical(dir).ok() else {
+        return Discovery::AskGit;
+    };
+    let mut reached_root = false;
+    let found = find(&start, &mut reached_root);
+    match found {
+        Some(info) => Discovery::Found(info),
+        None if reached_root => Discovery::NoRepository,
+        None => Discovery::AskGit,
+    }
+}
+
+/// The search proper; `None` with `reached_root` set when there is no
+/// repository at all.
+fn find(start: &Path, reached_root: &mut bool) -> Option<RepoInfo> {
+    let device = device_of(start)?;
+    let mut here = start;
+    let (worktree, git_dir) = loop {
+        let dot_git = here.join(".git");
+        match std::fs::symlink_metadata(&dot_git) {
+            Ok(m) if m.is_dir() => break (here.to_path_buf(), dot_git),
+            Ok(m) if m.is_file() => break (here.to_path_buf(), read_gitdir_file(&dot_git)?),
+            Ok(_) => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+        // Inside a git directory, or a bare repository: git decides.
+        if here.join("HEAD").is_file() && here.join("objects").is_dir() {
+            return None;
+        }
+        let Some(parent) = here.parent() else {
+            *reached_root = true;
+            return None;
+        };
+        here = parent;
+        if device_of(here)? != device {
+            return None;
+        }
+    };
+    if !owned_by_us(&worktree) {
+        return None;
+    }
+    let git_dir = crate::paths::canonical(&git_dir).ok()?;
+    if !git_dir.join("HEAD").is_file() {
+        return None;
+    }
+    let common_dir = match std::fs::read(git_dir.join("commondir")) {
+        Ok(bytes) => {
+            let named = super::porcelain::bytes_to_path(bytes.trim_ascii());
+            crate::paths::canonical(git_dir.join(named)).ok()?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => git_dir.clone(),
+        Err(_) => return None,
+    };
+    if !plain_config(&common_dir) || common_dir.join("reftable").exists() {
+        return None;
+    }
+    let toplevel = if crate::paths::same_path(&git_dir, &common_dir) {
+        if common_dir.file_name()? != ".git" {
+            return None;
+        }
+        worktree.clone()
+    } else if common_dir.file_name()? == ".git" {
+        common_dir.parent()?.to_path_buf()
+    } else {
+        return None;
+    };
+    let (head_branch, has_commits) = head_of(&common_dir)?;
+    Some(RepoInfo {
+        toplevel,
+        worktree,
+        common_dir,
+        head_branch,
+        has_commits,
+    })
+}
+
+/// The git directory a `.git` file names (`gitdir: <path>`, relative to the
+/// file's directory).
+fn read_gitdir_file(dot_git: &Path) -> Option<PathBuf> {
+    let bytes = std::fs::read(dot_git).ok()?;
+    let named = bytes.trim_ascii().strip_prefix(b"gitdir: ")?;
+    let named = super::porcelain::bytes_to_path(named.trim_ascii());
+    Some(dot_git.parent()?.join(named))
+}
+
+/// Whether the repository's configuration leaves discovery to the layout:
+/// no `core.bare`, no `core.worktree`, no includes (which could set them).
+fn plain_config(common_dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(common_dir.join("config")) else {
+        return false;
+    };
+    !text.lines().any(|line| {
+        let line = line.trim().to_ascii_lowercase();
+        line.starts_with("[include")
+            || line.starts_with("worktree")
+            || (line.starts_with("bare") && !line.ends_with("false"))
+            || line.starts_with("refstorage")
+    })
+}
+
+/// The main worktree's HEAD: the branch it names (short) and whether it
+/// resolves to a commit; `None` when it does not read plainly.
+fn head_of(common_dir: &Path) -> Option<(Option<String>, bool)> {
+    let head = std::fs::read_to_string(common_dir.join("HEAD")).ok()?;
+    let head = head.trim_end();
+    let Some(reference) = head.strip_prefix("ref: ") else {
+        // Detached: an object id.
+        return is_object_id(head).then_some((None, true));
+    };
+    let branch = reference.strip_prefix("refs/heads/")?;
+    Some((Some(branch.to_owned()), ref_exists(common_dir, reference)?))
+}
+
+/// Whether `reference` (e.g. `refs/heads/main`) names an object, loose or
+/// packed; `None` when the files do not read plainly.
+fn ref_exists(common_dir: &Path, reference: &str) -> Option<bool> {
+    read_branch(common_dir, reference).map(|id| id.is_some())
+}
+
+/// The object a branch (`refs/heads/…`, shared by all worktrees) points
+/// at, read from its loose file or `packed-refs` as git reads them:
+/// `Some(None)` when there is no such branch, `None` when git must be
+/// asked (a symbolic ref, reftable, a name that is not a plain branch, an
+/// unreadable file).
+pub(crate) fn read_branch(common_dir: &Path, reference: &str) -> Option<Option<String>> {
+    let name = reference.strip_prefix("refs/heads/")?;
+    if name.is_empty()
+        || name
+            .split('/')
+            .any(|part| part.is_empty() || part.starts_with('.') || part.ends_with(".lock"))
+        || name.contains(['\\', ':', '?', '*', '[', '^', '~', ' ', '\0'])
+        || name.contains("..")
+        || name.contains("@{")
+        || common_dir.join("reftable").exists()
+    {
+        return None;
+    }
+    match std::fs::read_to_string(common_dir.join(reference)) {
+        Ok(text) => {
+            let id = text.trim_end();
+            return is_object_id(id).then(|| Some(id.to_owned()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // A directory of that name, or unreadable: git decides.
+        Err(_) => return None,
+    }
+    match std::fs::read_to_string(common_dir.join("packed-refs")) {
+        Ok(text) => Some(text.lines().find_map(|line| {
+            line.split_once(' ')
+                .filter(|(id, name)| *name == reference && is_object_id(id))
+                .map(|(id, _)| id.to_owned())
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(None),
+        Err(_) => None,
+    }
+}
+
+/// SHA-1 or SHA-256 hex.
+fn is_object_id(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(unix)]
+fn device_of(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.dev())
+}
+
+#[cfg(not(unix))]
+fn device_of(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|_| 0)
+}
+
+/// git refuses repositories another user owns unless `safe.directory`
+/// allows them: let git judge those.
+#[cfg(unix)]
+fn owned_by_us(worktree: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(worktree).is_ok_and(|m| m.uid() == rustix::process::geteuid().as_raw())
+}
+
+#[cfg(not(unix))]
+fn owned_by_us(_worktree: &Path) -> bool {
+    // Windows ownership rules differ; git judges.
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::Git;
+    use ff_testkit::git::{TestRepo, git_in};
+
+    fn by_git(dir: &Path) -> RepoInfo {
+        ff_testkit::runtime()
+            .block_on(Git::new(dir).repository_by_git())
+            .expect("git describes it")
+    }
+
+    /// In-process discovery answers exactly as git does.
+    #[track_caller]
+    fn agrees(dir: &Path, what: &str) {
+        match in_process(dir) {
+            Discovery::Found(info) => assert_eq!(info, by_git(dir), "{what}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+
+    #[track_caller]
+    fn asks_git(dir: &Path, what: &str) {
+        assert!(
+            matches!(in_process(dir), Discovery::AskGit),
+            "{what}: read in-process"
+        );
+    }
+
+    #[test]
+    fn the_usual_layouts_read_as_git_reads_them() {
+        let repo = TestRepo::new();
+        let top = repo.path();
+        agrees(top, "main worktree");
+        let sub = top.join("a").join("b");
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        agrees(&sub, "a subdirectory");
+        let linked = repo.scratch("linked").join("wt");
+        let _ = git_in(
+            top,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "feature/y",
+                linked.to_str().expect("utf8"),
+            ],
+        );
+        agrees(&linked, "a linked worktree");
+        std::fs::create_dir_all(linked.join("deep")).expect("mkdir");
+        agrees(&linked.join("deep"), "inside a linked worktree");
+        let _ = git_in(top, &["checkout", "-q", "-b", "topic/with/slashes"]);
+        agrees(&linked, "HEAD on a branch with slashes");
+        let _ = git_in(top, &["pack-refs", "--all"]);
+        agrees(top, "packed refs");
+        let _ = git_in(top, &["checkout", "-q", "--detach"]);
+        agrees(&sub, "detached HEAD");
+    }
+
+    #[test]
+    fn an_unborn_branch_has_no_commits() {
+        let repo = TestRepo::new();
+        let dir = repo.scratch("unborn");
+        let _ = git_in(&dir, &["init", "-q", "-b", "trunk"]);
+        agrees(&dir, "a repository without commits");
+        match in_process(&dir) {
+            Discovery::Found(info) => assert!(!info.has_commits),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unusual_layouts_are_left_to_git() {
+        let repo = TestRepo::new();
+        let top = repo.path();
+        asks_git(&top.join(".git"), "inside the git directory");
+        let bare = repo.scratch("bare").join("r.git");
+        let _ = git_in(
+            top,
+            &["clone", "-q", "--bare", ".", bare.to_str().expect("utf8")],
+        );
+        asks_git(&bare, "a bare repository");
+        let linked = repo.scratch("of-bare").join("wt");
+        let _ = git_in(
+            &bare,
+            &["worktree", "add", "-q", linked.to_str().expect("utf8")],
+        );
+        asks_git(&linked, "a worktree of a bare repository");
+        let separate = repo.scratch("separate");
+        let work = separate.join("work");
+        let _ = git_in(
+            &separate,
+            &[
+                "init",
+                "-q",
+                "--separate-git-dir",
+                "gd",
+                work.to_str().expect("utf8"),
+            ],
+        );
+        asks_git(&work, "--separate-git-dir");
+        let _ = git_in(
+            top,
+            &["config", "core.worktree", top.to_str().expect("utf8")],
+        );
+        asks_git(top, "core.worktree set");
+    }
+}
