@@ -43,6 +43,8 @@ pub(crate) struct Settings {
     pub(crate) dir: PathBuf,
     /// The repository's top directory, when `dir` is in one.
     pub(crate) toplevel: Option<PathBuf>,
+    /// Its git common directory (the default state lives there).
+    common_dir: Option<PathBuf>,
     pub(crate) file: FileConfig,
     pub(crate) base_path: Option<PathBuf>,
     pub(crate) state_dir: Option<PathBuf>,
@@ -64,7 +66,12 @@ impl Settings {
                 dir.display()
             )));
         }
-        let toplevel = Git::new(&dir).repository().await.ok().map(|r| r.toplevel);
+        // Read in-process for the usual layouts: no git spawned.
+        let repo = Git::new(&dir).repository().await.ok();
+        let (toplevel, common_dir) = match repo {
+            Some(r) => (Some(r.toplevel), Some(r.common_dir)),
+            None => (None, None),
+        };
         let file = match &toplevel {
             Some(top) => read_file_config(&top.join("ff.toml"))?,
             None => FileConfig::default(),
@@ -96,6 +103,7 @@ impl Settings {
                 .unwrap_or_else(|| "sqlite".into()),
             dir,
             toplevel,
+            common_dir,
             file,
         })
     }
@@ -138,17 +146,18 @@ impl Settings {
         if let Some(d) = self.explicit_state_dir()? {
             return Ok(d);
         }
-        if self.toplevel.is_none() {
+        let Some(common_dir) = &self.common_dir else {
             return Err(Failure::invalid(format!(
                 "{} is not inside a git repository; run ff inside one, pass -C DIR, or give \
                  --state-dir for locks and records",
                 self.dir.display()
             )));
-        }
-        let at = ff_worktree::locate(&self.worktree_config()?)
-            .await
-            .map_err(crate::output::before_work)?;
-        Ok(at.state.root().to_path_buf())
+        };
+        // Locks and records need the state directory, not the worktree
+        // checks `locate` makes.
+        Ok(ff_worktree::StateDir::of_repository(common_dir)
+            .root()
+            .to_path_buf())
     }
 
     /// `--state-dir` (or its `FF_`/ff.toml forms), if given.

@@ -73,7 +73,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         // The tip judged here; if the branch still points at it after the
         // removal, the judgement stands and costs no second look.
         let branch = format!("refs/heads/{}", wt.branch);
-        let judged = match self.git.resolve_commit(&branch).await? {
+        let judged = match self.resolve_branch(&branch).await? {
             Some(tip) => {
                 let (base, n) = self
                     .count_unmerged(&wt, &tip)

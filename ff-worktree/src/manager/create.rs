@@ -237,7 +237,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// deadlock. The final count is checked again under the registry lock.
     async fn make_room(&self, issue: &IssueId) -> Result<Vec<Worktree>> {
         if self.config.limit_policy != LimitPolicy::EvictOldest
-            || self.count_ours().await? < self.config.max_worktrees
+            || self.count_ours() < self.config.max_worktrees
         {
             return Ok(Vec::new());
         }
@@ -302,14 +302,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         .await
     }
 
-    /// Worktrees git lists under the base path.
-    async fn count_ours(&self) -> Result<usize> {
-        Ok(self
-            .worktrees()
-            .await?
+    /// Worktrees git has registered under the base path, read from git's
+    /// registry in-process (as `git worktree list` reads it).
+    fn count_ours(&self) -> usize {
+        crate::git::repair::registered_paths(&self.info.common_dir)
             .iter()
-            .filter(|w| w.path.starts_with(&self.base))
-            .count())
+            .filter(|p| p.starts_with(&self.base))
+            .count()
     }
 
     /// The base ref new worktrees start from.
@@ -340,11 +339,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     async fn register(&self, issue: &IssueId, plan: &Plan) -> Result<Worktree> {
         let base = self.base_ref()?;
-        let base_commit = self.git.resolve_commit(&base).await?.ok_or_else(|| {
+        // HEAD's branch is read in-process; a configured base may be any
+        // revision, which git resolves.
+        let base_commit = match &self.config.base_ref {
+            None => self.resolve_branch(&format!("refs/heads/{base}")).await?,
+            Some(_) => self.git.resolve_commit(&base).await?,
+        }
+        .ok_or_else(|| {
             Error::invalid_input("base ref", format!("{base:?} does not name a commit"))
         })?;
         self.with_registry("worktree add", async || {
-            if self.count_ours().await? >= self.config.max_worktrees {
+            if self.count_ours() >= self.config.max_worktrees {
                 return Err(self.limit_reached("(limit policy: refuse)"));
             }
             if plan.path.exists() || self.branch_exists(&plan.branch).await? {
@@ -367,7 +372,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 plan.path.as_os_str(),
                 base_commit.as_ref(),
             ];
-            self.git.run(args).await?;
+            if let Err(e) = self.git.run(args).await {
+                // A `worktree add` killed mid-write leaves an empty
+                // `commondir` that fails every later one: mend, try again.
+                let torn = matches!(&e, crate::git::GitError::Failed { stderr, .. } if stderr.contains("commondir"));
+                if !torn || self.torn_commondirs(true).await.is_empty() {
+                    return Err(e.into());
+                }
+                self.git.run(args).await?;
+            }
             Ok(Worktree {
                 id: plan.id.clone(),
                 issue: issue.to_string(),

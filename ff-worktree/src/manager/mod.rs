@@ -72,7 +72,8 @@ pub(crate) async fn resolve(config: &WorktreeConfig) -> Result<(Git, RepoInfo, P
         crate::paths::refuse_nul("base path", base)?;
     }
     let git = Git::new(&config.repo).with_timeout(config.git_timeout);
-    git.check_version().await?;
+    // The version is checked when a git call fails (see `Git`), not here:
+    // every `ff` run would pay a process for it.
     let info = git.repository().await?;
     if !info.has_commits {
         return Err(Error::invalid_input(
@@ -133,7 +134,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let (git, info, base) = resolve(&config).await?;
         let repo_key = match &config.namespace {
             Some(ns) => ns.clone(),
-            None => root_commit(&git).await?,
+            None => repository_key(&git, &info.common_dir).await?,
         };
         let common = Sha256::digest(info.common_dir.to_string_lossy().as_bytes());
         let common = ff_traits::hex_lower(&common[..8]);
@@ -332,10 +333,18 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     async fn branch_exists(&self, branch: &str) -> Result<bool> {
         Ok(self
-            .git
-            .resolve_commit(&format!("refs/heads/{branch}"))
+            .resolve_branch(&format!("refs/heads/{branch}"))
             .await?
             .is_some())
+    }
+
+    /// The commit a branch (`refs/heads/…`) points at: read in-process
+    /// where the ref files read plainly, else asked of git.
+    pub(crate) async fn resolve_branch(&self, reference: &str) -> Result<Option<String>> {
+        if let Some(id) = crate::git::discover::read_branch(&self.info.common_dir, reference) {
+            return Ok(id);
+        }
+        Ok(self.git.resolve_commit(reference).await?)
     }
 
     /// Removes `<ref>.lock` left by a killed git on one of ForgeFlow's
@@ -476,6 +485,34 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 fn worktree_of(result: Option<&Value>) -> Result<Worktree> {
     serde_json::from_value(result.cloned().unwrap_or(Value::Null))
         .map_err(|e| Error::corrupt("worktree record", "createWorktree result", e.to_string()))
+}
+
+/// The repository's key: its root commit's, read once from git and then
+/// from `<common dir>/ff/repository-key` (a root commit never changes; a
+/// moved repository keeps the file, a new clone has none). Writing the
+/// cache is best effort.
+async fn repository_key(git: &Git, common_dir: &std::path::Path) -> Result<String> {
+    let cache = crate::StateDir::of_repository(common_dir)
+        .root()
+        .join("repository-key");
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        let key = text.trim();
+        if key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(key.to_owned());
+        }
+    }
+    let key = root_commit(git).await?;
+    let tmp = cache.with_extension(format!("tmp-{}", ff_traits::unique_id()));
+    let written = cache
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&tmp, format!("{key}\n")))
+        .and_then(|()| std::fs::rename(&tmp, &cache));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::debug!(error = %e, "could not cache the repository key");
+    }
+    Ok(key)
 }
 
 async fn root_commit(git: &Git) -> Result<String> {
