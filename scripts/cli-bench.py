@@ -1,44 +1,111 @@
 #!/usr/bin/env python3
-"""Whole-process wall time of `ff create` against bare `git worktree add`,
-interleaved round by round on one 200-file repository (file creation on
-this disk slows after mass deletion, so the two must alternate).
+"""Whole-process cost of `ff` against the bare tool each command wraps,
+candidate and baseline interleaved round by round (A B A B: this disk
+slows file creation for minutes after mass deletion, and the machine is
+noisy), medians and ratios; then how many git processes each `ff` command
+spawns (strace, when installed).
 
-Usage: cargo build --release -p ff-cli && python3 scripts/cli-bench.py [ROUNDS]
-Prints medians and the ratio. Cleanup (`ff cleanup` / `git worktree remove`
-+ `git branch -D`) runs between rounds and is timed too.
+    cargo build --release -p ff-cli && python3 scripts/cli-bench.py [ROUNDS]
+
+Pairs, on one 200-file repository:
+  ff lock NAME -- true             vs  flock FILE true
+  ff once --key K -- true (done)   vs  flock FILE true
+  ff list                          vs  git worktree list --porcelain
+  ff create ISSUE                  vs  git worktree add --no-track -b B PATH main
+  ff cleanup ISSUE                 vs  git worktree remove PATH + git branch -D B
+  the create + cleanup cycle       vs  the bare cycle
 """
-import os, statistics, subprocess, sys, tempfile, time
+import os, shutil, statistics, subprocess, sys, tempfile, time
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 FF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "ff")
+GIT = ["git", "-c", "user.name=b", "-c", "user.email=b@example.invalid"]
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("FF_")}
+
 
 def run(args, cwd):
     t = time.perf_counter()
-    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, env=ENV)
     return time.perf_counter() - t
+
+
+def git_processes(args, cwd):
+    """git processes (successful execs) that one run of `args` starts."""
+    trace = os.path.join(cwd, "..", "strace.out")
+    subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-o", trace] + args,
+                   cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    with open(trace) as f:
+        execs = [l for l in f if "execve(" in l and l.rstrip().endswith("= 0")]
+    os.remove(trace)
+    return sum(1 for l in execs if "git" in l.split("execve(", 1)[1].split(",", 1)[0])
+
 
 with tempfile.TemporaryDirectory() as tmp:
     repo = os.path.join(tmp, "repo")
     os.makedirs(repo)
-    git = ["git", "-c", "user.name=b", "-c", "user.email=b@example.invalid"]
-    subprocess.run(git + ["init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run(GIT + ["init", "-q", "-b", "main"], cwd=repo, check=True)
     for i in range(200):
         d = os.path.join(repo, "src", f"m{i % 10}")
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, f"f{i}.rs"), "w") as f:
             f.write(f"// file {i}\n" * 20)
-    subprocess.run(git + ["add", "-A"], cwd=repo, check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "init"], cwd=repo, check=True)
+    subprocess.run(GIT + ["add", "-A"], cwd=repo, check=True)
+    subprocess.run(GIT + ["commit", "-q", "-m", "init"], cwd=repo, check=True)
     bare_base = os.path.join(tmp, "bare")
-    times = {k: [] for k in ("ff create", "git worktree add", "ff cleanup", "git remove + branch -D")}
-    run([FF, "list"], repo)  # first run creates the state directory
+    lockfile = os.path.join(tmp, "flock.lock")
+    run([FF, "list"], repo)  # the first run creates the state directory
+    run([FF, "once", "--key", "done", "--", "true"], repo)
+    for w in range(3):  # a few worktrees for list to show
+        run([FF, "create", f"keep{w}"], repo)
+    pairs = {
+        "lock": ("ff lock NAME -- true", "flock FILE true"),
+        "once": ("ff once --key K -- true (completed)", "flock FILE true"),
+        "list": ("ff list", "git worktree list --porcelain"),
+        "create": ("ff create", "git worktree add --no-track -b"),
+        "cleanup": ("ff cleanup", "git worktree remove + branch -D"),
+    }
+    times = {k: ([], []) for k in pairs}
+    cycle = ([], [])
+    # The quick commands first, apart from the worktree churn below, whose
+    # writeback would slow whichever process runs next.
     for r in range(ROUNDS):
-        times["ff create"].append(run([FF, "create", f"i{r}"], repo))
+        times["lock"][0].append(run([FF, "lock", "bench", "--", "true"], repo))
+        times["lock"][1].append(run(["flock", lockfile, "true"], repo))
+        times["once"][0].append(run([FF, "once", "--key", "done", "--", "true"], repo))
+        times["once"][1].append(run(["flock", lockfile, "true"], repo))
+        times["list"][0].append(run([FF, "list"], repo))
+        times["list"][1].append(run(["git", "worktree", "list", "--porcelain"], repo))
+    for r in range(ROUNDS):
+        c = run([FF, "create", f"i{r}"], repo)
         path = os.path.join(bare_base, f"b{r}")
-        times["git worktree add"].append(run(["git", "worktree", "add", "--quiet", "--no-track", "-b", f"bare-{r}", "--", path, "main"], repo))
-        times["ff cleanup"].append(run([FF, "cleanup", f"i{r}"], repo))
-        times["git remove + branch -D"].append(run(["git", "worktree", "remove", "--", path], repo) + run(["git", "branch", "-D", "--", f"bare-{r}"], repo))
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        b = run(["git", "worktree", "add", "--quiet", "--no-track", "-b", f"bare-{r}", "--", path, "main"], repo)
+        times["create"][0].append(c)
+        times["create"][1].append(b)
+        cc = run([FF, "cleanup", f"i{r}"], repo)
+        bc = run(["git", "worktree", "remove", "--", path], repo) + run(["git", "branch", "-D", "--", f"bare-{r}"], repo)
+        times["cleanup"][0].append(cc)
+        times["cleanup"][1].append(bc)
+        cycle[0].append(c + cc)
+        cycle[1].append(b + bc)
     print(f"whole processes, {ROUNDS} interleaved rounds, 200-file repository, medians")
-    print(f"  ff create      {med['ff create']:7.1f} ms   git worktree add       {med['git worktree add']:7.1f} ms   ratio {med['ff create'] / med['git worktree add']:.2f}x")
-    print(f"  ff cleanup     {med['ff cleanup']:7.1f} ms   git remove + branch -D {med['git remove + branch -D']:7.1f} ms   ratio {med['ff cleanup'] / med['git remove + branch -D']:.2f}x")
+    rows = [(pairs[k][0], pairs[k][1], times[k]) for k in pairs]
+    rows.append(("create + cleanup cycle", "bare cycle", cycle))
+    for cand, base, (a, b) in rows:
+        ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
+        print(f"  {cand:38} {ma:7.2f} ms   {base:33} {mb:7.2f} ms   {ma / mb:5.2f}x")
+    if shutil.which("strace"):
+        print("git processes per command (successful execs, git's own children included)")
+        counts = [
+            ("ff lock", [FF, "lock", "bench", "--", "true"]),
+            ("ff once (completed)", [FF, "once", "--key", "done", "--", "true"]),
+            ("ff list", [FF, "list"]),
+            ("ff create", [FF, "create", "counted"]),
+            ("ff cleanup", [FF, "cleanup", "counted"]),
+            ("ff locks", [FF, "locks"]),
+            ("ff stats", [FF, "stats"]),
+        ]
+        for name, args in counts:
+            print(f"  {name:22} {git_processes(args, repo)}")
+        bare_path = os.path.join(bare_base, "counted")
+        print(f"  {'bare worktree add':22} {git_processes(['git', 'worktree', 'add', '--quiet', '--no-track', '-b', 'counted-bare', '--', bare_path, 'main'], repo)}")
+        print(f"  {'bare worktree remove':22} {git_processes(['git', 'worktree', 'remove', '--', bare_path], repo)}")

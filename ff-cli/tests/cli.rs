@@ -566,3 +566,105 @@ fn once_fingerprints_replays_expires_and_forgets() {
         String::from_utf8_lossy(&spent.stderr)
     );
 }
+
+/// The git version is not checked on every run (a process each time), but
+/// a git too old for ForgeFlow still shows as such: its first failing call
+/// checks the version and names it.
+#[cfg(unix)]
+#[test]
+fn a_git_too_old_is_named_when_it_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = TestRepo::new();
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .expect("sh")
+            .stdout,
+    )
+    .expect("utf8");
+    // An old git: says 2.20, lacks `worktree list -z`; otherwise real git.
+    let fake = repo.scratch("old-git").join("git");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n--version) echo 'git version 2.20.1' ;;\n\
+             worktree) echo 'error: unknown switch `z'\"'\" >&2; exit 129 ;;\n\
+             *) exec '{}' \"$@\" ;;\nesac\n",
+            real.trim()
+        ),
+    )
+    .expect("write fake git");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(["--json", "create", "old"])
+        .current_dir(repo.path())
+        .env("FF_GIT", &fake)
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .env_remove("FF_STATE_DIR")
+        .output()
+        .expect("run ff");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(code(&out), 0, "{stderr}");
+    assert!(
+        stderr.contains("git 2.20.1 is too old"),
+        "the version is not named: {stderr}"
+    );
+}
+
+/// Discovery is read again on every run, so what changed between two runs
+/// is seen: HEAD switched to another branch, the repository moved, another
+/// repository cloned where it was (with the state kept outside).
+#[test]
+fn a_switched_head_a_moved_repository_and_a_reclone_are_noticed() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    assert_eq!(code(&ff(dir, &["create", "one"])), 0);
+    // HEAD switched: the next worktree starts from the new branch's tip.
+    let _ = repo.git(&["checkout", "-q", "-b", "trunk"]);
+    ff_testkit::git::commit_file(dir, "trunk.txt", "t\n", "on trunk");
+    let tip = repo.git(&["rev-parse", "HEAD"]);
+    let created = stdout_json(&ff(dir, &["--json", "create", "two"]));
+    assert_eq!(created["base"], "trunk", "{created}");
+    let branch = created["branch"].as_str().expect("branch");
+    assert_eq!(
+        repo.git(&["rev-parse", branch]).trim(),
+        tip.trim(),
+        "{created}"
+    );
+
+    // Moved: found at its new place, worktrees made there.
+    let moved = repo.scratch("moved").join("repo");
+    std::fs::rename(dir, &moved).expect("move the repository");
+    let created = stdout_json(&ff(&moved, &["--json", "create", "three"]));
+    let path = created["path"].as_str().expect("path");
+    assert!(
+        std::path::Path::new(path).starts_with(moved.canonicalize().expect("canonical")),
+        "{path} is not under the moved repository"
+    );
+
+    // Another repository cloned at the same place, state kept outside: it
+    // is another repository (another root commit), with none of the first
+    // one's worktrees.
+    let state = repo.scratch("state");
+    let state_arg = state.to_str().expect("utf8");
+    let first = repo.scratch("first").join("r");
+    std::fs::create_dir_all(&first).expect("mkdir");
+    let _ = ff_testkit::git::git_in(&first, &["init", "-q", "-b", "main"]);
+    ff_testkit::git::commit_file(&first, "a", "a\n", "first history");
+    assert_eq!(
+        code(&ff(&first, &["--state-dir", state_arg, "create", "x"])),
+        0
+    );
+    std::fs::remove_dir_all(&first).expect("remove the clone");
+    std::fs::create_dir_all(&first).expect("mkdir");
+    let _ = ff_testkit::git::git_in(&first, &["init", "-q", "-b", "main"]);
+    ff_testkit::git::commit_file(&first, "b", "b\n", "another history");
+    let listed = stdout_json(&ff(&first, &["--json", "--state-dir", state_arg, "list"]));
+    assert_eq!(
+        listed,
+        serde_json::json!([]),
+        "the old repository's worktrees leaked"
+    );
+}
