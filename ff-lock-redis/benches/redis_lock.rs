@@ -3,7 +3,10 @@
 //! block:
 //!
 //! 1. **Uncontended acquire + release** vs bare `SET key v NX PX 30000` +
-//!    `DEL key` on one connection: median per pair and the ratio.
+//!    `DEL key` on one connection: median per pair and the ratio. Beside
+//!    them the floor of any fenced lock with a compare-and-delete release:
+//!    this crate's two Lua scripts sent bare (`EVALSHA`, a value of the same
+//!    size), without the client's work.
 //! 2. **Hand-off**: a client blocked in `acquire` while another holds the
 //!    lock; time from just before the holder's release to just after the
 //!    waiter's grant (separate connections, one process). Beside it, the
@@ -196,7 +199,16 @@ fn main() {
             .await
             .expect("bare connection");
         let options = LockOptions::default();
-        let (mut cand, mut base) = (Vec::new(), Vec::new());
+        let acquire_lua = redis::Script::new(ff_lock_redis::lua::ACQUIRE);
+        let release_lua = redis::Script::new(ff_lock_redis::lua::RELEASE);
+        let holder_json = serde_json::to_string(&ff_traits::LockInfo::for_current_process(
+            "u",
+            ff_traits::FencingToken(0),
+            &options,
+            ff_traits::Timestamp::now(),
+        ))
+        .expect("holder JSON");
+        let (mut cand, mut base, mut scripts) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..blocks {
             let t = Instant::now();
             for _ in 0..per_block {
@@ -222,14 +234,40 @@ fn main() {
                     .expect("DEL");
             }
             base.push(t.elapsed() / per_block);
+            let t = Instant::now();
+            for _ in 0..per_block {
+                let token = ff_traits::unique_id();
+                let _: (i64, redis::Value) = acquire_lua
+                    .key("bench:bare:s")
+                    .key("bench:bare:s:fence")
+                    .arg(&token)
+                    .arg(30_000)
+                    .arg(&holder_json)
+                    .arg("")
+                    .invoke_async(&mut bare)
+                    .await
+                    .expect("acquire script");
+                let _: i64 = release_lua
+                    .key("bench:bare:s")
+                    .arg(&token)
+                    .arg("bench:bare:s:released")
+                    .invoke_async(&mut bare)
+                    .await
+                    .expect("release script");
+            }
+            scripts.push(t.elapsed() / per_block);
         }
-        let (c, b) = (median(&mut cand), median(&mut base));
+        let (c, b, s) = (median(&mut cand), median(&mut base), median(&mut scripts));
         println!("## ff-lock-redis vs bare Redis, local redis-server");
         println!(
-            "uncontended acquire + release: {} vs bare SET NX PX + DEL {}: {:.2}x",
+            "uncontended acquire + release: {} vs bare SET NX PX + DEL {}: {:.2}x; \
+             the same two scripts sent bare {} ({:.2}x SET + DEL; ours {:.2}x them)",
             us(c),
             us(b),
-            c.as_secs_f64() / b.as_secs_f64()
+            c.as_secs_f64() / b.as_secs_f64(),
+            us(s),
+            s.as_secs_f64() / b.as_secs_f64(),
+            c.as_secs_f64() / s.as_secs_f64()
         );
 
         // 2. Hand-off, and the bare PUBLISH → message floor.

@@ -315,6 +315,13 @@ async fn released(
     }
 }
 
+/// The Lua of taking and releasing a lock, for the bench's floor (the same
+/// scripts run bare, without this crate's client work); not a stable API.
+#[doc(hidden)]
+pub mod lua {
+    pub use crate::scripts::{ACQUIRE, RELEASE};
+}
+
 /// Entry points for the fuzz targets in `fuzz/`; not a stable API.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -21,7 +21,7 @@ pub(crate) static DELETE_IF_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::
 /// it is free or still holds exactly that dead grant (a compare-and-set:
 /// a grant that changed in between is left alone).
 /// Returns `{1, fence}` when granted, `{0, current value or false}`.
-const ACQUIRE: &str = r"
+pub const ACQUIRE: &str = r"
 local held = redis.call('GET', KEYS[1])
 if held and held ~= ARGV[4] then return {0, held} end
 local fence = redis.call('INCR', KEYS[2])
@@ -31,7 +31,7 @@ return {1, fence}
 
 /// KEYS: lock. ARGV: token, channel. Deletes the lock if the token still
 /// owns it and wakes waiters. Returns 1, or 0 when it was not ours.
-const RELEASE: &str = r"
+pub const RELEASE: &str = r"
 local held = redis.call('GET', KEYS[1])
 if held and string.sub(held, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '\n' then
   redis.call('DEL', KEYS[1])

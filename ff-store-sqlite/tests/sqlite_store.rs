@@ -182,3 +182,57 @@ async fn a_read_only_database_is_a_clear_error() {
         }
     }
 }
+
+/// Cleanup removes exactly the finished, idle, readable records, whichever
+/// way it goes: row by row when few go (3 of 20), or by emptying the table
+/// and putting the rest back when most go (17 of 20). What stays is
+/// untouched: same revisions and bodies, a damaged row still reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_keeps_exactly_what_must_stay_either_way() {
+    use ff_traits::conformance::store::sample_record;
+    use ff_traits::{RecordStatus, Timestamp};
+    for doomed in [3u32, 17] {
+        let path = fresh_db();
+        let s = SqliteStore::open(&path).expect("open");
+        let long_ago = Timestamp::now().saturating_sub(Duration::from_secs(7_200));
+        let mut kept = Vec::new();
+        for n in 0..20 {
+            let r = s
+                .create(sample_record("cleanup", n, long_ago))
+                .await
+                .expect("create");
+            if n < doomed {
+                let mut done = r.clone();
+                done.status = RecordStatus::Completed;
+                done.ended_at = Some(long_ago);
+                s.compare_and_swap(r.revision, done).await.expect("finish");
+            } else {
+                kept.push(r);
+            }
+        }
+        // The last kept record is damaged: cleanup never removes those.
+        let damaged = kept.pop().expect("a kept record");
+        rusqlite::Connection::open(&path)
+            .expect("open")
+            .execute(
+                "UPDATE records SET body = 'garbage{', status = 'completed' WHERE key = ?1",
+                [damaged.key.as_str()],
+            )
+            .expect("damage");
+        let removed = s
+            .remove_finished_before(Timestamp::now())
+            .await
+            .expect("cleanup");
+        assert_eq!(removed, u64::from(doomed), "{doomed} of 20");
+        for r in &kept {
+            assert_eq!(
+                s.load(&r.key).await.expect("load").as_ref(),
+                Some(r),
+                "{doomed} of 20: a kept record changed"
+            );
+        }
+        let stats = s.stats().await.expect("stats");
+        assert_eq!(stats.total, kept.len() as u64, "{doomed} of 20");
+        assert_eq!(stats.corrupt, 1, "{doomed} of 20: the damaged row");
+    }
+}

@@ -235,6 +235,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// ref, or the recorded base commit when the ref is gone; `None` when
     /// neither can be compared.
     async fn count_unmerged(&self, wt: &Worktree, rev: &str) -> Result<Option<(String, u64)>> {
+        // A branch at its base's tip has nothing the base lacks: no git
+        // needed to say so. (Not "at the commit it started from": a base
+        // reset behind that commit would leave the branch its only ref.)
+        let base_tip = crate::git::discover::read_branch(
+            &self.info.common_dir,
+            &format!("refs/heads/{}", wt.base),
+        )
+        .flatten();
+        if base_tip.as_deref() == Some(rev) {
+            return Ok(Some((wt.base.clone(), 0)));
+        }
         for base in [&wt.base, &wt.base_commit] {
             let range = format!("{base}..{rev}");
             let out = self
