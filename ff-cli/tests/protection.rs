@@ -184,6 +184,18 @@ fn the_lock_names_the_commands_process_group() {
     );
 }
 
+/// `ff --lock URL lock NAME EXTRA… -- sh -c <write pid; sleep 60>` in
+/// `repo`; returns `ff` and the command's pid once it runs.
+fn redis_holder(repo: &TestRepo, url: &str, name: &str, extra: &[&str]) -> (Child, i32) {
+    let pidfile = repo.scratch("pids").join(name);
+    let script = format!("echo $$ > '{}'; exec sleep 60", pidfile.display());
+    let mut args = vec!["--lock", url, "lock", name];
+    args.extend(extra);
+    args.extend(["--", "sh", "-c", &script]);
+    let holder = spawn_ff(repo.path(), &args);
+    (holder, command_pid(&pidfile))
+}
+
 /// A Redis lock force-released while its command runs: the command is
 /// stopped (SIGTERM) and `ff` exits 79 naming the lock.
 #[test]
@@ -194,24 +206,7 @@ fn a_lost_lock_stops_the_command() {
     let repo = TestRepo::new();
     let dir = repo.path();
     let url = redis.url();
-    let pidfile = repo.scratch("pids").join("lost");
-    let script = format!("echo $$ > '{}'; exec sleep 60", pidfile.display());
-    let holder = spawn_ff(
-        dir,
-        &[
-            "--lock",
-            &url,
-            "lock",
-            "deploy",
-            "--kill-after",
-            "2s",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
-    let pid = command_pid(&pidfile);
+    let (holder, pid) = redis_holder(&repo, &url, "deploy", &["--kill-after", "2s"]);
     let forced = ff(dir, &["--lock", &url, "unlock", "deploy", "--force"]);
     assert_eq!(
         code(&forced),
@@ -250,26 +245,12 @@ fn a_paused_holder_whose_lease_lapsed_stops_the_command() {
     let repo = TestRepo::new();
     let dir = repo.path();
     let url = redis.url();
-    let pidfile = repo.scratch("pids").join("paused");
-    let script = format!("echo $$ > '{}'; exec sleep 60", pidfile.display());
-    let holder = spawn_ff(
-        dir,
-        &[
-            "--lock",
-            &url,
-            "lock",
-            "paused",
-            "--lease",
-            "1s",
-            "--kill-after",
-            "2s",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
+    let (holder, pid) = redis_holder(
+        &repo,
+        &url,
+        "paused",
+        &["--lease", "1s", "--kill-after", "2s"],
     );
-    let pid = command_pid(&pidfile);
     signal(&holder, rustix::process::Signal::STOP);
     // The lease lapses while ff sleeps: another client may take the lock.
     std::thread::sleep(Duration::from_millis(1_500));

@@ -174,23 +174,28 @@ pub fn liveness(pid: u32, start_time: Option<u64>) -> Liveness {
     }
     let _ = start_time;
     #[cfg(unix)]
-    {
-        let Some(raw) = i32::try_from(pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        else {
-            return Liveness::Dead;
-        };
-        match rustix::process::test_kill_process(raw) {
-            Ok(()) | Err(rustix::io::Errno::PERM) => Liveness::Alive,
-            Err(rustix::io::Errno::SRCH) => Liveness::Dead,
-            Err(_) => Liveness::Unknown,
-        }
-    }
+    return signal_probe(pid, rustix::process::test_kill_process);
     #[cfg(not(unix))]
     {
         let _ = pid;
         Liveness::Unknown
+    }
+}
+
+/// `kill(id, 0)` through `probe` (a process or a process group): whether
+/// anything answers to `id`.
+#[cfg(unix)]
+fn signal_probe(id: u32, probe: fn(rustix::process::Pid) -> rustix::io::Result<()>) -> Liveness {
+    let Some(raw) = i32::try_from(id)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return Liveness::Dead;
+    };
+    match probe(raw) {
+        Ok(()) | Err(rustix::io::Errno::PERM) => Liveness::Alive,
+        Err(rustix::io::Errno::SRCH) => Liveness::Dead,
+        Err(_) => Liveness::Unknown,
     }
 }
 
@@ -201,16 +206,9 @@ pub fn liveness(pid: u32, start_time: Option<u64>) -> Liveness {
 pub fn group_liveness(group: u32) -> Liveness {
     #[cfg(unix)]
     {
-        let Some(raw) = i32::try_from(group)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        else {
-            return Liveness::Dead;
-        };
-        match rustix::process::test_kill_process_group(raw) {
-            Ok(()) | Err(rustix::io::Errno::PERM) => {}
-            Err(rustix::io::Errno::SRCH) => return Liveness::Dead,
-            Err(_) => return Liveness::Unknown,
+        match signal_probe(group, rustix::process::test_kill_process_group) {
+            Liveness::Alive => {}
+            dead_or_unknown => return dead_or_unknown,
         }
         // Someone is in the group; on Linux, tell runners from zombies.
         #[cfg(target_os = "linux")]
@@ -296,7 +294,7 @@ mod tests {
         // The leader exits at once (a zombie until reaped); its child
         // sleeps on in the group.
         let mut leader = std::process::Command::new("sh")
-            .args(["-c", "sleep 30 & echo $!"])
+            .args(["-c", "sleep 30 >/dev/null & echo $!"])
             .process_group(0)
             .stdout(std::process::Stdio::piped())
             .spawn()
