@@ -7,6 +7,7 @@
 //!    them the floor of any fenced lock with a compare-and-delete release:
 //!    this crate's two Lua scripts sent bare (`EVALSHA`, a value of the same
 //!    size), without the client's work.
+//!    And the shared (reader) pair beside the exclusive one.
 //! 2. **Hand-off**: a client blocked in `acquire` while another holds the
 //!    lock; time from just before the holder's release to just after the
 //!    waiter's grant (separate connections, one process). Beside it, the
@@ -209,7 +210,18 @@ fn main() {
         ))
         .expect("holder JSON");
         let (mut cand, mut base, mut scripts) = (Vec::new(), Vec::new(), Vec::new());
+        let mut shared = Vec::new();
+        let shared_options = options.clone().with_mode(ff_traits::LockMode::Shared);
         for _ in 0..blocks {
+            let t = Instant::now();
+            for _ in 0..per_block {
+                let g = ours
+                    .acquire(&ff_traits::LockName::new("r").expect("lock name"), &shared_options)
+                    .await
+                    .expect("acquire shared");
+                g.release().await.expect("release");
+            }
+            shared.push(t.elapsed() / per_block);
             let t = Instant::now();
             for _ in 0..per_block {
                 let g = ours.acquire(&ff_traits::LockName::new("u").expect("lock name"), &options).await.expect("acquire");
@@ -258,6 +270,7 @@ fn main() {
             scripts.push(t.elapsed() / per_block);
         }
         let (c, b, s) = (median(&mut cand), median(&mut base), median(&mut scripts));
+        let r = median(&mut shared);
         println!("## ff-lock-redis vs bare Redis, local redis-server");
         println!(
             "uncontended acquire + release: {} vs bare SET NX PX + DEL {}: {:.2}x; \
@@ -268,6 +281,11 @@ fn main() {
             us(s),
             s.as_secs_f64() / b.as_secs_f64(),
             c.as_secs_f64() / s.as_secs_f64()
+        );
+        println!(
+            "shared acquire + release: {} = {:.2}x the exclusive pair",
+            us(r),
+            r.as_secs_f64() / c.as_secs_f64()
         );
 
         // 2. Hand-off, and the bare PUBLISH → message floor.

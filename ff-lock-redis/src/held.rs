@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ff_traits::{Error, HeldLock, LockGuard, LockInfo, LossNotifier, Result, loss_channel};
+use ff_traits::{
+    Error, HeldLock, LockGuard, LockInfo, LockMode, LossNotifier, Result, loss_channel,
+};
 use tokio::task::JoinHandle;
 
 use crate::{Shared, scripts};
@@ -14,6 +16,7 @@ pub(crate) struct Held {
     shared: Arc<Shared>,
     name: String,
     token: String,
+    mode: LockMode,
     watchdog: Option<JoinHandle<()>>,
     loss: LossNotifier,
 }
@@ -38,6 +41,7 @@ impl Held {
             Arc::clone(&shared),
             info.name.clone(),
             token.clone(),
+            info.mode,
             ttl,
             sent + ttl.saturating_sub(drift(ttl)),
             loss.clone(),
@@ -46,20 +50,30 @@ impl Held {
             shared,
             name: info.name.clone(),
             token,
+            mode: info.mode,
             watchdog: Some(watchdog),
             loss,
         };
         LockGuard::new(info, watch, Box::new(held))
     }
 
-    /// Deletes the lock if `token` owns it.
-    pub(crate) async fn delete(shared: &Shared, name: &str, token: &str) -> Result<bool> {
+    /// Deletes the grant of `token` (exclusive, or one shared hold) if it
+    /// still stands.
+    pub(crate) async fn delete(
+        shared: &Shared,
+        name: &str,
+        token: &str,
+        mode: LockMode,
+    ) -> Result<bool> {
         let mut conn = shared.conn();
+        let mut script = match mode {
+            LockMode::Exclusive => scripts::RELEASE_SCRIPT.key(shared.key(name)),
+            LockMode::Shared => scripts::RELEASE_SHARED_SCRIPT.key(shared.aux(name, "readers")),
+        };
         let deleted: i64 = shared
             .call(
                 "releasing a lock",
-                scripts::RELEASE_SCRIPT
-                    .key(shared.key(name))
+                script
                     .arg(token)
                     .arg(shared.channel(name))
                     .invoke_async(&mut conn),
@@ -76,6 +90,7 @@ async fn watchdog(
     shared: Arc<Shared>,
     name: String,
     token: String,
+    mode: LockMode,
     ttl: Duration,
     mut valid_until: Instant,
     loss: LossNotifier,
@@ -94,14 +109,14 @@ async fn watchdog(
         }
         let sent = Instant::now();
         let mut conn = shared.conn();
+        let mut script = match mode {
+            LockMode::Exclusive => scripts::EXTEND_SCRIPT.key(shared.key(&name)),
+            LockMode::Shared => scripts::EXTEND_SHARED_SCRIPT.key(shared.aux(&name, "readers")),
+        };
         let renewed: Result<i64> = shared
             .call(
                 "renewing a lock",
-                scripts::EXTEND_SCRIPT
-                    .key(shared.key(&name))
-                    .arg(&token)
-                    .arg(ttl_ms)
-                    .invoke_async(&mut conn),
+                script.arg(&token).arg(ttl_ms).invoke_async(&mut conn),
             )
             .await;
         match renewed {
@@ -128,7 +143,7 @@ impl HeldLock for Held {
             w.abort();
         }
         let lost = self.loss.is_lost();
-        let deleted = Held::delete(&self.shared, &self.name, &self.token).await?;
+        let deleted = Held::delete(&self.shared, &self.name, &self.token, self.mode).await?;
         if deleted && !lost {
             Ok(())
         } else {
@@ -147,13 +162,14 @@ impl HeldLock for Held {
         // Best effort: release in the background if a runtime is running;
         // otherwise the TTL frees the lock.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let (shared, name, token) = (
+            let (shared, name, token, mode) = (
                 Arc::clone(&self.shared),
                 self.name.clone(),
                 self.token.clone(),
+                self.mode,
             );
             handle.spawn(async move {
-                let _ = Held::delete(&shared, &name, &token).await;
+                let _ = Held::delete(&shared, &name, &token, mode).await;
             });
         }
     }

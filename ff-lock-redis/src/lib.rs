@@ -4,7 +4,11 @@
 //!
 //! * Take: one Lua script does `SET key value NX PX ttl` and `INCR` of the
 //!   lock's fencing counter, so fencing tokens strictly increase across all
-//!   clients. The value starts with a token random to the grant.
+//!   clients (a new or lost counter starts from the server's clock). The
+//!   value starts with a token random to the grant. A lock's other keys
+//!   (counter, readers, writer mark) join its key and a suffix with a unit
+//!   separator, which no lock name contains, so no name reaches another
+//!   lock's keys.
 //! * Release: Lua compare-and-delete, then `PUBLISH` to wake waiters; extend:
 //!   Lua compare-and-pexpire.
 //! * A watchdog renews a held lock every third of its TTL and stops the
@@ -30,8 +34,15 @@
 //!   (`redis://user:password@host:port/db`); every call is bounded by a
 //!   timeout.
 //!
-//! Exclusive locks only: shared mode is [`Error::Unsupported`]. One Redis
-//! node: there is no Redlock quorum over independent nodes.
+//! * Shared (reader) locks: each shared grant is a field of the lock's
+//!   readers hash with its own expiry, fencing token and renewal; an
+//!   exclusive grant needs no exclusive holder and no live reader. Writers
+//!   are preferred: a writer that waits marks the lock, and no new reader
+//!   is granted while the mark stands (readers already in finish), so a
+//!   stream of readers cannot starve a writer; a stream of writers can
+//!   keep readers waiting.
+//!
+//! One Redis node: there is no Redlock quorum over independent nodes.
 //!
 //! ```no_run
 //! # async fn demo() -> ff_traits::Result<()> {
@@ -125,6 +136,12 @@ impl Shared {
         format!("{}{name}", self.config.prefix)
     }
 
+    /// One of a lock's other keys (`fence`, `readers`, `writer`): its key,
+    /// a unit separator (no lock name has one) and `what`.
+    pub(crate) fn aux(&self, name: &str, what: &str) -> String {
+        format!("{}{name}\x1f{what}", self.config.prefix)
+    }
+
     pub(crate) fn channel(&self, name: &str) -> String {
         format!("{}released:{name}", self.config.prefix)
     }
@@ -175,16 +192,18 @@ impl RedisLockProvider {
             .max(Duration::from_millis(10))
     }
 
-    /// One attempt, taking the lock if it is free or still exactly
-    /// `dead` (a grant judged dead). Cancel-safe: if the caller stops
-    /// waiting while the request is in flight (its future dropped),
-    /// [`Pending`] releases by the attempt's token whatever the server may
-    /// have granted.
+    /// One attempt, taking the lock if it is free or its exclusive holder
+    /// is still exactly `dead` (a grant judged dead). A waiting writer
+    /// (`waiter`, its id) marks itself so no new reader gets in ahead of it.
+    /// Cancel-safe: if the caller stops waiting while the request is in
+    /// flight (its future dropped), [`Pending`] releases by the attempt's
+    /// token whatever the server may have granted.
     async fn attempt(
         &self,
         name: &str,
         options: &LockOptions,
         dead: Option<&Holder>,
+        waiter: Option<&str>,
     ) -> Result<Attempt> {
         let ttl = self.ttl(options);
         let info = LockInfo::for_current_process(name, FencingToken(0), options, Timestamp::now());
@@ -197,25 +216,36 @@ impl RedisLockProvider {
             shared: Some(Arc::clone(&self.shared)),
             name,
             token: &token,
+            mode: options.mode,
         };
-        let mut invocation = scripts::ACQUIRE_SCRIPT.key(self.shared.key(name));
+        let script = if options.mode == LockMode::Shared {
+            &*scripts::ACQUIRE_SHARED_SCRIPT
+        } else {
+            &*scripts::ACQUIRE_SCRIPT
+        };
+        let mut invocation = script.key(self.shared.key(name));
         invocation
-            .key(format!("{}:fence", self.shared.key(name)))
+            .key(self.shared.aux(name, "fence"))
+            .key(self.shared.aux(name, "readers"))
+            .key(self.shared.aux(name, "writer"))
             .arg(&token)
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
             .arg(holder)
-            .arg(dead.map_or("", |d| d.value.as_str()));
-        let answer: Result<(i64, redis::Value)> = self
+            .arg(dead.map_or("", |d| d.value.as_str()))
+            .arg(if waiter.is_some() { "wait" } else { "" })
+            .arg(waiter.unwrap_or(""));
+        // A timeout may hide a grant: `pending` stays armed to undo it.
+        let answer: Vec<redis::Value> = self
             .shared
             .call("taking a lock", invocation.invoke_async(&mut conn))
-            .await;
-        let (granted, value) = match answer {
-            Ok(a) => a,
-            // A timeout may hide a grant: keep `pending` armed to undo it.
-            Err(e) => return Err(e),
-        };
+            .await?;
         pending.shared = None;
         drop(pending);
+        let mut values = answer.into_iter();
+        let granted: i64 = values
+            .next()
+            .and_then(|v| redis::from_redis_value(v).ok())
+            .unwrap_or(0);
         if granted == 1 {
             if let Some(dead) = dead {
                 tracing::warn!(
@@ -225,27 +255,92 @@ impl RedisLockProvider {
                     "took over a lock whose holder died on this host"
                 );
             }
-            let fence: u64 = redis::from_redis_value(value).unwrap_or(0);
+            let fence: u64 = values
+                .next()
+                .and_then(|v| redis::from_redis_value(v).ok())
+                .unwrap_or(0);
             let mut info = info;
             info.fencing_token = FencingToken(fence);
             let guard = Held::start(Arc::clone(&self.shared), info, token, ttl, sent);
             return Ok(Attempt::Granted(guard));
         }
-        let current: Option<String> = redis::from_redis_value(value).ok();
-        Ok(Attempt::Busy(current.and_then(|value| {
-            parse_value(&value).map(|info| Holder { info, value })
-        })))
+        let holder_of = |v: redis::Value| {
+            redis::from_redis_value::<String>(v)
+                .ok()
+                .and_then(|value| parse_value(&value).map(|info| Holder { info, value }))
+        };
+        let exclusive = values.next().and_then(holder_of);
+        let readers = values.filter_map(holder_of).collect();
+        Ok(Attempt::Busy(Busy { exclusive, readers }))
     }
 
-    /// One attempt; when the lock is busy with a holder that died on this
-    /// host, a second that takes it over.
-    async fn attempt_or_take_over(&self, name: &str, options: &LockOptions) -> Result<Attempt> {
-        match self.attempt(name, options, None).await? {
-            Attempt::Busy(Some(h)) if h.info.holder_liveness() == Liveness::Dead => {
-                self.attempt(name, options, Some(&h)).await
+    /// One attempt; when the lock is busy with holders that died on this
+    /// host, their places are freed (each by compare-and-set on what was
+    /// judged) and a second attempt follows.
+    async fn attempt_or_take_over(
+        &self,
+        name: &str,
+        options: &LockOptions,
+        waiter: Option<&str>,
+    ) -> Result<Attempt> {
+        let busy = match self.attempt(name, options, None, waiter).await? {
+            Attempt::Busy(b) => b,
+            granted @ Attempt::Granted(_) => return Ok(granted),
+        };
+        let mut freed = false;
+        for reader in &busy.readers {
+            if reader.info.holder_liveness() == Liveness::Dead {
+                freed |= self.drop_reader(name, reader).await?;
             }
-            other => Ok(other),
         }
+        match &busy.exclusive {
+            Some(h) if h.info.holder_liveness() == Liveness::Dead => {
+                self.attempt(name, options, Some(h), waiter).await
+            }
+            _ if freed => self.attempt(name, options, None, waiter).await,
+            _ => Ok(Attempt::Busy(busy)),
+        }
+    }
+
+    /// Removes a shared hold if it is still exactly `reader`. Returns
+    /// whether it did.
+    async fn drop_reader(&self, name: &str, reader: &Holder) -> Result<bool> {
+        let mut conn = self.shared.conn();
+        let dropped: i64 = self
+            .shared
+            .call(
+                "removing a shared hold",
+                scripts::DROP_READER_IF_SCRIPT
+                    .key(self.shared.aux(name, "readers"))
+                    .arg(&reader.info.id)
+                    .arg(&reader.value)
+                    .arg(self.shared.channel(name))
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        if dropped == 1 {
+            tracing::warn!(
+                lock = name,
+                pid = reader.info.pid,
+                "removed a shared hold whose holder died on this host"
+            );
+        }
+        Ok(dropped == 1)
+    }
+
+    /// A writer that stops waiting lifts its mark.
+    async fn unmark_writer(&self, name: &str, waiter: &str) {
+        let mut conn = self.shared.conn();
+        let _: Result<i64> = self
+            .shared
+            .call(
+                "lifting a waiting writer's mark",
+                scripts::UNMARK_WRITER_SCRIPT
+                    .key(self.shared.aux(name, "writer"))
+                    .arg(waiter)
+                    .invoke_async(&mut conn),
+            )
+            .await;
     }
 
     /// Milliseconds the lock has left (`None`: not held or no expiry).
@@ -266,6 +361,7 @@ struct Pending<'a> {
     shared: Option<Arc<Shared>>,
     name: &'a str,
     token: &'a str,
+    mode: LockMode,
 }
 
 impl Drop for Pending<'_> {
@@ -274,9 +370,9 @@ impl Drop for Pending<'_> {
             return;
         };
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let (name, token) = (self.name.to_owned(), self.token.to_owned());
+            let (name, token, mode) = (self.name.to_owned(), self.token.to_owned(), self.mode);
             handle.spawn(async move {
-                let _ = Held::delete(&shared, &name, &token).await;
+                let _ = Held::delete(&shared, &name, &token, mode).await;
             });
         }
     }
@@ -284,7 +380,23 @@ impl Drop for Pending<'_> {
 
 enum Attempt {
     Granted(LockGuard),
-    Busy(Option<Holder>),
+    Busy(Busy),
+}
+
+/// Who kept an attempt out: the exclusive holder, the live readers (a
+/// writer's attempt lists them), or neither (a waiting writer's mark kept a
+/// reader out).
+#[derive(Default)]
+struct Busy {
+    exclusive: Option<Holder>,
+    readers: Vec<Holder>,
+}
+
+impl Busy {
+    /// The holders to watch and to name: the exclusive one, else the readers.
+    fn holders(&self) -> impl Iterator<Item = &Holder> {
+        self.exclusive.iter().chain(&self.readers)
+    }
 }
 
 /// A grant read from Redis: who holds it, and the exact value (what a
@@ -343,33 +455,24 @@ pub(crate) fn parse_value(value: &str) -> Option<LockInfo> {
 }
 
 fn check_mode(options: &LockOptions) -> Result<()> {
-    options.validate()?;
-    if options.mode == LockMode::Shared {
-        return Err(Error::Unsupported {
-            backend: "redis".into(),
-            what: "shared locks".into(),
-        });
-    }
-    Ok(())
+    options.validate()
 }
 
-#[async_trait]
-impl LockProvider for RedisLockProvider {
-    fn backend_name(&self) -> &str {
-        "redis"
-    }
-
-    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
-        let name = name.as_str();
-        check_mode(options)?;
-        let started = Instant::now();
-        let budget = options.wait_budget();
-        let deadline = started + budget;
+impl RedisLockProvider {
+    /// The wait of [`acquire`](LockProvider::acquire).
+    async fn wait_for(
+        &self,
+        name: &str,
+        options: &LockOptions,
+        waiter: Option<&str>,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<LockGuard> {
         // Subscribe only once the first attempt fails; try again after
         // subscribing so a release in between is not missed.
-        let mut holder = match self.attempt_or_take_over(name, options).await? {
+        let mut busy = match self.attempt_or_take_over(name, options, waiter).await? {
             Attempt::Granted(g) => return Ok(g),
-            Attempt::Busy(h) => h,
+            Attempt::Busy(b) => b,
         };
         let mut pubsub = self
             .shared
@@ -385,44 +488,87 @@ impl LockProvider for RedisLockProvider {
             )
             .await?;
         let mut messages = pubsub.on_message();
+        // Wake at least this often: a waiting writer's mark must not lapse,
+        // and a reader that died elsewhere expires inside the readers' hash
+        // without a message.
+        let heartbeat = self.ttl(options) / 3;
+        let mut named: Option<LockInfo> = busy.holders().next().map(|h| h.info.clone());
         loop {
-            match self.attempt_or_take_over(name, options).await? {
+            match self.attempt_or_take_over(name, options, waiter).await? {
                 Attempt::Granted(g) => return Ok(g),
-                Attempt::Busy(h) => holder = h.or(holder),
+                Attempt::Busy(b) => busy = b,
+            }
+            if let Some(h) = busy.holders().next() {
+                named = Some(h.info.clone());
             }
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::lock_timeout(
                     name.to_owned(),
                     started.elapsed(),
-                    holder.map(|h| h.info),
+                    named,
                 ));
             }
-            // Wake on a release message, or when the holder's TTL runs out
-            // (a holder that died never publishes), or at the deadline; a
-            // holder on this host is watched meanwhile, to take over the
-            // moment it dies.
-            let expiry = self.pttl(name).await?.unwrap_or(Duration::from_millis(1))
-                + Duration::from_millis(1);
-            let wake = Instant::now() + expiry.min(deadline - now);
-            let watched = holder
-                .as_ref()
-                .is_some_and(|h| h.info.holder_liveness() == Liveness::Alive);
-            if !watched {
+            // Wake on a release message, when the exclusive holder's TTL
+            // runs out (a holder that died never publishes), at the
+            // heartbeat, or at the deadline; holders on this host are
+            // watched meanwhile, to take over the moment they die.
+            let expiry = match &busy.exclusive {
+                Some(_) => {
+                    self.pttl(name).await?.unwrap_or(Duration::from_millis(1))
+                        + Duration::from_millis(1)
+                }
+                None => heartbeat,
+            };
+            let wake = Instant::now() + expiry.min(heartbeat).min(deadline - now);
+            let watched: Vec<&LockInfo> = busy
+                .holders()
+                .map(|h| &h.info)
+                .filter(|h| h.holder_liveness() == Liveness::Alive)
+                .collect();
+            if watched.is_empty() {
                 released(&mut messages, wake).await;
                 continue;
             }
-            let h = holder.as_ref().map(|h| &h.info);
             loop {
                 let until = (Instant::now() + LIVENESS_POLL).min(wake);
                 if released(&mut messages, until).await
                     || until >= wake
-                    || h.is_none_or(|h| h.holder_liveness() != Liveness::Alive)
+                    || watched
+                        .iter()
+                        .any(|h| h.holder_liveness() != Liveness::Alive)
                 {
                     break;
                 }
             }
         }
+    }
+}
+
+#[async_trait]
+impl LockProvider for RedisLockProvider {
+    fn backend_name(&self) -> &str {
+        "redis"
+    }
+
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
+        let name = name.as_str();
+        check_mode(options)?;
+        let started = Instant::now();
+        let budget = options.wait_budget();
+        let deadline = started + budget;
+        // A waiting writer marks itself (under one id for the whole wait) so
+        // that readers arriving after it queue behind it.
+        let waiter_id = ff_traits::unique_id();
+        let waiter = (options.mode == LockMode::Exclusive && !budget.is_zero())
+            .then_some(waiter_id.as_str());
+        let result = self
+            .wait_for(name, options, waiter, started, deadline)
+            .await;
+        if let (Some(w), Err(_)) = (waiter, &result) {
+            self.unmark_writer(name, w).await;
+        }
+        result
     }
 
     async fn try_acquire(
@@ -432,7 +578,7 @@ impl LockProvider for RedisLockProvider {
     ) -> Result<Option<LockGuard>> {
         let name = name.as_str();
         check_mode(options)?;
-        match self.attempt_or_take_over(name, options).await? {
+        match self.attempt_or_take_over(name, options, None).await? {
             Attempt::Granted(g) => Ok(Some(g)),
             Attempt::Busy(_) => Ok(None),
         }
@@ -447,51 +593,113 @@ impl LockProvider for RedisLockProvider {
             .scan_keys("listing locks", &pattern)
             .await?;
         let prefix = &self.shared.config.prefix;
-        let mut out = Vec::new();
-        for key in keys {
-            let Some(name) = key.strip_prefix(prefix.as_str()) else {
+        let mut names = std::collections::BTreeSet::new();
+        for key in &keys {
+            let Some(rest) = key.strip_prefix(prefix.as_str()) else {
                 continue;
             };
-            if name.ends_with(":fence") || name.starts_with("released:") {
-                continue;
+            match rest.split_once('\x1f') {
+                None => {
+                    names.insert(rest.to_owned());
+                }
+                Some((name, "readers")) => {
+                    names.insert(name.to_owned());
+                }
+                Some(_) => {}
             }
-            let value: Option<String> = self.shared.call("reading a lock", conn.get(&key)).await?;
-            let holders: Vec<LockInfo> =
-                value.as_deref().and_then(parse_value).into_iter().collect();
-            out.push(LockStatus::new(name, !holders.is_empty(), holders));
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out = Vec::new();
+        for name in names {
+            let mut holders = self.holders(&mut conn, &name).await?;
+            let exclusive = holders.0.take();
+            let all: Vec<LockInfo> = exclusive
+                .into_iter()
+                .chain(holders.1)
+                .map(|h| h.info)
+                .collect();
+            out.push(LockStatus::new(&name, !all.is_empty(), all));
+        }
         Ok(out)
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
         let name = name.as_str();
         let mut conn = self.shared.conn();
-        let key = self.shared.key(name);
-        let value: Option<String> = self.shared.call("reading a lock", conn.get(&key)).await?;
-        let Some(value) = value else {
-            return Ok(ForceRelease::new(name, ForceOutcome::NotHeld));
-        };
-        let deleted: i64 = self
-            .shared
-            .call(
-                "force-releasing a lock",
-                scripts::DELETE_IF_SCRIPT
-                    .key(&key)
-                    .arg(&value)
-                    .arg(self.shared.channel(name))
-                    .invoke_async(&mut conn),
-            )
-            .await?;
-        let previous: Vec<LockInfo> = parse_value(&value).into_iter().collect();
-        tracing::warn!(name, deleted, "lock force-released");
+        let (exclusive, readers) = self.holders(&mut conn, name).await?;
+        let mut previous = Vec::new();
+        if let Some(h) = exclusive {
+            let deleted: i64 = self
+                .shared
+                .call(
+                    "force-releasing a lock",
+                    scripts::DELETE_IF_SCRIPT
+                        .key(self.shared.key(name))
+                        .arg(&h.value)
+                        .arg(self.shared.channel(name))
+                        .invoke_async(&mut conn),
+                )
+                .await?;
+            if deleted == 1 {
+                previous.push(h.info);
+            }
+        }
+        for reader in readers {
+            if self.drop_reader(name, &reader).await? {
+                previous.push(reader.info);
+            }
+        }
+        tracing::warn!(name, revoked = previous.len(), "lock force-released");
         Ok(ForceRelease::new(
             name,
-            if deleted == 1 {
-                ForceOutcome::Revoked { previous }
-            } else {
+            if previous.is_empty() {
                 ForceOutcome::NotHeld
+            } else {
+                ForceOutcome::Revoked { previous }
             },
         ))
+    }
+}
+
+impl RedisLockProvider {
+    /// The exclusive holder of `name` and its unexpired shared holders.
+    async fn holders(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+        name: &str,
+    ) -> Result<(Option<Holder>, Vec<Holder>)> {
+        let value: Option<String> = self
+            .shared
+            .call("reading a lock", conn.get(self.shared.key(name)))
+            .await?;
+        let exclusive =
+            value.and_then(|value| parse_value(&value).map(|info| Holder { info, value }));
+        let entries: Vec<(String, String)> = self
+            .shared
+            .call(
+                "reading a lock's shared holders",
+                conn.hgetall(self.shared.aux(name, "readers")),
+            )
+            .await?;
+        let now_ms: Option<u64> = if entries.is_empty() {
+            None
+        } else {
+            let (secs, micros): (u64, u64) = self
+                .shared
+                .call(
+                    "reading the server's clock",
+                    redis::cmd("TIME").query_async(conn),
+                )
+                .await?;
+            Some(secs * 1000 + micros / 1000)
+        };
+        let readers = entries
+            .into_iter()
+            .filter(|(_, value)| {
+                let expiry = value.split('\n').next().and_then(|e| e.parse::<u64>().ok());
+                matches!((expiry, now_ms), (Some(e), Some(now)) if e > now)
+            })
+            .filter_map(|(_, value)| parse_value(&value).map(|info| Holder { info, value }))
+            .collect();
+        Ok((exclusive, readers))
     }
 }

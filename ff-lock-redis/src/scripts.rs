@@ -2,8 +2,14 @@
 //!
 //! A lock key holds `<token>\n<fencing token>\n<holder JSON>`; the token is
 //! random per grant, so only the grant that wrote it can extend or delete
-//! it. Fencing tokens come from `INCR` on `<key>:fence`, taken in the same
-//! script as the grant, so they are strictly increasing across all clients.
+//! it. Fencing tokens come from `INCR` on the lock's counter, taken in the
+//! same script as the grant, so they are strictly increasing across all
+//! clients; a counter that is new (or was lost) starts from the server's
+//! clock in microseconds, so tokens never fall below a lost counter's.
+//!
+//! A lock's other keys are its key, a unit separator (`\x1f`: lock names
+//! have no control characters, so no name can reach another lock's keys)
+//! and `fence`, `readers` or `writer`.
 
 use std::sync::LazyLock;
 
@@ -15,18 +21,131 @@ pub(crate) static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::ne
 pub(crate) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 pub(crate) static EXTEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
 pub(crate) static DELETE_IF_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DELETE_IF));
+pub(crate) static ACQUIRE_SHARED_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(ACQUIRE_SHARED));
+pub(crate) static RELEASE_SHARED_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(RELEASE_SHARED));
+pub(crate) static EXTEND_SHARED_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(EXTEND_SHARED));
+pub(crate) static DROP_READER_IF_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(DROP_READER_IF));
+pub(crate) static UNMARK_WRITER_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(UNMARK_WRITER));
 
-/// KEYS: lock, fence. ARGV: token, ttl ms, holder JSON, and the exact
-/// value of a grant the caller judged dead (empty: none). Takes the lock if
-/// it is free or still holds exactly that dead grant (a compare-and-set:
-/// a grant that changed in between is left alone).
-/// Returns `{1, fence}` when granted, `{0, current value or false}`.
+/// KEYS: lock, fence, readers, writer mark. ARGV: token, ttl ms, holder
+/// JSON, the exact value of a grant the caller judged dead (empty: none),
+/// `wait` when the caller will wait (it then marks itself the waiting
+/// writer, so no new reader gets in ahead of it), and the waiter's id (the
+/// same for all of one wait's attempts). Takes the lock if it is
+/// free (no exclusive holder, no live reader) or its exclusive holder is
+/// still exactly that dead grant (a compare-and-set: a grant that changed
+/// in between is left alone).
+/// Returns `{1, fence}` when granted, `{0, current value or false,
+/// reader values…}` when not.
 pub const ACQUIRE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local held = redis.call('GET', KEYS[1])
+local readers = {}
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local all = redis.call('HGETALL', KEYS[3])
+  for i = 1, #all, 2 do
+    local expiry = tonumber(string.match(all[i + 1], '^(%d+)'))
+    if expiry and expiry > now then
+      table.insert(readers, all[i + 1])
+    else
+      redis.call('HDEL', KEYS[3], all[i])
+    end
+  end
+end
+if (held and held ~= ARGV[4]) or #readers > 0 then
+  if ARGV[5] == 'wait' then
+    redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[2])
+  end
+  return {0, held or false, unpack(readers)}
+end
+if ARGV[6] ~= '' and redis.call('GET', KEYS[4]) == ARGV[6] then redis.call('DEL', KEYS[4]) end
+local fence = redis.call('INCR', KEYS[2])
+if fence == 1 then
+  -- A new counter (a new name, or one lost): start from the clock in
+  -- microseconds, so tokens never go back below a lost counter's.
+  fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  redis.call('SET', KEYS[2], fence)
+end
+-- %d: Lua's own number formatting turns 15 digits into an exponent.
+redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. string.format('%d', fence) .. '\n' .. ARGV[3], 'PX', ARGV[2])
+return {1, fence}
+";
+
+/// KEYS: lock, fence, readers, writer mark. ARGV: token, ttl ms, holder
+/// JSON, the exact value of an exclusive grant the caller judged dead
+/// (empty: none). Grants a shared hold unless an exclusive holder (other
+/// than that dead one) or a waiting writer's mark stands.
+/// Returns `{1, fence}`, or `{0, exclusive value or false}`.
+pub(crate) const ACQUIRE_SHARED: &str = r"
 local held = redis.call('GET', KEYS[1])
 if held and held ~= ARGV[4] then return {0, held} end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {0, false} end
+if held then redis.call('DEL', KEYS[1]) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local fence = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. fence .. '\n' .. ARGV[3], 'PX', ARGV[2])
+if fence == 1 then
+  fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  redis.call('SET', KEYS[2], fence)
+end
+redis.call('HSET', KEYS[3], ARGV[1],
+  string.format('%d', now + tonumber(ARGV[2])) .. '\n' .. string.format('%d', fence) .. '\n' .. ARGV[3])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
 return {1, fence}
+";
+
+/// KEYS: readers. ARGV: token, channel. Drops the shared hold and wakes
+/// waiters. Returns 1, or 0 when it was not there (expired, revoked).
+pub(crate) const RELEASE_SHARED: &str = r"
+local gone = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], 'released')
+return gone
+";
+
+/// KEYS: readers. ARGV: token, ttl ms. Extends a shared hold that is
+/// still there and unexpired. Returns 1, or 0 when it was lost.
+pub(crate) const EXTEND_SHARED: &str = r"
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if not entry then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expiry = tonumber(string.match(entry, '^(%d+)'))
+if not expiry or expiry <= now then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 0
+end
+local rest = string.sub(entry, string.len(string.match(entry, '^%d+')) + 1)
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', now + tonumber(ARGV[2])) .. rest)
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+";
+
+/// KEYS: readers. ARGV: token, exact entry, channel. Drops a shared hold
+/// judged dead (or force-released) if it is still exactly what was judged.
+pub(crate) const DROP_READER_IF: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('PUBLISH', ARGV[3], 'released')
+  return 1
+end
+return 0
+";
+
+/// KEYS: writer mark. ARGV: waiter id. A writer that stops waiting
+/// removes its mark, if it is still its own.
+pub(crate) const UNMARK_WRITER: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 ";
 
 /// KEYS: lock. ARGV: token, channel. Deletes the lock if the token still

@@ -30,7 +30,7 @@ async fn provider() -> Option<Arc<dyn LockProvider>> {
 }
 
 mod conformance {
-    ff_traits::lock_conformance_tests!(optional exclusive_only super::provider());
+    ff_traits::lock_conformance_tests!(optional super::provider());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +143,8 @@ async fn a_holder_whose_renewals_stop_loses_the_lock_and_learns_it() {
 }
 
 /// Child of the takeover tests: holds lock `t` on server `role[0]` under
-/// prefix `role[1]`, naming process group `role[2]` (if any), until killed.
+/// prefix `role[1]`, naming process group `role[2]` (if any), shared when
+/// `role[3]` says so, until killed.
 #[test]
 fn holder_child() {
     let Some(role) = ff_testkit::child_role() else {
@@ -157,6 +158,9 @@ fn holder_child() {
         if let Ok(group) = role[2].parse() {
             options = options.with_process_group(group);
         }
+        if role.get(3).is_some_and(|m| m == "shared") {
+            options = options.with_mode(ff_traits::LockMode::Shared);
+        }
         let _held = p
             .acquire(&LockName::new("t").expect("lock name"), &options)
             .await
@@ -168,8 +172,12 @@ fn holder_child() {
 
 /// A holder process in another process, holding `t` under `prefix`.
 fn spawn_holder(url: &str, prefix: &str, group: Option<u32>) -> std::process::Child {
+    spawn_holder_in(url, prefix, group, "exclusive")
+}
+
+fn spawn_holder_in(url: &str, prefix: &str, group: Option<u32>, mode: &str) -> std::process::Child {
     let group = group.map(|g| g.to_string()).unwrap_or_default();
-    let mut child = ff_testkit::spawn_self("holder_child", &[url, prefix, &group]);
+    let mut child = ff_testkit::spawn_self("holder_child", &[url, prefix, &group, mode]);
     ff_testkit::wait_for_line(&mut child, "held");
     child
 }
@@ -329,4 +337,147 @@ async fn holders_elsewhere_are_never_judged_dead() {
             g.release().await.expect("release");
         }
     }
+}
+
+fn shared() -> LockOptions {
+    LockOptions::default().with_mode(ff_traits::LockMode::Shared)
+}
+
+/// Eight reader processes hold the lock at once; a writer waits for them;
+/// readers SIGKILLed on this host free their places at once (their TTL is
+/// 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_reader_processes_overlap_and_dead_ones_free_their_places() {
+    let Some(server) = server() else { return };
+    let url = server.url();
+    let cfg = config(&url);
+    let mut readers: Vec<_> = (0..8)
+        .map(|_| spawn_holder_in(&url, &cfg.prefix, None, "shared"))
+        .collect();
+    // All eight said "held" and none has let go: they overlap.
+    let locks = RedisLockProvider::connect(cfg.clone())
+        .await
+        .expect("connect");
+    let listed = locks.locks().await.expect("list");
+    let t_status = listed.iter().find(|l| l.name == "t").expect("t listed");
+    assert_eq!(t_status.holders.len(), 8, "{t_status:?}");
+    let short = LockOptions::default().with_timeout(Duration::from_millis(300));
+    let err = locks
+        .acquire(&t(), &short)
+        .await
+        .expect_err("readers hold it");
+    assert!(matches!(err, Error::LockTimeout { .. }), "{err}");
+    for r in &mut readers {
+        r.kill().expect("SIGKILL");
+        r.wait().expect("reap");
+    }
+    let writer = locks
+        .acquire(
+            &t(),
+            &LockOptions::default().with_timeout(Duration::from_secs(10)),
+        )
+        .await
+        .expect("the dead readers' places are free");
+    writer.release().await.expect("release");
+}
+
+/// Writers are preferred: once a writer waits, a new reader is refused
+/// (readers already in finish); the writer gets the lock when the last
+/// earlier reader leaves, and the new reader after the writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_writer_is_not_starved_by_new_readers() {
+    let Some(locks) = provider().await else {
+        return;
+    };
+    let name = LockName::new("rw-fair").expect("lock name");
+    let first = locks.acquire(&name, &shared()).await.expect("reader");
+    let (l, n) = (Arc::clone(&locks), name.clone());
+    let writer = tokio::spawn(async move {
+        l.acquire(
+            &n,
+            &LockOptions::default().with_timeout(Duration::from_secs(10)),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!writer.is_finished(), "the writer got in beside a reader");
+    assert!(
+        locks
+            .try_acquire(&name, &shared())
+            .await
+            .expect("try")
+            .is_none(),
+        "a new reader got in ahead of the waiting writer"
+    );
+    first.release().await.expect("release");
+    let w = writer
+        .await
+        .expect("task")
+        .expect("the writer got the lock");
+    assert!(
+        locks
+            .try_acquire(&name, &shared())
+            .await
+            .expect("try")
+            .is_none(),
+        "a reader got in beside the writer"
+    );
+    w.release().await.expect("release");
+    let late = locks
+        .try_acquire(&name, &shared())
+        .await
+        .expect("try")
+        .expect("the reader gets in once the writer is done");
+    late.release().await.expect("release");
+}
+
+/// A writer that gives up lifts its mark: readers are not kept out by a
+/// writer no longer waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_gives_up_lets_readers_in() {
+    let Some(locks) = provider().await else {
+        return;
+    };
+    let name = LockName::new("rw-gave-up").expect("lock name");
+    let reader = locks.acquire(&name, &shared()).await.expect("reader");
+    let short = LockOptions::default().with_timeout(Duration::from_millis(200));
+    assert!(locks.acquire(&name, &short).await.is_err());
+    let second = locks
+        .try_acquire(&name, &shared())
+        .await
+        .expect("try")
+        .expect("a reader refused after the writer gave up");
+    second.release().await.expect("release");
+    reader.release().await.expect("release");
+}
+
+/// Names that look like another lock's keys are other locks: `a`,
+/// `a:fence`, `a:readers` and `a:writer` are held at once, each with its own
+/// rising tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_never_reach_another_locks_keys() {
+    let Some(locks) = provider().await else {
+        return;
+    };
+    let mut held = Vec::new();
+    for name in ["a", "a:fence", "a:readers", "a:writer", "released:a"] {
+        let name = LockName::new(name).expect("lock name");
+        held.push(
+            locks
+                .try_acquire(&name, &LockOptions::default())
+                .await
+                .expect("try")
+                .unwrap_or_else(|| panic!("{name} was refused")),
+        );
+    }
+    for g in held {
+        g.release().await.expect("release");
+    }
+    let a = LockName::new("a").expect("lock name");
+    let g1 = locks.acquire(&a, &LockOptions::default()).await.expect("a");
+    let t1 = g1.fencing_token();
+    g1.release().await.expect("release");
+    let g2 = locks.acquire(&a, &LockOptions::default()).await.expect("a");
+    assert!(g2.fencing_token() > t1);
+    g2.release().await.expect("release");
 }
