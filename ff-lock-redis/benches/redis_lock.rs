@@ -251,10 +251,14 @@ fn main() {
                 let token = ff_traits::unique_id();
                 let _: (i64, redis::Value) = acquire_lua
                     .key("bench:bare:s")
-                    .key("bench:bare:s:fence")
+                    .key("bench:bare:s\x1ffence")
+                    .key("bench:bare:s\x1freaders")
+                    .key("bench:bare:s\x1fwriter")
                     .arg(&token)
                     .arg(30_000)
                     .arg(&holder_json)
+                    .arg("")
+                    .arg("")
                     .arg("")
                     .invoke_async(&mut bare)
                     .await

@@ -43,11 +43,11 @@ pub(crate) static UNMARK_WRITER_SCRIPT: LazyLock<Script> =
 /// Returns `{1, fence}` when granted, `{0, current value or false,
 /// reader values…}` when not.
 pub const ACQUIRE: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local held = redis.call('GET', KEYS[1])
 local readers = {}
 if redis.call('EXISTS', KEYS[3]) == 1 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local all = redis.call('HGETALL', KEYS[3])
   for i = 1, #all, 2 do
     local expiry = tonumber(string.match(all[i + 1], '^(%d+)'))
@@ -69,6 +69,7 @@ local fence = redis.call('INCR', KEYS[2])
 if fence == 1 then
   -- A new counter (a new name, or one lost): start from the clock in
   -- microseconds, so tokens never go back below a lost counter's.
+  local t = redis.call('TIME')
   fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
   redis.call('SET', KEYS[2], fence)
 end
