@@ -149,6 +149,10 @@ pub(crate) enum Command {
         /// Take the lock shared (readers) instead of exclusive.
         #[arg(long)]
         shared: bool,
+        /// A counting semaphore: at most N holders of NAME at once (1 to
+        /// 10000; every holder should give the same N); not with --shared.
+        #[arg(long, value_name = "N")]
+        permits: Option<u32>,
         /// If the lock is lost while CMD runs, how long CMD has to stop
         /// after SIGTERM before SIGKILL.
         #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]

@@ -163,6 +163,9 @@ pub(crate) fn holder_json(h: &ff_traits::LockInfo, now: Timestamp) -> Value {
     if let Some(group) = h.process_group {
         v["process_group"] = json!(group);
     }
+    if let Some(permits) = h.permits {
+        v["permits"] = json!(permits);
+    }
     v
 }
 

@@ -668,3 +668,102 @@ fn a_switched_head_a_moved_repository_and_a_reclone_are_noticed() {
         "the old repository's worktrees leaked"
     );
 }
+
+/// `ff lock --permits 3`: ten processes at once, never more than three
+/// inside, and three reached, on the file lock and on Redis.
+#[test]
+fn permits_cap_concurrent_holders_across_processes() {
+    let redis = ff_testkit::redis::RedisServer::start();
+    let mut backends: Vec<Vec<String>> = vec![Vec::new()];
+    if let Some(r) = &redis {
+        backends.push(vec!["--lock".into(), r.url()]);
+    }
+    for backend in backends {
+        let repo = TestRepo::new();
+        let inside = repo.scratch("inside");
+        let log = repo.scratch("log").join("counts");
+        // Enter (a file of our own), count who is inside, stay a while.
+        let script = format!(
+            "touch \"{d}/$$\"; ls '{d}' | wc -l >> '{log}'; sleep 0.3; rm \"{d}/$$\"",
+            d = inside.display(),
+            log = log.display()
+        );
+        let children: Vec<_> = (0..10)
+            .map(|_| {
+                let mut args: Vec<&str> = backend.iter().map(String::as_str).collect();
+                args.extend([
+                    "lock",
+                    "sem",
+                    "--permits",
+                    "3",
+                    "--timeout",
+                    "60s",
+                    "--",
+                    "sh",
+                    "-c",
+                    &script,
+                ]);
+                Command::new(env!("CARGO_BIN_EXE_ff"))
+                    .args(&args)
+                    .current_dir(repo.path())
+                    .env_remove("FF_LOCK")
+                    .env_remove("FF_STORE")
+                    .env_remove("FF_STATE_DIR")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn ff")
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().expect("wait");
+            assert!(
+                out.status.success(),
+                "{backend:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let counts: Vec<u32> = std::fs::read_to_string(&log)
+            .expect("log")
+            .lines()
+            .map(|l| l.trim().parse().expect("a count"))
+            .collect();
+        assert_eq!(counts.len(), 10, "{backend:?}");
+        let most = counts.iter().copied().max().unwrap_or(0);
+        assert!(
+            most <= 3,
+            "{backend:?}: {most} holders of 3 permits at once"
+        );
+        assert_eq!(
+            most, 3,
+            "{backend:?}: three permits never all in use: {counts:?}"
+        );
+    }
+}
+
+/// Bad semaphore options are refused before anything is written: permits
+/// 0 or above 10,000, and --shared with --permits (exit 65).
+#[test]
+fn bad_permits_are_refused_with_nothing_written() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let state = repo.scratch("state").join("never");
+    let state_arg = state.to_str().expect("utf8");
+    for (args, says) in [
+        (vec!["--permits", "0"], "permits must be 1 to 10000"),
+        (vec!["--permits", "10001"], "permits must be 1 to 10000"),
+        (
+            vec!["--permits", "2", "--shared"],
+            "--shared and --permits do not mix",
+        ),
+    ] {
+        let mut all = vec!["--state-dir", state_arg, "lock", "sem"];
+        all.extend(&args);
+        all.extend(["--", "true"]);
+        let out = ff(dir, &all);
+        assert_eq!(code(&out), 65, "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!state.exists(), "{args:?}: the state directory was made");
+    }
+}

@@ -115,6 +115,11 @@ impl FileLockProvider {
         wait: bool,
     ) -> Result<Option<LockGuard>> {
         let started = Instant::now();
+        if options.permits.is_some() {
+            return self
+                .semaphore_acquire(name, paths, options, wait, started)
+                .await;
+        }
         let file = open(&paths.lock)?;
         let locked = try_lock(&file, options.mode)
             .map_err(|e| io_error(&format!("cannot lock {}", paths.lock.display()), &e))?;
@@ -147,6 +152,46 @@ impl FileLockProvider {
                 started.elapsed(),
                 current_holders(paths).into_iter().next(),
             )),
+        }
+    }
+
+    /// A permit of a semaphore: a shared kernel lock plus a place under the
+    /// cap. A full semaphore frees no kernel lock when a permit is
+    /// returned, so a waiter polls (pausing from 1 ms up to the retry
+    /// interval), without holding the kernel lock between tries so a
+    /// waiting writer is not kept out by waiting permits.
+    async fn semaphore_acquire(
+        &self,
+        name: &str,
+        paths: &LockPaths,
+        options: &LockOptions,
+        wait: bool,
+        started: Instant,
+    ) -> Result<Option<LockGuard>> {
+        let deadline = started + options.wait_budget();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let file = open(&paths.lock)?;
+            let locked = try_lock(&file, LockMode::Shared)
+                .map_err(|e| io_error(&format!("cannot lock {}", paths.lock.display()), &e))?;
+            if locked
+                && let Some(g) = grant(name, file, paths, options, wait.then_some(deadline)).await?
+            {
+                return Ok(Some(g));
+            }
+            if !wait {
+                return Ok(None);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::lock_timeout(
+                    name.to_owned(),
+                    started.elapsed(),
+                    current_holders(paths).into_iter().next(),
+                ));
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(options.retry_interval);
         }
     }
 
@@ -383,10 +428,11 @@ async fn grant(
             if !outlive_lingering_group(name, previous, deadline).await? {
                 return lingering(name, previous, deadline, options.wait_budget());
             }
-            let token = next_shared_token(name, &file, paths, options).await?;
-            info = LockInfo::for_current_process(name, FencingToken(token), options, now);
-            let path = paths.shared_dir.join(format!("{}.json", info.id));
-            write_sidecar(&path, &info)?;
+            // A full semaphore: busy; the caller polls for a place.
+            let Some((admitted, path)) = admit_shared(name, &file, paths, options).await? else {
+                return Ok(None);
+            };
+            info = admitted;
             sidecar = Some(path);
         }
     }
@@ -420,14 +466,16 @@ fn lingering(
     }
 }
 
-/// Shared holders coexist, so they serialize their fencing-token increments
-/// on a second kernel lock (`.fence`), held for microseconds.
-async fn next_shared_token(
+/// Admits a shared holder: under a second kernel lock (`.fence`, held for
+/// microseconds) that serializes shared holders, checks a semaphore's cap
+/// against the live shared holders, takes the next fencing token and
+/// records the holder. `None` when the semaphore is full.
+async fn admit_shared(
     name: &str,
     lock_file: &File,
     paths: &LockPaths,
     options: &LockOptions,
-) -> Result<u64> {
+) -> Result<Option<(LockInfo, PathBuf)>> {
     let fence = open(&paths.fence)?;
     let deadline = Instant::now() + options.wait_budget().max(Duration::from_secs(1));
     let mut pause = Duration::from_micros(50);
@@ -444,20 +492,36 @@ async fn next_shared_token(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(5));
     }
-    let meta_handle = meta_file(paths, lock_file)?;
-    let (found, len) =
-        meta::read(meta_handle.file()).map_err(|e| io_error("cannot read lock file", &e))?;
-    let token = meta::next_token(found.content().map(|c| c.last_token));
-    let content = LockFileContent {
-        format: meta::FORMAT.into(),
-        name: name.to_owned(),
-        last_token: token,
-        holder: None,
-    };
-    let written = meta::write(meta_handle.file(), &content, len).map(|_| ());
+    let admitted = (|| {
+        if let Some(permits) = options.permits {
+            let live = shared_sidecars(paths)
+                .into_iter()
+                .filter(|(_, h)| is_alive(h))
+                .count();
+            if live >= permits as usize {
+                return Ok(None);
+            }
+        }
+        let meta_handle = meta_file(paths, lock_file)?;
+        let (found, len) =
+            meta::read(meta_handle.file()).map_err(|e| io_error("cannot read lock file", &e))?;
+        let token = meta::next_token(found.content().map(|c| c.last_token));
+        let content = LockFileContent {
+            format: meta::FORMAT.into(),
+            name: name.to_owned(),
+            last_token: token,
+            holder: None,
+        };
+        meta::write(meta_handle.file(), &content, len)
+            .map_err(|e| io_error("cannot write lock file", &e))?;
+        let info =
+            LockInfo::for_current_process(name, FencingToken(token), options, Timestamp::now());
+        let path = paths.shared_dir.join(format!("{}.json", info.id));
+        write_sidecar(&path, &info)?;
+        Ok(Some((info, path)))
+    })();
     let _ = fence.unlock();
-    written.map_err(|e| io_error("cannot write lock file", &e))?;
-    Ok(token)
+    admitted
 }
 
 fn write_sidecar(path: &Path, info: &LockInfo) -> Result<()> {

@@ -7,7 +7,8 @@
 //!    them the floor of any fenced lock with a compare-and-delete release:
 //!    this crate's two Lua scripts sent bare (`EVALSHA`, a value of the same
 //!    size), without the client's work.
-//!    And the shared (reader) pair beside the exclusive one.
+//!    And the shared (reader) pair and a semaphore permit's pair beside the
+//!    exclusive one.
 //! 2. **Hand-off**: a client blocked in `acquire` while another holds the
 //!    lock; time from just before the holder's release to just after the
 //!    waiter's grant (separate connections, one process). Beside it, the
@@ -210,9 +211,19 @@ fn main() {
         ))
         .expect("holder JSON");
         let (mut cand, mut base, mut scripts) = (Vec::new(), Vec::new(), Vec::new());
-        let mut shared = Vec::new();
+        let (mut shared, mut permits) = (Vec::new(), Vec::new());
         let shared_options = options.clone().with_mode(ff_traits::LockMode::Shared);
+        let permit_options = options.clone().with_permits(3);
         for _ in 0..blocks {
+            let t = Instant::now();
+            for _ in 0..per_block {
+                let g = ours
+                    .acquire(&ff_traits::LockName::new("p").expect("lock name"), &permit_options)
+                    .await
+                    .expect("acquire a permit");
+                g.release().await.expect("release");
+            }
+            permits.push(t.elapsed() / per_block);
             let t = Instant::now();
             for _ in 0..per_block {
                 let g = ours
@@ -275,6 +286,7 @@ fn main() {
         }
         let (c, b, s) = (median(&mut cand), median(&mut base), median(&mut scripts));
         let r = median(&mut shared);
+        let p = median(&mut permits);
         println!("## ff-lock-redis vs bare Redis, local redis-server");
         println!(
             "uncontended acquire + release: {} vs bare SET NX PX + DEL {}: {:.2}x; \
@@ -287,9 +299,11 @@ fn main() {
             c.as_secs_f64() / s.as_secs_f64()
         );
         println!(
-            "shared acquire + release: {} = {:.2}x the exclusive pair",
+            "shared acquire + release: {} = {:.2}x the exclusive pair; a semaphore permit (of 3): {} = {:.2}x",
             us(r),
-            r.as_secs_f64() / c.as_secs_f64()
+            r.as_secs_f64() / c.as_secs_f64(),
+            us(p),
+            p.as_secs_f64() / c.as_secs_f64()
         );
 
         // 2. Hand-off, and the bare PUBLISH → message floor.

@@ -34,6 +34,9 @@
 //!   (`redis://user:password@host:port/db`); every call is bounded by a
 //!   timeout.
 //!
+//! * Semaphores (`permits`): shared locks whose script also counts the
+//!   live holders against the cap; a dead holder's permit expires with its
+//!   TTL, or at once for a waiter on its host.
 //! * Shared (reader) locks: each shared grant is a field of the lock's
 //!   readers hash with its own expiry, fencing token and renewal; an
 //!   exclusive grant needs no exclusive holder and no live reader. Writers
@@ -233,7 +236,8 @@ impl RedisLockProvider {
             .arg(holder)
             .arg(dead.map_or("", |d| d.value.as_str()))
             .arg(if waiter.is_some() { "wait" } else { "" })
-            .arg(waiter.unwrap_or(""));
+            .arg(waiter.unwrap_or(""))
+            .arg(options.permits.map(|n| n.to_string()).unwrap_or_default());
         // A timeout may hide a grant: `pending` stays armed to undo it.
         let answer: Vec<redis::Value> = self
             .shared

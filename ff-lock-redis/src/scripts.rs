@@ -80,16 +80,32 @@ return {1, fence}
 
 /// KEYS: lock, fence, readers, writer mark. ARGV: token, ttl ms, holder
 /// JSON, the exact value of an exclusive grant the caller judged dead
-/// (empty: none). Grants a shared hold unless an exclusive holder (other
-/// than that dead one) or a waiting writer's mark stands.
-/// Returns `{1, fence}`, or `{0, exclusive value or false}`.
+/// (empty: none), two unused here (the exclusive script's), and a
+/// semaphore's permits (empty: no cap). Grants a shared hold unless an
+/// exclusive holder (other than that dead one) or a waiting writer's mark
+/// stands, or the semaphore's live holders fill its permits.
+/// Returns `{1, fence}`, or `{0, exclusive value or false, holder values…}`
+/// (the holders when the cap kept the caller out).
 pub(crate) const ACQUIRE_SHARED: &str = r"
 local held = redis.call('GET', KEYS[1])
 if held and held ~= ARGV[4] then return {0, held} end
 if redis.call('EXISTS', KEYS[4]) == 1 then return {0, false} end
-if held then redis.call('DEL', KEYS[1]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[7] ~= '' then
+  local live = {}
+  local all = redis.call('HGETALL', KEYS[3])
+  for i = 1, #all, 2 do
+    local expiry = tonumber(string.match(all[i + 1], '^(%d+)'))
+    if expiry and expiry > now then
+      table.insert(live, all[i + 1])
+    else
+      redis.call('HDEL', KEYS[3], all[i])
+    end
+  end
+  if #live >= tonumber(ARGV[7]) then return {0, false, unpack(live)} end
+end
+if held then redis.call('DEL', KEYS[1]) end
 local fence = redis.call('INCR', KEYS[2])
 if fence == 1 then
   fence = tonumber(t[1]) * 1000000 + tonumber(t[2])

@@ -86,7 +86,18 @@ pub struct LockOptions {
     /// a holder that dies without releasing is judged alive, by waiters on
     /// its host, for as long as any process of this group runs. Unix only.
     pub process_group: Option<u32>,
+    /// A counting semaphore: at most this many shared holders at once
+    /// (1 to [`MAX_PERMITS`]); each holder has its own grant, fencing token
+    /// and loss notice, and an exclusive holder of the name excludes them
+    /// all, as with any shared lock. `None`: shared holders are unlimited.
+    /// Every holder of one name should ask for the same number: each grant
+    /// checks the count against its own. Only with [`LockMode::Shared`]
+    /// (set by [`with_permits`](Self::with_permits)).
+    pub permits: Option<u32>,
 }
+
+/// The most permits a semaphore may have.
+pub const MAX_PERMITS: u32 = 10_000;
 
 impl Default for LockOptions {
     fn default() -> Self {
@@ -98,6 +109,7 @@ impl Default for LockOptions {
             metadata: serde_json::Value::Null,
             mode: LockMode::Exclusive,
             process_group: None,
+            permits: None,
         }
     }
 }
@@ -145,6 +157,15 @@ impl LockOptions {
         self
     }
 
+    /// Makes the lock a counting semaphore of `permits` (see
+    /// [`permits`](Self::permits)); sets [`LockMode::Shared`].
+    #[must_use]
+    pub fn with_permits(mut self, permits: u32) -> Self {
+        self.permits = Some(permits);
+        self.mode = LockMode::Shared;
+        self
+    }
+
     /// Sets [`process_group`](Self::process_group).
     #[must_use]
     pub fn with_process_group(mut self, group: u32) -> Self {
@@ -178,6 +199,20 @@ impl LockOptions {
                 "lock options",
                 "stale_threshold must be greater than zero",
             ));
+        }
+        if let Some(n) = self.permits {
+            if n == 0 || n > MAX_PERMITS {
+                return Err(Error::invalid_input(
+                    "lock options",
+                    format!("permits must be 1 to {MAX_PERMITS}, not {n}"),
+                ));
+            }
+            if self.mode != LockMode::Shared {
+                return Err(Error::invalid_input(
+                    "lock options",
+                    "permits make a shared lock (a semaphore); an exclusive lock has one holder",
+                ));
+            }
         }
         if self.retry_interval.is_zero() && !self.timeout.is_zero() {
             return Err(Error::invalid_input(
@@ -216,6 +251,9 @@ pub struct LockInfo {
     /// [`LockOptions::process_group`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_group: Option<u32>,
+    /// The semaphore's permits, when the grant is one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permits: Option<u32>,
     /// When the lock was granted.
     pub acquired_at: Timestamp,
     /// When the holder last refreshed it.
@@ -248,6 +286,7 @@ impl LockInfo {
             process_start: process::own_start_time(),
             pid_space: process::pid_space().map(str::to_owned),
             process_group: options.process_group,
+            permits: options.permits,
             acquired_at: now,
             refreshed_at: now,
             operation: options.operation.clone(),

@@ -137,6 +137,42 @@ impl LockProvider for NoExclusionLocks {
     }
 }
 
+/// Ignores a semaphore's permits: shared holders unlimited, as a backend
+/// that took `permits` for an ordinary shared lock would.
+#[derive(Debug, Default)]
+struct UncappedSemaphores(MemoryLockProvider);
+
+impl UncappedSemaphores {
+    fn uncapped(options: &LockOptions) -> LockOptions {
+        let mut o = options.clone();
+        o.permits = None;
+        o
+    }
+}
+
+#[async_trait]
+impl LockProvider for UncappedSemaphores {
+    fn backend_name(&self) -> &str {
+        "uncapped"
+    }
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
+        self.0.acquire(name, &Self::uncapped(options)).await
+    }
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        self.0.try_acquire(name, &Self::uncapped(options)).await
+    }
+    async fn locks(&self) -> Result<Vec<LockStatus>> {
+        self.0.locks().await
+    }
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        self.0.force_release(name).await
+    }
+}
+
 /// Files records by the first 12 characters of their key, as a store that
 /// used `RecordKey::short` for its file names would.
 #[derive(Debug, Default)]
@@ -277,6 +313,12 @@ async fn a_store_that_files_records_by_key_prefix_is_caught() {
 #[should_panic(expected = "shares a lock with another name")]
 async fn lossy_lock_names_are_caught() {
     conformance::lock::hostile_names_stay_distinct(Arc::new(LossyNameLocks::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "a fourth permit of 3 was granted")]
+async fn a_semaphore_without_its_cap_is_caught() {
+    conformance::lock::semaphore_caps_holders(Arc::new(UncappedSemaphores::default())).await;
 }
 
 /// Runs `check` against a fresh racy store with `window` `runs` times;

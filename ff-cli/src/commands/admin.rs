@@ -64,6 +64,7 @@ fn lock_json(l: &LockStatus, now: Timestamp) -> Value {
         "issue": issue,
         "repository": repository,
         "holder": l.holders.first().map(|h| output::holder_json(h, now)),
+        "holders": l.holders.iter().map(|h| output::holder_json(h, now)).collect::<Vec<_>>(),
     })
 }
 
@@ -110,8 +111,12 @@ pub(super) async fn locks(settings: &Settings, out: Out) -> Result<u8, Failure> 
                     l.name.clone(),
                     what,
                     if l.held { "held" } else { "free" }.to_owned(),
-                    h.map(|h| format!("pid {} on {}", h.pid, h.hostname))
-                        .unwrap_or_default(),
+                    match l.holders.len() {
+                        0 | 1 => h
+                            .map(|h| format!("pid {} on {}", h.pid, h.hostname))
+                            .unwrap_or_default(),
+                        n => format!("{n} holders (pid {} … )", h.map_or(0, |h| h.pid)),
+                    },
                     h.map(|h| h.operation.clone()).unwrap_or_default(),
                     h.map(|h| output::ago(h.acquired_at)).unwrap_or_default(),
                 ]

@@ -42,6 +42,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             name,
             timeout,
             shared,
+            permits,
             kill_after,
             lease,
             command,
@@ -49,6 +50,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             let how = run::LockRun {
                 timeout,
                 shared,
+                permits,
                 kill_after,
                 lease,
             };

@@ -16,6 +16,8 @@ use crate::output::{Failure, Out};
 pub(super) struct LockRun {
     pub(super) timeout: Duration,
     pub(super) shared: bool,
+    /// A semaphore's permits, if given.
+    pub(super) permits: Option<u32>,
     pub(super) kill_after: Duration,
     /// The lock's lease (its stale threshold), if given.
     pub(super) lease: Option<Duration>,
@@ -32,16 +34,17 @@ pub(super) async fn lock(
     if how.lease.is_some_and(|l| l.is_zero()) {
         return Err(Failure::invalid("--lease must be longer than zero"));
     }
-    let locks = settings.locks().await?;
+    if how.shared && how.permits.is_some() {
+        return Err(Failure::invalid(
+            "--shared and --permits do not mix: --permits N already admits N holders at once \
+             (a semaphore); --shared admits any number",
+        ));
+    }
     let mode = if how.shared {
         LockMode::Shared
     } else {
         LockMode::Exclusive
     };
-    // The command's process group exists before the lock is taken, so the
-    // lock can name it: a holder that dies is still alive, to waiters on
-    // its host, while its command runs.
-    let supervisor = supervise::Supervisor::start()?;
     let mut options = LockOptions::default()
         .with_timeout(how.timeout)
         .with_mode(mode)
@@ -49,6 +52,17 @@ pub(super) async fn lock(
     if let Some(lease) = how.lease {
         options = options.with_stale_threshold(lease);
     }
+    if let Some(n) = how.permits {
+        options = options.with_permits(n);
+    }
+    // Bad options (permits out of range) are refused before anything is
+    // opened, started or written.
+    options.validate()?;
+    let locks = settings.locks().await?;
+    // The command's process group exists before the lock is taken, so the
+    // lock can name it: a holder that dies is still alive, to waiters on
+    // its host, while its command runs.
+    let supervisor = supervise::Supervisor::start()?;
     if let Some(group) = supervisor.group() {
         options = options.with_process_group(group);
     }

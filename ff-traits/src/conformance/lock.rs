@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::unique_prefix;
-use crate::{Error, ForceOutcome, LockMode, LockName, LockOptions, LockProvider};
+use crate::{Error, ForceOutcome, LockGuard, LockMode, LockName, LockOptions, LockProvider};
 
 type Provider = Arc<dyn LockProvider>;
 
@@ -148,6 +148,68 @@ pub async fn shared_and_exclusive(p: Provider) {
     assert!(
         p.try_acquire(&name, &shared).await.expect("try").is_none(),
         "shared granted while an exclusive holder exists"
+    );
+    exclusive.release().await.expect("release");
+}
+
+/// A semaphore of 3 permits: three holders at once, each with its own
+/// rising fencing token, all listed; a fourth waits until one leaves and
+/// then gets in; an exclusive holder excludes every permit and waits for
+/// all of them.
+pub async fn semaphore_caps_holders(p: Provider) {
+    let name = lock_name("sem");
+    let three = opts().with_permits(3);
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let g = p
+            .try_acquire(&name, &three)
+            .await
+            .expect("try a permit")
+            .unwrap_or_else(|| panic!("permit {} of 3 refused", i + 1));
+        if let Some(last) = held.last().map(LockGuard::fencing_token) {
+            assert!(g.fencing_token() > last, "permits share or reuse a token");
+        }
+        held.push(g);
+    }
+    assert!(
+        p.try_acquire(&name, &three).await.expect("try").is_none(),
+        "a fourth permit of 3 was granted"
+    );
+    let listed = p.locks().await.expect("locks");
+    let status = listed
+        .iter()
+        .find(|l| l.name == name.as_str())
+        .expect("the semaphore is listed");
+    assert_eq!(status.holders.len(), 3, "every permit holder is listed");
+    assert!(
+        p.try_acquire(&name, &opts()).await.expect("try").is_none(),
+        "exclusive granted beside permits"
+    );
+    let (waiter_p, waiter_name, waiter_opts) = (p.clone(), name.clone(), three.clone());
+    let fourth = tokio::spawn(async move { waiter_p.acquire(&waiter_name, &waiter_opts).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!fourth.is_finished(), "a fourth permit did not wait");
+    held.pop()
+        .expect("a permit")
+        .release()
+        .await
+        .expect("release");
+    let fourth = fourth
+        .await
+        .expect("task")
+        .expect("the waiting permit got the freed place");
+    held.push(fourth);
+    for g in held {
+        g.release().await.expect("release");
+    }
+    let exclusive = p
+        .try_acquire(&name, &opts())
+        .await
+        .expect("try")
+        .expect("exclusive refused once every permit was released");
+    assert!(
+        p.try_acquire(&name, &three).await.expect("try").is_none(),
+        "a permit granted beside an exclusive holder"
     );
     exclusive.release().await.expect("release");
 }

@@ -200,12 +200,15 @@ macro_rules! __conformance_tests {
 #[macro_export]
 macro_rules! __conformance_shared {
     (shared $mode:ident, $make:expr) => {
-        $crate::__conformance_tests!($mode lock, $make; shared_and_exclusive);
+        $crate::__conformance_tests!($mode lock, $make; shared_and_exclusive, semaphore_caps_holders);
     };
     (exclusive_only $mode:ident, $make:expr) => {
         #[test]
         #[ignore = "the backend declares no shared mode (exclusive_only)"]
         fn shared_and_exclusive() {}
+        #[test]
+        #[ignore = "the backend declares no shared mode (exclusive_only), so no semaphores"]
+        fn semaphore_caps_holders() {}
         $crate::__conformance_tests!($mode lock, $make; shared_mode_refused);
     };
 }

@@ -71,7 +71,12 @@ impl MemoryLockProvider {
         let slot = slots.entry(name.to_owned()).or_default();
         let free = match options.mode {
             LockMode::Exclusive => slot.holders.is_empty(),
-            LockMode::Shared => slot.holders.iter().all(|h| h.info.mode == LockMode::Shared),
+            LockMode::Shared => {
+                slot.holders.iter().all(|h| h.info.mode == LockMode::Shared)
+                    && options
+                        .permits
+                        .is_none_or(|n| slot.holders.len() < n as usize)
+            }
         };
         if !free {
             return Err(slot.holders.first().map(|h| Box::new(h.info.clone())));
