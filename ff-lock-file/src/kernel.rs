@@ -12,6 +12,13 @@
 //!   lives in `<dir>/<stem>.meta` instead, outside any locked range.
 //! * Kernel locks cannot be lost while held, so they need no refresh;
 //!   `refreshed_at` stays the grant time.
+//! * Semaphores (`permits`): a permit is a shared kernel lock plus a place
+//!   under the cap, counted (live shared holders' records) and recorded
+//!   under the `.fence` kernel lock, so two processes never both take the
+//!   last place; a holder that dies frees its place with its pid. A full
+//!   semaphore frees no kernel lock when a place frees, so its waiters
+//!   poll (1 ms doubling up to `retry_interval`), holding nothing between
+//!   tries.
 
 use std::fs::{self, File};
 use std::io;
