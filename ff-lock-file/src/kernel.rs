@@ -102,9 +102,12 @@ pub(crate) fn open_error(e: &io::Error, path: &Path) -> Error {
 }
 
 fn try_lock(file: &File, mode: LockMode) -> io::Result<bool> {
-    let attempt = match mode {
-        LockMode::Exclusive => file.try_lock(),
-        LockMode::Shared => file.try_lock_shared(),
+    // Every mode but exclusive is a shared kernel lock; which of them may
+    // be held together is decided by the holders' records (`admit_shared`).
+    let attempt = if mode == LockMode::Exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
     };
     match attempt {
         Ok(()) => Ok(true),
@@ -122,7 +125,11 @@ impl FileLockProvider {
         wait: bool,
     ) -> Result<Option<LockGuard>> {
         let started = Instant::now();
-        if options.permits.is_some() {
+        // Semaphores and the intention modes wait on the holders' records,
+        // not on the kernel lock alone: they poll.
+        if options.permits.is_some()
+            || !matches!(options.mode, LockMode::Exclusive | LockMode::Shared)
+        {
             return self
                 .semaphore_acquire(name, paths, options, wait, started)
                 .await;
@@ -132,7 +139,16 @@ impl FileLockProvider {
             .map_err(|e| io_error(&format!("cannot lock {}", paths.lock.display()), &e))?;
         if locked {
             let deadline = wait.then(|| started + options.wait_budget());
-            return grant(name, file, paths, options, deadline).await;
+            return match grant(name, file, paths, options, deadline).await? {
+                Some(g) => Ok(Some(g)),
+                // A reader kept out by an intention to write beneath (IX,
+                // SIX): that frees no kernel lock, so poll.
+                None if wait => {
+                    self.semaphore_acquire(name, paths, options, wait, started)
+                        .await
+                }
+                None => Ok(None),
+            };
         }
         drop(file);
         if !wait {
@@ -144,7 +160,15 @@ impl FileLockProvider {
             .enqueue(paths.lock.clone(), options.mode)
             .map_err(|e| io_error("cannot start a lock waiter thread", &e))?;
         match tokio::time::timeout(budget, rx).await {
-            Ok(Ok(Ok(file))) => grant(name, file, paths, options, Some(started + budget)).await,
+            Ok(Ok(Ok(file))) => {
+                match grant(name, file, paths, options, Some(started + budget)).await? {
+                    Some(g) => Ok(Some(g)),
+                    None => {
+                        self.semaphore_acquire(name, paths, options, wait, started)
+                            .await
+                    }
+                }
+            }
             Ok(Ok(Err(e))) => Err(io_error(
                 &format!("cannot lock {}", paths.lock.display()),
                 &e,
@@ -162,11 +186,12 @@ impl FileLockProvider {
         }
     }
 
-    /// A permit of a semaphore: a shared kernel lock plus a place under the
-    /// cap. A full semaphore frees no kernel lock when a permit is
-    /// returned, so a waiter polls (pausing from 1 ms up to the retry
-    /// interval), without holding the kernel lock between tries so a
-    /// waiting writer is not kept out by waiting permits.
+    /// A permit of a semaphore, or a grant in an intention mode: a shared
+    /// kernel lock plus admission by the holders' records (the cap, the
+    /// compatibility of modes). What keeps such a waiter out frees no
+    /// kernel lock when it goes, so the waiter polls (pausing from 1 ms up
+    /// to the retry interval), without holding the kernel lock between
+    /// tries so a waiting writer is not kept out by waiting readers.
     async fn semaphore_acquire(
         &self,
         name: &str,
@@ -428,7 +453,7 @@ async fn grant(
                 separate_meta = Some(f);
             }
         }
-        LockMode::Shared => {
+        _ => {
             let (found, _) = meta::read(meta_file(paths, &file)?.file())
                 .map_err(|e| io_error("cannot read lock file", &e))?;
             let previous = found.content().and_then(|c| c.holder.as_ref());
@@ -500,14 +525,17 @@ async fn admit_shared(
         pause = (pause * 2).min(Duration::from_millis(5));
     }
     let admitted = (|| {
-        if let Some(permits) = options.permits {
-            let live = shared_sidecars(paths)
-                .into_iter()
-                .filter(|(_, h)| is_alive(h))
-                .count();
-            if live >= permits as usize {
-                return Ok(None);
-            }
+        let live: Vec<LockInfo> = shared_sidecars(paths)
+            .into_iter()
+            .map(|(_, h)| h)
+            .filter(is_alive)
+            .collect();
+        // Modes that may not be held together (IX beside S, say), and a
+        // full semaphore, keep the newcomer out.
+        if live.iter().any(|h| !h.mode.compatible(options.mode))
+            || options.permits.is_some_and(|n| live.len() >= n as usize)
+        {
+            return Ok(None);
         }
         let meta_handle = meta_file(paths, lock_file)?;
         let (found, len) =

@@ -218,10 +218,14 @@ pub(crate) async fn acquire(
     options: &LockOptions,
     wait: bool,
 ) -> Result<Option<LockGuard>> {
-    if options.mode == LockMode::Shared {
+    if options.mode != LockMode::Exclusive {
         return Err(Error::Unsupported {
             backend: "file (lease mode)".into(),
-            what: "shared locks; use kernel mode for shared locks".into(),
+            what: format!(
+                "{} locks (only exclusive ones); use kernel mode for shared locks, semaphores \
+                 and intention modes",
+                options.mode
+            ),
         });
     }
     // tokio's clock, as the sleeps below: the budget and the pauses are

@@ -96,9 +96,12 @@ fn wait_loop(path: &Path, mode: LockMode, queue: &Mutex<Queue>) {
             }
         }
         let locked = platform::open_lock_file(path, false).and_then(|file| {
-            match mode {
-                LockMode::Exclusive => file.lock()?,
-                LockMode::Shared => file.lock_shared()?,
+            // Every mode but exclusive is a shared kernel lock; the record
+            // of who holds which decides the rest (see `kernel`).
+            if mode == LockMode::Exclusive {
+                file.lock()?;
+            } else {
+                file.lock_shared()?;
             }
             Ok(file)
         });

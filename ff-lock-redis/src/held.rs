@@ -66,9 +66,11 @@ impl Held {
         mode: LockMode,
     ) -> Result<bool> {
         let mut conn = shared.conn();
-        let mut script = match mode {
-            LockMode::Exclusive => scripts::RELEASE_SCRIPT.key(shared.key(name)),
-            LockMode::Shared => scripts::RELEASE_SHARED_SCRIPT.key(shared.aux(name, "readers")),
+        // Every mode but exclusive is a field of the readers' hash.
+        let mut script = if mode == LockMode::Exclusive {
+            scripts::RELEASE_SCRIPT.key(shared.key(name))
+        } else {
+            scripts::RELEASE_SHARED_SCRIPT.key(shared.aux(name, "readers"))
         };
         let deleted: i64 = shared
             .call(
@@ -109,9 +111,10 @@ async fn watchdog(
         }
         let sent = Instant::now();
         let mut conn = shared.conn();
-        let mut script = match mode {
-            LockMode::Exclusive => scripts::EXTEND_SCRIPT.key(shared.key(&name)),
-            LockMode::Shared => scripts::EXTEND_SHARED_SCRIPT.key(shared.aux(&name, "readers")),
+        let mut script = if mode == LockMode::Exclusive {
+            scripts::EXTEND_SCRIPT.key(shared.key(&name))
+        } else {
+            scripts::EXTEND_SHARED_SCRIPT.key(shared.aux(&name, "readers"))
         };
         let renewed: Result<i64> = shared
             .call(

@@ -221,7 +221,7 @@ impl RedisLockProvider {
             token: &token,
             mode: options.mode,
         };
-        let script = if options.mode == LockMode::Shared {
+        let script = if options.mode != LockMode::Exclusive {
             &*scripts::ACQUIRE_SHARED_SCRIPT
         } else {
             &*scripts::ACQUIRE_SCRIPT
@@ -237,7 +237,8 @@ impl RedisLockProvider {
             .arg(dead.map_or("", |d| d.value.as_str()))
             .arg(if waiter.is_some() { "wait" } else { "" })
             .arg(waiter.unwrap_or(""))
-            .arg(options.permits.map(|n| n.to_string()).unwrap_or_default());
+            .arg(options.permits.map(|n| n.to_string()).unwrap_or_default())
+            .arg(options.mode.code());
         // A timeout may hide a grant: `pending` stays armed to undo it.
         let answer: Vec<redis::Value> = self
             .shared
@@ -699,7 +700,10 @@ impl RedisLockProvider {
         let readers = entries
             .into_iter()
             .filter(|(_, value)| {
-                let expiry = value.split('\n').next().and_then(|e| e.parse::<u64>().ok());
+                let expiry = value
+                    .split(['\n', ' '])
+                    .next()
+                    .and_then(|e| e.parse::<u64>().ok());
                 matches!((expiry, now_ms), (Some(e), Some(now)) if e > now)
             })
             .filter_map(|(_, value)| parse_value(&value).map(|info| Holder { info, value }))

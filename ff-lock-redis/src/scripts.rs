@@ -81,9 +81,11 @@ return {1, fence}
 /// KEYS: lock, fence, readers, writer mark. ARGV: token, ttl ms, holder
 /// JSON, the exact value of an exclusive grant the caller judged dead
 /// (empty: none), two unused here (the exclusive script's), and a
-/// semaphore's permits (empty: no cap). Grants a shared hold unless an
-/// exclusive holder (other than that dead one) or a waiting writer's mark
-/// stands, or the semaphore's live holders fill its permits.
+/// semaphore's permits (empty: no cap), and the mode asked (`S`, `IS`,
+/// `IX`, `SIX`). Grants a hold in that mode unless an exclusive holder
+/// (other than that dead one) or a waiting writer's mark stands, a live
+/// holder's mode may not be held beside it, or the semaphore's live
+/// holders fill its permits. Entries are `<expiry ms> <mode>\n<fence>\n<holder JSON>`.
 /// Returns `{1, fence}`, or `{0, exclusive value or false, holder values…}`
 /// (the holders when the cap kept the caller out).
 pub(crate) const ACQUIRE_SHARED: &str = r"
@@ -92,18 +94,29 @@ if held and held ~= ARGV[4] then return {0, held} end
 if redis.call('EXISTS', KEYS[4]) == 1 then return {0, false} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[7] ~= '' then
-  local live = {}
-  local all = redis.call('HGETALL', KEYS[3])
-  for i = 1, #all, 2 do
-    local expiry = tonumber(string.match(all[i + 1], '^(%d+)'))
-    if expiry and expiry > now then
-      table.insert(live, all[i + 1])
-    else
-      redis.call('HDEL', KEYS[3], all[i])
-    end
+-- Which held modes each asked mode may join (multiple-granularity locking).
+local compatible = {
+  IS = {IS = true, IX = true, S = true, SIX = true},
+  IX = {IS = true, IX = true},
+  S = {IS = true, S = true},
+  SIX = {IS = true},
+}
+local mine = compatible[ARGV[8]] or compatible['S']
+local live = {}
+local clash = false
+local all = redis.call('HGETALL', KEYS[3])
+for i = 1, #all, 2 do
+  local expiry, mode = string.match(all[i + 1], '^(%d+) ?(%u*)')
+  expiry = tonumber(expiry)
+  if expiry and expiry > now then
+    table.insert(live, all[i + 1])
+    if not mine[mode ~= '' and mode or 'S'] then clash = true end
+  else
+    redis.call('HDEL', KEYS[3], all[i])
   end
-  if #live >= tonumber(ARGV[7]) then return {0, false, unpack(live)} end
+end
+if clash or (ARGV[7] ~= '' and #live >= tonumber(ARGV[7])) then
+  return {0, false, unpack(live)}
 end
 if held then redis.call('DEL', KEYS[1]) end
 local fence = redis.call('INCR', KEYS[2])
@@ -112,7 +125,8 @@ if fence == 1 then
   redis.call('SET', KEYS[2], fence)
 end
 redis.call('HSET', KEYS[3], ARGV[1],
-  string.format('%d', now + tonumber(ARGV[2])) .. '\n' .. string.format('%d', fence) .. '\n' .. ARGV[3])
+  string.format('%d', now + tonumber(ARGV[2])) .. ' ' .. ARGV[8] .. '\n' ..
+  string.format('%d', fence) .. '\n' .. ARGV[3])
 if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end

@@ -14,15 +14,71 @@ use crate::lock_name::LockName;
 use crate::process;
 use crate::time::Timestamp;
 
-/// Exclusive (one writer) or shared (many readers).
+/// How a lock is held: exclusive (one writer), shared (many readers), or
+/// one of the intention modes of multiple-granularity locking, which a
+/// lock hierarchy takes on a node's ancestors to announce what it holds
+/// beneath them.
+///
+/// Which modes may be held together ([`compatible`](Self::compatible)):
+///
+/// | held \ asked | IS | IX | S | SIX | X |
+/// |---|---|---|---|---|---|
+/// | IS (`IntentShared`) | yes | yes | yes | yes | no |
+/// | IX (`IntentExclusive`) | yes | yes | no | no | no |
+/// | S (`Shared`) | yes | no | yes | no | no |
+/// | SIX (`SharedIntentExclusive`) | yes | no | no | no | no |
+/// | X (`Exclusive`) | no | no | no | no | no |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LockMode {
-    /// One holder at a time; excludes shared holders too.
+    /// One holder at a time; excludes every other mode.
     #[default]
     Exclusive,
-    /// Any number of shared holders at once; excludes an exclusive holder.
+    /// Any number of shared holders at once; excludes exclusive holders
+    /// and those that intend to write beneath (IX, SIX).
     Shared,
+    /// IS: the holder reads (S) somewhere beneath this node.
+    IntentShared,
+    /// IX: the holder writes (X) somewhere beneath this node.
+    IntentExclusive,
+    /// SIX: the holder reads the whole node and writes somewhere beneath.
+    SharedIntentExclusive,
+}
+
+impl LockMode {
+    /// Every mode, for iterating (tests, matrices).
+    pub const ALL: [Self; 5] = [
+        Self::IntentShared,
+        Self::IntentExclusive,
+        Self::Shared,
+        Self::SharedIntentExclusive,
+        Self::Exclusive,
+    ];
+
+    /// Whether a grant in mode `self` and one in mode `other` may be held
+    /// at once (the matrix in the type's documentation; symmetric).
+    #[must_use]
+    pub fn compatible(self, other: Self) -> bool {
+        use LockMode::{Exclusive, IntentExclusive, IntentShared, Shared, SharedIntentExclusive};
+        match (self, other) {
+            (Exclusive, _) | (_, Exclusive) => false,
+            (IntentShared, _) | (_, IntentShared) => true,
+            (IntentExclusive, IntentExclusive) | (Shared, Shared) => true,
+            (IntentExclusive | Shared | SharedIntentExclusive, _) => false,
+        }
+    }
+
+    /// The short name used in the matrix (`X`, `S`, `IS`, `IX`, `SIX`).
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Exclusive => "X",
+            Self::Shared => "S",
+            Self::IntentShared => "IS",
+            Self::IntentExclusive => "IX",
+            Self::SharedIntentExclusive => "SIX",
+        }
+    }
 }
 
 impl fmt::Display for LockMode {
@@ -30,6 +86,9 @@ impl fmt::Display for LockMode {
         f.write_str(match self {
             Self::Exclusive => "exclusive",
             Self::Shared => "shared",
+            Self::IntentShared => "intent_shared",
+            Self::IntentExclusive => "intent_exclusive",
+            Self::SharedIntentExclusive => "shared_intent_exclusive",
         })
     }
 }

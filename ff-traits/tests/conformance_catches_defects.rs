@@ -173,6 +173,43 @@ impl LockProvider for UncappedSemaphores {
     }
 }
 
+/// Takes every intention mode for a plain shared lock, as a backend that
+/// knew only readers and writers might: IX then coexists with S.
+#[derive(Debug, Default)]
+struct ReadersAndWritersOnly(MemoryLockProvider);
+
+impl ReadersAndWritersOnly {
+    fn flattened(options: &LockOptions) -> LockOptions {
+        match options.mode {
+            ff_traits::LockMode::Exclusive => options.clone(),
+            _ => options.clone().with_mode(ff_traits::LockMode::Shared),
+        }
+    }
+}
+
+#[async_trait]
+impl LockProvider for ReadersAndWritersOnly {
+    fn backend_name(&self) -> &str {
+        "readers-and-writers"
+    }
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
+        self.0.acquire(name, &Self::flattened(options)).await
+    }
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        self.0.try_acquire(name, &Self::flattened(options)).await
+    }
+    async fn locks(&self) -> Result<Vec<LockStatus>> {
+        self.0.locks().await
+    }
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        self.0.force_release(name).await
+    }
+}
+
 /// Files records by the first 12 characters of their key, as a store that
 /// used `RecordKey::short` for its file names would.
 #[derive(Debug, Default)]
@@ -319,6 +356,15 @@ async fn lossy_lock_names_are_caught() {
 #[should_panic(expected = "a fourth permit of 3 was granted")]
 async fn a_semaphore_without_its_cap_is_caught() {
     conformance::lock::semaphore_caps_holders(Arc::new(UncappedSemaphores::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "the matrix says")]
+async fn intention_modes_taken_for_shared_are_caught() {
+    conformance::lock::intention_modes_follow_the_matrix(
+        Arc::new(ReadersAndWritersOnly::default()),
+    )
+    .await;
 }
 
 /// Runs `check` against a fresh racy store with `window` `runs` times;

@@ -98,10 +98,10 @@ impl TableLocks {
 
 fn exclusive_only(options: &LockOptions) -> Result<()> {
     options.validate()?;
-    if options.mode == LockMode::Shared {
+    if options.mode != LockMode::Exclusive {
         return Err(Error::Unsupported {
             backend: "table".into(),
-            what: "shared locks".into(),
+            what: format!("{} locks (only exclusive ones)", options.mode),
         });
     }
     Ok(())

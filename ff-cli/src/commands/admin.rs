@@ -52,10 +52,7 @@ pub(super) async fn recover(settings: &Settings, out: Out, dry_run: bool) -> Res
 }
 
 fn lock_json(l: &LockStatus, now: Timestamp) -> Value {
-    let mode = l.mode.map(|m| match m {
-        ff_traits::LockMode::Shared => "shared",
-        _ => "exclusive",
-    });
+    let mode = l.mode.map(|m| m.to_string());
     let (issue, repository) = purpose(l);
     json!({
         "name": l.name,

@@ -214,6 +214,41 @@ pub async fn semaphore_caps_holders(p: Provider) {
     exclusive.release().await.expect("release");
 }
 
+/// The multiple-granularity modes follow their matrix
+/// ([`LockMode::compatible`]), cell by cell: with a grant held in one mode,
+/// a try in each mode is granted exactly when the two are compatible.
+pub async fn intention_modes_follow_the_matrix(p: Provider) {
+    for held_mode in LockMode::ALL {
+        let name = lock_name(&format!("mgl-{}", held_mode.code()));
+        let held = p
+            .try_acquire(&name, &opts().with_mode(held_mode))
+            .await
+            .unwrap_or_else(|e| panic!("{} on a free lock: {e}", held_mode.code()))
+            .unwrap_or_else(|| panic!("{} refused on a free lock", held_mode.code()));
+        for asked in LockMode::ALL {
+            let got = p
+                .try_acquire(&name, &opts().with_mode(asked))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("{} asked beside {}: {e}", asked.code(), held_mode.code())
+                });
+            assert_eq!(
+                got.is_some(),
+                held_mode.compatible(asked),
+                "{} asked while {} is held: granted = {}, the matrix says {}",
+                asked.code(),
+                held_mode.code(),
+                got.is_some(),
+                held_mode.compatible(asked)
+            );
+            if let Some(g) = got {
+                g.release().await.expect("release");
+            }
+        }
+        held.release().await.expect("release");
+    }
+}
+
 /// Every grant's fencing token exceeds all earlier ones of the name.
 pub async fn fencing_tokens_increase(p: Provider) {
     let name = lock_name("fence");
@@ -364,14 +399,19 @@ pub async fn force_release_is_reported(p: Provider) {
 /// lock stays free for an exclusive holder.
 pub async fn shared_mode_refused(p: Provider) {
     let name = lock_name("noshared");
-    let shared = opts().with_mode(LockMode::Shared);
-    match p.acquire(&name, &shared).await {
-        Err(Error::Unsupported { .. }) => {}
-        other => panic!("shared acquire on an exclusive-only backend gave {other:?}"),
-    }
-    match p.try_acquire(&name, &shared).await {
-        Err(Error::Unsupported { .. }) => {}
-        other => panic!("shared try_acquire on an exclusive-only backend gave {other:?}"),
+    for mode in LockMode::ALL
+        .into_iter()
+        .filter(|m| *m != LockMode::Exclusive)
+    {
+        let shared = opts().with_mode(mode);
+        match p.acquire(&name, &shared).await {
+            Err(Error::Unsupported { .. }) => {}
+            other => panic!("{mode} acquire on an exclusive-only backend gave {other:?}"),
+        }
+        match p.try_acquire(&name, &shared).await {
+            Err(Error::Unsupported { .. }) => {}
+            other => panic!("{mode} try_acquire on an exclusive-only backend gave {other:?}"),
+        }
     }
     let exclusive = p
         .try_acquire(&name, &opts())

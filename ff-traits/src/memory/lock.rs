@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 use super::lock_unpoisoned;
 use crate::error::{Error, Result};
 use crate::lock::{
-    FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockMode, LockOptions,
+    FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockOptions,
     LockProvider, LockStatus, LossNotifier, loss_channel,
 };
 use crate::lock_name::LockName;
@@ -69,15 +69,13 @@ impl MemoryLockProvider {
     ) -> std::result::Result<LockGuard, Option<Box<LockInfo>>> {
         let mut slots = lock_unpoisoned(&self.inner.slots);
         let slot = slots.entry(name.to_owned()).or_default();
-        let free = match options.mode {
-            LockMode::Exclusive => slot.holders.is_empty(),
-            LockMode::Shared => {
-                slot.holders.iter().all(|h| h.info.mode == LockMode::Shared)
-                    && options
-                        .permits
-                        .is_none_or(|n| slot.holders.len() < n as usize)
-            }
-        };
+        let free = slot
+            .holders
+            .iter()
+            .all(|h| h.info.mode.compatible(options.mode))
+            && options
+                .permits
+                .is_none_or(|n| slot.holders.len() < n as usize);
         if !free {
             return Err(slot.holders.first().map(|h| Box::new(h.info.clone())));
         }
