@@ -25,6 +25,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+pub mod hierarchy;
 mod key;
 mod lock;
 mod lock_name;

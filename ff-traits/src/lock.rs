@@ -648,11 +648,17 @@ impl LossWatch {
     /// Waits until the grant is lost and returns why. Never completes for a
     /// grant that is kept (use it in `tokio::select!` beside the work).
     pub async fn lost(&mut self) -> String {
-        match self.0.wait_for(Option::is_some).await {
-            Ok(reason) => reason.as_deref().unwrap_or_default().to_owned(),
+        // The borrow ends before any further await, so the future is
+        // `Send` (it can be spawned).
+        let reason = match self.0.wait_for(Option::is_some).await {
+            Ok(reason) => Some(reason.as_deref().unwrap_or_default().to_owned()),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
             // The notifier is gone without reporting a loss: the grant
             // ended normally, so there is nothing to report, ever.
-            Err(_) => std::future::pending().await,
+            None => std::future::pending().await,
         }
     }
 }

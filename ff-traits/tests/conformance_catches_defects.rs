@@ -367,6 +367,12 @@ async fn intention_modes_taken_for_shared_are_caught() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "S on the parent granted while a child is held exclusively")]
+async fn a_hierarchy_on_readers_and_writers_only_is_caught() {
+    conformance::lock::hierarchy_follows_the_tree(Arc::new(ReadersAndWritersOnly::default())).await;
+}
+
 /// Runs `check` against a fresh racy store with `window` `runs` times;
 /// returns how many runs caught the race (panicked).
 async fn caught<F, Fut>(window: Window, runs: usize, check: F) -> usize

@@ -249,6 +249,91 @@ pub async fn intention_modes_follow_the_matrix(p: Provider) {
     }
 }
 
+/// Lock hierarchies ([`crate::hierarchy`]) over the backend: an exclusive
+/// node excludes its ancestors' exclusive and shared locks and everything
+/// beneath it, but not its siblings; a shared node excludes exclusive
+/// locks beneath it and admits shared ones; one timeout covers the whole
+/// path and a path that times out leaves nothing held; losing an
+/// ancestor's lock is the loss of the whole path.
+pub async fn hierarchy_follows_the_tree(p: Provider) {
+    use crate::hierarchy;
+    let root = lock_name("tree");
+    let n = |rest: &str| {
+        LockName::new(format!("{}/{rest}", root.as_str())).expect("a hierarchical name")
+    };
+    let x = opts();
+    let s = opts().with_mode(LockMode::Shared);
+    let try_take = |name: LockName, o: LockOptions| {
+        let p = Arc::clone(&p);
+        async move {
+            hierarchy::try_acquire(&*p, &name, &o)
+                .await
+                .expect("try a path")
+        }
+    };
+    let a = hierarchy::acquire(&*p, &n("a"), &x).await.expect("X on a");
+    let b = try_take(n("b"), x.clone())
+        .await
+        .expect("a sibling of an exclusive node was refused");
+    assert!(
+        try_take(root.clone(), x.clone()).await.is_none(),
+        "X on the parent granted while a child is held"
+    );
+    assert!(
+        try_take(root.clone(), s.clone()).await.is_none(),
+        "S on the parent granted while a child is held exclusively"
+    );
+    assert!(
+        try_take(n("a/deeper"), s.clone()).await.is_none(),
+        "a lock beneath an exclusive node was granted"
+    );
+    b.release().await.expect("release");
+    a.release().await.expect("release");
+
+    let reading = hierarchy::acquire(&*p, &root, &s).await.expect("S on the root");
+    assert!(
+        try_take(n("a"), x.clone()).await.is_none(),
+        "X beneath a shared node was granted"
+    );
+    let beneath = try_take(n("a"), s.clone())
+        .await
+        .expect("S beneath a shared node was refused");
+    beneath.release().await.expect("release");
+    reading.release().await.expect("release");
+
+    // One budget for the whole path; nothing left held when it runs out.
+    let blocker = hierarchy::acquire(&*p, &root, &x).await.expect("X on the root");
+    let short = opts().with_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    match hierarchy::acquire(&*p, &n("a/b"), &short).await {
+        Err(Error::LockTimeout { .. }) => {}
+        other => panic!("a path under an exclusive root gave {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the path's timeout was not one budget"
+    );
+    blocker.release().await.expect("release");
+    let deep = try_take(n("a/b"), x.clone())
+        .await
+        .expect("a path that timed out left a lock held");
+
+    // An ancestor's lock revoked: the whole path is lost.
+    let mut loss = deep.loss_watch();
+    let ancestor = n("a");
+    let revoked = p.force_release(&ancestor).await.expect("force release");
+    if matches!(revoked.outcome, ForceOutcome::Revoked { .. }) {
+        let reason = tokio::time::timeout(Duration::from_secs(10), loss.lost())
+            .await
+            .expect("the path's loss was reported");
+        assert!(
+            reason.contains(ancestor.as_str()),
+            "the loss does not name the ancestor: {reason}"
+        );
+    }
+    let _ = deep.release().await;
+}
+
 /// Every grant's fencing token exceeds all earlier ones of the name.
 pub async fn fencing_tokens_increase(p: Provider) {
     let name = lock_name("fence");

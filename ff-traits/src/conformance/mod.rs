@@ -200,7 +200,7 @@ macro_rules! __conformance_tests {
 #[macro_export]
 macro_rules! __conformance_shared {
     (shared $mode:ident, $make:expr) => {
-        $crate::__conformance_tests!($mode lock, $make; shared_and_exclusive, semaphore_caps_holders, intention_modes_follow_the_matrix);
+        $crate::__conformance_tests!($mode lock, $make; shared_and_exclusive, semaphore_caps_holders, intention_modes_follow_the_matrix, hierarchy_follows_the_tree);
     };
     (exclusive_only $mode:ident, $make:expr) => {
         #[test]
@@ -212,6 +212,9 @@ macro_rules! __conformance_shared {
         #[test]
         #[ignore = "the backend declares no shared mode (exclusive_only), so no intention modes"]
         fn intention_modes_follow_the_matrix() {}
+        #[test]
+        #[ignore = "the backend declares no shared mode (exclusive_only), so no hierarchies"]
+        fn hierarchy_follows_the_tree() {}
         $crate::__conformance_tests!($mode lock, $make; shared_mode_refused);
     };
 }
