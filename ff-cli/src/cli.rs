@@ -118,7 +118,12 @@ pub(crate) enum Command {
         dry_run: bool,
     },
     /// List locks and their holders.
-    Locks,
+    Locks {
+        /// Show names with '/' as a tree (--json keeps the flat list, each
+        /// entry with its `parent`).
+        #[arg(long)]
+        tree: bool,
+    },
     /// Release a lock whose holder is gone (or, with --force, any lock).
     Unlock {
         /// The lock's name.

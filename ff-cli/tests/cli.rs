@@ -767,3 +767,175 @@ fn bad_permits_are_refused_with_nothing_written() {
         assert!(!state.exists(), "{args:?}: the state directory was made");
     }
 }
+
+/// Hierarchical names through the binary, across processes, on the file
+/// lock and on Redis: eight processes on sibling leaves hold at once; a
+/// parent taken exclusively waits for all of them, and while it holds, a
+/// new leaf waits (here: times out, 75).
+#[test]
+fn sibling_leaves_run_together_and_their_parent_waits_for_them() {
+    let redis = ff_testkit::redis::RedisServer::start();
+    let mut backends: Vec<Vec<String>> = vec![Vec::new()];
+    if let Some(r) = &redis {
+        backends.push(vec!["--lock".into(), r.url()]);
+    }
+    for backend in backends {
+        let repo = TestRepo::new();
+        let inside = repo.scratch("inside");
+        let done = repo.scratch("log").join("leaves-done");
+        let saw = repo.scratch("log").join("parent-saw");
+        let spawn = |args: &[&str]| {
+            let mut all: Vec<&str> = backend.iter().map(String::as_str).collect();
+            all.extend(args);
+            Command::new(env!("CARGO_BIN_EXE_ff"))
+                .args(&all)
+                .current_dir(repo.path())
+                .env_remove("FF_LOCK")
+                .env_remove("FF_STORE")
+                .env_remove("FF_STATE_DIR")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn ff")
+        };
+        // Each leaf waits (up to 10 s) until all eight are inside at once.
+        let leaf = format!(
+            "touch \"{d}/$$\"; i=0; while [ $(ls '{d}' | wc -l) -lt 8 ] && [ $i -lt 200 ]; \
+             do sleep 0.05; i=$((i+1)); done; [ $(ls '{d}' | wc -l) -ge 8 ] || exit 3; \
+             sleep 0.3; echo x >> '{done}'; rm \"{d}/$$\"",
+            d = inside.display(),
+            done = done.display()
+        );
+        let leaves: Vec<_> = (0..8)
+            .map(|i| {
+                let name = format!("tree/leaf-{i}");
+                spawn(&["lock", &name, "--timeout", "30s", "--", "sh", "-c", &leaf])
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::read_dir(&inside).map_or(0, Iterator::count) < 8 {
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: the leaves never all got in"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let parent_cmd = format!(
+            "wc -l < '{}' > '{}'; sleep 1",
+            done.display(),
+            saw.display()
+        );
+        let parent = spawn(&[
+            "lock",
+            "tree",
+            "--timeout",
+            "30s",
+            "--",
+            "sh",
+            "-c",
+            &parent_cmd,
+        ]);
+        for l in leaves {
+            let out = l.wait_with_output().expect("leaf");
+            assert!(
+                out.status.success(),
+                "{backend:?}: a leaf: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // The parent runs now (for a second): a new leaf must wait.
+        while !saw.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: the parent never ran"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut late_args: Vec<&str> = backend.iter().map(String::as_str).collect();
+        late_args.extend(["lock", "tree/late", "--timeout", "300ms", "--", "true"]);
+        let late = ff(repo.path(), &late_args);
+        assert_eq!(
+            code(&late),
+            75,
+            "{backend:?}: a leaf got in under an exclusive parent"
+        );
+        let out = parent.wait_with_output().expect("parent");
+        assert!(
+            out.status.success(),
+            "{backend:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen = std::fs::read_to_string(&saw).expect("parent's count");
+        assert_eq!(
+            seen.trim(),
+            "8",
+            "{backend:?}: the parent ran before every leaf was done"
+        );
+    }
+}
+
+/// Bad hierarchical names are refused (65) with nothing written.
+#[test]
+fn bad_hierarchical_names_are_refused() {
+    let repo = TestRepo::new();
+    let state = repo.scratch("state").join("never");
+    let state_arg = state.to_str().expect("utf8");
+    let deep = vec!["n"; 17].join("/");
+    for name in ["a//b", "/a", "a/", "a/../b", deep.as_str()] {
+        let out = ff(
+            repo.path(),
+            &["--state-dir", state_arg, "lock", name, "--", "true"],
+        );
+        assert_eq!(
+            code(&out),
+            65,
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!state.exists(), "{name}: the state directory was made");
+    }
+}
+
+/// `ff locks --tree` shows a hierarchy as one; `--json` gives each entry
+/// its parent; `ff unlock` of a node says what beneath it is still held.
+#[test]
+fn locks_tree_and_unlock_of_a_node() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let marker = repo.scratch("log").join("in");
+    let script = format!("touch '{}'; sleep 5", marker.display());
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(["lock", "proj/issue-7", "--", "sh", "-c", &script])
+        .current_dir(dir)
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .env_remove("FF_STATE_DIR")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "the holder never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tree = ff(dir, &["locks", "--tree"]);
+    let text = String::from_utf8_lossy(&tree.stdout);
+    assert!(text.contains("proj  IX held by pid"), "{text}");
+    assert!(text.contains("\n  issue-7  X held by pid"), "{text}");
+    let listed = stdout_json(&ff(dir, &["--json", "locks"]));
+    assert_valid("locks", &listed);
+    let leaf = listed
+        .as_array()
+        .and_then(|a| a.iter().find(|l| l["name"] == "proj/issue-7"))
+        .expect("the leaf is listed");
+    assert_eq!(leaf["parent"], "proj");
+    let unlock = ff(dir, &["unlock", "proj", "--force"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&unlock.stdout),
+        String::from_utf8_lossy(&unlock.stderr)
+    );
+    assert!(said.contains("proj/issue-7"), "{said}");
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

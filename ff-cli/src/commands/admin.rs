@@ -62,7 +62,42 @@ fn lock_json(l: &LockStatus, now: Timestamp) -> Value {
         "repository": repository,
         "holder": l.holders.first().map(|h| output::holder_json(h, now)),
         "holders": l.holders.iter().map(|h| output::holder_json(h, now)).collect::<Vec<_>>(),
+        "parent": l.name.rsplit_once('/').map(|(parent, _)| parent),
     })
+}
+
+/// Names with '/' as a tree: each node under its parent (a parent that
+/// holds no lock of its own is shown, in brackets), with its mode and its
+/// holders.
+fn lock_tree(all: &[LockStatus]) -> String {
+    let mut nodes: std::collections::BTreeMap<&str, Option<&LockStatus>> =
+        std::collections::BTreeMap::new();
+    for l in all {
+        let mut prefix = l.name.as_str();
+        while let Some((parent, _)) = prefix.rsplit_once('/') {
+            nodes.entry(parent).or_insert(None);
+            prefix = parent;
+        }
+        nodes.insert(l.name.as_str(), Some(l));
+    }
+    nodes
+        .iter()
+        .map(|(name, status)| {
+            let depth = name.matches('/').count();
+            let leaf = name.rsplit('/').next().unwrap_or(name);
+            let what = match status {
+                None => "[no lock of its own]".to_owned(),
+                Some(l) if !l.held => "free".to_owned(),
+                Some(l) => {
+                    let mode = l.mode.map(|m| m.code()).unwrap_or("?");
+                    let pids: Vec<String> = l.holders.iter().map(|h| h.pid.to_string()).collect();
+                    format!("{mode} held by pid {}", pids.join(", "))
+                }
+            };
+            format!("{}{leaf}  {what}", "  ".repeat(depth))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What a lock is for, when ForgeFlow took it: `(issue, repository)` from
@@ -84,7 +119,7 @@ fn purpose(l: &LockStatus) -> (Option<String>, Option<String>) {
     (issue, field("repository"))
 }
 
-pub(super) async fn locks(settings: &Settings, out: Out) -> Result<u8, Failure> {
+pub(super) async fn locks(settings: &Settings, out: Out, tree: bool) -> Result<u8, Failure> {
     let locks = settings.locks().await?;
     let all = locks.locks().await?;
     let now = Timestamp::now();
@@ -92,6 +127,9 @@ pub(super) async fn locks(settings: &Settings, out: Out) -> Result<u8, Failure> 
     out.emit(&value, || {
         if all.is_empty() {
             return "no locks".to_owned();
+        }
+        if tree {
+            return lock_tree(&all);
         }
         let rows: Vec<Vec<String>> = all
             .iter()
@@ -158,7 +196,23 @@ pub(super) async fn unlock(
         }
         results.push(r);
     }
-    out.emit(&serde_json::to_value(&results).unwrap_or_default(), || {
+    // A node of a hierarchy: say what beneath it is still held (each is
+    // its own lock; unlocking the node does not touch them).
+    let beneath = |node: &str| -> Vec<String> {
+        let prefix = format!("{node}/");
+        statuses
+            .iter()
+            .filter(|s| s.held && s.name.starts_with(&prefix))
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let mut value = serde_json::to_value(&results).unwrap_or_default();
+    if let Value::Array(items) = &mut value {
+        for (item, r) in items.iter_mut().zip(&results) {
+            item["held_beneath"] = json!(beneath(&r.name));
+        }
+    }
+    out.emit(&value, || {
         results
             .iter()
             .map(|r| {
@@ -169,7 +223,16 @@ pub(super) async fn unlock(
                     ForceOutcome::Refused { .. } => "refused",
                     _ => "done",
                 };
-                format!("{}: {what}", r.name)
+                let below = beneath(&r.name);
+                if below.is_empty() {
+                    format!("{}: {what}", r.name)
+                } else {
+                    format!(
+                        "{}: {what}; still held beneath it: {}",
+                        r.name,
+                        below.join(", ")
+                    )
+                }
             })
             .collect::<Vec<_>>()
             .join("\n")

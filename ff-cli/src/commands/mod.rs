@@ -32,7 +32,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::List => worktree::list(&settings, out).await,
         Command::Recover { dry_run } => admin::recover(&settings, out, dry_run).await,
-        Command::Locks => admin::locks(&settings, out).await,
+        Command::Locks { tree } => admin::locks(&settings, out, tree).await,
         Command::Unlock { name, all, force } => {
             admin::unlock(&settings, out, name.as_deref(), all, force).await
         }

@@ -31,6 +31,9 @@ pub(super) async fn lock(
     command: &[String],
 ) -> Result<u8, Failure> {
     let name = ff_traits::LockName::new(name)?;
+    if name.as_str().contains('/') {
+        ff_traits::hierarchy::path(&name)?;
+    }
     if how.lease.is_some_and(|l| l.is_zero()) {
         return Err(Failure::invalid("--lease must be longer than zero"));
     }
@@ -66,10 +69,14 @@ pub(super) async fn lock(
     if let Some(group) = supervisor.group() {
         options = options.with_process_group(group);
     }
-    let guard = locks
-        .acquire(&name, &options)
-        .await
-        .map_err(crate::output::before_work)?;
+    // A name with '/' is a node of a hierarchy: intention locks on its
+    // ancestors first (bad paths are refused before anything is taken).
+    let guard = if name.as_str().contains('/') {
+        ff_traits::hierarchy::acquire(&*locks, &name, &options).await
+    } else {
+        locks.acquire(&name, &options).await
+    }
+    .map_err(crate::output::before_work)?;
     tracing::info!(
         name = name.as_str(),
         fencing_token = guard.fencing_token().0,

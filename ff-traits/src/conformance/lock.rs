@@ -290,7 +290,9 @@ pub async fn hierarchy_follows_the_tree(p: Provider) {
     b.release().await.expect("release");
     a.release().await.expect("release");
 
-    let reading = hierarchy::acquire(&*p, &root, &s).await.expect("S on the root");
+    let reading = hierarchy::acquire(&*p, &root, &s)
+        .await
+        .expect("S on the root");
     assert!(
         try_take(n("a"), x.clone()).await.is_none(),
         "X beneath a shared node was granted"
@@ -302,7 +304,9 @@ pub async fn hierarchy_follows_the_tree(p: Provider) {
     reading.release().await.expect("release");
 
     // One budget for the whole path; nothing left held when it runs out.
-    let blocker = hierarchy::acquire(&*p, &root, &x).await.expect("X on the root");
+    let blocker = hierarchy::acquire(&*p, &root, &x)
+        .await
+        .expect("X on the root");
     let short = opts().with_timeout(Duration::from_millis(300));
     let started = std::time::Instant::now();
     match hierarchy::acquire(&*p, &n("a/b"), &short).await {
