@@ -79,6 +79,37 @@ fn uncontended(c: &mut Criterion) {
         });
     });
     g.finish();
+
+    // A leaf of depth 3 (IX on two ancestors, X on the leaf) beside a flat
+    // exclusive lock, in the same run.
+    let mut g = c.benchmark_group("file_lock_hierarchy");
+    let tree = FileLockProvider::new(dir.path().join("tree"));
+    g.bench_function("flat_exclusive", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let guard = tree
+                    .acquire(&ff_traits::LockName::new("flat").expect("lock name"), &opts)
+                    .await
+                    .expect("acquire");
+                guard.release().await.expect("release");
+            });
+        });
+    });
+    g.bench_function("leaf_depth_3", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let guard = ff_traits::hierarchy::acquire(
+                    &tree,
+                    &ff_traits::LockName::new("repo/issue/sync").expect("lock name"),
+                    &opts,
+                )
+                .await
+                .expect("acquire");
+                guard.release().await.expect("release");
+            });
+        });
+    });
+    g.finish();
 }
 
 criterion_group! {
