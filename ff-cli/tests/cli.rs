@@ -669,15 +669,39 @@ fn a_switched_head_a_moved_repository_and_a_reclone_are_noticed() {
     );
 }
 
+/// The lock backends to run a test on: the file lock (no flag), and Redis
+/// when a server runs (`--lock URL`).
+fn lock_backends(redis: Option<&ff_testkit::redis::RedisServer>) -> Vec<Vec<String>> {
+    let mut backends = vec![Vec::new()];
+    if let Some(r) = redis {
+        backends.push(vec!["--lock".into(), r.url()]);
+    }
+    backends
+}
+
+/// Starts `ff BACKEND ARGS` in `dir` without the caller's `FF_*` settings,
+/// stderr piped.
+fn spawn_ff_with(dir: &Path, backend: &[String], args: &[&str]) -> std::process::Child {
+    let mut all: Vec<&str> = backend.iter().map(String::as_str).collect();
+    all.extend(args);
+    Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(&all)
+        .current_dir(dir)
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .env_remove("FF_STATE_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ff")
+}
+
 /// `ff lock --permits 3`: ten processes at once, never more than three
 /// inside, and three reached, on the file lock and on Redis.
 #[test]
 fn permits_cap_concurrent_holders_across_processes() {
     let redis = ff_testkit::redis::RedisServer::start();
-    let mut backends: Vec<Vec<String>> = vec![Vec::new()];
-    if let Some(r) = &redis {
-        backends.push(vec!["--lock".into(), r.url()]);
-    }
+    let backends = lock_backends(redis.as_ref());
     for backend in backends {
         let repo = TestRepo::new();
         let inside = repo.scratch("inside");
@@ -775,29 +799,13 @@ fn bad_permits_are_refused_with_nothing_written() {
 #[test]
 fn sibling_leaves_run_together_and_their_parent_waits_for_them() {
     let redis = ff_testkit::redis::RedisServer::start();
-    let mut backends: Vec<Vec<String>> = vec![Vec::new()];
-    if let Some(r) = &redis {
-        backends.push(vec!["--lock".into(), r.url()]);
-    }
+    let backends = lock_backends(redis.as_ref());
     for backend in backends {
         let repo = TestRepo::new();
         let inside = repo.scratch("inside");
         let done = repo.scratch("log").join("leaves-done");
         let saw = repo.scratch("log").join("parent-saw");
-        let spawn = |args: &[&str]| {
-            let mut all: Vec<&str> = backend.iter().map(String::as_str).collect();
-            all.extend(args);
-            Command::new(env!("CARGO_BIN_EXE_ff"))
-                .args(&all)
-                .current_dir(repo.path())
-                .env_remove("FF_LOCK")
-                .env_remove("FF_STORE")
-                .env_remove("FF_STATE_DIR")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn ff")
-        };
+        let spawn = |args: &[&str]| spawn_ff_with(repo.path(), &backend, args);
         // Each leaf waits (up to 10 s) until all eight are inside at once.
         let leaf = format!(
             "touch \"{d}/$$\"; i=0; while [ $(ls '{d}' | wc -l) -lt 8 ] && [ $i -lt 200 ]; \

@@ -182,6 +182,12 @@ fn spawn_holder_in(url: &str, prefix: &str, group: Option<u32>, mode: &str) -> s
     child
 }
 
+/// Ten seconds: a third of the default TTL, so a grant in time proves the
+/// dead holder's place was freed, not waited out.
+fn within_ttl() -> LockOptions {
+    LockOptions::default().with_timeout(Duration::from_secs(10))
+}
+
 fn t() -> LockName {
     LockName::new("t").expect("lock name")
 }
@@ -197,7 +203,7 @@ async fn a_holder_killed_on_this_host_is_taken_over_at_once() {
         .await
         .expect("connect");
     // Ten seconds, a third of the TTL: a grant proves a takeover.
-    let options = LockOptions::default().with_timeout(Duration::from_secs(10));
+    let options = within_ttl();
 
     let mut holder = spawn_holder(&url, &cfg.prefix, None);
     let (w, o) = (waiter.clone(), options.clone());
@@ -266,10 +272,7 @@ async fn a_dead_holders_running_group_keeps_the_lock() {
     command.kill().expect("end the command");
     command.wait().expect("reap");
     let guard = waiter
-        .acquire(
-            &t(),
-            &LockOptions::default().with_timeout(Duration::from_secs(10)),
-        )
+        .acquire(&t(), &within_ttl())
         .await
         .expect("taken over once the group ended");
     guard.release().await.expect("release");
@@ -372,10 +375,7 @@ async fn eight_reader_processes_overlap_and_dead_ones_free_their_places() {
         r.wait().expect("reap");
     }
     let writer = locks
-        .acquire(
-            &t(),
-            &LockOptions::default().with_timeout(Duration::from_secs(10)),
-        )
+        .acquire(&t(), &within_ttl())
         .await
         .expect("the dead readers' places are free");
     writer.release().await.expect("release");
@@ -392,13 +392,7 @@ async fn a_waiting_writer_is_not_starved_by_new_readers() {
     let name = LockName::new("rw-fair").expect("lock name");
     let first = locks.acquire(&name, &shared()).await.expect("reader");
     let (l, n) = (Arc::clone(&locks), name.clone());
-    let writer = tokio::spawn(async move {
-        l.acquire(
-            &n,
-            &LockOptions::default().with_timeout(Duration::from_secs(10)),
-        )
-        .await
-    });
+    let writer = tokio::spawn(async move { l.acquire(&n, &within_ttl()).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!writer.is_finished(), "the writer got in beside a reader");
     assert!(
