@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_valid, code, error_json, error_kind, ff, stdout_json};
+use common::{assert_valid, code, error_json, error_kind, ff, spawn_ff_with, stdout_json};
 use ff_testkit::git::{TestRepo, commit_file};
 use serde_json::Value;
 
@@ -677,23 +677,6 @@ fn lock_backends(redis: Option<&ff_testkit::redis::RedisServer>) -> Vec<Vec<Stri
         backends.push(vec!["--lock".into(), r.url()]);
     }
     backends
-}
-
-/// Starts `ff BACKEND ARGS` in `dir` without the caller's `FF_*` settings,
-/// stderr piped.
-fn spawn_ff_with(dir: &Path, backend: &[String], args: &[&str]) -> std::process::Child {
-    let mut all: Vec<&str> = backend.iter().map(String::as_str).collect();
-    all.extend(args);
-    Command::new(env!("CARGO_BIN_EXE_ff"))
-        .args(&all)
-        .current_dir(dir)
-        .env_remove("FF_LOCK")
-        .env_remove("FF_STORE")
-        .env_remove("FF_STATE_DIR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ff")
 }
 
 /// `ff lock --permits 3`: ten processes at once, never more than three

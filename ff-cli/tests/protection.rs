@@ -8,23 +8,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{code, ff};
 use ff_testkit::git::TestRepo;
 
 fn spawn_ff(dir: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ff"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("FF_LOCK")
-        .env_remove("FF_STORE")
-        .env_remove("FF_STATE_DIR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ff")
+    common::spawn_ff_with(dir, &[], args)
 }
 
 /// The command writes its pid to `pidfile` and sleeps; returns that pid

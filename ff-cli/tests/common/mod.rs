@@ -22,6 +22,23 @@ pub(crate) fn ff(dir: &Path, args: &[&str]) -> Output {
         .expect("run ff")
 }
 
+/// Starts `ff BACKEND ARGS` in `dir` without the caller's `FF_*`
+/// settings, stdout discarded, stderr piped.
+pub(crate) fn spawn_ff_with(dir: &Path, backend: &[String], args: &[&str]) -> std::process::Child {
+    let mut all: Vec<&str> = backend.iter().map(String::as_str).collect();
+    all.extend(args);
+    Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(&all)
+        .current_dir(dir)
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .env_remove("FF_STATE_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ff")
+}
+
 pub(crate) fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
