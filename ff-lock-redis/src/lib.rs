@@ -274,9 +274,19 @@ impl RedisLockProvider {
                 .ok()
                 .and_then(|value| parse_value(&value).map(|info| Holder { info, value }))
         };
-        let exclusive = values.next().and_then(holder_of);
+        let first = values.next().and_then(holder_of);
+        if granted == 2 {
+            return Ok(Attempt::Busy(Busy {
+                writer_mark: first,
+                ..Busy::default()
+            }));
+        }
         let readers = values.filter_map(holder_of).collect();
-        Ok(Attempt::Busy(Busy { exclusive, readers }))
+        Ok(Attempt::Busy(Busy {
+            exclusive: first,
+            readers,
+            writer_mark: None,
+        }))
     }
 
     /// One attempt; when the lock is busy with holders that died on this
@@ -297,6 +307,11 @@ impl RedisLockProvider {
             if reader.info.holder_liveness() == Liveness::Dead {
                 freed |= self.drop_reader(name, reader).await?;
             }
+        }
+        if let Some(mark) = &busy.writer_mark
+            && mark.info.holder_liveness() == Liveness::Dead
+        {
+            freed |= self.drop_writer_mark(name, mark).await?;
         }
         match &busy.exclusive {
             Some(h) if h.info.holder_liveness() == Liveness::Dead => {
@@ -330,6 +345,24 @@ impl RedisLockProvider {
                 "removed a shared hold whose holder died on this host"
             );
         }
+        Ok(dropped == 1)
+    }
+
+    /// Lifts the mark of a writer that died waiting on this host, if it is
+    /// still exactly what was judged.
+    async fn drop_writer_mark(&self, name: &str, mark: &Holder) -> Result<bool> {
+        let mut conn = self.shared.conn();
+        let dropped: i64 = self
+            .shared
+            .call(
+                "lifting a dead writer's mark",
+                scripts::DELETE_IF_SCRIPT
+                    .key(self.shared.aux(name, "writer"))
+                    .arg(&mark.value)
+                    .arg(self.shared.channel(name))
+                    .invoke_async(&mut conn),
+            )
+            .await?;
         Ok(dropped == 1)
     }
 
@@ -395,12 +428,18 @@ enum Attempt {
 struct Busy {
     exclusive: Option<Holder>,
     readers: Vec<Holder>,
+    /// The mark of a writer waiting ahead of a reader.
+    writer_mark: Option<Holder>,
 }
 
 impl Busy {
-    /// The holders to watch and to name: the exclusive one, else the readers.
+    /// The holders to watch and to name: the exclusive one, the readers,
+    /// the waiting writer.
     fn holders(&self) -> impl Iterator<Item = &Holder> {
-        self.exclusive.iter().chain(&self.readers)
+        self.exclusive
+            .iter()
+            .chain(&self.readers)
+            .chain(&self.writer_mark)
     }
 }
 

@@ -60,11 +60,18 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
 end
 if (held and held ~= ARGV[4]) or #readers > 0 then
   if ARGV[5] == 'wait' then
-    redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[2])
+    -- The mark names the waiting writer (as a lock value does), so a
+    -- reader on its host can tell when it died while waiting.
+    redis.call('SET', KEYS[4], ARGV[6] .. '\n0\n' .. ARGV[3], 'PX', ARGV[2])
   end
   return {0, held or false, unpack(readers)}
 end
-if ARGV[6] ~= '' and redis.call('GET', KEYS[4]) == ARGV[6] then redis.call('DEL', KEYS[4]) end
+if ARGV[6] ~= '' then
+  local mark = redis.call('GET', KEYS[4])
+  if mark and string.sub(mark, 1, string.len(ARGV[6]) + 1) == ARGV[6] .. '\n' then
+    redis.call('DEL', KEYS[4])
+  end
+end
 local fence = redis.call('INCR', KEYS[2])
 if fence == 1 then
   -- A new counter (a new name, or one lost): start from the clock in
@@ -86,12 +93,14 @@ return {1, fence}
 /// (other than that dead one) or a waiting writer's mark stands, a live
 /// holder's mode may not be held beside it, or the semaphore's live
 /// holders fill its permits. Entries are `<expiry ms> <mode>\n<fence>\n<holder JSON>`.
-/// Returns `{1, fence}`, or `{0, exclusive value or false, holder values…}`
-/// (the holders when the cap kept the caller out).
+/// Returns `{1, fence}`; `{2, mark}` when a waiting writer's mark kept the
+/// caller out; or `{0, exclusive value or false, holder values…}` (the
+/// holders when they kept the caller out).
 pub(crate) const ACQUIRE_SHARED: &str = r"
 local held = redis.call('GET', KEYS[1])
 if held and held ~= ARGV[4] then return {0, held} end
-if redis.call('EXISTS', KEYS[4]) == 1 then return {0, false} end
+local mark = redis.call('GET', KEYS[4])
+if mark then return {2, mark} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Which held modes each asked mode may join (multiple-granularity locking).
@@ -175,7 +184,10 @@ return 0
 /// KEYS: writer mark. ARGV: waiter id. A writer that stops waiting
 /// removes its mark, if it is still its own.
 pub(crate) const UNMARK_WRITER: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+local mark = redis.call('GET', KEYS[1])
+if mark and string.sub(mark, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '\n' then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 ";
 

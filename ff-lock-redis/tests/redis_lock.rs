@@ -475,3 +475,56 @@ async fn names_never_reach_another_locks_keys() {
     assert!(g2.fencing_token() > t1);
     g2.release().await.expect("release");
 }
+
+/// A writer SIGKILLed while it waits leaves its mark, but the mark names
+/// it: a reader on its host lifts it at once instead of waiting the TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_while_waiting_does_not_keep_readers_out() {
+    let Some(server) = server() else { return };
+    let url = server.url();
+    let cfg = config(&url);
+    let locks = RedisLockProvider::connect(cfg.clone())
+        .await
+        .expect("connect");
+    let reader = locks.acquire(&t(), &shared()).await.expect("reader");
+    // The writer waits behind the reader (it never says "held").
+    let mut writer = ff_testkit::spawn_self("holder_child", &[&url, &cfg.prefix, "", "exclusive"]);
+    let mut conn = redis::Client::open(url.as_str())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let mark = format!("{}t\x1fwriter", cfg.prefix);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&mark)
+            .query_async(&mut conn)
+            .await
+            .expect("EXISTS");
+        if exists {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never marked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        locks
+            .try_acquire(&t(), &shared())
+            .await
+            .expect("try")
+            .is_none(),
+        "a reader got in ahead of the waiting writer"
+    );
+    writer.kill().expect("SIGKILL");
+    writer.wait().expect("reap");
+    let late = locks
+        .acquire(&t(), &shared().with_timeout(Duration::from_secs(10)))
+        .await
+        .expect("the dead writer's mark was lifted");
+    late.release().await.expect("release");
+    reader.release().await.expect("release");
+}
