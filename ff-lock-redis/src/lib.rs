@@ -277,7 +277,7 @@ impl RedisLockProvider {
         let first = values.next().and_then(holder_of);
         if granted == 2 {
             return Ok(Attempt::Busy(Busy {
-                writer_mark: first,
+                writer_mark: first.map(Box::new),
                 ..Busy::default()
             }));
         }
@@ -428,8 +428,8 @@ enum Attempt {
 struct Busy {
     exclusive: Option<Holder>,
     readers: Vec<Holder>,
-    /// The mark of a writer waiting ahead of a reader.
-    writer_mark: Option<Holder>,
+    /// The mark of a writer waiting ahead of a reader (boxed: rarely there).
+    writer_mark: Option<Box<Holder>>,
 }
 
 impl Busy {
@@ -439,7 +439,7 @@ impl Busy {
         self.exclusive
             .iter()
             .chain(&self.readers)
-            .chain(&self.writer_mark)
+            .chain(self.writer_mark.as_deref())
     }
 }
 
