@@ -269,3 +269,61 @@ fn a_paused_holder_whose_lease_lapsed_stops_the_command() {
         "the command ran on"
     );
 }
+
+/// `kill -9` of `ff lock` on a leaf of a hierarchy while its command runs:
+/// a parent already waiting (exclusive) gets the lock only once that
+/// command is gone, on the file lock and on Redis.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_leaf_holder_frees_its_parent_only_when_its_command_is_gone() {
+    let redis = ff_testkit::redis::RedisServer::start();
+    let mut backends: Vec<Vec<String>> = vec![Vec::new()];
+    if let Some(r) = &redis {
+        backends.push(vec!["--lock".into(), r.url()]);
+    }
+    for backend in backends {
+        let repo = TestRepo::new();
+        let dir = repo.path();
+        let pidfile = repo.scratch("pids").join("leaf");
+        let script = format!("echo $$ > '{}'; exec sleep 30", pidfile.display());
+        let leaf = common::spawn_ff_with(
+            dir,
+            &backend,
+            &["lock", "tree/leaf", "--", "sh", "-c", &script],
+        );
+        let pid = command_pid(&pidfile);
+        let result = repo.scratch("results").join("parent");
+        let report = report_first_command(pid, &result);
+        let parent = common::spawn_ff_with(
+            dir,
+            &backend,
+            &[
+                "lock",
+                "tree",
+                "--timeout",
+                "20s",
+                "--",
+                "sh",
+                "-c",
+                &report,
+            ],
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&leaf, rustix::process::Signal::KILL);
+        let mut leaf = leaf;
+        let _ = leaf.wait();
+        let out = parent.wait_with_output().expect("wait for the parent");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{backend:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen = std::fs::read_to_string(&result).expect("the parent's report");
+        assert_eq!(
+            seen.trim(),
+            "clear",
+            "{backend:?}: the parent ran beside the leaf's command"
+        );
+    }
+}

@@ -431,6 +431,16 @@ async fn grant(
             if !outlive_lingering_group(name, previous, deadline).await? {
                 return lingering(name, previous, deadline, options.wait_budget());
             }
+            // Shared holders (readers, permits, intention locks of a
+            // hierarchy) that died with their command still running: the
+            // kernel freed their locks, their records remain; wait for
+            // those commands too. (A live shared holder would still hold
+            // its kernel lock, so only dead ones can be recorded here.)
+            for (_, dead) in shared_sidecars(paths) {
+                if !outlive_lingering_group(name, Some(&dead), deadline).await? {
+                    return lingering(name, Some(&dead), deadline, options.wait_budget());
+                }
+            }
             if let Found::Unreadable(why) = &found {
                 tracing::warn!(
                     lock = name,

@@ -69,13 +69,18 @@ fn child_entry() {
                     g.release().await.expect("release");
                 }
             }
-            ["hold", dir, mode, stale_ms, group @ ..] => {
+            ["hold", dir, mode, stale_ms, rest @ ..] => {
                 let p = provider(Path::new(dir), mode);
                 let mut opts = LockOptions::default()
                     .with_operation("child-holder")
                     .with_stale_threshold(Duration::from_millis(stale_ms.parse().expect("ms")));
-                if let [group] = group {
+                if let [group, ..] = rest {
                     opts = opts.with_process_group(group.parse().expect("group"));
+                }
+                if let [_, lock_mode] = rest
+                    && *lock_mode == "intent_exclusive"
+                {
+                    opts = opts.with_mode(ff_traits::LockMode::IntentExclusive);
                 }
                 let _g = p
                     .acquire(
@@ -208,6 +213,14 @@ async fn sigkilled_holder_frees_the_lock_lease() {
 /// command.
 #[cfg(unix)]
 async fn a_dead_holders_running_group_keeps_the_lock(mode: FileLockMode) {
+    a_dead_holders_running_group_keeps_the_lock_in(mode, "exclusive").await;
+}
+
+/// As above, for a holder in `lock_mode` (`exclusive`, or
+/// `intent_exclusive`: a hierarchy's intention lock, whose record the
+/// kernel does not clear).
+#[cfg(unix)]
+async fn a_dead_holders_running_group_keeps_the_lock_in(mode: FileLockMode, lock_mode: &str) {
     use std::os::unix::process::CommandExt;
     let dir = fresh_dir("group");
     let mut command = Command::new("sleep")
@@ -224,6 +237,7 @@ async fn a_dead_holders_running_group_keeps_the_lock(mode: FileLockMode) {
             mode_name(mode),
             "60000",
             &group,
+            lock_mode,
         ],
     );
     ff_testkit::wait_for_line(&mut child, "LOCKED");
@@ -261,6 +275,12 @@ async fn a_dead_holders_running_group_keeps_the_lock(mode: FileLockMode) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_holders_running_group_keeps_the_lock_kernel() {
     a_dead_holders_running_group_keeps_the_lock(FileLockMode::Kernel).await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_intention_holders_running_group_keeps_the_lock_kernel() {
+    a_dead_holders_running_group_keeps_the_lock_in(FileLockMode::Kernel, "intent_exclusive").await;
 }
 
 #[cfg(unix)]
