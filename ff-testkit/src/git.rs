@@ -171,6 +171,7 @@ impl TestRepo {
     /// # Panics
     /// When it does.
     pub fn assert_fsck_clean(&self) {
+        self.wait_for_gc();
         let out = git_output(&self.path, &["fsck", "--full", "--no-dangling"]);
         let said = format!(
             "{}{}",
@@ -187,6 +188,25 @@ impl TestRepo {
             !prunable.contains("prunable"),
             "a registered worktree lost its directory: {prunable}"
         );
+    }
+
+    /// Waits (up to two minutes) for a `git gc` still running in the
+    /// repository: commits past `gc.auto`'s threshold start one in the
+    /// background, and it packs loose objects (and removes them) while
+    /// `fsck` reads them, which `fsck` reports as missing objects.
+    fn wait_for_gc(&self) {
+        let pid_file = self.path.join(".git").join("gc.pid");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while let Ok(text) = std::fs::read_to_string(&pid_file) {
+            let pid = text.split_whitespace().next().and_then(|p| p.parse().ok());
+            let running = pid.is_some_and(|pid| {
+                ff_traits::process::liveness(pid, None) == ff_traits::Liveness::Alive
+            });
+            if !running || std::time::Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// Installs a hook script (`#!/bin/sh` is prepended) and makes it
