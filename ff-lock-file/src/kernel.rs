@@ -131,7 +131,7 @@ impl FileLockProvider {
             || !matches!(options.mode, LockMode::Exclusive | LockMode::Shared)
         {
             return self
-                .semaphore_acquire(name, paths, options, wait, started)
+                .poll_acquire(name, paths, options, wait, started)
                 .await;
         }
         let file = open(&paths.lock)?;
@@ -144,7 +144,7 @@ impl FileLockProvider {
                 // A reader kept out by an intention to write beneath (IX,
                 // SIX): that frees no kernel lock, so poll.
                 None if wait => {
-                    self.semaphore_acquire(name, paths, options, wait, started)
+                    self.poll_acquire(name, paths, options, wait, started)
                         .await
                 }
                 None => Ok(None),
@@ -164,7 +164,7 @@ impl FileLockProvider {
                 match grant(name, file, paths, options, Some(started + budget)).await? {
                     Some(g) => Ok(Some(g)),
                     None => {
-                        self.semaphore_acquire(name, paths, options, wait, started)
+                        self.poll_acquire(name, paths, options, wait, started)
                             .await
                     }
                 }
@@ -192,7 +192,7 @@ impl FileLockProvider {
     /// kernel lock when it goes, so the waiter polls (pausing from 1 ms up
     /// to the retry interval), without holding the kernel lock between
     /// tries so a waiting writer is not kept out by waiting readers.
-    async fn semaphore_acquire(
+    async fn poll_acquire(
         &self,
         name: &str,
         paths: &LockPaths,
@@ -436,10 +436,14 @@ async fn grant(
             // kernel freed their locks, their records remain; wait for
             // those commands too. (A live shared holder would still hold
             // its kernel lock, so only dead ones can be recorded here.)
-            for (_, dead) in shared_sidecars(paths) {
+            // Their records go once their commands are gone, so this read
+            // stays short (a shared holder that died without releasing
+            // leaves its record until the next exclusive grant).
+            for (path, dead) in shared_sidecars(paths) {
                 if !outlive_lingering_group(name, Some(&dead), deadline).await? {
                     return lingering(name, Some(&dead), deadline, options.wait_budget());
                 }
+                let _ = fs::remove_file(path);
             }
             if let Found::Unreadable(why) = &found {
                 tracing::warn!(
@@ -535,11 +539,16 @@ async fn admit_shared(
         pause = (pause * 2).min(Duration::from_millis(5));
     }
     let admitted = (|| {
-        let live: Vec<LockInfo> = shared_sidecars(paths)
-            .into_iter()
-            .map(|(_, h)| h)
-            .filter(is_alive)
-            .collect();
+        // Dead holders' records are dropped here (under the fence lock), so
+        // they neither count nor pile up.
+        let mut live: Vec<LockInfo> = Vec::new();
+        for (path, h) in shared_sidecars(paths) {
+            if is_alive(&h) {
+                live.push(h);
+            } else {
+                let _ = fs::remove_file(path);
+            }
+        }
         // Modes that may not be held together (IX beside S, say), and a
         // full semaphore, keep the newcomer out.
         if live.iter().any(|h| !h.mode.compatible(options.mode))

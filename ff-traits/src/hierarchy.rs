@@ -179,13 +179,17 @@ fn whole(held: Vec<LockGuard>) -> LockGuard {
         .map(|g| (g.info().name.clone(), g.loss_watch()))
         .collect();
     let relay = tokio::spawn(async move {
-        let losses = watches.into_iter().map(|(name, mut w)| {
-            Box::pin(async move {
+        // The first loss of any lock of the path.
+        let mut losses = tokio::task::JoinSet::new();
+        for (name, mut w) in watches {
+            losses.spawn(async move {
                 let reason = w.lost().await;
                 format!("lock '{name}' of its path was lost: {reason}")
-            })
-        });
-        notifier.notify_lost(first_of(losses).await);
+            });
+        }
+        if let Some(Ok(reason)) = losses.join_next().await {
+            notifier.notify_lost(reason);
+        }
     });
     LockGuard::new(
         info,
@@ -195,22 +199,6 @@ fn whole(held: Vec<LockGuard>) -> LockGuard {
             relay: Some(relay),
         }),
     )
-}
-
-/// What the first of several futures to finish gives.
-async fn first_of<F: std::future::Future<Output = String> + Unpin>(
-    futures: impl IntoIterator<Item = F>,
-) -> String {
-    let mut futures: Vec<F> = futures.into_iter().collect();
-    std::future::poll_fn(move |cx| {
-        for f in &mut futures {
-            if let std::task::Poll::Ready(out) = std::pin::Pin::new(f).poll(cx) {
-                return std::task::Poll::Ready(out);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 #[derive(Debug)]
