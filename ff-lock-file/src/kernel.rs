@@ -130,9 +130,7 @@ impl FileLockProvider {
         if options.permits.is_some()
             || !matches!(options.mode, LockMode::Exclusive | LockMode::Shared)
         {
-            return self
-                .poll_acquire(name, paths, options, wait, started)
-                .await;
+            return self.poll_acquire(name, paths, options, wait, started).await;
         }
         let file = open(&paths.lock)?;
         let locked = try_lock(&file, options.mode)
@@ -143,10 +141,7 @@ impl FileLockProvider {
                 Some(g) => Ok(Some(g)),
                 // A reader kept out by an intention to write beneath (IX,
                 // SIX): that frees no kernel lock, so poll.
-                None if wait => {
-                    self.poll_acquire(name, paths, options, wait, started)
-                        .await
-                }
+                None if wait => self.poll_acquire(name, paths, options, wait, started).await,
                 None => Ok(None),
             };
         }
@@ -163,10 +158,7 @@ impl FileLockProvider {
             Ok(Ok(Ok(file))) => {
                 match grant(name, file, paths, options, Some(started + budget)).await? {
                     Some(g) => Ok(Some(g)),
-                    None => {
-                        self.poll_acquire(name, paths, options, wait, started)
-                            .await
-                    }
+                    None => self.poll_acquire(name, paths, options, wait, started).await,
                 }
             }
             Ok(Ok(Err(e))) => Err(io_error(

@@ -201,7 +201,7 @@ fn main() {
             .await
             .expect("bare connection");
         let options = LockOptions::default();
-        let acquire_lua = redis::Script::new(ff_lock_redis::lua::ACQUIRE);
+        let acquire_lua = redis::Script::new(&ff_lock_redis::lua::ACQUIRE);
         let release_lua = redis::Script::new(ff_lock_redis::lua::RELEASE);
         let holder_json = serde_json::to_string(&ff_traits::LockInfo::for_current_process(
             "u",

@@ -17,12 +17,12 @@ use redis::Script;
 
 /// The scripts, each hashed once (`Script::new` computes the SHA-1 sent
 /// with `EVALSHA`).
-pub(crate) static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
+pub(crate) static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&ACQUIRE));
 pub(crate) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 pub(crate) static EXTEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
 pub(crate) static DELETE_IF_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DELETE_IF));
 pub(crate) static ACQUIRE_SHARED_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(ACQUIRE_SHARED));
+    LazyLock::new(|| Script::new(&format!("{PRELUDE}{ACQUIRE_SHARED_BODY}")));
 pub(crate) static RELEASE_SHARED_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(RELEASE_SHARED));
 pub(crate) static EXTEND_SHARED_SCRIPT: LazyLock<Script> =
@@ -31,6 +31,39 @@ pub(crate) static DROP_READER_IF_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(DROP_READER_IF));
 pub(crate) static UNMARK_WRITER_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(UNMARK_WRITER));
+
+/// Lua both acquire scripts share: the server's clock, the live entries of
+/// a readers hash (expired ones dropped), the next fencing token.
+const PRELUDE: &str = r"
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function live_readers(key, now)
+  local live = {}
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local expiry = tonumber(string.match(all[i + 1], '^(%d+)'))
+    if expiry and expiry > now then
+      table.insert(live, all[i + 1])
+    else
+      redis.call('HDEL', key, all[i])
+    end
+  end
+  return live
+end
+-- A new counter (a new name, or one lost) starts from the clock in
+-- microseconds, so tokens never go back below a lost counter's.
+local function next_fence(key)
+  local fence = redis.call('INCR', key)
+  if fence == 1 then
+    local t = redis.call('TIME')
+    fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    redis.call('SET', key, fence)
+  end
+  return fence
+end
+";
 
 /// KEYS: lock, fence, readers, writer mark. ARGV: token, ttl ms, holder
 /// JSON, the exact value of a grant the caller judged dead (empty: none),
@@ -42,22 +75,14 @@ pub(crate) static UNMARK_WRITER_SCRIPT: LazyLock<Script> =
 /// in between is left alone).
 /// Returns `{1, fence}` when granted, `{0, current value or false,
 /// reader values…}` when not.
-pub const ACQUIRE: &str = r"
+///
+/// The whole script: the shared prelude, then the body.
+pub static ACQUIRE: LazyLock<String> = LazyLock::new(|| format!("{PRELUDE}{ACQUIRE_BODY}"));
+
+const ACQUIRE_BODY: &str = r"
 local held = redis.call('GET', KEYS[1])
 local readers = {}
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local all = redis.call('HGETALL', KEYS[3])
-  for i = 1, #all, 2 do
-    local expiry = tonumber(string.match(all[i + 1], '^(%d+)'))
-    if expiry and expiry > now then
-      table.insert(readers, all[i + 1])
-    else
-      redis.call('HDEL', KEYS[3], all[i])
-    end
-  end
-end
+if redis.call('EXISTS', KEYS[3]) == 1 then readers = live_readers(KEYS[3], server_ms()) end
 if (held and held ~= ARGV[4]) or #readers > 0 then
   if ARGV[5] == 'wait' then
     -- The mark names the waiting writer (as a lock value does), so a
@@ -72,14 +97,7 @@ if ARGV[6] ~= '' then
     redis.call('DEL', KEYS[4])
   end
 end
-local fence = redis.call('INCR', KEYS[2])
-if fence == 1 then
-  -- A new counter (a new name, or one lost): start from the clock in
-  -- microseconds, so tokens never go back below a lost counter's.
-  local t = redis.call('TIME')
-  fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  redis.call('SET', KEYS[2], fence)
-end
+local fence = next_fence(KEYS[2])
 -- %d: Lua's own number formatting turns 15 digits into an exponent.
 redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. string.format('%d', fence) .. '\n' .. ARGV[3], 'PX', ARGV[2])
 return {1, fence}
@@ -96,13 +114,12 @@ return {1, fence}
 /// Returns `{1, fence}`; `{2, mark}` when a waiting writer's mark kept the
 /// caller out; or `{0, exclusive value or false, holder values…}` (the
 /// holders when they kept the caller out).
-pub(crate) const ACQUIRE_SHARED: &str = r"
+const ACQUIRE_SHARED_BODY: &str = r"
 local held = redis.call('GET', KEYS[1])
 if held and held ~= ARGV[4] then return {0, held} end
 local mark = redis.call('GET', KEYS[4])
 if mark then return {2, mark} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = server_ms()
 -- Which held modes each asked mode may join (multiple-granularity locking).
 local compatible = {
   IS = {IS = true, IX = true, S = true, SIX = true},
@@ -111,28 +128,17 @@ local compatible = {
   SIX = {IS = true},
 }
 local mine = compatible[ARGV[8]] or compatible['S']
-local live = {}
+local live = live_readers(KEYS[3], now)
 local clash = false
-local all = redis.call('HGETALL', KEYS[3])
-for i = 1, #all, 2 do
-  local expiry, mode = string.match(all[i + 1], '^(%d+) ?(%u*)')
-  expiry = tonumber(expiry)
-  if expiry and expiry > now then
-    table.insert(live, all[i + 1])
-    if not mine[mode ~= '' and mode or 'S'] then clash = true end
-  else
-    redis.call('HDEL', KEYS[3], all[i])
-  end
+for _, entry in ipairs(live) do
+  local mode = string.match(entry, '^%d+ (%u+)') or 'S'
+  if not mine[mode] then clash = true end
 end
 if clash or (ARGV[7] ~= '' and #live >= tonumber(ARGV[7])) then
   return {0, false, unpack(live)}
 end
 if held then redis.call('DEL', KEYS[1]) end
-local fence = redis.call('INCR', KEYS[2])
-if fence == 1 then
-  fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  redis.call('SET', KEYS[2], fence)
-end
+local fence = next_fence(KEYS[2])
 redis.call('HSET', KEYS[3], ARGV[1],
   string.format('%d', now + tonumber(ARGV[2])) .. ' ' .. ARGV[8] .. '\n' ..
   string.format('%d', fence) .. '\n' .. ARGV[3])
