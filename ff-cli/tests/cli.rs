@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_valid, code, error_json, error_kind, ff, spawn_ff_with, stdout_json};
+use common::{
+    assert_valid, code, error_json, error_kind, ff, lock_backends, spawn_ff_with, stdout_json,
+};
 use ff_testkit::git::{TestRepo, commit_file};
 use serde_json::Value;
 
@@ -667,16 +669,6 @@ fn a_switched_head_a_moved_repository_and_a_reclone_are_noticed() {
         serde_json::json!([]),
         "the old repository's worktrees leaked"
     );
-}
-
-/// The lock backends to run a test on: the file lock (no flag), and Redis
-/// when a server runs (`--lock URL`).
-fn lock_backends(redis: Option<&ff_testkit::redis::RedisServer>) -> Vec<Vec<String>> {
-    let mut backends = vec![Vec::new()];
-    if let Some(r) = redis {
-        backends.push(vec!["--lock".into(), r.url()]);
-    }
-    backends
 }
 
 /// `ff lock --permits 3`: ten processes at once, never more than three

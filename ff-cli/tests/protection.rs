@@ -277,11 +277,7 @@ fn a_paused_holder_whose_lease_lapsed_stops_the_command() {
 #[test]
 fn a_killed_leaf_holder_frees_its_parent_only_when_its_command_is_gone() {
     let redis = ff_testkit::redis::RedisServer::start();
-    let mut backends: Vec<Vec<String>> = vec![Vec::new()];
-    if let Some(r) = &redis {
-        backends.push(vec!["--lock".into(), r.url()]);
-    }
-    for backend in backends {
+    for backend in common::lock_backends(redis.as_ref()) {
         let repo = TestRepo::new();
         let dir = repo.path();
         let pidfile = repo.scratch("pids").join("leaf");

@@ -22,6 +22,16 @@ pub(crate) fn ff(dir: &Path, args: &[&str]) -> Output {
         .expect("run ff")
 }
 
+/// The lock backends to run a test on: the file lock (no flag), and Redis
+/// when a server runs (`--lock URL`).
+pub(crate) fn lock_backends(redis: Option<&ff_testkit::redis::RedisServer>) -> Vec<Vec<String>> {
+    let mut backends = vec![Vec::new()];
+    if let Some(r) = redis {
+        backends.push(vec!["--lock".into(), r.url()]);
+    }
+    backends
+}
+
 /// Starts `ff BACKEND ARGS` in `dir` without the caller's `FF_*`
 /// settings, stdout discarded, stderr piped.
 pub(crate) fn spawn_ff_with(dir: &Path, backend: &[String], args: &[&str]) -> std::process::Child {
