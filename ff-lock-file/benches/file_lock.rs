@@ -95,6 +95,19 @@ fn uncontended(c: &mut Criterion) {
             });
         });
     });
+    // One intention lock alone (what each ancestor costs).
+    let ix = opts.clone().with_mode(ff_traits::LockMode::IntentExclusive);
+    g.bench_function("intention_node", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let guard = tree
+                    .acquire(&ff_traits::LockName::new("node").expect("lock name"), &ix)
+                    .await
+                    .expect("acquire");
+                guard.release().await.expect("release");
+            });
+        });
+    });
     g.bench_function("leaf_depth_3", |b| {
         b.iter(|| {
             rt.block_on(async {

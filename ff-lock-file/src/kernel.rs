@@ -6,7 +6,8 @@
 //! * Lock files are never deleted: deleting a kernel-locked file lets a
 //!   waiter lock the unlinked inode while a newcomer locks a fresh file.
 //! * The exclusive holder records itself in the lock file; shared holders
-//!   each record themselves in `<dir>/<stem>.shared/<grant id>.json`. On
+//!   record themselves in one table, `<dir>/<stem>.holders`, rewritten in
+//!   place under the table file's own kernel lock ([`crate::holders`]). On
 //!   Windows, where byte-range locks are mandatory (nobody else may read a
 //!   locked range, and under a shared lock nobody may write it), that record
 //!   lives in `<dir>/<stem>.meta` instead, outside any locked range.
@@ -14,7 +15,7 @@
 //!   `refreshed_at` stays the grant time.
 //! * Semaphores (`permits`): a permit is a shared kernel lock plus a place
 //!   under the cap, counted (live shared holders' records) and recorded
-//!   under the `.fence` kernel lock, so two processes never both take the
+//!   under the table's kernel lock, so two processes never both take the
 //!   last place; a holder that dies frees its place with its pid. A full
 //!   semaphore frees no kernel lock when a place frees, so its waiters
 //!   poll (1 ms doubling up to `retry_interval`), holding nothing between
@@ -31,6 +32,7 @@ use ff_traits::{
     LockMode, LockOptions, LockStatus, LossNotifier, Result, Timestamp, loss_channel,
 };
 
+use crate::holders::{self, TableFile};
 use crate::meta::{self, Found, LockFileContent};
 use crate::platform;
 use crate::{FileLockProvider, io_error};
@@ -42,8 +44,8 @@ pub(crate) struct LockPaths {
     /// Where the holder record and fencing counter live: the lock file
     /// itself, except on Windows (see the module notes).
     pub(crate) meta: PathBuf,
-    pub(crate) fence: PathBuf,
-    pub(crate) shared_dir: PathBuf,
+    /// The shared holders' table.
+    pub(crate) holders: PathBuf,
 }
 
 impl LockPaths {
@@ -56,8 +58,7 @@ impl LockPaths {
                 lock.clone()
             },
             lock,
-            fence: dir.join(format!("{stem}.fence")),
-            shared_dir: dir.join(format!("{stem}.shared")),
+            holders: dir.join(format!("{stem}.holders")),
         }
     }
 }
@@ -225,7 +226,7 @@ impl FileLockProvider {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(open_error(&e, &paths.lock)),
         };
-        let (found, _) = meta::read(meta_file(paths, &file)?.file())
+        let (found, _) = meta::read::<LockFileContent>(meta_file(paths, &file)?.file())
             .map_err(|e| io_error("cannot read lock file", &e))?;
         let name = found.content().map(|c| c.name.clone());
         // Probing takes the lock for an instant when it is free: a
@@ -248,7 +249,7 @@ impl FileLockProvider {
         Ok(Some(LockStatus::new(name, held, holders)))
     }
 
-    pub(crate) fn kernel_force(&self, name: &str, paths: &LockPaths) -> Result<ForceRelease> {
+    pub(crate) async fn kernel_force(&self, name: &str, paths: &LockPaths) -> Result<ForceRelease> {
         let Some(status) = self.kernel_status(paths)? else {
             return Ok(ForceRelease::new(name, ForceOutcome::NotHeld));
         };
@@ -272,9 +273,11 @@ impl FileLockProvider {
         }
         // Free: clear what dead holders left behind.
         let file = open(&paths.lock)?;
+        let mut locked = false;
         let cleared = if try_lock(&file, LockMode::Exclusive).unwrap_or(false) {
+            locked = true;
             let meta_handle = meta_file(paths, &file)?;
-            let (found, len) = meta::read(meta_handle.file())
+            let (found, len) = meta::read::<LockFileContent>(meta_handle.file())
                 .map_err(|e| io_error("cannot read lock file", &e))?;
             let previous = last_holder(&found);
             if !previous.is_empty() {
@@ -287,12 +290,20 @@ impl FileLockProvider {
                 meta::write(meta_handle.file(), &content, len)
                     .map_err(|e| io_error("cannot clear lock file", &e))?;
             }
-            let _ = file.unlock();
             previous
         } else {
             Vec::new()
         };
-        remove_dead_sidecars(paths);
+        // Shared holders' records: all dead while the lock is free (kept
+        // locked while they are cleared, so no one is admitted meanwhile).
+        let dead_shared = if locked {
+            clear_dead_holders(name, paths).await?
+        } else {
+            Vec::new()
+        };
+        let _ = file.unlock();
+        drop(file);
+        let cleared: Vec<LockInfo> = cleared.into_iter().chain(dead_shared).collect();
         Ok(ForceRelease::new(
             name,
             if cleared.is_empty() {
@@ -323,15 +334,18 @@ fn last_holder(found: &Found) -> Vec<LockInfo> {
 fn current_holders(paths: &LockPaths) -> Vec<LockInfo> {
     let exclusive = File::open(&paths.meta)
         .ok()
-        .and_then(|f| meta::read(&f).ok())
+        .and_then(|f| meta::read::<LockFileContent>(&f).ok())
         .and_then(|(found, _)| found.content().and_then(|c| c.holder.clone()));
     if let Some(h) = exclusive {
         return vec![h];
     }
-    shared_sidecars(paths)
+    TableFile::open_existing(&paths.holders)
+        .ok()
+        .flatten()
+        .map(|t| t.peek())
+        .unwrap_or_default()
         .into_iter()
-        .filter(|(_, h)| is_alive(h))
-        .map(|(_, h)| h)
+        .filter(is_alive)
         .collect()
 }
 
@@ -339,28 +353,20 @@ fn is_alive(h: &LockInfo) -> bool {
     h.holder_liveness() != Liveness::Dead
 }
 
-fn shared_sidecars(paths: &LockPaths) -> Vec<(PathBuf, LockInfo)> {
-    let Ok(entries) = fs::read_dir(&paths.shared_dir) else {
-        return Vec::new();
+/// Empties the shared holders' table of a lock whose kernel lock the
+/// caller holds exclusively (so every record in it is a dead holder's);
+/// returns the records removed.
+async fn clear_dead_holders(name: &str, paths: &LockPaths) -> Result<Vec<LockInfo>> {
+    let Some(table) = TableFile::open_existing(&paths.holders)? else {
+        return Ok(Vec::new());
     };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .filter_map(|p| {
-            let text = fs::read(&p).ok()?;
-            let info = serde_json::from_slice::<LockInfo>(&text).ok()?;
-            Some((p, info))
-        })
-        .collect()
-}
-
-fn remove_dead_sidecars(paths: &LockPaths) {
-    for (path, holder) in shared_sidecars(paths) {
-        if !is_alive(&holder) {
-            let _ = fs::remove_file(path);
-        }
+    let locked = table.lock(name).await?;
+    let (mut t, len) = locked.read_or_reset(name);
+    let dead = std::mem::take(&mut t.holders);
+    if !dead.is_empty() {
+        locked.write(&t, len)?;
     }
+    Ok(dead)
 }
 
 /// How often a new holder looks again at a dead holder's process group.
@@ -411,13 +417,13 @@ async fn grant(
 ) -> Result<Option<LockGuard>> {
     let now = Timestamp::now();
     let info;
-    let mut sidecar = None;
+    let mut shared = None;
     let mut file_len = 0;
     let mut separate_meta = None;
     match options.mode {
         LockMode::Exclusive => {
             let meta_handle = meta_file(paths, &file)?;
-            let (found, len) = meta::read(meta_handle.file())
+            let (found, len) = meta::read::<LockFileContent>(meta_handle.file())
                 .map_err(|e| io_error("cannot read lock file", &e))?;
             let previous = found.content().and_then(|c| c.holder.as_ref());
             if !outlive_lingering_group(name, previous, deadline).await? {
@@ -431,12 +437,12 @@ async fn grant(
             // Their records go once their commands are gone, so this read
             // stays short (a shared holder that died without releasing
             // leaves its record until the next exclusive grant).
-            for (path, dead) in shared_sidecars(paths) {
-                if !outlive_lingering_group(name, Some(&dead), deadline).await? {
+            let shared_last = match outlive_dead_shared(name, paths, deadline).await? {
+                Ok(last) => last,
+                Err(dead) => {
                     return lingering(name, Some(&dead), deadline, options.wait_budget());
                 }
-                let _ = fs::remove_file(path);
-            }
+            };
             if let Found::Unreadable(why) = &found {
                 tracing::warn!(
                     lock = name,
@@ -444,7 +450,8 @@ async fn grant(
                     "lock file content unreadable; overwriting it (the fencing token continues from the clock)"
                 );
             }
-            let token = meta::next_token(found.content().map(|c| c.last_token));
+            let last = found.content().map_or(0, |c| c.last_token).max(shared_last);
+            let token = meta::next_token(Some(last));
             info = LockInfo::for_current_process(name, FencingToken(token), options, now);
             let content = LockFileContent {
                 format: meta::FORMAT.into(),
@@ -460,18 +467,35 @@ async fn grant(
             }
         }
         _ => {
-            let (found, _) = meta::read(meta_file(paths, &file)?.file())
+            let meta_handle = meta_file(paths, &file)?;
+            let (found, len) = meta::read::<LockFileContent>(meta_handle.file())
                 .map_err(|e| io_error("cannot read lock file", &e))?;
             let previous = found.content().and_then(|c| c.holder.as_ref());
             if !outlive_lingering_group(name, previous, deadline).await? {
                 return lingering(name, previous, deadline, options.wait_budget());
             }
-            // A full semaphore: busy; the caller polls for a place.
-            let Some((admitted, path)) = admit_shared(name, &file, paths, options).await? else {
+            let exclusive_last = found.content().map_or(0, |c| c.last_token);
+            if previous.is_some() {
+                // An exclusive holder that died, its command gone: forget it,
+                // so later grants do not judge it again. Shared holders doing
+                // this at once write the same bytes.
+                let content = LockFileContent {
+                    format: meta::FORMAT.into(),
+                    name: name.to_owned(),
+                    last_token: exclusive_last,
+                    holder: None,
+                };
+                meta::write(meta_handle.file(), &content, len)
+                    .map_err(|e| io_error("cannot write lock file", &e))?;
+            }
+            // A full semaphore or a mode in the way: busy; the caller polls.
+            let Some((admitted, table)) =
+                admit_shared(name, paths, options, exclusive_last).await?
+            else {
                 return Ok(None);
             };
             info = admitted;
-            sidecar = Some(path);
+            shared = Some(table);
         }
     }
     let (notifier, watch) = loss_channel();
@@ -480,7 +504,7 @@ async fn grant(
         meta: separate_meta,
         file_len,
         info: info.clone(),
-        sidecar,
+        shared,
         _loss: notifier,
     };
     Ok(Some(LockGuard::new(info, watch, Box::new(held))))
@@ -504,81 +528,76 @@ fn lingering(
     }
 }
 
-/// Admits a shared holder: under a second kernel lock (`.fence`, held for
-/// microseconds) that serializes shared holders, checks a semaphore's cap
-/// against the live shared holders, takes the next fencing token and
-/// records the holder. `None` when the semaphore is full.
-async fn admit_shared(
+/// Waits, holding the lock file exclusively, for the commands of shared
+/// holders that died (their records remain in the table; with the kernel
+/// lock held exclusively no shared holder is live), then clears their
+/// records. `Ok(Ok(last shared token))` when the way is clear;
+/// `Ok(Err(holder))` when a dead holder's group still runs at `deadline`.
+async fn outlive_dead_shared(
     name: &str,
-    lock_file: &File,
     paths: &LockPaths,
-    options: &LockOptions,
-) -> Result<Option<(LockInfo, PathBuf)>> {
-    let fence = open(&paths.fence)?;
-    let deadline = Instant::now() + options.wait_budget().max(Duration::from_secs(1));
-    let mut pause = Duration::from_micros(50);
-    while !try_lock(&fence, LockMode::Exclusive)
-        .map_err(|e| io_error("cannot lock fence file", &e))?
-    {
-        if Instant::now() >= deadline {
-            return Err(Error::lock_timeout(
-                format!("{name} (fencing counter)"),
-                options.wait_budget(),
-                None,
-            ));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(5));
+    deadline: Option<Instant>,
+) -> Result<std::result::Result<u64, LockInfo>> {
+    let Some(table) = TableFile::open_existing(&paths.holders)? else {
+        return Ok(Ok(0));
+    };
+    let locked = table.lock(name).await?;
+    let (mut t, len) = locked.read_or_reset(name);
+    if t.holders.is_empty() {
+        return Ok(Ok(t.last_token));
     }
-    let admitted = (|| {
-        // Dead holders' records are dropped here (under the fence lock), so
-        // they neither count nor pile up.
-        let mut live: Vec<LockInfo> = Vec::new();
-        for (path, h) in shared_sidecars(paths) {
-            if is_alive(&h) {
-                live.push(h);
-            } else {
-                let _ = fs::remove_file(path);
-            }
+    for dead in &t.holders {
+        if !outlive_lingering_group(name, Some(dead), deadline).await? {
+            return Ok(Err(dead.clone()));
         }
-        // Modes that may not be held together (IX beside S, say), and a
-        // full semaphore, keep the newcomer out.
-        if live.iter().any(|h| !h.mode.compatible(options.mode))
-            || options.permits.is_some_and(|n| live.len() >= n as usize)
-        {
-            return Ok(None);
-        }
-        let meta_handle = meta_file(paths, lock_file)?;
-        let (found, len) =
-            meta::read(meta_handle.file()).map_err(|e| io_error("cannot read lock file", &e))?;
-        let token = meta::next_token(found.content().map(|c| c.last_token));
-        let content = LockFileContent {
-            format: meta::FORMAT.into(),
-            name: name.to_owned(),
-            last_token: token,
-            holder: None,
-        };
-        meta::write(meta_handle.file(), &content, len)
-            .map_err(|e| io_error("cannot write lock file", &e))?;
-        let info =
-            LockInfo::for_current_process(name, FencingToken(token), options, Timestamp::now());
-        let path = paths.shared_dir.join(format!("{}.json", info.id));
-        write_sidecar(&path, &info)?;
-        Ok(Some((info, path)))
-    })();
-    let _ = fence.unlock();
-    admitted
+    }
+    t.holders.clear();
+    locked.write(&t, len)?;
+    Ok(Ok(t.last_token))
 }
 
-fn write_sidecar(path: &Path, info: &LockInfo) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| io_error("cannot create shared-holder directory", &e))?;
-    let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(info).map_err(io::Error::other);
-    bytes
-        .and_then(|b| fs::write(&tmp, b))
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|e| io_error("cannot record shared holder", &e))
+/// Admits a shared holder (holding the lock file's shared kernel lock):
+/// under the table's kernel lock, held for microseconds, checks the modes
+/// in the way and a semaphore's cap against the live holders' records,
+/// takes the next fencing token and records the holder. `None` when a
+/// mode in the way or a full semaphore keeps it out.
+async fn admit_shared(
+    name: &str,
+    paths: &LockPaths,
+    options: &LockOptions,
+    exclusive_last: u64,
+) -> Result<Option<(LockInfo, TableFile)>> {
+    let table = TableFile::open(&paths.holders)?;
+    let locked = table.lock(name).await?;
+    let (mut t, len) = locked.read(&paths.holders)?;
+    // Holders' pids are read only where they matter: records in the way,
+    // records counted against a cap, or every record once the table has
+    // grown (records of holders that died stay until judged).
+    let judge_all = t.holders.len() > holders::PRUNE_ABOVE
+        || options
+            .permits
+            .is_some_and(|n| t.holders.len() >= n as usize);
+    let before = t.holders.len();
+    t.holders
+        .retain(|h| (!judge_all && h.mode.compatible(options.mode)) || is_alive(h));
+    let pruned = t.holders.len() != before;
+    if t.holders.iter().any(|h| !h.mode.compatible(options.mode))
+        || options
+            .permits
+            .is_some_and(|n| t.holders.len() >= n as usize)
+    {
+        if pruned {
+            locked.write(&t, len)?;
+        }
+        return Ok(None);
+    }
+    let token = meta::next_token(Some(t.last_token.max(exclusive_last)));
+    let info = LockInfo::for_current_process(name, FencingToken(token), options, Timestamp::now());
+    t.last_token = token;
+    t.holders.push(info.clone());
+    locked.write(&t, len)?;
+    drop(locked);
+    Ok(Some((info, table)))
 }
 
 #[derive(Debug)]
@@ -590,7 +609,8 @@ struct KernelHeld {
     // length is known without reading it again.
     file_len: u64,
     info: LockInfo,
-    sidecar: Option<PathBuf>,
+    /// A shared holder's table, its record to remove on release.
+    shared: Option<TableFile>,
     // Kept so the guard's loss watch stays open; kernel grants are never lost.
     _loss: LossNotifier,
 }
@@ -600,8 +620,10 @@ impl KernelHeld {
         let Some(file) = self.file.take() else {
             return Ok(());
         };
-        let result = if let Some(sidecar) = self.sidecar.take() {
-            fs::remove_file(sidecar)
+        let result = if let Some(table) = self.shared.take() {
+            // Remove the record first, then free the kernel lock: a record
+            // of a live process always stands for a held lock.
+            forget_shared(&table, &self.info)
         } else {
             // Clear the holder, keep the counter; then unlock.
             let content = LockFileContent {
@@ -622,6 +644,19 @@ impl KernelHeld {
         drop(file);
         result
     }
+}
+
+/// Removes a shared holder's record from its table.
+fn forget_shared(table: &TableFile, info: &LockInfo) -> io::Result<()> {
+    let to_io = |e: Error| io::Error::other(e.to_string());
+    let locked = table.lock_blocking(&info.name).map_err(to_io)?;
+    let (mut t, len) = locked.read(Path::new(&info.name)).map_err(to_io)?;
+    let before = t.holders.len();
+    t.holders.retain(|h| h.id != info.id);
+    if t.holders.len() != before {
+        locked.write(&t, len).map_err(to_io)?;
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -57,6 +57,7 @@
 
 #![forbid(unsafe_code)]
 
+mod holders;
 mod kernel;
 mod lease;
 mod meta;
@@ -71,7 +72,7 @@ pub mod fuzzing {
     /// Parses lock-file bytes; returns the holder they name, if any.
     #[must_use]
     pub fn parse_lock_file(bytes: &[u8]) -> Option<ff_traits::LockInfo> {
-        crate::meta::parse(bytes)
+        crate::meta::parse::<crate::meta::LockFileContent>(bytes)
             .content()
             .and_then(|c| c.holder.clone())
     }
@@ -263,7 +264,10 @@ impl LockProvider for FileLockProvider {
         let stem = names::file_stem(name);
         let name = name.as_str();
         match self.mode {
-            FileLockMode::Kernel => self.kernel_force(name, &LockPaths::new(&self.dir, &stem)),
+            FileLockMode::Kernel => {
+                self.kernel_force(name, &LockPaths::new(&self.dir, &stem))
+                    .await
+            }
             FileLockMode::Lease => lease::force(
                 name,
                 &LeasePaths::new(&self.dir, &stem),

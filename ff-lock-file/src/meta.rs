@@ -1,7 +1,9 @@
 //! The content of a lock file: the lock's name, the last fencing token
-//! granted, and the current exclusive holder (if any).
+//! granted, and the current exclusive holder (if any); and the same way of
+//! keeping a JSON document in a file, shared with the table of a lock's
+//! shared holders ([`crate::holders`]).
 //!
-//! It is rewritten in place with one positioned write, padded with spaces to
+//! A document is rewritten in place with one positioned write, padded with spaces to
 //! the old length, so a holder killed at any instant leaves either the old
 //! content or the new one. Readers may still catch a write half-way (reads
 //! and writes of a file are not atomic with respect to each other), so they
@@ -16,10 +18,26 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ff_traits::LockInfo;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// A JSON document kept in a file of its own, tagged with its format.
+pub(crate) trait Document: Serialize + DeserializeOwned {
+    /// The format tag this crate writes and accepts.
+    const FORMAT: &'static str;
+    /// The format tag read from a file.
+    fn format(&self) -> &str;
+}
 
 /// The format tag of lock files written by this crate.
 pub(crate) const FORMAT: &str = "ff-lock/1";
+
+impl Document for LockFileContent {
+    const FORMAT: &'static str = FORMAT;
+    fn format(&self) -> &str {
+        &self.format
+    }
+}
 
 /// What a lock file holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,19 +48,19 @@ pub(crate) struct LockFileContent {
     pub(crate) holder: Option<LockInfo>,
 }
 
-/// What reading a lock file found.
+/// What reading a document's file found.
 #[derive(Debug)]
-pub(crate) enum Found {
+pub(crate) enum Found<T = LockFileContent> {
     /// A new, empty file.
     Empty,
     /// Our format.
-    Content(Box<LockFileContent>),
+    Content(Box<T>),
     /// Something else: torn, foreign or damaged.
     Unreadable(String),
 }
 
-impl Found {
-    pub(crate) fn content(&self) -> Option<&LockFileContent> {
+impl<T> Found<T> {
+    pub(crate) fn content(&self) -> Option<&T> {
         match self {
             Self::Content(c) => Some(c),
             _ => None,
@@ -51,15 +69,18 @@ impl Found {
 }
 
 /// Reads the whole file from offset 0 without moving the file position.
+/// A read shorter than asked is taken as the end of a regular file (one
+/// call for the usual small file); a read that stopped short for another
+/// reason leaves a torn document, which [`read`] reads again.
 fn read_all_at_start(file: &File, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
-    let mut chunk = [0u8; 2048];
+    let mut chunk = [0u8; 4096];
     loop {
         let n = read_at(file, &mut chunk, buf.len() as u64)?;
-        if n == 0 {
+        buf.extend_from_slice(&chunk[..n]);
+        if n < chunk.len() {
             return Ok(());
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -86,7 +107,7 @@ fn write_all_at(mut file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
 }
 
 /// Reads the file from its start; retries a torn read a few times.
-pub(crate) fn read(file: &File) -> io::Result<(Found, u64)> {
+pub(crate) fn read<T: Document>(file: &File) -> io::Result<(Found<T>, u64)> {
     let mut buf = Vec::new();
     let mut last_err = String::new();
     for _ in 0..3 {
@@ -104,21 +125,21 @@ pub(crate) fn read(file: &File) -> io::Result<(Found, u64)> {
 /// write caught half-way, worth reading again).
 const TORN: &str = "not JSON: ";
 
-/// What the bytes of a lock file hold.
-pub(crate) fn parse(bytes: &[u8]) -> Found {
+/// What the bytes of a document's file hold.
+pub(crate) fn parse<T: Document>(bytes: &[u8]) -> Found<T> {
     let text = bytes.trim_ascii();
     if text.is_empty() {
         return Found::Empty;
     }
-    match serde_json::from_slice::<LockFileContent>(text) {
-        Ok(c) if c.format == FORMAT => Found::Content(Box::new(c)),
-        Ok(c) => Found::Unreadable(format!("unknown format {:?}", c.format)),
+    match serde_json::from_slice::<T>(text) {
+        Ok(c) if c.format() == T::FORMAT => Found::Content(Box::new(c)),
+        Ok(c) => Found::Unreadable(format!("unknown format {:?}", c.format())),
         Err(e) => Found::Unreadable(format!("{TORN}{e}")),
     }
 }
 
 /// Rewrites the file in place with one write, padded to `old_len`.
-pub(crate) fn write(file: &File, content: &LockFileContent, old_len: u64) -> io::Result<u64> {
+pub(crate) fn write<T: Document>(file: &File, content: &T, old_len: u64) -> io::Result<u64> {
     let mut bytes = serde_json::to_vec(content).map_err(io::Error::other)?;
     bytes.push(b'\n');
     let json_len = bytes.len();
@@ -168,12 +189,12 @@ mod tests {
             holder: None,
         };
         write(&file, &c, 500).expect("write");
-        let (r, len) = read(&file).expect("read");
+        let (r, len) = read::<LockFileContent>(&file).expect("read");
         assert_eq!(len, 500, "padded to the old length");
         assert_eq!(r.content(), Some(&c));
         write(&file, &c, 10_000).expect("write");
         assert!(
-            read(&file).expect("read").1 < 1_000,
+            read::<LockFileContent>(&file).expect("read").1 < 1_000,
             "shrunk after huge metadata"
         );
     }
@@ -188,7 +209,10 @@ mod tests {
             holder: None,
         };
         write(&file, &c, 0).expect("write");
-        assert_eq!(read(&file).expect("read").0.content(), Some(&c));
+        assert_eq!(
+            read::<LockFileContent>(&file).expect("read").0.content(),
+            Some(&c)
+        );
     }
 
     #[test]
@@ -201,7 +225,10 @@ mod tests {
             let mut file = tempfile::tempfile().expect("tempfile");
             use std::io::Write as _;
             file.write_all(junk).expect("write");
-            assert!(matches!(read(&file).expect("read").0, Found::Unreadable(_)));
+            assert!(matches!(
+                read::<LockFileContent>(&file).expect("read").0,
+                Found::Unreadable(_)
+            ));
         }
     }
 }

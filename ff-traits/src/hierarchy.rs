@@ -35,7 +35,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::lock::{HeldLock, LockGuard, LockMode, LockOptions, LockProvider, loss_channel};
+use crate::lock::{HeldLock, LockGuard, LockMode, LockOptions, LockProvider, LossWatch};
 use crate::lock_name::LockName;
 
 /// The deepest path a hierarchical name may have.
@@ -173,47 +173,28 @@ fn whole(held: Vec<LockGuard>) -> LockGuard {
         .last()
         .map(|g| g.info().clone())
         .expect("a path has at least one node");
-    let (notifier, watch) = loss_channel();
-    let watches: Vec<(String, crate::lock::LossWatch)> = held
-        .iter()
-        .map(|g| (g.info().name.clone(), g.loss_watch()))
-        .collect();
-    let relay = tokio::spawn(async move {
-        // The first loss of any lock of the path.
-        let mut losses = tokio::task::JoinSet::new();
-        for (name, mut w) in watches {
-            losses.spawn(async move {
-                let reason = w.lost().await;
-                format!("lock '{name}' of its path was lost: {reason}")
-            });
-        }
-        if let Some(Ok(reason)) = losses.join_next().await {
-            notifier.notify_lost(reason);
-        }
-    });
-    LockGuard::new(
-        info,
-        watch,
-        Box::new(PathHeld {
-            held,
-            relay: Some(relay),
-        }),
-    )
+    let watch = LossWatch::first_of(
+        held.iter()
+            .map(|g| {
+                (
+                    format!("lock '{}' of its path was lost", g.info().name),
+                    g.loss_watch(),
+                )
+            })
+            .collect(),
+    );
+    LockGuard::new(info, watch, Box::new(PathHeld { held }))
 }
 
 #[derive(Debug)]
 struct PathHeld {
     /// Root first.
     held: Vec<LockGuard>,
-    relay: Option<tokio::task::JoinHandle<()>>,
 }
 
 #[async_trait]
 impl HeldLock for PathHeld {
     async fn release(&mut self) -> Result<()> {
-        if let Some(r) = self.relay.take() {
-            r.abort();
-        }
         let mut first_error = None;
         while let Some(g) = self.held.pop() {
             if let Err(e) = g.release().await {
@@ -224,9 +205,6 @@ impl HeldLock for PathHeld {
     }
 
     fn release_on_drop(&mut self) {
-        if let Some(r) = self.relay.take() {
-            r.abort();
-        }
         // Each guard releases itself when dropped; leaf first.
         while let Some(g) = self.held.pop() {
             drop(g);
@@ -254,5 +232,90 @@ mod tests {
         let deep = vec!["x"; MAX_DEPTH + 1].join("/");
         assert!(path(&n(&deep)).is_err());
         assert!(path(&n(&vec!["x"; MAX_DEPTH].join("/"))).is_ok());
+    }
+
+    /// A provider whose grants can be marked lost by the test.
+    #[derive(Debug, Default)]
+    struct Losable {
+        inner: crate::MemoryLockProvider,
+        notifiers: std::sync::Mutex<Vec<(String, crate::lock::LossNotifier)>>,
+    }
+
+    #[async_trait]
+    impl LockProvider for Losable {
+        fn backend_name(&self) -> &str {
+            "losable"
+        }
+        async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
+            let inner = self.inner.acquire(name, options).await?;
+            let (notifier, watch) = crate::lock::loss_channel();
+            self.notifiers
+                .lock()
+                .expect("not poisoned")
+                .push((name.as_str().to_owned(), notifier));
+            Ok(LockGuard::new(
+                inner.info().clone(),
+                watch,
+                Box::new(Wrapped(Some(inner))),
+            ))
+        }
+        async fn try_acquire(
+            &self,
+            name: &LockName,
+            options: &LockOptions,
+        ) -> Result<Option<LockGuard>> {
+            self.acquire(name, options).await.map(Some)
+        }
+        async fn locks(&self) -> Result<Vec<crate::LockStatus>> {
+            self.inner.locks().await
+        }
+        async fn force_release(&self, name: &LockName) -> Result<crate::ForceRelease> {
+            self.inner.force_release(name).await
+        }
+    }
+
+    #[derive(Debug)]
+    struct Wrapped(Option<LockGuard>);
+
+    #[async_trait]
+    impl HeldLock for Wrapped {
+        async fn release(&mut self) -> Result<()> {
+            match self.0.take() {
+                Some(g) => g.release().await,
+                None => Ok(()),
+            }
+        }
+        fn release_on_drop(&mut self) {
+            self.0.take();
+        }
+    }
+
+    #[tokio::test]
+    async fn losing_an_ancestor_is_the_loss_of_the_path() {
+        let locks = Losable::default();
+        let name = LockName::new("repo/issue-1/sync").expect("a lock name");
+        let guard = acquire(&locks, &name, &LockOptions::default())
+            .await
+            .expect("acquire");
+        let mut watch = guard.loss_watch();
+        assert_eq!(watch.lost_reason(), None);
+        let pending = tokio::time::timeout(std::time::Duration::from_millis(20), watch.lost());
+        assert!(pending.await.is_err(), "nothing lost yet");
+        {
+            let notifiers = locks.notifiers.lock().expect("not poisoned");
+            let (node, middle) = &notifiers[1];
+            assert_eq!(node, "repo/issue-1");
+            middle.notify_lost("its lease expired");
+        }
+        let reason = tokio::time::timeout(std::time::Duration::from_secs(5), watch.lost())
+            .await
+            .expect("the path's watch reports its ancestor's loss");
+        assert_eq!(
+            reason,
+            "lock 'repo/issue-1' of its path was lost: its lease expired"
+        );
+        assert_eq!(guard.loss_watch().lost_reason().as_deref(), Some(&*reason));
+        let e = guard.release().await.expect_err("a lost path");
+        assert!(matches!(e, Error::LockLost { .. }), "{e}");
     }
 }

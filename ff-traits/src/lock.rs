@@ -636,21 +636,84 @@ impl LossNotifier {
 
 /// Receives the news that a grant was lost; see [`loss_channel`].
 #[derive(Debug, Clone)]
-pub struct LossWatch(watch::Receiver<Option<Arc<str>>>);
+pub struct LossWatch(Watched);
+
+/// The receiving end of one grant's loss channel: the reason, once lost.
+type LossReceiver = watch::Receiver<Option<Arc<str>>>;
+
+#[derive(Debug, Clone)]
+enum Watched {
+    One(LossReceiver),
+    /// The first loss among several grants, each reported after its label.
+    FirstOf(Arc<[(String, LossReceiver)]>),
+}
 
 impl LossWatch {
+    /// A watch reporting the first loss among `watches`, each loss's reason
+    /// after its label (`"{label}: {reason}"`): for a grant made of several
+    /// (a hierarchy's path), without a task relaying their news.
+    #[must_use]
+    pub fn first_of(watches: Vec<(String, LossWatch)>) -> Self {
+        let mut flat = Vec::with_capacity(watches.len());
+        for (label, w) in watches {
+            match w.0 {
+                Watched::One(rx) => flat.push((label, rx)),
+                Watched::FirstOf(inner) => flat.extend(
+                    inner
+                        .iter()
+                        .map(|(l, rx)| (format!("{label}: {l}"), rx.clone())),
+                ),
+            }
+        }
+        Self(Watched::FirstOf(flat.into()))
+    }
+
     /// Why the grant was lost, if it was.
     #[must_use]
     pub fn lost_reason(&self) -> Option<String> {
-        self.0.borrow().as_deref().map(str::to_owned)
+        match &self.0 {
+            Watched::One(rx) => rx.borrow().as_deref().map(str::to_owned),
+            Watched::FirstOf(watches) => watches.iter().find_map(|(label, rx)| {
+                rx.borrow()
+                    .as_deref()
+                    .map(|reason| format!("{label}: {reason}"))
+            }),
+        }
     }
 
     /// Waits until the grant is lost and returns why. Never completes for a
     /// grant that is kept (use it in `tokio::select!` beside the work).
     pub async fn lost(&mut self) -> String {
+        match &mut self.0 {
+            Watched::One(rx) => Self::lost_one(rx).await,
+            Watched::FirstOf(watches) => {
+                type Wait = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+                let mut waits: Vec<Wait> = watches
+                    .iter()
+                    .map(|(label, rx)| {
+                        let (label, mut rx) = (label.clone(), rx.clone());
+                        Box::pin(
+                            async move { format!("{label}: {}", Self::lost_one(&mut rx).await) },
+                        ) as Wait
+                    })
+                    .collect();
+                std::future::poll_fn(|cx| {
+                    for wait in &mut waits {
+                        if let std::task::Poll::Ready(reason) = wait.as_mut().poll(cx) {
+                            return std::task::Poll::Ready(reason);
+                        }
+                    }
+                    std::task::Poll::Pending
+                })
+                .await
+            }
+        }
+    }
+
+    async fn lost_one(rx: &mut LossReceiver) -> String {
         // The borrow ends before any further await, so the future is
         // `Send` (it can be spawned).
-        let reason = match self.0.wait_for(Option::is_some).await {
+        let reason = match rx.wait_for(Option::is_some).await {
             Ok(reason) => Some(reason.as_deref().unwrap_or_default().to_owned()),
             Err(_) => None,
         };
@@ -667,7 +730,7 @@ impl LossWatch {
 #[must_use]
 pub fn loss_channel() -> (LossNotifier, LossWatch) {
     let (tx, rx) = watch::channel(None);
-    (LossNotifier(Arc::new(tx)), LossWatch(rx))
+    (LossNotifier(Arc::new(tx)), LossWatch(Watched::One(rx)))
 }
 
 /// A held lock. Release it with [`release`](Self::release).
