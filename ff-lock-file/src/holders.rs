@@ -188,18 +188,19 @@ impl TableLock<'_> {
 
     /// Reads the table; an unreadable one counts as empty (for an
     /// exclusive holder, under which no shared holder is live, about to
-    /// rewrite it).
-    pub(crate) fn read_or_reset(&self, name: &str) -> (Table, u64) {
+    /// rewrite it). The flag says whether it was unreadable (and so must
+    /// be rewritten even if nothing else changes).
+    pub(crate) fn read_or_reset(&self, name: &str) -> (Table, u64, bool) {
         match meta::read::<Table>(&self.table.file) {
-            Ok((Found::Content(t), len)) => (*t, len),
-            Ok((Found::Empty, len)) => (Table::default(), len),
+            Ok((Found::Content(t), len)) => (*t, len, false),
+            Ok((Found::Empty, len)) => (Table::default(), len, false),
             Ok((Found::Unreadable(why), len)) => {
                 tracing::warn!(lock = name, reason = %why, "shared holders' table unreadable; rewriting it empty (no shared holder is live under an exclusive grant)");
-                (Table::default(), len)
+                (Table::default(), len, true)
             }
             Err(e) => {
                 tracing::warn!(lock = name, error = %e, "shared holders' table unreadable; rewriting it empty");
-                (Table::default(), 0)
+                (Table::default(), 0, true)
             }
         }
     }
@@ -259,5 +260,6 @@ mod tests {
             "names the file: {err}"
         );
         assert_eq!(locked.read_or_reset("x").0, Table::default());
+        assert!(locked.read_or_reset("x").2, "flagged for rewriting");
     }
 }

@@ -361,9 +361,9 @@ async fn clear_dead_holders(name: &str, paths: &LockPaths) -> Result<Vec<LockInf
         return Ok(Vec::new());
     };
     let locked = table.lock(name).await?;
-    let (mut t, len) = locked.read_or_reset(name);
+    let (mut t, len, unreadable) = locked.read_or_reset(name);
     let dead = std::mem::take(&mut t.holders);
-    if !dead.is_empty() {
+    if !dead.is_empty() || unreadable {
         locked.write(&t, len)?;
     }
     Ok(dead)
@@ -542,8 +542,11 @@ async fn outlive_dead_shared(
         return Ok(Ok(0));
     };
     let locked = table.lock(name).await?;
-    let (mut t, len) = locked.read_or_reset(name);
+    let (mut t, len, unreadable) = locked.read_or_reset(name);
     if t.holders.is_empty() {
+        if unreadable {
+            locked.write(&t, len)?;
+        }
         return Ok(Ok(t.last_token));
     }
     for dead in &t.holders {

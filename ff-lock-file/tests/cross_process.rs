@@ -519,3 +519,111 @@ async fn child_processes_do_not_inherit_the_lock() {
         "a child process kept the lock after the parent released it"
     );
 }
+
+/// Records of shared holders that died, planted in a lock's holder table.
+fn plant_dead_shared_holders(dir: &Path, name: &str, mode: ff_traits::LockMode, count: usize) {
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let dead_pid = child.id();
+    child.wait().expect("reap");
+    let options = LockOptions::default().with_mode(mode);
+    let holders: Vec<ff_traits::LockInfo> = (0..count)
+        .map(|i| {
+            let mut h = ff_traits::LockInfo::for_current_process(
+                name,
+                ff_traits::FencingToken(i as u64 + 1),
+                &options,
+                ff_traits::Timestamp::now(),
+            );
+            h.pid = dead_pid;
+            h.id = format!("dead-{i}");
+            h
+        })
+        .collect();
+    let table = serde_json::json!({
+        "format": "ff-holders/1",
+        "last_token": count,
+        "holders": holders,
+    });
+    std::fs::write(
+        dir.join(format!("{name}.holders")),
+        serde_json::to_vec(&table).expect("json"),
+    )
+    .expect("plant table");
+}
+
+fn table_holders(dir: &Path, name: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read(dir.join(format!("{name}.holders"))).expect("read table");
+    let table: serde_json::Value = serde_json::from_slice(text.trim_ascii()).expect("table json");
+    table["holders"].as_array().expect("holders").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_shared_holders_records_neither_block_nor_pile_up() {
+    use ff_traits::{LockMode, LockName};
+    let dir = fresh_dir("dead-records");
+    let p = provider(&dir, "kernel");
+    // A dead reader in the way of an intention to write: judged, dropped.
+    plant_dead_shared_holders(&dir, "node", LockMode::Shared, 1);
+    let ix = LockOptions::default().with_mode(LockMode::IntentExclusive);
+    let g = p
+        .try_acquire(&LockName::new("node").expect("name"), &ix)
+        .await
+        .expect("try")
+        .expect("a dead reader's record kept an IX out");
+    assert!(
+        g.fencing_token().0 > 1,
+        "tokens continue past the table's last"
+    );
+    assert_eq!(table_holders(&dir, "node").len(), 1, "only the live IX");
+    g.release().await.expect("release");
+    assert!(
+        table_holders(&dir, "node").is_empty(),
+        "released: no record"
+    );
+
+    // Many compatible dead records: not in the way, but a table past its
+    // threshold has every record judged, so they cannot pile up.
+    plant_dead_shared_holders(&dir, "crowd", LockMode::Shared, 40);
+    let g = p
+        .try_acquire(
+            &LockName::new("crowd").expect("name"),
+            &LockOptions::default().with_mode(LockMode::Shared),
+        )
+        .await
+        .expect("try")
+        .expect("compatible records do not block");
+    assert_eq!(table_holders(&dir, "crowd").len(), 1, "dead records pruned");
+    g.release().await.expect("release");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_holder_table_is_named_then_rewritten_by_an_exclusive_grant() {
+    use ff_traits::{LockMode, LockName};
+    let dir = fresh_dir("garbage-table");
+    std::fs::write(dir.join("victim.holders"), b"\x00\xffnot a table").expect("write");
+    let p = provider(&dir, "kernel");
+    let name = LockName::new("victim").expect("name");
+    let shared = LockOptions::default().with_mode(LockMode::Shared);
+    let e = p
+        .try_acquire(&name, &shared)
+        .await
+        .expect_err("a table it cannot read must not admit readers blindly");
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(
+        e.to_string().contains("victim.holders"),
+        "names the file: {e}"
+    );
+    // An exclusive grant (no shared holder can be live under it) rewrites it.
+    let g = p
+        .try_acquire(&name, &LockOptions::default())
+        .await
+        .expect("try")
+        .expect("garbage blocked the exclusive lock");
+    g.release().await.expect("release");
+    let g = p
+        .try_acquire(&name, &shared)
+        .await
+        .expect("try")
+        .expect("readers admitted again");
+    g.release().await.expect("release");
+}
