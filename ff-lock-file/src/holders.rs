@@ -171,31 +171,18 @@ pub(crate) struct TableLock<'a> {
 
 impl TableLock<'_> {
     /// Reads the table and its length on disk (the old length a rewrite
-    /// pads to). An empty or new file is an empty table.
-    ///
-    /// # Errors
-    /// The file cannot be read, or holds something this crate did not
-    /// write ([`Error::Corrupt`], saying what to do).
-    pub(crate) fn read(&self, path: &Path) -> Result<(Table, u64)> {
-        let (found, len) = meta::read::<Table>(&self.table.file)
-            .map_err(|e| io_error("cannot read the shared holders' table", &e))?;
-        match found {
-            Found::Empty => Ok((Table::default(), len)),
-            Found::Content(t) => Ok((*t, len)),
-            Found::Unreadable(why) => Err(unreadable(path, &why)),
-        }
-    }
-
-    /// Reads the table; an unreadable one counts as empty (for an
-    /// exclusive holder, under which no shared holder is live, about to
-    /// rewrite it). The flag says whether it was unreadable (and so must
-    /// be rewritten even if nothing else changes).
+    /// pads to). An empty or new file is an empty table; so is one this
+    /// crate did not write (damaged, foreign), with a warning: as with a
+    /// lock file, unreadable content never blocks anyone (exclusion comes
+    /// from the kernel locks; what is lost is the view of which shared
+    /// modes are held). The flag says it was unreadable, so must be
+    /// rewritten even when nothing else changes.
     pub(crate) fn read_or_reset(&self, name: &str) -> (Table, u64, bool) {
         match meta::read::<Table>(&self.table.file) {
             Ok((Found::Content(t), len)) => (*t, len, false),
             Ok((Found::Empty, len)) => (Table::default(), len, false),
             Ok((Found::Unreadable(why), len)) => {
-                tracing::warn!(lock = name, reason = %why, "shared holders' table unreadable; rewriting it empty (no shared holder is live under an exclusive grant)");
+                tracing::warn!(lock = name, reason = %why, "shared holders' table unreadable; taking it as empty and rewriting it");
                 (Table::default(), len, true)
             }
             Err(e) => {
@@ -221,45 +208,31 @@ impl Drop for TableLock<'_> {
     }
 }
 
-fn unreadable(path: &Path, why: &str) -> Error {
-    Error::corrupt(
-        "shared holders' table",
-        path.display().to_string(),
-        format!(
-            "{why}; it is not a table ForgeFlow wrote. The next exclusive grant of this lock \
-             rewrites it; or remove the file once no process uses the lock"
-        ),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_table_round_trips_and_garbage_is_named() {
+    async fn a_table_round_trips_and_garbage_counts_as_empty() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.holders");
         let table = TableFile::open(&path).expect("open");
         {
             let locked = table.lock("x").await.expect("lock");
-            let (mut t, len) = locked.read(&path).expect("read");
+            let (mut t, len, unreadable) = locked.read_or_reset("x");
             assert_eq!(t, Table::default(), "a new file is an empty table");
+            assert!(!unreadable);
             t.last_token = 5;
             locked.write(&t, len).expect("write");
         }
         {
             let locked = table.lock_blocking("x").expect("lock");
-            assert_eq!(locked.read(&path).expect("read").0.last_token, 5);
+            assert_eq!(locked.read_or_reset("x").0.last_token, 5);
         }
         std::fs::write(&path, b"{\"format\":\"other\"}").expect("write");
         let locked = table.lock("x").await.expect("lock");
-        let err = locked.read(&path).expect_err("garbage");
-        assert!(
-            err.to_string().contains("x.holders"),
-            "names the file: {err}"
-        );
-        assert_eq!(locked.read_or_reset("x").0, Table::default());
-        assert!(locked.read_or_reset("x").2, "flagged for rewriting");
+        let (t, _, unreadable) = locked.read_or_reset("x");
+        assert_eq!(t, Table::default());
+        assert!(unreadable, "flagged for rewriting");
     }
 }

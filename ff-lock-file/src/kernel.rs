@@ -572,7 +572,7 @@ async fn admit_shared(
 ) -> Result<Option<(LockInfo, TableFile)>> {
     let table = TableFile::open(&paths.holders)?;
     let locked = table.lock(name).await?;
-    let (mut t, len) = locked.read(&paths.holders)?;
+    let (mut t, len, unreadable) = locked.read_or_reset(name);
     // Holders' pids are read only where they matter: records in the way,
     // records counted against a cap, or every record once the table has
     // grown (records of holders that died stay until judged).
@@ -589,7 +589,7 @@ async fn admit_shared(
             .permits
             .is_some_and(|n| t.holders.len() >= n as usize)
     {
-        if pruned {
+        if pruned || unreadable {
             locked.write(&t, len)?;
         }
         return Ok(None);
@@ -653,10 +653,10 @@ impl KernelHeld {
 fn forget_shared(table: &TableFile, info: &LockInfo) -> io::Result<()> {
     let to_io = |e: Error| io::Error::other(e.to_string());
     let locked = table.lock_blocking(&info.name).map_err(to_io)?;
-    let (mut t, len) = locked.read(Path::new(&info.name)).map_err(to_io)?;
+    let (mut t, len, unreadable) = locked.read_or_reset(&info.name);
     let before = t.holders.len();
     t.holders.retain(|h| h.id != info.id);
-    if t.holders.len() != before {
+    if t.holders.len() != before || unreadable {
         locked.write(&t, len).map_err(to_io)?;
     }
     Ok(())

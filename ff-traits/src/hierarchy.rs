@@ -125,6 +125,14 @@ async fn take(
 ) -> Result<Option<LockGuard>> {
     options.validate()?;
     let nodes = path(name)?;
+    if nodes.len() == 1 {
+        // A name outside any hierarchy: the provider's own grant.
+        return if wait {
+            provider.acquire(name, options).await.map(Some)
+        } else {
+            provider.try_acquire(name, options).await
+        };
+    }
     let started = Instant::now();
     let intention = intention_for(options.mode);
     let mut held: Vec<LockGuard> = Vec::with_capacity(nodes.len());

@@ -49,7 +49,15 @@ async fn locks_stats_and_record_cleanup() {
 
     let locks = m.lock_status().await.expect("locks");
     let names: Vec<&str> = locks.iter().map(|l| l.name.as_str()).collect();
-    assert!(names.iter().any(|n| n.ends_with("-issue-42")), "{names:?}");
+    let repository = m.repository_lock_name().as_str();
+    assert!(
+        names.contains(&format!("{repository}/issue-42").as_str()),
+        "the issue lock lies beneath the repository's node: {names:?}"
+    );
+    assert!(
+        names.contains(&repository),
+        "the node its intention locks were taken on: {names:?}"
+    );
     assert!(names.iter().any(|n| n.ends_with("-registry")), "{names:?}");
     assert!(locks.iter().all(|l| !l.held));
 
@@ -106,4 +114,80 @@ async fn holding_an_issue_keeps_its_operations_out() {
     m.cleanup_worktree("held", ff_worktree::Cleanup::Force)
         .await
         .expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issues_never_wait_for_each_other_beneath_the_repository() {
+    let repo = TestRepo::new();
+    let m = common::manager(
+        &repo,
+        WorktreeConfig::new(repo.path()).with_lock_timeout(Duration::from_millis(500)),
+    )
+    .await;
+    // Holding one issue (an intention lock on the repository's node and
+    // the issue's leaf), another issue's whole create runs.
+    let a = m.lock_issue("a").await.expect("lock a");
+    m.create_worktree("b").await.expect("b beside a held issue");
+    m.cleanup_worktree("b", ff_worktree::Cleanup::Force)
+        .await
+        .expect("cleanup b beside a held issue");
+    a.release().await.expect("release");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_lock_waits_for_issue_work_and_keeps_new_work_out() {
+    use ff_traits::{Error, LockMode};
+    let repo = TestRepo::new();
+    let m = common::manager(
+        &repo,
+        WorktreeConfig::new(repo.path()).with_lock_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    m.create_worktree("a").await.expect("create");
+
+    // Issue work in flight: the repository cannot be taken exclusively.
+    let issue = m.lock_issue("a").await.expect("lock a");
+    let err = m
+        .lock_repository(LockMode::Exclusive)
+        .await
+        .expect_err("the repository lock must wait for issue work");
+    assert!(
+        matches!(err, ff_worktree::Error::Contract(Error::LockTimeout { .. })),
+        "{err:?}"
+    );
+    // Nor shared: a shared lock on the node keeps intentions to write
+    // beneath it out (S against IX), so it waits too.
+    let err = m
+        .lock_repository(LockMode::Shared)
+        .await
+        .expect_err("S excludes the IX of an issue in flight");
+    assert!(
+        matches!(err, ff_worktree::Error::Contract(Error::LockTimeout { .. })),
+        "{err:?}"
+    );
+    issue.release().await.expect("release");
+
+    // Held exclusively: no issue work starts, and nothing changes on disk.
+    let repository = m
+        .lock_repository(LockMode::Exclusive)
+        .await
+        .expect("repository lock");
+    let before = common::ours(&repo, &m).len();
+    let err = m
+        .create_worktree("b")
+        .await
+        .expect_err("creates wait for the repository lock");
+    assert!(
+        matches!(err, ff_worktree::Error::Contract(Error::LockTimeout { .. })),
+        "{err:?}"
+    );
+    assert!(m.lock_issue("a").await.is_err());
+    assert_eq!(common::ours(&repo, &m).len(), before);
+    assert!(m.get("b").await.expect("get").is_none());
+    repository.release().await.expect("release");
+
+    m.create_worktree("b")
+        .await
+        .expect("b after the repository lock");
+    common::assert_consistent(&repo, &m).await;
 }

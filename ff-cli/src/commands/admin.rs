@@ -102,7 +102,8 @@ fn lock_tree(all: &[LockStatus]) -> String {
 
 /// What a lock is for, when ForgeFlow took it: `(issue, repository)` from
 /// the holder's metadata (the worktree manager records both), else the
-/// issue from the name's shape (`ff-<repo>-issue-<id>`).
+/// issue from the name's shape (`ff-<repo>/issue-<id>`; before lock
+/// hierarchies, `ff-<repo>-issue-<id>`).
 fn purpose(l: &LockStatus) -> (Option<String>, Option<String>) {
     let meta = l.holders.first().map(|h| &h.metadata);
     let field = |k: &str| {
@@ -111,9 +112,9 @@ fn purpose(l: &LockStatus) -> (Option<String>, Option<String>) {
             .map(str::to_owned)
     };
     let issue = field("issue").or_else(|| {
-        l.name
-            .strip_prefix("ff-")
-            .and_then(|rest| rest.split_once("-issue-"))
+        let rest = l.name.strip_prefix("ff-")?;
+        rest.rsplit_once("/issue-")
+            .or_else(|| rest.split_once("-issue-"))
             .map(|(_, issue)| issue.to_owned())
     });
     (issue, field("repository"))

@@ -17,11 +17,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     fn owns_lock(&self, name: &str) -> bool {
         *name == self.registry_lock
             || *name == self.fetch_lock
-            || name.starts_with(&format!("ff-{}-issue-", self.repo_key))
+            || *name == self.repo_lock
+            || name
+                .strip_prefix(self.repo_lock.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
     }
 
-    /// This repository's locks (issue, registry and fetch locks) as the
-    /// provider knows them, held or not.
+    /// This repository's locks (its node and everything beneath it: issue
+    /// locks; the registry and fetch locks) as the provider knows them,
+    /// held or not.
     ///
     /// # Errors
     /// [`ff_traits::Error::Backend`] when the provider cannot list them.

@@ -248,12 +248,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             let Ok(other) = IssueId::parse(&candidate.issue) else {
                 continue;
             };
-            let options = self.lock_options("evictWorktree", Some(&other));
-            let Some(guard) = self
-                .locks
-                .try_acquire(&self.issue_lock(&other)?, &options)
-                .await?
-            else {
+            let Some(guard) = self.try_lock_issue(&other, "evictWorktree").await? else {
                 continue;
             };
             let evicted = self

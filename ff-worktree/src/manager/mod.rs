@@ -39,6 +39,13 @@ const SYNC_OPERATION: &str = "syncWorktree";
 /// and re-reads its record inside it; git registry changes (`worktree add`,
 /// `worktree remove`, `branch -D`) run under one lock per repository, held
 /// only around them.
+///
+/// Issue locks form a lock hierarchy ([`ff_traits::hierarchy`]) beneath
+/// the repository's node: `ff-<repo key>/issue-<id>`. Issues never wait
+/// for each other (their intention locks on the repository node are
+/// compatible), and [`lock_repository`](Self::lock_repository) takes the
+/// node itself: exclusively, it waits for every issue operation of the
+/// repository in flight and keeps new ones out (say, for maintenance).
 #[derive(Debug)]
 pub struct WorktreeManager<L, S> {
     git: Git,
@@ -48,6 +55,8 @@ pub struct WorktreeManager<L, S> {
     locks: L,
     records: IdempotencyManager<S>,
     repo_key: String,
+    /// The repository's node of the lock hierarchy: `ff-<repo key>`.
+    repo_lock: LockName,
     registry_lock: LockName,
     fetch_lock: LockName,
     location: String,
@@ -145,6 +154,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             ManagerConfig::default().with_max_age(Duration::from_secs(100 * 365 * 86_400)),
         );
         let location = format!("{}:{}", ff_traits::hostname(), info.common_dir.display());
+        let repo_lock = LockName::new(format!("ff-{repo_key}"))
+            .and_then(|name| ff_traits::hierarchy::path(&name).map(|_| name))
+            .map_err(|e| {
+                ff_traits::Error::invalid_input(
+                    "namespace",
+                    format!(
+                        "{repo_key:?} cannot name the repository's locks ({e}); use letters, \
+                         digits, '-', '_' and '.', with '/' only between two non-empty parts"
+                    ),
+                )
+            })?;
         let manager = Self {
             location,
             git,
@@ -154,6 +174,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             locks,
             records,
             repo_key,
+            repo_lock,
             registry_lock: LockName::new(format!("ff-{common}-registry"))?,
             fetch_lock: LockName::new(format!("ff-{common}-fetch"))?,
         };
@@ -186,11 +207,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         &self.repo_key
     }
 
+    /// The issue's lock: a leaf beneath the repository's node.
     fn issue_lock(&self, issue: &IssueId) -> Result<LockName> {
-        Ok(LockName::new(format!(
-            "ff-{}-issue-{issue}",
-            self.repo_key
-        ))?)
+        Ok(LockName::new(format!("{}/issue-{issue}", self.repo_lock))?)
+    }
+
+    /// The repository's node of the lock hierarchy (`ff-<repo key>`),
+    /// beneath which every issue lock lies.
+    pub fn repository_lock_name(&self) -> &LockName {
+        &self.repo_lock
     }
 
     fn create_key(&self, issue: &IssueId) -> IdempotencyKey {
@@ -219,6 +244,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             }))
     }
 
+    /// Takes `name` (with intention locks on its ancestors when it lies
+    /// in the hierarchy), waiting up to the configured lock timeout.
     async fn lock(
         &self,
         name: &LockName,
@@ -226,7 +253,32 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         issue: Option<&IssueId>,
     ) -> Result<LockGuard> {
         let options = self.lock_options(operation, issue);
-        Ok(self.locks.acquire(name, &options).await?)
+        Ok(ff_traits::hierarchy::acquire(&self.locks, name, &options).await?)
+    }
+
+    /// Takes an issue's lock if its whole path is free now.
+    async fn try_lock_issue(&self, issue: &IssueId, operation: &str) -> Result<Option<LockGuard>> {
+        let options = self.lock_options(operation, Some(issue));
+        Ok(
+            ff_traits::hierarchy::try_acquire(&self.locks, &self.issue_lock(issue)?, &options)
+                .await?,
+        )
+    }
+
+    /// Takes the repository's node of the lock hierarchy in `mode`
+    /// ([`LockMode::Exclusive`](ff_traits::LockMode::Exclusive): no issue
+    /// of this repository is created, synced or cleaned up while it is
+    /// held, and it waits for those in flight;
+    /// [`LockMode::Shared`](ff_traits::LockMode::Shared): issue work goes
+    /// on, other holders of the node in shared mode too), waiting up to
+    /// the configured lock timeout.
+    ///
+    /// # Errors
+    /// [`LockTimeout`](ff_traits::Error::LockTimeout) naming the holder in
+    /// the way; whatever the lock provider reports.
+    pub async fn lock_repository(&self, mode: ff_traits::LockMode) -> Result<LockGuard> {
+        let options = self.lock_options("repository", None).with_mode(mode);
+        Ok(ff_traits::hierarchy::acquire(&self.locks, &self.repo_lock, &options).await?)
     }
 
     /// Takes the issue's lock, the one every create, sync and cleanup of

@@ -192,12 +192,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             );
             return Ok(());
         };
-        let options = self.lock_options("recover", Some(&issue));
-        match self
-            .locks
-            .try_acquire(&self.issue_lock(&issue)?, &options)
-            .await?
-        {
+        match self.try_lock_issue(&issue, "recover").await? {
             Some(guard) => self.holding(guard, async || f(&issue, report).await).await,
             None => {
                 report.note(
@@ -593,12 +588,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             }
             return Ok(!recorded);
         }
-        let options = self.lock_options("recover", Some(&issue));
-        let Some(guard) = self
-            .locks
-            .try_acquire(&self.issue_lock(&issue)?, &options)
-            .await?
-        else {
+        let Some(guard) = self.try_lock_issue(&issue, "recover").await? else {
             report.note(
                 RepairKind::Busy,
                 issue.as_str(),
