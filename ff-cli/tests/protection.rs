@@ -270,32 +270,29 @@ fn a_paused_holder_whose_lease_lapsed_stops_the_command() {
     );
 }
 
-/// `kill -9` of `ff lock` on a leaf of a hierarchy while its command runs:
-/// a parent already waiting (exclusive) gets the lock only once that
-/// command is gone, on the file lock and on Redis.
+/// `kill -9` of `ff lock` holding a node of a hierarchy while its command
+/// runs: a conflicting waiter already waiting (elsewhere on the path, at
+/// any level) gets the lock only once that command is gone, and does get
+/// it, on the file lock and on Redis.
 #[cfg(target_os = "linux")]
-#[test]
-fn a_killed_leaf_holder_frees_its_parent_only_when_its_command_is_gone() {
+fn a_killed_holder_frees_the_waiter_only_when_its_command_is_gone(holder: &str, waiter: &str) {
     let redis = ff_testkit::redis::RedisServer::start();
     for backend in common::lock_backends(redis.as_ref()) {
         let repo = TestRepo::new();
         let dir = repo.path();
-        let pidfile = repo.scratch("pids").join("leaf");
+        let pidfile = repo.scratch("pids").join("holder");
         let script = format!("echo $$ > '{}'; exec sleep 30", pidfile.display());
-        let leaf = common::spawn_ff_with(
-            dir,
-            &backend,
-            &["lock", "tree/leaf", "--", "sh", "-c", &script],
-        );
+        let held =
+            common::spawn_ff_with(dir, &backend, &["lock", holder, "--", "sh", "-c", &script]);
         let pid = command_pid(&pidfile);
-        let result = repo.scratch("results").join("parent");
+        let result = repo.scratch("results").join("waiter");
         let report = report_first_command(pid, &result);
-        let parent = common::spawn_ff_with(
+        let waiting = common::spawn_ff_with(
             dir,
             &backend,
             &[
                 "lock",
-                "tree",
+                waiter,
                 "--timeout",
                 "20s",
                 "--",
@@ -305,21 +302,42 @@ fn a_killed_leaf_holder_frees_its_parent_only_when_its_command_is_gone() {
             ],
         );
         std::thread::sleep(Duration::from_millis(300));
-        signal(&leaf, rustix::process::Signal::KILL);
-        let mut leaf = leaf;
-        let _ = leaf.wait();
-        let out = parent.wait_with_output().expect("wait for the parent");
+        signal(&held, rustix::process::Signal::KILL);
+        let mut held = held;
+        let _ = held.wait();
+        let out = waiting.wait_with_output().expect("wait for the waiter");
         assert_eq!(
             out.status.code(),
             Some(0),
-            "{backend:?}: {}",
+            "{backend:?} {holder} then {waiter}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let seen = std::fs::read_to_string(&result).expect("the parent's report");
+        let seen = std::fs::read_to_string(&result).expect("the waiter's report");
         assert_eq!(
             seen.trim(),
             "clear",
-            "{backend:?}: the parent ran beside the leaf's command"
+            "{backend:?}: {waiter} ran beside the command of {holder}"
         );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_leaf_holder_frees_its_parent_only_when_its_command_is_gone() {
+    a_killed_holder_frees_the_waiter_only_when_its_command_is_gone("tree/leaf", "tree");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_killed_holder_at_any_level_frees_the_path_for_the_others() {
+    // The root's holder, then a leaf two levels down waits on it; the
+    // leaf's holder, then the root waits on its intention locks; a middle
+    // node's holder, then a leaf beneath it.
+    for (holder, waiter) in [
+        ("tree", "tree/mid/leaf"),
+        ("tree/mid/leaf", "tree"),
+        ("tree/mid", "tree/mid/leaf"),
+    ] {
+        a_killed_holder_frees_the_waiter_only_when_its_command_is_gone(holder, waiter);
     }
 }
