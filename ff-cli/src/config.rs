@@ -290,6 +290,9 @@ fn backend_kind(spec: &str, role: &str) -> Result<Kind, Failure> {
             "unknown {role} backend {spec:?}; use file (locks), sqlite or json (stores), or redis://HOST:PORT[/DB]"
         )));
     };
+    // TLS parameters (`?ca=PATH…`) may hold any character; the shape
+    // checked here ends before them.
+    let rest = rest.split_once('?').map_or(rest, |(before, _)| before);
     let authority = rest.split('/').next().unwrap_or_default();
     let host_port = authority.rsplit('@').next().unwrap_or_default();
     let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "6379"));
@@ -298,7 +301,8 @@ fn backend_kind(spec: &str, role: &str) -> Result<Kind, Failure> {
         .is_none_or(|(_, db)| db.is_empty() || db.parse::<u32>().is_ok());
     if host.is_empty() || port.parse::<u16>().is_err() || !db_ok {
         return Err(Failure::invalid(format!(
-            "malformed Redis URL {spec:?}; expected redis://[USER:PASSWORD@]HOST:PORT[/DB]"
+            "malformed Redis URL {spec:?}; expected redis://[USER:PASSWORD@]HOST:PORT[/DB], or \
+             rediss://…[?ca=PATH][&cert=PATH&key=PATH] for TLS"
         )));
     }
     Ok(Kind::Redis)

@@ -227,10 +227,22 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
             69,
         ),
         case(
-            "TLS not compiled in",
+            "TLS to a closed port",
             &dir,
             &["--store", "rediss://127.0.0.1:1", "list"],
             69,
+        ),
+        case(
+            "TLS with a CA file that is missing",
+            &dir,
+            &["--store", "rediss://127.0.0.1:1?ca=/no/such/ca.pem", "list"],
+            65,
+        ),
+        case(
+            "a CA for a plain connection",
+            &dir,
+            &["--lock", "redis://127.0.0.1:1?ca=/no/such/ca.pem", "list"],
+            65,
         ),
         // Repositories.
         case("not a git repository", &not_git, &["create", "1"], 65),

@@ -521,6 +521,7 @@ async fn child_processes_do_not_inherit_the_lock() {
 }
 
 /// Records of shared holders that died, planted in a lock's holder table.
+#[cfg(unix)]
 fn plant_dead_shared_holders(dir: &Path, name: &str, mode: ff_traits::LockMode, count: usize) {
     let mut child = Command::new("true").spawn().expect("spawn true");
     let dead_pid = child.id();
@@ -557,6 +558,7 @@ fn table_holders(dir: &Path, name: &str) -> Vec<serde_json::Value> {
     table["holders"].as_array().expect("holders").clone()
 }
 
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_shared_holders_records_neither_block_nor_pile_up() {
     use ff_traits::{LockMode, LockName};

@@ -2,6 +2,9 @@
 //! temporary directory, with append-only persistence (so a restart keeps
 //! the data, as a production server would), stopped on drop.
 //!
+//! [`RedisServer::start_tls`] starts one that speaks only TLS, with a CA,
+//! a server and a client certificate it generates ([`TlsFiles`]).
+//!
 //! Where `redis-server` is not installed, [`RedisServer::start`] prints a
 //! loud skip and returns `None`, unless `FF_REQUIRE_REDIS=1`, when it
 //! panics (CI sets it).
@@ -18,7 +21,99 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     fsync: &'static str,
+    tls: Option<TlsFiles>,
     child: Option<Child>,
+}
+
+/// How a TLS server is set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsSetup {
+    /// The server refuses clients without a certificate signed by its CA.
+    pub require_client_certificate: bool,
+    /// The server's certificate expired (yesterday).
+    pub expired_server_certificate: bool,
+}
+
+/// The PEM files of a TLS server, in its directory.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The CA that signed the server's and the client's certificates.
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing here (for wrong-CA tests).
+    pub other_ca: PathBuf,
+    /// The server's certificate and key.
+    pub server_cert: PathBuf,
+    /// The server's key.
+    pub server_key: PathBuf,
+    /// A client certificate the CA signed, and its key.
+    pub client_cert: PathBuf,
+    /// The client certificate's key.
+    pub client_key: PathBuf,
+    /// Whether the server asks for client certificates.
+    pub require_client_certificate: bool,
+}
+
+impl TlsFiles {
+    /// Generates a CA, a server certificate for `127.0.0.1` and
+    /// `localhost`, a client certificate, and a second, unrelated CA.
+    ///
+    /// # Panics
+    /// When a certificate cannot be made or written.
+    #[must_use]
+    pub fn generate(dir: &std::path::Path, setup: TlsSetup) -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        };
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).expect("write PEM");
+            path
+        };
+        let ca = |cn: &str| {
+            let key = KeyPair::generate().expect("CA key");
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            params.distinguished_name.push(DnType::CommonName, cn);
+            let cert = params.self_signed(&key).expect("CA certificate");
+            (params, key, cert)
+        };
+        let (ca_params, ca_key, ca_cert) = ca("ForgeFlow test CA");
+        let (_, _, other_cert) = ca("Some other CA");
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let leaf = |names: Vec<String>, expired: bool| {
+            let key = KeyPair::generate().expect("key");
+            let mut params = CertificateParams::new(names).expect("params");
+            if expired {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock")
+                    .as_secs();
+                let days_ago = |d: u64| {
+                    rcgen::date_time_ymd(1970, 1, 1)
+                        + std::time::Duration::from_secs(now - d * 86_400)
+                };
+                params.not_before = days_ago(30);
+                params.not_after = days_ago(1);
+            }
+            let cert = params.signed_by(&key, &issuer).expect("certificate");
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            setup.expired_server_certificate,
+        );
+        let (client_cert, client_key) = leaf(vec!["forgeflow-client".into()], false);
+        Self {
+            ca: write("ca.pem", ca_cert.pem()),
+            other_ca: write("other-ca.pem", other_cert.pem()),
+            server_cert: write("server.pem", server_cert),
+            server_key: write("server.key", server_key),
+            client_cert: write("client.pem", client_cert),
+            client_key: write("client.key", client_key),
+            require_client_certificate: setup.require_client_certificate,
+        }
+    }
 }
 
 impl RedisServer {
@@ -40,7 +135,20 @@ impl RedisServer {
         Self::start_with_fsync("everysec")
     }
 
+    /// As [`start`](Self::start), speaking only TLS (no plain port), with
+    /// certificates it generates: [`tls`](Self::tls) names them, and
+    /// [`url`](Self::url) is a `rediss://` URL trusting its CA (and giving
+    /// the client certificate when the server requires one).
+    #[must_use]
+    pub fn start_tls(setup: TlsSetup) -> Option<Self> {
+        Self::start_in_mode("always", Some(setup))
+    }
+
     fn start_with_fsync(fsync: &'static str) -> Option<Self> {
+        Self::start_in_mode(fsync, None)
+    }
+
+    fn start_in_mode(fsync: &'static str, tls: Option<TlsSetup>) -> Option<Self> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -62,10 +170,12 @@ impl RedisServer {
             .expect("free port");
         let dir = std::env::temp_dir().join(format!("ff-redis-{}", ff_traits::unique_id()));
         std::fs::create_dir_all(&dir).expect("redis directory");
+        let tls = tls.map(|setup| TlsFiles::generate(&dir, setup));
         let mut server = Self {
             port,
             dir,
             fsync,
+            tls,
             child: None,
         };
         server.spawn();
@@ -77,13 +187,38 @@ impl RedisServer {
     /// and also when the test process dies or exits without dropping it (a
     /// server kept in a `static`), so no server outlives its tests.
     fn spawn(&mut self) {
+        let port = self.port.to_string();
+        let mut ports: Vec<String> = vec!["--port".into(), port.clone()];
+        if let Some(tls) = &self.tls {
+            let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+            ports = vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port,
+                "--tls-cert-file".into(),
+                path(&tls.server_cert),
+                "--tls-key-file".into(),
+                path(&tls.server_key),
+                "--tls-ca-cert-file".into(),
+                path(&tls.ca),
+                "--tls-auth-clients".into(),
+                if tls.require_client_certificate {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ];
+        }
         let child = Command::new("sh")
             .args([
                 "-c",
                 "redis-server \"$@\" & pid=$!; cat >/dev/null; kill -9 $pid; wait $pid",
                 "sh",
-                "--port",
-                &self.port.to_string(),
+            ])
+            .args(&ports)
+            .args([
                 "--bind",
                 "127.0.0.1",
                 "--dir",
@@ -114,6 +249,11 @@ impl RedisServer {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.tls.is_some() {
+            // Listening is as far as a plain check can see; clients retry
+            // their first connection anyway.
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         let mut buf = [0u8; 16];
         s.write_all(b"PING\r\n").is_ok()
@@ -121,10 +261,41 @@ impl RedisServer {
                 .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`; for a TLS server,
+    /// `rediss://127.0.0.1:PORT?ca=…` (with `&cert=…&key=…` when it
+    /// requires a client certificate).
     #[must_use]
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.tls {
+            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(tls) => {
+                let mut url = format!("{}?ca={}", self.url_without_files(), tls.ca.display());
+                if tls.require_client_certificate {
+                    url.push_str(&format!(
+                        "&cert={}&key={}",
+                        tls.client_cert.display(),
+                        tls.client_key.display()
+                    ));
+                }
+                url
+            }
+        }
+    }
+
+    /// For a TLS server, `rediss://127.0.0.1:PORT` alone (trusting only
+    /// the system's roots); otherwise as [`url`](Self::url).
+    #[must_use]
+    pub fn url_without_files(&self) -> String {
+        match &self.tls {
+            None => self.url(),
+            Some(_) => format!("rediss://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The certificates of a TLS server.
+    #[must_use]
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// Its port.

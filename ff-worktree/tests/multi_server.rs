@@ -2,7 +2,7 @@
 //! own clone, sharing one Redis for locks and records, race to create the
 //! same issue. Exactly one executes; the other gets the completed result
 //! (the worktree, which lives in the first server's clone) or a clear
-//! in-progress answer.
+//! in-progress answer. Over a plain connection and over TLS.
 
 #![allow(clippy::print_stdout)] // the children report on stdout
 
@@ -66,6 +66,23 @@ fn two_servers_race_to_create_one_issue_and_one_executes() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
+    race(&redis);
+}
+
+/// The same race over mutual TLS (`rediss://`, the test's own CA and a
+/// client certificate), as managed Redis services require.
+#[test]
+fn two_servers_race_over_tls_and_one_executes() {
+    let Some(redis) = RedisServer::start_tls(ff_testkit::redis::TlsSetup {
+        require_client_certificate: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    race(&redis);
+}
+
+fn race(redis: &RedisServer) {
     let repo = TestRepo::new();
     let other = repo.scratch("server-b").join("clone");
     let _ = git_in(
