@@ -11,6 +11,8 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 # The Redis backends' tests start their own redis-server; without one they
 # print a loud skip (or fail, with FF_REQUIRE_REDIS=1).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The Sentinel tests read their servers' state with redis-cli.
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]}" >&2

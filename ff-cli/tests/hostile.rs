@@ -239,6 +239,18 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
             65,
         ),
         case(
+            "a Sentinel URL without a master name",
+            &dir,
+            &["--lock", "redis+sentinel://127.0.0.1:1", "locks"],
+            65,
+        ),
+        case(
+            "Sentinels that do not answer",
+            &dir,
+            &["--lock", "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster", "locks"],
+            69,
+        ),
+        case(
             "a CA for a plain connection",
             &dir,
             &["--lock", "redis://127.0.0.1:1?ca=/no/such/ca.pem", "list"],

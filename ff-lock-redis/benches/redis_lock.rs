@@ -21,6 +21,10 @@
 //!    returning for a child killed the same way; and the TTL a waiter on
 //!    another host (or before takeover existed) waits instead.
 //!
+//! 5. **TLS**: uncontended acquire + release over TLS (`rediss://`, a
+//!    second, TLS-only server with the bench's own CA) vs bare
+//!    `SET NX PX` + `DEL` over TLS on one connection, interleaved.
+//!
 //! Run: `cargo bench -p ff-lock-redis --bench redis_lock`. Without
 //! `--bench` (under `cargo test`) it runs a few rounds as a smoke test.
 
@@ -168,6 +172,62 @@ fn now_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
+/// Block 5: acquire + release over TLS beside bare SET NX PX + DEL over
+/// TLS, interleaved.
+async fn tls_block(server: &RedisServer, blocks: u32, per_block: u32) {
+    let url = server.url();
+    let ours = provider(&url, "bench:tls:").await;
+    let ca = std::fs::read(&server.tls().expect("TLS").ca).expect("CA");
+    let client = redis::Client::build_with_tls(
+        server.url_without_files(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca),
+        },
+    )
+    .expect("TLS client");
+    let mut bare = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("bare TLS connection");
+    let options = LockOptions::default();
+    let name = ff_traits::LockName::new("u").expect("lock name");
+    let (mut cand, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..blocks {
+        let t = Instant::now();
+        for _ in 0..per_block {
+            let g = ours.acquire(&name, &options).await.expect("acquire");
+            g.release().await.expect("release");
+        }
+        cand.push(t.elapsed() / per_block);
+        let t = Instant::now();
+        for _ in 0..per_block {
+            let _: Option<String> = redis::cmd("SET")
+                .arg("bench:bare:tls")
+                .arg("v")
+                .arg("NX")
+                .arg("PX")
+                .arg(30_000)
+                .query_async(&mut bare)
+                .await
+                .expect("SET");
+            let _: i64 = redis::cmd("DEL")
+                .arg("bench:bare:tls")
+                .query_async(&mut bare)
+                .await
+                .expect("DEL");
+        }
+        base.push(t.elapsed() / per_block);
+    }
+    let (c, b) = (median(&mut cand), median(&mut base));
+    println!(
+        "over TLS, uncontended acquire + release: {} vs bare SET NX PX + DEL over TLS {}: {:.2}x",
+        us(c),
+        us(b),
+        c.as_secs_f64() / b.as_secs_f64()
+    );
+}
+
 fn main() {
     if let Ok(role) = std::env::var(ROLE) {
         contend(&role);
@@ -305,6 +365,13 @@ fn main() {
             us(p),
             p.as_secs_f64() / c.as_secs_f64()
         );
+
+        // 5 (run here, beside block 1). TLS.
+        if let Some(tls_server) =
+            RedisServer::start_tls_for_benchmarks(ff_testkit::redis::TlsSetup::default())
+        {
+            tls_block(&tls_server, blocks, per_block).await;
+        }
 
         // 2. Hand-off, and the bare PUBLISH → message floor.
         let holder = provider(&url, "bench:h:").await;

@@ -9,39 +9,72 @@
 
 #![forbid(unsafe_code)]
 
+mod sentinel;
 mod tls;
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use ff_traits::{Error, Result};
 use redis::aio::ConnectionManager;
 
-/// A connection to one Redis server. Cheap to clone.
+/// A connection to Redis: one server, or the master a set of Sentinels
+/// names. Cheap to clone (clones share it).
 #[derive(Clone)]
 pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     url: String,
     call_timeout: Duration,
+    /// For a Sentinel URL: who to ask which node is the master.
+    sentinel: Option<tokio::sync::Mutex<Sentinel>>,
+    node: RwLock<Node>,
+}
+
+struct Sentinel {
+    client: redis::sentinel::SentinelClient,
+    /// When the master was last asked for, so a burst of failing calls
+    /// asks once.
+    asked: Option<Instant>,
+}
+
+/// The node calls go to, and a connection to it.
+#[derive(Clone)]
+struct Node {
     client: redis::Client,
     manager: ConnectionManager,
 }
 
+/// How often, at most, a failing call makes the Sentinels be asked again.
+const REASK_AFTER: Duration = Duration::from_millis(100);
+
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
-            .field("url", &redact(&self.url))
-            .field("call_timeout", &self.call_timeout)
+            .field("url", &redact(&self.inner.url))
+            .field("call_timeout", &self.inner.call_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl Connection {
-    /// Connects to `url`: `redis://[user:password@]host:port[/db]`, or over
-    /// TLS `rediss://…[?ca=PATH][&cert=PATH&key=PATH]`. Over TLS the
-    /// server's certificate is checked against the CA in `ca` (PEM), else
-    /// `FF_REDIS_CA`, else the system's trusted roots; `cert` and `key`
-    /// (else `FF_REDIS_CERT` and `FF_REDIS_KEY`) are a client certificate
-    /// for servers that ask for one. There is no switch to skip the check.
+    /// Connects to `url`: `redis://[user:password@]host:port[/db]`; over
+    /// TLS `rediss://…[?ca=PATH][&cert=PATH&key=PATH]`; or through Redis
+    /// Sentinel, `redis+sentinel://[user:password@]host:port[,host:port…]/master-name[/db]`.
+    ///
+    /// Over TLS the server's certificate is checked against the CA in `ca`
+    /// (PEM), else `FF_REDIS_CA`, else the system's trusted roots; `cert`
+    /// and `key` (else `FF_REDIS_CERT` and `FF_REDIS_KEY`) are a client
+    /// certificate for servers that ask for one. There is no switch to
+    /// skip the check.
+    ///
+    /// Through Sentinel, calls go to the master the first answering
+    /// Sentinel names; when a call fails, the Sentinels are asked again
+    /// (at most every 100 ms), so calls after a failover reach the
+    /// promoted replica. The failing call itself still fails.
     ///
     /// ```no_run
     /// # async fn demo() -> ff_traits::Result<()> {
@@ -56,65 +89,106 @@ impl Connection {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a malformed URL or a certificate file
-    /// that cannot be read; [`Error::Backend`] when the server cannot be
-    /// reached within `call_timeout` or its certificate is refused (the
-    /// message says which check failed).
+    /// that cannot be read; [`Error::Backend`] when the server (or a
+    /// Sentinel, or the master it names) cannot be reached within
+    /// `call_timeout`, or a certificate is refused (the message says
+    /// which check failed).
     pub async fn open(url: &str, call_timeout: Duration) -> Result<Self> {
-        let target = tls::target(url)?;
-        let client = match target.tls.clone() {
-            Some(certificates) => redis::Client::build_with_tls(target.url.as_str(), certificates),
-            None => redis::Client::open(target.url.as_str()),
-        }
-        .map_err(|e| Error::invalid_input("Redis URL", format!("{}: {e}", redact(url))))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(call_timeout))
-            .set_response_timeout(Some(call_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let manager = tokio::time::timeout(
-            call_timeout,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| {
-            let hint = if target.tls.is_some() {
-                " (a server that does not speak TLS on this port never answers a TLS \
-                 handshake: is this its TLS port? use redis:// for a plain one)"
-            } else {
-                ""
-            };
-            backend_error(format!(
-                "cannot connect to {}: timed out{hint}",
-                redact(url)
-            ))
-        })?
-        .map_err(|e| {
-            let e = e.to_string();
-            let hint = tls::hint(&e, target.tls.is_some(), target.ca.as_deref())
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default();
-            backend_error(format!("cannot connect to {}: {e}{hint}", redact(url)))
-        })?;
+        let (client, sentinel) = if url.starts_with(sentinel::SCHEME) {
+            let mut s = sentinel::client(url)?;
+            let master = ask_master(&mut s, url, call_timeout).await?;
+            (master, Some(s))
+        } else {
+            (open_client(url)?, None)
+        };
+        let manager = connect(&client, url, call_timeout).await?;
         Ok(Self {
-            url: url.to_owned(),
-            call_timeout,
-            client,
-            manager,
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                call_timeout,
+                sentinel: sentinel.map(|client| {
+                    tokio::sync::Mutex::new(Sentinel {
+                        client,
+                        asked: Some(Instant::now()),
+                    })
+                }),
+                node: RwLock::new(Node { client, manager }),
+            }),
         })
     }
 
-    /// The client, for connections of other kinds (pub/sub).
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    fn node(&self) -> Node {
+        self.inner
+            .node
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
-    /// The multiplexed, reconnecting connection, to issue commands on.
+    /// The client of the node calls go to, for connections of other kinds
+    /// (pub/sub).
+    pub fn client(&self) -> redis::Client {
+        self.node().client
+    }
+
+    /// The multiplexed, reconnecting connection to the node calls go to,
+    /// to issue commands on.
     pub fn manager(&self) -> ConnectionManager {
-        self.manager.clone()
+        self.node().manager
+    }
+
+    /// `host:port` of the node calls go to (for a Sentinel URL, the master
+    /// it last named).
+    pub fn node_address(&self) -> String {
+        self.node().client.get_connection_info().addr().to_string()
+    }
+
+    /// After a failed call through Sentinel: asks which node is the master
+    /// now and, when it changed, sends later calls there.
+    async fn reask_master(&self) {
+        let Some(sentinel) = &self.inner.sentinel else {
+            return;
+        };
+        let mut s = sentinel.lock().await;
+        if s.asked.is_some_and(|at| at.elapsed() < REASK_AFTER) {
+            return;
+        }
+        s.asked = Some(Instant::now());
+        let url = &self.inner.url;
+        let timeout = self.inner.call_timeout;
+        let master = match ask_master(&mut s.client, url, timeout).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "asking the Sentinels for the master failed");
+                return;
+            }
+        };
+        let now = master.get_connection_info().addr().to_string();
+        if now == self.node_address() {
+            return;
+        }
+        match connect(&master, url, timeout).await {
+            Ok(manager) => {
+                tracing::warn!(url = %redact(url), master = %now, "the Sentinels name a new master; calls go there now");
+                *self
+                    .inner
+                    .node
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Node {
+                    client: master,
+                    manager,
+                };
+            }
+            Err(e) => {
+                tracing::debug!(master = %now, error = %e, "cannot reach the master the Sentinels name yet");
+            }
+        }
     }
 
     /// Runs a Redis call under the call timeout; a failure or timeout
     /// becomes an [`Error::Backend`] saying `what` was being done, where.
+    /// Through Sentinel, a failure also makes the Sentinels be asked for
+    /// the master again.
     ///
     /// # Errors
     /// As said.
@@ -123,18 +197,18 @@ impl Connection {
         what: &str,
         fut: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.call_timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(backend_error(format!(
-                "{what} at {}: {e}",
-                redact(&self.url)
-            ))),
-            Err(_) => Err(backend_error(format!(
+        let url = &self.inner.url;
+        let failed = match tokio::time::timeout(self.inner.call_timeout, fut).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => format!("{what} at {}: {e}", redact(url)),
+            Err(_) => format!(
                 "{what} at {} took longer than {:?}; is the server reachable?",
-                redact(&self.url),
-                self.call_timeout
-            ))),
-        }
+                redact(url),
+                self.inner.call_timeout
+            ),
+        };
+        self.reask_master().await;
+        Err(backend_error(failed))
     }
 
     /// Every key matching `pattern` (a `SCAN MATCH` glob), by `SCAN`.
@@ -165,6 +239,79 @@ impl Connection {
             }
         }
     }
+}
+
+/// A client for a `redis://` or `rediss://` URL.
+fn open_client(url: &str) -> Result<redis::Client> {
+    let target = tls::target(url)?;
+    match target.tls {
+        Some(certificates) => redis::Client::build_with_tls(target.url.as_str(), certificates),
+        None => redis::Client::open(target.url.as_str()),
+    }
+    .map_err(|e| Error::invalid_input("Redis URL", format!("{}: {e}", redact(url))))
+}
+
+/// The master the Sentinels name, under the call timeout.
+async fn ask_master(
+    sentinel: &mut redis::sentinel::SentinelClient,
+    url: &str,
+    timeout: Duration,
+) -> Result<redis::Client> {
+    match tokio::time::timeout(timeout, sentinel.async_get_client()).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(backend_error(format!(
+            "no master from the Sentinels of {}: {e}",
+            redact(url)
+        ))),
+        Err(_) => Err(backend_error(format!(
+            "no answer from the Sentinels of {} within {timeout:?}",
+            redact(url)
+        ))),
+    }
+}
+
+/// A reconnecting connection to `client`'s node, checked by connecting
+/// within `timeout`; errors name `url` and say what a refusal means.
+async fn connect(
+    client: &redis::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<ConnectionManager> {
+    let tls_target = if url.starts_with("rediss://") {
+        Some(tls::target(url)?)
+    } else {
+        None
+    };
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
+        .await
+        .map_err(|_| {
+            let hint = if tls_target.is_some() {
+                " (a server that does not speak TLS on this port never answers a TLS \
+                 handshake: is this its TLS port? use redis:// for a plain one)"
+            } else {
+                ""
+            };
+            backend_error(format!(
+                "cannot connect to {}: timed out{hint}",
+                redact(url)
+            ))
+        })?
+        .map_err(|e| {
+            let e = e.to_string();
+            let hint = tls::hint(
+                &e,
+                tls_target.is_some(),
+                tls_target.as_ref().and_then(|t| t.ca.as_deref()),
+            )
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+            backend_error(format!("cannot connect to {}: {e}{hint}", redact(url)))
+        })
 }
 
 /// An [`Error::Backend`] of the Redis backends.

@@ -16,6 +16,7 @@
 
 pub mod git;
 pub mod redis;
+pub mod sentinel;
 pub mod snapshot;
 
 use std::io::{BufRead, BufReader, Write};

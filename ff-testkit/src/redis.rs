@@ -22,6 +22,10 @@ pub struct RedisServer {
     dir: PathBuf,
     fsync: &'static str,
     tls: Option<TlsFiles>,
+    /// Arguments after the usual ones (`--replicaof`, say).
+    extra: Vec<String>,
+    /// A Sentinel, configured by `<dir>/sentinel.conf`, instead of a server.
+    sentinel: bool,
     child: Option<Child>,
 }
 
@@ -144,11 +148,29 @@ impl RedisServer {
         Self::start_in_mode("always", Some(setup))
     }
 
+    /// As [`start_tls`](Self::start_tls), with the append-only file synced
+    /// once a second (see [`start_for_benchmarks`](Self::start_for_benchmarks)).
+    #[must_use]
+    pub fn start_tls_for_benchmarks(setup: TlsSetup) -> Option<Self> {
+        Self::start_in_mode("everysec", Some(setup))
+    }
+
     fn start_with_fsync(fsync: &'static str) -> Option<Self> {
         Self::start_in_mode(fsync, None)
     }
 
     fn start_in_mode(fsync: &'static str, tls: Option<TlsSetup>) -> Option<Self> {
+        Self::start_custom(fsync, tls, Vec::new(), None)
+    }
+
+    /// Starts a server with `extra` arguments, or (with `sentinel_conf`) a
+    /// Sentinel configured by that text.
+    pub(crate) fn start_custom(
+        fsync: &'static str,
+        tls: Option<TlsSetup>,
+        extra: Vec<String>,
+        sentinel_conf: Option<&dyn Fn(u16) -> String>,
+    ) -> Option<Self> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -171,11 +193,16 @@ impl RedisServer {
         let dir = std::env::temp_dir().join(format!("ff-redis-{}", ff_traits::unique_id()));
         std::fs::create_dir_all(&dir).expect("redis directory");
         let tls = tls.map(|setup| TlsFiles::generate(&dir, setup));
+        if let Some(conf) = sentinel_conf {
+            std::fs::write(dir.join("sentinel.conf"), conf(port)).expect("sentinel.conf");
+        }
         let mut server = Self {
             port,
             dir,
             fsync,
             tls,
+            extra,
+            sentinel: sentinel_conf.is_some(),
             child: None,
         };
         server.spawn();
@@ -211,27 +238,47 @@ impl RedisServer {
                 .into(),
             ];
         }
+        let dir = self.dir.to_string_lossy().into_owned();
+        let mut args: Vec<String> = if self.sentinel {
+            vec![
+                format!("{dir}/sentinel.conf"),
+                "--sentinel".into(),
+                "--port".into(),
+                self.port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--dir".into(),
+                dir,
+            ]
+        } else {
+            let mut a = ports;
+            a.extend(
+                [
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    &dir,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    self.fsync,
+                    "--protected-mode",
+                    "no",
+                ]
+                .map(str::to_owned),
+            );
+            a
+        };
+        args.extend(self.extra.iter().cloned());
         let child = Command::new("sh")
             .args([
                 "-c",
                 "redis-server \"$@\" & pid=$!; cat >/dev/null; kill -9 $pid; wait $pid",
                 "sh",
             ])
-            .args(&ports)
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                &self.dir.to_string_lossy(),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                self.fsync,
-                "--protected-mode",
-                "no",
-            ])
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

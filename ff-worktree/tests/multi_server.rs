@@ -2,7 +2,8 @@
 //! own clone, sharing one Redis for locks and records, race to create the
 //! same issue. Exactly one executes; the other gets the completed result
 //! (the worktree, which lives in the first server's clone) or a clear
-//! in-progress answer. Over a plain connection and over TLS.
+//! in-progress answer. Over a plain connection, over TLS and through
+//! Sentinel.
 
 #![allow(clippy::print_stdout)] // the children report on stdout
 
@@ -82,7 +83,21 @@ fn two_servers_race_over_tls_and_one_executes() {
     race(&redis);
 }
 
+/// The same race through Redis Sentinel (a master, a replica, three
+/// Sentinels).
+#[test]
+fn two_servers_race_through_sentinel_and_one_executes() {
+    let Some(set) = ff_testkit::sentinel::SentinelSet::start() else {
+        return;
+    };
+    race_at(&set.url());
+}
+
 fn race(redis: &RedisServer) {
+    race_at(&redis.url());
+}
+
+fn race_at(url: &str) {
     let repo = TestRepo::new();
     let other = repo.scratch("server-b").join("clone");
     let _ = git_in(
@@ -98,12 +113,7 @@ fn race(redis: &RedisServer) {
             .map(|clone| {
                 ff_testkit::spawn_self(
                     "server_child",
-                    &[
-                        &clone.to_string_lossy(),
-                        &redis.url(),
-                        &issue_prefix,
-                        &start,
-                    ],
+                    &[&clone.to_string_lossy(), url, &issue_prefix, &start],
                 )
             })
             .collect();
@@ -137,8 +147,8 @@ fn race(redis: &RedisServer) {
         // One worktree in all: in the winner's clone, none in the other.
         let rt = ff_testkit::runtime();
         let (a, b) = rt.block_on(async {
-            let a = manager(repo.path(), &redis.url(), &issue_prefix).await;
-            let b = manager(&other, &redis.url(), &issue_prefix).await;
+            let a = manager(repo.path(), url, &issue_prefix).await;
+            let b = manager(&other, url, &issue_prefix).await;
             let wa = a.get("42").await.expect("get").expect("recorded");
             let wb = b.get("42").await.expect("get").expect("recorded");
             assert_eq!(wa.id, wb.id, "both servers see the same worktree");

@@ -1,0 +1,109 @@
+//! RedisLockProvider through Redis Sentinel, against real processes the
+//! test starts (a master, a replica, three Sentinels): the conformance
+//! suite, then repeated failovers: the master SIGKILLed, the time until
+//! the next grant on the promoted replica, and fencing tokens still
+//! rising across every failover.
+//!
+//! `FF_FAILOVERS=N` sets the number of failovers (default 3).
+
+#![allow(clippy::print_stdout)] // the failover figures are reported
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
+use ff_testkit::sentinel::SentinelSet;
+use ff_traits::{LockName, LockOptions, LockProvider};
+
+fn set() -> Option<&'static SentinelSet> {
+    static SET: OnceLock<Option<SentinelSet>> = OnceLock::new();
+    SET.get_or_init(SentinelSet::start).as_ref()
+}
+
+fn config(url: &str) -> RedisLockConfig {
+    RedisLockConfig::new(url)
+        .with_prefix(format!("test:{}:", ff_traits::unique_id()))
+        .with_call_timeout(Duration::from_secs(2))
+}
+
+async fn provider() -> Option<Arc<dyn LockProvider>> {
+    let url = set()?.url();
+    let p = RedisLockProvider::connect(config(&url))
+        .await
+        .expect("connect through Sentinel");
+    Some(Arc::new(p))
+}
+
+mod conformance {
+    ff_traits::lock_conformance_tests!(optional super::provider());
+}
+
+#[test]
+fn service_resumes_after_each_failover_and_tokens_keep_rising() {
+    let Some(mut set) = SentinelSet::start() else {
+        return;
+    };
+    let rounds: usize = std::env::var("FF_FAILOVERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let rt = ff_testkit::runtime();
+    let locks = rt.block_on(async {
+        RedisLockProvider::connect(config(&set.url()))
+            .await
+            .expect("connect through Sentinel")
+    });
+    let options = LockOptions::default();
+    let mut highest = 0u64;
+    let mut resumed = Vec::new();
+    for round in 0..rounds {
+        // Grants before the failover.
+        rt.block_on(async {
+            for i in 0..5 {
+                let name = LockName::new(format!("before-{round}-{i}")).expect("name");
+                let g = locks.acquire(&name, &options).await.expect("a grant");
+                assert!(g.fencing_token().0 > highest, "round {round}: tokens rise");
+                highest = g.fencing_token().0;
+                g.release().await.expect("release");
+            }
+        });
+        let killed_at = Instant::now();
+        let old = set.kill_master();
+        // The next grant, on whichever node the Sentinels promote.
+        let token = rt.block_on(async {
+            let name = LockName::new(format!("after-{round}")).expect("name");
+            loop {
+                match locks.try_acquire(&name, &options).await {
+                    Ok(Some(g)) => {
+                        let t = g.fencing_token().0;
+                        let _ = g.release().await;
+                        break t;
+                    }
+                    Ok(None) => panic!("round {round}: a fresh name was busy"),
+                    Err(e) => {
+                        assert!(
+                            killed_at.elapsed() < Duration::from_secs(30),
+                            "round {round}: no grant 30 s after the kill: {e}"
+                        );
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        });
+        resumed.push(killed_at.elapsed());
+        assert!(
+            token > highest,
+            "round {round}: a token after the failover ({token}) is not above every token before it ({highest})"
+        );
+        highest = token;
+        let new = set.master_port().expect("a master");
+        assert_ne!(new, old, "round {round}: the grant came from a new master");
+        set.rejoin(old);
+    }
+    resumed.sort();
+    println!(
+        "sentinel failovers: {rounds}; master SIGKILL -> next grant: median {:?}, max {:?}; tokens rose across every failover",
+        resumed[resumed.len() / 2],
+        resumed[resumed.len() - 1]
+    );
+}
