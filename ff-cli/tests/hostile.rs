@@ -247,7 +247,11 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
         case(
             "Sentinels that do not answer",
             &dir,
-            &["--lock", "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster", "locks"],
+            &[
+                "--lock",
+                "redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster",
+                "locks",
+            ],
             69,
         ),
         case(

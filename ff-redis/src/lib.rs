@@ -29,6 +29,9 @@ pub struct Connection {
 struct Inner {
     url: String,
     call_timeout: Duration,
+    /// `?min_replicas=N`: every call waits for N replicas to acknowledge
+    /// the writes made so far on the connection (`WAIT`).
+    min_replicas: Option<u32>,
     /// For a Sentinel URL: who to ask which node is the master.
     sentinel: Option<tokio::sync::Mutex<Sentinel>>,
     node: RwLock<Node>,
@@ -71,6 +74,12 @@ impl Connection {
     /// certificate for servers that ask for one. There is no switch to
     /// skip the check.
     ///
+    /// `?min_replicas=N` (any form): a call succeeds only once `N`
+    /// replicas acknowledged the writes made so far (`WAIT N`, up to half
+    /// the call timeout), so what it wrote survives a failover to one of them;
+    /// otherwise the call fails saying so (what it wrote stays on the
+    /// master). Every call then costs a second round trip.
+    ///
     /// Through Sentinel, calls go to the master the first answering
     /// Sentinel names; when a call fails, the Sentinels are asked again
     /// (at most every 100 ms), so calls after a failover reach the
@@ -94,6 +103,8 @@ impl Connection {
     /// `call_timeout`, or a certificate is refused (the message says
     /// which check failed).
     pub async fn open(url: &str, call_timeout: Duration) -> Result<Self> {
+        let (without, min_replicas) = take_min_replicas(url)?;
+        let url = without.as_str();
         let (client, sentinel) = if url.starts_with(sentinel::SCHEME) {
             let mut s = sentinel::client(url)?;
             let master = ask_master(&mut s, url, call_timeout).await?;
@@ -106,6 +117,7 @@ impl Connection {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
                 call_timeout,
+                min_replicas,
                 sentinel: sentinel.map(|client| {
                     tokio::sync::Mutex::new(Sentinel {
                         client,
@@ -199,7 +211,12 @@ impl Connection {
     ) -> Result<T> {
         let url = &self.inner.url;
         let failed = match tokio::time::timeout(self.inner.call_timeout, fut).await {
-            Ok(Ok(v)) => return Ok(v),
+            Ok(Ok(v)) => {
+                if let Some(n) = self.inner.min_replicas {
+                    self.wait_for_replicas(what, n).await?;
+                }
+                return Ok(v);
+            }
             Ok(Err(e)) => format!("{what} at {}: {e}", redact(url)),
             Err(_) => format!(
                 "{what} at {} took longer than {:?}; is the server reachable?",
@@ -209,6 +226,43 @@ impl Connection {
         };
         self.reask_master().await;
         Err(backend_error(failed))
+    }
+
+    /// `WAIT n`: until `n` replicas acknowledged every write made so far
+    /// on the connection, or half the call timeout.
+    async fn wait_for_replicas(&self, what: &str, n: u32) -> Result<()> {
+        // Half the call timeout: the server must answer before the
+        // connection's own response timeout (the call timeout) runs out.
+        let timeout = self.inner.call_timeout / 2;
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut conn = self.manager();
+        let url = redact(&self.inner.url);
+        let acked: i64 = match tokio::time::timeout(
+            timeout + Duration::from_secs(1),
+            redis::cmd("WAIT").arg(n).arg(millis).query_async(&mut conn),
+        )
+        .await
+        {
+            Ok(Ok(acked)) => acked,
+            Ok(Err(e)) => {
+                return Err(backend_error(format!(
+                    "{what} at {url}: waiting for replicas failed: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(backend_error(format!(
+                    "{what} at {url}: WAIT did not return"
+                )));
+            }
+        };
+        if acked < i64::from(n) {
+            return Err(backend_error(format!(
+                "{what} at {url}: only {acked} of the {n} replicas asked for (min_replicas) \
+                 acknowledged it within {timeout:?}; it was made on the master and may be lost \
+                 if the master fails now"
+            )));
+        }
+        Ok(())
     }
 
     /// Every key matching `pattern` (a `SCAN MATCH` glob), by `SCAN`.
@@ -239,6 +293,37 @@ impl Connection {
             }
         }
     }
+}
+
+/// `url` without its `min_replicas=N` parameter, and N.
+fn take_min_replicas(url: &str) -> Result<(String, Option<u32>)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut n = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("min_replicas=") {
+            Some(v) => {
+                n = Some(v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    Error::invalid_input(
+                        "Redis URL",
+                        format!(
+                            "{}: min_replicas={v:?} is not a count of replicas (1 or more)",
+                            redact(url)
+                        ),
+                    )
+                })?);
+            }
+            None => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, n))
 }
 
 /// A client for a `redis://` or `rediss://` URL.
@@ -353,6 +438,18 @@ mod tests {
     fn passwords_never_reach_messages() {
         assert_eq!(redact("redis://u:secret@h:1/0"), "redis://***@h:1/0");
         assert_eq!(redact("redis://h:1"), "redis://h:1");
+    }
+
+    #[test]
+    fn min_replicas_is_taken_off_the_url() {
+        let (url, n) =
+            take_min_replicas("redis://h:1/0?min_replicas=2&protocol=resp2").expect("parsed");
+        assert_eq!((url.as_str(), n), ("redis://h:1/0?protocol=resp2", Some(2)));
+        let (url, n) = take_min_replicas("redis+sentinel://h:1/m?min_replicas=1").expect("parsed");
+        assert_eq!((url.as_str(), n), ("redis+sentinel://h:1/m", Some(1)));
+        for bad in ["redis://h:1?min_replicas=0", "redis://h:1?min_replicas=x"] {
+            assert!(take_min_replicas(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

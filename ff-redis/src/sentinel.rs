@@ -90,6 +90,7 @@ mod tests {
             "redis+sentinel://h:1/m/notadb",
             "redis+sentinel://h:1/m/0/extra",
             "redis+sentinel://h:1/m?ca=x",
+            "redis+sentinel://h:1/m?min_replicas=1",
         ] {
             let Err(e) = client(bad) else {
                 panic!("{bad} was accepted")

@@ -97,3 +97,55 @@ async fn a_restart_gives_clear_errors_then_the_records_are_all_there() {
     let back = back.expect("the record survived the restart");
     assert_eq!(back.result, Some(json!("done")));
 }
+
+/// `?min_replicas=1`: a write counts once a replica acknowledged it (so it
+/// survives a failover to that replica); with no replica to acknowledge,
+/// the call fails saying so, where a store without the parameter reports
+/// success for a write only the master holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_replicas_counts_a_write_only_once_a_replica_has_it() {
+    let Some(master) = RedisServer::start() else {
+        return;
+    };
+    let Some(mut replica) = RedisServer::start_replica_of(&master) else {
+        return;
+    };
+    let waiting = RedisStore::connect(
+        config(&format!("{}?min_replicas=1", master.url()))
+            .with_call_timeout(Duration::from_millis(500)),
+    )
+    .await
+    .expect("connect");
+    let plain = RedisStore::connect(config(&master.url()))
+        .await
+        .expect("connect");
+    let key = |n: u32| IdempotencyKey::new("replicated", json!({"n": n}), json!({}));
+    let m = IdempotencyManager::new(waiting.clone(), ManagerConfig::default());
+    let Start::Claimed(claim) = m.start_operation(&key(1), None).await.expect("replicated") else {
+        panic!("fresh key");
+    };
+    m.complete_operation(&claim, json!("kept"))
+        .await
+        .expect("acknowledged by the replica");
+
+    replica.kill();
+    let err = m
+        .start_operation(&key(2), None)
+        .await
+        .expect_err("no replica acknowledges any more");
+    let text = err.to_string();
+    assert!(
+        matches!(err, ff_traits::Error::Backend { .. })
+            && text.contains("min_replicas")
+            && text.contains("may be lost"),
+        "{text}"
+    );
+    let unwaited = IdempotencyManager::new(plain, ManagerConfig::default());
+    assert!(
+        matches!(
+            unwaited.start_operation(&key(3), None).await,
+            Ok(Start::Claimed(_))
+        ),
+        "without min_replicas the same write reports success"
+    );
+}

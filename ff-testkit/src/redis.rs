@@ -148,6 +148,39 @@ impl RedisServer {
         Self::start_in_mode("always", Some(setup))
     }
 
+    /// A replica of `master` (`--replicaof`), waiting until its link to
+    /// the master is up; `None` as [`start`](Self::start).
+    ///
+    /// # Panics
+    /// When it does not come up or never links.
+    #[must_use]
+    pub fn start_replica_of(master: &Self) -> Option<Self> {
+        let replica = Self::start_custom(
+            "always",
+            None,
+            vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                master.port().to_string(),
+            ],
+            None,
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let linked = Command::new("redis-cli")
+                .args(["-p", &replica.port().to_string(), "INFO", "replication"])
+                .output()
+                .is_ok_and(|o| {
+                    String::from_utf8_lossy(&o.stdout).contains("master_link_status:up")
+                });
+            if linked {
+                return Some(replica);
+            }
+            assert!(Instant::now() < deadline, "the replica never linked");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// As [`start_tls`](Self::start_tls), with the append-only file synced
     /// once a second (see [`start_for_benchmarks`](Self::start_for_benchmarks)).
     #[must_use]
