@@ -52,15 +52,19 @@ local function live_readers(key, now)
   end
   return live
 end
--- A new counter (a new name, or one lost) starts from the clock in
--- microseconds, so tokens never go back below a lost counter's.
+-- One more than the counter, and never below the server's clock in
+-- microseconds: a lost counter (a new name, a flushed key, or grants a
+-- failed master made that never reached the replica promoted in its
+-- place) cannot make tokens go back, as long as the data nodes' clocks
+-- agree within the time a failover takes (seconds; NTP keeps them within
+-- milliseconds). No server grants more than one lock a microsecond, so
+-- the counter never runs ahead of the clock for long.
 local function next_fence(key)
-  local fence = redis.call('INCR', key)
-  if fence == 1 then
-    local t = redis.call('TIME')
-    fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    redis.call('SET', key, fence)
-  end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local fence = tonumber(redis.call('GET', key) or '0') + 1
+  if fence < now then fence = now end
+  redis.call('SET', key, fence)
   return fence
 end
 ";
