@@ -282,7 +282,7 @@ fn backend_kind(spec: &str, role: &str) -> Result<Kind, Failure> {
         "json" => return Ok(Kind::Json),
         _ => {}
     }
-    if spec.starts_with("redis+sentinel://") {
+    if spec.starts_with("redis+sentinel://") || spec.starts_with("redis+cluster://") {
         // Its shape (several hosts, a master name) is checked where it is
         // taken apart, with the same exit code for a bad one.
         return Ok(Kind::Redis);
@@ -292,7 +292,7 @@ fn backend_kind(spec: &str, role: &str) -> Result<Kind, Failure> {
         .or_else(|| spec.strip_prefix("rediss://"))
     else {
         return Err(Failure::invalid(format!(
-            "unknown {role} backend {spec:?}; use file (locks), sqlite or json (stores), or redis://HOST:PORT[/DB] (rediss:// for TLS, redis+sentinel://HOST:PORT[,…]/MASTER for Sentinel)"
+            "unknown {role} backend {spec:?}; use file (locks), sqlite or json (stores), or redis://HOST:PORT[/DB] (rediss:// for TLS, redis+sentinel://HOST:PORT[,…]/MASTER for Sentinel, redis+cluster://HOST:PORT[,…] for a cluster)"
         )));
     };
     // TLS parameters (`?ca=PATH…`) may hold any character; the shape

@@ -255,6 +255,18 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
             69,
         ),
         case(
+            "a cluster URL with a database",
+            &dir,
+            &["--lock", "redis+cluster://127.0.0.1:1/0", "locks"],
+            65,
+        ),
+        case(
+            "a cluster nobody answers for",
+            &dir,
+            &["--lock", "redis+cluster://127.0.0.1:1", "locks"],
+            69,
+        ),
+        case(
             "a CA for a plain connection",
             &dir,
             &["--lock", "redis://127.0.0.1:1?ca=/no/such/ca.pem", "list"],

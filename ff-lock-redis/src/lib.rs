@@ -47,6 +47,17 @@
 //!   stream of readers cannot starve a writer; a stream of writers can
 //!   keep readers waiting.
 //!
+//! ## Redis Cluster
+//!
+//! Through `redis+cluster://…` every key of one lock (the lock, its
+//! fencing counter, readers and writer mark) carries the same hash tag,
+//! `<prefix>{<16 hex digits of the name's SHA-256>}<name>`, so each script
+//! touches one slot; locks spread over the masters by name; listing walks
+//! every master; the client follows `MOVED`/`ASK` while slots move (held
+//! locks move with their slots). Wake-ups use `PUBLISH`, which a cluster
+//! delivers on every node. A prefix with a `{` in it would make that the
+//! tag: every lock in one slot (correct, not spread).
+//!
 //! ## Failover (Sentinel) and what is promised
 //!
 //! Through `redis+sentinel://…` (see `ff_redis::Connection::open`) calls
@@ -95,6 +106,7 @@
 mod held;
 mod scripts;
 
+use sha2::Digest as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -163,17 +175,43 @@ impl RedisLockConfig {
 pub(crate) struct Shared {
     pub(crate) config: RedisLockConfig,
     pub(crate) redis: ff_redis::Connection,
+    /// A Redis Cluster: keys carry a hash tag.
+    pub(crate) clustered: bool,
 }
 
 impl Shared {
+    /// A lock's key: the prefix and the name; on a cluster, a hash tag of
+    /// the name between them (`{16 hex digits}`), so the lock's keys share
+    /// one slot, which its scripts need.
     pub(crate) fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.config.prefix)
+        format!("{}{}{name}", self.config.prefix, self.tag(name))
     }
 
     /// One of a lock's other keys (`fence`, `readers`, `writer`): its key,
     /// a unit separator (no lock name has one) and `what`.
     pub(crate) fn aux(&self, name: &str, what: &str) -> String {
-        format!("{}{name}\x1f{what}", self.config.prefix)
+        format!("{}\x1f{what}", self.key(name))
+    }
+
+    fn tag(&self, name: &str) -> String {
+        if !self.clustered {
+            return String::new();
+        }
+        let digest = sha2::Sha256::digest(name.as_bytes());
+        format!("{{{}}}", ff_traits::hex_lower(&digest[..8]))
+    }
+
+    /// The name in what follows the prefix of a key (`None`: not a lock's
+    /// key of this provider's layout).
+    fn name_in<'k>(&self, rest: &'k str) -> Option<&'k str> {
+        if !self.clustered {
+            return Some(rest);
+        }
+        let rest = rest.strip_prefix('{')?;
+        let (tag, name) = rest.split_at_checked(16)?;
+        (tag.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then_some(name)?
+            .strip_prefix('}')
     }
 
     pub(crate) fn channel(&self, name: &str) -> String {
@@ -190,7 +228,7 @@ impl Shared {
     }
 
     /// A handle to issue commands on.
-    pub(crate) fn conn(&self) -> redis::aio::ConnectionManager {
+    pub(crate) fn conn(&self) -> ff_redis::Conn {
         self.redis.manager()
     }
 }
@@ -210,7 +248,11 @@ impl RedisLockProvider {
     pub async fn connect(config: RedisLockConfig) -> Result<Self> {
         let redis = ff_redis::Connection::open(&config.url, config.call_timeout).await?;
         Ok(Self {
-            shared: Arc::new(Shared { config, redis }),
+            shared: Arc::new(Shared {
+                config,
+                clustered: redis.is_cluster(),
+                redis,
+            }),
         })
     }
 
@@ -670,7 +712,10 @@ impl LockProvider for RedisLockProvider {
         let prefix = &self.shared.config.prefix;
         let mut names = std::collections::BTreeSet::new();
         for key in &keys {
-            let Some(rest) = key.strip_prefix(prefix.as_str()) else {
+            let Some(rest) = key
+                .strip_prefix(prefix.as_str())
+                .and_then(|rest| self.shared.name_in(rest))
+            else {
                 continue;
             };
             match rest.split_once('\x1f') {
@@ -739,7 +784,7 @@ impl RedisLockProvider {
     /// The exclusive holder of `name` and its unexpired shared holders.
     async fn holders(
         &self,
-        conn: &mut redis::aio::ConnectionManager,
+        conn: &mut ff_redis::Conn,
         name: &str,
     ) -> Result<(Option<Holder>, Vec<Holder>)> {
         let value: Option<String> = self

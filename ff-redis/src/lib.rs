@@ -3,12 +3,15 @@
 //! The Redis plumbing ForgeFlow's Redis backends share: a connection that
 //! reconnects by itself, every call bounded by a timeout and its failure
 //! mapped to an [`Error::Backend`] naming the server (password redacted),
-//! and `SCAN` over a key pattern (never `KEYS`); TLS for `rediss://` URLs,
-//! with a CA and a client certificate of the user's choosing (see
-//! [`Connection::open`]).
+//! and `SCAN` over a key pattern (never `KEYS`, and on every master of a
+//! cluster); TLS for `rediss://` URLs, with a CA and a client certificate
+//! of the user's choosing; the master a set of Sentinels names
+//! (`redis+sentinel://`), followed across failovers; a Redis Cluster
+//! (`redis+cluster://`); `?min_replicas=N` (see [`Connection::open`]).
 
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod sentinel;
 mod tls;
 
@@ -47,8 +50,52 @@ struct Sentinel {
 /// The node calls go to, and a connection to it.
 #[derive(Clone)]
 struct Node {
+    /// For pub/sub: the node itself, or a cluster's first node (a
+    /// `PUBLISH` reaches every node of a cluster).
     client: redis::Client,
-    manager: ConnectionManager,
+    conn: Conn,
+}
+
+/// A connection to issue commands on: one node's reconnecting connection,
+/// or a cluster's, which routes each command to the master of its keys'
+/// slot and follows redirections while slots move.
+#[derive(Clone)]
+pub enum Conn {
+    /// One server (plain, TLS, or the master Sentinels name).
+    Node(ConnectionManager),
+    /// A Redis Cluster.
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 /// How often, at most, a failing call makes the Sentinels be asked again.
@@ -80,6 +127,10 @@ impl Connection {
     /// otherwise the call fails saying so (what it wrote stays on the
     /// master). Every call then costs a second round trip.
     ///
+    /// A cluster, `redis+cluster://[user:password@]host:port[,host:port…]`:
+    /// commands are routed by their keys' slot (a script's keys must share
+    /// one: give them a `{tag}`); pub/sub goes through the first node.
+    ///
     /// Through Sentinel, calls go to the master the first answering
     /// Sentinel names; when a call fails, the Sentinels are asked again
     /// (at most every 100 ms), so calls after a failover reach the
@@ -105,6 +156,30 @@ impl Connection {
     pub async fn open(url: &str, call_timeout: Duration) -> Result<Self> {
         let (without, min_replicas) = take_min_replicas(url)?;
         let url = without.as_str();
+        if url.starts_with(cluster::SCHEME) {
+            if min_replicas.is_some() {
+                return Err(Error::invalid_input(
+                    "Redis URL",
+                    format!(
+                        "{}: min_replicas is not supported on a cluster yet",
+                        redact(url)
+                    ),
+                ));
+            }
+            let (client, conn) = cluster::connect(url, call_timeout).await?;
+            return Ok(Self {
+                inner: Arc::new(Inner {
+                    url: url.to_owned(),
+                    call_timeout,
+                    min_replicas: None,
+                    sentinel: None,
+                    node: RwLock::new(Node {
+                        client,
+                        conn: Conn::Cluster(conn),
+                    }),
+                }),
+            });
+        }
         let (client, sentinel) = if url.starts_with(sentinel::SCHEME) {
             let mut s = sentinel::client(url)?;
             let master = ask_master(&mut s, url, call_timeout).await?;
@@ -112,7 +187,7 @@ impl Connection {
         } else {
             (open_client(url)?, None)
         };
-        let manager = connect(&client, url, call_timeout).await?;
+        let conn = Conn::Node(connect(&client, url, call_timeout).await?);
         Ok(Self {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
@@ -124,7 +199,7 @@ impl Connection {
                         asked: Some(Instant::now()),
                     })
                 }),
-                node: RwLock::new(Node { client, manager }),
+                node: RwLock::new(Node { client, conn }),
             }),
         })
     }
@@ -143,10 +218,16 @@ impl Connection {
         self.node().client
     }
 
-    /// The multiplexed, reconnecting connection to the node calls go to,
-    /// to issue commands on.
-    pub fn manager(&self) -> ConnectionManager {
-        self.node().manager
+    /// The multiplexed, reconnecting connection to the node calls go to
+    /// (or the cluster), to issue commands on.
+    pub fn manager(&self) -> Conn {
+        self.node().conn
+    }
+
+    /// Whether this is a Redis Cluster: a script's keys must then share
+    /// one hash slot (a `{tag}` in each key).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.node().conn, Conn::Cluster(_))
     }
 
     /// `host:port` of the node calls go to (for a Sentinel URL, the master
@@ -188,7 +269,7 @@ impl Connection {
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Node {
                     client: master,
-                    manager,
+                    conn: Conn::Node(manager),
                 };
             }
             Err(e) => {
@@ -234,7 +315,9 @@ impl Connection {
         // Half the call timeout: the server must answer before the
         // connection's own response timeout (the call timeout) runs out.
         let timeout = self.inner.call_timeout / 2;
-        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        let millis = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let mut conn = self.manager();
         let url = redact(&self.inner.url);
         let acked: i64 = match tokio::time::timeout(
@@ -270,11 +353,30 @@ impl Connection {
     /// # Errors
     /// [`Error::Backend`] when a call fails.
     pub async fn scan_keys(&self, what: &str, pattern: &str) -> Result<Vec<String>> {
-        let mut conn = self.manager();
+        if let Conn::Cluster(conn) = self.manager() {
+            // SCAN walks one node: walk every master.
+            let mut keys = Vec::new();
+            for node in cluster::masters(self, conn, what).await? {
+                keys.extend(scan_node(self, what, pattern, node).await?);
+            }
+            return Ok(keys);
+        }
+        scan_node(self, what, pattern, self.manager()).await
+    }
+}
+
+/// `SCAN MATCH pattern` over one node.
+async fn scan_node<C: redis::aio::ConnectionLike + Send>(
+    redis: &Connection,
+    what: &str,
+    pattern: &str,
+    mut conn: C,
+) -> Result<Vec<String>> {
+    {
         let mut keys = Vec::new();
         let mut cursor: u64 = 0;
         loop {
-            let (next, batch): (u64, Vec<String>) = self
+            let (next, batch): (u64, Vec<String>) = redis
                 .call(
                     what,
                     redis::cmd("SCAN")

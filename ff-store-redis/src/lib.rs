@@ -291,15 +291,38 @@ impl IdempotencyStorage for RedisStore {
         let pattern = format!("{}rec:*", ff_redis::escape_glob(&self.config.prefix));
         let keys = self.redis.scan_keys("listing records", &pattern).await?;
         let (mut records, mut corrupt) = (Vec::new(), Vec::new());
-        // Read in batches, one round trip each.
-        for batch in keys.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for k in batch {
-                pipe.cmd("HMGET").arg(k).arg("rev").arg("body");
-            }
-            let rows: Vec<(Option<String>, Option<String>)> = self
-                .call("reading records", pipe.query_async(&mut conn))
-                .await?;
+        // Read in batches, one round trip each; on a cluster, whose keys
+        // lie in many slots and a pipeline may not cross slots, 64 reads
+        // at a time, each routed to its key's master.
+        let clustered = self.redis.is_cluster();
+        for batch in keys.chunks(if clustered { 64 } else { 1000 }) {
+            let rows: Vec<(Option<String>, Option<String>)> = if clustered {
+                let reads = batch.iter().map(|k| {
+                    let mut conn = conn.clone();
+                    async move {
+                        redis::cmd("HMGET")
+                            .arg(k)
+                            .arg("rev")
+                            .arg("body")
+                            .query_async::<(Option<String>, Option<String>)>(&mut conn)
+                            .await
+                    }
+                });
+                self.call("reading records", async {
+                    futures_util::future::join_all(reads)
+                        .await
+                        .into_iter()
+                        .collect::<redis::RedisResult<Vec<_>>>()
+                })
+                .await?
+            } else {
+                let mut pipe = redis::pipe();
+                for k in batch {
+                    pipe.cmd("HMGET").arg(k).arg("rev").arg("body");
+                }
+                self.call("reading records", pipe.query_async(&mut conn))
+                    .await?
+            };
             for (k, (rev, body)) in batch.iter().zip(rows) {
                 if rev.is_none() && body.is_none() {
                     continue; // removed between SCAN and read

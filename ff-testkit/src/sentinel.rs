@@ -6,10 +6,9 @@
 //!
 //! Readiness is read with `redis-cli` (installed with `redis-server`).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::redis::RedisServer;
+use crate::redis::{RedisServer, cli};
 
 /// The name the Sentinels monitor the master by.
 pub const MASTER_NAME: &str = "ffmaster";
@@ -182,16 +181,4 @@ impl SentinelSet {
                 .is_some_and(|i| i.contains("master_link_status:up"))
         })
     }
-}
-
-/// `redis-cli -p PORT ARGS…`'s output, if it ran.
-fn cli(port: u16, args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
