@@ -24,6 +24,8 @@
 //! 5. **TLS**: uncontended acquire + release over TLS (`rediss://`, a
 //!    second, TLS-only server with the bench's own CA) vs bare
 //!    `SET NX PX` + `DEL` over TLS on one connection, interleaved.
+//! 6. **Cluster**: the same on a cluster of three masters, beside bare
+//!    `SET NX PX` + `DEL` through the redis crate's cluster client.
 //!
 //! Run: `cargo bench -p ff-lock-redis --bench redis_lock`. Without
 //! `--bench` (under `cargo test`) it runs a few rounds as a smoke test.
@@ -172,24 +174,16 @@ fn now_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-/// Block 5: acquire + release over TLS beside bare SET NX PX + DEL over
-/// TLS, interleaved.
-async fn tls_block(server: &RedisServer, blocks: u32, per_block: u32) {
-    let url = server.url();
-    let ours = provider(&url, "bench:tls:").await;
-    let ca = std::fs::read(&server.tls().expect("TLS").ca).expect("CA");
-    let client = redis::Client::build_with_tls(
-        server.url_without_files(),
-        redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(ca),
-        },
-    )
-    .expect("TLS client");
-    let mut bare = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("bare TLS connection");
+/// Blocks 5 and 6: acquire + release through `url` beside bare
+/// `SET NX PX` + `DEL` on `bare` (the same deployment), interleaved.
+async fn versus_bare<C: redis::aio::ConnectionLike + Send>(
+    label: &str,
+    url: &str,
+    mut bare: C,
+    blocks: u32,
+    per_block: u32,
+) {
+    let ours = provider(url, "bench:v:").await;
     let options = LockOptions::default();
     let name = ff_traits::LockName::new("u").expect("lock name");
     let (mut cand, mut base) = (Vec::new(), Vec::new());
@@ -203,7 +197,7 @@ async fn tls_block(server: &RedisServer, blocks: u32, per_block: u32) {
         let t = Instant::now();
         for _ in 0..per_block {
             let _: Option<String> = redis::cmd("SET")
-                .arg("bench:bare:tls")
+                .arg("bench:bare:v")
                 .arg("v")
                 .arg("NX")
                 .arg("PX")
@@ -212,7 +206,7 @@ async fn tls_block(server: &RedisServer, blocks: u32, per_block: u32) {
                 .await
                 .expect("SET");
             let _: i64 = redis::cmd("DEL")
-                .arg("bench:bare:tls")
+                .arg("bench:bare:v")
                 .query_async(&mut bare)
                 .await
                 .expect("DEL");
@@ -221,11 +215,46 @@ async fn tls_block(server: &RedisServer, blocks: u32, per_block: u32) {
     }
     let (c, b) = (median(&mut cand), median(&mut base));
     println!(
-        "over TLS, uncontended acquire + release: {} vs bare SET NX PX + DEL over TLS {}: {:.2}x",
+        "{label}, uncontended acquire + release: {} vs bare SET NX PX + DEL {}: {:.2}x",
         us(c),
         us(b),
         c.as_secs_f64() / b.as_secs_f64()
     );
+}
+
+/// Block 5: over TLS (a TLS-only server with the bench's own CA).
+async fn tls_block(server: &RedisServer, blocks: u32, per_block: u32) {
+    let ca = std::fs::read(&server.tls().expect("TLS").ca).expect("CA");
+    let client = redis::Client::build_with_tls(
+        server.url_without_files(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca),
+        },
+    )
+    .expect("TLS client");
+    let bare = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("bare TLS connection");
+    versus_bare("over TLS", &server.url(), bare, blocks, per_block).await;
+}
+
+/// Block 6: on a cluster of three masters, beside the redis crate's
+/// cluster client.
+async fn cluster_block(cluster: &ff_testkit::cluster::RedisCluster, blocks: u32, per_block: u32) {
+    let url = cluster.url();
+    let nodes: Vec<String> = url
+        .trim_start_matches("redis+cluster://")
+        .split(',')
+        .map(|h| format!("redis://{h}"))
+        .collect();
+    let bare = redis::cluster::ClusterClient::new(nodes)
+        .expect("cluster client")
+        .get_async_connection()
+        .await
+        .expect("bare cluster connection");
+    versus_bare("on a 3-master cluster", &url, bare, blocks, per_block).await;
 }
 
 fn main() {
@@ -371,6 +400,9 @@ fn main() {
             RedisServer::start_tls_for_benchmarks(ff_testkit::redis::TlsSetup::default())
         {
             tls_block(&tls_server, blocks, per_block).await;
+        }
+        if let Some(cluster) = ff_testkit::cluster::RedisCluster::start() {
+            cluster_block(&cluster, blocks, per_block).await;
         }
 
         // 2. Hand-off, and the bare PUBLISH → message floor.
