@@ -23,6 +23,11 @@ fn create_and_lock(url: &str) {
     assert_eq!(again["reused"], true, "the record is in Redis: {again}");
     let out = ff(dir, &["--lock", url, "lock", "repo/deploy", "--", "true"]);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    // `ff locks` says which node answered.
+    let out = ff(dir, &["--lock", url, "locks"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(from redis"), "{text}");
+    assert!(text.contains("127.0.0.1:"), "{text}");
 }
 
 #[test]

@@ -217,6 +217,10 @@ impl LockProvider for FileLockProvider {
         "file"
     }
 
+    fn endpoint(&self) -> Option<String> {
+        Some(format!("file locks in {}", self.dir.display()))
+    }
+
     async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
         self.take(name, options, true)
             .await?

@@ -668,6 +668,17 @@ impl LockProvider for RedisLockProvider {
         "redis"
     }
 
+    /// `redis <node>`: the server calls go to (a Sentinel set's master
+    /// now; a cluster's first node, through which it was reached).
+    fn endpoint(&self) -> Option<String> {
+        let node = self.shared.redis.node_address();
+        Some(if self.shared.clustered {
+            format!("redis cluster via {node}")
+        } else {
+            format!("redis {node}")
+        })
+    }
+
     async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
         let name = name.as_str();
         check_mode(options)?;

@@ -8,6 +8,26 @@
 //! of the user's choosing; the master a set of Sentinels names
 //! (`redis+sentinel://`), followed across failovers; a Redis Cluster
 //! (`redis+cluster://`); `?min_replicas=N` (see [`Connection::open`]).
+//!
+//! ## Connection settings, in one place
+//!
+//! Every Redis backend (locks, records) connects through
+//! [`Connection::open`] with one setting of its own, the **call timeout**
+//! (`RedisLockConfig::call_timeout`, `RedisStoreConfig::call_timeout`,
+//! default 2 s). From it:
+//!
+//! | what | value |
+//! |---|---|
+//! | connect timeout (first connection, reconnections) | the call timeout |
+//! | one call (a command, a script, a subscription) | the call timeout; then a backend error (exit 69) naming the server |
+//! | connection | one multiplexed connection per backend, shared by all its tasks (pub/sub waiters open their own) |
+//! | reconnection (one server, a Sentinel's master) | automatic, 2 retries a call, backoff up to 500 ms |
+//! | failover (Sentinel) | a failing call makes the Sentinels be asked for the master again, at most every 100 ms; the failing call itself fails |
+//! | cluster | the cluster client's connection to every master, routing by slot, following `MOVED`/`ASK`; connect and response timeouts are the call timeout |
+//! | `?min_replicas=N` | `WAIT N` after every call, for up to half the call timeout |
+//! | TLS | rustls; the server's certificate checked against `?ca=`/`FF_REDIS_CA`/the system's roots; no switch to skip it |
+//!
+//! [`Connection::node_address`] says which node calls go to.
 
 #![forbid(unsafe_code)]
 

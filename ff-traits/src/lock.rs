@@ -498,6 +498,13 @@ pub trait LockProvider: Send + Sync + fmt::Debug {
     /// A short backend name for messages (`memory`, `file`, `redis`).
     fn backend_name(&self) -> &str;
 
+    /// Where the locks live, for operators: the directory, the server
+    /// that answers (for a replicated deployment, the node calls go to
+    /// now). `None` (the default) when there is nothing to say.
+    fn endpoint(&self) -> Option<String> {
+        None
+    }
+
     /// Takes the lock `name`, waiting up to [`LockOptions::wait_budget`].
     ///
     /// Cancel-safe: dropping the returned future before it completes leaves
@@ -564,6 +571,9 @@ macro_rules! forward_lock_provider {
         impl<T: LockProvider + ?Sized> LockProvider for $ty {
             fn backend_name(&self) -> &str {
                 (**self).backend_name()
+            }
+            fn endpoint(&self) -> Option<String> {
+                (**self).endpoint()
             }
             async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
                 (**self).acquire(name, options).await

@@ -125,12 +125,18 @@ pub(super) async fn locks(settings: &Settings, out: Out, tree: bool) -> Result<u
     let all = locks.locks().await?;
     let now = Timestamp::now();
     let value = Value::Array(all.iter().map(|l| lock_json(l, now)).collect());
+    // Which backend answered (for Redis, the node): in the human view
+    // only, so the JSON stays a plain list.
+    let from = locks
+        .endpoint()
+        .map(|e| format!("\n(from {e})"))
+        .unwrap_or_default();
     out.emit(&value, || {
         if all.is_empty() {
-            return "no locks".to_owned();
+            return format!("no locks{from}");
         }
         if tree {
-            return lock_tree(&all);
+            return format!("{}{from}", lock_tree(&all));
         }
         let rows: Vec<Vec<String>> = all
             .iter()
@@ -158,10 +164,11 @@ pub(super) async fn locks(settings: &Settings, out: Out, tree: bool) -> Result<u
                 ]
             })
             .collect();
-        output::table(
+        let table = output::table(
             &["NAME", "FOR", "STATE", "HOLDER", "OPERATION", "SINCE"],
             &rows,
-        )
+        );
+        format!("{table}{from}")
     });
     Ok(0)
 }
