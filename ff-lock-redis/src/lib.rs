@@ -530,6 +530,9 @@ const LIVENESS_POLL: Duration = Duration::from_millis(10);
 /// Waits for a release message until `until`; whether one came. A closed
 /// subscription (the connection dropped) just waits: the TTL fallback
 /// still wakes the waiter, without a busy loop.
+/// How soon a waiter tries again after a call failed mid-wait.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(100);
+
 async fn released(
     messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
     until: Instant,
@@ -611,9 +614,19 @@ impl RedisLockProvider {
         let heartbeat = self.ttl(options) / 3;
         let mut named: Option<LockInfo> = busy.holders().next().map(|h| h.info.clone());
         loop {
-            match self.attempt_or_take_over(name, options, waiter).await? {
-                Attempt::Granted(g) => return Ok(g),
-                Attempt::Busy(b) => busy = b,
+            match self.attempt_or_take_over(name, options, waiter).await {
+                Ok(Attempt::Granted(g)) => return Ok(g),
+                Ok(Attempt::Busy(b)) => busy = b,
+                // The server went away mid-wait (a failover, a restart):
+                // keep waiting, trying again shortly, until the deadline.
+                Err(e @ Error::Backend { .. })
+                    if Instant::now() + RETRY_AFTER_FAILURE < deadline =>
+                {
+                    tracing::warn!(lock = name, error = %e, "a call failed while waiting for the lock; trying again");
+                    tokio::time::sleep(RETRY_AFTER_FAILURE).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             if let Some(h) = busy.holders().next() {
                 named = Some(h.info.clone());
@@ -631,10 +644,10 @@ impl RedisLockProvider {
             // heartbeat, or at the deadline; holders on this host are
             // watched meanwhile, to take over the moment they die.
             let expiry = match &busy.exclusive {
-                Some(_) => {
-                    self.pttl(name).await?.unwrap_or(Duration::from_millis(1))
-                        + Duration::from_millis(1)
-                }
+                Some(_) => match self.pttl(name).await {
+                    Ok(ttl) => ttl.unwrap_or(Duration::from_millis(1)) + Duration::from_millis(1),
+                    Err(_) => RETRY_AFTER_FAILURE,
+                },
                 None => heartbeat,
             };
             let wake = Instant::now() + expiry.min(heartbeat).min(deadline - now);

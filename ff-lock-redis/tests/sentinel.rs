@@ -107,3 +107,61 @@ fn service_resumes_after_each_failover_and_tokens_keep_rising() {
         resumed[resumed.len() - 1]
     );
 }
+
+/// A waiter whose wait spans a failover keeps waiting (its calls fail
+/// while no master answers) and gets the lock on the promoted replica once
+/// the holder's short lease lapses there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_spanning_a_failover_keeps_waiting_and_gets_the_lock() {
+    let Some(mut set) = tokio::task::spawn_blocking(SentinelSet::start)
+        .await
+        .expect("start")
+    else {
+        return;
+    };
+    let url = set.url();
+    let prefix = format!("test:{}:", ff_traits::unique_id());
+    let connect = || async {
+        RedisLockProvider::connect(
+            RedisLockConfig::new(&url)
+                .with_prefix(prefix.clone())
+                .with_call_timeout(Duration::from_secs(1)),
+        )
+        .await
+        .expect("connect through Sentinel")
+    };
+    let (holder, waiter) = (connect().await, connect().await);
+    let name = LockName::new("spanning").expect("name");
+    let short = LockOptions::default().with_stale_threshold(Duration::from_secs(3));
+    let held = holder.acquire(&name, &short).await.expect("hold");
+    let before = held.fencing_token().0;
+    // Give the grant time to reach the replica.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = {
+        let (waiter, name) = (waiter.clone(), name.clone());
+        tokio::spawn(async move {
+            waiter
+                .acquire(
+                    &name,
+                    &LockOptions::default().with_timeout(Duration::from_secs(40)),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let old = set.kill_master();
+    // The holder lets go while no master answers: its release fails (or
+    // reaches the new master), its renewals stop, and its grant, if it
+    // reached the replica, lapses there with its 3 s lease.
+    let _ = held.release().await;
+    let got = waiting
+        .await
+        .expect("the waiter")
+        .expect("the wait survived the failover");
+    assert!(got.fencing_token().0 > before, "tokens rose");
+    assert_ne!(set.master_port(), Some(old));
+    let _ = got.release().await;
+    tokio::task::spawn_blocking(move || set.rejoin(old))
+        .await
+        .expect("rejoin");
+}
