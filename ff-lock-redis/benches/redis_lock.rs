@@ -174,6 +174,24 @@ fn now_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
+/// The bare floor of a lock: `SET key v NX PX 30000` then `DEL key`.
+async fn bare_pair<C: redis::aio::ConnectionLike + Send>(bare: &mut C, key: &str) {
+    let _: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg("v")
+        .arg("NX")
+        .arg("PX")
+        .arg(30_000)
+        .query_async(bare)
+        .await
+        .expect("SET");
+    let _: i64 = redis::cmd("DEL")
+        .arg(key)
+        .query_async(bare)
+        .await
+        .expect("DEL");
+}
+
 /// Blocks 5 and 6: acquire + release through `url` beside bare
 /// `SET NX PX` + `DEL` on `bare` (the same deployment), interleaved.
 async fn versus_bare<C: redis::aio::ConnectionLike + Send>(
@@ -196,20 +214,7 @@ async fn versus_bare<C: redis::aio::ConnectionLike + Send>(
         cand.push(t.elapsed() / per_block);
         let t = Instant::now();
         for _ in 0..per_block {
-            let _: Option<String> = redis::cmd("SET")
-                .arg("bench:bare:v")
-                .arg("v")
-                .arg("NX")
-                .arg("PX")
-                .arg(30_000)
-                .query_async(&mut bare)
-                .await
-                .expect("SET");
-            let _: i64 = redis::cmd("DEL")
-                .arg("bench:bare:v")
-                .query_async(&mut bare)
-                .await
-                .expect("DEL");
+            bare_pair(&mut bare, "bench:bare:v").await;
         }
         base.push(t.elapsed() / per_block);
     }
@@ -330,20 +335,7 @@ fn main() {
             cand.push(t.elapsed() / per_block);
             let t = Instant::now();
             for _ in 0..per_block {
-                let _: Option<String> = redis::cmd("SET")
-                    .arg("bench:bare:u")
-                    .arg("v")
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(30_000)
-                    .query_async(&mut bare)
-                    .await
-                    .expect("SET");
-                let _: i64 = redis::cmd("DEL")
-                    .arg("bench:bare:u")
-                    .query_async(&mut bare)
-                    .await
-                    .expect("DEL");
+                bare_pair(&mut bare, "bench:bare:u").await;
             }
             base.push(t.elapsed() / per_block);
             let t = Instant::now();

@@ -167,12 +167,8 @@ impl RedisServer {
         )?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let linked = Command::new("redis-cli")
-                .args(["-p", &replica.port().to_string(), "INFO", "replication"])
-                .output()
-                .is_ok_and(|o| {
-                    String::from_utf8_lossy(&o.stdout).contains("master_link_status:up")
-                });
+            let linked = cli(replica.port(), &["INFO", "replication"])
+                .is_some_and(|i| i.contains("master_link_status:up"));
             if linked {
                 return Some(replica);
             }

@@ -34,16 +34,7 @@ impl SentinelSet {
     #[must_use]
     pub fn start() -> Option<Self> {
         let master = RedisServer::start()?;
-        let replica = RedisServer::start_custom(
-            "always",
-            None,
-            vec![
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                master.port().to_string(),
-            ],
-            None,
-        )?;
+        let replica = RedisServer::start_replica_of(&master)?;
         let master_port = master.port();
         let conf = move |port: u16| {
             format!(
