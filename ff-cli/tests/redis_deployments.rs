@@ -44,4 +44,13 @@ fn ff_through_redis_sentinel() {
         return;
     };
     create_and_lock(&set.url());
+    // A master name the Sentinels do not know: unavailable, named.
+    let unknown = set
+        .url()
+        .replace(ff_testkit::sentinel::MASTER_NAME, "nosuchmaster");
+    let repo = TestRepo::new();
+    let out = ff(repo.path(), &["--lock", &unknown, "locks"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 69, "{stderr}");
+    assert!(stderr.contains("no master from the Sentinels"), "{stderr}");
 }

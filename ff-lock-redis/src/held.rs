@@ -73,7 +73,7 @@ impl Held {
             scripts::RELEASE_SHARED_SCRIPT.key(shared.aux(name, "readers"))
         };
         let deleted: i64 = shared
-            .call(
+            .call_write(
                 "releasing a lock",
                 script
                     .arg(token)
@@ -117,7 +117,7 @@ async fn watchdog(
             scripts::EXTEND_SHARED_SCRIPT.key(shared.aux(&name, "readers"))
         };
         let renewed: Result<i64> = shared
-            .call(
+            .call_write(
                 "renewing a lock",
                 script.arg(&token).arg(ttl_ms).invoke_async(&mut conn),
             )

@@ -227,6 +227,16 @@ impl Shared {
         self.redis.call(what, fut).await
     }
 
+    /// As `call`, for a call that writes (it waits for replicas under
+    /// `?min_replicas=N`).
+    pub(crate) async fn call_write<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        self.redis.call_write(what, fut).await
+    }
+
     /// A handle to issue commands on.
     pub(crate) fn conn(&self) -> ff_redis::Conn {
         self.redis.manager()
@@ -315,7 +325,7 @@ impl RedisLockProvider {
         // A timeout may hide a grant: `pending` stays armed to undo it.
         let answer: Vec<redis::Value> = self
             .shared
-            .call("taking a lock", invocation.invoke_async(&mut conn))
+            .call_write("taking a lock", invocation.invoke_async(&mut conn))
             .await?;
         pending.shared = None;
         drop(pending);
@@ -401,7 +411,7 @@ impl RedisLockProvider {
         let mut conn = self.shared.conn();
         let dropped: i64 = self
             .shared
-            .call(
+            .call_write(
                 "removing a shared hold",
                 scripts::DROP_READER_IF_SCRIPT
                     .key(self.shared.aux(name, "readers"))
@@ -427,7 +437,7 @@ impl RedisLockProvider {
         let mut conn = self.shared.conn();
         let dropped: i64 = self
             .shared
-            .call(
+            .call_write(
                 "lifting a dead writer's mark",
                 scripts::DELETE_IF_SCRIPT
                     .key(self.shared.aux(name, "writer"))
@@ -444,7 +454,7 @@ impl RedisLockProvider {
         let mut conn = self.shared.conn();
         let _: Result<i64> = self
             .shared
-            .call(
+            .call_write(
                 "lifting a waiting writer's mark",
                 scripts::UNMARK_WRITER_SCRIPT
                     .key(self.shared.aux(name, "writer"))
@@ -774,7 +784,7 @@ impl LockProvider for RedisLockProvider {
         if let Some(h) = exclusive {
             let deleted: i64 = self
                 .shared
-                .call(
+                .call_write(
                     "force-releasing a lock",
                     scripts::DELETE_IF_SCRIPT
                         .key(self.shared.key(name))

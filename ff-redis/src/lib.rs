@@ -24,7 +24,7 @@
 //! | reconnection (one server, a Sentinel's master) | automatic, 2 retries a call, backoff up to 500 ms |
 //! | failover (Sentinel) | a failing call makes the Sentinels be asked for the master again, at most every 100 ms; the failing call itself fails |
 //! | cluster | the cluster client's connection to every master, routing by slot, following `MOVED`/`ASK`; connect and response timeouts are the call timeout |
-//! | `?min_replicas=N` | `WAIT N` after every call, for up to half the call timeout |
+//! | `?min_replicas=N` | `WAIT N` after every write, for up to half the call timeout |
 //! | TLS | rustls; the server's certificate checked against `?ca=`/`FF_REDIS_CA`/the system's roots; no switch to skip it |
 //!
 //! [`Connection::node_address`] says which node calls go to.
@@ -141,11 +141,12 @@ impl Connection {
     /// certificate for servers that ask for one. There is no switch to
     /// skip the check.
     ///
-    /// `?min_replicas=N` (any form): a call succeeds only once `N`
-    /// replicas acknowledged the writes made so far (`WAIT N`, up to half
-    /// the call timeout), so what it wrote survives a failover to one of them;
-    /// otherwise the call fails saying so (what it wrote stays on the
-    /// master). Every call then costs a second round trip.
+    /// `?min_replicas=N` (any form): a write ([`call_write`](Self::call_write))
+    /// succeeds only once `N` replicas acknowledged the writes made so far
+    /// (`WAIT N`, up to half the call timeout), so what it wrote survives a
+    /// failover to one of them; otherwise it fails saying so (what it
+    /// wrote stays on the master). Every write then costs a second round
+    /// trip; reads do not wait.
     ///
     /// A cluster, `redis+cluster://[user:password@]host:port[,host:port…]`:
     /// commands are routed by their keys' slot (a script's keys must share
@@ -312,12 +313,7 @@ impl Connection {
     ) -> Result<T> {
         let url = &self.inner.url;
         let failed = match tokio::time::timeout(self.inner.call_timeout, fut).await {
-            Ok(Ok(v)) => {
-                if let Some(n) = self.inner.min_replicas {
-                    self.wait_for_replicas(what, n).await?;
-                }
-                return Ok(v);
-            }
+            Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => format!("{what} at {}: {e}", redact(url)),
             Err(_) => format!(
                 "{what} at {} took longer than {:?}; is the server reachable?",
@@ -327,6 +323,26 @@ impl Connection {
         };
         self.reask_master().await;
         Err(backend_error(failed))
+    }
+
+    /// As [`call`](Self::call), for a call that writes: with
+    /// `?min_replicas=N`, it succeeds only once N replicas acknowledged
+    /// the connection's writes (reads need no acknowledgement, and go on
+    /// while replicas are missing).
+    ///
+    /// # Errors
+    /// As [`call`](Self::call); a backend error when too few replicas
+    /// acknowledged in time (the write stays on the master).
+    pub async fn call_write<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        let v = self.call(what, fut).await?;
+        if let Some(n) = self.inner.min_replicas {
+            self.wait_for_replicas(what, n).await?;
+        }
+        Ok(v)
     }
 
     /// `WAIT n`: until `n` replicas acknowledged every write made so far

@@ -159,6 +159,16 @@ impl RedisStore {
         self.redis.call(what, fut).await
     }
 
+    /// As `call`, for a call that writes (it waits for replicas under
+    /// `?min_replicas=N`).
+    async fn call_write<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        self.redis.call_write(what, fut).await
+    }
+
     fn body(record: &IdempotencyRecord) -> Result<String> {
         serde_json::to_string(record)
             .map_err(|e| Error::invalid_input("idempotency record", e.to_string()))
@@ -230,7 +240,7 @@ impl IdempotencyStorage for RedisStore {
     async fn create(&self, record: IdempotencyRecord) -> Result<IdempotencyRecord> {
         let mut conn = self.redis.manager();
         let created: i64 = self
-            .call(
+            .call_write(
                 "creating a record",
                 Script::new(CREATE)
                     .key(self.key(&record.key))
@@ -256,7 +266,7 @@ impl IdempotencyStorage for RedisStore {
     ) -> Result<IdempotencyRecord> {
         let mut conn = self.redis.manager();
         let answer: (i64, i64) = self
-            .call(
+            .call_write(
                 "updating a record",
                 Script::new(SWAP)
                     .key(self.key(&record.key))
@@ -275,7 +285,7 @@ impl IdempotencyStorage for RedisStore {
     async fn remove(&self, key: &RecordKey, expected: Revision) -> Result<()> {
         let mut conn = self.redis.manager();
         let answer: (i64, i64) = self
-            .call(
+            .call_write(
                 "removing a record",
                 Script::new(REMOVE)
                     .key(self.key(key))

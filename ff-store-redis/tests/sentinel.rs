@@ -1,7 +1,6 @@
 //! RedisStore through Redis Sentinel (a master, a replica, three
-//! Sentinels, all started by the test): the whole conformance suite.
-//! (Failovers are tested once, in ff-lock-redis: both backends connect
-//! through ff-redis.)
+//! Sentinels, all started by the test): the whole conformance suite, and
+//! records written with `?min_replicas=1` all there after a failover.
 
 use std::sync::{Arc, OnceLock};
 
@@ -27,4 +26,56 @@ async fn store() -> Option<Arc<dyn IdempotencyStorage>> {
 
 mod conformance {
     ff_traits::store_conformance_tests!(optional super::store());
+}
+
+/// Records whose writes a replica acknowledged (`?min_replicas=1`) are all
+/// there after the master is SIGKILLed and that replica promoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_records_survive_a_failover() {
+    use ff_traits::{IdempotencyKey, IdempotencyManager, ManagerConfig, Start};
+    use serde_json::json;
+    let Some(mut set) = tokio::task::spawn_blocking(SentinelSet::start)
+        .await
+        .expect("start")
+    else {
+        return;
+    };
+    let config = RedisStoreConfig::new(format!("{}?min_replicas=1", set.url()))
+        .with_prefix(format!("test:{}:", ff_traits::unique_id()))
+        .with_call_timeout(std::time::Duration::from_secs(1));
+    let store = RedisStore::connect(config).await.expect("connect");
+    let m = IdempotencyManager::new(store.clone(), ManagerConfig::default());
+    let key = |n: u32| IdempotencyKey::new("failover", json!({"n": n}), json!({}));
+    for n in 0..50 {
+        let Start::Claimed(claim) = m.start_operation(&key(n), None).await.expect("start") else {
+            panic!("fresh key");
+        };
+        m.complete_operation(&claim, json!(n))
+            .await
+            .expect("acknowledged by the replica");
+    }
+    let old = set.kill_master();
+    let set = tokio::task::spawn_blocking(move || {
+        let _ = set.wait_for_new_master(old, std::time::Duration::from_secs(30));
+        set
+    })
+    .await
+    .expect("failover");
+    // Reads fail until the client learns the new master; then every
+    // record is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for n in 0..50 {
+        let record = loop {
+            match store.load(&key(n).record_key().expect("key")).await {
+                Ok(r) => break r,
+                Err(e) => {
+                    assert!(std::time::Instant::now() < deadline, "{e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let record = record.unwrap_or_else(|| panic!("record {n} was lost in the failover"));
+        assert_eq!(record.result, Some(json!(n)));
+    }
+    drop(set);
 }
