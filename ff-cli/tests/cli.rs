@@ -922,3 +922,28 @@ fn locks_tree_and_unlock_of_a_node() {
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+/// `ff cleanup` of squash-merged work: no force needed, the reason in
+/// the answer, the commits archived all the same.
+#[test]
+fn cleanup_of_squash_merged_work_says_why_it_is_merged() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let created = stdout_json(&ff(dir, &["create", "squash", "--json"]));
+    let path = std::path::PathBuf::from(created["path"].as_str().expect("path"));
+    let branch = created["branch"].as_str().expect("branch").to_owned();
+    commit_file(&path, "one.txt", "1\n", "one");
+    commit_file(&path, "two.txt", "2\n", "two");
+    let _ = ff_testkit::git::git_in(dir, &["merge", "--squash", &branch]);
+    let _ = ff_testkit::git::git_in(dir, &["commit", "-q", "-m", "squashed"]);
+    let done = stdout_json(&ff(dir, &["cleanup", "squash", "--json"]));
+    assert_valid("cleanup", &done);
+    assert_eq!(done["removed"], true, "{done}");
+    assert!(
+        done["merged_because"]
+            .as_str()
+            .is_some_and(|w| w.contains("squash")),
+        "{done}"
+    );
+    assert!(done["archived_at"].is_string(), "{done}");
+}

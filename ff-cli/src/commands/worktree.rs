@@ -161,14 +161,23 @@ pub(super) async fn cleanup(
         "removed": done.removed.is_some(),
         "id": done.removed.as_ref().map(|w| w.id.clone()),
         "archived_at": done.archived_at,
+        "merged_because": done.merged_because,
     });
-    out.emit(&value, || match (&done.removed, &done.archived_at) {
-        (None, _) => format!("nothing to clean up for {target:?}"),
-        (Some(w), None) => format!("removed worktree {} and branch {}", w.id, w.branch),
-        (Some(w), Some(a)) => format!(
-            "removed worktree {} and branch {}; its work is kept at {a} (git log {a})",
-            w.id, w.branch
-        ),
+    out.emit(&value, || {
+        let merged = done
+            .merged_because
+            .as_ref()
+            .map(|why| format!("\njudged merged: {why}"))
+            .unwrap_or_default();
+        let what = match (&done.removed, &done.archived_at) {
+            (None, _) => format!("nothing to clean up for {target:?}"),
+            (Some(w), None) => format!("removed worktree {} and branch {}", w.id, w.branch),
+            (Some(w), Some(a)) => format!(
+                "removed worktree {} and branch {}; its commits are kept at {a} (git log {a})",
+                w.id, w.branch
+            ),
+        };
+        format!("{what}{merged}")
     });
     Ok(0)
 }

@@ -25,6 +25,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(Cleaned {
                 removed: None,
                 archived_at: None,
+                merged_because: None,
             });
         };
         let issue = IssueId::parse(&found.issue)?;
@@ -46,6 +47,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let nothing = Cleaned {
             removed: None,
             archived_at: None,
+            merged_because: None,
         };
         let Some(record) = self.records.store().load(&key).await? else {
             return Ok(nothing);
@@ -62,6 +64,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(Cleaned {
                 removed: Some(wt),
                 archived_at,
+                merged_because: None,
             });
         }
         self.refuse_nested(&wt).await?;
@@ -87,6 +90,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .as_ref()
             .map_or_else(|| (wt.base.clone(), 0), |(_, base, n)| (base.clone(), *n));
         let mut archived_at = None;
+        let mut merged_because = None;
         if force {
             // Uncommitted files die with the directory: snapshot them
             // first. Commits made after the snapshot are kept below.
@@ -95,8 +99,24 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 archived_at = Some(self.keep(&wt, &snapshot).await?);
             }
         } else if unmerged.1 > 0 {
-            let dirty = self.dirty_files(&wt).await?;
-            return Err(would_lose_work(&wt, &dirty, unmerged));
+            // Squash- and rebase-merged work: the base's history lacks the
+            // commits, its content has their changes. Judged merged, the
+            // commits are still archived below (they count as unmerged
+            // there), in case the judgement was wrong.
+            let why = match &judged {
+                Some((tip, base, _)) => self.merged_by_content(base, tip).await?,
+                None => None,
+            };
+            match why {
+                Some(why) => {
+                    tracing::info!(id = %wt.id, reason = %why, "work judged merged by content");
+                    merged_because = Some(why);
+                }
+                None => {
+                    let dirty = self.dirty_files(&wt).await?;
+                    return Err(would_lose_work(&wt, &dirty, unmerged));
+                }
+            }
         }
         let archived_at = self
             .with_registry("worktree remove", async || {
@@ -127,6 +147,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         Ok(Cleaned {
             removed: Some(wt),
             archived_at,
+            merged_because,
         })
     }
 
@@ -258,6 +279,48 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             if out.success() {
                 return Ok(Some((base.clone(), out.text().parse().unwrap_or(0))));
             }
+        }
+        Ok(None)
+    }
+
+    /// Why `tip`'s commits, though `base`'s history lacks them, are merged
+    /// all the same, if they are: each has an equivalent change in the
+    /// base (`git cherry`: rebased or cherry-picked), or merging `tip` into
+    /// the base would change nothing (its changes arrived in one squashed
+    /// commit). `None` when some change of `tip` is not in the base.
+    async fn merged_by_content(&self, base: &str, tip: &str) -> Result<Option<String>> {
+        let cherry = self.git.output(["cherry", base, tip], true).await?;
+        if cherry.success() {
+            let text = cherry.text();
+            let total = text.lines().count();
+            if total > 0 && !text.lines().any(|l| l.starts_with('+')) {
+                return Ok(Some(format!(
+                    "each of its {total} commit(s) has an equivalent change in {base} \
+                     (rebased or cherry-picked; git cherry)"
+                )));
+            }
+        }
+        let merged = self
+            .git
+            .output(
+                ["merge-tree", "--write-tree", "--no-messages", base, tip],
+                true,
+            )
+            .await?;
+        if !merged.success() {
+            return Ok(None); // conflicts: the base lacks some change of it
+        }
+        let base_tree = self
+            .git
+            .output(["rev-parse", "--verify", &format!("{base}^{{tree}}")], true)
+            .await?;
+        let merged_tree = merged.text();
+        let merged_tree = merged_tree.lines().next().unwrap_or_default();
+        if base_tree.success() && base_tree.text() == merged_tree {
+            return Ok(Some(format!(
+                "its changes are all in {base} already: merging it would change nothing \
+                 (squash-merged)"
+            )));
         }
         Ok(None)
     }

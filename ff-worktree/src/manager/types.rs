@@ -274,8 +274,13 @@ pub enum Recover {
 pub struct Cleaned {
     /// The worktree removed, or `None` when there was nothing to clean.
     pub removed: Option<Worktree>,
-    /// Where work that would have been lost was kept (forced cleanup).
+    /// Where work that would have been lost was kept (forced cleanup), or
+    /// the branch's commits kept anyway because they were judged merged by
+    /// their content, not by history (see `merged_because`).
     pub archived_at: Option<String>,
+    /// Why commits the base's history lacks were judged merged: their
+    /// changes are in the base already (a squash or rebase merge).
+    pub merged_because: Option<String>,
 }
 
 /// Options of one [`sync_worktree`](super::WorktreeManager::sync_worktree).

@@ -1,0 +1,94 @@
+//! Merged means merged, however it was merged: work squash- or
+//! rebase-merged into the base is cleaned up without force (and its
+//! commits archived all the same), and the cleanup says why it judged the
+//! work merged; a branch with one merged and one unmerged change is still
+//! refused.
+
+mod common;
+
+use ff_testkit::git::{TestRepo, commit_file, git_in};
+use ff_worktree::{Cleanup, Error, WorktreeConfig};
+
+/// A worktree for `issue` with two commits of its own.
+async fn two_commits(m: &common::Manager, issue: &str) -> ff_worktree::Worktree {
+    let wt = m.create_worktree(issue).await.expect("create").worktree;
+    commit_file(&wt.path, &format!("{issue}-a.txt"), "a\n", "first");
+    commit_file(&wt.path, &format!("{issue}-b.txt"), "b\n", "second");
+    wt
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn squash_merged_work_is_cleaned_up_without_force_and_kept() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = two_commits(&m, "squashed").await;
+    let tip = git_in(&wt.path, &["rev-parse", "HEAD"]);
+    let _ = git_in(repo.path(), &["merge", "--squash", &wt.branch]);
+    let _ = git_in(repo.path(), &["commit", "-q", "-m", "squash of the issue"]);
+    let done = m
+        .cleanup_worktree(&wt.id, Cleanup::Safe)
+        .await
+        .expect("squash-merged work is merged");
+    let why = done.merged_because.expect("says why");
+    assert!(why.contains("squash"), "{why}");
+    let kept = done.archived_at.expect("archived all the same");
+    assert_eq!(git_in(repo.path(), &["rev-parse", &kept]), tip);
+    assert!(!wt.path.exists());
+    common::assert_consistent(&repo, &m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebase_merged_work_is_cleaned_up_without_force() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = two_commits(&m, "rebased").await;
+    // The base moved on meanwhile, then took the commits one by one.
+    commit_file(repo.path(), "other.txt", "other\n", "someone else's work");
+    let _ = git_in(
+        repo.path(),
+        &["cherry-pick", &format!("main..{}", wt.branch)],
+    );
+    let done = m
+        .cleanup_worktree(&wt.id, Cleanup::Safe)
+        .await
+        .expect("rebase-merged work is merged");
+    let why = done.merged_because.expect("says why");
+    assert!(why.contains("equivalent change"), "{why}");
+    assert!(done.archived_at.is_some(), "archived all the same");
+    common::assert_consistent(&repo, &m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_merged_and_one_unmerged_change_is_still_refused() {
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = two_commits(&m, "half").await;
+    // Only the first commit's change reaches the base.
+    let first = git_in(&wt.path, &["rev-parse", "HEAD~1"]);
+    let _ = git_in(repo.path(), &["cherry-pick", &first]);
+    let err = m
+        .cleanup_worktree(&wt.id, Cleanup::Safe)
+        .await
+        .expect_err("the second change is in no base");
+    assert!(matches!(err, Error::WouldLoseWork { .. }), "{err:?}");
+    assert!(wt.path.exists(), "nothing removed");
+    // Nor is a branch whose squash left a change out.
+    let other = two_commits(&m, "partial").await;
+    let _ = git_in(
+        repo.path(),
+        &[
+            "checkout",
+            "-q",
+            &format!("{}~1", other.branch),
+            "--",
+            "partial-a.txt",
+        ],
+    );
+    let _ = git_in(repo.path(), &["commit", "-q", "-m", "half a squash"]);
+    let err = m
+        .cleanup_worktree(&other.id, Cleanup::Safe)
+        .await
+        .expect_err("partial-b.txt is in no base");
+    assert!(matches!(err, Error::WouldLoseWork { .. }), "{err:?}");
+    common::assert_consistent(&repo, &m).await;
+}
