@@ -108,6 +108,24 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Remove, one issue at a time, every worktree whose work is merged
+    /// (squash and rebase merges count) or, with --older-than, that is
+    /// older than that with nothing to lose. Never forces: a worktree with
+    /// uncommitted changes, unmerged commits or a held issue lock is kept,
+    /// and the answer says why.
+    Prune {
+        /// Worktrees whose commits are in the base (the default unless
+        /// --older-than is given).
+        #[arg(long)]
+        merged: bool,
+        /// Worktrees created longer ago than this (7d, 12h…) with nothing
+        /// to lose, used or not.
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        older_than: Option<Duration>,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the worktrees.
     List,
     /// Repair what crashes left: roll back half-done operations, reconcile

@@ -947,3 +947,42 @@ fn cleanup_of_squash_merged_work_says_why_it_is_merged() {
     );
     assert!(done["archived_at"].is_string(), "{done}");
 }
+
+/// `ff prune --dry-run` lists exactly what `ff prune` then removes, both
+/// answers valid against the schema.
+#[test]
+fn prune_dry_run_lists_what_prune_removes() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    for issue in ["done", "open"] {
+        let created = stdout_json(&ff(dir, &["create", issue, "--json"]));
+        let path = std::path::PathBuf::from(created["path"].as_str().expect("path"));
+        commit_file(&path, &format!("{issue}.txt"), "work\n", "work");
+        if issue == "done" {
+            let branch = created["branch"].as_str().expect("branch");
+            let _ = ff_testkit::git::git_in(dir, &["merge", "--squash", branch]);
+            let _ = ff_testkit::git::git_in(dir, &["commit", "-q", "-m", "squashed"]);
+        }
+    }
+    let plan = stdout_json(&ff(dir, &["prune", "--dry-run", "--json"]));
+    assert_valid("prune", &plan);
+    let pick = |v: &Value, action: &str| -> Vec<String> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .filter(|p| p["action"] == action)
+            .map(|p| p["issue"].as_str().expect("issue").to_owned())
+            .collect()
+    };
+    assert_eq!(pick(&plan, "would_remove"), ["done"], "{plan}");
+    assert_eq!(pick(&plan, "kept"), ["open"], "{plan}");
+    let done = stdout_json(&ff(dir, &["prune", "--json"]));
+    assert_valid("prune", &done);
+    assert_eq!(
+        pick(&done, "removed"),
+        pick(&plan, "would_remove"),
+        "{done}"
+    );
+    let listed = stdout_json(&ff(dir, &["list", "--json"]));
+    assert_eq!(listed.as_array().expect("array").len(), 1, "{listed}");
+}

@@ -100,8 +100,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use ff_traits;
 pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
 pub use manager::{
-    Cleaned, Cleanup, Created, LimitPolicy, Recover, Recovery, Repair, RepairKind, SyncOptions,
-    SyncStrategy, Synced, Worktree, WorktreeConfig, WorktreeManager, WorktreeStatus,
+    Cleaned, Cleanup, Created, LimitPolicy, PruneAction, PruneOptions, Pruned, Recover, Recovery,
+    Repair, RepairKind, SyncOptions, SyncStrategy, Synced, Worktree, WorktreeConfig,
+    WorktreeManager, WorktreeStatus,
 };
 
 /// The backends compiled in, one module per cargo feature.

@@ -92,3 +92,91 @@ async fn one_merged_and_one_unmerged_change_is_still_refused() {
     assert!(matches!(err, Error::WouldLoseWork { .. }), "{err:?}");
     common::assert_consistent(&repo, &m).await;
 }
+
+/// `prune --dry-run` says exactly what `prune` then removes: merged work
+/// (by history, by squash), never unmerged or dirty work, never a worktree
+/// whose issue someone holds, never an unused one without `--older-than`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_what_its_dry_run_lists_and_nothing_else() {
+    use ff_worktree::{PruneAction, PruneOptions};
+    use std::collections::BTreeMap;
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let merged = two_commits(&m, "merged").await;
+    let _ = git_in(
+        repo.path(),
+        &["merge", "-q", "--no-ff", "-m", "merge", &merged.branch],
+    );
+    let squashed = two_commits(&m, "squashed").await;
+    let _ = git_in(repo.path(), &["merge", "--squash", &squashed.branch]);
+    let _ = git_in(repo.path(), &["commit", "-q", "-m", "squash"]);
+    let unmerged = two_commits(&m, "unmerged").await;
+    let dirty = two_commits(&m, "dirty").await;
+    let _ = git_in(
+        repo.path(),
+        &["merge", "-q", "--no-ff", "-m", "merge", &dirty.branch],
+    );
+    std::fs::write(dirty.path.join("scratch.txt"), "uncommitted\n").expect("write");
+    let held = two_commits(&m, "held").await;
+    let _ = git_in(
+        repo.path(),
+        &["merge", "-q", "--no-ff", "-m", "merge", &held.branch],
+    );
+    let unused = m.create_worktree("unused").await.expect("create").worktree;
+    let guard = m.lock_issue("held").await.expect("hold an issue");
+
+    let by_issue = |all: Vec<ff_worktree::Pruned>| -> BTreeMap<String, (PruneAction, String)> {
+        all.into_iter()
+            .map(|p| (p.worktree.issue, (p.action, p.reason)))
+            .collect()
+    };
+    let planned = by_issue(
+        m.prune(PruneOptions::default().with_dry_run(true))
+            .await
+            .expect("dry run"),
+    );
+    let would: Vec<&str> = planned
+        .iter()
+        .filter(|(_, (a, _))| *a == PruneAction::WouldRemove)
+        .map(|(i, _)| i.as_str())
+        .collect();
+    assert_eq!(would, ["merged", "squashed"], "{planned:#?}");
+    assert!(planned["unmerged"].1.contains("commit(s)"), "{planned:#?}");
+    assert!(planned["dirty"].1.contains("uncommitted"), "{planned:#?}");
+    assert!(planned["held"].1.contains("lock is held"), "{planned:#?}");
+    assert!(
+        planned["unused"].1.contains("no commits of its own"),
+        "{planned:#?}"
+    );
+    assert!(
+        merged.path.exists() && squashed.path.exists(),
+        "a dry run removes nothing"
+    );
+
+    let done = by_issue(m.prune(PruneOptions::default()).await.expect("prune"));
+    let removed: Vec<&str> = done
+        .iter()
+        .filter(|(_, (a, _))| *a == PruneAction::Removed)
+        .map(|(i, _)| i.as_str())
+        .collect();
+    assert_eq!(removed, would, "{done:#?}");
+    assert!(!merged.path.exists() && !squashed.path.exists());
+    for kept in [&unmerged, &dirty, &held, &unused] {
+        assert!(kept.path.exists(), "{} was removed", kept.issue);
+    }
+    guard.release().await.expect("release");
+
+    // --older-than 0: the unused worktree too (nothing to lose), still not
+    // the unmerged or the dirty one.
+    let done = by_issue(
+        m.prune(PruneOptions::default().with_older_than(std::time::Duration::ZERO))
+            .await
+            .expect("prune by age"),
+    );
+    assert_eq!(done["unused"].0, PruneAction::Removed, "{done:#?}");
+    assert_eq!(done["unmerged"].0, PruneAction::Kept, "{done:#?}");
+    assert_eq!(done["dirty"].0, PruneAction::Kept, "{done:#?}");
+    assert!(!unused.path.exists() && unmerged.path.exists() && dirty.path.exists());
+    std::fs::remove_file(dirty.path.join("scratch.txt")).expect("rm");
+    common::assert_consistent(&repo, &m).await;
+}

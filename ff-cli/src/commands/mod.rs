@@ -30,6 +30,11 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Cleanup { target, force } => {
             worktree::cleanup(&settings, out, &target, force).await
         }
+        Command::Prune {
+            merged,
+            older_than,
+            dry_run,
+        } => worktree::prune(&settings, out, merged, older_than, dry_run).await,
         Command::List => worktree::list(&settings, out).await,
         Command::Recover { dry_run } => admin::recover(&settings, out, dry_run).await,
         Command::Locks { tree } => admin::locks(&settings, out, tree).await,

@@ -182,6 +182,69 @@ pub(super) async fn cleanup(
     Ok(0)
 }
 
+pub(super) async fn prune(
+    settings: &Settings,
+    out: Out,
+    merged: bool,
+    older_than: Option<std::time::Duration>,
+    dry_run: bool,
+) -> Result<u8, Failure> {
+    let manager = settings.manager().await?;
+    let mut options = ff_worktree::PruneOptions::default()
+        .with_merged(merged)
+        .with_dry_run(dry_run);
+    if let Some(age) = older_than {
+        options = options.with_older_than(age);
+    }
+    let all = manager.prune(options).await?;
+    let action = |a: ff_worktree::PruneAction| match a {
+        ff_worktree::PruneAction::Removed => "removed",
+        ff_worktree::PruneAction::WouldRemove => "would_remove",
+        _ => "kept",
+    };
+    let value = Value::Array(
+        all.iter()
+            .map(|p| {
+                json!({
+                    "id": p.worktree.id,
+                    "issue": p.worktree.issue,
+                    "path": p.worktree.path,
+                    "action": action(p.action),
+                    "reason": p.reason,
+                    "archived_at": p.archived_at,
+                })
+            })
+            .collect(),
+    );
+    out.emit(&value, || {
+        if all.is_empty() {
+            return "no worktrees to look at".to_owned();
+        }
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|p| {
+                vec![
+                    p.worktree.id.clone(),
+                    p.worktree.issue.clone(),
+                    action(p.action).replace('_', " "),
+                    p.reason.clone(),
+                ]
+            })
+            .collect();
+        let gone = all
+            .iter()
+            .filter(|p| p.action != ff_worktree::PruneAction::Kept)
+            .count();
+        let verb = if dry_run { "would remove" } else { "removed" };
+        format!(
+            "{}\n{verb} {gone}, kept {}",
+            output::table(&["ID", "ISSUE", "ACTION", "WHY"], &rows),
+            all.len() - gone
+        )
+    });
+    Ok(0)
+}
+
 pub(super) async fn list(settings: &Settings, out: Out) -> Result<u8, Failure> {
     let manager = settings.manager().await?;
     let all = manager.list_worktrees().await?;

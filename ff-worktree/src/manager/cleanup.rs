@@ -288,7 +288,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// base (`git cherry`: rebased or cherry-picked), or merging `tip` into
     /// the base would change nothing (its changes arrived in one squashed
     /// commit). `None` when some change of `tip` is not in the base.
-    async fn merged_by_content(&self, base: &str, tip: &str) -> Result<Option<String>> {
+    pub(super) async fn merged_by_content(&self, base: &str, tip: &str) -> Result<Option<String>> {
         let cherry = self.git.output(["cherry", base, tip], true).await?;
         if cherry.success() {
             let text = cherry.text();

@@ -4,6 +4,7 @@
 mod admin;
 mod cleanup;
 mod create;
+mod prune;
 mod recover;
 mod sync;
 mod types;
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::git::{Git, GitError, RepoInfo, repair};
 use crate::issue::IssueId;
 
+pub use prune::{PruneAction, PruneOptions, Pruned};
 pub use recover::{Recovery, Repair, RepairKind};
 pub use types::{
     Cleaned, Cleanup, Created, LimitPolicy, Recover, SyncOptions, SyncStrategy, Synced, Worktree,
