@@ -82,6 +82,21 @@ pub(crate) enum Command {
         /// What the new branch starts from [default: the branch HEAD points at].
         #[arg(long, value_name = "REF")]
         base: Option<String>,
+        /// Print only the worktree's path, for `cd "$(ff create 12 --print-path)"`.
+        #[arg(long, conflicts_with = "json")]
+        print_path: bool,
+    },
+    /// Print the path of an issue's (or id's) worktree; exit 65 when it has none.
+    Path {
+        /// A worktree id (wt-…) or an issue id.
+        target: String,
+    },
+    /// Print a shell function `ffcd ISSUE` that creates the issue's
+    /// worktree if needed and changes into it: `eval "$(ff shell-init bash)"`.
+    ShellInit {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: InitShell,
     },
     /// Show one worktree, by id or issue.
     Get {
@@ -225,6 +240,14 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// Shells `ff shell-init` writes for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum InitShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -986,3 +986,62 @@ fn prune_dry_run_lists_what_prune_removes() {
     let listed = stdout_json(&ff(dir, &["list", "--json"]));
     assert_eq!(listed.as_array().expect("array").len(), 1, "{listed}");
 }
+
+/// `ff create --print-path` and `ff path` print the path alone; `ff
+/// shell-init bash` gives a `ffcd` that creates the worktree and changes
+/// into it, in a real bash.
+#[test]
+fn print_path_path_and_shell_init() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let out = ff(dir, &["create", "5", "--print-path"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8(out.stdout).expect("utf-8");
+    let path = printed.strip_suffix('\n').expect("one line");
+    assert!(
+        !path.contains('\n') && Path::new(path).is_dir(),
+        "{printed:?}"
+    );
+    let again = ff(dir, &["path", "5"]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), printed);
+    let json = stdout_json(&ff(dir, &["path", "5", "--json"]));
+    assert_valid("path", &json);
+    assert_eq!(json["path"], path);
+    let missing = ff(dir, &["path", "nope"]);
+    assert_eq!(code(&missing), 65);
+    assert!(missing.stdout.is_empty());
+    assert_eq!(
+        code(&ff(dir, &["create", "5", "--print-path", "--json"])),
+        2,
+        "--print-path and --json conflict"
+    );
+
+    // ffcd in a real bash: creates issue 6's worktree and cds into it.
+    let bin = Path::new(env!("CARGO_BIN_EXE_ff"))
+        .parent()
+        .expect("bin dir");
+    let path_var = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let shell = Command::new("bash")
+        .args(["-c", "eval \"$(ff shell-init bash)\" && ffcd 6 && pwd"])
+        .current_dir(dir)
+        .env("PATH", path_var)
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .output()
+        .expect("bash");
+    assert_eq!(
+        code(&shell),
+        0,
+        "{}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
+    let cwd = String::from_utf8_lossy(&shell.stdout).trim().to_owned();
+    let six = String::from_utf8_lossy(&ff(dir, &["path", "6"]).stdout)
+        .trim()
+        .to_owned();
+    assert_eq!(cwd, six, "ffcd changed into issue 6's worktree");
+}

@@ -18,9 +18,18 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         clap_complete::generate(shell, &mut cmd, "ff", &mut std::io::stdout());
         return Ok(0);
     }
+    if let Command::ShellInit { shell } = cli.command {
+        print!("{}", worktree::shell_init(shell));
+        return Ok(0);
+    }
     let settings = Settings::load(&cli.global).await?;
     match cli.command {
-        Command::Create { issue, base } => worktree::create(&settings, out, &issue, base).await,
+        Command::Create {
+            issue,
+            base,
+            print_path,
+        } => worktree::create(&settings, out, &issue, base, print_path).await,
+        Command::Path { target } => worktree::path(&settings, out, &target).await,
         Command::Get { target } => worktree::get(&settings, out, &target).await,
         Command::Sync {
             target,
@@ -83,6 +92,6 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             };
             run::once(&settings, out, key, options, &command).await
         }
-        Command::Completions { .. } => Ok(0),
+        Command::Completions { .. } | Command::ShellInit { .. } => Ok(0),
     }
 }

@@ -40,6 +40,7 @@ pub(super) async fn create(
     out: Out,
     issue: &str,
     base: Option<String>,
+    print_path: bool,
 ) -> Result<u8, Failure> {
     // Reject a bad id before touching anything, backends included.
     ff_worktree::IssueId::parse(issue)?;
@@ -53,6 +54,10 @@ pub(super) async fn create(
         .await
         .map_err(|e| Failure::of(e, Stage::Create))?;
     let w = &created.worktree;
+    if print_path {
+        println!("{}", w.path.display());
+        return Ok(0);
+    }
     out.emit(&worktree_json(w, Some(created.reused)), || {
         let mut text = if created.reused {
             format!("{} already has worktree {}", w.issue, w.id)
@@ -73,14 +78,57 @@ pub(super) async fn create(
     Ok(0)
 }
 
+pub(super) async fn path(settings: &Settings, out: Out, target: &str) -> Result<u8, Failure> {
+    let manager = settings.manager().await?;
+    let Some(w) = manager.get(target).await? else {
+        return Err(not_found(target));
+    };
+    out.emit(&json!({"id": w.id, "path": w.path}), || {
+        w.path.display().to_string()
+    });
+    Ok(0)
+}
+
+fn not_found(target: &str) -> Failure {
+    Failure::new(
+        output::INVALID_INPUT,
+        "not_found",
+        format!("no worktree for {target:?}; `ff list` shows what exists"),
+    )
+}
+
+/// The `ffcd ISSUE` function for `shell`: creates the worktree if needed
+/// (reusing it otherwise) and changes into it; on failure `ff`'s message
+/// stands and the directory stays.
+pub(super) fn shell_init(shell: crate::cli::InitShell) -> &'static str {
+    match shell {
+        crate::cli::InitShell::Bash | crate::cli::InitShell::Zsh => {
+            "# ForgeFlow: `ffcd ISSUE` creates the issue's worktree if needed and cds into it.\n\
+             ffcd() {\n  \
+               if [ \"$#\" -ne 1 ]; then echo 'usage: ffcd ISSUE' >&2; return 2; fi\n  \
+               local ff_path\n  \
+               ff_path=\"$(command ff create \"$1\" --print-path)\" || return\n  \
+               cd \"$ff_path\"\n\
+             }\n"
+        }
+        crate::cli::InitShell::Fish => {
+            "# ForgeFlow: `ffcd ISSUE` creates the issue's worktree if needed and cds into it.\n\
+             function ffcd --description 'create the issue worktree if needed and cd into it'\n    \
+                 if test (count $argv) -ne 1\n        \
+                     echo 'usage: ffcd ISSUE' >&2\n        \
+                     return 2\n    \
+                 end\n    \
+                 set -l ff_path (command ff create $argv[1] --print-path); or return\n    \
+                 cd $ff_path\n\
+             end\n"
+        }
+    }
+}
+
 pub(super) async fn get(settings: &Settings, out: Out, target: &str) -> Result<u8, Failure> {
     let manager = settings.manager().await?;
     let Some(w) = manager.get(target).await? else {
-        return Err(Failure::new(
-            output::INVALID_INPUT,
-            "not_found",
-            format!("no worktree for {target:?}; `ff list` shows what exists"),
-        ));
+        return Err(not_found(target));
     };
     out.emit(&worktree_json(&w, None), || {
         format!(
