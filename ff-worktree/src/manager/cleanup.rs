@@ -300,6 +300,32 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 )));
             }
         }
+        // A branch that changes nothing (empty commits, or changes it
+        // undid itself) is not "merged": there is no change to find in
+        // the base, and its commits are all it has.
+        let fork = self.git.output(["merge-base", base, tip], true).await?;
+        if !fork.success() {
+            return Ok(None);
+        }
+        let trees = self
+            .git
+            .output(
+                [
+                    "rev-parse",
+                    &format!("{}^{{tree}}", fork.text()),
+                    &format!("{tip}^{{tree}}"),
+                ],
+                true,
+            )
+            .await?;
+        if !trees.success() {
+            return Ok(None);
+        }
+        let trees = trees.text();
+        let mut trees = trees.lines();
+        if trees.next() == trees.next() {
+            return Ok(None);
+        }
         let merged = self
             .git
             .output(
