@@ -201,14 +201,15 @@ impl Connection {
                 }),
             });
         }
-        let (client, sentinel) = if url.starts_with(sentinel::SCHEME) {
+        let (client, sentinel, target) = if url.starts_with(sentinel::SCHEME) {
             let mut s = sentinel::client(url)?;
             let master = ask_master(&mut s, url, call_timeout).await?;
-            (master, Some(s))
+            (master, Some(s), None)
         } else {
-            (open_client(url)?, None)
+            let (client, target) = open_client(url)?;
+            (client, None, Some(target))
         };
-        let conn = Conn::Node(connect(&client, url, call_timeout).await?);
+        let conn = Conn::Node(connect(&client, url, call_timeout, target.as_ref()).await?);
         Ok(Self {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
@@ -281,7 +282,7 @@ impl Connection {
         if now == self.node_address() {
             return;
         }
-        match connect(&master, url, timeout).await {
+        match connect(&master, url, timeout, None).await {
             Ok(manager) => {
                 tracing::warn!(url = %redact(url), master = %now, "the Sentinels name a new master; calls go there now");
                 *self
@@ -464,14 +465,16 @@ fn take_min_replicas(url: &str) -> Result<(String, Option<u32>)> {
     Ok((url, n))
 }
 
-/// A client for a `redis://` or `rediss://` URL.
-fn open_client(url: &str) -> Result<redis::Client> {
+/// A client for a `redis://` or `rediss://` URL, and the URL taken apart
+/// (read once: certificate files included).
+fn open_client(url: &str) -> Result<(redis::Client, tls::Target)> {
     let target = tls::target(url)?;
-    match target.tls {
+    let client = match target.tls.clone() {
         Some(certificates) => redis::Client::build_with_tls(target.url.as_str(), certificates),
         None => redis::Client::open(target.url.as_str()),
     }
-    .map_err(|e| Error::invalid_input("Redis URL", format!("{}: {e}", redact(url))))
+    .map_err(|e| Error::invalid_input("Redis URL", format!("{}: {e}", redact(url))))?;
+    Ok((client, target))
 }
 
 /// The master the Sentinels name, under the call timeout.
@@ -494,17 +497,15 @@ async fn ask_master(
 }
 
 /// A reconnecting connection to `client`'s node, checked by connecting
-/// within `timeout`; errors name `url` and say what a refusal means.
+/// within `timeout`; errors name `url` and say what a refusal means
+/// (`target`: the URL taken apart, for its TLS settings).
 async fn connect(
     client: &redis::Client,
     url: &str,
     timeout: Duration,
+    target: Option<&tls::Target>,
 ) -> Result<ConnectionManager> {
-    let tls_target = if url.starts_with("rediss://") {
-        Some(tls::target(url)?)
-    } else {
-        None
-    };
+    let tls_target = target.filter(|t| t.tls.is_some());
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))
