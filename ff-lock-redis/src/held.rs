@@ -83,6 +83,20 @@ impl Held {
             .await?;
         Ok(deleted == 1)
     }
+
+    /// [`delete`](Self::delete), made once more when the call fails (the
+    /// server may have closed the connection under it, which is then
+    /// reconnected); for the background releases, which nobody waits on.
+    pub(crate) async fn delete_in_background(
+        shared: &Shared,
+        name: &str,
+        token: &str,
+        mode: LockMode,
+    ) {
+        if Self::delete(shared, name, token, mode).await.is_err() {
+            let _ = Self::delete(shared, name, token, mode).await;
+        }
+    }
 }
 
 /// Renews the grant every third of its TTL until stopped; reports the loss
@@ -146,7 +160,18 @@ impl HeldLock for Held {
             w.abort();
         }
         let lost = self.loss.is_lost();
-        let deleted = Held::delete(&self.shared, &self.name, &self.token, self.mode).await?;
+        let deleted = match Held::delete(&self.shared, &self.name, &self.token, self.mode).await {
+            Ok(deleted) => deleted,
+            // The server may have closed the connection under the call (its
+            // idle timeout, a failover): once more, on the reconnected
+            // connection. If the first call did delete the grant, the second
+            // finds it gone; while no loss was seen the grant was ours until
+            // now, so gone then means released.
+            Err(e) => {
+                tracing::debug!(lock = %self.name, error = %e, "releasing failed; once more");
+                Held::delete(&self.shared, &self.name, &self.token, self.mode).await? || !lost
+            }
+        };
         if deleted && !lost {
             Ok(())
         } else {
@@ -172,7 +197,7 @@ impl HeldLock for Held {
                 self.mode,
             );
             handle.spawn(async move {
-                let _ = Held::delete(&shared, &name, &token, mode).await;
+                Held::delete_in_background(&shared, &name, &token, mode).await;
             });
         }
     }

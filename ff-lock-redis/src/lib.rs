@@ -20,7 +20,10 @@
 //!   without a successful renewal, the guard reports the loss at once.
 //! * Waiters subscribe to the lock's release channel and retry on every
 //!   message, with a fallback retry when the holder's TTL runs out (never a
-//!   fixed polling loop to Redis).
+//!   fixed polling loop to Redis). A call that fails while taking a lock
+//!   (the server restarted, failed over, or closed the connection) is
+//!   tried again every 100 ms until the wait's deadline, and a broken
+//!   subscription is made again on the node calls go to now.
 //! * Same-host takeover: the value records the holder's pid, process start
 //!   time, host, pid space (boot and pid namespace) and the process group
 //!   its command runs in. A waiter in the same pid space looks at the holder
@@ -104,6 +107,7 @@
 #![forbid(unsafe_code)]
 
 mod held;
+mod releases;
 mod scripts;
 
 use sha2::Digest as _;
@@ -115,10 +119,10 @@ use ff_traits::{
     Error, FencingToken, ForceOutcome, ForceRelease, Liveness, LockGuard, LockInfo, LockMode,
     LockName, LockOptions, LockProvider, LockStatus, Result, Timestamp,
 };
-use futures_util::StreamExt;
 use redis::AsyncCommands;
 
 use crate::held::Held;
+use crate::releases::Releases;
 
 /// Settings of a [`RedisLockProvider`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -493,7 +497,7 @@ impl Drop for Pending<'_> {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let (name, token, mode) = (self.name.to_owned(), self.token.to_owned(), self.mode);
             handle.spawn(async move {
-                let _ = Held::delete(&shared, &name, &token, mode).await;
+                Held::delete_in_background(&shared, &name, &token, mode).await;
             });
         }
     }
@@ -537,25 +541,8 @@ struct Holder {
 /// probe, not a Redis call): the takeover delay after the holder dies.
 const LIVENESS_POLL: Duration = Duration::from_millis(10);
 
-/// Waits for a release message until `until`; whether one came. A closed
-/// subscription (the connection dropped) just waits: the TTL fallback
-/// still wakes the waiter, without a busy loop.
 /// How soon a waiter tries again after a call failed mid-wait.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(100);
-
-async fn released(
-    messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
-    until: Instant,
-) -> bool {
-    match tokio::time::timeout_at(until.into(), messages.next()).await {
-        Ok(Some(_)) => true,
-        Ok(None) => {
-            tokio::time::sleep_until(until.into()).await;
-            false
-        }
-        Err(_) => false,
-    }
-}
 
 /// The Lua of taking and releasing a lock, for the bench's floor (the same
 /// scripts run bare, without this crate's client work); not a stable API.
@@ -598,48 +585,38 @@ impl RedisLockProvider {
         started: Instant,
         deadline: Instant,
     ) -> Result<LockGuard> {
-        // Subscribe only once the first attempt fails; try again after
-        // subscribing so a release in between is not missed.
-        let mut busy = match self.attempt_or_take_over(name, options, waiter).await? {
-            Attempt::Granted(g) => return Ok(g),
-            Attempt::Busy(b) => b,
-        };
-        let mut pubsub = self
-            .shared
-            .call(
-                "subscribing to releases",
-                self.shared.redis.client().get_async_pubsub(),
-            )
-            .await?;
-        self.shared
-            .call(
-                "subscribing to releases",
-                pubsub.subscribe(self.shared.channel(name)),
-            )
-            .await?;
-        let mut messages = pubsub.on_message();
+        // Subscribe only once the first attempt finds the lock busy; try
+        // again after subscribing so a release in between is not missed.
+        // A call that fails (the server went away: a failover, a restart,
+        // a killed connection) is tried again shortly, until the deadline,
+        // the first attempt as every later one.
+        let mut releases = Releases::new(&self.shared, name);
+        let mut subscribed = false;
         // Wake at least this often: a waiting writer's mark must not lapse,
         // and a reader that died elsewhere expires inside the readers' hash
         // without a message.
         let heartbeat = self.ttl(options) / 3;
-        let mut named: Option<LockInfo> = busy.holders().next().map(|h| h.info.clone());
+        let mut named: Option<LockInfo> = None;
         loop {
-            match self.attempt_or_take_over(name, options, waiter).await {
+            let busy = match self.attempt_or_take_over(name, options, waiter).await {
                 Ok(Attempt::Granted(g)) => return Ok(g),
-                Ok(Attempt::Busy(b)) => busy = b,
-                // The server went away mid-wait (a failover, a restart):
-                // keep waiting, trying again shortly, until the deadline.
+                Ok(Attempt::Busy(b)) => b,
                 Err(e @ Error::Backend { .. })
                     if Instant::now() + RETRY_AFTER_FAILURE < deadline =>
                 {
-                    tracing::warn!(lock = name, error = %e, "a call failed while waiting for the lock; trying again");
+                    tracing::warn!(lock = name, error = %e, "a call failed while taking the lock; trying again");
                     tokio::time::sleep(RETRY_AFTER_FAILURE).await;
                     continue;
                 }
                 Err(e) => return Err(e),
-            }
+            };
             if let Some(h) = busy.holders().next() {
                 named = Some(h.info.clone());
+            }
+            if !subscribed {
+                subscribed = true;
+                releases.subscribe().await;
+                continue;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -667,12 +644,12 @@ impl RedisLockProvider {
                 .filter(|h| h.holder_liveness() == Liveness::Alive)
                 .collect();
             if watched.is_empty() {
-                released(&mut messages, wake).await;
+                releases.wait(wake).await;
                 continue;
             }
             loop {
                 let until = (Instant::now() + LIVENESS_POLL).min(wake);
-                if released(&mut messages, until).await
+                if releases.wait(until).await
                     || until >= wake
                     || watched
                         .iter()

@@ -101,6 +101,86 @@ async fn a_restarted_server_gives_clear_errors_then_works_again() {
     again.release().await.expect("release");
 }
 
+/// A server that closes its clients' connections (its idle `timeout`,
+/// Sentinel reconfiguring it) costs no one a lock: `acquire` takes it on
+/// the reconnected connection instead of failing with a broken pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquire_goes_on_when_the_server_closes_connections() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let p = RedisLockProvider::connect(config(&server.url()))
+        .await
+        .expect("connect");
+    let options = LockOptions::default().with_timeout(Duration::from_secs(10));
+    let mut last = 0;
+    for round in 0..10 {
+        server.drop_client_connections();
+        let name = LockName::new(format!("dropped-{round}")).expect("lock name");
+        let g = p
+            .acquire(&name, &options)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(g.fencing_token().0 > last, "tokens rise");
+        last = g.fencing_token().0;
+        g.release().await.expect("release");
+    }
+}
+
+/// A waiter whose subscription the server closed subscribes again: the
+/// release wakes it, long before the holder's TTL or its own deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_subscribes_again_after_its_connection_is_closed() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let prefix = format!("test:{}:", ff_traits::unique_id());
+    let connect = || {
+        RedisLockProvider::connect(
+            RedisLockConfig::new(&url)
+                .with_prefix(prefix.clone())
+                .with_max_ttl(Duration::from_secs(90)),
+        )
+    };
+    let (holder, waiter) = (
+        connect().await.expect("connect"),
+        connect().await.expect("connect"),
+    );
+    let name = LockName::new("resubscribe").expect("lock name");
+    let long = LockOptions::default()
+        .with_stale_threshold(Duration::from_secs(90))
+        .with_timeout(Duration::from_secs(60));
+    let held = holder.acquire(&name, &long).await.expect("acquire");
+    let wait = tokio::spawn({
+        let name = name.clone();
+        let long = long.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let g = waiter
+                .acquire(&name, &long)
+                .await
+                .expect("the waiter's grant");
+            let waited = started.elapsed();
+            g.release().await.expect("release");
+            waited
+        }
+    });
+    // The waiter is subscribed once the lock has a waiting writer's mark;
+    // then the server drops it, and the holder releases.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.drop_client_connections();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.release().await.expect("release after the drop");
+    let waited = wait.await.expect("waiter");
+    // Without a new subscription the waiter would wake only at its
+    // heartbeat (a third of the TTL, 30 s) or deadline (60 s).
+    assert!(
+        waited < Duration::from_secs(20),
+        "the release woke the waiter only after {waited:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_whose_renewals_stop_loses_the_lock_and_learns_it() {
     let Some(server) = server() else { return };

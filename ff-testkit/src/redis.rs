@@ -388,6 +388,19 @@ impl RedisServer {
         }
     }
 
+    /// Closes every client connection, as Redis does to idle clients
+    /// under `timeout` and Sentinel to a node it reconfigures: each
+    /// client's next call finds its connection gone. A plain (not TLS)
+    /// server.
+    ///
+    /// # Panics
+    /// When `redis-cli` cannot do it.
+    pub fn drop_client_connections(&self) {
+        for kind in ["normal", "pubsub"] {
+            cli(self.port, &["CLIENT", "KILL", "TYPE", kind]).expect("redis-cli CLIENT KILL");
+        }
+    }
+
     /// Starts it again on the same port and directory.
     pub fn restart(&mut self) {
         self.kill();
