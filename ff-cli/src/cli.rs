@@ -204,6 +204,23 @@ pub(crate) enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Run a command in an issue's worktree (created if needed), holding
+    /// the issue's lock shared: `ff cleanup` waits for it to finish.
+    Exec {
+        /// The issue id.
+        issue: String,
+        /// Fail (exit 65) instead of creating the worktree when it has none.
+        #[arg(long)]
+        no_create: bool,
+        /// If the lock is lost while CMD runs, how long CMD has to stop
+        /// after SIGTERM before SIGKILL.
+        #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+        kill_after: Duration,
+        /// The command and its arguments; it runs in the worktree with
+        /// FF_ISSUE, FF_WORKTREE_ID, FF_WORKTREE_PATH, FF_BRANCH, FF_BASE set.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
     /// Run a command at most once successfully per key.
     Once {
         /// The key [default: a hash of the command line and the working directory].

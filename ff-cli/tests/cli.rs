@@ -1045,3 +1045,102 @@ fn print_path_path_and_shell_init() {
         .to_owned();
     assert_eq!(cwd, six, "ffcd changed into issue 6's worktree");
 }
+
+/// `ff exec` runs its command in the issue's worktree (made if needed)
+/// with the worktree's environment, passes its exit code on, and with
+/// `--no-create` refuses (65) an issue without one, creating nothing.
+#[test]
+fn exec_runs_in_the_worktree() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let out = ff(
+        dir,
+        &[
+            "exec",
+            "7",
+            "--",
+            "sh",
+            "-c",
+            "pwd; echo \"$FF_ISSUE $FF_BRANCH\"; test \"$PWD\" = \"$FF_WORKTREE_PATH\"",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let path = String::from_utf8_lossy(&ff(dir, &["path", "7"]).stdout)
+        .trim()
+        .to_owned();
+    let mut lines = printed.lines();
+    assert_eq!(lines.next(), Some(path.as_str()), "{printed}");
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("7 ")),
+        "{printed}"
+    );
+    assert_eq!(
+        code(&ff(dir, &["exec", "7", "--", "sh", "-c", "exit 3"])),
+        3
+    );
+    let json = ff(dir, &["exec", "7", "--json", "--", "true"]);
+    let json = stdout_json(&json);
+    assert_valid("exec", &json);
+    assert_eq!(json["exit_code"], 0);
+
+    let refused = ff(dir, &["exec", "8", "--no-create", "--", "true"]);
+    assert_eq!(
+        code(&refused),
+        65,
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("ff create 8"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(code(&ff(dir, &["path", "8"])), 65, "nothing was created");
+    assert_eq!(code(&ff(dir, &["exec", "../x", "--", "true"])), 65);
+}
+
+/// A cleanup called while `ff exec` runs a command in the worktree waits
+/// for the command, then removes the worktree: the command saw its
+/// directory the whole time. On the file lock and on Redis.
+#[test]
+fn cleanup_waits_for_a_running_exec() {
+    let redis = ff_testkit::redis::RedisServer::start();
+    for backend in lock_backends(redis.as_ref()) {
+        let repo = TestRepo::new();
+        let dir = repo.path();
+        let notes = tempfile::tempdir().expect("tempdir");
+        let started = notes.path().join("started");
+        let log = notes.path().join("log");
+        let script = format!(
+            "touch '{started}'; i=0; while [ $i -lt 15 ]; do \
+               test -d \"$FF_WORKTREE_PATH\" || echo gone >> '{log}'; \
+               sleep 0.1; i=$((i+1)); done; echo done >> '{log}'",
+            started = started.display(),
+            log = log.display()
+        );
+        let mut exec = spawn_ff_with(dir, &backend, &["exec", "9", "--", "sh", "-c", &script]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !started.exists() {
+            assert!(Instant::now() < deadline, "the command never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut args: Vec<&str> = backend.iter().map(String::as_str).collect();
+        args.extend(["cleanup", "9"]);
+        let cleaned = ff(dir, &args);
+        assert_eq!(
+            code(&cleaned),
+            0,
+            "{}",
+            String::from_utf8_lossy(&cleaned.stderr)
+        );
+        // The cleanup returned only after the command had finished.
+        let seen = std::fs::read_to_string(&log).expect("the command's log");
+        assert_eq!(
+            seen, "done\n",
+            "{backend:?}: the directory went away under the command"
+        );
+        assert!(exec.wait().expect("ff exec").success(), "{backend:?}");
+        assert_eq!(code(&ff(dir, &["path", "9"])), 65, "{backend:?}: removed");
+    }
+}

@@ -1,6 +1,7 @@
 //! One function per command; each returns the exit code or a failure.
 
 mod admin;
+mod exec;
 mod run;
 mod supervise;
 mod worktree;
@@ -29,6 +30,12 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             base,
             print_path,
         } => worktree::create(&settings, out, &issue, base, print_path).await,
+        Command::Exec {
+            issue,
+            no_create,
+            kill_after,
+            command,
+        } => exec::exec(&settings, out, &issue, !no_create, kill_after, &command).await,
         Command::Path { target } => worktree::path(&settings, out, &target).await,
         Command::Get { target } => worktree::get(&settings, out, &target).await,
         Command::Sync {

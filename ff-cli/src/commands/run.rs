@@ -92,7 +92,7 @@ pub(super) async fn lock(
         let reason = loss.lost().await;
         format!("lock '{name}' was lost: {reason}")
     };
-    let ran = supervise::run(supervisor, command, &env, how.kill_after, false, lost).await;
+    let ran = supervise::run(supervisor, command, None, &env, how.kill_after, false, lost).await;
     let released = guard.release().await;
     let ran = ran?;
     if ran.lost.is_none() {
@@ -277,6 +277,7 @@ pub(super) async fn once(
             supervise::run(
                 supervisor,
                 command,
+                None,
                 &env,
                 options.kill_after,
                 true,

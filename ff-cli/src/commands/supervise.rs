@@ -79,10 +79,11 @@ impl Supervisor {
 /// Runs `command` with `env` until it ends, or until `lost` yields a
 /// reason: then it is stopped (SIGTERM, SIGKILL after `kill_after`).
 /// With `capture`, stdout and stderr pass through and their tails are
-/// kept.
+/// kept. It runs in `cwd` when given, else in `ff`'s directory.
 pub(crate) async fn run(
     supervisor: Supervisor,
     command: &[String],
+    cwd: Option<&std::path::Path>,
     env: &[(&str, String)],
     kill_after: Duration,
     capture: bool,
@@ -94,6 +95,9 @@ pub(crate) async fn run(
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     if capture {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }

@@ -296,6 +296,44 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .await
     }
 
+    /// Takes the issue's lock in shared mode, for work inside its worktree
+    /// that may run beside other such work (a command `ff exec` runs):
+    /// create, sync and cleanup take the lock exclusively, so a cleanup
+    /// waits for the work instead of removing the directory under it. On a
+    /// backend without shared locks it is taken exclusively. The work's
+    /// process group, when given, is recorded with the holder, so waiters
+    /// on this host judge the holder alive while the group runs.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](ff_traits::Error::InvalidInput) for a bad issue id;
+    /// [`LockTimeout`](ff_traits::Error::LockTimeout) naming the holder in
+    /// the way after the configured lock timeout; whatever the lock
+    /// provider reports.
+    pub async fn lock_issue_shared(
+        &self,
+        issue: &str,
+        operation: &str,
+        process_group: Option<u32>,
+    ) -> Result<LockGuard> {
+        let issue = IssueId::parse(issue)?;
+        let name = self.issue_lock(&issue)?;
+        let mut options = self.lock_options(operation, Some(&issue));
+        if let Some(group) = process_group {
+            options = options.with_process_group(group);
+        }
+        let shared = options.clone().with_mode(ff_traits::LockMode::Shared);
+        match ff_traits::hierarchy::acquire(&self.locks, &name, &shared).await {
+            Err(ff_traits::Error::Unsupported { .. }) => {
+                tracing::debug!(
+                    issue = issue.as_str(),
+                    "no shared locks on this backend; taking the issue's lock exclusively"
+                );
+                Ok(ff_traits::hierarchy::acquire(&self.locks, &name, &options).await?)
+            }
+            taken => Ok(taken?),
+        }
+    }
+
     /// Runs `f` holding the lock `name`, and releases it whatever happens.
     async fn holding<T>(&self, guard: LockGuard, f: impl AsyncFnOnce() -> Result<T>) -> Result<T> {
         let out = f().await;

@@ -1,0 +1,129 @@
+//! `ff exec ISSUE -- CMD`: runs a command in an issue's worktree while
+//! holding the issue's lock in shared mode, so a cleanup waits for the
+//! command instead of removing the directory under it.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::supervise;
+use crate::config::Settings;
+use crate::output::{self, Failure, Out, Stage};
+
+/// How often `exec` looks again when a cleanup removed the worktree
+/// between its creation and the taking of the lock.
+const ATTEMPTS: usize = 3;
+
+pub(super) async fn exec(
+    settings: &Settings,
+    out: Out,
+    issue: &str,
+    create: bool,
+    kill_after: Duration,
+    command: &[String],
+) -> Result<u8, Failure> {
+    // Bad input is refused before anything is opened or created.
+    let issue_id = ff_worktree::IssueId::parse(issue)?;
+    if command.is_empty() {
+        return Err(Failure::invalid("no command given after --"));
+    }
+    let manager = settings.manager().await?;
+    let operation = format!("ff exec {issue} -- {}", command.join(" "));
+    // The command's process group exists before the lock is taken, so the
+    // lock names it: waiters on this host judge a holder alive while the
+    // command runs, even if `ff` itself died.
+    let supervisor = supervise::Supervisor::start()?;
+    let mut attempt = 0;
+    let (guard, worktree) = loop {
+        attempt += 1;
+        let here = manager.get(issue).await?;
+        if let Some(w) = &here
+            && w.status == ff_worktree::WorktreeStatus::Elsewhere
+        {
+            return Err(Failure::new(
+                output::INVALID_INPUT,
+                "elsewhere",
+                format!(
+                    "{issue}'s worktree {} lives on another host ({}); run ff exec there",
+                    w.id,
+                    w.path.display()
+                ),
+            ));
+        }
+        if !here.is_some_and(|w| w.path.is_dir()) {
+            if !create {
+                return Err(Failure::new(
+                    output::INVALID_INPUT,
+                    "not_found",
+                    format!(
+                        "{issue} has no worktree and --no-create was given; \
+                         `ff create {issue}` makes one"
+                    ),
+                ));
+            }
+            manager
+                .create_worktree(issue)
+                .await
+                .map_err(|e| Failure::of(e, Stage::Create))?;
+        }
+        let guard = manager
+            .lock_issue_shared(issue, &operation, supervisor.group())
+            .await
+            .map_err(output::before_work)?;
+        // A cleanup may have removed the worktree after it was looked at
+        // and before the lock was ours: look again under the lock.
+        match manager.get(issue).await? {
+            Some(w) if w.path.is_dir() => break (guard, w),
+            _ if attempt < ATTEMPTS => {
+                guard.release().await?;
+            }
+            _ => {
+                let _ = guard.release().await;
+                return Err(Failure::new(
+                    output::INVALID_INPUT,
+                    "not_found",
+                    format!(
+                        "{issue}'s worktree was removed {ATTEMPTS} times before its lock could be \
+                         taken; is something cleaning it up in a loop?"
+                    ),
+                ));
+            }
+        }
+    };
+    tracing::info!(issue = issue_id.as_str(), path = %worktree.path.display(), "running in the worktree");
+    let env = [
+        ("FF_ISSUE", worktree.issue.clone()),
+        ("FF_WORKTREE_ID", worktree.id.clone()),
+        ("FF_WORKTREE_PATH", worktree.path.display().to_string()),
+        ("FF_BRANCH", worktree.branch.clone()),
+        ("FF_BASE", worktree.base.clone()),
+        ("FF_FENCING_TOKEN", guard.fencing_token().0.to_string()),
+    ];
+    let mut loss = guard.loss_watch();
+    let lost = async {
+        let reason = loss.lost().await;
+        format!("the lock of issue {issue} was lost: {reason}")
+    };
+    let ran = supervise::run(
+        supervisor,
+        command,
+        Some(&worktree.path),
+        &env,
+        kill_after,
+        false,
+        lost,
+    )
+    .await;
+    let released = guard.release().await;
+    let ran = ran?;
+    if ran.lost.is_none() {
+        released?;
+    }
+    if out.json {
+        out.emit(
+            &json!({"issue": worktree.issue, "id": worktree.id, "path": worktree.path, "exit_code": ran.code}),
+            String::new,
+        );
+    }
+    Ok(ran.code)
+}
