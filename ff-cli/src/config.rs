@@ -34,6 +34,9 @@ pub(crate) struct FileConfig {
     remote: Option<String>,
     namespace: Option<String>,
     lock_timeout: Option<String>,
+    slots: Option<usize>,
+    port_base: Option<u32>,
+    port_stride: Option<u32>,
 }
 
 /// Everything resolved.
@@ -136,6 +139,28 @@ impl Settings {
             let t = humantime::parse_duration(t)
                 .map_err(|e| Failure::invalid(format!("ff.toml: lock_timeout {t:?}: {e}")))?;
             c = c.with_lock_timeout(t);
+        }
+        if let Some(n) = self.file.slots {
+            c = c.with_slots(n);
+        }
+        let port = |key: &str, n: u32| {
+            u16::try_from(n).map_err(|_| {
+                Failure::invalid(format!("ff.toml: {key} {n} is beyond 65535, the last port"))
+            })
+        };
+        match (self.file.port_base, self.file.port_stride) {
+            (Some(base), stride) => {
+                c = c.with_ports(
+                    port("port_base", base)?,
+                    port("port_stride", stride.unwrap_or(1))?,
+                );
+            }
+            (None, Some(_)) => {
+                return Err(Failure::invalid(
+                    "ff.toml: port_stride without port_base; set port_base (the port of slot 0)",
+                ));
+            }
+            (None, None) => {}
         }
         Ok(c)
     }

@@ -71,7 +71,7 @@ fn stats_gc_recover_and_locks_shapes() {
     let _ = stdout_json(&ff(dir, &["create", "7", "--json"]));
     let stats = stdout_json(&ff(dir, &["stats", "--json"]));
     assert_valid("stats", &stats);
-    assert_eq!(stats["total"], 1);
+    assert_eq!(stats["total"], 2, "the create's record and its slot's: {stats}");
     let recovered = stdout_json(&ff(dir, &["recover", "--dry-run", "--json"]));
     assert_valid("recover", &recovered);
     assert_eq!(recovered["dry_run"], true);
@@ -1142,5 +1142,80 @@ fn cleanup_waits_for_a_running_exec() {
         );
         assert!(exec.wait().expect("ff exec").success(), "{backend:?}");
         assert_eq!(code(&ff(dir, &["path", "9"])), 65, "{backend:?}: removed");
+    }
+}
+
+/// 16 concurrent `ff create`s of distinct issues get 16 distinct slots and
+/// ports (`port_base + slot × port_stride` from ff.toml), in `--json`, in
+/// `ff get` and in the text; cleanup frees a slot for the next create.
+#[test]
+fn concurrent_creates_get_distinct_slots_and_ports() {
+    let repo = TestRepo::new();
+    let dir = repo.path().to_path_buf();
+    std::fs::write(
+        dir.join("ff.toml"),
+        "max_worktrees = 20\nport_base = 4000\nport_stride = 10\n",
+    )
+    .expect("ff.toml");
+    let creates: Vec<_> = (0..16)
+        .map(|i| {
+            let dir = dir.clone();
+            std::thread::spawn(move || ff(&dir, &["create", &format!("s{i}"), "--json"]))
+        })
+        .collect();
+    let mut slots = std::collections::BTreeMap::new();
+    for c in creates {
+        let out = c.join().expect("thread");
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        let json = stdout_json(&out);
+        assert_valid("create", &json);
+        let slot = json["slot"].as_u64().expect("slot");
+        assert_eq!(json["port"].as_u64(), Some(4000 + slot * 10), "{json}");
+        assert!(
+            slots.insert(slot, json["issue"].clone()).is_none(),
+            "slot {slot} twice"
+        );
+    }
+    assert_eq!(
+        slots.keys().copied().collect::<Vec<_>>(),
+        (0..16).collect::<Vec<_>>()
+    );
+    let (slot, issue) = slots.first_key_value().expect("one");
+    let issue = issue.as_str().expect("issue").to_owned();
+    let got = stdout_json(&ff(&dir, &["get", &issue, "--json"]));
+    assert_valid("get", &got);
+    assert_eq!(got["slot"].as_u64(), Some(*slot));
+    assert_eq!(code(&ff(&dir, &["cleanup", &issue])), 0);
+    let text = ff(&dir, &["create", "again"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("port    {}", 4000 + slot * 10)),
+        "{text}"
+    );
+}
+
+/// Slot and port settings that cannot work are refused before anything
+/// is made (exit 65, naming the setting).
+#[test]
+fn bad_slot_and_port_settings_are_refused() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    for (toml, names) in [
+        (
+            "port_base = 65000\nport_stride = 100\nmax_worktrees = 20\n",
+            "port_base",
+        ),
+        ("port_base = 70000\n", "port_base"),
+        ("port_base = 4000\nport_stride = 0\n", "port_stride"),
+        ("port_stride = 2\n", "port_stride"),
+        ("slots = 0\n", "slots"),
+        ("slots = \"many\"\n", "slots"),
+    ] {
+        std::fs::write(dir.join("ff.toml"), toml).expect("ff.toml");
+        let out = ff(dir, &["create", "1"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 65, "{toml}: {stderr}");
+        assert!(stderr.contains(names), "{toml}: {stderr}");
+        assert!(repo.worktree_paths().len() == 1, "{toml}: nothing created");
     }
 }

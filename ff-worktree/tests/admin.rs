@@ -62,13 +62,15 @@ async fn locks_stats_and_record_cleanup() {
     assert!(locks.iter().all(|l| !l.held));
 
     let stats = m.idempotency_stats().await.expect("stats");
-    assert_eq!(stats.total, 2);
+    assert_eq!(stats.total, 3);
     assert_eq!(stats.by_operation.get("createWorktree"), Some(&1));
+    assert_eq!(stats.by_operation.get("worktreeSlot"), Some(&1));
     assert_eq!(stats.by_operation.get("syncWorktree"), Some(&1));
     assert!((stats.success_rate - 100.0).abs() < f64::EPSILON);
 
     // A long max age keeps everything; zero removes the sync record but
-    // never the record that says the worktree exists.
+    // never the records that say the worktree exists and which slot it
+    // holds (assert_consistent below checks the slot).
     assert_eq!(
         m.cleanup_idempotency_records(Duration::from_secs(3_600))
             .await

@@ -43,6 +43,8 @@ async fn manager(
 
 /// Child: `role` = [clone, url, prefix, start ms]; creates issue 42 at the
 /// start instant and prints `created`, `reused <status>` or `error <kind>`.
+/// With a fifth part (issues, comma-separated), creates those at once and
+/// prints `slot <n> <id>` for each.
 #[test]
 fn server_child() {
     let Some(role) = ff_testkit::child_role() else {
@@ -54,10 +56,19 @@ fn server_child() {
         while now_ms() < start {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        match m.create_worktree("42").await {
-            Ok(c) if !c.reused => println!("created"),
-            Ok(c) => println!("reused {:?}", c.worktree.status),
-            Err(e) => println!("error {}", e.kind()),
+        // role[4], when given: distinct issues to create at once.
+        let Some(issues) = role.get(4) else {
+            match m.create_worktree("42").await {
+                Ok(c) if !c.reused => println!("created"),
+                Ok(c) => println!("reused {:?}", c.worktree.status),
+                Err(e) => println!("error {}", e.kind()),
+            }
+            return;
+        };
+        let creates = issues.split(',').map(|issue| m.create_worktree(issue));
+        for created in futures_util::future::join_all(creates).await {
+            let w = created.expect("create").worktree;
+            println!("slot {} {}", w.slot.expect("a slot"), w.id);
         }
     });
 }
@@ -172,4 +183,67 @@ fn race_at(url: &str) {
             "round {round}: one more worktree in all"
         );
     }
+}
+
+/// Two servers (two clones, two processes) sharing one Redis create four
+/// issues each at the same instant: eight worktrees, eight distinct slots,
+/// and both servers see the same eight. Cleanup frees a slot, and the
+/// next create takes it.
+#[test]
+fn two_servers_get_distinct_slots() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let repo = TestRepo::new();
+    let other = repo.scratch("server-b").join("clone");
+    let _ = git_in(
+        other.parent().expect("parent"),
+        &["clone", "-q", &repo.path().to_string_lossy(), "clone"],
+    );
+    let prefix = format!("test:{}:", ff_traits::unique_id());
+    let start = (now_ms() + 1_500).to_string();
+    let children: Vec<_> = [
+        (repo.path(), "a0,a1,a2,a3"),
+        (other.as_path(), "b0,b1,b2,b3"),
+    ]
+    .iter()
+    .map(|(clone, issues)| {
+        ff_testkit::spawn_self(
+            "server_child",
+            &[&clone.to_string_lossy(), &url, &prefix, &start, issues],
+        )
+    })
+    .collect();
+    let mut slots = std::collections::BTreeMap::new();
+    for mut c in children {
+        let out = c.stdout.take().expect("stdout");
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("slot ") {
+                let (slot, id) = rest.split_once(' ').expect("slot and id");
+                let slot: u32 = slot.parse().expect("a number");
+                assert!(
+                    slots.insert(slot, id.to_owned()).is_none(),
+                    "slot {slot} handed out twice"
+                );
+            }
+        }
+        assert!(c.wait().expect("wait").success());
+    }
+    assert_eq!(
+        slots.keys().copied().collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
+    ff_testkit::runtime().block_on(async {
+        let a = manager(repo.path(), &url, &prefix).await;
+        let b = manager(&other, &url, &prefix).await;
+        assert_eq!(a.slots().await.expect("slots"), slots);
+        assert_eq!(b.slots().await.expect("slots"), slots);
+        let freed = a.get("a2").await.expect("get").expect("a2").slot;
+        a.cleanup_worktree("a2", ff_worktree::Cleanup::Safe)
+            .await
+            .expect("cleanup");
+        let next = b.create_worktree("b9").await.expect("create").worktree;
+        assert_eq!(next.slot, freed, "the freed slot is the smallest free one");
+    });
 }

@@ -382,3 +382,62 @@ async fn an_empty_commondir_left_by_a_killed_worktree_add_is_rewritten() {
     common::assert_consistent(&repo, &m).await;
     assert_eq!(m.list_worktrees().await.expect("list").len(), 1);
 }
+
+/// A slot left held for a worktree that is gone (a process killed between
+/// removing the worktree and freeing its slot) is freed by `recover`, and
+/// the next create takes it; a slot of a live worktree stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_frees_a_leaked_slot() {
+    use ff_traits::{IdempotencyKey, IdempotencyRecord, IdempotencyStorage, RecordStatus};
+    let repo = TestRepo::new();
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let live = m.create_worktree("live").await.expect("create").worktree;
+    assert_eq!(live.slot, Some(0));
+    // Slot 1, as a killed cleanup would leave it: its record, no worktree.
+    let key = IdempotencyKey::new(
+        "worktreeSlot",
+        serde_json::json!({"slot": 1}),
+        serde_json::json!({"repo": m.repo_key()}),
+    );
+    let now = ff_traits::Timestamp::now();
+    let owner = ff_traits::ClaimOwner::new(
+        "test".into(),
+        ff_traits::FencingToken(0),
+        now,
+        std::process::id(),
+        "host".into(),
+    );
+    let mut record =
+        IdempotencyRecord::new_pending(&key, key.record_key().expect("key"), owner, None, now);
+    record.status = RecordStatus::Completed;
+    record.owner = None;
+    record.ended_at = Some(now);
+    record.result = Some(serde_json::json!({"worktree": "wt-gone-mf3k2a-0a1b", "issue": "gone"}));
+    m.idempotency().store().create(record).await.expect("leak");
+    assert_eq!(m.slots().await.expect("slots").len(), 2);
+
+    let dry = m
+        .recover(ff_worktree::Recover::DryRun)
+        .await
+        .expect("dry run");
+    assert!(dry.repairs.iter().any(|r| r.kind == RepairKind::FreedSlot));
+    assert_eq!(
+        m.slots().await.expect("slots").len(),
+        2,
+        "a dry run frees nothing"
+    );
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
+    let freed: Vec<_> = report
+        .repairs
+        .iter()
+        .filter(|r| r.kind == RepairKind::FreedSlot)
+        .collect();
+    assert_eq!(freed.len(), 1, "{report:?}");
+    assert_eq!(freed[0].subject, "slot 1");
+    let next = m.create_worktree("next").await.expect("create").worktree;
+    assert_eq!(next.slot, Some(1));
+    common::assert_consistent(&repo, &m).await;
+}

@@ -21,6 +21,12 @@ fn worktree_json(w: &Worktree, reused: Option<bool>) -> Value {
     if let Some(r) = reused {
         v["reused"] = json!(r);
     }
+    if let Some(slot) = w.slot {
+        v["slot"] = json!(slot);
+    }
+    if let Some(port) = w.port {
+        v["port"] = json!(port);
+    }
     if w.recovered {
         v["recovered"] = json!(true);
     }
@@ -70,6 +76,9 @@ pub(super) async fn create(
             w.branch,
             w.base
         ));
+        if let Some(port) = w.port {
+            text.push_str(&format!("\n  port    {port}"));
+        }
         for e in &created.evicted {
             text.push_str(&format!("\n  evicted {} to stay within the limit", e.id));
         }

@@ -67,8 +67,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .scan(&ScanFilter::default().active_before(cutoff))
             .await?;
         for record in scan.records {
-            let keeps_a_worktree =
-                record.operation == CREATE_OPERATION && record.status == RecordStatus::Completed;
+            // A worktree's create record and its slot are how ForgeFlow
+            // knows it and its number.
+            let keeps_a_worktree = (record.operation == CREATE_OPERATION
+                || record.operation == super::slots::SLOT_OPERATION)
+                && record.status == RecordStatus::Completed;
             if !record.status.is_finished() || keeps_a_worktree {
                 continue;
             }

@@ -143,6 +143,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             })
             .await?;
         self.remove_record(&record).await?;
+        self.free_slot(&wt).await?;
         tracing::info!(issue = %issue, id = %wt.id, archived = ?archived_at, "worktree removed");
         Ok(Cleaned {
             removed: Some(wt),
@@ -197,6 +198,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             })
             .await?;
         self.remove_record(record).await?;
+        self.free_slot(wt).await?;
         Ok(archived)
     }
 

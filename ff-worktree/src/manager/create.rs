@@ -165,7 +165,14 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             return Err(e);
                         }
                     };
-                    return match self.add(issue, &plan).await {
+                    let slot = match self.take_slot(issue, &plan.id).await {
+                        Ok(slot) => slot,
+                        Err(e) => {
+                            self.records.abandon_operation(&claim).await?;
+                            return Err(e);
+                        }
+                    };
+                    return match self.add(issue, &plan, slot).await {
                         Ok(wt) => {
                             let value = serde_json::to_value(&wt)
                                 .map_err(|e| Error::invalid_input("worktree", e.to_string()))?;
@@ -215,6 +222,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             if let Err(e) = self.git.run(args).await {
                 tracing::warn!(id = %plan.id, error = %e, "cannot mark the failed worktree");
             }
+            self.free_slots_of(&plan.id).await?;
             return Ok(self.records.abandon_operation(claim).await?);
         }
         match self.undo(plan).await {
@@ -323,8 +331,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// limit check; then, outside it, the checkout (`git checkout -f` in
     /// the new, empty worktree: it fills the index and the files and runs
     /// the `post-checkout` hook, as `worktree add` would have).
-    async fn add(&self, issue: &IssueId, plan: &Plan) -> Result<Worktree> {
-        let wt = self.register(issue, plan).await?;
+    async fn add(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Worktree> {
+        let wt = self.register(issue, plan, slot).await?;
         self.git
             .in_dir(&wt.path)
             .run(["checkout", "--force", "--quiet"])
@@ -332,7 +340,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         Ok(wt)
     }
 
-    async fn register(&self, issue: &IssueId, plan: &Plan) -> Result<Worktree> {
+    async fn register(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Worktree> {
         let base = self.base_ref()?;
         // HEAD's branch is read in-process; a configured base may be any
         // revision, which git resolves.
@@ -386,6 +394,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 created_at: Timestamp::now(),
                 location: self.location.clone(),
                 recovered: false,
+                slot: Some(slot),
+                port: self.port_of(Some(slot)),
                 status: super::WorktreeStatus::Active,
             })
         })
@@ -405,6 +415,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             self.remove_registered(&plan.path, &plan.id).await?;
             self.delete_branch(&plan.branch).await
         })
-        .await
+        .await?;
+        self.free_slots_of(&plan.id).await
     }
 }

@@ -6,6 +6,7 @@ mod cleanup;
 mod create;
 mod prune;
 mod recover;
+mod slots;
 mod sync;
 mod types;
 
@@ -142,6 +143,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// path is a file or a symbolic link; [`Backend`](ff_traits::Error::Backend) when git is
     /// missing or too old, or the base path cannot be created.
     pub async fn open(config: WorktreeConfig, locks: L, store: S) -> Result<Self> {
+        slots::check_settings(&config)?;
         let (git, info, base) = resolve(&config).await?;
         let repo_key = match &config.namespace {
             Some(ns) => ns.clone(),
@@ -543,6 +545,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         } else {
             WorktreeStatus::Missing
         };
+        w.port = self.port_of(w.slot);
         w
     }
 

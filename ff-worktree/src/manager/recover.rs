@@ -66,6 +66,10 @@ pub enum RepairKind {
     CorruptRecord,
     /// Someone holds the issue's lock right now: nothing was touched.
     Busy,
+    /// A slot (and its port) held for a worktree that no longer exists (a
+    /// process killed between taking the slot and recording the worktree,
+    /// or between removing the worktree and freeing it): freed.
+    FreedSlot,
     /// Something that looks wrong but may hold work ForgeFlow cannot judge:
     /// left as it is, with the reason.
     LeftAlone,
@@ -173,7 +177,64 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             self.remove_strays(&damaged, &mut report).await
         })
         .await?;
+        self.recover_slots(&mut report).await?;
         Ok(report)
+    }
+
+    /// Frees the slots of worktrees that no longer exist, each under its
+    /// issue's lock when that is free (a create in flight holds it, and
+    /// its slot is not yet backed by a record).
+    async fn recover_slots(&self, report: &mut Recovery) -> Result<()> {
+        let held = self.slots_held().await?;
+        if held.is_empty() {
+            return Ok(());
+        }
+        let live: std::collections::HashSet<String> = self
+            .list_worktrees()
+            .await?
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        for (slot, holder) in held {
+            if live.contains(&holder.worktree) {
+                continue;
+            }
+            self.if_free(&holder.issue, report, async |issue, report| {
+                // Looked at again under the lock: a create that finished
+                // meanwhile made its worktree live.
+                match self.get(issue.as_str()).await {
+                    Ok(Some(w)) if w.id == holder.worktree => return Ok(()),
+                    Ok(_) => {}
+                    // A damaged record leaves its issue alone, slot included.
+                    Err(e) if e.kind() == ff_traits::ErrorKind::Corrupt.into() => {
+                        report.note(
+                            RepairKind::LeftAlone,
+                            format!("slot {slot}"),
+                            format!(
+                                "held for {} (issue {}), whose record is damaged",
+                                holder.worktree, holder.issue
+                            ),
+                        );
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+                if !report.dry_run {
+                    self.remove_record(&holder.record).await?;
+                }
+                report.note(
+                    RepairKind::FreedSlot,
+                    format!("slot {slot}"),
+                    format!(
+                        "held for {} (issue {}), which no longer exists",
+                        holder.worktree, holder.issue
+                    ),
+                );
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Runs `f` under the issue's lock if it is free at once; notes the
@@ -635,6 +696,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 created_at: ff_traits::Timestamp::now(),
                 location: self.location.clone(),
                 recovered: true,
+                slot: None,
+                port: None,
                 status: WorktreeStatus::Active,
             };
             let value = serde_json::to_value(&wt)
@@ -770,6 +833,8 @@ fn stray_worktree(plan: &Plan, base: String) -> Worktree {
         created_at: ff_traits::Timestamp::from_millis(0),
         location: String::new(),
         recovered: false,
+        slot: None,
+        port: None,
         status: WorktreeStatus::Missing,
     }
 }

@@ -82,6 +82,17 @@ pub struct WorktreeConfig {
     pub lock_timeout: Duration,
     /// Longest a git call may run (default 120 s).
     pub git_timeout: Duration,
+    /// How many slots worktrees number themselves from (`0..slots`,
+    /// default [`max_worktrees`](Self::max_worktrees)): each worktree
+    /// holds the smallest free one while it exists, unique across every
+    /// process and server sharing the store. Servers sharing one store
+    /// need room for all their worktrees together.
+    pub slots: Option<usize>,
+    /// The port of slot 0 ([`Worktree::port`] is `port_base + slot ×
+    /// port_stride`); no ports without it.
+    pub port_base: Option<u16>,
+    /// Ports between consecutive slots (default 1).
+    pub port_stride: u16,
 }
 
 impl WorktreeConfig {
@@ -98,6 +109,9 @@ impl WorktreeConfig {
             sync_strategy: SyncStrategy::Rebase,
             remote: None,
             namespace: None,
+            slots: None,
+            port_base: None,
+            port_stride: 1,
             lock_timeout: Duration::from_secs(30),
             git_timeout: Duration::from_secs(120),
         }
@@ -115,6 +129,29 @@ impl WorktreeConfig {
     pub fn with_state_dir(mut self, p: impl Into<PathBuf>) -> Self {
         self.state_dir = Some(p.into());
         self
+    }
+
+    /// Sets [`slots`](Self::slots).
+    #[must_use]
+    pub fn with_slots(mut self, n: usize) -> Self {
+        self.slots = Some(n);
+        self
+    }
+
+    /// Sets [`port_base`](Self::port_base) and
+    /// [`port_stride`](Self::port_stride).
+    #[must_use]
+    pub fn with_ports(mut self, base: u16, stride: u16) -> Self {
+        self.port_base = Some(base);
+        self.port_stride = stride;
+        self
+    }
+
+    /// The number of slots: [`slots`](Self::slots), else
+    /// [`max_worktrees`](Self::max_worktrees).
+    #[must_use]
+    pub fn slot_count(&self) -> usize {
+        self.slots.unwrap_or(self.max_worktrees)
     }
 
     /// Sets [`max_worktrees`](Self::max_worktrees).
@@ -224,6 +261,14 @@ pub struct Worktree {
     /// `created_at` the time of the rebuild).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recovered: bool,
+    /// The slot it holds (see [`WorktreeConfig::slots`]); none for a
+    /// worktree made before slots existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// `port_base + slot × port_stride` when ports are configured. Found
+    /// when read, never stored.
+    #[serde(default, skip_serializing)]
+    pub port: Option<u16>,
     /// Found when read, never stored.
     #[serde(default, skip_serializing)]
     pub status: WorktreeStatus,

@@ -90,6 +90,27 @@ where
     issues.dedup();
     assert_eq!(issues.len(), listed.len(), "an issue has two worktrees");
     assert_eq!(pending(m).await, 0, "a record is pending");
+    // Every worktree holds its own slot (one rebuilt by recover may have
+    // none), and no slot is held for a worktree that is gone.
+    let slots = m.slots().await.expect("slots");
+    for w in &listed {
+        match w.slot {
+            Some(s) => assert_eq!(
+                slots.get(&s),
+                Some(&w.id),
+                "slot {s} of {} is not held by it: {slots:?}",
+                w.id
+            ),
+            None => assert!(w.recovered, "{} has no slot", w.id),
+        }
+    }
+    let ids: Vec<&String> = listed.iter().map(|w| &w.id).collect();
+    for (s, id) in &slots {
+        assert!(
+            ids.contains(&id),
+            "slot {s} leaked: held for {id}, which is gone"
+        );
+    }
     let held: Vec<_> = m
         .lock_status()
         .await
