@@ -37,6 +37,7 @@ pub(crate) struct FileConfig {
     slots: Option<usize>,
     port_base: Option<u32>,
     port_stride: Option<u32>,
+    symlink: Option<Vec<PathBuf>>,
 }
 
 /// Everything resolved.
@@ -139,6 +140,9 @@ impl Settings {
             let t = humantime::parse_duration(t)
                 .map_err(|e| Failure::invalid(format!("ff.toml: lock_timeout {t:?}: {e}")))?;
             c = c.with_lock_timeout(t);
+        }
+        if let Some(paths) = &self.file.symlink {
+            c = c.with_symlinks(paths.clone());
         }
         if let Some(n) = self.file.slots {
             c = c.with_slots(n);

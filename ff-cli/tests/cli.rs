@@ -71,7 +71,10 @@ fn stats_gc_recover_and_locks_shapes() {
     let _ = stdout_json(&ff(dir, &["create", "7", "--json"]));
     let stats = stdout_json(&ff(dir, &["stats", "--json"]));
     assert_valid("stats", &stats);
-    assert_eq!(stats["total"], 2, "the create's record and its slot's: {stats}");
+    assert_eq!(
+        stats["total"], 2,
+        "the create's record and its slot's: {stats}"
+    );
     let recovered = stdout_json(&ff(dir, &["recover", "--dry-run", "--json"]));
     assert_valid("recover", &recovered);
     assert_eq!(recovered["dry_run"], true);
@@ -1218,4 +1221,34 @@ fn bad_slot_and_port_settings_are_refused() {
         assert!(stderr.contains(names), "{toml}: {stderr}");
         assert!(repo.worktree_paths().len() == 1, "{toml}: nothing created");
     }
+}
+
+/// Through the binary: `.worktreeinclude` copies an ignored `.env` into the
+/// new worktree; a `..` pattern exits 65 naming the line, creating nothing.
+#[test]
+fn worktreeinclude_through_the_binary() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    commit_file(dir, ".gitignore", ".env\n", "ignore .env");
+    std::fs::write(dir.join(".env"), "TOKEN=abc\n").expect(".env");
+    std::fs::write(dir.join(".worktreeinclude"), ".env\n").expect("include");
+    let out = ff(dir, &["create", "inc", "--print-path"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&path).join(".env")).expect("copied"),
+        "TOKEN=abc\n"
+    );
+    std::fs::write(dir.join(".worktreeinclude"), ".env\n../outside\n").expect("include");
+    let out = ff(dir, &["create", "bad", "--json"]);
+    assert_eq!(code(&out), 65);
+    let message = error_json(&out)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("line 2") && message.contains(".worktreeinclude"),
+        "{message}"
+    );
+    assert_eq!(code(&ff(dir, &["path", "bad"])), 65, "nothing was created");
 }

@@ -91,6 +91,7 @@
 
 mod error;
 pub mod git;
+pub mod include;
 mod issue;
 mod manager;
 mod paths;

@@ -165,6 +165,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             return Err(e);
                         }
                     };
+                    // What `.worktreeinclude` names is listed and checked
+                    // before anything is made: bad input leaves nothing.
+                    let included = match self.included().await {
+                        Ok(included) => included,
+                        Err(e) => {
+                            self.records.abandon_operation(&claim).await?;
+                            return Err(e);
+                        }
+                    };
                     let slot = match self.take_slot(issue, &plan.id).await {
                         Ok(slot) => slot,
                         Err(e) => {
@@ -172,7 +181,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             return Err(e);
                         }
                     };
-                    return match self.add(issue, &plan, slot).await {
+                    let added = match self.add(issue, &plan, slot).await {
+                        Ok(wt) => self.bring_local_files(included, wt).await,
+                        Err(e) => Err(e),
+                    };
+                    return match added {
                         Ok(wt) => {
                             let value = serde_json::to_value(&wt)
                                 .map_err(|e| Error::invalid_input("worktree", e.to_string()))?;
@@ -236,6 +249,65 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 Ok(())
             }
         }
+    }
+
+    /// What `.worktreeinclude` names, read off the runtime's threads (it
+    /// walks the main working tree).
+    async fn included(&self) -> Result<Option<crate::include::Included>> {
+        let root = self.info.toplevel.clone();
+        let base = self.base.clone();
+        tokio::task::spawn_blocking(move || crate::include::Included::scan(&root, &[&base]))
+            .await
+            .map_err(|e| {
+                Error::from(ff_traits::Error::backend(
+                    "worktree include",
+                    "the scan died",
+                    e,
+                ))
+            })?
+    }
+
+    /// Copies the included files into the new worktree and makes the
+    /// configured symlinks, off the runtime's threads.
+    async fn bring_local_files(
+        &self,
+        included: Option<crate::include::Included>,
+        wt: Worktree,
+    ) -> Result<Worktree> {
+        let links = self.config.symlinks.clone();
+        if included.is_none() && links.is_empty() {
+            return Ok(wt);
+        }
+        let root = self.info.toplevel.clone();
+        let dest = wt.path.clone();
+        let id = wt.id.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(included) = included {
+                let copied = included.copy_into(&dest)?;
+                tracing::info!(
+                    id,
+                    files = copied.files,
+                    links = copied.links,
+                    bytes = copied.bytes,
+                    skipped = copied.skipped,
+                    "copied local files (.worktreeinclude)"
+                );
+            }
+            let linked = crate::include::link_into(&root, &dest, &links)?;
+            if linked > 0 {
+                tracing::info!(id, linked, "linked directories (symlink)");
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(|e| {
+            Error::from(ff_traits::Error::backend(
+                "worktree include",
+                "the copy died",
+                e,
+            ))
+        })??;
+        Ok(wt)
     }
 
     /// Below the limit, nothing. At it, with [`LimitPolicy::EvictOldest`],

@@ -187,6 +187,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 /// # Errors
 /// [`ff_traits::Error::InvalidInput`] saying which setting to change.
 pub(super) fn check_settings(config: &super::WorktreeConfig) -> Result<()> {
+    crate::include::check_links(&config.symlinks)?;
     let slots = config.slot_count();
     if slots == 0 || slots > 100_000 {
         return Err(ff_traits::Error::invalid_input(

@@ -93,6 +93,10 @@ pub struct WorktreeConfig {
     pub port_base: Option<u16>,
     /// Ports between consecutive slots (default 1).
     pub port_stride: u16,
+    /// Paths (relative to the repository's root) each new worktree gets as
+    /// a symlink to the main working tree's copy instead of a copy: large
+    /// directories such as dependencies (see [`crate::include`]).
+    pub symlinks: Vec<PathBuf>,
 }
 
 impl WorktreeConfig {
@@ -112,6 +116,7 @@ impl WorktreeConfig {
             slots: None,
             port_base: None,
             port_stride: 1,
+            symlinks: Vec::new(),
             lock_timeout: Duration::from_secs(30),
             git_timeout: Duration::from_secs(120),
         }
@@ -128,6 +133,13 @@ impl WorktreeConfig {
     #[must_use]
     pub fn with_state_dir(mut self, p: impl Into<PathBuf>) -> Self {
         self.state_dir = Some(p.into());
+        self
+    }
+
+    /// Sets [`symlinks`](Self::symlinks).
+    #[must_use]
+    pub fn with_symlinks(mut self, paths: Vec<PathBuf>) -> Self {
+        self.symlinks = paths;
         self
     }
 

@@ -1,0 +1,391 @@
+//! Local files for new worktrees: `.worktreeinclude` at the repository's
+//! root names, in gitignore syntax, the files a checkout lacks that each
+//! new worktree needs (`.env`, `config/local.toml`): ignored or untracked
+//! files of the main working tree, copied copy-on-write where the
+//! filesystem can (a reflink), byte for byte otherwise.
+//!
+//! ```text
+//! # .worktreeinclude
+//! .env
+//! config/*.local.toml
+//! !config/secret.local.toml
+//! ```
+//!
+//! Rules, for safety:
+//! * The list is made, and checked, before the worktree is: a bad line, a
+//!   symlink pointing out of the repository or too many files refuse the
+//!   create before anything exists.
+//! * `.git` (at any depth), the worktrees' base path and linked worktrees
+//!   are never walked into; symlinks are never followed. A symlink the
+//!   list names is recreated as the same link when its target lies inside
+//!   the repository, and refused otherwise.
+//! * A file the new checkout already has (a tracked file) is left as the
+//!   branch has it.
+//! * Each file is copied beside its destination and renamed into place,
+//!   with its permissions; a file that changes while it is copied is
+//!   copied again (whole or not at all).
+//!
+//! Large directories (dependencies, build output) are better linked than
+//! copied: [`link_into`] makes symlinks to the main working tree's copies.
+
+use std::path::{Component, Path, PathBuf};
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use crate::{Error, Result};
+
+/// The file at the repository's root that lists what to copy.
+pub const INCLUDE_FILE: &str = ".worktreeinclude";
+
+/// Most files one `.worktreeinclude` may name: more is a mistake (a
+/// pattern that matches a dependency tree), refused before anything is
+/// made.
+pub const MAX_INCLUDED_FILES: usize = 100_000;
+
+/// How often a file that keeps changing while copied is tried.
+const COPY_ATTEMPTS: usize = 3;
+
+/// What `.worktreeinclude` names, listed and checked.
+#[derive(Debug, Clone, Default)]
+pub struct Included {
+    root: PathBuf,
+    entries: Vec<Entry>,
+    bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Relative to the root.
+    path: PathBuf,
+    /// A symlink's target, as written; none for a file.
+    link: Option<PathBuf>,
+}
+
+/// What [`Included::copy_into`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Copied {
+    /// Files copied (or, on a copy-on-write filesystem, cloned).
+    pub files: usize,
+    /// Symlinks recreated.
+    pub links: usize,
+    /// Bytes of the files copied.
+    pub bytes: u64,
+    /// Entries the worktree had already (tracked files), left alone.
+    pub skipped: usize,
+}
+
+fn bad(why: impl Into<String>) -> Error {
+    ff_traits::Error::invalid_input(INCLUDE_FILE, why).into()
+}
+
+impl Included {
+    /// Reads `root/.worktreeinclude` and lists the files of `root` it
+    /// names, never entering `skip` (the base path) or any `.git`. `None`
+    /// without the file.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](ff_traits::Error::InvalidInput) (saying which line
+    /// or file) for a `.worktreeinclude` that is a symlink or unreadable, a
+    /// pattern with a `..` segment or that gitignore syntax rejects, a
+    /// named symlink pointing out of the repository, or more than
+    /// [`MAX_INCLUDED_FILES`] files.
+    pub fn scan(root: &Path, skip: &[&Path]) -> Result<Option<Self>> {
+        Self::scan_with_limit(root, skip, MAX_INCLUDED_FILES)
+    }
+
+    /// [`scan`](Self::scan) with another limit than
+    /// [`MAX_INCLUDED_FILES`].
+    ///
+    /// # Errors
+    /// As [`scan`](Self::scan), with `limit` for the limit.
+    pub fn scan_with_limit(root: &Path, skip: &[&Path], limit: usize) -> Result<Option<Self>> {
+        let file = root.join(INCLUDE_FILE);
+        let meta = match std::fs::symlink_metadata(&file) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(bad(format!("cannot read {}: {e}", file.display()))),
+        };
+        if meta.file_type().is_symlink() || !meta.is_file() {
+            return Err(bad(format!(
+                "{} is a symlink or not a regular file; it must be a file of the repository itself",
+                file.display()
+            )));
+        }
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?;
+        let matcher = matcher(root, &text)?;
+        let mut included = Self {
+            root: root.to_path_buf(),
+            ..Self::default()
+        };
+        let skip: Vec<PathBuf> = skip.iter().map(|p| p.to_path_buf()).collect();
+        let walk = ignore::WalkBuilder::new(root)
+            .standard_filters(false)
+            .hidden(false)
+            .follow_links(false)
+            .filter_entry(move |e| {
+                // Not git's own files, not the worktrees, and not a linked
+                // worktree or nested repository elsewhere: none is ours.
+                let nested = e.depth() > 0
+                    && e.file_type().is_some_and(|t| t.is_dir())
+                    && e.path().join(".git").exists();
+                e.file_name() != ".git" && !nested && !skip.iter().any(|s| e.path() == s.as_path())
+            })
+            .build();
+        for entry in walk {
+            let entry = entry.map_err(|e| bad(format!("walking {}: {e}", root.display())))?;
+            let Some(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                continue;
+            }
+            let path = entry.path();
+            if !matcher.matched_path_or_any_parents(path, false).is_ignore() {
+                continue;
+            }
+            let relative = path.strip_prefix(root).unwrap_or(path).to_path_buf();
+            if relative.as_os_str() == INCLUDE_FILE {
+                continue;
+            }
+            let link = if kind.is_symlink() {
+                Some(check_link(root, path)?)
+            } else {
+                included.bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                None
+            };
+            included.entries.push(Entry {
+                path: relative,
+                link,
+            });
+            if included.entries.len() > limit {
+                return Err(bad(format!(
+                    "it names more than {limit} files (the walk stopped at {}); \
+                     narrow its patterns, and link large directories instead (`symlink` in ff.toml)",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Some(included))
+    }
+
+    /// How many files and symlinks it names.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it names nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The bytes of the files it names.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Copies every named file into `dest` (a fresh checkout of the same
+    /// repository), at the same relative path; what `dest` has already
+    /// stays as it is.
+    ///
+    /// # Errors
+    /// [`Backend`](ff_traits::Error::Backend) naming the file when reading,
+    /// writing or renaming fails, or when a file kept changing while it
+    /// was copied.
+    pub fn copy_into(&self, dest: &Path) -> Result<Copied> {
+        let mut copied = Copied::default();
+        for entry in &self.entries {
+            let to = dest.join(&entry.path);
+            if std::fs::symlink_metadata(&to).is_ok() {
+                copied.skipped += 1;
+                continue;
+            }
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io_error("creating", parent, &e))?;
+            }
+            match &entry.link {
+                Some(target) => {
+                    symlink(target, &to)?;
+                    copied.links += 1;
+                }
+                None => {
+                    copied.bytes += copy_whole(&self.root.join(&entry.path), &to)?;
+                    copied.files += 1;
+                }
+            }
+        }
+        Ok(copied)
+    }
+}
+
+/// The matcher of `.worktreeinclude`'s lines, refusing lines that could
+/// name something outside the repository.
+fn matcher(root: &Path, text: &str) -> Result<Gitignore> {
+    let mut builder = GitignoreBuilder::new(root);
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let pattern = trimmed.trim_start_matches('!');
+        if pattern.split(['/', '\\']).any(|segment| segment == "..") {
+            return Err(bad(format!(
+                "line {}: {trimmed:?} has a `..` segment; patterns name files inside the repository",
+                n + 1
+            )));
+        }
+        builder
+            .add_line(None, line)
+            .map_err(|e| bad(format!("line {}: {trimmed:?}: {e}", n + 1)))?;
+    }
+    builder
+        .build()
+        .map_err(|e| bad(format!("cannot be read as gitignore patterns: {e}")))
+}
+
+/// A named symlink's target, when it resolves inside the repository.
+fn check_link(root: &Path, path: &Path) -> Result<PathBuf> {
+    let target = std::fs::read_link(path).map_err(|e| io_error("reading", path, &e))?;
+    let outside = || {
+        bad(format!(
+            "{} is a symlink to {}, outside the repository (or to nothing); \
+             copy what it points to into the repository, or drop it from {INCLUDE_FILE}",
+            path.display(),
+            target.display()
+        ))
+    };
+    let resolved = std::fs::canonicalize(path).map_err(|_| outside())?;
+    let root = std::fs::canonicalize(root).map_err(|e| io_error("reading", root, &e))?;
+    let inside = resolved.starts_with(&root)
+        && !resolved.strip_prefix(&root).is_ok_and(|r| {
+            r.components()
+                .any(|c| c == Component::Normal(".git".as_ref()))
+        });
+    if !inside || target.is_absolute() {
+        // An absolute target inside the repository would point every
+        // worktree at the main one's file: not a copy either.
+        return Err(outside());
+    }
+    Ok(target)
+}
+
+/// Copies `from` to `to` by way of a temporary file beside `to`, renamed
+/// into place once a copy saw `from` unchanged throughout; returns the
+/// bytes copied.
+fn copy_whole(from: &Path, to: &Path) -> Result<u64> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.ff-copy-{}", ff_traits::unique_id()));
+    for _ in 0..COPY_ATTEMPTS {
+        let before = std::fs::metadata(from).map_err(|e| io_error("reading", from, &e))?;
+        let _ = std::fs::remove_file(&temp);
+        reflink_copy::reflink_or_copy(from, &temp).map_err(|e| {
+            let _ = std::fs::remove_file(&temp);
+            io_error("copying", from, &e)
+        })?;
+        let after = std::fs::metadata(from).map_err(|e| io_error("reading", from, &e))?;
+        let unchanged = before.len() == after.len()
+            && before.modified().ok() == after.modified().ok()
+            && std::fs::metadata(&temp).is_ok_and(|m| m.len() == after.len());
+        if unchanged {
+            std::fs::set_permissions(&temp, after.permissions())
+                .map_err(|e| io_error("setting the mode of", to, &e))?;
+            std::fs::rename(&temp, to).map_err(|e| {
+                let _ = std::fs::remove_file(&temp);
+                io_error("renaming into", to, &e)
+            })?;
+            return Ok(after.len());
+        }
+    }
+    let _ = std::fs::remove_file(&temp);
+    Err(ff_traits::Error::Backend {
+        backend: "worktree include".into(),
+        message: format!(
+            "{} changed each of {COPY_ATTEMPTS} times it was copied; create again once it is still",
+            from.display()
+        ),
+        source: None,
+    }
+    .into())
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, at: &Path) -> Result<()> {
+    std::os::unix::fs::symlink(target, at).map_err(|e| io_error("linking", at, &e))
+}
+
+#[cfg(not(unix))]
+fn symlink(target: &Path, at: &Path) -> Result<()> {
+    let _ = target;
+    Err(ff_traits::Error::Unsupported {
+        backend: "worktree include".into(),
+        what: format!("symlinks ({}) on this platform", at.display()),
+    }
+    .into())
+}
+
+fn io_error(doing: &str, path: &Path, e: &std::io::Error) -> Error {
+    ff_traits::Error::io(
+        "worktree include",
+        &format!("{doing} {}", path.display()),
+        e,
+    )
+    .into()
+}
+
+/// Checks the paths `symlink` (in ff.toml) names: relative, inside the
+/// repository, no `..`, not `.git`.
+///
+/// # Errors
+/// [`InvalidInput`](ff_traits::Error::InvalidInput) naming the path.
+pub fn check_links(paths: &[PathBuf]) -> Result<()> {
+    for p in paths {
+        let fine = !p.as_os_str().is_empty()
+            && p.components()
+                .all(|c| matches!(c, Component::Normal(n) if n != ".git"));
+        if !fine {
+            return Err(ff_traits::Error::invalid_input(
+                "symlink",
+                format!(
+                    "{:?}: name a directory or file inside the repository by a relative path, \
+                     without `..` or `.git`",
+                    p.display().to_string()
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Makes, in `dest`, a symlink to `root`'s copy of each path in `paths`
+/// (for large directories: dependencies, caches); a path `root` lacks, or
+/// `dest` has already, is skipped. Returns how many links were made.
+///
+/// # Errors
+/// As [`check_links`]; [`Backend`](ff_traits::Error::Backend) when a link
+/// cannot be made.
+pub fn link_into(root: &Path, dest: &Path, paths: &[PathBuf]) -> Result<usize> {
+    check_links(paths)?;
+    let mut made = 0;
+    for p in paths {
+        let source = root.join(p);
+        let at = dest.join(p);
+        if std::fs::symlink_metadata(&source).is_err() || std::fs::symlink_metadata(&at).is_ok() {
+            continue;
+        }
+        if let Some(parent) = at.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_error("creating", parent, &e))?;
+        }
+        symlink(&source, &at)?;
+        made += 1;
+    }
+    Ok(made)
+}
