@@ -53,6 +53,9 @@ pub(crate) struct Global {
         value_name = "DIR"
     )]
     pub(crate) repo: Option<PathBuf>,
+    /// Run without the repository's hooks (ff.toml [hooks]).
+    #[arg(long, global = true)]
+    pub(crate) no_hooks: bool,
     /// Where worktrees go [default: <repository>/.ff-worktrees].
     #[arg(long, env = "FF_BASE_PATH", global = true, value_name = "DIR")]
     pub(crate) base_path: Option<PathBuf>,
@@ -252,11 +255,25 @@ pub(crate) enum Command {
         #[arg(last = true, required_unless_present = "forget", value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Show the repository's hooks (ff.toml [hooks]) and whether they are
+    /// approved on this machine; `ff hooks allow` approves them.
+    Hooks {
+        /// `allow`: approve exactly this configuration for this repository.
+        #[arg(value_enum)]
+        action: Option<HooksAction>,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// What `ff hooks` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum HooksAction {
+    /// Approve the hooks as they are now.
+    Allow,
 }
 
 /// Shells `ff shell-init` writes for.

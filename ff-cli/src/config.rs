@@ -38,6 +38,7 @@ pub(crate) struct FileConfig {
     port_base: Option<u32>,
     port_stride: Option<u32>,
     symlink: Option<Vec<PathBuf>>,
+    hooks: Option<crate::hooks::HooksFile>,
 }
 
 /// Everything resolved.
@@ -54,6 +55,10 @@ pub(crate) struct Settings {
     pub(crate) state_dir: Option<PathBuf>,
     pub(crate) lock: String,
     pub(crate) store: String,
+    /// `--no-hooks`.
+    pub(crate) no_hooks: bool,
+    /// `--json`.
+    pub(crate) json: bool,
 }
 
 impl Settings {
@@ -105,6 +110,8 @@ impl Settings {
                 .clone()
                 .or_else(|| file.store.clone())
                 .unwrap_or_else(|| "sqlite".into()),
+            no_hooks: global.no_hooks,
+            json: global.json,
             dir,
             toplevel,
             common_dir,
@@ -263,6 +270,58 @@ impl Settings {
     /// The worktree manager on the configured backends.
     pub(crate) async fn manager(&self) -> Result<Manager, Failure> {
         self.manager_with(self.worktree_config()?).await
+    }
+
+    /// The repository's `[hooks]`, if any command is configured.
+    pub(crate) fn hooks_file(&self) -> Option<&crate::hooks::HooksFile> {
+        self.file.hooks.as_ref().filter(|h| !h.is_empty())
+    }
+
+    /// The manager's configuration with the repository's hooks when they
+    /// may run: approved for exactly this configuration (`ff hooks
+    /// allow`) or `FF_HOOKS=allow`; none with `--no-hooks`. Unapproved
+    /// hooks refuse (77), showing them.
+    pub(crate) fn worktree_config_with_hooks(&self) -> Result<WorktreeConfig, Failure> {
+        let config = self.worktree_config()?;
+        let Some(file) = self.hooks_file() else {
+            return Ok(config);
+        };
+        // Bad values are refused even when the hooks would not run.
+        let hooks = file.to_hooks()?;
+        if self.no_hooks {
+            return Ok(config);
+        }
+        let allowed = match std::env::var("FF_HOOKS") {
+            Ok(v) if v == "allow" => true,
+            Ok(v) if v.is_empty() => false,
+            Ok(v) => {
+                return Err(Failure::invalid(format!(
+                    "FF_HOOKS={v:?}: the one value it takes is `allow` (use --no-hooks to run without hooks)"
+                )));
+            }
+            Err(_) => false,
+        };
+        let top = self.toplevel.as_deref().unwrap_or(&self.dir);
+        if allowed || crate::hooks::is_approved(top, &file.digest()) {
+            let mut hooks = hooks;
+            // With --json, stderr carries only the error's JSON: hook
+            // output goes to a log file per worktree.
+            if self.json {
+                hooks.log_dir = self
+                    .explicit_state_dir()?
+                    .or_else(|| self.common_dir.as_ref().map(|c| c.join("ff")))
+                    .map(|d| d.join("hook-logs"));
+            }
+            Ok(config.with_hooks(hooks))
+        } else {
+            Err(crate::hooks::not_approved(file, top))
+        }
+    }
+
+    /// The worktree manager for commands that run hooks (create, sync,
+    /// cleanup, exec): see [`worktree_config_with_hooks`](Self::worktree_config_with_hooks).
+    pub(crate) async fn manager_running_hooks(&self) -> Result<Manager, Failure> {
+        self.manager_with(self.worktree_config_with_hooks()?).await
     }
 
     /// The worktree manager on the configured backends, with `config`.

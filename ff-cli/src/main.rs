@@ -12,6 +12,7 @@
 mod cli;
 mod commands;
 mod config;
+mod hooks;
 mod output;
 
 use std::process::ExitCode;

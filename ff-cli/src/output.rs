@@ -85,6 +85,13 @@ pub(crate) fn classify(e: &Error, stage: Stage) -> (u8, &'static str) {
         ErrorKind::Git if stage == Stage::Create => CANNOT_CREATE,
         ErrorKind::LimitReached => CANNOT_CREATE,
         ErrorKind::WouldLoseWork | ErrorKind::Refused => REFUSED,
+        // A pre_ hook refuses what it guards; a failed post_create means
+        // no usable worktree.
+        ErrorKind::HookFailed => match e {
+            Error::HookFailed { hook, .. } if hook.starts_with("pre_") => REFUSED,
+            Error::HookFailed { hook, .. } if hook == "post_create" => CANNOT_CREATE,
+            _ => FAILURE,
+        },
         _ => FAILURE,
     };
     (code, kind.as_str())
@@ -125,6 +132,17 @@ fn facts(e: &Error) -> Map<String, Value> {
         }
         Error::Conflict { paths, .. } => {
             m.insert("paths".into(), json!(paths));
+        }
+        Error::HookFailed {
+            hook,
+            command,
+            status,
+            output,
+        } => {
+            m.insert("hook".into(), json!(hook));
+            m.insert("command".into(), json!(command));
+            m.insert("status".into(), json!(status));
+            m.insert("output".into(), json!(output));
         }
         Error::WouldLoseWork {
             worktree,

@@ -35,7 +35,11 @@ async fn an_embedder_on_the_json_store_shares_records_with_ff() {
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .collect();
-    assert_eq!(records.len(), 2, "one JSON record per worktree");
+    assert_eq!(
+        records.len(),
+        4,
+        "per worktree, one JSON record for it and one for its slot"
+    );
     assert!(
         !state.sqlite().exists(),
         "the JSON constructor must not open the SQLite store"

@@ -76,6 +76,32 @@ pub enum Error {
         /// The conflicting paths.
         paths: Vec<String>,
     },
+
+    /// A lifecycle hook failed (see [`crate::hooks`]).
+    #[error("the {hook} hook failed: `{command}` {status}{}", OutputTail(.output))]
+    HookFailed {
+        /// Which hook (`post_create`, `pre_cleanup`, …).
+        hook: String,
+        /// The command that failed.
+        command: String,
+        /// How it ended (`exit status: 1`, killed after its timeout).
+        status: String,
+        /// The last 4 KiB of its output.
+        output: String,
+    },
+}
+
+/// A hook's output tail, on lines of its own after the message.
+struct OutputTail<'a>(&'a str);
+
+impl fmt::Display for OutputTail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            write!(f, "; its output ended with:\n{}", self.0)
+        }
+    }
 }
 
 /// The meaning of an [`Error`], stable for matching, logs and exit codes.
@@ -94,6 +120,8 @@ pub enum ErrorKind {
     Refused,
     /// [`Error::Conflict`]
     Conflict,
+    /// [`Error::HookFailed`].
+    HookFailed,
 }
 
 impl ErrorKind {
@@ -108,6 +136,7 @@ impl ErrorKind {
             Self::WouldLoseWork => "would_lose_work",
             Self::Refused => "refused",
             Self::Conflict => "conflict",
+            Self::HookFailed => "hook_failed",
         }
     }
 }
@@ -135,6 +164,7 @@ impl Error {
             Self::WouldLoseWork { .. } => ErrorKind::WouldLoseWork,
             Self::Refused { .. } => ErrorKind::Refused,
             Self::Conflict { .. } => ErrorKind::Conflict,
+            Self::HookFailed { .. } => ErrorKind::HookFailed,
         }
     }
 

@@ -91,6 +91,7 @@
 
 mod error;
 pub mod git;
+pub mod hooks;
 pub mod include;
 mod issue;
 mod manager;

@@ -318,3 +318,64 @@ pub(super) async fn gc(settings: &Settings, out: Out, max_age: Duration) -> Resu
     });
     Ok(0)
 }
+
+/// `ff hooks [allow]`: the repository's hooks and whether they are
+/// approved here; `allow` approves exactly this configuration.
+pub(super) fn hooks(
+    settings: &Settings,
+    out: Out,
+    action: Option<crate::cli::HooksAction>,
+) -> Result<u8, Failure> {
+    let top = settings.toplevel.clone().ok_or_else(|| {
+        Failure::invalid(format!(
+            "{} is not inside a git repository",
+            settings.dir.display()
+        ))
+    })?;
+    let Some(file) = settings.hooks_file() else {
+        out.emit(
+            &json!({"repository": top, "hooks": [], "approved": true}),
+            || "no hooks in ff.toml".to_owned(),
+        );
+        return Ok(0);
+    };
+    // Bad values are refused before anything is approved.
+    file.to_hooks()?;
+    let digest = file.digest();
+    let recorded = match action {
+        Some(crate::cli::HooksAction::Allow) => Some(crate::hooks::approve(&top, &digest)?),
+        None => None,
+    };
+    let approved = recorded.is_some() || crate::hooks::is_approved(&top, &digest);
+    let listed: Vec<_> = file
+        .commands()
+        .into_iter()
+        .map(|(hook, command)| json!({"hook": hook, "command": command}))
+        .collect();
+    out.emit(
+        &json!({
+            "repository": top,
+            "hooks": listed,
+            "approved": approved,
+            "digest": digest,
+            "timeout_ms": u64::try_from(crate::hooks::timeout_of(file).as_millis()).unwrap_or(u64::MAX),
+        }),
+        || {
+            let mut text = String::new();
+            for (hook, command) in file.commands() {
+                text.push_str(&format!("{hook}: {command}\n"));
+            }
+            match &recorded {
+                Some(at) => text.push_str(&format!(
+                    "approved for {} (recorded in {})",
+                    top.display(),
+                    at.display()
+                )),
+                None if approved => text.push_str("approved on this machine"),
+                None => text.push_str("not approved: `ff hooks allow` approves them"),
+            }
+            text
+        },
+    );
+    Ok(0)
+}

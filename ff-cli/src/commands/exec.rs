@@ -27,7 +27,7 @@ pub(super) async fn exec(
     if command.is_empty() {
         return Err(Failure::invalid("no command given after --"));
     }
-    let manager = settings.manager().await?;
+    let manager = settings.manager_running_hooks().await?;
     let operation = format!("ff exec {issue} -- {}", command.join(" "));
     // The command's process group exists before the lock is taken, so the
     // lock names it: waiters on this host judge a holder alive while the

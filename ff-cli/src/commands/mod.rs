@@ -58,6 +58,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             admin::unlock(&settings, out, name.as_deref(), all, force).await
         }
         Command::Stats => admin::stats(&settings, out).await,
+        Command::Hooks { action } => admin::hooks(&settings, out, action),
         Command::Gc { max_age } => admin::gc(&settings, out, max_age).await,
         Command::Lock {
             name,

@@ -27,6 +27,9 @@ fn worktree_json(w: &Worktree, reused: Option<bool>) -> Value {
     if let Some(port) = w.port {
         v["port"] = json!(port);
     }
+    if w.hook_failed {
+        v["hook_failed"] = json!(true);
+    }
     if w.recovered {
         v["recovered"] = json!(true);
     }
@@ -50,7 +53,7 @@ pub(super) async fn create(
 ) -> Result<u8, Failure> {
     // Reject a bad id before touching anything, backends included.
     ff_worktree::IssueId::parse(issue)?;
-    let mut config = settings.worktree_config()?;
+    let mut config = settings.worktree_config_with_hooks()?;
     if let Some(b) = base {
         config = config.with_base_ref(b);
     }
@@ -161,7 +164,7 @@ pub(super) async fn sync(
     strategy: Option<Strategy>,
     autostash: bool,
 ) -> Result<u8, Failure> {
-    let manager = settings.manager().await?;
+    let manager = settings.manager_running_hooks().await?;
     let mut options = SyncOptions::default().with_autostash(autostash);
     if let Some(s) = strategy {
         options = options.with_strategy(match s {
@@ -207,7 +210,7 @@ pub(super) async fn cleanup(
     target: &str,
     force: bool,
 ) -> Result<u8, Failure> {
-    let manager = settings.manager().await?;
+    let manager = settings.manager_running_hooks().await?;
     let mode = if force {
         ff_worktree::Cleanup::Force
     } else {

@@ -68,10 +68,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .await?;
         for record in scan.records {
             // A worktree's create record and its slot are how ForgeFlow
-            // knows it and its number.
-            let keeps_a_worktree = (record.operation == CREATE_OPERATION
+            // knows it and its number; a hook run's record keeps its hook
+            // from running twice (removed with the worktree).
+            let keeps_a_worktree = ((record.operation == CREATE_OPERATION
                 || record.operation == super::slots::SLOT_OPERATION)
-                && record.status == RecordStatus::Completed;
+                && record.status == RecordStatus::Completed)
+                || record.operation == super::hooks::HOOK_OPERATION;
             if !record.status.is_finished() || keeps_a_worktree {
                 continue;
             }

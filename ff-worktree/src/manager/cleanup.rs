@@ -30,10 +30,26 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         };
         let issue = IssueId::parse(&found.issue)?;
         self.with_issue(&issue, "cleanupWorktree", async || {
-            self.cleanup_locked(&issue, &found.id, mode == Cleanup::Force)
-                .await
+            let force = mode == Cleanup::Force;
+            self.pre_cleanup(&found, force).await?;
+            self.cleanup_locked(&issue, &found.id, force).await
         })
         .await
+    }
+
+    /// Runs `pre_cleanup` in a worktree that is here; a failure refuses
+    /// the cleanup unless forced.
+    pub(super) async fn pre_cleanup(&self, wt: &super::Worktree, force: bool) -> Result<()> {
+        if !self.is_local(wt) || !wt.path.join(".git").exists() {
+            return Ok(());
+        }
+        match self.run_hook(crate::hooks::Hook::PreCleanup, wt).await {
+            Err(e) if force => {
+                tracing::warn!(id = %wt.id, error = %e, "pre_cleanup failed; cleaning up anyway (forced)");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// The cleanup itself; call under the issue lock.
@@ -144,6 +160,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .await?;
         self.remove_record(&record).await?;
         self.free_slot(&wt).await?;
+        self.forget_hook_runs(&wt).await?;
         tracing::info!(issue = %issue, id = %wt.id, archived = ?archived_at, "worktree removed");
         Ok(Cleaned {
             removed: Some(wt),
@@ -199,6 +216,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .await?;
         self.remove_record(record).await?;
         self.free_slot(wt).await?;
+        self.forget_hook_runs(wt).await?;
         Ok(archived)
     }
 

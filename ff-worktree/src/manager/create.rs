@@ -126,6 +126,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     // Another server's worktree is that server's to judge.
                     let registered = self.is_local(&wt) && self.is_registered(&wt.path).await?;
                     if !self.is_local(&wt) || (registered && wt.path.join(".git").exists()) {
+                        // A create killed mid-hook left post_create to run.
+                        let wt = self.post_create(issue, wt).await?;
                         return Ok(Created {
                             worktree: self.with_status(wt),
                             reused: true,
@@ -191,6 +193,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                                 .map_err(|e| Error::invalid_input("worktree", e.to_string()))?;
                             self.records.complete_operation(&claim, value).await?;
                             tracing::info!(issue = %issue, id = %wt.id, "worktree created");
+                            let wt = self.post_create(issue, wt).await?;
                             Ok(Created {
                                 worktree: wt,
                                 reused: false,
@@ -466,6 +469,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 created_at: Timestamp::now(),
                 location: self.location.clone(),
                 recovered: false,
+                hook_failed: false,
                 slot: Some(slot),
                 port: self.port_of(Some(slot)),
                 status: super::WorktreeStatus::Active,

@@ -4,6 +4,7 @@
 mod admin;
 mod cleanup;
 mod create;
+mod hooks;
 mod prune;
 mod recover;
 mod slots;

@@ -33,7 +33,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let found = self.find(id_or_issue).await?;
         let issue = IssueId::parse(&found.issue)?;
         self.with_issue(&issue, SYNC_OPERATION, async || {
-            self.sync_locked(&issue, &found.id, options).await
+            if found.path.join(".git").exists() && self.is_local(&found) {
+                self.run_hook(crate::hooks::Hook::PreSync, &found).await?;
+            }
+            let synced = self.sync_locked(&issue, &found.id, options).await?;
+            self.run_hook(crate::hooks::Hook::PostSync, &found).await?;
+            Ok(synced)
         })
         .await
     }

@@ -93,6 +93,8 @@ pub struct WorktreeConfig {
     pub port_base: Option<u16>,
     /// Ports between consecutive slots (default 1).
     pub port_stride: u16,
+    /// Lifecycle hooks (none by default; see [`crate::hooks`]).
+    pub hooks: crate::hooks::Hooks,
     /// Paths (relative to the repository's root) each new worktree gets as
     /// a symlink to the main working tree's copy instead of a copy: large
     /// directories such as dependencies (see [`crate::include`]).
@@ -117,6 +119,7 @@ impl WorktreeConfig {
             port_base: None,
             port_stride: 1,
             symlinks: Vec::new(),
+            hooks: crate::hooks::Hooks::default(),
             lock_timeout: Duration::from_secs(30),
             git_timeout: Duration::from_secs(120),
         }
@@ -133,6 +136,13 @@ impl WorktreeConfig {
     #[must_use]
     pub fn with_state_dir(mut self, p: impl Into<PathBuf>) -> Self {
         self.state_dir = Some(p.into());
+        self
+    }
+
+    /// Sets [`hooks`](Self::hooks).
+    #[must_use]
+    pub fn with_hooks(mut self, hooks: crate::hooks::Hooks) -> Self {
+        self.hooks = hooks;
         self
     }
 
@@ -277,6 +287,10 @@ pub struct Worktree {
     /// worktree made before slots existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<u32>,
+    /// Its `post_create` hook failed and it was kept for inspection
+    /// ([`OnHookFailure::Keep`](crate::hooks::OnHookFailure::Keep)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hook_failed: bool,
     /// `port_base + slot × port_stride` when ports are configured. Found
     /// when read, never stored.
     #[serde(default, skip_serializing)]

@@ -1,0 +1,269 @@
+//! Lifecycle hooks: commands run with `sh -c` in a worktree at set points
+//! of its life, with the worktree's facts in the environment.
+//!
+//! | hook | when | if it fails |
+//! |---|---|---|
+//! | `post_create` | once per worktree, after it is made (and its local files copied) | the worktree is rolled back, or kept and marked `hook_failed` ([`OnHookFailure`]) |
+//! | `pre_sync` | before each sync | the sync is refused |
+//! | `post_sync` | after each sync that succeeded | the sync's answer is the failure (the sync stands) |
+//! | `pre_cleanup` | before each cleanup | the cleanup is refused unless forced |
+//!
+//! `post_create` runs exactly once per worktree: its run is an operation
+//! with its own record, claimed under the issue's lock, so concurrent
+//! creates of one issue run it once; a process killed mid-hook leaves the
+//! claim, which the next create of the issue takes over and runs again
+//! with `FF_HOOK_ATTEMPT` = 2; once it succeeded it never runs again.
+//!
+//! Environment: `FF_HOOK`, `FF_HOOK_ATTEMPT`, `FF_ISSUE`,
+//! `FF_WORKTREE_ID`, `FF_WORKTREE_PATH`, `FF_BRANCH`, `FF_BASE`, `FF_REPO`,
+//! `FF_SLOT`, `FF_PORT` (when ports are configured). Output goes to
+//! stderr as it comes (or to a log file per worktree, [`Hooks::log_dir`]);
+//! its last 4 KiB are kept for the error.
+//!
+//! Whether hooks from a repository's own configuration may run at all is
+//! the caller's decision (the `ff` command asks for approval first): this
+//! layer runs the hooks its configuration holds.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::{Error, Result};
+
+/// How much of a hook's output an error keeps.
+pub const OUTPUT_TAIL: usize = 4 * 1024;
+
+/// The hooks of a [`WorktreeConfig`](crate::WorktreeConfig); empty by
+/// default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Hooks {
+    /// Run once per worktree, after it is made.
+    pub post_create: Vec<String>,
+    /// Run before each sync; a failure refuses the sync.
+    pub pre_sync: Vec<String>,
+    /// Run after each sync that succeeded.
+    pub post_sync: Vec<String>,
+    /// Run before each cleanup; a failure refuses the cleanup unless
+    /// forced.
+    pub pre_cleanup: Vec<String>,
+    /// Longest one command may run (default 10 minutes); then its process
+    /// group is killed and the hook has failed.
+    pub timeout: Duration,
+    /// What a failed `post_create` does to the new worktree.
+    pub on_failure: OnHookFailure,
+    /// Where hook output goes instead of stderr: `<log_dir>/<worktree
+    /// id>.log`, appended to (for callers whose stderr is machine-read).
+    pub log_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            post_create: Vec::new(),
+            pre_sync: Vec::new(),
+            post_sync: Vec::new(),
+            pre_cleanup: Vec::new(),
+            timeout: Duration::from_secs(600),
+            on_failure: OnHookFailure::Rollback,
+            log_dir: None,
+        }
+    }
+}
+
+impl Hooks {
+    /// Whether there is no hook at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.post_create.is_empty()
+            && self.pre_sync.is_empty()
+            && self.post_sync.is_empty()
+            && self.pre_cleanup.is_empty()
+    }
+
+    /// The commands of `hook`.
+    #[must_use]
+    pub fn commands(&self, hook: Hook) -> &[String] {
+        match hook {
+            Hook::PostCreate => &self.post_create,
+            Hook::PreSync => &self.pre_sync,
+            Hook::PostSync => &self.post_sync,
+            Hook::PreCleanup => &self.pre_cleanup,
+        }
+    }
+}
+
+/// What a failed `post_create` does to the worktree it ran in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnHookFailure {
+    /// Remove it: directory, branch, registration and records (default).
+    #[default]
+    Rollback,
+    /// Keep it, marked `hook_failed`, for inspection.
+    Keep,
+}
+
+/// The points hooks run at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Hook {
+    /// After a worktree is made, once.
+    PostCreate,
+    /// Before a sync.
+    PreSync,
+    /// After a sync.
+    PostSync,
+    /// Before a cleanup.
+    PreCleanup,
+}
+
+impl Hook {
+    /// Its name in configuration: `post_create`, `pre_sync`, `post_sync`,
+    /// `pre_cleanup`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PostCreate => "post_create",
+            Self::PreSync => "pre_sync",
+            Self::PostSync => "post_sync",
+            Self::PreCleanup => "pre_cleanup",
+        }
+    }
+}
+
+/// Runs `hook`'s `commands` one after another in `dir` with `env`; the
+/// first failure stops them.
+pub(crate) async fn run(
+    hook: Hook,
+    commands: &[String],
+    dir: &Path,
+    env: &[(&str, String)],
+    timeout: Duration,
+    log: Option<&Path>,
+) -> Result<()> {
+    for command in commands {
+        tracing::info!(hook = hook.as_str(), command, "running hook");
+        let failed = |status: String, output: String| Error::HookFailed {
+            hook: hook.as_str().to_owned(),
+            command: command.clone(),
+            status,
+            output,
+        };
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(command)
+            .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("FF_HOOK", hook.as_str())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| failed(format!("could not start sh: {e}"), String::new()))?;
+        let group = child.id();
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let sink = || async {
+            match log {
+                Some(path) => {
+                    if let Some(dir) = path.parent() {
+                        let _ = tokio::fs::create_dir_all(dir).await;
+                    }
+                    let file = tokio::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .await;
+                    match file {
+                        Ok(f) => Sink::File(f),
+                        Err(_) => Sink::Stderr(tokio::io::stderr()),
+                    }
+                }
+                None => Sink::Stderr(tokio::io::stderr()),
+            }
+        };
+        let (sink_out, sink_err) = (sink().await, sink().await);
+        let output = async {
+            let (a, b) = tokio::join!(tee(out, sink_out), tee(err, sink_err));
+            let mut all = a;
+            all.extend(b);
+            all
+        };
+        let waited = tokio::time::timeout(timeout, async {
+            let (status, output) = tokio::join!(child.wait(), output);
+            (status, output)
+        })
+        .await;
+        match waited {
+            Ok((Ok(status), _)) if status.success() => {}
+            Ok((status, output)) => {
+                let status = match status {
+                    Ok(s) => s.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                return Err(failed(status, tail(&output)));
+            }
+            Err(_) => {
+                #[cfg(unix)]
+                if let Some(pid) = group
+                    .and_then(|p| i32::try_from(p).ok())
+                    .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+                let _ = child.kill().await;
+                return Err(failed(
+                    format!(
+                        "killed after its timeout of {}",
+                        ff_traits::fmt_duration(timeout)
+                    ),
+                    String::new(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies a hook's output to stderr as it comes; returns its last
+/// [`OUTPUT_TAIL`] bytes.
+async fn tee(from: Option<impl AsyncRead + Unpin>, mut to: Sink) -> Vec<u8> {
+    let Some(mut from) = from else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let _ = match &mut to {
+            Sink::Stderr(s) => s.write_all(&buf[..n]).await,
+            Sink::File(f) => f.write_all(&buf[..n]).await,
+        };
+        kept.extend_from_slice(&buf[..n]);
+        if kept.len() > 2 * OUTPUT_TAIL {
+            kept.drain(..kept.len() - OUTPUT_TAIL);
+        }
+    }
+    kept
+}
+
+/// Where a hook's output is copied to.
+enum Sink {
+    Stderr(tokio::io::Stderr),
+    File(tokio::fs::File),
+}
+
+fn tail(output: &[u8]) -> String {
+    let start = output.len().saturating_sub(OUTPUT_TAIL);
+    String::from_utf8_lossy(&output[start..])
+        .trim_end()
+        .to_owned()
+}
