@@ -21,9 +21,9 @@
 //!   the repository, and refused otherwise.
 //! * A file the new checkout already has (a tracked file) is left as the
 //!   branch has it.
-//! * Each file is copied beside its destination and renamed into place,
-//!   with its permissions; a file that changes while it is copied is
-//!   copied again (whole or not at all).
+//! * Each file is copied with its permissions; a file that changes while
+//!   it is copied (its length or modification time moved) is copied again,
+//!   so each copy holds one state of it.
 //!
 //! Large directories (dependencies, build output) are better linked than
 //! copied: [`link_into`] makes symlinks to the main working tree's copies.
@@ -59,6 +59,9 @@ struct Entry {
     path: PathBuf,
     /// A symlink's target, as written; none for a file.
     link: Option<PathBuf>,
+    /// A file's length and modification time when listed: a copy that
+    /// finds them unchanged afterwards saw one state of the file.
+    seen: Option<(u64, Option<std::time::SystemTime>)>,
 }
 
 /// What [`Included::copy_into`] did.
@@ -149,15 +152,18 @@ impl Included {
             if relative.as_os_str() == INCLUDE_FILE {
                 continue;
             }
-            let link = if kind.is_symlink() {
-                Some(check_link(root, path)?)
+            let (link, seen) = if kind.is_symlink() {
+                (Some(check_link(root, path)?), None)
             } else {
-                included.bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
-                None
+                let meta = entry.metadata().ok();
+                let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+                included.bytes += len;
+                (None, Some((len, meta.and_then(|m| m.modified().ok()))))
             };
             included.entries.push(Entry {
                 path: relative,
                 link,
+                seen,
             });
             if included.entries.len() > limit {
                 return Err(bad(format!(
@@ -198,6 +204,9 @@ impl Included {
     /// was copied.
     pub fn copy_into(&self, dest: &Path) -> Result<Copied> {
         let mut copied = Copied::default();
+        // Copy-on-write clones are tried until the filesystem says it has
+        // none; then plain copies (which the kernel may still share).
+        let mut cloning = true;
         for entry in &self.entries {
             let to = dest.join(&entry.path);
             if std::fs::symlink_metadata(&to).is_ok() {
@@ -213,7 +222,8 @@ impl Included {
                     copied.links += 1;
                 }
                 None => {
-                    copied.bytes += copy_whole(&self.root.join(&entry.path), &to)?;
+                    copied.bytes +=
+                        copy_whole(&self.root.join(&entry.path), &to, entry.seen, &mut cloning)?;
                     copied.files += 1;
                 }
             }
@@ -273,38 +283,46 @@ fn check_link(root: &Path, path: &Path) -> Result<PathBuf> {
     Ok(target)
 }
 
-/// Copies `from` to `to` by way of a temporary file beside `to`, renamed
-/// into place once a copy saw `from` unchanged throughout; returns the
-/// bytes copied.
-fn copy_whole(from: &Path, to: &Path) -> Result<u64> {
-    let dir = to.parent().unwrap_or(Path::new("."));
-    let name = to
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.ff-copy-{}", ff_traits::unique_id()));
+/// Copies `from` to the new file `to` (a clone while `cloning`), with
+/// its permissions; again while `from` was not the same before and after
+/// (`seen`: as listed), so the copy holds one state of it. Nobody sees `to`
+/// before the worktree is handed out, and a failed create removes it.
+/// Returns the bytes copied.
+fn copy_whole(
+    from: &Path,
+    to: &Path,
+    mut seen: Option<(u64, Option<std::time::SystemTime>)>,
+    cloning: &mut bool,
+) -> Result<u64> {
+    let state = |m: &std::fs::Metadata| (m.len(), m.modified().ok());
     for _ in 0..COPY_ATTEMPTS {
-        let before = std::fs::metadata(from).map_err(|e| io_error("reading", from, &e))?;
-        let _ = std::fs::remove_file(&temp);
-        reflink_copy::reflink_or_copy(from, &temp).map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            io_error("copying", from, &e)
-        })?;
-        let after = std::fs::metadata(from).map_err(|e| io_error("reading", from, &e))?;
-        let unchanged = before.len() == after.len()
-            && before.modified().ok() == after.modified().ok()
-            && std::fs::metadata(&temp).is_ok_and(|m| m.len() == after.len());
-        if unchanged {
-            std::fs::set_permissions(&temp, after.permissions())
-                .map_err(|e| io_error("setting the mode of", to, &e))?;
-            std::fs::rename(&temp, to).map_err(|e| {
-                let _ = std::fs::remove_file(&temp);
-                io_error("renaming into", to, &e)
-            })?;
-            return Ok(after.len());
+        let before = match seen.take() {
+            Some(s) => s,
+            None => state(&std::fs::metadata(from).map_err(|e| io_error("reading", from, &e))?),
+        };
+        let _ = std::fs::remove_file(to);
+        let cloned = *cloning && {
+            match reflink_copy::reflink(from, to) {
+                Ok(()) => true,
+                Err(e) => {
+                    if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) {
+                        return Err(io_error("copying", from, &e));
+                    }
+                    tracing::debug!(error = %e, "no copy-on-write clones here; copying");
+                    *cloning = false;
+                    false
+                }
+            }
+        };
+        if !cloned {
+            std::fs::copy(from, to).map_err(|e| io_error("copying", from, &e))?;
+        }
+        let after = state(&std::fs::metadata(from).map_err(|e| io_error("reading", from, &e))?);
+        if before == after {
+            return Ok(after.0);
         }
     }
-    let _ = std::fs::remove_file(&temp);
+    let _ = std::fs::remove_file(to);
     Err(ff_traits::Error::Backend {
         backend: "worktree include".into(),
         message: format!(
