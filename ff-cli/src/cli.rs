@@ -220,7 +220,8 @@ pub(crate) enum Command {
         #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
         kill_after: Duration,
         /// The command and its arguments; it runs in the worktree with
-        /// FF_ISSUE, FF_WORKTREE_ID, FF_WORKTREE_PATH, FF_BRANCH, FF_BASE set.
+        /// FF_ISSUE, FF_WORKTREE_ID, FF_WORKTREE_PATH, FF_BRANCH, FF_BASE,
+        /// FF_SLOT and FF_PORT (with ports configured) set.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },

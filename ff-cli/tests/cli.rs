@@ -1195,6 +1195,22 @@ fn concurrent_creates_get_distinct_slots_and_ports() {
         text.contains(&format!("port    {}", 4000 + slot * 10)),
         "{text}"
     );
+    // ff exec passes the slot and port on.
+    let port = ff(
+        &dir,
+        &[
+            "exec",
+            "again",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$FF_SLOT $FF_PORT\"",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&port.stdout).trim(),
+        format!("{slot} {}", 4000 + slot * 10)
+    );
 }
 
 /// Slot and port settings that cannot work are refused before anything

@@ -305,7 +305,10 @@ fn copy_whole(
             match reflink_copy::reflink(from, to) {
                 Ok(()) => true,
                 Err(e) => {
-                    if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) {
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                    ) {
                         return Err(io_error("copying", from, &e));
                     }
                     tracing::debug!(error = %e, "no copy-on-write clones here; copying");

@@ -91,7 +91,7 @@ pub(super) async fn exec(
         }
     };
     tracing::info!(issue = issue_id.as_str(), path = %worktree.path.display(), "running in the worktree");
-    let env = [
+    let mut env = vec![
         ("FF_ISSUE", worktree.issue.clone()),
         ("FF_WORKTREE_ID", worktree.id.clone()),
         ("FF_WORKTREE_PATH", worktree.path.display().to_string()),
@@ -99,6 +99,12 @@ pub(super) async fn exec(
         ("FF_BASE", worktree.base.clone()),
         ("FF_FENCING_TOKEN", guard.fencing_token().0.to_string()),
     ];
+    if let Some(slot) = worktree.slot {
+        env.push(("FF_SLOT", slot.to_string()));
+    }
+    if let Some(port) = worktree.port {
+        env.push(("FF_PORT", port.to_string()));
+    }
     let mut loss = guard.loss_watch();
     let lost = async {
         let reason = loss.lost().await;
