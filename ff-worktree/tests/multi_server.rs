@@ -108,14 +108,20 @@ fn race(redis: &RedisServer) {
     race_at(&redis.url());
 }
 
-fn race_at(url: &str) {
+/// A repository, a second clone of it (the other server's), and a key
+/// prefix of their own in the shared Redis.
+fn two_servers() -> (TestRepo, std::path::PathBuf, String) {
     let repo = TestRepo::new();
     let other = repo.scratch("server-b").join("clone");
     let _ = git_in(
         other.parent().expect("parent"),
         &["clone", "-q", &repo.path().to_string_lossy(), "clone"],
     );
-    let prefix = format!("test:{}:", ff_traits::unique_id());
+    (repo, other, format!("test:{}:", ff_traits::unique_id()))
+}
+
+fn race_at(url: &str) {
+    let (repo, other, prefix) = two_servers();
     for round in 0..3 {
         let issue_prefix = format!("{prefix}{round}:");
         let start = (now_ms() + 1_500).to_string();
@@ -195,13 +201,7 @@ fn two_servers_get_distinct_slots() {
         return;
     };
     let url = redis.url();
-    let repo = TestRepo::new();
-    let other = repo.scratch("server-b").join("clone");
-    let _ = git_in(
-        other.parent().expect("parent"),
-        &["clone", "-q", &repo.path().to_string_lossy(), "clone"],
-    );
-    let prefix = format!("test:{}:", ff_traits::unique_id());
+    let (repo, other, prefix) = two_servers();
     let start = (now_ms() + 1_500).to_string();
     let children: Vec<_> = [
         (repo.path(), "a0,a1,a2,a3"),
