@@ -58,6 +58,17 @@
 //! * `recover`: after crashes, puts records, git and the disk back in
 //!   agreement, touching only what ForgeFlow made.
 //!
+//! What a new worktree gets besides its checkout:
+//!
+//! * a **slot**, the smallest number free among the repository's worktrees
+//!   in every process and server sharing the store, and with
+//!   [`WorktreeConfig::port_base`] a port (`Worktree::slot`,
+//!   `Worktree::port`);
+//! * the local files a `.worktreeinclude` names, and links for
+//!   [`WorktreeConfig::symlinks`] ([`include`](mod@include));
+//! * its `post_create` hook, run exactly once, and `pre_sync`, `post_sync`
+//!   and `pre_cleanup` at those points ([`hooks`]).
+//!
 //! ## Coming from the original TypeScript API
 //!
 //! ForgeFlow began as a TypeScript design; its names map to these (errors
