@@ -2,6 +2,8 @@
 //! runs, `post_create` exactly once under concurrency and across a
 //! SIGKILL, failure policies, `--no-hooks`.
 
+#![cfg(unix)] // hooks run with sh; symlinks and modes are Unix ones
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -167,6 +167,7 @@ pub(crate) async fn run(
         let mut child = cmd
             .spawn()
             .map_err(|e| failed(format!("could not start sh: {e}"), String::new()))?;
+        #[cfg(unix)]
         let group = child.id();
         let (out, err) = (child.stdout.take(), child.stderr.take());
         let sink = || async {

@@ -2,6 +2,8 @@
 //! with the worktree's environment; a failing one rolled back or kept
 //! marked; `pre_cleanup` and `pre_sync` refusing.
 
+#![cfg(unix)] // hooks run with sh; symlinks and modes are Unix ones
+
 mod common;
 
 use ff_testkit::git::{TestRepo, commit_file};
