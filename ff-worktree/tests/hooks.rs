@@ -102,3 +102,33 @@ async fn pre_cleanup_and_pre_sync_refuse_unless_forced() {
     assert!(cleaned.removed.is_some());
     common::assert_consistent(&repo, &m).await;
 }
+
+/// A prune keeps a worktree whose `pre_cleanup` refuses, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_honours_pre_cleanup() {
+    let repo = TestRepo::new();
+    let mut h = Hooks::default();
+    h.pre_cleanup = vec!["echo busy >&2; exit 1".into()];
+    let m = common::manager(&repo, WorktreeConfig::new(repo.path()).with_hooks(h)).await;
+    m.create_worktree("p").await.expect("create");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let pruned = m
+        .prune(
+            ff_worktree::PruneOptions::default()
+                .with_older_than(std::time::Duration::from_millis(1)),
+        )
+        .await
+        .expect("prune");
+    assert_eq!(pruned.len(), 1);
+    assert_eq!(
+        pruned[0].action,
+        ff_worktree::PruneAction::Kept,
+        "{pruned:?}"
+    );
+    assert!(
+        pruned[0].reason.contains("pre_cleanup") && pruned[0].reason.contains("busy"),
+        "{pruned:?}"
+    );
+    assert!(m.get("p").await.expect("get").is_some());
+    common::assert_consistent(&repo, &m).await;
+}

@@ -249,7 +249,12 @@ pub(super) async fn prune(
     older_than: Option<std::time::Duration>,
     dry_run: bool,
 ) -> Result<u8, Failure> {
-    let manager = settings.manager().await?;
+    let manager = if dry_run {
+        // Judging runs no hook.
+        settings.manager().await?
+    } else {
+        settings.manager_running_hooks().await?
+    };
     let mut options = ff_worktree::PruneOptions::default()
         .with_merged(merged)
         .with_dry_run(dry_run);

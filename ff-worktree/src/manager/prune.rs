@@ -178,6 +178,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 archived_at: None,
             });
         }
+        // Its pre_cleanup hook guards a prune as it guards a cleanup.
+        if let Err(e) = self.pre_cleanup(&wt, false).await {
+            return Ok(kept(wt, &format!("its pre_cleanup hook refused: {e}")));
+        }
         let done = self.cleanup_locked(issue, &wt.id, false).await?;
         let reason = done.merged_because.unwrap_or(reason);
         Ok(Pruned {
