@@ -97,6 +97,11 @@ async fn after_the_loss<L: LockProvider, S: IdempotencyStorage>(
     let listed = m.list_worktrees().await.expect("list");
     assert_eq!(listed.len(), 3);
     assert!(listed.iter().all(|w| w.recovered), "{listed:#?}");
+    // Each holds a slot again, its own.
+    let mut slots: Vec<_> = listed.iter().map(|w| w.slot.expect("a slot")).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    assert_eq!(slots.len(), 3, "{listed:#?}");
     for wt in made {
         let again = m.create_worktree(&wt.issue).await.expect("create again");
         assert!(again.reused && again.worktree.path == wt.path);

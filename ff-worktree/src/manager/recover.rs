@@ -686,6 +686,24 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             } else {
                 self.git.resolve_commit(base_ref).await?.unwrap_or_default()
             };
+            // The slot it held, if the store kept that record; else a free
+            // one (none when every slot is held: it keeps working, portless).
+            let held = self
+                .slots_held()
+                .await?
+                .into_iter()
+                .find(|(_, h)| h.worktree == plan.id)
+                .map(|(slot, _)| slot);
+            let slot = match held {
+                Some(slot) => Some(slot),
+                None => match self.take_slot(&issue, &plan.id).await {
+                    Ok(slot) => Some(slot),
+                    Err(e) => {
+                        tracing::warn!(id = %plan.id, error = %e, "no slot for a rebuilt worktree");
+                        None
+                    }
+                },
+            };
             let wt = Worktree {
                 id: plan.id.clone(),
                 issue: issue.to_string(),
@@ -697,8 +715,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 location: self.location.clone(),
                 recovered: true,
                 hook_failed: false,
-                slot: None,
-                port: None,
+                slot,
+                port: self.port_of(slot),
                 status: WorktreeStatus::Active,
             };
             let value = serde_json::to_value(&wt)
