@@ -411,7 +411,13 @@ fn corrupt_state_through_the_binary() {
         .expect("records")
         .flatten()
         .map(|e| e.path())
-        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"issue\": \"2\"")))
+        // The create record of issue 2 (its slot's record names the issue
+        // too).
+        .find(|p| {
+            std::fs::read_to_string(p).is_ok_and(|t| {
+                t.contains("\"operation\": \"createWorktree\"") && t.contains("\"issue\": \"2\"")
+            })
+        })
         .expect("record of issue 2");
     std::fs::write(&victim, "{\"key\": \"trunc").expect("damage");
     let listed = stdout_json(&ff(&dir, &["--store", "json", "list", "--json"]));
