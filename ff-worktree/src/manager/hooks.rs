@@ -13,6 +13,15 @@ use crate::{Error, Result};
 pub(crate) const HOOK_OPERATION: &str = "worktreeHook";
 
 impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
+    /// The key of `wt`'s `post_create` run.
+    fn post_create_key(&self, wt: &Worktree) -> IdempotencyKey {
+        IdempotencyKey::new(
+            HOOK_OPERATION,
+            json!({"hook": Hook::PostCreate.as_str(), "worktree": wt.id}),
+            json!({"repo": self.repo_key}),
+        )
+    }
+
     /// The environment hooks run with.
     fn hook_env(&self, wt: &Worktree, attempt: u32) -> Vec<(&'static str, String)> {
         let mut env = vec![
@@ -69,11 +78,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if commands.is_empty() || !self.is_local(&wt) {
             return Ok(wt);
         }
-        let key = IdempotencyKey::new(
-            HOOK_OPERATION,
-            json!({"hook": Hook::PostCreate.as_str(), "worktree": wt.id}),
-            json!({"repo": self.repo_key}),
-        );
+        let key = self.post_create_key(&wt);
         let claim = match self.records.start_operation_exclusive(&key, None).await {
             Ok(Start::AlreadyCompleted(_)) => return Ok(wt),
             Ok(Start::Claimed(claim)) => claim,
@@ -126,12 +131,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Removes the record of `wt`'s `post_create` run (when the worktree
     /// goes: a new worktree of the issue runs it afresh).
     pub(super) async fn forget_hook_runs(&self, wt: &Worktree) -> Result<()> {
-        let key = IdempotencyKey::new(
-            HOOK_OPERATION,
-            json!({"hook": Hook::PostCreate.as_str(), "worktree": wt.id}),
-            json!({"repo": self.repo_key}),
-        )
-        .record_key()?;
+        let key = self.post_create_key(wt).record_key()?;
         if let Some(record) = self.records.store().load(&key).await? {
             self.remove_record(&record).await?;
         }
