@@ -174,6 +174,40 @@ pub(crate) enum Command {
     },
     /// Statistics over the idempotency records.
     Stats,
+    /// Serve metrics, a JSON API, live events and a dashboard over HTTP.
+    ///
+    /// GET /metrics (Prometheus), /api/locks, /api/worktrees,
+    /// /api/operations, /api/stats, /api/alerts, /api/events (server-sent
+    /// events) and / (the dashboard). Read-only unless --admin. Alert
+    /// rules come from ff.toml [alerts].
+    Serve {
+        /// Where to listen: IP:PORT (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
+        listen: String,
+        /// Allow admin actions (clearing dead holders' locks, gc) to
+        /// requests with the bearer token from FF_SERVE_TOKEN, or a new one
+        /// printed at start.
+        #[arg(long)]
+        admin: bool,
+        /// How often locks are read for live events.
+        #[arg(long, value_parser = parse_duration, default_value = "100ms", value_name = "DURATION")]
+        poll_interval: Duration,
+        /// How often records and worktrees are read.
+        #[arg(long, value_parser = parse_duration, default_value = "500ms", value_name = "DURATION")]
+        record_interval: Duration,
+        /// How often a point of the success-rate and latency plots is taken.
+        #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
+        history_interval: Duration,
+    },
+    /// A live view of locks, operations, worktrees and alerts in the terminal.
+    Top {
+        /// Time between refreshes.
+        #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
+        interval: Duration,
+        /// Stop after N refreshes (default: until interrupted).
+        #[arg(long, short = 'n', value_name = "N")]
+        count: Option<u64>,
+    },
     /// Remove finished records older than --max-age (0: every finished record).
     Gc {
         /// For example 7d, 12h, 30m, 0.

@@ -39,6 +39,7 @@ pub(crate) struct FileConfig {
     port_stride: Option<u32>,
     symlink: Option<Vec<PathBuf>>,
     hooks: Option<crate::hooks::HooksFile>,
+    alerts: Option<ff_serve::AlertRules>,
 }
 
 /// Everything resolved.
@@ -270,6 +271,15 @@ impl Settings {
     /// The worktree manager on the configured backends.
     pub(crate) async fn manager(&self) -> Result<Manager, Failure> {
         self.manager_with(self.worktree_config()?).await
+    }
+
+    /// `[alerts]`, checked.
+    pub(crate) fn alert_rules(&self) -> Result<ff_serve::AlertRules, Failure> {
+        let rules = self.file.alerts.clone().unwrap_or_default();
+        rules
+            .validate()
+            .map_err(|e| Failure::invalid(format!("ff.toml: {e}")))?;
+        Ok(rules)
     }
 
     /// The repository's `[hooks]`, if any command is configured.

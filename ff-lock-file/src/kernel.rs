@@ -150,6 +150,7 @@ impl FileLockProvider {
         if !wait {
             return Ok(None);
         }
+        ff_traits::metrics::lock_contended("file", options);
         let budget = options.wait_budget();
         let rx = self
             .waiters
@@ -206,6 +207,9 @@ impl FileLockProvider {
             }
             if !wait {
                 return Ok(None);
+            }
+            if pause == Duration::from_millis(1) {
+                ff_traits::metrics::lock_contended("file", options);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -429,6 +433,10 @@ async fn grant(
             if !outlive_lingering_group(name, previous, deadline).await? {
                 return lingering(name, previous, deadline, options.wait_budget());
             }
+            // A holder's record in a free lock: its holder died holding it.
+            if previous.is_some() {
+                ff_traits::metrics::lock_taken_over("file");
+            }
             // Shared holders (readers, permits, intention locks of a
             // hierarchy) that died with their command still running: the
             // kernel freed their locks, their records remain; wait for
@@ -473,6 +481,10 @@ async fn grant(
             let previous = found.content().and_then(|c| c.holder.as_ref());
             if !outlive_lingering_group(name, previous, deadline).await? {
                 return lingering(name, previous, deadline, options.wait_budget());
+            }
+            // A holder's record in a free lock: its holder died holding it.
+            if previous.is_some() {
+                ff_traits::metrics::lock_taken_over("file");
             }
             let exclusive_last = found.content().map_or(0, |c| c.last_token);
             if previous.is_some() {

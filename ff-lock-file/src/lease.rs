@@ -243,6 +243,7 @@ pub(crate) async fn acquire(
             Ok((identity, content)) => {
                 if let Some(why) = staleness(&identity, content.as_ref(), options) {
                     tracing::info!(lock = name, reason = %why, "breaking a stale lease");
+                    ff_traits::metrics::lock_taken_over("file");
                     break_lease(paths, &identity)
                         .map_err(|e| io_error("cannot break a stale lease", &e))?;
                     continue;
@@ -253,6 +254,9 @@ pub(crate) async fn acquire(
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io_error("cannot read lease", &e)),
         };
+        if pause == Duration::from_millis(1) && wait {
+            ff_traits::metrics::lock_contended("file", options);
+        }
         if !wait || started.elapsed() >= budget {
             if !wait {
                 return Ok(None);

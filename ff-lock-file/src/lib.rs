@@ -99,6 +99,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use ff_traits::metrics;
 use ff_traits::{
     Error, ForceRelease, LockGuard, LockName, LockOptions, LockProvider, LockStatus, Result,
 };
@@ -222,9 +223,24 @@ impl LockProvider for FileLockProvider {
     }
 
     async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
-        self.take(name, options, true)
-            .await?
-            .ok_or_else(|| Error::lock_timeout(name.to_string(), options.wait_budget(), None))
+        let started = std::time::Instant::now();
+        match self.take(name, options, true).await {
+            Ok(Some(guard)) => Ok(metrics::lock_acquired("file", options, started, guard)),
+            Ok(None) => {
+                metrics::lock_timed_out("file", options, started);
+                Err(Error::lock_timeout(
+                    name.to_string(),
+                    options.wait_budget(),
+                    None,
+                ))
+            }
+            Err(e) => {
+                if matches!(e, Error::LockTimeout { .. }) {
+                    metrics::lock_timed_out("file", options, started);
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn try_acquire(
@@ -232,7 +248,14 @@ impl LockProvider for FileLockProvider {
         name: &LockName,
         options: &LockOptions,
     ) -> Result<Option<LockGuard>> {
-        self.take(name, options, false).await
+        let started = std::time::Instant::now();
+        Ok(match self.take(name, options, false).await? {
+            Some(guard) => Some(metrics::lock_acquired("file", options, started, guard)),
+            None => {
+                metrics::lock_contended("file", options);
+                None
+            }
+        })
     }
 
     async fn locks(&self) -> Result<Vec<LockStatus>> {
@@ -267,7 +290,7 @@ impl LockProvider for FileLockProvider {
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
         let stem = names::file_stem(name);
         let name = name.as_str();
-        match self.mode {
+        let released = match self.mode {
             FileLockMode::Kernel => {
                 self.kernel_force(name, &LockPaths::new(&self.dir, &stem))
                     .await
@@ -277,7 +300,9 @@ impl LockProvider for FileLockProvider {
                 &LeasePaths::new(&self.dir, &stem),
                 &LockOptions::default(),
             ),
-        }
+        }?;
+        metrics::lock_force_released("file", &released.outcome);
+        Ok(released)
     }
 }
 

@@ -115,6 +115,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use ff_traits::metrics;
 use ff_traits::{
     Error, FencingToken, ForceOutcome, ForceRelease, Liveness, LockGuard, LockInfo, LockMode,
     LockName, LockOptions, LockProvider, LockStatus, Result, Timestamp,
@@ -340,6 +341,7 @@ impl RedisLockProvider {
             .unwrap_or(0);
         if granted == 1 {
             if let Some(dead) = dead {
+                metrics::lock_taken_over("redis");
                 tracing::warn!(
                     lock = name,
                     pid = dead.info.pid,
@@ -615,6 +617,7 @@ impl RedisLockProvider {
             }
             if !subscribed {
                 subscribed = true;
+                metrics::lock_contended("redis", options);
                 releases.subscribe().await;
                 continue;
             }
@@ -696,7 +699,15 @@ impl LockProvider for RedisLockProvider {
         if let (Some(w), Err(_)) = (waiter, &result) {
             self.unmark_writer(name, w).await;
         }
-        result
+        match result {
+            Ok(guard) => Ok(metrics::lock_acquired("redis", options, started, guard)),
+            Err(e) => {
+                if matches!(e, Error::LockTimeout { .. }) {
+                    metrics::lock_timed_out("redis", options, started);
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn try_acquire(
@@ -706,9 +717,13 @@ impl LockProvider for RedisLockProvider {
     ) -> Result<Option<LockGuard>> {
         let name = name.as_str();
         check_mode(options)?;
+        let started = Instant::now();
         match self.attempt_or_take_over(name, options, None).await? {
-            Attempt::Granted(g) => Ok(Some(g)),
-            Attempt::Busy(_) => Ok(None),
+            Attempt::Granted(g) => Ok(Some(metrics::lock_acquired("redis", options, started, g))),
+            Attempt::Busy(_) => {
+                metrics::lock_contended("redis", options);
+                Ok(None)
+            }
         }
     }
 
@@ -780,14 +795,13 @@ impl LockProvider for RedisLockProvider {
             }
         }
         tracing::warn!(name, revoked = previous.len(), "lock force-released");
-        Ok(ForceRelease::new(
-            name,
-            if previous.is_empty() {
-                ForceOutcome::NotHeld
-            } else {
-                ForceOutcome::Revoked { previous }
-            },
-        ))
+        let outcome = if previous.is_empty() {
+            ForceOutcome::NotHeld
+        } else {
+            ForceOutcome::Revoked { previous }
+        };
+        metrics::lock_force_released("redis", &outcome);
+        Ok(ForceRelease::new(name, outcome))
     }
 }
 

@@ -31,6 +31,7 @@ mod lock;
 mod lock_name;
 mod manager;
 pub mod memory;
+pub mod metrics;
 pub mod process;
 mod record;
 mod store;

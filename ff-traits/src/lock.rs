@@ -630,6 +630,7 @@ impl LossNotifier {
         self.0.send_if_modified(|slot| {
             if slot.is_none() {
                 *slot = Some(reason);
+                crate::metrics::lock_lost();
                 true
             } else {
                 false
@@ -756,6 +757,23 @@ pub struct LockGuard {
     info: LockInfo,
     loss: LossWatch,
     held: Option<Box<dyn HeldLock>>,
+    /// Where the hold time goes when the grant ends: see
+    /// [`crate::metrics::lock_acquired`].
+    hold: Option<HoldTimer>,
+}
+
+/// Where a grant's hold time goes, and since when it is held.
+struct HoldTimer {
+    hold: metrics::Histogram,
+    since: std::time::Instant,
+}
+
+impl fmt::Debug for HoldTimer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HoldTimer")
+            .field("since", &self.since)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LockGuard {
@@ -765,6 +783,22 @@ impl LockGuard {
             info,
             loss,
             held: Some(held),
+            hold: None,
+        }
+    }
+
+    /// Reports this grant's hold time to `hold` when it ends.
+    pub(crate) fn time_hold(mut self, hold: metrics::Histogram) -> Self {
+        self.hold = Some(HoldTimer {
+            hold,
+            since: std::time::Instant::now(),
+        });
+        self
+    }
+
+    fn report_hold(&mut self) {
+        if let Some(t) = self.hold.take() {
+            t.hold.record(t.since.elapsed().as_secs_f64());
         }
     }
 
@@ -819,6 +853,7 @@ impl LockGuard {
     /// done under it was not protected to the end); [`Error::Backend`] when
     /// the backend failed to release (the grant then ends by itself).
     pub async fn release(mut self) -> Result<()> {
+        self.report_hold();
         let lost = self.ensure_held();
         if let Some(mut held) = self.held.take() {
             held.release().await?;
@@ -829,6 +864,7 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        self.report_hold();
         if let Some(mut held) = self.held.take() {
             tracing::debug!(lock = %self.info.name, "lock guard dropped without release");
             held.release_on_drop();

@@ -106,6 +106,7 @@ pub mod hooks;
 pub mod include;
 mod issue;
 mod manager;
+pub mod metrics;
 mod paths;
 mod runtime;
 

@@ -3,6 +3,7 @@
 mod admin;
 mod exec;
 mod run;
+mod serve;
 mod supervise;
 mod worktree;
 
@@ -58,6 +59,23 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             admin::unlock(&settings, out, name.as_deref(), all, force).await
         }
         Command::Stats => admin::stats(&settings, out).await,
+        Command::Serve {
+            listen,
+            admin,
+            poll_interval,
+            record_interval,
+            history_interval,
+        } => {
+            let how = serve::ServeOptions {
+                listen,
+                admin,
+                poll_interval,
+                record_interval,
+                history_interval,
+            };
+            serve::serve(&settings, out, how).await
+        }
+        Command::Top { interval, count } => serve::top(&settings, out, interval, count).await,
         Command::Hooks { action } => admin::hooks(&settings, out, action),
         Command::Gc { max_age } => admin::gc(&settings, out, max_age).await,
         Command::Lock {

@@ -270,7 +270,13 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         Fut: Future<Output = std::result::Result<(), E>>,
     {
         let record_key = key.record_key()?;
-        let Some(current) = self.store.load(&record_key).await? else {
+        let Some(current) = crate::metrics::store_call(
+            self.store.backend_name(),
+            "load",
+            self.store.load(&record_key),
+        )
+        .await?
+        else {
             return Err(Error::NotFound {
                 what: format!("record {} of '{}'", record_key.short(), key.operation),
             }
@@ -342,6 +348,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 r.abandoned_rollbacks.clear();
             })
             .await?;
+        crate::metrics::operation_event(crate::metrics::IDEMPOTENCY_ROLLBACKS, &key.operation);
         tracing::info!(operation = %key.operation, key = record_key.short(), "operation rolled back");
         Ok(stored)
     }

@@ -233,11 +233,17 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// "no record"); [`Error::Backend`].
     pub async fn should_execute(&self, key: &IdempotencyKey) -> Result<Decision> {
         let record_key = key.record_key()?;
-        let record = self.store.load(&record_key).await?;
+        let record = crate::metrics::store_call(
+            self.store.backend_name(),
+            "load",
+            self.store.load(&record_key),
+        )
+        .await?;
         let reason = match &record {
             None => Reason::NoPreviousExecution,
             Some(r) => decide(&self.config, r, self.now()),
         };
+        crate::metrics::decision(reason.as_str());
         tracing::debug!(
             operation = %key.operation,
             key = record_key.short(),
@@ -361,7 +367,13 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             rollback_data.clone(),
             now,
         );
-        match self.store.create(fresh).await {
+        match crate::metrics::store_call(
+            self.store.backend_name(),
+            "create",
+            self.store.create(fresh),
+        )
+        .await
+        {
             Ok(stored) => return Ok(self.claimed(stored, Reason::NoPreviousExecution, started)),
             Err(Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
@@ -369,7 +381,13 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         let mut last_lease_remaining = None;
         for _ in 0..MAX_RACE_ROUNDS {
             let now = self.now();
-            let Some(existing) = self.store.load(&record_key).await? else {
+            let Some(existing) = crate::metrics::store_call(
+                self.store.backend_name(),
+                "load",
+                self.store.load(&record_key),
+            )
+            .await?
+            else {
                 let owner = self.new_owner(FencingToken(1), now);
                 let record = IdempotencyRecord::new_pending(
                     key,
@@ -378,7 +396,13 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                     rollback_data.clone(),
                     now,
                 );
-                match self.store.create(record).await {
+                match crate::metrics::store_call(
+                    self.store.backend_name(),
+                    "create",
+                    self.store.create(record),
+                )
+                .await
+                {
                     Ok(stored) => {
                         return Ok(self.claimed(stored, Reason::NoPreviousExecution, started));
                     }
@@ -389,6 +413,9 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             let mut reason = decide(&self.config, &existing, now);
             if exclusive && reason == Reason::InProgress {
                 reason = Reason::StuckPendingReset;
+            }
+            if reason == Reason::AlreadyCompleted || !reason.execute() {
+                crate::metrics::decision(reason.as_str());
             }
             if reason == Reason::AlreadyCompleted {
                 tracing::debug!(decision = reason.as_str(), "replaying completed result");
@@ -401,7 +428,13 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             let read_revision = existing.revision;
             let lease_remaining = decision::lease_remaining(&existing, now);
             let next = self.restarted(existing, reason, rollback_data.clone(), now);
-            match self.store.compare_and_swap(read_revision, next).await {
+            match crate::metrics::store_call(
+                self.store.backend_name(),
+                "compare_and_swap",
+                self.store.compare_and_swap(read_revision, next),
+            )
+            .await
+            {
                 Ok(stored) => return Ok(self.claimed(stored, reason, started)),
                 Err(Error::PreconditionFailed { .. } | Error::NotFound { .. }) => {
                     last_lease_remaining = lease_remaining;
@@ -456,6 +489,14 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             .owner
             .clone()
             .unwrap_or_else(|| self.new_owner(FencingToken(0), self.now()));
+        crate::metrics::decision(reason.as_str());
+        crate::metrics::operation_event(crate::metrics::IDEMPOTENCY_CLAIMS, &stored.operation);
+        if reason == Reason::StuckPendingReset {
+            crate::metrics::operation_event(
+                crate::metrics::IDEMPOTENCY_TAKEOVERS,
+                &stored.operation,
+            );
+        }
         tracing::info!(
             decision = reason.as_str(),
             attempt = stored.attempts,
@@ -473,13 +514,31 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         })
     }
 
+    /// Counts an operation's end and its duration since its attempt began.
+    fn report_end(stored: &IdempotencyRecord, counter: &'static str, outcome: &'static str) {
+        crate::metrics::operation_event(counter, &stored.operation);
+        if let Some(end) = stored.ended_at {
+            let ms = end
+                .as_millis()
+                .saturating_sub(stored.last_attempt_at.as_millis());
+            #[allow(clippy::cast_precision_loss)] // durations far below 2^52 ms
+            crate::metrics::operation_ended(&stored.operation, outcome, ms as f64 / 1000.0);
+        }
+    }
+
     /// Loads the record of `claim` and checks the claim still owns it.
     async fn owned_record(&self, claim: &Claim) -> Result<IdempotencyRecord> {
         let lost = |reason: String| Error::LockLost {
             name: format!("claim on {} ({})", claim.key.short(), claim.operation),
             reason,
         };
-        let Some(record) = self.store.load(&claim.key).await? else {
+        let Some(record) = crate::metrics::store_call(
+            self.store.backend_name(),
+            "load",
+            self.store.load(&claim.key),
+        )
+        .await?
+        else {
             return Err(lost("its record was removed".to_owned()));
         };
         match &record.owner {
@@ -513,7 +572,13 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             let mut next = self.owned_record(claim).await?;
             let read_revision = next.revision;
             change(&mut next, self.now());
-            match self.store.compare_and_swap(read_revision, next).await {
+            match crate::metrics::store_call(
+                self.store.backend_name(),
+                "compare_and_swap",
+                self.store.compare_and_swap(read_revision, next),
+            )
+            .await
+            {
                 Ok(stored) => return Ok(stored),
                 Err(Error::PreconditionFailed { .. } | Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -558,6 +623,11 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 r.abandoned_rollbacks.clear();
             })
             .await?;
+        Self::report_end(
+            &stored,
+            crate::metrics::IDEMPOTENCY_COMPLETIONS,
+            "completed",
+        );
         tracing::info!(
             outcome = "completed",
             attempt = stored.attempts,
@@ -586,6 +656,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 r.abandoned_rollbacks.clear();
             })
             .await?;
+        Self::report_end(&stored, crate::metrics::IDEMPOTENCY_FAILURES, "failed");
         tracing::warn!(
             outcome = "failed",
             attempt = stored.attempts,
@@ -607,7 +678,13 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     pub async fn abandon_operation(&self, claim: &Claim) -> Result<()> {
         for _ in 0..MAX_RACE_ROUNDS {
             let revision = self.owned_record(claim).await?.revision;
-            match self.store.remove(&claim.key, revision).await {
+            match crate::metrics::store_call(
+                self.store.backend_name(),
+                "remove",
+                self.store.remove(&claim.key, revision),
+            )
+            .await
+            {
                 Ok(()) => {
                     tracing::info!(outcome = "abandoned", "claim withdrawn; no record kept");
                     return Ok(());
@@ -624,7 +701,8 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// # Errors
     /// [`Error::Backend`] when the store cannot be read.
     pub async fn stats(&self) -> Result<IdempotencyStats> {
-        let s = self.store.stats().await?;
+        let s = crate::metrics::store_call(self.store.backend_name(), "stats", self.store.stats())
+            .await?;
         let finished = s.finished();
         let completed = s.count(RecordStatus::Completed);
         #[allow(clippy::cast_precision_loss)] // counts far below 2^52
@@ -662,7 +740,12 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         } else {
             self.now().saturating_sub(max_age)
         };
-        let removed = self.store.remove_finished_before(cutoff).await?;
+        let removed = crate::metrics::store_call(
+            self.store.backend_name(),
+            "remove_finished_before",
+            self.store.remove_finished_before(cutoff),
+        )
+        .await?;
         tracing::info!(
             removed,
             max_age_ms = max_age.as_millis(),

@@ -12,6 +12,7 @@ use crate::lock::{
     LockProvider, LockStatus, LossNotifier, loss_channel,
 };
 use crate::lock_name::LockName;
+use crate::metrics;
 use crate::time::Timestamp;
 
 /// A [`LockProvider`] within one process, shared by its clones.
@@ -112,6 +113,7 @@ impl LockProvider for MemoryLockProvider {
         let budget = options.wait_budget();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + budget;
+        let mut contended = false;
         loop {
             // Register for the wake-up before looking, so a release between
             // the look and the wait is not missed.
@@ -119,10 +121,15 @@ impl LockProvider for MemoryLockProvider {
             tokio::pin!(released);
             released.as_mut().enable();
             let holder = match self.try_grant(name, options) {
-                Ok(guard) => return Ok(guard),
+                Ok(guard) => return Ok(metrics::lock_acquired("memory", options, started, guard)),
                 Err(holder) => holder,
             };
+            if !contended {
+                contended = true;
+                metrics::lock_contended("memory", options);
+            }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
+                metrics::lock_timed_out("memory", options, started);
                 return Err(Error::lock_timeout(
                     name,
                     started.elapsed(),
@@ -139,7 +146,14 @@ impl LockProvider for MemoryLockProvider {
     ) -> Result<Option<LockGuard>> {
         let name = name.as_str();
         options.validate()?;
-        Ok(self.try_grant(name, options).ok())
+        let started = Instant::now();
+        Ok(match self.try_grant(name, options) {
+            Ok(guard) => Some(metrics::lock_acquired("memory", options, started, guard)),
+            Err(_) => {
+                metrics::lock_contended("memory", options);
+                None
+            }
+        })
     }
 
     async fn locks(&self) -> Result<Vec<LockStatus>> {

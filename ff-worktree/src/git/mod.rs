@@ -304,6 +304,22 @@ impl Git {
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
+        let started = std::time::Instant::now();
+        let subcommand = crate::metrics::git_subcommand(&args);
+        let result = self.spawn_and_wait(cmd, &args).await;
+        crate::metrics::git_call(
+            subcommand,
+            started,
+            matches!(&result, Ok(out) if out.code == Some(0)),
+        );
+        result
+    }
+
+    async fn spawn_and_wait(
+        &self,
+        mut cmd: tokio::process::Command,
+        args: &[OsString],
+    ) -> Result<GitOutput, GitError> {
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 GitError::NotInstalled {
@@ -311,20 +327,20 @@ impl Git {
                 }
             } else {
                 GitError::Io {
-                    args: describe(&args),
+                    args: describe(args),
                     source: e,
                 }
             }
         })?;
-        tracing::trace!(args = %describe(&args), dir = %self.dir.display(), "git");
+        tracing::trace!(args = %describe(args), dir = %self.dir.display(), "git");
         let out = tokio::time::timeout(self.timeout, child.wait_with_output())
             .await
             .map_err(|_| GitError::Timeout {
-                args: describe(&args),
+                args: describe(args),
                 after: self.timeout,
             })?
             .map_err(|e| GitError::Io {
-                args: describe(&args),
+                args: describe(args),
                 source: e,
             })?;
         Ok(GitOutput {

@@ -21,20 +21,25 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// [`Error::WouldLoseWork`] when work would be lost and `mode` is [`Cleanup::Safe`];
     /// [`LockTimeout`](ff_traits::Error::LockTimeout); [`Backend`](ff_traits::Error::Backend) with git's message.
     pub async fn cleanup_worktree(&self, id_or_issue: &str, mode: Cleanup) -> Result<Cleaned> {
-        let Some(found) = self.get(id_or_issue).await? else {
-            return Ok(Cleaned {
-                removed: None,
-                archived_at: None,
-                merged_because: None,
-            });
-        };
-        let issue = IssueId::parse(&found.issue)?;
-        self.with_issue(&issue, "cleanupWorktree", async || {
-            let force = mode == Cleanup::Force;
-            self.pre_cleanup(&found, force).await?;
-            self.cleanup_locked(&issue, &found.id, force).await
+        let result = crate::metrics::timed("cleanup", async {
+            let Some(found) = self.get(id_or_issue).await? else {
+                return Ok(Cleaned {
+                    removed: None,
+                    archived_at: None,
+                    merged_because: None,
+                });
+            };
+            let issue = IssueId::parse(&found.issue)?;
+            self.with_issue(&issue, "cleanupWorktree", async || {
+                let force = mode == Cleanup::Force;
+                self.pre_cleanup(&found, force).await?;
+                self.cleanup_locked(&issue, &found.id, force).await
+            })
+            .await
         })
-        .await
+        .await;
+        crate::metrics::worktree_count(self.count_ours(), self.config.max_worktrees);
+        result
     }
 
     /// Runs `pre_cleanup` in a worktree that is here; a failure refuses

@@ -100,11 +100,16 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// [`Error::LimitReached`]; [`LockTimeout`](ff_traits::Error::LockTimeout);
     /// [`Backend`](ff_traits::Error::Backend) with git's message when git fails.
     pub async fn create_worktree(&self, issue: &str) -> Result<Created> {
-        let issue = IssueId::parse(issue)?;
-        self.with_issue(&issue, CREATE_OPERATION, async || {
-            self.create_locked(&issue).await
+        let result = crate::metrics::timed("create", async {
+            let issue = IssueId::parse(issue)?;
+            self.with_issue(&issue, CREATE_OPERATION, async || {
+                self.create_locked(&issue).await
+            })
+            .await
         })
-        .await
+        .await;
+        crate::metrics::worktree_count(self.count_ours(), self.config.max_worktrees);
+        result
     }
 
     async fn create_locked(&self, issue: &IssueId) -> Result<Created> {
@@ -382,7 +387,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     /// Worktrees git has registered under the base path, read from git's
     /// registry in-process (as `git worktree list` reads it).
-    fn count_ours(&self) -> usize {
+    pub(super) fn count_ours(&self) -> usize {
         crate::git::repair::registered_paths(&self.info.common_dir)
             .iter()
             .filter(|p| p.starts_with(&self.base))

@@ -125,60 +125,63 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// [`Backend`](ff_traits::Error::Backend) when git, the store or the locks fail;
     /// [`LockTimeout`](ff_traits::Error::LockTimeout) for the registry lock.
     pub async fn recover(&self, mode: Recover) -> Result<Recovery> {
-        let dry_run = mode == Recover::DryRun;
-        let mut report = Recovery {
-            dry_run,
-            repairs: Vec::new(),
-        };
-        let torn = self.torn_commondirs(!dry_run).await;
-        for dir in &torn {
-            report.note(
-                RepairKind::RewroteCommondir,
-                dir.display().to_string(),
-                "a killed `git worktree add` left it empty",
-            );
-        }
-        if dry_run && !torn.is_empty() {
-            // Git cannot list worktrees until they are mended.
-            return Ok(report);
-        }
-        let scan = self
-            .records
-            .store()
-            .scan(&ScanFilter::default().operation(CREATE_OPERATION))
+        crate::metrics::timed("recover", async {
+            let dry_run = mode == Recover::DryRun;
+            let mut report = Recovery {
+                dry_run,
+                repairs: Vec::new(),
+            };
+            let torn = self.torn_commondirs(!dry_run).await;
+            for dir in &torn {
+                report.note(
+                    RepairKind::RewroteCommondir,
+                    dir.display().to_string(),
+                    "a killed `git worktree add` left it empty",
+                );
+            }
+            if dry_run && !torn.is_empty() {
+                // Git cannot list worktrees until they are mended.
+                return Ok(report);
+            }
+            let scan = self
+                .records
+                .store()
+                .scan(&ScanFilter::default().operation(CREATE_OPERATION))
+                .await?;
+            for damaged in &scan.corrupt {
+                report.note(
+                    RepairKind::CorruptRecord,
+                    &damaged.location,
+                    format!(
+                        "{}; left as it is, with any worktree or branch of its issue: inspect it, \
+                         then repair or delete it and run recover again",
+                        damaged.reason
+                    ),
+                );
+            }
+            // What git has registered, read once in-process: a `git worktree
+            // list` per record would spawn a process per worktree. Each
+            // candidate is checked again with git under its issue's lock.
+            let listed = repair::registered_paths(&self.info.common_dir);
+            for record in scan.records {
+                if self.ours(&record.context) {
+                    self.recover_record(&record, &listed, &mut report).await?;
+                }
+            }
+            for record in self.records.records(SYNC_OPERATION).await? {
+                if record.status == RecordStatus::Pending && self.ours(&record.context) {
+                    self.recover_sync(&record, &mut report).await?;
+                }
+            }
+            let damaged: Vec<String> = scan.corrupt.into_iter().map(|c| c.location).collect();
+            self.with_registry("recover", async || {
+                self.remove_strays(&damaged, &mut report).await
+            })
             .await?;
-        for damaged in &scan.corrupt {
-            report.note(
-                RepairKind::CorruptRecord,
-                &damaged.location,
-                format!(
-                    "{}; left as it is, with any worktree or branch of its issue: inspect it, \
-                     then repair or delete it and run recover again",
-                    damaged.reason
-                ),
-            );
-        }
-        // What git has registered, read once in-process: a `git worktree
-        // list` per record would spawn a process per worktree. Each
-        // candidate is checked again with git under its issue's lock.
-        let listed = repair::registered_paths(&self.info.common_dir);
-        for record in scan.records {
-            if self.ours(&record.context) {
-                self.recover_record(&record, &listed, &mut report).await?;
-            }
-        }
-        for record in self.records.records(SYNC_OPERATION).await? {
-            if record.status == RecordStatus::Pending && self.ours(&record.context) {
-                self.recover_sync(&record, &mut report).await?;
-            }
-        }
-        let damaged: Vec<String> = scan.corrupt.into_iter().map(|c| c.location).collect();
-        self.with_registry("recover", async || {
-            self.remove_strays(&damaged, &mut report).await
+            self.recover_slots(&mut report).await?;
+            Ok(report)
         })
-        .await?;
-        self.recover_slots(&mut report).await?;
-        Ok(report)
+        .await
     }
 
     /// Frees the slots of worktrees that no longer exist, each under its

@@ -30,15 +30,18 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// [`InvalidInput`](ff_traits::Error::InvalidInput) for a base that names nothing;
     /// [`LockTimeout`](ff_traits::Error::LockTimeout); [`Backend`](ff_traits::Error::Backend) with git's message.
     pub async fn sync_worktree(&self, id_or_issue: &str, options: SyncOptions) -> Result<Synced> {
-        let found = self.find(id_or_issue).await?;
-        let issue = IssueId::parse(&found.issue)?;
-        self.with_issue(&issue, SYNC_OPERATION, async || {
-            if found.path.join(".git").exists() && self.is_local(&found) {
-                self.run_hook(crate::hooks::Hook::PreSync, &found).await?;
-            }
-            let synced = self.sync_locked(&issue, &found.id, options).await?;
-            self.run_hook(crate::hooks::Hook::PostSync, &found).await?;
-            Ok(synced)
+        crate::metrics::timed("sync", async {
+            let found = self.find(id_or_issue).await?;
+            let issue = IssueId::parse(&found.issue)?;
+            self.with_issue(&issue, SYNC_OPERATION, async || {
+                if found.path.join(".git").exists() && self.is_local(&found) {
+                    self.run_hook(crate::hooks::Hook::PreSync, &found).await?;
+                }
+                let synced = self.sync_locked(&issue, &found.id, options).await?;
+                self.run_hook(crate::hooks::Hook::PostSync, &found).await?;
+                Ok(synced)
+            })
+            .await
         })
         .await
     }

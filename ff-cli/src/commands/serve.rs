@@ -1,0 +1,348 @@
+//! serve, top.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ff_serve::{Backends, ManagedRepository, Overview, ServeConfig, Server};
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::output::{self, Failure, INVALID_INPUT, Out, UNAVAILABLE};
+
+pub(super) struct ServeOptions {
+    pub(super) listen: String,
+    pub(super) admin: bool,
+    pub(super) poll_interval: Duration,
+    pub(super) record_interval: Duration,
+    pub(super) history_interval: Duration,
+}
+
+/// The backends every command uses, plus the repository's worktrees when
+/// run inside one.
+async fn backends(settings: &Settings) -> Result<Backends, Failure> {
+    let locks = settings.locks().await?;
+    let store = settings.store().await?;
+    let mut backends = Backends::new(locks, store);
+    if let Some(top) = &settings.toplevel {
+        let manager = settings.manager().await?;
+        backends = backends.with_worktrees(Arc::new(ManagedRepository::new(
+            manager,
+            top.display().to_string(),
+        )));
+    }
+    Ok(backends)
+}
+
+/// The admin token: `FF_SERVE_TOKEN`, else 32 random bytes in hex.
+fn admin_token() -> Result<String, Failure> {
+    if let Ok(token) = std::env::var("FF_SERVE_TOKEN") {
+        if token.len() < 16 {
+            return Err(Failure::invalid(
+                "FF_SERVE_TOKEN is shorter than 16 characters: give a longer secret, or unset it \
+                 to have one made",
+            ));
+        }
+        return Ok(token);
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Failure::new(
+            UNAVAILABLE,
+            "unavailable",
+            format!("cannot draw a random admin token: {e}"),
+        )
+    })?;
+    Ok(ff_traits::hex_lower(&bytes))
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> Result<u8, Failure> {
+    // Everything is checked before anything listens.
+    let address: SocketAddr = how.listen.parse().map_err(|_| {
+        Failure::invalid(format!(
+            "--listen {:?} is not an address: write IP:PORT, such as 127.0.0.1:7878 (port 0 picks a free port)",
+            how.listen
+        ))
+    })?;
+    let rules = settings.alert_rules()?;
+    for (what, d) in [
+        ("--poll-interval", how.poll_interval),
+        ("--record-interval", how.record_interval),
+        ("--history-interval", how.history_interval),
+    ] {
+        if d < Duration::from_millis(10) {
+            return Err(Failure::invalid(format!(
+                "{what} {}: give at least 10ms",
+                ff_traits::fmt_duration(d)
+            )));
+        }
+    }
+    let token = if how.admin {
+        Some(admin_token()?)
+    } else {
+        None
+    };
+    let backends = backends(settings).await?;
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("{address} is taken by another program; choose another port with --listen")
+        } else {
+            format!("cannot listen on {address}: {e}; choose another address with --listen")
+        };
+        Failure::new(UNAVAILABLE, "listen_failed", why)
+    })?;
+    let bound = listener.local_addr().map_err(|e| {
+        Failure::new(
+            UNAVAILABLE,
+            "listen_failed",
+            format!("cannot read the listening address: {e}"),
+        )
+    })?;
+    if !bound.ip().is_loopback() {
+        tracing::warn!(
+            %bound,
+            "serving beyond this machine: anyone who reaches this port reads lock, operation and worktree data"
+        );
+    }
+    let mut config = ServeConfig::default()
+        .with_alerts(rules)
+        .with_poll_interval(how.poll_interval)
+        .with_record_interval(how.record_interval)
+        .with_history_interval(how.history_interval);
+    if let Some(t) = &token {
+        config = config.with_admin_token(t.clone());
+    }
+    let url = format!("http://{bound}/");
+    if out.json {
+        // One line, so a program can read it as soon as it comes.
+        line(&json!({"listening": url, "admin": how.admin, "admin_token": token}).to_string());
+    } else {
+        line(&match &token {
+            Some(t) => format!("serving on {url} (admin actions need: Authorization: Bearer {t})"),
+            None => format!("serving on {url} (read-only; --admin allows admin actions)"),
+        });
+    }
+    let server = Server::new(backends, config);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        server
+            .run(listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => {
+            return match result {
+                Ok(Ok(())) => Ok(0),
+                Ok(Err(e)) => Err(Failure::new(UNAVAILABLE, "serve_failed", e.to_string())),
+                Err(e) => Err(Failure::new(output::FAILURE, "internal", e.to_string())),
+            };
+        }
+        () = stop_signal() => {}
+    }
+    let _ = stop.send(());
+    // Event streams stay open until their clients go: give requests a
+    // moment to finish, then stop.
+    let _ = tokio::time::timeout(Duration::from_secs(2), serving).await;
+    Ok(0)
+}
+
+/// Writes one line to stdout and flushes it.
+fn line(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    let _ = stdout.flush();
+}
+
+fn ms(v: Option<u64>) -> String {
+    v.map_or_else(
+        || "–".to_owned(),
+        |ms| ff_traits::fmt_duration(Duration::from_secs(ms / 1000)),
+    )
+}
+
+/// The terminal view of one overview.
+fn render(o: &Overview) -> String {
+    let mut text = String::new();
+    let up = if o.backend_up {
+        "backends up".to_owned()
+    } else {
+        format!(
+            "BACKEND DOWN: {}",
+            o.backend_error.as_deref().unwrap_or("unknown")
+        )
+    };
+    let worktrees = match o.worktree_limit {
+        Some(limit) => format!("{} / {limit}", o.worktrees),
+        None => o.worktrees.to_string(),
+    };
+    text.push_str(&format!(
+        "ff top · {up}\nlocks held {} (oldest {}) · in flight {} (oldest {}) · success {} · mean {} · worktrees {worktrees}\n",
+        o.locks_held,
+        ms(o.oldest_hold_ms),
+        o.by_status.get("pending").copied().unwrap_or(0),
+        ms(o.oldest_pending_ms),
+        o.success_rate.map_or_else(|| "–".to_owned(), |r| format!("{r:.1}%")),
+        o.avg_duration_ms.map_or_else(|| "–".to_owned(), |d| format!("{d:.0} ms")),
+    ));
+    if o.alerts.is_empty() {
+        text.push_str("no alerts\n");
+    } else {
+        for a in &o.alerts {
+            text.push_str(&format!("ALERT {}: {}\n", a.name, a.summary));
+        }
+    }
+    let str_of = |v: &serde_json::Value, k: &str| {
+        v.get(k)
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+            .unwrap_or_default()
+    };
+    let age = |v: &serde_json::Value| ms(v.get("age_ms").and_then(serde_json::Value::as_u64));
+    let rows: Vec<Vec<String>> = o
+        .held_locks
+        .iter()
+        .take(15)
+        .map(|l| {
+            let h = &l["holders"][0];
+            vec![
+                str_of(l, "name"),
+                str_of(h, "mode"),
+                format!("pid {} on {}", str_of(h, "pid"), str_of(h, "hostname")),
+                age(h),
+                str_of(h, "fencing_token"),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        text.push('\n');
+        text.push_str(&output::table(
+            &["LOCK", "MODE", "HOLDER", "HELD FOR", "TOKEN"],
+            &rows,
+        ));
+        text.push('\n');
+    }
+    let rows: Vec<Vec<String>> = o
+        .pending
+        .iter()
+        .take(10)
+        .map(|r| {
+            vec![
+                str_of(r, "operation"),
+                str_of(r, "key")[..12.min(str_of(r, "key").len())].to_owned(),
+                str_of(r, "attempts"),
+                age(r),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        text.push('\n');
+        text.push_str(&output::table(
+            &["IN FLIGHT", "KEY", "ATTEMPT", "FOR"],
+            &rows,
+        ));
+        text.push('\n');
+    }
+    let rows: Vec<Vec<String>> = o
+        .failed
+        .iter()
+        .take(5)
+        .map(|r| {
+            vec![
+                str_of(r, "operation"),
+                r["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(60)
+                    .collect(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        text.push('\n');
+        text.push_str(&output::table(&["FAILED", "ERROR"], &rows));
+        text.push('\n');
+    }
+    let rows: Vec<Vec<String>> = o
+        .worktree_list
+        .iter()
+        .take(10)
+        .map(|w| {
+            vec![
+                str_of(w, "issue"),
+                str_of(w, "branch"),
+                str_of(w, "status"),
+                age(w),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        text.push('\n');
+        text.push_str(&output::table(&["ISSUE", "BRANCH", "STATUS", "AGE"], &rows));
+        text.push('\n');
+    }
+    text
+}
+
+pub(super) async fn top(
+    settings: &Settings,
+    out: Out,
+    interval: Duration,
+    count: Option<u64>,
+) -> Result<u8, Failure> {
+    if interval < Duration::from_millis(100) {
+        return Err(Failure::new(
+            INVALID_INPUT,
+            "invalid_input",
+            "--interval: give at least 100ms",
+        ));
+    }
+    let rules = settings.alert_rules()?;
+    let backends = backends(settings).await?;
+    let clear = !out.json && std::io::stdout().is_terminal();
+    let mut round = 0u64;
+    loop {
+        let overview = ff_serve::overview(&backends, &rules).await;
+        if out.json {
+            // One object per line (NDJSON), one line per refresh.
+            line(&serde_json::to_string(&overview).unwrap_or_default());
+        } else if clear {
+            // Home and clear, then the frame: one write, no flicker.
+            line(&format!("\x1b[H\x1b[2J{}", render(&overview)));
+        } else {
+            line(&render(&overview));
+        }
+        round += 1;
+        if count.is_some_and(|n| round >= n) {
+            return Ok(0);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stop_signal() => return Ok(0),
+        }
+    }
+}

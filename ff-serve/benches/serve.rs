@@ -1,0 +1,274 @@
+//! The figures issue #19 asks for, each beside its raw baseline from the
+//! same run, interleaved round by round:
+//!
+//! 1. **Scrape**: `GET /metrics` over loopback with 10,000 records in a
+//!    SQLite store and 1,000 file locks held, against the bare backend
+//!    reads it is made of (`locks()` + `stats()` + the pending scan).
+//! 2. **Metrics overhead**: an uncontended file-lock acquire + release,
+//!    with and without a Prometheus recorder installed (thread-local, so
+//!    both run in one process, alternating).
+//! 3. **Event latency**: from `acquire` returning (another provider on the
+//!    same directory, as another process would be) to the `lock_acquired`
+//!    event arriving on `/api/events`.
+//!
+//! Run: `cargo bench -p ff-serve --bench serve`. Without `--bench` (under
+//! `cargo test`) it runs a few rounds on small numbers as a smoke test.
+
+#![allow(missing_docs, clippy::print_stdout, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ff_lock_file::FileLockProvider;
+use ff_serve::{Backends, ServeConfig, Server};
+use ff_store_sqlite::SqliteStore;
+use ff_traits::{
+    IdempotencyKey, IdempotencyManager, LockName, LockOptions, LockProvider, ManagerConfig,
+    RecordedError, Start,
+};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+/// `GET path` on a fresh connection; the body.
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert!(
+        body.starts_with("HTTP/1.1 200"),
+        "{}",
+        &body[..body.len().min(200)]
+    );
+    body
+}
+
+async fn fill(store: Arc<SqliteStore>, records: usize) {
+    let manager = IdempotencyManager::new(store, ManagerConfig::default().with_max_attempts(1));
+    for i in 0..records {
+        let key = IdempotencyKey::new("bench", json!({"i": i}), json!({}));
+        let Start::Claimed(claim) = manager.start_operation(&key, None).await.unwrap() else {
+            panic!("a new key");
+        };
+        match i % 50 {
+            0 => {}
+            1..=4 => {
+                manager
+                    .fail_operation(
+                        &claim,
+                        RecordedError::new("bench", "failed on purpose", false),
+                    )
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                manager.complete_operation(&claim, json!(i)).await.unwrap();
+            }
+        }
+    }
+}
+
+async fn scrape(full: bool) {
+    let (records, locks, rounds) = if full {
+        (10_000, 1_000, 31)
+    } else {
+        (200, 20, 3)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FileLockProvider::new(dir.path().join("locks")));
+    let store = Arc::new(SqliteStore::open(dir.path().join("records.db")).unwrap());
+    let filling = Instant::now();
+    fill(Arc::clone(&store), records).await;
+    let mut held = Vec::new();
+    for i in 0..locks {
+        let name = LockName::new(format!("bench/lock-{i}")).unwrap();
+        held.push(
+            provider
+                .acquire(&name, &LockOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    println!(
+        "scrape: {records} records and {locks} held locks made in {:.1} s",
+        filling.elapsed().as_secs_f64()
+    );
+    let backends = Backends::new(provider.clone(), store.clone());
+    let server = Server::new(backends, ServeConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(async move {
+        server.run(listener, std::future::pending()).await.unwrap();
+    });
+    // The first look, so the watch's own reads are under way as in use.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let text = get(addr, "/metrics").await;
+    assert!(text.contains(&format!("ff_locks_held {locks}")), "{text}");
+    let pending_only = ff_traits::ScanFilter::default().status(ff_traits::RecordStatus::Pending);
+    let (mut scraped, mut bare) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for side in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+            let started = Instant::now();
+            if side == 0 {
+                get(addr, "/metrics").await;
+                scraped.push(started.elapsed());
+            } else {
+                let (l, s, p) = tokio::join!(
+                    provider.locks(),
+                    ff_traits::IdempotencyStorage::stats(&*store),
+                    ff_traits::IdempotencyStorage::scan(&*store, &pending_only),
+                );
+                assert_eq!(l.unwrap().len(), locks);
+                s.unwrap();
+                p.unwrap();
+                bare.push(started.elapsed());
+            }
+        }
+    }
+    let (s, b) = (median(scraped), median(bare));
+    println!(
+        "scrape: GET /metrics median {:.2} ms; bare backend reads {:.2} ms; ratio {:.2}x (goal: scrape <= 50 ms)",
+        s.as_secs_f64() * 1e3,
+        b.as_secs_f64() * 1e3,
+        ratio(s, b)
+    );
+    serving.abort();
+    drop(held);
+}
+
+fn overhead(full: bool) {
+    let (rounds, per_round) = if full { (41, 2_000) } else { (3, 50) };
+    let dir = tempfile::tempdir().unwrap();
+    let provider = FileLockProvider::new(dir.path());
+    let name = LockName::new("bench").unwrap();
+    let options = LockOptions::default().with_operation("bench");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let cycle = |n: usize| {
+        runtime.block_on(async {
+            let started = Instant::now();
+            for _ in 0..n {
+                let g = provider.acquire(&name, &options).await.unwrap();
+                g.release().await.unwrap();
+            }
+            started.elapsed() / u32::try_from(n).unwrap()
+        })
+    };
+    cycle(per_round); // warm the file and the page cache
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for side in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+            if side == 0 {
+                let _installed = metrics::set_default_local_recorder(&recorder);
+                with.push(cycle(per_round));
+            } else {
+                without.push(cycle(per_round));
+            }
+        }
+    }
+    let rendered = handle.render();
+    assert!(
+        rendered.contains("ff_lock_hold_seconds"),
+        "the recorder saw nothing: {rendered}"
+    );
+    let (w, wo) = (median(with), median(without));
+    println!(
+        "overhead: acquire+release median {:.2} us with a Prometheus recorder, {:.2} us without; ratio {:.3}x (goal: <= 1.05x)",
+        w.as_secs_f64() * 1e6,
+        wo.as_secs_f64() * 1e6,
+        ratio(w, wo)
+    );
+}
+
+async fn event_latency(full: bool) {
+    let samples = if full { 41 } else { 3 };
+    let dir = tempfile::tempdir().unwrap();
+    let served = Arc::new(FileLockProvider::new(dir.path().join("locks")));
+    // Another provider on the same directory: as another process.
+    let other = FileLockProvider::new(dir.path().join("locks"));
+    let store = Arc::new(SqliteStore::open(dir.path().join("records.db")).unwrap());
+    let server = Server::new(Backends::new(served, store), ServeConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(async move {
+        server.run(listener, std::future::pending()).await.unwrap();
+    });
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    let mut next_event = async || loop {
+        let line = lines.next_line().await.unwrap().unwrap();
+        if let Some(kind) = line.strip_prefix("event: ") {
+            return kind.to_owned();
+        }
+    };
+    assert_eq!(next_event().await, "hello");
+    // Let the watch take its first look.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut latencies = Vec::new();
+    for i in 0..samples {
+        let name = LockName::new(format!("latency-{i}")).unwrap();
+        let guard = other.acquire(&name, &LockOptions::default()).await.unwrap();
+        let taken = Instant::now();
+        loop {
+            if next_event().await == "lock_acquired" {
+                break;
+            }
+        }
+        latencies.push(taken.elapsed());
+        guard.release().await.unwrap();
+        while next_event().await != "lock_released" {}
+        // Spread the takes over the poll cycle.
+        tokio::time::sleep(Duration::from_millis(37)).await;
+    }
+    let m = median(latencies.clone());
+    let worst = latencies.iter().max().copied().unwrap_or_default();
+    println!(
+        "events: lock taken -> SSE event median {:.1} ms, worst {:.1} ms over {samples} (goal: median <= 200 ms; poll interval 100 ms)",
+        m.as_secs_f64() * 1e3,
+        worst.as_secs_f64() * 1e3
+    );
+    serving.abort();
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    // `cargo bench -p ff-serve --bench serve -- overhead` runs one part.
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| ["overhead", "scrape", "events"].contains(&a.as_str()))
+        .collect();
+    let run = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // First, before any server installs its global recorder: "without"
+    // must mean no recorder at all.
+    if run("overhead") {
+        overhead(full);
+    }
+    if run("scrape") {
+        runtime.block_on(scrape(full));
+    }
+    if run("events") {
+        runtime.block_on(event_latency(full));
+    }
+}

@@ -1,0 +1,535 @@
+//! The routes: the page, `/metrics`, the JSON API, the event stream and
+//! the admin actions.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State as Extract};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ff_traits::{LockName, RecordStatus, Timestamp};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::view::{Overview, Parts, lock_json, record_json, worktree_json};
+use crate::watch::State;
+
+type Shared = Arc<State>;
+
+/// Rows per page unless asked otherwise, and the most a page may hold.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+pub(crate) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/app.js", get(script))
+        .route("/app.css", get(style))
+        .route("/metrics", get(metrics))
+        .route("/api/locks", get(locks))
+        .route("/api/worktrees", get(worktrees))
+        .route("/api/operations", get(operations))
+        .route("/api/stats", get(stats))
+        .route("/api/alerts", get(alerts))
+        .route("/api/events", get(events))
+        .route("/api/admin/unlock", post(unlock))
+        .route("/api/admin/gc", post(gc))
+        .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::map_response(safe_headers))
+        .with_state(state)
+}
+
+/// Headers every response carries: no sniffing, no framing, no referrer,
+/// scripts and styles from this server only, nothing cached.
+async fn safe_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "cross-origin-resource-policy", "same-origin");
+    set(h, "cross-origin-opener-policy", "same-origin");
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, "cache-control", "no-store");
+    }
+    response
+}
+
+/// A JSON error: `{"error": {"kind": …, "message": …}}`.
+fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": {"kind": kind, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no route {method} {}; the routes are /, /metrics, /api/locks, /api/worktrees, \
+             /api/operations, /api/stats, /api/alerts, /api/events, and POST /api/admin/unlock \
+             and /api/admin/gc",
+            uri.path()
+        ),
+    )
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not take {method}: reads are GET, admin actions are POST",
+            uri.path()
+        ),
+    )
+}
+
+fn bad_query(e: &QueryRejection) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        format!("bad query parameters: {}", e.body_text()),
+    )
+}
+
+const PAGE: &str = include_str!("assets/index.html");
+const SCRIPT: &str = include_str!("assets/app.js");
+const STYLE: &str = include_str!("assets/app.css");
+
+async fn page() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+async fn metrics(Extract(state): Extract<Shared>) -> Response {
+    let text = crate::prom::render(&state).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Paging, common to every list.
+#[derive(Debug, Deserialize)]
+struct Paging {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+impl Paging {
+    #[allow(clippy::result_large_err)] // a Response is what the handler returns anyway
+    fn check(&self) -> Result<(usize, usize), Response> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+                format!("limit={limit}: ask for 1 to {MAX_LIMIT} rows, and page with offset"),
+            ));
+        }
+        Ok((limit, self.offset.unwrap_or(0)))
+    }
+}
+
+fn page_of(items: Vec<Value>, total: usize, limit: usize, offset: usize) -> Response {
+    Json(json!({"total": total, "offset": offset, "limit": limit, "items": items})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocksQuery {
+    limit: Option<usize>,
+    offset: Option<usize>,
+    /// Only held (true) or idle (false) locks.
+    held: Option<bool>,
+    /// Only names containing this.
+    q: Option<String>,
+}
+
+async fn locks(
+    Extract(state): Extract<Shared>,
+    query: Result<Query<LocksQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return bad_query(&e),
+    };
+    let (limit, offset) = match (Paging {
+        limit: q.limit,
+        offset: q.offset,
+    })
+    .check()
+    {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let view = state.read();
+    let now = Timestamp::now();
+    let matching: Vec<_> = view
+        .locks
+        .iter()
+        .filter(|l| q.held.is_none_or(|h| l.held == h))
+        .filter(|l| q.q.as_deref().is_none_or(|s| l.name.contains(s)))
+        .collect();
+    let items = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|l| lock_json(l, now))
+        .collect();
+    page_of(items, matching.len(), limit, offset)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn worktrees(
+    Extract(state): Extract<Shared>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return bad_query(&e),
+    };
+    let (limit, offset) = match (Paging {
+        limit: q.limit,
+        offset: q.offset,
+    })
+    .check()
+    {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let view = state.read();
+    let now = Timestamp::now();
+    let items: Vec<Value> = view
+        .worktrees
+        .iter()
+        .rev()
+        .skip(offset)
+        .take(limit)
+        .map(|w| worktree_json(w, now))
+        .collect();
+    let mut body = json!({
+        "total": view.worktrees.len(),
+        "offset": offset,
+        "limit": limit,
+        "items": items,
+    });
+    if let Some(source) = &state.backends.worktrees {
+        body["repository"] = json!(source.repository());
+        body["worktree_limit"] = json!(source.limit());
+    }
+    Json(body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperationsQuery {
+    limit: Option<usize>,
+    offset: Option<usize>,
+    status: Option<String>,
+    operation: Option<String>,
+}
+
+async fn operations(
+    Extract(state): Extract<Shared>,
+    query: Result<Query<OperationsQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return bad_query(&e),
+    };
+    let (limit, offset) = match (Paging {
+        limit: q.limit,
+        offset: q.offset,
+    })
+    .check()
+    {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let status = match q.status.as_deref().map(|s| (s, RecordStatus::parse(s))) {
+        None => None,
+        Some((_, Some(s))) => Some(s),
+        Some((s, None)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+                format!(
+                    "status={s:?}: use one of {}",
+                    RecordStatus::ALL.map(RecordStatus::as_str).join(", ")
+                ),
+            );
+        }
+    };
+    let view = state.read();
+    let now = Timestamp::now();
+    let matching: Vec<_> = view
+        .records
+        .iter()
+        .filter(|r| status.is_none_or(|s| r.status == s))
+        .filter(|r| q.operation.as_deref().is_none_or(|o| r.operation == o))
+        .collect();
+    let items = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|r| record_json(r, now))
+        .collect();
+    page_of(items, matching.len(), limit, offset)
+}
+
+async fn stats(
+    Extract(state): Extract<Shared>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    if let Err(e) = query {
+        return bad_query(&e);
+    }
+    let view = state.read();
+    let parts = Parts {
+        locks: &view.locks,
+        records: &view.records,
+        corrupt: view.corrupt,
+        worktrees: &view.worktrees,
+        repository: state.backends.worktrees.as_ref().map(|s| s.repository()),
+        worktree_limit: state.backends.worktrees.as_ref().map(|s| s.limit()),
+        error: view.backend_error(),
+    };
+    let overview = Overview::from_parts(&parts, state.alerts.active());
+    let mut body = serde_json::to_value(&overview).unwrap_or_default();
+    body["history"] = json!(view.history);
+    body["backends"] = json!({
+        "locks": state.backends.locks.backend_name(),
+        "locks_endpoint": state.backends.locks.endpoint(),
+        "store": state.backends.store.backend_name(),
+    });
+    body["admin"] = json!(state.config.admin_token.is_some());
+    body["server_started_at"] = json!(state.started);
+    Json(body).into_response()
+}
+
+async fn alerts(Extract(state): Extract<Shared>) -> Response {
+    Json(json!({
+        "active": state.alerts.active(),
+        "rules": state.alerts.rules.active_rules(),
+        "settings": state.alerts.rules,
+    }))
+    .into_response()
+}
+
+async fn events(
+    Extract(state): Extract<Shared>,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+    let rx = state.events.subscribe();
+    let hello = SseEvent::default().event("hello").data(
+        json!({"server_started_at": state.started, "admin": state.config.admin_token.is_some()})
+            .to_string(),
+    );
+    let stream = futures_util::stream::unfold((Some(hello), rx), |(first, mut rx)| async move {
+        if let Some(first) = first {
+            return Some((Ok(first), (None, rx)));
+        }
+        match rx.recv().await {
+            Ok(e) => {
+                let data = serde_json::to_string(&e).unwrap_or_default();
+                Some((Ok(SseEvent::default().event(e.kind).data(data)), (None, rx)))
+            }
+            // Too slow a reader: tell it to read everything again.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                let data = json!({"missed": n}).to_string();
+                Some((
+                    Ok(SseEvent::default().event("lagged").data(data)),
+                    (None, rx),
+                ))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Checks the bearer token of an admin request.
+#[allow(clippy::result_large_err)] // a Response is what the handler returns anyway
+fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &state.config.admin_token else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "this server is read-only: start it with `ff serve --admin` to allow admin actions",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Digests compared, so the time taken says nothing about the token.
+    let matches = given.is_some_and(|g| {
+        Sha256::digest(g.as_bytes()).as_slice() == Sha256::digest(expected.as_bytes()).as_slice()
+    });
+    if matches {
+        Ok(())
+    } else {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "admin actions need `Authorization: Bearer <token>`, with the token `ff serve --admin` printed or FF_SERVE_TOKEN gave",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Err(r)
+    }
+}
+
+fn bad_body(e: &JsonRejection) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        format!("bad request body: {}", e.body_text()),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlockBody {
+    name: String,
+}
+
+/// Clears a lock whose holders are all gone. A live holder's lock is
+/// refused: revoking a live grant is `ff unlock --force`, on purpose not
+/// a button.
+async fn unlock(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+    body: Result<Json<UnlockBody>, JsonRejection>,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_body(&e),
+    };
+    let name = match LockName::new(body.name.as_str()) {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_input", e.to_string()),
+    };
+    let statuses = match state.backends.locks.locks().await {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "backend", e.to_string()),
+    };
+    let Some(status) = statuses.iter().find(|s| s.name == name.as_str()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no lock named {name}"),
+        );
+    };
+    if let Some(live) = status
+        .holders
+        .iter()
+        .find(|h| h.holder_liveness() != ff_traits::Liveness::Dead)
+    {
+        return error(
+            StatusCode::CONFLICT,
+            "lock_held",
+            format!(
+                "{name} is held by pid {} on {}, which is not known to be dead; the dashboard \
+                 clears only dead holders' locks (`ff unlock --force` revokes a live one)",
+                live.pid, live.hostname
+            ),
+        );
+    }
+    match state.backends.locks.force_release(&name).await {
+        Ok(released) => {
+            tracing::warn!(lock = %name, "force-unlocked from the dashboard");
+            Json(serde_json::to_value(&released).unwrap_or_default()).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "backend", e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GcBody {
+    /// Finished records last active longer ago than this go ("7d").
+    max_age: String,
+}
+
+async fn gc(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+    body: Result<Json<GcBody>, JsonRejection>,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return bad_body(&e),
+    };
+    let max_age = match humantime::parse_duration(&body.max_age) {
+        Ok(d) => d,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+                format!("max_age {:?}: {e} (write \"7d\", \"12h\")", body.max_age),
+            );
+        }
+    };
+    let removed = match &state.backends.worktrees {
+        Some(source) => source.gc(max_age).await,
+        None => ff_traits::IdempotencyManager::new(
+            Arc::clone(&state.backends.store),
+            ff_traits::ManagerConfig::default(),
+        )
+        .cleanup(max_age)
+        .await
+        .map_err(|e| e.to_string()),
+    };
+    match removed {
+        Ok(n) => Json(json!({"removed": n})).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "backend", e),
+    }
+}

@@ -1,0 +1,233 @@
+//! ForgeFlow's monitoring server, behind `ff serve`.
+//!
+//! It watches the same backends as every other command (a lock provider,
+//! an idempotency store and, in a repository, its worktrees), so one
+//! server watches a whole fleet that shares Redis. It offers:
+//!
+//! * `GET /metrics`: Prometheus text, with gauges read from the backends
+//!   at scrape time (see `METRICS.md` for every name);
+//! * a JSON API under `/api/` (locks, worktrees, operations, stats,
+//!   alerts) and `/api/events`, server-sent events of what changes;
+//! * `/`: a dashboard page embedded in the binary;
+//! * alert rules ([`AlertRules`]) evaluated continuously, shown on the
+//!   page, exported as `ff_alert_active` and posted to a webhook;
+//! * admin actions (force-unlocking a dead holder's lock, `gc`) only when
+//!   started with an admin token, and only by `POST`.
+//!
+//! Changes are found by polling the backends (locks every
+//! [`ServeConfig::poll_interval`], records and worktrees every
+//! [`ServeConfig::record_interval`]) and comparing, so it works with any
+//! backend, including plugins, and sees every process and host that shares
+//! them.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use ff_serve::{Backends, ServeConfig, Server};
+//! use ff_traits::{MemoryLockProvider, MemoryStore};
+//!
+//! let backends = Backends::new(Arc::new(MemoryLockProvider::new()), Arc::new(MemoryStore::new()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7878").await?;
+//! let server = Server::new(backends, ServeConfig::default());
+//! server.run(listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod alerts;
+mod http;
+mod prom;
+mod source;
+mod view;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use alerts::{ALERT_NAMES, Alert, AlertRules, AlertState};
+pub use prom::install_recorder;
+pub use source::{ManagedRepository, WorktreeSource};
+pub use view::{Overview, overview};
+pub use watch::Event;
+
+use ff_traits::{IdempotencyStorage, LockProvider};
+
+/// What the server watches.
+#[derive(Clone)]
+pub struct Backends {
+    /// The locks.
+    pub locks: Arc<dyn LockProvider>,
+    /// The idempotency records.
+    pub store: Arc<dyn IdempotencyStorage>,
+    /// The repository's worktrees, when serving inside one.
+    pub worktrees: Option<Arc<dyn WorktreeSource>>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends")
+            .field("locks", &self.locks.backend_name())
+            .field("store", &self.store.backend_name())
+            .field("worktrees", &self.worktrees.is_some())
+            .finish()
+    }
+}
+
+impl Backends {
+    /// Locks and records, no worktrees.
+    #[must_use]
+    pub fn new(locks: Arc<dyn LockProvider>, store: Arc<dyn IdempotencyStorage>) -> Self {
+        Self {
+            locks,
+            store,
+            worktrees: None,
+        }
+    }
+
+    /// Adds a repository's worktrees.
+    #[must_use]
+    pub fn with_worktrees(mut self, source: Arc<dyn WorktreeSource>) -> Self {
+        self.worktrees = Some(source);
+        self
+    }
+}
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServeConfig {
+    /// The bearer token that admin routes require; `None` (the default)
+    /// makes the server read-only.
+    pub admin_token: Option<String>,
+    /// The alert rules.
+    pub alerts: AlertRules,
+    /// How often locks are read for events (default 100 ms).
+    pub poll_interval: Duration,
+    /// How often records and worktrees are read (default 500 ms).
+    pub record_interval: Duration,
+    /// How often a point of the success-rate and latency history is taken
+    /// (default 5 s; 720 points are kept).
+    pub history_interval: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            admin_token: None,
+            alerts: AlertRules::default(),
+            poll_interval: Duration::from_millis(100),
+            record_interval: Duration::from_millis(500),
+            history_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Sets [`admin_token`](Self::admin_token).
+    #[must_use]
+    pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into());
+        self
+    }
+
+    /// Sets [`alerts`](Self::alerts).
+    #[must_use]
+    pub fn with_alerts(mut self, alerts: AlertRules) -> Self {
+        self.alerts = alerts;
+        self
+    }
+
+    /// Sets [`poll_interval`](Self::poll_interval).
+    #[must_use]
+    pub fn with_poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// Sets [`record_interval`](Self::record_interval).
+    #[must_use]
+    pub fn with_record_interval(mut self, d: Duration) -> Self {
+        self.record_interval = d;
+        self
+    }
+
+    /// Sets [`history_interval`](Self::history_interval).
+    #[must_use]
+    pub fn with_history_interval(mut self, d: Duration) -> Self {
+        self.history_interval = d;
+        self
+    }
+}
+
+/// Why the server stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The listening socket failed.
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The server: watch tasks, alert evaluation and the HTTP routes.
+#[derive(Debug)]
+pub struct Server {
+    state: Arc<watch::State>,
+}
+
+impl Server {
+    /// A server over `backends`. Nothing runs until [`run`](Self::run).
+    #[must_use]
+    pub fn new(backends: Backends, config: ServeConfig) -> Self {
+        Self {
+            state: Arc::new(watch::State::new(backends, config)),
+        }
+    }
+
+    /// The routes, for embedding in a larger axum application. The watch
+    /// tasks start with [`run`](Self::run) (or [`start`](Self::start)).
+    pub fn router(&self) -> axum::Router {
+        http::router(Arc::clone(&self.state))
+    }
+
+    /// Starts the watch and alert tasks without serving HTTP (for
+    /// [`router`](Self::router) users). They stop when the returned handle
+    /// is dropped.
+    #[must_use]
+    pub fn start(&self) -> Running {
+        Running {
+            tasks: watch::spawn(Arc::clone(&self.state)),
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    ///
+    /// # Errors
+    /// [`ServeError::Io`] when the socket fails.
+    pub async fn run(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let running = self.start();
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        drop(running);
+        Ok(())
+    }
+}
+
+/// The watch and alert tasks of a started [`Server`]; dropping it stops them.
+#[derive(Debug)]
+pub struct Running {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
