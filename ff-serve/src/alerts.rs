@@ -177,11 +177,14 @@ impl AlertRules {
     pub(crate) fn firing(&self, p: &Parts<'_>, wait_p95: Option<f64>) -> Vec<Alert> {
         let now = Timestamp::now();
         let mut out = Vec::new();
+        // Whole seconds from a second up: "2s", not "2s 194ms".
         let fmt = |d: Duration| {
-            humantime::format_duration(Duration::from_millis(
-                u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-            ))
-            .to_string()
+            let d = if d >= Duration::from_secs(1) {
+                Duration::from_secs(d.as_secs())
+            } else {
+                Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            };
+            humantime::format_duration(d).to_string()
         };
         if let Some(limit) = self.lock_held_longer_than {
             let mut long: Vec<(String, Duration)> = p
@@ -322,6 +325,7 @@ pub struct Alert {
     /// The threshold it crossed.
     pub threshold: f64,
     /// Since when it fires.
+    #[serde(serialize_with = "crate::view::rfc3339")]
     pub since: Timestamp,
     /// More detail, by rule.
     pub detail: Value,
@@ -471,8 +475,8 @@ pub(crate) async fn evaluate_forever(state: Arc<State>) {
                     "summary": alert.summary,
                     "value": alert.value,
                     "threshold": alert.threshold,
-                    "since": alert.since,
-                    "at": Timestamp::now(),
+                    "since": alert.since.to_string(),
+                    "at": Timestamp::now().to_string(),
                     "detail": alert.detail,
                 }));
             }

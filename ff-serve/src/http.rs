@@ -345,7 +345,7 @@ async fn stats(
         "store": state.backends.store.backend_name(),
     });
     body["admin"] = json!(state.config.admin_token.is_some());
-    body["server_started_at"] = json!(state.started);
+    body["server_started_at"] = json!(state.started.to_string());
     Json(body).into_response()
 }
 
@@ -363,7 +363,7 @@ async fn events(
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = state.events.subscribe();
     let hello = SseEvent::default().event("hello").data(
-        json!({"server_started_at": state.started, "admin": state.config.admin_token.is_some()})
+        json!({"server_started_at": state.started.to_string(), "admin": state.config.admin_token.is_some()})
             .to_string(),
     );
     let stream = futures_util::stream::unfold((Some(hello), rx), |(first, mut rx)| async move {

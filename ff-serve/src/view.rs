@@ -14,6 +14,11 @@ use crate::alerts::{Alert, AlertRules};
 /// How many rows of each list an [`Overview`] carries.
 const OVERVIEW_ROWS: usize = 50;
 
+/// Serializes a [`Timestamp`] as RFC 3339, as every `--json` output does.
+pub(crate) fn rfc3339<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
+}
+
 fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -26,7 +31,7 @@ pub(crate) fn holder_json(h: &LockInfo, now: Timestamp) -> Value {
         "hostname": h.hostname,
         "fencing_token": h.fencing_token.0,
         "operation": h.operation,
-        "acquired_at": h.acquired_at,
+        "acquired_at": h.acquired_at.to_string(),
         "age_ms": ms(h.age(now)),
         "liveness": match h.holder_liveness() {
             ff_traits::Liveness::Alive => "alive",
@@ -52,9 +57,9 @@ pub(crate) fn record_json(r: &IdempotencyRecord, now: Timestamp) -> Value {
         "operation": r.operation,
         "status": r.status.as_str(),
         "attempts": r.attempts,
-        "started_at": r.started_at,
-        "last_attempt_at": r.last_attempt_at,
-        "ended_at": r.ended_at,
+        "started_at": r.started_at.to_string(),
+        "last_attempt_at": r.last_attempt_at.to_string(),
+        "ended_at": r.ended_at.map(|t| t.to_string()),
         "age_ms": now.as_millis().saturating_sub(r.last_attempt_at.as_millis()),
         "duration_ms": r.duration().map(ms),
         "error": r.error.as_ref().map(|e| json!({"kind": e.kind, "message": e.message, "retryable": e.retryable})),
@@ -62,7 +67,7 @@ pub(crate) fn record_json(r: &IdempotencyRecord, now: Timestamp) -> Value {
             "pid": o.pid,
             "hostname": o.hostname,
             "fencing_token": o.fencing_token.0,
-            "lease_deadline": o.lease_deadline,
+            "lease_deadline": o.lease_deadline.to_string(),
         })),
     })
 }
@@ -77,7 +82,7 @@ pub(crate) fn worktree_json(w: &Worktree, now: Timestamp) -> Value {
         "status": w.status,
         "slot": w.slot,
         "port": w.port,
-        "created_at": w.created_at,
+        "created_at": w.created_at.to_string(),
         "age_ms": now.as_millis().saturating_sub(w.created_at.as_millis()),
         "location": w.location,
         "hook_failed": w.hook_failed,
@@ -89,6 +94,7 @@ pub(crate) fn worktree_json(w: &Worktree, now: Timestamp) -> Value {
 #[non_exhaustive]
 pub struct Overview {
     /// When it was taken.
+    #[serde(serialize_with = "rfc3339")]
     pub at: Timestamp,
     /// Whether every backend answered.
     pub backend_up: bool,

@@ -29,6 +29,7 @@ pub struct Event {
     /// a backend, an alert.
     pub subject: String,
     /// When the server saw it.
+    #[serde(serialize_with = "crate::view::rfc3339")]
     pub at: Timestamp,
     /// The details.
     pub detail: Value,
@@ -45,11 +46,16 @@ impl Event {
     }
 }
 
+/// The window each history point sums up: the operations that ended in
+/// the last five minutes, so a quiet interval still shows the recent rate.
+const HISTORY_WINDOW_MS: u64 = 5 * 60 * 1000;
+
 /// One point of the history the dashboard plots.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Sample {
+    #[serde(serialize_with = "crate::view::rfc3339")]
     pub(crate) at: Timestamp,
-    /// Operations that ended in the interval, by outcome.
+    /// Operations that ended in the five minutes before `at`, by outcome.
     pub(crate) completed: u64,
     pub(crate) failed: u64,
     /// Percent of those that succeeded (`None` when none ended).
@@ -57,6 +63,7 @@ pub(crate) struct Sample {
     /// Mean and largest duration of those, in ms.
     pub(crate) mean_ms: Option<f64>,
     pub(crate) max_ms: Option<u64>,
+    /// Locks held and operations pending at `at`.
     pub(crate) locks_held: usize,
     pub(crate) pending: usize,
 }
@@ -174,7 +181,7 @@ fn holder_detail(h: &ff_traits::LockInfo) -> Value {
         "hostname": h.hostname,
         "fencing_token": h.fencing_token.0,
         "operation": h.operation,
-        "acquired_at": h.acquired_at,
+        "acquired_at": h.acquired_at.to_string(),
     })
 }
 
@@ -292,8 +299,10 @@ fn worktree_events(before: &[Worktree], after: &[Worktree]) -> Vec<Event> {
     events
 }
 
-/// The history point for records that ended after `since`.
-fn sample(records: &[IdempotencyRecord], since: Timestamp, view: &View) -> Sample {
+/// The history point now: what ended in the last five minutes.
+fn sample(records: &[IdempotencyRecord], view: &View) -> Sample {
+    let now = Timestamp::now();
+    let since = Timestamp::from_millis(now.as_millis().saturating_sub(HISTORY_WINDOW_MS));
     let (mut completed, mut failed, mut total_ms, mut max_ms) = (0u64, 0u64, 0u64, 0u64);
     for r in records {
         let Some(end) = r.ended_at else { continue };
@@ -314,7 +323,7 @@ fn sample(records: &[IdempotencyRecord], since: Timestamp, view: &View) -> Sampl
     let ended = completed + failed;
     #[allow(clippy::cast_precision_loss)] // counts far below 2^52
     Sample {
-        at: Timestamp::now(),
+        at: now,
         completed,
         failed,
         success_rate: (ended > 0).then(|| completed as f64 * 100.0 / ended as f64),
@@ -359,7 +368,7 @@ async fn watch_records(state: Arc<State>) {
                         >= u64::try_from(state.config.history_interval.as_millis())
                             .unwrap_or(u64::MAX)
                     {
-                        let point = sample(&records, last_sample, &view);
+                        let point = sample(&records, &view);
                         last_sample = now;
                         view.history.push_back(point);
                         if view.history.len() > HISTORY_POINTS {

@@ -14,8 +14,11 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // children report to their parent on stdout
 
+pub mod chromium;
 pub mod cluster;
 pub mod git;
+pub mod http;
+pub mod prometheus;
 pub mod redis;
 pub mod sentinel;
 pub mod snapshot;

@@ -114,7 +114,13 @@ pub(crate) fn violations(command: &str, value: &Value) -> Vec<String> {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("schema {name} is not JSON: {e}"))
     };
     let common = read("common");
-    let schema = read(command);
+    let schema = match command.strip_prefix("common#") {
+        // One shape of the common schema: `common#serve_lock`.
+        Some(def) => serde_json::json!({
+            "$ref": format!("https://schemas.forgeflow.invalid/common.schema.json#/$defs/{def}")
+        }),
+        None => read(command),
+    };
     let registry = jsonschema::Registry::new()
         .add(
             common["$id"].as_str().expect("common schema $id"),
@@ -132,4 +138,119 @@ pub(crate) fn violations(command: &str, value: &Value) -> Vec<String> {
         .iter_errors(value)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect()
+}
+
+/// A running `ff serve` on a free loopback port, stopped when dropped.
+pub(crate) struct Served {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT/`.
+    pub(crate) url: String,
+    /// The admin token, when started with `--admin`.
+    pub(crate) token: Option<String>,
+}
+
+impl Served {
+    /// `ff serve --listen 127.0.0.1:0 --json ARGS` in `dir`, with quick
+    /// polling; returns once it listens.
+    pub(crate) fn start(dir: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// As [`start`](Self::start), with extra environment.
+    pub(crate) fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ff"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--json"])
+            .args(["--poll-interval", "100ms", "--record-interval", "200ms"])
+            .args(["--history-interval", "1s"])
+            .args(args)
+            .current_dir(dir)
+            .env_remove("FF_LOCK")
+            .env_remove("FF_STORE")
+            .env_remove("FF_REPO")
+            .env_remove("FF_STATE_DIR")
+            .env_remove("FF_SERVE_TOKEN")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn ff serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("ff serve printed {line:?} ({e})"));
+        assert_valid("serve", &v);
+        Self {
+            child,
+            url: v["listening"].as_str().expect("url").to_owned(),
+            token: v["admin_token"].as_str().map(str::to_owned),
+        }
+    }
+
+    /// `URL` + `path` (no leading slash).
+    pub(crate) fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path.trim_start_matches('/'))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Evaluates `check` every 50 ms until it holds or `within` passes.
+pub(crate) fn eventually(within: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[cfg(unix)]
+/// `ff lock NAME -- sh -c 'echo taken; sleep SECS'` in `dir`; returns
+/// once the lock is held (the child said so).
+pub(crate) fn hold_lock(dir: &std::path::Path, name: &str, secs: u32) -> std::process::Child {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let script = format!("echo taken; sleep {secs}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(["lock", name, "--", "sh", "-c", &script])
+        .current_dir(dir)
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .env_remove("FF_STATE_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ff lock");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "taken");
+    child
+}
+
+#[cfg(unix)]
+/// Stops an `ff lock` the way a user would (SIGTERM: it stops its
+/// command, then releases). SIGKILL would leave the command running, and
+/// the lock rightly held for it.
+pub(crate) fn stop(mut holder: std::process::Child) {
+    let pid =
+        rustix::process::Pid::from_raw(i32::try_from(holder.id()).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    holder.wait().expect("wait");
 }

@@ -240,5 +240,5 @@ document.addEventListener('DOMContentLoaded', () => {
   schedule(...Object.keys(loaders));
   follow();
   // Ages move even when nothing happens.
-  setInterval(() => schedule('stats', 'locks', 'pending'), 2000);
+  setInterval(() => schedule('stats', 'locks', 'pending', 'worktrees'), 2000);
 });

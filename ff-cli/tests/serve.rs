@@ -1,0 +1,571 @@
+//! `ff serve` and `ff top` through the real binary: `/metrics` parsed as
+//! Prometheus would, moving when other processes take locks and run
+//! operations; the JSON API's shapes; live events; alerts with a webhook
+//! receiver; bad input; a backend that goes away.
+
+#![cfg(unix)] // `ff lock` children are stopped with signals
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    Served, assert_valid, code, error_kind, eventually, ff, hold_lock, stdout_json, stop,
+};
+use ff_testkit::git::TestRepo;
+use ff_testkit::http::{self, EventStream, WebhookReceiver};
+use ff_testkit::prometheus;
+use serde_json::Value;
+
+fn scrape(served: &Served) -> Vec<prometheus::Sample> {
+    let r = http::get(&served.at("metrics"));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        r.headers
+    );
+    let samples = prometheus::parse(&r.body).unwrap_or_else(|e| panic!("{e}\n{}", r.body));
+    promtool_accepts(&r.body);
+    samples
+}
+
+/// Where promtool is installed (CI installs it), it must accept the text.
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    // It exits 3 for lint warnings only, 1 for errors.
+    assert_ne!(
+        out.status.code(),
+        Some(1),
+        "promtool refused /metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lint = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        lint.trim().is_empty() || out.status.success(),
+        "promtool: {lint}"
+    );
+}
+
+fn metric(samples: &[prometheus::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    prometheus::value(samples, name, labels)
+        .unwrap_or_else(|| panic!("no {name}{labels:?} in /metrics"))
+}
+
+fn page(served: &Served, path: &str, item: &str) -> Value {
+    let r = http::get(&served.at(path));
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+    let v = r.json();
+    assert_valid("common#serve_page", &v);
+    for i in v["items"].as_array().expect("items") {
+        assert_valid(&format!("common#{item}"), i);
+    }
+    v
+}
+
+#[test]
+fn metrics_and_the_api_follow_other_processes() {
+    let repo = TestRepo::new();
+    let served = Served::start(repo.path(), &[]);
+    let before = scrape(&served);
+    assert_eq!(
+        metric(&before, "ff_backend_up", &[("backend", "locks")]),
+        1.0
+    );
+    assert_eq!(
+        metric(&before, "ff_backend_up", &[("backend", "store")]),
+        1.0
+    );
+    assert_eq!(metric(&before, "ff_locks_held", &[]), 0.0);
+    assert_eq!(
+        metric(&before, "ff_records", &[("status", "completed")]),
+        0.0
+    );
+
+    // Another process takes a lock: the gauges move at the next scrape.
+    let holder = hold_lock(repo.path(), "deploy-prod", 30);
+    let during = scrape(&served);
+    assert_eq!(metric(&during, "ff_locks_held", &[]), 1.0);
+    assert!(metric(&during, "ff_lock_oldest_hold_seconds", &[]) >= 0.0);
+    assert!(eventually(Duration::from_secs(3), || {
+        http::get(&served.at("api/locks?held=true")).json()["total"] == 1
+    }));
+    let locks = page(&served, "api/locks?held=true", "serve_lock");
+    let lock = &locks["items"][0];
+    assert_eq!(lock["name"], "deploy-prod");
+    assert_eq!(lock["holders"][0]["pid"], holder.id());
+    assert_eq!(lock["holders"][0]["liveness"], "alive");
+    assert!(
+        lock["holders"][0]["fencing_token"]
+            .as_u64()
+            .is_some_and(|t| t > 0)
+    );
+    stop(holder);
+
+    // Another process runs operations: the record gauges move.
+    assert_eq!(
+        code(&ff(repo.path(), &["once", "--key", "ok-1", "--", "true"])),
+        0
+    );
+    assert_eq!(
+        code(&ff(
+            repo.path(),
+            &[
+                "once",
+                "--key",
+                "bad-1",
+                "--max-attempts",
+                "1",
+                "--",
+                "false"
+            ]
+        )),
+        1
+    );
+    let after = scrape(&served);
+    assert_eq!(metric(&after, "ff_locks_held", &[]), 0.0);
+    assert_eq!(
+        metric(&after, "ff_records", &[("status", "completed")]),
+        1.0
+    );
+    assert_eq!(metric(&after, "ff_records", &[("status", "failed")]), 1.0);
+
+    // Worktrees and operations through the API.
+    stdout_json(&ff(repo.path(), &["create", "7", "--json"]));
+    assert!(eventually(Duration::from_secs(3), || {
+        http::get(&served.at("api/worktrees")).json()["total"] == 1
+    }));
+    let worktrees = page(&served, "api/worktrees", "serve_worktree");
+    assert_eq!(worktrees["items"][0]["issue"], "7");
+    assert_eq!(worktrees["worktree_limit"], 10);
+    assert!(eventually(Duration::from_secs(3), || {
+        http::get(&served.at("api/operations?status=failed")).json()["total"] == 1
+    }));
+    let failed = page(
+        &served,
+        "api/operations?status=failed&operation=once",
+        "serve_operation",
+    );
+    assert_eq!(
+        failed["items"][0]["error"]["kind"]
+            .as_str()
+            .map(str::is_empty),
+        Some(false)
+    );
+    let all = page(
+        &served,
+        "api/operations?limit=1&offset=1",
+        "serve_operation",
+    );
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(1));
+    assert!(all["total"].as_u64().is_some_and(|t| t >= 3));
+    let scraped = scrape(&served);
+    assert_eq!(
+        metric(&scraped, "ff_repository_worktrees", &[]),
+        1.0,
+        "worktrees per repository"
+    );
+
+    let stats = http::get(&served.at("api/stats")).json();
+    assert_valid("top", &stats);
+    assert_eq!(stats["backend_up"], true);
+    let alerts = http::get(&served.at("api/alerts")).json();
+    assert_eq!(alerts["active"], serde_json::json!([]));
+    assert_eq!(alerts["rules"], serde_json::json!(["backend_unreachable"]));
+
+    // ff top shows the same picture, once per refresh.
+    let top = ff(
+        repo.path(),
+        &["top", "-n", "2", "--interval", "100ms", "--json"],
+    );
+    assert_eq!(code(&top), 0, "{}", String::from_utf8_lossy(&top.stderr));
+    let lines: Vec<&str> = std::str::from_utf8(&top.stdout)
+        .expect("utf-8")
+        .lines()
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for l in lines {
+        let v: Value = serde_json::from_str(l).expect("JSON line");
+        assert_valid("top", &v);
+        assert_eq!(v["worktrees"], 1);
+        assert_eq!(v["by_status"]["failed"], 1);
+    }
+    let text = ff(repo.path(), &["top", "-n", "1"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("ff top · backends up"), "{text}");
+    assert!(text.contains("ISSUE"), "{text}");
+}
+
+#[test]
+fn events_arrive_within_a_second_of_another_process_acting() {
+    let repo = TestRepo::new();
+    let served = Served::start(repo.path(), &[]);
+    let mut events = EventStream::open(&served.at("api/events"));
+    let hello = events.next(Duration::from_secs(5)).expect("hello");
+    assert_eq!(hello.kind, "hello");
+    // Let the watch take its first look, so the lock below is a change.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let holder = hold_lock(repo.path(), "sse-demo", 30);
+    let taken = Instant::now();
+    let e = events
+        .wait_for("lock_acquired", "sse-demo", Duration::from_secs(1))
+        .expect("a lock_acquired event within 1 s of the lock being taken");
+    assert!(taken.elapsed() < Duration::from_secs(1));
+    assert_eq!(e.data["detail"]["pid"], holder.id());
+    assert!(
+        e.data["detail"]["fencing_token"]
+            .as_u64()
+            .is_some_and(|t| t > 0)
+    );
+    stop(holder);
+    events
+        .wait_for("lock_released", "sse-demo", Duration::from_secs(2))
+        .expect("lock_released");
+
+    assert_eq!(
+        code(&ff(repo.path(), &["once", "--key", "ev", "--", "true"])),
+        0
+    );
+    let done = events
+        .next(Duration::from_secs(2))
+        .expect("an operation event");
+    assert_eq!(done.kind, "operation_completed", "{:?}", done.data);
+    assert_eq!(done.data["detail"]["operation"], "once");
+
+    stdout_json(&ff(repo.path(), &["create", "12", "--json"]));
+    let mut created = None;
+    while let Some(e) = events.next(Duration::from_secs(3)) {
+        if e.kind == "worktree_created" {
+            created = Some(e);
+            break;
+        }
+    }
+    assert_eq!(
+        created.expect("worktree_created").data["detail"]["issue"],
+        "12"
+    );
+}
+
+#[test]
+fn alerts_fire_and_resolve_and_the_webhook_hears_both() {
+    let repo = TestRepo::new();
+    let hook = WebhookReceiver::start();
+    std::fs::write(
+        repo.path().join("ff.toml"),
+        format!(
+            "[alerts]\nlock_held_longer_than = \"1s\"\nwebhook = \"{}\"\nwebhook_timeout = \"2s\"\n",
+            hook.url()
+        ),
+    )
+    .expect("ff.toml");
+    let served = Served::start(repo.path(), &[]);
+    let mut events = EventStream::open(&served.at("api/events"));
+    assert_eq!(
+        events.next(Duration::from_secs(5)).expect("hello").kind,
+        "hello"
+    );
+    let before = scrape(&served);
+    assert_eq!(
+        metric(
+            &before,
+            "ff_alert_active",
+            &[("alert", "lock_held_too_long")]
+        ),
+        0.0
+    );
+
+    let holder = hold_lock(repo.path(), "slow-job", 30);
+    let firing = events
+        .wait_for("alert_firing", "lock_held_too_long", Duration::from_secs(5))
+        .expect("the alert fires once the lock is held past 1 s");
+    assert!(
+        firing.data["detail"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("slow-job"))
+    );
+    let active = http::get(&served.at("api/alerts")).json();
+    assert_eq!(active["active"][0]["name"], "lock_held_too_long");
+    assert_valid("common#serve_alert", &active["active"][0]);
+    let during = scrape(&served);
+    assert_eq!(
+        metric(
+            &during,
+            "ff_alert_active",
+            &[("alert", "lock_held_too_long")]
+        ),
+        1.0
+    );
+
+    stop(holder);
+    events
+        .wait_for(
+            "alert_resolved",
+            "lock_held_too_long",
+            Duration::from_secs(5),
+        )
+        .expect("the alert resolves once the lock is gone");
+    assert!(
+        eventually(Duration::from_secs(10), || hook.received().len() >= 2),
+        "the webhook got {:?}",
+        hook.received()
+    );
+    let got = hook.received();
+    let states: Vec<&str> = got.iter().filter_map(|v| v["state"].as_str()).collect();
+    assert_eq!(states, ["firing", "resolved"]);
+    for v in &got {
+        assert_eq!(v["alert"], "lock_held_too_long");
+        assert_eq!(v["source"], "forgeflow");
+        assert_eq!(v["threshold"], 1.0);
+    }
+    let after = scrape(&served);
+    assert_eq!(
+        metric(
+            &after,
+            "ff_alert_active",
+            &[("alert", "lock_held_too_long")]
+        ),
+        0.0
+    );
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_admin_needs_the_token() {
+    let repo = TestRepo::new();
+    let read_only = Served::start(repo.path(), &[]);
+    let check_error = |r: &http::Response, status: u16, kind: &str| {
+        assert_eq!(r.status, status, "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["error"]["kind"], kind, "{v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| m.len() > 10));
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert!(r.header("content-security-policy").is_some());
+    };
+    check_error(&http::get(&read_only.at("no/such/route")), 404, "not_found");
+    for bad in [
+        "api/locks?limit=abc",
+        "api/locks?limit=0",
+        "api/locks?limit=1001",
+        "api/locks?held=maybe",
+        "api/locks?bogus=1",
+        "api/operations?status=done",
+        "api/worktrees?offset=-1",
+    ] {
+        check_error(&http::get(&read_only.at(bad)), 400, "invalid_input");
+    }
+    check_error(
+        &http::request(
+            "POST",
+            &read_only.at("api/admin/gc"),
+            &[("content-type", "application/json")],
+            Some(r#"{"max_age":"1d"}"#),
+        ),
+        403,
+        "admin_disabled",
+    );
+    // No action by GET.
+    check_error(
+        &http::get(&read_only.at("api/admin/gc")),
+        405,
+        "method_not_allowed",
+    );
+    // Every response carries the safe headers, the page included.
+    let page = http::get(&read_only.url);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|c| c.contains("script-src 'self'"))
+    );
+    assert!(page.body.contains("<script src=\"/app.js\""));
+    drop(read_only);
+
+    let admin = Served::start_with_env(
+        repo.path(),
+        &["--admin"],
+        &[("FF_SERVE_TOKEN", "a-token-of-twenty-chars")],
+    );
+    assert_eq!(admin.token.as_deref(), Some("a-token-of-twenty-chars"));
+    let post = |token: Option<&str>, path: &str, body: &str| {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        http::request("POST", &admin.at(path), &headers, Some(body))
+    };
+    check_error(
+        &post(None, "api/admin/gc", r#"{"max_age":"1d"}"#),
+        401,
+        "unauthorized",
+    );
+    check_error(
+        &post(
+            Some("wrong-token-wrong-token"),
+            "api/admin/gc",
+            r#"{"max_age":"1d"}"#,
+        ),
+        401,
+        "unauthorized",
+    );
+    let token = Some("a-token-of-twenty-chars");
+    check_error(
+        &post(token, "api/admin/gc", r#"{"max_age":"soon"}"#),
+        400,
+        "invalid_input",
+    );
+    check_error(
+        &post(token, "api/admin/gc", "not json"),
+        400,
+        "invalid_input",
+    );
+    let gc = post(token, "api/admin/gc", r#"{"max_age":"1d"}"#);
+    assert_eq!(gc.status, 200, "{}", gc.body);
+    assert_eq!(gc.json()["removed"], 0);
+    // A live holder's lock is refused; clearing is for dead holders only.
+    let holder = hold_lock(repo.path(), "busy", 30);
+    let refused = post(token, "api/admin/unlock", r#"{"name":"busy"}"#);
+    check_error(&refused, 409, "lock_held");
+    assert!(eventually(Duration::from_secs(3), || {
+        http::get(&admin.at("api/locks?q=busy")).json()["total"] == 1
+    }));
+    stop(holder);
+    let cleared = post(token, "api/admin/unlock", r#"{"name":"busy"}"#);
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    check_error(
+        &post(token, "api/admin/unlock", r#"{"name":"never-taken"}"#),
+        404,
+        "not_found",
+    );
+    check_error(
+        &post(token, "api/admin/unlock", r#"{"name":""}"#),
+        400,
+        "invalid_input",
+    );
+}
+
+#[test]
+fn bad_listen_addresses_and_settings_exit_with_their_codes() {
+    let repo = TestRepo::new();
+    let invalid = ff(
+        repo.path(),
+        &["serve", "--listen", "not-an-address", "--json"],
+    );
+    assert_eq!(code(&invalid), 65);
+    assert_eq!(error_kind(&invalid), "invalid_input");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").to_string();
+    let busy = ff(repo.path(), &["serve", "--listen", &port, "--json"]);
+    assert_eq!(code(&busy), 69, "{}", String::from_utf8_lossy(&busy.stderr));
+    assert_eq!(error_kind(&busy), "listen_failed");
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("is taken"));
+    let short = Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(["serve", "--admin", "--listen", "127.0.0.1:0", "--json"])
+        .current_dir(repo.path())
+        .env("FF_SERVE_TOKEN", "short")
+        .output()
+        .expect("run");
+    assert_eq!(code(&short), 65);
+    for bad in [
+        "[alerts]\nlock_held_longer_than = \"forever\"\n",
+        "[alerts]\nfailure_rate_above = 20\n",
+        "[alerts]\nwebhook = \"ftp://example\"\n",
+        "[alerts]\nno_such_rule = 1\n",
+    ] {
+        std::fs::write(repo.path().join("ff.toml"), bad).expect("ff.toml");
+        for command in [
+            &["serve", "--listen", "127.0.0.1:0", "--json"][..],
+            &["top", "-n", "1", "--json"],
+        ] {
+            let o = ff(repo.path(), command);
+            assert_eq!(
+                code(&o),
+                65,
+                "{bad}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_backend_that_goes_away_is_reported_not_fatal() {
+    let Some(mut redis) = ff_testkit::redis::RedisServer::start() else {
+        return;
+    };
+    let repo = TestRepo::new();
+    let url = redis.url();
+    let served = Served::start(repo.path(), &["--lock", &url, "--store", &url]);
+    let mut events = EventStream::open(&served.at("api/events"));
+    assert_eq!(
+        events.next(Duration::from_secs(5)).expect("hello").kind,
+        "hello"
+    );
+    let up = scrape(&served);
+    assert_eq!(
+        metric(
+            &up,
+            "ff_backend_up",
+            &[("backend", "locks"), ("kind", "redis")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &up,
+            "ff_backend_up",
+            &[("backend", "store"), ("kind", "redis")]
+        ),
+        1.0
+    );
+
+    redis.kill();
+    let down = events
+        .wait_for("backend_down", "locks", Duration::from_secs(10))
+        .expect("a backend_down event");
+    assert!(
+        down.data["detail"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("redis"))
+    );
+    let scraped = scrape(&served);
+    assert_eq!(
+        metric(&scraped, "ff_backend_up", &[("backend", "locks")]),
+        0.0
+    );
+    assert_eq!(
+        metric(&scraped, "ff_backend_up", &[("backend", "store")]),
+        0.0
+    );
+    assert!(eventually(Duration::from_secs(10), || {
+        let s = http::get(&served.at("api/stats")).json();
+        s["backend_up"] == false && s["alerts"][0]["name"] == "backend_unreachable"
+    }));
+
+    redis.restart();
+    events
+        .wait_for("backend_up", "locks", Duration::from_secs(15))
+        .expect("a backend_up event once it is back");
+    assert!(eventually(Duration::from_secs(10), || {
+        metric(&scrape(&served), "ff_backend_up", &[("backend", "locks")]) == 1.0
+    }));
+}
