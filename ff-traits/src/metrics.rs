@@ -22,6 +22,8 @@
 //! metrics::lock_timed_out("mine", &options, started);
 //! ```
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::{ForceOutcome, LockGuard, LockOptions};
@@ -72,57 +74,119 @@ fn class(options: &LockOptions) -> &str {
     }
 }
 
-/// The wait and hold histograms of one label set, registered with one
-/// recorder.
-struct LockHandles {
-    recorder: usize,
+/// The wait and hold histograms of one label set: their keys, and the
+/// handles the global recorder gave for them.
+struct LockMetrics {
     backend: &'static str,
     mode: &'static str,
-    wait: metrics::Histogram,
-    hold: metrics::Histogram,
+    wait: metrics::Key,
+    hold: metrics::Key,
+    /// The recorder the handles came from, and the handles.
+    handles: Option<(usize, metrics::Histogram, metrics::Histogram)>,
 }
 
 thread_local! {
-    /// Handles by class, so that a grant costs no registry lookup (the
-    /// overhead budget on an uncontended acquire is 5%). Keyed by the
-    /// recorder's address too: a recorder installed later, or a local one,
-    /// gets its own handles.
-    static LOCK_HANDLES: std::cell::RefCell<std::collections::HashMap<String, Vec<LockHandles>>> =
+    /// Per class. An uncontended acquire has a 5% overhead budget: a key
+    /// costs an allocation and a hash to build, a registry lookup to
+    /// resolve; a kept handle costs neither.
+    static LOCK_METRICS: std::cell::RefCell<std::collections::HashMap<String, Vec<LockMetrics>>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// Classes kept per thread before the cache starts over.
 const MAX_CACHED_CLASSES: usize = 256;
 
-/// The wait and hold histograms for a grant's labels.
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// The address of the recorder in effect on this thread.
+fn current_recorder() -> usize {
+    metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>().addr())
+}
+
+/// The global recorder's address as last seen, and when it was looked
+/// at (ms since `EPOCH`, 0 for never).
+static GLOBAL_RECORDER: AtomicUsize = AtomicUsize::new(0);
+static GLOBAL_SEEN_AT: AtomicU64 = AtomicU64::new(0);
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Whether `recorder` is the process's global recorder. Handles are kept
+/// only for that one: it lives as long as the process, while a local
+/// recorder may be dropped and another made at the same address. The
+/// global one is found from a thread that has no local recorder, looked
+/// for again at most once a second (one may be installed later).
+fn is_global(recorder: usize) -> bool {
+    if GLOBAL_RECORDER.load(Ordering::Relaxed) == recorder {
+        return true;
+    }
+    let now = u64::try_from(EPOCH.get_or_init(Instant::now).elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let seen = GLOBAL_SEEN_AT.load(Ordering::Relaxed);
+    if seen != 0 && now.saturating_sub(seen) < 1000 {
+        return false;
+    }
+    GLOBAL_SEEN_AT.store(now, Ordering::Relaxed);
+    let global = std::thread::scope(|s| s.spawn(current_recorder).join()).unwrap_or(0);
+    GLOBAL_RECORDER.store(global, Ordering::Relaxed);
+    global == recorder
+}
+
+/// The wait and hold histograms for a grant's labels, from the recorder
+/// in effect now.
 fn lock_histograms(
     backend: &'static str,
     mode: &'static str,
     class: &str,
 ) -> (metrics::Histogram, metrics::Histogram) {
-    let recorder = metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>().addr());
-    LOCK_HANDLES.with(|cache| {
+    let recorder = current_recorder();
+    LOCK_METRICS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some(h) = cache.get(class).and_then(|list| {
-            list.iter()
-                .find(|h| h.recorder == recorder && h.backend == backend && h.mode == mode)
-        }) {
-            return (h.wait.clone(), h.hold.clone());
-        }
-        if cache.len() >= MAX_CACHED_CLASSES {
+        if !cache.contains_key(class) && cache.len() >= MAX_CACHED_CLASSES {
             cache.clear();
         }
-        let owned = class.to_owned();
-        let handles = LockHandles {
-            recorder,
-            backend,
-            mode,
-            wait: metrics::histogram!(LOCK_WAIT_SECONDS, "backend" => backend, "mode" => mode, "class" => owned.clone()),
-            hold: metrics::histogram!(LOCK_HOLD_SECONDS, "backend" => backend, "mode" => mode, "class" => owned.clone()),
+        let list = cache.entry(class.to_owned()).or_default();
+        let index = if let Some(i) = list
+            .iter()
+            .position(|m| m.backend == backend && m.mode == mode)
+        {
+            i
+        } else {
+            let key = |name: &'static str| {
+                metrics::Key::from_parts(
+                    name,
+                    vec![
+                        metrics::Label::new("backend", backend),
+                        metrics::Label::new("mode", mode),
+                        metrics::Label::new("class", class.to_owned()),
+                    ],
+                )
+            };
+            list.push(LockMetrics {
+                backend,
+                mode,
+                wait: key(LOCK_WAIT_SECONDS),
+                hold: key(LOCK_HOLD_SECONDS),
+                handles: None,
+            });
+            list.len() - 1
         };
-        let pair = (handles.wait.clone(), handles.hold.clone());
-        cache.entry(owned).or_default().push(handles);
-        pair
+        let m = &mut list[index];
+        if let Some((from, wait, hold)) = &m.handles
+            && *from == recorder
+        {
+            return (wait.clone(), hold.clone());
+        }
+        let (wait, hold) = metrics::with_recorder(|r| {
+            (
+                r.register_histogram(&m.wait, &METADATA),
+                r.register_histogram(&m.hold, &METADATA),
+            )
+        });
+        if is_global(recorder) {
+            m.handles = Some((recorder, wait.clone(), hold.clone()));
+        }
+        (wait, hold)
     })
 }
 
