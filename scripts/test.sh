@@ -13,16 +13,24 @@ command -v git >/dev/null 2>&1 || missing+=(git)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # The Sentinel tests read their servers' state with redis-cli.
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+# The dashboard's tests drive a headless Chromium; promtool (package
+# prometheus) checks /metrics and the example alerting rules. Without them
+# those tests print a loud skip (or fail, with FF_REQUIRE_CHROMIUM=1 or
+# FF_REQUIRE_PROMTOOL=1).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]}" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # The prometheus package may start a server; the tests need only promtool.
+    pkill -x prometheus 2>/dev/null || true
   elif ! command -v git >/dev/null 2>&1; then
     echo "test.sh: please install: ${missing[*]}" >&2
     exit 1
   else
-    echo "test.sh: WARNING: redis-server is missing; the Redis tests will be skipped" >&2
+    echo "test.sh: WARNING: ${missing[*]} missing; the tests that need them will be skipped" >&2
   fi
 fi
 

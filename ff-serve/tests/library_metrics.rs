@@ -67,7 +67,10 @@ fn every_layer_reports_its_metrics() {
                 panic!("new key");
             };
             if ok {
-                manager.complete_operation(&claim, json!("done")).await.unwrap();
+                manager
+                    .complete_operation(&claim, json!("done"))
+                    .await
+                    .unwrap();
             } else {
                 let e = RecordedError::new("test", "failed on purpose", false);
                 manager.fail_operation(&claim, e).await.unwrap();
@@ -92,7 +95,11 @@ fn every_layer_reports_its_metrics() {
     });
     let text = handle.render();
     let s = prometheus::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let lock = [("backend", "file"), ("mode", "exclusive"), ("class", "deploy")];
+    let lock = [
+        ("backend", "file"),
+        ("mode", "exclusive"),
+        ("class", "deploy"),
+    ];
     assert_eq!(sum(&s, "ff_lock_wait_seconds_count", &lock), 1.0, "{text}");
     assert_eq!(sum(&s, "ff_lock_hold_seconds_count", &lock), 1.0);
     assert_eq!(sum(&s, "ff_lock_timeouts_total", &lock), 1.0);
@@ -100,7 +107,11 @@ fn every_layer_reports_its_metrics() {
     // The busy try, and the wait that timed out.
     assert_eq!(sum(&s, "ff_lock_contentions_total", &lock), 2.0);
     assert_eq!(
-        sum(&s, "ff_lock_force_releases_total", &[("backend", "file"), ("outcome", "not_held")]),
+        sum(
+            &s,
+            "ff_lock_force_releases_total",
+            &[("backend", "file"), ("outcome", "not_held")]
+        ),
         1.0
     );
     assert!(!text.contains("job"), "a lock's name must never be a label");
@@ -110,24 +121,54 @@ fn every_layer_reports_its_metrics() {
     assert_eq!(sum(&s, "ff_idempotency_completions_total", &build), 1.0);
     assert_eq!(sum(&s, "ff_idempotency_failures_total", &build), 1.0);
     assert_eq!(
-        sum(&s, "ff_operation_duration_seconds_count", &[("operation", "build"), ("outcome", "completed")]),
+        sum(
+            &s,
+            "ff_operation_duration_seconds_count",
+            &[("operation", "build"), ("outcome", "completed")]
+        ),
         1.0
     );
     assert_eq!(
-        sum(&s, "ff_idempotency_decisions_total", &[("reason", "already_completed")]),
+        sum(
+            &s,
+            "ff_idempotency_decisions_total",
+            &[("reason", "already_completed")]
+        ),
         1.0,
         "{text}"
     );
-    assert!(sum(&s, "ff_idempotency_decisions_total", &[("reason", "no_previous_execution")]) >= 2.0);
-    assert!(sum(&s, "ff_store_call_seconds_count", &[("backend", "sqlite"), ("call", "create")]) >= 2.0);
+    assert!(
+        sum(
+            &s,
+            "ff_idempotency_decisions_total",
+            &[("reason", "no_previous_execution")]
+        ) >= 2.0
+    );
+    assert!(
+        sum(
+            &s,
+            "ff_store_call_seconds_count",
+            &[("backend", "sqlite"), ("call", "create")]
+        ) >= 2.0
+    );
 
     let ok = |op| [("operation", op), ("outcome", "ok")];
     assert_eq!(sum(&s, "ff_worktree_operations_total", &ok("create")), 1.0);
     assert_eq!(sum(&s, "ff_worktree_operations_total", &ok("cleanup")), 1.0);
-    assert_eq!(sum(&s, "ff_worktree_operation_seconds_count", &ok("create")), 1.0);
+    assert_eq!(
+        sum(&s, "ff_worktree_operation_seconds_count", &ok("create")),
+        1.0
+    );
     assert_eq!(sum(&s, "ff_worktrees", &[]), 0.0);
     assert_eq!(sum(&s, "ff_worktrees_limit", &[]), 10.0);
-    assert!(sum(&s, "ff_git_call_seconds_count", &[("subcommand", "worktree")]) >= 2.0, "{text}");
+    assert!(
+        sum(
+            &s,
+            "ff_git_call_seconds_count",
+            &[("subcommand", "worktree")]
+        ) >= 2.0,
+        "{text}"
+    );
 }
 
 /// A grant on a fresh local recorder, made and dropped in its own frame:
@@ -140,7 +181,13 @@ fn grants_seen_by_a_new_recorder(locks: &FileLockProvider) -> f64 {
     current_thread().block_on(async {
         let name = LockName::new("switch").unwrap();
         let options = LockOptions::default().with_operation("switch");
-        locks.acquire(&name, &options).await.unwrap().release().await.unwrap();
+        locks
+            .acquire(&name, &options)
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
     });
     let s = prometheus::parse(&handle.render()).unwrap();
     sum(&s, "ff_lock_hold_seconds_count", &[("class", "switch")])
