@@ -184,6 +184,11 @@ pub(crate) enum Command {
         /// Where to listen: IP:PORT (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
         listen: String,
+        /// A host name the dashboard may be reached by, besides IP
+        /// addresses and localhost (repeat for more); other names are
+        /// refused, so a web page cannot read it through DNS rebinding.
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allow_hosts: Vec<String>,
         /// Allow admin actions (clearing dead holders' locks, gc) to
         /// requests with the bearer token from FF_SERVE_TOKEN, or a new one
         /// printed at start.

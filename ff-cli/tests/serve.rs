@@ -361,6 +361,14 @@ fn bad_requests_get_clear_errors_and_admin_needs_the_token() {
         assert!(r.header("content-security-policy").is_some());
     };
     check_error(&http::get(&read_only.at("no/such/route")), 404, "not_found");
+    // A page elsewhere whose name points here (DNS rebinding) reads nothing.
+    let rebound = http::request(
+        "GET",
+        &read_only.at("api/locks"),
+        &[("Host", "attacker.example:7878")],
+        None,
+    );
+    check_error(&rebound, 403, "unknown_host");
     for bad in [
         "api/locks?limit=abc",
         "api/locks?limit=0",
@@ -401,8 +409,19 @@ fn bad_requests_get_clear_errors_and_admin_needs_the_token() {
 
     let admin = Served::start_with_env(
         repo.path(),
-        &["--admin"],
+        &["--admin", "--allow-host", "dash.internal"],
         &[("FF_SERVE_TOKEN", "a-token-of-twenty-chars")],
+    );
+    let named = http::request(
+        "GET",
+        &admin.at("api/stats"),
+        &[("Host", "dash.internal:7878")],
+        None,
+    );
+    assert_eq!(
+        named.status, 200,
+        "an allowed host name is served: {}",
+        named.body
     );
     assert_eq!(admin.token.as_deref(), Some("a-token-of-twenty-chars"));
     let post = |token: Option<&str>, path: &str, body: &str| {

@@ -43,8 +43,57 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/api/admin/gc", post(gc))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            known_host,
+        ))
         .layer(axum::middleware::map_response(safe_headers))
         .with_state(state)
+}
+
+/// The host a `Host` header names, without its port.
+fn host_name(header: &str) -> &str {
+    if let Some(rest) = header.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    header.rsplit_once(':').map_or(header, |(h, _)| h)
+}
+
+/// Refuses requests naming a host that is neither an IP address,
+/// `localhost`, nor allowed by the configuration: a page on another site
+/// whose name was pointed at this server (DNS rebinding) cannot read it.
+async fn known_host(
+    Extract(state): Extract<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_name)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let allowed = host.parse::<std::net::IpAddr>().is_ok()
+        || host == "localhost"
+        || host.ends_with(".localhost")
+        || state
+            .config
+            .allowed_hosts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&host));
+    if allowed {
+        next.run(request).await
+    } else {
+        error(
+            StatusCode::FORBIDDEN,
+            "unknown_host",
+            format!(
+                "requests must name this server by IP address or as localhost, not {host:?}; \
+                 start it with `--allow-host {host}` to serve that name"
+            ),
+        )
+    }
 }
 
 /// Headers every response carries: no sniffing, no framing, no referrer,

@@ -109,6 +109,10 @@ pub struct ServeConfig {
     /// How often a point of the success-rate and latency history is taken
     /// (default 5 s; 720 points are kept).
     pub history_interval: Duration,
+    /// Host names requests may name in `Host`, besides IP addresses and
+    /// `localhost`. Any other is refused (403): a web page elsewhere that
+    /// points its own name at this server (DNS rebinding) cannot read it.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServeConfig {
@@ -119,6 +123,7 @@ impl Default for ServeConfig {
             poll_interval: Duration::from_millis(100),
             record_interval: Duration::from_millis(500),
             history_interval: Duration::from_secs(5),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -149,6 +154,13 @@ impl ServeConfig {
     #[must_use]
     pub fn with_record_interval(mut self, d: Duration) -> Self {
         self.record_interval = d;
+        self
+    }
+
+    /// Adds to [`allowed_hosts`](Self::allowed_hosts).
+    #[must_use]
+    pub fn with_allowed_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into());
         self
     }
 

@@ -61,6 +61,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Stats => admin::stats(&settings, out).await,
         Command::Serve {
             listen,
+            allow_hosts,
             admin,
             poll_interval,
             record_interval,
@@ -68,6 +69,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         } => {
             let how = serve::ServeOptions {
                 listen,
+                allow_hosts,
                 admin,
                 poll_interval,
                 record_interval,

@@ -13,6 +13,7 @@ use crate::output::{self, Failure, INVALID_INPUT, Out, UNAVAILABLE};
 
 pub(super) struct ServeOptions {
     pub(super) listen: String,
+    pub(super) allow_hosts: Vec<String>,
     pub(super) admin: bool,
     pub(super) poll_interval: Duration,
     pub(super) record_interval: Duration,
@@ -133,6 +134,9 @@ pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> R
         .with_history_interval(how.history_interval);
     if let Some(t) = &token {
         config = config.with_admin_token(t.clone());
+    }
+    for host in how.allow_hosts {
+        config = config.with_allowed_host(host);
     }
     let url = format!("http://{bound}/");
     if out.json {
