@@ -142,10 +142,16 @@ fn lock_histograms(
     let recorder = current_recorder();
     LOCK_METRICS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if !cache.contains_key(class) && cache.len() >= MAX_CACHED_CLASSES {
-            cache.clear();
+        // Found without building an owned key: the usual case allocates nothing.
+        if !cache.contains_key(class) {
+            if cache.len() >= MAX_CACHED_CLASSES {
+                cache.clear();
+            }
+            cache.insert(class.to_owned(), Vec::new());
         }
-        let list = cache.entry(class.to_owned()).or_default();
+        let Some(list) = cache.get_mut(class) else {
+            return (metrics::Histogram::noop(), metrics::Histogram::noop());
+        };
         let index = if let Some(i) = list
             .iter()
             .position(|m| m.backend == backend && m.mode == mode)
