@@ -41,7 +41,7 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 /// `GET path` on a fresh connection; the body.
 async fn get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     s.write_all(request.as_bytes()).await.unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).await.unwrap();
@@ -278,7 +278,7 @@ fn overhead(full: bool) {
 }
 
 async fn event_latency(full: bool) {
-    let samples = if full { 41 } else { 3 };
+    let samples: u64 = if full { 41 } else { 3 };
     let dir = tempfile::tempdir().unwrap();
     let served = Arc::new(FileLockProvider::new(dir.path().join("locks")));
     // Another provider on the same directory: as another process.
@@ -292,7 +292,7 @@ async fn event_latency(full: bool) {
     });
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(b"GET /api/events HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let mut lines = BufReader::new(stream).lines();
@@ -318,8 +318,9 @@ async fn event_latency(full: bool) {
         latencies.push(taken.elapsed());
         guard.release().await.unwrap();
         while next_event().await != "lock_released" {}
-        // Spread the takes over the poll cycle.
-        tokio::time::sleep(Duration::from_millis(37)).await;
+        // Spread the takes over the poll cycle: the release event came at
+        // a poll, so pause a different share of the interval each time.
+        tokio::time::sleep(Duration::from_millis((i * 37) % 100)).await;
     }
     let m = median(latencies.clone());
     let worst = latencies.iter().max().copied().unwrap_or_default();
