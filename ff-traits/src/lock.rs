@@ -788,11 +788,8 @@ impl LockGuard {
     }
 
     /// Reports this grant's hold time to `hold` when it ends.
-    pub(crate) fn time_hold(mut self, hold: metrics::Histogram) -> Self {
-        self.hold = Some(HoldTimer {
-            hold,
-            since: std::time::Instant::now(),
-        });
+    pub(crate) fn time_hold(mut self, hold: metrics::Histogram, since: std::time::Instant) -> Self {
+        self.hold = Some(HoldTimer { hold, since });
         self
     }
 

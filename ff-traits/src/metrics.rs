@@ -77,6 +77,7 @@ fn class(options: &LockOptions) -> &str {
 /// The wait and hold histograms of one label set: their keys, and the
 /// handles the global recorder gave for them.
 struct LockMetrics {
+    class: String,
     backend: &'static str,
     mode: &'static str,
     wait: metrics::Key,
@@ -86,15 +87,17 @@ struct LockMetrics {
 }
 
 thread_local! {
-    /// Per class. An uncontended acquire has a 5% overhead budget: a key
-    /// costs an allocation and a hash to build, a registry lookup to
-    /// resolve; a kept handle costs neither.
-    static LOCK_METRICS: std::cell::RefCell<std::collections::HashMap<String, Vec<LockMetrics>>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    /// An uncontended acquire has a 5% overhead budget: a key costs an
+    /// allocation and a hash to build, a registry lookup to resolve; a
+    /// kept handle costs neither. A short list searched in order beats a
+    /// hash map here: a thread sees a handful of label sets, and comparing
+    /// a short class costs less than hashing it.
+    static LOCK_METRICS: std::cell::RefCell<Vec<LockMetrics>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Classes kept per thread before the cache starts over.
-const MAX_CACHED_CLASSES: usize = 256;
+/// Label sets kept per thread before the list starts over.
+const MAX_CACHED_LABEL_SETS: usize = 64;
 
 static METADATA: metrics::Metadata<'static> =
     metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
@@ -142,22 +145,15 @@ fn lock_histograms(
     let recorder = current_recorder();
     LOCK_METRICS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        // Found without building an owned key: the usual case allocates nothing.
-        if !cache.contains_key(class) {
-            if cache.len() >= MAX_CACHED_CLASSES {
-                cache.clear();
-            }
-            cache.insert(class.to_owned(), Vec::new());
-        }
-        let Some(list) = cache.get_mut(class) else {
-            return (metrics::Histogram::noop(), metrics::Histogram::noop());
-        };
-        let index = if let Some(i) = list
+        let index = if let Some(i) = cache
             .iter()
-            .position(|m| m.backend == backend && m.mode == mode)
+            .position(|m| m.backend == backend && m.mode == mode && m.class == class)
         {
             i
         } else {
+            if cache.len() >= MAX_CACHED_LABEL_SETS {
+                cache.clear();
+            }
             let key = |name: &'static str| {
                 metrics::Key::from_parts(
                     name,
@@ -168,16 +164,17 @@ fn lock_histograms(
                     ],
                 )
             };
-            list.push(LockMetrics {
+            cache.push(LockMetrics {
+                class: class.to_owned(),
                 backend,
                 mode,
                 wait: key(LOCK_WAIT_SECONDS),
                 hold: key(LOCK_HOLD_SECONDS),
                 handles: None,
             });
-            list.len() - 1
+            cache.len() - 1
         };
-        let m = &mut list[index];
+        let m = &mut cache[index];
         if let Some((from, wait, hold)) = &m.handles
             && *from == recorder
         {
@@ -214,9 +211,11 @@ pub fn lock_acquired(
     started: Instant,
     guard: LockGuard,
 ) -> LockGuard {
+    // One clock read ends the wait and starts the hold.
+    let granted = Instant::now();
     let (wait, hold) = lock_histograms(backend, mode(options), class(options));
-    wait.record(started.elapsed().as_secs_f64());
-    guard.time_hold(hold)
+    wait.record(granted.saturating_duration_since(started).as_secs_f64());
+    guard.time_hold(hold, granted)
 }
 
 /// Reports a wait that ended without the lock.
