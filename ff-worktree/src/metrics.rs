@@ -26,7 +26,10 @@ pub(crate) async fn timed<T>(
     future: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let started = Instant::now();
-    let result = future.await;
+    // On the heap: the operations' futures are large, and wrapping one by
+    // value doubled the stack a caller needs (debug builds overflowed
+    // test threads).
+    let result = Box::pin(future).await;
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.kind().as_str(),
