@@ -2,7 +2,7 @@
 //! a real Prometheus recorder: every layer's names and labels, and the
 //! lock handles kept per recorder staying correct when recorders change.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // a child reports to its parent on stdout
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,4 +200,73 @@ fn each_recorder_sees_its_own_grants() {
     for _ in 0..3 {
         assert_eq!(grants_seen_by_a_new_recorder(&locks), 1.0);
     }
+}
+
+/// The child of `a_dead_holders_lock_is_counted_as_taken_over`: takes the
+/// lock in the directory its role names, says so, and waits to be killed.
+#[test]
+fn takeover_child() {
+    let Some(role) = ff_testkit::child_role() else {
+        return;
+    };
+    current_thread().block_on(async {
+        let locks = FileLockProvider::new(&role[0]);
+        let name = LockName::new("crashed").unwrap();
+        let guard = locks.acquire(&name, &LockOptions::default()).await.unwrap();
+        println!("held");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(guard);
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dead_holders_lock_is_counted_as_taken_over_and_a_revoked_grant_as_lost() {
+    if ff_testkit::child_role().is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_string_lossy().into_owned();
+    let mut child = ff_testkit::spawn_self("takeover_child", &[&path]);
+    ff_testkit::wait_for_line(&mut child, "held");
+    child.kill().unwrap(); // SIGKILL: the holder never releases
+    child.wait().unwrap();
+
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _installed = metrics::set_default_local_recorder(&recorder);
+    current_thread().block_on(async {
+        let locks = FileLockProvider::new(dir.path());
+        let name = LockName::new("crashed").unwrap();
+        locks
+            .acquire(&name, &LockOptions::default())
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+
+        // A grant revoked by force is a loss its holder learns of.
+        let memory = ff_traits::MemoryLockProvider::new();
+        let held = memory
+            .acquire(&name, &LockOptions::default())
+            .await
+            .unwrap();
+        memory.force_release(&name).await.unwrap();
+        assert!(!held.is_held());
+    });
+    let s = prometheus::parse(&handle.render()).unwrap();
+    assert_eq!(
+        sum(&s, "ff_lock_takeovers_total", &[("backend", "file")]),
+        1.0
+    );
+    assert_eq!(sum(&s, "ff_lock_losses_total", &[]), 1.0);
+    assert_eq!(
+        sum(
+            &s,
+            "ff_lock_force_releases_total",
+            &[("backend", "memory"), ("outcome", "revoked")]
+        ),
+        1.0
+    );
 }

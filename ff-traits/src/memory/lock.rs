@@ -172,6 +172,7 @@ impl LockProvider for MemoryLockProvider {
         let previous: Vec<LockInfo> = {
             let mut slots = lock_unpoisoned(&self.inner.slots);
             let Some(slot) = slots.get_mut(name) else {
+                metrics::lock_force_released("memory", &ForceOutcome::NotHeld);
                 return Ok(ForceRelease::new(name, ForceOutcome::NotHeld));
             };
             slot.holders
@@ -193,6 +194,7 @@ impl LockProvider for MemoryLockProvider {
             );
             ForceOutcome::Revoked { previous }
         };
+        metrics::lock_force_released("memory", &outcome);
         Ok(ForceRelease::new(name, outcome))
     }
 }
