@@ -445,16 +445,7 @@ pub(crate) async fn evaluate_forever(state: Arc<State>) {
                 // Nothing read yet: no verdict.
                 continue;
             }
-            let parts = Parts {
-                locks: &view.locks,
-                records: &view.records,
-                corrupt: view.corrupt,
-                worktrees: &view.worktrees,
-                repository: state.backends.worktrees.as_ref().map(|s| s.repository()),
-                worktree_limit: state.backends.worktrees.as_ref().map(|s| s.limit()),
-                error: view.backend_error(),
-            };
-            state.alerts.rules.firing(&parts, wait)
+            state.alerts.rules.firing(&state.parts(&view), wait)
         };
         for (change, alert) in state.alerts.update(firing) {
             let kind = match change {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::view::{Overview, Parts, lock_json, record_json, worktree_json};
+use crate::view::{Overview, lock_json, record_json, worktree_json};
 use crate::watch::State;
 
 type Shared = Arc<State>;
@@ -193,30 +193,38 @@ async fn metrics(Extract(state): Extract<Shared>) -> Response {
         .into_response()
 }
 
-/// Paging, common to every list.
-#[derive(Debug, Deserialize)]
-struct Paging {
-    limit: Option<usize>,
-    offset: Option<usize>,
+/// A list's query: its paging, and whatever filters it has.
+trait Paged {
+    fn paging(&self) -> (Option<usize>, Option<usize>);
 }
 
-impl Paging {
-    #[allow(clippy::result_large_err)] // a Response is what the handler returns anyway
-    fn check(&self) -> Result<(usize, usize), Response> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if limit == 0 || limit > MAX_LIMIT {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "invalid_input",
-                format!("limit={limit}: ask for 1 to {MAX_LIMIT} rows, and page with offset"),
-            ));
-        }
-        Ok((limit, self.offset.unwrap_or(0)))
+/// The query, with its `(limit, offset)` checked; a JSON 400 otherwise.
+#[allow(clippy::result_large_err)] // a Response is what the handler returns anyway
+fn accept<Q: Paged>(
+    query: Result<Query<Q>, QueryRejection>,
+) -> Result<(Q, usize, usize), Response> {
+    let Query(q) = query.map_err(|e| bad_query(&e))?;
+    let (limit, offset) = q.paging();
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!("limit={limit}: ask for 1 to {MAX_LIMIT} rows, and page with offset"),
+        ));
     }
+    Ok((q, limit, offset.unwrap_or(0)))
 }
 
-fn page_of(items: Vec<Value>, total: usize, limit: usize, offset: usize) -> Response {
-    Json(json!({"total": total, "offset": offset, "limit": limit, "items": items})).into_response()
+/// One page of `matching`: `{"total","offset","limit","items"}`.
+fn page_of<T>(matching: &[T], limit: usize, offset: usize, shape: impl Fn(&T) -> Value) -> Value {
+    let items: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(shape)
+        .collect();
+    json!({"total": matching.len(), "offset": offset, "limit": limit, "items": items})
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,21 +238,18 @@ struct LocksQuery {
     q: Option<String>,
 }
 
+impl Paged for LocksQuery {
+    fn paging(&self) -> (Option<usize>, Option<usize>) {
+        (self.limit, self.offset)
+    }
+}
+
 async fn locks(
     Extract(state): Extract<Shared>,
     query: Result<Query<LocksQuery>, QueryRejection>,
 ) -> Response {
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(e) => return bad_query(&e),
-    };
-    let (limit, offset) = match (Paging {
-        limit: q.limit,
-        offset: q.offset,
-    })
-    .check()
-    {
-        Ok(p) => p,
+    let (q, limit, offset) = match accept(query) {
+        Ok(accepted) => accepted,
         Err(r) => return r,
     };
     let view = state.read();
@@ -255,13 +260,7 @@ async fn locks(
         .filter(|l| q.held.is_none_or(|h| l.held == h))
         .filter(|l| q.q.as_deref().is_none_or(|s| l.name.contains(s)))
         .collect();
-    let items = matching
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|l| lock_json(l, now))
-        .collect();
-    page_of(items, matching.len(), limit, offset)
+    Json(page_of(&matching, limit, offset, |l| lock_json(l, now))).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,39 +270,24 @@ struct PageQuery {
     offset: Option<usize>,
 }
 
+impl Paged for PageQuery {
+    fn paging(&self) -> (Option<usize>, Option<usize>) {
+        (self.limit, self.offset)
+    }
+}
+
 async fn worktrees(
     Extract(state): Extract<Shared>,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Response {
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(e) => return bad_query(&e),
-    };
-    let (limit, offset) = match (Paging {
-        limit: q.limit,
-        offset: q.offset,
-    })
-    .check()
-    {
-        Ok(p) => p,
+    let (_, limit, offset) = match accept(query) {
+        Ok(accepted) => accepted,
         Err(r) => return r,
     };
     let view = state.read();
     let now = Timestamp::now();
-    let items: Vec<Value> = view
-        .worktrees
-        .iter()
-        .rev()
-        .skip(offset)
-        .take(limit)
-        .map(|w| worktree_json(w, now))
-        .collect();
-    let mut body = json!({
-        "total": view.worktrees.len(),
-        "offset": offset,
-        "limit": limit,
-        "items": items,
-    });
+    let newest_first: Vec<_> = view.worktrees.iter().rev().collect();
+    let mut body = page_of(&newest_first, limit, offset, |w| worktree_json(w, now));
     if let Some(source) = &state.backends.worktrees {
         body["repository"] = json!(source.repository());
         body["worktree_limit"] = json!(source.limit());
@@ -320,21 +304,18 @@ struct OperationsQuery {
     operation: Option<String>,
 }
 
+impl Paged for OperationsQuery {
+    fn paging(&self) -> (Option<usize>, Option<usize>) {
+        (self.limit, self.offset)
+    }
+}
+
 async fn operations(
     Extract(state): Extract<Shared>,
     query: Result<Query<OperationsQuery>, QueryRejection>,
 ) -> Response {
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(e) => return bad_query(&e),
-    };
-    let (limit, offset) = match (Paging {
-        limit: q.limit,
-        offset: q.offset,
-    })
-    .check()
-    {
-        Ok(p) => p,
+    let (q, limit, offset) = match accept(query) {
+        Ok(accepted) => accepted,
         Err(r) => return r,
     };
     let status = match q.status.as_deref().map(|s| (s, RecordStatus::parse(s))) {
@@ -359,33 +340,23 @@ async fn operations(
         .filter(|r| status.is_none_or(|s| r.status == s))
         .filter(|r| q.operation.as_deref().is_none_or(|o| r.operation == o))
         .collect();
-    let items = matching
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|r| record_json(r, now))
-        .collect();
-    page_of(items, matching.len(), limit, offset)
+    Json(page_of(&matching, limit, offset, |r| record_json(r, now))).into_response()
 }
+
+/// A route that takes no parameters: any is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
 
 async fn stats(
     Extract(state): Extract<Shared>,
-    query: Result<Query<PageQuery>, QueryRejection>,
+    query: Result<Query<NoQuery>, QueryRejection>,
 ) -> Response {
     if let Err(e) = query {
         return bad_query(&e);
     }
     let view = state.read();
-    let parts = Parts {
-        locks: &view.locks,
-        records: &view.records,
-        corrupt: view.corrupt,
-        worktrees: &view.worktrees,
-        repository: state.backends.worktrees.as_ref().map(|s| s.repository()),
-        worktree_limit: state.backends.worktrees.as_ref().map(|s| s.limit()),
-        error: view.backend_error(),
-    };
-    let overview = Overview::from_parts(&parts, state.alerts.active());
+    let overview = Overview::from_parts(&state.parts(&view), state.alerts.active());
     let mut body = serde_json::to_value(&overview).unwrap_or_default();
     body["history"] = json!(view.history);
     body["backends"] = json!({

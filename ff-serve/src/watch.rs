@@ -146,6 +146,21 @@ impl State {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// What `view` holds, with the repository's name and limit, for the
+    /// overview and the alert rules.
+    pub(crate) fn parts<'a>(&self, view: &'a View) -> crate::view::Parts<'a> {
+        let source = self.backends.worktrees.as_ref();
+        crate::view::Parts {
+            locks: &view.locks,
+            records: &view.records,
+            corrupt: view.corrupt,
+            worktrees: &view.worktrees,
+            repository: source.map(|s| s.repository()),
+            worktree_limit: source.map(|s| s.limit()),
+            error: view.backend_error(),
+        }
+    }
+
     pub(crate) fn publish(&self, event: Event) {
         tracing::debug!(kind = event.kind, subject = %event.subject, "event");
         // No subscriber is fine: nobody is watching.
@@ -174,17 +189,6 @@ fn grants(locks: &[LockStatus]) -> HashMap<(&str, &str), &ff_traits::LockInfo> {
         .collect()
 }
 
-fn holder_detail(h: &ff_traits::LockInfo) -> Value {
-    json!({
-        "mode": h.mode.to_string(),
-        "pid": h.pid,
-        "hostname": h.hostname,
-        "fencing_token": h.fencing_token.0,
-        "operation": h.operation,
-        "acquired_at": h.acquired_at.to_string(),
-    })
-}
-
 async fn watch_locks(state: Arc<State>) {
     let mut first = true;
     let mut tick = tokio::time::interval(state.config.poll_interval);
@@ -203,12 +207,20 @@ async fn watch_locks(state: Arc<State>) {
                         let after = grants(&now);
                         for (key, h) in &after {
                             if !before.contains_key(key) {
-                                events.push(Event::new("lock_acquired", key.0, holder_detail(h)));
+                                events.push(Event::new(
+                                    "lock_acquired",
+                                    key.0,
+                                    crate::view::holder_json(h, Timestamp::now()),
+                                ));
                             }
                         }
                         for (key, h) in &before {
                             if !after.contains_key(key) {
-                                events.push(Event::new("lock_released", key.0, holder_detail(h)));
+                                events.push(Event::new(
+                                    "lock_released",
+                                    key.0,
+                                    crate::view::holder_json(h, Timestamp::now()),
+                                ));
                             }
                         }
                     }
