@@ -58,20 +58,14 @@ fn admin_token() -> Result<String, Failure> {
     Ok(ff_traits::hex_lower(&bytes))
 }
 
+/// Completes at the first SIGTERM, SIGINT or SIGHUP (Ctrl-C elsewhere),
+/// through the signal listeners `ff lock` uses.
 async fn stop_signal() {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-        }
+    match super::supervise::Signals::new() {
+        Ok(mut signals) => signals.next().await,
+        // Without listeners, stop as the default action would.
+        Err(_) => std::future::pending::<()>().await,
     }
     #[cfg(not(unix))]
     {
@@ -329,6 +323,9 @@ pub(super) async fn top(
     let backends = backends(settings).await?;
     let clear = !out.json && std::io::stdout().is_terminal();
     let mut round = 0u64;
+    // Listening once, not at every refresh.
+    let stop = stop_signal();
+    tokio::pin!(stop);
     loop {
         let overview = ff_serve::overview(&backends, &rules).await;
         if out.json {
@@ -346,7 +343,7 @@ pub(super) async fn top(
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
-            () = stop_signal() => return Ok(0),
+            () = &mut stop => return Ok(0),
         }
     }
 }

@@ -258,7 +258,7 @@ fn signal_group(group: i32, signal: rustix::process::Signal) {
 
 /// The signals `ff` forwards to the command's group.
 #[cfg(unix)]
-struct Signals {
+pub(super) struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
@@ -267,7 +267,7 @@ struct Signals {
 
 #[cfg(unix)]
 impl Signals {
-    fn new() -> Result<Self, Failure> {
+    pub(super) fn new() -> Result<Self, Failure> {
         use tokio::signal::unix::{SignalKind, signal};
         let listen = |kind| {
             signal(kind).map_err(|e| {
@@ -287,7 +287,7 @@ impl Signals {
     }
 
     /// Waits for the next signal and notes which.
-    async fn next(&mut self) {
+    pub(super) async fn next(&mut self) {
         use rustix::process::Signal;
         self.last = Some(tokio::select! {
             _ = self.term.recv() => Signal::TERM,
