@@ -100,16 +100,14 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// [`Error::LimitReached`]; [`LockTimeout`](ff_traits::Error::LockTimeout);
     /// [`Backend`](ff_traits::Error::Backend) with git's message when git fails.
     pub async fn create_worktree(&self, issue: &str) -> Result<Created> {
-        let result = crate::metrics::timed("create", async {
+        crate::metrics::timed("create", async {
             let issue = IssueId::parse(issue)?;
             self.with_issue(&issue, CREATE_OPERATION, async || {
                 self.create_locked(&issue).await
             })
             .await
         })
-        .await;
-        crate::metrics::worktree_count(self.count_ours(), self.config.max_worktrees);
-        result
+        .await
     }
 
     async fn create_locked(&self, issue: &IssueId) -> Result<Created> {
@@ -432,7 +430,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             Error::invalid_input("base ref", format!("{base:?} does not name a commit"))
         })?;
         self.with_registry("worktree add", async || {
-            if self.count_ours() >= self.config.max_worktrees {
+            let count = self.count_ours();
+            if count >= self.config.max_worktrees {
                 return Err(self.limit_reached("(limit policy: refuse)"));
             }
             if plan.path.exists() || self.branch_exists(&plan.branch).await? {
@@ -464,6 +463,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 }
                 self.git.run(args).await?;
             }
+            // The count just read, plus this one: no second listing.
+            crate::metrics::worktree_count(count + 1, self.config.max_worktrees);
             Ok(Worktree {
                 id: plan.id.clone(),
                 issue: issue.to_string(),
