@@ -19,7 +19,8 @@ pub(crate) const EXIT_CODES: &str = r#"EXIT CODES:
         progress, backoff not elapsed, max attempts reached)
     77  refused: cleanup would lose work (--force keeps it under
         refs/ff/archive/<id>), the worktree lives in another clone, a dirty
-        worktree to sync without --autostash
+        worktree to sync without --autostash, the repository's ff.toml
+        settings or hooks are not approved here (ff help trust)
     79  ff lock / ff once: the lock or claim was lost while CMD ran; CMD
         was stopped (SIGTERM, then SIGKILL after --kill-after)
     126 ff lock / ff once: CMD could not be run
@@ -294,6 +295,15 @@ pub(crate) enum Command {
         /// The command and its arguments.
         #[arg(last = true, required_unless_present = "forget", value_name = "CMD")]
         command: Vec<String>,
+    },
+    /// Show what the repository's ff.toml would decide (hooks, state_dir,
+    /// base_path, symlink, lock, store, alerts.webhook) and whether this
+    /// machine approved it; `ff trust allow` approves it.
+    #[command(long_about = crate::trust::TRUST_HELP)]
+    Trust {
+        /// `allow`: approve exactly these settings and hooks for this clone.
+        #[arg(value_enum)]
+        action: Option<HooksAction>,
     },
     /// Show the repository's hooks (ff.toml [hooks]) and whether they are
     /// approved on this machine; `ff hooks allow` approves them.

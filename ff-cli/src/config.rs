@@ -13,13 +13,16 @@ use serde::Deserialize;
 
 use crate::cli::Global;
 use crate::output::Failure;
+use crate::trust::{Approvals, Part, Steering};
+use ff_worktree::display::escape_path;
 
 /// The lock provider and store, behind trait objects: chosen at run time.
 pub(crate) type Locks = Arc<dyn LockProvider>;
 pub(crate) type Store = Arc<dyn IdempotencyStorage>;
 pub(crate) type Manager = WorktreeManager<Locks, Store>;
 
-/// `ff.toml`: every key optional.
+/// `ff.toml` (and the user's `config.toml`, which takes the same keys):
+/// every key optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileConfig {
@@ -42,16 +45,110 @@ pub(crate) struct FileConfig {
     alerts: Option<ff_serve::AlertRules>,
 }
 
+impl FileConfig {
+    /// The keys that steer ff, which a repository's copy may set only
+    /// once approved ([`crate::trust`]); `[hooks]` is approved apart.
+    fn steering(&self) -> Steering {
+        Steering {
+            lock: self.lock.clone(),
+            store: self.store.clone(),
+            base_path: self.base_path.clone(),
+            state_dir: self.state_dir.clone(),
+            symlink: self.symlink.clone(),
+            webhook: self.alerts.as_ref().and_then(|a| a.webhook.clone()),
+        }
+    }
+
+    /// `self` (the repository's, approved) over `user` (the user's own),
+    /// key by key.
+    fn over(self, user: Self) -> Self {
+        Self {
+            lock: self.lock.or(user.lock),
+            store: self.store.or(user.store),
+            base_path: self.base_path.or(user.base_path),
+            state_dir: self.state_dir.or(user.state_dir),
+            max_worktrees: self.max_worktrees.or(user.max_worktrees),
+            limit_policy: self.limit_policy.or(user.limit_policy),
+            base_ref: self.base_ref.or(user.base_ref),
+            sync_strategy: self.sync_strategy.or(user.sync_strategy),
+            remote: self.remote.or(user.remote),
+            namespace: self.namespace.or(user.namespace),
+            lock_timeout: self.lock_timeout.or(user.lock_timeout),
+            slots: self.slots.or(user.slots),
+            port_base: self.port_base.or(user.port_base),
+            port_stride: self.port_stride.or(user.port_stride),
+            symlink: self.symlink.or(user.symlink),
+            hooks: self.hooks.or(user.hooks),
+            alerts: self.alerts.or(user.alerts),
+        }
+    }
+}
+
+/// Whether commands that would refuse unapproved settings should instead
+/// only load them: `ff trust` and `ff hooks`, which show and approve them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Review {
+    /// Refuse a repository's unapproved settings (every other command).
+    Enforce,
+    /// Load them to show or approve.
+    Show,
+}
+
+/// Where the repository's steering keys and hooks stand on this machine.
+#[derive(Debug, Default)]
+pub(crate) struct TrustState {
+    /// The repository's steering keys (empty when it sets none).
+    pub(crate) steering: Steering,
+    /// Whether they are approved (or there are none).
+    pub(crate) settings_approved: bool,
+    /// The repository's `[hooks]`, when it has any command.
+    pub(crate) hooks: Option<crate::hooks::HooksFile>,
+    /// The files its hook commands run, with their content now.
+    pub(crate) pins: Vec<ff_worktree::hooks::PinnedFile>,
+    /// Whether its hooks are approved (or there are none).
+    pub(crate) hooks_approved: bool,
+}
+
+impl TrustState {
+    /// The hash an approval of the repository's hooks records.
+    pub(crate) fn hooks_digest(&self) -> Option<String> {
+        self.hooks.as_ref().map(|h| h.digest_with(&self.pins))
+    }
+
+    /// What is not approved, for a refusal.
+    fn unapproved(&self, with_hooks: bool) -> crate::trust::Unapproved {
+        let mut what = crate::trust::Unapproved::default();
+        if !self.settings_approved {
+            what.settings = self.steering.entries();
+        }
+        if with_hooks && !self.hooks_approved {
+            if let Some(h) = &self.hooks {
+                what.hooks = h
+                    .commands()
+                    .into_iter()
+                    .map(|(hook, c)| (hook, c.to_owned()))
+                    .collect();
+            }
+        }
+        what
+    }
+}
+
 /// Everything resolved.
 #[derive(Debug)]
 pub(crate) struct Settings {
     /// The directory to work in.
     pub(crate) dir: PathBuf,
-    /// The repository's top directory, when `dir` is in one.
+    /// The repository's main working tree, when `dir` is in one.
     pub(crate) toplevel: Option<PathBuf>,
-    /// Its git common directory (the default state lives there).
-    common_dir: Option<PathBuf>,
+    /// Its git common directory (the default state lives there; approvals
+    /// are keyed by it).
+    pub(crate) common_dir: Option<PathBuf>,
+    /// The configuration in force: the repository's `ff.toml` (approved)
+    /// over the user's `config.toml`.
     pub(crate) file: FileConfig,
+    /// The repository's own keys, and whether they are approved.
+    pub(crate) trust: TrustState,
     pub(crate) base_path: Option<PathBuf>,
     pub(crate) state_dir: Option<PathBuf>,
     pub(crate) lock: String,
@@ -63,8 +160,11 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Resolves the settings for `global`.
-    pub(crate) async fn load(global: &Global) -> Result<Self, Failure> {
+    /// Resolves the settings for `global`. With [`Review::Enforce`], a
+    /// repository's steering keys that are not approved refuse (77),
+    /// listing them; bad values are refused (65) before that, approved or
+    /// not.
+    pub(crate) async fn load(global: &Global, review: Review) -> Result<Self, Failure> {
         let dir = match &global.repo {
             Some(d) => d.clone(),
             None => std::env::current_dir()
@@ -73,7 +173,7 @@ impl Settings {
         if !dir.is_dir() {
             return Err(Failure::invalid(format!(
                 "{} is not a directory (pass -C with a directory inside a git repository)",
-                dir.display()
+                escape_path(&dir)
             )));
         }
         // Read in-process for the usual layouts: no git spawned.
@@ -82,10 +182,27 @@ impl Settings {
             Some(r) => (Some(r.toplevel), Some(r.common_dir)),
             None => (None, None),
         };
-        let file = match &toplevel {
+        // Always the main working tree's copy: a linked worktree's branch
+        // (a pull request's) cannot bring its own.
+        let project = match &toplevel {
             Some(top) => read_file_config(&top.join("ff.toml"))?,
             None => FileConfig::default(),
         };
+        let user = match crate::trust::user_config_file() {
+            Some(path) => read_file_config(&path)?,
+            None => FileConfig::default(),
+        };
+        check_values(&project)?;
+        check_values(&user)?;
+        let trust = trust_state(&project, toplevel.as_deref(), common_dir.as_deref())?;
+        if review == Review::Enforce && !trust.settings_approved {
+            let top = toplevel.as_deref().unwrap_or(&dir);
+            return Err(crate::trust::not_approved(
+                &trust.unapproved(!global.no_hooks),
+                top,
+            ));
+        }
+        let file = project.over(user);
         let relative_to_top = |p: &Option<PathBuf>| {
             p.as_ref().map(|p| match &toplevel {
                 Some(top) if p.is_relative() => top.join(p),
@@ -117,6 +234,7 @@ impl Settings {
             toplevel,
             common_dir,
             file,
+            trust,
         })
     }
 
@@ -180,21 +298,28 @@ impl Settings {
     /// Where local state lives: the configured directory, else
     /// `<repository>/.git/ff` (which needs a repository).
     pub(crate) async fn state_dir(&self) -> Result<PathBuf, Failure> {
-        if let Some(d) = self.explicit_state_dir()? {
-            return Ok(d);
-        }
-        let Some(common_dir) = &self.common_dir else {
-            return Err(Failure::invalid(format!(
+        match self.state_root()? {
+            Some(d) => Ok(d.root().to_path_buf()),
+            None => Err(Failure::invalid(format!(
                 "{} is not inside a git repository; run ff inside one, pass -C DIR, or give \
                  --state-dir for locks and records",
-                self.dir.display()
-            )));
-        };
-        // Locks and records need the state directory, not the worktree
-        // checks `locate` makes.
-        Ok(ff_worktree::StateDir::of_repository(common_dir)
-            .root()
-            .to_path_buf())
+                escape_path(&self.dir)
+            ))),
+        }
+    }
+
+    /// The state directory, if there is one: the configured directory,
+    /// else `<common dir>/ff`. Locks and records need only this, not the
+    /// worktree checks `locate` makes.
+    fn state_root(&self) -> Result<Option<ff_worktree::StateDir>, Failure> {
+        Ok(self
+            .explicit_state_dir()?
+            .map(ff_worktree::StateDir::new)
+            .or_else(|| {
+                self.common_dir
+                    .as_deref()
+                    .map(ff_worktree::StateDir::of_repository)
+            }))
     }
 
     /// `--state-dir` (or its `FF_`/ff.toml forms), if given.
@@ -238,9 +363,7 @@ impl Settings {
 
     async fn locks_in(&self, state: PathBuf) -> Result<Locks, Failure> {
         match backend_kind(&self.lock, "lock")? {
-            Kind::File => Ok(Arc::new(FileLockProvider::new(
-                ff_worktree::StateDir::new(state).locks(),
-            ))),
+            Kind::File => Ok(Arc::new(FileLockProvider::new(prepared(&state)?.locks()))),
             Kind::Redis => redis_locks(&self.lock).await,
             Kind::Sqlite | Kind::Json => Err(Failure::invalid(format!(
                 "{:?} is a record store, not a lock backend; use --lock file or redis://HOST:PORT[/DB]",
@@ -254,12 +377,10 @@ impl Settings {
         let unavailable = crate::output::before_work;
         match backend_kind(&self.store, "store")? {
             Kind::Sqlite => Ok(Arc::new(
-                SqliteStore::open(ff_worktree::StateDir::new(&state).sqlite())
-                    .map_err(unavailable)?,
+                SqliteStore::open(prepared(&state)?.sqlite()).map_err(unavailable)?,
             )),
             Kind::Json => Ok(Arc::new(
-                JsonStore::open(ff_worktree::StateDir::new(&state).json_records())
-                    .map_err(unavailable)?,
+                JsonStore::open(prepared(&state)?.json_records()).map_err(unavailable)?,
             )),
             Kind::Redis => redis_store(&self.store).await,
             Kind::File => Err(Failure::invalid(
@@ -282,50 +403,45 @@ impl Settings {
         Ok(rules)
     }
 
-    /// The repository's `[hooks]`, if any command is configured.
+    /// The `[hooks]` in force (the repository's, else the user's), if any
+    /// command is configured.
     pub(crate) fn hooks_file(&self) -> Option<&crate::hooks::HooksFile> {
         self.file.hooks.as_ref().filter(|h| !h.is_empty())
     }
 
-    /// The manager's configuration with the repository's hooks when they
-    /// may run: approved for exactly this configuration (`ff hooks
-    /// allow`) or `FF_HOOKS=allow`; none with `--no-hooks`. Unapproved
-    /// hooks refuse (77), showing them.
+    /// The manager's configuration with the hooks when they may run: the
+    /// user's own, or the repository's once approved for exactly this
+    /// configuration and the files it runs (`ff hooks allow`, or
+    /// `FF_HOOKS=allow`/`FF_TRUST=allow` for one run); none with
+    /// `--no-hooks`. Unapproved hooks refuse (77), showing them.
     pub(crate) fn worktree_config_with_hooks(&self) -> Result<WorktreeConfig, Failure> {
         let config = self.worktree_config()?;
         let Some(file) = self.hooks_file() else {
             return Ok(config);
         };
         // Bad values are refused even when the hooks would not run.
-        let hooks = file.to_hooks()?;
+        let mut hooks = file.to_hooks()?;
         if self.no_hooks {
             return Ok(config);
         }
-        let allowed = match std::env::var("FF_HOOKS") {
-            Ok(v) if v == "allow" => true,
-            Ok(v) if v.is_empty() => false,
-            Ok(v) => {
-                return Err(Failure::invalid(format!(
-                    "FF_HOOKS={v:?}: the one value it takes is `allow` (use --no-hooks to run without hooks)"
-                )));
+        if self.trust.hooks.is_some() {
+            if !self.trust.hooks_approved {
+                let top = self.toplevel.as_deref().unwrap_or(&self.dir);
+                return Err(crate::trust::not_approved(
+                    &self.trust.unapproved(true),
+                    top,
+                ));
             }
-            Err(_) => false,
-        };
-        let top = self.toplevel.as_deref().unwrap_or(&self.dir);
-        if allowed || crate::hooks::is_approved(top, &file.digest()) {
-            let mut hooks = hooks;
-            // With --json, stderr carries only the error's JSON: hook
-            // output goes to a log file per worktree.
-            if self.json {
-                hooks.log_dir = self
-                    .explicit_state_dir()?
-                    .or_else(|| self.common_dir.as_ref().map(|c| c.join("ff")))
-                    .map(|d| d.join("hook-logs"));
-            }
-            Ok(config.with_hooks(hooks))
-        } else {
-            Err(crate::hooks::not_approved(file, top))
+            // What was approved is what runs: the files the commands name
+            // must hold, in the worktree, the content approved.
+            hooks.pinned_files.clone_from(&self.trust.pins);
         }
+        // With --json, stderr carries only the error's JSON: hook output
+        // goes to a log file per worktree.
+        if self.json {
+            hooks.log_dir = self.state_root()?.map(|d| d.hook_logs());
+        }
+        Ok(config.with_hooks(hooks))
     }
 
     /// The worktree manager for commands that run hooks (create, sync,
@@ -352,15 +468,128 @@ impl Settings {
     }
 }
 
+/// The state directory at `root`, made ready: private, and no link where
+/// state lives (a link is refused, 65).
+fn prepared(root: &Path) -> Result<ff_worktree::StateDir, Failure> {
+    let state = ff_worktree::StateDir::new(root);
+    state.prepare().map_err(|e| {
+        if e.kind() == ff_worktree::ErrorKind::Contract(ff_traits::ErrorKind::InvalidInput) {
+            Failure::from(e)
+        } else {
+            crate::output::before_work(e)
+        }
+    })?;
+    Ok(state)
+}
+
+/// Refuses values no run could use (65), whether or not they are approved:
+/// a NUL byte in a path, a backend name or URL of no known shape.
+fn check_values(file: &FileConfig) -> Result<(), Failure> {
+    for (key, path) in [
+        ("base_path", &file.base_path),
+        ("state_dir", &file.state_dir),
+    ] {
+        if let Some(p) = path
+            && p.as_os_str().as_encoded_bytes().contains(&0)
+        {
+            return Err(Failure::invalid(format!(
+                "ff.toml: {key} {:?} contains a NUL byte; name a real directory",
+                escape_path(p)
+            )));
+        }
+    }
+    if let Some(l) = &file.lock {
+        backend_kind(l, "lock")?;
+    }
+    if let Some(s) = &file.store {
+        backend_kind(s, "store")?;
+    }
+    if let Some(h) = &file.hooks {
+        h.to_hooks()?;
+    }
+    Ok(())
+}
+
+/// Whether `FF_TRUST` or `FF_HOOKS` says `allow` (one run's approval);
+/// any other non-empty value is a mistake (65).
+fn env_allows(name: &str) -> Result<bool, Failure> {
+    match std::env::var(name) {
+        Ok(v) if v == "allow" => Ok(true),
+        Ok(v) if v.is_empty() => Ok(false),
+        Ok(v) => Err(Failure::invalid(format!(
+            "{name}={:?}: the one value it takes is `allow` (use --no-hooks to run without hooks)",
+            ff_worktree::display::escape(&v)
+        ))),
+        Err(_) => Ok(false),
+    }
+}
+
+/// Where the repository's own steering keys and hooks stand: approved on
+/// this machine for this clone (its common directory) and exactly these
+/// values, or for this run by `FF_TRUST=allow` (everything) or
+/// `FF_HOOKS=allow` (hooks).
+fn trust_state(
+    project: &FileConfig,
+    top: Option<&Path>,
+    common_dir: Option<&Path>,
+) -> Result<TrustState, Failure> {
+    let steering = project.steering();
+    let hooks = project.hooks.clone().filter(|h| !h.is_empty());
+    if steering.is_empty() && hooks.is_none() {
+        return Ok(TrustState {
+            settings_approved: true,
+            hooks_approved: true,
+            ..TrustState::default()
+        });
+    }
+    let everything = env_allows("FF_TRUST")?;
+    let hooks_for_this_run = hooks.is_some() && env_allows("FF_HOOKS")?;
+    let approvals = Approvals::load();
+    let pins = match (&hooks, top) {
+        (Some(h), Some(top)) => {
+            crate::trust::pinned_files(h.commands().into_iter().map(|(_, c)| c), top)
+        }
+        _ => Vec::new(),
+    };
+    let approved = |part: Part, digest: &str, legacy: Option<(&str, &Path)>| {
+        common_dir.is_some_and(|c| approvals.approves(part, digest, c, legacy))
+    };
+    let settings_approved =
+        steering.is_empty() || everything || approved(Part::Settings, &steering.digest(), None);
+    let hooks_approved = match (&hooks, top) {
+        (None, _) => true,
+        (Some(h), top) => {
+            // An approval of the earlier form covered the table alone: it
+            // still counts for hooks that run no file of the repository.
+            let old_digest = h.digest();
+            let legacy = top
+                .filter(|_| pins.is_empty())
+                .map(|t| (old_digest.as_str(), t));
+            everything || hooks_for_this_run || approved(Part::Hooks, &h.digest_with(&pins), legacy)
+        }
+    };
+    Ok(TrustState {
+        steering,
+        settings_approved,
+        hooks,
+        pins,
+        hooks_approved,
+    })
+}
+
 fn read_file_config(path: &Path) -> Result<FileConfig, Failure> {
     match std::fs::read_to_string(path) {
-        Ok(text) => {
-            toml::from_str(&text).map_err(|e| Failure::invalid(format!("{}: {e}", path.display())))
-        }
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            Failure::invalid(format!(
+                "{}: {}",
+                escape_path(path),
+                ff_worktree::display::escape_text(&e.to_string())
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
         Err(e) => Err(Failure::invalid(format!(
             "cannot read {}: {e}",
-            path.display()
+            escape_path(path)
         ))),
     }
 }

@@ -14,6 +14,7 @@ mod commands;
 mod config;
 mod hooks;
 mod output;
+mod trust;
 
 use std::process::ExitCode;
 

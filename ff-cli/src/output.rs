@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ff_traits::Timestamp;
+use ff_worktree::display::{escape, escape_text};
 use ff_worktree::{Error, ErrorKind};
 use serde_json::{Map, Value, json};
 
@@ -213,12 +214,15 @@ pub(crate) struct Out {
 }
 
 impl Out {
-    /// Prints `value` as JSON, or `human()` as text.
+    /// Prints `value` as JSON, or `human()` as text. Text for people
+    /// shows no raw control, bidi or zero-width character, whatever a
+    /// repository, record or lock holder put in it (each part should be
+    /// escaped where it is formatted; this is the net beneath).
     pub(crate) fn emit(&self, value: &Value, human: impl FnOnce() -> String) {
         let text = if self.json {
             serde_json::to_string_pretty(value).unwrap_or_default()
         } else {
-            human()
+            escape_text(&human()).into_owned()
         };
         let mut stdout = std::io::stdout().lock();
         if !text.is_empty() {
@@ -238,7 +242,7 @@ impl Out {
                 json!({ "error": error })
             });
         } else {
-            let _ = writeln!(stderr, "ff: error: {}", f.message);
+            let _ = writeln!(stderr, "ff: error: {}", escape_text(&f.message));
         }
         ExitCode::from(f.code)
     }
@@ -249,8 +253,14 @@ fn colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// An aligned table: a header row, then rows.
+/// An aligned table: a header row, then rows. Every cell is escaped
+/// ([`escape`]): a name, path or command line shows on one line, as it is.
 pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape(c).into_owned()).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -36,6 +36,7 @@ pub mod process;
 mod record;
 mod store;
 mod sync;
+pub mod text;
 mod time;
 
 pub use error::{BoxError, Error, ErrorKind, Result, fmt_duration};

@@ -10,7 +10,10 @@ use crate::error::{Error, Result};
 pub const MAX_LOCK_NAME_LEN: usize = 255;
 
 /// The name of a lock: 1 to [`MAX_LOCK_NAME_LEN`] bytes, no control
-/// characters (NUL, newline, …).
+/// characters (NUL, newline, …), nothing invisible or direction-changing
+/// ([`text::is_hidden`](crate::text::is_hidden)), and in NFKC form, so no
+/// two names that print alike (`deploy`, `ｄｅｐｌｏｙ`, `de\u{200b}ploy`)
+/// are two locks.
 ///
 /// Every [`LockProvider`](crate::LockProvider) method takes one, so a name
 /// is checked once, where it is made, and no backend checks it again.
@@ -25,6 +28,10 @@ pub const MAX_LOCK_NAME_LEN: usize = 255;
 /// assert_eq!(name.as_str(), "deploy/prod");
 /// assert!(LockName::new("").is_err());
 /// assert!(LockName::new("a\nb").is_err());
+/// assert!(LockName::new("de\u{200b}ploy").is_err());
+/// assert!(LockName::new("ｄｅｐｌｏｙ").is_err());
+/// assert!(LockName::new("\u{202e}yolped").is_err());
+/// assert!(LockName::new("café/déploiement").is_ok());
 /// # Ok::<(), ff_traits::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -36,7 +43,8 @@ impl LockName {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the problem: empty, longer than
-    /// [`MAX_LOCK_NAME_LEN`] bytes, or with a control character.
+    /// [`MAX_LOCK_NAME_LEN`] bytes, with a control, invisible or
+    /// direction-changing character, or not in NFKC form.
     pub fn new(name: impl Into<String>) -> Result<Self> {
         let name = name.into();
         if name.is_empty() {
@@ -55,6 +63,28 @@ impl LockName {
             return Err(Error::invalid_input(
                 "lock name",
                 format!("contains the control character {c:?}; use printable characters"),
+            ));
+        }
+        // Two names that print alike must not be two locks: refused, not
+        // normalised, so the name a holder shows is the name it took.
+        if let Some(c) = name.chars().find(|&c| crate::text::is_hidden(c)) {
+            return Err(Error::invalid_input(
+                "lock name",
+                format!(
+                    "contains the invisible or direction-changing character U+{:04X}; use \
+                     visible characters",
+                    u32::from(c)
+                ),
+            ));
+        }
+        if let Some(c) = crate::text::not_normalised(&name) {
+            return Err(Error::invalid_input(
+                "lock name",
+                format!(
+                    "contains {c:?} (U+{:04X}), a compatibility form that looks like another \
+                     character; write the name in NFKC form (plain letters and digits)",
+                    u32::from(c)
+                ),
             ));
         }
         Ok(Self(name))

@@ -57,6 +57,58 @@ pub struct Hooks {
     /// Where hook output goes instead of stderr: `<log_dir>/<worktree
     /// id>.log`, appended to (for callers whose stderr is machine-read).
     pub log_dir: Option<std::path::PathBuf>,
+    /// Files of the repository the commands run, with the content that was
+    /// approved: a hook runs in a worktree only where each is the same
+    /// there (see [`PinnedFile`]).
+    pub pinned_files: Vec<PinnedFile>,
+}
+
+/// A file of the repository that a hook command runs (`./setup.sh`), with
+/// the content its approval covered.
+///
+/// Hooks run in the worktree, whose files are its branch's: approving
+/// `./setup.sh` on `main` must not approve the `setup.sh` a pull request's
+/// branch brings. Before any command of a hook runs, each pinned file is
+/// read in the worktree; a different content (or a file that appeared
+/// where none was approved) refuses the hook
+/// ([`Error::Refused`](crate::Error::Refused)) and nothing runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedFile {
+    path: std::path::PathBuf,
+    sha256: Option<String>,
+}
+
+impl PinnedFile {
+    /// `path`, relative to the worktree, approved with the content whose
+    /// hex SHA-256 is `sha256`, or approved as absent (`None`).
+    #[must_use]
+    pub fn new(path: impl Into<std::path::PathBuf>, sha256: Option<String>) -> Self {
+        Self {
+            path: path.into(),
+            sha256,
+        }
+    }
+
+    /// The file, relative to the worktree.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The hex SHA-256 of the approved content; `None`: approved absent.
+    #[must_use]
+    pub fn sha256(&self) -> Option<&str> {
+        self.sha256.as_deref()
+    }
+
+    /// Whether the file in `dir` is the one approved.
+    fn holds_in(&self, dir: &Path) -> bool {
+        use sha2::Digest as _;
+        let now = std::fs::read(dir.join(&self.path))
+            .ok()
+            .map(|bytes| ff_traits::hex_lower(&sha2::Sha256::digest(&bytes)));
+        now.as_deref() == self.sha256()
+    }
 }
 
 impl Default for Hooks {
@@ -69,6 +121,7 @@ impl Default for Hooks {
             timeout: Duration::from_secs(600),
             on_failure: OnHookFailure::Rollback,
             log_dir: None,
+            pinned_files: Vec::new(),
         }
     }
 }
@@ -138,12 +191,34 @@ impl Hook {
 /// first failure stops them.
 pub(crate) async fn run(
     hook: Hook,
-    commands: &[String],
+    hooks: &Hooks,
     dir: &Path,
     env: &[(&str, String)],
-    timeout: Duration,
     log: Option<&Path>,
 ) -> Result<()> {
+    let (commands, timeout) = (hooks.commands(hook), hooks.timeout);
+    if let Some(changed) = hooks.pinned_files.iter().find(|p| !p.holds_in(dir)) {
+        let now = if dir.join(changed.path()).exists() {
+            "is not the content approved on this machine"
+        } else {
+            "is missing"
+        };
+        let now = if changed.sha256().is_none() && dir.join(changed.path()).exists() {
+            "was absent when the hooks were approved, and this worktree's branch adds it"
+        } else {
+            now
+        };
+        return Err(Error::refused(
+            format!("the {} hook", hook.as_str()),
+            format!(
+                "it runs {}, which in {} {now}: approving a hook approves the files it runs, \
+                 and this branch's copy differs. Review it, then run `ff hooks allow` with the \
+                 main working tree holding that content, or pass --no-hooks",
+                crate::display::escape_path(changed.path()),
+                crate::display::escape_path(dir),
+            ),
+        ));
+    }
     for command in commands {
         tracing::info!(hook = hook.as_str(), command, "running hook");
         let failed = |status: String, output: String| Error::HookFailed {
@@ -173,16 +248,16 @@ pub(crate) async fn run(
         let sink = || async {
             match log {
                 Some(path) => {
+                    // Private, and never through a link planted there.
                     if let Some(dir) = path.parent() {
-                        let _ = tokio::fs::create_dir_all(dir).await;
+                        let _ = crate::private::ensure_private_dir(dir);
                     }
-                    let file = tokio::fs::OpenOptions::new()
+                    let file = crate::private::file_options()
                         .create(true)
                         .append(true)
-                        .open(path)
-                        .await;
+                        .open(path);
                     match file {
-                        Ok(f) => Sink::File(f),
+                        Ok(f) => Sink::File(tokio::fs::File::from_std(f)),
                         Err(_) => Sink::Stderr(tokio::io::stderr()),
                     }
                 }

@@ -100,6 +100,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod display;
 mod error;
 pub mod git;
 pub mod hooks;
@@ -108,6 +109,7 @@ mod issue;
 mod manager;
 pub mod metrics;
 mod paths;
+pub mod private;
 mod runtime;
 
 pub use error::{Error, ErrorKind, Result};
@@ -211,6 +213,51 @@ impl StateDir {
     #[must_use]
     pub fn json_records(&self) -> std::path::PathBuf {
         self.0.join("records")
+    }
+
+    /// Hook output of `--json` runs: `hook-logs/`.
+    #[must_use]
+    pub fn hook_logs(&self) -> std::path::PathBuf {
+        self.0.join("hook-logs")
+    }
+
+    /// Makes the directory ready to hold state: a private directory (0700,
+    /// made so when an earlier release left it open), not a link, and no
+    /// link at any name state lives under, so nothing is read or written
+    /// through a link someone planted.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](ff_traits::Error::InvalidInput) naming a link or
+    /// a file in the way; [`Backend`](ff_traits::Error::Backend) when the
+    /// directory cannot be made.
+    pub fn prepare(&self) -> Result<()> {
+        let refused = |e: std::io::Error| -> Error {
+            if e.kind() == std::io::ErrorKind::InvalidInput {
+                Error::invalid_input("state dir", e.to_string())
+            } else {
+                Error::io(
+                    "state dir",
+                    &format!("cannot prepare {}", display::escape_path(&self.0)),
+                    &e,
+                )
+            }
+        };
+        private::ensure_private_dir(&self.0).map_err(refused)?;
+        let sqlite = self.sqlite();
+        let entries = [
+            self.locks(),
+            self.json_records(),
+            self.hook_logs(),
+            self.0.join("repository-key"),
+            sqlite.with_extension("sqlite3-wal"),
+            sqlite.with_extension("sqlite3-shm"),
+            sqlite.with_extension("sqlite3-journal"),
+            sqlite,
+        ];
+        for entry in &entries {
+            private::refuse_link(entry).map_err(refused)?;
+        }
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use ff_traits::{ForceOutcome, LockName, LockStatus, Timestamp};
+use ff_worktree::display::{escape, escape_path};
 use serde_json::{Value, json};
 
 use crate::config::Settings;
@@ -319,19 +320,15 @@ pub(super) async fn gc(settings: &Settings, out: Out, max_age: Duration) -> Resu
     Ok(0)
 }
 
-/// `ff hooks [allow]`: the repository's hooks and whether they are
-/// approved here; `allow` approves exactly this configuration.
+/// `ff hooks [allow]`: the hooks in force and whether they are approved
+/// here; `allow` approves exactly this configuration and the files it
+/// runs, for this clone.
 pub(super) fn hooks(
     settings: &Settings,
     out: Out,
     action: Option<crate::cli::HooksAction>,
 ) -> Result<u8, Failure> {
-    let top = settings.toplevel.clone().ok_or_else(|| {
-        Failure::invalid(format!(
-            "{} is not inside a git repository",
-            settings.dir.display()
-        ))
-    })?;
+    let (top, common_dir) = super::trust::repository(settings)?;
     let Some(file) = settings.hooks_file() else {
         out.emit(
             &json!({"repository": top, "hooks": [], "approved": true}),
@@ -341,12 +338,19 @@ pub(super) fn hooks(
     };
     // Bad values are refused before anything is approved.
     file.to_hooks()?;
-    let digest = file.digest();
-    let recorded = match action {
-        Some(crate::cli::HooksAction::Allow) => Some(crate::hooks::approve(&top, &digest)?),
-        None => None,
+    // The user's own hooks need no approval; the repository's do.
+    let digest = settings
+        .trust
+        .hooks_digest()
+        .unwrap_or_else(|| file.digest());
+    let recorded = match (action, settings.trust.hooks.is_some()) {
+        (Some(crate::cli::HooksAction::Allow), true) => Some(crate::trust::approve(
+            &[(crate::trust::Part::Hooks, digest.clone())],
+            &common_dir,
+        )?),
+        _ => None,
     };
-    let approved = recorded.is_some() || crate::hooks::is_approved(&top, &digest);
+    let approved = recorded.is_some() || settings.trust.hooks_approved;
     let listed: Vec<_> = file
         .commands()
         .into_iter()
@@ -363,13 +367,20 @@ pub(super) fn hooks(
         || {
             let mut text = String::new();
             for (hook, command) in file.commands() {
-                text.push_str(&format!("{hook}: {command}\n"));
+                text.push_str(&format!("{hook}: {}\n", escape(command)));
+            }
+            for pin in &settings.trust.pins {
+                text.push_str(&format!(
+                    "  runs {} ({})\n",
+                    escape_path(pin.path()),
+                    pin.sha256().map_or("absent: a branch may not add it", |h| &h[..12])
+                ));
             }
             match &recorded {
                 Some(at) => text.push_str(&format!(
                     "approved for {} (recorded in {})",
-                    top.display(),
-                    at.display()
+                    escape_path(&top),
+                    escape_path(at)
                 )),
                 None if approved => text.push_str("approved on this machine"),
                 None => text.push_str("not approved: `ff hooks allow` approves them"),

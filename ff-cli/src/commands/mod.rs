@@ -5,10 +5,11 @@ mod exec;
 mod run;
 mod serve;
 mod supervise;
+mod trust;
 mod worktree;
 
 use crate::cli::{Cli, Command};
-use crate::config::Settings;
+use crate::config::{Review, Settings};
 use crate::output::{Failure, Out};
 
 pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
@@ -24,7 +25,14 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         print!("{}", worktree::shell_init(shell));
         return Ok(0);
     }
-    let settings = Settings::load(&cli.global).await?;
+    // `ff trust` and `ff hooks` show what waits for approval; every other
+    // command refuses it.
+    let review = if matches!(cli.command, Command::Trust { .. } | Command::Hooks { .. }) {
+        Review::Show
+    } else {
+        Review::Enforce
+    };
+    let settings = Settings::load(&cli.global, review).await?;
     match cli.command {
         Command::Create {
             issue,
@@ -79,6 +87,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Top { interval, count } => serve::top(&settings, out, interval, count).await,
         Command::Hooks { action } => admin::hooks(&settings, out, action),
+        Command::Trust { action } => trust::trust(&settings, out, action),
         Command::Gc { max_age } => admin::gc(&settings, out, max_age).await,
         Command::Lock {
             name,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use ff_traits::{
     IdempotencyKey, IdempotencyManager, LockMode, LockOptions, ManagerConfig, RecordedError, Start,
 };
+use ff_worktree::display::{escape, escape_path};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -237,15 +238,29 @@ pub(super) async fn once(
             let done = record.result.clone().unwrap_or_default();
             let same = done.get("command") == fingerprint.get("command")
                 && done.get("cwd") == fingerprint.get("cwd");
-            // Records written before fingerprints were kept have none.
-            if !same && done.get("command").is_some() && !options.allow_different_command {
+            // A record with no fingerprint says nothing of what ran: it
+            // matches no command (a store can hold records ff did not
+            // write), so its output is never replayed as this command's.
+            if done.get("command").is_none() && !options.allow_different_command {
+                return Err(Failure::invalid(format!(
+                    "key {label} has a completed record that does not say which command ran (not \
+                     written by this ff, or by a release before fingerprints), so it is not \
+                     taken as a run of `{}`: use another key, forget it ({}), or pass \
+                     --allow-different-command",
+                    escape(&command.join(" ")),
+                    forget_hint
+                        .as_deref()
+                        .unwrap_or("ff once --forget --key KEY")
+                )));
+            }
+            if !same && !options.allow_different_command {
                 return Err(Failure::invalid(format!(
                     "key {label} already ran `{}` in {}; this is `{}` in {}: use another key, \
                      or pass --allow-different-command",
-                    shell_words(done.get("command")),
-                    done.get("cwd").and_then(Value::as_str).unwrap_or("?"),
-                    command.join(" "),
-                    cwd.display()
+                    escape(&shell_words(done.get("command"))),
+                    escape(done.get("cwd").and_then(Value::as_str).unwrap_or("?")),
+                    escape(&command.join(" ")),
+                    escape_path(&cwd)
                 )));
             }
             return Ok(replay(out, &record, &done));

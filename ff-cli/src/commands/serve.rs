@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ff_serve::{Backends, ManagedRepository, Overview, ServeConfig, Server};
+use ff_worktree::display::escape_text;
 use serde_json::json;
 
 use crate::config::Settings;
@@ -333,9 +334,10 @@ pub(super) async fn top(
             line(&serde_json::to_string(&overview).unwrap_or_default());
         } else if clear {
             // Home and clear, then the frame: one write, no flicker.
-            line(&format!("\x1b[H\x1b[2J{}", render(&overview)));
+            let frame = render(&overview);
+            line(&format!("\x1b[H\x1b[2J{}", escape_text(&frame)));
         } else {
-            line(&render(&overview));
+            line(&escape_text(&render(&overview)));
         }
         round += 1;
         if count.is_some_and(|n| round >= n) {

@@ -7,15 +7,26 @@ const $ = (sel) => document.querySelector(sel);
 const pages = { locks: 0, worktrees: 0, pending: 0, failed: 0 };
 let admin = false;
 
+// Characters that hide or reorder text (controls, bidi overrides and
+// isolates, zero-width and other invisible formatting): the rule of
+// ff_traits::text::is_hidden. Names, paths and command lines come from
+// repositories, records and lock holders; each shows as it is, escaped.
+const HIDDEN = /[\\\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\u{1d173}-\u{1d17a}\u{e0000}-\u{e0fff}]/gu;
+const NAMED = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\u001b': '\\e' };
+function shown(text) {
+  return String(text).replace(HIDDEN, (c) => NAMED[c] || `\\u{${c.codePointAt(0).toString(16)}}`);
+}
+
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(props || {})) {
     if (k === 'class') node.className = v;
     else if (k === 'data') for (const [dk, dv] of Object.entries(v)) node.dataset[dk] = dv;
     else if (k === 'on') for (const [ev, fn] of Object.entries(v)) node.addEventListener(ev, fn);
+    else if (k === 'title') node.title = shown(v);
     else node[k] = v;
   }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? '' : String(c)));
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? '' : shown(c)));
   return node;
 }
 
@@ -50,10 +61,10 @@ async function loadStats() {
   const s = await getJSON('/api/stats');
   admin = s.admin;
   $('#admin').hidden = !admin;
-  $('#backends').textContent = `locks: ${s.backends.locks_endpoint || s.backends.locks} · records: ${s.backends.store}` + (s.repository ? ` · ${s.repository}` : '');
+  $('#backends').textContent = shown(`locks: ${s.backends.locks_endpoint || s.backends.locks} · records: ${s.backends.store}` + (s.repository ? ` · ${s.repository}` : ''));
   const banner = $('#backend-banner');
   banner.hidden = s.backend_up;
-  banner.textContent = s.backend_up ? '' : `Backend down: ${s.backend_error}`;
+  banner.textContent = s.backend_up ? '' : shown(`Backend down: ${s.backend_error}`);
   $('#c-locks').textContent = s.locks_held;
   $('#c-oldest').textContent = s.oldest_hold_ms == null ? 'none held' : `oldest ${age(s.oldest_hold_ms)}`;
   $('#c-pending').textContent = s.by_status.pending || 0;
@@ -174,7 +185,7 @@ async function adminPost(path, body) {
     body: JSON.stringify(body),
   });
   const answer = await r.json();
-  $('#admin-result').textContent = r.ok ? JSON.stringify(answer) : answer.error.message;
+  $('#admin-result').textContent = shown(r.ok ? JSON.stringify(answer) : answer.error.message);
   return r.ok;
 }
 

@@ -5,7 +5,7 @@ use ff_traits::{IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatu
 
 use crate::{Error, Result};
 
-use super::{Cleaned, Cleanup, Worktree, WorktreeManager, worktree_of};
+use super::{Cleaned, Cleanup, Worktree, WorktreeManager, parse_worktree};
 use crate::git::repair;
 use crate::issue::IssueId;
 
@@ -73,8 +73,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let Some(record) = self.records.store().load(&key).await? else {
             return Ok(nothing);
         };
-        let wt = worktree_of(record.result.as_ref())?;
+        let wt = parse_worktree(record.result.as_ref())?;
         if record.status != RecordStatus::Completed || wt.id != id {
+            return Ok(nothing);
+        }
+        // Not ForgeFlow's names: nothing it names is touched; the record
+        // is withdrawn so the issue is free again.
+        if let Err(why) = self.check_ours(&wt) {
+            tracing::warn!(issue = %issue, why, "a foreign create record is withdrawn; nothing it names is touched");
+            self.remove_record(&record).await?;
             return Ok(nothing);
         }
         self.ensure_local(&wt, "clean up")?;

@@ -8,7 +8,7 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{CREATE_OPERATION, Created, LimitPolicy, Worktree, WorktreeManager, worktree_of};
+use super::{CREATE_OPERATION, Created, LimitPolicy, Worktree, WorktreeManager, parse_worktree};
 use crate::issue::IssueId;
 
 /// The names one create attempt uses; unique to the attempt.
@@ -125,7 +125,18 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 .await?
             {
                 Start::AlreadyCompleted(record) => {
-                    let wt = worktree_of(record.result.as_ref())?;
+                    let wt = parse_worktree(record.result.as_ref())?;
+                    // A record naming a path or branch that is not
+                    // ForgeFlow's for this issue was not written by us
+                    // (a store a repository shipped, a forgery): nothing
+                    // acts on what it names. It holds the issue's key, so
+                    // it is withdrawn, touching no git state, and the
+                    // create goes on.
+                    if let Err(why) = self.check_ours(&wt) {
+                        tracing::warn!(issue = %issue, why, "a foreign create record is withdrawn; nothing it names is touched");
+                        self.remove_record(&record).await?;
+                        continue;
+                    }
                     // Another server's worktree is that server's to judge.
                     let registered = self.is_local(&wt) && self.is_registered(&wt.path).await?;
                     if !self.is_local(&wt) || (registered && wt.path.join(".git").exists()) {
@@ -491,6 +502,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             // Another clone's attempt: only that clone can remove what it
             // made (its `recover` finds it as an unrecorded worktree).
             tracing::warn!(id = %plan.id, location = %plan.location, "an abandoned attempt of another clone; left to it");
+            return Ok(());
+        }
+        // Rollback data names what to remove: only ever ForgeFlow's own
+        // names for the attempt, never a path or branch a record chose.
+        if let Err(why) = super::check_names(&self.base, &plan.id, &plan.path, &plan.branch, None) {
+            tracing::warn!(id = %plan.id, why, "rollback data that is not ForgeFlow's; nothing it names is touched");
             return Ok(());
         }
         self.with_registry("undo worktree add", async || {

@@ -59,10 +59,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         }
         hooks::run(
             hook,
-            commands,
+            &self.config.hooks,
             &wt.path,
             &self.hook_env(wt, 1),
-            self.config.hooks.timeout,
             self.hook_log(wt).as_deref(),
         )
         .await
@@ -97,10 +96,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .map_or(1, |r| r.attempts.max(1));
         let ran = hooks::run(
             Hook::PostCreate,
-            commands,
+            &self.config.hooks,
             &wt.path,
             &self.hook_env(&wt, attempt),
-            self.config.hooks.timeout,
             self.hook_log(&wt).as_deref(),
         )
         .await;

@@ -508,7 +508,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             if let Some(r) = self.records.store().load(&key).await?
                 && r.status == RecordStatus::Completed
             {
-                return worktree_of(r.result.as_ref()).map(|w| Some(self.with_status(w)));
+                return self
+                    .worktree_of(r.result.as_ref())
+                    .map(|w| Some(self.with_status(w)));
             }
         }
         Ok(self
@@ -516,6 +518,30 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .await?
             .into_iter()
             .find(|w| w.id == id_or_issue))
+    }
+
+    /// The worktree a create record holds, checked: a local one must bear
+    /// exactly the names ForgeFlow gives ([`check_ours`](Self::check_ours)),
+    /// else the record is corrupt and nothing acts on it.
+    fn worktree_of(&self, result: Option<&Value>) -> Result<Worktree> {
+        let wt = parse_worktree(result)?;
+        self.check_ours(&wt)
+            .map_err(|why| Error::corrupt("worktree record", wt.id.clone(), why))?;
+        Ok(wt)
+    }
+
+    /// Whether a local record's worktree has the names ForgeFlow gives:
+    /// its path is its id's directory directly under the base path, its
+    /// branch the one named for the same issue and attempt, its issue the
+    /// one in its id. A store may hold records nobody here wrote (a state
+    /// directory a repository ships, a shared server): no git command may
+    /// run on a path or branch a record names unless this holds. Another
+    /// clone's worktree is that clone's to judge and is never changed here.
+    pub(crate) fn check_ours(&self, wt: &Worktree) -> std::result::Result<(), String> {
+        if !self.is_local(wt) {
+            return Ok(());
+        }
+        check_names(&self.base, &wt.id, &wt.path, &wt.branch, Some(&wt.issue))
     }
 
     /// Whether `w` lives in this manager's clone (records written before
@@ -570,7 +596,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .await?
             .into_iter()
             .filter(|r| r.status == RecordStatus::Completed && self.ours(&r.context))
-            .filter_map(|r| worktree_of(r.result.as_ref()).ok())
+            .filter_map(|r| self.worktree_of(r.result.as_ref()).ok())
             .map(|w| self.with_status(w))
             .collect();
         out.sort_by_key(|w| w.created_at);
@@ -578,9 +604,55 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 }
 
-fn worktree_of(result: Option<&Value>) -> Result<Worktree> {
+/// The worktree a create record's result holds, as stored: parsed, not
+/// yet checked (see [`WorktreeManager::worktree_of`]).
+fn parse_worktree(result: Option<&Value>) -> Result<Worktree> {
     serde_json::from_value(result.cloned().unwrap_or(Value::Null))
         .map_err(|e| Error::corrupt("worktree record", "createWorktree result", e.to_string()))
+}
+
+/// Whether `id`, `path` and `branch` are the names ForgeFlow gives one
+/// create attempt under `base` (and `issue` the issue in `id`); else why
+/// not, for people.
+pub(crate) fn check_names(
+    base: &std::path::Path,
+    id: &str,
+    path: &std::path::Path,
+    branch: &str,
+    issue: Option<&str>,
+) -> std::result::Result<(), String> {
+    use crate::display::{escape, escape_path};
+    let Some(expected) = create::Plan::recognise(id, base).filter(|p| p.id == id) else {
+        return Err(format!(
+            "its id {:?} is not of the shape ForgeFlow gives (wt-<issue>-<time>-<random>)",
+            escape(id)
+        ));
+    };
+    if !crate::paths::same_path(path, &expected.path) {
+        return Err(format!(
+            "it names the path {}, not {} (its id's directory under the base path): a record \
+             ForgeFlow did not write here, or one from another base path; nothing acts on it",
+            escape_path(path),
+            escape_path(&expected.path)
+        ));
+    }
+    if branch != expected.branch {
+        return Err(format!(
+            "it names the branch {:?}, not {:?}: nothing acts on it",
+            escape(branch),
+            expected.branch
+        ));
+    }
+    if let Some(issue) = issue
+        && expected.issue() != Some(issue)
+    {
+        return Err(format!(
+            "it names the issue {:?}, but its id is of issue {:?}",
+            escape(issue),
+            expected.issue().unwrap_or_default()
+        ));
+    }
+    Ok(())
 }
 
 /// The repository's key: its root commit's, read once from git and then

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::create::Plan;
 use super::{
     CREATE_OPERATION, Recover, SYNC_OPERATION, Worktree, WorktreeManager, WorktreeStatus,
-    worktree_of,
+    parse_worktree,
 };
 use crate::git::repair;
 use crate::issue::IssueId;
@@ -281,10 +281,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(());
         };
         let vanished = seen.status == RecordStatus::Completed
-            && worktree_of(seen.result.as_ref())
+            && self
+                .worktree_of(seen.result.as_ref())
                 .is_ok_and(|w| self.is_local(&w) && !w.path.join(".git").exists());
         let unlisted = if seen.status == RecordStatus::Completed && !vanished {
-            match worktree_of(seen.result.as_ref()) {
+            match self.worktree_of(seen.result.as_ref()) {
                 Ok(w) if self.is_local(&w) => {
                     !listed.iter().any(|p| crate::paths::same_path(p, &w.path))
                 }
@@ -305,7 +306,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             match record.status {
                 RecordStatus::Pending => self.roll_back_create(&key, &record, report).await,
                 RecordStatus::Completed => {
-                    let wt = worktree_of(record.result.as_ref())?;
+                    let wt = self.worktree_of(record.result.as_ref())?;
                     if !self.is_local(&wt) {
                         return Ok(());
                     }
@@ -434,7 +435,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     async fn remove_strays(&self, damaged: &[String], report: &mut Recovery) -> Result<()> {
         let mut known: HashSet<String> = HashSet::new();
         for r in self.records.records(CREATE_OPERATION).await? {
-            if let Ok(w) = worktree_of(r.result.as_ref()) {
+            if let Ok(w) = parse_worktree(r.result.as_ref()) {
                 known.insert(w.id);
             }
             for d in r.rollback_data.iter().chain(&r.abandoned_rollbacks) {

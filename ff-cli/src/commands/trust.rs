@@ -1,0 +1,97 @@
+//! `ff trust [allow]`: what the repository's `ff.toml` would decide, and
+//! whether this machine approved it.
+
+use std::path::PathBuf;
+
+use ff_worktree::display::{escape, escape_path};
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::output::{Failure, Out};
+use crate::trust::Part;
+
+/// The repository's main working tree and common directory, or 65.
+pub(super) fn repository(settings: &Settings) -> Result<(PathBuf, PathBuf), Failure> {
+    match (&settings.toplevel, &settings.common_dir) {
+        (Some(top), Some(common)) => Ok((top.clone(), common.clone())),
+        _ => Err(Failure::invalid(format!(
+            "{} is not inside a git repository",
+            escape_path(&settings.dir)
+        ))),
+    }
+}
+
+pub(super) fn trust(
+    settings: &Settings,
+    out: Out,
+    action: Option<crate::cli::HooksAction>,
+) -> Result<u8, Failure> {
+    let (top, common_dir) = repository(settings)?;
+    let state = &settings.trust;
+    let mut parts = Vec::new();
+    if !state.steering.is_empty() {
+        parts.push((Part::Settings, state.steering.digest()));
+    }
+    if let Some(digest) = state.hooks_digest() {
+        parts.push((Part::Hooks, digest));
+    }
+    let recorded = match action {
+        Some(crate::cli::HooksAction::Allow) if !parts.is_empty() => {
+            Some(crate::trust::approve(&parts, &common_dir)?)
+        }
+        _ => None,
+    };
+    let settings_approved = recorded.is_some() || state.settings_approved;
+    let hooks_approved = recorded.is_some() || state.hooks_approved;
+    let entries = state.steering.entries();
+    let hooks: Vec<(&str, &str)> = state
+        .hooks
+        .as_ref()
+        .map(|h| h.commands())
+        .unwrap_or_default();
+    out.emit(
+        &json!({
+            "repository": top,
+            "common_dir": common_dir,
+            "settings": state.steering,
+            "hooks": hooks.iter().map(|(hook, command)| json!({"hook": hook, "command": command})).collect::<Vec<_>>(),
+            "runs": state.pins.iter().map(|p| json!({"path": p.path(), "sha256": p.sha256()})).collect::<Vec<_>>(),
+            "settings_approved": settings_approved,
+            "hooks_approved": hooks_approved,
+            "approved": settings_approved && hooks_approved,
+        }),
+        || {
+            if entries.is_empty() && hooks.is_empty() {
+                return "this repository's ff.toml sets nothing that needs approval".to_owned();
+            }
+            let mut text = String::new();
+            for (key, value) in &entries {
+                text.push_str(&format!("{key} = {value}\n"));
+            }
+            for (hook, command) in &hooks {
+                text.push_str(&format!("hook {hook}: {}\n", escape(command)));
+            }
+            for pin in &state.pins {
+                text.push_str(&format!(
+                    "  runs {} ({})\n",
+                    escape_path(pin.path()),
+                    pin.sha256()
+                        .map_or("absent: a branch may not add it", |h| &h[..12])
+                ));
+            }
+            match &recorded {
+                Some(at) => text.push_str(&format!(
+                    "approved for {} (recorded in {})",
+                    escape_path(&common_dir),
+                    escape_path(at)
+                )),
+                None if settings_approved && hooks_approved => {
+                    text.push_str("approved on this machine");
+                }
+                None => text.push_str("not approved: `ff trust allow` approves them"),
+            }
+            text
+        },
+    );
+    Ok(0)
+}
