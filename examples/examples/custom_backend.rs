@@ -22,23 +22,19 @@ use ff_example_plugin::{CountingStore, TableLocks};
 use ff_traits::MemoryStore;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
-async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    ff_examples::exit(run().await)
+}
+
+async fn run() -> std::result::Result<(), Box<dyn std::error::Error>> {
     // The plugin drives a real worktree manager on a temporary repository.
     let temp = tempfile::tempdir()?;
     let repo = temp.path();
     for args in [
         &["init", "-q", "-b", "main"][..],
-        &[
-            "-c",
-            "user.name=x",
-            "-c",
-            "user.email=x@localhost",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "first",
-        ],
+        &["config", "user.name", "ForgeFlow Example"],
+        &["config", "user.email", "example@localhost"],
+        &["commit", "-q", "--allow-empty", "-m", "first"],
     ] {
         let ok = std::process::Command::new("git")
             .args(args)

@@ -101,7 +101,11 @@ async fn agent(
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> std::process::ExitCode {
+    ff_examples::exit(run().await)
+}
+
+async fn run() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:7878".to_owned());
     let seconds: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(120);
@@ -110,6 +114,7 @@ async fn main() -> Result<(), Error> {
     let repo = temp.path().join("repo");
     std::fs::create_dir(&repo)?;
     git(&repo, &["init", "-q", "-b", "main"])?;
+    ff_examples::set_example_identity(&repo)?;
     std::fs::write(repo.join("README"), "demo\n")?;
     git(&repo, &["add", "."])?;
     git(&repo, &["commit", "-q", "-m", "first"])?;

@@ -23,7 +23,11 @@ use ff_traits::{
 use serde_json::json;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    ff_examples::exit(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let temp = tempfile::tempdir()?;
     let state: PathBuf = std::env::args()
         .nth(1)

@@ -35,11 +35,18 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, Box<dyn std::error::Error + 
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> std::process::ExitCode {
+    ff_examples::exit(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let temp = tempfile::tempdir()?;
     let repo = temp.path().join("repo");
     std::fs::create_dir_all(&repo)?;
     git(&repo, &["init", "-q", "-b", "main"])?;
+    // The repository's own identity: ForgeFlow's sync rebases the agents'
+    // work in the user's name, and refuses on a machine that has none.
+    ff_examples::set_example_identity(&repo)?;
     std::fs::write(repo.join("README.md"), "# demo\n")?;
     git(&repo, &["add", "README.md"])?;
     git(&repo, &["commit", "-q", "-m", "first commit"])?;

@@ -52,7 +52,11 @@ async fn server(
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> std::process::ExitCode {
+    ff_examples::exit(run().await)
+}
+
+async fn run() -> Result<(), Error> {
     let url = std::env::var("FF_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let temp = tempfile::tempdir()?;
     let a = temp.path().join("server-a");
@@ -61,6 +65,8 @@ async fn main() -> Result<(), Error> {
     git(&a, &["commit", "-q", "--allow-empty", "-m", "first"])?;
     git(temp.path(), &["clone", "-q", "server-a", "server-b"])?;
     let b = temp.path().join("server-b");
+    ff_examples::set_example_identity(&a)?;
+    ff_examples::set_example_identity(&b)?;
     // A prefix of this run's own, so the example leaves others' keys alone.
     let prefix = format!("ff-example:{}:", ff_worktree::ff_traits::unique_id());
 

@@ -21,6 +21,9 @@ pub(crate) const EXIT_CODES: &str = r#"EXIT CODES:
         refs/ff/archive/<id>), the worktree lives in another clone, a dirty
         worktree to sync without --autostash, the repository's ff.toml
         settings or hooks are not approved here (ff help trust)
+    78  not configured: sync would make commits and git has no committer
+        identity (git config user.name / user.email, or GIT_COMMITTER_NAME
+        and GIT_COMMITTER_EMAIL); nothing was changed
     79  ff lock / ff once: the lock or claim was lost while CMD ran; CMD
         was stopped (SIGTERM, then SIGKILL after --kill-after)
     126 ff lock / ff once: CMD could not be run

@@ -41,6 +41,7 @@ pub(crate) struct FileConfig {
     port_base: Option<u32>,
     port_stride: Option<u32>,
     symlink: Option<Vec<PathBuf>>,
+    include_max_bytes: Option<u64>,
     hooks: Option<crate::hooks::HooksFile>,
     alerts: Option<ff_serve::AlertRules>,
 }
@@ -78,11 +79,16 @@ impl FileConfig {
             port_base: self.port_base.or(user.port_base),
             port_stride: self.port_stride.or(user.port_stride),
             symlink: self.symlink.or(user.symlink),
+            include_max_bytes: self.include_max_bytes.or(user.include_max_bytes),
             hooks: self.hooks.or(user.hooks),
             alerts: self.alerts.or(user.alerts),
         }
     }
 }
+
+/// The steering keys every command uses (it opens the backends and knows
+/// where worktrees are); `alerts.webhook` is `ff serve`'s alone.
+const EVERY_COMMAND_USES: [&str; 5] = ["lock", "store", "state_dir", "base_path", "symlink"];
 
 /// Whether commands that would refuse unapproved settings should instead
 /// only load them: `ff trust` and `ff hooks`, which show and approve them.
@@ -99,8 +105,8 @@ pub(crate) enum Review {
 pub(crate) struct TrustState {
     /// The repository's steering keys (empty when it sets none).
     pub(crate) steering: Steering,
-    /// Whether they are approved (or there are none).
-    pub(crate) settings_approved: bool,
+    /// Those of its keys that are not approved.
+    pub(crate) unapproved: Vec<&'static str>,
     /// The repository's `[hooks]`, when it has any command.
     pub(crate) hooks: Option<crate::hooks::HooksFile>,
     /// The files its hook commands run, with their content now.
@@ -115,12 +121,21 @@ impl TrustState {
         self.hooks.as_ref().map(|h| h.digest_with(&self.pins))
     }
 
-    /// What is not approved, for a refusal.
-    fn unapproved(&self, with_hooks: bool) -> crate::trust::Unapproved {
+    /// Whether every steering key is approved (or there is none).
+    pub(crate) fn settings_approved(&self) -> bool {
+        self.unapproved.is_empty()
+    }
+
+    /// What is not approved among `keys` (every key: `None`), and the
+    /// hooks when `with_hooks`, for a refusal.
+    fn unapproved(&self, keys: Option<&[&str]>, with_hooks: bool) -> crate::trust::Unapproved {
         let mut what = crate::trust::Unapproved::default();
-        if !self.settings_approved {
-            what.settings = self.steering.entries();
-        }
+        what.settings = self
+            .steering
+            .entries()
+            .into_iter()
+            .filter(|(k, _)| self.unapproved.contains(k) && keys.is_none_or(|ks| ks.contains(k)))
+            .collect();
         if with_hooks && !self.hooks_approved {
             if let Some(h) = &self.hooks {
                 what.hooks = h
@@ -195,12 +210,14 @@ impl Settings {
         check_values(&project)?;
         check_values(&user)?;
         let trust = trust_state(&project, toplevel.as_deref(), common_dir.as_deref())?;
-        if review == Review::Enforce && !trust.settings_approved {
-            let top = toplevel.as_deref().unwrap_or(&dir);
-            return Err(crate::trust::not_approved(
-                &trust.unapproved(!global.no_hooks),
-                top,
-            ));
+        if review == Review::Enforce {
+            // Every command opens the backends and knows the paths; only
+            // `ff serve` POSTs to the webhook (it asks for it itself).
+            let waiting = trust.unapproved(Some(&EVERY_COMMAND_USES), false);
+            if !waiting.settings.is_empty() {
+                let top = toplevel.as_deref().unwrap_or(&dir);
+                return Err(crate::trust::not_approved(&waiting, top));
+            }
         }
         let file = project.over(user);
         let relative_to_top = |p: &Option<PathBuf>| {
@@ -272,6 +289,9 @@ impl Settings {
         }
         if let Some(n) = self.file.slots {
             c = c.with_slots(n);
+        }
+        if let Some(n) = self.file.include_max_bytes {
+            c = c.with_include_max_bytes(n);
         }
         let port = |key: &str, n: u32| {
             u16::try_from(n).map_err(|_| {
@@ -403,6 +423,16 @@ impl Settings {
         Ok(rules)
     }
 
+    /// Refuses (77) while any of the repository's `keys` is not approved.
+    pub(crate) fn require_approved(&self, keys: &[&str]) -> Result<(), Failure> {
+        let waiting = self.trust.unapproved(Some(keys), false);
+        if waiting.settings.is_empty() {
+            return Ok(());
+        }
+        let top = self.toplevel.as_deref().unwrap_or(&self.dir);
+        Err(crate::trust::not_approved(&waiting, top))
+    }
+
     /// The `[hooks]` in force (the repository's, else the user's), if any
     /// command is configured.
     pub(crate) fn hooks_file(&self) -> Option<&crate::hooks::HooksFile> {
@@ -428,7 +458,7 @@ impl Settings {
             if !self.trust.hooks_approved {
                 let top = self.toplevel.as_deref().unwrap_or(&self.dir);
                 return Err(crate::trust::not_approved(
-                    &self.trust.unapproved(true),
+                    &self.trust.unapproved(Some(&[]), true),
                     top,
                 ));
             }
@@ -507,6 +537,11 @@ fn check_values(file: &FileConfig) -> Result<(), Failure> {
     if let Some(h) = &file.hooks {
         h.to_hooks()?;
     }
+    if let Some(rules) = &file.alerts {
+        rules
+            .validate()
+            .map_err(|e| Failure::invalid(format!("ff.toml: {e}")))?;
+    }
     Ok(())
 }
 
@@ -537,7 +572,6 @@ fn trust_state(
     let hooks = project.hooks.clone().filter(|h| !h.is_empty());
     if steering.is_empty() && hooks.is_none() {
         return Ok(TrustState {
-            settings_approved: true,
             hooks_approved: true,
             ..TrustState::default()
         });
@@ -554,8 +588,16 @@ fn trust_state(
     let approved = |part: Part, digest: &str, legacy: Option<(&str, &Path)>| {
         common_dir.is_some_and(|c| approvals.approves(part, digest, c, legacy))
     };
-    let settings_approved =
-        steering.is_empty() || everything || approved(Part::Settings, &steering.digest(), None);
+    let unapproved = if everything {
+        Vec::new()
+    } else {
+        steering
+            .digests()
+            .into_iter()
+            .filter(|(key, digest)| !approved(Part::Setting(key), digest, None))
+            .map(|(key, _)| key)
+            .collect()
+    };
     let hooks_approved = match (&hooks, top) {
         (None, _) => true,
         (Some(h), top) => {
@@ -570,7 +612,7 @@ fn trust_state(
     };
     Ok(TrustState {
         steering,
-        settings_approved,
+        unapproved,
         hooks,
         pins,
         hooks_approved,

@@ -16,6 +16,8 @@ pub(crate) const UNAVAILABLE: u8 = 69;
 pub(crate) const CANNOT_CREATE: u8 = 73;
 pub(crate) const TEMPORARY: u8 = 75;
 pub(crate) const REFUSED: u8 = 77;
+/// Something the user must configure is missing (sysexits' EX_CONFIG).
+pub(crate) const NOT_CONFIGURED: u8 = 78;
 
 /// A failure on its way to the user: what kind, what to say, which exit
 /// code, and the facts a program reading `--json` may act on.
@@ -86,6 +88,7 @@ pub(crate) fn classify(e: &Error, stage: Stage) -> (u8, &'static str) {
         ErrorKind::Git if stage == Stage::Create => CANNOT_CREATE,
         ErrorKind::LimitReached => CANNOT_CREATE,
         ErrorKind::WouldLoseWork | ErrorKind::Refused => REFUSED,
+        ErrorKind::NoIdentity => NOT_CONFIGURED,
         // A pre_ hook refuses what it guards; a failed post_create means
         // no usable worktree.
         ErrorKind::HookFailed => match e {

@@ -9,15 +9,16 @@
 //! per clone (its git common directory), in the user's own configuration
 //! directory, never in the repository. Any change needs approval again.
 //!
-//! Approvals come in two parts so that `--no-hooks` still runs a
-//! repository whose settings were approved and whose hooks changed:
-//! `hooks` (the whole `[hooks]` table, plus the content of every file a
-//! hook command runs, see [`pinned_files`]) and `settings` (the other
-//! keys). Flags, environment variables and the user's own
-//! `config.toml` are trusted.
+//! Approvals come in parts, so that a command refuses only for what it
+//! uses (`--no-hooks` runs a repository whose hooks changed; `ff lock`
+//! does not care about `alerts.webhook`): `hooks` (the whole `[hooks]`
+//! table, plus the content of every file a hook command runs, see
+//! [`pinned_files`]), and each steering key on its own. Flags,
+//! environment variables and the user's own `config.toml` are trusted.
 //!
 //! The approvals file keeps its old name, `approved-hooks`. A line is
-//! `trust-v1 <part> <sha256> <common dir, percent-encoded>`: no path can
+//! `trust-v1 <part> <sha256> <common dir, percent-encoded>` (`<part>`:
+//! `hooks` or the key, `state_dir`, `alerts.webhook`, …): no path can
 //! hold a space or a line break there, so no path can forge another line.
 //! Lines of the earlier form (`<sha256> <main working tree>`, hooks only)
 //! are still honoured for the hooks part.
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use ff_worktree::display::{escape, escape_path};
 use ff_worktree::hooks::PinnedFile;
 use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use crate::output::{self, Failure};
@@ -73,20 +75,21 @@ directory (file approved-hooks; FF_CONFIG_DIR overrides the directory).";
 /// The prefix of every approval line this release writes.
 const LINE_TAG: &str = "trust-v1";
 
-/// The two things approved separately.
+/// What one approval line covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Part {
     /// `[hooks]` and the files its commands run.
     Hooks,
-    /// Every other key that steers ff.
-    Settings,
+    /// One steering key (`state_dir`, `alerts.webhook`, …), approved on
+    /// its own so that a command refuses only for keys it uses.
+    Setting(&'static str),
 }
 
 impl Part {
     fn as_str(self) -> &'static str {
         match self {
             Self::Hooks => "hooks",
-            Self::Settings => "settings",
+            Self::Setting(key) => key,
         }
     }
 }
@@ -167,9 +170,17 @@ impl Steering {
         out
     }
 
-    /// The hash an approval of these values records.
-    pub(crate) fn digest(&self) -> String {
-        sha256_hex(serde_json::to_string(self).unwrap_or_default().as_bytes())
+    /// Each key set, with the hash an approval of its value records.
+    pub(crate) fn digests(&self) -> Vec<(&'static str, String)> {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        self.entries()
+            .into_iter()
+            .map(|(key, _)| {
+                let field = key.strip_prefix("alerts.").unwrap_or(key);
+                let text = format!("{key}\0{}", value.get(field).unwrap_or(&Value::Null));
+                (key, sha256_hex(text.as_bytes()))
+            })
+            .collect()
     }
 }
 
@@ -431,10 +442,10 @@ mod tests {
 
     #[test]
     fn no_path_forges_an_approval_line() {
-        let evil = Path::new("/tmp/x\ntrust-v1 settings abc /victim/.git\t y");
-        let l = line(Part::Settings, "abc", evil);
+        let evil = Path::new("/tmp/x\ntrust-v1 state_dir abc /victim/.git\t y");
+        let l = line(Part::Setting("state_dir"), "abc", evil);
         assert_eq!(l.lines().count(), 1, "{l}");
         assert_eq!(l.split(' ').count(), 4, "{l}");
-        assert!(l.ends_with("/tmp/x%0Atrust-v1%20settings%20abc%20/victim/.git%09%20y"));
+        assert!(l.ends_with("/tmp/x%0Atrust-v1%20state_dir%20abc%20/victim/.git%09%20y"));
     }
 }

@@ -1268,3 +1268,88 @@ fn worktreeinclude_through_the_binary() {
     );
     assert_eq!(code(&ff(dir, &["path", "bad"])), 65, "nothing was created");
 }
+
+/// `ff ARGS` in `dir` as on a fresh machine: no global or system git
+/// configuration, no identity to guess from the host name, none in the
+/// environment.
+fn ff_without_identity(dir: &Path, extra: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ff"));
+    c.args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "user.useConfigOnly")
+        .env("GIT_CONFIG_VALUE_0", "true");
+    for var in [
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "EMAIL",
+        "FF_LOCK",
+        "FF_STORE",
+        "FF_STATE_DIR",
+    ] {
+        c.env_remove(var);
+    }
+    c.envs(extra.iter().copied()).output().expect("run ff")
+}
+
+/// A sync that would commit in the user's name, on a machine where git
+/// knows no identity, says so with its own kind and exit code and changes
+/// nothing; with an identity it syncs; ff's own archive commits need none.
+#[test]
+fn sync_without_a_git_identity_changes_nothing_and_says_what_to_set() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let created = stdout_json(&ff(dir, &["create", "1", "--json"]));
+    let wt = std::path::PathBuf::from(created["path"].as_str().expect("path"));
+    // The agent's commit in its worktree, and one on main since.
+    commit_file(&wt, "work.txt", "mine\n", "agent work");
+    commit_file(dir, "base.txt", "moved\n", "base moved");
+    let _ = repo.git(&["config", "--unset", "user.name"]);
+    let _ = repo.git(&["config", "--unset", "user.email"]);
+    let head = |p: &Path| ff_testkit::git::git_in(p, &["rev-parse", "HEAD"]);
+    let before = head(&wt);
+
+    let out = ff_without_identity(dir, &[], &["sync", "1", "--json"]);
+    assert_eq!(code(&out), 78, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(error_kind(&out), "git_identity");
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("git config user.name") && message.contains("GIT_COMMITTER_EMAIL"),
+        "{message}"
+    );
+    assert_eq!(head(&wt), before, "the branch moved");
+    let gitdir = std::path::PathBuf::from(ff_testkit::git::git_in(
+        &wt,
+        &["rev-parse", "--absolute-git-dir"],
+    ));
+    assert!(!gitdir.join("rebase-merge").exists() && !gitdir.join("rebase-apply").exists());
+    assert!(
+        ff_testkit::git::git_in(&wt, &["status", "--porcelain"]).is_empty(),
+        "the worktree changed"
+    );
+    let text = ff_without_identity(dir, &[], &["sync", "1"]);
+    assert_eq!(code(&text), 78);
+
+    // With an identity in the environment, the same sync goes through.
+    let out = ff_without_identity(
+        dir,
+        &[
+            ("GIT_COMMITTER_NAME", "Agent"),
+            ("GIT_COMMITTER_EMAIL", "agent@example.com"),
+        ],
+        &["sync", "1", "--json"],
+    );
+    let synced = stdout_json(&out);
+    assert_eq!(synced["changed"], true);
+
+    // ff's own archive commit keeps ForgeFlow's identity: a forced
+    // cleanup of uncommitted work works on the bare machine.
+    std::fs::write(wt.join("dirty.txt"), "unsaved\n").expect("write");
+    let out = ff_without_identity(dir, &[], &["cleanup", "1", "--force", "--json"]);
+    let cleaned = stdout_json(&out);
+    assert!(cleaned["archived_at"].as_str().is_some(), "{cleaned}");
+}

@@ -278,7 +278,9 @@ fn alerts_fire_and_resolve_and_the_webhook_hears_both() {
         ),
     )
     .expect("ff.toml");
-    let served = Served::start(repo.path(), &[]);
+    // A repository's webhook is a URL it would have ff POST to: approved
+    // here for this run.
+    let served = Served::start_with_env(repo.path(), &[], &[("FF_TRUST", "allow")]);
     let mut events = EventStream::open(&served.at("api/events"));
     assert_eq!(
         events.next(Duration::from_secs(5)).expect("hello").kind,

@@ -163,7 +163,11 @@ impl FileLockProvider {
         if self.dir_ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        fs::create_dir_all(&self.dir).map_err(|e| {
+        let mut dir = fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(&self.dir).map_err(|e| {
             io_error(
                 &format!("cannot create lock directory {}", self.dir.display()),
                 &e,

@@ -19,7 +19,8 @@ pub(crate) fn open_lock_file(path: &Path, create_new: bool) -> io::Result<File> 
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NOFOLLOW);
+        // Lock files hold the holder's command line: the owner's alone.
+        opts.custom_flags(libc::O_NOFOLLOW).mode(0o600);
     }
     opts.open(path)
 }

@@ -73,7 +73,7 @@ impl JsonStore {
     /// writable directory.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(dir.join(LOCK_DIR)).map_err(|e| {
+        private_dir(&dir.join(LOCK_DIR)).map_err(|e| {
             io_error(
                 &format!("cannot create store directory {}", dir.display()),
                 &e,
@@ -105,7 +105,7 @@ impl JsonStore {
             let _stripe = StripeLock::take(&dir, &key)?;
             let from = record_path(&dir, &key);
             let to_dir = dir.join(CORRUPT_DIR);
-            fs::create_dir_all(&to_dir).map_err(|e| io_error("cannot create corrupt/", &e))?;
+            private_dir(&to_dir).map_err(|e| io_error("cannot create corrupt/", &e))?;
             let to = to_dir.join(format!("{key}.json.{}", Timestamp::now().as_millis()));
             match fs::rename(&from, &to) {
                 Ok(()) => {}
@@ -211,7 +211,13 @@ fn write_record(dir: &Path, record: &IdempotencyRecord, placement: Placement) ->
         ff_traits::unique_id()
     ));
     let written = (|| -> io::Result<bool> {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        // Records may hold what a command printed: readable by the owner
+        // alone, whatever the umask.
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
         drop(f);
@@ -233,6 +239,15 @@ fn write_record(dir: &Path, record: &IdempotencyRecord, placement: Placement) ->
         let _ = fs::remove_file(&tmp);
     }
     written.map_err(|e| io_error(&format!("cannot write {}", path.display()), &e))
+}
+
+/// Makes `dir` (and missing parents) enterable by its owner alone.
+fn private_dir(dir: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
 }
 
 /// Makes a rename, link or unlink in `dir` durable.
@@ -277,11 +292,11 @@ impl StripeLock {
         let path = dir
             .join(LOCK_DIR)
             .join(format!("{}.lock", &key.as_str()[..2]));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
             .open(&path)
             .map_err(|e| io_error(&format!("cannot open {}", path.display()), &e))?;
         file.lock()

@@ -132,13 +132,22 @@ impl SqliteStore {
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| Error::Backend {
+            private_dir(parent).map_err(|e| Error::Backend {
                 backend: "sqlite".into(),
                 message: format!("cannot create directory {}: {e}", parent.display()),
                 source: Some(Box::new(e)),
             })?;
         }
-        let conn = Connection::open(&path).map_err(|e| sql_error(&path, "cannot open", &e))?;
+        make_private_file(&path).map_err(|e| Error::Backend {
+            backend: "sqlite".into(),
+            message: format!("cannot create {}: {e}", path.display()),
+            source: Some(Box::new(e)),
+        })?;
+        // Never through a link: a state directory may be one a repository
+        // shipped, with `records.sqlite3` pointing at a file of the user's.
+        let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(&path, flags)
+            .map_err(|e| sql_error(&path, "cannot open", &e))?;
         conn.busy_timeout(options.busy_timeout)
             .map_err(|e| sql_error(&path, "cannot configure", &e))?;
         schema::prepare(&conn, &path, options.durability, options.busy_timeout)?;
@@ -184,6 +193,41 @@ impl SqliteStore {
                     source: None,
                 })?
         }
+    }
+}
+
+/// Makes `dir` (and missing parents) readable by its owner alone.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Creates the database file readable by its owner alone (0600, whatever
+/// the umask), so SQLite, which gives its WAL and shared-memory files the
+/// database's mode, keeps them private too; a file an earlier release made
+/// open to others is made private. A link is left for the open to refuse.
+fn make_private_file(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let m = std::fs::symlink_metadata(path)?;
+                if m.is_file() && m.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 

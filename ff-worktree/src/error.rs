@@ -77,6 +77,23 @@ pub enum Error {
         paths: Vec<String>,
     },
 
+    /// The operation would make commits in the user's name (a sync's
+    /// rebase or merge) and git knows no committer identity. Nothing was
+    /// changed: no rebase in progress, the branch where it was. ForgeFlow
+    /// never invents an identity for the user's commits.
+    #[error(
+        "{what} would make commits, and git has no committer identity here ({detail}); set one \
+         with `git config user.name \"Your Name\"` and `git config user.email you@example.com` \
+         (add --global for every repository), or GIT_COMMITTER_NAME and GIT_COMMITTER_EMAIL in \
+         the environment"
+    )]
+    NoIdentity {
+        /// What needed it (for example `rebase of ff-123-… onto main`).
+        what: String,
+        /// git's own words.
+        detail: String,
+    },
+
     /// A lifecycle hook failed (see [`crate::hooks`]).
     #[error("the {hook} hook failed: `{command}` {status}{}", OutputTail(.output))]
     HookFailed {
@@ -122,6 +139,8 @@ pub enum ErrorKind {
     Conflict,
     /// [`Error::HookFailed`].
     HookFailed,
+    /// [`Error::NoIdentity`].
+    NoIdentity,
 }
 
 impl ErrorKind {
@@ -137,6 +156,7 @@ impl ErrorKind {
             Self::Refused => "refused",
             Self::Conflict => "conflict",
             Self::HookFailed => "hook_failed",
+            Self::NoIdentity => "git_identity",
         }
     }
 }
@@ -165,6 +185,7 @@ impl Error {
             Self::Refused { .. } => ErrorKind::Refused,
             Self::Conflict { .. } => ErrorKind::Conflict,
             Self::HookFailed { .. } => ErrorKind::HookFailed,
+            Self::NoIdentity { .. } => ErrorKind::NoIdentity,
         }
     }
 

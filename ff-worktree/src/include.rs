@@ -24,6 +24,20 @@
 //! * Each file is copied with its permissions; a file that changes while
 //!   it is copied (its length or modification time moved) is copied again,
 //!   so each copy holds one state of it.
+//! * Only regular files and symlinks are copied (a FIFO, socket or device
+//!   is passed over), at most [`MAX_INCLUDED_BYTES`] together (1 GiB by
+//!   default, [`Limits`]): more is refused before anything is made.
+//! * Nothing swapped in after the scan is copied, and nothing is written
+//!   through a link (on Unix): each source is opened component by
+//!   component without following a link, without blocking
+//!   (`O_NOFOLLOW | O_NONBLOCK`), and must be the same regular file
+//!   (device and inode) the scan saw; the copy reads that descriptor
+//!   (cloning it where the filesystem can). Every destination directory
+//!   and file is made relative to the worktree's own descriptor, without
+//!   following a link; a link anywhere on the way (a directory the branch
+//!   tracks as a symlink) refuses the create. On other platforms files are
+//!   copied by path, and a file changed between scan and copy is caught
+//!   only by its length and time.
 //!
 //! Large directories (dependencies, build output) are better linked than
 //! copied: [`link_into`] makes symlinks to the main working tree's copies.
@@ -41,6 +55,46 @@ pub const INCLUDE_FILE: &str = ".worktreeinclude";
 /// pattern that matches a dependency tree), refused before anything is
 /// made.
 pub const MAX_INCLUDED_FILES: usize = 100_000;
+
+/// Most bytes the named files may hold together by default: a pattern
+/// that names a disk image or a build cache is a mistake, refused before
+/// anything is made.
+pub const MAX_INCLUDED_BYTES: u64 = 1 << 30;
+
+/// How much one `.worktreeinclude` may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Most files and symlinks ([`MAX_INCLUDED_FILES`] by default).
+    pub files: usize,
+    /// Most bytes of files together ([`MAX_INCLUDED_BYTES`] by default).
+    pub bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            files: MAX_INCLUDED_FILES,
+            bytes: MAX_INCLUDED_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// Sets [`files`](Self::files).
+    #[must_use]
+    pub fn with_files(mut self, files: usize) -> Self {
+        self.files = files;
+        self
+    }
+
+    /// Sets [`bytes`](Self::bytes).
+    #[must_use]
+    pub fn with_bytes(mut self, bytes: u64) -> Self {
+        self.bytes = bytes;
+        self
+    }
+}
 
 /// How often a file that keeps changing while copied is tried.
 const COPY_ATTEMPTS: usize = 3;
@@ -60,8 +114,13 @@ struct Entry {
     /// A symlink's target, as written; none for a file.
     link: Option<PathBuf>,
     /// A file's length and modification time when listed: a copy that
-    /// finds them unchanged afterwards saw one state of the file.
+    /// finds them unchanged afterwards saw one state of the file (where
+    /// files are copied by path; on Unix the copy checks its descriptor).
+    #[cfg_attr(unix, allow(dead_code))]
     seen: Option<(u64, Option<std::time::SystemTime>)>,
+    /// A file's device and inode when listed: the copy reads that file or
+    /// none (Unix).
+    identity: Option<(u64, u64)>,
 }
 
 /// What [`Included::copy_into`] did.
@@ -103,6 +162,16 @@ impl Included {
     /// # Errors
     /// As [`scan`](Self::scan), with `limit` for the limit.
     pub fn scan_with_limit(root: &Path, skip: &[&Path], limit: usize) -> Result<Option<Self>> {
+        Self::scan_with_limits(root, skip, Limits::default().with_files(limit))
+    }
+
+    /// [`scan`](Self::scan) with other [`Limits`].
+    ///
+    /// # Errors
+    /// As [`scan`](Self::scan), with `limits`; also when the files named
+    /// hold more than `limits.bytes` together.
+    pub fn scan_with_limits(root: &Path, skip: &[&Path], limits: Limits) -> Result<Option<Self>> {
+        let limit = limits.files;
         let file = root.join(INCLUDE_FILE);
         let meta = match std::fs::symlink_metadata(&file) {
             Ok(m) => m,
@@ -152,18 +221,37 @@ impl Included {
             if relative.as_os_str() == INCLUDE_FILE {
                 continue;
             }
-            let (link, seen) = if kind.is_symlink() {
-                (Some(check_link(root, path)?), None)
-            } else {
+            let (link, seen, identity) = if kind.is_symlink() {
+                (Some(check_link(root, path)?), None, None)
+            } else if kind.is_file() {
                 let meta = entry.metadata().ok();
                 let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
                 included.bytes += len;
-                (None, Some((len, meta.and_then(|m| m.modified().ok()))))
+                if included.bytes > limits.bytes {
+                    return Err(bad(format!(
+                        "the files it names hold more than {} bytes (the walk stopped at {}, {len} \
+                         bytes); narrow its patterns, link large directories instead (`symlink` \
+                         in ff.toml), or raise include_max_bytes",
+                        limits.bytes,
+                        crate::display::escape_path(path)
+                    )));
+                }
+                (
+                    None,
+                    Some((len, meta.as_ref().and_then(|m| m.modified().ok()))),
+                    meta.as_ref().and_then(identity_of),
+                )
+            } else {
+                // A FIFO, socket or device: reading one could block
+                // forever or never end. Not a file to copy.
+                tracing::debug!(path = %path.display(), "not a regular file; not copied");
+                continue;
             };
             included.entries.push(Entry {
                 path: relative,
                 link,
                 seen,
+                identity,
             });
             if included.entries.len() > limit {
                 return Err(bad(format!(
@@ -203,6 +291,15 @@ impl Included {
     /// writing or renaming fails, or when a file kept changing while it
     /// was copied.
     pub fn copy_into(&self, dest: &Path) -> Result<Copied> {
+        #[cfg(unix)]
+        return unix::copy_into(self, dest);
+        #[cfg(not(unix))]
+        self.copy_by_path(dest)
+    }
+
+    /// The copy by path, for platforms without descriptor-relative calls.
+    #[cfg(not(unix))]
+    fn copy_by_path(&self, dest: &Path) -> Result<Copied> {
         let mut copied = Copied::default();
         // Copy-on-write clones are tried until the filesystem says it has
         // none; then plain copies (which the kernel may still share).
@@ -288,6 +385,7 @@ fn check_link(root: &Path, path: &Path) -> Result<PathBuf> {
 /// (`seen`: as listed), so the copy holds one state of it. Nobody sees `to`
 /// before the worktree is handed out, and a failed create removes it.
 /// Returns the bytes copied.
+#[cfg(not(unix))]
 fn copy_whole(
     from: &Path,
     to: &Path,
@@ -338,6 +436,9 @@ fn copy_whole(
 }
 
 #[cfg(unix)]
+mod unix;
+
+#[cfg(unix)]
 fn symlink(target: &Path, at: &Path) -> Result<()> {
     std::os::unix::fs::symlink(target, at).map_err(|e| io_error("linking", at, &e))
 }
@@ -350,6 +451,21 @@ fn symlink(target: &Path, at: &Path) -> Result<()> {
         what: format!("symlinks ({}) on this platform", at.display()),
     }
     .into())
+}
+
+/// A file's device and inode (Unix).
+#[allow(clippy::unnecessary_wraps, clippy::trivially_copy_pass_by_ref)]
+fn identity_of(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
 }
 
 fn io_error(doing: &str, path: &Path, e: &std::io::Error) -> Error {

@@ -327,6 +327,7 @@ async fn open_local<S: ff_traits::IdempotencyStorage>(
     open: impl FnOnce(&StateDir) -> ff_traits::Result<S>,
 ) -> Result<WorktreeManager<ff_lock_file::FileLockProvider, S>> {
     let at = locate(&config).await?;
+    at.state.prepare()?;
     let locks = ff_lock_file::FileLockProvider::new(at.state.locks());
     let store = open(&at.state)?;
     WorktreeManager::open(config.with_base_path(at.base_path), locks, store).await

@@ -82,6 +82,8 @@ pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> R
             how.listen
         ))
     })?;
+    // The webhook is a URL the repository would have this server POST to.
+    settings.require_approved(&["alerts.webhook"])?;
     let rules = settings.alert_rules()?;
     for (what, d) in [
         ("--poll-interval", how.poll_interval),

@@ -28,10 +28,12 @@ pub(super) fn trust(
 ) -> Result<u8, Failure> {
     let (top, common_dir) = repository(settings)?;
     let state = &settings.trust;
-    let mut parts = Vec::new();
-    if !state.steering.is_empty() {
-        parts.push((Part::Settings, state.steering.digest()));
-    }
+    let mut parts: Vec<(Part, String)> = state
+        .steering
+        .digests()
+        .into_iter()
+        .map(|(key, digest)| (Part::Setting(key), digest))
+        .collect();
     if let Some(digest) = state.hooks_digest() {
         parts.push((Part::Hooks, digest));
     }
@@ -41,7 +43,7 @@ pub(super) fn trust(
         }
         _ => None,
     };
-    let settings_approved = recorded.is_some() || state.settings_approved;
+    let settings_approved = recorded.is_some() || state.settings_approved();
     let hooks_approved = recorded.is_some() || state.hooks_approved;
     let entries = state.steering.entries();
     let hooks: Vec<(&str, &str)> = state

@@ -273,15 +273,18 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     async fn included(&self) -> Result<Option<crate::include::Included>> {
         let root = self.info.toplevel.clone();
         let base = self.base.clone();
-        tokio::task::spawn_blocking(move || crate::include::Included::scan(&root, &[&base]))
-            .await
-            .map_err(|e| {
-                Error::from(ff_traits::Error::backend(
-                    "worktree include",
-                    "the scan died",
-                    e,
-                ))
-            })?
+        let limits = crate::include::Limits::default().with_bytes(self.config.include_max_bytes);
+        tokio::task::spawn_blocking(move || {
+            crate::include::Included::scan_with_limits(&root, &[&base], limits)
+        })
+        .await
+        .map_err(|e| {
+            Error::from(ff_traits::Error::backend(
+                "worktree include",
+                "the scan died",
+                e,
+            ))
+        })?
     }
 
     /// Copies the included files into the new worktree and makes the

@@ -670,14 +670,13 @@ async fn repository_key(git: &Git, common_dir: &std::path::Path) -> Result<Strin
         }
     }
     let key = root_commit(git).await?;
-    let tmp = cache.with_extension(format!("tmp-{}", ff_traits::unique_id()));
     let written = cache
         .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&tmp, format!("{key}\n")))
-        .and_then(|()| std::fs::rename(&tmp, &cache));
+        .map_or(Ok(()), crate::private::ensure_private_dir)
+        .and_then(|()| {
+            crate::private::write_file_atomically(&cache, format!("{key}\n").as_bytes())
+        });
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
         tracing::debug!(error = %e, "could not cache the repository key");
     }
     Ok(key)

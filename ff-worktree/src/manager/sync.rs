@@ -259,6 +259,38 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if up_to_date.success() {
             return Ok(plan.head_before.clone());
         }
+        // A fast-forward makes no commit; replaying the branch's commits,
+        // a merge commit or an autostash does, in the user's name: without
+        // an identity git would stop halfway, so ask first.
+        let fast_forward = tree
+            .output(
+                ["merge-base", "--is-ancestor", "HEAD", &plan.onto_commit],
+                true,
+            )
+            .await?
+            .success();
+        if !fast_forward || !dirty.is_empty() {
+            let ident = tree.output(["var", "GIT_COMMITTER_IDENT"], true).await?;
+            if !ident.success() {
+                let detail = ident
+                    .stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("no name or email configured")
+                    .trim()
+                    .to_owned();
+                return Err(Error::NoIdentity {
+                    what: format!(
+                        "the {} of {} onto {}",
+                        plan.strategy.as_str(),
+                        wt.branch,
+                        plan.onto
+                    ),
+                    detail,
+                });
+            }
+        }
         let stash = if autostash {
             "--autostash"
         } else {

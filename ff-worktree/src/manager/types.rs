@@ -99,6 +99,10 @@ pub struct WorktreeConfig {
     /// a symlink to the main working tree's copy instead of a copy: large
     /// directories such as dependencies (see [`crate::include`]).
     pub symlinks: Vec<PathBuf>,
+    /// Most bytes the files `.worktreeinclude` names may hold together
+    /// (default [`MAX_INCLUDED_BYTES`](crate::include::MAX_INCLUDED_BYTES),
+    /// 1 GiB): more is refused before anything is made.
+    pub include_max_bytes: u64,
 }
 
 impl WorktreeConfig {
@@ -119,6 +123,7 @@ impl WorktreeConfig {
             port_base: None,
             port_stride: 1,
             symlinks: Vec::new(),
+            include_max_bytes: crate::include::MAX_INCLUDED_BYTES,
             hooks: crate::hooks::Hooks::default(),
             lock_timeout: Duration::from_secs(30),
             git_timeout: Duration::from_secs(120),
@@ -150,6 +155,13 @@ impl WorktreeConfig {
     #[must_use]
     pub fn with_symlinks(mut self, paths: Vec<PathBuf>) -> Self {
         self.symlinks = paths;
+        self
+    }
+
+    /// Sets [`include_max_bytes`](Self::include_max_bytes).
+    #[must_use]
+    pub fn with_include_max_bytes(mut self, bytes: u64) -> Self {
+        self.include_max_bytes = bytes;
         self
     }
 
