@@ -2,7 +2,8 @@
 # Runs the whole test suite on a fresh machine: installs the system packages
 # the tests use when they are missing (as root, through apt-get), then runs
 # every test of every crate with every feature (git and redis-server are
-# what it installs).
+# what it installs), under an empty home (scripts/fresh-home.sh) so no test
+# leans on the developer's git identity, configuration or approvals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: WARNING: ${missing[*]} missing; the tests that need them will be skipped" >&2
   fi
 fi
+
+# As on a fresh machine: an empty home, no git identity, no approvals.
+# shellcheck source=scripts/fresh-home.sh
+. scripts/fresh-home.sh
+echo "test.sh: running as a fresh machine (HOME=$HOME)" >&2
 
 cargo test --workspace --all-features --all-targets
 cargo test --workspace --all-features --doc

@@ -1,6 +1,14 @@
 //! A plugin: a lock provider and a store of your own, checked by the same
-//! conformance suite every ForgeFlow backend passes, then used by the
-//! worktree manager like any built-in backend.
+//! conformance suite every ForgeFlow backend passes, then put to work: the
+//! lock table guards a lock of its own, and the store keeps a worktree
+//! manager's records.
+//!
+//! The table grants exclusive locks only. The worktree manager also takes
+//! intention locks (an issue's lock sits beneath its repository's node, so
+//! maintenance can hold the whole repository), so it runs here on the
+//! reference provider, `ff_traits::MemoryLockProvider`; a provider with
+//! every mode (as the conformance suite checks, cell by cell) can drive
+//! it alone.
 //!
 //! The plugin is the crate `examples/plugin` (`ff-example-plugin`):
 //! `TableLocks`, an exclusive lock table with its own `HeldLock` (fencing
@@ -19,7 +27,7 @@
 use std::sync::Arc;
 
 use ff_example_plugin::{CountingStore, TableLocks};
-use ff_traits::MemoryStore;
+use ff_traits::{LockProvider as _, MemoryStore};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> std::process::ExitCode {
@@ -42,11 +50,23 @@ async fn run() -> std::result::Result<(), Box<dyn std::error::Error>> {
             .status()?;
         assert!(ok.success(), "git {args:?} failed");
     }
+    // The plugin's lock table, guarding a deployment.
+    let table = TableLocks::new();
+    let name = ff_traits::LockName::new("deploy")?;
+    let guard = table
+        .acquire(&name, &ff_traits::LockOptions::default())
+        .await?;
+    println!(
+        "the table granted {name} with fencing token {}",
+        guard.info().fencing_token.0
+    );
+    guard.release().await?;
+
+    // The plugin's store keeping a worktree manager's records.
     let store = Arc::new(CountingStore::new(MemoryStore::new()));
-    let locks = TableLocks::new();
     let manager = ff_worktree::WorktreeManager::open(
         ff_worktree::WorktreeConfig::new(repo),
-        locks,
+        ff_traits::MemoryLockProvider::new(),
         Arc::clone(&store),
     )
     .await?;
@@ -55,8 +75,7 @@ async fn run() -> std::result::Result<(), Box<dyn std::error::Error>> {
         .cleanup_worktree(&wt.id, ff_worktree::Cleanup::Safe)
         .await?;
     println!(
-        "worktree {} created and removed through the plugin's lock table and store: {} store \
-         calls",
+        "worktree {} created and removed with its records in the plugin's store: {} store calls",
         wt.id,
         store.calls()
     );

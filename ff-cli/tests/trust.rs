@@ -73,6 +73,28 @@ fn init_repository(dir: &Path) {
     ff_testkit::git::commit_file(dir, "README", "r\n", "first");
 }
 
+/// Runs `c` to its end, or kills it after `secs` seconds and fails: a test
+/// that can hang must not.
+fn within(mut c: Command, secs: u64) -> Output {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {secs} s: {c:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The record files of the JSON store in `records`, with their JSON.
 fn json_records(records: &Path) -> Vec<(PathBuf, Value)> {
     std::fs::read_dir(records)
@@ -660,11 +682,15 @@ fn an_unapproved_webhook_holds_back_only_ff_serve_and_the_users_config_is_truste
     .expect("ff.toml");
     let out = ff_in(dir, &config, &[], &["lock", "x", "--", "true"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let out = ff_in(
-        dir,
-        &config,
-        &[],
-        &["serve", "--listen", "127.0.0.1:0", "--json"],
+    // A server that starts would serve until stopped: bounded.
+    let out = within(
+        command(
+            dir,
+            &config,
+            &[],
+            &["serve", "--listen", "127.0.0.1:0", "--json"],
+        ),
+        30,
     );
     assert_eq!(code(&out), 77, "{}", stderr(&out));
     assert_eq!(error_json(&out)["kind"], "not_approved");
@@ -810,23 +836,9 @@ fn a_fifo_is_never_read_and_never_hangs_a_create() {
         ),
     );
     let run = |issue: &str| {
-        let mut child = command(dir, &config, &[], &["create", issue])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status.code();
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("ff create {issue} hung on a FIFO");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        within(command(dir, &config, &[], &["create", issue]), 60)
+            .status
+            .code()
     };
     assert_ne!(
         run("3"),
