@@ -207,6 +207,14 @@ pub(crate) enum Command {
         /// How often a point of the success-rate and latency plots is taken.
         #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
         history_interval: Duration,
+        /// Most connections open at once; at the cap a new one evicts the
+        /// oldest connection that is not being answered.
+        #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_connections: u32,
+        /// How long a client has to send a request's headers, and how
+        /// long an idle connection stays open.
+        #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+        header_timeout: Duration,
     },
     /// A live view of locks, operations, worktrees and alerts in the terminal.
     Top {

@@ -657,6 +657,7 @@ fn a_switched_head_a_moved_repository_and_a_reclone_are_noticed() {
     let first = repo.scratch("first").join("r");
     std::fs::create_dir_all(&first).expect("mkdir");
     let _ = ff_testkit::git::git_in(&first, &["init", "-q", "-b", "main"]);
+    ff_testkit::git::configure(&first);
     ff_testkit::git::commit_file(&first, "a", "a\n", "first history");
     assert_eq!(
         code(&ff(&first, &["--state-dir", state_arg, "create", "x"])),
@@ -665,6 +666,7 @@ fn a_switched_head_a_moved_repository_and_a_reclone_are_noticed() {
     std::fs::remove_dir_all(&first).expect("remove the clone");
     std::fs::create_dir_all(&first).expect("mkdir");
     let _ = ff_testkit::git::git_in(&first, &["init", "-q", "-b", "main"]);
+    ff_testkit::git::configure(&first);
     ff_testkit::git::commit_file(&first, "b", "b\n", "another history");
     let listed = stdout_json(&ff(&first, &["--json", "--state-dir", state_arg, "list"]));
     assert_eq!(

@@ -82,6 +82,10 @@ fn page(served: &Served, path: &str, item: &str) -> Value {
     v
 }
 
+/// An admin token strong enough for `FF_SERVE_TOKEN` (32 characters, at
+/// least 10 different).
+const ADMIN_TOKEN: &str = "3f9c1a7e5b2d8f4c6a0e9b1d7c3f5a2e";
+
 #[test]
 fn metrics_and_the_api_follow_other_processes() {
     let repo = TestRepo::new();
@@ -412,7 +416,7 @@ fn bad_requests_get_clear_errors_and_admin_needs_the_token() {
     let admin = Served::start_with_env(
         repo.path(),
         &["--admin", "--allow-host", "dash.internal"],
-        &[("FF_SERVE_TOKEN", "a-token-of-twenty-chars")],
+        &[("FF_SERVE_TOKEN", ADMIN_TOKEN)],
     );
     let named = http::request(
         "GET",
@@ -425,7 +429,8 @@ fn bad_requests_get_clear_errors_and_admin_needs_the_token() {
         "an allowed host name is served: {}",
         named.body
     );
-    assert_eq!(admin.token.as_deref(), Some("a-token-of-twenty-chars"));
+    // A token from the environment is never echoed: whoever set it has it.
+    assert_eq!(admin.token, None);
     let post = |token: Option<&str>, path: &str, body: &str| {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = vec![("content-type", "application/json")];
@@ -448,7 +453,7 @@ fn bad_requests_get_clear_errors_and_admin_needs_the_token() {
         401,
         "unauthorized",
     );
-    let token = Some("a-token-of-twenty-chars");
+    let token = Some(ADMIN_TOKEN);
     check_error(
         &post(token, "api/admin/gc", r#"{"max_age":"soon"}"#),
         400,
@@ -589,4 +594,180 @@ fn a_backend_that_goes_away_is_reported_not_fatal() {
     assert!(eventually(Duration::from_secs(10), || {
         metric(&scrape(&served), "ff_backend_up", &[("backend", "locks")]) == 1.0
     }));
+}
+
+/// Raises this test process's own descriptor limit: it opens more sockets
+/// than the default soft limit allows.
+#[cfg(unix)]
+fn allow_many_descriptors(n: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    if now.current.is_some_and(|c| c < n) {
+        let want = now.maximum.map_or(n, |m| m.min(n));
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(want),
+                maximum: now.maximum,
+            },
+        )
+        .expect("raise the test's descriptor limit");
+    }
+}
+
+/// The `host:port` a served URL names.
+fn address(served: &Served) -> String {
+    served
+        .at("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// 1,100 requests whose headers never end, all from this one address,
+/// then a real request from the same address: answered at once, because
+/// at the cap a new connection evicts the oldest one still sending
+/// headers. Before, they took every descriptor the server had.
+#[cfg(unix)]
+#[test]
+fn a_thousand_half_sent_requests_do_not_keep_out_the_next_one() {
+    use std::io::Write as _;
+    allow_many_descriptors(4096);
+    let repo = TestRepo::new();
+    // A long header timeout: the cap, not the timeout, must save the day.
+    let served = Served::start(repo.path(), &["--header-timeout", "60s"]);
+    let at = address(&served);
+    let mut stalled = Vec::new();
+    for _ in 0..1_100 {
+        let mut s = std::net::TcpStream::connect(&at).expect("connect");
+        s.write_all(b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .expect("half a request");
+        stalled.push(s);
+    }
+    let sent = Instant::now();
+    let answer = http::get(&served.at("api/stats"));
+    let took = sent.elapsed();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        took < Duration::from_secs(1),
+        "answered {took:?} after it was sent"
+    );
+    // The oldest stalled connections were closed to make room.
+    let mut first = stalled.swap_remove(0);
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    let read = std::io::Read::read(&mut first, &mut buf);
+    assert!(
+        matches!(read, Ok(0))
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the oldest stalled connection is still open: {read:?}"
+    );
+}
+
+/// A request whose headers never end is closed after --header-timeout
+/// (before: it stayed open for minutes).
+#[cfg(unix)]
+#[test]
+fn a_half_sent_request_is_closed_after_the_header_timeout() {
+    use std::io::{Read as _, Write as _};
+    let repo = TestRepo::new();
+    let served = Served::start(repo.path(), &["--header-timeout", "1s"]);
+    let mut s = std::net::TcpStream::connect(address(&served)).expect("connect");
+    s.write_all(b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .expect("half a request");
+    // Generous: the deadline is the server's, this only bounds the test.
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = Vec::new();
+    let read = s.read_to_end(&mut buf);
+    assert!(
+        read.is_ok()
+            || read
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the connection was not closed: {read:?}"
+    );
+    // The server goes on.
+    assert_eq!(http::get(&served.at("api/stats")).status, 200);
+}
+
+/// The webhook URL (often a credential) is in no answer; every route
+/// refuses a query parameter it does not know (400).
+#[test]
+fn secrets_stay_out_of_answers_and_unknown_parameters_are_refused() {
+    let repo = TestRepo::new();
+    let secret = "http://127.0.0.1:9/hooks/T0KEN-s3cr3t";
+    std::fs::write(
+        repo.path().join("ff.toml"),
+        format!("[alerts]\nwebhook = \"{secret}\"\nlock_held_longer_than = \"1m\"\n"),
+    )
+    .expect("ff.toml");
+    let served = Served::start_with_env(repo.path(), &[], &[("FF_TRUST", "allow")]);
+    for path in [
+        "api/alerts",
+        "api/stats",
+        "metrics",
+        "api/locks",
+        "api/operations",
+    ] {
+        let r = http::get(&served.at(path));
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(
+            !r.body.contains("T0KEN-s3cr3t"),
+            "{path} shows the webhook: {}",
+            r.body
+        );
+    }
+    let alerts = http::get(&served.at("api/alerts")).json();
+    assert_eq!(alerts["settings"]["webhook"], "(set; not shown)");
+    for path in [
+        "api/alerts?verbose=1",
+        "metrics?name=x",
+        "api/events?since=0",
+        "api/stats?x=1",
+        "?debug=1",
+        "app.js?v=2",
+    ] {
+        let r = http::get(&served.at(path));
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"]["kind"], "invalid_input", "{path}");
+    }
+}
+
+/// FF_SERVE_TOKEN below the stated strength is refused (65), and naming
+/// the rule; a good one is never printed back.
+#[test]
+fn a_weak_serve_token_is_refused_and_a_good_one_never_echoed() {
+    let repo = TestRepo::new();
+    for weak in [
+        "a-token-of-twenty-chars",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "abababababababababababababababababab",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ff"))
+            .args(["serve", "--admin", "--listen", "127.0.0.1:0", "--json"])
+            .current_dir(repo.path())
+            .env("FF_SERVE_TOKEN", weak)
+            .output()
+            .expect("run");
+        assert_eq!(code(&out), 65, "{weak}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("32 characters") && !stderr.contains(weak),
+            "{stderr}"
+        );
+    }
+    let served = Served::start_with_env(
+        repo.path(),
+        &["--admin"],
+        &[("FF_SERVE_TOKEN", ADMIN_TOKEN)],
+    );
+    assert_eq!(
+        served.token, None,
+        "the token from the environment was printed"
+    );
 }

@@ -880,3 +880,57 @@ fn a_byte_cap_refuses_a_huge_include_before_anything_is_made() {
     let out = ff_in(dir, &config, &[], &["create", "4"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// What the release before the trust model made keeps working: its hook
+/// approval, its worktree records, its `ff once` records; its state
+/// directory is made private on first use. From a fixture that release's
+/// binary made (`tests/fixtures/README.md`).
+#[test]
+fn what_the_previous_release_made_keeps_working() {
+    let root = Path::new("/tmp/ff-fixture-release-0.1");
+    let _ = std::fs::remove_dir_all(root);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-0.1.tar.gz");
+    let unpacked = Command::new("tar")
+        .args(["xzf", &fixture.display().to_string(), "-C", "/tmp"])
+        .status()
+        .expect("tar");
+    assert!(unpacked.success());
+    let repo = root.join("repo");
+    let config = root.join("config");
+
+    // The approval recorded in the old form still approves the hooks.
+    let hooks = stdout_json(&ff_in(&repo, &config, &[], &["hooks", "--json"]));
+    assert_eq!(hooks["approved"], true, "{hooks}");
+    // Its worktree is ours, reused as it was.
+    let got = stdout_json(&ff_in(&repo, &config, &[], &["create", "1", "--json"]));
+    assert_eq!(got["reused"], true, "{got}");
+    assert_eq!(got["status"], "active");
+    // Its once record replays.
+    let out = ff_in(
+        &repo,
+        &config,
+        &[],
+        &["once", "--key", "k", "--", "echo", "replayed-output"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "replayed-output\n");
+    // Its state directory and database are private now.
+    assert_eq!(mode(&repo.join(".git/ff")), 0o700);
+    assert_eq!(mode(&repo.join(".git/ff/records.sqlite3")), 0o600);
+    // New work runs the approved hook, and the old worktree cleans up.
+    let out = ff_in(&repo, &config, &[], &["create", "2"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let log = std::fs::read_to_string(repo.join(".ff-worktrees/created.log")).expect("hook log");
+    assert_eq!(log, "created\ncreated\n");
+    let out = ff_in(&repo, &config, &[], &["cleanup", "1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // A new approval is written in the new form, beside the old line.
+    let out = ff_in(&repo, &config, &[], &["trust", "allow"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let approvals = std::fs::read_to_string(config.join("approved-hooks")).expect("approvals");
+    assert!(
+        approvals.lines().any(|l| l.starts_with("trust-v1 hooks ")),
+        "{approvals}"
+    );
+    let _ = std::fs::remove_dir_all(root);
+}

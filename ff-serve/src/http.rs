@@ -165,11 +165,17 @@ const PAGE: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
 
-async fn page() -> Response {
+async fn page(query: Result<Query<NoQuery>, QueryRejection>) -> Response {
+    if let Err(e) = query {
+        return bad_query(&e);
+    }
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
 }
 
-async fn script() -> Response {
+async fn script(query: Result<Query<NoQuery>, QueryRejection>) -> Response {
+    if let Err(e) = query {
+        return bad_query(&e);
+    }
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         SCRIPT,
@@ -177,11 +183,20 @@ async fn script() -> Response {
         .into_response()
 }
 
-async fn style() -> Response {
+async fn style(query: Result<Query<NoQuery>, QueryRejection>) -> Response {
+    if let Err(e) = query {
+        return bad_query(&e);
+    }
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
 
-async fn metrics(Extract(state): Extract<Shared>) -> Response {
+async fn metrics(
+    Extract(state): Extract<Shared>,
+    query: Result<Query<NoQuery>, QueryRejection>,
+) -> Response {
+    if let Err(e) = query {
+        return bad_query(&e);
+    }
     let text = crate::prom::render(&state).await;
     (
         [(
@@ -369,18 +384,43 @@ async fn stats(
     Json(body).into_response()
 }
 
-async fn alerts(Extract(state): Extract<Shared>) -> Response {
+async fn alerts(
+    Extract(state): Extract<Shared>,
+    query: Result<Query<NoQuery>, QueryRejection>,
+) -> Response {
+    if let Err(e) = query {
+        return bad_query(&e);
+    }
+    // The webhook URL is often a credential (a token in its path): the
+    // page says one is set, never which.
+    let mut settings = serde_json::to_value(&state.alerts.rules).unwrap_or_default();
+    if let Some(hook) = settings.get_mut("webhook") {
+        *hook = json!(REDACTED);
+    }
     Json(json!({
         "active": state.alerts.active(),
         "rules": state.alerts.rules.active_rules(),
-        "settings": state.alerts.rules,
+        "settings": settings,
     }))
     .into_response()
 }
 
+/// What an answer shows in place of a secret.
+const REDACTED: &str = "(set; not shown)";
+
 async fn events(
     Extract(state): Extract<Shared>,
-) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
+    query: Result<Query<NoQuery>, QueryRejection>,
+) -> Response {
+    if let Err(e) = query {
+        return bad_query(&e);
+    }
+    event_stream(&state).into_response()
+}
+
+fn event_stream(
+    state: &State,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>> + use<>> {
     let rx = state.events.subscribe();
     let hello = SseEvent::default().event("hello").data(
         json!({"server_started_at": state.started.to_string(), "admin": state.config.admin_token.is_some()})

@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 mod alerts;
+mod conn;
 mod http;
 mod prom;
 mod source;
@@ -46,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use alerts::{ALERT_NAMES, Alert, AlertRules, AlertState};
+pub use conn::ConnectionLimits;
 pub use prom::install_recorder;
 pub use source::{ManagedRepository, WorktreeSource};
 pub use view::{Overview, overview};
@@ -113,6 +115,8 @@ pub struct ServeConfig {
     /// `localhost`. Any other is refused (403): a web page elsewhere that
     /// points its own name at this server (DNS rebinding) cannot read it.
     pub allowed_hosts: Vec<String>,
+    /// How many connections are kept and how long clients have.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServeConfig {
@@ -124,6 +128,7 @@ impl Default for ServeConfig {
             record_interval: Duration::from_millis(500),
             history_interval: Duration::from_secs(5),
             allowed_hosts: Vec::new(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -161,6 +166,13 @@ impl ServeConfig {
     #[must_use]
     pub fn with_allowed_host(mut self, host: impl Into<String>) -> Self {
         self.allowed_hosts.push(host.into());
+        self
+    }
+
+    /// Sets [`connections`](Self::connections).
+    #[must_use]
+    pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.connections = limits;
         self
     }
 
@@ -212,7 +224,9 @@ impl Server {
         }
     }
 
-    /// Serves on `listener` until `shutdown` completes.
+    /// Serves on `listener` until `shutdown` completes, within
+    /// [`ServeConfig::connections`]: a header-read deadline, a cap on
+    /// connections where a new one evicts the oldest idle one.
     ///
     /// # Errors
     /// [`ServeError::Io`] when the socket fails.
@@ -222,9 +236,8 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let running = self.start();
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let limits = self.state.config.connections;
+        conn::serve(listener, self.router(), shutdown, limits).await?;
         drop(running);
         Ok(())
     }

@@ -253,7 +253,13 @@ fn init(dir: &Path, args: &[&str]) {
     }
 }
 
-fn configure(dir: &Path) {
+/// Gives the repository at `dir` a committer identity in its own config
+/// (tests run as on a fresh machine, with no global one): for a
+/// repository a test made with `git init` or `git clone` itself.
+///
+/// # Panics
+/// When git fails.
+pub fn configure(dir: &Path) {
     let _ = git_in(dir, &["config", "user.name", "ForgeFlow Test"]);
     let _ = git_in(dir, &["config", "user.email", "test@example.invalid"]);
 }

@@ -74,6 +74,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
             poll_interval,
             record_interval,
             history_interval,
+            max_connections,
+            header_timeout,
         } => {
             let how = serve::ServeOptions {
                 listen,
@@ -82,6 +84,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 poll_interval,
                 record_interval,
                 history_interval,
+                max_connections,
+                header_timeout,
             };
             serve::serve(&settings, out, how).await
         }

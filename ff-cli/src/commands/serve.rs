@@ -19,6 +19,8 @@ pub(super) struct ServeOptions {
     pub(super) poll_interval: Duration,
     pub(super) record_interval: Duration,
     pub(super) history_interval: Duration,
+    pub(super) max_connections: u32,
+    pub(super) header_timeout: Duration,
 }
 
 /// The backends every command uses, plus the repository's worktrees when
@@ -37,16 +39,53 @@ async fn backends(settings: &Settings) -> Result<Backends, Failure> {
     Ok(backends)
 }
 
-/// The admin token: `FF_SERVE_TOKEN`, else 32 random bytes in hex.
-fn admin_token() -> Result<String, Failure> {
-    if let Ok(token) = std::env::var("FF_SERVE_TOKEN") {
-        if token.len() < 16 {
-            return Err(Failure::invalid(
-                "FF_SERVE_TOKEN is shorter than 16 characters: give a longer secret, or unset it \
-                 to have one made",
-            ));
+/// Raises this process's soft limit of open descriptors to its hard limit
+/// (at most 65,536), so the connection cap, not the descriptor limit, is
+/// what a flood of clients meets.
+fn raise_descriptor_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let now = getrlimit(Resource::Nofile);
+        let want = now.maximum.unwrap_or(65_536).min(65_536);
+        if now.current.is_some_and(|c| c < want) {
+            let raised = setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(want),
+                    maximum: now.maximum,
+                },
+            );
+            if let Err(e) = raised {
+                tracing::debug!(error = %e, "could not raise the descriptor limit");
+            }
         }
-        return Ok(token);
+    }
+}
+
+/// The shortest admin token `FF_SERVE_TOKEN` may give, and how many
+/// different characters it must hold at least: 128 bits when random hex
+/// (`openssl rand -hex 16`); `aaaa…` or a word repeated is refused.
+const TOKEN_MIN_LEN: usize = 32;
+const TOKEN_MIN_DISTINCT: usize = 10;
+
+/// The admin token, and whether it came from `FF_SERVE_TOKEN` (then it is
+/// never printed: whoever set it has it, and logs need not); else 32
+/// random bytes in hex, printed once.
+fn admin_token() -> Result<(String, bool), Failure> {
+    if let Ok(token) = std::env::var("FF_SERVE_TOKEN") {
+        let distinct = token
+            .chars()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        if token.chars().count() < TOKEN_MIN_LEN || distinct < TOKEN_MIN_DISTINCT {
+            return Err(Failure::invalid(format!(
+                "FF_SERVE_TOKEN is too weak: give at least {TOKEN_MIN_LEN} characters with at \
+                 least {TOKEN_MIN_DISTINCT} different ones (`openssl rand -hex 16` makes one), or \
+                 unset it to have one made"
+            )));
+        }
+        return Ok((token, true));
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
@@ -56,7 +95,7 @@ fn admin_token() -> Result<String, Failure> {
             format!("cannot draw a random admin token: {e}"),
         )
     })?;
-    Ok(ff_traits::hex_lower(&bytes))
+    Ok((ff_traits::hex_lower(&bytes), false))
 }
 
 /// Completes at the first SIGTERM, SIGINT or SIGHUP (Ctrl-C elsewhere),
@@ -97,11 +136,14 @@ pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> R
             )));
         }
     }
-    let token = if how.admin {
-        Some(admin_token()?)
+    let (token, from_env) = if how.admin {
+        let (t, from_env) = admin_token()?;
+        (Some(t), from_env)
     } else {
-        None
+        (None, false)
     };
+    // A token the environment gave is never printed.
+    let shown_token = token.as_ref().filter(|_| !from_env);
     let backends = backends(settings).await?;
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
         let why = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -124,7 +166,17 @@ pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> R
             "serving beyond this machine: anyone who reaches this port reads lock, operation and worktree data"
         );
     }
+    if how.header_timeout < Duration::from_millis(100) {
+        return Err(Failure::invalid(
+            "--header-timeout: give at least 100ms (slow clients on a busy machine need time)",
+        ));
+    }
+    raise_descriptor_limit();
+    let mut limits = ff_serve::ConnectionLimits::default();
+    limits.max_connections = usize::try_from(how.max_connections).unwrap_or(usize::MAX);
+    limits.header_timeout = how.header_timeout;
     let mut config = ServeConfig::default()
+        .with_connection_limits(limits)
         .with_alerts(rules)
         .with_poll_interval(how.poll_interval)
         .with_record_interval(how.record_interval)
@@ -138,11 +190,18 @@ pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> R
     let url = format!("http://{bound}/");
     if out.json {
         // One line, so a program can read it as soon as it comes.
-        line(&json!({"listening": url, "admin": how.admin, "admin_token": token}).to_string());
+        line(
+            &json!({"listening": url, "admin": how.admin, "admin_token": shown_token}).to_string(),
+        );
     } else {
-        line(&match &token {
-            Some(t) => format!("serving on {url} (admin actions need: Authorization: Bearer {t})"),
-            None => format!("serving on {url} (read-only; --admin allows admin actions)"),
+        line(&match (&token, shown_token) {
+            (_, Some(t)) => {
+                format!("serving on {url} (admin actions need: Authorization: Bearer {t})")
+            }
+            (Some(_), None) => format!(
+                "serving on {url} (admin actions need: Authorization: Bearer <FF_SERVE_TOKEN>)"
+            ),
+            (None, _) => format!("serving on {url} (read-only; --admin allows admin actions)"),
         });
     }
     let server = Server::new(backends, config);
