@@ -129,23 +129,21 @@ impl TrustState {
     /// What is not approved among `keys` (every key: `None`), and the
     /// hooks when `with_hooks`, for a refusal.
     fn unapproved(&self, keys: Option<&[&str]>, with_hooks: bool) -> crate::trust::Unapproved {
-        let mut what = crate::trust::Unapproved::default();
-        what.settings = self
+        let settings = self
             .steering
             .entries()
             .into_iter()
             .filter(|(k, _)| self.unapproved.contains(k) && keys.is_none_or(|ks| ks.contains(k)))
             .collect();
-        if with_hooks && !self.hooks_approved {
-            if let Some(h) = &self.hooks {
-                what.hooks = h
-                    .commands()
-                    .into_iter()
-                    .map(|(hook, c)| (hook, c.to_owned()))
-                    .collect();
-            }
-        }
-        what
+        let hooks = match &self.hooks {
+            Some(h) if with_hooks && !self.hooks_approved => h
+                .commands()
+                .into_iter()
+                .map(|(hook, c)| (hook, c.to_owned()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        crate::trust::Unapproved { hooks, settings }
     }
 }
 

@@ -281,13 +281,13 @@ impl Approvals {
         legacy: Option<(&str, &Path)>,
     ) -> bool {
         let wanted = line(part, digest, common_dir);
-        if self.lines.iter().any(|l| *l == wanted) {
+        if self.lines.contains(&wanted) {
             return true;
         }
         match legacy {
             Some((digest, top)) if part == Part::Hooks => {
                 let old = format!("{digest} {}", top.display());
-                self.lines.iter().any(|l| *l == old)
+                self.lines.contains(&old)
             }
             _ => false,
         }

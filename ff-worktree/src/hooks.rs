@@ -71,7 +71,7 @@ pub struct Hooks {
 /// branch brings. Before any command of a hook runs, each pinned file is
 /// read in the worktree; a different content (or a file that appeared
 /// where none was approved) refuses the hook
-/// ([`Error::Refused`](crate::Error::Refused)) and nothing runs.
+/// ([`Error::Refused`]) and nothing runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinnedFile {
     path: std::path::PathBuf,
