@@ -26,12 +26,42 @@ use super::RepoInfo;
 /// Environment variables that change how the git calls would discover the
 /// repository: when one is set, git decides. (`GIT_DIR` and the other
 /// repository overrides are not here: [`Git`](super::Git) removes them from
-/// every call, so both paths ignore them alike.)
-const DISCOVERY_ENV: [&str; 3] = [
-    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
-    "GIT_CONFIG_PARAMETERS",
-    "GIT_CONFIG_COUNT",
+/// every call, so both paths ignore them alike. `GIT_CONFIG_COUNT` is
+/// judged by the keys it sets: [`config_env_changes_discovery`].)
+const DISCOVERY_ENV: [&str; 2] = ["GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_CONFIG_PARAMETERS"];
+
+/// Sections of configuration that play no part in finding a repository:
+/// keys set through `GIT_CONFIG_COUNT` in these (an identity for CI,
+/// `user.useConfigOnly` on a fresh machine) leave discovery in-process.
+const SECTIONS_DISCOVERY_IGNORES: [&str; 8] = [
+    "user.",
+    "author.",
+    "committer.",
+    "color.",
+    "advice.",
+    "init.",
+    "commit.",
+    "gpg.",
 ];
+
+/// Whether `GIT_CONFIG_COUNT` sets a key that could change discovery (or
+/// is malformed): then git decides.
+fn config_env_changes_discovery() -> bool {
+    let Some(count) = std::env::var_os("GIT_CONFIG_COUNT") else {
+        return false;
+    };
+    let Some(count) = count.to_str().and_then(|c| c.trim().parse::<u32>().ok()) else {
+        return true;
+    };
+    (0..count).any(|i| {
+        std::env::var(format!("GIT_CONFIG_KEY_{i}")).map_or(true, |key| {
+            let key = key.to_ascii_lowercase();
+            !SECTIONS_DISCOVERY_IGNORES
+                .iter()
+                .any(|s| key.starts_with(s))
+        })
+    })
+}
 
 /// What in-process discovery found.
 #[derive(Debug)]
@@ -47,7 +77,8 @@ pub(crate) enum Discovery {
 
 /// Describes the repository containing `dir` as git would.
 pub(crate) fn in_process(dir: &Path) -> Discovery {
-    if DISCOVERY_ENV.iter().any(|v| std::env::var_os(v).is_some()) {
+    if DISCOVERY_ENV.iter().any(|v| std::env::var_os(v).is_some()) || config_env_changes_discovery()
+    {
         return Discovery::AskGit;
     }
     let Some(start) = crate::paths::canonical(dir).ok() else {

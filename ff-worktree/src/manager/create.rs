@@ -509,7 +509,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         }
         // Rollback data names what to remove: only ever ForgeFlow's own
         // names for the attempt, never a path or branch a record chose.
-        if let Err(why) = super::check_names(&self.base, &plan.id, &plan.path, &plan.branch, None) {
+        if let Err(why) =
+            super::check_names(&self.base, &plan.id, &plan.path, &plan.branch, None, &|p| {
+                self.registered_in_git(p)
+            })
+        {
             tracing::warn!(id = %plan.id, why, "rollback data that is not ForgeFlow's; nothing it names is touched");
             return Ok(());
         }

@@ -541,7 +541,23 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if !self.is_local(wt) {
             return Ok(());
         }
-        check_names(&self.base, &wt.id, &wt.path, &wt.branch, Some(&wt.issue))
+        check_names(
+            &self.base,
+            &wt.id,
+            &wt.path,
+            &wt.branch,
+            Some(&wt.issue),
+            &|p| self.registered_in_git(p),
+        )
+    }
+
+    /// Whether git's own registry of this repository lists a worktree at
+    /// `path` (read in-process). A repository cannot ship entries there:
+    /// a clone copies none.
+    pub(crate) fn registered_in_git(&self, path: &std::path::Path) -> bool {
+        crate::git::repair::registered_paths(&self.info.common_dir)
+            .iter()
+            .any(|p| crate::paths::same_path(p, path))
     }
 
     /// Whether `w` lives in this manager's clone (records written before
@@ -612,14 +628,17 @@ fn parse_worktree(result: Option<&Value>) -> Result<Worktree> {
 }
 
 /// Whether `id`, `path` and `branch` are the names ForgeFlow gives one
-/// create attempt under `base` (and `issue` the issue in `id`); else why
-/// not, for people.
+/// create attempt (and `issue` the issue in `id`); else why not, for
+/// people. The path is the id's directory under `base`, or, for a worktree
+/// made under an earlier base path, a directory named by the id that git
+/// itself lists as a worktree of the repository (`registered`).
 pub(crate) fn check_names(
     base: &std::path::Path,
     id: &str,
     path: &std::path::Path,
     branch: &str,
     issue: Option<&str>,
+    registered: &dyn Fn(&std::path::Path) -> bool,
 ) -> std::result::Result<(), String> {
     use crate::display::{escape, escape_path};
     let Some(expected) = create::Plan::recognise(id, base).filter(|p| p.id == id) else {
@@ -628,10 +647,16 @@ pub(crate) fn check_names(
             escape(id)
         ));
     };
-    if !crate::paths::same_path(path, &expected.path) {
+    let under_an_earlier_base = || {
+        path.is_absolute()
+            && path.file_name().and_then(|n| n.to_str()) == Some(id)
+            && registered(path)
+    };
+    if !crate::paths::same_path(path, &expected.path) && !under_an_earlier_base() {
         return Err(format!(
-            "it names the path {}, not {} (its id's directory under the base path): a record \
-             ForgeFlow did not write here, or one from another base path; nothing acts on it",
+            "it names the path {}, not {} (its id's directory under the base path) nor a \
+             worktree git lists under that name: a record ForgeFlow did not write here; nothing \
+             acts on it",
             escape_path(path),
             escape_path(&expected.path)
         ));
