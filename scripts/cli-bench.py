@@ -6,6 +6,7 @@ noisy), medians and ratios; then how many git processes each `ff` command
 spawns (strace, when installed).
 
     cargo build --release -p ff-cli && python3 scripts/cli-bench.py [ROUNDS]
+    FF_BENCH_BIN=/path/to/other/ff python3 scripts/cli-bench.py [ROUNDS]
 
 Pairs, on one 200-file repository:
   ff lock NAME -- true             vs  flock FILE true
@@ -18,9 +19,13 @@ Pairs, on one 200-file repository:
 import os, shutil, statistics, subprocess, sys, tempfile, time
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-FF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "ff")
+# FF_BENCH_BIN names another build (an earlier release, to compare ratios).
+FF = os.environ.get("FF_BENCH_BIN") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "ff")
 GIT = ["git", "-c", "user.name=b", "-c", "user.email=b@example.invalid"]
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("FF_")}
+# The user's approvals and config.toml stay out of the measurement.
+ENV["FF_CONFIG_DIR"] = tempfile.mkdtemp(prefix="ff-bench-config-")
 
 
 def run(args, cwd):

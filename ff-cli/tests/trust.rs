@@ -119,6 +119,14 @@ fn forge(records: &Path, operation: &str, edit: impl FnOnce(&mut Value)) {
     std::fs::write(&path, serde_json::to_vec_pretty(&record).expect("json")).expect("write");
 }
 
+/// `ff ARGS` as the attacker runs it while crafting a repository: its
+/// records go to `.ffstate` (JSON), a directory it will ship.
+fn ff_shipping_state(dir: &Path, config: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--state-dir", ".ffstate", "--store", "json"];
+    all.extend_from_slice(args);
+    ff_in(dir, config, &[], &all)
+}
+
 /// A repository whose ff.toml keeps its records in a directory it ships,
 /// holding a create record for issue 1 that names `target` as the
 /// worktree's path and `main` as its branch.
@@ -127,20 +135,7 @@ fn repository_with_forged_create(attacker: &TestRepo, target: &Path) {
     let config = attacker.scratch("attacker-config");
     // ff itself makes a record of the right key (the repository's root
     // commit and the issue), then the attacker rewrites what it names.
-    let made = ff_in(
-        dir,
-        &config,
-        &[],
-        &[
-            "--state-dir",
-            ".ffstate",
-            "--store",
-            "json",
-            "create",
-            "1",
-            "--json",
-        ],
-    );
+    let made = ff_shipping_state(dir, &config, &["create", "1", "--json"]);
     let made = stdout_json(&made);
     let _ = git_in(
         dir,
@@ -231,22 +226,7 @@ fn a_shipped_once_record_without_a_fingerprint_replays_nothing() {
     let attacker = TestRepo::new();
     let dir = attacker.path();
     let config = attacker.scratch("attacker-config");
-    let ran = ff_in(
-        dir,
-        &config,
-        &[],
-        &[
-            "--state-dir",
-            ".ffstate",
-            "--store",
-            "json",
-            "once",
-            "--key",
-            "migrate-42",
-            "--",
-            "true",
-        ],
-    );
+    let ran = ff_shipping_state(dir, &config, &["once", "--key", "migrate-42", "--", "true"]);
     assert_eq!(code(&ran), 0, "{}", stderr(&ran));
     forge(&dir.join(".ffstate/records"), "once", |r| {
         let result = r["result"].as_object_mut().expect("result");

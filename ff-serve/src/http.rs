@@ -165,17 +165,11 @@ const PAGE: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
 
-async fn page(query: Result<Query<NoQuery>, QueryRejection>) -> Response {
-    if let Err(e) = query {
-        return bad_query(&e);
-    }
+async fn page(_: NoParams) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
 }
 
-async fn script(query: Result<Query<NoQuery>, QueryRejection>) -> Response {
-    if let Err(e) = query {
-        return bad_query(&e);
-    }
+async fn script(_: NoParams) -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         SCRIPT,
@@ -183,20 +177,11 @@ async fn script(query: Result<Query<NoQuery>, QueryRejection>) -> Response {
         .into_response()
 }
 
-async fn style(query: Result<Query<NoQuery>, QueryRejection>) -> Response {
-    if let Err(e) = query {
-        return bad_query(&e);
-    }
+async fn style(_: NoParams) -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
 
-async fn metrics(
-    Extract(state): Extract<Shared>,
-    query: Result<Query<NoQuery>, QueryRejection>,
-) -> Response {
-    if let Err(e) = query {
-        return bad_query(&e);
-    }
+async fn metrics(Extract(state): Extract<Shared>, _: NoParams) -> Response {
     let text = crate::prom::render(&state).await;
     (
         [(
@@ -363,13 +348,25 @@ async fn operations(
 #[serde(deny_unknown_fields)]
 struct NoQuery {}
 
-async fn stats(
-    Extract(state): Extract<Shared>,
-    query: Result<Query<NoQuery>, QueryRejection>,
-) -> Response {
-    if let Err(e) = query {
-        return bad_query(&e);
+/// The extractor of a route that takes no query parameters: any is
+/// refused (400), as the lists refuse parameters they do not know.
+struct NoParams;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoParams {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        Query::<NoQuery>::from_request_parts(parts, state)
+            .await
+            .map(|_| Self)
+            .map_err(|e| bad_query(&e))
     }
+}
+
+async fn stats(Extract(state): Extract<Shared>, _: NoParams) -> Response {
     let view = state.read();
     let overview = Overview::from_parts(&state.parts(&view), state.alerts.active());
     let mut body = serde_json::to_value(&overview).unwrap_or_default();
@@ -384,13 +381,7 @@ async fn stats(
     Json(body).into_response()
 }
 
-async fn alerts(
-    Extract(state): Extract<Shared>,
-    query: Result<Query<NoQuery>, QueryRejection>,
-) -> Response {
-    if let Err(e) = query {
-        return bad_query(&e);
-    }
+async fn alerts(Extract(state): Extract<Shared>, _: NoParams) -> Response {
     // The webhook URL is often a credential (a token in its path): the
     // page says one is set, never which.
     let mut settings = serde_json::to_value(&state.alerts.rules).unwrap_or_default();
@@ -408,13 +399,7 @@ async fn alerts(
 /// What an answer shows in place of a secret.
 const REDACTED: &str = "(set; not shown)";
 
-async fn events(
-    Extract(state): Extract<Shared>,
-    query: Result<Query<NoQuery>, QueryRejection>,
-) -> Response {
-    if let Err(e) = query {
-        return bad_query(&e);
-    }
+async fn events(Extract(state): Extract<Shared>, _: NoParams) -> Response {
     event_stream(&state).into_response()
 }
 
