@@ -113,6 +113,8 @@ pub(crate) struct TrustState {
     pub(crate) pins: Vec<ff_worktree::hooks::PinnedFile>,
     /// Whether its hooks are approved (or there are none).
     pub(crate) hooks_approved: bool,
+    /// `FF_TRUST=allow`: everything approved for this run.
+    pub(crate) everything_for_this_run: bool,
 }
 
 impl TrustState {
@@ -340,6 +342,29 @@ impl Settings {
             }))
     }
 
+    /// The state directory at `root`, made ready: private, no link where
+    /// state lives (a link is refused, 65), and, outside the repository's
+    /// `.git`, one that ff made on this machine (else 77: a repository can
+    /// ship a directory of records; see [`crate::trust::vouch_for_store`]).
+    fn prepared(&self, root: &Path) -> Result<ff_worktree::StateDir, Failure> {
+        let state = ff_worktree::StateDir::new(root);
+        state.prepare().map_err(|e| {
+            if e.kind() == ff_worktree::ErrorKind::Contract(ff_traits::ErrorKind::InvalidInput) {
+                Failure::from(e)
+            } else {
+                crate::output::before_work(e)
+            }
+        })?;
+        let inside_git = self
+            .common_dir
+            .as_deref()
+            .is_some_and(|c| root.starts_with(c));
+        if !inside_git && !self.trust.everything_for_this_run {
+            crate::trust::vouch_for_store(root, crate::trust::Adopt::No)?;
+        }
+        Ok(state)
+    }
+
     /// `--state-dir` (or its `FF_`/ff.toml forms), if given.
     fn explicit_state_dir(&self) -> Result<Option<PathBuf>, Failure> {
         let Some(d) = &self.state_dir else {
@@ -381,7 +406,9 @@ impl Settings {
 
     async fn locks_in(&self, state: PathBuf) -> Result<Locks, Failure> {
         match backend_kind(&self.lock, "lock")? {
-            Kind::File => Ok(Arc::new(FileLockProvider::new(prepared(&state)?.locks()))),
+            Kind::File => Ok(Arc::new(FileLockProvider::new(
+                self.prepared(&state)?.locks(),
+            ))),
             Kind::Redis => redis_locks(&self.lock).await,
             Kind::Sqlite | Kind::Json => Err(Failure::invalid(format!(
                 "{:?} is a record store, not a lock backend; use --lock file or redis://HOST:PORT[/DB]",
@@ -395,10 +422,10 @@ impl Settings {
         let unavailable = crate::output::before_work;
         match backend_kind(&self.store, "store")? {
             Kind::Sqlite => Ok(Arc::new(
-                SqliteStore::open(prepared(&state)?.sqlite()).map_err(unavailable)?,
+                SqliteStore::open(self.prepared(&state)?.sqlite()).map_err(unavailable)?,
             )),
             Kind::Json => Ok(Arc::new(
-                JsonStore::open(prepared(&state)?.json_records()).map_err(unavailable)?,
+                JsonStore::open(self.prepared(&state)?.json_records()).map_err(unavailable)?,
             )),
             Kind::Redis => redis_store(&self.store).await,
             Kind::File => Err(Failure::invalid(
@@ -496,20 +523,6 @@ impl Settings {
     }
 }
 
-/// The state directory at `root`, made ready: private, and no link where
-/// state lives (a link is refused, 65).
-fn prepared(root: &Path) -> Result<ff_worktree::StateDir, Failure> {
-    let state = ff_worktree::StateDir::new(root);
-    state.prepare().map_err(|e| {
-        if e.kind() == ff_worktree::ErrorKind::Contract(ff_traits::ErrorKind::InvalidInput) {
-            Failure::from(e)
-        } else {
-            crate::output::before_work(e)
-        }
-    })?;
-    Ok(state)
-}
-
 /// Refuses values no run could use (65), whether or not they are approved:
 /// a NUL byte in a path, a backend name or URL of no known shape.
 fn check_values(file: &FileConfig) -> Result<(), Failure> {
@@ -568,13 +581,14 @@ fn trust_state(
 ) -> Result<TrustState, Failure> {
     let steering = project.steering();
     let hooks = project.hooks.clone().filter(|h| !h.is_empty());
+    let everything = env_allows("FF_TRUST")?;
     if steering.is_empty() && hooks.is_none() {
         return Ok(TrustState {
             hooks_approved: true,
+            everything_for_this_run: everything,
             ..TrustState::default()
         });
     }
-    let everything = env_allows("FF_TRUST")?;
     let hooks_for_this_run = hooks.is_some() && env_allows("FF_HOOKS")?;
     let approvals = Approvals::load();
     let pins = match (&hooks, top) {
@@ -614,6 +628,7 @@ fn trust_state(
         hooks,
         pins,
         hooks_approved,
+        everything_for_this_run: everything,
     })
 }
 

@@ -39,7 +39,7 @@ A cloned repository is someone else's input. Its ff.toml (always the main
 working tree's copy, never a linked worktree's) may set, without approval,
 only what cannot reach outside ff's own work: max_worktrees, limit_policy,
 base_ref, sync_strategy, remote, namespace, lock_timeout, slots, port_base,
-port_stride and [alerts] thresholds.
+port_stride, include_max_bytes and [alerts] thresholds.
 
 These need approval on this machine, for this clone (its git common
 directory) and exactly these values:
@@ -51,7 +51,8 @@ directory) and exactly these values:
   alerts.webhook   where ff serve POSTs
 
 Until approved, every command refuses (exit 77, kind not_approved, or
-hooks_not_approved when only hooks wait) and lists each such setting with
+hooks_not_approved when only hooks wait; an unapproved alerts.webhook
+holds back ff serve alone) and lists each such setting with
 control, bidirectional and zero-width characters escaped. `ff trust` shows
 them; `ff trust allow` approves them all (`ff hooks allow`: the hooks
 alone); any change needs approval again. --no-hooks runs without hooks;
@@ -371,6 +372,103 @@ fn write_failed(path: &Path, e: &std::io::Error) -> Failure {
         "cannot_write",
         format!("cannot write {}: {e}", escape_path(path)),
     )
+}
+
+/// Whether [`vouch_for_store`] may adopt a store it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Adopt {
+    /// Refuse a store ff did not make here (every command).
+    No,
+    /// Adopt it (`ff trust allow`: the user reviewed it).
+    Yes,
+}
+
+/// The file in a state directory outside `.git` that names the store.
+const STORE_ID_FILE: &str = ".ff-store-id";
+
+/// Makes sure the state directory `root` (outside the repository's
+/// `.git`) is one ff made on this machine, or one the user adopted: each
+/// store ff makes gets a random id, in `root/.ff-store-id` and as a file
+/// of the user's configuration directory (`stores/<id>`). A clone copies
+/// the first, never the second, so records a repository ships in a
+/// directory it names are refused (77) until `ff trust allow` adopts
+/// them. An empty (or new) directory is made a store of this machine.
+///
+/// The id is registered before `.ff-store-id` is created (`O_EXCL`), so a
+/// process that loses the race to create it finds the winner's id already
+/// registered.
+pub(crate) fn vouch_for_store(root: &Path, adopt: Adopt) -> Result<(), Failure> {
+    let Some(registry) = config_dir().map(|d| d.join("stores")) else {
+        // Nowhere to keep the record of it: nothing to check against.
+        return Ok(());
+    };
+    let id_file = root.join(STORE_ID_FILE);
+    let registered = |id: &str| {
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && registry.join(id).is_file()
+    };
+    let read_id = || {
+        ff_worktree::private::refuse_link(&id_file).ok()?;
+        std::fs::read_to_string(&id_file)
+            .ok()
+            .map(|t| t.trim().to_owned())
+    };
+    if read_id().is_some_and(|id| registered(&id)) {
+        return Ok(());
+    }
+    let empty = std::fs::read_dir(root)
+        .map(|mut entries| entries.next().is_none())
+        .unwrap_or(false);
+    if !empty && adopt == Adopt::No {
+        return Err(Failure::new(
+            output::REFUSED,
+            "not_approved",
+            format!(
+                "{} holds state that ff did not make on this machine (a repository can ship a \
+                 directory of records); review it, then run `ff trust allow` to adopt it, or point \
+                 state_dir at a new directory (FF_TRUST=allow approves for one run)",
+                escape_path(root)
+            ),
+        ));
+    }
+    let failed = |path: &Path, e: &std::io::Error| write_failed(path, e);
+    ff_worktree::private::create_dir_all(&registry).map_err(|e| failed(&registry, &e))?;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Failure::new(
+            output::UNAVAILABLE,
+            "unavailable",
+            format!("cannot draw a random store id: {e}"),
+        )
+    })?;
+    let id = ff_traits::hex_lower(&bytes);
+    ff_worktree::private::write_file_atomically(
+        &registry.join(&id),
+        format!("{}\n", root.display()).as_bytes(),
+    )
+    .map_err(|e| failed(&registry.join(&id), &e))?;
+    // Adopting replaces the id a clone brought; a new store creates one.
+    let written = if adopt == Adopt::Yes {
+        ff_worktree::private::write_file_atomically(&id_file, format!("{id}\n").as_bytes())
+    } else {
+        ff_worktree::private::file_options()
+            .write(true)
+            .create_new(true)
+            .open(&id_file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{id}\n").as_bytes()))
+    };
+    match written {
+        Ok(()) => Ok(()),
+        // Another process made this store a moment ago: its id stands.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(registry.join(&id));
+            if read_id().is_some_and(|id| registered(&id)) {
+                Ok(())
+            } else {
+                Err(failed(&id_file, &e))
+            }
+        }
+        Err(e) => Err(failed(&id_file, &e)),
+    }
 }
 
 /// What a refusal lists: each unapproved hook command and setting.

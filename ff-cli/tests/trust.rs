@@ -914,3 +914,141 @@ fn what_the_previous_release_made_keeps_working() {
     );
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// A state directory outside `.git` that ff did not make on this machine
+/// is refused, however it was named (here by a flag, which is trusted):
+/// a clone can ship one, with an `ff once` record whose fingerprint (the
+/// command and the clone's path, both guessable in CI) matches.
+#[test]
+fn a_store_ff_did_not_make_here_is_refused_until_adopted() {
+    let attacker = TestRepo::new();
+    let dir = attacker.path();
+    let agent_dir = attacker.scratch("agent").join("repo");
+    let marker = attacker.scratch("marker").join("migrated");
+    let migrate = format!("echo migrating > '{}'", marker.display());
+    // The attacker runs the very command the agent will run, from the
+    // path the agent's clone will have, then forges the output.
+    std::fs::create_dir_all(&agent_dir).expect("mkdir");
+    let attacker_config = attacker.scratch("attacker-config");
+    let _ = git_in(
+        dir,
+        &["worktree", "add", "-q", &agent_dir.display().to_string()],
+    );
+    let made = ff_in(
+        &agent_dir,
+        &attacker_config,
+        &[],
+        &[
+            "--state-dir",
+            ".ffstate",
+            "--store",
+            "json",
+            "once",
+            "--key",
+            "migrate",
+            "--",
+            "sh",
+            "-c",
+            &migrate,
+        ],
+    );
+    assert_eq!(code(&made), 0, "{}", stderr(&made));
+    std::fs::remove_file(&marker).expect("rm marker");
+    forge(&agent_dir.join(".ffstate/records"), "once", |r| {
+        r["result"]["stdout"] = "all migrations applied\n".into();
+    });
+    let shipped = attacker.scratch("shipped");
+    std::fs::rename(agent_dir.join(".ffstate"), shipped.join(".ffstate")).expect("mv");
+    let _ = git_in(
+        dir,
+        &[
+            "worktree",
+            "remove",
+            "--force",
+            &agent_dir.display().to_string(),
+        ],
+    );
+    std::fs::rename(shipped.join(".ffstate"), dir.join(".ffstate")).expect("mv");
+    commit_all(dir, "records");
+    let clone = clone(dir, &agent_dir);
+
+    let user = attacker.scratch("user-config");
+    let once = [
+        "--state-dir",
+        ".ffstate",
+        "--store",
+        "json",
+        "once",
+        "--key",
+        "migrate",
+        "--",
+        "sh",
+        "-c",
+        &migrate,
+    ];
+    let out = ff_in(&clone, &user, &[], &once);
+    assert_eq!(code(&out), 77, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not make on this machine"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "replayed: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!marker.exists());
+
+    // A store ff makes is its own from then on, for every process at once.
+    let fresh = attacker.scratch("fresh-state");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            command(
+                &clone,
+                &user,
+                &[],
+                &[
+                    "--state-dir",
+                    &fresh.display().to_string(),
+                    "once",
+                    "--key",
+                    &format!("k{i}"),
+                    "--",
+                    "true",
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let again = ff_in(
+        &clone,
+        &user,
+        &[],
+        &["--state-dir", &fresh.display().to_string(), "list"],
+    );
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+
+    // Adopted after review, the shipped store is the user's.
+    let out = ff_in(
+        &clone,
+        &user,
+        &[],
+        &["--state-dir", ".ffstate", "trust", "allow"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = ff_in(
+        &clone,
+        &user,
+        &[],
+        &["--state-dir", ".ffstate", "--store", "json", "list"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -91,7 +91,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Top { interval, count } => serve::top(&settings, out, interval, count).await,
         Command::Hooks { action } => admin::hooks(&settings, out, action),
-        Command::Trust { action } => trust::trust(&settings, out, action),
+        Command::Trust { action } => trust::trust(&settings, out, action).await,
         Command::Gc { max_age } => admin::gc(&settings, out, max_age).await,
         Command::Lock {
             name,

@@ -21,7 +21,7 @@ pub(super) fn repository(settings: &Settings) -> Result<(PathBuf, PathBuf), Fail
     }
 }
 
-pub(super) fn trust(
+pub(super) async fn trust(
     settings: &Settings,
     out: Out,
     action: Option<crate::cli::HooksAction>,
@@ -43,6 +43,14 @@ pub(super) fn trust(
         }
         _ => None,
     };
+    // Approving the settings adopts the state directory they name (or
+    // that flags, variables or the user's config name), records and all.
+    if matches!(action, Some(crate::cli::HooksAction::Allow)) {
+        let state = settings.state_dir().await?;
+        if !state.starts_with(&common_dir) && state.is_dir() {
+            crate::trust::vouch_for_store(&state, crate::trust::Adopt::Yes)?;
+        }
+    }
     let settings_approved = recorded.is_some() || state.settings_approved();
     let hooks_approved = recorded.is_some() || state.hooks_approved;
     let entries = state.steering.entries();
