@@ -197,3 +197,37 @@ fn the_page_says_when_a_backend_is_down() {
         "the banner stayed after the backend came back"
     );
 }
+
+/// Text from records and repositories shows escaped on the page: a
+/// worktree path with a right-to-left override and a carriage return
+/// appears as `\u{202e}` and `\r`, never raw.
+#[test]
+fn the_page_shows_hidden_characters_escaped() {
+    let repo = TestRepo::new();
+    let base = repo.scratch("bases").join("wt\u{202e}gpj.exe\r");
+    let base_arg = base.display().to_string();
+    stdout_json(&ff(
+        repo.path(),
+        &["--base-path", &base_arg, "create", "7", "--json"],
+    ));
+    let served = Served::start(repo.path(), &["--base-path", &base_arg]);
+    let Some(mut page) = browser(&served.at("")) else {
+        return;
+    };
+    assert!(
+        page.wait_until(
+            "document.querySelector('#worktrees-body').textContent.includes('\\\\u{202e}gpj.exe\\\\r')",
+            WAIT
+        ),
+        "the path is not shown escaped: {}",
+        page.eval("document.querySelector('#worktrees-body').textContent")
+    );
+    assert_eq!(
+        page.eval(
+            "document.body.innerText.includes('\\u202e') || document.body.innerText.includes('\\r')"
+        ),
+        serde_json::json!(false),
+        "a hidden character reached the page raw"
+    );
+    page.screenshot(&screenshot_path("dashboard-escaped.png"));
+}

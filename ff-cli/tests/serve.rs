@@ -736,6 +736,15 @@ fn secrets_stay_out_of_answers_and_unknown_parameters_are_refused() {
         assert_eq!(r.status, 400, "{path}: {}", r.body);
         assert_eq!(r.json()["error"]["kind"], "invalid_input", "{path}");
     }
+    for path in ["api/admin/gc?force=1", "api/admin/unlock?all=1"] {
+        let r = http::request(
+            "POST",
+            &served.at(path),
+            &[("content-type", "application/json")],
+            Some("{}"),
+        );
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+    }
 }
 
 /// FF_SERVE_TOKEN below the stated strength is refused (65), and naming

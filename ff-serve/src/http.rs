@@ -485,6 +485,7 @@ struct UnlockBody {
 /// a button.
 async fn unlock(
     Extract(state): Extract<Shared>,
+    _: NoParams,
     headers: HeaderMap,
     body: Result<Json<UnlockBody>, JsonRejection>,
 ) -> Response {
@@ -543,6 +544,7 @@ struct GcBody {
 
 async fn gc(
     Extract(state): Extract<Shared>,
+    _: NoParams,
     headers: HeaderMap,
     body: Result<Json<GcBody>, JsonRejection>,
 ) -> Response {
