@@ -7,30 +7,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{assert_valid, code, error_json, stdout_json};
+use common::{assert_valid, code, command_in as command, error_json, ff_in, stdout_json};
 use ff_testkit::git::TestRepo;
-
-/// `ff` in `dir` with `config` as its configuration directory (never the
-/// user's own) and `env`.
-fn ff_in(dir: &Path, config: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    command(dir, config, env, args).output().expect("run ff")
-}
-
-fn command(dir: &Path, config: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ff"));
-    c.args(args)
-        .current_dir(dir)
-        .env("FF_CONFIG_DIR", config)
-        .env_remove("FF_HOOKS")
-        .env_remove("FF_LOCK")
-        .env_remove("FF_STORE")
-        .env_remove("FF_STATE_DIR")
-        .envs(env.iter().copied());
-    c
-}
 
 fn setup(hooks: &str) -> (TestRepo, PathBuf, PathBuf) {
     let repo = TestRepo::new();

@@ -9,31 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{code, error_json, stdout_json};
+use common::{code, command_in as command, error_json, ff_in, stdout_json};
 use ff_testkit::git::{TestRepo, git_in};
 use serde_json::Value;
-
-/// `ff` in `dir` with `config` as the user's configuration directory (never
-/// the developer's own) and `env`.
-fn ff_in(dir: &Path, config: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    command(dir, config, env, args).output().expect("run ff")
-}
-
-fn command(dir: &Path, config: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ff"));
-    c.args(args)
-        .current_dir(dir)
-        .env("FF_CONFIG_DIR", config)
-        .env_remove("FF_HOOKS")
-        .env_remove("FF_TRUST")
-        .env_remove("FF_LOCK")
-        .env_remove("FF_STORE")
-        .env_remove("FF_STATE_DIR")
-        .env_remove("FF_BASE_PATH")
-        .env_remove("FF_REPO")
-        .envs(env.iter().copied());
-    c
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -55,6 +55,33 @@ pub(crate) fn spawn_ff_with(dir: &Path, backend: &[String], args: &[&str]) -> st
         .expect("spawn ff")
 }
 
+/// `ff` in `dir` with `config` as the user's configuration directory (never
+/// the developer's own) and `env`.
+pub(crate) fn ff_in(dir: &Path, config: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    command_in(dir, config, env, args).output().expect("run ff")
+}
+
+pub(crate) fn command_in(
+    dir: &Path,
+    config: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ff"));
+    c.args(args)
+        .current_dir(dir)
+        .env("FF_CONFIG_DIR", config)
+        .env_remove("FF_HOOKS")
+        .env_remove("FF_TRUST")
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .env_remove("FF_STATE_DIR")
+        .env_remove("FF_BASE_PATH")
+        .env_remove("FF_REPO")
+        .envs(env.iter().copied());
+    c
+}
+
 pub(crate) fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
