@@ -9,6 +9,7 @@
 //! tracked symlink where a listed file's directory would go (`config ->
 //! /somewhere`). Each is refused here, never followed.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Seek as _, SeekFrom};
 use std::os::fd::{AsFd, OwnedFd};
@@ -34,11 +35,19 @@ pub(super) fn copy_into(included: &Included, dest: &Path) -> Result<Copied> {
     // Copy-on-write clones are tried until the filesystem says it has
     // none; then plain copies (which the kernel may still share).
     let mut cloning = true;
+    // Directories opened once for all the entries beneath them (most
+    // includes name a few directories' files).
+    let mut dest_dirs: HashMap<Vec<&std::ffi::OsStr>, OwnedFd> = HashMap::new();
+    let mut src_dirs: HashMap<Vec<&std::ffi::OsStr>, OwnedFd> = HashMap::new();
     for entry in &included.entries {
         let (parents, name) = split(&entry.path)?;
         let to = dest.join(&entry.path);
-        let dest_dir = walk(&dest_root, &parents, Some(dest), &entry.path)?;
-        match rustix::fs::statat(&dest_dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        if !dest_dirs.contains_key(&parents) {
+            let dir = walk(&dest_root, &parents, Some(dest), &entry.path)?;
+            dest_dirs.insert(parents.clone(), dir);
+        }
+        let dest_dir = &dest_dirs[&parents];
+        match rustix::fs::statat(dest_dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             // The checkout has it (a tracked file): the branch's stays.
             Ok(_) => {
                 copied.skipped += 1;
@@ -49,16 +58,19 @@ pub(super) fn copy_into(included: &Included, dest: &Path) -> Result<Copied> {
         }
         match &entry.link {
             Some(target) => {
-                rustix::fs::symlinkat(target, &dest_dir, name)
+                rustix::fs::symlinkat(target, dest_dir, name)
                     .map_err(|e| io_error("linking", &to, &e.into()))?;
                 copied.links += 1;
             }
             None => {
-                let from_dir = walk(&src_root, &parents, None, &entry.path)?;
+                if !src_dirs.contains_key(&parents) {
+                    let dir = walk(&src_root, &parents, None, &entry.path)?;
+                    src_dirs.insert(parents.clone(), dir);
+                }
                 copied.bytes += copy_file(
-                    &from_dir,
+                    &src_dirs[&parents],
                     name,
-                    &dest_dir,
+                    dest_dir,
                     &included.root.join(&entry.path),
                     &to,
                     entry.identity,
@@ -204,16 +216,21 @@ fn copy_file(
         let m = f.metadata()?;
         Ok((m.len(), m.modified().ok()))
     };
-    for _ in 0..COPY_ATTEMPTS {
-        let before = state(&source).map_err(|e| io_error("reading", from, &e))?;
-        target
-            .set_len(0)
-            .and_then(|()| target.seek(SeekFrom::Start(0)))
-            .and_then(|_| source.seek(SeekFrom::Start(0)))
-            .map_err(|e| io_error("writing", to, &e))?;
+    // The first state is the fstat above; the file is new and empty, and
+    // both offsets are at 0, until a change forces another attempt.
+    let mut before = (u64::try_from(stat.st_size).unwrap_or(0), mtime_of(&stat));
+    for attempt in 0..COPY_ATTEMPTS {
+        if attempt > 0 {
+            before = state(&source).map_err(|e| io_error("reading", from, &e))?;
+            target
+                .set_len(0)
+                .and_then(|()| target.seek(SeekFrom::Start(0)))
+                .and_then(|_| source.seek(SeekFrom::Start(0)))
+                .map_err(|e| io_error("writing", to, &e))?;
+        }
         if !(*cloning && clone(&source, &target)) {
             *cloning = false;
-            std::io::copy(&mut source, &mut target).map_err(|e| io_error("copying", from, &e))?;
+            copy_contents(&mut source, &mut target).map_err(|e| io_error("copying", from, &e))?;
         }
         let after = state(&source).map_err(|e| io_error("reading", from, &e))?;
         if before == after {
@@ -232,6 +249,41 @@ fn copy_file(
         source: None,
     }
     .into())
+}
+
+/// Copies what is left of `source` to `target`: in the kernel
+/// (`copy_file_range`, which may share extents) where it can, else
+/// through a buffer.
+fn copy_contents(source: &mut File, target: &mut File) -> std::io::Result<u64> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut copied = 0u64;
+        loop {
+            match rustix::fs::copy_file_range(&*source, None, &*target, None, 1 << 30) {
+                Ok(0) => return Ok(copied),
+                Ok(n) => copied += n as u64,
+                // Not between these files (another filesystem, an old
+                // kernel): the buffer, from where the kernel stopped.
+                Err(
+                    rustix::io::Errno::XDEV
+                    | rustix::io::Errno::NOSYS
+                    | rustix::io::Errno::INVAL
+                    | rustix::io::Errno::OPNOTSUPP,
+                ) if copied == 0 => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    std::io::copy(source, target)
+}
+
+/// A file's modification time from its `fstat`, as `Metadata::modified`
+/// gives it.
+#[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+fn mtime_of(stat: &rustix::fs::Stat) -> Option<std::time::SystemTime> {
+    let secs = u64::try_from(stat.st_mtime as i64).ok()?;
+    let nanos = u32::try_from(stat.st_mtime_nsec as i64).ok()?;
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))
 }
 
 /// A copy-on-write clone of `source` into `target`, where the filesystem
