@@ -415,9 +415,19 @@ pub(crate) fn vouch_for_store(root: &Path, adopt: Adopt) -> Result<(), Failure> 
     if read_id().is_some_and(|id| registered(&id)) {
         return Ok(());
     }
+    // The id file (and its temporary) aside: another process may be
+    // making this very store, and it makes nothing else before its id.
     let empty = std::fs::read_dir(root)
-        .map(|mut entries| entries.next().is_none())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .all(|e| e.file_name().to_string_lossy().starts_with(STORE_ID_FILE))
+        })
         .unwrap_or(false);
+    // A store another process made since the first look is this machine's.
+    if !empty && adopt == Adopt::No && read_id().is_some_and(|id| registered(&id)) {
+        return Ok(());
+    }
     if !empty && adopt == Adopt::No {
         return Err(Failure::new(
             output::REFUSED,
@@ -450,11 +460,17 @@ pub(crate) fn vouch_for_store(root: &Path, adopt: Adopt) -> Result<(), Failure> 
     let written = if adopt == Adopt::Yes {
         ff_worktree::private::write_file_atomically(&id_file, format!("{id}\n").as_bytes())
     } else {
-        ff_worktree::private::file_options()
+        // Whole or not at all, and only if none is there: a temporary,
+        // then a hard link (which fails when the name exists).
+        let tmp = root.join(format!("{STORE_ID_FILE}.{}", ff_traits::unique_id()));
+        let linked = ff_worktree::private::file_options()
             .write(true)
             .create_new(true)
-            .open(&id_file)
+            .open(&tmp)
             .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{id}\n").as_bytes()))
+            .and_then(|()| std::fs::hard_link(&tmp, &id_file));
+        let _ = std::fs::remove_file(&tmp);
+        linked
     };
     match written {
         Ok(()) => Ok(()),

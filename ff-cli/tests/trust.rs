@@ -978,41 +978,41 @@ fn a_store_ff_did_not_make_here_is_refused_until_adopted() {
     );
     assert!(!marker.exists());
 
-    // A store ff makes is its own from then on, for every process at once.
-    let fresh = attacker.scratch("fresh-state");
-    let children: Vec<_> = (0..8)
-        .map(|i| {
-            command(
-                &clone,
-                &user,
-                &[],
-                &[
-                    "--state-dir",
-                    &fresh.display().to_string(),
-                    "once",
-                    "--key",
-                    &format!("k{i}"),
-                    "--",
-                    "true",
-                ],
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn")
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().expect("wait");
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // A store ff makes is its own from then on, for every process at once
+    // (eight racing to make it, four times over).
+    for round in 0..4 {
+        let fresh = attacker.scratch(&format!("fresh-state-{round}"));
+        let fresh_arg = fresh.display().to_string();
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                let key = format!("k{i}");
+                command(
+                    &clone,
+                    &user,
+                    &[],
+                    &[
+                        "--state-dir",
+                        &fresh_arg,
+                        "once",
+                        "--key",
+                        &key,
+                        "--",
+                        "true",
+                    ],
+                )
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait");
+            assert_eq!(code(&out), 0, "round {round}: {}", stderr(&out));
+        }
+        let again = ff_in(&clone, &user, &[], &["--state-dir", &fresh_arg, "list"]);
+        assert_eq!(code(&again), 0, "{}", stderr(&again));
     }
-    let again = ff_in(
-        &clone,
-        &user,
-        &[],
-        &["--state-dir", &fresh.display().to_string(), "list"],
-    );
-    assert_eq!(code(&again), 0, "{}", stderr(&again));
 
     // Adopted after review, the shipped store is the user's.
     let out = ff_in(
