@@ -616,6 +616,7 @@ fn allow_many_descriptors(n: u64) {
 }
 
 /// The `host:port` a served URL names.
+#[cfg(unix)]
 fn address(served: &Served) -> String {
     served
         .at("")

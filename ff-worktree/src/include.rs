@@ -120,6 +120,7 @@ struct Entry {
     seen: Option<(u64, Option<std::time::SystemTime>)>,
     /// A file's device and inode when listed: the copy reads that file or
     /// none (Unix).
+    #[cfg_attr(not(unix), allow(dead_code))]
     identity: Option<(u64, u64)>,
 }
 
