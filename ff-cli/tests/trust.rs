@@ -466,16 +466,9 @@ fn ff_umask(umask: &str, dir: &Path, config: &Path, env: &[(&str, &str)], args: 
     let bin = env!("CARGO_BIN_EXE_ff");
     all.push(bin);
     all.extend(args);
-    Command::new("sh")
-        .args(&all)
-        .current_dir(dir)
-        .env("FF_CONFIG_DIR", config)
-        .env_remove("FF_HOOKS")
-        .env_remove("FF_TRUST")
-        .env_remove("FF_LOCK")
-        .env_remove("FF_STORE")
-        .env_remove("FF_STATE_DIR")
-        .envs(env.iter().copied())
+    let mut c = Command::new("sh");
+    c.args(&all);
+    common::isolated(&mut c, dir, config, env)
         .output()
         .expect("run")
 }

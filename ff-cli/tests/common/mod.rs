@@ -68,18 +68,32 @@ pub(crate) fn command_in(
     args: &[&str],
 ) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ff"));
-    c.args(args)
-        .current_dir(dir)
-        .env("FF_CONFIG_DIR", config)
-        .env_remove("FF_HOOKS")
-        .env_remove("FF_TRUST")
-        .env_remove("FF_LOCK")
-        .env_remove("FF_STORE")
-        .env_remove("FF_STATE_DIR")
-        .env_remove("FF_BASE_PATH")
-        .env_remove("FF_REPO")
-        .envs(env.iter().copied());
+    c.args(args);
+    isolated(&mut c, dir, config, env);
     c
+}
+
+/// Runs `c` in `dir` with `config` as the user's configuration directory,
+/// none of the caller's `FF_*` settings, and `env`.
+pub(crate) fn isolated<'c>(
+    c: &'c mut Command,
+    dir: &Path,
+    config: &Path,
+    env: &[(&str, &str)],
+) -> &'c mut Command {
+    c.current_dir(dir).env("FF_CONFIG_DIR", config);
+    for var in [
+        "FF_HOOKS",
+        "FF_TRUST",
+        "FF_LOCK",
+        "FF_STORE",
+        "FF_STATE_DIR",
+        "FF_BASE_PATH",
+        "FF_REPO",
+    ] {
+        c.env_remove(var);
+    }
+    c.envs(env.iter().copied())
 }
 
 pub(crate) fn code(o: &Output) -> i32 {
