@@ -81,14 +81,16 @@ fn link_refused(path: &Path) -> io::Error {
 /// the last component.
 #[must_use]
 pub fn file_options() -> std::fs::OpenOptions {
-    let mut o = std::fs::OpenOptions::new();
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
+        let mut o = std::fs::OpenOptions::new();
         o.mode(0o600)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        o
     }
-    o
+    #[cfg(not(unix))]
+    std::fs::OpenOptions::new()
 }
 
 /// Writes `bytes` to `path` whole: a private temporary file beside it,
