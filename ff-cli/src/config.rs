@@ -172,6 +172,8 @@ pub(crate) struct Settings {
     pub(crate) no_hooks: bool,
     /// `--json`.
     pub(crate) json: bool,
+    /// The state directory [`prepared`](Self::prepared) made ready.
+    prepared_root: std::sync::OnceLock<PathBuf>,
 }
 
 impl Settings {
@@ -252,6 +254,7 @@ impl Settings {
             common_dir,
             file,
             trust,
+            prepared_root: std::sync::OnceLock::new(),
         })
     }
 
@@ -348,6 +351,11 @@ impl Settings {
     /// ship a directory of records; see [`crate::trust::vouch_for_store`]).
     fn prepared(&self, root: &Path) -> Result<ff_worktree::StateDir, Failure> {
         let state = ff_worktree::StateDir::new(root);
+        // The lock provider and the store share one directory: checked
+        // once per run, not once for each.
+        if self.prepared_root.get().is_some_and(|done| done == root) {
+            return Ok(state);
+        }
         state.prepare().map_err(|e| {
             if e.kind() == ff_worktree::ErrorKind::Contract(ff_traits::ErrorKind::InvalidInput) {
                 Failure::from(e)
@@ -362,6 +370,7 @@ impl Settings {
         if !inside_git && !self.trust.everything_for_this_run {
             crate::trust::vouch_for_store(root, crate::trust::Adopt::No)?;
         }
+        let _ = self.prepared_root.set(root.to_path_buf());
         Ok(state)
     }
 

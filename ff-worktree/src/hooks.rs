@@ -198,15 +198,12 @@ pub(crate) async fn run(
 ) -> Result<()> {
     let (commands, timeout) = (hooks.commands(hook), hooks.timeout);
     if let Some(changed) = hooks.pinned_files.iter().find(|p| !p.holds_in(dir)) {
-        let now = if dir.join(changed.path()).exists() {
-            "is not the content approved on this machine"
-        } else {
-            "is missing"
-        };
-        let now = if changed.sha256().is_none() && dir.join(changed.path()).exists() {
-            "was absent when the hooks were approved, and this worktree's branch adds it"
-        } else {
-            now
+        let now = match (dir.join(changed.path()).exists(), changed.sha256()) {
+            (true, None) => {
+                "was absent when the hooks were approved, and this worktree's branch adds it"
+            }
+            (true, Some(_)) => "is not the content approved on this machine",
+            (false, _) => "is missing",
         };
         return Err(Error::refused(
             format!("the {} hook", hook.as_str()),
