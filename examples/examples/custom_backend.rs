@@ -91,13 +91,13 @@ mod conformance {
     use ff_traits::{IdempotencyStorage, LockProvider, MemoryStore};
 
     mod locks {
-        ff_traits::lock_conformance_tests!(exclusive_only async {
+        ff_conformance::lock_conformance_tests!(exclusive_only async {
             super::Arc::new(super::TableLocks::new()) as super::Arc<dyn super::LockProvider>
         });
     }
 
     mod store {
-        ff_traits::store_conformance_tests!(async {
+        ff_conformance::store_conformance_tests!(async {
             super::Arc::new(super::CountingStore::new(super::MemoryStore::new()))
                 as super::Arc<dyn super::IdempotencyStorage>
         });

@@ -15,13 +15,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ff_idempotency::{IdempotencyManager, ManagerConfig};
 use ff_lock_file::FileLockProvider;
+use ff_metrics::Instrumented;
 use ff_serve::{AlertRules, Backends, ManagedRepository, ServeConfig, Server};
 use ff_store_sqlite::SqliteStore;
-use ff_traits::{
-    IdempotencyKey, IdempotencyManager, IdempotencyStorage, LockName, LockOptions, LockProvider,
-    ManagerConfig,
-};
+use ff_traits::{IdempotencyKey, IdempotencyStorage, LockName, LockOptions, LockProvider};
 use ff_worktree::{Cleanup, StateDir, WorktreeConfig, WorktreeManager};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -123,8 +122,11 @@ async fn run() -> Result<(), Error> {
     // `ff` command in the repository would share them.
     let state = StateDir::new(repo.join(".git").join("ff"));
     std::fs::create_dir_all(state.locks())?;
-    let locks: Arc<dyn LockProvider> = Arc::new(FileLockProvider::new(state.locks()));
-    let store: Arc<dyn IdempotencyStorage> = Arc::new(SqliteStore::open(state.sqlite())?);
+    // Measured once, here: `/metrics` then shows their waits, holds and calls.
+    let locks: Arc<dyn LockProvider> =
+        Arc::new(Instrumented::new(FileLockProvider::new(state.locks())));
+    let store: Arc<dyn IdempotencyStorage> =
+        Arc::new(Instrumented::new(SqliteStore::open(state.sqlite())?));
     let config = WorktreeConfig::new(&repo).with_max_worktrees(8);
     let open = || WorktreeManager::open(config.clone(), Arc::clone(&locks), Arc::clone(&store));
     let worktrees = Arc::new(open().await?);

@@ -14,12 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use ff_idempotency::{ExecuteError, Execution, IdempotencyManager, ManagerConfig};
 use ff_lock_file::FileLockProvider;
 use ff_store_sqlite::SqliteStore;
-use ff_traits::{
-    Error, ExecuteError, Execution, IdempotencyKey, IdempotencyManager, LockName, LockOptions,
-    LockProvider, ManagerConfig,
-};
+use ff_traits::{IdempotencyKey, LockName, LockOptions, LockProvider};
 use serde_json::json;
 
 #[tokio::main]
@@ -106,7 +104,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .await;
         match outcome {
             Err(ExecuteError::Operation(e)) => println!("sync attempt {round}: failed ({e})"),
-            Err(ExecuteError::Idempotency(e @ Error::BackoffNotElapsed { .. })) => {
+            Err(ExecuteError::Idempotency(e @ ff_idempotency::Error::BackoffNotElapsed { .. })) => {
                 println!("sync attempt {round}: not run: {e}");
                 tokio::time::sleep(Duration::from_millis(450)).await;
             }

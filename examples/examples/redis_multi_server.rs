@@ -68,7 +68,10 @@ async fn run() -> Result<(), Error> {
     ff_examples::set_example_identity(&a)?;
     ff_examples::set_example_identity(&b)?;
     // A prefix of this run's own, so the example leaves others' keys alone.
-    let prefix = format!("ff-example:{}:", ff_worktree::ff_traits::unique_id());
+    let prefix = format!(
+        "ff-example:{}:",
+        ff_worktree::ff_traits::identity::unique_id()
+    );
 
     let (sa, sb) = match (
         server(&a, &url, &prefix).await,

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ff_metrics::Instrumented;
 use ff_traits::{IdempotencyStorage, LockProvider};
 use ff_worktree::backends::{file_lock::FileLockProvider, json::JsonStore, sqlite::SqliteStore};
 use ff_worktree::git::Git;
@@ -17,6 +18,8 @@ use crate::trust::{Approvals, Part, Steering};
 use ff_worktree::display::escape_path;
 
 /// The lock provider and store, behind trait objects: chosen at run time.
+/// The backends as opened for use: measured once, here
+/// ([`Instrumented`]), whichever backend sits inside.
 pub(crate) type Locks = Arc<dyn LockProvider>;
 pub(crate) type Store = Arc<dyn IdempotencyStorage>;
 pub(crate) type Manager = WorktreeManager<Locks, Store>;
@@ -415,9 +418,9 @@ impl Settings {
 
     async fn locks_in(&self, state: PathBuf) -> Result<Locks, Failure> {
         match backend_kind(&self.lock, "lock")? {
-            Kind::File => Ok(Arc::new(FileLockProvider::new(
+            Kind::File => Ok(Arc::new(Instrumented::new(FileLockProvider::new(
                 self.prepared(&state)?.locks(),
-            ))),
+            )))),
             Kind::Redis => redis_locks(&self.lock).await,
             Kind::Sqlite | Kind::Json => Err(Failure::invalid(format!(
                 "{:?} is a record store, not a lock backend; use --lock file or redis://HOST:PORT[/DB]",
@@ -430,12 +433,12 @@ impl Settings {
         // A damaged database is corrupt state (1), not an unavailable one.
         let unavailable = crate::output::before_work;
         match backend_kind(&self.store, "store")? {
-            Kind::Sqlite => Ok(Arc::new(
+            Kind::Sqlite => Ok(Arc::new(Instrumented::new(
                 SqliteStore::open(self.prepared(&state)?.sqlite()).map_err(unavailable)?,
-            )),
-            Kind::Json => Ok(Arc::new(
+            ))),
+            Kind::Json => Ok(Arc::new(Instrumented::new(
                 JsonStore::open(self.prepared(&state)?.json_records()).map_err(unavailable)?,
-            )),
+            ))),
             Kind::Redis => redis_store(&self.store).await,
             Kind::File => Err(Failure::invalid(
                 "\"file\" is a lock backend, not a record store; use --store sqlite, json or redis://HOST:PORT[/DB]",
@@ -710,7 +713,7 @@ async fn redis_locks(url: &str) -> Result<Locks, Failure> {
     let p = RedisLockProvider::connect(RedisLockConfig::new(url))
         .await
         .map_err(crate::output::before_work)?;
-    Ok(Arc::new(p))
+    Ok(Arc::new(Instrumented::new(p)))
 }
 
 #[cfg(feature = "redis")]
@@ -719,7 +722,7 @@ async fn redis_store(url: &str) -> Result<Store, Failure> {
     let s = RedisStore::connect(RedisStoreConfig::new(url))
         .await
         .map_err(crate::output::before_work)?;
-    Ok(Arc::new(s))
+    Ok(Arc::new(Instrumented::new(s)))
 }
 
 #[cfg(not(feature = "redis"))]

@@ -74,13 +74,15 @@ pub(crate) enum Stage {
 /// The exit code and JSON kind of every library error: the one place they
 /// are chosen. The README's exit-code table describes this function.
 pub(crate) fn classify(e: &Error, stage: Stage) -> (u8, &'static str) {
+    use ff_idempotency::ErrorKind as I;
     use ff_traits::ErrorKind as C;
     let kind = e.kind();
     let code = match kind {
         ErrorKind::Contract(C::InvalidInput | C::NotFound) => INVALID_INPUT,
-        ErrorKind::Contract(
-            C::LockTimeout | C::InProgress | C::BackoffNotElapsed | C::MaxAttemptsExceeded,
-        ) => TEMPORARY,
+        ErrorKind::Contract(C::LockTimeout)
+        | ErrorKind::Idempotency(I::InProgress | I::BackoffNotElapsed | I::MaxAttemptsExceeded) => {
+            TEMPORARY
+        }
         ErrorKind::Contract(C::Unsupported) => UNAVAILABLE,
         ErrorKind::Contract(C::Backend) | ErrorKind::Git if stage == Stage::Open => {
             return (UNAVAILABLE, "backend_unavailable");
@@ -117,16 +119,16 @@ fn facts(e: &Error) -> Map<String, Value> {
                 m.insert("holder".into(), holder_json(h, Timestamp::now()));
             }
         }
-        Error::Contract(ff_traits::Error::BackoffNotElapsed { remaining, .. }) => {
+        Error::Idempotency(ff_idempotency::Error::BackoffNotElapsed { remaining, .. }) => {
             m.insert("retry_in_ms".into(), json!(millis(*remaining)));
         }
-        Error::Contract(ff_traits::Error::InProgress {
+        Error::Idempotency(ff_idempotency::Error::InProgress {
             lease_remaining: Some(d),
             ..
         }) => {
             m.insert("retry_in_ms".into(), json!(millis(*d)));
         }
-        Error::Contract(ff_traits::Error::MaxAttemptsExceeded {
+        Error::Idempotency(ff_idempotency::Error::MaxAttemptsExceeded {
             attempts,
             max_attempts,
             ..
@@ -206,6 +208,12 @@ impl From<Error> for Failure {
 
 impl From<ff_traits::Error> for Failure {
     fn from(e: ff_traits::Error) -> Self {
+        Self::of(e.into(), Stage::Work)
+    }
+}
+
+impl From<ff_idempotency::Error> for Failure {
+    fn from(e: ff_idempotency::Error) -> Self {
         Self::of(e.into(), Stage::Work)
     }
 }

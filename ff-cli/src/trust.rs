@@ -462,7 +462,10 @@ pub(crate) fn vouch_for_store(root: &Path, adopt: Adopt) -> Result<(), Failure> 
     } else {
         // Whole or not at all, and only if none is there: a temporary,
         // then a hard link (which fails when the name exists).
-        let tmp = root.join(format!("{STORE_ID_FILE}.{}", ff_traits::unique_id()));
+        let tmp = root.join(format!(
+            "{STORE_ID_FILE}.{}",
+            ff_traits::identity::unique_id()
+        ));
         let linked = ff_worktree::private::file_options()
             .write(true)
             .create_new(true)

@@ -111,7 +111,7 @@ fn uncontended(c: &mut Criterion) {
     g.bench_function("leaf_depth_3", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let guard = ff_traits::hierarchy::acquire(
+                let guard = ff_hierarchy::acquire(
                     &tree,
                     &ff_traits::LockName::new("repo/issue/sync").expect("lock name"),
                     &opts,

@@ -27,9 +27,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use ff_process::Liveness;
 use ff_traits::{
-    Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, Liveness, LockGuard, LockInfo,
-    LockMode, LockOptions, LockStatus, LossNotifier, Result, Timestamp, loss_channel,
+    Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockMode,
+    LockOptions, LockStatus, LossNotifier, Result, Timestamp, loss_channel,
 };
 
 use crate::holders::{self, TableFile};
@@ -150,7 +151,7 @@ impl FileLockProvider {
         if !wait {
             return Ok(None);
         }
-        ff_traits::metrics::lock_contended("file", options);
+        ff_metrics::lock_contended("file", options);
         let budget = options.wait_budget();
         let rx = self
             .waiters
@@ -209,7 +210,7 @@ impl FileLockProvider {
                 return Ok(None);
             }
             if pause == Duration::from_millis(1) {
-                ff_traits::metrics::lock_contended("file", options);
+                ff_metrics::lock_contended("file", options);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -354,7 +355,7 @@ fn current_holders(paths: &LockPaths) -> Vec<LockInfo> {
 }
 
 fn is_alive(h: &LockInfo) -> bool {
-    h.holder_liveness() != Liveness::Dead
+    ff_process::holder_liveness(h) != Liveness::Dead
 }
 
 /// Empties the shared holders' table of a lock whose kernel lock the
@@ -391,7 +392,7 @@ async fn outlive_lingering_group(
         return Ok(true);
     };
     let mut logged = false;
-    while previous.group_liveness() == Liveness::Alive {
+    while ff_process::holder_group_liveness(previous) == Liveness::Alive {
         match deadline {
             Some(d) if Instant::now() < d => {}
             _ => return Ok(false),
@@ -435,7 +436,7 @@ async fn grant(
             }
             // A holder's record in a free lock: its holder died holding it.
             if previous.is_some() {
-                ff_traits::metrics::lock_taken_over("file");
+                ff_metrics::lock_taken_over("file");
             }
             // Shared holders (readers, permits, intention locks of a
             // hierarchy) that died with their command still running: the
@@ -484,7 +485,7 @@ async fn grant(
             }
             // A holder's record in a free lock: its holder died holding it.
             if previous.is_some() {
-                ff_traits::metrics::lock_taken_over("file");
+                ff_metrics::lock_taken_over("file");
             }
             let exclusive_last = found.content().map_or(0, |c| c.last_token);
             if previous.is_some() {

@@ -25,9 +25,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use ff_process::Liveness;
 use ff_traits::{
-    Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, Liveness, LockGuard, LockInfo,
-    LockMode, LockOptions, LockStatus, LossNotifier, Result, Timestamp, loss_channel,
+    Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockMode,
+    LockOptions, LockStatus, LossNotifier, Result, Timestamp, loss_channel,
 };
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
@@ -69,7 +70,7 @@ impl LeasePaths {
         self.dir.join(format!(
             "{}.lease.{why}.{}",
             self.stem,
-            ff_traits::unique_id()
+            ff_traits::identity::unique_id()
         ))
     }
 }
@@ -144,7 +145,7 @@ fn staleness(
     };
     let h = &content.holder;
     let lease = Duration::from_millis(content.lease_ms);
-    match h.holder_liveness() {
+    match ff_process::holder_liveness(h) {
         Liveness::Dead => return Some(format!("holder pid {} is gone", h.pid)),
         Liveness::Alive => return None,
         Liveness::Unknown => {}
@@ -193,7 +194,7 @@ fn same_lease(a: &Identity, b: &Identity) -> bool {
 }
 
 fn write_token(path: &Path, token: u64) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", ff_traits::unique_id()));
+    let tmp = path.with_extension(format!("tmp.{}", ff_traits::identity::unique_id()));
     fs::write(&tmp, token.to_string())?;
     fs::rename(&tmp, path)
 }
@@ -243,7 +244,7 @@ pub(crate) async fn acquire(
             Ok((identity, content)) => {
                 if let Some(why) = staleness(&identity, content.as_ref(), options) {
                     tracing::info!(lock = name, reason = %why, "breaking a stale lease");
-                    ff_traits::metrics::lock_taken_over("file");
+                    ff_metrics::lock_taken_over("file");
                     break_lease(paths, &identity)
                         .map_err(|e| io_error("cannot break a stale lease", &e))?;
                     continue;
@@ -255,7 +256,7 @@ pub(crate) async fn acquire(
             Err(e) => return Err(io_error("cannot read lease", &e)),
         };
         if pause == Duration::from_millis(1) && wait {
-            ff_traits::metrics::lock_contended("file", options);
+            ff_metrics::lock_contended("file", options);
         }
         if !wait || started.elapsed() >= budget {
             if !wait {

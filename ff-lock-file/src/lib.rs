@@ -99,7 +99,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use ff_traits::metrics;
 use ff_traits::{
     Error, ForceRelease, LockGuard, LockName, LockOptions, LockProvider, LockStatus, Result,
 };
@@ -227,23 +226,13 @@ impl LockProvider for FileLockProvider {
     }
 
     async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
-        let started = std::time::Instant::now();
-        match self.take(name, options, true).await {
-            Ok(Some(guard)) => Ok(metrics::lock_acquired("file", options, started, guard)),
-            Ok(None) => {
-                metrics::lock_timed_out("file", options, started);
-                Err(Error::lock_timeout(
-                    name.to_string(),
-                    options.wait_budget(),
-                    None,
-                ))
-            }
-            Err(e) => {
-                if matches!(e, Error::LockTimeout { .. }) {
-                    metrics::lock_timed_out("file", options, started);
-                }
-                Err(e)
-            }
+        match self.take(name, options, true).await? {
+            Some(guard) => Ok(guard),
+            None => Err(Error::lock_timeout(
+                name.to_string(),
+                options.wait_budget(),
+                None,
+            )),
         }
     }
 
@@ -252,14 +241,7 @@ impl LockProvider for FileLockProvider {
         name: &LockName,
         options: &LockOptions,
     ) -> Result<Option<LockGuard>> {
-        let started = std::time::Instant::now();
-        Ok(match self.take(name, options, false).await? {
-            Some(guard) => Some(metrics::lock_acquired("file", options, started, guard)),
-            None => {
-                metrics::lock_contended("file", options);
-                None
-            }
-        })
+        self.take(name, options, false).await
     }
 
     async fn locks(&self) -> Result<Vec<LockStatus>> {
@@ -305,7 +287,6 @@ impl LockProvider for FileLockProvider {
                 &LockOptions::default(),
             ),
         }?;
-        metrics::lock_force_released("file", &released.outcome);
         Ok(released)
     }
 }

@@ -9,12 +9,12 @@ use ff_traits::LockProvider;
 fn fresh_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("ff-lock-file-conformance")
-        .join(ff_traits::unique_id())
+        .join(ff_traits::identity::unique_id())
 }
 
 mod kernel {
     use super::*;
-    ff_traits::lock_conformance_tests!(async {
+    ff_conformance::lock_conformance_tests!(async {
         Arc::new(FileLockProvider::new(fresh_dir())) as Arc<dyn LockProvider>
     });
 }
@@ -22,7 +22,7 @@ mod kernel {
 mod lease {
     use super::*;
     // Lease files hold one holder: no shared mode, and the suite says so.
-    ff_traits::lock_conformance_tests!(exclusive_only async {
+    ff_conformance::lock_conformance_tests!(exclusive_only async {
         Arc::new(FileLockProvider::new(fresh_dir()).with_mode(FileLockMode::Lease))
             as Arc<dyn LockProvider>
     });

@@ -11,7 +11,7 @@ use ff_traits::LockProvider;
 async fn waits_the_whole_timeout(mode: FileLockMode) {
     let dir = tempfile::tempdir().expect("dir");
     let locks = FileLockProvider::new(dir.path().join("locks")).with_mode(mode);
-    ff_traits::conformance::lock::timeout_is_kept_on_a_paused_clock(
+    ff_conformance::lock::timeout_is_kept_on_a_paused_clock(
         Arc::new(locks) as Arc<dyn LockProvider>
     )
     .await;

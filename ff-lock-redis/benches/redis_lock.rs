@@ -340,7 +340,7 @@ fn main() {
             base.push(t.elapsed() / per_block);
             let t = Instant::now();
             for _ in 0..per_block {
-                let token = ff_traits::unique_id();
+                let token = ff_traits::identity::unique_id();
                 let _: (i64, redis::Value) = acquire_lua
                     .key("bench:bare:s")
                     .key("bench:bare:s\x1ffence")

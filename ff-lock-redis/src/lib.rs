@@ -115,10 +115,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ff_traits::metrics;
+use ff_metrics as metrics;
+use ff_process::Liveness;
 use ff_traits::{
-    Error, FencingToken, ForceOutcome, ForceRelease, Liveness, LockGuard, LockInfo, LockMode,
-    LockName, LockOptions, LockProvider, LockStatus, Result, Timestamp,
+    Error, FencingToken, ForceOutcome, ForceRelease, LockGuard, LockInfo, LockMode, LockName,
+    LockOptions, LockProvider, LockStatus, Result, Timestamp,
 };
 use redis::AsyncCommands;
 
@@ -393,17 +394,17 @@ impl RedisLockProvider {
         };
         let mut freed = false;
         for reader in &busy.readers {
-            if reader.info.holder_liveness() == Liveness::Dead {
+            if ff_process::holder_liveness(&reader.info) == Liveness::Dead {
                 freed |= self.drop_reader(name, reader).await?;
             }
         }
         if let Some(mark) = &busy.writer_mark
-            && mark.info.holder_liveness() == Liveness::Dead
+            && ff_process::holder_liveness(&mark.info) == Liveness::Dead
         {
             freed |= self.drop_writer_mark(name, mark).await?;
         }
         match &busy.exclusive {
-            Some(h) if h.info.holder_liveness() == Liveness::Dead => {
+            Some(h) if ff_process::holder_liveness(&h.info) == Liveness::Dead => {
                 self.attempt(name, options, Some(h), waiter).await
             }
             _ if freed => self.attempt(name, options, None, waiter).await,
@@ -644,7 +645,7 @@ impl RedisLockProvider {
             let watched: Vec<&LockInfo> = busy
                 .holders()
                 .map(|h| &h.info)
-                .filter(|h| h.holder_liveness() == Liveness::Alive)
+                .filter(|h| ff_process::holder_liveness(h) == Liveness::Alive)
                 .collect();
             if watched.is_empty() {
                 releases.wait(wake).await;
@@ -656,7 +657,7 @@ impl RedisLockProvider {
                     || until >= wake
                     || watched
                         .iter()
-                        .any(|h| h.holder_liveness() != Liveness::Alive)
+                        .any(|h| ff_process::holder_liveness(h) != Liveness::Alive)
                 {
                     break;
                 }
@@ -690,7 +691,7 @@ impl LockProvider for RedisLockProvider {
         let deadline = started + budget;
         // A waiting writer marks itself (under one id for the whole wait) so
         // that readers arriving after it queue behind it.
-        let waiter_id = ff_traits::unique_id();
+        let waiter_id = ff_traits::identity::unique_id();
         let waiter = (options.mode == LockMode::Exclusive && !budget.is_zero())
             .then_some(waiter_id.as_str());
         let result = self
@@ -699,15 +700,7 @@ impl LockProvider for RedisLockProvider {
         if let (Some(w), Err(_)) = (waiter, &result) {
             self.unmark_writer(name, w).await;
         }
-        match result {
-            Ok(guard) => Ok(metrics::lock_acquired("redis", options, started, guard)),
-            Err(e) => {
-                if matches!(e, Error::LockTimeout { .. }) {
-                    metrics::lock_timed_out("redis", options, started);
-                }
-                Err(e)
-            }
-        }
+        result
     }
 
     async fn try_acquire(
@@ -717,13 +710,9 @@ impl LockProvider for RedisLockProvider {
     ) -> Result<Option<LockGuard>> {
         let name = name.as_str();
         check_mode(options)?;
-        let started = Instant::now();
         match self.attempt_or_take_over(name, options, None).await? {
-            Attempt::Granted(g) => Ok(Some(metrics::lock_acquired("redis", options, started, g))),
-            Attempt::Busy(_) => {
-                metrics::lock_contended("redis", options);
-                Ok(None)
-            }
+            Attempt::Granted(g) => Ok(Some(g)),
+            Attempt::Busy(_) => Ok(None),
         }
     }
 
@@ -800,7 +789,6 @@ impl LockProvider for RedisLockProvider {
         } else {
             ForceOutcome::Revoked { previous }
         };
-        metrics::lock_force_released("redis", &outcome);
         Ok(ForceRelease::new(name, outcome))
     }
 }

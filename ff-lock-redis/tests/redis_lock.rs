@@ -18,7 +18,7 @@ fn server() -> Option<&'static RedisServer> {
 }
 
 fn config(url: &str) -> RedisLockConfig {
-    RedisLockConfig::new(url).with_prefix(format!("test:{}:", ff_traits::unique_id()))
+    RedisLockConfig::new(url).with_prefix(format!("test:{}:", ff_traits::identity::unique_id()))
 }
 
 async fn provider() -> Option<Arc<dyn LockProvider>> {
@@ -30,7 +30,7 @@ async fn provider() -> Option<Arc<dyn LockProvider>> {
 }
 
 mod conformance {
-    ff_traits::lock_conformance_tests!(optional super::provider());
+    ff_conformance::lock_conformance_tests!(optional super::provider());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +135,7 @@ async fn a_waiter_subscribes_again_after_its_connection_is_closed() {
         return;
     };
     let url = server.url();
-    let prefix = format!("test:{}:", ff_traits::unique_id());
+    let prefix = format!("test:{}:", ff_traits::identity::unique_id());
     let connect = || {
         RedisLockProvider::connect(
             RedisLockConfig::new(&url)
@@ -394,8 +394,8 @@ async fn holders_elsewhere_are_never_judged_dead() {
             serde_json::to_string(&info).expect("holder JSON")
         )
     };
-    let here = ff_traits::hostname().to_owned();
-    let space = ff_traits::process::pid_space();
+    let here = ff_traits::identity::hostname().to_owned();
+    let space = ff_traits::identity::pid_space();
     let cases = [
         ("another host", plant("elsewhere.example", space), false),
         (

@@ -22,7 +22,7 @@ fn set() -> Option<&'static SentinelSet> {
 
 fn config(url: &str) -> RedisLockConfig {
     RedisLockConfig::new(url)
-        .with_prefix(format!("test:{}:", ff_traits::unique_id()))
+        .with_prefix(format!("test:{}:", ff_traits::identity::unique_id()))
         .with_call_timeout(Duration::from_secs(2))
 }
 
@@ -35,7 +35,7 @@ async fn provider() -> Option<Arc<dyn LockProvider>> {
 }
 
 mod conformance {
-    ff_traits::lock_conformance_tests!(optional super::provider());
+    ff_conformance::lock_conformance_tests!(optional super::provider());
 }
 
 #[test]
@@ -120,7 +120,7 @@ async fn a_wait_spanning_a_failover_keeps_waiting_and_gets_the_lock() {
         return;
     };
     let url = set.url();
-    let prefix = format!("test:{}:", ff_traits::unique_id());
+    let prefix = format!("test:{}:", ff_traits::identity::unique_id());
     let connect = || async {
         RedisLockProvider::connect(
             RedisLockConfig::new(&url)

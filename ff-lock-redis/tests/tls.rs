@@ -25,7 +25,7 @@ fn server() -> Option<&'static RedisServer> {
 
 fn config(url: &str) -> RedisLockConfig {
     RedisLockConfig::new(url)
-        .with_prefix(format!("test:{}:", ff_traits::unique_id()))
+        .with_prefix(format!("test:{}:", ff_traits::identity::unique_id()))
         .with_call_timeout(Duration::from_secs(3))
 }
 
@@ -38,7 +38,7 @@ async fn provider() -> Option<Arc<dyn LockProvider>> {
 }
 
 mod conformance {
-    ff_traits::lock_conformance_tests!(optional super::provider());
+    ff_conformance::lock_conformance_tests!(optional super::provider());
 }
 
 /// Connecting to `url` fails, soon, with a backend error whose message

@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn our_parameters_are_taken_off_the_url() {
-        let dir = std::env::temp_dir().join(format!("ff-redis-tls-{}", ff_traits::unique_id()));
+        let dir =
+            std::env::temp_dir().join(format!("ff-redis-tls-{}", ff_traits::identity::unique_id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let ca = dir.join("ca.pem");
         std::fs::write(&ca, b"pem").expect("write");

@@ -19,13 +19,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
 use ff_lock_file::FileLockProvider;
 use ff_serve::{Backends, ServeConfig, Server};
 use ff_store_sqlite::SqliteStore;
-use ff_traits::{
-    IdempotencyKey, IdempotencyManager, LockName, LockOptions, LockProvider, ManagerConfig,
-    RecordedError, Start,
-};
+use ff_traits::{IdempotencyKey, LockName, LockOptions, LockProvider, RecordedError};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 

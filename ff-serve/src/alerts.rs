@@ -409,9 +409,7 @@ impl AlertBook {
 fn wait_p95(rendered: &str) -> Option<f64> {
     rendered
         .lines()
-        .filter(|l| {
-            l.starts_with(ff_traits::metrics::LOCK_WAIT_SECONDS) && l.contains("quantile=\"0.95\"")
-        })
+        .filter(|l| l.starts_with(ff_metrics::LOCK_WAIT_SECONDS) && l.contains("quantile=\"0.95\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .filter(|v| v.is_finite())
         .reduce(f64::max)

@@ -514,7 +514,7 @@ async fn unlock(
     if let Some(live) = status
         .holders
         .iter()
-        .find(|h| h.holder_liveness() != ff_traits::Liveness::Dead)
+        .find(|h| ff_process::holder_liveness(h) != ff_process::Liveness::Dead)
     {
         return error(
             StatusCode::CONFLICT,
@@ -567,9 +567,9 @@ async fn gc(
     };
     let removed = match &state.backends.worktrees {
         Some(source) => source.gc(max_age).await,
-        None => ff_traits::IdempotencyManager::new(
+        None => ff_idempotency::IdempotencyManager::new(
             Arc::clone(&state.backends.store),
-            ff_traits::ManagerConfig::default(),
+            ff_idempotency::ManagerConfig::default(),
         )
         .cleanup(max_age)
         .await

@@ -33,9 +33,9 @@ pub(crate) fn holder_json(h: &LockInfo, now: Timestamp) -> Value {
         "operation": h.operation,
         "acquired_at": h.acquired_at.to_string(),
         "age_ms": ms(h.age(now)),
-        "liveness": match h.holder_liveness() {
-            ff_traits::Liveness::Alive => "alive",
-            ff_traits::Liveness::Dead => "dead",
+        "liveness": match ff_process::holder_liveness(h) {
+            ff_process::Liveness::Alive => "alive",
+            ff_process::Liveness::Dead => "dead",
             _ => "unknown",
         },
         "issue": h.metadata.get("issue"),

@@ -7,14 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
 use ff_lock_file::FileLockProvider;
+use ff_metrics::Instrumented;
 use ff_store_sqlite::SqliteStore;
 use ff_testkit::git::TestRepo;
 use ff_testkit::prometheus::{self, Sample};
-use ff_traits::{
-    IdempotencyKey, IdempotencyManager, LockName, LockOptions, LockProvider, ManagerConfig,
-    RecordedError, Start,
-};
+use ff_traits::{IdempotencyKey, LockName, LockOptions, LockProvider, RecordedError};
 use ff_worktree::{Cleanup, WorktreeConfig, WorktreeManager};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use serde_json::json;
@@ -48,7 +47,7 @@ fn every_layer_reports_its_metrics() {
     let repo = TestRepo::new();
     current_thread().block_on(async {
         // Locks: a grant, a busy try, a timeout, a force release.
-        let locks = FileLockProvider::new(dir.path().join("locks"));
+        let locks = Instrumented::new(FileLockProvider::new(dir.path().join("locks")));
         let name = LockName::new("job").unwrap();
         let options = LockOptions::default().with_operation("deploy");
         let held = locks.acquire(&name, &options).await.unwrap();
@@ -59,7 +58,9 @@ fn every_layer_reports_its_metrics() {
         locks.force_release(&name).await.unwrap();
 
         // Records: a completion, a failure, a replay decision.
-        let store = Arc::new(SqliteStore::open(dir.path().join("records.db")).unwrap());
+        let store = Arc::new(Instrumented::new(
+            SqliteStore::open(dir.path().join("records.db")).unwrap(),
+        ));
         let manager = IdempotencyManager::new(store, ManagerConfig::default());
         for (i, ok) in [(1, true), (2, false)] {
             let key = IdempotencyKey::new("build", json!({"i": i}), json!({}));
@@ -83,8 +84,8 @@ fn every_layer_reports_its_metrics() {
         let config = WorktreeConfig::new(repo.path()).with_state_dir(dir.path().join("wt-state"));
         let wt = WorktreeManager::open(
             config,
-            FileLockProvider::new(dir.path().join("wt-locks")),
-            SqliteStore::open(dir.path().join("wt.db")).unwrap(),
+            Instrumented::new(FileLockProvider::new(dir.path().join("wt-locks"))),
+            Instrumented::new(SqliteStore::open(dir.path().join("wt.db")).unwrap()),
         )
         .await
         .unwrap();
@@ -174,7 +175,7 @@ fn every_layer_reports_its_metrics() {
 /// A grant on a fresh local recorder, made and dropped in its own frame:
 /// the next one sits at the same address, which must not mislead the
 /// handles kept for the global recorder.
-fn grants_seen_by_a_new_recorder(locks: &FileLockProvider) -> f64 {
+fn grants_seen_by_a_new_recorder(locks: &Instrumented<FileLockProvider>) -> f64 {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let _installed = metrics::set_default_local_recorder(&recorder);
@@ -196,7 +197,7 @@ fn grants_seen_by_a_new_recorder(locks: &FileLockProvider) -> f64 {
 #[test]
 fn each_recorder_sees_its_own_grants() {
     let dir = tempfile::tempdir().unwrap();
-    let locks = FileLockProvider::new(dir.path());
+    let locks = Instrumented::new(FileLockProvider::new(dir.path()));
     for _ in 0..3 {
         assert_eq!(grants_seen_by_a_new_recorder(&locks), 1.0);
     }
@@ -236,7 +237,7 @@ fn a_dead_holders_lock_is_counted_as_taken_over_and_a_revoked_grant_as_lost() {
     let handle = recorder.handle();
     let _installed = metrics::set_default_local_recorder(&recorder);
     current_thread().block_on(async {
-        let locks = FileLockProvider::new(dir.path());
+        let locks = Instrumented::new(FileLockProvider::new(dir.path()));
         let name = LockName::new("crashed").unwrap();
         locks
             .acquire(&name, &LockOptions::default())
@@ -247,7 +248,7 @@ fn a_dead_holders_lock_is_counted_as_taken_over_and_a_revoked_grant_as_lost() {
             .unwrap();
 
         // A grant revoked by force is a loss its holder learns of.
-        let memory = ff_traits::MemoryLockProvider::new();
+        let memory = Instrumented::new(ff_traits::MemoryLockProvider::new());
         let held = memory
             .acquire(&name, &LockOptions::default())
             .await

@@ -22,12 +22,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use ff_conformance::store::sample_record;
+use ff_idempotency::{IdempotencyManager, ManagerConfig};
 use ff_store_json::JsonStore;
-use ff_traits::conformance::store::sample_record;
-use ff_traits::{
-    IdempotencyManager, IdempotencyRecord, IdempotencyStorage, ManagerConfig, RecordKey,
-    RecordStatus, Timestamp,
-};
+use ff_traits::{IdempotencyRecord, IdempotencyStorage, RecordKey, RecordStatus, Timestamp};
 use serde_json::json;
 
 /// Full sizes under `cargo bench`; a small smoke run under `cargo test`,
@@ -133,9 +131,10 @@ fn lookup(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for round in 0..iters {
-                let dir = tmp
-                    .path()
-                    .join(format!("cleanup-{round}-{}", ff_traits::unique_id()));
+                let dir = tmp.path().join(format!(
+                    "cleanup-{round}-{}",
+                    ff_traits::identity::unique_id()
+                ));
                 fill(&dir, size(10_000), "cleanup");
                 let s = JsonStore::open(&dir).expect("open");
                 let started = Instant::now();

@@ -208,7 +208,7 @@ fn write_record(dir: &Path, record: &IdempotencyRecord, placement: Placement) ->
     let tmp = dir.join(format!(
         ".{}{TMP_MARK}{}",
         record.key,
-        ff_traits::unique_id()
+        ff_traits::identity::unique_id()
     ));
     let written = (|| -> io::Result<bool> {
         // Records may hold what a command printed: readable by the owner

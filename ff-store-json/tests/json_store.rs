@@ -18,13 +18,15 @@ fn store() -> JsonStore {
 mod conformance {
     use super::*;
 
-    ff_traits::store_conformance_tests!(async { Arc::new(store()) as Arc<dyn IdempotencyStorage> });
+    ff_conformance::store_conformance_tests!(async {
+        Arc::new(store()) as Arc<dyn IdempotencyStorage>
+    });
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn corrupt_entries_reported() {
         let s = store();
         let damaged = s.clone();
-        ff_traits::conformance::store::corrupt_entries_reported(
+        ff_conformance::store::corrupt_entries_reported(
             Arc::new(s) as Arc<dyn IdempotencyStorage>,
             move |key| async move {
                 std::fs::write(damaged.record_path(&key), b"{\"key\": \"trunc").expect("damage");
@@ -63,8 +65,7 @@ fn sigkill_during_writes_never_tears_a_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damaged_files_are_reported_and_can_be_moved_aside() {
     let s = store();
-    let rec =
-        ff_traits::conformance::store::sample_record("damaged", 1, ff_traits::Timestamp::now());
+    let rec = ff_conformance::store::sample_record("damaged", 1, ff_traits::Timestamp::now());
     let key = rec.key.clone();
     s.create(rec.clone()).await.expect("create");
     let cases: [(&str, &[u8]); 4] = [
@@ -81,8 +82,7 @@ async fn damaged_files_are_reported_and_can_be_moved_aside() {
         }
     }
     // A record stored under another record's name is corrupt too.
-    let other =
-        ff_traits::conformance::store::sample_record("other", 2, ff_traits::Timestamp::now());
+    let other = ff_conformance::store::sample_record("other", 2, ff_traits::Timestamp::now());
     std::fs::write(
         s.record_path(&key),
         serde_json::to_vec(&other).expect("json"),
@@ -118,7 +118,7 @@ async fn unusable_directory_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_store_is_a_clear_error() {
     let s = store();
-    let rec = ff_traits::conformance::store::sample_record("ro", 1, ff_traits::Timestamp::now());
+    let rec = ff_conformance::store::sample_record("ro", 1, ff_traits::Timestamp::now());
     let Some(_frozen) = ff_testkit::Immutable::set(s.dir()) else {
         eprintln!("chattr +i is not available here: read-only store case skipped");
         return;

@@ -14,8 +14,8 @@ fn cluster() -> Option<&'static RedisCluster> {
 
 async fn store() -> Option<Arc<dyn IdempotencyStorage>> {
     let url = cluster()?.url();
-    let config =
-        RedisStoreConfig::new(&url).with_prefix(format!("test:{}:", ff_traits::unique_id()));
+    let config = RedisStoreConfig::new(&url)
+        .with_prefix(format!("test:{}:", ff_traits::identity::unique_id()));
     Some(Arc::new(
         RedisStore::connect(config)
             .await
@@ -24,5 +24,5 @@ async fn store() -> Option<Arc<dyn IdempotencyStorage>> {
 }
 
 mod conformance {
-    ff_traits::store_conformance_tests!(optional super::store());
+    ff_conformance::store_conformance_tests!(optional super::store());
 }

@@ -10,12 +10,11 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
 use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
 use ff_store_redis::{RedisStore, RedisStoreConfig};
 use ff_testkit::redis::RedisServer;
-use ff_traits::{
-    Error, IdempotencyKey, IdempotencyManager, LockOptions, LockProvider, ManagerConfig, Start,
-};
+use ff_traits::{Error, IdempotencyKey, LockOptions, LockProvider};
 use serde_json::json;
 
 fn server() -> Option<&'static RedisServer> {
@@ -68,7 +67,9 @@ fn child() {
         let lost = tokio::time::timeout(Duration::from_secs(2), watch.lost()).await;
         println!("lost {}", lost.is_ok());
         match m.complete_operation(&claim, json!("late")).await {
-            Err(Error::LockLost { .. }) => println!("write refused"),
+            Err(ff_idempotency::Error::Contract(Error::LockLost { .. })) => {
+                println!("write refused")
+            }
             other => println!("write {other:?}"),
         }
     });
@@ -78,8 +79,8 @@ fn child() {
 fn a_paused_holder_loses_the_lock_learns_it_and_its_late_write_is_refused() {
     let Some(server) = server() else { return };
     let url = server.url();
-    let lock_prefix = format!("test:{}:", ff_traits::unique_id());
-    let store_prefix = format!("test:{}:", ff_traits::unique_id());
+    let lock_prefix = format!("test:{}:", ff_traits::identity::unique_id());
+    let store_prefix = format!("test:{}:", ff_traits::identity::unique_id());
     let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
         .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
         .env(

@@ -5,11 +5,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
 use ff_store_redis::{RedisStore, RedisStoreConfig};
 use ff_testkit::redis::RedisServer;
-use ff_traits::{
-    Error, IdempotencyKey, IdempotencyManager, IdempotencyStorage, ManagerConfig, Start,
-};
+use ff_traits::{Error, IdempotencyKey, IdempotencyStorage};
 use serde_json::json;
 
 fn server() -> Option<&'static RedisServer> {
@@ -18,7 +17,7 @@ fn server() -> Option<&'static RedisServer> {
 }
 
 fn config(url: &str) -> RedisStoreConfig {
-    RedisStoreConfig::new(url).with_prefix(format!("test:{}:", ff_traits::unique_id()))
+    RedisStoreConfig::new(url).with_prefix(format!("test:{}:", ff_traits::identity::unique_id()))
 }
 
 async fn store() -> Option<Arc<dyn IdempotencyStorage>> {
@@ -29,7 +28,7 @@ async fn store() -> Option<Arc<dyn IdempotencyStorage>> {
 }
 
 mod conformance {
-    ff_traits::store_conformance_tests!(optional super::store());
+    ff_conformance::store_conformance_tests!(optional super::store());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -39,7 +38,7 @@ async fn corrupt_entries_are_reported() {
     let prefix = cfg.prefix.clone();
     let s = RedisStore::connect(cfg).await.expect("connect");
     let url = server.url();
-    ff_traits::conformance::store::corrupt_entries_reported(
+    ff_conformance::store::corrupt_entries_reported(
         Arc::new(s) as Arc<dyn IdempotencyStorage>,
         move |key| async move {
             let client = redis::Client::open(url.as_str()).expect("client");
@@ -135,8 +134,10 @@ async fn min_replicas_counts_a_write_only_once_a_replica_has_it() {
         .expect_err("no replica acknowledges any more");
     let text = err.to_string();
     assert!(
-        matches!(err, ff_traits::Error::Backend { .. })
-            && text.contains("min_replicas")
+        matches!(
+            err,
+            ff_idempotency::Error::Contract(ff_traits::Error::Backend { .. })
+        ) && text.contains("min_replicas")
             && text.contains("may be lost"),
         "{text}"
     );

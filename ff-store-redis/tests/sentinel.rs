@@ -15,8 +15,8 @@ fn set() -> Option<&'static SentinelSet> {
 
 async fn store() -> Option<Arc<dyn IdempotencyStorage>> {
     let url = set()?.url();
-    let config =
-        RedisStoreConfig::new(&url).with_prefix(format!("test:{}:", ff_traits::unique_id()));
+    let config = RedisStoreConfig::new(&url)
+        .with_prefix(format!("test:{}:", ff_traits::identity::unique_id()));
     Some(Arc::new(
         RedisStore::connect(config)
             .await
@@ -25,14 +25,15 @@ async fn store() -> Option<Arc<dyn IdempotencyStorage>> {
 }
 
 mod conformance {
-    ff_traits::store_conformance_tests!(optional super::store());
+    ff_conformance::store_conformance_tests!(optional super::store());
 }
 
 /// Records whose writes a replica acknowledged (`?min_replicas=1`) are all
 /// there after the master is SIGKILLed and that replica promoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_a_failover() {
-    use ff_traits::{IdempotencyKey, IdempotencyManager, ManagerConfig, Start};
+    use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
+    use ff_traits::IdempotencyKey;
     use serde_json::json;
     let Some(mut set) = tokio::task::spawn_blocking(SentinelSet::start)
         .await
@@ -41,7 +42,7 @@ async fn acknowledged_records_survive_a_failover() {
         return;
     };
     let config = RedisStoreConfig::new(format!("{}?min_replicas=1", set.url()))
-        .with_prefix(format!("test:{}:", ff_traits::unique_id()))
+        .with_prefix(format!("test:{}:", ff_traits::identity::unique_id()))
         .with_call_timeout(std::time::Duration::from_secs(1));
     let store = RedisStore::connect(config).await.expect("connect");
     let m = IdempotencyManager::new(store.clone(), ManagerConfig::default());

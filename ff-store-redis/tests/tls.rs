@@ -23,13 +23,13 @@ fn server() -> Option<&'static RedisServer> {
 
 async fn store() -> Option<Arc<dyn IdempotencyStorage>> {
     let url = server()?.url();
-    let config =
-        RedisStoreConfig::new(&url).with_prefix(format!("test:{}:", ff_traits::unique_id()));
+    let config = RedisStoreConfig::new(&url)
+        .with_prefix(format!("test:{}:", ff_traits::identity::unique_id()));
     Some(Arc::new(
         RedisStore::connect(config).await.expect("connect over TLS"),
     ))
 }
 
 mod conformance {
-    ff_traits::store_conformance_tests!(optional super::store());
+    ff_conformance::store_conformance_tests!(optional super::store());
 }

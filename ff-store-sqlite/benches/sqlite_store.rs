@@ -17,11 +17,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use ff_conformance::store::sample_record;
+use ff_idempotency::{IdempotencyManager, ManagerConfig};
 use ff_store_sqlite::SqliteStore;
-use ff_traits::conformance::store::sample_record;
-use ff_traits::{
-    IdempotencyManager, IdempotencyStorage, ManagerConfig, RecordKey, RecordStatus, Timestamp,
-};
+use ff_traits::{IdempotencyStorage, RecordKey, RecordStatus, Timestamp};
 use serde_json::json;
 
 /// Full sizes under `cargo bench`; a small smoke run under `cargo test`,
@@ -166,7 +165,7 @@ fn at_scale(c: &mut Criterion) {
                 for round in 0..iters {
                     let path = tmp.path().join(format!(
                         "cleanup-{n}-{round}-{}.sqlite3",
-                        ff_traits::unique_id()
+                        ff_traits::identity::unique_id()
                     ));
                     std::fs::copy(template, &path).expect("copy template");
                     let s = SqliteStore::open(&path).expect("open copy");

@@ -19,13 +19,15 @@ fn store() -> SqliteStore {
 mod conformance {
     use super::*;
 
-    ff_traits::store_conformance_tests!(async { Arc::new(store()) as Arc<dyn IdempotencyStorage> });
+    ff_conformance::store_conformance_tests!(async {
+        Arc::new(store()) as Arc<dyn IdempotencyStorage>
+    });
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn corrupt_entries_reported() {
         let s = store();
         let path = s.path().to_path_buf();
-        ff_traits::conformance::store::corrupt_entries_reported(
+        ff_conformance::store::corrupt_entries_reported(
             Arc::new(s) as Arc<dyn IdempotencyStorage>,
             move |key| async move {
                 let c = rusqlite::Connection::open(&path).expect("open");
@@ -111,8 +113,7 @@ async fn a_database_locked_past_the_busy_timeout_is_a_clear_error() {
     .expect("open");
     let blocker = rusqlite::Connection::open(&db).expect("open");
     blocker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
-    let rec =
-        ff_traits::conformance::store::sample_record("locked", 1, ff_traits::Timestamp::now());
+    let rec = ff_conformance::store::sample_record("locked", 1, ff_traits::Timestamp::now());
     let started = Instant::now();
     let err = s
         .create(rec.clone())
@@ -152,7 +153,7 @@ fn unusable_location_is_a_clear_error() {
 async fn a_read_only_database_is_a_clear_error() {
     let db = fresh_db();
     let s = SqliteStore::open(&db).expect("create");
-    let rec = ff_traits::conformance::store::sample_record("ro", 1, ff_traits::Timestamp::now());
+    let rec = ff_conformance::store::sample_record("ro", 1, ff_traits::Timestamp::now());
     s.create(rec.clone()).await.expect("create");
     drop(s);
     let dir = db.parent().expect("dir").to_path_buf();
@@ -189,7 +190,7 @@ async fn a_read_only_database_is_a_clear_error() {
 /// untouched: same revisions and bodies, a damaged row still reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_keeps_exactly_what_must_stay_either_way() {
-    use ff_traits::conformance::store::sample_record;
+    use ff_conformance::store::sample_record;
     use ff_traits::{RecordStatus, Timestamp};
     for doomed in [3u32, 17] {
         let path = fresh_db();

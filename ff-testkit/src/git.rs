@@ -74,7 +74,7 @@ impl TestRepo {
     /// When git fails.
     #[must_use]
     pub fn new_in(parent: &Path) -> Self {
-        let root = parent.join(format!("ff-test-{}", ff_traits::unique_id()));
+        let root = parent.join(format!("ff-test-{}", ff_traits::identity::unique_id()));
         let path = root.join("repo");
         std::fs::create_dir_all(&path).expect("create repository directory");
         init(&path, &["init", "-q", "-b", "main"]);
@@ -199,9 +199,8 @@ impl TestRepo {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while let Ok(text) = std::fs::read_to_string(&pid_file) {
             let pid = text.split_whitespace().next().and_then(|p| p.parse().ok());
-            let running = pid.is_some_and(|pid| {
-                ff_traits::process::liveness(pid, None) == ff_traits::Liveness::Alive
-            });
+            let running = pid
+                .is_some_and(|pid| ff_process::liveness(pid, None) == ff_process::Liveness::Alive);
             if !running || std::time::Instant::now() > deadline {
                 return;
             }

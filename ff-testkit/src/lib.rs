@@ -28,9 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ff_traits::{
-    Error, IdempotencyKey, IdempotencyManager, IdempotencyStorage, ManagerConfig, Start,
-};
+use ff_idempotency::{Error, IdempotencyManager, ManagerConfig, Start};
+use ff_traits::{IdempotencyKey, IdempotencyStorage};
 use serde_json::json;
 
 const ROLE_ENV: &str = "FF_TESTKIT_ROLE";
@@ -42,7 +41,9 @@ const SEP: char = '\u{1f}';
 /// When the directory cannot be created.
 #[must_use]
 pub fn fresh_dir(base: &str, tag: &str) -> PathBuf {
-    let dir = Path::new(base).join(tag).join(ff_traits::unique_id());
+    let dir = Path::new(base)
+        .join(tag)
+        .join(ff_traits::identity::unique_id());
     std::fs::create_dir_all(&dir).expect("create test directory");
     dir
 }
@@ -175,7 +176,7 @@ pub fn claim_race_child<S: IdempotencyStorage + 'static>(store: S, role: &[Strin
 /// When a child fails.
 #[must_use]
 pub fn claim_race(entry: &str, procs: usize, location: &str) -> Vec<String> {
-    let tag = ff_traits::unique_id();
+    let tag = ff_traits::identity::unique_id();
     // Far enough ahead that every child is up and waiting.
     let start = (now_ns() + 1_500_000_000).to_string();
     let children: Vec<Child> = (0..procs)
@@ -254,7 +255,7 @@ pub fn crash_during_writes<F>(entry: &str, rounds: u32, location: &str, mut load
 where
     F: FnMut(&str) -> Result<Option<u64>, String>,
 {
-    let tag = ff_traits::unique_id();
+    let tag = ff_traits::identity::unique_id();
     let mut last = 0;
     for round in 0..rounds {
         let mut child = spawn_self(entry, &["write-loop", &tag, location]);
@@ -307,7 +308,7 @@ pub async fn time_claim_complete<S: IdempotencyStorage>(
     manager: &IdempotencyManager<S>,
     iters: u64,
 ) -> Duration {
-    let run = ff_traits::unique_id();
+    let run = ff_traits::identity::unique_id();
     let mut total = Duration::ZERO;
     for n in 0..iters {
         let key = IdempotencyKey::new("bench", json!({"run": run, "n": n}), json!({}));

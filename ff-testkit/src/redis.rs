@@ -219,7 +219,8 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let dir = std::env::temp_dir().join(format!("ff-redis-{}", ff_traits::unique_id()));
+        let dir =
+            std::env::temp_dir().join(format!("ff-redis-{}", ff_traits::identity::unique_id()));
         std::fs::create_dir_all(&dir).expect("redis directory");
         let tls = tls.map(|setup| TlsFiles::generate(&dir, setup));
         if let Some(conf) = sentinel_conf {

@@ -16,15 +16,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The source of a backend failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Everything that can go wrong behind a [`LockProvider`](crate::LockProvider),
-/// an [`IdempotencyStorage`](crate::IdempotencyStorage) or the
-/// [`IdempotencyManager`](crate::IdempotencyManager).
+/// Everything that can go wrong behind a [`LockProvider`](crate::LockProvider)
+/// or an [`IdempotencyStorage`](crate::IdempotencyStorage): what a backend
+/// returns and a plugin author maps their failures onto.
 ///
 /// The original TypeScript API's `LockTimeoutError` is
-/// [`Error::LockTimeout`]; its `IdempotencyError` cases are
-/// [`Error::InProgress`], [`Error::MaxAttemptsExceeded`],
-/// [`Error::BackoffNotElapsed`] and [`Error::Corrupt`] (the name table in
-/// `ff-worktree`'s documentation maps the rest).
+/// [`Error::LockTimeout`]; its `IdempotencyError` cases that belong to the
+/// operation lifecycle (in progress, attempts exhausted, backoff) are the
+/// `ff-idempotency` crate's own error, which wraps this one (the name table
+/// in `ff-worktree`'s documentation maps the rest).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -71,56 +71,6 @@ pub enum Error {
         expected: Revision,
         /// The revision found, if the backend reports it.
         actual: Option<Revision>,
-    },
-
-    /// Another owner is executing the operation right now.
-    #[error("operation '{operation}' (key {key}) is in progress by another owner{}", .lease_remaining.map(|d| format!(" (its lease runs {} more)", fmt_duration(d))).unwrap_or_default())]
-    InProgress {
-        /// The operation name.
-        operation: String,
-        /// The idempotency key (short form).
-        key: String,
-        /// How long the current owner's lease still runs, if known.
-        lease_remaining: Option<Duration>,
-    },
-
-    /// The operation failed too often and will not be retried automatically.
-    #[error(
-        "operation '{operation}' (key {key}) failed {attempts} times (maximum {max_attempts}); last error: {last_error}; clean up its record to allow another attempt"
-    )]
-    MaxAttemptsExceeded {
-        /// The operation name.
-        operation: String,
-        /// The idempotency key (short form).
-        key: String,
-        /// Attempts made.
-        attempts: u32,
-        /// The configured maximum.
-        max_attempts: u32,
-        /// The last recorded failure.
-        last_error: String,
-    },
-
-    /// The operation failed recently and its retry backoff has not elapsed.
-    #[error("operation '{operation}' (key {key}) failed recently; retry in {}", fmt_duration(*.remaining))]
-    BackoffNotElapsed {
-        /// The operation name.
-        operation: String,
-        /// The idempotency key (short form).
-        key: String,
-        /// Time left until a retry is allowed.
-        remaining: Duration,
-    },
-
-    /// The operation failed with an error it declared permanent.
-    #[error("operation '{operation}' (key {key}) failed permanently: {last_error}")]
-    FailedPermanently {
-        /// The operation name.
-        operation: String,
-        /// The idempotency key (short form).
-        key: String,
-        /// The recorded failure.
-        last_error: String,
     },
 
     /// The thing addressed does not exist.
@@ -185,14 +135,6 @@ pub enum ErrorKind {
     AlreadyExists,
     /// [`Error::PreconditionFailed`]
     PreconditionFailed,
-    /// [`Error::InProgress`]
-    InProgress,
-    /// [`Error::MaxAttemptsExceeded`]
-    MaxAttemptsExceeded,
-    /// [`Error::BackoffNotElapsed`]
-    BackoffNotElapsed,
-    /// [`Error::FailedPermanently`]
-    FailedPermanently,
     /// [`Error::NotFound`]
     NotFound,
     /// [`Error::InvalidInput`]
@@ -214,10 +156,6 @@ impl ErrorKind {
             Self::LockLost => "lock_lost",
             Self::AlreadyExists => "already_exists",
             Self::PreconditionFailed => "precondition_failed",
-            Self::InProgress => "in_progress",
-            Self::MaxAttemptsExceeded => "max_attempts_exceeded",
-            Self::BackoffNotElapsed => "backoff_not_elapsed",
-            Self::FailedPermanently => "failed_permanently",
             Self::NotFound => "not_found",
             Self::InvalidInput => "invalid_input",
             Self::Corrupt => "corrupt",
@@ -242,10 +180,6 @@ impl Error {
             Self::LockLost { .. } => ErrorKind::LockLost,
             Self::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             Self::PreconditionFailed { .. } => ErrorKind::PreconditionFailed,
-            Self::InProgress { .. } => ErrorKind::InProgress,
-            Self::MaxAttemptsExceeded { .. } => ErrorKind::MaxAttemptsExceeded,
-            Self::BackoffNotElapsed { .. } => ErrorKind::BackoffNotElapsed,
-            Self::FailedPermanently { .. } => ErrorKind::FailedPermanently,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::InvalidInput { .. } => ErrorKind::InvalidInput,
             Self::Corrupt { .. } => ErrorKind::Corrupt,
@@ -261,11 +195,7 @@ impl Error {
     pub fn is_temporary(&self) -> bool {
         matches!(
             self.kind(),
-            ErrorKind::LockTimeout
-                | ErrorKind::InProgress
-                | ErrorKind::BackoffNotElapsed
-                | ErrorKind::PreconditionFailed
-                | ErrorKind::Backend
+            ErrorKind::LockTimeout | ErrorKind::PreconditionFailed | ErrorKind::Backend
         )
     }
 

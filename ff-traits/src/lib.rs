@@ -6,33 +6,32 @@
 //! plugin authors can depend on it alone:
 //!
 //! * [`LockProvider`]: named locks with timeouts that name the holder,
-//!   shared and exclusive modes, fencing tokens and loss notification;
-//!   [`LockGuard`] is its RAII guard.
+//!   shared, exclusive and intention modes, fencing tokens and loss
+//!   notification; [`LockGuard`] is its RAII guard.
 //! * [`IdempotencyStorage`]: durable records with conditional writes
 //!   (create-if-absent, compare-and-swap on a [`Revision`], conditional
 //!   remove) as the primitive.
 //! * [`IdempotencyKey`]: canonical (RFC 8785) keys hashed with SHA-256.
-//! * [`IdempotencyManager`]: the operation lifecycle over any store, with
-//!   claims, leases, retries with exponential backoff, expiry and rollback.
+//! * [`Error`]: one error type for both contracts, classified by meaning.
 //! * [`MemoryLockProvider`] and [`MemoryStore`]: reference backends.
-//! * `conformance` (feature): checks that any backend runs against itself.
 //!
-//! Backends live in their own crates (`ff-lock-file`, `ff-lock-redis`,
-//! `ff-store-json`, `ff-store-sqlite`).
+//! What is built on the contracts lives in crates of its own, each usable
+//! alone: `ff-idempotency` (the operation lifecycle over any store),
+//! `ff-hierarchy` (lock trees over any provider), `ff-metrics` (one layer
+//! that measures any backend), `ff-process` (whether a holder still runs)
+//! and `ff-conformance` (the checks every backend runs against itself; a
+//! plugin dev-depends on it). Backends live in their own crates
+//! (`ff-lock-file`, `ff-lock-redis`, `ff-store-json`, `ff-store-sqlite`,
+//! `ff-store-redis`).
 
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "conformance")]
-pub mod conformance;
 mod error;
-pub mod hierarchy;
+pub mod identity;
 mod key;
 mod lock;
 mod lock_name;
-mod manager;
 pub mod memory;
-pub mod metrics;
-pub mod process;
 mod record;
 mod store;
 mod sync;
@@ -49,12 +48,7 @@ pub use lock::{
     LockProvider, LockStatus, LossNotifier, LossWatch, MAX_PERMITS, loss_channel,
 };
 pub use lock_name::{LockName, MAX_LOCK_NAME_LEN};
-pub use manager::{
-    Attempt, Claim, Decision, ExecuteError, Execution, IdempotencyManager, IdempotencyStats,
-    ManagerConfig, OperationFailure, Reason, RollbackError, Start, backoff_after, decide,
-};
 pub use memory::{MemoryLockProvider, MemoryStore};
-pub use process::{Liveness, hostname, pid, unique_id};
 pub use record::{ClaimOwner, IdempotencyRecord, RecordStatus, RecordedError, Revision};
 pub use store::{CorruptEntry, IdempotencyStorage, Scan, ScanFilter, StoreStats};
 pub use sync::lock_unpoisoned;

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::identity;
 use crate::lock_name::LockName;
-use crate::process;
 use crate::time::Timestamp;
 
 /// How a lock is held: exclusive (one writer), shared (many readers), or
@@ -303,7 +303,7 @@ pub struct LockInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_start: Option<u64>,
     /// The pid space (boot and pid namespace) the holder's pid belongs to,
-    /// where the OS tells it: see [`process::pid_space`].
+    /// where the OS tells it: see [`identity::pid_space`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_space: Option<String>,
     /// A process group acting under the lock: see
@@ -337,13 +337,13 @@ impl LockInfo {
         now: Timestamp,
     ) -> Self {
         Self {
-            id: process::unique_id(),
+            id: identity::unique_id(),
             name: name.to_owned(),
             mode: options.mode,
-            pid: process::pid(),
-            hostname: process::hostname().to_owned(),
-            process_start: process::own_start_time(),
-            pid_space: process::pid_space().map(str::to_owned),
+            pid: identity::pid(),
+            hostname: identity::hostname().to_owned(),
+            process_start: identity::own_start_time(),
+            pid_space: identity::pid_space().map(str::to_owned),
             process_group: options.process_group,
             permits: options.permits,
             acquired_at: now,
@@ -352,38 +352,6 @@ impl LockInfo {
             metadata: options.metadata.clone(),
             fencing_token,
         }
-    }
-
-    /// Whether the holder still runs, judged from this process: only a
-    /// holder on this host and in this pid space can be judged. A holder
-    /// whose process is gone is still alive while its
-    /// [`process_group`](Self::process_group) runs.
-    #[must_use]
-    pub fn holder_liveness(&self) -> process::Liveness {
-        if !self.judgeable_here() {
-            return process::Liveness::Unknown;
-        }
-        match process::liveness(self.pid, self.process_start) {
-            process::Liveness::Dead => self.group_liveness(),
-            alive_or_unknown => alive_or_unknown,
-        }
-    }
-
-    /// Whether any process of the holder's
-    /// [`process_group`](Self::process_group) still runs, judged from this
-    /// process (`Dead` when it named none).
-    #[must_use]
-    pub fn group_liveness(&self) -> process::Liveness {
-        if !self.judgeable_here() {
-            return process::Liveness::Unknown;
-        }
-        self.process_group
-            .map_or(process::Liveness::Dead, process::group_liveness)
-    }
-
-    /// Whether the holder's pids mean here what they meant to it.
-    fn judgeable_here(&self) -> bool {
-        self.hostname == process::hostname() && self.pid_space.as_deref() == process::pid_space()
     }
 
     /// How long ago the lock was granted.
@@ -630,7 +598,6 @@ impl LossNotifier {
         self.0.send_if_modified(|slot| {
             if slot.is_none() {
                 *slot = Some(reason);
-                crate::metrics::lock_lost();
                 true
             } else {
                 false
@@ -757,23 +724,6 @@ pub struct LockGuard {
     info: LockInfo,
     loss: LossWatch,
     held: Option<Box<dyn HeldLock>>,
-    /// Where the hold time goes when the grant ends: see
-    /// [`crate::metrics::lock_acquired`].
-    hold: Option<HoldTimer>,
-}
-
-/// Where a grant's hold time goes, and since when it is held.
-struct HoldTimer {
-    hold: metrics::Histogram,
-    since: std::time::Instant,
-}
-
-impl fmt::Debug for HoldTimer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HoldTimer")
-            .field("since", &self.since)
-            .finish_non_exhaustive()
-    }
 }
 
 impl LockGuard {
@@ -783,20 +733,17 @@ impl LockGuard {
             info,
             loss,
             held: Some(held),
-            hold: None,
         }
     }
 
-    /// Reports this grant's hold time to `hold` when it ends.
-    pub(crate) fn time_hold(mut self, hold: metrics::Histogram, since: std::time::Instant) -> Self {
-        self.hold = Some(HoldTimer { hold, since });
+    /// The same grant, with its backend side wrapped by `wrap`: for a
+    /// layer that must see the grant end (a timer, an audit log), the way
+    /// the `ff-metrics` crate times holds. The wrapper's
+    /// [`HeldLock::release`] and [`HeldLock::release_on_drop`] must end
+    /// the grant they wrap.
+    pub fn wrap_held(mut self, wrap: impl FnOnce(Box<dyn HeldLock>) -> Box<dyn HeldLock>) -> Self {
+        self.held = self.held.take().map(wrap);
         self
-    }
-
-    fn report_hold(&mut self) {
-        if let Some(t) = self.hold.take() {
-            t.hold.record(t.since.elapsed().as_secs_f64());
-        }
     }
 
     /// Holder information of this grant.
@@ -850,7 +797,6 @@ impl LockGuard {
     /// done under it was not protected to the end); [`Error::Backend`] when
     /// the backend failed to release (the grant then ends by itself).
     pub async fn release(mut self) -> Result<()> {
-        self.report_hold();
         let lost = self.ensure_held();
         if let Some(mut held) = self.held.take() {
             held.release().await?;
@@ -861,7 +807,6 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        self.report_hold();
         if let Some(mut held) = self.held.take() {
             tracing::debug!(lock = %self.info.name, "lock guard dropped without release");
             held.release_on_drop();

@@ -10,16 +10,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong in a [`WorktreeManager`](crate::WorktreeManager) call.
 ///
-/// Lock, store and idempotency failures arrive unchanged as
-/// [`Error::Contract`]; the other variants are the worktree layer's own.
+/// Lock and store failures arrive unchanged as [`Error::Contract`], the
+/// idempotency lifecycle's verdicts (in progress, attempts exhausted,
+/// backoff) as [`Error::Idempotency`]; the other variants are the worktree
+/// layer's own.
 /// Match on [`Error::kind`] for a stable meaning.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A failure of the contracts below: a lock timeout, an operation in
-    /// progress, bad input, a backend or git failure, corrupt state.
+    /// A failure of the contracts below: a lock timeout, bad input, a
+    /// backend failure, corrupt state.
     #[error(transparent)]
     Contract(#[from] ff_traits::Error),
+
+    /// A verdict of the idempotency lifecycle: the operation is in progress
+    /// elsewhere, failed too often, or waits out its backoff. (A contract
+    /// error the idempotency manager passes on is [`Error::Contract`].)
+    #[error(transparent)]
+    Idempotency(ff_idempotency::Error),
 
     /// git failed: it is missing or too old, a call timed out, or git
     /// refused (its own message is in the error). A repository that is not
@@ -127,6 +135,8 @@ impl fmt::Display for OutputTail<'_> {
 pub enum ErrorKind {
     /// [`Error::Contract`], with the contract error's own kind.
     Contract(ff_traits::ErrorKind),
+    /// [`Error::Idempotency`], with the lifecycle's own kind.
+    Idempotency(ff_idempotency::ErrorKind),
     /// [`Error::Git`]
     Git,
     /// [`Error::LimitReached`]
@@ -150,6 +160,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Contract(kind) => kind.as_str(),
+            Self::Idempotency(kind) => kind.as_str(),
             Self::Git => "git",
             Self::LimitReached => "limit_reached",
             Self::WouldLoseWork => "would_lose_work",
@@ -173,12 +184,31 @@ impl From<ff_traits::ErrorKind> for ErrorKind {
     }
 }
 
+impl From<ff_idempotency::Error> for Error {
+    fn from(e: ff_idempotency::Error) -> Self {
+        match e {
+            ff_idempotency::Error::Contract(e) => Self::Contract(e),
+            verdict => Self::Idempotency(verdict),
+        }
+    }
+}
+
+impl From<ff_idempotency::ErrorKind> for ErrorKind {
+    fn from(kind: ff_idempotency::ErrorKind) -> Self {
+        match kind {
+            ff_idempotency::ErrorKind::Contract(kind) => Self::Contract(kind),
+            verdict => Self::Idempotency(verdict),
+        }
+    }
+}
+
 impl Error {
     /// The error's meaning.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Contract(e) => ErrorKind::Contract(e.kind()),
+            Self::Idempotency(e) => ErrorKind::Idempotency(e.kind()),
             Self::Git(_) => ErrorKind::Git,
             Self::LimitReached { .. } => ErrorKind::LimitReached,
             Self::WouldLoseWork { .. } => ErrorKind::WouldLoseWork,
@@ -205,6 +235,7 @@ impl Error {
     pub fn is_temporary(&self) -> bool {
         match self {
             Self::Contract(e) => e.is_temporary(),
+            Self::Idempotency(e) => e.is_temporary(),
             Self::Git(e) => matches!(e, crate::git::GitError::Timeout { .. }),
             _ => false,
         }

@@ -85,13 +85,13 @@
 //! | `cleanupIdempotencyRecords(maxAge)`, `(0)` for all | [`WorktreeManager::cleanup_idempotency_records`]`(max_age)`, `Duration::ZERO` for every finished record (never an existing worktree's) |
 //! | `forceReleaseAllLocks()` | [`WorktreeManager::force_release_all_locks`] |
 //! | (startup sweep) | [`WorktreeManager::recover`]`(`[`Recover::Repair`]`)`, or `Recover::DryRun` to look first |
-//! | `IdempotencyManager.shouldExecute / startOperation` | [`ff_traits::IdempotencyManager::start_operation`] (decides and claims in one conditional write; `should_execute` only looks) |
+//! | `IdempotencyManager.shouldExecute / startOperation` | [`ff_idempotency::IdempotencyManager::start_operation`] (decides and claims in one conditional write; `should_execute` only looks) |
 //! | `completeOperation / failOperation / rollbackOperation` | `complete_operation` / `fail_operation` / `rollback_operation`, or all of it in `execute` |
-//! | `IdempotencyManager.getStats()`, `cleanup(maxAge)` | [`ff_traits::IdempotencyManager::stats`], `cleanup` |
+//! | `IdempotencyManager.getStats()`, `cleanup(maxAge)` | [`ff_idempotency::IdempotencyManager::stats`], `cleanup` |
 //! | `new FileLock(path, operation, metadata).acquire({timeout, …})` | [`ff_traits::LockProvider::acquire`]`(&`[`ff_traits::LockName`]`, &LockOptions)` on a backend, giving an RAII [`ff_traits::LockGuard`] |
 //! | `lock.getLockInfo()` | [`ff_traits::LockGuard::info`], or `LockProvider::locks` for anyone's |
 //! | `LockTimeoutError` | [`ff_traits::Error::LockTimeout`] (kind `lock_timeout`), naming the holder |
-//! | `IdempotencyError` | `InProgress`, `MaxAttemptsExceeded`, `BackoffNotElapsed`, `FailedPermanently`, `Corrupt` of [`ff_traits::Error`] |
+//! | `IdempotencyError` | `InProgress`, `MaxAttemptsExceeded`, `BackoffNotElapsed`, `FailedPermanently` of [`ff_idempotency::Error`] ([`Error::Idempotency`] here); `Corrupt` of [`ff_traits::Error`] |
 //!
 //! Every operation on an issue holds that issue's lock and re-reads its
 //! record inside it; `worktree add/remove` and `branch -D` run under one
@@ -113,6 +113,9 @@ pub mod private;
 mod runtime;
 
 pub use error::{Error, ErrorKind, Result};
+pub use ff_hierarchy;
+pub use ff_idempotency;
+pub use ff_metrics;
 pub use ff_traits;
 pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
 pub use manager::{
@@ -137,19 +140,31 @@ pub mod backends {
     pub use ff_store_sqlite as sqlite;
 }
 
-/// The manager on the embedded default backends: file locks and SQLite.
+/// The manager on the embedded default backends: file locks and SQLite,
+/// measured ([`ff_metrics::Instrumented`]).
 #[cfg(all(feature = "file-lock", feature = "sqlite-store"))]
-pub type EmbeddedManager =
-    WorktreeManager<ff_lock_file::FileLockProvider, ff_store_sqlite::SqliteStore>;
+pub type EmbeddedManager = WorktreeManager<
+    Instrumented<ff_lock_file::FileLockProvider>,
+    Instrumented<ff_store_sqlite::SqliteStore>,
+>;
 
-/// The manager on file locks and one JSON file per record.
+/// The manager on file locks and one JSON file per record, measured.
 #[cfg(all(feature = "file-lock", feature = "json-store"))]
-pub type JsonManager = WorktreeManager<ff_lock_file::FileLockProvider, ff_store_json::JsonStore>;
+pub type JsonManager = WorktreeManager<
+    Instrumented<ff_lock_file::FileLockProvider>,
+    Instrumented<ff_store_json::JsonStore>,
+>;
 
-/// The manager on Redis locks and Redis records (several servers).
+/// The manager on Redis locks and Redis records (several servers),
+/// measured.
 #[cfg(feature = "redis")]
-pub type RedisManager =
-    WorktreeManager<ff_lock_redis::RedisLockProvider, ff_store_redis::RedisStore>;
+pub type RedisManager = WorktreeManager<
+    Instrumented<ff_lock_redis::RedisLockProvider>,
+    Instrumented<ff_store_redis::RedisStore>,
+>;
+
+#[cfg(any(feature = "file-lock", feature = "redis"))]
+use ff_metrics::Instrumented;
 
 /// The name of the default state directory inside git's common directory.
 pub const STATE_DIR: &str = "ff";
@@ -320,17 +335,22 @@ pub async fn open_embedded(config: WorktreeConfig) -> Result<EmbeddedManager> {
 }
 
 /// A manager on file locks and the store `open` makes in the state
-/// directory.
+/// directory, both measured.
 #[cfg(feature = "file-lock")]
 async fn open_local<S: ff_traits::IdempotencyStorage>(
     config: WorktreeConfig,
     open: impl FnOnce(&StateDir) -> ff_traits::Result<S>,
-) -> Result<WorktreeManager<ff_lock_file::FileLockProvider, S>> {
+) -> Result<WorktreeManager<Instrumented<ff_lock_file::FileLockProvider>, Instrumented<S>>> {
     let at = locate(&config).await?;
     at.state.prepare()?;
     let locks = ff_lock_file::FileLockProvider::new(at.state.locks());
     let store = open(&at.state)?;
-    WorktreeManager::open(config.with_base_path(at.base_path), locks, store).await
+    WorktreeManager::open(
+        config.with_base_path(at.base_path),
+        Instrumented::new(locks),
+        Instrumented::new(store),
+    )
+    .await
 }
 
 /// Opens a manager on file locks and the JSON store (one readable file per
@@ -368,5 +388,10 @@ pub async fn open_redis(config: WorktreeConfig, url: &str) -> Result<RedisManage
         ff_lock_redis::RedisLockProvider::connect(ff_lock_redis::RedisLockConfig::new(url)).await?;
     let store =
         ff_store_redis::RedisStore::connect(ff_store_redis::RedisStoreConfig::new(url)).await?;
-    WorktreeManager::open(config.with_base_path(base), locks, store).await
+    WorktreeManager::open(
+        config.with_base_path(base),
+        Instrumented::new(locks),
+        Instrumented::new(store),
+    )
+    .await
 }

@@ -1,5 +1,5 @@
 //! What the worktree layer reports through the `metrics` facade (see
-//! `ff_traits::metrics` for the lock and record metrics, and `METRICS.md`
+//! `ff_metrics` for the lock and record metrics, and `METRICS.md`
 //! for the table of every name).
 
 use std::time::Instant;

@@ -103,7 +103,7 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}", ff_traits::unique_id()));
+    let tmp = path.with_file_name(format!(".{name}.{}", ff_traits::identity::unique_id()));
     let written = (|| {
         let mut f = file_options().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;

@@ -344,7 +344,7 @@ async fn run(pair: Pair, redis_url: String) {
         pair,
         state: repo.scratch("state"),
         redis_url,
-        prefix: format!("chaos:{}:", ff_traits::unique_id()),
+        prefix: format!("chaos:{}:", ff_traits::identity::unique_id()),
     };
     let path = repo.path().to_string_lossy().into_owned();
     // Open once so the base path and state exist before the workers race.

@@ -9,15 +9,14 @@ mod common;
 
 use std::path::Path;
 
+use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
 use ff_lock_file::FileLockProvider;
 use ff_store_json::JsonStore;
 use ff_store_sqlite::SqliteStore;
 use ff_testkit::Immutable;
 use ff_testkit::git::{TestRepo, git_in};
 use ff_testkit::snapshot::Snapshot;
-use ff_traits::{
-    ErrorKind, IdempotencyKey, IdempotencyManager, LockOptions, LockProvider, ManagerConfig, Start,
-};
+use ff_traits::{ErrorKind, IdempotencyKey, LockOptions, LockProvider};
 use ff_worktree::{SyncOptions, WorktreeConfig, WorktreeManager};
 use serde_json::{Value, json};
 

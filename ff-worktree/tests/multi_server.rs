@@ -117,7 +117,11 @@ fn two_servers() -> (TestRepo, std::path::PathBuf, String) {
         other.parent().expect("parent"),
         &["clone", "-q", &repo.path().to_string_lossy(), "clone"],
     );
-    (repo, other, format!("test:{}:", ff_traits::unique_id()))
+    (
+        repo,
+        other,
+        format!("test:{}:", ff_traits::identity::unique_id()),
+    )
 }
 
 fn race_at(url: &str) {

@@ -11,13 +11,13 @@ mod locks {
     // `exclusive_only`: the table has no shared mode. The shared-mode check
     // shows as ignored, and a check that the backend refuses shared mode
     // cleanly runs instead.
-    ff_traits::lock_conformance_tests!(exclusive_only async {
+    ff_conformance::lock_conformance_tests!(exclusive_only async {
         super::Arc::new(super::TableLocks::new()) as super::Arc<dyn super::LockProvider>
     });
 }
 
 mod store {
-    ff_traits::store_conformance_tests!(async {
+    ff_conformance::store_conformance_tests!(async {
         super::Arc::new(super::CountingStore::new(super::MemoryStore::new()))
             as super::Arc<dyn super::IdempotencyStorage>
     });

@@ -255,7 +255,8 @@ pub(super) async fn unlock(
 
 pub(super) async fn stats(settings: &Settings, out: Out) -> Result<u8, Failure> {
     let store = settings.store().await?;
-    let manager = ff_traits::IdempotencyManager::new(store, ff_traits::ManagerConfig::default());
+    let manager =
+        ff_idempotency::IdempotencyManager::new(store, ff_idempotency::ManagerConfig::default());
     let s = manager.stats().await?;
     let value = json!({
         "total": s.total,
@@ -307,7 +308,7 @@ pub(super) async fn gc(settings: &Settings, out: Out, max_age: Duration) -> Resu
             .await
     } else {
         let store = settings.store().await?;
-        ff_traits::IdempotencyManager::new(store, ff_traits::ManagerConfig::default())
+        ff_idempotency::IdempotencyManager::new(store, ff_idempotency::ManagerConfig::default())
             .cleanup(max_age)
             .await
             .map_err(ff_worktree::Error::from)

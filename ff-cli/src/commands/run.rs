@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use ff_traits::{
-    IdempotencyKey, IdempotencyManager, LockMode, LockOptions, ManagerConfig, RecordedError, Start,
-};
+use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
+use ff_traits::{IdempotencyKey, LockMode, LockOptions, RecordedError};
 use ff_worktree::display::{escape, escape_path};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -33,7 +32,7 @@ pub(super) async fn lock(
 ) -> Result<u8, Failure> {
     let name = ff_traits::LockName::new(name)?;
     if name.as_str().contains('/') {
-        ff_traits::hierarchy::path(&name)?;
+        ff_hierarchy::path(&name)?;
     }
     if how.lease.is_some_and(|l| l.is_zero()) {
         return Err(Failure::invalid("--lease must be longer than zero"));
@@ -73,7 +72,7 @@ pub(super) async fn lock(
     // A name with '/' is a node of a hierarchy: intention locks on its
     // ancestors first (bad paths are refused before anything is taken).
     let guard = if name.as_str().contains('/') {
-        ff_traits::hierarchy::acquire(&*locks, &name, &options).await
+        ff_hierarchy::acquire(&*locks, &name, &options).await
     } else {
         locks.acquire(&name, &options).await
     }
@@ -107,8 +106,8 @@ pub(super) async fn lock(
 
 /// `e` with the user's name for the key (`--key`, or the command) in place
 /// of the record key's hash.
-fn naming_key(e: ff_traits::Error, label: &str) -> ff_traits::Error {
-    use ff_traits::Error as E;
+fn naming_key(e: ff_idempotency::Error, label: &str) -> ff_idempotency::Error {
+    use ff_idempotency::Error as E;
     match e {
         E::InProgress {
             operation,
@@ -276,7 +275,7 @@ pub(super) async fn once(
             tick.tick().await;
             match manager.renew(&claim).await {
                 Ok(()) => {}
-                Err(e) if e.kind() == ff_traits::ErrorKind::Backend => {
+                Err(e) if e.kind() == ff_traits::ErrorKind::Backend.into() => {
                     tracing::warn!(error = %e, "could not renew the claim; trying again");
                 }
                 Err(e) => return format!("the claim on key {label} was lost: {e}"),

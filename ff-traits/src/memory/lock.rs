@@ -12,7 +12,6 @@ use crate::lock::{
     LockProvider, LockStatus, LossNotifier, loss_channel,
 };
 use crate::lock_name::LockName;
-use crate::metrics;
 use crate::time::Timestamp;
 
 /// A [`LockProvider`] within one process, shared by its clones.
@@ -113,7 +112,6 @@ impl LockProvider for MemoryLockProvider {
         let budget = options.wait_budget();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + budget;
-        let mut contended = false;
         loop {
             // Register for the wake-up before looking, so a release between
             // the look and the wait is not missed.
@@ -121,15 +119,10 @@ impl LockProvider for MemoryLockProvider {
             tokio::pin!(released);
             released.as_mut().enable();
             let holder = match self.try_grant(name, options) {
-                Ok(guard) => return Ok(metrics::lock_acquired("memory", options, started, guard)),
+                Ok(guard) => return Ok(guard),
                 Err(holder) => holder,
             };
-            if !contended {
-                contended = true;
-                metrics::lock_contended("memory", options);
-            }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
-                metrics::lock_timed_out("memory", options, started);
                 return Err(Error::lock_timeout(
                     name,
                     started.elapsed(),
@@ -146,14 +139,7 @@ impl LockProvider for MemoryLockProvider {
     ) -> Result<Option<LockGuard>> {
         let name = name.as_str();
         options.validate()?;
-        let started = Instant::now();
-        Ok(match self.try_grant(name, options) {
-            Ok(guard) => Some(metrics::lock_acquired("memory", options, started, guard)),
-            Err(_) => {
-                metrics::lock_contended("memory", options);
-                None
-            }
-        })
+        Ok(self.try_grant(name, options).ok())
     }
 
     async fn locks(&self) -> Result<Vec<LockStatus>> {
@@ -172,7 +158,6 @@ impl LockProvider for MemoryLockProvider {
         let previous: Vec<LockInfo> = {
             let mut slots = lock_unpoisoned(&self.inner.slots);
             let Some(slot) = slots.get_mut(name) else {
-                metrics::lock_force_released("memory", &ForceOutcome::NotHeld);
                 return Ok(ForceRelease::new(name, ForceOutcome::NotHeld));
             };
             slot.holders
@@ -194,7 +179,6 @@ impl LockProvider for MemoryLockProvider {
             );
             ForceOutcome::Revoked { previous }
         };
-        metrics::lock_force_released("memory", &outcome);
         Ok(ForceRelease::new(name, outcome))
     }
 }

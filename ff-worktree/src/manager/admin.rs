@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use ff_idempotency::IdempotencyStats;
 use ff_traits::{
-    ForceRelease, IdempotencyStats, IdempotencyStorage, LockName, LockProvider, LockStatus,
-    RecordStatus, ScanFilter, Timestamp,
+    ForceRelease, IdempotencyStorage, LockName, LockProvider, LockStatus, RecordStatus, ScanFilter,
+    Timestamp,
 };
 
 use crate::Result;

@@ -450,7 +450,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// nothing else is touched. Never `git stash`: `refs/stash` is shared
     /// by every worktree.
     pub(super) async fn snapshot(&self, wt: &Worktree) -> Result<String> {
-        let index = std::env::temp_dir().join(format!("ff-index-{}", ff_traits::unique_id()));
+        let index =
+            std::env::temp_dir().join(format!("ff-index-{}", ff_traits::identity::unique_id()));
         let private = self.git.in_dir(&wt.path).with_env("GIT_INDEX_FILE", &index);
         let made = async {
             private.run(["read-tree", "HEAD"]).await?;

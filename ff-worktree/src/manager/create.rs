@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ff_traits::{IdempotencyStorage, LockProvider, Start, Timestamp};
+use ff_idempotency::Start;
+use ff_traits::{IdempotencyStorage, LockProvider, Timestamp};
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,7 @@ impl Plan {
         let now = Timestamp::now().as_millis();
         // 16 bits that differ between processes and between calls (a hash
         // of a process-unique id), after the time in milliseconds.
-        let random = Sha256::digest(ff_traits::unique_id().as_bytes());
+        let random = Sha256::digest(ff_traits::identity::unique_id().as_bytes());
         let suffix = format!("{}-{}", base36(now), ff_traits::hex_lower(&random[..2]));
         let mut plan = Self::with_suffix(issue.as_str(), &suffix, base);
         plan.location = location.to_owned();
@@ -222,7 +223,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 }
             }
         }
-        Err(ff_traits::Error::InProgress {
+        Err(ff_idempotency::Error::InProgress {
             operation: CREATE_OPERATION.into(),
             key: key.record_key()?.short().to_owned(),
             lease_remaining: None,
@@ -236,7 +237,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// (or `recover`) undoes it; the caller still learns why the create
     /// failed. With `cleanup_on_error` off, the worktree stays for
     /// inspection and `recover` removes it later.
-    async fn after_failed_add(&self, plan: &Plan, claim: &ff_traits::Claim) -> Result<()> {
+    async fn after_failed_add(&self, plan: &Plan, claim: &ff_idempotency::Claim) -> Result<()> {
         if !self.config.cleanup_on_error {
             tracing::warn!(id = %plan.id, path = %plan.path.display(), "create failed; left for inspection (cleanup_on_error is off)");
             // Locked, so `recover` knows it for a failed create (to remove

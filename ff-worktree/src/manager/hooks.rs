@@ -1,7 +1,8 @@
 //! Running the configured lifecycle hooks (see [`crate::hooks`]) at their
 //! points: `post_create` exactly once per worktree, by a record of its own.
 
-use ff_traits::{IdempotencyKey, IdempotencyStorage, LockProvider, RecordedError, Start};
+use ff_idempotency::Start;
+use ff_traits::{IdempotencyKey, IdempotencyStorage, LockProvider, RecordedError};
 use serde_json::json;
 
 use super::{Worktree, WorktreeManager};
@@ -82,7 +83,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             Ok(Start::AlreadyCompleted(_)) => return Ok(wt),
             Ok(Start::Claimed(claim)) => claim,
             // It failed before and the worktree was kept: not again.
-            Err(ff_traits::Error::FailedPermanently { .. }) => {
+            Err(ff_idempotency::Error::FailedPermanently { .. }) => {
                 wt.hook_failed = true;
                 return Ok(wt);
             }

@@ -14,9 +14,10 @@ mod types;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ff_idempotency::{IdempotencyManager, ManagerConfig};
 use ff_traits::{
-    IdempotencyKey, IdempotencyManager, IdempotencyStorage, LockGuard, LockName, LockOptions,
-    LockProvider, ManagerConfig, RecordStatus,
+    IdempotencyKey, IdempotencyStorage, LockGuard, LockName, LockOptions, LockProvider,
+    RecordStatus,
 };
 
 use crate::{Error, Result};
@@ -44,7 +45,7 @@ const SYNC_OPERATION: &str = "syncWorktree";
 /// `worktree remove`, `branch -D`) run under one lock per repository, held
 /// only around them.
 ///
-/// Issue locks form a lock hierarchy ([`ff_traits::hierarchy`]) beneath
+/// Issue locks form a lock hierarchy ([`ff_hierarchy`]) beneath
 /// the repository's node: `ff-<repo key>/issue-<id>`. Issues never wait
 /// for each other (their intention locks on the repository node are
 /// compatible), and [`lock_repository`](Self::lock_repository) takes the
@@ -158,9 +159,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             store,
             ManagerConfig::default().with_max_age(Duration::from_secs(100 * 365 * 86_400)),
         );
-        let location = format!("{}:{}", ff_traits::hostname(), info.common_dir.display());
+        let location = format!(
+            "{}:{}",
+            ff_traits::identity::hostname(),
+            info.common_dir.display()
+        );
         let repo_lock = LockName::new(format!("ff-{repo_key}"))
-            .and_then(|name| ff_traits::hierarchy::path(&name).map(|_| name))
+            .and_then(|name| ff_hierarchy::path(&name).map(|_| name))
             .map_err(|e| {
                 ff_traits::Error::invalid_input(
                     "namespace",
@@ -258,16 +263,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         issue: Option<&IssueId>,
     ) -> Result<LockGuard> {
         let options = self.lock_options(operation, issue);
-        Ok(ff_traits::hierarchy::acquire(&self.locks, name, &options).await?)
+        Ok(ff_hierarchy::acquire(&self.locks, name, &options).await?)
     }
 
     /// Takes an issue's lock if its whole path is free now.
     async fn try_lock_issue(&self, issue: &IssueId, operation: &str) -> Result<Option<LockGuard>> {
         let options = self.lock_options(operation, Some(issue));
-        Ok(
-            ff_traits::hierarchy::try_acquire(&self.locks, &self.issue_lock(issue)?, &options)
-                .await?,
-        )
+        Ok(ff_hierarchy::try_acquire(&self.locks, &self.issue_lock(issue)?, &options).await?)
     }
 
     /// Takes the repository's node of the lock hierarchy in `mode`
@@ -283,7 +285,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// the way; whatever the lock provider reports.
     pub async fn lock_repository(&self, mode: ff_traits::LockMode) -> Result<LockGuard> {
         let options = self.lock_options("repository", None).with_mode(mode);
-        Ok(ff_traits::hierarchy::acquire(&self.locks, &self.repo_lock, &options).await?)
+        Ok(ff_hierarchy::acquire(&self.locks, &self.repo_lock, &options).await?)
     }
 
     /// Takes the issue's lock, the one every create, sync and cleanup of
@@ -325,13 +327,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             options = options.with_process_group(group);
         }
         let shared = options.clone().with_mode(ff_traits::LockMode::Shared);
-        match ff_traits::hierarchy::acquire(&self.locks, &name, &shared).await {
+        match ff_hierarchy::acquire(&self.locks, &name, &shared).await {
             Err(ff_traits::Error::Unsupported { .. }) => {
                 tracing::debug!(
                     issue = issue.as_str(),
                     "no shared locks on this backend; taking the issue's lock exclusively"
                 );
-                Ok(ff_traits::hierarchy::acquire(&self.locks, &name, &options).await?)
+                Ok(ff_hierarchy::acquire(&self.locks, &name, &options).await?)
             }
             taken => Ok(taken?),
         }

@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use ff_idempotency::Start;
 use ff_traits::{
     IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LockProvider, RecordStatus, ScanFilter,
-    Start,
 };
 
 use crate::{Error, Result};
@@ -584,9 +584,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             );
             return Ok(());
         }
-        let aside = self
-            .base
-            .join(format!(".stale-{}-{}", wt.id, &ff_traits::unique_id()[..8]));
+        let aside = self.base.join(format!(
+            ".stale-{}-{}",
+            wt.id,
+            &ff_traits::identity::unique_id()[..8]
+        ));
         if !report.dry_run {
             std::fs::rename(&wt.path, &aside).map_err(|e| {
                 Error::io(

@@ -106,11 +106,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             let key = self.slot_key(slot);
             let now = Timestamp::now();
             let owner = ClaimOwner::new(
-                ff_traits::unique_id(),
+                ff_traits::identity::unique_id(),
                 FencingToken(0),
                 now,
                 std::process::id(),
-                ff_traits::hostname().to_owned(),
+                ff_traits::identity::hostname().to_owned(),
             );
             let mut record =
                 IdempotencyRecord::new_pending(&key, key.record_key()?, owner, None, now);

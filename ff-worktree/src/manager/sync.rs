@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use ff_traits::{IdempotencyKey, IdempotencyStorage, LockProvider, RecordStatus, Start};
+use ff_idempotency::Start;
+use ff_traits::{IdempotencyKey, IdempotencyStorage, LockProvider, RecordStatus};
 
 use crate::{Error, Result};
 use serde_json::{Value, json};
@@ -147,7 +148,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 }
             }
         }
-        Err(ff_traits::Error::InProgress {
+        Err(ff_idempotency::Error::InProgress {
             operation: SYNC_OPERATION.into(),
             key: key.record_key()?.short().to_owned(),
             lease_remaining: None,

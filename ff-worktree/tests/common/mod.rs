@@ -122,7 +122,7 @@ where
             l.held
                 && l.holders
                     .iter()
-                    .any(|h| h.holder_liveness() != ff_traits::Liveness::Dead)
+                    .any(|h| ff_process::holder_liveness(h) != ff_process::Liveness::Dead)
         })
         .collect();
     assert!(held.is_empty(), "locks still held: {held:?}");

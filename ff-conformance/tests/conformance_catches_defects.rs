@@ -10,10 +10,10 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use ff_conformance as conformance;
 use ff_traits::{
     Error, ForceRelease, IdempotencyRecord, IdempotencyStorage, LockGuard, LockName, LockOptions,
     LockProvider, LockStatus, MemoryLockProvider, RecordKey, Result, Revision, Scan, ScanFilter,
-    conformance,
 };
 
 /// How wide a racy store's window between check and act is.
@@ -119,7 +119,7 @@ impl LockProvider for NoExclusionLocks {
     }
     async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
         let name = name.as_str();
-        let private = format!("{name}-{}", ff_traits::unique_id());
+        let private = format!("{name}-{}", ff_traits::identity::unique_id());
         self.0.acquire(&LockName::new(private)?, options).await
     }
     async fn try_acquire(

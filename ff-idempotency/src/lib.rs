@@ -1,11 +1,19 @@
-//! [`IdempotencyManager`]: the operation lifecycle over any
-//! [`IdempotencyStorage`].
+//! # ff-idempotency: exactly-once operations over any store
+//!
+//! [`IdempotencyManager`] runs the operation lifecycle over any
+//! [`IdempotencyStorage`]: among concurrent callers (threads, processes,
+//! servers sharing the store) one claims an operation, the others learn it
+//! is in progress or replay its result; failures are retried after a
+//! backoff up to a limit; a claim whose owner died lapses with its lease.
+//! It reports its decisions and outcomes through `ff-metrics`; wrap the
+//! store in [`ff_metrics::Instrumented`] to measure its calls too.
 //!
 //! The lifecycle (the README's "Idempotency rules" give the defaults):
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! use ff_traits::{IdempotencyKey, IdempotencyManager, ManagerConfig, MemoryStore, Start};
+//! use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
+//! use ff_traits::{IdempotencyKey, MemoryStore};
 //! use serde_json::json;
 //!
 //! let manager = IdempotencyManager::new(MemoryStore::new(), ManagerConfig::default());
@@ -31,10 +39,13 @@
 //! assert!(!again.execute);
 //! assert_eq!(again.reason.to_string(), "Operation already completed successfully");
 //! assert_eq!(again.record.unwrap().result, Some(json!({"worktreeId": "wt-123"})));
-//! # Ok::<(), ff_traits::Error>(()) }).unwrap();
+//! # Ok::<(), ff_idempotency::Error>(()) }).unwrap();
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod decision;
+mod error;
 mod execute;
 
 use std::collections::BTreeMap;
@@ -45,15 +56,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use decision::{Decision, Reason, backoff_after, decide};
+pub use error::{Error, ErrorKind, Result};
 pub use execute::{Attempt, ExecuteError, Execution, OperationFailure, RollbackError};
 
-use crate::error::{Error, Result};
-use crate::key::{IdempotencyKey, RecordKey};
-use crate::lock::FencingToken;
-use crate::process;
-use crate::record::{ClaimOwner, IdempotencyRecord, RecordStatus, RecordedError};
-use crate::store::{IdempotencyStorage, ScanFilter};
-use crate::time::{Clock, SystemClock, Timestamp};
+use ff_traits::identity as process;
+use ff_traits::{
+    ClaimOwner, Clock, FencingToken, IdempotencyKey, IdempotencyRecord, IdempotencyStorage,
+    RecordKey, RecordStatus, RecordedError, ScanFilter, SystemClock, Timestamp,
+};
 
 /// How many times a conditional write is retried after losing a race
 /// before the caller is told the key is busy.
@@ -228,22 +238,17 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// run it, win [`start_operation`](Self::start_operation).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a key that cannot be canonicalized;
-    /// [`Error::Corrupt`] when the record cannot be read (never taken as
-    /// "no record"); [`Error::Backend`].
+    /// [`ff_traits::Error::InvalidInput`] for a key that cannot be canonicalized;
+    /// [`ff_traits::Error::Corrupt`] when the record cannot be read (never taken as
+    /// "no record"); [`ff_traits::Error::Backend`].
     pub async fn should_execute(&self, key: &IdempotencyKey) -> Result<Decision> {
         let record_key = key.record_key()?;
-        let record = crate::metrics::store_call(
-            self.store.backend_name(),
-            "load",
-            self.store.load(&record_key),
-        )
-        .await?;
+        let record = self.store.load(&record_key).await?;
         let reason = match &record {
             None => Reason::NoPreviousExecution,
             Some(r) => decide(&self.config, r, self.now()),
         };
-        crate::metrics::decision(reason.as_str());
+        ff_metrics::decision(reason.as_str());
         tracing::debug!(
             operation = %key.operation,
             key = record_key.short(),
@@ -367,27 +372,15 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             rollback_data.clone(),
             now,
         );
-        match crate::metrics::store_call(
-            self.store.backend_name(),
-            "create",
-            self.store.create(fresh),
-        )
-        .await
-        {
+        match self.store.create(fresh).await {
             Ok(stored) => return Ok(self.claimed(stored, Reason::NoPreviousExecution, started)),
-            Err(Error::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e),
+            Err(ff_traits::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
         let mut last_lease_remaining = None;
         for _ in 0..MAX_RACE_ROUNDS {
             let now = self.now();
-            let Some(existing) = crate::metrics::store_call(
-                self.store.backend_name(),
-                "load",
-                self.store.load(&record_key),
-            )
-            .await?
-            else {
+            let Some(existing) = self.store.load(&record_key).await? else {
                 let owner = self.new_owner(FencingToken(1), now);
                 let record = IdempotencyRecord::new_pending(
                     key,
@@ -396,18 +389,12 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                     rollback_data.clone(),
                     now,
                 );
-                match crate::metrics::store_call(
-                    self.store.backend_name(),
-                    "create",
-                    self.store.create(record),
-                )
-                .await
-                {
+                match self.store.create(record).await {
                     Ok(stored) => {
                         return Ok(self.claimed(stored, Reason::NoPreviousExecution, started));
                     }
-                    Err(Error::AlreadyExists { .. }) => continue,
-                    Err(e) => return Err(e),
+                    Err(ff_traits::Error::AlreadyExists { .. }) => continue,
+                    Err(e) => return Err(e.into()),
                 }
             };
             let mut reason = decide(&self.config, &existing, now);
@@ -415,7 +402,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 reason = Reason::StuckPendingReset;
             }
             if reason == Reason::AlreadyCompleted || !reason.execute() {
-                crate::metrics::decision(reason.as_str());
+                ff_metrics::decision(reason.as_str());
             }
             if reason == Reason::AlreadyCompleted {
                 tracing::debug!(decision = reason.as_str(), "replaying completed result");
@@ -428,18 +415,14 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             let read_revision = existing.revision;
             let lease_remaining = decision::lease_remaining(&existing, now);
             let next = self.restarted(existing, reason, rollback_data.clone(), now);
-            match crate::metrics::store_call(
-                self.store.backend_name(),
-                "compare_and_swap",
-                self.store.compare_and_swap(read_revision, next),
-            )
-            .await
-            {
+            match self.store.compare_and_swap(read_revision, next).await {
                 Ok(stored) => return Ok(self.claimed(stored, reason, started)),
-                Err(Error::PreconditionFailed { .. } | Error::NotFound { .. }) => {
+                Err(
+                    ff_traits::Error::PreconditionFailed { .. } | ff_traits::Error::NotFound { .. },
+                ) => {
                     last_lease_remaining = lease_remaining;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         tracing::warn!("gave up claiming after losing {MAX_RACE_ROUNDS} races in a row");
@@ -489,13 +472,10 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             .owner
             .clone()
             .unwrap_or_else(|| self.new_owner(FencingToken(0), self.now()));
-        crate::metrics::decision(reason.as_str());
-        crate::metrics::operation_event(crate::metrics::IDEMPOTENCY_CLAIMS, &stored.operation);
+        ff_metrics::decision(reason.as_str());
+        ff_metrics::operation_event(ff_metrics::IDEMPOTENCY_CLAIMS, &stored.operation);
         if reason == Reason::StuckPendingReset {
-            crate::metrics::operation_event(
-                crate::metrics::IDEMPOTENCY_TAKEOVERS,
-                &stored.operation,
-            );
+            ff_metrics::operation_event(ff_metrics::IDEMPOTENCY_TAKEOVERS, &stored.operation);
         }
         tracing::info!(
             decision = reason.as_str(),
@@ -516,29 +496,26 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
 
     /// Counts an operation's end and its duration since its attempt began.
     fn report_end(stored: &IdempotencyRecord, counter: &'static str, outcome: &'static str) {
-        crate::metrics::operation_event(counter, &stored.operation);
+        ff_metrics::operation_event(counter, &stored.operation);
         if let Some(end) = stored.ended_at {
             let ms = end
                 .as_millis()
                 .saturating_sub(stored.last_attempt_at.as_millis());
             #[allow(clippy::cast_precision_loss)] // durations far below 2^52 ms
-            crate::metrics::operation_ended(&stored.operation, outcome, ms as f64 / 1000.0);
+            ff_metrics::operation_ended(&stored.operation, outcome, ms as f64 / 1000.0);
         }
     }
 
     /// Loads the record of `claim` and checks the claim still owns it.
     async fn owned_record(&self, claim: &Claim) -> Result<IdempotencyRecord> {
-        let lost = |reason: String| Error::LockLost {
-            name: format!("claim on {} ({})", claim.key.short(), claim.operation),
-            reason,
+        let lost = |reason: String| -> Error {
+            ff_traits::Error::LockLost {
+                name: format!("claim on {} ({})", claim.key.short(), claim.operation),
+                reason,
+            }
+            .into()
         };
-        let Some(record) = crate::metrics::store_call(
-            self.store.backend_name(),
-            "load",
-            self.store.load(&claim.key),
-        )
-        .await?
-        else {
+        let Some(record) = self.store.load(&claim.key).await? else {
             return Err(lost("its record was removed".to_owned()));
         };
         match &record.owner {
@@ -572,16 +549,12 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             let mut next = self.owned_record(claim).await?;
             let read_revision = next.revision;
             change(&mut next, self.now());
-            match crate::metrics::store_call(
-                self.store.backend_name(),
-                "compare_and_swap",
-                self.store.compare_and_swap(read_revision, next),
-            )
-            .await
-            {
+            match self.store.compare_and_swap(read_revision, next).await {
                 Ok(stored) => return Ok(stored),
-                Err(Error::PreconditionFailed { .. } | Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
+                Err(
+                    ff_traits::Error::PreconditionFailed { .. } | ff_traits::Error::NotFound { .. },
+                ) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Err(claim.contended())
@@ -590,7 +563,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// Extends the claim's lease by [`ManagerConfig::lease`] from now.
     ///
     /// # Errors
-    /// [`Error::LockLost`] when the claim was taken over or its record
+    /// [`ff_traits::Error::LockLost`] when the claim was taken over or its record
     /// removed: the caller must stop.
     pub async fn renew(&self, claim: &Claim) -> Result<()> {
         let lease = self.config.lease;
@@ -606,7 +579,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// Records success. Only the claim's owner may do it.
     ///
     /// # Errors
-    /// [`Error::LockLost`] when the claim was taken over (another attempt
+    /// [`ff_traits::Error::LockLost`] when the claim was taken over (another attempt
     /// now owns the key) or already finished.
     #[tracing::instrument(level = "debug", skip_all, fields(operation = %claim.operation, key = claim.key.short()))]
     pub async fn complete_operation(
@@ -623,11 +596,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 r.abandoned_rollbacks.clear();
             })
             .await?;
-        Self::report_end(
-            &stored,
-            crate::metrics::IDEMPOTENCY_COMPLETIONS,
-            "completed",
-        );
+        Self::report_end(&stored, ff_metrics::IDEMPOTENCY_COMPLETIONS, "completed");
         tracing::info!(
             outcome = "completed",
             attempt = stored.attempts,
@@ -656,7 +625,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 r.abandoned_rollbacks.clear();
             })
             .await?;
-        Self::report_end(&stored, crate::metrics::IDEMPOTENCY_FAILURES, "failed");
+        Self::report_end(&stored, ff_metrics::IDEMPOTENCY_FAILURES, "failed");
         tracing::warn!(
             outcome = "failed",
             attempt = stored.attempts,
@@ -673,24 +642,20 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// may do it.
     ///
     /// # Errors
-    /// [`Error::LockLost`] when the claim was taken over or finished.
+    /// [`ff_traits::Error::LockLost`] when the claim was taken over or finished.
     #[tracing::instrument(level = "debug", skip_all, fields(operation = %claim.operation, key = claim.key.short()))]
     pub async fn abandon_operation(&self, claim: &Claim) -> Result<()> {
         for _ in 0..MAX_RACE_ROUNDS {
             let revision = self.owned_record(claim).await?.revision;
-            match crate::metrics::store_call(
-                self.store.backend_name(),
-                "remove",
-                self.store.remove(&claim.key, revision),
-            )
-            .await
-            {
+            match self.store.remove(&claim.key, revision).await {
                 Ok(()) => {
                     tracing::info!(outcome = "abandoned", "claim withdrawn; no record kept");
                     return Ok(());
                 }
-                Err(Error::PreconditionFailed { .. } | Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
+                Err(
+                    ff_traits::Error::PreconditionFailed { .. } | ff_traits::Error::NotFound { .. },
+                ) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Err(claim.contended())
@@ -699,10 +664,9 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// Aggregates over all records.
     ///
     /// # Errors
-    /// [`Error::Backend`] when the store cannot be read.
+    /// [`ff_traits::Error::Backend`] when the store cannot be read.
     pub async fn stats(&self) -> Result<IdempotencyStats> {
-        let s = crate::metrics::store_call(self.store.backend_name(), "stats", self.store.stats())
-            .await?;
+        let s = self.store.stats().await?;
         let finished = s.finished();
         let completed = s.count(RecordStatus::Completed);
         #[allow(clippy::cast_precision_loss)] // counts far below 2^52
@@ -733,19 +697,14 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// Returns how many were removed.
     ///
     /// # Errors
-    /// [`Error::Backend`] when the store fails.
+    /// [`ff_traits::Error::Backend`] when the store fails.
     pub async fn cleanup(&self, max_age: Duration) -> Result<u64> {
         let cutoff = if max_age.is_zero() {
             Timestamp::from_millis(u64::MAX)
         } else {
             self.now().saturating_sub(max_age)
         };
-        let removed = crate::metrics::store_call(
-            self.store.backend_name(),
-            "remove_finished_before",
-            self.store.remove_finished_before(cutoff),
-        )
-        .await?;
+        let removed = self.store.remove_finished_before(cutoff).await?;
         tracing::info!(
             removed,
             max_age_ms = max_age.as_millis(),
@@ -757,7 +716,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// The records of one operation.
     ///
     /// # Errors
-    /// [`Error::Backend`] when the store cannot be read.
+    /// [`ff_traits::Error::Backend`] when the store cannot be read.
     pub async fn records(&self, operation: &str) -> Result<Vec<IdempotencyRecord>> {
         Ok(self
             .store

@@ -1,5 +1,8 @@
-//! Conformance checks: one `pub async fn` per contract clause, which any
-//! backend (ours or a plugin's) runs against itself.
+//! # ff-conformance: the checks every ForgeFlow backend runs against itself
+//!
+//! One `pub async fn` per contract clause of `ff-traits`, which any
+//! backend (ours or a plugin's) runs against itself: a plugin depends on
+//! `ff-traits` and dev-depends on this crate, nothing else.
 //!
 //! * The checks **panic** with a message naming the violated clause, like
 //!   assertions in a test.
@@ -10,7 +13,7 @@
 //! * They need a multi-threaded Tokio runtime with time enabled; the
 //!   macros bring one ([`run`]), so a plugin crate needs no tokio
 //!   dev-dependency of its own.
-//! * This module is **not semver-stable**: checks are added as contracts
+//! * This crate is **not semver-stable**: checks are added as contracts
 //!   are clarified.
 //!
 //! The macros [`lock_conformance_tests!`](crate::lock_conformance_tests) and
@@ -20,7 +23,7 @@
 //!
 //! ```ignore
 //! // Cargo.toml: [dev-dependencies] ff-traits = { version = "0.1", features = ["conformance"] }
-//! ff_traits::lock_conformance_tests!(async {
+//! ff_conformance::lock_conformance_tests!(async {
 //!     std::sync::Arc::new(my_backend::MyLocks::new(/* fresh namespace */))
 //!         as std::sync::Arc<dyn ff_traits::LockProvider>
 //! });
@@ -33,7 +36,7 @@
 //! a lock, tokens that do not rise, a wait that does not wake, a name or key
 //! that is not kept exact. Races are raced [`race_rounds`] times with fresh
 //! keys: a store with any await (any I/O) between its check and its write
-//! is caught in 100 of 100 runs (measured in `ff-traits`'
+//! is caught in 100 of 100 runs (measured in this crate's
 //! `tests/conformance_catches_defects.rs`); a window with no await at all,
 //! nanoseconds between two critical sections, is caught only now and then
 //! (about 1 run in 10 there), so such a store can pass.
@@ -53,6 +56,8 @@
 //! and again: it must always read back whole); `ff-lock-file`'s
 //! `tests/cross_process.rs` shows the same for locks.
 
+#![forbid(unsafe_code)]
+
 pub mod lock;
 pub mod manager;
 pub mod store;
@@ -63,7 +68,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// [`RACE_ROUNDS`], or `FF_CONFORMANCE_RACE_ROUNDS` when set.
 ///
 /// A race is caught only when racers interleave inside the backend's
-/// window, so one round can miss a narrow window; `ff-traits`'
+/// window, so one round can miss a narrow window; this crate's
 /// `tests/conformance_catches_defects.rs` measures how many rounds catch a
 /// check-then-act store that yields once between check and write.
 #[must_use]
@@ -84,7 +89,11 @@ pub const RACE_ROUNDS: usize = 8;
 pub fn unique_prefix(check: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("ffc-{}-{}-{check}", &crate::unique_id()[..8], n)
+    format!(
+        "ffc-{}-{}-{check}",
+        &ff_traits::identity::unique_id()[..8],
+        n
+    )
 }
 
 /// Generates one test per lock check. The argument is an expression
@@ -176,9 +185,9 @@ macro_rules! __conformance_tests {
         $(
             #[test]
             fn $check() {
-                $crate::conformance::run(async {
+                $crate::run(async {
                     let backend = $make.await;
-                    $crate::conformance::$module::$check(backend).await;
+                    $crate::$module::$check(backend).await;
                 });
             }
         )+
@@ -187,9 +196,9 @@ macro_rules! __conformance_tests {
         $(
             #[test]
             fn $check() {
-                $crate::conformance::run(async {
+                $crate::run(async {
                     let Some(backend) = $make.await else { return };
-                    $crate::conformance::$module::$check(backend).await;
+                    $crate::$module::$check(backend).await;
                 });
             }
         )+

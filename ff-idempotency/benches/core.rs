@@ -1,4 +1,4 @@
-//! Core figures of ff-traits, each beside its raw baseline in the same run.
+//! Core figures of ff-traits keys and ff-idempotency, each beside its raw baseline in the same run.
 //!
 //! * `key/*`: canonical key of the README's example vs the floor (SHA-256 + hex
 //!   of the same canonical bytes) and vs the original's approach (hash of
@@ -7,7 +7,7 @@
 //!   store vs the bare work underneath (the same map reads and writes on a
 //!   `Mutex<HashMap>`).
 //!
-//! Run: `cargo bench -p ff-traits --bench core`, then
+//! Run: `cargo bench -p ff-idempotency --bench core`, then
 //! `python3 scripts/bench-report.py key memory_cycle`.
 
 #![allow(missing_docs)]
@@ -18,10 +18,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ff_traits::{
-    IdempotencyKey, IdempotencyManager, IdempotencyStorage, ManagerConfig, MemoryStore, Start,
-    hex_lower,
-};
+use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
+use ff_traits::{IdempotencyKey, IdempotencyStorage, MemoryStore, hex_lower};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

@@ -3,8 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::record::{IdempotencyRecord, RecordStatus};
-use crate::time::Timestamp;
+use ff_traits::{IdempotencyRecord, RecordStatus, Timestamp};
 
 use super::ManagerConfig;
 
@@ -162,8 +161,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::record::{ClaimOwner, RecordedError};
-    use crate::{FencingToken, IdempotencyKey};
+    use ff_traits::{ClaimOwner, FencingToken, IdempotencyKey, RecordedError};
 
     const T0: u64 = 1_000_000;
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::unique_prefix;
-use crate::{Error, ForceOutcome, LockGuard, LockMode, LockName, LockOptions, LockProvider};
+use crate::unique_prefix;
+use ff_traits::{Error, ForceOutcome, LockGuard, LockMode, LockName, LockOptions, LockProvider};
 
 type Provider = Arc<dyn LockProvider>;
 
@@ -249,14 +249,14 @@ pub async fn intention_modes_follow_the_matrix(p: Provider) {
     }
 }
 
-/// Lock hierarchies ([`crate::hierarchy`]) over the backend: an exclusive
+/// Lock hierarchies ([`ff_hierarchy`]) over the backend: an exclusive
 /// node excludes its ancestors' exclusive and shared locks and everything
 /// beneath it, but not its siblings; a shared node excludes exclusive
 /// locks beneath it and admits shared ones; one timeout covers the whole
 /// path and a path that times out leaves nothing held; losing an
 /// ancestor's lock is the loss of the whole path.
 pub async fn hierarchy_follows_the_tree(p: Provider) {
-    use crate::hierarchy;
+    use ff_hierarchy as hierarchy;
     let root = lock_name("tree");
     let n = |rest: &str| {
         LockName::new(format!("{}/{rest}", root.as_str())).expect("a hierarchical name")

@@ -6,14 +6,14 @@ use ff_traits::{IdempotencyStorage, LockProvider, MemoryLockProvider, MemoryStor
 
 mod lock {
     use super::*;
-    ff_traits::lock_conformance_tests!(async {
+    ff_conformance::lock_conformance_tests!(async {
         Arc::new(MemoryLockProvider::new()) as Arc<dyn LockProvider>
     });
 }
 
 mod store {
     use super::*;
-    ff_traits::store_conformance_tests!(async {
+    ff_conformance::store_conformance_tests!(async {
         Arc::new(MemoryStore::new()) as Arc<dyn IdempotencyStorage>
     });
 
@@ -21,7 +21,7 @@ mod store {
     async fn corrupt_entries_reported() {
         let store = MemoryStore::new();
         let damaged = store.clone();
-        ff_traits::conformance::store::corrupt_entries_reported(
+        ff_conformance::store::corrupt_entries_reported(
             Arc::new(store) as Arc<dyn IdempotencyStorage>,
             move |key| async move { damaged.corrupt(&key, "garbage bytes") },
         )

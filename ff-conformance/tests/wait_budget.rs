@@ -3,16 +3,14 @@
 //! Waits were once cut to `retry_interval × max_retries`, 30 s by default,
 //! whatever the timeout said.
 
-#![cfg(feature = "conformance")]
-
 use std::sync::Arc;
 
 use ff_traits::{LockProvider, MemoryLockProvider};
 
 #[tokio::test(start_paused = true)]
 async fn a_memory_lock_waits_its_whole_timeout() {
-    ff_traits::conformance::lock::timeout_is_kept_on_a_paused_clock(Arc::new(
-        MemoryLockProvider::new(),
-    ) as Arc<dyn LockProvider>)
+    ff_conformance::lock::timeout_is_kept_on_a_paused_clock(
+        Arc::new(MemoryLockProvider::new()) as Arc<dyn LockProvider>
+    )
     .await;
 }

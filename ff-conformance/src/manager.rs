@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use super::unique_prefix;
-use crate::{
-    Error, ExecuteError, IdempotencyKey, IdempotencyManager, IdempotencyStorage, ManagerConfig,
-    ManualClock, Reason, RecordStatus, RecordedError, Start, Timestamp,
+use crate::unique_prefix;
+use ff_idempotency::{Error, ExecuteError, IdempotencyManager, ManagerConfig, Reason, Start};
+use ff_traits::{
+    IdempotencyKey, IdempotencyStorage, ManualClock, RecordStatus, RecordedError, Timestamp,
 };
 
 type Store = Arc<dyn IdempotencyStorage>;
@@ -35,7 +35,7 @@ fn manual(s: &Store) -> (IdempotencyManager<Store>, ManualClock) {
     (m, clock)
 }
 
-fn claimed(start: crate::Result<Start>) -> crate::Claim {
+fn claimed(start: ff_idempotency::Result<Start>) -> ff_idempotency::Claim {
     match start {
         Ok(Start::Claimed(c)) => c,
         other => panic!("expected a claim, got {other:?}"),
@@ -179,7 +179,7 @@ pub async fn lifecycle_rules(s: Store) {
     assert_eq!(again.reason, Reason::NoPreviousExecution);
     assert!(matches!(
         m.abandon_operation(&ca).await,
-        Err(Error::LockLost { .. })
+        Err(Error::Contract(ff_traits::Error::LockLost { .. }))
     ));
     m.complete_operation(&again, json!("done"))
         .await
@@ -229,7 +229,7 @@ pub async fn lifecycle_rules(s: Store) {
         .rollback_operation(&kf, |_| async { Err::<(), _>("disk gone".to_owned()) })
         .await
     {
-        Err(crate::RollbackError::Rollback { source, original }) => {
+        Err(ff_idempotency::RollbackError::Rollback { source, original }) => {
             assert_eq!(source, "disk gone");
             assert_eq!(original.map(|e| e.message), Some("boom".to_owned()));
         }
@@ -282,10 +282,13 @@ pub async fn stuck_claim_is_taken_over(s: Store) {
         vec![json!({"path": "/half-made"})]
     );
     assert!(heir.fencing_token > dead.fencing_token);
-    assert!(matches!(m.renew(&dead).await, Err(Error::LockLost { .. })));
+    assert!(matches!(
+        m.renew(&dead).await,
+        Err(Error::Contract(ff_traits::Error::LockLost { .. }))
+    ));
     assert!(matches!(
         m.complete_operation(&dead, json!("late")).await,
-        Err(Error::LockLost { .. })
+        Err(Error::Contract(ff_traits::Error::LockLost { .. }))
     ));
     let done = m
         .complete_operation(&heir, json!("ok"))
@@ -315,7 +318,7 @@ pub async fn exclusive_start_takes_over_at_once(s: Store) {
     assert!(heir.fencing_token > dead.fencing_token);
     assert!(matches!(
         m.complete_operation(&dead, json!("late")).await,
-        Err(Error::LockLost { .. })
+        Err(Error::Contract(ff_traits::Error::LockLost { .. }))
     ));
     m.complete_operation(&heir, json!("ok"))
         .await
@@ -335,11 +338,11 @@ pub async fn only_the_claimant_finishes(s: Store) {
     m.complete_operation(&c, json!(1)).await.expect("complete");
     assert!(matches!(
         m.complete_operation(&c, json!(2)).await,
-        Err(Error::LockLost { .. })
+        Err(Error::Contract(ff_traits::Error::LockLost { .. }))
     ));
     assert!(matches!(
         m.fail_operation(&c, boom(true)).await,
-        Err(Error::LockLost { .. })
+        Err(Error::Contract(ff_traits::Error::LockLost { .. }))
     ));
 
     // A record removed and created again starts over at revision 1; a claim
@@ -353,11 +356,11 @@ pub async fn only_the_claimant_finishes(s: Store) {
     let new = claimed(m.start_operation(&kb, None).await);
     assert!(matches!(
         m.complete_operation(&old, json!("stale")).await,
-        Err(Error::LockLost { .. })
+        Err(Error::Contract(ff_traits::Error::LockLost { .. }))
     ));
     assert!(matches!(
         m.abandon_operation(&old).await,
-        Err(Error::LockLost { .. })
+        Err(Error::Contract(ff_traits::Error::LockLost { .. }))
     ));
     let current = m
         .store()
@@ -398,12 +401,12 @@ pub async fn only_the_claimant_finishes(s: Store) {
         other => panic!("a renewed claim was not in progress: {other:?}"),
     }
     let first = runner.await.expect("runner panicked").expect("execute");
-    assert_eq!(first, crate::Execution::Executed(7));
+    assert_eq!(first, ff_idempotency::Execution::Executed(7));
     let again = m
         .execute(&k, None, |_| async { Ok::<u32, Error>(8) })
         .await
         .expect("replay");
-    assert_eq!(again, crate::Execution::Replayed(7));
+    assert_eq!(again, ff_idempotency::Execution::Replayed(7));
     let failing = m
         .execute(&key("fails"), None, |_| async {
             Err::<u32, _>("nope".to_owned())

@@ -1,61 +1,27 @@
-//! Facts about processes: this one's host name, pid space and unique ids;
-//! whether another process (or the process group it left behind) still
-//! runs.
+//! # ff-process: whether a process still runs
+//!
+//! Lock backends free a lock whose holder died; `ff serve` shows whether a
+//! holder runs. Both ask here, about a pid (with its recorded start time,
+//! so a reused pid is not mistaken for the holder) or a process group (a
+//! command the holder left running). The answers are judged from this
+//! process, and only where its pids mean what the holder's meant: same
+//! host name and same pid space ([`ff_traits::identity::pid_space`]).
+//!
+//! ```
+//! use ff_process::{Liveness, liveness};
+//!
+//! let me = ff_traits::identity::pid();
+//! # #[cfg(unix)]
+//! assert_eq!(liveness(me, ff_traits::identity::own_start_time()), Liveness::Alive);
+//! ```
 
+#![forbid(unsafe_code)]
+
+#[cfg(target_os = "linux")]
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
-
-/// The host name of this machine, read once.
-///
-/// Linux reads `/proc/sys/kernel/hostname`; elsewhere `HOSTNAME` or
-/// `COMPUTERNAME`; `localhost` when none is available.
-#[must_use]
-pub fn hostname() -> &'static str {
-    static HOST: OnceLock<String> = OnceLock::new();
-    HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-            .or_else(|| std::env::var("COMPUTERNAME").ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "localhost".to_owned())
-    })
-}
-
-/// This process's id, read once (`getpid` is a system call on every call).
-#[must_use]
-pub fn pid() -> u32 {
-    static PID: OnceLock<u32> = OnceLock::new();
-    *PID.get_or_init(std::process::id)
-}
-
-/// A 128-bit identifier as 32 hex characters, unique across processes and
-/// hosts for all practical purposes: 64 bits that identify this process
-/// (a hash of host, pid, start time and an address, taken once), then a
-/// 64-bit counter that never repeats within the process.
-#[must_use]
-pub fn unique_id() -> String {
-    static PROCESS_TAG: OnceLock<String> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let tag = PROCESS_TAG.get_or_init(|| {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let marker = 0u8;
-        let mut h = Sha256::new();
-        h.update(hostname().as_bytes());
-        h.update(std::process::id().to_le_bytes());
-        h.update(nanos.to_le_bytes());
-        h.update((std::ptr::addr_of!(marker) as usize).to_le_bytes());
-        crate::key::hex_lower(&h.finalize()[..8])
-    });
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{tag}{count:016x}")
-}
+use ff_traits::LockInfo;
+use ff_traits::identity;
 
 /// Whether a process still runs, as far as this process can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,38 +88,9 @@ pub fn start_time(pid: u32) -> Option<u64> {
     }
 }
 
-/// This process's start time, read once.
-#[must_use]
-pub fn own_start_time() -> Option<u64> {
-    static START: OnceLock<Option<u64>> = OnceLock::new();
-    *START.get_or_init(|| start_time(pid()))
-}
-
-/// The pid space this process lives in, where the OS tells it: on Linux,
-/// the boot id and the pid namespace. Two processes may judge each other's
-/// pids only when they share a host name *and* a pid space: containers
-/// often share a host name (`--uts=host`, `--network=host`) but never
-/// their pids.
-#[must_use]
-pub fn pid_space() -> Option<&'static str> {
-    static SPACE: OnceLock<Option<String>> = OnceLock::new();
-    SPACE
-        .get_or_init(|| {
-            #[cfg(target_os = "linux")]
-            {
-                let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-                let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
-                Some(format!("{}/{}", boot.trim(), namespace.display()))
-            }
-            #[cfg(not(target_os = "linux"))]
-            None
-        })
-        .as_deref()
-}
-
 /// Whether process `pid`, started at `start_time` (if recorded), still runs
 /// in this pid space. The caller must know the pid belongs here (see
-/// [`pid_space`]).
+/// [`identity::pid_space`]).
 #[must_use]
 pub fn liveness(pid: u32, start_time: Option<u64>) -> Liveness {
     #[cfg(target_os = "linux")]
@@ -239,28 +176,49 @@ pub fn group_liveness(group: u32) -> Liveness {
     }
 }
 
+/// Whether the holder of `info` still runs, judged from this process:
+/// only a holder on this host and in this pid space can be judged. A holder
+/// whose process is gone is still alive while its
+/// [`process_group`](LockInfo::process_group) runs.
+#[must_use]
+pub fn holder_liveness(info: &LockInfo) -> Liveness {
+    if !judgeable_here(info) {
+        return Liveness::Unknown;
+    }
+    match liveness(info.pid, info.process_start) {
+        Liveness::Dead => holder_group_liveness(info),
+        alive_or_unknown => alive_or_unknown,
+    }
+}
+
+/// Whether any process of the holder's
+/// [`process_group`](LockInfo::process_group) still runs, judged from this
+/// process (`Dead` when it named none).
+#[must_use]
+pub fn holder_group_liveness(info: &LockInfo) -> Liveness {
+    if !judgeable_here(info) {
+        return Liveness::Unknown;
+    }
+    info.process_group.map_or(Liveness::Dead, group_liveness)
+}
+
+/// Whether the holder's pids mean here what they meant to it.
+fn judgeable_here(info: &LockInfo) -> bool {
+    info.hostname == identity::hostname() && info.pid_space.as_deref() == identity::pid_space()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_distinct_and_hex() {
-        let a = unique_id();
-        let b = unique_id();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 32);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert!(!hostname().is_empty());
-    }
-
-    #[test]
     fn this_process_is_alive() {
-        let me = pid();
-        let start = own_start_time();
+        let me = identity::pid();
+        let start = identity::own_start_time();
         #[cfg(target_os = "linux")]
         {
             assert!(start.is_some());
-            assert!(pid_space().is_some());
+            assert!(identity::pid_space().is_some());
             assert_eq!(
                 liveness(me, start.map(|s| s + 1)),
                 Liveness::Dead,
@@ -305,7 +263,12 @@ mod tests {
             .expect("read");
         let sleeper: u32 = out.trim().parse().expect("pid");
         // Wait until the leader is a zombie we have not reaped yet.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while liveness(group, None) == Liveness::Alive {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the leader never exited"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert_eq!(group_liveness(group), Liveness::Alive, "the sleeper runs");

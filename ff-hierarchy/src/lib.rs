@@ -1,3 +1,5 @@
+//! # ff-hierarchy: lock trees over any lock provider
+//!
 //! Lock hierarchies over any [`LockProvider`]: names with `/` form a tree
 //! (`repo`, `repo/issue-123`, `repo/issue-123/sync`), and locking a node
 //! takes intention locks on its ancestors (multiple-granularity locking):
@@ -14,11 +16,13 @@
 //! lock of the path is the loss of the whole (the guard's loss notice
 //! names which). Implemented once, above the contract: every backend with
 //! the intention modes (the conformance suite's
-//! `intention_modes_follow_the_matrix`) gets hierarchies.
+//! `intention_modes_follow_the_matrix` in `ff-conformance`) gets
+//! hierarchies.
 //!
 //! ```
 //! # async fn demo() -> ff_traits::Result<()> {
-//! use ff_traits::{hierarchy, LockName, LockOptions, MemoryLockProvider};
+//! use ff_hierarchy as hierarchy;
+//! use ff_traits::{LockName, LockOptions, MemoryLockProvider};
 //!
 //! let locks = MemoryLockProvider::new();
 //! let a = hierarchy::acquire(&locks, &LockName::new("repo/issue-1")?, &LockOptions::default()).await?;
@@ -30,13 +34,15 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::time::Instant;
 
 use async_trait::async_trait;
 
-use crate::error::{Error, Result};
-use crate::lock::{HeldLock, LockGuard, LockMode, LockOptions, LockProvider, LossWatch};
-use crate::lock_name::LockName;
+use ff_traits::{
+    Error, HeldLock, LockGuard, LockMode, LockName, LockOptions, LockProvider, LossWatch, Result,
+};
 
 /// The deepest path a hierarchical name may have.
 pub const MAX_DEPTH: usize = 16;
@@ -245,8 +251,8 @@ mod tests {
     /// A provider whose grants can be marked lost by the test.
     #[derive(Debug, Default)]
     struct Losable {
-        inner: crate::MemoryLockProvider,
-        notifiers: std::sync::Mutex<Vec<(String, crate::lock::LossNotifier)>>,
+        inner: ff_traits::MemoryLockProvider,
+        notifiers: std::sync::Mutex<Vec<(String, ff_traits::LossNotifier)>>,
     }
 
     #[async_trait]
@@ -256,7 +262,7 @@ mod tests {
         }
         async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
             let inner = self.inner.acquire(name, options).await?;
-            let (notifier, watch) = crate::lock::loss_channel();
+            let (notifier, watch) = ff_traits::loss_channel();
             self.notifiers
                 .lock()
                 .expect("not poisoned")
@@ -274,10 +280,10 @@ mod tests {
         ) -> Result<Option<LockGuard>> {
             self.acquire(name, options).await.map(Some)
         }
-        async fn locks(&self) -> Result<Vec<crate::LockStatus>> {
+        async fn locks(&self) -> Result<Vec<ff_traits::LockStatus>> {
             self.inner.locks().await
         }
-        async fn force_release(&self, name: &LockName) -> Result<crate::ForceRelease> {
+        async fn force_release(&self, name: &LockName) -> Result<ff_traits::ForceRelease> {
             self.inner.force_release(name).await
         }
     }

@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use super::{Claim, IdempotencyManager, Reason, Start};
 use crate::error::{Error, Result};
-use crate::key::IdempotencyKey;
-use crate::lock::{FencingToken, LossWatch, loss_channel};
-use crate::record::{IdempotencyRecord, RecordStatus, RecordedError};
-use crate::store::IdempotencyStorage;
+use ff_traits::{
+    FencingToken, IdempotencyKey, IdempotencyRecord, IdempotencyStorage, LossWatch, RecordStatus,
+    RecordedError, loss_channel,
+};
 
 /// How an operation's error is recorded.
 ///
@@ -32,15 +32,24 @@ pub trait OperationFailure: fmt::Display {
     }
 }
 
+impl OperationFailure for ff_traits::Error {
+    fn kind(&self) -> String {
+        ff_traits::Error::kind(self).as_str().to_owned()
+    }
+    fn retryable(&self) -> bool {
+        !matches!(
+            ff_traits::Error::kind(self),
+            ff_traits::ErrorKind::InvalidInput | ff_traits::ErrorKind::Unsupported
+        )
+    }
+}
+
 impl OperationFailure for Error {
     fn kind(&self) -> String {
         Error::kind(self).as_str().to_owned()
     }
     fn retryable(&self) -> bool {
-        !matches!(
-            Error::kind(self),
-            crate::ErrorKind::InvalidInput | crate::ErrorKind::Unsupported
-        )
+        self.as_contract().is_none_or(OperationFailure::retryable)
     }
 }
 
@@ -76,15 +85,16 @@ impl Attempt {
     /// Call before each step that must not run twice.
     ///
     /// # Errors
-    /// [`Error::LockLost`] when the claim was taken over (the lease could
+    /// [`ff_traits::Error::LockLost`] when the claim was taken over (the lease could
     /// not be renewed in time).
     pub fn ensure_claim_held(&self) -> Result<()> {
         match self.loss.lost_reason() {
             None => Ok(()),
-            Some(reason) => Err(Error::LockLost {
+            Some(reason) => Err(ff_traits::Error::LockLost {
                 name: "idempotency claim".to_owned(),
                 reason,
-            }),
+            }
+            .into()),
         }
     }
 
@@ -129,6 +139,12 @@ pub enum ExecuteError<E> {
     Idempotency(#[from] Error),
 }
 
+impl<E> From<ff_traits::Error> for RollbackError<E> {
+    fn from(e: ff_traits::Error) -> Self {
+        Self::Idempotency(e.into())
+    }
+}
+
 /// Why [`IdempotencyManager::rollback_operation`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RollbackError<E> {
@@ -158,7 +174,8 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-    /// use ff_traits::{IdempotencyKey, IdempotencyManager, ManagerConfig, MemoryStore};
+    /// use ff_idempotency::{IdempotencyManager, ManagerConfig};
+    /// use ff_traits::{IdempotencyKey, MemoryStore};
     /// use serde_json::json;
     ///
     /// let manager = IdempotencyManager::new(MemoryStore::new(), ManagerConfig::default());
@@ -172,16 +189,16 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// assert!(!first.was_replayed());
     /// assert!(second.was_replayed());
     /// assert_eq!(second.into_inner(), "sent");
-    /// # Ok::<(), ff_traits::ExecuteError<String>>(()) }).unwrap();
+    /// # Ok::<(), ff_idempotency::ExecuteError<String>>(()) }).unwrap();
     /// ```
     ///
     /// # Errors
     /// [`ExecuteError::Operation`] when `op` fails (recorded);
     /// [`ExecuteError::Idempotency`] with the refusals of
     /// [`start_operation`](Self::start_operation), or
-    /// [`Error::LockLost`] when the claim was taken over while `op` ran (its
+    /// [`ff_traits::Error::LockLost`] when the claim was taken over while `op` ran (its
     /// result is then not recorded), or a result that cannot be
-    /// (de)serialized ([`Error::Corrupt`] for a stored one).
+    /// (de)serialized ([`ff_traits::Error::Corrupt`] for a stored one).
     pub async fn execute<T, E, F, Fut>(
         &self,
         key: &IdempotencyKey,
@@ -216,7 +233,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 _ = renewals.tick(), if !notifier.is_lost() => {
                     match self.renew(&claim).await {
                         Ok(()) => {}
-                        Err(Error::LockLost { reason, .. }) => {
+                        Err(Error::Contract(ff_traits::Error::LockLost { reason, .. })) => {
                             tracing::error!(%reason, "idempotency claim lost while the operation ran");
                             notifier.notify_lost(reason);
                         }
@@ -230,10 +247,10 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         match outcome {
             Ok(value) => {
                 let json = serde_json::to_value(&value).map_err(|e| {
-                    Error::invalid_input(
+                    Error::from(ff_traits::Error::invalid_input(
                         "operation result",
                         format!("cannot be stored as JSON: {e}"),
-                    )
+                    ))
                 })?;
                 self.complete_operation(&claim, json).await?;
                 Ok(Execution::Executed(value))
@@ -258,7 +275,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     /// # Errors
     /// [`RollbackError::Rollback`] when `f` fails (the record is failed again,
     /// keeping its original error and rollback data);
-    /// [`Error::NotFound`] without a record; [`Error::InProgress`] while a
+    /// [`ff_traits::Error::NotFound`] without a record; [`Error::InProgress`] while a
     /// live claim runs the operation.
     pub async fn rollback_operation<E, F, Fut>(
         &self,
@@ -270,14 +287,8 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         Fut: Future<Output = std::result::Result<(), E>>,
     {
         let record_key = key.record_key()?;
-        let Some(current) = crate::metrics::store_call(
-            self.store.backend_name(),
-            "load",
-            self.store.load(&record_key),
-        )
-        .await?
-        else {
-            return Err(Error::NotFound {
+        let Some(current) = self.store.load(&record_key).await? else {
+            return Err(ff_traits::Error::NotFound {
                 what: format!("record {} of '{}'", record_key.short(), key.operation),
             }
             .into());
@@ -348,7 +359,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 r.abandoned_rollbacks.clear();
             })
             .await?;
-        crate::metrics::operation_event(crate::metrics::IDEMPOTENCY_ROLLBACKS, &key.operation);
+        ff_metrics::operation_event(ff_metrics::IDEMPOTENCY_ROLLBACKS, &key.operation);
         tracing::info!(operation = %key.operation, key = record_key.short(), "operation rolled back");
         Ok(stored)
     }
@@ -357,10 +368,10 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
 fn replay<T: DeserializeOwned>(record: &IdempotencyRecord) -> Result<T> {
     let value = record.result.clone().unwrap_or(Value::Null);
     serde_json::from_value(value).map_err(|e| {
-        Error::corrupt(
+        Error::from(ff_traits::Error::corrupt(
             "recorded result",
             format!("record {}", record.key.short()),
             format!("does not match the expected type: {e}"),
-        )
+        ))
     })
 }

@@ -8,8 +8,8 @@ use serde_json::json;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use super::unique_prefix;
-use crate::{
+use crate::unique_prefix;
+use ff_traits::{
     ClaimOwner, Error, FencingToken, IdempotencyKey, IdempotencyRecord, IdempotencyStorage,
     RecordKey, RecordStatus, RecordedError, Revision, ScanFilter, Timestamp,
 };
@@ -26,11 +26,11 @@ pub fn sample_record(operation: &str, n: u32, at: Timestamp) -> IdempotencyRecor
     );
     let record_key = key.record_key().expect("sample key");
     let owner = ClaimOwner::new(
-        crate::unique_id(),
+        ff_traits::identity::unique_id(),
         FencingToken(1),
         at.saturating_add(Duration::from_secs(30)),
         std::process::id(),
-        crate::hostname().to_owned(),
+        ff_traits::identity::hostname().to_owned(),
     );
     IdempotencyRecord::new_pending(&key, record_key, owner, Some(json!({"path": "/tmp/x"})), at)
 }
