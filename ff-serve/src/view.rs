@@ -38,7 +38,7 @@ pub(crate) fn holder_json(h: &LockInfo, now: Timestamp) -> Value {
             ff_process::Liveness::Dead => "dead",
             _ => "unknown",
         },
-        "issue": h.metadata.get("issue"),
+        "issue": ff_worktree::lock_names::HolderMetadata::of(h).issue,
     })
 }
 

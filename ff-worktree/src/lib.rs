@@ -106,6 +106,7 @@ pub mod git;
 pub mod hooks;
 pub mod include;
 mod issue;
+pub mod lock_names;
 mod manager;
 pub mod metrics;
 mod paths;

@@ -101,24 +101,10 @@ fn lock_tree(all: &[LockStatus]) -> String {
         .join("\n")
 }
 
-/// What a lock is for, when ForgeFlow took it: `(issue, repository)` from
-/// the holder's metadata (the worktree manager records both), else the
-/// issue from the name's shape (`ff-<repo>/issue-<id>`; before lock
-/// hierarchies, `ff-<repo>-issue-<id>`).
+/// What a lock is for, when ForgeFlow took it: `(issue, repository)`, as
+/// [`ff_worktree::lock_names::described`] reads them.
 fn purpose(l: &LockStatus) -> (Option<String>, Option<String>) {
-    let meta = l.holders.first().map(|h| &h.metadata);
-    let field = |k: &str| {
-        meta.and_then(|m| m.get(k))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let issue = field("issue").or_else(|| {
-        let rest = l.name.strip_prefix("ff-")?;
-        rest.rsplit_once("/issue-")
-            .or_else(|| rest.split_once("-issue-"))
-            .map(|(_, issue)| issue.to_owned())
-    });
-    (issue, field("repository"))
+    ff_worktree::lock_names::described(&l.name, l.holders.first())
 }
 
 pub(super) async fn locks(settings: &Settings, out: Out, tree: bool) -> Result<u8, Failure> {

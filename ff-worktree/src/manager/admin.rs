@@ -15,15 +15,6 @@ use super::{CREATE_OPERATION, WorktreeManager};
 
 impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Whether a lock name is one of this repository's.
-    fn owns_lock(&self, name: &str) -> bool {
-        *name == self.registry_lock
-            || *name == self.fetch_lock
-            || *name == self.repo_lock
-            || name
-                .strip_prefix(self.repo_lock.as_str())
-                .is_some_and(|rest| rest.starts_with('/'))
-    }
-
     /// This repository's locks (its node and everything beneath it: issue
     /// locks; the registry and fetch locks) as the provider knows them,
     /// held or not.
@@ -36,7 +27,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .locks()
             .await?
             .into_iter()
-            .filter(|l| self.owns_lock(&l.name))
+            .filter(|l| self.lock_names.owns(&l.name))
             .collect())
     }
 

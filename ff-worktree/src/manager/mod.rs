@@ -20,6 +20,7 @@ use ff_traits::{
     RecordStatus,
 };
 
+use crate::lock_names::{HolderMetadata, RepositoryLocks};
 use crate::{Error, Result};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -60,10 +61,8 @@ pub struct WorktreeManager<L, S> {
     locks: L,
     records: IdempotencyManager<S>,
     repo_key: String,
-    /// The repository's node of the lock hierarchy: `ff-<repo key>`.
-    repo_lock: LockName,
-    registry_lock: LockName,
-    fetch_lock: LockName,
+    /// The names of the repository's locks.
+    lock_names: RepositoryLocks,
     location: String,
 }
 
@@ -164,17 +163,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             ff_traits::identity::hostname(),
             info.common_dir.display()
         );
-        let repo_lock = LockName::new(format!("ff-{repo_key}"))
-            .and_then(|name| ff_hierarchy::path(&name).map(|_| name))
-            .map_err(|e| {
-                ff_traits::Error::invalid_input(
-                    "namespace",
-                    format!(
-                        "{repo_key:?} cannot name the repository's locks ({e}); use letters, \
-                         digits, '-', '_' and '.', with '/' only between two non-empty parts"
-                    ),
-                )
-            })?;
+        let lock_names = RepositoryLocks::new(&repo_key, &common)?;
         let manager = Self {
             location,
             git,
@@ -184,9 +173,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             locks,
             records,
             repo_key,
-            repo_lock,
-            registry_lock: LockName::new(format!("ff-{common}-registry"))?,
-            fetch_lock: LockName::new(format!("ff-{common}-fetch"))?,
+            lock_names,
         };
         manager.exclude_base_path().await?;
         Ok(manager)
@@ -219,13 +206,18 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     /// The issue's lock: a leaf beneath the repository's node.
     fn issue_lock(&self, issue: &IssueId) -> Result<LockName> {
-        Ok(LockName::new(format!("{}/issue-{issue}", self.repo_lock))?)
+        self.lock_names.issue(issue)
     }
 
     /// The repository's node of the lock hierarchy (`ff-<repo key>`),
     /// beneath which every issue lock lies.
     pub fn repository_lock_name(&self) -> &LockName {
-        &self.repo_lock
+        self.lock_names.node()
+    }
+
+    /// The names of every lock this manager takes.
+    pub fn lock_names(&self) -> &RepositoryLocks {
+        &self.lock_names
     }
 
     fn create_key(&self, issue: &IssueId) -> IdempotencyKey {
@@ -248,10 +240,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         LockOptions::default()
             .with_timeout(self.config.lock_timeout)
             .with_operation(operation)
-            .with_metadata(json!({
-                "repository": self.info.toplevel,
-                "issue": issue.map(IssueId::as_str),
-            }))
+            .with_metadata(
+                HolderMetadata::new(self.info.toplevel.to_string_lossy(), issue).to_value(),
+            )
     }
 
     /// Takes `name` (with intention locks on its ancestors when it lies
@@ -285,7 +276,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// the way; whatever the lock provider reports.
     pub async fn lock_repository(&self, mode: ff_traits::LockMode) -> Result<LockGuard> {
         let options = self.lock_options("repository", None).with_mode(mode);
-        Ok(ff_hierarchy::acquire(&self.locks, &self.repo_lock, &options).await?)
+        Ok(ff_hierarchy::acquire(&self.locks, self.lock_names.node(), &options).await?)
     }
 
     /// Takes the issue's lock, the one every create, sync and cleanup of
@@ -367,7 +358,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         operation: &str,
         f: impl AsyncFnOnce() -> Result<T>,
     ) -> Result<T> {
-        let guard = self.lock(&self.registry_lock, operation, None).await?;
+        let guard = self
+            .lock(self.lock_names.registry(), operation, None)
+            .await?;
         // A `worktree add` killed mid-write would fail every registry
         // change that follows; mending it first costs one directory read.
         self.torn_commondirs(true).await;
