@@ -18,8 +18,35 @@ use crate::trust::{Approvals, Part, Steering};
 use ff_worktree::display::escape_path;
 
 /// The lock provider and store, behind trait objects: chosen at run time.
-/// The backends as opened for use: measured once, here
-/// ([`Instrumented`]), whichever backend sits inside.
+/// Whether a run's backends are measured ([`Instrumented`], whichever
+/// backend sits inside): the work a command does is; `ff serve`'s own
+/// polling of the backends it shows is not (ten reads a second would
+/// drown the calls it is there to show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Metered {
+    /// Measured, once.
+    Yes,
+    /// As opened.
+    No,
+}
+
+impl Metered {
+    fn locks(self, locks: Locks) -> Locks {
+        match self {
+            Self::Yes => Arc::new(Instrumented::new(locks)),
+            Self::No => locks,
+        }
+    }
+
+    fn store(self, store: Store) -> Store {
+        match self {
+            Self::Yes => Arc::new(Instrumented::new(store)),
+            Self::No => store,
+        }
+    }
+}
+
+/// The backends as opened.
 pub(crate) type Locks = Arc<dyn LockProvider>;
 pub(crate) type Store = Arc<dyn IdempotencyStorage>;
 pub(crate) type Manager = WorktreeManager<Locks, Store>;
@@ -162,6 +189,9 @@ pub(crate) struct Settings {
     /// Its git common directory (the default state lives there; approvals
     /// are keyed by it).
     pub(crate) common_dir: Option<PathBuf>,
+    /// The repository `dir` is in, as discovered once for the run: the
+    /// worktree manager starts from it instead of looking again.
+    repo: Option<ff_worktree::git::RepoInfo>,
     /// The configuration in force: the repository's `ff.toml` (approved)
     /// over the user's `config.toml`.
     pub(crate) file: FileConfig,
@@ -198,8 +228,8 @@ impl Settings {
         }
         // Read in-process for the usual layouts: no git spawned.
         let repo = Git::new(&dir).repository().await.ok();
-        let (toplevel, common_dir) = match repo {
-            Some(r) => (Some(r.toplevel), Some(r.common_dir)),
+        let (toplevel, common_dir) = match &repo {
+            Some(r) => (Some(r.toplevel.clone()), Some(r.common_dir.clone())),
             None => (None, None),
         };
         // Always the main working tree's copy: a linked worktree's branch
@@ -255,6 +285,7 @@ impl Settings {
             dir,
             toplevel,
             common_dir,
+            repo,
             file,
             trust,
             prepared_root: std::sync::OnceLock::new(),
@@ -402,25 +433,39 @@ impl Settings {
 
     /// The lock provider named by `--lock`.
     pub(crate) async fn locks(&self) -> Result<Locks, Failure> {
-        if matches!(backend_kind(&self.lock, "lock")?, Kind::Redis) {
-            return redis_locks(&self.lock).await;
-        }
-        self.locks_in(self.state_dir().await?).await
+        self.locks_metered(Metered::Yes).await
+    }
+
+    /// The lock provider named by `--lock`, measured or not.
+    pub(crate) async fn locks_metered(&self, metered: Metered) -> Result<Locks, Failure> {
+        let locks = if matches!(backend_kind(&self.lock, "lock")?, Kind::Redis) {
+            redis_locks(&self.lock).await?
+        } else {
+            self.locks_in(self.state_dir().await?).await?
+        };
+        Ok(metered.locks(locks))
     }
 
     /// The store named by `--store`.
     pub(crate) async fn store(&self) -> Result<Store, Failure> {
-        if matches!(backend_kind(&self.store, "store")?, Kind::Redis) {
-            return redis_store(&self.store).await;
-        }
-        self.store_in(self.state_dir().await?).await
+        self.store_metered(Metered::Yes).await
+    }
+
+    /// The store named by `--store`, measured or not.
+    pub(crate) async fn store_metered(&self, metered: Metered) -> Result<Store, Failure> {
+        let store = if matches!(backend_kind(&self.store, "store")?, Kind::Redis) {
+            redis_store(&self.store).await?
+        } else {
+            self.store_in(self.state_dir().await?).await?
+        };
+        Ok(metered.store(store))
     }
 
     async fn locks_in(&self, state: PathBuf) -> Result<Locks, Failure> {
         match backend_kind(&self.lock, "lock")? {
-            Kind::File => Ok(Arc::new(Instrumented::new(FileLockProvider::new(
+            Kind::File => Ok(Arc::new(FileLockProvider::new(
                 self.prepared(&state)?.locks(),
-            )))),
+            ))),
             Kind::Redis => redis_locks(&self.lock).await,
             Kind::Sqlite | Kind::Json => Err(Failure::invalid(format!(
                 "{:?} is a record store, not a lock backend; use --lock file or redis://HOST:PORT[/DB]",
@@ -433,12 +478,12 @@ impl Settings {
         // A damaged database is corrupt state (1), not an unavailable one.
         let unavailable = crate::output::before_work;
         match backend_kind(&self.store, "store")? {
-            Kind::Sqlite => Ok(Arc::new(Instrumented::new(
+            Kind::Sqlite => Ok(Arc::new(
                 SqliteStore::open(self.prepared(&state)?.sqlite()).map_err(unavailable)?,
-            ))),
-            Kind::Json => Ok(Arc::new(Instrumented::new(
+            )),
+            Kind::Json => Ok(Arc::new(
                 JsonStore::open(self.prepared(&state)?.json_records()).map_err(unavailable)?,
-            ))),
+            )),
             Kind::Redis => redis_store(&self.store).await,
             Kind::File => Err(Failure::invalid(
                 "\"file\" is a lock backend, not a record store; use --store sqlite, json or redis://HOST:PORT[/DB]",
@@ -449,6 +494,11 @@ impl Settings {
     /// The worktree manager on the configured backends.
     pub(crate) async fn manager(&self) -> Result<Manager, Failure> {
         self.manager_with(self.worktree_config()?).await
+    }
+
+    /// The worktree manager on the configured backends, measured or not.
+    pub(crate) async fn manager_metered(&self, metered: Metered) -> Result<Manager, Failure> {
+        self.manager_on(self.worktree_config()?, metered).await
     }
 
     /// `[alerts]`, checked.
@@ -519,17 +569,31 @@ impl Settings {
 
     /// The worktree manager on the configured backends, with `config`.
     pub(crate) async fn manager_with(&self, config: WorktreeConfig) -> Result<Manager, Failure> {
+        self.manager_on(config, Metered::Yes).await
+    }
+
+    async fn manager_on(
+        &self,
+        config: WorktreeConfig,
+        metered: Metered,
+    ) -> Result<Manager, Failure> {
         // The repository is checked first: its errors say more than a
         // backend's. The base path is resolved once and reused.
-        let at = ff_worktree::locate(&config)
-            .await
-            .map_err(crate::output::before_work)?;
+        // The repository found when the settings were read is not looked
+        // for again.
+        let at = match &self.repo {
+            Some(found) if config.repo == self.dir => {
+                ff_worktree::locate_discovered(&config, found.clone()).await
+            }
+            _ => ff_worktree::locate(&config).await,
+        }
+        .map_err(crate::output::before_work)?;
         let state = self
             .explicit_state_dir()?
             .unwrap_or_else(|| at.state.root().to_path_buf());
-        let locks = self.locks_in(state.clone()).await?;
-        let store = self.store_in(state).await?;
-        WorktreeManager::open(config.with_base_path(at.base_path), locks, store)
+        let locks = metered.locks(self.locks_in(state.clone()).await?);
+        let store = metered.store(self.store_in(state).await?);
+        WorktreeManager::open_at(config, at, locks, store)
             .await
             .map_err(crate::output::before_work)
     }
@@ -713,7 +777,7 @@ async fn redis_locks(url: &str) -> Result<Locks, Failure> {
     let p = RedisLockProvider::connect(RedisLockConfig::new(url))
         .await
         .map_err(crate::output::before_work)?;
-    Ok(Arc::new(Instrumented::new(p)))
+    Ok(Arc::new(p))
 }
 
 #[cfg(feature = "redis")]
@@ -722,7 +786,7 @@ async fn redis_store(url: &str) -> Result<Store, Failure> {
     let s = RedisStore::connect(RedisStoreConfig::new(url))
         .await
         .map_err(crate::output::before_work)?;
-    Ok(Arc::new(Instrumented::new(s)))
+    Ok(Arc::new(s))
 }
 
 #[cfg(not(feature = "redis"))]

@@ -81,6 +81,62 @@ pub const STORE_CALL_SECONDS: &str = "ff_store_call_seconds";
 /// Store calls that failed, by backend and call.
 pub const STORE_CALL_FAILURES: &str = "ff_store_call_failures_total";
 
+/// Gives the installed recorder the help text of every name above (an
+/// exporter shows it as `# HELP`): call it once, after installing the
+/// recorder.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_histogram!(
+        LOCK_WAIT_SECONDS,
+        Unit::Seconds,
+        "From asking for a lock to getting it; its count is the number of grants."
+    );
+    describe_histogram!(
+        LOCK_TIMEOUT_WAIT_SECONDS,
+        Unit::Seconds,
+        "How long waits that ended without the lock lasted."
+    );
+    describe_histogram!(
+        LOCK_HOLD_SECONDS,
+        Unit::Seconds,
+        "How long a grant was held, recorded when it ends."
+    );
+    describe_counter!(LOCK_TIMEOUTS, "Waits that ended without the lock.");
+    describe_counter!(LOCK_CONTENTIONS, "Acquisitions that found the lock taken.");
+    describe_counter!(
+        LOCK_LOSSES,
+        "Grants that ended without their holder releasing them."
+    );
+    describe_counter!(LOCK_FORCE_RELEASES, "Force releases, by outcome.");
+    describe_counter!(
+        LOCK_TAKEOVERS,
+        "Grants taken over from a holder that had died."
+    );
+    describe_counter!(
+        IDEMPOTENCY_DECISIONS,
+        "Decisions whether an operation runs, by reason."
+    );
+    describe_counter!(IDEMPOTENCY_CLAIMS, "Claims won: an attempt began.");
+    describe_counter!(
+        IDEMPOTENCY_TAKEOVERS,
+        "Claims taken over from an abandoned claim."
+    );
+    describe_counter!(IDEMPOTENCY_COMPLETIONS, "Operations completed.");
+    describe_counter!(IDEMPOTENCY_FAILURES, "Operations failed.");
+    describe_counter!(IDEMPOTENCY_ROLLBACKS, "Operations rolled back.");
+    describe_histogram!(
+        OPERATION_DURATION_SECONDS,
+        Unit::Seconds,
+        "From an attempt's claim to its completion or failure."
+    );
+    describe_histogram!(
+        STORE_CALL_SECONDS,
+        Unit::Seconds,
+        "Each call to a measured store."
+    );
+    describe_counter!(STORE_CALL_FAILURES, "Store calls that failed.");
+}
+
 /// The bounded label a lock is counted under: its taker's operation.
 fn class(options: &LockOptions) -> &str {
     if options.operation.is_empty() {

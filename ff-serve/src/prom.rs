@@ -25,6 +25,8 @@ pub fn install_recorder() -> PrometheusHandle {
                 tracing::info!(
                     "a metrics recorder was already installed: /metrics shows the backends' gauges only"
                 );
+            } else {
+                ff_metrics::describe();
             }
             handle
         })

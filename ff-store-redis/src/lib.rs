@@ -19,7 +19,7 @@
 //! ```no_run
 //! # async fn demo() -> ff_traits::Result<()> {
 //! use ff_store_redis::{RedisStore, RedisStoreConfig};
-//! use ff_traits::{IdempotencyManager, ManagerConfig};
+//! use ff_idempotency::{IdempotencyManager, ManagerConfig};
 //!
 //! let store = RedisStore::connect(RedisStoreConfig::new("redis://127.0.0.1:6379")).await?;
 //! let manager = IdempotencyManager::new(store, ManagerConfig::default());

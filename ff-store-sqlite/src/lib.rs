@@ -25,7 +25,8 @@
 //! ```
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! use ff_store_sqlite::SqliteStore;
-//! use ff_traits::{IdempotencyKey, IdempotencyManager, ManagerConfig};
+//! use ff_idempotency::{IdempotencyManager, ManagerConfig};
+//! use ff_traits::IdempotencyKey;
 //! use serde_json::json;
 //!
 //! let dir = tempfile::tempdir()?;

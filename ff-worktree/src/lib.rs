@@ -279,7 +279,7 @@ impl StateDir {
 
 /// Where a configuration's repository, worktrees and state are: the same
 /// wherever in the repository the configuration's directory is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Location {
     /// The top of the repository's main worktree.
@@ -290,6 +290,17 @@ pub struct Location {
     pub base_path: std::path::PathBuf,
     /// Where the local backends keep their state.
     pub state: StateDir,
+    /// The repository as discovered, and git in it: what
+    /// [`WorktreeManager::open_at`] starts from.
+    git: git::Git,
+    info: git::RepoInfo,
+}
+
+impl Location {
+    /// What the manager keeps of it.
+    pub(crate) fn into_parts(self) -> (git::Git, git::RepoInfo, std::path::PathBuf) {
+        (self.git, self.info, self.base_path)
+    }
 }
 
 /// Resolves `config`: the repository through git's common directory, the
@@ -300,16 +311,35 @@ pub struct Location {
 /// # Errors
 /// As [`WorktreeManager::open`].
 pub async fn locate(config: &WorktreeConfig) -> Result<Location> {
-    let (_, info, base_path) = manager::resolve(config).await?;
+    located(config, None).await
+}
+
+/// As [`locate`], with the repository the caller already discovered from
+/// `config.repo` ([`git::Git::repository`]), which is not looked for
+/// again: a program resolves its repository once per run.
+///
+/// # Errors
+/// As [`WorktreeManager::open`].
+pub async fn locate_discovered(
+    config: &WorktreeConfig,
+    discovered: git::RepoInfo,
+) -> Result<Location> {
+    located(config, Some(discovered)).await
+}
+
+async fn located(config: &WorktreeConfig, discovered: Option<git::RepoInfo>) -> Result<Location> {
+    let (git, info, base_path) = manager::resolve(config, discovered).await?;
     let state = config
         .state_dir
         .clone()
         .map_or_else(|| StateDir::of_repository(&info.common_dir), StateDir::new);
     Ok(Location {
-        repository: info.toplevel,
-        common_dir: info.common_dir,
+        repository: info.toplevel.clone(),
+        common_dir: info.common_dir.clone(),
         base_path,
         state,
+        git,
+        info,
     })
 }
 
@@ -346,8 +376,9 @@ async fn open_local<S: ff_traits::IdempotencyStorage>(
     at.state.prepare()?;
     let locks = ff_lock_file::FileLockProvider::new(at.state.locks());
     let store = open(&at.state)?;
-    WorktreeManager::open(
-        config.with_base_path(at.base_path),
+    WorktreeManager::open_at(
+        config,
+        at,
         Instrumented::new(locks),
         Instrumented::new(store),
     )
@@ -384,13 +415,14 @@ pub async fn open_json(config: WorktreeConfig) -> Result<JsonManager> {
 /// reached.
 #[cfg(feature = "redis")]
 pub async fn open_redis(config: WorktreeConfig, url: &str) -> Result<RedisManager> {
-    let base = locate(&config).await?.base_path;
+    let at = locate(&config).await?;
     let locks =
         ff_lock_redis::RedisLockProvider::connect(ff_lock_redis::RedisLockConfig::new(url)).await?;
     let store =
         ff_store_redis::RedisStore::connect(ff_store_redis::RedisStoreConfig::new(url)).await?;
-    WorktreeManager::open(
-        config.with_base_path(base),
+    WorktreeManager::open_at(
+        config,
+        at,
         Instrumented::new(locks),
         Instrumented::new(store),
     )

@@ -9,7 +9,7 @@ use ff_serve::{Backends, ManagedRepository, Overview, ServeConfig, Server};
 use ff_worktree::display::escape_text;
 use serde_json::json;
 
-use crate::config::Settings;
+use crate::config::{Metered, Settings};
 use crate::output::{self, Failure, INVALID_INPUT, Out, UNAVAILABLE};
 
 pub(super) struct ServeOptions {
@@ -25,12 +25,15 @@ pub(super) struct ServeOptions {
 
 /// The backends every command uses, plus the repository's worktrees when
 /// run inside one.
+///
+/// Not measured: what `ff serve` reads to show, ten times a second, is not
+/// the work its metrics are there to show.
 async fn backends(settings: &Settings) -> Result<Backends, Failure> {
-    let locks = settings.locks().await?;
-    let store = settings.store().await?;
+    let locks = settings.locks_metered(Metered::No).await?;
+    let store = settings.store_metered(Metered::No).await?;
     let mut backends = Backends::new(locks, store);
     if let Some(top) = &settings.toplevel {
-        let manager = settings.manager().await?;
+        let manager = settings.manager_metered(Metered::No).await?;
         backends = backends.with_worktrees(Arc::new(ManagedRepository::new(
             manager,
             top.display().to_string(),

@@ -67,7 +67,12 @@ pub struct WorktreeManager<L, S> {
 }
 
 /// The repository, and the base path, that `config` names; checked.
-pub(crate) async fn resolve(config: &WorktreeConfig) -> Result<(Git, RepoInfo, PathBuf)> {
+/// `discovered` is the repository found from `config.repo` already, if
+/// the caller looked (it is not looked for again).
+pub(crate) async fn resolve(
+    config: &WorktreeConfig,
+    discovered: Option<RepoInfo>,
+) -> Result<(Git, RepoInfo, PathBuf)> {
     crate::runtime::check()?;
     crate::paths::refuse_nul("repository path", &config.repo)?;
     // Checked here: git started in a missing directory fails to spawn,
@@ -87,7 +92,10 @@ pub(crate) async fn resolve(config: &WorktreeConfig) -> Result<(Git, RepoInfo, P
     let git = Git::new(&config.repo).with_timeout(config.git_timeout);
     // The version is checked when a git call fails (see `Git`), not here:
     // every `ff` run would pay a process for it.
-    let info = git.repository().await?;
+    let info = match discovered {
+        Some(info) => info,
+        None => git.repository().await?,
+    };
     if !info.has_commits {
         return Err(Error::invalid_input(
             "repository",
@@ -144,8 +152,26 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// path is a file or a symbolic link; [`Backend`](ff_traits::Error::Backend) when git is
     /// missing or too old, or the base path cannot be created.
     pub async fn open(config: WorktreeConfig, locks: L, store: S) -> Result<Self> {
+        let at = crate::locate(&config).await?;
+        Self::open_at(config, at, locks, store).await
+    }
+
+    /// Opens the manager for the repository `at` names, as
+    /// [`locate`](crate::locate) (or
+    /// [`locate_discovered`](crate::locate_discovered)) resolved it from
+    /// `config`: nothing is discovered or checked again.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), for what `locate` leaves: the
+    /// repository's key, the namespace, the slot settings.
+    pub async fn open_at(
+        config: WorktreeConfig,
+        at: crate::Location,
+        locks: L,
+        store: S,
+    ) -> Result<Self> {
         slots::check_settings(&config)?;
-        let (git, info, base) = resolve(&config).await?;
+        let (git, info, base) = at.into_parts();
         let repo_key = match &config.namespace {
             Some(ns) => ns.clone(),
             None => repository_key(&git, &info.common_dir).await?,
