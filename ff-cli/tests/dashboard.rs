@@ -20,12 +20,9 @@ use ff_testkit::git::TestRepo;
 fn browser(url: &str) -> Option<Chromium> {
     let opened = Chromium::open(url);
     if opened.is_none() {
-        assert!(
-            std::env::var("FF_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
-            "chromium is not installed and FF_REQUIRE_CHROMIUM=1"
-        );
-        eprintln!(
-            "SKIPPED: chromium is not installed (set FF_CHROMIUM or install Debian's chromium)"
+        ff_testkit::skip(
+            "FF_REQUIRE_CHROMIUM",
+            "chromium is not installed (set FF_CHROMIUM or install Debian's chromium)",
         );
     }
     opened

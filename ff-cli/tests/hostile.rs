@@ -346,7 +346,10 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
             69,
         ));
     } else {
-        eprintln!("SKIPPED: unwritable base path and state dir (chattr +i needs root here)");
+        ff_testkit::skip(
+            "FF_REQUIRE_ROOT",
+            "unwritable base path and state dir (chattr +i needs root here)",
+        );
     }
     #[cfg(unix)]
     cases.push(case(

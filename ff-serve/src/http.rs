@@ -567,11 +567,10 @@ async fn gc(
     };
     let removed = match &state.backends.worktrees {
         Some(source) => source.gc(max_age).await,
-        None => ff_idempotency::IdempotencyManager::new(
+        None => ff_worktree::cleanup_records_without_repository(
             Arc::clone(&state.backends.store),
-            ff_idempotency::ManagerConfig::default(),
+            max_age,
         )
-        .cleanup(max_age)
         .await
         .map_err(|e| e.to_string()),
     };

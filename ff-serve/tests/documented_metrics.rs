@@ -123,11 +123,10 @@ fn the_example_rules_use_documented_metrics_and_pass_promtool() {
     let dir = root().join("examples/prometheus");
     let promtool = Command::new("promtool").arg("--version").output();
     if promtool.is_err() {
-        assert!(
-            std::env::var("FF_REQUIRE_PROMTOOL").as_deref() != Ok("1"),
-            "promtool is not installed and FF_REQUIRE_PROMTOOL=1"
+        ff_testkit::skip(
+            "FF_REQUIRE_PROMTOOL",
+            "promtool is not installed; the rules were checked for names only",
         );
-        eprintln!("SKIPPED: promtool is not installed; the rules were checked for names only");
         return;
     }
     for args in [

@@ -160,7 +160,10 @@ async fn a_read_only_database_is_a_clear_error() {
     let Some(_frozen) =
         ff_testkit::Immutable::set(&db).and_then(|f| Some((f, ff_testkit::Immutable::set(&dir)?)))
     else {
-        eprintln!("chattr +i is not available here: read-only database case skipped");
+        ff_testkit::skip(
+            "FF_REQUIRE_ROOT",
+            "read-only database (chattr +i needs root here)",
+        );
         return;
     };
     match SqliteStore::open(&db) {

@@ -35,6 +35,21 @@ use serde_json::json;
 const ROLE_ENV: &str = "FF_TESTKIT_ROLE";
 const SEP: char = '\u{1f}';
 
+/// Skips the rest of a test that needs something this machine lacks
+/// (`what`), saying so loudly; fails instead when the environment variable
+/// `require` (an `FF_REQUIRE_*` switch) is `1`, as CI sets it, so no skip
+/// passes unseen where the thing is meant to be there.
+///
+/// # Panics
+/// When `require` is set to `1`.
+pub fn skip(require: &str, what: &str) {
+    assert!(
+        std::env::var(require).as_deref() != Ok("1"),
+        "{what}, and {require}=1 says it must be here"
+    );
+    eprintln!("\n*** SKIPPED: {what} ***\n");
+}
+
 /// A fresh directory under `base` (use `env!("CARGO_TARGET_TMPDIR")`).
 ///
 /// # Panics

@@ -122,7 +122,7 @@ pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
 pub use manager::{
     Cleaned, Cleanup, Created, LimitPolicy, PruneAction, PruneOptions, Pruned, Recover, Recovery,
     Repair, RepairKind, SyncOptions, SyncStrategy, Synced, Worktree, WorktreeConfig,
-    WorktreeManager, WorktreeStatus,
+    WorktreeManager, WorktreeStatus, cleanup_records_without_repository,
 };
 
 /// The backends compiled in, one module per cargo feature.

@@ -225,7 +225,10 @@ async fn read_only_store_and_lock_directories_fail_clearly_and_leave_nothing() {
     // read-only directory (only new entries are refused), as it should.
     for (what, dir, issue) in [("store", "records", "new1"), ("locks", "locks", "new2")] {
         let Some(frozen) = Immutable::set(&state.join(dir)) else {
-            eprintln!("SKIPPED: read-only {what} directory (chattr +i needs root here)");
+            ff_testkit::skip(
+                "FF_REQUIRE_ROOT",
+                &format!("read-only {what} directory (chattr +i needs root here)"),
+            );
             return;
         };
         let err = m
@@ -298,7 +301,10 @@ fn fill(dir: &Path, name: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_clearly_and_loses_nothing() {
     let Some(fs) = Tmpfs::mount("8m") else {
-        eprintln!("SKIPPED: full disk (mounting a tmpfs needs root here)");
+        ff_testkit::skip(
+            "FF_REQUIRE_ROOT",
+            "full disk (mounting a tmpfs needs root here)",
+        );
         return;
     };
     let repo = TestRepo::new_in(&fs.0);

@@ -293,11 +293,7 @@ pub(super) async fn gc(settings: &Settings, out: Out, max_age: Duration) -> Resu
             .cleanup_idempotency_records(max_age)
             .await
     } else {
-        let store = settings.store().await?;
-        ff_idempotency::IdempotencyManager::new(store, ff_idempotency::ManagerConfig::default())
-            .cleanup(max_age)
-            .await
-            .map_err(ff_worktree::Error::from)
+        ff_worktree::cleanup_records_without_repository(settings.store().await?, max_age).await
     };
     drop(progress);
     let removed = removed?;

@@ -105,3 +105,23 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         Ok(out)
     }
 }
+
+/// Removes finished records last active more than `max_age` ago from a
+/// store no repository manages (`ff gc` outside a repository, `ff serve`
+/// started outside one): every finished record qualifies. Inside a
+/// repository, [`WorktreeManager::cleanup_idempotency_records`] keeps the
+/// records of existing worktrees. Between them, the one policy of
+/// `ff gc` and `POST /api/admin/gc`. Returns how many were removed.
+///
+/// # Errors
+/// [`ff_traits::Error::Backend`] when the store fails.
+pub async fn cleanup_records_without_repository(
+    store: impl IdempotencyStorage,
+    max_age: Duration,
+) -> Result<u64> {
+    Ok(
+        ff_idempotency::IdempotencyManager::new(store, ff_idempotency::ManagerConfig::default())
+            .cleanup(max_age)
+            .await?,
+    )
+}

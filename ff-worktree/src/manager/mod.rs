@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::git::{Git, GitError, RepoInfo, repair};
 use crate::issue::IssueId;
 
+pub use admin::cleanup_records_without_repository;
 pub use prune::{PruneAction, PruneOptions, Pruned};
 pub use recover::{Recovery, Repair, RepairKind};
 pub use types::{
