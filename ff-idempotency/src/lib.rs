@@ -213,7 +213,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
     }
 
     /// Replaces the clock (tests move time with a
-    /// [`ManualClock`](crate::ManualClock)).
+    /// [`ManualClock`](ff_traits::ManualClock)).
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -331,7 +331,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
 
     /// As [`start_operation`](Self::start_operation), for a caller that
     /// holds a lock which every claimant of `key` holds for as long as it
-    /// runs the operation (say, a per-key [`LockProvider`](crate::LockProvider)
+    /// runs the operation (say, a per-key [`LockProvider`](ff_traits::LockProvider)
     /// lock). Such a caller knows that a pending record it finds belongs to
     /// a claimant that died, whatever its lease says, so it takes the record
     /// over at once instead of answering [`Error::InProgress`] until the

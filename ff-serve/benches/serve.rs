@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
 use ff_lock_file::FileLockProvider;
+use ff_metrics::Instrumented;
 use ff_serve::{Backends, ServeConfig, Server};
 use ff_store_sqlite::SqliteStore;
 use ff_traits::{IdempotencyKey, LockName, LockOptions, LockProvider, RecordedError};
@@ -151,7 +152,8 @@ fn overhead_child(with_recorder: bool, n: usize, dir: &std::path::Path) {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         metrics::set_global_recorder(recorder).unwrap();
     }
-    let provider = FileLockProvider::new(dir);
+    // Measured as the `ff` command opens it.
+    let provider = Instrumented::new(FileLockProvider::new(dir));
     let name = LockName::new("bench").unwrap();
     let options = LockOptions::default().with_operation("bench");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -230,7 +232,7 @@ fn overhead(full: bool) {
     );
 
     // In one process, a thread-local recorder on and off.
-    let provider = FileLockProvider::new(dir.path());
+    let provider = Instrumented::new(FileLockProvider::new(dir.path()));
     let name = LockName::new("bench").unwrap();
     let options = LockOptions::default().with_operation("bench");
     let runtime = tokio::runtime::Builder::new_current_thread()
