@@ -34,8 +34,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             return out.fail(&output::Failure::new(
-                output::FAILURE,
-                "runtime",
+                output::Problem::Runtime,
                 format!("cannot start: {e}"),
             ));
         }

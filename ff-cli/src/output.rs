@@ -30,7 +30,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    pub(crate) fn new(code: u8, kind: &str, message: impl Into<String>) -> Self {
+    fn with(code: u8, kind: &str, message: impl Into<String>) -> Self {
         Self {
             kind: kind.to_owned(),
             message: message.into(),
@@ -39,21 +39,93 @@ impl Failure {
         }
     }
 
+    /// A failure `ff` found itself, by its [`Problem`].
+    pub(crate) fn new(problem: Problem, message: impl Into<String>) -> Self {
+        let (code, kind) = problem.classify();
+        Self::with(code, kind, message)
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        Self::new(INVALID_INPUT, "invalid_input", message)
+        Self::new(Problem::InvalidInput, message)
     }
 
     #[cfg(not(feature = "redis"))]
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(UNAVAILABLE, "backend_unavailable", message)
+        Self::new(Problem::BackendUnavailable, message)
     }
 
     /// A library error, by its meaning and the stage it happened in.
     pub(crate) fn of(e: Error, stage: Stage) -> Self {
         let (code, kind) = classify(&e, stage);
-        let mut f = Self::new(code, kind, e.to_string());
+        let mut f = Self::with(code, kind, e.to_string());
         f.details = facts(&e);
         f
+    }
+}
+
+/// The failures `ff` finds itself, not a library: each one's exit code and
+/// JSON kind are chosen in [`Problem::classify`], beside [`classify`] for
+/// library errors; between them, every exit code `ff` gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// A bad argument, setting or value (65).
+    InvalidInput,
+    /// No worktree, record or key by that name (65).
+    NotFound,
+    /// The worktree lives in another clone (65).
+    Elsewhere,
+    /// A backend could not be opened (69).
+    BackendUnavailable,
+    /// The system could not give what `ff` needs, such as randomness (69).
+    Unavailable,
+    /// `ff serve` could not listen where asked (69).
+    ListenFailed,
+    /// `ff serve` stopped serving on an error (69).
+    ServeFailed,
+    /// A file `ff` must write could not be written (73).
+    CannotWrite,
+    /// The key's command runs now (75).
+    InProgress,
+    /// Live holders keep the lock (75).
+    LockHeld,
+    /// The repository's settings are not approved on this machine (77).
+    NotApproved,
+    /// The repository's hooks are not approved on this machine (77).
+    HooksNotApproved,
+    /// The program to run does not exist (127).
+    ProgramMissing,
+    /// The program to run cannot be run (126).
+    CannotRun,
+    /// `ff` itself could not start its runtime (1).
+    Runtime,
+    /// `ff` could not listen for the signals it forwards (1).
+    Signals,
+    /// A task of `ff` failed (1).
+    Internal,
+}
+
+impl Problem {
+    /// The exit code and JSON kind: the README's exit-code table.
+    pub(crate) fn classify(self) -> (u8, &'static str) {
+        match self {
+            Self::InvalidInput => (INVALID_INPUT, "invalid_input"),
+            Self::NotFound => (INVALID_INPUT, "not_found"),
+            Self::Elsewhere => (INVALID_INPUT, "elsewhere"),
+            Self::BackendUnavailable => (UNAVAILABLE, "backend_unavailable"),
+            Self::Unavailable => (UNAVAILABLE, "unavailable"),
+            Self::ListenFailed => (UNAVAILABLE, "listen_failed"),
+            Self::ServeFailed => (UNAVAILABLE, "serve_failed"),
+            Self::CannotWrite => (CANNOT_CREATE, "cannot_write"),
+            Self::InProgress => (TEMPORARY, "in_progress"),
+            Self::LockHeld => (TEMPORARY, "lock_held"),
+            Self::NotApproved => (REFUSED, "not_approved"),
+            Self::HooksNotApproved => (REFUSED, "hooks_not_approved"),
+            Self::ProgramMissing => (127, "cannot_run"),
+            Self::CannotRun => (126, "cannot_run"),
+            Self::Runtime => (FAILURE, "runtime"),
+            Self::Signals => (FAILURE, "signals"),
+            Self::Internal => (FAILURE, "internal"),
+        }
     }
 }
 
@@ -85,7 +157,7 @@ pub(crate) fn classify(e: &Error, stage: Stage) -> (u8, &'static str) {
         }
         ErrorKind::Contract(C::Unsupported) => UNAVAILABLE,
         ErrorKind::Contract(C::Backend) | ErrorKind::Git if stage == Stage::Open => {
-            return (UNAVAILABLE, "backend_unavailable");
+            return Problem::BackendUnavailable.classify();
         }
         ErrorKind::Git if stage == Stage::Create => CANNOT_CREATE,
         ErrorKind::LimitReached => CANNOT_CREATE,

@@ -368,8 +368,7 @@ pub(crate) fn approve(parts: &[(Part, String)], common_dir: &Path) -> Result<Pat
 
 fn write_failed(path: &Path, e: &std::io::Error) -> Failure {
     Failure::new(
-        output::CANNOT_CREATE,
-        "cannot_write",
+        output::Problem::CannotWrite,
         format!("cannot write {}: {e}", escape_path(path)),
     )
 }
@@ -430,8 +429,7 @@ pub(crate) fn vouch_for_store(root: &Path, adopt: Adopt) -> Result<(), Failure> 
     }
     if !empty && adopt == Adopt::No {
         return Err(Failure::new(
-            output::REFUSED,
-            "not_approved",
+            output::Problem::NotApproved,
             format!(
                 "{} holds state that ff did not make on this machine (a repository can ship a \
                  directory of records); review it, then run `ff trust allow` to adopt it, or point \
@@ -445,8 +443,7 @@ pub(crate) fn vouch_for_store(root: &Path, adopt: Adopt) -> Result<(), Failure> 
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| {
         Failure::new(
-            output::UNAVAILABLE,
-            "unavailable",
+            output::Problem::Unavailable,
             format!("cannot draw a random store id: {e}"),
         )
     })?;
@@ -518,7 +515,7 @@ pub(crate) fn not_approved(what: &Unapproved, top: &Path) -> Failure {
              or pass --no-hooks to go on without them (FF_HOOKS=allow approves hooks for one run, \
              for CI)",
         );
-        "hooks_not_approved"
+        output::Problem::HooksNotApproved
     } else {
         text.push_str(
             "a cloned repository may not choose where ff writes, whom it talks to or what it \
@@ -526,9 +523,9 @@ pub(crate) fn not_approved(what: &Unapproved, top: &Path) -> Failure {
              yourself with flags or in your own config.toml (FF_TRUST=allow approves for one \
              run, for CI)",
         );
-        "not_approved"
+        output::Problem::NotApproved
     };
-    Failure::new(output::REFUSED, kind, text)
+    Failure::new(kind, text)
 }
 
 /// Hex SHA-256.

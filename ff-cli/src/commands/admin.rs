@@ -7,7 +7,7 @@ use ff_worktree::display::{escape, escape_path};
 use serde_json::{Value, json};
 
 use crate::config::Settings;
-use crate::output::{self, Failure, Out, Progress, TEMPORARY};
+use crate::output::{self, Failure, Out, Progress};
 
 pub(super) async fn recover(settings: &Settings, out: Out, dry_run: bool) -> Result<u8, Failure> {
     let manager = settings.manager().await?;
@@ -235,7 +235,10 @@ pub(super) async fn unlock(
     if refused.is_empty() {
         Ok(0)
     } else {
-        Err(Failure::new(TEMPORARY, "lock_held", refused.join("; ")))
+        Err(Failure::new(
+            crate::output::Problem::LockHeld,
+            refused.join("; "),
+        ))
     }
 }
 

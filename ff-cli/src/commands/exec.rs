@@ -41,8 +41,7 @@ pub(super) async fn exec(
             && w.status == ff_worktree::WorktreeStatus::Elsewhere
         {
             return Err(Failure::new(
-                output::INVALID_INPUT,
-                "elsewhere",
+                crate::output::Problem::Elsewhere,
                 format!(
                     "{issue}'s worktree {} lives on another host ({}); run ff exec there",
                     w.id,
@@ -53,8 +52,7 @@ pub(super) async fn exec(
         if !here.is_some_and(|w| w.path.is_dir()) {
             if !create {
                 return Err(Failure::new(
-                    output::INVALID_INPUT,
-                    "not_found",
+                    crate::output::Problem::NotFound,
                     format!(
                         "{issue} has no worktree and --no-create was given; \
                          `ff create {issue}` makes one"
@@ -80,8 +78,7 @@ pub(super) async fn exec(
             _ => {
                 let _ = guard.release().await;
                 return Err(Failure::new(
-                    output::INVALID_INPUT,
-                    "not_found",
+                    crate::output::Problem::NotFound,
                     format!(
                         "{issue}'s worktree was removed {ATTEMPTS} times before its lock could be \
                          taken; is something cleaning it up in a loop?"

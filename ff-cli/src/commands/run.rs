@@ -409,8 +409,7 @@ pub(super) async fn forget(settings: &Settings, out: Out, key: String) -> Result
             .is_some_and(|o| o.lease_deadline > ff_traits::Timestamp::now());
     if live {
         return Err(Failure::new(
-            crate::output::TEMPORARY,
-            "in_progress",
+            crate::output::Problem::InProgress,
             format!("key {label} is running now; forget it once it ends"),
         ));
     }

@@ -10,7 +10,7 @@ use ff_worktree::display::escape_text;
 use serde_json::json;
 
 use crate::config::{Metered, Settings};
-use crate::output::{self, Failure, INVALID_INPUT, Out, UNAVAILABLE};
+use crate::output::{self, Failure, Out};
 
 pub(super) struct ServeOptions {
     pub(super) listen: String,
@@ -93,8 +93,7 @@ fn admin_token() -> Result<(String, bool), Failure> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
         Failure::new(
-            UNAVAILABLE,
-            "unavailable",
+            crate::output::Problem::Unavailable,
             format!("cannot draw a random admin token: {e}"),
         )
     })?;
@@ -154,12 +153,11 @@ pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> R
         } else {
             format!("cannot listen on {address}: {e}; choose another address with --listen")
         };
-        Failure::new(UNAVAILABLE, "listen_failed", why)
+        Failure::new(crate::output::Problem::ListenFailed, why)
     })?;
     let bound = listener.local_addr().map_err(|e| {
         Failure::new(
-            UNAVAILABLE,
-            "listen_failed",
+            crate::output::Problem::ListenFailed,
             format!("cannot read the listening address: {e}"),
         )
     })?;
@@ -221,8 +219,8 @@ pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> R
         result = &mut serving => {
             return match result {
                 Ok(Ok(())) => Ok(0),
-                Ok(Err(e)) => Err(Failure::new(UNAVAILABLE, "serve_failed", e.to_string())),
-                Err(e) => Err(Failure::new(output::FAILURE, "internal", e.to_string())),
+                Ok(Err(e)) => Err(Failure::new(crate::output::Problem::ServeFailed, e.to_string())),
+                Err(e) => Err(Failure::new(crate::output::Problem::Internal, e.to_string())),
             };
         }
         () = stop_signal() => {}
@@ -379,8 +377,7 @@ pub(super) async fn top(
 ) -> Result<u8, Failure> {
     if interval < Duration::from_millis(100) {
         return Err(Failure::new(
-            INVALID_INPUT,
-            "invalid_input",
+            crate::output::Problem::InvalidInput,
             "--interval: give at least 100ms",
         ));
     }

@@ -226,12 +226,12 @@ async fn tee(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin) 
 
 /// 127 when the program does not exist, 126 when it cannot be run.
 pub(crate) fn cannot_run(program: &str, e: &std::io::Error) -> Failure {
-    let code = if e.kind() == std::io::ErrorKind::NotFound {
-        127
+    let problem = if e.kind() == std::io::ErrorKind::NotFound {
+        crate::output::Problem::ProgramMissing
     } else {
-        126
+        crate::output::Problem::CannotRun
     };
-    Failure::new(code, "cannot_run", format!("cannot run {program:?}: {e}"))
+    Failure::new(problem, format!("cannot run {program:?}: {e}"))
 }
 
 /// A child's exit code as shells report it (128 + N for signal N).
@@ -272,8 +272,7 @@ impl Signals {
         let listen = |kind| {
             signal(kind).map_err(|e| {
                 Failure::new(
-                    crate::output::FAILURE,
-                    "signals",
+                    crate::output::Problem::Signals,
                     format!("cannot listen for signals: {e}"),
                 )
             })

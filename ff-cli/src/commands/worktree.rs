@@ -103,8 +103,7 @@ pub(super) async fn path(settings: &Settings, out: Out, target: &str) -> Result<
 
 fn not_found(target: &str) -> Failure {
     Failure::new(
-        output::INVALID_INPUT,
-        "not_found",
+        crate::output::Problem::NotFound,
         format!("no worktree for {target:?}; `ff list` shows what exists"),
     )
 }
