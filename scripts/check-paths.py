@@ -3,7 +3,7 @@
 
 Reads README.md, BENCHMARKS.md and every DESIGN.md, and checks the targets
 of relative Markdown links and every `backticked` token that starts with a
-top-level directory of the repository (`ff-worktree/tests/chaos.rs`,
+top-level directory of the repository (`ff-worktree/tests/it/chaos.rs`,
 `scripts/test.sh`, `ff-cli/schemas`). Placeholders (`<id>`, `*`, `…`) are
 skipped. Exits 1 naming each missing path.
 """

@@ -37,7 +37,7 @@
 //! that is not kept exact. Races are raced [`race_rounds`] times with fresh
 //! keys: a store with any await (any I/O) between its check and its write
 //! is caught in 100 of 100 runs (measured in this crate's
-//! `tests/conformance_catches_defects.rs`); a window with no await at all,
+//! `tests/it/conformance_catches_defects.rs`); a window with no await at all,
 //! nanoseconds between two critical sections, is caught only now and then
 //! (about 1 run in 10 there), so such a store can pass.
 //!
@@ -54,7 +54,7 @@
 //! `claim_race` (N processes claim one key: exactly one wins) and
 //! `crash_during_writes` (a child rewriting one record is SIGKILLed again
 //! and again: it must always read back whole); `ff-lock-file`'s
-//! `tests/cross_process.rs` shows the same for locks.
+//! `tests/it/cross_process.rs` shows the same for locks.
 
 #![forbid(unsafe_code)]
 
@@ -69,7 +69,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// A race is caught only when racers interleave inside the backend's
 /// window, so one round can miss a narrow window; this crate's
-/// `tests/conformance_catches_defects.rs` measures how many rounds catch a
+/// `tests/it/conformance_catches_defects.rs` measures how many rounds catch a
 /// check-then-act store that yields once between check and write.
 #[must_use]
 pub fn race_rounds() -> usize {

@@ -35,6 +35,27 @@ use serde_json::json;
 const ROLE_ENV: &str = "FF_TESTKIT_ROLE";
 const SEP: char = '\u{1f}';
 
+/// The name the test harness gives test function `name` of the calling
+/// module (`module::name`), for [`spawn_self`] and the child-process
+/// helpers: a crate's integration tests are one binary whose modules are
+/// its test files, so a bare function name is not enough.
+#[macro_export]
+macro_rules! test_entry {
+    ($name:literal) => {
+        $crate::test_path(module_path!(), $name)
+    };
+}
+
+/// `module`'s test function `name` as the harness lists it: the module
+/// path (from [`module_path!`]) without the test crate's own name.
+#[must_use]
+pub fn test_path(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_, inner)) => format!("{inner}::{name}"),
+        None => name.to_owned(),
+    }
+}
+
 /// Skips the rest of a test that needs something this machine lacks
 /// (`what`), saying so loudly; fails instead when the environment variable
 /// `require` (an `FF_REQUIRE_*` switch) is `1`, as CI sets it, so no skip

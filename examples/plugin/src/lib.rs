@@ -1,6 +1,6 @@
 //! A ForgeFlow plugin, written as a plugin author would: a lock provider
 //! and an idempotency store of its own, each checked by the conformance
-//! suite every built-in backend passes (`tests/conformance.rs`, through
+//! suite every built-in backend passes (`tests/it/conformance.rs`, through
 //! the suite's macros), then usable by the worktree manager like any
 //! built-in backend (`examples/custom_backend.rs`).
 //!

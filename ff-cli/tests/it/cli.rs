@@ -2,13 +2,11 @@
 //! its exit codes. Real repositories, real processes. Hostile input is in
 //! `hostile.rs`.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     assert_valid, code, error_json, error_kind, ff, lock_backends, spawn_ff_with, stdout_json,
 };
 use ff_testkit::git::{TestRepo, commit_file};

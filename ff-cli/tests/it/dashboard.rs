@@ -8,12 +8,10 @@
 
 #![cfg(unix)]
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Served, code, ff, hold_lock, stdout_json, stop};
+use crate::common::{Served, code, ff, hold_lock, stdout_json, stop};
 use ff_testkit::chromium::Chromium;
 use ff_testkit::git::TestRepo;
 

@@ -4,13 +4,11 @@
 
 #![cfg(unix)] // hooks run with sh; symlinks and modes are Unix ones
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{assert_valid, code, command_in as command, error_json, ff_in, stdout_json};
+use crate::common::{assert_valid, code, command_in as command, error_json, ff_in, stdout_json};
 use ff_testkit::git::TestRepo;
 
 fn setup(hooks: &str) -> (TestRepo, PathBuf, PathBuf) {

@@ -4,13 +4,11 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the figures for the report
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{error_kind, ff, stdout_json};
+use crate::common::{error_kind, ff, stdout_json};
 use ff_testkit::Immutable;
 use ff_testkit::git::{TestRepo, git_in};
 use ff_testkit::snapshot::Snapshot;

@@ -3,9 +3,7 @@
 //! constructor writes JSON records only, where `ff --store json` reads
 //! them, and reads what `ff` wrote.
 
-mod common;
-
-use common::{code, ff, stdout_json};
+use crate::common::{code, ff, stdout_json};
 use ff_testkit::git::TestRepo;
 use ff_worktree::{Cleanup, WorktreeConfig};
 

@@ -5,17 +5,15 @@
 
 #![cfg(unix)]
 
-mod common;
-
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{code, ff};
+use crate::common::{code, ff};
 use ff_testkit::git::TestRepo;
 
 fn spawn_ff(dir: &Path, args: &[&str]) -> Child {
-    common::spawn_ff_with(dir, &[], args)
+    crate::common::spawn_ff_with(dir, &[], args)
 }
 
 /// The command writes its pid to `pidfile` and sleeps; returns that pid
@@ -277,17 +275,20 @@ fn a_paused_holder_whose_lease_lapsed_stops_the_command() {
 #[cfg(target_os = "linux")]
 fn a_killed_holder_frees_the_waiter_only_when_its_command_is_gone(holder: &str, waiter: &str) {
     let redis = ff_testkit::redis::RedisServer::start();
-    for backend in common::lock_backends(redis.as_ref()) {
+    for backend in crate::common::lock_backends(redis.as_ref()) {
         let repo = TestRepo::new();
         let dir = repo.path();
         let pidfile = repo.scratch("pids").join("holder");
         let script = format!("echo $$ > '{}'; exec sleep 30", pidfile.display());
-        let held =
-            common::spawn_ff_with(dir, &backend, &["lock", holder, "--", "sh", "-c", &script]);
+        let held = crate::common::spawn_ff_with(
+            dir,
+            &backend,
+            &["lock", holder, "--", "sh", "-c", &script],
+        );
         let pid = command_pid(&pidfile);
         let result = repo.scratch("results").join("waiter");
         let report = report_first_command(pid, &result);
-        let waiting = common::spawn_ff_with(
+        let waiting = crate::common::spawn_ff_with(
             dir,
             &backend,
             &[

@@ -3,9 +3,7 @@
 //! started by the test: a worktree created and a lock taken, with its
 //! records and locks in Redis.
 
-mod common;
-
-use common::{code, ff, stdout_json};
+use crate::common::{code, ff, stdout_json};
 use ff_testkit::git::TestRepo;
 
 fn create_and_lock(url: &str) {

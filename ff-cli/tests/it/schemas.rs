@@ -4,9 +4,7 @@
 //! gc, locks and every error they provoke the same way. And the schemas
 //! are strict enough to fail: a wrong shape is refused.
 
-mod common;
-
-use common::{assert_valid, code, ff, stdout_json, violations};
+use crate::common::{assert_valid, code, ff, stdout_json, violations};
 use ff_testkit::git::TestRepo;
 use serde_json::json;
 

@@ -5,12 +5,10 @@
 
 #![cfg(unix)] // `ff lock` children are stopped with signals
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     Served, assert_valid, code, error_kind, eventually, ff, hold_lock, stdout_json, stop,
 };
 use ff_testkit::git::TestRepo;

@@ -3,11 +3,9 @@
 //! or in `FF_REDIS_CA`; a wrong CA refused with exit 69 and a message
 //! that says which check failed.
 
-mod common;
-
 use std::process::Command;
 
-use common::{code, ff};
+use crate::common::{code, ff};
 use ff_testkit::git::TestRepo;
 use ff_testkit::redis::{RedisServer, TlsSetup};
 

@@ -4,12 +4,10 @@
 
 #![cfg(unix)] // symlinks, FIFOs, modes and umasks are Unix ones
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{code, command_in as command, error_json, ff_in, stdout_json};
+use crate::common::{code, command_in as command, error_json, ff_in, stdout_json};
 use ff_testkit::git::{TestRepo, git_in};
 use serde_json::Value;
 
@@ -169,7 +167,7 @@ fn a_shipped_state_dir_with_a_forged_record_checks_out_nothing_outside() {
     // still never acted on. A new worktree is made where ff makes them.
     let allowed = ff_in(&clone, &config, &[], &["trust", "allow", "--json"]);
     let allowed = stdout_json(&allowed);
-    common::assert_valid("trust", &allowed);
+    crate::common::assert_valid("trust", &allowed);
     assert_eq!(allowed["approved"], true);
     let out = ff_in(&clone, &config, &[], &["create", "1", "--json"]);
     let created = stdout_json(&out);
@@ -468,7 +466,7 @@ fn ff_umask(umask: &str, dir: &Path, config: &Path, env: &[(&str, &str)], args: 
     all.extend(args);
     let mut c = Command::new("sh");
     c.args(&all);
-    common::isolated(&mut c, dir, config, env)
+    crate::common::isolated(&mut c, dir, config, env)
         .output()
         .expect("run")
 }

@@ -111,7 +111,7 @@ fn counter_race(mode: FileLockMode, procs: usize, each: u32) {
     let children: Vec<Child> = (0..procs)
         .map(|_| {
             ff_testkit::spawn_self(
-                "child_entry",
+                &ff_testkit::test_entry!("child_entry"),
                 &[
                     "counter",
                     dir.to_str().expect("utf8"),
@@ -155,7 +155,7 @@ fn eight_processes_increment_exactly_lease() {
 async fn sigkilled_holder_frees(mode: FileLockMode) -> Duration {
     let dir = fresh_dir("sigkill");
     let mut child = ff_testkit::spawn_self(
-        "child_entry",
+        &ff_testkit::test_entry!("child_entry"),
         &[
             "hold",
             dir.to_str().expect("utf8"),
@@ -230,7 +230,7 @@ async fn a_dead_holders_running_group_keeps_the_lock_in(mode: FileLockMode, lock
         .expect("spawn the command");
     let group = command.id().to_string();
     let mut child = ff_testkit::spawn_self(
-        "child_entry",
+        &ff_testkit::test_entry!("child_entry"),
         &[
             "hold",
             dir.to_str().expect("utf8"),
@@ -295,7 +295,7 @@ async fn live_lease_holder_is_never_taken() {
     // A very short lease: the holder refreshes it every 100 ms, and being
     // alive on this host it is never stale whatever its age.
     let mut child = ff_testkit::spawn_self(
-        "child_entry",
+        &ff_testkit::test_entry!("child_entry"),
         &["hold", dir.to_str().expect("utf8"), "lease", "300"],
     );
     ff_testkit::wait_for_line(&mut child, "LOCKED");

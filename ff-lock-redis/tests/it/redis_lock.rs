@@ -257,7 +257,10 @@ fn spawn_holder(url: &str, prefix: &str, group: Option<u32>) -> std::process::Ch
 
 fn spawn_holder_in(url: &str, prefix: &str, group: Option<u32>, mode: &str) -> std::process::Child {
     let group = group.map(|g| g.to_string()).unwrap_or_default();
-    let mut child = ff_testkit::spawn_self("holder_child", &[url, prefix, &group, mode]);
+    let mut child = ff_testkit::spawn_self(
+        &ff_testkit::test_entry!("holder_child"),
+        &[url, prefix, &group, mode],
+    );
     ff_testkit::wait_for_line(&mut child, "held");
     child
 }
@@ -568,7 +571,10 @@ async fn a_writer_killed_while_waiting_does_not_keep_readers_out() {
         .expect("connect");
     let reader = locks.acquire(&t(), &shared()).await.expect("reader");
     // The writer waits behind the reader (it never says "held").
-    let mut writer = ff_testkit::spawn_self("holder_child", &[&url, &cfg.prefix, "", "exclusive"]);
+    let mut writer = ff_testkit::spawn_self(
+        &ff_testkit::test_entry!("holder_child"),
+        &[&url, &cfg.prefix, "", "exclusive"],
+    );
     let mut conn = redis::Client::open(url.as_str())
         .expect("client")
         .get_multiplexed_async_connection()

@@ -228,7 +228,7 @@ fn a_dead_holders_lock_is_counted_as_taken_over_and_a_revoked_grant_as_lost() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_string_lossy().into_owned();
-    let mut child = ff_testkit::spawn_self("takeover_child", &[&path]);
+    let mut child = ff_testkit::spawn_self(&ff_testkit::test_entry!("takeover_child"), &[&path]);
     ff_testkit::wait_for_line(&mut child, "held");
     child.kill().unwrap(); // SIGKILL: the holder never releases
     child.wait().unwrap();

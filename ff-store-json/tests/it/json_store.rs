@@ -44,17 +44,25 @@ fn child_entry() {
 
 #[test]
 fn eight_processes_race_to_claim_one_key() {
-    ff_testkit::assert_one_winner_of_eight("child_entry", fresh_dir().to_str().expect("utf8"));
+    ff_testkit::assert_one_winner_of_eight(
+        &ff_testkit::test_entry!("child_entry"),
+        fresh_dir().to_str().expect("utf8"),
+    );
 }
 
 #[test]
 fn sigkill_during_writes_never_tears_a_record() {
     let dir = fresh_dir();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    ff_testkit::crash_during_writes("child_entry", 12, dir.to_str().expect("utf8"), |tag| {
-        let s = JsonStore::open(&dir).expect("open");
-        rt.block_on(ff_testkit::written_count(&s, tag))
-    });
+    ff_testkit::crash_during_writes(
+        &ff_testkit::test_entry!("child_entry"),
+        12,
+        dir.to_str().expect("utf8"),
+        |tag| {
+            let s = JsonStore::open(&dir).expect("open");
+            rt.block_on(ff_testkit::written_count(&s, tag))
+        },
+    );
     // Temporary files left by the kills are never mistaken for records.
     let s = JsonStore::open(&dir).expect("open");
     let scan = rt.block_on(s.scan(&ScanFilter::default())).expect("scan");

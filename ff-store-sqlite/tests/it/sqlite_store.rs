@@ -54,14 +54,21 @@ fn child_entry() {
 fn eight_processes_race_to_claim_one_key() {
     let db = fresh_db();
     SqliteStore::open(&db).expect("create the schema first");
-    ff_testkit::assert_one_winner_of_eight("child_entry", db.to_str().expect("utf8"));
+    ff_testkit::assert_one_winner_of_eight(
+        &ff_testkit::test_entry!("child_entry"),
+        db.to_str().expect("utf8"),
+    );
 }
 
 #[test]
 fn eight_processes_opening_a_fresh_store_at_once_all_succeed() {
     for _ in 0..3 {
         let db = fresh_db();
-        ff_testkit::assert_concurrent_opens_succeed("child_entry", 8, db.to_str().expect("utf8"));
+        ff_testkit::assert_concurrent_opens_succeed(
+            &ff_testkit::test_entry!("child_entry"),
+            8,
+            db.to_str().expect("utf8"),
+        );
     }
 }
 
@@ -69,10 +76,15 @@ fn eight_processes_opening_a_fresh_store_at_once_all_succeed() {
 fn sigkill_during_writes_never_tears_a_record() {
     let db = fresh_db();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    ff_testkit::crash_during_writes("child_entry", 12, db.to_str().expect("utf8"), |tag| {
-        let s = SqliteStore::open(&db).expect("open after a crash");
-        rt.block_on(ff_testkit::written_count(&s, tag))
-    });
+    ff_testkit::crash_during_writes(
+        &ff_testkit::test_entry!("child_entry"),
+        12,
+        db.to_str().expect("utf8"),
+        |tag| {
+            let s = SqliteStore::open(&db).expect("open after a crash");
+            rt.block_on(ff_testkit::written_count(&s, tag))
+        },
+    );
     let s = SqliteStore::open(&db).expect("open");
     let scan = rt.block_on(s.scan(&ScanFilter::default())).expect("scan");
     assert!(scan.corrupt.is_empty(), "{:?}", scan.corrupt);

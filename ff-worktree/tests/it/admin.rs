@@ -1,8 +1,6 @@
 //! The evict-oldest limit policy, and the operator's view: lock status,
 //! record statistics, record cleanup, force release.
 
-mod common;
-
 use std::time::Duration;
 
 use ff_testkit::git::{TestRepo, commit_file};
@@ -14,7 +12,7 @@ async fn evict_oldest_removes_only_worktrees_with_nothing_to_lose() {
     let config = WorktreeConfig::new(repo.path())
         .with_max_worktrees(2)
         .with_limit_policy(LimitPolicy::EvictOldest);
-    let m = common::manager(&repo, config).await;
+    let m = crate::common::manager(&repo, config).await;
     let a = m.create_worktree("a").await.expect("a").worktree;
     commit_file(&a.path, "work.txt", "unmerged\n", "unmerged work");
     let b = m.create_worktree("b").await.expect("b").worktree;
@@ -31,16 +29,16 @@ async fn evict_oldest_removes_only_worktrees_with_nothing_to_lose() {
     let err = m.create_worktree("d").await.expect_err("nothing evictable");
     assert!(err.to_string().contains("none could be evicted"), "{err}");
     assert!(m.get("d").await.expect("get").is_none());
-    assert_eq!(common::ours(&repo, &m).len(), 2);
+    assert_eq!(crate::common::ours(&repo, &m).len(), 2);
     assert!(a.path.join("work.txt").exists() && c.worktree.path.join("scratch.txt").exists());
     std::fs::remove_file(c.worktree.path.join("scratch.txt")).expect("rm");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locks_stats_and_record_cleanup() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let wt = m.create_worktree("42").await.expect("create").worktree;
     commit_file(repo.path(), "base.txt", "base\n", "base moved");
     m.sync_worktree("42", SyncOptions::default())
@@ -87,13 +85,13 @@ async fn locks_stats_and_record_cleanup() {
 
     let released = m.force_release_all_locks().await.expect("force");
     assert_eq!(released.len(), locks.len());
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holding_an_issue_keeps_its_operations_out() {
     let repo = TestRepo::new();
-    let m = common::manager(
+    let m = crate::common::manager(
         &repo,
         WorktreeConfig::new(repo.path()).with_lock_timeout(Duration::from_millis(300)),
     )
@@ -121,7 +119,7 @@ async fn holding_an_issue_keeps_its_operations_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issues_never_wait_for_each_other_beneath_the_repository() {
     let repo = TestRepo::new();
-    let m = common::manager(
+    let m = crate::common::manager(
         &repo,
         WorktreeConfig::new(repo.path()).with_lock_timeout(Duration::from_millis(500)),
     )
@@ -140,7 +138,7 @@ async fn issues_never_wait_for_each_other_beneath_the_repository() {
 async fn the_repository_lock_waits_for_issue_work_and_keeps_new_work_out() {
     use ff_traits::{Error, LockMode};
     let repo = TestRepo::new();
-    let m = common::manager(
+    let m = crate::common::manager(
         &repo,
         WorktreeConfig::new(repo.path()).with_lock_timeout(Duration::from_millis(300)),
     )
@@ -174,7 +172,7 @@ async fn the_repository_lock_waits_for_issue_work_and_keeps_new_work_out() {
         .lock_repository(LockMode::Exclusive)
         .await
         .expect("repository lock");
-    let before = common::ours(&repo, &m).len();
+    let before = crate::common::ours(&repo, &m).len();
     let err = m
         .create_worktree("b")
         .await
@@ -184,12 +182,12 @@ async fn the_repository_lock_waits_for_issue_work_and_keeps_new_work_out() {
         "{err:?}"
     );
     assert!(m.lock_issue("a").await.is_err());
-    assert_eq!(common::ours(&repo, &m).len(), before);
+    assert_eq!(crate::common::ours(&repo, &m).len(), before);
     assert!(m.get("b").await.expect("get").is_none());
     repository.release().await.expect("release");
 
     m.create_worktree("b")
         .await
         .expect("b after the repository lock");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }

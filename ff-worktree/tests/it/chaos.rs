@@ -11,12 +11,10 @@
 //! Redis lock + Redis store (on a `redis-server` the test starts itself).
 //! `FF_CHAOS_SECS` sets the run length per pair (default 60; CI runs the
 //! default). Run longer:
-//! `FF_CHAOS_SECS=600 cargo test -p ff-worktree --all-features --test chaos -- --nocapture --test-threads 1`.
+//! `FF_CHAOS_SECS=600 cargo test -p ff-worktree --all-features --test it -- chaos:: --nocapture --test-threads 1`.
 
 #![cfg(unix)] // SIGKILL
 #![allow(clippy::print_stdout, clippy::print_stderr)]
-
-mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -152,7 +150,12 @@ fn chaos_worker() {
     ff_testkit::runtime().block_on(async {
         match backend.pair {
             Pair::FileSqlite => {
-                work(common::open(&backend.state, config(&repo)).await, &log, rng).await
+                work(
+                    crate::common::open(&backend.state, config(&repo)).await,
+                    &log,
+                    rng,
+                )
+                .await
             }
             Pair::FileJson => work(backend.file_json(&repo).await, &log, rng).await,
             Pair::Redis => work(backend.redis(&repo).await, &log, rng).await,
@@ -222,7 +225,7 @@ fn spawn_worker(repo: &TestRepo, log: &Path, seed: u64, backend: &Backend) -> Ch
     let backend = backend.role();
     let mut role: Vec<&str> = vec![&repo, &log, &seed];
     role.extend(backend.iter().map(String::as_str));
-    ff_testkit::spawn_self_in_group("chaos_worker", &role)
+    ff_testkit::spawn_self_in_group(&ff_testkit::test_entry!("chaos_worker"), &role)
 }
 
 fn kill(child: &mut Child) {
@@ -288,7 +291,7 @@ async fn check<L: LockProvider, S: IdempotencyStorage>(
         "{}: a second recover still found {again:?}",
         pair.name()
     );
-    common::assert_consistent(repo, m).await;
+    crate::common::assert_consistent(repo, m).await;
     let commits = std::fs::read_to_string(log).unwrap_or_default();
     let reachable = reachable_from_refs(repo);
     let lost: Vec<&str> = commits
@@ -349,7 +352,7 @@ async fn run(pair: Pair, redis_url: String) {
     let path = repo.path().to_string_lossy().into_owned();
     // Open once so the base path and state exist before the workers race.
     match pair {
-        Pair::FileSqlite => drop(common::open(&backend.state, config(&path)).await),
+        Pair::FileSqlite => drop(crate::common::open(&backend.state, config(&path)).await),
         Pair::FileJson => drop(backend.file_json(&path).await),
         Pair::Redis => drop(backend.redis(&path).await),
     }
@@ -359,7 +362,7 @@ async fn run(pair: Pair, redis_url: String) {
     };
     match pair {
         Pair::FileSqlite => {
-            let m = common::open(&backend.state, config(&path)).await;
+            let m = crate::common::open(&backend.state, config(&path)).await;
             check(pair, kills, &repo, &log, &m).await;
         }
         Pair::FileJson => check(pair, kills, &repo, &log, &backend.file_json(&path).await).await,

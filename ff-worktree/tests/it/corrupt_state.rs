@@ -7,8 +7,6 @@
 
 #![allow(clippy::print_stderr)] // loud skips
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -148,7 +146,7 @@ async fn garbage_json_record() {
 async fn garbage_sqlite_row() {
     let repo = TestRepo::new();
     let state = repo.scratch("state");
-    let m = common::open(&state, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::open(&state, WorktreeConfig::new(repo.path())).await;
     damaged_record_is_reported_and_nothing_else_suffers(&repo, &m, async || {
         let db = rusqlite::Connection::open(state.join("ff.sqlite3")).expect("open db");
         let changed = db
@@ -168,7 +166,7 @@ async fn damaged_sqlite_header_is_a_clear_error_and_the_worktrees_survive() {
     let repo = TestRepo::new();
     let state = repo.scratch("state");
     let wt = {
-        let m = common::open(&state, WorktreeConfig::new(repo.path())).await;
+        let m = crate::common::open(&state, WorktreeConfig::new(repo.path())).await;
         m.create_worktree("h").await.expect("create").worktree
     };
     let db = state.join("ff.sqlite3");
@@ -187,7 +185,7 @@ async fn damaged_sqlite_header_is_a_clear_error_and_the_worktrees_survive() {
 async fn garbage_lock_files_do_not_block_anything() {
     let repo = TestRepo::new();
     let state = repo.scratch("state");
-    let m = common::open(&state, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::open(&state, WorktreeConfig::new(repo.path())).await;
     m.create_worktree("g").await.expect("create");
     m.cleanup_worktree("g", ff_worktree::Cleanup::Safe)
         .await
@@ -214,7 +212,7 @@ async fn garbage_lock_files_do_not_block_anything() {
     m.cleanup_worktree("g", ff_worktree::Cleanup::Safe)
         .await
         .expect("cleanup");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,7 +257,7 @@ async fn read_only_store_and_lock_directories_fail_clearly_and_leave_nothing() {
         m.cleanup_worktree(issue, ff_worktree::Cleanup::Safe)
             .await
             .expect("cleanup");
-        common::assert_consistent(&repo, &m).await;
+        crate::common::assert_consistent(&repo, &m).await;
     }
     assert!(kept.path.join("README").exists());
 }
@@ -311,7 +309,7 @@ async fn a_full_disk_fails_clearly_and_loses_nothing() {
     // A checkout bigger than what will be left.
     commit_file(repo.path(), "big.bin", &"x".repeat(600_000), "a big file");
     let state = repo.scratch("state");
-    let m = common::open(&state, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::open(&state, WorktreeConfig::new(repo.path())).await;
     let kept = m.create_worktree("kept").await.expect("create").worktree;
     m.create_worktree("victim").await.expect("create");
     // Leave a little room: enough for records and small git files, not
@@ -375,7 +373,7 @@ async fn a_full_disk_fails_clearly_and_loses_nothing() {
         600_000
     );
     m.create_worktree("after").await.expect("create with space");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
     drop(m);
     drop(repo);
 }

@@ -4,8 +4,6 @@
 
 #![cfg(unix)] // hooks run with sh; symlinks and modes are Unix ones
 
-mod common;
-
 use ff_testkit::git::{TestRepo, commit_file};
 use ff_worktree::hooks::{Hooks, OnHookFailure};
 use ff_worktree::{Cleanup, ErrorKind, SyncOptions, WorktreeConfig};
@@ -24,7 +22,7 @@ async fn post_create_runs_once_with_the_worktrees_environment() {
         "echo \"$FF_HOOK $FF_ISSUE $FF_HOOK_ATTEMPT $FF_SLOT $FF_PORT $FF_WORKTREE_ID\" >> '{}'; test \"$PWD\" = \"$FF_WORKTREE_PATH\"",
         log.display()
     );
-    let m = common::manager(
+    let m = crate::common::manager(
         &repo,
         WorktreeConfig::new(repo.path())
             .with_hooks(hooks(&[&hook]))
@@ -36,14 +34,14 @@ async fn post_create_runs_once_with_the_worktrees_environment() {
     assert!(again.reused);
     let lines = std::fs::read_to_string(&log).expect("log");
     assert_eq!(lines, format!("post_create 7 1 0 5000 {}\n", wt.id), "once");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_post_create_rolls_back_or_keeps() {
     let repo = TestRepo::new();
     let failing = "echo installing; echo 'npm ERR! missing' >&2; exit 3";
-    let m = common::manager(
+    let m = crate::common::manager(
         &repo,
         WorktreeConfig::new(repo.path()).with_hooks(hooks(&[failing])),
     )
@@ -56,13 +54,13 @@ async fn a_failing_post_create_rolls_back_or_keeps() {
         "{text}"
     );
     assert!(m.get("r").await.expect("get").is_none(), "rolled back");
-    assert!(common::ours(&repo, &m).is_empty());
+    assert!(crate::common::ours(&repo, &m).is_empty());
     assert!(repo.ff_branches().is_empty());
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 
     let mut keep = hooks(&[failing]);
     keep.on_failure = OnHookFailure::Keep;
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path()).with_hooks(keep)).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path()).with_hooks(keep)).await;
     let err = m.create_worktree("k").await.expect_err("the hook fails");
     assert_eq!(err.kind(), ErrorKind::HookFailed, "{err}");
     let kept = m.get("k").await.expect("get").expect("kept");
@@ -71,7 +69,7 @@ async fn a_failing_post_create_rolls_back_or_keeps() {
     // Not run again: the next create answers with the marked worktree.
     let again = m.create_worktree("k").await.expect("reused");
     assert!(again.reused && again.worktree.hook_failed);
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +78,7 @@ async fn pre_cleanup_and_pre_sync_refuse_unless_forced() {
     let mut h = Hooks::default();
     h.pre_cleanup = vec!["echo still serving >&2; exit 1".into()];
     h.pre_sync = vec!["exit 2".into()];
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path()).with_hooks(h)).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path()).with_hooks(h)).await;
     m.create_worktree("c").await.expect("create");
     let err = m
         .cleanup_worktree("c", Cleanup::Safe)
@@ -100,7 +98,7 @@ async fn pre_cleanup_and_pre_sync_refuse_unless_forced() {
         .await
         .expect("forced");
     assert!(cleaned.removed.is_some());
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 /// A prune keeps a worktree whose `pre_cleanup` refuses, and says so.
@@ -109,7 +107,7 @@ async fn prune_honours_pre_cleanup() {
     let repo = TestRepo::new();
     let mut h = Hooks::default();
     h.pre_cleanup = vec!["echo busy >&2; exit 1".into()];
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path()).with_hooks(h)).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path()).with_hooks(h)).await;
     m.create_worktree("p").await.expect("create");
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let pruned = m
@@ -130,5 +128,5 @@ async fn prune_honours_pre_cleanup() {
         "{pruned:?}"
     );
     assert!(m.get("p").await.expect("get").is_some());
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }

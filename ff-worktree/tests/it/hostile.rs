@@ -5,8 +5,6 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // the figures for the report
 
-mod common;
-
 use std::path::Path;
 
 use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
@@ -84,7 +82,7 @@ fn expect_kind<T: std::fmt::Debug, E: Into<ff_worktree::Error>>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_issue_ids_are_refused_by_every_operation_and_change_nothing() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let root = repo.path().parent().expect("root").to_path_buf();
     let before = Snapshot::of(&root);
     let mut tried = 0;

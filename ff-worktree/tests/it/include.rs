@@ -5,8 +5,6 @@
 
 #![cfg(unix)] // hooks run with sh; symlinks and modes are Unix ones
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
@@ -52,7 +50,7 @@ async fn included_files_are_copied_and_tracked_files_are_not() {
         INCLUDE_FILE,
         "# local files\n.env\nconfig/\nlink.env\nsettings.toml\n",
     );
-    let m = common::manager(&repo, WorktreeConfig::new(root)).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(root)).await;
     let wt = m.create_worktree("1").await.expect("create").worktree;
     let read = |name: &str| std::fs::read_to_string(wt.path.join(name)).expect(name);
     assert_eq!(read(".env"), "SECRET=1\n");
@@ -80,7 +78,7 @@ async fn included_files_are_copied_and_tracked_files_are_not() {
         .filter(|e| e.file_name().to_string_lossy().contains(".ff-copy-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 /// Each bad `.worktreeinclude` is refused with a message naming the
@@ -89,7 +87,7 @@ async fn included_files_are_copied_and_tracked_files_are_not() {
 async fn bad_includes_are_refused_before_anything_is_made() {
     let repo = repository();
     let root = repo.path();
-    let m = common::manager(&repo, WorktreeConfig::new(root)).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(root)).await;
     std::os::unix::fs::symlink("/etc/hostname", root.join("outside.env")).expect("link");
     for (include, says) in [
         ("outside.env\n", "outside the repository"),
@@ -106,8 +104,12 @@ async fn bad_includes_are_refused_before_anything_is_made() {
         );
         assert!(err.to_string().contains(says), "{include}: {err}");
         assert!(err.to_string().contains(INCLUDE_FILE), "{include}: {err}");
-        assert_eq!(common::ours(&repo, &m).len(), 0, "{include}: nothing made");
-        common::assert_consistent(&repo, &m).await;
+        assert_eq!(
+            crate::common::ours(&repo, &m).len(),
+            0,
+            "{include}: nothing made"
+        );
+        crate::common::assert_consistent(&repo, &m).await;
     }
     // The include file itself behind a symlink.
     std::fs::remove_file(root.join(INCLUDE_FILE)).expect("rm");
@@ -118,8 +120,8 @@ async fn bad_includes_are_refused_before_anything_is_made() {
         .await
         .expect_err("a linked include file");
     assert!(err.to_string().contains("symlink"), "{err}");
-    assert_eq!(common::ours(&repo, &m).len(), 0);
-    common::assert_consistent(&repo, &m).await;
+    assert_eq!(crate::common::ours(&repo, &m).len(), 0);
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 /// A pattern that names too many files is refused while listing, before
@@ -146,7 +148,7 @@ async fn configured_paths_are_linked_not_copied() {
     let repo = repository();
     let root = repo.path();
     write(root, "build/deps/lib.a", "library\n");
-    let m = common::manager(
+    let m = crate::common::manager(
         &repo,
         WorktreeConfig::new(root).with_symlinks(vec!["build".into(), "absent".into()]),
     )
@@ -170,5 +172,5 @@ async fn configured_paths_are_linked_not_copied() {
     .map(|_| ())
     .expect_err("a path out of the repository");
     assert_eq!(bad.kind(), ErrorKind::InvalidInput.into(), "{bad}");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }

@@ -4,13 +4,11 @@
 //! work merged; a branch with one merged and one unmerged change is still
 //! refused.
 
-mod common;
-
 use ff_testkit::git::{TestRepo, commit_file, git_in};
 use ff_worktree::{Cleanup, Error, WorktreeConfig};
 
 /// A worktree for `issue` with two commits of its own.
-async fn two_commits(m: &common::Manager, issue: &str) -> ff_worktree::Worktree {
+async fn two_commits(m: &crate::common::Manager, issue: &str) -> ff_worktree::Worktree {
     let wt = m.create_worktree(issue).await.expect("create").worktree;
     commit_file(&wt.path, &format!("{issue}-a.txt"), "a\n", "first");
     commit_file(&wt.path, &format!("{issue}-b.txt"), "b\n", "second");
@@ -20,7 +18,7 @@ async fn two_commits(m: &common::Manager, issue: &str) -> ff_worktree::Worktree 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn squash_merged_work_is_cleaned_up_without_force_and_kept() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let wt = two_commits(&m, "squashed").await;
     let tip = git_in(&wt.path, &["rev-parse", "HEAD"]);
     let _ = git_in(repo.path(), &["merge", "--squash", &wt.branch]);
@@ -34,13 +32,13 @@ async fn squash_merged_work_is_cleaned_up_without_force_and_kept() {
     let kept = done.archived_at.expect("archived all the same");
     assert_eq!(git_in(repo.path(), &["rev-parse", &kept]), tip);
     assert!(!wt.path.exists());
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebase_merged_work_is_cleaned_up_without_force() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let wt = two_commits(&m, "rebased").await;
     // The base moved on meanwhile, then took the commits one by one.
     commit_file(repo.path(), "other.txt", "other\n", "someone else's work");
@@ -55,13 +53,13 @@ async fn rebase_merged_work_is_cleaned_up_without_force() {
     let why = done.merged_because.expect("says why");
     assert!(why.contains("equivalent change"), "{why}");
     assert!(done.archived_at.is_some(), "archived all the same");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_merged_and_one_unmerged_change_is_still_refused() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let wt = two_commits(&m, "half").await;
     // Only the first commit's change reaches the base.
     let first = git_in(&wt.path, &["rev-parse", "HEAD~1"]);
@@ -90,7 +88,7 @@ async fn one_merged_and_one_unmerged_change_is_still_refused() {
         .await
         .expect_err("partial-b.txt is in no base");
     assert!(matches!(err, Error::WouldLoseWork { .. }), "{err:?}");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 /// `prune --dry-run` says exactly what `prune` then removes: merged work
@@ -101,7 +99,7 @@ async fn prune_removes_what_its_dry_run_lists_and_nothing_else() {
     use ff_worktree::{PruneAction, PruneOptions};
     use std::collections::BTreeMap;
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let merged = two_commits(&m, "merged").await;
     let _ = git_in(
         repo.path(),
@@ -178,5 +176,5 @@ async fn prune_removes_what_its_dry_run_lists_and_nothing_else() {
     assert_eq!(done["dirty"].0, PruneAction::Kept, "{done:#?}");
     assert!(!unused.path.exists() && unmerged.path.exists() && dirty.path.exists());
     std::fs::remove_file(dirty.path.join("scratch.txt")).expect("rm");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }

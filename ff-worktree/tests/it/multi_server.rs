@@ -133,7 +133,7 @@ fn race_at(url: &str) {
             .iter()
             .map(|clone| {
                 ff_testkit::spawn_self(
-                    "server_child",
+                    &ff_testkit::test_entry!("server_child"),
                     &[&clone.to_string_lossy(), url, &issue_prefix, &start],
                 )
             })
@@ -214,7 +214,7 @@ fn two_servers_get_distinct_slots() {
     .iter()
     .map(|(clone, issues)| {
         ff_testkit::spawn_self(
-            "server_child",
+            &ff_testkit::test_entry!("server_child"),
             &[&clone.to_string_lossy(), &url, &prefix, &start, issues],
         )
     })

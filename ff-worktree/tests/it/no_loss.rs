@@ -11,12 +11,10 @@
 //!
 //! `FF_NO_LOSS_SECS` sets the run length (default 20 s, which makes well
 //! over 500 commits here):
-//! `FF_NO_LOSS_SECS=300 cargo test -p ff-worktree --test no_loss -- --nocapture`.
+//! `FF_NO_LOSS_SECS=300 cargo test -p ff-worktree --test it -- no_loss:: --nocapture`.
 
 #![cfg(unix)]
 #![allow(clippy::print_stdout)] // the figures are the report
-
-mod common;
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -55,7 +53,7 @@ fn no_loss_child() {
     };
     let stop = Path::new(stop);
     ff_testkit::runtime().block_on(async {
-        let m = common::open(Path::new(state), config(repo)).await;
+        let m = crate::common::open(Path::new(state), config(repo)).await;
         let mut n = 0u64;
         while !stop.exists() {
             n += 1;
@@ -148,13 +146,13 @@ fn commits_made_during_cleanups_are_never_lost() {
     for (issue, log) in ISSUES.iter().zip(&logs) {
         let log = log.to_string_lossy().into_owned();
         children.push(ff_testkit::spawn_self(
-            "no_loss_child",
+            &ff_testkit::test_entry!("no_loss_child"),
             &["agent", &dir, &state_s, &stop_s, &log, issue],
         ));
     }
     for _ in 0..2 {
         children.push(ff_testkit::spawn_self(
-            "no_loss_child",
+            &ff_testkit::test_entry!("no_loss_child"),
             &["cleaner", &dir, &state_s, &stop_s],
         ));
     }

@@ -3,8 +3,6 @@
 
 #![allow(clippy::print_stdout)] // child processes report to their parent on stdout
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
@@ -22,7 +20,7 @@ fn child() {
     let rt = ff_testkit::runtime();
     rt.block_on(async {
         let config = WorktreeConfig::new(&role[1]).with_max_worktrees(32);
-        let m = common::open(Path::new(&role[2]), config).await;
+        let m = crate::common::open(Path::new(&role[2]), config).await;
         for issue in &role[3..] {
             let out = match role[0].as_str() {
                 "create" => m.create_worktree(issue).await.map(|_| ()),
@@ -49,7 +47,7 @@ fn run_children(repo: &TestRepo, state: &Path, verb: &str, groups: &[Vec<String>
         .map(|issues| {
             let mut role = vec![verb, repo_path.as_str(), state.as_str()];
             role.extend(issues.iter().map(String::as_str));
-            ff_testkit::spawn_self("child", &role)
+            ff_testkit::spawn_self(&ff_testkit::test_entry!("child"), &role)
         })
         .collect();
     let mut lines = Vec::new();
@@ -71,7 +69,7 @@ async fn sixteen_creates_from_four_processes_all_succeed() {
     let repo = TestRepo::new();
     let state = repo.scratch("state");
     // Open once first so the base path and state exist before the race.
-    let m = common::open(
+    let m = crate::common::open(
         &state,
         WorktreeConfig::new(repo.path()).with_max_worktrees(16),
     )
@@ -84,20 +82,20 @@ async fn sixteen_creates_from_four_processes_all_succeed() {
     let failures: Vec<_> = lines.iter().filter(|l| l.starts_with("error")).collect();
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(lines.len(), 16);
-    let m = common::open(
+    let m = crate::common::open(
         &state,
         WorktreeConfig::new(repo.path()).with_max_worktrees(16),
     )
     .await;
     assert_eq!(m.list_worktrees().await.expect("list").len(), 16);
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_concurrent_cleanups_of_one_worktree_all_succeed() {
     let repo = TestRepo::new();
     let state = repo.scratch("state");
-    let m = common::open(&state, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::open(&state, WorktreeConfig::new(repo.path())).await;
     let wt = m.create_worktree("C").await.expect("create").worktree;
     let groups = vec![
         vec!["C".to_owned()],
@@ -109,5 +107,5 @@ async fn three_concurrent_cleanups_of_one_worktree_all_succeed() {
     assert!(lines.iter().all(|l| l.starts_with("ok ")), "{lines:?}");
     assert!(!wt.path.exists());
     assert!(repo.ff_branches().is_empty());
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }

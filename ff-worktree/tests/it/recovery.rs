@@ -5,8 +5,6 @@
 #![cfg(unix)] // SIGKILL of process groups, shell hooks
 #![allow(clippy::print_stdout)] // child processes report to their parent on stdout
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,7 +22,7 @@ fn child() {
     std::fs::write(&role[1], std::process::id().to_string()).expect("pid file");
     let rt = ff_testkit::runtime();
     rt.block_on(async {
-        let m = common::open(Path::new(&role[4]), WorktreeConfig::new(&role[2])).await;
+        let m = crate::common::open(Path::new(&role[4]), WorktreeConfig::new(&role[2])).await;
         let out = m.create_worktree(&role[3]).await;
         println!("finished: {out:?}");
     });
@@ -59,7 +57,7 @@ fn kill_group(pid: u32) {
 fn start_create(repo: &TestRepo, state: &Path, issue: &str) -> (std::process::Child, PathBuf) {
     let pid_file = repo.scratch("pids").join(issue);
     let child = ff_testkit::spawn_self_in_group(
-        "child",
+        &ff_testkit::test_entry!("child"),
         &[
             "create",
             &pid_file.to_string_lossy(),
@@ -74,9 +72,9 @@ fn start_create(repo: &TestRepo, state: &Path, issue: &str) -> (std::process::Ch
 /// After recovery: nothing of the killed create is left, and a create of
 /// the same issue works at once.
 async fn assert_recovered_and_retry_works(repo: &TestRepo, state: &Path, issue: &str) {
-    let m = common::open(state, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::open(state, WorktreeConfig::new(repo.path())).await;
     assert_eq!(
-        common::pending(&m).await,
+        crate::common::pending(&m).await,
         1,
         "the dead create left its record"
     );
@@ -89,7 +87,11 @@ async fn assert_recovered_and_retry_works(repo: &TestRepo, state: &Path, issue: 
             .iter()
             .any(|r| r.kind == RepairKind::RolledBackCreate)
     );
-    assert_eq!(common::pending(&m).await, 1, "a dry run changed something");
+    assert_eq!(
+        crate::common::pending(&m).await,
+        1,
+        "a dry run changed something"
+    );
     let report = m
         .recover(ff_worktree::Recover::Repair)
         .await
@@ -101,8 +103,8 @@ async fn assert_recovered_and_retry_works(repo: &TestRepo, state: &Path, issue: 
             .any(|r| r.kind == RepairKind::RolledBackCreate),
         "{report:?}"
     );
-    common::assert_consistent(repo, &m).await;
-    assert!(common::ours(repo, &m).is_empty());
+    crate::common::assert_consistent(repo, &m).await;
+    assert!(crate::common::ours(repo, &m).is_empty());
     let again = m
         .recover(ff_worktree::Recover::Repair)
         .await
@@ -110,7 +112,7 @@ async fn assert_recovered_and_retry_works(repo: &TestRepo, state: &Path, issue: 
     assert!(again.repairs.is_empty(), "a second recover found {again:?}");
     let made = m.create_worktree(issue).await.expect("retry");
     assert!(made.worktree.path.join("README").exists());
-    common::assert_consistent(repo, &m).await;
+    crate::common::assert_consistent(repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,7 +170,7 @@ async fn a_create_killed_after_git_finished_is_rolled_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_forgets_vanished_worktrees_and_removes_only_our_strays() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     // A worktree with an unmerged commit, whose directory is deleted by hand.
     let gone = m.create_worktree("gone").await.expect("create").worktree;
     commit_file(&gone.path, "work.txt", "work\n", "unmerged work");
@@ -238,13 +240,13 @@ async fn recover_forgets_vanished_worktrees_and_removes_only_our_strays() {
     );
     assert_eq!(m.list_worktrees().await.expect("list").len(), 1);
     let _ = repo.git(&["branch", "-D", "ff-feature-of-a-human"]);
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
     let repo = TestRepo::new();
-    let m = common::manager(
+    let m = crate::common::manager(
         &repo,
         WorktreeConfig::new(repo.path()).with_cleanup_on_error(false),
     )
@@ -255,7 +257,11 @@ async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
         err.to_string().contains("post-checkout") || err.to_string().contains("exit"),
         "{err}"
     );
-    assert_eq!(common::ours(&repo, &m).len(), 1, "kept for inspection");
+    assert_eq!(
+        crate::common::ours(&repo, &m).len(),
+        1,
+        "kept for inspection"
+    );
     assert!(
         m.get("kept").await.expect("get").is_none(),
         "no record claims it"
@@ -272,14 +278,14 @@ async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
             .any(|r| r.kind == RepairKind::RemovedUnrecordedWorktree),
         "{report:?}"
     );
-    common::assert_consistent(&repo, &m).await;
-    assert!(common::ours(&repo, &m).is_empty());
+    crate::common::assert_consistent(&repo, &m).await;
+    assert!(crate::common::ours(&repo, &m).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_ref_lock_left_by_a_killed_git_does_not_block_cleanup() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let wt = m.create_worktree("stale").await.expect("create").worktree;
     commit_file(&wt.path, "work.txt", "work\n", "unmerged work");
     // As a git killed while updating the branch leaves it, a while ago.
@@ -297,13 +303,13 @@ async fn a_stale_ref_lock_left_by_a_killed_git_does_not_block_cleanup() {
         .expect("cleanup");
     assert!(done.archived_at.is_some());
     assert!(!lock.exists(), "the stale lock was left");
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_packed_refs_lock_and_a_half_removed_worktree_are_recovered() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let wt = m.create_worktree("half").await.expect("create").worktree;
     // As a git killed midway through `worktree remove` and `branch -D`
     // leaves things: the worktree's .git file gone, packed-refs locked.
@@ -325,7 +331,7 @@ async fn a_stale_packed_refs_lock_and_a_half_removed_worktree_are_recovered() {
         "{report:?}"
     );
     assert!(!packed.exists() && !wt.path.exists());
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,7 +341,7 @@ async fn an_empty_commondir_left_by_a_killed_worktree_add_is_rewritten() {
     // leaves it empty; then `git worktree list` and `git branch -D` die for
     // the whole repository.
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let torn = m.create_worktree("torn").await.expect("create").worktree;
     let other = m.create_worktree("other").await.expect("create").worktree;
     let commondir = repo
@@ -379,7 +385,7 @@ async fn an_empty_commondir_left_by_a_killed_worktree_add_is_rewritten() {
             .any(|r| r.kind == RepairKind::RewroteCommondir),
         "{report:?}"
     );
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
     assert_eq!(m.list_worktrees().await.expect("list").len(), 1);
 }
 
@@ -390,7 +396,7 @@ async fn an_empty_commondir_left_by_a_killed_worktree_add_is_rewritten() {
 async fn recover_frees_a_leaked_slot() {
     use ff_traits::{IdempotencyKey, IdempotencyRecord, IdempotencyStorage, RecordStatus};
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let live = m.create_worktree("live").await.expect("create").worktree;
     assert_eq!(live.slot, Some(0));
     // Slot 1, as a killed cleanup would leave it: its record, no worktree.
@@ -439,5 +445,5 @@ async fn recover_frees_a_leaked_slot() {
     assert_eq!(freed[0].subject, "slot 1");
     let next = m.create_worktree("next").await.expect("create").worktree;
     assert_eq!(next.slot, Some(1));
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }

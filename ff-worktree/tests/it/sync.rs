@@ -1,7 +1,5 @@
 //! sync_worktree on real repositories: remotes, conflicts, dirty trees.
 
-mod common;
-
 use ff_testkit::git::{TestRepo, commit_file, git_in};
 use ff_worktree::Error;
 use ff_worktree::{SyncOptions, SyncStrategy, WorktreeConfig};
@@ -10,7 +8,7 @@ use ff_worktree::{SyncOptions, SyncStrategy, WorktreeConfig};
 async fn sync_fetches_a_remote_that_advanced_and_rebases_onto_it() {
     let repo = TestRepo::new();
     let other = repo.with_remote();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let wt = m.create_worktree("7").await.expect("create").worktree;
     commit_file(&wt.path, "mine.txt", "mine\n", "my work");
     commit_file(&other, "theirs.txt", "theirs\n", "their work");
@@ -38,13 +36,13 @@ async fn sync_fetches_a_remote_that_advanced_and_rebases_onto_it() {
         .expect("sync again");
     assert!(!again.changed());
     assert_eq!(again.head_after, synced.head_after);
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_merges_when_asked() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let wt = m.create_worktree("8").await.expect("create").worktree;
     commit_file(&wt.path, "mine.txt", "mine\n", "my work");
     commit_file(repo.path(), "base.txt", "base\n", "base moved");
@@ -65,7 +63,7 @@ async fn sync_merges_when_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_aborts_cleanly_and_names_the_files() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let wt = m.create_worktree("9").await.expect("create").worktree;
     commit_file(&wt.path, "README", "mine\n", "mine");
     std::fs::write(wt.path.join("untracked.txt"), "kept\n").expect("write");
@@ -102,13 +100,13 @@ async fn a_conflict_aborts_cleanly_and_names_the_files() {
         );
         assert!(wt.path.join("untracked.txt").exists());
     }
-    common::assert_consistent(&repo, &m).await;
+    crate::common::assert_consistent(&repo, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dirty_worktree_is_refused_unless_autostash() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let wt = m.create_worktree("10").await.expect("create").worktree;
     std::fs::write(wt.path.join("README"), "edited, not committed\n").expect("write");
     commit_file(repo.path(), "base.txt", "base\n", "base moved");
@@ -143,7 +141,7 @@ async fn a_dirty_worktree_is_refused_unless_autostash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_worktrees_and_a_users_own_rebase_are_refused() {
     let repo = TestRepo::new();
-    let m = common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let err = m
         .sync_worktree("nope", SyncOptions::default())
         .await
@@ -179,7 +177,8 @@ async fn a_remote_tracking_base_is_fetched_before_the_sync() {
     for base in ["origin/main", "refs/remotes/origin/main"] {
         let repo = TestRepo::new();
         let other = repo.with_remote();
-        let m = common::manager(&repo, WorktreeConfig::new(repo.path()).with_base_ref(base)).await;
+        let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path()).with_base_ref(base))
+            .await;
         let wt = m.create_worktree("9").await.expect("create").worktree;
         assert_eq!(wt.base, base);
         commit_file(&wt.path, "mine.txt", "mine\n", "my work");

@@ -1,0 +1,15 @@
+//! The integration tests of `ff-cli`, in one binary: one link for all
+//! of them, each file a module (`cargo test -p ff-cli --test it -- MODULE::`).
+
+mod cli;
+mod common;
+mod dashboard;
+mod hooks;
+mod hostile;
+mod library;
+mod protection;
+mod redis_deployments;
+mod schemas;
+mod serve;
+mod tls;
+mod trust;

@@ -1,0 +1,6 @@
+//! The integration tests of `ff-conformance`, in one binary: one link for all
+//! of them, each file a module (`cargo test -p ff-conformance --test it -- MODULE::`).
+
+mod conformance_catches_defects;
+mod conformance_memory;
+mod wait_budget;
