@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Two builds of `ff` against each other, interleaved round by round with
 alternating order, in twin repositories (200 files, and 20 files a
-`.worktreeinclude` names): list, create, cleanup; medians and new/old.
+`.worktreeinclude` names): lock, list, create, cleanup; medians and
+new/old.
 
     python3 scripts/ff-ab-bench.py OLD_FF NEW_FF [ROUNDS]
 
@@ -28,13 +29,14 @@ def t(args,cwd):
     s=time.perf_counter(); subprocess.run(args,cwd=cwd,check=True,stdout=subprocess.DEVNULL,env=env); return time.perf_counter()-s
 R=int(sys.argv[3]) if len(sys.argv)>3 else 20
 ro,rn=repo(),repo()
-res={k:[] for k in ["old create","new create","old cleanup","new cleanup","old list","new list"]}
+res={f"{w} {op}":[] for w in ("old","new") for op in ("lock","list","create","cleanup")}
 for i in range(R):
     order=[("old",OLD,ro),("new",NEW,rn)] if i%2==0 else [("new",NEW,rn),("old",OLD,ro)]
+    for name,b,d in order: res[f"{name} lock"].append(t([b,"lock","ab","--","true"],d))
     for name,b,d in order: res[f"{name} list"].append(t([b,"list"],d))
     for name,b,d in order: res[f"{name} create"].append(t([b,"create",f"i{i}"],d))
     for name,b,d in order: res[f"{name} cleanup"].append(t([b,"cleanup",f"i{i}"],d))
 print(f"old vs new ff, {R} interleaved rounds (order alternating), medians; repository of 200 files + 20 included files")
-for op in ["list","create","cleanup"]:
+for op in ["lock","list","create","cleanup"]:
     o=statistics.median(res[f"old {op}"])*1000; n=statistics.median(res[f"new {op}"])*1000
     print(f"  ff {op:8s} old {o:7.2f} ms   new {n:7.2f} ms   new/old {n/o:.2f}x")

@@ -82,7 +82,8 @@ fn a_paused_holder_loses_the_lock_learns_it_and_its_late_write_is_refused() {
     let lock_prefix = format!("test:{}:", ff_traits::identity::unique_id());
     let store_prefix = format!("test:{}:", ff_traits::identity::unique_id());
     let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .args(["--exact", &ff_testkit::test_entry!("child")])
+        .args(["--nocapture", "--test-threads=1", "-q"])
         .env(
             "FF_TESTKIT_ROLE",
             [url.as_str(), &lock_prefix, &store_prefix].join("\u{1f}"),
