@@ -164,8 +164,32 @@ pub type RedisManager = WorktreeManager<
     Instrumented<ff_store_redis::RedisStore>,
 >;
 
-#[cfg(any(feature = "file-lock", feature = "redis"))]
+#[cfg(any(
+    all(feature = "file-lock", any(feature = "sqlite-store", feature = "json-store")),
+    feature = "redis"
+))]
 use ff_metrics::Instrumented;
+
+/// The manager for `at` on `locks` and `store`, each measured once (the
+/// `open_*` constructors' one way in).
+#[cfg(any(
+    all(feature = "file-lock", any(feature = "sqlite-store", feature = "json-store")),
+    feature = "redis"
+))]
+async fn open_measured<L: ff_traits::LockProvider, S: ff_traits::IdempotencyStorage>(
+    config: WorktreeConfig,
+    at: Location,
+    locks: L,
+    store: S,
+) -> Result<WorktreeManager<Instrumented<L>, Instrumented<S>>> {
+    WorktreeManager::open_at(
+        config,
+        at,
+        Instrumented::new(locks),
+        Instrumented::new(store),
+    )
+    .await
+}
 
 /// The name of the default state directory inside git's common directory.
 pub const STATE_DIR: &str = "ff";
@@ -367,7 +391,7 @@ pub async fn open_embedded(config: WorktreeConfig) -> Result<EmbeddedManager> {
 
 /// A manager on file locks and the store `open` makes in the state
 /// directory, both measured.
-#[cfg(feature = "file-lock")]
+#[cfg(all(feature = "file-lock", any(feature = "sqlite-store", feature = "json-store")))]
 async fn open_local<S: ff_traits::IdempotencyStorage>(
     config: WorktreeConfig,
     open: impl FnOnce(&StateDir) -> ff_traits::Result<S>,
@@ -376,13 +400,7 @@ async fn open_local<S: ff_traits::IdempotencyStorage>(
     at.state.prepare()?;
     let locks = ff_lock_file::FileLockProvider::new(at.state.locks());
     let store = open(&at.state)?;
-    WorktreeManager::open_at(
-        config,
-        at,
-        Instrumented::new(locks),
-        Instrumented::new(store),
-    )
-    .await
+    open_measured(config, at, locks, store).await
 }
 
 /// Opens a manager on file locks and the JSON store (one readable file per
@@ -420,11 +438,5 @@ pub async fn open_redis(config: WorktreeConfig, url: &str) -> Result<RedisManage
         ff_lock_redis::RedisLockProvider::connect(ff_lock_redis::RedisLockConfig::new(url)).await?;
     let store =
         ff_store_redis::RedisStore::connect(ff_store_redis::RedisStoreConfig::new(url)).await?;
-    WorktreeManager::open_at(
-        config,
-        at,
-        Instrumented::new(locks),
-        Instrumented::new(store),
-    )
-    .await
+    open_measured(config, at, locks, store).await
 }
