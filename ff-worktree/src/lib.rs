@@ -165,7 +165,10 @@ pub type RedisManager = WorktreeManager<
 >;
 
 #[cfg(any(
-    all(feature = "file-lock", any(feature = "sqlite-store", feature = "json-store")),
+    all(
+        feature = "file-lock",
+        any(feature = "sqlite-store", feature = "json-store")
+    ),
     feature = "redis"
 ))]
 use ff_metrics::Instrumented;
@@ -173,7 +176,10 @@ use ff_metrics::Instrumented;
 /// The manager for `at` on `locks` and `store`, each measured once (the
 /// `open_*` constructors' one way in).
 #[cfg(any(
-    all(feature = "file-lock", any(feature = "sqlite-store", feature = "json-store")),
+    all(
+        feature = "file-lock",
+        any(feature = "sqlite-store", feature = "json-store")
+    ),
     feature = "redis"
 ))]
 async fn open_measured<L: ff_traits::LockProvider, S: ff_traits::IdempotencyStorage>(
@@ -391,7 +397,10 @@ pub async fn open_embedded(config: WorktreeConfig) -> Result<EmbeddedManager> {
 
 /// A manager on file locks and the store `open` makes in the state
 /// directory, both measured.
-#[cfg(all(feature = "file-lock", any(feature = "sqlite-store", feature = "json-store")))]
+#[cfg(all(
+    feature = "file-lock",
+    any(feature = "sqlite-store", feature = "json-store")
+))]
 async fn open_local<S: ff_traits::IdempotencyStorage>(
     config: WorktreeConfig,
     open: impl FnOnce(&StateDir) -> ff_traits::Result<S>,

@@ -535,13 +535,28 @@ fn once_fingerprints_replays_expires_and_forgets() {
         3
     );
 
-    // Not while it runs.
+    // Not while it runs: the command says when it has begun (so the key
+    // is claimed), and runs on until the refusal has been asked for.
+    let began = dir.join("once-began");
     let mut running = Command::new(env!("CARGO_BIN_EXE_ff"))
-        .args(["once", "--key", "L", "--", "sleep", "3"])
+        .args([
+            "once",
+            "--key",
+            "L",
+            "--",
+            "sh",
+            "-c",
+            "touch \"$0\"; sleep 3",
+        ])
+        .arg(&began)
         .current_dir(dir)
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(800));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !began.exists() {
+        assert!(Instant::now() < deadline, "the command never began");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let refused = ff(dir, &["once", "--forget", "--key", "L", "--json"]);
     assert_eq!(
         code(&refused),

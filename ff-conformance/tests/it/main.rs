@@ -2,5 +2,6 @@
 //! of them, each file a module (`cargo test -p ff-conformance --test it -- MODULE::`).
 
 mod conformance_catches_defects;
+mod conformance_instrumented;
 mod conformance_memory;
 mod wait_budget;
