@@ -14,11 +14,11 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ff_traits::{LockName, RecordStatus, Timestamp};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::view::{Overview, lock_json, record_json, worktree_json};
+use crate::view::{LockView, OperationView, Overview, WorktreeView};
 use crate::watch::State;
 
 type Shared = Arc<State>;
@@ -217,14 +217,36 @@ fn accept<Q: Paged>(
 }
 
 /// One page of `matching`: `{"total","offset","limit","items"}`.
-fn page_of<T>(matching: &[T], limit: usize, offset: usize, shape: impl Fn(&T) -> Value) -> Value {
-    let items: Vec<Value> = matching
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(shape)
-        .collect();
-    json!({"total": matching.len(), "offset": offset, "limit": limit, "items": items})
+/// One page of a list (`serve_page` in the schemas), in name order as
+/// the hand-built object before it.
+#[derive(Debug, Serialize)]
+struct Page<T> {
+    items: Vec<T>,
+    limit: usize,
+    offset: usize,
+    /// The repository whose worktrees these are (the worktrees page only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repository: Option<String>,
+    total: usize,
+    /// Its worktree limit (the worktrees page only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worktree_limit: Option<usize>,
+}
+
+fn page_of<T, V>(matching: &[T], limit: usize, offset: usize, shape: impl Fn(&T) -> V) -> Page<V> {
+    Page {
+        items: matching
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(shape)
+            .collect(),
+        limit,
+        offset,
+        repository: None,
+        total: matching.len(),
+        worktree_limit: None,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,7 +282,7 @@ async fn locks(
         .filter(|l| q.held.is_none_or(|h| l.held == h))
         .filter(|l| q.q.as_deref().is_none_or(|s| l.name.contains(s)))
         .collect();
-    Json(page_of(&matching, limit, offset, |l| lock_json(l, now))).into_response()
+    Json(page_of(&matching, limit, offset, |l| LockView::new(l, now))).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,10 +309,10 @@ async fn worktrees(
     let view = state.read();
     let now = Timestamp::now();
     let newest_first: Vec<_> = view.worktrees.iter().rev().collect();
-    let mut body = page_of(&newest_first, limit, offset, |w| worktree_json(w, now));
+    let mut body = page_of(&newest_first, limit, offset, |w| WorktreeView::new(w, now));
     if let Some(source) = &state.backends.worktrees {
-        body["repository"] = json!(source.repository());
-        body["worktree_limit"] = json!(source.limit());
+        body.repository = Some(source.repository());
+        body.worktree_limit = Some(source.limit());
     }
     Json(body).into_response()
 }
@@ -340,7 +362,10 @@ async fn operations(
         .filter(|r| status.is_none_or(|s| r.status == s))
         .filter(|r| q.operation.as_deref().is_none_or(|o| r.operation == o))
         .collect();
-    Json(page_of(&matching, limit, offset, |r| record_json(r, now))).into_response()
+    Json(page_of(&matching, limit, offset, |r| {
+        OperationView::new(r, now)
+    }))
+    .into_response()
 }
 
 /// A route that takes no parameters: any is refused.

@@ -50,7 +50,10 @@ pub use alerts::{ALERT_NAMES, Alert, AlertRules, AlertState};
 pub use conn::ConnectionLimits;
 pub use prom::install_recorder;
 pub use source::{ManagedRepository, WorktreeSource};
-pub use view::{Overview, overview};
+pub use view::{
+    HolderView, LockView, OperationErrorView, OperationView, Overview, OwnerView, WorktreeView,
+    overview,
+};
 pub use watch::Event;
 
 use ff_traits::{IdempotencyStorage, LockProvider};

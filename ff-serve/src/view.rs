@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use ff_traits::{IdempotencyRecord, LockInfo, LockStatus, RecordStatus, Timestamp};
-use ff_worktree::Worktree;
-use serde::Serialize;
-use serde_json::{Value, json};
+use ff_worktree::{Worktree, WorktreeStatus};
+use serde::{Deserialize, Serialize};
 
 use crate::Backends;
 use crate::alerts::{Alert, AlertRules};
@@ -23,70 +22,221 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-pub(crate) fn holder_json(h: &LockInfo, now: Timestamp) -> Value {
-    json!({
-        "id": h.id,
-        "mode": h.mode.to_string(),
-        "pid": h.pid,
-        "hostname": h.hostname,
-        "fencing_token": h.fencing_token.0,
-        "operation": h.operation,
-        "acquired_at": h.acquired_at.to_string(),
-        "age_ms": ms(h.age(now)),
-        "liveness": match ff_process::holder_liveness(h) {
-            ff_process::Liveness::Alive => "alive",
-            ff_process::Liveness::Dead => "dead",
-            _ => "unknown",
-        },
-        "issue": ff_worktree::lock_names::HolderMetadata::of(h).issue,
-    })
+// The shapes below are `serve_*` in `ff-cli/schemas/common.schema.json`.
+// Their fields are declared in name order: the JSON they give is, byte for
+// byte, what the hand-built objects they replaced gave.
+
+/// A lock holder as the API, the events and `ff top` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HolderView {
+    /// When the grant was made (RFC 3339).
+    pub acquired_at: String,
+    /// How long it has been held, in ms.
+    pub age_ms: u64,
+    /// The grant's fencing token.
+    pub fencing_token: u64,
+    /// The holder's host.
+    pub hostname: String,
+    /// The grant's id.
+    pub id: String,
+    /// The issue the lock is for, when the worktree manager took it.
+    pub issue: Option<String>,
+    /// `alive`, `dead` or `unknown`, judged from this host.
+    pub liveness: String,
+    /// The grant's mode (`exclusive`, `shared`, …).
+    pub mode: String,
+    /// What the holder said it was doing.
+    pub operation: String,
+    /// The holder's pid.
+    pub pid: u32,
 }
 
-pub(crate) fn lock_json(l: &LockStatus, now: Timestamp) -> Value {
-    json!({
-        "name": l.name,
-        "held": l.held,
-        "mode": l.mode.map(|m| m.to_string()),
-        "holders": l.holders.iter().map(|h| holder_json(h, now)).collect::<Vec<_>>(),
-    })
+impl HolderView {
+    /// `h` as shown at `now`.
+    #[must_use]
+    pub fn new(h: &LockInfo, now: Timestamp) -> Self {
+        Self {
+            acquired_at: h.acquired_at.to_string(),
+            age_ms: ms(h.age(now)),
+            fencing_token: h.fencing_token.0,
+            hostname: h.hostname.clone(),
+            id: h.id.clone(),
+            issue: ff_worktree::lock_names::HolderMetadata::of(h).issue,
+            liveness: match ff_process::holder_liveness(h) {
+                ff_process::Liveness::Alive => "alive",
+                ff_process::Liveness::Dead => "dead",
+                _ => "unknown",
+            }
+            .to_owned(),
+            mode: h.mode.to_string(),
+            operation: h.operation.clone(),
+            pid: h.pid,
+        }
+    }
 }
 
-pub(crate) fn record_json(r: &IdempotencyRecord, now: Timestamp) -> Value {
-    json!({
-        "key": r.key.as_str(),
-        "operation": r.operation,
-        "status": r.status.as_str(),
-        "attempts": r.attempts,
-        "started_at": r.started_at.to_string(),
-        "last_attempt_at": r.last_attempt_at.to_string(),
-        "ended_at": r.ended_at.map(|t| t.to_string()),
-        "age_ms": now.as_millis().saturating_sub(r.last_attempt_at.as_millis()),
-        "duration_ms": r.duration().map(ms),
-        "error": r.error.as_ref().map(|e| json!({"kind": e.kind, "message": e.message, "retryable": e.retryable})),
-        "owner": r.owner.as_ref().map(|o| json!({
-            "pid": o.pid,
-            "hostname": o.hostname,
-            "fencing_token": o.fencing_token.0,
-            "lease_deadline": o.lease_deadline.to_string(),
-        })),
-    })
+/// A lock and its holders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LockView {
+    /// Whether anyone holds it.
+    pub held: bool,
+    /// Its holders (several for a shared lock or a semaphore).
+    pub holders: Vec<HolderView>,
+    /// The holders' mode, when known.
+    pub mode: Option<String>,
+    /// The lock's name.
+    pub name: String,
 }
 
-pub(crate) fn worktree_json(w: &Worktree, now: Timestamp) -> Value {
-    json!({
-        "id": w.id,
-        "issue": w.issue,
-        "branch": w.branch,
-        "base": w.base,
-        "path": w.path,
-        "status": w.status,
-        "slot": w.slot,
-        "port": w.port,
-        "created_at": w.created_at.to_string(),
-        "age_ms": now.as_millis().saturating_sub(w.created_at.as_millis()),
-        "location": w.location,
-        "hook_failed": w.hook_failed,
-    })
+impl LockView {
+    /// `l` as shown at `now`.
+    #[must_use]
+    pub fn new(l: &LockStatus, now: Timestamp) -> Self {
+        Self {
+            held: l.held,
+            holders: l.holders.iter().map(|h| HolderView::new(h, now)).collect(),
+            mode: l.mode.map(|m| m.to_string()),
+            name: l.name.clone(),
+        }
+    }
+}
+
+/// An operation's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OperationView {
+    /// Since its last attempt, in ms.
+    pub age_ms: u64,
+    /// Attempts made.
+    pub attempts: u32,
+    /// From claim to end, in ms, once it ended.
+    pub duration_ms: Option<u64>,
+    /// When it ended (RFC 3339).
+    pub ended_at: Option<String>,
+    /// Its recorded failure.
+    pub error: Option<OperationErrorView>,
+    /// The record's key.
+    pub key: String,
+    /// When its last attempt began (RFC 3339).
+    pub last_attempt_at: String,
+    /// The operation's name.
+    pub operation: String,
+    /// Who holds its claim, while pending.
+    pub owner: Option<OwnerView>,
+    /// When it was first claimed (RFC 3339).
+    pub started_at: String,
+    /// `pending`, `completed`, `failed`, `rolled_back`.
+    pub status: String,
+}
+
+/// A recorded failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OperationErrorView {
+    /// Its kind.
+    pub kind: String,
+    /// Its message.
+    pub message: String,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+}
+
+/// The holder of an operation's claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OwnerView {
+    /// The claim's fencing token.
+    pub fencing_token: u64,
+    /// The claimant's host.
+    pub hostname: String,
+    /// When the claim's lease lapses (RFC 3339).
+    pub lease_deadline: String,
+    /// The claimant's pid.
+    pub pid: u32,
+}
+
+impl OperationView {
+    /// `r` as shown at `now`.
+    #[must_use]
+    pub fn new(r: &IdempotencyRecord, now: Timestamp) -> Self {
+        Self {
+            age_ms: now
+                .as_millis()
+                .saturating_sub(r.last_attempt_at.as_millis()),
+            attempts: r.attempts,
+            duration_ms: r.duration().map(ms),
+            ended_at: r.ended_at.map(|t| t.to_string()),
+            error: r.error.as_ref().map(|e| OperationErrorView {
+                kind: e.kind.clone(),
+                message: e.message.clone(),
+                retryable: e.retryable,
+            }),
+            key: r.key.as_str().to_owned(),
+            last_attempt_at: r.last_attempt_at.to_string(),
+            operation: r.operation.clone(),
+            owner: r.owner.as_ref().map(|o| OwnerView {
+                fencing_token: o.fencing_token.0,
+                hostname: o.hostname.clone(),
+                lease_deadline: o.lease_deadline.to_string(),
+                pid: o.pid,
+            }),
+            started_at: r.started_at.to_string(),
+            status: r.status.as_str().to_owned(),
+        }
+    }
+}
+
+/// A worktree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WorktreeView {
+    /// Since it was created, in ms.
+    pub age_ms: u64,
+    /// What it was made from.
+    pub base: String,
+    /// Its branch.
+    pub branch: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// Whether its `post_create` hook failed and it was kept.
+    pub hook_failed: bool,
+    /// Its id.
+    pub id: String,
+    /// Its issue.
+    pub issue: String,
+    /// The host and clone it lives in.
+    pub location: String,
+    /// Its directory.
+    pub path: String,
+    /// Its port, when ports are configured.
+    pub port: Option<u16>,
+    /// Its slot, when slots are configured.
+    pub slot: Option<u32>,
+    /// Where its directory is: `active`, `missing`, `elsewhere`.
+    pub status: WorktreeStatus,
+}
+
+impl WorktreeView {
+    /// `w` as shown at `now`.
+    #[must_use]
+    pub fn new(w: &Worktree, now: Timestamp) -> Self {
+        Self {
+            age_ms: now.as_millis().saturating_sub(w.created_at.as_millis()),
+            base: w.base.clone(),
+            branch: w.branch.clone(),
+            created_at: w.created_at.to_string(),
+            hook_failed: w.hook_failed,
+            id: w.id.clone(),
+            issue: w.issue.clone(),
+            location: w.location.clone(),
+            path: w.path.to_string_lossy().into_owned(),
+            port: w.port,
+            slot: w.slot,
+            status: w.status,
+        }
+    }
 }
 
 /// The whole picture at one instant: what `/api/stats` and `ff top` show.
@@ -129,13 +279,13 @@ pub struct Overview {
     /// Alerts firing.
     pub alerts: Vec<Alert>,
     /// Held locks, oldest grant first (at most 50).
-    pub held_locks: Vec<Value>,
+    pub held_locks: Vec<LockView>,
     /// Pending operations, oldest first (at most 50).
-    pub pending: Vec<Value>,
+    pub pending: Vec<OperationView>,
     /// Failed operations, most recent first (at most 50).
-    pub failed: Vec<Value>,
+    pub failed: Vec<OperationView>,
     /// Worktrees, newest first (at most 50).
-    pub worktree_list: Vec<Value>,
+    pub worktree_list: Vec<WorktreeView>,
 }
 
 /// What the backends hold, read once.
@@ -212,22 +362,22 @@ impl Overview {
             held_locks: held
                 .iter()
                 .take(OVERVIEW_ROWS)
-                .map(|l| lock_json(l, now))
+                .map(|l| LockView::new(l, now))
                 .collect(),
             pending: pending
                 .iter()
                 .take(OVERVIEW_ROWS)
-                .map(|r| record_json(r, now))
+                .map(|r| OperationView::new(r, now))
                 .collect(),
             failed: failed
                 .iter()
                 .take(OVERVIEW_ROWS)
-                .map(|r| record_json(r, now))
+                .map(|r| OperationView::new(r, now))
                 .collect(),
             worktree_list: worktrees
                 .iter()
                 .take(OVERVIEW_ROWS)
-                .map(|w| worktree_json(w, now))
+                .map(|w| WorktreeView::new(w, now))
                 .collect(),
         }
     }

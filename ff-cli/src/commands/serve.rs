@@ -277,25 +277,26 @@ fn render(o: &Overview) -> String {
             text.push_str(&format!("ALERT {}: {}\n", a.name, a.summary));
         }
     }
-    let str_of = |v: &serde_json::Value, k: &str| {
-        v.get(k)
-            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
-            .unwrap_or_default()
-    };
-    let age = |v: &serde_json::Value| ms(v.get("age_ms").and_then(serde_json::Value::as_u64));
+    let age = |age_ms: u64| ms(Some(age_ms));
     let rows: Vec<Vec<String>> = o
         .held_locks
         .iter()
         .take(15)
-        .map(|l| {
-            let h = &l["holders"][0];
-            vec![
-                str_of(l, "name"),
-                str_of(h, "mode"),
-                format!("pid {} on {}", str_of(h, "pid"), str_of(h, "hostname")),
-                age(h),
-                str_of(h, "fencing_token"),
-            ]
+        .map(|l| match l.holders.first() {
+            Some(h) => vec![
+                l.name.clone(),
+                h.mode.clone(),
+                format!("pid {} on {}", h.pid, h.hostname),
+                age(h.age_ms),
+                h.fencing_token.to_string(),
+            ],
+            None => vec![
+                l.name.clone(),
+                String::new(),
+                String::new(),
+                ms(None),
+                String::new(),
+            ],
         })
         .collect();
     if !rows.is_empty() {
@@ -312,10 +313,10 @@ fn render(o: &Overview) -> String {
         .take(10)
         .map(|r| {
             vec![
-                str_of(r, "operation"),
-                str_of(r, "key")[..12.min(str_of(r, "key").len())].to_owned(),
-                str_of(r, "attempts"),
-                age(r),
+                r.operation.clone(),
+                r.key.chars().take(12).collect(),
+                r.attempts.to_string(),
+                age(r.age_ms),
             ]
         })
         .collect();
@@ -333,13 +334,11 @@ fn render(o: &Overview) -> String {
         .take(5)
         .map(|r| {
             vec![
-                str_of(r, "operation"),
-                r["error"]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(60)
-                    .collect(),
+                r.operation.clone(),
+                r.error
+                    .as_ref()
+                    .map(|e| e.message.chars().take(60).collect())
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -354,10 +353,13 @@ fn render(o: &Overview) -> String {
         .take(10)
         .map(|w| {
             vec![
-                str_of(w, "issue"),
-                str_of(w, "branch"),
-                str_of(w, "status"),
-                age(w),
+                w.issue.clone(),
+                w.branch.clone(),
+                serde_json::to_value(w.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                age(w.age_ms),
             ]
         })
         .collect();
