@@ -39,6 +39,7 @@ mod alerts;
 mod conn;
 mod http;
 mod prom;
+pub mod schema;
 mod source;
 mod view;
 mod watch;

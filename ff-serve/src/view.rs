@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use ff_traits::{IdempotencyRecord, LockInfo, LockStatus, RecordStatus, Timestamp};
 use ff_worktree::{Worktree, WorktreeStatus};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Backends;
@@ -27,10 +28,12 @@ fn ms(d: std::time::Duration) -> u64 {
 // byte, what the hand-built objects they replaced gave.
 
 /// A lock holder as the API, the events and `ff top` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct HolderView {
     /// When the grant was made (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
     pub acquired_at: String,
     /// How long it has been held, in ms.
     pub age_ms: u64,
@@ -43,6 +46,7 @@ pub struct HolderView {
     /// The issue the lock is for, when the worktree manager took it.
     pub issue: Option<String>,
     /// `alive`, `dead` or `unknown`, judged from this host.
+    #[schemars(extend("enum" = ["alive", "dead", "unknown"]))]
     pub liveness: String,
     /// The grant's mode (`exclusive`, `shared`, …).
     pub mode: String,
@@ -77,7 +81,8 @@ impl HolderView {
 }
 
 /// A lock and its holders.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct LockView {
     /// Whether anyone holds it.
@@ -87,6 +92,7 @@ pub struct LockView {
     /// The holders' mode, when known.
     pub mode: Option<String>,
     /// The lock's name.
+    #[schemars(length(min = 1))]
     pub name: String,
 }
 
@@ -104,7 +110,8 @@ impl LockView {
 }
 
 /// An operation's record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct OperationView {
     /// Since its last attempt, in ms.
@@ -114,25 +121,30 @@ pub struct OperationView {
     /// From claim to end, in ms, once it ended.
     pub duration_ms: Option<u64>,
     /// When it ended (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
     pub ended_at: Option<String>,
     /// Its recorded failure.
     pub error: Option<OperationErrorView>,
     /// The record's key.
     pub key: String,
     /// When its last attempt began (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
     pub last_attempt_at: String,
     /// The operation's name.
     pub operation: String,
     /// Who holds its claim, while pending.
     pub owner: Option<OwnerView>,
     /// When it was first claimed (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
     pub started_at: String,
     /// `pending`, `completed`, `failed`, `rolled_back`.
+    #[schemars(extend("enum" = ["pending", "completed", "failed", "rolled_back"]))]
     pub status: String,
 }
 
 /// A recorded failure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct OperationErrorView {
     /// Its kind.
@@ -144,7 +156,8 @@ pub struct OperationErrorView {
 }
 
 /// The holder of an operation's claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct OwnerView {
     /// The claim's fencing token.
@@ -152,6 +165,7 @@ pub struct OwnerView {
     /// The claimant's host.
     pub hostname: String,
     /// When the claim's lease lapses (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
     pub lease_deadline: String,
     /// The claimant's pid.
     pub pid: u32,
@@ -188,8 +202,19 @@ impl OperationView {
     }
 }
 
+/// How a [`WorktreeStatus`] is written, for its schema.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema's stand-in, never made
+enum WorktreeStatusName {
+    Active,
+    Missing,
+    Elsewhere,
+}
+
 /// A worktree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WorktreeView {
     /// Since it was created, in ms.
@@ -199,6 +224,7 @@ pub struct WorktreeView {
     /// Its branch.
     pub branch: String,
     /// When it was created (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
     /// Whether its `post_create` hook failed and it was kept.
     pub hook_failed: bool,
@@ -215,6 +241,7 @@ pub struct WorktreeView {
     /// Its slot, when slots are configured.
     pub slot: Option<u32>,
     /// Where its directory is: `active`, `missing`, `elsewhere`.
+    #[schemars(with = "WorktreeStatusName")]
     pub status: WorktreeStatus,
 }
 

@@ -99,3 +99,33 @@ fn the_schemas_refuse_wrong_shapes() {
         );
     }
 }
+
+/// The schemas generated from ff serve's types check what the hand-written
+/// ones check: a good lock validates against both, and an unknown field
+/// or a missing one is refused by the generated schema as well.
+#[test]
+fn generated_serve_schemas_refuse_wrong_shapes() {
+    let holder = json!({
+        "acquired_at": "2026-12-02T10:00:00.000Z", "age_ms": 5, "fencing_token": 3,
+        "hostname": "h", "id": "g1", "issue": "7", "liveness": "alive",
+        "mode": "exclusive", "operation": "createWorktree", "pid": 42
+    });
+    let lock =
+        json!({"held": true, "holders": [holder], "mode": "exclusive", "name": "ff-x/issue-7"});
+    assert_eq!(violations("common#serve_lock", &lock), Vec::<String>::new());
+
+    let mut extra = lock.clone();
+    extra["holders"][0]["colour"] = json!("red");
+    let found = violations("common#serve_lock", &extra);
+    assert!(
+        found.iter().any(|v| v.starts_with("generated serve_lock")),
+        "{found:?}"
+    );
+    let mut missing = lock;
+    missing.as_object_mut().expect("object").remove("held");
+    let found = violations("common#serve_lock", &missing);
+    assert!(
+        found.iter().any(|v| v.starts_with("generated serve_lock")),
+        "{found:?}"
+    );
+}

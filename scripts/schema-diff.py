@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""What differs, in meaning, between each hand-written schema of
+ff-cli/schemas/common.schema.json and the one generated from its type in
+ff-cli/schemas/generated/ (descriptions and key order aside).
+
+    python3 scripts/schema-diff.py
+
+For every property path of each shape it prints what only one side has:
+a property, a required field, a type, an enum, a format, a minimum length,
+or `additionalProperties: false`. Each line says which side is stricter;
+a type or enum that differs both ways is a changed shape. Exits 1 when a
+generated schema is looser than its hand-written one or changes its shape
+(stricter is fine), 0 otherwise.
+"""
+import json
+import os
+import sys
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+SCHEMAS = os.path.join(ROOT, "ff-cli", "schemas")
+
+
+def resolve(node, defs):
+    while isinstance(node, dict) and "$ref" in node:
+        node = defs[node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def types(node, defs):
+    """The JSON types a node admits (enum and const values counted by type)."""
+    node = resolve(node, defs)
+    if "enum" in node:
+        return {type_of(v) for v in node["enum"]}
+    if "anyOf" in node or "oneOf" in node:
+        out = set()
+        for alt in node.get("anyOf", node.get("oneOf")):
+            out |= types(alt, defs)
+        return out
+    t = node.get("type")
+    if t is None:
+        return {"any"}
+    return set(t) if isinstance(t, list) else {t}
+
+
+def type_of(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    return "string" if isinstance(v, str) else type(v).__name__
+
+
+def flatten(node, defs, path="", out=None):
+    out = {} if out is None else out
+    node = resolve(node, defs)
+    if "anyOf" in node or "oneOf" in node:
+        alts = [resolve(a, defs) for a in node.get("anyOf", node.get("oneOf"))]
+        objects = [a for a in alts if "properties" in a or "items" in a]
+        if len(objects) == 1:
+            merged = dict(objects[0])
+            merged["type"] = sorted(types(node, defs) | types(objects[0], defs))
+            node = merged
+    enum = node.get("enum")
+    admitted = types(node, defs)
+    out[path or "/"] = {
+        "types": admitted - ({"integer"} if "number" in admitted else set()),
+        "enum": None if enum is None else {json.dumps(v) for v in enum},
+        "format": node.get("format") if node.get("format") in ("date-time", "uri") else None,
+        "minLength": node.get("minLength"),
+        "closed": node.get("additionalProperties") is False,
+        "required": set(node.get("required", [])),
+    }
+    for name, sub in node.get("properties", {}).items():
+        flatten(sub, defs, f"{path}/{name}", out)
+    if "items" in node:
+        flatten(node["items"], defs, f"{path}[]", out)
+    return out
+
+
+def compare(name, hand, gen):
+    looser = []
+    lines = []
+    for path in sorted(set(hand) | set(gen)):
+        h, g = hand.get(path), gen.get(path)
+        if h is None:
+            lines.append(f"  {path}: only generated (an output with it was refused before)")
+            looser.append(path)
+            continue
+        if g is None:
+            lines.append(f"  {path}: only hand-written")
+            looser.append(path)
+            continue
+        if h["types"] != g["types"] and "any" in h["types"]:
+            lines.append(f"  {path}: any value -> {sorted(g['types'])} (stricter)")
+        elif h["types"] != g["types"]:
+            more, fewer = g["types"] - h["types"], h["types"] - g["types"]
+            verdict = "changed" if more and fewer else ("looser" if more else "stricter")
+            lines.append(f"  {path}: type {sorted(h['types'])} -> {sorted(g['types'])} ({verdict})")
+            if verdict != "stricter":
+                looser.append(path)
+        if h["enum"] != g["enum"]:
+            if g["enum"] is None:
+                lines.append(f"  {path}: enum {sorted(h['enum'])} -> any value (looser)")
+                looser.append(path)
+            elif h["enum"] is None or g["enum"] < h["enum"]:
+                lines.append(f"  {path}: enum -> {sorted(g['enum'])} (stricter)")
+            else:
+                lines.append(f"  {path}: enum {sorted(h['enum'])} -> {sorted(g['enum'])} (changed)")
+                looser.append(path)
+        for key, what in (("format", "format"), ("minLength", "minLength")):
+            if h[key] != g[key]:
+                verdict = "looser" if g[key] is None else ("stricter" if h[key] is None else "changed")
+                lines.append(f"  {path}: {what} {h[key]} -> {g[key]} ({verdict})")
+                if verdict != "stricter":
+                    looser.append(path)
+        if h["closed"] != g["closed"]:
+            verdict = "stricter" if g["closed"] else "looser"
+            lines.append(f"  {path}: additionalProperties false {h['closed']} -> {g['closed']} ({verdict})")
+            if not g["closed"]:
+                looser.append(path)
+        at = "" if path == "/" else path
+        for field in sorted(h["required"] - g["required"]):
+            lines.append(f"  {at}/{field}: required -> optional (looser)")
+            looser.append(f"{at}/{field}")
+        for field in sorted(g["required"] - h["required"]):
+            lines.append(f"  {at}/{field}: optional -> required (stricter)")
+    print(f"{name}: " + ("no difference" if not lines else f"{len(lines)} difference(s)"))
+    for line in lines:
+        print(line)
+    return looser
+
+
+def main():
+    common = json.load(open(os.path.join(SCHEMAS, "common.schema.json")))
+    defs = common["$defs"]
+    generated_dir = os.path.join(SCHEMAS, "generated")
+    bad = {}
+    for file in sorted(os.listdir(generated_dir)):
+        name = file.removesuffix(".schema.json")
+        gen = json.load(open(os.path.join(generated_dir, file)))
+        looser = compare(
+            name,
+            flatten(defs[name], defs),
+            flatten(gen, gen.get("$defs", {})),
+        )
+        if looser:
+            bad[name] = looser
+    if bad:
+        print(f"looser or changed: {bad}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
