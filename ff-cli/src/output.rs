@@ -98,7 +98,9 @@ pub(crate) enum Problem {
     CannotRun,
     /// `ff` itself could not start its runtime (1).
     Runtime,
-    /// `ff` could not listen for the signals it forwards (1).
+    /// `ff` could not listen for the signals it forwards (1; Unix, where
+    /// it forwards them).
+    #[cfg(unix)]
     Signals,
     /// A task of `ff` failed (1).
     Internal,
@@ -123,6 +125,7 @@ impl Problem {
             Self::ProgramMissing => (127, "cannot_run"),
             Self::CannotRun => (126, "cannot_run"),
             Self::Runtime => (FAILURE, "runtime"),
+            #[cfg(unix)]
             Self::Signals => (FAILURE, "signals"),
             Self::Internal => (FAILURE, "internal"),
         }
