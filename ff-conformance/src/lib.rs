@@ -22,7 +22,7 @@
 //! crate that runs them):
 //!
 //! ```ignore
-//! // Cargo.toml: [dev-dependencies] ff-traits = { version = "0.1", features = ["conformance"] }
+//! // Cargo.toml: [dev-dependencies] ff-conformance = "0.1"
 //! ff_conformance::lock_conformance_tests!(async {
 //!     std::sync::Arc::new(my_backend::MyLocks::new(/* fresh namespace */))
 //!         as std::sync::Arc<dyn ff_traits::LockProvider>
@@ -108,8 +108,7 @@ pub fn unique_prefix(check: &str) -> String {
 /// fails the shared-mode check, so no skip passes silently.
 ///
 /// The tests run on a multi-threaded runtime the macro brings through
-/// `ff_traits` (feature `conformance`): the calling crate needs no tokio
-/// dev-dependency of its own.
+/// this crate: the calling crate needs no tokio dev-dependency of its own.
 #[macro_export]
 macro_rules! lock_conformance_tests {
     (optional exclusive_only $make:expr) => {
