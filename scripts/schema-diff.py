@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What differs, in meaning, between each hand-written schema of
-ff-cli/schemas/common.schema.json and the one generated from its type in
-ff-cli/schemas/generated/ (descriptions and key order aside).
+ff-cli/schemas/ (a command's file, or a shape of common.schema.json) and the
+one generated from its type in ff-cli/schemas/generated/ (descriptions and
+key order aside).
 
     python3 scripts/schema-diff.py
 
@@ -21,16 +22,56 @@ SCHEMAS = os.path.join(ROOT, "ff-cli", "schemas")
 
 
 def resolve(node, defs):
-    while isinstance(node, dict) and "$ref" in node:
-        node = defs[node["$ref"].rsplit("/", 1)[-1]]
-    return node
+    """A node with its `$ref`s and `allOf`s merged in: what it admits, as
+    one object (a `$ref`'s siblings and `unevaluatedProperties: false`
+    count, as JSON Schema 2020-12 reads them)."""
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    parts = []
+    if "$ref" in node:
+        parts.append(resolve(defs[node.pop("$ref").rsplit("/", 1)[-1]], defs))
+    parts.extend(resolve(p, defs) for p in node.pop("allOf", []))
+    if not parts:
+        return node
+    merged = {}
+    for part in parts + [node]:
+        for key, value in part.items():
+            if key == "properties":
+                merged.setdefault("properties", {}).update(value)
+            elif key == "required":
+                merged["required"] = sorted(set(merged.get("required", [])) | set(value))
+            else:
+                merged[key] = value
+    if merged.get("unevaluatedProperties") is False:
+        merged["additionalProperties"] = False
+    return merged
+
+
+def enum_of(node, defs):
+    """The values a node admits when it lists them (`enum`, `const`, or a
+    `oneOf` of `const`s), else None."""
+    node = resolve(node, defs)
+    if "enum" in node:
+        return node["enum"]
+    if "const" in node:
+        return [node["const"]]
+    if node.get("type") == "null" and "properties" not in node:
+        return [None]
+    alts = node.get("oneOf", node.get("anyOf"))
+    if alts:
+        values = [enum_of(a, defs) for a in alts]
+        if all(v is not None for v in values):
+            return [x for v in values for x in v]
+    return None
 
 
 def types(node, defs):
     """The JSON types a node admits (enum and const values counted by type)."""
     node = resolve(node, defs)
-    if "enum" in node:
-        return {type_of(v) for v in node["enum"]}
+    enum = enum_of(node, defs)
+    if enum is not None:
+        return {type_of(v) for v in enum}
     if "anyOf" in node or "oneOf" in node:
         out = set()
         for alt in node.get("anyOf", node.get("oneOf")):
@@ -64,14 +105,15 @@ def flatten(node, defs, path="", out=None):
             merged = dict(objects[0])
             merged["type"] = sorted(types(node, defs) | types(objects[0], defs))
             node = merged
-    enum = node.get("enum")
+    enum = enum_of(node, defs)
     admitted = types(node, defs)
     out[path or "/"] = {
         "types": admitted - ({"integer"} if "number" in admitted else set()),
         "enum": None if enum is None else {json.dumps(v) for v in enum},
         "format": node.get("format") if node.get("format") in ("date-time", "uri") else None,
         "minLength": node.get("minLength"),
-        "closed": node.get("additionalProperties") is False,
+        "closed": node.get("additionalProperties") is False
+        or node.get("unevaluatedProperties") is False,
         "required": set(node.get("required", [])),
     }
     for name, sub in node.get("properties", {}).items():
@@ -142,9 +184,15 @@ def main():
     for file in sorted(os.listdir(generated_dir)):
         name = file.removesuffix(".schema.json")
         gen = json.load(open(os.path.join(generated_dir, file)))
+        # A shape of common.schema.json, or a command's own schema file.
+        if name in defs:
+            hand, hand_defs = defs[name], defs
+        else:
+            hand = json.load(open(os.path.join(SCHEMAS, file)))
+            hand_defs = {**defs, **hand.get("$defs", {})}
         looser = compare(
             name,
-            flatten(defs[name], defs),
+            flatten(hand, hand_defs),
             flatten(gen, gen.get("$defs", {})),
         )
         if looser:

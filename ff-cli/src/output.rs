@@ -3,12 +3,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use ff_model::cli::{ErrorBody, ErrorView};
 use ff_traits::Timestamp;
 use ff_worktree::display::{escape, escape_text};
 use ff_worktree::{Error, ErrorKind};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
 pub(crate) const FAILURE: u8 = 1;
 pub(crate) const INVALID_INPUT: u8 = 65;
@@ -19,23 +20,20 @@ pub(crate) const REFUSED: u8 = 77;
 /// Something the user must configure is missing (sysexits' EX_CONFIG).
 pub(crate) const NOT_CONFIGURED: u8 = 78;
 
-/// A failure on its way to the user: what kind, what to say, which exit
-/// code, and the facts a program reading `--json` may act on.
+/// A failure on its way to the user: which exit code, and the error
+/// (kind, message and the facts a program reading `--json` may act on).
 #[derive(Debug)]
 pub(crate) struct Failure {
-    pub(crate) kind: String,
-    pub(crate) message: String,
     pub(crate) code: u8,
-    pub(crate) details: Map<String, Value>,
+    /// Boxed: failures travel in every `Result`, and the facts are large.
+    pub(crate) error: Box<ErrorBody>,
 }
 
 impl Failure {
     fn with(code: u8, kind: &str, message: impl Into<String>) -> Self {
         Self {
-            kind: kind.to_owned(),
-            message: message.into(),
             code,
-            details: Map::new(),
+            error: Box::new(ErrorBody::new(kind, message)),
         }
     }
 
@@ -57,9 +55,10 @@ impl Failure {
     /// A library error, by its meaning and the stage it happened in.
     pub(crate) fn of(e: Error, stage: Stage) -> Self {
         let (code, kind) = classify(&e, stage);
-        let mut f = Self::with(code, kind, e.to_string());
-        f.details = facts(&e);
-        f
+        Self {
+            code,
+            error: Box::new(ErrorBody::new(kind, e.to_string()).with_facts_of(&e)),
+        }
     }
 }
 
@@ -178,96 +177,6 @@ pub(crate) fn classify(e: &Error, stage: Stage) -> (u8, &'static str) {
     (code, kind.as_str())
 }
 
-/// The structured facts of an error, for `--json`.
-fn facts(e: &Error) -> Map<String, Value> {
-    let mut m = Map::new();
-    match e {
-        Error::Contract(ff_traits::Error::LockTimeout {
-            name,
-            waited,
-            holder,
-            ..
-        }) => {
-            m.insert("lock".into(), json!(name));
-            m.insert("waited_ms".into(), json!(millis(*waited)));
-            if let Some(h) = holder {
-                m.insert("holder".into(), holder_json(h, Timestamp::now()));
-            }
-        }
-        Error::Idempotency(ff_idempotency::Error::BackoffNotElapsed { remaining, .. }) => {
-            m.insert("retry_in_ms".into(), json!(millis(*remaining)));
-        }
-        Error::Idempotency(ff_idempotency::Error::InProgress {
-            lease_remaining: Some(d),
-            ..
-        }) => {
-            m.insert("retry_in_ms".into(), json!(millis(*d)));
-        }
-        Error::Idempotency(ff_idempotency::Error::MaxAttemptsExceeded {
-            attempts,
-            max_attempts,
-            ..
-        }) => {
-            m.insert("attempts".into(), json!(attempts));
-            m.insert("max_attempts".into(), json!(max_attempts));
-        }
-        Error::Conflict { paths, .. } => {
-            m.insert("paths".into(), json!(paths));
-        }
-        Error::HookFailed {
-            hook,
-            command,
-            status,
-            output,
-        } => {
-            m.insert("hook".into(), json!(hook));
-            m.insert("command".into(), json!(command));
-            m.insert("status".into(), json!(status));
-            m.insert("output".into(), json!(output));
-        }
-        Error::WouldLoseWork {
-            worktree,
-            files,
-            commits,
-            base,
-        } => {
-            m.insert("worktree".into(), json!(worktree));
-            m.insert("files".into(), json!(files));
-            m.insert("commits".into(), json!(commits));
-            m.insert("base".into(), json!(base));
-        }
-        Error::LimitReached { limit, .. } => {
-            m.insert("limit".into(), json!(limit));
-        }
-        _ => {}
-    }
-    m
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A lock holder as JSON (also `ff locks`' `holder`).
-pub(crate) fn holder_json(h: &ff_traits::LockInfo, now: Timestamp) -> Value {
-    let mut v = json!({
-        "id": h.id,
-        "pid": h.pid,
-        "hostname": h.hostname,
-        "operation": h.operation,
-        "acquired_at": rfc3339(h.acquired_at),
-        "age_ms": millis(h.age(now)),
-        "fencing_token": h.fencing_token.0,
-    });
-    if let Some(group) = h.process_group {
-        v["process_group"] = json!(group);
-    }
-    if let Some(permits) = h.permits {
-        v["permits"] = json!(permits);
-    }
-    v
-}
-
 /// A backend failing before the command's own work began (a lock
 /// directory that cannot be made, a store that cannot be read) means the
 /// backend is unavailable (69), not that the work failed (1).
@@ -304,7 +213,7 @@ impl Out {
     /// shows no raw control, bidi or zero-width character, whatever a
     /// repository, record or lock holder put in it (each part should be
     /// escaped where it is formatted; this is the net beneath).
-    pub(crate) fn emit(&self, value: &Value, human: impl FnOnce() -> String) {
+    pub(crate) fn emit<T: Serialize + ?Sized>(&self, value: &T, human: impl FnOnce() -> String) {
         let text = if self.json {
             serde_json::to_string_pretty(value).unwrap_or_default()
         } else {
@@ -321,14 +230,14 @@ impl Out {
     pub(crate) fn fail(&self, f: &Failure) -> ExitCode {
         let mut stderr = std::io::stderr().lock();
         if self.json {
-            let _ = writeln!(stderr, "{}", {
-                let mut error = f.details.clone();
-                error.insert("kind".into(), json!(f.kind));
-                error.insert("message".into(), json!(f.message));
-                json!({ "error": error })
-            });
+            let view = ErrorView::new((*f.error).clone());
+            let _ = writeln!(
+                stderr,
+                "{}",
+                serde_json::to_string(&view).unwrap_or_default()
+            );
         } else {
-            let _ = writeln!(stderr, "ff: error: {}", escape_text(&f.message));
+            let _ = writeln!(stderr, "ff: error: {}", escape_text(&f.error.message));
         }
         ExitCode::from(f.code)
     }
@@ -377,11 +286,6 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = vec![head];
     out.extend(rows.iter().map(|r| line(r.clone())));
     out.join("\n")
-}
-
-/// RFC 3339, for JSON.
-pub(crate) fn rfc3339(t: Timestamp) -> String {
-    t.to_string()
 }
 
 /// `3m ago`, for people.

@@ -138,6 +138,19 @@ pub(crate) struct Steering {
 }
 
 impl Steering {
+    /// As `ff trust --json` shows it.
+    pub(crate) fn view(&self) -> ff_model::cli::SettingsView {
+        let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+        let mut v = ff_model::cli::SettingsView::default();
+        v.base_path = self.base_path.as_ref().map(path);
+        v.lock.clone_from(&self.lock);
+        v.state_dir = self.state_dir.as_ref().map(path);
+        v.store.clone_from(&self.store);
+        v.symlink = self.symlink.as_ref().map(|l| l.iter().map(path).collect());
+        v.webhook.clone_from(&self.webhook);
+        v
+    }
+
     /// Whether no such key is set.
     pub(crate) fn is_empty(&self) -> bool {
         *self == Self::default()

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::view::{LockView, OperationView, Overview, WorktreeView};
+use crate::view::Overview;
 use crate::watch::State;
+use ff_model::serve::{LockView, OperationView, WorktreeView};
 
 type Shared = Arc<State>;
 

@@ -39,7 +39,6 @@ mod alerts;
 mod conn;
 mod http;
 mod prom;
-pub mod schema;
 mod source;
 mod view;
 mod watch;
@@ -51,10 +50,12 @@ pub use alerts::{ALERT_NAMES, Alert, AlertRules, AlertState};
 pub use conn::ConnectionLimits;
 pub use prom::install_recorder;
 pub use source::{ManagedRepository, WorktreeSource};
-pub use view::{
-    HolderView, LockView, OperationErrorView, OperationView, Overview, OwnerView, WorktreeView,
-    overview,
+// The shapes moved to `ff-model`, the one typed output model; they stay
+// reachable here, where embedders of the server found them.
+pub use ff_model::serve::{
+    HolderView, LockView, OperationErrorView, OperationView, OwnerView, WorktreeView,
 };
+pub use view::{Overview, overview};
 pub use watch::Event;
 
 use ff_traits::{IdempotencyStorage, LockProvider};

@@ -210,7 +210,7 @@ async fn watch_locks(state: Arc<State>) {
                                 events.push(Event::new(
                                     "lock_acquired",
                                     key.0,
-                                    json!(crate::view::HolderView::new(h, Timestamp::now())),
+                                    json!(ff_model::serve::HolderView::new(h, Timestamp::now())),
                                 ));
                             }
                         }
@@ -219,7 +219,7 @@ async fn watch_locks(state: Arc<State>) {
                                 events.push(Event::new(
                                     "lock_released",
                                     key.0,
-                                    json!(crate::view::HolderView::new(h, Timestamp::now())),
+                                    json!(ff_model::serve::HolderView::new(h, Timestamp::now())),
                                 ));
                             }
                         }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ff_model::cli::{GcView, HookView, HooksView, LockEntryView, StatsView};
 use ff_traits::{ForceOutcome, LockName, LockStatus, Timestamp};
 use ff_worktree::display::{escape, escape_path};
 use serde_json::{Value, json};
@@ -52,21 +53,6 @@ pub(super) async fn recover(settings: &Settings, out: Out, dry_run: bool) -> Res
     Ok(0)
 }
 
-fn lock_json(l: &LockStatus, now: Timestamp) -> Value {
-    let mode = l.mode.map(|m| m.to_string());
-    let (issue, repository) = purpose(l);
-    json!({
-        "name": l.name,
-        "mode": mode,
-        "held": l.held,
-        "issue": issue,
-        "repository": repository,
-        "holder": l.holders.first().map(|h| output::holder_json(h, now)),
-        "holders": l.holders.iter().map(|h| output::holder_json(h, now)).collect::<Vec<_>>(),
-        "parent": l.name.rsplit_once('/').map(|(parent, _)| parent),
-    })
-}
-
 /// Names with '/' as a tree: each node under its parent (a parent that
 /// holds no lock of its own is shown, in brackets), with its mode and its
 /// holders.
@@ -101,24 +87,18 @@ fn lock_tree(all: &[LockStatus]) -> String {
         .join("\n")
 }
 
-/// What a lock is for, when ForgeFlow took it: `(issue, repository)`, as
-/// [`ff_worktree::lock_names::described`] reads them.
-fn purpose(l: &LockStatus) -> (Option<String>, Option<String>) {
-    ff_worktree::lock_names::described(&l.name, l.holders.first())
-}
-
 pub(super) async fn locks(settings: &Settings, out: Out, tree: bool) -> Result<u8, Failure> {
     let locks = settings.locks().await?;
     let all = locks.locks().await?;
     let now = Timestamp::now();
-    let value = Value::Array(all.iter().map(|l| lock_json(l, now)).collect());
+    let views: Vec<LockEntryView> = all.iter().map(|l| LockEntryView::new(l, now)).collect();
     // Which backend answered (for Redis, the node): in the human view
     // only, so the JSON stays a plain list.
     let from = locks
         .endpoint()
         .map(|e| format!("\n(from {e})"))
         .unwrap_or_default();
-    out.emit(&value, || {
+    out.emit(&views, || {
         if all.is_empty() {
             return format!("no locks{from}");
         }
@@ -127,10 +107,10 @@ pub(super) async fn locks(settings: &Settings, out: Out, tree: bool) -> Result<u
         }
         let rows: Vec<Vec<String>> = all
             .iter()
-            .map(|l| {
+            .zip(&views)
+            .map(|(l, view)| {
                 let h = l.holders.first();
-                let (issue, repository) = purpose(l);
-                let what = match (issue, repository) {
+                let what = match (view.issue.clone(), view.repository.clone()) {
                     (Some(i), Some(r)) => format!("issue {i} in {r}"),
                     (Some(i), None) => format!("issue {i}"),
                     (None, Some(r)) => r,
@@ -247,15 +227,7 @@ pub(super) async fn stats(settings: &Settings, out: Out) -> Result<u8, Failure> 
     let manager =
         ff_idempotency::IdempotencyManager::new(store, ff_idempotency::ManagerConfig::default());
     let s = manager.stats().await?;
-    let value = json!({
-        "total": s.total,
-        "success_rate": s.success_rate,
-        "avg_duration_ms": s.avg_duration_ms,
-        "by_operation": s.by_operation,
-        "by_status": s.by_status,
-        "corrupt": s.corrupt,
-    });
-    out.emit(&value, || {
+    out.emit(&StatsView::new(&s), || {
         let mut text = format!(
             "{} records, {:.1}% of finished ones succeeded, {:.1} ms on average",
             s.total, s.success_rate, s.avg_duration_ms
@@ -300,7 +272,7 @@ pub(super) async fn gc(settings: &Settings, out: Out, max_age: Duration) -> Resu
     };
     drop(progress);
     let removed = removed?;
-    out.emit(&json!({"removed": removed}), || {
+    out.emit(&GcView::new(removed), || {
         format!("removed {removed} finished record(s)")
     });
     Ok(0)
@@ -316,10 +288,9 @@ pub(super) fn hooks(
 ) -> Result<u8, Failure> {
     let (top, common_dir) = super::trust::repository(settings)?;
     let Some(file) = settings.hooks_file() else {
-        out.emit(
-            &json!({"repository": top, "hooks": [], "approved": true}),
-            || "no hooks in ff.toml".to_owned(),
-        );
+        out.emit(&HooksView::none(top.to_string_lossy()), || {
+            "no hooks in ff.toml".to_owned()
+        });
         return Ok(0);
     };
     // Bad values are refused before anything is approved.
@@ -337,19 +308,19 @@ pub(super) fn hooks(
         _ => None,
     };
     let approved = recorded.is_some() || settings.trust.hooks_approved;
-    let listed: Vec<_> = file
+    let listed: Vec<HookView> = file
         .commands()
         .into_iter()
-        .map(|(hook, command)| json!({"hook": hook, "command": command}))
+        .map(|(hook, command)| HookView::new(hook, command))
         .collect();
     out.emit(
-        &json!({
-            "repository": top,
-            "hooks": listed,
-            "approved": approved,
-            "digest": digest,
-            "timeout_ms": u64::try_from(crate::hooks::timeout_of(file).as_millis()).unwrap_or(u64::MAX),
-        }),
+        &HooksView::new(
+            top.to_string_lossy(),
+            listed,
+            approved,
+            digest.clone(),
+            crate::hooks::timeout_of(file),
+        ),
         || {
             let mut text = String::new();
             for (hook, command) in file.commands() {
@@ -359,7 +330,8 @@ pub(super) fn hooks(
                 text.push_str(&format!(
                     "  runs {} ({})\n",
                     escape_path(pin.path()),
-                    pin.sha256().map_or("absent: a branch may not add it", |h| &h[..12])
+                    pin.sha256()
+                        .map_or("absent: a branch may not add it", |h| &h[..12])
                 ));
             }
             match &recorded {

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::supervise;
 use crate::config::Settings;
 use crate::output::{self, Failure, Out, Stage};
@@ -124,7 +122,7 @@ pub(super) async fn exec(
     }
     if out.json {
         out.emit(
-            &json!({"issue": worktree.issue, "id": worktree.id, "path": worktree.path, "exit_code": ran.code}),
+            &ff_model::cli::ExecView::new(&worktree, ran.code),
             String::new,
         );
     }

@@ -1,5 +1,6 @@
 //! `ff lock` and `ff once`: run a command under a lock, or at most once.
 
+use ff_model::cli::{ForgottenView, LockRunView, OnceView};
 use std::time::Duration;
 
 use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
@@ -99,7 +100,7 @@ pub(super) async fn lock(
         released?;
     }
     if out.json {
-        out.emit(&json!({"lock": name, "exit_code": ran.code}), String::new);
+        out.emit(&LockRunView::new(name, ran.code), String::new);
     }
     Ok(ran.code)
 }
@@ -226,10 +227,10 @@ pub(super) async fn once(
         .await
         .map_err(|e| {
             let mut f = crate::output::before_work(naming_key(e, &label));
-            if f.kind == "max_attempts_exceeded"
+            if f.error.kind == "max_attempts_exceeded"
                 && let Some(hint) = &forget_hint
             {
-                f.message.push_str(&format!("; or now: {hint}"));
+                f.error.message.push_str(&format!("; or now: {hint}"));
             }
             f
         })? {
@@ -306,7 +307,10 @@ pub(super) async fn once(
         Ok(r) => (r.code, r.stdout, r.stderr),
         Err(f) => {
             let _ = manager
-                .fail_operation(&claim, RecordedError::new(&f.kind, &f.message, false))
+                .fail_operation(
+                    &claim,
+                    RecordedError::new(&f.error.kind, &f.error.message, false),
+                )
                 .await;
             return Err(f);
         }
@@ -326,7 +330,7 @@ pub(super) async fn once(
             .await?;
     }
     if out.json {
-        out.emit(&json!({"ran": true, "exit_code": code}), String::new);
+        out.emit(&OnceView::ran(code), String::new);
     }
     Ok(code)
 }
@@ -348,14 +352,7 @@ fn replay(out: Out, record: &ff_traits::IdempotencyRecord, done: &Value) -> u8 {
         .unwrap_or(0);
     if out.json {
         out.emit(
-            &json!({
-                "ran": false,
-                "status": "already_completed",
-                "exit_code": code,
-                "completed_at": crate::output::rfc3339(at),
-                "stdout": text("stdout"),
-                "stderr": text("stderr"),
-            }),
+            &OnceView::replayed(at, code, text("stdout"), text("stderr")),
             String::new,
         );
     } else {
@@ -397,7 +394,7 @@ pub(super) async fn forget(settings: &Settings, out: Out, key: String) -> Result
         .await
         .map_err(crate::output::before_work)?
     else {
-        out.emit(&json!({"forgotten": false}), || {
+        out.emit(&ForgottenView::new(false), || {
             format!("nothing to forget: key {label} has no record")
         });
         return Ok(0);
@@ -414,7 +411,7 @@ pub(super) async fn forget(settings: &Settings, out: Out, key: String) -> Result
         ));
     }
     store.remove(&record_key, record.revision).await?;
-    out.emit(&json!({"forgotten": true}), || {
+    out.emit(&ForgottenView::new(true), || {
         format!("forgot key {label}: its command may run again")
     });
     Ok(0)

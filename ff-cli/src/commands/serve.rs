@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use ff_serve::{Backends, ManagedRepository, Overview, ServeConfig, Server};
 use ff_worktree::display::escape_text;
-use serde_json::json;
 
 use crate::config::{Metered, Settings};
 use crate::output::{self, Failure, Out};
@@ -192,7 +191,12 @@ pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> R
     if out.json {
         // One line, so a program can read it as soon as it comes.
         line(
-            &json!({"listening": url, "admin": how.admin, "admin_token": shown_token}).to_string(),
+            &serde_json::to_string(&ff_model::cli::ListeningView::new(
+                url.clone(),
+                how.admin,
+                shown_token.cloned(),
+            ))
+            .unwrap_or_default(),
         );
     } else {
         line(&match (&token, shown_token) {

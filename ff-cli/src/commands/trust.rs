@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use ff_model::cli::{HookView, PinView, TrustView};
 use ff_worktree::display::{escape, escape_path};
-use serde_json::json;
 
 use crate::config::Settings;
 use crate::output::{Failure, Out};
@@ -60,16 +60,21 @@ pub(super) async fn trust(
         .map(|h| h.commands())
         .unwrap_or_default();
     out.emit(
-        &json!({
-            "repository": top,
-            "common_dir": common_dir,
-            "settings": state.steering,
-            "hooks": hooks.iter().map(|(hook, command)| json!({"hook": hook, "command": command})).collect::<Vec<_>>(),
-            "runs": state.pins.iter().map(|p| json!({"path": p.path(), "sha256": p.sha256()})).collect::<Vec<_>>(),
-            "settings_approved": settings_approved,
-            "hooks_approved": hooks_approved,
-            "approved": settings_approved && hooks_approved,
-        }),
+        &TrustView::new(
+            top.to_string_lossy(),
+            common_dir.to_string_lossy(),
+            state.steering.view(),
+            hooks
+                .iter()
+                .map(|(hook, command)| HookView::new(*hook, *command))
+                .collect(),
+            state
+                .pins
+                .iter()
+                .map(|p| PinView::new(p.path().to_string_lossy(), p.sha256().map(str::to_owned)))
+                .collect(),
+            (settings_approved, hooks_approved),
+        ),
         || {
             if entries.is_empty() && hooks.is_empty() {
                 return "this repository's ff.toml sets nothing that needs approval".to_owned();

@@ -1,40 +1,12 @@
 //! create, get, sync, cleanup, list.
 
-use ff_worktree::{SyncOptions, SyncStrategy, Worktree, WorktreeStatus};
-use serde_json::{Value, json};
+use ff_model::cli::{CleanupView, CreatedView, PathView, PrunedView, WorktreeView};
+use ff_worktree::{SyncOptions, SyncStrategy, WorktreeStatus};
+use serde_json::json;
 
 use crate::cli::Strategy;
 use crate::config::Settings;
 use crate::output::{self, Failure, Out, Progress, Stage};
-
-/// The documented JSON shape of a worktree.
-fn worktree_json(w: &Worktree, reused: Option<bool>) -> Value {
-    let mut v = json!({
-        "id": w.id,
-        "issue": w.issue,
-        "path": w.path,
-        "branch": w.branch,
-        "base": w.base,
-        "status": status(w.status),
-        "created_at": output::rfc3339(w.created_at),
-    });
-    if let Some(r) = reused {
-        v["reused"] = json!(r);
-    }
-    if let Some(slot) = w.slot {
-        v["slot"] = json!(slot);
-    }
-    if let Some(port) = w.port {
-        v["port"] = json!(port);
-    }
-    if w.hook_failed {
-        v["hook_failed"] = json!(true);
-    }
-    if w.recovered {
-        v["recovered"] = json!(true);
-    }
-    v
-}
 
 fn status(s: WorktreeStatus) -> &'static str {
     match s {
@@ -67,7 +39,7 @@ pub(super) async fn create(
         println!("{}", w.path.display());
         return Ok(0);
     }
-    out.emit(&worktree_json(w, Some(created.reused)), || {
+    out.emit(&CreatedView::new(&created), || {
         let mut text = if created.reused {
             format!("{} already has worktree {}", w.issue, w.id)
         } else {
@@ -95,9 +67,7 @@ pub(super) async fn path(settings: &Settings, out: Out, target: &str) -> Result<
     let Some(w) = manager.get(target).await? else {
         return Err(not_found(target));
     };
-    out.emit(&json!({"id": w.id, "path": w.path}), || {
-        w.path.display().to_string()
-    });
+    out.emit(&PathView::new(&w), || w.path.display().to_string());
     Ok(0)
 }
 
@@ -141,7 +111,7 @@ pub(super) async fn get(settings: &Settings, out: Out, target: &str) -> Result<u
     let Some(w) = manager.get(target).await? else {
         return Err(not_found(target));
     };
-    out.emit(&worktree_json(&w, None), || {
+    out.emit(&WorktreeView::new(&w), || {
         format!(
             "{}\n  issue   {}\n  path    {}\n  branch  {} (from {})\n  status  {}\n  created {}",
             w.id,
@@ -216,13 +186,7 @@ pub(super) async fn cleanup(
         ff_worktree::Cleanup::Safe
     };
     let done = manager.cleanup_worktree(target, mode).await?;
-    let value = json!({
-        "removed": done.removed.is_some(),
-        "id": done.removed.as_ref().map(|w| w.id.clone()),
-        "archived_at": done.archived_at,
-        "merged_because": done.merged_because,
-    });
-    out.emit(&value, || {
+    out.emit(&CleanupView::new(&done), || {
         let merged = done
             .merged_because
             .as_ref()
@@ -261,26 +225,8 @@ pub(super) async fn prune(
         options = options.with_older_than(age);
     }
     let all = manager.prune(options).await?;
-    let action = |a: ff_worktree::PruneAction| match a {
-        ff_worktree::PruneAction::Removed => "removed",
-        ff_worktree::PruneAction::WouldRemove => "would_remove",
-        _ => "kept",
-    };
-    let value = Value::Array(
-        all.iter()
-            .map(|p| {
-                json!({
-                    "id": p.worktree.id,
-                    "issue": p.worktree.issue,
-                    "path": p.worktree.path,
-                    "action": action(p.action),
-                    "reason": p.reason,
-                    "archived_at": p.archived_at,
-                })
-            })
-            .collect(),
-    );
-    out.emit(&value, || {
+    let views: Vec<PrunedView> = all.iter().map(PrunedView::new).collect();
+    out.emit(&views, || {
         if all.is_empty() {
             return "no worktrees to look at".to_owned();
         }
@@ -290,7 +236,7 @@ pub(super) async fn prune(
                 vec![
                     p.worktree.id.clone(),
                     p.worktree.issue.clone(),
-                    action(p.action).replace('_', " "),
+                    PrunedView::new(p).action.as_str().replace('_', " "),
                     p.reason.clone(),
                 ]
             })
@@ -312,8 +258,8 @@ pub(super) async fn prune(
 pub(super) async fn list(settings: &Settings, out: Out) -> Result<u8, Failure> {
     let manager = settings.manager().await?;
     let all = manager.list_worktrees().await?;
-    let value = Value::Array(all.iter().map(|w| worktree_json(w, None)).collect());
-    out.emit(&value, || {
+    let views: Vec<WorktreeView> = all.iter().map(WorktreeView::new).collect();
+    out.emit(&views, || {
         if all.is_empty() {
             return "no worktrees".to_owned();
         }

@@ -2,5 +2,4 @@
 //! of them, each file a module (`cargo test -p ff-serve --test it -- MODULE::`).
 
 mod documented_metrics;
-mod generated_schemas;
 mod library_metrics;

@@ -1,6 +1,6 @@
 //! The committed schemas in `ff-cli/schemas/generated/` are the ones the
 //! types give: change a type, and this fails until the files are made
-//! again (`FF_BLESS=1 cargo test -p ff-serve --test it -- generated_schemas`),
+//! again (`FF_BLESS=1 cargo test -p ff-model --test it -- generated_schemas`),
 //! so the change shows in review.
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ fn generated_dir() -> PathBuf {
 fn the_committed_schemas_are_the_types() {
     let bless = std::env::var("FF_BLESS").as_deref() == Ok("1");
     let mut stale = Vec::new();
-    for (name, schema) in ff_serve::schema::generated() {
+    for (name, schema) in ff_model::schema::generated() {
         let path = generated_dir().join(format!("{name}.schema.json"));
         let text = format!(
             "{}\n",
@@ -32,6 +32,6 @@ fn the_committed_schemas_are_the_types() {
     assert!(
         stale.is_empty(),
         "ff-cli/schemas/generated differs from the types for {stale:?}; run \
-         FF_BLESS=1 cargo test -p ff-serve --test it -- generated_schemas and commit the result"
+         FF_BLESS=1 cargo test -p ff-model --test it -- generated_schemas and commit the result"
     );
 }

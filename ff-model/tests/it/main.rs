@@ -1,0 +1,3 @@
+//! The integration tests of `ff-model`, in one binary.
+
+mod generated_schemas;
