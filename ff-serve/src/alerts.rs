@@ -404,17 +404,6 @@ impl AlertBook {
     }
 }
 
-/// The 95th percentile of lock waits in this process's metrics: the
-/// largest over label sets, from the recorder's summaries.
-fn wait_p95(rendered: &str) -> Option<f64> {
-    rendered
-        .lines()
-        .filter(|l| l.starts_with(ff_metrics::LOCK_WAIT_SECONDS) && l.contains("quantile=\"0.95\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .filter(|v| v.is_finite())
-        .reduce(f64::max)
-}
-
 /// Evaluates the rules until the server stops, publishing changes and
 /// handing them to the webhook.
 pub(crate) async fn evaluate_forever(state: Arc<State>) {
@@ -436,7 +425,7 @@ pub(crate) async fn evaluate_forever(state: Arc<State>) {
             .alerts
             .rules
             .lock_wait_p95_above
-            .and_then(|_| wait_p95(&state.prometheus.render()));
+            .and_then(|_| crate::prom::lock_wait_quantile(0.95));
         let firing = {
             let view = state.read();
             if view.records_at.is_none() {
@@ -557,14 +546,5 @@ mod tests {
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].0, AlertState::Resolved);
         assert!(book.update(vec![]).is_empty());
-    }
-
-    #[test]
-    fn the_wait_percentile_is_read_from_summaries() {
-        let text = "ff_lock_wait_seconds{backend=\"file\",quantile=\"0.5\"} 0.1\n\
-                    ff_lock_wait_seconds{backend=\"file\",quantile=\"0.95\"} 0.7\n\
-                    ff_lock_wait_seconds{backend=\"redis\",quantile=\"0.95\"} 1.5\n";
-        assert_eq!(wait_p95(text), Some(1.5));
-        assert_eq!(wait_p95(""), None);
     }
 }

@@ -41,6 +41,7 @@ mod http;
 mod prom;
 mod source;
 mod view;
+mod waits;
 mod watch;
 
 use std::sync::Arc;

@@ -2,15 +2,26 @@
 //! backends at scrape time, in Prometheus text format 0.0.4.
 
 use std::fmt::Write as _;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use ff_traits::{RecordStatus, ScanFilter, Timestamp};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::alerts::ALERT_NAMES;
+use crate::waits::{LockWaits, TeeWaits};
 use crate::watch::State;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Lock waits as the installed recorder saw them, for the alert rules.
+static WAITS: OnceLock<Arc<LockWaits>> = OnceLock::new();
+
+/// The `q` quantile of this process's lock waits over the last minute, in
+/// seconds: the largest over label sets. `None` without samples, or when
+/// the program installed its own recorder.
+pub(crate) fn lock_wait_quantile(q: f64) -> Option<f64> {
+    WAITS.get()?.quantile(q)
+}
 
 /// Installs a Prometheus recorder as the process's metrics recorder (once)
 /// and returns its handle. When the program already installed another
@@ -21,6 +32,11 @@ pub fn install_recorder() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
+            let waits = WAITS.get_or_init(Arc::default).clone();
+            let recorder = TeeWaits {
+                inner: recorder,
+                waits,
+            };
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::info!(
                     "a metrics recorder was already installed: /metrics shows the backends' gauges only"
