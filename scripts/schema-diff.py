@@ -123,18 +123,38 @@ def flatten(node, defs, path="", out=None):
     return out
 
 
+def nearest(tree, path):
+    """The nearest ancestor of `path` that `tree` describes."""
+    while path not in ("", "/"):
+        path = path.rsplit("/", 1)[0].removesuffix("[]") or "/"
+        if path in tree:
+            return tree[path]
+    return tree.get("/", {})
+
+
 def compare(name, hand, gen):
     looser = []
     lines = []
     for path in sorted(set(hand) | set(gen)):
         h, g = hand.get(path), gen.get(path)
+        parent = path.rsplit("/", 1)[0].removesuffix("[]") or "/"
         if h is None:
-            lines.append(f"  {path}: only generated (an output with it was refused before)")
-            looser.append(path)
+            # Refused before when the hand-written parent is closed (looser
+            # now); otherwise only constrained further (stricter).
+            if hand.get(parent, {}).get("closed"):
+                lines.append(f"  {path}: only generated (an output with it was refused before)")
+                looser.append(path)
+            else:
+                lines.append(f"  {path}: only generated (described now; stricter)")
             continue
         if g is None:
-            lines.append(f"  {path}: only hand-written")
-            looser.append(path)
+            # Refused now when the nearest generated ancestor is closed
+            # (stricter); otherwise its constraints are gone (looser).
+            if nearest(gen, path).get("closed"):
+                lines.append(f"  {path}: only hand-written (refused now; stricter)")
+            else:
+                lines.append(f"  {path}: only hand-written")
+                looser.append(path)
             continue
         if h["types"] != g["types"] and "any" in h["types"]:
             lines.append(f"  {path}: any value -> {sorted(g['types'])} (stricter)")
@@ -184,9 +204,13 @@ def main():
     for file in sorted(os.listdir(generated_dir)):
         name = file.removesuffix(".schema.json")
         gen = json.load(open(os.path.join(generated_dir, file)))
-        # A shape of common.schema.json, or a command's own schema file.
+        # A shape of common.schema.json, or a command's own schema file,
+        # or nothing yet (a shape first described by its type).
         if name in defs:
             hand, hand_defs = defs[name], defs
+        elif not os.path.exists(os.path.join(SCHEMAS, file)):
+            print(f"{name}: generated only (no hand-written schema to compare)")
+            continue
         else:
             hand = json.load(open(os.path.join(SCHEMAS, file)))
             hand_defs = {**defs, **hand.get("$defs", {})}

@@ -33,6 +33,12 @@ pub fn generated() -> Vec<(&'static str, Value)> {
         ("path", of::<cli::PathView>("path")),
         ("prune", of::<Vec<cli::PrunedView>>("prune")),
         ("serve", of::<cli::ListeningView>("serve")),
+        ("serve_alert", of::<serve::Alert>("serve_alert")),
+        (
+            "serve_alert_notice",
+            of::<serve::AlertNotice>("serve_alert_notice"),
+        ),
+        ("serve_event", of::<serve::Event>("serve_event")),
         ("serve_holder", of::<serve::HolderView>("serve_holder")),
         ("serve_lock", of::<serve::LockView>("serve_lock")),
         (
@@ -44,6 +50,7 @@ pub fn generated() -> Vec<(&'static str, Value)> {
             of::<serve::WorktreeView>("serve_worktree"),
         ),
         ("stats", of::<cli::StatsView>("stats")),
+        ("top", of::<serve::Overview>("top")),
         ("trust", of::<cli::TrustView>("trust")),
         ("worktree", of::<cli::WorktreeView>("worktree")),
     ]

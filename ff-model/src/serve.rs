@@ -2,10 +2,13 @@
 //! dashboard and `ff top`. Each is built from what the backends hold, in
 //! one place.
 
-use ff_traits::{IdempotencyRecord, LockInfo, LockStatus, Timestamp};
+use std::collections::BTreeMap;
+
+use ff_traits::{IdempotencyRecord, LockInfo, LockStatus, RecordStatus, Timestamp};
 use ff_worktree::{Worktree, WorktreeStatus};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::{Liveness, OperationStatus, WorktreeStatusName, ms};
 
@@ -231,6 +234,616 @@ impl WorktreeView {
             port: w.port,
             slot: w.slot,
             status: w.status,
+        }
+    }
+}
+
+/// How many rows of each list an [`Overview`] carries.
+const OVERVIEW_ROWS: usize = 50;
+
+/// Serializes a [`Timestamp`] as RFC 3339, as every `--json` output does.
+fn rfc3339<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
+}
+
+/// The whole picture at one instant: what `/api/stats` and `ff top` show.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Overview {
+    /// When it was taken.
+    #[serde(serialize_with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub at: Timestamp,
+    /// Whether every backend answered.
+    pub backend_up: bool,
+    /// What failed, when something did.
+    pub backend_error: Option<String>,
+    /// Locks held now.
+    pub locks_held: usize,
+    /// Locks known (held or idle).
+    pub locks_known: usize,
+    /// Age of the oldest grant, in ms.
+    pub oldest_hold_ms: Option<u64>,
+    /// Records in the store.
+    pub records: usize,
+    /// Entries that could not be read.
+    pub corrupt: usize,
+    /// Records per status.
+    pub by_status: BTreeMap<String, usize>,
+    /// Records per operation.
+    pub by_operation: BTreeMap<String, usize>,
+    /// Age of the oldest pending operation's attempt, in ms.
+    pub oldest_pending_ms: Option<u64>,
+    /// Percent of finished operations that succeeded.
+    pub success_rate: Option<f64>,
+    /// Mean duration of finished operations, in ms.
+    pub avg_duration_ms: Option<f64>,
+    /// The repository whose worktrees are shown.
+    pub repository: Option<String>,
+    /// Worktrees, and the limit.
+    pub worktrees: usize,
+    /// The repository's worktree limit.
+    pub worktree_limit: Option<usize>,
+    /// Alerts firing.
+    pub alerts: Vec<Alert>,
+    /// Held locks, oldest grant first (at most 50).
+    pub held_locks: Vec<LockView>,
+    /// Pending operations, oldest first (at most 50).
+    pub pending: Vec<OperationView>,
+    /// Failed operations, most recent first (at most 50).
+    pub failed: Vec<OperationView>,
+    /// Worktrees, newest first (at most 50).
+    pub worktree_list: Vec<WorktreeView>,
+}
+
+/// What the backends hold, read once: what an [`Overview`] sums up and
+/// the alert rules judge.
+#[derive(Debug, Clone)]
+pub struct Snapshot<'a> {
+    /// Every lock.
+    pub locks: &'a [LockStatus],
+    /// Every readable record.
+    pub records: &'a [IdempotencyRecord],
+    /// Entries that could not be read.
+    pub corrupt: usize,
+    /// The repository's worktrees.
+    pub worktrees: &'a [Worktree],
+    /// The repository, when serving inside one.
+    pub repository: Option<String>,
+    /// Its worktree limit.
+    pub worktree_limit: Option<usize>,
+    /// What failed, when a backend did.
+    pub error: Option<String>,
+}
+
+impl Overview {
+    /// What `p` sums up, with the `alerts` firing.
+    #[must_use]
+    pub fn of(p: &Snapshot<'_>, alerts: Vec<Alert>) -> Self {
+        let now = Timestamp::now();
+        let mut held: Vec<&LockStatus> = p.locks.iter().filter(|l| l.held).collect();
+        let oldest_grant = |l: &LockStatus| l.holders.iter().map(|h| h.acquired_at).min();
+        held.sort_by_key(|l| oldest_grant(l));
+        let oldest_hold_ms = held
+            .first()
+            .and_then(|l| oldest_grant(l))
+            .map(|t| now.as_millis().saturating_sub(t.as_millis()));
+        let mut by_status = BTreeMap::new();
+        let mut by_operation = BTreeMap::new();
+        let (mut completed, mut finished, mut total_ms) = (0usize, 0usize, 0u64);
+        for r in p.records {
+            *by_status.entry(r.status.as_str().to_owned()).or_insert(0) += 1;
+            *by_operation.entry(r.operation.clone()).or_insert(0) += 1;
+            if r.status.is_finished() {
+                finished += 1;
+                total_ms += r.duration().map_or(0, ms);
+                if r.status == RecordStatus::Completed {
+                    completed += 1;
+                }
+            }
+        }
+        let mut pending: Vec<&IdempotencyRecord> = p
+            .records
+            .iter()
+            .filter(|r| r.status == RecordStatus::Pending)
+            .collect();
+        pending.sort_by_key(|r| r.last_attempt_at);
+        let mut failed: Vec<&IdempotencyRecord> = p
+            .records
+            .iter()
+            .filter(|r| r.status == RecordStatus::Failed)
+            .collect();
+        failed.sort_by_key(|r| std::cmp::Reverse(r.last_activity()));
+        let mut worktrees: Vec<&Worktree> = p.worktrees.iter().collect();
+        worktrees.sort_by_key(|w| std::cmp::Reverse(w.created_at));
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        Self {
+            at: now,
+            backend_up: p.error.is_none(),
+            backend_error: p.error.clone(),
+            locks_held: held.len(),
+            locks_known: p.locks.len(),
+            oldest_hold_ms,
+            records: p.records.len(),
+            corrupt: p.corrupt,
+            by_status,
+            by_operation,
+            oldest_pending_ms: pending.first().map(|r| {
+                now.as_millis()
+                    .saturating_sub(r.last_attempt_at.as_millis())
+            }),
+            success_rate: (finished > 0).then(|| completed as f64 * 100.0 / finished as f64),
+            avg_duration_ms: (finished > 0).then(|| total_ms as f64 / finished as f64),
+            repository: p.repository.clone(),
+            worktrees: p.worktrees.len(),
+            worktree_limit: p.worktree_limit,
+            alerts,
+            held_locks: held
+                .iter()
+                .take(OVERVIEW_ROWS)
+                .map(|l| LockView::new(l, now))
+                .collect(),
+            pending: pending
+                .iter()
+                .take(OVERVIEW_ROWS)
+                .map(|r| OperationView::new(r, now))
+                .collect(),
+            failed: failed
+                .iter()
+                .take(OVERVIEW_ROWS)
+                .map(|r| OperationView::new(r, now))
+                .collect(),
+            worktree_list: worktrees
+                .iter()
+                .take(OVERVIEW_ROWS)
+                .map(|w| WorktreeView::new(w, now))
+                .collect(),
+        }
+    }
+}
+
+/// An alert that fires.
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Alert {
+    /// The rule's name.
+    #[schemars(extend("enum" = [
+        "lock_held_too_long",
+        "lock_wait_p95_too_high",
+        "pending_too_old",
+        "failure_rate_too_high",
+        "worktrees_near_limit",
+        "backend_unreachable"
+    ]))]
+    pub name: &'static str,
+    /// What is wrong, for people.
+    #[schemars(length(min = 1))]
+    pub summary: String,
+    /// The measured value (seconds, a share, a count).
+    pub value: f64,
+    /// The threshold it crossed.
+    pub threshold: f64,
+    /// Since when it fires.
+    #[serde(serialize_with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub since: Timestamp,
+    /// More detail, by rule.
+    pub detail: Value,
+}
+
+impl Alert {
+    /// Rule `name` fires now: `value` crossed `threshold`.
+    #[must_use]
+    pub fn new(
+        name: &'static str,
+        summary: String,
+        value: f64,
+        threshold: f64,
+        detail: Value,
+    ) -> Self {
+        Self {
+            name,
+            summary,
+            value,
+            threshold,
+            since: Timestamp::now(),
+            detail,
+        }
+    }
+}
+
+/// Whether an alert began or ended, as the webhook and the events say.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertState {
+    /// It began.
+    Firing,
+    /// It ended.
+    Resolved,
+}
+
+/// A record's change, as an event tells it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RecordChange {
+    /// The operation's name.
+    pub operation: String,
+    /// Where its lifecycle is now.
+    pub status: OperationStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// From claim to end, in ms, once it ended.
+    pub duration_ms: Option<u64>,
+    /// Its recorded failure, for people.
+    pub error: Option<String>,
+}
+
+impl RecordChange {
+    /// What `r` is now.
+    #[must_use]
+    pub fn new(r: &IdempotencyRecord) -> Self {
+        Self {
+            operation: r.operation.clone(),
+            status: r.status.into(),
+            attempts: r.attempts,
+            duration_ms: r.duration().map(ms),
+            error: r.error.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// A worktree that came or went, as an event tells it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WorktreeChange {
+    /// Its issue.
+    pub issue: String,
+    /// Its branch.
+    pub branch: String,
+    /// Its directory.
+    pub path: String,
+}
+
+impl WorktreeChange {
+    /// `w`, as an event tells it.
+    #[must_use]
+    pub fn new(w: &Worktree) -> Self {
+        Self {
+            issue: w.issue.clone(),
+            branch: w.branch.clone(),
+            path: w.path.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// A backend stopped answering.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BackendDown {
+    /// What failed.
+    pub error: String,
+}
+
+/// A backend answers again.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BackendUp {
+    /// What had failed.
+    pub was: String,
+}
+
+/// What changed, with its details: `kind` names it, `detail` is its shape.
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Change {
+    /// A grant appeared; its holder.
+    LockAcquired(HolderView),
+    /// A grant went away; its holder.
+    LockReleased(HolderView),
+    /// An operation was claimed.
+    OperationClaimed(RecordChange),
+    /// An operation completed.
+    OperationCompleted(RecordChange),
+    /// An operation failed.
+    OperationFailed(RecordChange),
+    /// An operation was rolled back.
+    OperationRolledBack(RecordChange),
+    /// A worktree was made.
+    WorktreeCreated(WorktreeChange),
+    /// A worktree was removed.
+    WorktreeRemoved(WorktreeChange),
+    /// A backend stopped answering.
+    BackendDown(BackendDown),
+    /// A backend answers again.
+    BackendUp(BackendUp),
+    /// An alert began.
+    AlertFiring(Alert),
+    /// An alert ended.
+    AlertResolved(Alert),
+}
+
+impl Change {
+    /// Its name, as `kind` and as the server-sent event's name.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::LockAcquired(_) => "lock_acquired",
+            Self::LockReleased(_) => "lock_released",
+            Self::OperationClaimed(_) => "operation_claimed",
+            Self::OperationCompleted(_) => "operation_completed",
+            Self::OperationFailed(_) => "operation_failed",
+            Self::OperationRolledBack(_) => "operation_rolled_back",
+            Self::WorktreeCreated(_) => "worktree_created",
+            Self::WorktreeRemoved(_) => "worktree_removed",
+            Self::BackendDown(_) => "backend_down",
+            Self::BackendUp(_) => "backend_up",
+            Self::AlertFiring(_) => "alert_firing",
+            Self::AlertResolved(_) => "alert_resolved",
+        }
+    }
+
+    /// A backend (`locks`, `store`, `worktrees`) stopped answering.
+    #[must_use]
+    pub fn backend_down(error: impl Into<String>) -> Self {
+        Self::BackendDown(BackendDown {
+            error: error.into(),
+        })
+    }
+
+    /// A backend answers again after `was`.
+    #[must_use]
+    pub fn backend_up(was: impl Into<String>) -> Self {
+        Self::BackendUp(BackendUp { was: was.into() })
+    }
+
+    /// `r` changed to its current status.
+    #[must_use]
+    pub fn of_record(r: &IdempotencyRecord) -> Self {
+        let change = RecordChange::new(r);
+        match r.status {
+            RecordStatus::Pending => Self::OperationClaimed(change),
+            RecordStatus::Completed => Self::OperationCompleted(change),
+            RecordStatus::Failed => Self::OperationFailed(change),
+            RecordStatus::RolledBack => Self::OperationRolledBack(change),
+        }
+    }
+
+    /// `alert` began or ended.
+    #[must_use]
+    pub fn of_alert(state: AlertState, alert: Alert) -> Self {
+        match state {
+            AlertState::Resolved => Self::AlertResolved(alert),
+            _ => Self::AlertFiring(alert),
+        }
+    }
+}
+
+/// Something that changed, as `/api/events` sends it.
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
+#[non_exhaustive]
+pub struct Event {
+    /// What changed: `kind` and its `detail`.
+    #[serde(flatten)]
+    pub change: Change,
+    /// What it is about: a lock's name, a record's key, a worktree's id,
+    /// a backend, an alert.
+    pub subject: String,
+    /// When the server saw it.
+    #[serde(serialize_with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub at: Timestamp,
+}
+
+impl Event {
+    /// `change` to `subject`, seen now.
+    #[must_use]
+    pub fn new(change: Change, subject: impl Into<String>) -> Self {
+        Self {
+            change,
+            subject: subject.into(),
+            at: Timestamp::now(),
+        }
+    }
+
+    /// Its name (`lock_acquired`, `alert_firing`, …).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        self.change.kind()
+    }
+}
+
+/// One point of the history the dashboard plots.
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HistoryPoint {
+    /// When it was taken.
+    #[serde(serialize_with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub at: Timestamp,
+    /// Operations that completed in the five minutes before `at`.
+    pub completed: u64,
+    /// Operations that failed in the five minutes before `at`.
+    pub failed: u64,
+    /// Percent of those that succeeded (`None` when none ended).
+    pub success_rate: Option<f64>,
+    /// Mean duration of those, in ms.
+    pub mean_ms: Option<f64>,
+    /// Largest duration of those, in ms.
+    pub max_ms: Option<u64>,
+    /// Locks held at `at`.
+    pub locks_held: usize,
+    /// Operations pending at `at`.
+    pub pending: usize,
+}
+
+impl HistoryPoint {
+    /// What `records` and `locks` show at `now`, over the `window` before it.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    pub fn at(
+        now: Timestamp,
+        window: std::time::Duration,
+        records: &[IdempotencyRecord],
+        locks: &[LockStatus],
+    ) -> Self {
+        let since = Timestamp::from_millis(now.as_millis().saturating_sub(ms(window)));
+        let (mut completed, mut failed, mut total_ms, mut max_ms) = (0u64, 0u64, 0u64, 0u64);
+        for r in records {
+            let Some(end) = r.ended_at else { continue };
+            if end <= since {
+                continue;
+            }
+            match r.status {
+                RecordStatus::Completed => completed += 1,
+                RecordStatus::Failed => failed += 1,
+                _ => continue,
+            }
+            let took = end
+                .as_millis()
+                .saturating_sub(r.last_attempt_at.as_millis());
+            total_ms += took;
+            max_ms = max_ms.max(took);
+        }
+        let ended = completed + failed;
+        Self {
+            at: now,
+            completed,
+            failed,
+            success_rate: (ended > 0).then(|| completed as f64 * 100.0 / ended as f64),
+            mean_ms: (ended > 0).then(|| total_ms as f64 / ended as f64),
+            max_ms: (ended > 0).then_some(max_ms),
+            locks_held: locks.iter().filter(|l| l.held).count(),
+            pending: records
+                .iter()
+                .filter(|r| r.status == RecordStatus::Pending)
+                .count(),
+        }
+    }
+}
+
+/// Which backends the server watches.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BackendsView {
+    /// The lock backend's name.
+    pub locks: String,
+    /// Where it answers (for Redis, the node), when it says.
+    pub locks_endpoint: Option<String>,
+    /// The store's name.
+    pub store: String,
+}
+
+impl BackendsView {
+    /// The backends by name.
+    #[must_use]
+    pub fn new(
+        locks: impl Into<String>,
+        locks_endpoint: Option<String>,
+        store: impl Into<String>,
+    ) -> Self {
+        Self {
+            locks: locks.into(),
+            locks_endpoint,
+            store: store.into(),
+        }
+    }
+}
+
+/// What `GET /api/stats` gives: the [`Overview`], and the server's history,
+/// backends and settings.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// The whole picture now.
+    #[serde(flatten)]
+    pub overview: Overview,
+    /// The plots' points, oldest first.
+    pub history: Vec<HistoryPoint>,
+    /// Which backends it watches.
+    pub backends: BackendsView,
+    /// Whether admin routes are on.
+    pub admin: bool,
+    /// When the server started.
+    #[serde(serialize_with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub server_started_at: Timestamp,
+}
+
+impl ServerStats {
+    /// `overview`, with the server's `history`, `backends`, whether admin
+    /// routes are on and when it started.
+    #[must_use]
+    pub fn new(
+        overview: Overview,
+        history: Vec<HistoryPoint>,
+        backends: BackendsView,
+        admin: bool,
+        server_started_at: Timestamp,
+    ) -> Self {
+        Self {
+            overview,
+            history,
+            backends,
+            admin,
+            server_started_at,
+        }
+    }
+}
+
+/// What the alert webhook receives when an alert begins or ends.
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AlertNotice {
+    /// Always `forgeflow`.
+    #[schemars(extend("const" = "forgeflow"))]
+    pub source: &'static str,
+    /// The rule's name.
+    pub alert: &'static str,
+    /// Whether it began or ended.
+    pub state: AlertState,
+    /// What is wrong, for people.
+    pub summary: String,
+    /// The measured value.
+    pub value: f64,
+    /// The threshold it crossed.
+    pub threshold: f64,
+    /// Since when it fired.
+    #[serde(serialize_with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub since: Timestamp,
+    /// When this notice was made.
+    #[serde(serialize_with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub at: Timestamp,
+    /// More detail, by rule.
+    pub detail: Value,
+}
+
+impl AlertNotice {
+    /// `alert` entered `state` now.
+    #[must_use]
+    pub fn new(state: AlertState, alert: &Alert) -> Self {
+        Self {
+            source: "forgeflow",
+            alert: alert.name,
+            state,
+            summary: alert.summary.clone(),
+            value: alert.value,
+            threshold: alert.threshold,
+            since: alert.since,
+            at: Timestamp::now(),
+            detail: alert.detail.clone(),
         }
     }
 }

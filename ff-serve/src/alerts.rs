@@ -8,8 +8,9 @@ use ff_traits::{RecordStatus, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
-use crate::view::Parts;
-use crate::watch::{Event, State};
+use ff_model::serve::{Alert, AlertNotice, AlertState, Change, Event, Snapshot};
+
+use crate::watch::State;
 
 /// How often rules are evaluated.
 const EVALUATE_EVERY: Duration = Duration::from_millis(250);
@@ -174,7 +175,7 @@ impl AlertRules {
 
     /// The alerts that fire for what `p` shows, as of now. `wait_p95` is
     /// the lock wait percentile this process saw, in seconds.
-    pub(crate) fn firing(&self, p: &Parts<'_>, wait_p95: Option<f64>) -> Vec<Alert> {
+    pub(crate) fn firing(&self, p: &Snapshot<'_>, wait_p95: Option<f64>) -> Vec<Alert> {
         let now = Timestamp::now();
         let mut out = Vec::new();
         // Whole seconds from a second up: "2s", not "2s 194ms".
@@ -312,49 +313,6 @@ impl AlertRules {
     }
 }
 
-/// An alert that fires.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[non_exhaustive]
-pub struct Alert {
-    /// The rule's name (see [`ALERT_NAMES`]).
-    pub name: &'static str,
-    /// What is wrong, for people.
-    pub summary: String,
-    /// The measured value (seconds, a share, a count).
-    pub value: f64,
-    /// The threshold it crossed.
-    pub threshold: f64,
-    /// Since when it fires.
-    #[serde(serialize_with = "crate::view::rfc3339")]
-    pub since: Timestamp,
-    /// More detail, by rule.
-    pub detail: Value,
-}
-
-impl Alert {
-    fn new(name: &'static str, summary: String, value: f64, threshold: f64, detail: Value) -> Self {
-        Self {
-            name,
-            summary,
-            value,
-            threshold,
-            since: Timestamp::now(),
-            detail,
-        }
-    }
-}
-
-/// Whether an alert began or ended, as the webhook receives it.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum AlertState {
-    /// It began.
-    Firing,
-    /// It ended.
-    Resolved,
-}
-
 /// The alerts firing now, kept across evaluations so each keeps the
 /// instant it began.
 #[derive(Debug)]
@@ -435,29 +393,14 @@ pub(crate) async fn evaluate_forever(state: Arc<State>) {
             state.alerts.rules.firing(&state.parts(&view), wait)
         };
         for (change, alert) in state.alerts.update(firing) {
-            let kind = match change {
-                AlertState::Firing => "alert_firing",
-                AlertState::Resolved => "alert_resolved",
-            };
             tracing::warn!(alert = alert.name, state = ?change, summary = %alert.summary, "alert");
-            state.publish(Event::new(
-                kind,
-                alert.name,
-                serde_json::to_value(&alert).unwrap_or_default(),
-            ));
             if let Some(tx) = &webhook {
-                let _ = tx.send(json!({
-                    "source": "forgeflow",
-                    "alert": alert.name,
-                    "state": change,
-                    "summary": alert.summary,
-                    "value": alert.value,
-                    "threshold": alert.threshold,
-                    "since": alert.since.to_string(),
-                    "at": Timestamp::now().to_string(),
-                    "detail": alert.detail,
-                }));
+                let _ = tx.send(AlertNotice::new(change, &alert));
             }
+            state.publish(Event::new(
+                Change::of_alert(change, alert.clone()),
+                alert.name,
+            ));
         }
     }
 }
@@ -466,7 +409,7 @@ pub(crate) async fn evaluate_forever(state: Arc<State>) {
 async fn deliver(
     url: String,
     rules: AlertRules,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<AlertNotice>,
 ) {
     let timeout = rules.webhook_timeout.unwrap_or(Duration::from_secs(5));
     let retries = rules.webhook_retries.unwrap_or(3);
@@ -475,7 +418,7 @@ async fn deliver(
         .build()
         .into();
     while let Some(payload) = rx.recv().await {
-        let body = payload.to_string();
+        let body = serde_json::to_string(&payload).unwrap_or_default();
         let mut pause = Duration::from_millis(500);
         for attempt in 0..=retries {
             let (agent, target, body) = (agent.clone(), url.clone(), body.clone());

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::view::Overview;
+use ff_model::serve::{BackendsView, LockView, OperationView, Overview, ServerStats, WorktreeView};
+
 use crate::watch::State;
-use ff_model::serve::{LockView, OperationView, WorktreeView};
 
 type Shared = Arc<State>;
 
@@ -394,17 +394,19 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoParams {
 
 async fn stats(Extract(state): Extract<Shared>, _: NoParams) -> Response {
     let view = state.read();
-    let overview = Overview::from_parts(&state.parts(&view), state.alerts.active());
-    let mut body = serde_json::to_value(&overview).unwrap_or_default();
-    body["history"] = json!(view.history);
-    body["backends"] = json!({
-        "locks": state.backends.locks.backend_name(),
-        "locks_endpoint": state.backends.locks.endpoint(),
-        "store": state.backends.store.backend_name(),
-    });
-    body["admin"] = json!(state.config.admin_token.is_some());
-    body["server_started_at"] = json!(state.started.to_string());
-    Json(body).into_response()
+    let overview = Overview::of(&state.parts(&view), state.alerts.active());
+    Json(ServerStats::new(
+        overview,
+        view.history.iter().cloned().collect(),
+        BackendsView::new(
+            state.backends.locks.backend_name(),
+            state.backends.locks.endpoint(),
+            state.backends.store.backend_name(),
+        ),
+        state.config.admin_token.is_some(),
+        state.started,
+    ))
+    .into_response()
 }
 
 async fn alerts(Extract(state): Extract<Shared>, _: NoParams) -> Response {
@@ -444,7 +446,10 @@ fn event_stream(
         match rx.recv().await {
             Ok(e) => {
                 let data = serde_json::to_string(&e).unwrap_or_default();
-                Some((Ok(SseEvent::default().event(e.kind).data(data)), (None, rx)))
+                Some((
+                    Ok(SseEvent::default().event(e.kind()).data(data)),
+                    (None, rx),
+                ))
             }
             // Too slow a reader: tell it to read everything again.
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

@@ -47,17 +47,17 @@ mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use alerts::{ALERT_NAMES, Alert, AlertRules, AlertState};
+pub use alerts::{ALERT_NAMES, AlertRules};
 pub use conn::ConnectionLimits;
 pub use prom::install_recorder;
 pub use source::{ManagedRepository, WorktreeSource};
 // The shapes moved to `ff-model`, the one typed output model; they stay
 // reachable here, where embedders of the server found them.
 pub use ff_model::serve::{
-    HolderView, LockView, OperationErrorView, OperationView, OwnerView, WorktreeView,
+    Alert, AlertState, Event, HolderView, LockView, OperationErrorView, OperationView, Overview,
+    OwnerView, WorktreeView,
 };
-pub use view::{Overview, overview};
-pub use watch::Event;
+pub use view::overview;
 
 use ff_traits::{IdempotencyStorage, LockProvider};
 

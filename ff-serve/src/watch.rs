@@ -4,10 +4,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
+use ff_model::serve::{Change, Event, HistoryPoint, HolderView, Snapshot, WorktreeChange};
 use ff_traits::{IdempotencyRecord, LockStatus, RecordStatus, ScanFilter, Timestamp};
 use ff_worktree::Worktree;
-use serde::Serialize;
-use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::alerts::AlertBook;
@@ -16,57 +15,9 @@ use crate::{Backends, ServeConfig};
 /// How many history points are kept.
 const HISTORY_POINTS: usize = 720;
 
-/// Something that changed, as `/api/events` sends it.
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct Event {
-    /// `lock_acquired`, `lock_released`, `operation_claimed`,
-    /// `operation_completed`, `operation_failed`, `operation_rolled_back`,
-    /// `worktree_created`, `worktree_removed`, `backend_down`,
-    /// `backend_up`, `alert_firing` or `alert_resolved`.
-    pub kind: &'static str,
-    /// What it is about: a lock's name, a record's key, a worktree's id,
-    /// a backend, an alert.
-    pub subject: String,
-    /// When the server saw it.
-    #[serde(serialize_with = "crate::view::rfc3339")]
-    pub at: Timestamp,
-    /// The details.
-    pub detail: Value,
-}
-
-impl Event {
-    pub(crate) fn new(kind: &'static str, subject: impl Into<String>, detail: Value) -> Self {
-        Self {
-            kind,
-            subject: subject.into(),
-            at: Timestamp::now(),
-            detail,
-        }
-    }
-}
-
 /// The window each history point sums up: the operations that ended in
 /// the last five minutes, so a quiet interval still shows the recent rate.
-const HISTORY_WINDOW_MS: u64 = 5 * 60 * 1000;
-
-/// One point of the history the dashboard plots.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Sample {
-    #[serde(serialize_with = "crate::view::rfc3339")]
-    pub(crate) at: Timestamp,
-    /// Operations that ended in the five minutes before `at`, by outcome.
-    pub(crate) completed: u64,
-    pub(crate) failed: u64,
-    /// Percent of those that succeeded (`None` when none ended).
-    pub(crate) success_rate: Option<f64>,
-    /// Mean and largest duration of those, in ms.
-    pub(crate) mean_ms: Option<f64>,
-    pub(crate) max_ms: Option<u64>,
-    /// Locks held and operations pending at `at`.
-    pub(crate) locks_held: usize,
-    pub(crate) pending: usize,
-}
+const HISTORY_WINDOW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// What the last looks found.
 #[derive(Debug, Default)]
@@ -79,7 +30,7 @@ pub(crate) struct View {
     pub(crate) corrupt: usize,
     pub(crate) worktrees: Arc<Vec<Worktree>>,
     pub(crate) worktrees_error: Option<String>,
-    pub(crate) history: VecDeque<Sample>,
+    pub(crate) history: VecDeque<HistoryPoint>,
     /// When records were last read.
     pub(crate) records_at: Option<Timestamp>,
 }
@@ -148,9 +99,9 @@ impl State {
 
     /// What `view` holds, with the repository's name and limit, for the
     /// overview and the alert rules.
-    pub(crate) fn parts<'a>(&self, view: &'a View) -> crate::view::Parts<'a> {
+    pub(crate) fn parts<'a>(&self, view: &'a View) -> Snapshot<'a> {
         let source = self.backends.worktrees.as_ref();
-        crate::view::Parts {
+        Snapshot {
             locks: &view.locks,
             records: &view.records,
             corrupt: view.corrupt,
@@ -162,7 +113,7 @@ impl State {
     }
 
     pub(crate) fn publish(&self, event: Event) {
-        tracing::debug!(kind = event.kind, subject = %event.subject, "event");
+        tracing::debug!(kind = event.kind(), subject = %event.subject, "event");
         // No subscriber is fine: nobody is watching.
         let _ = self.events.send(event);
     }
@@ -208,24 +159,22 @@ async fn watch_locks(state: Arc<State>) {
                         for (key, h) in &after {
                             if !before.contains_key(key) {
                                 events.push(Event::new(
-                                    "lock_acquired",
+                                    Change::LockAcquired(HolderView::new(h, Timestamp::now())),
                                     key.0,
-                                    json!(ff_model::serve::HolderView::new(h, Timestamp::now())),
                                 ));
                             }
                         }
                         for (key, h) in &before {
                             if !after.contains_key(key) {
                                 events.push(Event::new(
-                                    "lock_released",
+                                    Change::LockReleased(HolderView::new(h, Timestamp::now())),
                                     key.0,
-                                    json!(ff_model::serve::HolderView::new(h, Timestamp::now())),
                                 ));
                             }
                         }
                     }
                     if let Some(was) = view.locks_error.take() {
-                        events.push(Event::new("backend_up", "locks", json!({"was": was})));
+                        events.push(Event::new(Change::backend_up(was), "locks"));
                     }
                     view.locks = now;
                     first = false;
@@ -233,11 +182,7 @@ async fn watch_locks(state: Arc<State>) {
                 Err(e) => {
                     let message = format!("{} locks: {e}", state.backends.locks.backend_name());
                     if view.locks_error.is_none() {
-                        events.push(Event::new(
-                            "backend_down",
-                            "locks",
-                            json!({"error": message}),
-                        ));
+                        events.push(Event::new(Change::backend_down(&message), "locks"));
                     }
                     view.locks_error = Some(message);
                 }
@@ -262,16 +207,6 @@ fn record_marks(records: &[IdempotencyRecord]) -> HashMap<&str, (RecordStatus, O
         .collect()
 }
 
-fn record_detail(r: &IdempotencyRecord) -> Value {
-    json!({
-        "operation": r.operation,
-        "status": r.status.as_str(),
-        "attempts": r.attempts,
-        "duration_ms": r.duration().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        "error": r.error.as_ref().map(ToString::to_string),
-    })
-}
-
 fn record_events(before: &[IdempotencyRecord], after: &[IdempotencyRecord]) -> Vec<Event> {
     let old = record_marks(before);
     let mut events = Vec::new();
@@ -281,13 +216,7 @@ fn record_events(before: &[IdempotencyRecord], after: &[IdempotencyRecord]) -> V
         if was == Some(&mark) {
             continue;
         }
-        let kind = match r.status {
-            RecordStatus::Pending => "operation_claimed",
-            RecordStatus::Completed => "operation_completed",
-            RecordStatus::Failed => "operation_failed",
-            RecordStatus::RolledBack => "operation_rolled_back",
-        };
-        events.push(Event::new(kind, r.key.as_str(), record_detail(r)));
+        events.push(Event::new(Change::of_record(r), r.key.as_str()));
     }
     events
 }
@@ -297,58 +226,20 @@ fn worktree_events(before: &[Worktree], after: &[Worktree]) -> Vec<Event> {
         w.iter().map(|w| (w.id.clone(), w.clone())).collect()
     };
     let (old, new) = (ids(before), ids(after));
-    let detail = |w: &Worktree| json!({"issue": w.issue, "branch": w.branch, "path": w.path});
     let mut events: Vec<Event> = new
         .iter()
         .filter(|(id, _)| !old.contains_key(*id))
-        .map(|(id, w)| Event::new("worktree_created", id, detail(w)))
+        .map(|(id, w)| Event::new(Change::WorktreeCreated(WorktreeChange::new(w)), id))
         .collect();
     events.extend(
         old.iter()
             .filter(|(id, _)| !new.contains_key(*id))
-            .map(|(id, w)| Event::new("worktree_removed", id, detail(w))),
+            .map(|(id, w)| Event::new(Change::WorktreeRemoved(WorktreeChange::new(w)), id)),
     );
     events
 }
 
 /// The history point now: what ended in the last five minutes.
-fn sample(records: &[IdempotencyRecord], view: &View) -> Sample {
-    let now = Timestamp::now();
-    let since = Timestamp::from_millis(now.as_millis().saturating_sub(HISTORY_WINDOW_MS));
-    let (mut completed, mut failed, mut total_ms, mut max_ms) = (0u64, 0u64, 0u64, 0u64);
-    for r in records {
-        let Some(end) = r.ended_at else { continue };
-        if end <= since {
-            continue;
-        }
-        match r.status {
-            RecordStatus::Completed => completed += 1,
-            RecordStatus::Failed => failed += 1,
-            _ => continue,
-        }
-        let ms = end
-            .as_millis()
-            .saturating_sub(r.last_attempt_at.as_millis());
-        total_ms += ms;
-        max_ms = max_ms.max(ms);
-    }
-    let ended = completed + failed;
-    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-    Sample {
-        at: now,
-        completed,
-        failed,
-        success_rate: (ended > 0).then(|| completed as f64 * 100.0 / ended as f64),
-        mean_ms: (ended > 0).then(|| total_ms as f64 / ended as f64),
-        max_ms: (ended > 0).then_some(max_ms),
-        locks_held: view.locks.iter().filter(|l| l.held).count(),
-        pending: records
-            .iter()
-            .filter(|r| r.status == RecordStatus::Pending)
-            .count(),
-    }
-}
-
 async fn watch_records(state: Arc<State>) {
     let mut first = true;
     let mut tick = tokio::time::interval(state.config.record_interval);
@@ -372,7 +263,7 @@ async fn watch_records(state: Arc<State>) {
                         events.extend(record_events(&view.records, &records));
                     }
                     if let Some(was) = view.records_error.take() {
-                        events.push(Event::new("backend_up", "store", json!({"was": was})));
+                        events.push(Event::new(Change::backend_up(was), "store"));
                     }
                     view.corrupt = scan.corrupt.len();
                     let now = Timestamp::now();
@@ -380,7 +271,7 @@ async fn watch_records(state: Arc<State>) {
                         >= u64::try_from(state.config.history_interval.as_millis())
                             .unwrap_or(u64::MAX)
                     {
-                        let point = sample(&records, &view);
+                        let point = HistoryPoint::at(now, HISTORY_WINDOW, &records, &view.locks);
                         last_sample = now;
                         view.history.push_back(point);
                         if view.history.len() > HISTORY_POINTS {
@@ -393,11 +284,7 @@ async fn watch_records(state: Arc<State>) {
                 Err(e) => {
                     let message = format!("{} store: {e}", state.backends.store.backend_name());
                     if view.records_error.is_none() {
-                        events.push(Event::new(
-                            "backend_down",
-                            "store",
-                            json!({"error": message}),
-                        ));
+                        events.push(Event::new(Change::backend_down(&message), "store"));
                     }
                     view.records_error = Some(message);
                 }

@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    Served, assert_valid, code, error_kind, eventually, ff, hold_lock, stdout_json, stop,
+    Served, assert_generated, assert_valid, assert_valid_as, code, error_kind, eventually, ff,
+    hold_lock, stdout_json, stop,
 };
 use ff_testkit::git::TestRepo;
 use ff_testkit::http::{self, EventStream, WebhookReceiver};
@@ -188,7 +189,7 @@ fn metrics_and_the_api_follow_other_processes() {
     );
 
     let stats = http::get(&served.at("api/stats")).json();
-    assert_valid("top", &stats);
+    assert_valid_as("top", "serve_stats", &stats);
     assert_eq!(stats["backend_up"], true);
     let alerts = http::get(&served.at("api/alerts")).json();
     assert_eq!(alerts["active"], serde_json::json!([]));
@@ -233,6 +234,7 @@ fn events_arrive_within_a_second_of_another_process_acting() {
         .wait_for("lock_acquired", "sse-demo", Duration::from_secs(1))
         .expect("a lock_acquired event within 1 s of the lock being taken");
     assert!(taken.elapsed() < Duration::from_secs(1));
+    assert_generated("serve_event", &e.data);
     assert_eq!(e.data["detail"]["pid"], holder.id());
     assert!(
         e.data["detail"]["fencing_token"]
@@ -252,6 +254,7 @@ fn events_arrive_within_a_second_of_another_process_acting() {
         .next(Duration::from_secs(2))
         .expect("an operation event");
     assert_eq!(done.kind, "operation_completed", "{:?}", done.data);
+    assert_generated("serve_event", &done.data);
     assert_eq!(done.data["detail"]["operation"], "once");
 
     stdout_json(&ff(repo.path(), &["create", "12", "--json"]));
@@ -262,10 +265,9 @@ fn events_arrive_within_a_second_of_another_process_acting() {
             break;
         }
     }
-    assert_eq!(
-        created.expect("worktree_created").data["detail"]["issue"],
-        "12"
-    );
+    let created = created.expect("worktree_created");
+    assert_generated("serve_event", &created.data);
+    assert_eq!(created.data["detail"]["issue"], "12");
 }
 
 #[test]
@@ -302,6 +304,7 @@ fn alerts_fire_and_resolve_and_the_webhook_hears_both() {
     let firing = events
         .wait_for("alert_firing", "lock_held_too_long", Duration::from_secs(5))
         .expect("the alert fires once the lock is held past 1 s");
+    assert_generated("serve_event", &firing.data);
     assert!(
         firing.data["detail"]["summary"]
             .as_str()
@@ -337,6 +340,7 @@ fn alerts_fire_and_resolve_and_the_webhook_hears_both() {
     let states: Vec<&str> = got.iter().filter_map(|v| v["state"].as_str()).collect();
     assert_eq!(states, ["firing", "resolved"]);
     for v in &got {
+        assert_generated("serve_alert_notice", v);
         assert_eq!(v["alert"], "lock_held_too_long");
         assert_eq!(v["source"], "forgeflow");
         assert_eq!(v["threshold"], 1.0);

@@ -151,11 +151,59 @@ pub(crate) fn assert_valid(command: &str, value: &Value) {
 /// (`schemas/generated/<shape>.schema.json`), by that one too: the
 /// hand-written schemas stay as fixtures beside the generated ones.
 pub(crate) fn violations(command: &str, value: &Value) -> Vec<String> {
-    let mut found = hand_written_violations(command, value);
     // The schema generated from the shape's type (ff-model), where one is:
     // `generated/locks.schema.json` for `locks`, `generated/serve_lock…`
     // for `common#serve_lock`.
-    let shape = command.strip_prefix("common#").unwrap_or(command);
+    violations_as(
+        command,
+        command.strip_prefix("common#").unwrap_or(command),
+        value,
+    )
+}
+
+/// Checks `value` against `schemas/<command>.schema.json` and the schema
+/// generated from its type, `schemas/generated/<shape>.schema.json`, where
+/// one hand-written schema describes several types (`top` is both `ff top`
+/// and `GET /api/stats`, `serve_stats` with the server's fields).
+///
+/// # Panics
+/// With every violation, when it does not validate.
+pub(crate) fn assert_valid_as(command: &str, shape: &str, value: &Value) {
+    let errors = violations_as(command, shape, value);
+    assert!(
+        errors.is_empty(),
+        "output does not match schemas/{command}.schema.json and generated/{shape}:\n{}\n{value:#}",
+        errors.join("\n")
+    );
+}
+
+/// Checks `value` against `schemas/generated/<shape>.schema.json` alone: a
+/// shape first described by its type (`serve_event`).
+///
+/// # Panics
+/// With every violation, when it does not validate, or when there is no
+/// such schema.
+pub(crate) fn assert_generated(shape: &str, value: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas/generated")
+        .join(format!("{shape}.schema.json"));
+    assert!(path.exists(), "no generated schema {}", path.display());
+    let errors = generated_violations(shape, value);
+    assert!(
+        errors.is_empty(),
+        "output does not match generated/{shape}:\n{}\n{value:#}",
+        errors.join("\n")
+    );
+}
+
+fn violations_as(command: &str, shape: &str, value: &Value) -> Vec<String> {
+    let mut found = hand_written_violations(command, value);
+    found.extend(generated_violations(shape, value));
+    found
+}
+
+fn generated_violations(shape: &str, value: &Value) -> Vec<String> {
+    let mut found = Vec::new();
     {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("schemas/generated")
