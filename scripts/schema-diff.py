@@ -99,11 +99,36 @@ def flatten(node, defs, path="", out=None):
     out = {} if out is None else out
     node = resolve(node, defs)
     if "anyOf" in node or "oneOf" in node:
-        alts = [resolve(a, defs) for a in node.get("anyOf", node.get("oneOf"))]
+        alts = []
+        for a in node.get("anyOf", node.get("oneOf")):
+            a = resolve(a, defs)
+            # The same shape twice (one property in several variants) is one.
+            a_key = json.dumps({k: v for k, v in a.items() if k != "description"}, sort_keys=True)
+            if a_key not in [json.dumps({k: v for k, v in b.items() if k != "description"}, sort_keys=True) for b in alts]:
+                alts.append(a)
+        if len(alts) == 1:
+            return flatten(alts[0], defs, path, out)
         objects = [a for a in alts if "properties" in a or "items" in a]
         if len(objects) == 1:
             merged = dict(objects[0])
             merged["type"] = sorted(types(node, defs) | types(objects[0], defs))
+            node = merged
+        elif len(objects) > 1 and len(objects) == len(alts) and all("properties" in a for a in alts):
+            # Variants of one object (a tagged enum): every property any
+            # variant has, each admitting what any variant admits there;
+            # required where every variant requires it.
+            merged = {k: v for k, v in node.items() if k not in ("anyOf", "oneOf")}
+            props = {}
+            for alt in alts:
+                for name, sub in alt["properties"].items():
+                    props.setdefault(name, []).append(sub)
+            merged["properties"] = {
+                **{n: (subs[0] if len(subs) == 1 else {"anyOf": subs}) for n, subs in props.items()},
+                **node.get("properties", {}),
+            }
+            always = set.intersection(*(set(a.get("required", [])) for a in alts))
+            merged["required"] = sorted(set(node.get("required", [])) | always)
+            merged["type"] = "object"
             node = merged
     enum = enum_of(node, defs)
     admitted = types(node, defs)

@@ -892,3 +892,229 @@ impl ListeningView {
         }
     }
 }
+
+/// How `ff sync` brought a branch up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SyncStrategyView {
+    /// `git rebase` onto the base.
+    Rebase,
+    /// `git merge` of the base.
+    Merge,
+}
+
+/// What `ff sync` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SyncView {
+    /// The worktree's id.
+    pub id: String,
+    /// Its branch.
+    pub branch: String,
+    /// The remote fetched first, when one was.
+    pub fetched_from: Option<String>,
+    /// What it was brought onto.
+    pub onto: String,
+    /// That ref's commit.
+    #[schemars(regex(pattern = "^[0-9a-f]{40,64}$"))]
+    pub onto_commit: String,
+    /// How.
+    pub strategy: SyncStrategyView,
+    /// The branch's commit before.
+    pub head_before: String,
+    /// The branch's commit after.
+    pub head_after: String,
+    /// Whether the branch moved.
+    pub changed: bool,
+}
+
+impl SyncView {
+    /// What `s` shows.
+    #[must_use]
+    pub fn new(s: &ff_worktree::Synced) -> Self {
+        Self {
+            id: s.id.clone(),
+            branch: s.branch.clone(),
+            fetched_from: s.fetched_from.clone(),
+            onto: s.onto.clone(),
+            onto_commit: s.onto_commit.clone(),
+            strategy: match s.strategy {
+                ff_worktree::SyncStrategy::Merge => SyncStrategyView::Merge,
+                _ => SyncStrategyView::Rebase,
+            },
+            head_before: s.head_before.clone(),
+            head_after: s.head_after.clone(),
+            changed: s.changed(),
+        }
+    }
+}
+
+/// How a [`ff_worktree::RepairKind`] is written, for its schema: every
+/// name [`ff_worktree::RepairKind::ALL`] serializes to (a test checks).
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema's stand-in, never made
+enum RepairKindName {
+    RolledBackCreate,
+    AbortedSync,
+    ForgotVanished,
+    RemovedUnrecordedWorktree,
+    RebuiltRecord,
+    RestoredWorktree,
+    NestedWorktree,
+    RemovedStrayDirectory,
+    RemovedOrphanBranch,
+    RewroteCommondir,
+    CorruptRecord,
+    Busy,
+    FreedSlot,
+    LeftAlone,
+}
+
+/// One thing `ff recover` found, and what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RepairView {
+    /// What kind of repair.
+    #[schemars(with = "RepairKindName")]
+    pub kind: ff_worktree::RepairKind,
+    /// What it is about (an issue, a path, a key).
+    pub subject: String,
+    /// What was found and done, for people.
+    pub detail: String,
+}
+
+/// What `ff recover` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RecoverView {
+    /// Whether nothing was changed (`--dry-run`).
+    pub dry_run: bool,
+    /// Everything found, in order.
+    pub repairs: Vec<RepairView>,
+}
+
+impl RecoverView {
+    /// What `r` shows.
+    #[must_use]
+    pub fn new(r: &ff_worktree::Recovery) -> Self {
+        Self {
+            dry_run: r.dry_run,
+            repairs: r
+                .repairs
+                .iter()
+                .map(|x| RepairView {
+                    kind: x.kind,
+                    subject: x.subject.clone(),
+                    detail: x.detail.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A holder as the lock backend records it: [`LockInfo`]'s own
+/// serialization, for its schema (the fields every backend writes; the
+/// rest by backend).
+#[derive(JsonSchema)]
+#[allow(dead_code)] // a schema's stand-in, never made
+struct RecordedHolder {
+    id: String,
+    name: String,
+    pid: u32,
+    hostname: String,
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    acquired_at: String,
+    fencing_token: u64,
+}
+
+/// What `ff unlock` did with one lock, by outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UnlockOutcome {
+    /// Nobody held it.
+    NotHeld,
+    /// Its holders were gone; their state was cleared.
+    Cleared {
+        /// The holders cleared.
+        #[schemars(with = "Vec<RecordedHolder>")]
+        previous: Vec<LockInfo>,
+    },
+    /// Its live holders were revoked (`--force`).
+    Revoked {
+        /// The holders revoked.
+        #[schemars(with = "Vec<RecordedHolder>")]
+        previous: Vec<LockInfo>,
+    },
+    /// Live holders keep it.
+    Refused {
+        /// The live holders.
+        #[schemars(with = "Vec<RecordedHolder>")]
+        holders: Vec<LockInfo>,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+}
+
+/// One lock `ff unlock` handled.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(extend("unevaluatedProperties" = false))]
+#[non_exhaustive]
+pub struct UnlockView {
+    /// The lock's name.
+    pub name: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: UnlockOutcome,
+    /// Locks beneath this node of a hierarchy that are still held (each
+    /// its own lock; unlocking the node leaves them).
+    pub held_beneath: Vec<String>,
+}
+
+impl UnlockView {
+    /// What `r` shows, with what is still held beneath it.
+    #[must_use]
+    pub fn new(r: &ff_traits::ForceRelease, held_beneath: Vec<String>) -> Self {
+        use ff_traits::ForceOutcome as F;
+        Self {
+            name: r.name.clone(),
+            outcome: match &r.outcome {
+                F::NotHeld => UnlockOutcome::NotHeld,
+                F::Cleared { previous } => UnlockOutcome::Cleared {
+                    previous: previous.clone(),
+                },
+                F::Revoked { previous } => UnlockOutcome::Revoked {
+                    previous: previous.clone(),
+                },
+                F::Refused { holders, reason } => UnlockOutcome::Refused {
+                    holders: holders.clone(),
+                    reason: reason.clone(),
+                },
+                // An outcome this version does not know: say so rather
+                // than claim the lock was freed.
+                _ => UnlockOutcome::Refused {
+                    holders: Vec::new(),
+                    reason: "the backend answered with an outcome this ff does not know".to_owned(),
+                },
+            },
+            held_beneath,
+        }
+    }
+}
+
+/// What `ff once --json` prints: a run, or (`--forget`) whether a record
+/// was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum OnceOutput {
+    /// The command ran now, or its completed run was told again.
+    Run(OnceView),
+    /// `--forget`.
+    Forgotten(ForgottenView),
+}

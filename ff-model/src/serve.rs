@@ -847,3 +847,71 @@ impl AlertNotice {
         }
     }
 }
+
+/// What `GET /api/alerts` gives.
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AlertsView {
+    /// The alerts firing now.
+    pub active: Vec<Alert>,
+    /// The rules in force, by alert name.
+    pub rules: Vec<&'static str>,
+    /// The rules' settings as `ff.toml [alerts]` spells them, a webhook's
+    /// URL shown only as set.
+    pub settings: Value,
+}
+
+impl AlertsView {
+    /// `active` alerts of `rules`, configured by `settings`.
+    #[must_use]
+    pub fn new(active: Vec<Alert>, rules: Vec<&'static str>, settings: Value) -> Self {
+        Self {
+            active,
+            rules,
+            settings,
+        }
+    }
+}
+
+/// The first event of every `/api/events` stream (`hello`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HelloView {
+    /// When the server started.
+    #[serde(serialize_with = "rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
+    pub server_started_at: Timestamp,
+    /// Whether admin routes are on.
+    pub admin: bool,
+}
+
+impl HelloView {
+    /// A server started at `server_started_at`, admin routes on or not.
+    #[must_use]
+    pub fn new(server_started_at: Timestamp, admin: bool) -> Self {
+        Self {
+            server_started_at,
+            admin,
+        }
+    }
+}
+
+/// A reader too slow for the stream missed events (`lagged`): it should
+/// read the lists again.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LaggedView {
+    /// How many events it missed.
+    pub missed: u64,
+}
+
+impl LaggedView {
+    /// `missed` events were dropped.
+    #[must_use]
+    pub fn new(missed: u64) -> Self {
+        Self { missed }
+    }
+}

@@ -18,7 +18,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use ff_model::serve::{BackendsView, LockView, OperationView, Overview, ServerStats, WorktreeView};
+use ff_model::cli::{ErrorBody, ErrorView, GcView};
+use ff_model::serve::{
+    AlertsView, BackendsView, HelloView, LaggedView, LockView, OperationView, Overview,
+    ServerStats, WorktreeView,
+};
 
 use crate::watch::State;
 
@@ -123,11 +127,7 @@ async fn safe_headers(mut response: Response) -> Response {
 
 /// A JSON error: `{"error": {"kind": …, "message": …}}`.
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error": {"kind": kind, "message": message.into()}})),
-    )
-        .into_response()
+    (status, Json(ErrorView::new(ErrorBody::new(kind, message)))).into_response()
 }
 
 async fn not_found(method: Method, uri: Uri) -> Response {
@@ -416,11 +416,11 @@ async fn alerts(Extract(state): Extract<Shared>, _: NoParams) -> Response {
     if let Some(hook) = settings.get_mut("webhook") {
         *hook = json!(REDACTED);
     }
-    Json(json!({
-        "active": state.alerts.active(),
-        "rules": state.alerts.rules.active_rules(),
-        "settings": settings,
-    }))
+    Json(AlertsView::new(
+        state.alerts.active(),
+        state.alerts.rules.active_rules(),
+        settings,
+    ))
     .into_response()
 }
 
@@ -436,8 +436,11 @@ fn event_stream(
 ) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>> + use<>> {
     let rx = state.events.subscribe();
     let hello = SseEvent::default().event("hello").data(
-        json!({"server_started_at": state.started.to_string(), "admin": state.config.admin_token.is_some()})
-            .to_string(),
+        serde_json::to_string(&HelloView::new(
+            state.started,
+            state.config.admin_token.is_some(),
+        ))
+        .unwrap_or_default(),
     );
     let stream = futures_util::stream::unfold((Some(hello), rx), |(first, mut rx)| async move {
         if let Some(first) = first {
@@ -453,7 +456,7 @@ fn event_stream(
             }
             // Too slow a reader: tell it to read everything again.
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                let data = json!({"missed": n}).to_string();
+                let data = serde_json::to_string(&LaggedView::new(n)).unwrap_or_default();
                 Some((
                     Ok(SseEvent::default().event("lagged").data(data)),
                     (None, rx),
@@ -606,7 +609,7 @@ async fn gc(
         .map_err(|e| e.to_string()),
     };
     match removed {
-        Ok(n) => Json(json!({"removed": n})).into_response(),
+        Ok(n) => Json(GcView::new(n)).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "backend", e),
     }
 }

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use ff_model::cli::{GcView, HookView, HooksView, LockEntryView, StatsView};
+use ff_model::cli::{
+    GcView, HookView, HooksView, LockEntryView, RecoverView, StatsView, UnlockView,
+};
 use ff_traits::{ForceOutcome, LockName, LockStatus, Timestamp};
 use ff_worktree::display::{escape, escape_path};
-use serde_json::{Value, json};
 
 use crate::config::Settings;
 use crate::output::{self, Failure, Out, Progress};
@@ -22,7 +23,7 @@ pub(super) async fn recover(settings: &Settings, out: Out, dry_run: bool) -> Res
         .await;
     drop(progress);
     let report = report?;
-    out.emit(&serde_json::to_value(&report).unwrap_or_default(), || {
+    out.emit(&RecoverView::new(&report), || {
         if report.repairs.is_empty() {
             return "nothing to repair: records, git and the disk agree".to_owned();
         }
@@ -181,13 +182,11 @@ pub(super) async fn unlock(
             .map(|s| s.name.clone())
             .collect()
     };
-    let mut value = serde_json::to_value(&results).unwrap_or_default();
-    if let Value::Array(items) = &mut value {
-        for (item, r) in items.iter_mut().zip(&results) {
-            item["held_beneath"] = json!(beneath(&r.name));
-        }
-    }
-    out.emit(&value, || {
+    let views: Vec<UnlockView> = results
+        .iter()
+        .map(|r| UnlockView::new(r, beneath(&r.name)))
+        .collect();
+    out.emit(&views, || {
         results
             .iter()
             .map(|r| {

@@ -1,6 +1,6 @@
 //! `ff lock` and `ff once`: run a command under a lock, or at most once.
 
-use ff_model::cli::{ForgottenView, LockRunView, OnceView};
+use ff_model::cli::{ForgottenView, LockRunView, OnceOutput, OnceView};
 use std::time::Duration;
 
 use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
@@ -330,7 +330,7 @@ pub(super) async fn once(
             .await?;
     }
     if out.json {
-        out.emit(&OnceView::ran(code), String::new);
+        out.emit(&OnceOutput::Run(OnceView::ran(code)), String::new);
     }
     Ok(code)
 }
@@ -352,7 +352,7 @@ fn replay(out: Out, record: &ff_traits::IdempotencyRecord, done: &Value) -> u8 {
         .unwrap_or(0);
     if out.json {
         out.emit(
-            &OnceView::replayed(at, code, text("stdout"), text("stderr")),
+            &OnceOutput::Run(OnceView::replayed(at, code, text("stdout"), text("stderr"))),
             String::new,
         );
     } else {
@@ -394,7 +394,7 @@ pub(super) async fn forget(settings: &Settings, out: Out, key: String) -> Result
         .await
         .map_err(crate::output::before_work)?
     else {
-        out.emit(&ForgottenView::new(false), || {
+        out.emit(&OnceOutput::Forgotten(ForgottenView::new(false)), || {
             format!("nothing to forget: key {label} has no record")
         });
         return Ok(0);
@@ -411,7 +411,7 @@ pub(super) async fn forget(settings: &Settings, out: Out, key: String) -> Result
         ));
     }
     store.remove(&record_key, record.revision).await?;
-    out.emit(&ForgottenView::new(true), || {
+    out.emit(&OnceOutput::Forgotten(ForgottenView::new(true)), || {
         format!("forgot key {label}: its command may run again")
     });
     Ok(0)

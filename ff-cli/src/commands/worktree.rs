@@ -1,8 +1,7 @@
 //! create, get, sync, cleanup, list.
 
-use ff_model::cli::{CleanupView, CreatedView, PathView, PrunedView, WorktreeView};
+use ff_model::cli::{CleanupView, CreatedView, PathView, PrunedView, SyncView, WorktreeView};
 use ff_worktree::{SyncOptions, SyncStrategy, WorktreeStatus};
-use serde_json::json;
 
 use crate::cli::Strategy;
 use crate::config::Settings;
@@ -145,9 +144,7 @@ pub(super) async fn sync(
     let synced = manager.sync_worktree(target, options).await;
     drop(progress);
     let s = synced?;
-    let mut value = serde_json::to_value(&s).unwrap_or_default();
-    value["changed"] = json!(s.changed());
-    out.emit(&value, || {
+    out.emit(&SyncView::new(&s), || {
         let fetched = s
             .fetched_from
             .as_ref()

@@ -225,6 +225,7 @@ fn events_arrive_within_a_second_of_another_process_acting() {
     let mut events = EventStream::open(&served.at("api/events"));
     let hello = events.next(Duration::from_secs(5)).expect("hello");
     assert_eq!(hello.kind, "hello");
+    assert_generated("serve_hello", &hello.data);
     // Let the watch take its first look, so the lock below is a change.
     std::thread::sleep(Duration::from_millis(500));
 
@@ -311,6 +312,7 @@ fn alerts_fire_and_resolve_and_the_webhook_hears_both() {
             .is_some_and(|s| s.contains("slow-job"))
     );
     let active = http::get(&served.at("api/alerts")).json();
+    assert_generated("serve_alerts", &active);
     assert_eq!(active["active"][0]["name"], "lock_held_too_long");
     assert_valid("common#serve_alert", &active["active"][0]);
     let during = scrape(&served);

@@ -13,7 +13,21 @@ fn generated_dir() -> PathBuf {
 fn the_committed_schemas_are_the_types() {
     let bless = std::env::var("FF_BLESS").as_deref() == Ok("1");
     let mut stale = Vec::new();
-    for (name, schema) in ff_model::schema::generated() {
+    let generated = ff_model::schema::generated();
+    // A file no type makes any more is stale too.
+    for entry in std::fs::read_dir(generated_dir()).expect("the generated dir") {
+        let file = entry.expect("an entry").file_name();
+        let file = file.to_string_lossy();
+        let name = file.trim_end_matches(".schema.json");
+        if !generated.iter().any(|(n, _)| *n == name) {
+            if bless {
+                std::fs::remove_file(generated_dir().join(&*file)).expect("remove a stale schema");
+            } else {
+                stale.push(name.to_owned());
+            }
+        }
+    }
+    for (name, schema) in generated {
         let path = generated_dir().join(format!("{name}.schema.json"));
         let text = format!(
             "{}\n",
@@ -26,7 +40,7 @@ fn the_committed_schemas_are_the_types() {
         }
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         if committed != text {
-            stale.push(name);
+            stale.push(name.to_owned());
         }
     }
     assert!(
@@ -34,4 +48,22 @@ fn the_committed_schemas_are_the_types() {
         "ff-cli/schemas/generated differs from the types for {stale:?}; run \
          FF_BLESS=1 cargo test -p ff-model --test it -- generated_schemas and commit the result"
     );
+}
+
+#[test]
+fn every_repair_kind_is_in_the_recover_schema() {
+    let schema = ff_model::schema::generated()
+        .into_iter()
+        .find(|(name, _)| *name == "recover")
+        .expect("a recover schema")
+        .1;
+    let text = schema.to_string();
+    for kind in ff_worktree::RepairKind::ALL {
+        let name = serde_json::to_value(kind).expect("a kind serializes");
+        let name = name.as_str().expect("a kind is a string");
+        assert!(
+            text.contains(&format!("\"{name}\"")),
+            "{name} is missing from the generated recover schema"
+        );
+    }
 }

@@ -75,6 +75,61 @@ pub enum RepairKind {
     LeftAlone,
 }
 
+impl RepairKind {
+    /// Every kind, so a consumer (a schema, a table) can list them all.
+    pub const ALL: [Self; 14] = [
+        Self::RolledBackCreate,
+        Self::AbortedSync,
+        Self::ForgotVanished,
+        Self::RemovedUnrecordedWorktree,
+        Self::RebuiltRecord,
+        Self::RestoredWorktree,
+        Self::NestedWorktree,
+        Self::RemovedStrayDirectory,
+        Self::RemovedOrphanBranch,
+        Self::RewroteCommondir,
+        Self::CorruptRecord,
+        Self::Busy,
+        Self::FreedSlot,
+        Self::LeftAlone,
+    ];
+
+    /// Its place in [`ALL`](Self::ALL). The match is exhaustive: a new
+    /// kind does not compile until it has a place, and a test checks that
+    /// the place holds it.
+    #[must_use]
+    pub const fn index(self) -> usize {
+        match self {
+            Self::RolledBackCreate => 0,
+            Self::AbortedSync => 1,
+            Self::ForgotVanished => 2,
+            Self::RemovedUnrecordedWorktree => 3,
+            Self::RebuiltRecord => 4,
+            Self::RestoredWorktree => 5,
+            Self::NestedWorktree => 6,
+            Self::RemovedStrayDirectory => 7,
+            Self::RemovedOrphanBranch => 8,
+            Self::RewroteCommondir => 9,
+            Self::CorruptRecord => 10,
+            Self::Busy => 11,
+            Self::FreedSlot => 12,
+            Self::LeftAlone => 13,
+        }
+    }
+}
+
+#[cfg(test)]
+mod repair_kind_tests {
+    use super::RepairKind;
+
+    #[test]
+    fn all_lists_every_kind_in_its_place() {
+        for (i, kind) in RepairKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind:?}");
+        }
+    }
+}
+
 /// One entry of a [`Recovery`] report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -202,13 +202,26 @@ fn violations_as(command: &str, shape: &str, value: &Value) -> Vec<String> {
     found
 }
 
+/// Shapes with a hand-written schema and none generated yet: a page of
+/// the API is generic over its items (`Page<T>`), each item checked by
+/// its own shape's schema.
+const NOT_GENERATED: &[&str] = &["serve_page"];
+
 fn generated_violations(shape: &str, value: &Value) -> Vec<String> {
     let mut found = Vec::new();
     {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("schemas/generated")
             .join(format!("{shape}.schema.json"));
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        // Every other shape has one: a missing file is a failure, never a
+        // check skipped.
+        let text = std::fs::read_to_string(&path);
+        assert!(
+            text.is_ok() || NOT_GENERATED.contains(&shape),
+            "no generated schema {} (ff-model's schema::generated lists them)",
+            path.display()
+        );
+        if let Ok(text) = text {
             let schema: Value = serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
             let validator = jsonschema::options()
