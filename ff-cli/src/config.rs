@@ -159,8 +159,8 @@ impl TrustState {
     }
 
     /// What is not approved among `keys` (every key: `None`), and the
-    /// hooks when `with_hooks`, for a refusal.
-    fn unapproved(&self, keys: Option<&[&str]>, with_hooks: bool) -> crate::trust::Unapproved {
+    /// hooks when they are `Asked`, for a refusal.
+    fn unapproved(&self, keys: Option<&[&str]>, hooks: HooksToo) -> crate::trust::Unapproved {
         let settings = self
             .steering
             .entries()
@@ -168,7 +168,7 @@ impl TrustState {
             .filter(|(k, _)| self.unapproved.contains(k) && keys.is_none_or(|ks| ks.contains(k)))
             .collect();
         let hooks = match &self.hooks {
-            Some(h) if with_hooks && !self.hooks_approved => h
+            Some(h) if hooks == HooksToo::Asked && !self.hooks_approved => h
                 .commands()
                 .into_iter()
                 .map(|(hook, c)| (hook, c.to_owned()))
@@ -248,7 +248,7 @@ impl Settings {
         if review == Review::Enforce {
             // Every command opens the backends and knows the paths; only
             // `ff serve` POSTs to the webhook (it asks for it itself).
-            let waiting = trust.unapproved(Some(&EVERY_COMMAND_USES), false);
+            let waiting = trust.unapproved(Some(&EVERY_COMMAND_USES), HooksToo::NotAsked);
             if !waiting.settings.is_empty() {
                 let top = toplevel.as_deref().unwrap_or(&dir);
                 return Err(crate::trust::not_approved(&waiting, top));
@@ -512,7 +512,7 @@ impl Settings {
 
     /// Refuses (77) while any of the repository's `keys` is not approved.
     pub(crate) fn require_approved(&self, keys: &[&str]) -> Result<(), Failure> {
-        let waiting = self.trust.unapproved(Some(keys), false);
+        let waiting = self.trust.unapproved(Some(keys), HooksToo::NotAsked);
         if waiting.settings.is_empty() {
             return Ok(());
         }
@@ -545,7 +545,7 @@ impl Settings {
             if !self.trust.hooks_approved {
                 let top = self.toplevel.as_deref().unwrap_or(&self.dir);
                 return Err(crate::trust::not_approved(
-                    &self.trust.unapproved(Some(&[]), true),
+                    &self.trust.unapproved(Some(&[]), HooksToo::Asked),
                     top,
                 ));
             }
@@ -805,4 +805,13 @@ fn redis_unavailable(role: &str) -> Failure {
         "this ff was built without the Redis {role} backend; rebuild with the `redis` feature \
          (on by default) or use --lock file --store sqlite"
     ))
+}
+
+/// Whether a refusal lists unapproved hooks beside the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HooksToo {
+    /// The command runs hooks: list them.
+    Asked,
+    /// It runs none: settings only.
+    NotAsked,
 }

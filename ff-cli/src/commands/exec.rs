@@ -12,14 +12,41 @@ use crate::output::{self, Failure, Out, Stage};
 /// between its creation and the taking of the lock.
 const ATTEMPTS: usize = 3;
 
-pub(super) async fn exec(
-    settings: &Settings,
-    out: Out,
-    issue: &str,
-    create: bool,
-    kill_after: Duration,
-    command: &[String],
-) -> Result<u8, Failure> {
+/// `ff exec`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The issue id.
+    pub(crate) issue: String,
+    /// Fail (exit 65) instead of creating the worktree when it has none.
+    #[arg(long)]
+    pub(crate) no_create: bool,
+    /// If the lock is lost while CMD runs, how long CMD has to stop
+    /// after SIGTERM before SIGKILL.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub(crate) kill_after: Duration,
+    /// The command and its arguments; it runs in the worktree with
+    /// FF_ISSUE, FF_WORKTREE_ID, FF_WORKTREE_PATH, FF_BRANCH, FF_BASE,
+    /// FF_SLOT and FF_PORT (with ports configured) set.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
+}
+
+/// What `ff exec` does for an issue without a worktree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhenMissing {
+    /// Create it, as `ff create` would.
+    Create,
+    /// Refuse (`--no-create`).
+    Refuse,
+}
+
+pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
+    let when_missing = if args.no_create {
+        WhenMissing::Refuse
+    } else {
+        WhenMissing::Create
+    };
+    let (issue, kill_after, command) = (args.issue.as_str(), args.kill_after, &args.command[..]);
     // Bad input is refused before anything is opened or created.
     let issue_id = ff_worktree::IssueId::parse(issue)?;
     if command.is_empty() {
@@ -48,7 +75,7 @@ pub(super) async fn exec(
             ));
         }
         if !here.is_some_and(|w| w.path.is_dir()) {
-            if !create {
+            if when_missing == WhenMissing::Refuse {
                 return Err(Failure::new(
                     crate::output::Problem::NotFound,
                     format!(
@@ -105,16 +132,14 @@ pub(super) async fn exec(
         let reason = loss.lost().await;
         format!("the lock of issue {issue} was lost: {reason}")
     };
-    let ran = supervise::run(
-        supervisor,
+    let job = supervise::Job {
         command,
-        Some(&worktree.path),
-        &env,
+        cwd: Some(&worktree.path),
+        env: &env,
         kill_after,
-        false,
-        lost,
-    )
-    .await;
+        output: supervise::Output::Inherit,
+    };
+    let ran = supervise::run(supervisor, job, lost).await;
     let released = guard.release().await;
     let ran = ran?;
     if ran.lost.is_none() {

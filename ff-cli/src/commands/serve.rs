@@ -1,25 +1,48 @@
-//! serve, top.
+//! `ff serve`: metrics, a JSON API, live events and a dashboard over HTTP.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ff_serve::{Backends, ManagedRepository, Overview, ServeConfig, Server};
-use ff_worktree::display::escape_text;
+use ff_serve::{Backends, ManagedRepository, ServeConfig, Server};
 
 use crate::config::{Metered, Settings};
-use crate::output::{self, Failure, Out};
+use crate::output::{Failure, Out};
 
-pub(super) struct ServeOptions {
-    pub(super) listen: String,
-    pub(super) allow_hosts: Vec<String>,
-    pub(super) admin: bool,
-    pub(super) poll_interval: Duration,
-    pub(super) record_interval: Duration,
-    pub(super) history_interval: Duration,
-    pub(super) max_connections: u32,
-    pub(super) header_timeout: Duration,
+/// `ff serve`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Where to listen: IP:PORT (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
+    pub(crate) listen: String,
+    /// A host name the dashboard may be reached by, besides IP
+    /// addresses and localhost (repeat for more); other names are
+    /// refused, so a web page cannot read it through DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub(crate) allow_hosts: Vec<String>,
+    /// Allow admin actions (clearing dead holders' locks, gc) to
+    /// requests with the bearer token from FF_SERVE_TOKEN, or a new one
+    /// printed at start.
+    #[arg(long)]
+    pub(crate) admin: bool,
+    /// How often locks are read for live events.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "100ms", value_name = "DURATION")]
+    pub(crate) poll_interval: Duration,
+    /// How often records and worktrees are read.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "500ms", value_name = "DURATION")]
+    pub(crate) record_interval: Duration,
+    /// How often a point of the success-rate and latency plots is taken.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "5s", value_name = "DURATION")]
+    pub(crate) history_interval: Duration,
+    /// Most connections open at once; at the cap a new one evicts the
+    /// oldest connection that is not being answered.
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) max_connections: u32,
+    /// How long a client has to send a request's headers, and how
+    /// long an idle connection stays open.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub(crate) header_timeout: Duration,
 }
 
 /// The backends every command uses, plus the repository's worktrees when
@@ -27,7 +50,7 @@ pub(super) struct ServeOptions {
 ///
 /// Not measured: what `ff serve` reads to show, ten times a second, is not
 /// the work its metrics are there to show.
-async fn backends(settings: &Settings) -> Result<Backends, Failure> {
+pub(super) async fn backends(settings: &Settings) -> Result<Backends, Failure> {
     let locks = settings.locks_metered(Metered::No).await?;
     let store = settings.store_metered(Metered::No).await?;
     let mut backends = Backends::new(locks, store);
@@ -101,7 +124,7 @@ fn admin_token() -> Result<(String, bool), Failure> {
 
 /// Completes at the first SIGTERM, SIGINT or SIGHUP (Ctrl-C elsewhere),
 /// through the signal listeners `ff lock` uses.
-async fn stop_signal() {
+pub(super) async fn stop_signal() {
     #[cfg(unix)]
     match super::supervise::Signals::new() {
         Ok(mut signals) => signals.next().await,
@@ -114,7 +137,7 @@ async fn stop_signal() {
     }
 }
 
-pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> Result<u8, Failure> {
+pub(crate) async fn run(settings: &Settings, out: Out, how: Args) -> Result<u8, Failure> {
     // Everything is checked before anything listens.
     let address: SocketAddr = how.listen.parse().map_err(|_| {
         Failure::invalid(format!(
@@ -237,182 +260,8 @@ pub(super) async fn serve(settings: &Settings, out: Out, how: ServeOptions) -> R
 }
 
 /// Writes one line to stdout and flushes it.
-fn line(text: &str) {
+pub(super) fn line(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{text}");
     let _ = stdout.flush();
-}
-
-fn ms(v: Option<u64>) -> String {
-    v.map_or_else(
-        || "–".to_owned(),
-        |ms| ff_traits::fmt_duration(Duration::from_secs(ms / 1000)),
-    )
-}
-
-/// The terminal view of one overview.
-fn render(o: &Overview) -> String {
-    let mut text = String::new();
-    let up = if o.backend_up {
-        "backends up".to_owned()
-    } else {
-        format!(
-            "BACKEND DOWN: {}",
-            o.backend_error.as_deref().unwrap_or("unknown")
-        )
-    };
-    let worktrees = match o.worktree_limit {
-        Some(limit) => format!("{} / {limit}", o.worktrees),
-        None => o.worktrees.to_string(),
-    };
-    text.push_str(&format!(
-        "ff top · {up}\nlocks held {} (oldest {}) · in flight {} (oldest {}) · success {} · mean {} · worktrees {worktrees}\n",
-        o.locks_held,
-        ms(o.oldest_hold_ms),
-        o.by_status.get("pending").copied().unwrap_or(0),
-        ms(o.oldest_pending_ms),
-        o.success_rate.map_or_else(|| "–".to_owned(), |r| format!("{r:.1}%")),
-        o.avg_duration_ms.map_or_else(|| "–".to_owned(), |d| format!("{d:.0} ms")),
-    ));
-    if o.alerts.is_empty() {
-        text.push_str("no alerts\n");
-    } else {
-        for a in &o.alerts {
-            text.push_str(&format!("ALERT {}: {}\n", a.name, a.summary));
-        }
-    }
-    let age = |age_ms: u64| ms(Some(age_ms));
-    let rows: Vec<Vec<String>> = o
-        .held_locks
-        .iter()
-        .take(15)
-        .map(|l| match l.holders.first() {
-            Some(h) => vec![
-                l.name.clone(),
-                h.mode.clone(),
-                format!("pid {} on {}", h.pid, h.hostname),
-                age(h.age_ms),
-                h.fencing_token.to_string(),
-            ],
-            None => vec![
-                l.name.clone(),
-                String::new(),
-                String::new(),
-                ms(None),
-                String::new(),
-            ],
-        })
-        .collect();
-    if !rows.is_empty() {
-        text.push('\n');
-        text.push_str(&output::table(
-            &["LOCK", "MODE", "HOLDER", "HELD FOR", "TOKEN"],
-            &rows,
-        ));
-        text.push('\n');
-    }
-    let rows: Vec<Vec<String>> = o
-        .pending
-        .iter()
-        .take(10)
-        .map(|r| {
-            vec![
-                r.operation.clone(),
-                r.key.chars().take(12).collect(),
-                r.attempts.to_string(),
-                age(r.age_ms),
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
-        text.push('\n');
-        text.push_str(&output::table(
-            &["IN FLIGHT", "KEY", "ATTEMPT", "FOR"],
-            &rows,
-        ));
-        text.push('\n');
-    }
-    let rows: Vec<Vec<String>> = o
-        .failed
-        .iter()
-        .take(5)
-        .map(|r| {
-            vec![
-                r.operation.clone(),
-                r.error
-                    .as_ref()
-                    .map(|e| e.message.chars().take(60).collect())
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
-        text.push('\n');
-        text.push_str(&output::table(&["FAILED", "ERROR"], &rows));
-        text.push('\n');
-    }
-    let rows: Vec<Vec<String>> = o
-        .worktree_list
-        .iter()
-        .take(10)
-        .map(|w| {
-            vec![
-                w.issue.clone(),
-                w.branch.clone(),
-                serde_json::to_value(w.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                age(w.age_ms),
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
-        text.push('\n');
-        text.push_str(&output::table(&["ISSUE", "BRANCH", "STATUS", "AGE"], &rows));
-        text.push('\n');
-    }
-    text
-}
-
-pub(super) async fn top(
-    settings: &Settings,
-    out: Out,
-    interval: Duration,
-    count: Option<u64>,
-) -> Result<u8, Failure> {
-    if interval < Duration::from_millis(100) {
-        return Err(Failure::new(
-            crate::output::Problem::InvalidInput,
-            "--interval: give at least 100ms",
-        ));
-    }
-    let rules = settings.alert_rules()?;
-    let backends = backends(settings).await?;
-    let clear = !out.json && std::io::stdout().is_terminal();
-    let mut round = 0u64;
-    // Listening once, not at every refresh.
-    let stop = stop_signal();
-    tokio::pin!(stop);
-    loop {
-        let overview = ff_serve::overview(&backends, &rules).await;
-        if out.json {
-            // One object per line (NDJSON), one line per refresh.
-            line(&serde_json::to_string(&overview).unwrap_or_default());
-        } else if clear {
-            // Home and clear, then the frame: one write, no flicker.
-            let frame = render(&overview);
-            line(&format!("\x1b[H\x1b[2J{}", escape_text(&frame)));
-        } else {
-            line(&escape_text(&render(&overview)));
-        }
-        round += 1;
-        if count.is_some_and(|n| round >= n) {
-            return Ok(0);
-        }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = &mut stop => return Ok(0),
-        }
-    }
 }

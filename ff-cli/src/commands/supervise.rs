@@ -76,19 +76,44 @@ impl Supervisor {
     }
 }
 
-/// Runs `command` with `env` until it ends, or until `lost` yields a
-/// reason: then it is stopped (SIGTERM, SIGKILL after `kill_after`).
-/// With `capture`, stdout and stderr pass through and their tails are
-/// kept. It runs in `cwd` when given, else in `ff`'s directory.
+/// What [`run`] runs, and how.
+pub(crate) struct Job<'a> {
+    /// The program and its arguments.
+    pub(crate) command: &'a [String],
+    /// Where it runs; `ff`'s own directory when `None`.
+    pub(crate) cwd: Option<&'a std::path::Path>,
+    /// Variables set for it.
+    pub(crate) env: &'a [(&'a str, String)],
+    /// How long it has to stop after SIGTERM before SIGKILL.
+    pub(crate) kill_after: Duration,
+    /// Whether its output's tails are kept.
+    pub(crate) output: Output,
+}
+
+/// What becomes of a command's stdout and stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// They are `ff`'s own: nothing is kept.
+    Inherit,
+    /// They pass through `ff`, which keeps their last [`OUTPUT_TAIL`]
+    /// bytes each (`ff once` records them).
+    PassThroughAndKeep,
+}
+
+/// Runs `job` until it ends, or until `lost` yields a reason: then it is
+/// stopped (SIGTERM, SIGKILL after its `kill_after`).
 pub(crate) async fn run(
     supervisor: Supervisor,
-    command: &[String],
-    cwd: Option<&std::path::Path>,
-    env: &[(&str, String)],
-    kill_after: Duration,
-    capture: bool,
+    job: Job<'_>,
     lost: impl Future<Output = String>,
 ) -> Result<Ran, Failure> {
+    let Job {
+        command,
+        cwd,
+        env,
+        kill_after,
+        output,
+    } = job;
     let (program, args) = command
         .split_first()
         .ok_or_else(|| Failure::invalid("no command given after --"))?;
@@ -98,7 +123,7 @@ pub(crate) async fn run(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    if capture {
+    if output == Output::PassThroughAndKeep {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     #[cfg(unix)]

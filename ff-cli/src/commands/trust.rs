@@ -21,11 +21,16 @@ pub(super) fn repository(settings: &Settings) -> Result<(PathBuf, PathBuf), Fail
     }
 }
 
-pub(super) async fn trust(
-    settings: &Settings,
-    out: Out,
-    action: Option<crate::cli::HooksAction>,
-) -> Result<u8, Failure> {
+/// `ff trust`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// `allow`: approve exactly these settings and hooks for this clone.
+    #[arg(value_enum)]
+    pub(crate) action: Option<crate::cli::Approve>,
+}
+
+pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
+    let action = args.action;
     let (top, common_dir) = repository(settings)?;
     let state = &settings.trust;
     let mut parts: Vec<(Part, String)> = state
@@ -38,14 +43,14 @@ pub(super) async fn trust(
         parts.push((Part::Hooks, digest));
     }
     let recorded = match action {
-        Some(crate::cli::HooksAction::Allow) if !parts.is_empty() => {
+        Some(crate::cli::Approve::Allow) if !parts.is_empty() => {
             Some(crate::trust::approve(&parts, &common_dir)?)
         }
         _ => None,
     };
     // Approving the settings adopts the state directory they name (or
     // that flags, variables or the user's config name), records and all.
-    if matches!(action, Some(crate::cli::HooksAction::Allow)) {
+    if matches!(action, Some(crate::cli::Approve::Allow)) {
         let state = settings.state_dir().await?;
         if !state.starts_with(&common_dir) && state.is_dir() {
             crate::trust::vouch_for_store(&state, crate::trust::Adopt::Yes)?;

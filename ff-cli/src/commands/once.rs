@@ -1,10 +1,10 @@
-//! `ff lock` and `ff once`: run a command under a lock, or at most once.
+//! `ff once -- CMD`: run a command at most once successfully per key.
 
-use ff_model::cli::{ForgottenView, LockRunView, OnceOutput, OnceView};
 use std::time::Duration;
 
 use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
-use ff_traits::{IdempotencyKey, LockMode, LockOptions, RecordedError};
+use ff_model::cli::{ForgottenView, OnceOutput, OnceView};
+use ff_traits::{IdempotencyKey, RecordedError};
 use ff_worktree::display::{escape, escape_path};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -13,185 +13,44 @@ use super::supervise;
 use crate::config::Settings;
 use crate::output::{Failure, Out};
 
-/// How `ff lock` takes its lock and treats its command.
-pub(super) struct LockRun {
-    pub(super) timeout: Duration,
-    pub(super) shared: bool,
-    /// A semaphore's permits, if given.
-    pub(super) permits: Option<u32>,
-    pub(super) kill_after: Duration,
-    /// The lock's lease (its stale threshold), if given.
-    pub(super) lease: Option<Duration>,
+/// `ff once`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The key [default: a hash of the command line and the working directory].
+    #[arg(long)]
+    pub(crate) key: Option<String>,
+    /// Stop retrying a failing command after this many attempts.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) max_attempts: u32,
+    /// Wait at least this long after a failure before retrying (doubling each time).
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "1s")]
+    pub(crate) backoff: Duration,
+    /// A completed run counts for this long; after it the command may
+    /// run again [default: forever].
+    #[arg(long, value_parser = crate::cli::parse_duration, value_name = "DURATION")]
+    pub(crate) ttl: Option<Duration>,
+    /// Accept the key's completed run of another command (or from
+    /// another directory) as this one's; by default that is refused (65).
+    #[arg(long, requires = "key")]
+    pub(crate) allow_different_command: bool,
+    /// Remove the key's record (refused while its command runs), so the
+    /// command may run again; needs --key, takes no command.
+    #[arg(long, requires = "key", conflicts_with_all = ["command", "allow_different_command"])]
+    pub(crate) forget: bool,
+    /// If the claim is lost while CMD runs, how long CMD has to stop
+    /// after SIGTERM before SIGKILL.
+    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub(crate) kill_after: Duration,
+    /// The command and its arguments.
+    #[arg(last = true, required_unless_present = "forget", value_name = "CMD")]
+    pub(crate) command: Vec<String>,
 }
 
-pub(super) async fn lock(
-    settings: &Settings,
-    out: Out,
-    name: &str,
-    how: &LockRun,
-    command: &[String],
-) -> Result<u8, Failure> {
-    let name = ff_traits::LockName::new(name)?;
-    if name.as_str().contains('/') {
-        ff_hierarchy::path(&name)?;
+pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
+    if args.forget {
+        return forget(settings, out, args.key.unwrap_or_default()).await;
     }
-    if how.lease.is_some_and(|l| l.is_zero()) {
-        return Err(Failure::invalid("--lease must be longer than zero"));
-    }
-    if how.shared && how.permits.is_some() {
-        return Err(Failure::invalid(
-            "--shared and --permits do not mix: --permits N already admits N holders at once \
-             (a semaphore); --shared admits any number",
-        ));
-    }
-    let mode = if how.shared {
-        LockMode::Shared
-    } else {
-        LockMode::Exclusive
-    };
-    let mut options = LockOptions::default()
-        .with_timeout(how.timeout)
-        .with_mode(mode)
-        .with_operation(format!("ff lock -- {}", command.join(" ")));
-    if let Some(lease) = how.lease {
-        options = options.with_stale_threshold(lease);
-    }
-    if let Some(n) = how.permits {
-        options = options.with_permits(n);
-    }
-    // Bad options (permits out of range) are refused before anything is
-    // opened, started or written.
-    options.validate()?;
-    let locks = settings.locks().await?;
-    // The command's process group exists before the lock is taken, so the
-    // lock can name it: a holder that dies is still alive, to waiters on
-    // its host, while its command runs.
-    let supervisor = supervise::Supervisor::start()?;
-    if let Some(group) = supervisor.group() {
-        options = options.with_process_group(group);
-    }
-    // A name with '/' is a node of a hierarchy: intention locks on its
-    // ancestors first (bad paths are refused before anything is taken).
-    let guard = if name.as_str().contains('/') {
-        ff_hierarchy::acquire(&*locks, &name, &options).await
-    } else {
-        locks.acquire(&name, &options).await
-    }
-    .map_err(crate::output::before_work)?;
-    tracing::info!(
-        name = name.as_str(),
-        fencing_token = guard.fencing_token().0,
-        "lock taken"
-    );
-    // The command can fence its own writes with the token.
-    let env = [
-        ("FF_LOCK_NAME", name.to_string()),
-        ("FF_FENCING_TOKEN", guard.fencing_token().0.to_string()),
-    ];
-    let mut loss = guard.loss_watch();
-    let lost = async {
-        let reason = loss.lost().await;
-        format!("lock '{name}' was lost: {reason}")
-    };
-    let ran = supervise::run(supervisor, command, None, &env, how.kill_after, false, lost).await;
-    let released = guard.release().await;
-    let ran = ran?;
-    if ran.lost.is_none() {
-        released?;
-    }
-    if out.json {
-        out.emit(&LockRunView::new(name, ran.code), String::new);
-    }
-    Ok(ran.code)
-}
-
-/// `e` with the user's name for the key (`--key`, or the command) in place
-/// of the record key's hash.
-fn naming_key(e: ff_idempotency::Error, label: &str) -> ff_idempotency::Error {
-    use ff_idempotency::Error as E;
-    match e {
-        E::InProgress {
-            operation,
-            lease_remaining,
-            ..
-        } => E::InProgress {
-            operation,
-            key: label.to_owned(),
-            lease_remaining,
-        },
-        E::MaxAttemptsExceeded {
-            operation,
-            attempts,
-            max_attempts,
-            last_error,
-            ..
-        } => E::MaxAttemptsExceeded {
-            operation,
-            key: label.to_owned(),
-            attempts,
-            max_attempts,
-            last_error,
-        },
-        E::BackoffNotElapsed {
-            operation,
-            remaining,
-            ..
-        } => E::BackoffNotElapsed {
-            operation,
-            key: label.to_owned(),
-            remaining,
-        },
-        E::FailedPermanently {
-            operation,
-            last_error,
-            ..
-        } => E::FailedPermanently {
-            operation,
-            key: label.to_owned(),
-            last_error,
-        },
-        other => other,
-    }
-}
-
-/// The key of a command: the one given, or a hash of the command line and
-/// the working directory.
-fn once_key(key: Option<String>, command: &[String]) -> Result<IdempotencyKey, Failure> {
-    let params = match key {
-        Some(k) if k.is_empty() => return Err(Failure::invalid("--key must not be empty")),
-        Some(k) => json!({"key": k}),
-        None => {
-            let cwd = std::env::current_dir()
-                .map_err(|e| Failure::invalid(format!("cannot read the current directory: {e}")))?;
-            let mut h = Sha256::new();
-            h.update(cwd.to_string_lossy().as_bytes());
-            for a in command {
-                h.update([0]);
-                h.update(a.as_bytes());
-            }
-            json!({"command": ff_traits::hex_lower(&h.finalize())})
-        }
-    };
-    Ok(IdempotencyKey::new("once", params, json!({})))
-}
-
-/// How `ff once` runs.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct OnceOptions {
-    pub(super) max_attempts: u32,
-    pub(super) backoff: Duration,
-    pub(super) ttl: Option<Duration>,
-    pub(super) allow_different_command: bool,
-    pub(super) kill_after: Duration,
-}
-
-pub(super) async fn once(
-    settings: &Settings,
-    out: Out,
-    key: Option<String>,
-    options: OnceOptions,
-    command: &[String],
-) -> Result<u8, Failure> {
+    let (key, command, options) = (args.key.clone(), &args.command[..], &args);
     if options.max_attempts == 0 {
         return Err(Failure::invalid("--max-attempts must be at least 1"));
     }
@@ -289,16 +148,14 @@ pub(super) async fn once(
     ];
     let ran = match supervise::Supervisor::start() {
         Ok(supervisor) => {
-            supervise::run(
-                supervisor,
+            let job = supervise::Job {
                 command,
-                None,
-                &env,
-                options.kill_after,
-                true,
-                renewing,
-            )
-            .await
+                cwd: None,
+                env: &env,
+                kill_after: options.kill_after,
+                output: supervise::Output::PassThroughAndKeep,
+            };
+            supervise::run(supervisor, job, renewing).await
         }
         Err(f) => Err(f),
     };
@@ -333,6 +190,76 @@ pub(super) async fn once(
         out.emit(&OnceOutput::Run(OnceView::ran(code)), String::new);
     }
     Ok(code)
+}
+
+/// `e` with the user's name for the key (`--key`, or the command) in place
+/// of the record key's hash.
+fn naming_key(e: ff_idempotency::Error, label: &str) -> ff_idempotency::Error {
+    use ff_idempotency::Error as E;
+    match e {
+        E::InProgress {
+            operation,
+            lease_remaining,
+            ..
+        } => E::InProgress {
+            operation,
+            key: label.to_owned(),
+            lease_remaining,
+        },
+        E::MaxAttemptsExceeded {
+            operation,
+            attempts,
+            max_attempts,
+            last_error,
+            ..
+        } => E::MaxAttemptsExceeded {
+            operation,
+            key: label.to_owned(),
+            attempts,
+            max_attempts,
+            last_error,
+        },
+        E::BackoffNotElapsed {
+            operation,
+            remaining,
+            ..
+        } => E::BackoffNotElapsed {
+            operation,
+            key: label.to_owned(),
+            remaining,
+        },
+        E::FailedPermanently {
+            operation,
+            last_error,
+            ..
+        } => E::FailedPermanently {
+            operation,
+            key: label.to_owned(),
+            last_error,
+        },
+        other => other,
+    }
+}
+
+/// The key of a command: the one given, or a hash of the command line and
+/// the working directory.
+fn once_key(key: Option<String>, command: &[String]) -> Result<IdempotencyKey, Failure> {
+    let params = match key {
+        Some(k) if k.is_empty() => return Err(Failure::invalid("--key must not be empty")),
+        Some(k) => json!({"key": k}),
+        None => {
+            let cwd = std::env::current_dir()
+                .map_err(|e| Failure::invalid(format!("cannot read the current directory: {e}")))?;
+            let mut h = Sha256::new();
+            h.update(cwd.to_string_lossy().as_bytes());
+            for a in command {
+                h.update([0]);
+                h.update(a.as_bytes());
+            }
+            json!({"command": ff_traits::hex_lower(&h.finalize())})
+        }
+    };
+    Ok(IdempotencyKey::new("once", params, json!({})))
 }
 
 /// A completed run, told again: its output replayed (stdout to stdout,
@@ -384,7 +311,7 @@ fn shell_words(v: Option<&Value>) -> String {
 
 /// `ff once --forget --key K`: removes the key's record, unless its command
 /// is running now (a live claim): then 75.
-pub(super) async fn forget(settings: &Settings, out: Out, key: String) -> Result<u8, Failure> {
+async fn forget(settings: &Settings, out: Out, key: String) -> Result<u8, Failure> {
     let label = format!("{key:?}");
     let key = once_key(Some(key), &[])?;
     let record_key = key.record_key()?;

@@ -1,0 +1,45 @@
+//! `ff cleanup`: remove a worktree and its branch, keeping any work.
+
+use ff_model::cli::CleanupView;
+
+use crate::config::Settings;
+use crate::output::{Failure, Out};
+
+/// `ff cleanup`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A worktree id (wt-…) or an issue id.
+    pub(crate) target: String,
+    /// Remove even with uncommitted or unmerged work; the work is kept
+    /// under refs/ff/archive/<id> first.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
+    let target = args.target.as_str();
+    let manager = settings.manager_running_hooks().await?;
+    let mode = if args.force {
+        ff_worktree::Cleanup::Force
+    } else {
+        ff_worktree::Cleanup::Safe
+    };
+    let done = manager.cleanup_worktree(target, mode).await?;
+    out.emit(&CleanupView::new(&done), || {
+        let merged = done
+            .merged_because
+            .as_ref()
+            .map(|why| format!("\njudged merged: {why}"))
+            .unwrap_or_default();
+        let what = match (&done.removed, &done.archived_at) {
+            (None, _) => format!("nothing to clean up for {target:?}"),
+            (Some(w), None) => format!("removed worktree {} and branch {}", w.id, w.branch),
+            (Some(w), Some(a)) => format!(
+                "removed worktree {} and branch {}; its commits are kept at {a} (git log {a})",
+                w.id, w.branch
+            ),
+        };
+        format!("{what}{merged}")
+    });
+    Ok(0)
+}

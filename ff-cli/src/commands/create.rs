@@ -1,0 +1,65 @@
+//! `ff create`: the worktree of an issue, made once.
+
+use ff_model::cli::CreatedView;
+
+use crate::config::Settings;
+use crate::output::{Failure, Out, Stage};
+
+/// `ff create`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The issue id: [A-Za-z0-9][A-Za-z0-9._-]{0,63}, no "..", not ending in ".lock".
+    pub(crate) issue: String,
+    /// What the new branch starts from [default: the branch HEAD points at].
+    #[arg(long, value_name = "REF")]
+    pub(crate) base: Option<String>,
+    /// Print only the worktree's path, for `cd "$(ff create 12 --print-path)"`.
+    #[arg(long, conflicts_with = "json")]
+    pub(crate) print_path: bool,
+}
+
+pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
+    let Args {
+        issue,
+        base,
+        print_path,
+    } = args;
+    let issue = issue.as_str();
+    // Reject a bad id before touching anything, backends included.
+    ff_worktree::IssueId::parse(issue)?;
+    let mut config = settings.worktree_config_with_hooks()?;
+    if let Some(b) = base {
+        config = config.with_base_ref(b);
+    }
+    let manager = settings.manager_with(config).await?;
+    let created = manager
+        .create_worktree(issue)
+        .await
+        .map_err(|e| Failure::of(e, Stage::Create))?;
+    let w = &created.worktree;
+    if print_path {
+        println!("{}", w.path.display());
+        return Ok(0);
+    }
+    out.emit(&CreatedView::new(&created), || {
+        let mut text = if created.reused {
+            format!("{} already has worktree {}", w.issue, w.id)
+        } else {
+            format!("created worktree {}", w.id)
+        };
+        text.push_str(&format!(
+            "\n  path    {}\n  branch  {} (from {})",
+            w.path.display(),
+            w.branch,
+            w.base
+        ));
+        if let Some(port) = w.port {
+            text.push_str(&format!("\n  port    {port}"));
+        }
+        for e in &created.evicted {
+            text.push_str(&format!("\n  evicted {} to stay within the limit", e.id));
+        }
+        text
+    });
+    Ok(0)
+}

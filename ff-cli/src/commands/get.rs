@@ -1,0 +1,35 @@
+//! `ff get`: one worktree.
+
+use ff_model::cli::WorktreeView;
+
+use super::show::{not_found, status};
+use crate::config::Settings;
+use crate::output::{self, Failure, Out};
+
+/// `ff get`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A worktree id (wt-…) or an issue id.
+    pub(crate) target: String,
+}
+
+pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
+    let target = args.target.as_str();
+    let manager = settings.manager().await?;
+    let Some(w) = manager.get(target).await? else {
+        return Err(not_found(target));
+    };
+    out.emit(&WorktreeView::new(&w), || {
+        format!(
+            "{}\n  issue   {}\n  path    {}\n  branch  {} (from {})\n  status  {}\n  created {}",
+            w.id,
+            w.issue,
+            w.path.display(),
+            w.branch,
+            w.base,
+            status(w.status),
+            output::ago(w.created_at)
+        )
+    });
+    Ok(0)
+}

@@ -1,0 +1,24 @@
+//! `ff path`: where an issue's worktree is.
+
+use ff_model::cli::PathView;
+
+use super::show::not_found;
+use crate::config::Settings;
+use crate::output::{Failure, Out};
+
+/// `ff path`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A worktree id (wt-…) or an issue id.
+    pub(crate) target: String,
+}
+
+pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
+    let target = args.target.as_str();
+    let manager = settings.manager().await?;
+    let Some(w) = manager.get(target).await? else {
+        return Err(not_found(target));
+    };
+    out.emit(&PathView::new(&w), || w.path.display().to_string());
+    Ok(0)
+}
