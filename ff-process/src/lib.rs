@@ -17,6 +17,9 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "group")]
+pub mod group;
+
 #[cfg(target_os = "linux")]
 use std::sync::OnceLock;
 

@@ -28,7 +28,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+use ff_process::group::{Spawned, tee_tail};
 
 use crate::{Error, Result};
 
@@ -234,14 +234,9 @@ pub(crate) async fn run(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        #[cfg(unix)]
-        cmd.process_group(0);
-        let mut child = cmd
-            .spawn()
+        let mut spawned = Spawned::new_group(&mut cmd)
             .map_err(|e| failed(format!("could not start sh: {e}"), String::new()))?;
-        #[cfg(unix)]
-        let group = child.id();
-        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let (out, err) = (spawned.child.stdout.take(), spawned.child.stderr.take());
         let sink = || async {
             match log {
                 Some(path) => {
@@ -269,7 +264,7 @@ pub(crate) async fn run(
             all
         };
         let waited = tokio::time::timeout(timeout, async {
-            let (status, output) = tokio::join!(child.wait(), output);
+            let (status, output) = tokio::join!(spawned.child.wait(), output);
             (status, output)
         })
         .await;
@@ -283,14 +278,8 @@ pub(crate) async fn run(
                 return Err(failed(status, tail(&output)));
             }
             Err(_) => {
-                #[cfg(unix)]
-                if let Some(pid) = group
-                    .and_then(|p| i32::try_from(p).ok())
-                    .and_then(rustix::process::Pid::from_raw)
-                {
-                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                }
-                let _ = child.kill().await;
+                // Out of time: the whole group goes, at once.
+                let _ = spawned.stop(Duration::ZERO).await;
                 return Err(failed(
                     format!(
                         "killed after its timeout of {}",
@@ -304,28 +293,14 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Copies a hook's output to stderr as it comes; returns its last
+/// Copies a hook's output to `to` as it comes; returns its last
 /// [`OUTPUT_TAIL`] bytes.
-async fn tee(from: Option<impl AsyncRead + Unpin>, mut to: Sink) -> Vec<u8> {
-    let Some(mut from) = from else {
-        return Vec::new();
-    };
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = from.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        let _ = match &mut to {
-            Sink::Stderr(s) => s.write_all(&buf[..n]).await,
-            Sink::File(f) => f.write_all(&buf[..n]).await,
-        };
-        kept.extend_from_slice(&buf[..n]);
-        if kept.len() > 2 * OUTPUT_TAIL {
-            kept.drain(..kept.len() - OUTPUT_TAIL);
-        }
+async fn tee(from: Option<impl tokio::io::AsyncRead + Unpin>, to: Sink) -> Vec<u8> {
+    match (from, to) {
+        (None, _) => Vec::new(),
+        (Some(from), Sink::Stderr(to)) => tee_tail(from, to, OUTPUT_TAIL).await,
+        (Some(from), Sink::File(to)) => tee_tail(from, to, OUTPUT_TAIL).await,
     }
-    kept
 }
 
 /// Where a hook's output is copied to.

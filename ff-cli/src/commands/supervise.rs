@@ -26,7 +26,8 @@ use std::future::Future;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use ff_process::group::{Spawned, exit_code, tee_tail};
+use tokio::io::AsyncWriteExt;
 
 use crate::output::Failure;
 
@@ -132,39 +133,31 @@ pub(crate) async fn run(
     let _ = supervisor;
     #[cfg(unix)]
     let group = watchdog.group.and_then(|g| i32::try_from(g).ok());
-    #[cfg(unix)]
-    if let Some(g) = group {
-        cmd.process_group(g);
-    } else {
-        cmd.process_group(0);
-    }
-    let spawned = cmd.spawn();
-    #[cfg(unix)]
-    let group = match (&spawned, group) {
-        (Ok(child), None) => child.id().and_then(|id| i32::try_from(id).ok()),
-        (_, group) => group,
-    };
-    let mut child = match spawned {
-        Ok(child) => child,
+    // The command joins the watchdog's group (or, without one, leads its
+    // own).
+    #[cfg(not(unix))]
+    let group = None;
+    let mut spawned = match Spawned::in_group(&mut cmd, group) {
+        Ok(spawned) => spawned,
         Err(e) => {
             #[cfg(unix)]
             watchdog.stand_down().await;
             return Err(cannot_run(program, &e));
         }
     };
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
+    let stdout = spawned.child.stdout.take();
+    let stderr = spawned.child.stderr.take();
     let copying = async {
         tokio::join!(
             async {
                 match stdout {
-                    Some(o) => tee(o, tokio::io::stdout()).await,
+                    Some(o) => tee_tail(o, tokio::io::stdout(), OUTPUT_TAIL).await,
                     None => Vec::new(),
                 }
             },
             async {
                 match stderr {
-                    Some(e) => tee(e, tokio::io::stderr()).await,
+                    Some(e) => tee_tail(e, tokio::io::stderr(), OUTPUT_TAIL).await,
                     None => Vec::new(),
                 }
             }
@@ -181,7 +174,7 @@ pub(crate) async fn run(
             #[cfg(not(unix))]
             let forwarded = std::future::pending::<()>();
             tokio::select! {
-                status = child.wait() => {
+                status = spawned.child.wait() => {
                     let status = status.map_err(|e| cannot_run(program, &e))?;
                     return Ok::<_, Failure>((status, lost_reason));
                 }
@@ -191,23 +184,16 @@ pub(crate) async fn run(
                         ff_traits::fmt_duration(kill_after)
                     );
                     lost_reason = Some(reason);
-                    #[cfg(unix)]
-                    if let Some(g) = group {
-                        signal_group(g, rustix::process::Signal::TERM);
-                        let status = tokio::time::timeout(kill_after, child.wait()).await;
-                        if let Ok(status) = status {
-                            let status = status.map_err(|e| cannot_run(program, &e))?;
-                            return Ok((status, lost_reason));
-                        }
-                        signal_group(g, rustix::process::Signal::KILL);
-                    }
-                    #[cfg(not(unix))]
-                    let _ = child.start_kill();
+                    let status = spawned
+                        .stop(kill_after)
+                        .await
+                        .map_err(|e| cannot_run(program, &e))?;
+                    return Ok((status, lost_reason));
                 }
                 () = forwarded => {
                     #[cfg(unix)]
-                    if let (Some(g), Some(sig)) = (group, signals.last) {
-                        signal_group(g, sig);
+                    if let Some(sig) = signals.last {
+                        spawned.signal(sig);
                     }
                 }
             }
@@ -230,25 +216,6 @@ pub(crate) async fn run(
     })
 }
 
-/// Copies `from` to `to` as it comes; returns the last [`OUTPUT_TAIL`]
-/// bytes.
-async fn tee(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin) -> Vec<u8> {
-    let mut tail = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    while let Ok(n) = from.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        let _ = to.write_all(&buf[..n]).await;
-        let _ = to.flush().await;
-        tail.extend_from_slice(&buf[..n]);
-        if tail.len() > OUTPUT_TAIL {
-            tail.drain(..tail.len() - OUTPUT_TAIL);
-        }
-    }
-    tail
-}
-
 /// 127 when the program does not exist, 126 when it cannot be run.
 pub(crate) fn cannot_run(program: &str, e: &std::io::Error) -> Failure {
     let problem = if e.kind() == std::io::ErrorKind::NotFound {
@@ -257,28 +224,6 @@ pub(crate) fn cannot_run(program: &str, e: &std::io::Error) -> Failure {
         crate::output::Problem::CannotRun
     };
     Failure::new(problem, format!("cannot run {program:?}: {e}"))
-}
-
-/// A child's exit code as shells report it (128 + N for signal N).
-fn exit_code(status: std::process::ExitStatus) -> u8 {
-    if let Some(code) = status.code() {
-        return u8::try_from(code).unwrap_or(1);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            return u8::try_from(128 + signal).unwrap_or(1);
-        }
-    }
-    1
-}
-
-#[cfg(unix)]
-fn signal_group(group: i32, signal: rustix::process::Signal) {
-    if let Some(pid) = rustix::process::Pid::from_raw(group) {
-        let _ = rustix::process::kill_process_group(pid, signal);
-    }
 }
 
 /// The signals `ff` forwards to the command's group.

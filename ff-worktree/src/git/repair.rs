@@ -285,3 +285,40 @@ pub(crate) fn exclude(common_dir: &Path, line: &str) -> crate::Result<()> {
     std::fs::write(&file, text)
         .map_err(|e| crate::Error::io("worktree", "cannot update .git/info/exclude", &e))
 }
+
+/// The admin directory (`.git/worktrees/<id>`) of the linked worktree at
+/// `path` when a killed `git worktree add` left its registration half-made:
+/// git writes a placeholder `HEAD` of zeros (and a `locked` file saying
+/// `initializing`) before pointing `HEAD` at the branch, so a kill between
+/// leaves a worktree every git command there rejects and `git fsck` flags
+/// ("detached HEAD points at nothing").
+pub(crate) fn half_made_registration(path: &Path) -> Option<PathBuf> {
+    let dotgit = std::fs::read_to_string(path.join(".git")).ok()?;
+    let admin = PathBuf::from(dotgit.trim().strip_prefix("gitdir:")?.trim());
+    let admin = if admin.is_absolute() {
+        admin
+    } else {
+        path.join(admin)
+    };
+    let head = std::fs::read_to_string(admin.join("HEAD")).ok()?;
+    let head = head.trim();
+    (!head.is_empty() && head.bytes().all(|b| b == b'0')).then_some(admin)
+}
+
+/// Finishes what a killed `git worktree add` of `branch` began in `admin`:
+/// `HEAD` names the branch, and git's `initializing` lock goes (a lock
+/// with any other reason is someone's, and stays). The caller holds the
+/// worktree's issue lock, so no live add is racing with this.
+///
+/// # Errors
+/// When the files cannot be written.
+pub(crate) fn finish_registration(admin: &Path, branch: &str) -> std::io::Result<()> {
+    let tmp = admin.join("HEAD.ff-tmp");
+    std::fs::write(&tmp, format!("ref: refs/heads/{branch}\n"))?;
+    std::fs::rename(&tmp, admin.join("HEAD"))?;
+    let locked = admin.join("locked");
+    if std::fs::read_to_string(&locked).is_ok_and(|reason| reason.trim() == "initializing") {
+        std::fs::remove_file(&locked)?;
+    }
+    Ok(())
+}

@@ -141,6 +141,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     // Another server's worktree is that server's to judge.
                     let registered = self.is_local(&wt) && self.is_registered(&wt.path).await?;
                     if !self.is_local(&wt) || (registered && wt.path.join(".git").exists()) {
+                        if self.is_local(&wt) {
+                            // A restore killed mid-add left it half-made.
+                            self.finish_half_made(&wt).await?;
+                        }
                         // A create killed mid-hook left post_create to run.
                         let wt = self.post_create(issue, wt).await?;
                         return Ok(Created {
@@ -396,6 +400,48 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             Ok(())
         })
         .await
+    }
+
+    /// Finishes `wt`'s registration when a `git worktree add` (a create
+    /// or a restore) was killed after registering it and before pointing
+    /// its `HEAD` at the branch; returns what was done, `None` when there
+    /// was nothing to finish. Files found in the directory are kept: the
+    /// checkout runs only into a directory holding nothing but `.git`, and
+    /// otherwise only the index is filled (missing files then show as
+    /// deleted, nothing is overwritten). Call under the issue's lock.
+    pub(super) async fn finish_half_made(&self, wt: &Worktree) -> Result<Option<String>> {
+        let Some(admin) = crate::git::repair::half_made_registration(&wt.path) else {
+            return Ok(None);
+        };
+        if !self.branch_exists(&wt.branch).await? {
+            // Nothing to point it at: the record's own repair judges it.
+            return Ok(None);
+        }
+        crate::git::repair::finish_registration(&admin, &wt.branch).map_err(|e| {
+            Error::io(
+                "git",
+                &format!("finish the half-made registration {}", admin.display()),
+                &e,
+            )
+        })?;
+        let only_git = std::fs::read_dir(&wt.path)
+            .map(|entries| entries.flatten().all(|e| e.file_name() == ".git"))
+            .unwrap_or(false);
+        let git = self.git.in_dir(&wt.path);
+        if only_git {
+            git.run(["checkout", "--force", "--quiet"]).await?;
+            Ok(Some(format!(
+                "a killed git left its registration half-made; pointed it at {} and checked it out",
+                wt.branch
+            )))
+        } else {
+            git.run(["reset", "--quiet"]).await?;
+            Ok(Some(format!(
+                "a killed git left its registration half-made; pointed it at {} and filled the \
+                 index, keeping the files found there (`git status` shows what differs)",
+                wt.branch
+            )))
+        }
     }
 
     /// Worktrees git has registered under the base path, read from git's

@@ -349,7 +349,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         } else {
             false
         };
-        if seen.status != RecordStatus::Pending && !vanished && !unlisted {
+        let half_made = seen.status == RecordStatus::Completed
+            && !vanished
+            && self.worktree_of(seen.result.as_ref()).is_ok_and(|w| {
+                self.is_local(&w) && repair::half_made_registration(&w.path).is_some()
+            });
+        if seen.status != RecordStatus::Pending && !vanished && !unlisted && !half_made {
             return Ok(());
         }
         self.if_free(issue, report, async |issue, report| {
@@ -367,6 +372,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     }
                     if wt.path.join(".git").exists() {
                         if self.is_registered(&wt.path).await? {
+                            if repair::half_made_registration(&wt.path).is_some() {
+                                if report.dry_run {
+                                    report.note(
+                                        RepairKind::RestoredWorktree,
+                                        &wt.id,
+                                        "would finish the registration a killed git left half-made",
+                                    );
+                                } else if let Some(detail) = self.finish_half_made(&wt).await? {
+                                    report.note(RepairKind::RestoredWorktree, &wt.id, detail);
+                                }
+                            }
                             return Ok(());
                         }
                         return self.reclaim_unlisted(&wt, report).await;

@@ -389,6 +389,89 @@ async fn an_empty_commondir_left_by_a_killed_worktree_add_is_rewritten() {
     assert_eq!(m.list_worktrees().await.expect("list").len(), 1);
 }
 
+/// What a `git worktree add` killed after registering a worktree and
+/// before pointing its `HEAD` at the branch leaves (found by the chaos
+/// test: a create restoring a vanished directory, killed mid-add): `HEAD`
+/// all zeros, git's `initializing` lock, a directory with only `.git`.
+fn half_make(repo: &TestRepo, wt: &ff_worktree::Worktree) -> PathBuf {
+    let admin = repo.path().join(".git/worktrees").join(&wt.id);
+    std::fs::write(admin.join("HEAD"), format!("{}\n", "0".repeat(40))).expect("zero HEAD");
+    std::fs::write(admin.join("locked"), "initializing").expect("lock");
+    let _ = std::fs::remove_file(admin.join("index"));
+    for entry in std::fs::read_dir(&wt.path).expect("dir").flatten() {
+        if entry.file_name() != ".git" {
+            let p = entry.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).expect("empty it");
+            } else {
+                std::fs::remove_file(p).expect("empty it");
+            }
+        }
+    }
+    assert!(
+        !git_output(repo.path(), &["fsck"]).status.success(),
+        "git fsck accepts a zero HEAD now: this test tests nothing"
+    );
+    admin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_a_killed_worktree_add_left_half_made_is_finished() {
+    let repo = TestRepo::new();
+    commit_file(repo.path(), "tracked.txt", "base\n", "tracked");
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = m.create_worktree("half").await.expect("create").worktree;
+    commit_file(&wt.path, "work.txt", "an agent's commit\n", "work");
+    let admin = half_make(&repo, &wt);
+
+    // A dry run says so and changes nothing.
+    let dry = m
+        .recover(ff_worktree::Recover::DryRun)
+        .await
+        .expect("dry run");
+    assert_eq!(dry.repairs.len(), 1, "{dry:?}");
+    assert_eq!(dry.repairs[0].kind, RepairKind::RestoredWorktree);
+    assert!(
+        std::fs::read_to_string(admin.join("HEAD"))
+            .expect("HEAD")
+            .starts_with('0')
+    );
+
+    // recover finishes it: the branch, its commit and its files are back.
+    let report = m
+        .recover(ff_worktree::Recover::Repair)
+        .await
+        .expect("recover");
+    assert_eq!(report.repairs.len(), 1, "{report:?}");
+    assert_eq!(report.repairs[0].kind, RepairKind::RestoredWorktree);
+    assert!(!admin.join("locked").exists());
+    assert_eq!(
+        std::fs::read_to_string(wt.path.join("work.txt")).expect("the agent's file"),
+        "an agent's commit\n"
+    );
+    crate::common::assert_consistent(&repo, &m).await;
+    assert!(
+        m.recover(ff_worktree::Recover::Repair)
+            .await
+            .expect("again")
+            .repairs
+            .is_empty()
+    );
+
+    // The next create settles it too, and keeps a file found in it.
+    half_make(&repo, &wt);
+    std::fs::write(wt.path.join("notes.txt"), "written meanwhile\n").expect("a file");
+    let again = m.create_worktree("half").await.expect("create settles it");
+    assert!(again.reused);
+    assert_eq!(
+        std::fs::read_to_string(wt.path.join("notes.txt")).expect("kept"),
+        "written meanwhile\n"
+    );
+    let status = git_output(&wt.path, &["status", "--porcelain"]);
+    assert!(status.status.success(), "git works in it again");
+    crate::common::assert_consistent(&repo, &m).await;
+}
+
 /// A slot left held for a worktree that is gone (a process killed between
 /// removing the worktree and freeing its slot) is freed by `recover`, and
 /// the next create takes it; a slot of a live worktree stays.
