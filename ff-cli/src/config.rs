@@ -8,6 +8,8 @@ use std::sync::Arc;
 use ff_metrics::Instrumented;
 use ff_traits::{IdempotencyStorage, LockProvider};
 use ff_worktree::backends::{file_lock::FileLockProvider, json::JsonStore, sqlite::SqliteStore};
+
+use crate::backend::{LockBackend, RedisTarget, StoreBackend};
 use ff_worktree::git::Git;
 use ff_worktree::{LimitPolicy, SyncStrategy, WorktreeConfig, WorktreeManager};
 use serde::Deserialize;
@@ -199,8 +201,10 @@ pub(crate) struct Settings {
     pub(crate) trust: TrustState,
     pub(crate) base_path: Option<PathBuf>,
     pub(crate) state_dir: Option<PathBuf>,
-    pub(crate) lock: String,
-    pub(crate) store: String,
+    /// Where locks live: `--lock`, parsed once.
+    pub(crate) lock: LockBackend,
+    /// Where records live: `--store`, parsed once.
+    pub(crate) store: StoreBackend,
     /// `--no-hooks`.
     pub(crate) no_hooks: bool,
     /// `--json`.
@@ -272,14 +276,14 @@ impl Settings {
                 .or_else(|| relative_to_top(&file.state_dir)),
             lock: global
                 .lock
-                .clone()
-                .or_else(|| file.lock.clone())
-                .unwrap_or_else(|| "file".into()),
+                .as_deref()
+                .or(file.lock.as_deref())
+                .map_or(Ok(LockBackend::File), str::parse)?,
             store: global
                 .store
-                .clone()
-                .or_else(|| file.store.clone())
-                .unwrap_or_else(|| "sqlite".into()),
+                .as_deref()
+                .or(file.store.as_deref())
+                .map_or(Ok(StoreBackend::Sqlite), str::parse)?,
             no_hooks: global.no_hooks,
             json: global.json,
             dir,
@@ -438,10 +442,9 @@ impl Settings {
 
     /// The lock provider named by `--lock`, measured or not.
     pub(crate) async fn locks_metered(&self, metered: Metered) -> Result<Locks, Failure> {
-        let locks = if matches!(backend_kind(&self.lock, "lock")?, Kind::Redis) {
-            redis_locks(&self.lock).await?
-        } else {
-            self.locks_in(self.state_dir().await?).await?
+        let locks = match &self.lock {
+            LockBackend::Redis(url) => redis_locks(url).await?,
+            LockBackend::File => self.locks_in(self.state_dir().await?).await?,
         };
         Ok(metered.locks(locks))
     }
@@ -453,41 +456,35 @@ impl Settings {
 
     /// The store named by `--store`, measured or not.
     pub(crate) async fn store_metered(&self, metered: Metered) -> Result<Store, Failure> {
-        let store = if matches!(backend_kind(&self.store, "store")?, Kind::Redis) {
-            redis_store(&self.store).await?
-        } else {
-            self.store_in(self.state_dir().await?).await?
+        let store = match &self.store {
+            StoreBackend::Redis(url) => redis_store(url).await?,
+            StoreBackend::Sqlite | StoreBackend::Json => {
+                self.store_in(self.state_dir().await?).await?
+            }
         };
         Ok(metered.store(store))
     }
 
     async fn locks_in(&self, state: PathBuf) -> Result<Locks, Failure> {
-        match backend_kind(&self.lock, "lock")? {
-            Kind::File => Ok(Arc::new(FileLockProvider::new(
+        match &self.lock {
+            LockBackend::File => Ok(Arc::new(FileLockProvider::new(
                 self.prepared(&state)?.locks(),
             ))),
-            Kind::Redis => redis_locks(&self.lock).await,
-            Kind::Sqlite | Kind::Json => Err(Failure::invalid(format!(
-                "{:?} is a record store, not a lock backend; use --lock file or redis://HOST:PORT[/DB]",
-                self.lock
-            ))),
+            LockBackend::Redis(url) => redis_locks(url).await,
         }
     }
 
     async fn store_in(&self, state: PathBuf) -> Result<Store, Failure> {
         // A damaged database is corrupt state (1), not an unavailable one.
         let unavailable = crate::output::before_work;
-        match backend_kind(&self.store, "store")? {
-            Kind::Sqlite => Ok(Arc::new(
+        match &self.store {
+            StoreBackend::Sqlite => Ok(Arc::new(
                 SqliteStore::open(self.prepared(&state)?.sqlite()).map_err(unavailable)?,
             )),
-            Kind::Json => Ok(Arc::new(
+            StoreBackend::Json => Ok(Arc::new(
                 JsonStore::open(self.prepared(&state)?.json_records()).map_err(unavailable)?,
             )),
-            Kind::Redis => redis_store(&self.store).await,
-            Kind::File => Err(Failure::invalid(
-                "\"file\" is a lock backend, not a record store; use --store sqlite, json or redis://HOST:PORT[/DB]",
-            )),
+            StoreBackend::Redis(url) => redis_store(url).await,
         }
     }
 
@@ -616,10 +613,10 @@ fn check_values(file: &FileConfig) -> Result<(), Failure> {
         }
     }
     if let Some(l) = &file.lock {
-        backend_kind(l, "lock")?;
+        l.parse::<LockBackend>()?;
     }
     if let Some(s) = &file.store {
-        backend_kind(s, "store")?;
+        s.parse::<StoreBackend>()?;
     }
     if let Some(h) = &file.hooks {
         h.to_hooks()?;
@@ -725,77 +722,31 @@ fn read_file_config(path: &Path) -> Result<FileConfig, Failure> {
     }
 }
 
-enum Kind {
-    File,
-    Sqlite,
-    Json,
-    Redis,
-}
-
-/// Parses a backend name or URL, checking a Redis URL's shape.
-fn backend_kind(spec: &str, role: &str) -> Result<Kind, Failure> {
-    match spec {
-        "file" => return Ok(Kind::File),
-        "sqlite" => return Ok(Kind::Sqlite),
-        "json" => return Ok(Kind::Json),
-        _ => {}
-    }
-    if spec.starts_with("redis+sentinel://") || spec.starts_with("redis+cluster://") {
-        // Its shape (several hosts, a master name) is checked where it is
-        // taken apart, with the same exit code for a bad one.
-        return Ok(Kind::Redis);
-    }
-    let Some(rest) = spec
-        .strip_prefix("redis://")
-        .or_else(|| spec.strip_prefix("rediss://"))
-    else {
-        return Err(Failure::invalid(format!(
-            "unknown {role} backend {spec:?}; use file (locks), sqlite or json (stores), or redis://HOST:PORT[/DB] (rediss:// for TLS, redis+sentinel://HOST:PORT[,…]/MASTER for Sentinel, redis+cluster://HOST:PORT[,…] for a cluster)"
-        )));
-    };
-    // TLS parameters (`?ca=PATH…`) may hold any character; the shape
-    // checked here ends before them.
-    let rest = rest.split_once('?').map_or(rest, |(before, _)| before);
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "6379"));
-    let db_ok = rest
-        .split_once('/')
-        .is_none_or(|(_, db)| db.is_empty() || db.parse::<u32>().is_ok());
-    if host.is_empty() || port.parse::<u16>().is_err() || !db_ok {
-        return Err(Failure::invalid(format!(
-            "malformed Redis URL {spec:?}; expected redis://[USER:PASSWORD@]HOST:PORT[/DB], or \
-             rediss://…[?ca=PATH][&cert=PATH&key=PATH] for TLS"
-        )));
-    }
-    Ok(Kind::Redis)
-}
-
 #[cfg(feature = "redis")]
-async fn redis_locks(url: &str) -> Result<Locks, Failure> {
+async fn redis_locks(url: &RedisTarget) -> Result<Locks, Failure> {
     use ff_worktree::backends::redis::{RedisLockConfig, RedisLockProvider};
-    let p = RedisLockProvider::connect(RedisLockConfig::new(url))
+    let p = RedisLockProvider::connect(RedisLockConfig::new(url.as_str()))
         .await
         .map_err(crate::output::before_work)?;
     Ok(Arc::new(p))
 }
 
 #[cfg(feature = "redis")]
-async fn redis_store(url: &str) -> Result<Store, Failure> {
+async fn redis_store(url: &RedisTarget) -> Result<Store, Failure> {
     use ff_worktree::backends::redis::{RedisStore, RedisStoreConfig};
-    let s = RedisStore::connect(RedisStoreConfig::new(url))
+    let s = RedisStore::connect(RedisStoreConfig::new(url.as_str()))
         .await
         .map_err(crate::output::before_work)?;
     Ok(Arc::new(s))
 }
 
 #[cfg(not(feature = "redis"))]
-async fn redis_locks(_url: &str) -> Result<Locks, Failure> {
+async fn redis_locks(_url: &RedisTarget) -> Result<Locks, Failure> {
     Err(redis_unavailable("lock"))
 }
 
 #[cfg(not(feature = "redis"))]
-async fn redis_store(_url: &str) -> Result<Store, Failure> {
+async fn redis_store(_url: &RedisTarget) -> Result<Store, Failure> {
     Err(redis_unavailable("store"))
 }
 

@@ -9,6 +9,7 @@
 // (`<id>`, `[A-Z]`), not rustdoc markup.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+mod backend;
 mod cli;
 mod commands;
 mod config;

@@ -16,7 +16,7 @@ pub(crate) const SCHEME: &str = "redis+cluster://";
 
 /// The plain `redis://` URLs of the nodes a cluster URL names, with its
 /// credentials.
-fn node_urls(url: &str) -> Result<Vec<String>> {
+pub(crate) fn node_urls(url: &str) -> Result<Vec<String>> {
     let bad = |why: &str| {
         Error::invalid_input(
             "Redis Cluster URL",

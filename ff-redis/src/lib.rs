@@ -34,6 +34,9 @@
 mod cluster;
 mod sentinel;
 mod tls;
+mod url;
+
+pub use url::{Deployment, RedisUrl};
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -175,6 +178,9 @@ impl Connection {
     /// `call_timeout`, or a certificate is refused (the message says
     /// which check failed).
     pub async fn open(url: &str, call_timeout: Duration) -> Result<Self> {
+        // Every form is checked in one place, the one a program checks a
+        // URL with before connecting.
+        let _: RedisUrl = url.parse()?;
         let (without, min_replicas) = take_min_replicas(url)?;
         let url = without.as_str();
         if url.starts_with(cluster::SCHEME) {

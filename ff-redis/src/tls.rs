@@ -17,7 +17,7 @@ use crate::redact;
 
 /// The query parameters this module reads, and their environment
 /// fallbacks.
-const PARAMETERS: [(&str, &str); 3] = [
+pub(crate) const PARAMETERS: [(&str, &str); 3] = [
     ("ca", "FF_REDIS_CA"),
     ("cert", "FF_REDIS_CERT"),
     ("key", "FF_REDIS_KEY"),
