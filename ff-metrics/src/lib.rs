@@ -160,6 +160,9 @@ fn mode(options: &LockOptions) -> &'static str {
 /// per waiting acquire, when it first finds the lock busy (a busy
 /// `try_acquire` is counted by [`Instrumented`]).
 pub fn lock_contended(backend: &str, options: &LockOptions) {
+    // Also a log line: a wait begins here, which a person (and a test
+    // waiting for a contender to be in place) can see with `-vv`.
+    tracing::debug!(backend, mode = mode(options), operation = %options.operation, "the lock is held: waiting");
     metrics::counter!(LOCK_CONTENTIONS, "backend" => backend.to_owned(), "mode" => mode(options), "class" => class(options).to_owned())
         .increment(1);
 }

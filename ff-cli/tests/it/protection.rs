@@ -110,11 +110,10 @@ fn the_command_never_outlives_ff() {
             let result = repo.scratch("results").join(&tag);
             let report = report_first_command(pid, &result);
             let waiter = what.contains("lock").then(|| {
-                let mut waiter_args = args.clone();
-                waiter_args.extend(["lock", &tag, "--timeout", "10s", "--", "sh", "-c", &report]);
-                let w = spawn_ff(dir, &waiter_args);
-                std::thread::sleep(Duration::from_millis(300));
-                w
+                let waiter_args = ["lock", &tag, "--timeout", "10s", "--", "sh", "-c", &report];
+                let backend: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+                // Once it waits: then it contends with the first command.
+                crate::common::spawn_ff_waiting(dir, &backend, &waiter_args)
             });
             signal(&ff_process, sig);
             let status = ff_process.wait().expect("wait for ff");
@@ -126,14 +125,10 @@ fn the_command_never_outlives_ff() {
                 // Forwarded: the command died of it, and ff reports that.
                 assert_eq!(status.code(), Some(128 + 15), "{what}: {status:?}");
             }
-            if let Some(w) = waiter {
-                let out = w.wait_with_output().expect("wait for the waiter");
-                assert_eq!(
-                    out.status.code(),
-                    Some(0),
-                    "{what}: the waiter: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+            if let Some((mut w, said)) = waiter {
+                let status = w.wait().expect("wait for the waiter");
+                let said = said.join().unwrap_or_default();
+                assert_eq!(status.code(), Some(0), "{what}: the waiter: {said}");
                 let seen = std::fs::read_to_string(&result).expect("the waiter's report");
                 assert_eq!(
                     seen.trim(),
@@ -288,7 +283,8 @@ fn a_killed_holder_frees_the_waiter_only_when_its_command_is_gone(holder: &str, 
         let pid = command_pid(&pidfile);
         let result = repo.scratch("results").join("waiter");
         let report = report_first_command(pid, &result);
-        let waiting = crate::common::spawn_ff_with(
+        // Once it waits: then it contends with the holder's command.
+        let (mut waiting, said) = crate::common::spawn_ff_waiting(
             dir,
             &backend,
             &[
@@ -302,16 +298,15 @@ fn a_killed_holder_frees_the_waiter_only_when_its_command_is_gone(holder: &str, 
                 &report,
             ],
         );
-        std::thread::sleep(Duration::from_millis(300));
         signal(&held, rustix::process::Signal::KILL);
         let mut held = held;
         let _ = held.wait();
-        let out = waiting.wait_with_output().expect("wait for the waiter");
+        let status = waiting.wait().expect("wait for the waiter");
+        let said = said.join().unwrap_or_default();
         assert_eq!(
-            out.status.code(),
+            status.code(),
             Some(0),
-            "{backend:?} {holder} then {waiter}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "{backend:?} {holder} then {waiter}: {said}"
         );
         let seen = std::fs::read_to_string(&result).expect("the waiter's report");
         assert_eq!(

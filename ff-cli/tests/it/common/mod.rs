@@ -37,6 +37,56 @@ pub(crate) fn lock_backends(redis: Option<&ff_testkit::redis::RedisServer>) -> V
 
 /// Starts `ff BACKEND ARGS` in `dir` without the caller's `FF_*`
 /// settings, stdout discarded, stderr piped.
+/// A contender: `ff` started with `args` (a `lock` that will have to wait),
+/// returned once it says it waits for the lock (its debug log), with a
+/// thread gathering the rest of its stderr: a readiness signal, not a
+/// fixed sleep.
+///
+/// # Panics
+/// When it never waits (within 30 s) or ends first.
+pub(crate) fn spawn_ff_waiting(
+    dir: &Path,
+    backend: &[String],
+    args: &[&str],
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let mut all: Vec<&str> = backend.iter().map(String::as_str).collect();
+    all.extend(args);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(&all)
+        .current_dir(dir)
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .env_remove("FF_STATE_DIR")
+        .env("RUST_LOG", "ff_metrics=debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ff");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (waiting, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut said = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("the lock is held: waiting") {
+                let _ = waiting.send(());
+            }
+            said.push_str(&line);
+            said.push('\n');
+        }
+        said
+    });
+    if rx.recv_timeout(std::time::Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        let said = reader.join().unwrap_or_default();
+        panic!("ff {args:?} never waited for its lock: {said}");
+    }
+    (child, reader)
+}
+
 pub(crate) fn spawn_ff_with(dir: &Path, backend: &[String], args: &[&str]) -> std::process::Child {
     let mut all: Vec<&str> = backend.iter().map(String::as_str).collect();
     all.extend(args);
