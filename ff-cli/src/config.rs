@@ -186,11 +186,6 @@ impl TrustState {
 pub(crate) struct Settings {
     /// The directory to work in.
     pub(crate) dir: PathBuf,
-    /// The repository's main working tree, when `dir` is in one.
-    pub(crate) toplevel: Option<PathBuf>,
-    /// Its git common directory (the default state lives there; approvals
-    /// are keyed by it).
-    pub(crate) common_dir: Option<PathBuf>,
     /// The repository `dir` is in, as discovered once for the run: the
     /// worktree manager starts from it instead of looking again.
     repo: Option<ff_worktree::git::RepoInfo>,
@@ -214,6 +209,17 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// The repository's main working tree, when `dir` is in one.
+    pub(crate) fn toplevel(&self) -> Option<&Path> {
+        self.repo.as_ref().map(|r| r.toplevel.as_path())
+    }
+
+    /// Its git common directory (the default state lives there; approvals
+    /// are keyed by it).
+    pub(crate) fn common_dir(&self) -> Option<&Path> {
+        self.repo.as_ref().map(|r| r.common_dir.as_path())
+    }
+
     /// Resolves the settings for `global`. With [`Review::Enforce`], a
     /// repository's steering keys that are not approved refuse (77),
     /// listing them; bad values are refused (65) before that, approved or
@@ -232,10 +238,8 @@ impl Settings {
         }
         // Read in-process for the usual layouts: no git spawned.
         let repo = Git::new(&dir).repository().await.ok();
-        let (toplevel, common_dir) = match &repo {
-            Some(r) => (Some(r.toplevel.clone()), Some(r.common_dir.clone())),
-            None => (None, None),
-        };
+        let toplevel = repo.as_ref().map(|r| r.toplevel.clone());
+        let common_dir = repo.as_ref().map(|r| r.common_dir.clone());
         // Always the main working tree's copy: a linked worktree's branch
         // (a pull request's) cannot bring its own.
         let project = match &toplevel {
@@ -287,8 +291,6 @@ impl Settings {
             no_hooks: global.no_hooks,
             json: global.json,
             dir,
-            toplevel,
-            common_dir,
             repo,
             file,
             trust,
@@ -376,11 +378,7 @@ impl Settings {
         Ok(self
             .explicit_state_dir()?
             .map(ff_worktree::StateDir::new)
-            .or_else(|| {
-                self.common_dir
-                    .as_deref()
-                    .map(ff_worktree::StateDir::of_repository)
-            }))
+            .or_else(|| self.common_dir().map(ff_worktree::StateDir::of_repository)))
     }
 
     /// The state directory at `root`, made ready: private, no link where
@@ -401,10 +399,7 @@ impl Settings {
                 crate::output::before_work(e)
             }
         })?;
-        let inside_git = self
-            .common_dir
-            .as_deref()
-            .is_some_and(|c| root.starts_with(c));
+        let inside_git = self.common_dir().is_some_and(|c| root.starts_with(c));
         if !inside_git && !self.trust.everything_for_this_run {
             crate::trust::vouch_for_store(root, crate::trust::Adopt::No)?;
         }
@@ -513,7 +508,7 @@ impl Settings {
         if waiting.settings.is_empty() {
             return Ok(());
         }
-        let top = self.toplevel.as_deref().unwrap_or(&self.dir);
+        let top = self.toplevel().unwrap_or(&self.dir);
         Err(crate::trust::not_approved(&waiting, top))
     }
 
@@ -540,7 +535,7 @@ impl Settings {
         }
         if self.trust.hooks.is_some() {
             if !self.trust.hooks_approved {
-                let top = self.toplevel.as_deref().unwrap_or(&self.dir);
+                let top = self.toplevel().unwrap_or(&self.dir);
                 return Err(crate::trust::not_approved(
                     &self.trust.unapproved(Some(&[]), HooksToo::Asked),
                     top,

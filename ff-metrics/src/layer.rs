@@ -38,13 +38,19 @@ use crate::{STORE_CALL_FAILURES, STORE_CALL_SECONDS};
 #[derive(Debug, Clone, Default)]
 pub struct Instrumented<T> {
     inner: T,
+    /// The store's `backend` label, made once: a store call then clones an
+    /// `Arc`, allocating nothing.
+    store_label: std::sync::OnceLock<metrics::SharedString>,
 }
 
 impl<T> Instrumented<T> {
     /// Measures `inner` from now on.
     #[must_use]
     pub fn new(inner: T) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            store_label: std::sync::OnceLock::new(),
+        }
     }
 
     /// The backend inside.
@@ -188,19 +194,30 @@ impl HeldLock for TimedHold {
 
 /// Times one store call and reports it under `backend` and `call`.
 async fn store_call<R>(
-    backend: &str,
+    backend: metrics::SharedString,
     call: &'static str,
     future: impl Future<Output = Result<R>>,
 ) -> Result<R> {
     let started = Instant::now();
     let result = future.await;
-    let backend = backend.to_owned();
     metrics::histogram!(STORE_CALL_SECONDS, "backend" => backend.clone(), "call" => call)
         .record(started.elapsed().as_secs_f64());
     if result.is_err() {
         metrics::counter!(STORE_CALL_FAILURES, "backend" => backend, "call" => call).increment(1);
     }
     result
+}
+
+impl<T: IdempotencyStorage> Instrumented<T> {
+    fn store_label(&self) -> metrics::SharedString {
+        self.store_label
+            .get_or_init(|| {
+                metrics::SharedString::from_shared(std::sync::Arc::<str>::from(
+                    self.inner.backend_name(),
+                ))
+            })
+            .clone()
+    }
 }
 
 #[async_trait]
@@ -210,11 +227,11 @@ impl<T: IdempotencyStorage> IdempotencyStorage for Instrumented<T> {
     }
 
     async fn load(&self, key: &RecordKey) -> Result<Option<IdempotencyRecord>> {
-        store_call(self.backend_name(), "load", self.inner.load(key)).await
+        store_call(self.store_label(), "load", self.inner.load(key)).await
     }
 
     async fn create(&self, record: IdempotencyRecord) -> Result<IdempotencyRecord> {
-        store_call(self.backend_name(), "create", self.inner.create(record)).await
+        store_call(self.store_label(), "create", self.inner.create(record)).await
     }
 
     async fn compare_and_swap(
@@ -223,12 +240,12 @@ impl<T: IdempotencyStorage> IdempotencyStorage for Instrumented<T> {
         record: IdempotencyRecord,
     ) -> Result<IdempotencyRecord> {
         let call = self.inner.compare_and_swap(expected, record);
-        store_call(self.backend_name(), "compare_and_swap", call).await
+        store_call(self.store_label(), "compare_and_swap", call).await
     }
 
     async fn remove(&self, key: &RecordKey, expected: Revision) -> Result<()> {
         store_call(
-            self.backend_name(),
+            self.store_label(),
             "remove",
             self.inner.remove(key, expected),
         )
@@ -236,15 +253,15 @@ impl<T: IdempotencyStorage> IdempotencyStorage for Instrumented<T> {
     }
 
     async fn scan(&self, filter: &ScanFilter) -> Result<Scan> {
-        store_call(self.backend_name(), "scan", self.inner.scan(filter)).await
+        store_call(self.store_label(), "scan", self.inner.scan(filter)).await
     }
 
     async fn stats(&self) -> Result<StoreStats> {
-        store_call(self.backend_name(), "stats", self.inner.stats()).await
+        store_call(self.store_label(), "stats", self.inner.stats()).await
     }
 
     async fn remove_finished_before(&self, cutoff: Timestamp) -> Result<u64> {
         let call = self.inner.remove_finished_before(cutoff);
-        store_call(self.backend_name(), "remove_finished_before", call).await
+        store_call(self.store_label(), "remove_finished_before", call).await
     }
 }

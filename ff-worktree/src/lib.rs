@@ -313,10 +313,6 @@ impl StateDir {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Location {
-    /// The top of the repository's main worktree.
-    pub repository: std::path::PathBuf,
-    /// Git's common directory (`<repository>/.git` usually).
-    pub common_dir: std::path::PathBuf,
     /// Where worktrees go (canonical; created).
     pub base_path: std::path::PathBuf,
     /// Where the local backends keep their state.
@@ -328,6 +324,18 @@ pub struct Location {
 }
 
 impl Location {
+    /// The top of the repository's main worktree.
+    #[must_use]
+    pub fn repository(&self) -> &std::path::Path {
+        &self.info.toplevel
+    }
+
+    /// Git's common directory (`<repository>/.git` usually).
+    #[must_use]
+    pub fn common_dir(&self) -> &std::path::Path {
+        &self.info.common_dir
+    }
+
     /// What the manager keeps of it.
     pub(crate) fn into_parts(self) -> (git::Git, git::RepoInfo, std::path::PathBuf) {
         (self.git, self.info, self.base_path)
@@ -365,8 +373,6 @@ async fn located(config: &WorktreeConfig, discovered: Option<git::RepoInfo>) -> 
         .clone()
         .map_or_else(|| StateDir::of_repository(&info.common_dir), StateDir::new);
     Ok(Location {
-        repository: info.toplevel.clone(),
-        common_dir: info.common_dir.clone(),
         base_path,
         state,
         git,

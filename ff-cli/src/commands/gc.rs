@@ -20,7 +20,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     let progress = Progress::start("removing old records");
     // In a repository, through the manager, which keeps the records of
     // worktrees that exist; elsewhere, every finished record qualifies.
-    let removed = if settings.toplevel.is_some() {
+    let removed = if settings.toplevel().is_some() {
         settings
             .manager()
             .await?

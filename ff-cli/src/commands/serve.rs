@@ -54,7 +54,7 @@ pub(super) async fn backends(settings: &Settings) -> Result<Backends, Failure> {
     let locks = settings.locks_metered(Metered::No).await?;
     let store = settings.store_metered(Metered::No).await?;
     let mut backends = Backends::new(locks, store);
-    if let Some(top) = &settings.toplevel {
+    if let Some(top) = settings.toplevel() {
         let manager = settings.manager_metered(Metered::No).await?;
         backends = backends.with_worktrees(Arc::new(ManagedRepository::new(
             manager,

@@ -12,8 +12,8 @@ use crate::trust::Part;
 
 /// The repository's main working tree and common directory, or 65.
 pub(super) fn repository(settings: &Settings) -> Result<(PathBuf, PathBuf), Failure> {
-    match (&settings.toplevel, &settings.common_dir) {
-        (Some(top), Some(common)) => Ok((top.clone(), common.clone())),
+    match (settings.toplevel(), settings.common_dir()) {
+        (Some(top), Some(common)) => Ok((top.to_path_buf(), common.to_path_buf())),
         _ => Err(Failure::invalid(format!(
             "{} is not inside a git repository",
             escape_path(&settings.dir)
