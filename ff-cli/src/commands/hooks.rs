@@ -58,14 +58,7 @@ pub(crate) fn run(settings: &Settings, out: Out, args: &Args) -> Result<u8, Fail
             for (hook, command) in file.commands() {
                 text.push_str(&format!("{hook}: {}\n", escape(command)));
             }
-            for pin in &settings.trust.pins {
-                text.push_str(&format!(
-                    "  runs {} ({})\n",
-                    escape_path(pin.path()),
-                    pin.sha256()
-                        .map_or("absent: a branch may not add it", |h| &h[..12])
-                ));
-            }
+            text.push_str(&pinned_files(&settings.trust.pins));
             match &recorded {
                 Some(at) => text.push_str(&format!(
                     "approved for {} (recorded in {})",
@@ -79,4 +72,19 @@ pub(crate) fn run(settings: &Settings, out: Out, args: &Args) -> Result<u8, Fail
         },
     );
     Ok(0)
+}
+
+/// The files approved hooks run, one line each with its pinned digest, for
+/// people (`ff hooks` and `ff trust` show them alike).
+pub(super) fn pinned_files(pins: &[ff_worktree::hooks::PinnedFile]) -> String {
+    pins.iter()
+        .map(|pin| {
+            format!(
+                "  runs {} ({})\n",
+                escape_path(pin.path()),
+                pin.sha256()
+                    .map_or("absent: a branch may not add it", |h| &h[..12])
+            )
+        })
+        .collect()
 }

@@ -91,14 +91,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
             for (hook, command) in &hooks {
                 text.push_str(&format!("hook {hook}: {}\n", escape(command)));
             }
-            for pin in &state.pins {
-                text.push_str(&format!(
-                    "  runs {} ({})\n",
-                    escape_path(pin.path()),
-                    pin.sha256()
-                        .map_or("absent: a branch may not add it", |h| &h[..12])
-                ));
-            }
+            text.push_str(&super::hooks::pinned_files(&state.pins));
             match &recorded {
                 Some(at) => text.push_str(&format!(
                     "approved for {} (recorded in {})",
