@@ -424,6 +424,11 @@ async fn alerts(Extract(state): Extract<Shared>, _: NoParams) -> Response {
     .into_response()
 }
 
+/// How long an event stream's `hello` waits for the watch's first look at
+/// the backends (far above a poll; reached only when the watch tasks do
+/// not run, as for a router served without `Server::start`).
+const FIRST_LOOK_WAIT: Duration = Duration::from_secs(5);
+
 /// What an answer shows in place of a secret.
 const REDACTED: &str = "(set; not shown)";
 
@@ -442,29 +447,39 @@ fn event_stream(
         ))
         .unwrap_or_default(),
     );
-    let stream = futures_util::stream::unfold((Some(hello), rx), |(first, mut rx)| async move {
-        if let Some(first) = first {
-            return Some((Ok(first), (None, rx)));
-        }
-        match rx.recv().await {
-            Ok(e) => {
-                let data = serde_json::to_string(&e).unwrap_or_default();
-                Some((
-                    Ok(SseEvent::default().event(e.kind()).data(data)),
-                    (None, rx),
-                ))
+    // `hello` once the watch has looked at every backend (or, should its
+    // tasks not run, after a while): later events are then changes from
+    // what the API shows.
+    let looked = state.looked.subscribe();
+    let stream =
+        futures_util::stream::unfold((Some((hello, looked)), rx), |(first, mut rx)| async move {
+            if let Some((hello, mut looked)) = first {
+                let _ = tokio::time::timeout(
+                    FIRST_LOOK_WAIT,
+                    looked.wait_for(|n| *n >= crate::watch::WATCHERS),
+                )
+                .await;
+                return Some((Ok(hello), (None, rx)));
             }
-            // Too slow a reader: tell it to read everything again.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                let data = serde_json::to_string(&LaggedView::new(n)).unwrap_or_default();
-                Some((
-                    Ok(SseEvent::default().event("lagged").data(data)),
-                    (None, rx),
-                ))
+            match rx.recv().await {
+                Ok(e) => {
+                    let data = serde_json::to_string(&e).unwrap_or_default();
+                    Some((
+                        Ok(SseEvent::default().event(e.kind()).data(data)),
+                        (None, rx),
+                    ))
+                }
+                // Too slow a reader: tell it to read everything again.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let data = serde_json::to_string(&LaggedView::new(n)).unwrap_or_default();
+                    Some((
+                        Ok(SseEvent::default().event("lagged").data(data)),
+                        (None, rx),
+                    ))
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-        }
-    });
+        });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

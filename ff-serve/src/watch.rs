@@ -60,6 +60,10 @@ pub(crate) struct State {
     pub(crate) alerts: AlertBook,
     pub(crate) prometheus: metrics_exporter_prometheus::PrometheusHandle,
     pub(crate) started: Timestamp,
+    /// How many watch tasks (locks, records) have taken their first look:
+    /// an event stream's `hello` waits for both, so every later event is a
+    /// change from what the API shows.
+    pub(crate) looked: tokio::sync::watch::Sender<u8>,
 }
 
 impl std::fmt::Debug for State {
@@ -82,6 +86,7 @@ impl State {
             alerts,
             prometheus: crate::prom::install_recorder(),
             started: Timestamp::now(),
+            looked: tokio::sync::watch::channel(0).0,
         }
     }
 
@@ -140,8 +145,12 @@ fn grants(locks: &[LockStatus]) -> HashMap<(&str, &str), &ff_traits::LockInfo> {
         .collect()
 }
 
+/// How many watch tasks there are (locks, records).
+pub(crate) const WATCHERS: u8 = 2;
+
 async fn watch_locks(state: Arc<State>) {
     let mut first = true;
+    let mut announced = false;
     let mut tick = tokio::time::interval(state.config.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -187,6 +196,9 @@ async fn watch_locks(state: Arc<State>) {
                     view.locks_error = Some(message);
                 }
             }
+        }
+        if !std::mem::replace(&mut announced, true) {
+            state.looked.send_modify(|n| *n += 1);
         }
         for e in events {
             state.publish(e);
@@ -242,6 +254,7 @@ fn worktree_events(before: &[Worktree], after: &[Worktree]) -> Vec<Event> {
 /// The history point now: what ended in the last five minutes.
 async fn watch_records(state: Arc<State>) {
     let mut first = true;
+    let mut announced = false;
     let mut tick = tokio::time::interval(state.config.record_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sample = Timestamp::now();
@@ -301,6 +314,9 @@ async fn watch_records(state: Arc<State>) {
                 None => {}
             }
             first = false;
+        }
+        if !std::mem::replace(&mut announced, true) {
+            state.looked.send_modify(|n| *n += 1);
         }
         for e in events {
             state.publish(e);

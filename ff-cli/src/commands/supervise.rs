@@ -137,6 +137,16 @@ pub(crate) async fn run(
     // own).
     #[cfg(not(unix))]
     let group = None;
+    // Listening before the command starts: a signal sent to ff as soon as
+    // the command runs is forwarded, never ff's death by default action.
+    #[cfg(unix)]
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(f) => {
+            watchdog.stand_down().await;
+            return Err(f);
+        }
+    };
     let mut spawned = match Spawned::in_group(&mut cmd, group) {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -166,8 +176,6 @@ pub(crate) async fn run(
     let waiting = async {
         let mut lost_reason = None;
         tokio::pin!(lost);
-        #[cfg(unix)]
-        let mut signals = Signals::new()?;
         loop {
             #[cfg(unix)]
             let forwarded = signals.next();

@@ -226,8 +226,8 @@ fn events_arrive_within_a_second_of_another_process_acting() {
     let hello = events.next(Duration::from_secs(5)).expect("hello");
     assert_eq!(hello.kind, "hello");
     assert_generated("serve_hello", &hello.data);
-    // Let the watch take its first look, so the lock below is a change.
-    std::thread::sleep(Duration::from_millis(500));
+    // `hello` comes once the watch has looked at the backends: the lock
+    // below is a change from that first look.
 
     let holder = hold_lock(repo.path(), "sse-demo", 30);
     let taken = Instant::now();
