@@ -92,6 +92,9 @@ impl Spawned {
             }
             self.signal(Signal::KILL);
         }
+        // Elsewhere there is no group to ask to stop: the command is killed.
+        #[cfg(not(unix))]
+        let _ = grace;
         let _ = self.child.start_kill();
         self.child.wait().await
     }

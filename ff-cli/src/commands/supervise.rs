@@ -27,6 +27,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use ff_process::group::{Spawned, exit_code, tee_tail};
+#[cfg(unix)]
 use tokio::io::AsyncWriteExt;
 
 use crate::output::Failure;
