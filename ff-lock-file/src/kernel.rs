@@ -237,8 +237,23 @@ impl FileLockProvider {
         // Probing takes the lock for an instant when it is free: a
         // concurrent try_acquire may then see it busy. Waiters are not
         // affected.
-        let free = try_lock(&file, LockMode::Exclusive)
-            .map_err(|e| io_error("cannot probe lock file", &e))?;
+        let probe = || {
+            try_lock(&file, LockMode::Exclusive).map_err(|e| io_error("cannot probe lock file", &e))
+        };
+        let mut free = probe()?;
+        if !free && current_holders(paths).is_empty() {
+            // Taken, yet no grant recorded: most likely another status
+            // probe (`ff serve` reads locks while a scrape does), which
+            // holds it for an instant; a holder holds it until it lets go.
+            // Look again, briefly, before calling it held.
+            for _ in 0..3 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                if probe()? {
+                    free = true;
+                    break;
+                }
+            }
+        }
         if free {
             let _ = file.unlock();
         }

@@ -3,4 +3,5 @@
 
 mod conformance;
 mod cross_process;
+mod status_probes;
 mod wait_budget;
