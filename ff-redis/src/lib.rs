@@ -178,49 +178,39 @@ impl Connection {
     /// `call_timeout`, or a certificate is refused (the message says
     /// which check failed).
     pub async fn open(url: &str, call_timeout: Duration) -> Result<Self> {
-        // Every form is checked in one place, the one a program checks a
-        // URL with before connecting.
-        let _: RedisUrl = url.parse()?;
-        let (without, min_replicas) = take_min_replicas(url)?;
-        let url = without.as_str();
-        if url.starts_with(cluster::SCHEME) {
-            if min_replicas.is_some() {
-                return Err(Error::invalid_input(
-                    "Redis URL",
-                    format!(
-                        "{}: min_replicas is not supported on a cluster yet",
-                        redact(url)
-                    ),
-                ));
+        Self::connect(&url.parse()?, call_timeout).await
+    }
+
+    /// [`open`](Self::open) for a URL already taken apart: a program that
+    /// checked its URL when reading its settings connects without taking
+    /// it apart again.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), less the malformed URL.
+    pub async fn connect(url: &RedisUrl, call_timeout: Duration) -> Result<Self> {
+        let server_url = url.server_url();
+        let (client, conn, sentinel) = match url.deployment() {
+            Deployment::Cluster => {
+                let (client, conn) = cluster::connect(server_url, call_timeout).await?;
+                (client, Conn::Cluster(conn), None)
             }
-            let (client, conn) = cluster::connect(url, call_timeout).await?;
-            return Ok(Self {
-                inner: Arc::new(Inner {
-                    url: url.to_owned(),
-                    call_timeout,
-                    min_replicas: None,
-                    sentinel: None,
-                    node: RwLock::new(Node {
-                        client,
-                        conn: Conn::Cluster(conn),
-                    }),
-                }),
-            });
-        }
-        let (client, sentinel, target) = if url.starts_with(sentinel::SCHEME) {
-            let mut s = sentinel::client(url)?;
-            let master = ask_master(&mut s, url, call_timeout).await?;
-            (master, Some(s), None)
-        } else {
-            let (client, target) = open_client(url)?;
-            (client, None, Some(target))
+            Deployment::Sentinel => {
+                let mut s = sentinel::client(server_url)?;
+                let master = ask_master(&mut s, server_url, call_timeout).await?;
+                let conn = connect(&master, server_url, call_timeout, None).await?;
+                (master, Conn::Node(conn), Some(s))
+            }
+            Deployment::Node { .. } => {
+                let (client, target) = open_client(server_url)?;
+                let conn = connect(&client, server_url, call_timeout, Some(&target)).await?;
+                (client, Conn::Node(conn), None)
+            }
         };
-        let conn = Conn::Node(connect(&client, url, call_timeout, target.as_ref()).await?);
         Ok(Self {
             inner: Arc::new(Inner {
-                url: url.to_owned(),
+                url: server_url.to_owned(),
                 call_timeout,
-                min_replicas,
+                min_replicas: url.min_replicas(),
                 sentinel: sentinel.map(|client| {
                     tokio::sync::Mutex::new(Sentinel {
                         client,

@@ -40,6 +40,9 @@ pub enum Deployment {
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     url: String,
+    /// `url` without ff's own `min_replicas` parameter: what the client
+    /// library is given.
+    server_url: String,
     deployment: Deployment,
     min_replicas: Option<u32>,
 }
@@ -68,6 +71,11 @@ impl RedisUrl {
     #[must_use]
     pub fn min_replicas(&self) -> Option<u32> {
         self.min_replicas
+    }
+
+    /// The URL without ff's own parameters, as the client library takes it.
+    pub(crate) fn server_url(&self) -> &str {
+        &self.server_url
     }
 }
 
@@ -114,6 +122,7 @@ impl FromStr for RedisUrl {
         };
         Ok(Self {
             url: url.to_owned(),
+            server_url: without,
             deployment,
             min_replicas,
         })
