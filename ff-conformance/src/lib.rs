@@ -131,6 +131,7 @@ macro_rules! lock_conformance_tests {
             try_acquire_does_not_wait,
             fencing_tokens_increase,
             release_wakes_waiter,
+            wait_notice_only_when_waiting,
             drop_frees_lock,
             listing_shows_holder,
             force_release_is_reported,

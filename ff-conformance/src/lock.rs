@@ -7,7 +7,9 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::unique_prefix;
-use ff_traits::{Error, ForceOutcome, LockGuard, LockMode, LockName, LockOptions, LockProvider};
+use ff_traits::{
+    Error, ForceOutcome, LockGuard, LockMode, LockName, LockOptions, LockProvider, WaitNotice,
+};
 
 type Provider = Arc<dyn LockProvider>;
 
@@ -358,20 +360,69 @@ pub async fn fencing_tokens_increase(p: Provider) {
 pub async fn release_wakes_waiter(p: Provider) {
     let name = lock_name("wake");
     let held = p.acquire(&name, &opts()).await.expect("acquire");
+    // The holder lets go only once the waiter says it waits (the contract
+    // of `LockOptions::waiting`), so the release is one a waiting acquire
+    // must see: a backend that misses it times out here.
+    let (notice, waiting) = WaitNotice::first();
     let waiter = {
         let (p, name) = (Arc::clone(&p), name.clone());
+        let options = opts().with_wait_notice(notice);
         tokio::spawn(async move {
-            let g = p.acquire(&name, &opts()).await.expect("waiter acquire");
+            let g = p.acquire(&name, &options).await.expect("waiter acquire");
             let token = g.fencing_token();
             g.release().await.expect("release");
             token
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::timeout(Duration::from_secs(15), waiting)
+        .await
+        .expect(
+            "the waiter never said it waits: an acquire that finds the lock taken must call \
+             LockOptions::waiting before it waits",
+        )
+        .expect("the waiter ended without saying it waits");
     let holder_token = held.fencing_token();
     held.release().await.expect("release");
     let waiter_token = waiter.await.expect("waiter panicked");
     assert!(waiter_token > holder_token);
+}
+
+/// The wait notice is told only of waits: not by an acquire granted at
+/// once, not by a `try_acquire` that finds the lock taken, and once by an
+/// acquire that waits.
+pub async fn wait_notice_only_when_waiting(p: Provider) {
+    let name = lock_name("notice");
+    let told = Arc::new(AtomicU32::new(0));
+    let counted = {
+        let told = Arc::clone(&told);
+        opts().with_wait_notice(WaitNotice::new(move || {
+            told.fetch_add(1, Ordering::SeqCst);
+        }))
+    };
+    let held = p.acquire(&name, &counted).await.expect("acquire");
+    assert_eq!(
+        told.load(Ordering::SeqCst),
+        0,
+        "told of a wait when granted at once"
+    );
+    assert!(
+        p.try_acquire(&name, &counted)
+            .await
+            .expect("try_acquire")
+            .is_none()
+    );
+    assert_eq!(told.load(Ordering::SeqCst), 0, "try_acquire told of a wait");
+    let short = counted.clone().with_timeout(Duration::from_millis(300));
+    match p.acquire(&name, &short).await {
+        Err(e) if e.kind() == ff_traits::ErrorKind::LockTimeout => {}
+        other => panic!("a taken lock must time out: {other:?}"),
+    }
+    assert_eq!(
+        told.load(Ordering::SeqCst),
+        1,
+        "an acquire that waited must be told once"
+    );
+    held.release().await.expect("release");
 }
 
 /// A guard dropped without release does not block the lock forever.

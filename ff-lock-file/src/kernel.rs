@@ -152,6 +152,7 @@ impl FileLockProvider {
             return Ok(None);
         }
         ff_metrics::lock_contended("file", options);
+        options.waiting();
         let budget = options.wait_budget();
         let rx = self
             .waiters
@@ -211,6 +212,7 @@ impl FileLockProvider {
             }
             if pause == Duration::from_millis(1) {
                 ff_metrics::lock_contended("file", options);
+                options.waiting();
             }
             let now = Instant::now();
             if now >= deadline {
@@ -225,7 +227,7 @@ impl FileLockProvider {
         }
     }
 
-    pub(crate) fn kernel_status(&self, paths: &LockPaths) -> Result<Option<LockStatus>> {
+    pub(crate) async fn kernel_status(&self, paths: &LockPaths) -> Result<Option<LockStatus>> {
         let file = match fs::OpenOptions::new().read(true).open(&paths.lock) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -245,9 +247,10 @@ impl FileLockProvider {
             // Taken, yet no grant recorded: most likely another status
             // probe (`ff serve` reads locks while a scrape does), which
             // holds it for an instant; a holder holds it until it lets go.
-            // Look again, briefly, before calling it held.
+            // Look again, briefly, before calling it held (yielding the
+            // thread: `ff serve` reads statuses on its runtime).
             for _ in 0..3 {
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 if probe()? {
                     free = true;
                     break;
@@ -270,7 +273,7 @@ impl FileLockProvider {
     }
 
     pub(crate) async fn kernel_force(&self, name: &str, paths: &LockPaths) -> Result<ForceRelease> {
-        let Some(status) = self.kernel_status(paths)? else {
+        let Some(status) = self.kernel_status(paths).await? else {
             return Ok(ForceRelease::new(name, ForceOutcome::NotHeld));
         };
         if status.held {

@@ -257,6 +257,7 @@ pub(crate) async fn acquire(
         };
         if pause == Duration::from_millis(1) && wait {
             ff_metrics::lock_contended("file", options);
+            options.waiting();
         }
         if !wait || started.elapsed() >= budget {
             if !wait {

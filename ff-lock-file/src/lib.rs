@@ -261,7 +261,8 @@ impl LockProvider for FileLockProvider {
             };
             let stem = stem.to_string_lossy();
             let status = if ext == "lock" {
-                self.kernel_status(&LockPaths::new(&self.dir, &stem))?
+                self.kernel_status(&LockPaths::new(&self.dir, &stem))
+                    .await?
             } else if ext == "lease" {
                 lease::status(&LeasePaths::new(&self.dir, &stem), &options)?
             } else {

@@ -620,6 +620,8 @@ impl RedisLockProvider {
                 subscribed = true;
                 metrics::lock_contended("redis", options);
                 releases.subscribe().await;
+                // Subscribed: a release from now on wakes this wait.
+                options.waiting();
                 continue;
             }
             let now = Instant::now();

@@ -45,7 +45,7 @@ pub use key::{
 };
 pub use lock::{
     FencingToken, ForceOutcome, ForceRelease, HeldLock, LockGuard, LockInfo, LockMode, LockOptions,
-    LockProvider, LockStatus, LossNotifier, LossWatch, MAX_PERMITS, loss_channel,
+    LockProvider, LockStatus, LossNotifier, LossWatch, MAX_PERMITS, WaitNotice, loss_channel,
 };
 pub use lock_name::{LockName, MAX_LOCK_NAME_LEN};
 pub use memory::{MemoryLockProvider, MemoryStore};

@@ -153,6 +153,67 @@ pub struct LockOptions {
     /// checks the count against its own. Only with [`LockMode::Shared`]
     /// (set by [`with_permits`](Self::with_permits)).
     pub permits: Option<u32>,
+    /// Told when an [`acquire`](LockProvider::acquire) begins to wait:
+    /// see [`waiting`](Self::waiting).
+    pub wait_notice: Option<WaitNotice>,
+}
+
+/// A callback a caller hands a lock through
+/// [`LockOptions::with_wait_notice`], run when its acquire finds the lock
+/// taken and begins to wait: to tell a person ("waiting for deploy…"), or
+/// for a test to release the holder only once the waiter is in place.
+///
+/// It runs on the acquiring task, so it must return at once (send on a
+/// channel, set a flag).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use ff_traits::{LockOptions, WaitNotice};
+///
+/// let waited = Arc::new(AtomicBool::new(false));
+/// let flag = Arc::clone(&waited);
+/// let opts = LockOptions::default()
+///     .with_wait_notice(WaitNotice::new(move || flag.store(true, Ordering::SeqCst)));
+/// opts.waiting(); // what a backend calls
+/// assert!(waited.load(Ordering::SeqCst));
+/// ```
+#[derive(Clone)]
+pub struct WaitNotice(Arc<dyn Fn() + Send + Sync>);
+
+impl WaitNotice {
+    /// A notice that runs `f`.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// A notice and the receiver it tells of its first wait: await the
+    /// receiver to act once a waiter is in place (it fails, closed, when
+    /// every copy of the notice is dropped untold).
+    #[must_use]
+    pub fn first() -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        let notice = Self::new(move || {
+            if let Some(tx) = crate::lock_unpoisoned(&tx).take() {
+                let _ = tx.send(());
+            }
+        });
+        (notice, rx)
+    }
+}
+
+impl fmt::Debug for WaitNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WaitNotice")
+    }
+}
+
+/// Two notices are equal when they are the same callback.
+impl PartialEq for WaitNotice {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// The most permits a semaphore may have.
@@ -169,6 +230,7 @@ impl Default for LockOptions {
             mode: LockMode::Exclusive,
             process_group: None,
             permits: None,
+            wait_notice: None,
         }
     }
 }
@@ -230,6 +292,27 @@ impl LockOptions {
     pub fn with_process_group(mut self, group: u32) -> Self {
         self.process_group = Some(group);
         self
+    }
+
+    /// Sets [`wait_notice`](Self::wait_notice).
+    #[must_use]
+    pub fn with_wait_notice(mut self, notice: WaitNotice) -> Self {
+        self.wait_notice = Some(notice);
+        self
+    }
+
+    /// Runs the [`wait_notice`](Self::wait_notice), if any.
+    ///
+    /// The contract for backends: an [`acquire`](LockProvider::acquire)
+    /// that finds the lock taken calls this once, when it is in place to
+    /// see a release (subscribed, queued, or about to poll): a release from
+    /// then on is one the wait sees. An acquire that is granted at once, and every
+    /// [`try_acquire`](LockProvider::try_acquire), does not call it. The
+    /// conformance suite checks both.
+    pub fn waiting(&self) {
+        if let Some(notice) = &self.wait_notice {
+            (notice.0)();
+        }
     }
 
     /// The longest a waiter may wait: `timeout`, whole. (It once was cut to

@@ -117,6 +117,7 @@ impl LockProvider for TableLocks {
         exclusive_only(options)?;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + options.wait_budget();
+        let mut told = false;
         loop {
             // Register for the wake-up before looking, so a release between
             // the look and the wait is not missed.
@@ -127,6 +128,10 @@ impl LockProvider for TableLocks {
                 Ok(guard) => return Ok(guard),
                 Err(holder) => holder,
             };
+            if !told {
+                told = true;
+                options.waiting();
+            }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
                 return Err(Error::lock_timeout(
                     name.to_string(),

@@ -210,6 +210,48 @@ impl LockProvider for ReadersAndWritersOnly {
     }
 }
 
+/// Says it waits never (`Silent`) or on every acquire (`Always`): a
+/// backend that forgot `LockOptions::waiting`, or called it before looking.
+#[derive(Debug, Default)]
+struct WaitNotices(MemoryLockProvider, bool);
+
+impl WaitNotices {
+    fn always() -> Self {
+        Self(MemoryLockProvider::default(), true)
+    }
+    fn unheard(options: &LockOptions) -> LockOptions {
+        let mut o = options.clone();
+        o.wait_notice = None;
+        o
+    }
+}
+
+#[async_trait]
+impl LockProvider for WaitNotices {
+    fn backend_name(&self) -> &str {
+        "wait-notices"
+    }
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
+        if self.1 {
+            options.waiting();
+        }
+        self.0.acquire(name, &Self::unheard(options)).await
+    }
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        self.0.try_acquire(name, &Self::unheard(options)).await
+    }
+    async fn locks(&self) -> Result<Vec<LockStatus>> {
+        self.0.locks().await
+    }
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        self.0.force_release(name).await
+    }
+}
+
 /// Files records by the first 12 characters of their key, as a store that
 /// used `RecordKey::short` for its file names would.
 #[derive(Debug, Default)]
@@ -371,6 +413,18 @@ async fn intention_modes_taken_for_shared_are_caught() {
 #[should_panic(expected = "S on the parent granted while a child is held exclusively")]
 async fn a_hierarchy_on_readers_and_writers_only_is_caught() {
     conformance::lock::hierarchy_follows_the_tree(Arc::new(ReadersAndWritersOnly::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "an acquire that waited must be told once")]
+async fn a_wait_never_told_is_caught() {
+    conformance::lock::wait_notice_only_when_waiting(Arc::new(WaitNotices::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "told of a wait when granted at once")]
+async fn a_wait_told_without_waiting_is_caught() {
+    conformance::lock::wait_notice_only_when_waiting(Arc::new(WaitNotices::always())).await;
 }
 
 /// Runs `check` against a fresh racy store with `window` `runs` times;

@@ -173,16 +173,24 @@ async fn sigkilled_holder_frees(mode: FileLockMode) -> Duration {
         .await
         .expect("try");
     assert!(busy.is_none(), "lock granted while the child holds it");
+    let (notice, waiting) = ff_traits::WaitNotice::first();
+    let options = LockOptions::default()
+        .with_timeout(Duration::from_secs(10))
+        .with_wait_notice(notice);
     let waiter = tokio::spawn(async move {
         let g = p
             .acquire(
                 &ff_traits::LockName::new("victim").expect("lock name"),
-                &LockOptions::default().with_timeout(Duration::from_secs(10)),
+                &options,
             )
             .await;
         (Instant::now(), g)
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The holder dies while the waiter waits, not before it looks.
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiter never said it waits")
+        .expect("the waiter ended first");
     let killed_at = Instant::now();
     kill(&mut child);
     let (got_at, guard) = waiter.await.expect("waiter");

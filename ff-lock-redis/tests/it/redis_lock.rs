@@ -152,9 +152,10 @@ async fn a_waiter_subscribes_again_after_its_connection_is_closed() {
         .with_stale_threshold(Duration::from_secs(90))
         .with_timeout(Duration::from_secs(60));
     let held = holder.acquire(&name, &long).await.expect("acquire");
+    let (notice, in_place) = ff_traits::WaitNotice::first();
     let wait = tokio::spawn({
         let name = name.clone();
-        let long = long.clone();
+        let long = long.clone().with_wait_notice(notice);
         async move {
             let started = std::time::Instant::now();
             let g = waiter
@@ -166,9 +167,12 @@ async fn a_waiter_subscribes_again_after_its_connection_is_closed() {
             waited
         }
     });
-    // The waiter is subscribed once the lock has a waiting writer's mark;
-    // then the server drops it, and the holder releases.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the waiter says it waits it is subscribed; then the server
+    // drops it, and the holder releases.
+    tokio::time::timeout(Duration::from_secs(20), in_place)
+        .await
+        .expect("the waiter never said it waits")
+        .expect("the waiter ended first");
     server.drop_client_connections();
     tokio::time::sleep(Duration::from_millis(300)).await;
     held.release().await.expect("release after the drop");

@@ -112,6 +112,7 @@ impl LockProvider for MemoryLockProvider {
         let budget = options.wait_budget();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + budget;
+        let mut told = false;
         loop {
             // Register for the wake-up before looking, so a release between
             // the look and the wait is not missed.
@@ -122,6 +123,10 @@ impl LockProvider for MemoryLockProvider {
                 Ok(guard) => return Ok(guard),
                 Err(holder) => holder,
             };
+            if !told {
+                told = true;
+                options.waiting();
+            }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
                 return Err(Error::lock_timeout(
                     name,
