@@ -12,7 +12,7 @@ use ff_worktree::{Worktree, WorktreeStatus};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{WorktreeStatusName, ms};
+use crate::ms;
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -58,7 +58,6 @@ pub struct WorktreeView {
     #[schemars(with = "u32")]
     pub slot: Option<u32>,
     /// Where its directory is: `active`, `missing` or `elsewhere`.
-    #[schemars(with = "WorktreeStatusName")]
     pub status: WorktreeStatus,
 }
 
@@ -951,35 +950,12 @@ impl SyncView {
     }
 }
 
-/// How a [`ff_worktree::RepairKind`] is written, for its schema: every
-/// name [`ff_worktree::RepairKind::ALL`] serializes to (a test checks).
-#[derive(JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema's stand-in, never made
-enum RepairKindName {
-    RolledBackCreate,
-    AbortedSync,
-    ForgotVanished,
-    RemovedUnrecordedWorktree,
-    RebuiltRecord,
-    RestoredWorktree,
-    NestedWorktree,
-    RemovedStrayDirectory,
-    RemovedOrphanBranch,
-    RewroteCommondir,
-    CorruptRecord,
-    Busy,
-    FreedSlot,
-    LeftAlone,
-}
-
 /// One thing `ff recover` found, and what it did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RepairView {
     /// What kind of repair.
-    #[schemars(with = "RepairKindName")]
     pub kind: ff_worktree::RepairKind,
     /// What it is about (an issue, a path, a key).
     pub subject: String,

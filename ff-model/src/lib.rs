@@ -34,16 +34,6 @@ pub(crate) fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// How a [`ff_worktree::WorktreeStatus`] is written, for its schema.
-#[derive(JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema's stand-in, never made
-pub(crate) enum WorktreeStatusName {
-    Active,
-    Missing,
-    Elsewhere,
-}
-
 /// Whether a lock holder's process runs, judged from the host that shows
 /// it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Liveness, OperationStatus, WorktreeStatusName, ms};
+use crate::{Liveness, OperationStatus, ms};
 
 // The shapes below are `serve_*` in `ff-cli/schemas/common.schema.json`.
 // Their fields are declared in name order: the JSON they give is, byte for
@@ -213,7 +213,6 @@ pub struct WorktreeView {
     /// Its slot, when slots are configured.
     pub slot: Option<u32>,
     /// Where its directory is: `active`, `missing`, `elsewhere`.
-    #[schemars(with = "WorktreeStatusName")]
     pub status: WorktreeStatus,
 }
 
@@ -403,21 +402,81 @@ impl Overview {
     }
 }
 
+/// An alert rule, by the name `ff.toml`'s comments, `/api/alerts`, the
+/// webhook and `ff_alert_active{alert=…}` give it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertRule {
+    /// A lock held longer than `lock_held_longer_than`.
+    LockHeldTooLong,
+    /// The 95th percentile of lock waits above `lock_wait_p95_above`.
+    #[serde(rename = "lock_wait_p95_too_high")]
+    LockWaitP95TooHigh,
+    /// An operation pending longer than `pending_older_than`.
+    PendingTooOld,
+    /// Failures above `failure_rate_above` of recent operations.
+    FailureRateTooHigh,
+    /// Worktrees within `worktrees_within` of the limit.
+    WorktreesNearLimit,
+    /// A backend that does not answer.
+    BackendUnreachable,
+}
+
+impl AlertRule {
+    /// Every rule, in the order pages and metrics list them.
+    pub const ALL: [Self; 6] = [
+        Self::LockHeldTooLong,
+        Self::LockWaitP95TooHigh,
+        Self::PendingTooOld,
+        Self::FailureRateTooHigh,
+        Self::WorktreesNearLimit,
+        Self::BackendUnreachable,
+    ];
+
+    /// The rule's name, as serialized.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LockHeldTooLong => "lock_held_too_long",
+            Self::LockWaitP95TooHigh => "lock_wait_p95_too_high",
+            Self::PendingTooOld => "pending_too_old",
+            Self::FailureRateTooHigh => "failure_rate_too_high",
+            Self::WorktreesNearLimit => "worktrees_near_limit",
+            Self::BackendUnreachable => "backend_unreachable",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an alert adds to its summary, by rule: `null` for the rules whose
+/// summary says it all.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+#[non_exhaustive]
+pub enum AlertDetail {
+    /// Nothing more.
+    None,
+    /// `lock_held_too_long`: the locks held too long, longest first (at
+    /// most 20).
+    Locks {
+        /// Their names.
+        locks: Vec<String>,
+    },
+}
+
 /// An alert that fires.
 #[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Alert {
     /// The rule's name.
-    #[schemars(extend("enum" = [
-        "lock_held_too_long",
-        "lock_wait_p95_too_high",
-        "pending_too_old",
-        "failure_rate_too_high",
-        "worktrees_near_limit",
-        "backend_unreachable"
-    ]))]
-    pub name: &'static str,
+    pub name: AlertRule,
     /// What is wrong, for people.
     #[schemars(length(min = 1))]
     pub summary: String,
@@ -430,18 +489,18 @@ pub struct Alert {
     #[schemars(with = "String", extend("format" = "date-time"))]
     pub since: Timestamp,
     /// More detail, by rule.
-    pub detail: Value,
+    pub detail: AlertDetail,
 }
 
 impl Alert {
     /// Rule `name` fires now: `value` crossed `threshold`.
     #[must_use]
     pub fn new(
-        name: &'static str,
+        name: AlertRule,
         summary: String,
         value: f64,
         threshold: f64,
-        detail: Value,
+        detail: AlertDetail,
     ) -> Self {
         Self {
             name,
@@ -801,6 +860,10 @@ impl ServerStats {
 }
 
 /// What the alert webhook receives when an alert begins or ends.
+///
+/// It carries an [`Alert`]'s fields, spelled out rather than flattened: the
+/// webhook's documented shape names the rule `alert`, where `/api/alerts`
+/// says `name`.
 #[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -809,7 +872,7 @@ pub struct AlertNotice {
     #[schemars(extend("const" = "forgeflow"))]
     pub source: &'static str,
     /// The rule's name.
-    pub alert: &'static str,
+    pub alert: AlertRule,
     /// Whether it began or ended.
     pub state: AlertState,
     /// What is wrong, for people.
@@ -827,7 +890,7 @@ pub struct AlertNotice {
     #[schemars(with = "String", extend("format" = "date-time"))]
     pub at: Timestamp,
     /// More detail, by rule.
-    pub detail: Value,
+    pub detail: AlertDetail,
 }
 
 impl AlertNotice {
@@ -855,8 +918,8 @@ impl AlertNotice {
 pub struct AlertsView {
     /// The alerts firing now.
     pub active: Vec<Alert>,
-    /// The rules in force, by alert name.
-    pub rules: Vec<&'static str>,
+    /// The rules in force.
+    pub rules: Vec<AlertRule>,
     /// The rules' settings as `ff.toml [alerts]` spells them, a webhook's
     /// URL shown only as set.
     pub settings: Value,
@@ -865,7 +928,7 @@ pub struct AlertsView {
 impl AlertsView {
     /// `active` alerts of `rules`, configured by `settings`.
     #[must_use]
-    pub fn new(active: Vec<Alert>, rules: Vec<&'static str>, settings: Value) -> Self {
+    pub fn new(active: Vec<Alert>, rules: Vec<AlertRule>, settings: Value) -> Self {
         Self {
             active,
             rules,

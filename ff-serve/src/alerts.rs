@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use ff_traits::{RecordStatus, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Value, json};
 
-use ff_model::serve::{Alert, AlertNotice, AlertState, Change, Event, Snapshot};
+use ff_model::serve::{
+    Alert, AlertDetail, AlertNotice, AlertRule, AlertState, Change, Event, Snapshot,
+};
 
 use crate::watch::State;
 
@@ -118,16 +119,6 @@ fn ser_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::O
     }
 }
 
-/// The names of the rules, as `ff_alert_active{alert=…}` labels them.
-pub const ALERT_NAMES: [&str; 6] = [
-    "lock_held_too_long",
-    "lock_wait_p95_too_high",
-    "pending_too_old",
-    "failure_rate_too_high",
-    "worktrees_near_limit",
-    "backend_unreachable",
-];
-
 impl AlertRules {
     /// Checks the values.
     ///
@@ -154,9 +145,9 @@ impl AlertRules {
         Ok(())
     }
 
-    /// The rules that are on, by alert name.
+    /// The rules that are on.
     #[must_use]
-    pub fn active_rules(&self) -> Vec<&'static str> {
+    pub fn active_rules(&self) -> Vec<AlertRule> {
         let on = [
             self.lock_held_longer_than.is_some(),
             self.lock_wait_p95_above.is_some(),
@@ -165,7 +156,7 @@ impl AlertRules {
             self.worktrees_within.is_some(),
             self.backend_unreachable != Some(false),
         ];
-        ALERT_NAMES
+        AlertRule::ALL
             .iter()
             .zip(on)
             .filter(|(_, on)| *on)
@@ -197,7 +188,7 @@ impl AlertRules {
             long.sort_by_key(|(_, age)| std::cmp::Reverse(*age));
             if let Some((name, age)) = long.first() {
                 out.push(Alert::new(
-                    "lock_held_too_long",
+                    AlertRule::LockHeldTooLong,
                     format!(
                         "{} lock(s) held longer than {}; the oldest, {name}, for {}",
                         long.len(),
@@ -206,7 +197,9 @@ impl AlertRules {
                     ),
                     age.as_secs_f64(),
                     limit.as_secs_f64(),
-                    json!({"locks": long.iter().map(|(n, _)| n).take(20).collect::<Vec<_>>()}),
+                    AlertDetail::Locks {
+                        locks: long.iter().map(|(n, _)| n.clone()).take(20).collect(),
+                    },
                 ));
             }
         }
@@ -214,11 +207,11 @@ impl AlertRules {
             && p95 > limit.as_secs_f64()
         {
             out.push(Alert::new(
-                "lock_wait_p95_too_high",
+                AlertRule::LockWaitP95TooHigh,
                 format!("lock waits: p95 {p95:.3} s, above {}", fmt(limit)),
                 p95,
                 limit.as_secs_f64(),
-                Value::Null,
+                AlertDetail::None,
             ));
         }
         if let Some(limit) = self.pending_older_than {
@@ -237,7 +230,7 @@ impl AlertRules {
                 .collect();
             if let Some(oldest) = old.iter().max_by_key(|(_, _, age)| *age) {
                 out.push(Alert::new(
-                    "pending_too_old",
+                    AlertRule::PendingTooOld,
                     format!(
                         "{} operation(s) pending longer than {}; the oldest, {} {}, for {}",
                         old.len(),
@@ -248,7 +241,7 @@ impl AlertRules {
                     ),
                     oldest.2.as_secs_f64(),
                     limit.as_secs_f64(),
-                    Value::Null,
+                    AlertDetail::None,
                 ));
             }
         }
@@ -272,7 +265,7 @@ impl AlertRules {
             };
             if ended >= self.failure_min_operations.unwrap_or(1).max(1) && rate > limit {
                 out.push(Alert::new(
-                    "failure_rate_too_high",
+                    AlertRule::FailureRateTooHigh,
                     format!(
                         "{failed} of {ended} operations failed in the last {} ({:.0}%, above {:.0}%)",
                         fmt(window),
@@ -281,7 +274,7 @@ impl AlertRules {
                     ),
                     rate,
                     limit,
-                    Value::Null,
+                    AlertDetail::None,
                 ));
             }
         }
@@ -290,11 +283,11 @@ impl AlertRules {
             if n + k >= limit {
                 #[allow(clippy::cast_precision_loss)]
                 out.push(Alert::new(
-                    "worktrees_near_limit",
+                    AlertRule::WorktreesNearLimit,
                     format!("{n} of {limit} worktrees: within {k} of the limit"),
                     n as f64,
                     limit.saturating_sub(k) as f64,
-                    Value::Null,
+                    AlertDetail::None,
                 ));
             }
         }
@@ -302,11 +295,11 @@ impl AlertRules {
             && let Some(e) = &p.error
         {
             out.push(Alert::new(
-                "backend_unreachable",
+                AlertRule::BackendUnreachable,
                 format!("a backend does not answer: {e}"),
                 1.0,
                 0.0,
-                Value::Null,
+                AlertDetail::None,
             ));
         }
         out
@@ -318,7 +311,7 @@ impl AlertRules {
 #[derive(Debug)]
 pub(crate) struct AlertBook {
     pub(crate) rules: AlertRules,
-    active: Mutex<BTreeMap<&'static str, Alert>>,
+    active: Mutex<BTreeMap<AlertRule, Alert>>,
 }
 
 impl AlertBook {
@@ -340,21 +333,21 @@ impl AlertBook {
     fn update(&self, now: Vec<Alert>) -> Vec<(AlertState, Alert)> {
         let mut active = ff_traits::lock_unpoisoned(&self.active);
         let mut changes = Vec::new();
-        let names: Vec<&'static str> = now.iter().map(|a| a.name).collect();
+        let names: Vec<AlertRule> = now.iter().map(|a| a.name).collect();
         for mut alert in now {
-            match active.get(alert.name) {
+            match active.get(&alert.name) {
                 Some(old) => alert.since = old.since,
                 None => changes.push((AlertState::Firing, alert.clone())),
             }
             active.insert(alert.name, alert);
         }
-        let ended: Vec<&'static str> = active
+        let ended: Vec<AlertRule> = active
             .keys()
             .filter(|n| !names.contains(n))
             .copied()
             .collect();
         for name in ended {
-            if let Some(alert) = active.remove(name) {
+            if let Some(alert) = active.remove(&name) {
                 changes.push((AlertState::Resolved, alert));
             }
         }
@@ -393,13 +386,13 @@ pub(crate) async fn evaluate_forever(state: Arc<State>) {
             state.alerts.rules.firing(&state.parts(&view), wait)
         };
         for (change, alert) in state.alerts.update(firing) {
-            tracing::warn!(alert = alert.name, state = ?change, summary = %alert.summary, "alert");
+            tracing::warn!(alert = %alert.name, state = ?change, summary = %alert.summary, "alert");
             if let Some(tx) = &webhook {
                 let _ = tx.send(AlertNotice::new(change, &alert));
             }
             state.publish(Event::new(
                 Change::of_alert(change, alert.clone()),
-                alert.name,
+                alert.name.as_str(),
             ));
         }
     }
@@ -451,6 +444,7 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     #[test]
     fn bad_settings_are_refused_with_a_reason() {
@@ -477,7 +471,15 @@ mod tests {
     #[test]
     fn an_alert_keeps_its_start_and_resolves_once() {
         let book = AlertBook::new(AlertRules::default());
-        let a = || Alert::new("pending_too_old", "x".into(), 2.0, 1.0, Value::Null);
+        let a = || {
+            Alert::new(
+                AlertRule::PendingTooOld,
+                "x".into(),
+                2.0,
+                1.0,
+                AlertDetail::None,
+            )
+        };
         let first = book.update(vec![a()]);
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].0, AlertState::Firing);

@@ -47,8 +47,9 @@ mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use alerts::{ALERT_NAMES, AlertRules};
+pub use alerts::AlertRules;
 pub use conn::ConnectionLimits;
+pub use ff_model::serve::AlertRule;
 pub use prom::install_recorder;
 pub use source::{ManagedRepository, WorktreeSource};
 // The shapes moved to `ff-model`, the one typed output model; they stay

@@ -7,9 +7,9 @@ use std::sync::{Arc, OnceLock};
 use ff_traits::{RecordStatus, ScanFilter, Timestamp};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::alerts::ALERT_NAMES;
 use crate::waits::{LockWaits, TeeWaits};
 use crate::watch::State;
+use ff_model::serve::AlertRule;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -216,18 +216,18 @@ pub(crate) async fn render(state: &State) -> String {
             source.limit() as f64,
         );
     }
-    let active: Vec<&str> = state.alerts.active().iter().map(|a| a.name).collect();
+    let active: Vec<AlertRule> = state.alerts.active().iter().map(|a| a.name).collect();
     let rules = state.alerts.rules.active_rules();
     t.family(
         "ff_alert_active",
         "gauge",
         "Whether an alert rule fires now (1) or not (0); rules that are off are left out.",
     );
-    for name in ALERT_NAMES.iter().filter(|n| rules.contains(n)) {
+    for rule in AlertRule::ALL.iter().filter(|r| rules.contains(r)) {
         t.sample(
             "ff_alert_active",
-            &[("alert", name)],
-            f64::from(u8::from(active.contains(name))),
+            &[("alert", rule.as_str())],
+            f64::from(u8::from(active.contains(rule))),
         );
     }
     t.family(

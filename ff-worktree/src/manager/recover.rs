@@ -24,6 +24,7 @@ use crate::issue::IssueId;
 /// One thing [`recover`](WorktreeManager::recover) did, or would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum RepairKind {
     /// A create that died midway: what it made was removed, its record
@@ -335,25 +336,22 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let Some(issue) = seen.parameters.get("issue").and_then(Value::as_str) else {
             return Ok(());
         };
-        let vanished = seen.status == RecordStatus::Completed
-            && self
-                .worktree_of(seen.result.as_ref())
-                .is_ok_and(|w| self.is_local(&w) && !w.path.join(".git").exists());
-        let unlisted = if seen.status == RecordStatus::Completed && !vanished {
-            match self.worktree_of(seen.result.as_ref()) {
-                Ok(w) if self.is_local(&w) => {
-                    !listed.iter().any(|p| crate::paths::same_path(p, &w.path))
-                }
-                _ => false,
-            }
-        } else {
-            false
+        // The worktree a completed record names, when it is this clone's:
+        // taken apart once, then looked at on disk (its `.git`, the
+        // listing, its registration).
+        let local = (seen.status == RecordStatus::Completed)
+            .then(|| self.worktree_of(seen.result.as_ref()).ok())
+            .flatten()
+            .filter(|w| self.is_local(w));
+        let (vanished, unlisted, half_made) = match &local {
+            None => (false, false, false),
+            Some(w) if !w.path.join(".git").exists() => (true, false, false),
+            Some(w) => (
+                false,
+                !listed.iter().any(|p| crate::paths::same_path(p, &w.path)),
+                repair::half_made_registration(&w.path).is_some(),
+            ),
         };
-        let half_made = seen.status == RecordStatus::Completed
-            && !vanished
-            && self.worktree_of(seen.result.as_ref()).is_ok_and(|w| {
-                self.is_local(&w) && repair::half_made_registration(&w.path).is_some()
-            });
         if seen.status != RecordStatus::Pending && !vanished && !unlisted && !half_made {
             return Ok(());
         }

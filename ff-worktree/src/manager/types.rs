@@ -255,6 +255,7 @@ impl WorktreeConfig {
 /// Whether a worktree's directory is where its record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum WorktreeStatus {
     /// Its directory is there.
