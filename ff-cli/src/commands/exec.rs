@@ -127,11 +127,6 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     if let Some(port) = worktree.port {
         env.push(("FF_PORT", port.to_string()));
     }
-    let mut loss = guard.loss_watch();
-    let lost = async {
-        let reason = loss.lost().await;
-        format!("the lock of issue {issue} was lost: {reason}")
-    };
     let job = supervise::Job {
         command,
         cwd: Some(&worktree.path),
@@ -139,12 +134,8 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         kill_after,
         output: supervise::Output::Inherit,
     };
-    let ran = supervise::run(supervisor, job, lost).await;
-    let released = guard.release().await;
-    let ran = ran?;
-    if ran.lost.is_none() {
-        released?;
-    }
+    let whose = format!("the lock of issue {issue}");
+    let ran = supervise::run_holding(supervisor, job, guard, &whose).await?;
     if out.json {
         out.emit(
             &ff_model::cli::ExecView::new(&worktree, ran.code),

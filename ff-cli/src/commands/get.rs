@@ -2,7 +2,7 @@
 
 use ff_model::cli::WorktreeView;
 
-use super::show::{not_found, status};
+use super::show::{find, status};
 use crate::config::Settings;
 use crate::output::{self, Failure, Out};
 
@@ -14,11 +14,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
-    let target = args.target.as_str();
-    let manager = settings.manager().await?;
-    let Some(w) = manager.get(target).await? else {
-        return Err(not_found(target));
-    };
+    let w = find(settings, &args.target).await?;
     out.emit(&WorktreeView::new(&w), || {
         format!(
             "{}\n  issue   {}\n  path    {}\n  branch  {} (from {})\n  status  {}\n  created {}",

@@ -98,11 +98,6 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         ("FF_LOCK_NAME", name.to_string()),
         ("FF_FENCING_TOKEN", guard.fencing_token().0.to_string()),
     ];
-    let mut loss = guard.loss_watch();
-    let lost = async {
-        let reason = loss.lost().await;
-        format!("lock '{name}' was lost: {reason}")
-    };
     let job = supervise::Job {
         command,
         cwd: None,
@@ -110,12 +105,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         kill_after: how.kill_after,
         output: supervise::Output::Inherit,
     };
-    let ran = supervise::run(supervisor, job, lost).await;
-    let released = guard.release().await;
-    let ran = ran?;
-    if ran.lost.is_none() {
-        released?;
-    }
+    let ran = supervise::run_holding(supervisor, job, guard, &format!("lock '{name}'")).await?;
     if out.json {
         out.emit(&LockRunView::new(name, ran.code), String::new);
     }

@@ -2,7 +2,7 @@
 
 use ff_model::cli::PathView;
 
-use super::show::not_found;
+use super::show::find;
 use crate::config::Settings;
 use crate::output::{Failure, Out};
 
@@ -14,11 +14,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
-    let target = args.target.as_str();
-    let manager = settings.manager().await?;
-    let Some(w) = manager.get(target).await? else {
-        return Err(not_found(target));
-    };
+    let w = find(settings, &args.target).await?;
     out.emit(&PathView::new(&w), || w.path.display().to_string());
     Ok(0)
 }

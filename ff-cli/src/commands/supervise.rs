@@ -225,6 +225,33 @@ pub(crate) async fn run(
     })
 }
 
+/// Runs `job` under a lock held by `guard` (`ff lock`, `ff exec`): the
+/// command is stopped when the lock is lost (`whose` names the lock in the
+/// reason), and the lock is released when it ends. A release that fails is
+/// an error unless the lock was already lost (the command's code says so).
+///
+/// # Errors
+/// As [`run`]; a failed release.
+pub(crate) async fn run_holding(
+    supervisor: Supervisor,
+    job: Job<'_>,
+    guard: ff_traits::LockGuard,
+    whose: &str,
+) -> Result<Ran, Failure> {
+    let mut loss = guard.loss_watch();
+    let lost = async {
+        let reason = loss.lost().await;
+        format!("{whose} was lost: {reason}")
+    };
+    let ran = run(supervisor, job, lost).await;
+    let released = guard.release().await;
+    let ran = ran?;
+    if ran.lost.is_none() {
+        released?;
+    }
+    Ok(ran)
+}
+
 /// 127 when the program does not exist, 126 when it cannot be run.
 pub(crate) fn cannot_run(program: &str, e: &std::io::Error) -> Failure {
     let problem = if e.kind() == std::io::ErrorKind::NotFound {
