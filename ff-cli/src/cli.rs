@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
-    cleanup, completions, create, exec, gc, get, hooks, list, lock, locks, once, path, prune,
+    cleanup, completions, create, exec, gc, get, hooks, list, lock, locks, mcp, once, path, prune,
     recover, serve, shell_init, stats, sync, top, trust, unlock,
 };
 
@@ -126,6 +126,17 @@ pub(crate) enum Command {
     Serve(serve::Args),
     /// A live view of locks, operations, worktrees and alerts in the terminal.
     Top(top::Args),
+    /// Serve the repository to coding agents over the Model Context
+    /// Protocol, on stdin and stdout: worktrees, locks held across calls,
+    /// exactly-once operations.
+    ///
+    /// Point an MCP client at `ff mcp` (run in the repository). Tools:
+    /// worktree_create, worktree_get, worktree_list, worktree_sync,
+    /// worktree_cleanup, worktree_prune, lock_acquire, lock_renew,
+    /// lock_release, lock_list, operation_claim, operation_complete,
+    /// operation_fail, operation_status. The repository's settings and
+    /// hooks need approval as for every command.
+    Mcp(mcp::Args),
     /// Remove finished records older than --max-age (0: every finished record).
     Gc(gc::Args),
     /// Run a command while holding a lock (like flock(1), on any backend).

@@ -5,7 +5,9 @@
 //!   cleanups, runs, statistics) and the error every failing command
 //!   prints on stderr;
 //! - [`serve`]: what `ff serve` gives (its JSON API, live events, the
-//!   dashboard) and `ff top` reads back.
+//!   dashboard) and `ff top` reads back;
+//! - [`mcp`]: what the MCP server's tools take, and give beyond the
+//!   commands' shapes (leases, claims).
 //!
 //! Every interface (the CLI, the server, an MCP server) builds its output
 //! from these types and nothing else, so one shape is written once. The
@@ -23,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod mcp;
 pub mod schema;
 pub mod serve;
 

@@ -11,6 +11,7 @@ pub(crate) mod hooks;
 pub(crate) mod list;
 pub(crate) mod lock;
 pub(crate) mod locks;
+pub(crate) mod mcp;
 pub(crate) mod once;
 pub(crate) mod path;
 pub(crate) mod prune;
@@ -47,8 +48,13 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Review::Enforce
     };
     let settings = Settings::load(&cli.global, review).await?;
+    // The MCP server keeps the settings for as long as it serves.
+    let command = match cli.command {
+        Command::Mcp(args) => return mcp::run(settings, args).await,
+        other => other,
+    };
     let s = &settings;
-    match cli.command {
+    match command {
         Command::Create(args) => create::run(s, out, args).await,
         Command::Exec(args) => exec::run(s, out, args).await,
         Command::Path(args) => path::run(s, out, args).await,
@@ -68,6 +74,6 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Gc(args) => gc::run(s, out, args).await,
         Command::Lock(args) => lock::run(s, out, args).await,
         Command::Once(args) => once::run(s, out, args).await,
-        Command::Completions(_) | Command::ShellInit(_) => Ok(0),
+        Command::Completions(_) | Command::ShellInit(_) | Command::Mcp(_) => Ok(0),
     }
 }

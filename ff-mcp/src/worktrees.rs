@@ -1,0 +1,131 @@
+//! The worktree tools: the worktree manager's operations, each answering
+//! with the shape its command prints with `--json`.
+
+use std::time::Duration;
+
+use ff_model::cli::{CleanupView, CreatedView, PrunedView, SyncView, WorktreeView};
+use ff_model::mcp::{
+    CleanupArgs, CreateArgs, NoArgs, PruneArgs, PrunedList, SyncArgs, SyncStrategyArg, TargetArgs,
+    WorktreeList,
+};
+use ff_worktree::{Cleanup, PruneOptions, SyncOptions, SyncStrategy};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::{Json, tool, tool_router};
+
+use crate::{ForgeFlowMcp, ToolError};
+
+#[tool_router(router = worktree_router, vis = "pub(crate)")]
+impl ForgeFlowMcp {
+    /// Creates the issue's worktree, or gives the one it has: however many
+    /// callers ask at once, an issue gets one worktree.
+    #[tool(
+        name = "worktree_create",
+        annotations(destructive_hint = false, idempotent_hint = true)
+    )]
+    async fn worktree_create(
+        &self,
+        Parameters(args): Parameters<CreateArgs>,
+    ) -> Result<Json<CreatedView>, ToolError> {
+        ff_worktree::IssueId::parse(&args.issue)?;
+        let manager = self.inner.repository.manager(args.base.as_deref()).await?;
+        let created = manager.create_worktree(&args.issue).await?;
+        Ok(Json(CreatedView::new(&created)))
+    }
+
+    /// One worktree, by its id (`wt-…`) or its issue.
+    #[tool(name = "worktree_get", annotations(read_only_hint = true))]
+    async fn worktree_get(
+        &self,
+        Parameters(args): Parameters<TargetArgs>,
+    ) -> Result<Json<WorktreeView>, ToolError> {
+        let manager = self.inner.repository.manager(None).await?;
+        match manager.get(&args.target).await? {
+            Some(w) => Ok(Json(WorktreeView::new(&w))),
+            None => Err(ToolError::new(
+                "not_found",
+                format!(
+                    "no worktree for {:?}; worktree_list shows what exists",
+                    args.target
+                ),
+            )),
+        }
+    }
+
+    /// Every worktree of the repository.
+    #[tool(name = "worktree_list", annotations(read_only_hint = true))]
+    async fn worktree_list(
+        &self,
+        Parameters(_): Parameters<NoArgs>,
+    ) -> Result<Json<WorktreeList>, ToolError> {
+        let manager = self.inner.repository.manager(None).await?;
+        let all = manager.list_worktrees().await?;
+        Ok(Json(WorktreeList::new(
+            all.iter().map(WorktreeView::new).collect(),
+        )))
+    }
+
+    /// Fetches, then rebases (or merges) the worktree's branch onto its
+    /// base.
+    #[tool(name = "worktree_sync", annotations(destructive_hint = false))]
+    async fn worktree_sync(
+        &self,
+        Parameters(args): Parameters<SyncArgs>,
+    ) -> Result<Json<SyncView>, ToolError> {
+        let manager = self.inner.repository.manager(None).await?;
+        let mut options = SyncOptions::default().with_autostash(args.autostash);
+        if let Some(s) = args.strategy {
+            options = options.with_strategy(match s {
+                SyncStrategyArg::Merge => SyncStrategy::Merge,
+                _ => SyncStrategy::Rebase,
+            });
+        }
+        let synced = manager.sync_worktree(&args.target, options).await?;
+        Ok(Json(SyncView::new(&synced)))
+    }
+
+    /// Removes the worktree and its branch when nothing would be lost;
+    /// refuses otherwise, saying what is at stake. `force` (only when the
+    /// server allows it) keeps the work under `refs/ff/archive/` first.
+    #[tool(name = "worktree_cleanup", annotations(destructive_hint = true))]
+    async fn worktree_cleanup(
+        &self,
+        Parameters(args): Parameters<CleanupArgs>,
+    ) -> Result<Json<CleanupView>, ToolError> {
+        if args.force && !self.inner.options.allow_force {
+            return Err(ToolError::new(
+                "refused",
+                "force is off on this server (start `ff mcp --allow-force` to allow it); \
+                 commit and merge the work, then clean up without force",
+            ));
+        }
+        let manager = self.inner.repository.manager(None).await?;
+        let mode = if args.force {
+            Cleanup::Force
+        } else {
+            Cleanup::Safe
+        };
+        let done = manager.cleanup_worktree(&args.target, mode).await?;
+        Ok(Json(CleanupView::new(&done)))
+    }
+
+    /// Removes the worktrees that are merged (`merged`) or old
+    /// (`older_than_seconds`) and have nothing to lose; `dry_run` only
+    /// says which.
+    #[tool(name = "worktree_prune", annotations(destructive_hint = true))]
+    async fn worktree_prune(
+        &self,
+        Parameters(args): Parameters<PruneArgs>,
+    ) -> Result<Json<PrunedList>, ToolError> {
+        let manager = self.inner.repository.manager(None).await?;
+        let mut options = PruneOptions::default()
+            .with_merged(args.merged)
+            .with_dry_run(args.dry_run);
+        if let Some(s) = args.older_than_seconds {
+            options = options.with_older_than(Duration::from_secs(s));
+        }
+        let all = manager.prune(options).await?;
+        Ok(Json(PrunedList::new(
+            all.iter().map(PrunedView::new).collect(),
+        )))
+    }
+}
