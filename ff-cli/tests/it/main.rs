@@ -7,6 +7,7 @@ mod dashboard;
 mod hooks;
 mod hostile;
 mod library;
+mod mcp;
 mod protection;
 mod redis_deployments;
 mod schemas;

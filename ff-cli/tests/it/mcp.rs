@@ -1,0 +1,350 @@
+//! `ff mcp` driven as an agent's MCP client drives it: a child process
+//! spoken to in JSON-RPC lines on stdin and stdout. Every structured
+//! result is checked against the output schema its tool lists; the
+//! concurrency guarantees are checked across separate server processes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+
+use ff_testkit::git::TestRepo;
+use serde_json::{Value, json};
+
+/// One `ff mcp` session.
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+    /// `tools/list`'s tools, by name.
+    tools: Vec<Value>,
+}
+
+impl Session {
+    fn start(dir: &Path, config: &Path, args: &[&str]) -> Self {
+        let mut all = vec!["mcp"];
+        all.extend_from_slice(args);
+        let mut child = crate::common::command_in(dir, config, &[], &all)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ff mcp");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut s = Self {
+            child,
+            stdin,
+            stdout,
+            next_id: 0,
+            tools: Vec::new(),
+        };
+        let init = s.request(
+            "initialize",
+            json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "ff-tests", "version": "1"}
+            }),
+        );
+        assert_eq!(init["result"]["serverInfo"]["name"], "forgeflow", "{init}");
+        s.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let listed = s.request("tools/list", json!({}));
+        s.tools = listed["result"]["tools"].as_array().expect("tools").clone();
+        s
+    }
+
+    fn send(&mut self, message: &Value) {
+        writeln!(self.stdin, "{message}").expect("write to ff mcp");
+        self.stdin.flush().expect("flush");
+    }
+
+    /// Sends a request; returns its response (notifications in between
+    /// are skipped).
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let mut line = String::new();
+            let n = self.stdout.read_line(&mut line).expect("read ff mcp");
+            assert!(n > 0, "ff mcp closed its output before answering {method}");
+            let message: Value = serde_json::from_str(&line).expect("a JSON-RPC line");
+            if message["id"] == json!(id) {
+                return message;
+            }
+        }
+    }
+
+    fn tool(&self, name: &str) -> &Value {
+        self.tools
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no tool {name}"))
+    }
+
+    /// Calls `name`; returns (isError, structuredContent), the content
+    /// checked against the tool's output schema when it is no error.
+    fn call(&mut self, name: &str, arguments: Value) -> (bool, Value) {
+        let response = self.request("tools/call", json!({"name": name, "arguments": arguments}));
+        let result = &response["result"];
+        assert!(result.is_object(), "{name}: no result: {response}");
+        let is_error = result["isError"] == json!(true);
+        let content = result["structuredContent"].clone();
+        assert!(
+            content.is_object(),
+            "{name}: no structured content: {response}"
+        );
+        if is_error {
+            // The error `ff --json` prints.
+            crate::common::assert_valid("error", &content);
+        } else {
+            let schema = &self.tool(name)["outputSchema"];
+            let validator = jsonschema::validator_for(schema)
+                .unwrap_or_else(|e| panic!("{name}: its output schema does not compile: {e}"));
+            let errors: Vec<String> = validator
+                .iter_errors(&content)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{name}: {content} breaks its schema: {errors:?}"
+            );
+        }
+        (is_error, content)
+    }
+
+    fn ok(&mut self, name: &str, arguments: Value) -> Value {
+        let (is_error, content) = self.call(name, arguments);
+        assert!(!is_error, "{name} failed: {content}");
+        content
+    }
+
+    fn error_kind(&mut self, name: &str, arguments: Value) -> String {
+        let (is_error, content) = self.call(name, arguments);
+        assert!(is_error, "{name} did not fail: {content}");
+        content["error"]["kind"].as_str().expect("kind").to_owned()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config_dir(repo: &TestRepo) -> std::path::PathBuf {
+    let dir = repo.scratch("config");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    dir
+}
+
+#[test]
+fn every_tool_has_schemas_and_answers_within_them() {
+    let repo = TestRepo::new();
+    let config = config_dir(&repo);
+    let mut s = Session::start(repo.path(), &config, &[]);
+    let names: Vec<&str> = s.tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    for expected in [
+        "worktree_create",
+        "worktree_get",
+        "worktree_list",
+        "worktree_sync",
+        "worktree_cleanup",
+        "worktree_prune",
+        "lock_acquire",
+        "lock_renew",
+        "lock_release",
+        "lock_list",
+        "operation_claim",
+        "operation_complete",
+        "operation_fail",
+        "operation_status",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    for tool in &s.tools {
+        for which in ["inputSchema", "outputSchema"] {
+            let schema = &tool[which];
+            assert_eq!(
+                schema["type"], "object",
+                "{}: {which} {schema}",
+                tool["name"]
+            );
+            jsonschema::validator_for(schema)
+                .unwrap_or_else(|e| panic!("{}: {which} does not compile: {e}", tool["name"]));
+        }
+    }
+
+    let created = s.ok("worktree_create", json!({"issue": "7"}));
+    assert_eq!(created["reused"], false);
+    let path = created["path"].as_str().expect("path").to_owned();
+    assert!(Path::new(&path).is_dir(), "{path}");
+    let again = s.ok("worktree_create", json!({"issue": "7"}));
+    assert_eq!(again["reused"], true);
+    assert_eq!(again["path"], created["path"]);
+    assert_eq!(
+        s.ok("worktree_get", json!({"target": "7"}))["id"],
+        created["id"]
+    );
+    let listed = s.ok("worktree_list", json!({}));
+    assert_eq!(listed["worktrees"].as_array().map(Vec::len), Some(1));
+    s.ok("worktree_sync", json!({"target": "7"}));
+    s.ok("worktree_prune", json!({"dry_run": true}));
+    assert_eq!(
+        s.error_kind("worktree_get", json!({"target": "nope"})),
+        "not_found"
+    );
+
+    // Work at stake: a safe cleanup refuses, saying what; force is off.
+    std::fs::write(Path::new(&path).join("work.txt"), "agent's work").expect("write");
+    assert_eq!(
+        s.error_kind("worktree_cleanup", json!({"target": "7"})),
+        "would_lose_work"
+    );
+    assert_eq!(
+        s.error_kind("worktree_cleanup", json!({"target": "7", "force": true})),
+        "refused"
+    );
+    assert!(
+        Path::new(&path).join("work.txt").is_file(),
+        "the work was lost"
+    );
+
+    // Bad arguments: a clear error, never a crash; the session goes on.
+    assert_eq!(
+        s.error_kind("worktree_create", json!({"issue": "bad id!"})),
+        "invalid_input"
+    );
+    let bad = s.request(
+        "tools/call",
+        json!({"name": "worktree_create", "arguments": {"issue": 7, "extra": true}}),
+    );
+    assert!(
+        bad.get("error").is_some() || bad["result"]["isError"] == json!(true),
+        "{bad}"
+    );
+    s.ok("lock_list", json!({}));
+}
+
+#[test]
+fn a_cleanup_forces_only_on_a_server_started_to_allow_it() {
+    let repo = TestRepo::new();
+    let config = config_dir(&repo);
+    let mut s = Session::start(repo.path(), &config, &["--allow-force"]);
+    let created = s.ok("worktree_create", json!({"issue": "8"}));
+    let path = Path::new(created["path"].as_str().expect("path")).to_path_buf();
+    // A commit the base lacks: unmerged work.
+    ff_testkit::git::commit_file(&path, "work.txt", "agent's work", "work");
+    let done = s.ok("worktree_cleanup", json!({"target": "8", "force": true}));
+    let archive = done["archived_at"]
+        .as_str()
+        .expect("work kept under an archive ref");
+    assert!(
+        repo.archives()
+            .iter()
+            .any(|a| archive.ends_with(a.as_str()) || a == archive),
+        "{archive}"
+    );
+}
+
+#[test]
+fn eight_servers_creating_one_issue_get_one_worktree() {
+    let repo = TestRepo::new();
+    let config = config_dir(&repo);
+    let paths: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut s = Session::start(repo.path(), &config, &[]);
+                    s.ok("worktree_create", json!({"issue": "42"}))["path"]
+                        .as_str()
+                        .expect("path")
+                        .to_owned()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client"))
+            .collect()
+    });
+    assert!(paths.iter().all(|p| p == &paths[0]), "{paths:?}");
+    assert_eq!(
+        repo.worktree_paths().len(),
+        2,
+        "the main checkout and one worktree"
+    );
+}
+
+#[test]
+fn a_lease_lapses_unrenewed_and_the_next_holder_gets_a_higher_token() {
+    let repo = TestRepo::new();
+    let config = config_dir(&repo);
+    let mut a = Session::start(repo.path(), &config, &[]);
+    let mut b = Session::start(repo.path(), &config, &[]);
+    let held = a.ok("lock_acquire", json!({"name": "deploy", "ttl_seconds": 4}));
+    assert_eq!(held["outcome"], "acquired", "{held}");
+    let busy = b.ok("lock_acquire", json!({"name": "deploy"}));
+    assert_eq!(busy["outcome"], "busy", "{busy}");
+    // Renewed, it stays held past its first deadline (2 s of margin each
+    // side: a slow machine does not turn a renewal into a lapse).
+    let lease = held["lease"].as_str().expect("lease").to_owned();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    a.ok("lock_renew", json!({"lease": lease}));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        b.ok("lock_acquire", json!({"name": "deploy"}))["outcome"],
+        "busy"
+    );
+    // Unrenewed, it lapses: the waiter gets it, with a higher token.
+    let next = b.ok(
+        "lock_acquire",
+        json!({"name": "deploy", "wait_seconds": 20}),
+    );
+    assert_eq!(next["outcome"], "acquired", "{next}");
+    assert!(
+        next["fencing_token"].as_u64() > held["fencing_token"].as_u64(),
+        "{next} after {held}"
+    );
+    assert_eq!(
+        a.error_kind("lock_renew", json!({"lease": lease})),
+        "not_found"
+    );
+    let released = b.ok("lock_release", json!({"lease": next["lease"]}));
+    assert_eq!(released["name"], "deploy");
+}
+
+#[test]
+fn a_claim_completed_by_one_client_is_reported_completed_to_the_others() {
+    let repo = TestRepo::new();
+    let config = config_dir(&repo);
+    let mut a = Session::start(repo.path(), &config, &[]);
+    let mut b = Session::start(repo.path(), &config, &[]);
+    let op = json!({"operation": "migrate", "parameters": {"db": "main"}});
+    let claimed = a.ok("operation_claim", op.clone());
+    assert_eq!(claimed["outcome"], "claimed", "{claimed}");
+    let held = b.ok("operation_claim", op.clone());
+    assert_eq!(held["outcome"], "held", "{held}");
+    assert_eq!(b.ok("operation_status", op.clone())["status"], "pending");
+    a.ok(
+        "operation_complete",
+        json!({"claim": claimed["claim"], "result": {"rows": 3}}),
+    );
+    let told = b.ok("operation_claim", op.clone());
+    assert_eq!(told["outcome"], "completed", "{told}");
+    assert_eq!(told["result"], json!({"rows": 3}));
+    assert_eq!(b.ok("operation_status", op)["status"], "completed");
+    // A claim is finished once.
+    assert_eq!(
+        a.error_kind(
+            "operation_complete",
+            json!({"claim": claimed["claim"], "result": 1})
+        ),
+        "not_found"
+    );
+}
