@@ -35,6 +35,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The MCP client tests drive `ff mcp` with clients nobody here wrote (the
+# official TypeScript SDK, the MCP Inspector's CLI), pinned in
+# ff-cli/tests/mcp-client/package-lock.json and installed with the
+# machine's own Node.js and npm (never apt-get's npm, which replaces that
+# Node). Without npm they print a loud skip (or fail, with FF_REQUIRE_NODE=1).
+if command -v npm >/dev/null 2>&1; then
+  (cd ff-cli/tests/mcp-client && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "test.sh: WARNING: npm missing; the MCP client tests will be skipped" >&2
+fi
+
 # As on a fresh machine: an empty home, no git identity, no approvals.
 # shellcheck source=scripts/fresh-home.sh
 . scripts/fresh-home.sh

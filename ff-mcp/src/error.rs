@@ -1,5 +1,9 @@
-//! A tool's failure: the error `ff --json` prints, as the call's
-//! structured content with `isError` set.
+//! A tool's failure: the error `ff --json` prints, as the call's text
+//! content (JSON) with `isError` set.
+//!
+//! Not as structured content: clients check structured content against
+//! the tool's output schema whether or not the call failed (the official
+//! TypeScript SDK does), and an error is not the tool's output.
 
 use ff_model::cli::{ErrorBody, ErrorView};
 use rmcp::handler::server::tool::IntoCallToolResult;
@@ -64,8 +68,8 @@ impl From<ff_idempotency::Error> for ToolError {
 
 impl IntoCallToolResult for ToolError {
     fn into_call_tool_result(self) -> Result<CallToolResponse, rmcp::ErrorData> {
-        let view = serde_json::to_value(ErrorView::new(*self.0))
+        let view = serde_json::to_string(&ErrorView::new(*self.0))
             .map_err(|e| rmcp::ErrorData::internal_error(e.to_string(), None))?;
-        Ok(CallToolResult::structured_error(view).into())
+        Ok(CallToolResult::error(vec![rmcp::model::ContentBlock::text(view)]).into())
     }
 }

@@ -16,7 +16,7 @@
 //!
 //! Every tool's arguments and results are types of
 //! [`ff_model`]; a failing tool answers with the error `ff --json` prints
-//! (its `kind` and facts) as its structured content, flagged `isError`.
+//! (its `kind` and facts), as JSON text flagged `isError`.
 //!
 //! The server serves one repository through a [`Repository`], which opens
 //! the worktree manager: the `ff mcp` command opens it under the same

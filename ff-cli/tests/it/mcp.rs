@@ -90,15 +90,26 @@ impl Session {
         let result = &response["result"];
         assert!(result.is_object(), "{name}: no result: {response}");
         let is_error = result["isError"] == json!(true);
+        if is_error {
+            // The error `ff --json` prints, as JSON text: no structured
+            // content, which clients would check against the output schema.
+            assert!(
+                result.get("structuredContent").is_none(),
+                "{name}: {response}"
+            );
+            let text = result["content"][0]["text"]
+                .as_str()
+                .expect("an error's text");
+            let error: Value = serde_json::from_str(text).expect("an error is JSON");
+            crate::common::assert_valid("error", &error);
+            return (true, error);
+        }
         let content = result["structuredContent"].clone();
         assert!(
             content.is_object(),
             "{name}: no structured content: {response}"
         );
-        if is_error {
-            // The error `ff --json` prints.
-            crate::common::assert_valid("error", &content);
-        } else {
+        {
             let schema = &self.tool(name)["outputSchema"];
             let validator = jsonschema::validator_for(schema)
                 .unwrap_or_else(|e| panic!("{name}: its output schema does not compile: {e}"));
@@ -346,5 +357,142 @@ fn a_claim_completed_by_one_client_is_reported_completed_to_the_others() {
             json!({"claim": claimed["claim"], "result": 1})
         ),
         "not_found"
+    );
+}
+
+/// The directory of the Node clients (`npm ci` there installs them).
+fn node_clients() -> Option<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp-client");
+    if dir.join("node_modules/@modelcontextprotocol/sdk").is_dir() {
+        return Some(dir);
+    }
+    let why =
+        "the MCP client tests need `npm ci` in ff-cli/tests/mcp-client (scripts/test.sh runs it)";
+    assert!(
+        std::env::var("FF_REQUIRE_NODE").as_deref() != Ok("1"),
+        "{why}"
+    );
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+/// The official TypeScript SDK's client, which nobody here wrote, runs its
+/// checks (tests/mcp-client/client.mjs): schemas compiled by Ajv 2020,
+/// every result validated, one worktree for 8 clients, leases, claims, bad
+/// arguments.
+#[test]
+fn the_official_typescript_sdk_client_finds_every_promise_kept() {
+    let Some(clients) = node_clients() else {
+        return;
+    };
+    let repo = TestRepo::new();
+    let config = config_dir(&repo);
+    let out = std::process::Command::new("node")
+        .arg(clients.join("client.mjs"))
+        .arg(env!("CARGO_BIN_EXE_ff"))
+        .arg(repo.path())
+        .current_dir(&clients)
+        .env("FF_CONFIG_DIR", &config)
+        .env_remove("FF_REPO")
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("all checks passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The MCP Inspector's CLI lists the tools.
+#[test]
+fn the_mcp_inspector_cli_lists_the_tools() {
+    let Some(clients) = node_clients() else {
+        return;
+    };
+    let repo = TestRepo::new();
+    let config = config_dir(&repo);
+    // Run from its own build directory: it finds its package.json by a
+    // path relative to the working directory.
+    let build = clients.join("node_modules/@modelcontextprotocol/inspector-cli/build");
+    let out = std::process::Command::new("node")
+        .arg("index.js")
+        .arg(env!("CARGO_BIN_EXE_ff"))
+        .args(["--repo", repo.path().to_str().expect("utf-8 path"), "mcp"])
+        .args(["--method", "tools/list"])
+        .current_dir(&build)
+        .env("FF_CONFIG_DIR", &config)
+        .output()
+        .expect("run the inspector");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("the inspector prints JSON");
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 14, "{names:?}");
+    assert!(names.contains(&"operation_claim"), "{names:?}");
+}
+
+/// The README's MCP client configuration, as a client reads it: the MCP
+/// Inspector's CLI starts the server it names (with `ff` replaced by this
+/// build) and lists the tools.
+#[test]
+fn the_readme_mcp_configuration_starts_the_server() {
+    let Some(clients) = node_clients() else {
+        return;
+    };
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
+    let after = readme
+        .split("<!-- mcp-config")
+        .nth(1)
+        .expect("the README marks its MCP configuration");
+    let block = after
+        .split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a json block after the marker");
+    let mut config: Value =
+        serde_json::from_str(block).expect("the README's configuration is JSON");
+    let server = &mut config["mcpServers"]["forgeflow"];
+    assert_eq!(server["command"], "ff", "{block}");
+    server["command"] = json!(env!("CARGO_BIN_EXE_ff"));
+    let repo = TestRepo::new();
+    let ff_config = config_dir(&repo);
+    let file = repo.scratch("mcp-client").join("mcp.json");
+    std::fs::write(&file, config.to_string()).expect("write the configuration");
+    // From its own build directory, as above. The client starts the
+    // server in the repository; here the repository is given by FF_REPO.
+    let build = clients.join("node_modules/@modelcontextprotocol/inspector-cli/build");
+    let out = std::process::Command::new("node")
+        .args(["cli.js", "--cli", "--config"])
+        .arg(&file)
+        .args(["--server", "forgeflow", "--method", "tools/list", "-e"])
+        .arg(format!("FF_REPO={}", repo.path().display()))
+        .arg("-e")
+        .arg(format!("FF_CONFIG_DIR={}", ff_config.display()))
+        .current_dir(&build)
+        .output()
+        .expect("run the inspector");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("the inspector prints JSON");
+    assert_eq!(
+        listed["tools"].as_array().map(Vec::len),
+        Some(14),
+        "{listed}"
     );
 }
