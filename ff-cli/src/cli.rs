@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
-    cleanup, completions, create, exec, gc, get, hooks, list, lock, locks, mcp, once, path, prune,
-    recover, serve, shell_init, stats, sync, top, trust, unlock,
+    agent, cleanup, completions, create, exec, gc, get, hooks, list, lock, locks, mcp, once, path,
+    prune, recover, serve, shell_init, stats, sync, top, trust, unlock,
 };
 
 /// Exit codes, also listed in `--help` and the README.
@@ -51,7 +51,7 @@ pub(crate) struct Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct Global {
     /// Run as if started in DIR (any directory inside the repository).
     #[arg(
@@ -137,6 +137,11 @@ pub(crate) enum Command {
     /// operation_fail, operation_status. The repository's settings and
     /// hooks need approval as for every command.
     Mcp(mcp::Args),
+    /// ff behind coding agents' own hooks: Claude Code's worktree hooks
+    /// (`ff agent claude worktree-create|worktree-remove`, JSON on stdin),
+    /// and `ff agent install claude` to merge them into
+    /// `.claude/settings.json`.
+    Agent(agent::Args),
     /// Remove finished records older than --max-age (0: every finished record).
     Gc(gc::Args),
     /// Run a command while holding a lock (like flock(1), on any backend).

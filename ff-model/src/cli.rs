@@ -1094,3 +1094,32 @@ pub enum OnceOutput {
     /// `--forget`.
     Forgotten(ForgottenView),
 }
+
+/// What `ff agent install` did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AgentInstallView {
+    /// The settings file.
+    pub path: String,
+    /// The hook events ff's hooks were added to (none: they were there).
+    pub added: Vec<String>,
+    /// Whether the file was changed (false with `--dry-run`, or when
+    /// nothing was missing).
+    pub changed: bool,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+impl AgentInstallView {
+    /// Hooks `added` to `path`, or not written when `dry_run`.
+    #[must_use]
+    pub fn new(path: String, added: Vec<String>, dry_run: bool) -> Self {
+        Self {
+            changed: !added.is_empty() && !dry_run,
+            path,
+            added,
+            dry_run,
+        }
+    }
+}

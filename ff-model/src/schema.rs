@@ -19,6 +19,10 @@ pub const SCHEMA_BASE: &str = "https://schemas.forgeflow.invalid/generated/";
 #[must_use]
 pub fn generated() -> Vec<(&'static str, Value)> {
     vec![
+        (
+            "agent_install",
+            of::<cli::AgentInstallView>("agent_install"),
+        ),
         ("cleanup", of::<cli::CleanupView>("cleanup")),
         ("create", of::<cli::CreatedView>("create")),
         ("error", of::<cli::ErrorView>("error")),

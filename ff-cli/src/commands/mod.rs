@@ -1,6 +1,7 @@
 //! One module per command (cargo's layout): each owns its `Args`, parsed
 //! once by clap, and its `run`.
 
+pub(crate) mod agent;
 pub(crate) mod cleanup;
 pub(crate) mod completions;
 pub(crate) mod create;
@@ -34,6 +35,10 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
     let out = Out {
         json: cli.global.json,
     };
+    // The agent hooks find their repository in their input.
+    if let Command::Agent(args) = cli.command {
+        return agent::run(&cli.global, out, args).await;
+    }
     // Commands that need no repository, no settings and no backend.
     match &cli.command {
         Command::Completions(args) => return Ok(completions::run(args)),
@@ -74,6 +79,8 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Gc(args) => gc::run(s, out, args).await,
         Command::Lock(args) => lock::run(s, out, args).await,
         Command::Once(args) => once::run(s, out, args).await,
-        Command::Completions(_) | Command::ShellInit(_) | Command::Mcp(_) => Ok(0),
+        Command::Completions(_) | Command::ShellInit(_) | Command::Mcp(_) | Command::Agent(_) => {
+            Ok(0)
+        }
     }
 }

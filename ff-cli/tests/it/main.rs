@@ -1,6 +1,7 @@
 //! The integration tests of `ff-cli`, in one binary: one link for all
 //! of them, each file a module (`cargo test -p ff-cli --test it -- MODULE::`).
 
+mod agent;
 mod cli;
 mod common;
 mod dashboard;
