@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
-    agent, cleanup, completions, create, exec, gc, get, hooks, list, lock, locks, mcp, once, path,
-    prune, recover, serve, shell_init, stats, sync, top, trust, unlock,
+    agent, cleanup, completions, create, exec, gc, get, hooks, list, lock, locks, man, mcp, once,
+    path, prune, recover, serve, shell_init, stats, sync, top, trust, unlock,
 };
 
 /// Exit codes, also listed in `--help` and the README.
@@ -161,6 +161,8 @@ pub(crate) enum Command {
     Hooks(hooks::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
+    /// Print the manual page (or, with --out DIR, write one per command).
+    Man(man::Args),
 }
 
 /// What `ff trust` and `ff hooks` may do besides showing.

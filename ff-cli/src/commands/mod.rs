@@ -12,6 +12,7 @@ pub(crate) mod hooks;
 pub(crate) mod list;
 pub(crate) mod lock;
 pub(crate) mod locks;
+pub(crate) mod man;
 pub(crate) mod mcp;
 pub(crate) mod once;
 pub(crate) mod path;
@@ -42,6 +43,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
     // Commands that need no repository, no settings and no backend.
     match &cli.command {
         Command::Completions(args) => return Ok(completions::run(args)),
+        Command::Man(args) => return man::run(args),
         Command::ShellInit(args) => return Ok(shell_init::run(args)),
         _ => {}
     }
@@ -79,8 +81,10 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Gc(args) => gc::run(s, out, args).await,
         Command::Lock(args) => lock::run(s, out, args).await,
         Command::Once(args) => once::run(s, out, args).await,
-        Command::Completions(_) | Command::ShellInit(_) | Command::Mcp(_) | Command::Agent(_) => {
-            Ok(0)
-        }
+        Command::Completions(_)
+        | Command::Man(_)
+        | Command::ShellInit(_)
+        | Command::Mcp(_)
+        | Command::Agent(_) => Ok(0),
     }
 }

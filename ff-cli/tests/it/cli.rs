@@ -1368,3 +1368,48 @@ fn sync_without_a_git_identity_changes_nothing_and_says_what_to_set() {
     let cleaned = stdout_json(&out);
     assert!(cleaned["archived_at"].as_str().is_some(), "{cleaned}");
 }
+
+/// `ff man --out DIR` writes a page for ff and one for every command, each
+/// a roff page naming its command; `ff man` prints ff's own. The bash
+/// completion script knows every command.
+#[test]
+fn every_command_has_a_manual_page_and_completions() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch("man");
+    let out = ff(repo.path(), &["man", "--out", dir.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let help = ff(repo.path(), &["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .expect("a command list")
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .take_while(|w| !w.starts_with("Options"))
+        .filter(|w| *w != "help")
+        .collect();
+    assert!(commands.len() >= 24, "{commands:?}");
+    let bash = ff(repo.path(), &["completions", "bash"]);
+    let bash = String::from_utf8_lossy(&bash.stdout);
+    for command in &commands {
+        let page = dir.join(format!("ff-{command}.1"));
+        let text = std::fs::read_to_string(&page).unwrap_or_else(|_| panic!("no page {page:?}"));
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page:?} is not roff"
+        );
+        // roff escapes every '-'.
+        let roff = command.replace('-', "\\-");
+        assert!(
+            text.contains(&format!("ff\\-{roff}")),
+            "{page:?} does not name {command}"
+        );
+        assert!(
+            bash.contains(&format!("ff,{command})")),
+            "bash completion lacks {command}"
+        );
+    }
+    let printed = ff(repo.path(), &["man"]);
+    assert!(String::from_utf8_lossy(&printed.stdout).contains(".TH ff 1"));
+}
