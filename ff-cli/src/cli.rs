@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
     agent, cleanup, completions, create, exec, gc, get, hooks, list, lock, locks, man, mcp, once,
-    path, prune, recover, serve, shell_init, stats, sync, top, trust, unlock,
+    path, prune, recover, serve, shell_init, stats, status, sync, top, trust, unlock,
 };
 
 /// Exit codes, also listed in `--help` and the README.
@@ -108,6 +108,9 @@ pub(crate) enum Command {
     Prune(prune::Args),
     /// List the worktrees.
     List(list::Args),
+    /// What the agent in a worktree says it is doing; `ff status set
+    /// working|waiting|done|blocked [--note TEXT] [ISSUE]` says it.
+    Status(status::Args),
     /// Repair what crashes left: roll back half-done operations, reconcile
     /// records with git and the disk.
     Recover(recover::Args),
@@ -134,7 +137,8 @@ pub(crate) enum Command {
     /// worktree_create, worktree_get, worktree_list, worktree_sync,
     /// worktree_cleanup, worktree_prune, lock_acquire, lock_renew,
     /// lock_release, lock_list, operation_claim, operation_complete,
-    /// operation_fail, operation_status. The repository's settings and
+    /// operation_fail, operation_status, agent_status_set,
+    /// agent_status_get. The repository's settings and
     /// hooks need approval as for every command.
     Mcp(mcp::Args),
     /// ff behind coding agents' own hooks: Claude Code's worktree hooks

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use ff_model::cli::{CleanupView, CreatedView, PrunedView, SyncView, WorktreeView};
+use ff_model::cli::{
+    AgentStatusOfView, CleanupView, CreatedView, PrunedView, SyncView, WorktreeView,
+};
 use ff_model::mcp::{
-    CleanupArgs, CreateArgs, NoArgs, PruneArgs, PrunedList, SyncArgs, SyncStrategyArg, TargetArgs,
-    WorktreeList,
+    AgentStatusArgs, CleanupArgs, CreateArgs, NoArgs, PruneArgs, PrunedList, SyncArgs,
+    SyncStrategyArg, TargetArgs, WorktreeList,
 };
 use ff_worktree::{Cleanup, PruneOptions, SyncOptions, SyncStrategy};
 use rmcp::handler::server::wrapper::Parameters;
@@ -127,5 +129,41 @@ impl ForgeFlowMcp {
         Ok(Json(PrunedList::new(
             all.iter().map(PrunedView::new).collect(),
         )))
+    }
+
+    /// Says what the agent in a worktree is doing (`working`, `waiting`
+    /// for a person, `done`, `blocked`), with an optional one-line note:
+    /// `ff list`, `ff top` and the dashboard show it.
+    #[tool(
+        name = "agent_status_set",
+        annotations(destructive_hint = false, idempotent_hint = true)
+    )]
+    async fn agent_status_set(
+        &self,
+        Parameters(args): Parameters<AgentStatusArgs>,
+    ) -> Result<Json<AgentStatusOfView>, ToolError> {
+        let manager = self.inner.repository.manager(None).await?;
+        let status = ff_worktree::AgentStatus::new(args.state, args.note);
+        let w = manager.set_agent_status(&args.target, status).await?;
+        Ok(Json(AgentStatusOfView::new(&w)))
+    }
+
+    /// What the agent in a worktree last said it is doing.
+    #[tool(name = "agent_status_get", annotations(read_only_hint = true))]
+    async fn agent_status_get(
+        &self,
+        Parameters(args): Parameters<TargetArgs>,
+    ) -> Result<Json<AgentStatusOfView>, ToolError> {
+        let manager = self.inner.repository.manager(None).await?;
+        match manager.get(&args.target).await? {
+            Some(w) => Ok(Json(AgentStatusOfView::new(&w))),
+            None => Err(ToolError::new(
+                "not_found",
+                format!(
+                    "no worktree for {:?}; worktree_list shows what exists",
+                    args.target
+                ),
+            )),
+        }
     }
 }

@@ -23,6 +23,11 @@ fn is_false(b: &bool) -> bool {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WorktreeView {
+    /// What the agent working in it last said it is doing (`ff status
+    /// set`), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "crate::AgentStatusView")]
+    pub agent_status: Option<crate::AgentStatusView>,
     /// What its branch started from.
     pub base: String,
     /// Its branch.
@@ -66,6 +71,7 @@ impl WorktreeView {
     #[must_use]
     pub fn new(w: &Worktree) -> Self {
         Self {
+            agent_status: w.agent_status.as_ref().map(crate::AgentStatusView::new),
             base: w.base.clone(),
             branch: w.branch.clone(),
             created_at: w.created_at.to_string(),
@@ -1120,6 +1126,33 @@ impl AgentInstallView {
             path,
             added,
             dry_run,
+        }
+    }
+}
+
+/// What `ff status` shows (and `ff status set` leaves): a worktree's agent
+/// status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AgentStatusOfView {
+    /// What the agent last said; `null` until one says something.
+    pub agent_status: Option<crate::AgentStatusView>,
+    /// The worktree's id.
+    #[schemars(regex(pattern = "^wt-"))]
+    pub id: String,
+    /// Its issue.
+    pub issue: String,
+}
+
+impl AgentStatusOfView {
+    /// `w`'s agent status.
+    #[must_use]
+    pub fn new(w: &Worktree) -> Self {
+        Self {
+            agent_status: w.agent_status.as_ref().map(crate::AgentStatusView::new),
+            id: w.id.clone(),
+            issue: w.issue.clone(),
         }
     }
 }

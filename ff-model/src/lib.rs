@@ -37,6 +37,35 @@ pub(crate) fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// What the agent working in a worktree says it is doing, as `ff list`,
+/// `ff status`, the server and the MCP tools show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AgentStatusView {
+    /// What the agent added, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String", length(max = 500))]
+    pub note: Option<String>,
+    /// When it was set (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    pub since: String,
+    /// `working`, `waiting` (for a person's input), `done` or `blocked`.
+    pub state: ff_worktree::AgentState,
+}
+
+impl AgentStatusView {
+    /// `s` as shown.
+    #[must_use]
+    pub fn new(s: &ff_worktree::AgentStatus) -> Self {
+        Self {
+            note: s.note.clone(),
+            since: s.since.to_string(),
+            state: s.state,
+        }
+    }
+}
+
 /// Whether a lock holder's process runs, judged from the host that shows
 /// it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

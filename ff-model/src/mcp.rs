@@ -425,3 +425,18 @@ impl OperationRecordView {
         }
     }
 }
+
+/// `agent_status_set`'s arguments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AgentStatusArgs {
+    /// A worktree id (`wt-…`) or an issue id.
+    pub target: String,
+    /// `working`, `waiting` (for a person's input), `done` or `blocked`.
+    pub state: ff_worktree::AgentState,
+    /// One line of context.
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    pub note: Option<String>,
+}

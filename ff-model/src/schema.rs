@@ -60,6 +60,7 @@ pub fn generated() -> Vec<(&'static str, Value)> {
             of::<serve::WorktreeView>("serve_worktree"),
         ),
         ("stats", of::<cli::StatsView>("stats")),
+        ("status", of::<cli::AgentStatusOfView>("status")),
         ("sync", of::<cli::SyncView>("sync")),
         ("top", of::<serve::Overview>("top")),
         ("trust", of::<cli::TrustView>("trust")),

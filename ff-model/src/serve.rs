@@ -191,6 +191,8 @@ impl OperationView {
 pub struct WorktreeView {
     /// Since it was created, in ms.
     pub age_ms: u64,
+    /// What the agent working in it last said it is doing, if one did.
+    pub agent_status: Option<crate::AgentStatusView>,
     /// What it was made from.
     pub base: String,
     /// Its branch.
@@ -222,6 +224,7 @@ impl WorktreeView {
     pub fn new(w: &Worktree, now: Timestamp) -> Self {
         Self {
             age_ms: now.as_millis().saturating_sub(w.created_at.as_millis()),
+            agent_status: w.agent_status.as_ref().map(crate::AgentStatusView::new),
             base: w.base.clone(),
             branch: w.branch.clone(),
             created_at: w.created_at.to_string(),
@@ -421,17 +424,20 @@ pub enum AlertRule {
     WorktreesNearLimit,
     /// A backend that does not answer.
     BackendUnreachable,
+    /// An agent waiting for input longer than `agent_waiting_longer_than`.
+    AgentWaitingTooLong,
 }
 
 impl AlertRule {
     /// Every rule, in the order pages and metrics list them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::LockHeldTooLong,
         Self::LockWaitP95TooHigh,
         Self::PendingTooOld,
         Self::FailureRateTooHigh,
         Self::WorktreesNearLimit,
         Self::BackendUnreachable,
+        Self::AgentWaitingTooLong,
     ];
 
     /// The rule's name, as serialized.
@@ -444,6 +450,7 @@ impl AlertRule {
             Self::FailureRateTooHigh => "failure_rate_too_high",
             Self::WorktreesNearLimit => "worktrees_near_limit",
             Self::BackendUnreachable => "backend_unreachable",
+            Self::AgentWaitingTooLong => "agent_waiting_too_long",
         }
     }
 }
@@ -467,6 +474,12 @@ pub enum AlertDetail {
     Locks {
         /// Their names.
         locks: Vec<String>,
+    },
+    /// `agent_waiting_too_long`: the issues whose agents wait, longest
+    /// first (at most 20).
+    Issues {
+        /// Their issues.
+        issues: Vec<String>,
     },
 }
 
@@ -580,6 +593,29 @@ impl WorktreeChange {
     }
 }
 
+/// What the agent in a worktree now says it is doing, as an event tells
+/// it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StatusChange {
+    /// The worktree's issue.
+    pub issue: String,
+    /// Its status now (`null`: the record lost it).
+    pub agent_status: Option<crate::AgentStatusView>,
+}
+
+impl StatusChange {
+    /// `w`'s agent status, as an event tells it.
+    #[must_use]
+    pub fn new(w: &Worktree) -> Self {
+        Self {
+            issue: w.issue.clone(),
+            agent_status: w.agent_status.as_ref().map(crate::AgentStatusView::new),
+        }
+    }
+}
+
 /// A backend stopped answering.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -619,6 +655,8 @@ pub enum Change {
     WorktreeCreated(WorktreeChange),
     /// A worktree was removed.
     WorktreeRemoved(WorktreeChange),
+    /// The agent in a worktree said what it does now (`ff status set`).
+    StatusChanged(StatusChange),
     /// A backend stopped answering.
     BackendDown(BackendDown),
     /// A backend answers again.
@@ -642,6 +680,7 @@ impl Change {
             Self::OperationRolledBack(_) => "operation_rolled_back",
             Self::WorktreeCreated(_) => "worktree_created",
             Self::WorktreeRemoved(_) => "worktree_removed",
+            Self::StatusChanged(_) => "status_changed",
             Self::BackendDown(_) => "backend_down",
             Self::BackendUp(_) => "backend_up",
             Self::AlertFiring(_) => "alert_firing",

@@ -92,6 +92,15 @@ pub struct AlertRules {
     /// Worktrees within this many of the limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktrees_within: Option<usize>,
+    /// An agent that has been `waiting` (for a person's input, `ff status
+    /// set waiting`) longer than this.
+    #[serde(
+        default,
+        deserialize_with = "duration",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_duration"
+    )]
+    pub agent_waiting_longer_than: Option<Duration>,
     /// A backend that does not answer (default on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_unreachable: Option<bool>,
@@ -148,20 +157,25 @@ impl AlertRules {
     /// The rules that are on.
     #[must_use]
     pub fn active_rules(&self) -> Vec<AlertRule> {
-        let on = [
-            self.lock_held_longer_than.is_some(),
-            self.lock_wait_p95_above.is_some(),
-            self.pending_older_than.is_some(),
-            self.failure_rate_above.is_some(),
-            self.worktrees_within.is_some(),
-            self.backend_unreachable != Some(false),
-        ];
         AlertRule::ALL
-            .iter()
-            .zip(on)
-            .filter(|(_, on)| *on)
-            .map(|(n, _)| *n)
+            .into_iter()
+            .filter(|rule| self.is_on(*rule))
             .collect()
+    }
+
+    /// Whether `rule` is on: one arm per rule, so a new rule cannot be
+    /// paired with another's setting.
+    fn is_on(&self, rule: AlertRule) -> bool {
+        match rule {
+            AlertRule::LockHeldTooLong => self.lock_held_longer_than.is_some(),
+            AlertRule::LockWaitP95TooHigh => self.lock_wait_p95_above.is_some(),
+            AlertRule::PendingTooOld => self.pending_older_than.is_some(),
+            AlertRule::FailureRateTooHigh => self.failure_rate_above.is_some(),
+            AlertRule::WorktreesNearLimit => self.worktrees_within.is_some(),
+            AlertRule::AgentWaitingTooLong => self.agent_waiting_longer_than.is_some(),
+            AlertRule::BackendUnreachable => self.backend_unreachable != Some(false),
+            _ => false,
+        }
     }
 
     /// The alerts that fire for what `p` shows, as of now. `wait_p95` is
@@ -288,6 +302,37 @@ impl AlertRules {
                     n as f64,
                     limit.saturating_sub(k) as f64,
                     AlertDetail::None,
+                ));
+            }
+        }
+        if let Some(limit) = self.agent_waiting_longer_than {
+            let mut waiting: Vec<(&str, Duration)> = p
+                .worktrees
+                .iter()
+                .filter_map(|w| {
+                    let s = w.agent_status.as_ref()?;
+                    (s.state == ff_worktree::AgentState::Waiting).then(|| {
+                        let age = now.as_millis().saturating_sub(s.since.as_millis());
+                        (w.issue.as_str(), Duration::from_millis(age))
+                    })
+                })
+                .filter(|(_, age)| *age > limit)
+                .collect();
+            waiting.sort_by_key(|(_, age)| std::cmp::Reverse(*age));
+            if let Some((issue, age)) = waiting.first() {
+                out.push(Alert::new(
+                    AlertRule::AgentWaitingTooLong,
+                    format!(
+                        "{} agent(s) waiting for input longer than {}; the longest, issue {issue}, for {}",
+                        waiting.len(),
+                        fmt(limit),
+                        fmt(*age)
+                    ),
+                    age.as_secs_f64(),
+                    limit.as_secs_f64(),
+                    AlertDetail::Issues {
+                        issues: waiting.iter().map(|(i, _)| (*i).to_owned()).take(20).collect(),
+                    },
                 ));
             }
         }

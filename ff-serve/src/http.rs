@@ -288,12 +288,15 @@ async fn locks(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PageQuery {
+struct WorktreesQuery {
     limit: Option<usize>,
     offset: Option<usize>,
+    /// Only worktrees whose agent says this (`working`, `waiting`, `done`,
+    /// `blocked`).
+    agent: Option<ff_worktree::AgentState>,
 }
 
-impl Paged for PageQuery {
+impl Paged for WorktreesQuery {
     fn paging(&self) -> (Option<usize>, Option<usize>) {
         (self.limit, self.offset)
     }
@@ -301,15 +304,23 @@ impl Paged for PageQuery {
 
 async fn worktrees(
     Extract(state): Extract<Shared>,
-    query: Result<Query<PageQuery>, QueryRejection>,
+    query: Result<Query<WorktreesQuery>, QueryRejection>,
 ) -> Response {
-    let (_, limit, offset) = match accept(query) {
+    let (q, limit, offset) = match accept(query) {
         Ok(accepted) => accepted,
         Err(r) => return r,
     };
     let view = state.read();
     let now = Timestamp::now();
-    let newest_first: Vec<_> = view.worktrees.iter().rev().collect();
+    let newest_first: Vec<_> = view
+        .worktrees
+        .iter()
+        .rev()
+        .filter(|w| {
+            q.agent
+                .is_none_or(|a| w.agent_status.as_ref().is_some_and(|s| s.state == a))
+        })
+        .collect();
     let mut body = page_of(&newest_first, limit, offset, |w| WorktreeView::new(w, now));
     if let Some(source) = &state.backends.worktrees {
         body.repository = Some(source.repository());

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
-use ff_model::serve::{Change, Event, HistoryPoint, HolderView, Snapshot, WorktreeChange};
+use ff_model::serve::{
+    Change, Event, HistoryPoint, HolderView, Snapshot, StatusChange, WorktreeChange,
+};
 use ff_traits::{IdempotencyRecord, LockStatus, RecordStatus, ScanFilter, Timestamp};
 use ff_worktree::Worktree;
 use tokio::sync::broadcast;
@@ -248,6 +250,12 @@ fn worktree_events(before: &[Worktree], after: &[Worktree]) -> Vec<Event> {
             .filter(|(id, _)| !new.contains_key(*id))
             .map(|(id, w)| Event::new(Change::WorktreeRemoved(WorktreeChange::new(w)), id)),
     );
+    // An agent status that is new, or another than at the last look.
+    events.extend(new.iter().filter_map(|(id, w)| {
+        let was = old.get(id).and_then(|w| w.agent_status.as_ref());
+        (was != w.agent_status.as_ref())
+            .then(|| Event::new(Change::StatusChanged(StatusChange::new(w)), id))
+    }));
     events
 }
 

@@ -120,9 +120,10 @@ pub use ff_metrics;
 pub use ff_traits;
 pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
 pub use manager::{
-    Cleaned, Cleanup, Created, LimitPolicy, PruneAction, PruneOptions, Pruned, Recover, Recovery,
-    Repair, RepairKind, SyncOptions, SyncStrategy, Synced, Worktree, WorktreeConfig,
-    WorktreeManager, WorktreeStatus, cleanup_records_without_repository,
+    AgentState, AgentStatus, Cleaned, Cleanup, Created, LimitPolicy, MAX_AGENT_NOTE_LEN,
+    PruneAction, PruneOptions, Pruned, Recover, Recovery, Repair, RepairKind, SyncOptions,
+    SyncStrategy, Synced, Worktree, WorktreeConfig, WorktreeManager, WorktreeStatus,
+    cleanup_records_without_repository,
 };
 
 /// The backends compiled in, one module per cargo feature.

@@ -30,13 +30,16 @@ pub(crate) async fn run(settings: &Settings, out: Out, _args: Args) -> Result<u8
                     } else {
                         status(w.status).to_owned()
                     },
+                    super::status::cell(w),
                     output::ago(w.created_at),
                     w.path.display().to_string(),
                 ]
             })
             .collect();
         output::table(
-            &["ID", "ISSUE", "BRANCH", "STATUS", "CREATED", "PATH"],
+            &[
+                "ID", "ISSUE", "BRANCH", "STATUS", "AGENT", "CREATED", "PATH",
+            ],
             &rows,
         )
     });

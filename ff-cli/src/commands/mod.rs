@@ -22,6 +22,7 @@ pub(crate) mod serve;
 pub(crate) mod shell_init;
 mod show;
 pub(crate) mod stats;
+pub(crate) mod status;
 mod supervise;
 pub(crate) mod sync;
 pub(crate) mod top;
@@ -74,6 +75,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Locks(args) => locks::run(s, out, args).await,
         Command::Unlock(args) => unlock::run(s, out, args).await,
         Command::Stats(args) => stats::run(s, out, args).await,
+        Command::Status(args) => status::run(s, out, args).await,
         Command::Serve(args) => serve::run(s, out, args).await,
         Command::Top(args) => top::run(s, out, args).await,
         Command::Hooks(args) => hooks::run(s, out, &args),

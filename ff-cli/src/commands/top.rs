@@ -179,13 +179,25 @@ fn render(o: &Overview) -> String {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default(),
+                w.agent_status.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |s| {
+                        serde_json::to_value(s.state)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    },
+                ),
                 age(w.age_ms),
             ]
         })
         .collect();
     if !rows.is_empty() {
         text.push('\n');
-        text.push_str(&output::table(&["ISSUE", "BRANCH", "STATUS", "AGE"], &rows));
+        text.push_str(&output::table(
+            &["ISSUE", "BRANCH", "STATUS", "AGENT", "AGE"],
+            &rows,
+        ));
         text.push('\n');
     }
     text

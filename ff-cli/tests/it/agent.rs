@@ -216,8 +216,16 @@ fn install_keeps_other_settings_byte_for_byte_and_runs_twice_without_change() {
     crate::common::assert_generated("agent_install", &view);
     assert_eq!(
         view["added"],
-        serde_json::json!(["WorktreeCreate", "WorktreeRemove"])
+        serde_json::json!([
+            "WorktreeCreate",
+            "WorktreeRemove",
+            "UserPromptSubmit",
+            "Notification",
+            "Stop"
+        ])
     );
+    // The status hooks name nothing: they act in the worktree the session
+    // runs in, and do nothing elsewhere.
     let after = std::fs::read_to_string(&file).expect("read");
     for untouched in [
         r#"{"allow": ["Bash(cargo test:*)", "Bash(git status)"],   "deny": ["Read(./.env)"]}"#,
@@ -270,4 +278,57 @@ fn install_refuses_a_settings_directory_that_is_a_link() {
         std::fs::read_dir(&elsewhere).expect("dir").next().is_none(),
         "wrote through the link"
     );
+}
+
+/// `ff status set` through the binary: by issue, or in the worktree one is
+/// in; `ff list --json` and `ff status --json` show it in their documented
+/// shapes; a note of two lines is refused and changes nothing.
+#[test]
+fn status_set_and_shown_by_list_and_status() {
+    let p = Project::new();
+    let path = p.create("worktree-create.name.json");
+    let ff = |dir: &Path, args: &[&str]| crate::common::ff_in(dir, &p.config, &[], args);
+    let set = ff(
+        p.repo.path(),
+        &[
+            "status",
+            "set",
+            "blocked",
+            "--note",
+            "the tests need a database",
+            "auth-refactor",
+        ],
+    );
+    assert_eq!(code(&set), 0, "{}", String::from_utf8_lossy(&set.stderr));
+    let list = crate::common::stdout_json(&ff(p.repo.path(), &["list", "--json"]));
+    crate::common::assert_valid("list", &list);
+    assert_eq!(list[0]["agent_status"]["state"], "blocked");
+    assert_eq!(list[0]["agent_status"]["note"], "the tests need a database");
+
+    // Inside the worktree, the issue is the worktree's.
+    let inside = path.join("src");
+    std::fs::create_dir_all(&inside).expect("a subdirectory");
+    assert_eq!(code(&ff(&inside, &["status", "set", "working"])), 0);
+    let shown = crate::common::stdout_json(&ff(&inside, &["status", "--json"]));
+    crate::common::assert_generated("status", &shown);
+    assert_eq!(shown["agent_status"]["state"], "working");
+    assert!(shown["agent_status"].get("note").is_none(), "{shown}");
+
+    let bad = ff(
+        p.repo.path(),
+        &["status", "set", "done", "--note", "a\nb", "auth-refactor"],
+    );
+    assert_eq!(code(&bad), 65);
+    let outside = ff(p.repo.path(), &["status", "set", "done"]);
+    assert_eq!(
+        code(&outside),
+        65,
+        "{}",
+        String::from_utf8_lossy(&outside.stderr)
+    );
+    let unchanged =
+        crate::common::stdout_json(&ff(p.repo.path(), &["status", "auth-refactor", "--json"]));
+    assert_eq!(unchanged["agent_status"]["state"], "working");
+    let human = ff(p.repo.path(), &["list"]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("AGENT"));
 }

@@ -226,3 +226,65 @@ fn the_page_shows_hidden_characters_escaped() {
     );
     page.screenshot(&screenshot_path("dashboard-escaped.png"));
 }
+
+/// An agent status set through the binary shows in the worktrees' Agent
+/// column (its note as the cell's title), live; the Agent filter keeps the
+/// worktrees whose agent says that.
+#[test]
+fn the_page_shows_agent_status_and_filters_by_it() {
+    let repo = TestRepo::new();
+    for issue in ["201", "202"] {
+        stdout_json(&ff(repo.path(), &["create", issue, "--json"]));
+    }
+    let served = Served::start(repo.path(), &[]);
+    let Some(mut page) = browser(&served.url) else {
+        return;
+    };
+    assert!(page.wait_until(
+        "document.querySelector('#live').textContent === 'live'",
+        WAIT
+    ));
+    assert!(page.wait_until(
+        "document.querySelectorAll('#worktrees-body tr').length === 2",
+        WAIT
+    ));
+    assert_eq!(
+        code(&ff(
+            repo.path(),
+            &[
+                "status",
+                "set",
+                "waiting",
+                "--note",
+                "<b>needs</b> a key",
+                "201"
+            ]
+        )),
+        0
+    );
+    assert!(
+        page.wait_until(
+            "[...document.querySelectorAll('#worktrees-body td.agent')].some((td) => td.textContent.startsWith('waiting') && td.title === '<b>needs</b> a key')",
+            WAIT
+        ),
+        "the status did not show"
+    );
+    // The note is text, never markup.
+    assert_eq!(
+        page.eval("document.querySelectorAll('#worktrees-body b').length"),
+        0
+    );
+    page.eval(
+        "(() => { const s = document.querySelector('#worktrees-agent'); s.value = 'waiting'; s.dispatchEvent(new Event('change')); return true; })()",
+    );
+    assert!(
+        page.wait_until(
+            "document.querySelectorAll('#worktrees-body tr').length === 1 && document.querySelector('#worktrees-body tr').textContent.includes('201')",
+            WAIT
+        ),
+        "the filter did not keep the waiting agent's worktree alone"
+    );
+    let shot = screenshot_path("dashboard-agents.png");
+    page.screenshot(&shot);
+    eprintln!("screenshot: {}", shot.display());
+}

@@ -172,6 +172,8 @@ fn every_tool_has_schemas_and_answers_within_them() {
         "operation_complete",
         "operation_fail",
         "operation_status",
+        "agent_status_set",
+        "agent_status_get",
     ] {
         assert!(
             names.contains(&expected),
@@ -205,6 +207,19 @@ fn every_tool_has_schemas_and_answers_within_them() {
     let listed = s.ok("worktree_list", json!({}));
     assert_eq!(listed["worktrees"].as_array().map(Vec::len), Some(1));
     s.ok("worktree_sync", json!({"target": "7"}));
+    let status = s.ok(
+        "agent_status_set",
+        json!({"target": "7", "state": "waiting", "note": "needs a key"}),
+    );
+    assert_eq!(status["agent_status"]["state"], "waiting");
+    assert_eq!(
+        s.ok("agent_status_get", json!({"target": "7"}))["agent_status"]["note"],
+        "needs a key"
+    );
+    assert_eq!(
+        s.ok("worktree_get", json!({"target": "7"}))["agent_status"]["state"],
+        "waiting"
+    );
     s.ok("worktree_prune", json!({"dry_run": true}));
     assert_eq!(
         s.error_kind("worktree_get", json!({"target": "nope"})),
@@ -438,7 +453,7 @@ fn the_mcp_inspector_cli_lists_the_tools() {
         .iter()
         .filter_map(|t| t["name"].as_str())
         .collect();
-    assert_eq!(names.len(), 14, "{names:?}");
+    assert_eq!(names.len(), 16, "{names:?}");
     assert!(names.contains(&"operation_claim"), "{names:?}");
 }
 
@@ -492,7 +507,7 @@ fn the_readme_mcp_configuration_starts_the_server() {
     let listed: Value = serde_json::from_slice(&out.stdout).expect("the inspector prints JSON");
     assert_eq!(
         listed["tools"].as_array().map(Vec::len),
-        Some(14),
+        Some(16),
         "{listed}"
     );
 }

@@ -785,3 +785,78 @@ fn a_weak_serve_token_is_refused_and_a_good_one_never_echoed() {
         "the token from the environment was printed"
     );
 }
+
+/// An agent's status, set through the binary, shows in `/api/worktrees`
+/// (and its `agent` filter), comes as a `status_changed` event, and an
+/// agent waiting longer than `agent_waiting_longer_than` fires an alert
+/// that resolves once it works again.
+#[test]
+fn agent_status_shows_streams_and_a_long_wait_alerts() {
+    let repo = TestRepo::new();
+    std::fs::write(
+        repo.path().join("ff.toml"),
+        "[alerts]\nagent_waiting_longer_than = \"1s\"\n",
+    )
+    .expect("ff.toml");
+    assert_eq!(code(&ff(repo.path(), &["trust", "allow"])), 0);
+    let id = stdout_json(&ff(repo.path(), &["create", "31", "--json"]))["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(code(&ff(repo.path(), &["create", "32"])), 0);
+    let served = Served::start(repo.path(), &[]);
+    let mut events = EventStream::open(&served.at("api/events"));
+    assert_eq!(
+        events.next(Duration::from_secs(5)).expect("hello").kind,
+        "hello"
+    );
+
+    let set = ff(
+        repo.path(),
+        &["status", "set", "waiting", "--note", "which API key?", "31"],
+    );
+    assert_eq!(code(&set), 0, "{}", String::from_utf8_lossy(&set.stderr));
+    let changed = events
+        .wait_for("status_changed", &id, Duration::from_secs(3))
+        .expect("a status_changed event");
+    assert_generated("serve_event", &changed.data);
+    assert_eq!(changed.data["detail"]["agent_status"]["state"], "waiting");
+    assert_eq!(changed.data["detail"]["issue"], "31");
+
+    let waiting = page(&served, "api/worktrees?agent=waiting", "serve_worktree");
+    assert_eq!(waiting["total"], 1, "{waiting}");
+    assert_eq!(waiting["items"][0]["issue"], "31");
+    assert_eq!(
+        waiting["items"][0]["agent_status"]["note"],
+        "which API key?"
+    );
+    let working = page(&served, "api/worktrees?agent=working", "serve_worktree");
+    assert_eq!(working["total"], 0, "{working}");
+    let bad = http::get(&served.at("api/worktrees?agent=asleep"));
+    assert_eq!(bad.status, 400);
+
+    let firing = events
+        .wait_for(
+            "alert_firing",
+            "agent_waiting_too_long",
+            Duration::from_secs(10),
+        )
+        .expect("the alert fires once the agent waits past 1 s");
+    assert_generated("serve_event", &firing.data);
+    assert_eq!(
+        firing.data["detail"]["detail"]["issues"],
+        serde_json::json!(["31"])
+    );
+
+    assert_eq!(
+        code(&ff(repo.path(), &["status", "set", "working", "31"])),
+        0
+    );
+    events
+        .wait_for(
+            "alert_resolved",
+            "agent_waiting_too_long",
+            Duration::from_secs(10),
+        )
+        .expect("the alert resolves once the agent works again");
+}

@@ -72,7 +72,7 @@ async function connect() {
 }
 
 const a = await connect();
-check(a.tools.length >= 14, `the SDK lists ${a.tools.length} tools, every schema compiling with Ajv 2020`);
+check(a.tools.length === 16, `the SDK lists ${a.tools.length} tools, every schema compiling with Ajv 2020`);
 
 // One issue, eight clients at once: one worktree, eight answers naming it.
 const clients = await Promise.all(Array.from({ length: 8 }, () => connect()));

@@ -157,11 +157,14 @@ async function loadLocks() {
 }
 
 async function loadWorktrees() {
-  const r = await getJSON(`/api/worktrees?limit=${PAGE}&offset=${pages.worktrees * PAGE}`);
+  const agent = $('#worktrees-agent').value;
+  const r = await getJSON(`/api/worktrees?limit=${PAGE}&offset=${pages.worktrees * PAGE}${agent ? `&agent=${agent}` : ''}`);
   $('#worktrees-total').textContent = `(${r.total})`;
   pager('worktrees', r.total, loadWorktrees);
   $('#worktrees-body').replaceChildren(...r.items.map((w) => el('tr', { data: { worktree: w.id } },
     el('td', {}, w.issue), el('td', {}, w.branch), el('td', {}, w.status + (w.hook_failed ? ' (hook failed)' : '')),
+    el('td', { class: 'agent', title: w.agent_status && w.agent_status.note ? w.agent_status.note : '' },
+      w.agent_status ? `${w.agent_status.state} ${age(Date.now() - Date.parse(w.agent_status.since))}` : ''),
     el('td', { class: 'num' }, w.slot == null ? '' : w.slot + (w.port ? ` / ${w.port}` : '')),
     el('td', { class: 'num' }, age(w.age_ms)), el('td', { title: w.path }, w.path))));
 }
@@ -219,6 +222,7 @@ const affects = {
   operation_claimed: ['pending', 'stats'], operation_completed: ['pending', 'stats'],
   operation_failed: ['pending', 'failed', 'stats'], operation_rolled_back: ['pending', 'stats'],
   worktree_created: ['worktrees', 'stats'], worktree_removed: ['worktrees', 'stats'],
+  status_changed: ['worktrees'],
   backend_down: ['stats'], backend_up: Object.keys(loaders),
   alert_firing: ['stats'], alert_resolved: ['stats'], lagged: Object.keys(loaders),
 };
@@ -247,6 +251,7 @@ function follow() {
 document.addEventListener('DOMContentLoaded', () => {
   $('#locks-filter').addEventListener('input', () => { pages.locks = 0; schedule('locks'); });
   $('#locks-held').addEventListener('change', () => { pages.locks = 0; schedule('locks'); });
+  $('#worktrees-agent').addEventListener('change', () => { pages.worktrees = 0; schedule('worktrees'); });
   $('#gc-run').addEventListener('click', () => adminPost('/api/admin/gc', { max_age: $('#gc-age').value }));
   schedule(...Object.keys(loaders));
   follow();

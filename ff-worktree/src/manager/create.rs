@@ -537,6 +537,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 location: self.location.clone(),
                 recovered: false,
                 hook_failed: false,
+                agent_status: None,
                 slot: Some(slot),
                 port: self.port_of(Some(slot)),
                 status: super::WorktreeStatus::Active,

@@ -2,6 +2,7 @@
 //! per-issue worktrees. `DESIGN.md` beside this crate has the reasoning.
 
 mod admin;
+mod agent;
 mod cleanup;
 mod create;
 mod hooks;
@@ -32,8 +33,8 @@ pub use admin::cleanup_records_without_repository;
 pub use prune::{PruneAction, PruneOptions, Pruned};
 pub use recover::{Recovery, Repair, RepairKind};
 pub use types::{
-    Cleaned, Cleanup, Created, LimitPolicy, Recover, SyncOptions, SyncStrategy, Synced, Worktree,
-    WorktreeConfig, WorktreeStatus,
+    AgentState, AgentStatus, Cleaned, Cleanup, Created, LimitPolicy, MAX_AGENT_NOTE_LEN, Recover,
+    SyncOptions, SyncStrategy, Synced, Worktree, WorktreeConfig, WorktreeStatus,
 };
 
 /// Operation names in idempotency records.

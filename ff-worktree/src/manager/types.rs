@@ -269,6 +269,66 @@ pub enum WorktreeStatus {
     Elsewhere,
 }
 
+/// What the agent working in a worktree says it is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub enum AgentState {
+    /// At work.
+    Working,
+    /// Waiting for a person's input.
+    Waiting,
+    /// Finished.
+    Done,
+    /// Stuck on something it cannot settle.
+    Blocked,
+}
+
+impl AgentState {
+    /// Its name, as written.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Working => "working",
+            Self::Waiting => "waiting",
+            Self::Done => "done",
+            Self::Blocked => "blocked",
+        }
+    }
+}
+
+/// The longest note an agent status carries, in bytes.
+pub const MAX_AGENT_NOTE_LEN: usize = 500;
+
+/// An agent's status in a worktree: its state, an optional note, and
+/// since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct AgentStatus {
+    /// The state.
+    pub state: AgentState,
+    /// What the agent adds (at most [`MAX_AGENT_NOTE_LEN`] bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When it was set.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub since: Timestamp,
+}
+
+impl AgentStatus {
+    /// `state` with `note`, from now.
+    #[must_use]
+    pub fn new(state: AgentState, note: Option<String>) -> Self {
+        Self {
+            state,
+            note,
+            since: Timestamp::now(),
+        }
+    }
+}
+
 /// A worktree made for one issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -304,6 +364,10 @@ pub struct Worktree {
     /// ([`OnHookFailure::Keep`](crate::hooks::OnHookFailure::Keep)).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hook_failed: bool,
+    /// What the agent working in it last said it is doing
+    /// ([`set_agent_status`](super::WorktreeManager::set_agent_status)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_status: Option<AgentStatus>,
     /// `port_base + slot × port_stride` when ports are configured. Found
     /// when read, never stored.
     #[serde(default, skip_serializing)]

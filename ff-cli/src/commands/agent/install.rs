@@ -39,10 +39,16 @@ pub(crate) enum Agent {
     Claude,
 }
 
-/// ff's hooks: the event, and the command Claude Code runs for it.
-const HOOKS: [(&str, &str); 2] = [
+/// ff's hooks: the event, and the command Claude Code runs for it. The
+/// status hooks say what the agent does (a prompt sent: working; asking
+/// for input: waiting; its turn ended: done), in the worktree the session
+/// runs in, and nothing elsewhere.
+const HOOKS: [(&str, &str); 5] = [
     ("WorktreeCreate", "ff agent claude worktree-create"),
     ("WorktreeRemove", "ff agent claude worktree-remove"),
+    ("UserPromptSubmit", "ff status set working --if-in-worktree"),
+    ("Notification", "ff status set waiting --if-in-worktree"),
+    ("Stop", "ff status set done --if-in-worktree"),
 ];
 
 type Object = IndexMap<String, Box<RawValue>>;
@@ -208,7 +214,16 @@ mod tests {
   "model": "opus"
 }"#;
         let (after, added) = merged(Some(before), Path::new("s.json")).expect("merged");
-        assert_eq!(added, ["WorktreeCreate", "WorktreeRemove"]);
+        assert_eq!(
+            added,
+            [
+                "WorktreeCreate",
+                "WorktreeRemove",
+                "UserPromptSubmit",
+                "Notification",
+                "Stop"
+            ]
+        );
         for kept in [
             r#"{"allow": ["Bash(cargo test:*)"],   "deny": []}"#,
             r#"[{"matcher": "Bash", "hooks": [{"type": "command", "command": "./check.sh"}]}]"#,
