@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
-    agent, cleanup, completions, create, exec, gc, get, hooks, list, lock, locks, man, mcp, once,
-    path, prune, recover, serve, shell_init, stats, status, sync, top, trust, unlock,
+    agent, cleanup, completions, create, doctor, exec, gc, get, hooks, list, lock, locks, man, mcp,
+    once, path, prune, recover, serve, shell_init, stats, status, sync, top, trust, unlock,
 };
 
 /// Exit codes, also listed in `--help` and the README.
@@ -163,6 +163,13 @@ pub(crate) enum Command {
     /// Show the repository's hooks (ff.toml [hooks]) and whether they are
     /// approved on this machine; `ff hooks allow` approves them.
     Hooks(hooks::Args),
+    /// Check what a newcomer gets wrong and say what to do about each: git,
+    /// the repository, approvals waiting, the state directory, each
+    /// backend, what crashes left, the clock against Redis, the shell.
+    ///
+    /// Nothing an unapproved ff.toml names is contacted or opened. Exits 1
+    /// when a check fails, 0 otherwise (warnings included).
+    Doctor(doctor::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
     /// Print the manual page (or, with --out DIR, write one per command).

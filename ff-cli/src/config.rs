@@ -374,7 +374,7 @@ impl Settings {
     /// The state directory, if there is one: the configured directory,
     /// else `<common dir>/ff`. Locks and records need only this, not the
     /// worktree checks `locate` makes.
-    fn state_root(&self) -> Result<Option<ff_worktree::StateDir>, Failure> {
+    pub(crate) fn state_root(&self) -> Result<Option<ff_worktree::StateDir>, Failure> {
         Ok(self
             .explicit_state_dir()?
             .map(ff_worktree::StateDir::new)

@@ -1156,3 +1156,72 @@ impl AgentStatusOfView {
         }
     }
 }
+
+/// How one of `ff doctor`'s checks came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CheckOutcome {
+    /// Fine.
+    Ok,
+    /// Worth a look: ff works, but something will bite (an approval
+    /// waiting, a repair to make).
+    Warn,
+    /// Broken: ff cannot work until it is fixed.
+    Fail,
+    /// Not looked at (what it needs is missing or not approved).
+    Skipped,
+}
+
+/// One of `ff doctor`'s checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CheckView {
+    /// What was checked (`git`, `repository`, `settings`, `hooks`,
+    /// `state_dir`, `locks`, `store`, `worktrees`, `clock`, `shell`).
+    pub check: String,
+    /// How it came out.
+    pub outcome: CheckOutcome,
+    /// What was found.
+    pub detail: String,
+    /// What to do about it, when something is to be done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub fix: Option<String>,
+}
+
+impl CheckView {
+    /// Check `check` came out `outcome`: `detail`, and `fix` to do.
+    #[must_use]
+    pub fn new(
+        check: &str,
+        outcome: CheckOutcome,
+        detail: impl Into<String>,
+        fix: Option<String>,
+    ) -> Self {
+        Self {
+            check: check.to_owned(),
+            outcome,
+            detail: detail.into(),
+            fix,
+        }
+    }
+}
+
+/// What `ff doctor` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DoctorView {
+    /// Every check, in the order made.
+    pub checks: Vec<CheckView>,
+}
+
+impl DoctorView {
+    /// `checks`.
+    #[must_use]
+    pub fn new(checks: Vec<CheckView>) -> Self {
+        Self { checks }
+    }
+}

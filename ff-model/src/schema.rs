@@ -25,6 +25,7 @@ pub fn generated() -> Vec<(&'static str, Value)> {
         ),
         ("cleanup", of::<cli::CleanupView>("cleanup")),
         ("create", of::<cli::CreatedView>("create")),
+        ("doctor", of::<cli::DoctorView>("doctor")),
         ("error", of::<cli::ErrorView>("error")),
         ("exec", of::<cli::ExecView>("exec")),
         ("gc", of::<cli::GcView>("gc")),

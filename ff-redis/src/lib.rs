@@ -222,6 +222,26 @@ impl Connection {
         })
     }
 
+    /// The server's clock (`TIME`), to compare with this host's: lease
+    /// deadlines and fencing tokens are judged by it.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the server cannot be asked.
+    pub async fn server_time(&self) -> Result<ff_traits::Timestamp> {
+        let mut conn = self.manager();
+        let (secs, micros): (u64, u64) = self
+            .call("reading the server's clock", async {
+                match &mut conn {
+                    Conn::Node(c) => redis::cmd("TIME").query_async(c).await,
+                    Conn::Cluster(c) => redis::cmd("TIME").query_async(c).await,
+                }
+            })
+            .await?;
+        Ok(ff_traits::Timestamp::from_millis(
+            secs.saturating_mul(1000).saturating_add(micros / 1000),
+        ))
+    }
+
     fn node(&self) -> Node {
         self.inner
             .node

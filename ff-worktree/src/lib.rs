@@ -134,7 +134,7 @@ pub mod backends {
     #[cfg(feature = "redis")]
     pub mod redis {
         pub use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
-        pub use ff_redis::{Deployment, RedisUrl};
+        pub use ff_redis::{Connection, Deployment, RedisUrl};
         pub use ff_store_redis::{RedisStore, RedisStoreConfig};
     }
     #[cfg(feature = "json-store")]

@@ -5,6 +5,7 @@ pub(crate) mod agent;
 pub(crate) mod cleanup;
 pub(crate) mod completions;
 pub(crate) mod create;
+pub(crate) mod doctor;
 pub(crate) mod exec;
 pub(crate) mod gc;
 pub(crate) mod get;
@@ -50,7 +51,10 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
     }
     // `ff trust` and `ff hooks` show what waits for approval; every other
     // command refuses it.
-    let review = if matches!(cli.command, Command::Trust(_) | Command::Hooks(_)) {
+    let review = if matches!(
+        cli.command,
+        Command::Trust(_) | Command::Hooks(_) | Command::Doctor(_)
+    ) {
         Review::Show
     } else {
         Review::Enforce
@@ -81,6 +85,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Hooks(args) => hooks::run(s, out, &args),
         Command::Trust(args) => trust::run(s, out, args).await,
         Command::Gc(args) => gc::run(s, out, args).await,
+        Command::Doctor(args) => doctor::run(s, out, args).await,
         Command::Lock(args) => lock::run(s, out, args).await,
         Command::Once(args) => once::run(s, out, args).await,
         Command::Completions(_)

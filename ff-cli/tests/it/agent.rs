@@ -332,3 +332,97 @@ fn status_set_and_shown_by_list_and_status() {
     let human = ff(p.repo.path(), &["list"]);
     assert!(String::from_utf8_lossy(&human.stdout).contains("AGENT"));
 }
+
+fn doctor(dir: &Path, config: &Path, env: &[(&str, &str)]) -> (i32, Value) {
+    let out = crate::common::ff_in(dir, config, env, &["doctor", "--json"]);
+    let view: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    crate::common::assert_generated("doctor", &view);
+    (code(&out), view)
+}
+
+fn outcome<'v>(view: &'v Value, check: &str) -> &'v str {
+    view["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == check)
+        .and_then(|c| c["outcome"].as_str())
+        .unwrap_or_else(|| panic!("no check {check} in {view}"))
+}
+
+/// `ff doctor` on a healthy repository says so; on one a hand left a
+/// worktree's directory deleted, it says to recover and changes nothing.
+#[test]
+fn doctor_says_what_is_fine_and_what_to_do() {
+    let p = Project::new();
+    let path = p.create("worktree-create.name.json");
+    let (rc, view) = doctor(p.repo.path(), &p.config, &[]);
+    assert_eq!(rc, 0, "{view}");
+    for check in [
+        "git",
+        "repository",
+        "settings",
+        "hooks",
+        "state_dir",
+        "locks",
+        "store",
+        "worktrees",
+        "clock",
+    ] {
+        assert_eq!(outcome(&view, check), "ok", "{check}: {view}");
+    }
+    std::fs::remove_dir_all(&path).expect("a hand deletes the worktree");
+    let (rc, view) = doctor(p.repo.path(), &p.config, &[]);
+    assert_eq!(rc, 0, "warnings are not failures: {view}");
+    assert_eq!(outcome(&view, "worktrees"), "warn", "{view}");
+    let records = ff_testkit::git::git_in(p.repo.path(), &["worktree", "list", "--porcelain"]);
+    assert!(
+        records.contains("wt-auth-refactor-"),
+        "doctor repaired what it should only name"
+    );
+}
+
+/// With an unapproved ff.toml naming a Redis server, `ff doctor` says the
+/// settings wait for approval and contacts nothing they name.
+#[test]
+fn doctor_contacts_nothing_an_unapproved_ff_toml_names() {
+    let p = Project::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    std::fs::write(
+        p.repo.path().join("ff.toml"),
+        format!("lock = \"redis://127.0.0.1:{port}\"\nstore = \"redis://127.0.0.1:{port}\"\n"),
+    )
+    .expect("ff.toml");
+    let (rc, view) = doctor(p.repo.path(), &p.config, &[]);
+    assert_eq!(rc, 0, "{view}");
+    assert_eq!(outcome(&view, "settings"), "warn");
+    for check in ["locks", "store", "clock"] {
+        assert_eq!(outcome(&view, check), "skipped", "{check}: {view}");
+    }
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "doctor connected to a server an unapproved ff.toml names"
+    );
+}
+
+/// Against a real Redis, the clock check compares this host's clock with
+/// the server's.
+#[test]
+fn doctor_compares_the_clock_with_redis() {
+    let Some(server) = ff_testkit::redis::RedisServer::start() else {
+        return;
+    };
+    let p = Project::new();
+    let url = server.url();
+    let (rc, view) = doctor(
+        p.repo.path(),
+        &p.config,
+        &[("FF_LOCK", url.as_str()), ("FF_STORE", url.as_str())],
+    );
+    assert_eq!(rc, 0, "{view}");
+    assert_eq!(outcome(&view, "clock"), "ok", "{view}");
+    assert_eq!(outcome(&view, "locks"), "ok", "{view}");
+}
