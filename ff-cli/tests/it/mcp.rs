@@ -511,3 +511,32 @@ fn the_readme_mcp_configuration_starts_the_server() {
         "{listed}"
     );
 }
+
+/// A repository's hooks run through MCP only once approved on this
+/// machine, as through every command: before, the call is refused and the
+/// hook has not run.
+#[test]
+fn an_mcp_call_never_runs_an_unapproved_hook() {
+    let repo = TestRepo::new();
+    let config = config_dir(&repo);
+    let marker = repo.scratch("hook-ran").join("marker");
+    std::fs::write(
+        repo.path().join("ff.toml"),
+        format!("[hooks]\npost_create = [\"touch {}\"]\n", marker.display()),
+    )
+    .expect("ff.toml");
+    let mut s = Session::start(repo.path(), &config, &[]);
+    assert_eq!(
+        s.error_kind("worktree_create", json!({"issue": "5"})),
+        "hooks_not_approved"
+    );
+    assert!(!marker.exists(), "an unapproved hook ran");
+    assert_eq!(repo.worktree_paths().len(), 1, "nothing was made");
+    drop(s);
+
+    let allow = crate::common::ff_in(repo.path(), &config, &[], &["hooks", "allow"]);
+    assert_eq!(crate::common::code(&allow), 0);
+    let mut s = Session::start(repo.path(), &config, &[]);
+    s.ok("worktree_create", json!({"issue": "5"}));
+    assert!(marker.exists(), "the approved hook did not run");
+}
