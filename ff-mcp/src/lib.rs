@@ -22,6 +22,31 @@
 //! the worktree manager: the `ff mcp` command opens it under the same
 //! trust rules as every command, so a call never runs a hook this machine
 //! has not approved.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ff_mcp::{ForgeFlowMcp, Manager, Options, Repository, ToolError};
+//!
+//! /// Leases and claims only: no repository to serve worktrees from.
+//! struct NoRepository;
+//!
+//! #[async_trait::async_trait]
+//! impl Repository for NoRepository {
+//!     async fn manager(&self, _base: Option<&str>) -> Result<Arc<Manager>, ToolError> {
+//!         Err(ToolError::new("not_found", "this server serves no repository"))
+//!     }
+//! }
+//!
+//! let server = ForgeFlowMcp::new(
+//!     NoRepository,
+//!     Arc::new(ff_traits::MemoryLockProvider::default()),
+//!     Arc::new(ff_traits::MemoryStore::default()),
+//!     Options::default(),
+//! );
+//! let tools = server.tools();
+//! assert!(tools.iter().any(|t| t.name == "lock_acquire" && t.output_schema.is_some()));
+//! // Serve it with `server.serve_stdio().await`, or over any rmcp transport.
+//! ```
 
 #![forbid(unsafe_code)]
 
