@@ -16,6 +16,19 @@ use rmcp::{Json, tool, tool_router};
 
 use crate::{ForgeFlowMcp, ToolError};
 
+impl ForgeFlowMcp {
+    /// The worktree `target` (an id or an issue) names.
+    async fn find(&self, target: &str) -> Result<ff_worktree::Worktree, ToolError> {
+        let manager = self.inner.repository.manager(None).await?;
+        manager.get(target).await?.ok_or_else(|| {
+            ToolError::new(
+                "not_found",
+                format!("no worktree for {target:?}; worktree_list shows what exists"),
+            )
+        })
+    }
+}
+
 #[tool_router(router = worktree_router, vis = "pub(crate)")]
 impl ForgeFlowMcp {
     /// Creates the issue's worktree, or gives the one it has: however many
@@ -40,17 +53,7 @@ impl ForgeFlowMcp {
         &self,
         Parameters(args): Parameters<TargetArgs>,
     ) -> Result<Json<WorktreeView>, ToolError> {
-        let manager = self.inner.repository.manager(None).await?;
-        match manager.get(&args.target).await? {
-            Some(w) => Ok(Json(WorktreeView::new(&w))),
-            None => Err(ToolError::new(
-                "not_found",
-                format!(
-                    "no worktree for {:?}; worktree_list shows what exists",
-                    args.target
-                ),
-            )),
-        }
+        Ok(Json(WorktreeView::new(&self.find(&args.target).await?)))
     }
 
     /// Every worktree of the repository.
@@ -154,16 +157,8 @@ impl ForgeFlowMcp {
         &self,
         Parameters(args): Parameters<TargetArgs>,
     ) -> Result<Json<AgentStatusOfView>, ToolError> {
-        let manager = self.inner.repository.manager(None).await?;
-        match manager.get(&args.target).await? {
-            Some(w) => Ok(Json(AgentStatusOfView::new(&w))),
-            None => Err(ToolError::new(
-                "not_found",
-                format!(
-                    "no worktree for {:?}; worktree_list shows what exists",
-                    args.target
-                ),
-            )),
-        }
+        Ok(Json(AgentStatusOfView::new(
+            &self.find(&args.target).await?,
+        )))
     }
 }

@@ -193,13 +193,12 @@ impl AlertRules {
             humantime::format_duration(d).to_string()
         };
         if let Some(limit) = self.lock_held_longer_than {
-            let mut long: Vec<(String, Duration)> = p
-                .locks
-                .iter()
-                .flat_map(|l| l.holders.iter().map(move |h| (l.name.clone(), h.age(now))))
-                .filter(|(_, age)| *age > limit)
-                .collect();
-            long.sort_by_key(|(_, age)| std::cmp::Reverse(*age));
+            let long = longest_over(
+                limit,
+                p.locks
+                    .iter()
+                    .flat_map(|l| l.holders.iter().map(move |h| (l.name.clone(), h.age(now)))),
+            );
             if let Some((name, age)) = long.first() {
                 out.push(Alert::new(
                     AlertRule::LockHeldTooLong,
@@ -306,19 +305,14 @@ impl AlertRules {
             }
         }
         if let Some(limit) = self.agent_waiting_longer_than {
-            let mut waiting: Vec<(&str, Duration)> = p
-                .worktrees
-                .iter()
-                .filter_map(|w| {
+            let waiting = longest_over(
+                limit,
+                p.worktrees.iter().filter_map(|w| {
                     let s = w.agent_status.as_ref()?;
-                    (s.state == ff_worktree::AgentState::Waiting).then(|| {
-                        let age = now.as_millis().saturating_sub(s.since.as_millis());
-                        (w.issue.as_str(), Duration::from_millis(age))
-                    })
-                })
-                .filter(|(_, age)| *age > limit)
-                .collect();
-            waiting.sort_by_key(|(_, age)| std::cmp::Reverse(*age));
+                    (s.state == ff_worktree::AgentState::Waiting)
+                        .then(|| (w.issue.as_str(), now.saturating_duration_since(s.since)))
+                }),
+            );
             if let Some((issue, age)) = waiting.first() {
                 out.push(Alert::new(
                     AlertRule::AgentWaitingTooLong,
@@ -349,6 +343,16 @@ impl AlertRules {
         }
         out
     }
+}
+
+/// The items whose age is over `limit`, the oldest first.
+fn longest_over<T>(
+    limit: Duration,
+    aged: impl Iterator<Item = (T, Duration)>,
+) -> Vec<(T, Duration)> {
+    let mut over: Vec<(T, Duration)> = aged.filter(|(_, age)| *age > limit).collect();
+    over.sort_by_key(|(_, age)| std::cmp::Reverse(*age));
+    over
 }
 
 /// The alerts firing now, kept across evaluations so each keeps the
