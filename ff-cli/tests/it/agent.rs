@@ -426,3 +426,32 @@ fn doctor_compares_the_clock_with_redis() {
     assert_eq!(outcome(&view, "clock"), "ok", "{view}");
     assert_eq!(outcome(&view, "locks"), "ok", "{view}");
 }
+
+/// The README's Claude Code settings are what `ff agent install claude`
+/// writes into a project that has none.
+#[test]
+fn install_writes_the_readmes_settings() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
+    let block = readme
+        .split("<!-- claude-hooks")
+        .nth(1)
+        .and_then(|after| after.split("```json\n").nth(1))
+        .and_then(|b| b.split("```").next())
+        .expect("the README marks its Claude Code settings");
+    let documented: Value = serde_json::from_str(block).expect("the README's settings are JSON");
+    let p = Project::new();
+    let out = crate::common::ff_in(
+        p.repo.path(),
+        &p.config,
+        &[],
+        &["agent", "install", "claude"],
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let written: Value = serde_json::from_str(
+        &std::fs::read_to_string(p.repo.path().join(".claude/settings.json")).expect("written"),
+    )
+    .expect("JSON");
+    assert_eq!(written, documented);
+}
