@@ -421,6 +421,25 @@ fn the_official_typescript_sdk_client_finds_every_promise_kept() {
     );
 }
 
+/// Runs the MCP Inspector's CLI with `args`; its JSON answer. From its
+/// own build directory: it finds its package.json by a path relative to
+/// the working directory.
+fn inspector(clients: &Path, config: &Path, args: &[&std::ffi::OsStr]) -> Value {
+    let build = clients.join("node_modules/@modelcontextprotocol/inspector-cli/build");
+    let out = std::process::Command::new("node")
+        .args(args)
+        .current_dir(&build)
+        .env("FF_CONFIG_DIR", config)
+        .output()
+        .expect("run the inspector");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the inspector prints JSON")
+}
+
 /// The MCP Inspector's CLI lists the tools.
 #[test]
 fn the_mcp_inspector_cli_lists_the_tools() {
@@ -429,24 +448,19 @@ fn the_mcp_inspector_cli_lists_the_tools() {
     };
     let repo = TestRepo::new();
     let config = config_dir(&repo);
-    // Run from its own build directory: it finds its package.json by a
-    // path relative to the working directory.
-    let build = clients.join("node_modules/@modelcontextprotocol/inspector-cli/build");
-    let out = std::process::Command::new("node")
-        .arg("index.js")
-        .arg(env!("CARGO_BIN_EXE_ff"))
-        .args(["--repo", repo.path().to_str().expect("utf-8 path"), "mcp"])
-        .args(["--method", "tools/list"])
-        .current_dir(&build)
-        .env("FF_CONFIG_DIR", &config)
-        .output()
-        .expect("run the inspector");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let listed = inspector(
+        &clients,
+        &config,
+        &[
+            "index.js".as_ref(),
+            env!("CARGO_BIN_EXE_ff").as_ref(),
+            "--repo".as_ref(),
+            repo.path().as_os_str(),
+            "mcp".as_ref(),
+            "--method".as_ref(),
+            "tools/list".as_ref(),
+        ],
     );
-    let listed: Value = serde_json::from_slice(&out.stdout).expect("the inspector prints JSON");
     let names: Vec<&str> = listed["tools"]
         .as_array()
         .expect("tools")
@@ -486,25 +500,28 @@ fn the_readme_mcp_configuration_starts_the_server() {
     let ff_config = config_dir(&repo);
     let file = repo.scratch("mcp-client").join("mcp.json");
     std::fs::write(&file, config.to_string()).expect("write the configuration");
-    // From its own build directory, as above. The client starts the
-    // server in the repository; here the repository is given by FF_REPO.
-    let build = clients.join("node_modules/@modelcontextprotocol/inspector-cli/build");
-    let out = std::process::Command::new("node")
-        .args(["cli.js", "--cli", "--config"])
-        .arg(&file)
-        .args(["--server", "forgeflow", "--method", "tools/list", "-e"])
-        .arg(format!("FF_REPO={}", repo.path().display()))
-        .arg("-e")
-        .arg(format!("FF_CONFIG_DIR={}", ff_config.display()))
-        .current_dir(&build)
-        .output()
-        .expect("run the inspector");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // The client starts the server in the repository; here the
+    // repository is given by FF_REPO.
+    let repo_env = format!("FF_REPO={}", repo.path().display());
+    let config_env = format!("FF_CONFIG_DIR={}", ff_config.display());
+    let listed = inspector(
+        &clients,
+        &ff_config,
+        &[
+            "cli.js".as_ref(),
+            "--cli".as_ref(),
+            "--config".as_ref(),
+            file.as_os_str(),
+            "--server".as_ref(),
+            "forgeflow".as_ref(),
+            "--method".as_ref(),
+            "tools/list".as_ref(),
+            "-e".as_ref(),
+            repo_env.as_ref(),
+            "-e".as_ref(),
+            config_env.as_ref(),
+        ],
     );
-    let listed: Value = serde_json::from_slice(&out.stdout).expect("the inspector prints JSON");
     assert_eq!(
         listed["tools"].as_array().map(Vec::len),
         Some(16),
