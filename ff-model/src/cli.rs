@@ -101,6 +101,11 @@ pub struct CreatedView {
     pub worktree: WorktreeView,
     /// `true` when the issue already had this worktree.
     pub reused: bool,
+    /// Where files found at the issue's old worktree path, which git no
+    /// longer listed as a worktree, were moved, whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String", length(min = 1))]
+    pub set_aside: Option<String>,
 }
 
 impl CreatedView {
@@ -110,6 +115,10 @@ impl CreatedView {
         Self {
             worktree: WorktreeView::new(&created.worktree),
             reused: created.reused,
+            set_aside: created
+                .set_aside
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
         }
     }
 }
@@ -153,6 +162,11 @@ pub struct CleanupView {
     pub merged_because: Option<String>,
     /// Whether a worktree was removed.
     pub removed: bool,
+    /// Where files found in its directory after git no longer listed it
+    /// (an agent wrote into it during the removal) were moved, whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String", length(min = 1))]
+    pub set_aside: Option<String>,
 }
 
 impl CleanupView {
@@ -164,6 +178,10 @@ impl CleanupView {
             id: done.removed.as_ref().map(|w| w.id.clone()),
             merged_because: done.merged_because.clone(),
             removed: done.removed.is_some(),
+            set_aside: done
+                .set_aside
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
         }
     }
 }

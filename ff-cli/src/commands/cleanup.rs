@@ -39,7 +39,17 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
                 w.id, w.branch
             ),
         };
-        format!("{what}{merged}")
+        let kept = done
+            .set_aside
+            .as_ref()
+            .map(|p| {
+                format!(
+                    "\nfiles found in its directory after git removed it are kept at {}",
+                    ff_worktree::display::escape_path(p)
+                )
+            })
+            .unwrap_or_default();
+        format!("{what}{merged}{kept}")
     });
     Ok(0)
 }

@@ -56,6 +56,12 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         if let Some(port) = w.port {
             text.push_str(&format!("\n  port    {port}"));
         }
+        if let Some(kept) = &created.set_aside {
+            text.push_str(&format!(
+                "\n  kept    files found at the old worktree path, which git no longer listed: {}",
+                ff_worktree::display::escape_path(kept)
+            ));
+        }
         for e in &created.evicted {
             text.push_str(&format!("\n  evicted {} to stay within the limit", e.id));
         }

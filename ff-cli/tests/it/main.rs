@@ -8,6 +8,7 @@ mod dashboard;
 mod hooks;
 mod hostile;
 mod library;
+mod liveness;
 mod mcp;
 mod protection;
 mod redis_deployments;

@@ -27,6 +27,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     removed: None,
                     archived_at: None,
                     merged_because: None,
+                    set_aside: None,
                 });
             };
             let issue = IssueId::parse(&found.issue)?;
@@ -69,6 +70,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             removed: None,
             archived_at: None,
             merged_because: None,
+            set_aside: None,
         };
         let Some(record) = self.records.store().load(&key).await? else {
             return Ok(nothing);
@@ -85,14 +87,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(nothing);
         }
         self.ensure_local(&wt, "clean up")?;
-        let present = wt.path.join(".git").exists();
-        if !present {
-            let archived_at = self.forget_vanished(&wt, &record).await?;
+        // Not a worktree any more (removed by hand, or a removal that an
+        // agent's write or a kill cut short): whatever its directory
+        // still holds is set aside, and the rest is tidied up.
+        if !wt.path.join(".git").exists() || !self.registered_in_git(&wt.path) {
+            let (archived_at, set_aside) = self.forget_vanished(&wt, &record).await?;
             tracing::info!(issue = %issue, id = %wt.id, "vanished worktree forgotten");
             return Ok(Cleaned {
                 removed: Some(wt),
                 archived_at,
                 merged_because: None,
+                set_aside,
             });
         }
         self.refuse_nested(&wt).await?;
@@ -146,7 +151,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 }
             }
         }
-        let archived_at = self
+        let (archived_at, set_aside) = self
             .with_registry("worktree remove", async || {
                 let mut args: Vec<&std::ffi::OsStr> = vec!["worktree".as_ref(), "remove".as_ref()];
                 if force {
@@ -156,18 +161,28 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 // Without force, git itself refuses a worktree with modified
                 // or untracked files; then say which.
                 if let Err(e) = self.git.run(&args).await {
-                    let dirty = if force {
-                        Vec::new()
-                    } else {
-                        self.dirty_files(&wt).await?
-                    };
-                    if !dirty.is_empty() {
-                        return Err(would_lose_work(&wt, &dirty, (wt.base.clone(), 0)));
+                    // Git unregisters a worktree even when it could not
+                    // delete every file (an agent wrote one meanwhile):
+                    // the removal happened; what is left is kept below.
+                    if self.registered_in_git(&wt.path) {
+                        let dirty = if force {
+                            Vec::new()
+                        } else {
+                            self.dirty_files(&wt).await?
+                        };
+                        if !dirty.is_empty() {
+                            return Err(would_lose_work(&wt, &dirty, (wt.base.clone(), 0)));
+                        }
+                        return Err(e.into());
                     }
-                    return Err(e.into());
+                    tracing::warn!(id = %wt.id, error = %e, "git removed the worktree but not all of its files");
                 }
+                // Anything at its path now (files git could not delete, a
+                // directory an agent made again) is kept, out of the way.
+                let set_aside = super::aside::set_aside(&self.base, &wt.path, &wt.id)?;
                 let judged = judged.as_ref().map(|(tip, _, n)| (tip.clone(), *n));
-                self.retire_branch(&wt, archived_at.clone(), judged).await
+                let archived = self.retire_branch(&wt, archived_at.clone(), judged).await?;
+                Ok((archived, set_aside))
             })
             .await?;
         self.remove_record(&record).await?;
@@ -178,6 +193,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             removed: Some(wt),
             archived_at,
             merged_because,
+            set_aside,
         })
     }
 
@@ -197,39 +213,32 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         }
     }
 
-    /// Tidies up after a worktree whose directory was removed outside
-    /// ForgeFlow: drops git's registration of it, keeps its branch's
-    /// unmerged commits under `refs/ff/archive/<id>`, deletes the branch and
-    /// removes the record. Refuses when the directory is in fact there but
-    /// unknown to git (its files may hold work). Call under the issue lock.
+    /// Tidies up after a worktree that is no longer one (its directory
+    /// removed outside ForgeFlow, or a removal cut short): moves whatever
+    /// its directory still holds aside ([`aside::set_aside`]), drops git's
+    /// registration of it, keeps its branch's unmerged commits under
+    /// `refs/ff/archive/<id>`, deletes the branch and removes the record.
+    /// Returns where commits and files were kept. Call under the issue lock.
+    ///
+    /// [`aside::set_aside`]: super::aside::set_aside
     pub(super) async fn forget_vanished(
         &self,
         wt: &Worktree,
         record: &IdempotencyRecord,
-    ) -> Result<Option<String>> {
-        if wt.path.exists()
-            && !self.is_registered(&wt.path).await?
-            && !super::recover::remove_if_empty(&wt.path)
-        {
-            return Err(Error::refused(
-                format!("cleanup of {}", wt.id),
-                format!(
-                    "{} exists but git no longer lists it as a worktree; move any work out of it, \
-                     delete it, and try again",
-                    wt.path.display()
-                ),
-            ));
-        }
-        let archived = self
+    ) -> Result<(Option<String>, Option<std::path::PathBuf>)> {
+        let (archived, set_aside) = self
             .with_registry("forget vanished worktree", async || {
+                // Before the registration goes: git removing a registered
+                // directory would delete the files in it.
+                let set_aside = super::aside::set_aside(&self.base, &wt.path, &wt.id)?;
                 self.remove_registered(&wt.path, &wt.id).await?;
-                self.retire_branch(wt, None, None).await
+                Ok((self.retire_branch(wt, None, None).await?, set_aside))
             })
             .await?;
         self.remove_record(record).await?;
         self.free_slot(wt).await?;
         self.forget_hook_runs(wt).await?;
-        Ok(archived)
+        Ok((archived, set_aside))
     }
 
     /// Deletes the worktree's branch without losing a commit: reads its

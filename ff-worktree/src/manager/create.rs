@@ -115,6 +115,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let key = self.create_key(issue);
         // A stale completed record is removed and the claim retried; twice
         // is enough unless something else keeps rewriting it.
+        let mut kept: Option<PathBuf> = None;
         for _ in 0..3 {
             let plan = Plan::new(issue, &self.base, &self.location);
             let planned = serde_json::to_value(&plan)
@@ -151,12 +152,23 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             worktree: self.with_status(wt),
                             reused: true,
                             evicted: Vec::new(),
+                            set_aside: None,
                         });
                     }
-                    // Its directory was deleted (by hand, by a disk
-                    // cleaner) but git still has its branch: bring it back
-                    // at its path, commits and all, rather than hand out a
-                    // path that does not exist.
+                    // Not a worktree any more, though something is at its
+                    // path (a removal an agent's write or a kill cut short,
+                    // a killed restore): those files are kept, moved out of
+                    // the way, and the issue goes on.
+                    if wt.path.exists() {
+                        kept = self
+                            .with_registry("set aside", async || {
+                                super::aside::set_aside(&self.base, &wt.path, &wt.id)
+                            })
+                            .await?;
+                    }
+                    // Its directory is gone but git still has its branch:
+                    // bring it back at its path, commits and all, rather
+                    // than hand out a path that does not exist.
                     if !wt.path.exists() && self.branch_exists(&wt.branch).await? {
                         self.restore(&wt).await?;
                         tracing::warn!(id = %wt.id, "worktree directory was gone; restored from its branch");
@@ -164,6 +176,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             worktree: self.with_status(wt),
                             reused: true,
                             evicted: Vec::new(),
+                            set_aside: kept,
                         });
                     }
                     // Removed behind ForgeFlow's back: forget it (keeping
@@ -217,6 +230,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                                 worktree: wt,
                                 reused: false,
                                 evicted,
+                                set_aside: kept,
                             })
                         }
                         Err(e) => {

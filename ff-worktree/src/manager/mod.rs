@@ -3,6 +3,7 @@
 
 mod admin;
 mod agent;
+mod aside;
 mod cleanup;
 mod create;
 mod hooks;
@@ -142,6 +143,10 @@ pub(crate) async fn resolve(
             &e,
         )
     })?;
+    // Whatever is left under the base path that is not a worktree (a
+    // directory an agent wrote into while it was removed) must not let
+    // git find the main checkout above it.
+    aside::guard_base(&base)?;
     Ok((git, info, base))
 }
 

@@ -52,8 +52,14 @@ pub enum RepairKind {
     /// the outer one cannot be cleaned up until it is moved or removed.
     NestedWorktree,
     /// A directory of ForgeFlow's shape under the base path that git does
-    /// not know and no record names (half-made): removed.
+    /// not know and no record names, holding nothing (half-made): removed.
     RemovedStrayDirectory,
+    /// A directory of ForgeFlow's shape under the base path that git does
+    /// not know and no record names, holding files (an agent wrote into a
+    /// worktree while it was removed): moved, whole, to
+    /// `<base>/.ff-kept/<id>-<unique>`, where git run in it fails instead
+    /// of finding the main checkout.
+    SetAsideDirectory,
     /// A branch of ForgeFlow's shape with no worktree and no record:
     /// deleted, its commits archived first when its base lacks them.
     RemovedOrphanBranch,
@@ -78,7 +84,7 @@ pub enum RepairKind {
 
 impl RepairKind {
     /// Every kind, so a consumer (a schema, a table) can list them all.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::RolledBackCreate,
         Self::AbortedSync,
         Self::ForgotVanished,
@@ -93,6 +99,7 @@ impl RepairKind {
         Self::Busy,
         Self::FreedSlot,
         Self::LeftAlone,
+        Self::SetAsideDirectory,
     ];
 
     /// Its place in [`ALL`](Self::ALL). The match is exhaustive: a new
@@ -115,6 +122,7 @@ impl RepairKind {
             Self::Busy => 11,
             Self::FreedSlot => 12,
             Self::LeftAlone => 13,
+            Self::SetAsideDirectory => 14,
         }
     }
 }
@@ -368,44 +376,40 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     if !self.is_local(&wt) {
                         return Ok(());
                     }
-                    if wt.path.join(".git").exists() {
-                        if self.is_registered(&wt.path).await? {
-                            if repair::half_made_registration(&wt.path).is_some() {
-                                if report.dry_run {
-                                    report.note(
-                                        RepairKind::RestoredWorktree,
-                                        &wt.id,
-                                        "would finish the registration a killed git left half-made",
-                                    );
-                                } else if let Some(detail) = self.finish_half_made(&wt).await? {
-                                    report.note(RepairKind::RestoredWorktree, &wt.id, detail);
-                                }
+                    let pointer = wt.path.join(".git").exists();
+                    if pointer && self.is_registered(&wt.path).await? {
+                        if repair::half_made_registration(&wt.path).is_some() {
+                            if report.dry_run {
+                                report.note(
+                                    RepairKind::RestoredWorktree,
+                                    &wt.id,
+                                    "would finish the registration a killed git left half-made",
+                                );
+                            } else if let Some(detail) = self.finish_half_made(&wt).await? {
+                                report.note(RepairKind::RestoredWorktree, &wt.id, detail);
                             }
-                            return Ok(());
                         }
-                        return self.reclaim_unlisted(&wt, report).await;
-                    }
-                    if wt.path.exists()
-                        && !self.is_registered(&wt.path).await?
-                        && (report.dry_run || !remove_if_empty(&wt.path))
-                    {
-                        report.note(
-                            RepairKind::LeftAlone,
-                            &wt.id,
-                            format!(
-                                "{} exists but git does not list it; move any work out and delete it",
-                                wt.path.display()
-                            ),
-                        );
                         return Ok(());
                     }
+                    if pointer && self.branch_exists(&wt.branch).await? {
+                        return self.reclaim_unlisted(&wt, report).await;
+                    }
+                    // Its directory is gone, or what is left there is no
+                    // worktree (a removal cut short): forget it, keeping
+                    // its commits and whatever files are left.
                     let detail = if report.dry_run {
-                        "would drop its registration, branch and record".to_owned()
+                        let files = wt.path.exists() && !super::aside::is_hollow(&wt.path);
+                        format!(
+                            "would drop its registration, branch and record{}",
+                            if files {
+                                ", and move the files left at its path aside, whole"
+                            } else {
+                                ""
+                            }
+                        )
                     } else {
-                        match self.forget_vanished(&wt, &record).await? {
-                            Some(archive) => format!("branch commits kept under {archive}"),
-                            None => "nothing of its branch was unmerged".to_owned(),
-                        }
+                        let (archive, kept) = self.forget_vanished(&wt, &record).await?;
+                        kept_detail(archive.as_deref(), kept.as_deref())
                     };
                     report.note(RepairKind::ForgotVanished, &wt.id, detail);
                     Ok(())
@@ -635,47 +639,33 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 
     /// A recorded worktree whose directory is there, `.git` file and all,
-    /// but which git does not list: a `git worktree add` that was killed
-    /// (restoring it) left it so. Nothing is deleted: the directory is moved
-    /// aside (to `<base>/.stale-<id>-<unique>`, which nothing of ForgeFlow
-    /// touches) and the worktree is made again at its path from its branch.
-    /// Without its branch, it is left alone and reported.
+    /// but which git does not list, and whose branch is there: a `git
+    /// worktree add` that was killed (restoring it), or a removal cut short,
+    /// left it so. Nothing is deleted: the directory is set aside (to
+    /// `<base>/.ff-kept/<id>-<unique>`, which nothing of ForgeFlow touches)
+    /// and the worktree is made again at its path from its branch.
     async fn reclaim_unlisted(&self, wt: &Worktree, report: &mut Recovery) -> Result<()> {
-        if !self.branch_exists(&wt.branch).await? {
-            report.note(
-                RepairKind::LeftAlone,
-                &wt.id,
-                format!(
-                    "{} exists but git does not list it, and its branch is gone; move any work \
-                     out and delete it",
-                    wt.path.display()
-                ),
-            );
-            return Ok(());
-        }
-        let aside = self.base.join(format!(
-            ".stale-{}-{}",
-            wt.id,
-            &ff_traits::identity::unique_id()[..8]
-        ));
-        if !report.dry_run {
-            std::fs::rename(&wt.path, &aside).map_err(|e| {
-                Error::io(
-                    "worktree",
-                    &format!("cannot move {} aside", wt.path.display()),
-                    &e,
-                )
-            })?;
+        let aside = if report.dry_run {
+            format!("{}/{}/{}-…", self.base.display(), super::aside::KEPT_DIR, wt.id)
+        } else {
+            let kept = self
+                .with_registry("set aside", async || {
+                    super::aside::set_aside(&self.base, &wt.path, &wt.id)
+                })
+                .await?;
             self.restore(wt).await?;
-        }
+            kept.map_or_else(
+                || "(nothing was left in it)".to_owned(),
+                |k| k.display().to_string(),
+            )
+        };
         report.note(
             RepairKind::RestoredWorktree,
             &wt.id,
             format!(
                 "git did not list it (a killed git); made again from branch {}; the old \
-                 directory is kept at {}",
+                 directory is kept at {aside}",
                 wt.branch,
-                aside.display()
             ),
         );
         Ok(())
@@ -850,16 +840,37 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 Some(plan)
                     if !known.contains(&plan.id) && entry.file_type().is_ok_and(|t| t.is_dir()) =>
                 {
-                    if !report.dry_run {
-                        std::fs::remove_dir_all(&path).map_err(|e| {
-                            Error::io("worktree", &format!("cannot remove {}", path.display()), &e)
-                        })?;
+                    // Half-made by a create that died, or made again by an
+                    // agent writing into a worktree as it was removed: only
+                    // a directory holding nothing is removed.
+                    let kept = if report.dry_run {
+                        (!super::aside::is_hollow(&path)).then(|| {
+                            PathBuf::from(format!(
+                                "{}/{}/{}-…",
+                                self.base.display(),
+                                super::aside::KEPT_DIR,
+                                plan.id
+                            ))
+                        })
+                    } else {
+                        super::aside::set_aside(&self.base, &path, &plan.id)?
+                    };
+                    match kept {
+                        None => report.note(
+                            RepairKind::RemovedStrayDirectory,
+                            path.display().to_string(),
+                            "git does not list it, no record names it, and it held nothing",
+                        ),
+                        Some(kept) => report.note(
+                            RepairKind::SetAsideDirectory,
+                            path.display().to_string(),
+                            format!(
+                                "git does not list it and no record names it; its files are \
+                                 kept at {}",
+                                kept.display()
+                            ),
+                        ),
                     }
-                    report.note(
-                        RepairKind::RemovedStrayDirectory,
-                        path.display().to_string(),
-                        "half-made by a create that died; git never registered it",
-                    );
                 }
                 Some(_) => {}
                 None => report.note(
@@ -909,11 +920,19 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 }
 
-/// Removes `dir` if it is empty (an empty directory a killed
-/// `git worktree add` made holds nothing); `rmdir` refuses a directory
-/// with anything in it, so nothing can be lost. Returns whether it is gone.
-pub(super) fn remove_if_empty(dir: &Path) -> bool {
-    std::fs::remove_dir(dir).is_ok() || !dir.exists()
+/// What a forgotten worktree left, and where it was kept.
+fn kept_detail(archive: Option<&str>, kept: Option<&Path>) -> String {
+    let commits = match archive {
+        Some(archive) => format!("branch commits kept under {archive}"),
+        None => "nothing of its branch was unmerged".to_owned(),
+    };
+    match kept {
+        Some(kept) => format!(
+            "{commits}; the files left at its path are kept at {}",
+            kept.display()
+        ),
+        None => commits,
+    }
 }
 
 /// A [`Worktree`] for names ForgeFlow recognised but has no record of.

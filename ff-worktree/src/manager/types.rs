@@ -389,6 +389,9 @@ pub struct Created {
     /// Worktrees removed to stay within the limit
     /// ([`LimitPolicy::EvictOldest`]).
     pub evicted: Vec<Worktree>,
+    /// Where files found at the worktree path, which git no longer
+    /// listed as a worktree, were moved, whole (`<base>/.ff-kept/<id>-…`).
+    pub set_aside: Option<std::path::PathBuf>,
 }
 
 /// How [`cleanup_worktree`](super::WorktreeManager::cleanup_worktree)
@@ -429,6 +432,10 @@ pub struct Cleaned {
     /// Why commits the base's history lacks were judged merged: their
     /// changes are in the base already (a squash or rebase merge).
     pub merged_because: Option<String>,
+    /// Where files found in the worktree's directory after git no longer
+    /// listed it were moved, whole (`<base>/.ff-kept/<id>-…`): an agent
+    /// wrote into it while it was removed, or a removal was cut short.
+    pub set_aside: Option<std::path::PathBuf>,
 }
 
 /// Options of one [`sync_worktree`](super::WorktreeManager::sync_worktree).

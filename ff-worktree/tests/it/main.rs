@@ -12,6 +12,7 @@ mod include;
 mod manager;
 mod merged;
 mod multi_server;
+mod never_stuck;
 mod no_loss;
 mod one_repository;
 mod processes;

@@ -210,7 +210,7 @@ async fn a_failing_worktree_add_leaves_nothing_and_a_retry_works() {
         "registration left behind"
     );
     assert!(repo.ff_branches().await.is_empty(), "branch left behind");
-    let leftovers: Vec<_> = std::fs::read_dir(m.base_path()).expect("base").collect();
+    let leftovers: Vec<_> = crate::common::base_entries(m.base_path());
     assert!(leftovers.is_empty(), "directory left behind: {leftovers:?}");
     assert!(
         m.get("7").await.expect("get").is_none(),
@@ -333,7 +333,7 @@ async fn hostile_issue_ids_change_nothing() {
             "{bad:?}: {err}"
         );
     }
-    assert_eq!(std::fs::read_dir(m.base_path()).expect("base").count(), 0);
+    assert_eq!(crate::common::base_entries(m.base_path()).len(), 0);
     assert!(repo.ff_branches().await.is_empty());
 }
 

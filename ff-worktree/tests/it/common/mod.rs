@@ -39,6 +39,23 @@ where
         .collect()
 }
 
+/// What the base path holds besides its guard (`.git`, which keeps git
+/// from finding the main checkout from anything under it).
+pub(crate) fn base_entries(base: &Path) -> Vec<std::path::PathBuf> {
+    let guard = base.join(".git");
+    assert!(
+        guard.is_file(),
+        "the base path {} has no guard",
+        base.display()
+    );
+    std::fs::read_dir(base)
+        .expect("base path")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| *p != guard)
+        .collect()
+}
+
 /// How many records are pending.
 pub(crate) async fn pending<L: LockProvider, S: IdempotencyStorage>(
     m: &WorktreeManager<L, S>,
