@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{CREATE_OPERATION, Created, LimitPolicy, Worktree, WorktreeManager, parse_worktree};
+use crate::git::repair;
 use crate::issue::IssueId;
 
 /// The names one create attempt uses; unique to the attempt.
@@ -162,7 +163,16 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     if wt.path.exists() {
                         kept = self
                             .with_registry("set aside", async || {
-                                super::aside::set_aside(&self.base, &wt.path, &wt.id)
+                                let kept = super::aside::set_aside(&self.base, &wt.path, &wt.id)?;
+                                // A registration left without its directory
+                                // (git killed before it dropped it, maybe
+                                // still marked `initializing`) would stop
+                                // the restore below: drop it, files gone
+                                // aside first.
+                                if self.registered_in_git(&wt.path) && !wt.path.exists() {
+                                    repair::remove_worktree(&self.git, &wt.path).await?;
+                                }
+                                Ok(kept)
                             })
                             .await?;
                     }

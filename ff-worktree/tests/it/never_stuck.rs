@@ -111,6 +111,12 @@ async fn a_registered_worktree_without_its_pointer_is_settled_by_create() {
     let repo = TestRepo::new();
     let m = open(&repo).await;
     let wt = m.create_worktree("3").await.expect("create").worktree;
+    // As git leaves it while it adds (or restores) a worktree: marked.
+    std::fs::write(
+        repo.path().join(".git/worktrees").join(&wt.id).join("locked"),
+        "initializing",
+    )
+    .expect("locked");
     std::fs::remove_file(wt.path.join(".git")).expect("pointer");
     std::fs::write(wt.path.join("late.txt"), "late\n").expect("agent's file");
     let again = m.create_worktree("3").await.expect("create settles it");
