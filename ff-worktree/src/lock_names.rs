@@ -8,6 +8,11 @@
 //! | issue | `ff-<repo key>/issue-<issue>` | every operation on one issue's worktree |
 //! | registry | `ff-<common dir hash>-registry` | `git worktree add/remove` and `branch -D`, around those calls only |
 //! | fetch | `ff-<common dir hash>-fetch` | `git fetch` of a sync |
+//! | worktree | `ff-<common dir hash>-worktree-<issue>` | taken with the issue's lock, for the git commands run in its worktree in this clone |
+//!
+//! The registry, fetch and worktree locks guard one clone's git state:
+//! they are kernel file locks in `<common dir>/ff/locks` whatever the
+//! configured backend, which holds the others.
 //!
 //! Before lock hierarchies an issue lock was `ff-<repo key>-issue-<issue>`;
 //! [`purpose`] still reads it, so a holder from an older version shows
@@ -34,6 +39,9 @@ use crate::{Error, Result};
 const PREFIX: &str = "ff-";
 /// Between a repository's node and an issue id.
 const ISSUE_SEGMENT: &str = "/issue-";
+/// Between the common directory's hash and an issue id, in a worktree's
+/// local lock.
+const WORKTREE_SEGMENT: &str = "-worktree-";
 /// Hex digits of the common directory's hash in the registry and fetch names.
 const COMMON_HASH_LEN: usize = 16;
 
@@ -43,6 +51,8 @@ pub struct RepositoryLocks {
     node: LockName,
     registry: LockName,
     fetch: LockName,
+    /// `ff-<common dir hash>-worktree-`, before an issue id.
+    worktree_prefix: String,
 }
 
 impl RepositoryLocks {
@@ -70,6 +80,7 @@ impl RepositoryLocks {
             node,
             registry: LockName::new(format!("{PREFIX}{common_hash}-registry"))?,
             fetch: LockName::new(format!("{PREFIX}{common_hash}-fetch"))?,
+            worktree_prefix: format!("{PREFIX}{common_hash}{WORKTREE_SEGMENT}"),
         })
     }
 
@@ -102,12 +113,22 @@ impl RepositoryLocks {
         &self.fetch
     }
 
+    /// The local lock of `issue`'s worktree in this clone, taken with the
+    /// issue's lock.
+    ///
+    /// # Errors
+    /// [`ff_traits::Error::InvalidInput`] when the whole name is too long.
+    pub fn worktree(&self, issue: &IssueId) -> Result<LockName> {
+        Ok(LockName::new(format!("{}{issue}", self.worktree_prefix))?)
+    }
+
     /// Whether `name` is one of this repository's locks: its node, a lock
-    /// beneath it, its registry or fetch lock.
+    /// beneath it, its registry, fetch or worktree locks.
     #[must_use]
     pub fn owns(&self, name: &str) -> bool {
         name == self.registry.as_str()
             || name == self.fetch.as_str()
+            || name.starts_with(&self.worktree_prefix)
             || name == self.node.as_str()
             || name
                 .strip_prefix(self.node.as_str())
@@ -141,6 +162,12 @@ pub enum LockPurpose {
     Registry,
     /// The lock around `git fetch` of one common directory.
     Fetch,
+    /// The local lock of one issue's worktree in one clone, taken with the
+    /// issue's lock.
+    Worktree {
+        /// The issue id.
+        issue: String,
+    },
     /// A lock of the user's (`ff lock NAME`), or of another program.
     User,
 }
@@ -150,7 +177,7 @@ impl LockPurpose {
     #[must_use]
     pub fn issue(&self) -> Option<&str> {
         match self {
-            Self::Issue { issue, .. } => Some(issue),
+            Self::Issue { issue, .. } | Self::Worktree { issue } => Some(issue),
             _ => None,
         }
     }
@@ -171,6 +198,11 @@ pub fn purpose(name: &str) -> LockPurpose {
             "registry" => return LockPurpose::Registry,
             "fetch" => return LockPurpose::Fetch,
             _ => {}
+        }
+        if let Some(issue) = what.strip_prefix("worktree-") {
+            return LockPurpose::Worktree {
+                issue: issue.to_owned(),
+            };
         }
     }
     if let Some((repository, issue)) = rest.rsplit_once(ISSUE_SEGMENT) {
@@ -274,6 +306,15 @@ mod tests {
         );
         assert_eq!(purpose(locks.registry().as_str()), LockPurpose::Registry);
         assert_eq!(purpose(locks.fetch().as_str()), LockPurpose::Fetch);
+        let worktree = locks.worktree(&issue).expect("worktree lock");
+        assert_eq!(
+            purpose(worktree.as_str()),
+            LockPurpose::Worktree {
+                issue: "PROJ-7".into()
+            }
+        );
+        assert!(locks.owns(worktree.as_str()));
+        assert!(!locks.owns("ff-fedcba9876543210-worktree-PROJ-7"));
         assert_eq!(
             purpose(locks.node().as_str()),
             LockPurpose::Beneath {

@@ -14,21 +14,29 @@ use crate::Result;
 use super::{CREATE_OPERATION, WorktreeManager};
 
 impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
-    /// Whether a lock name is one of this repository's.
-    /// This repository's locks (its node and everything beneath it: issue
-    /// locks; the registry and fetch locks) as the provider knows them,
-    /// held or not.
+    /// This repository's locks, held or not: its node and everything
+    /// beneath it (issue locks) as the provider knows them, and this
+    /// clone's local locks (registry, fetch, worktrees; kernel file locks
+    /// whatever the provider, see [`lock_names`](crate::lock_names)).
     ///
     /// # Errors
-    /// [`ff_traits::Error::Backend`] when the provider cannot list them.
+    /// [`ff_traits::Error::Backend`] when a provider cannot list them.
     pub async fn lock_status(&self) -> Result<Vec<LockStatus>> {
-        Ok(self
+        let mut all: Vec<LockStatus> = self
             .locks
             .locks()
             .await?
             .into_iter()
             .filter(|l| self.lock_names.owns(&l.name))
-            .collect())
+            .collect();
+        // The provider may be file locks in the same directory: each lock
+        // once.
+        for l in self.local.locks().await? {
+            if self.lock_names.owns(&l.name) && !all.iter().any(|a| a.name == l.name) {
+                all.push(l);
+            }
+        }
+        Ok(all)
     }
 
     /// Aggregates over every record of the store.
@@ -95,12 +103,20 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// [`ff_traits::Error::Backend`] when the provider fails.
     pub async fn force_release_all_locks(&self) -> Result<Vec<ForceRelease>> {
         let mut out = Vec::new();
+        let theirs: Vec<String> = self
+            .locks
+            .locks()
+            .await?
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
         for status in self.lock_status().await? {
-            out.push(
-                self.locks
-                    .force_release(&LockName::new(status.name)?)
-                    .await?,
-            );
+            let name = LockName::new(status.name)?;
+            out.push(if theirs.iter().any(|t| t == name.as_str()) {
+                self.locks.force_release(&name).await?
+            } else {
+                self.local.force_release(&name).await?
+            });
         }
         Ok(out)
     }

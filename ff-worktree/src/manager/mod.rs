@@ -7,6 +7,7 @@ mod aside;
 mod cleanup;
 mod create;
 mod hooks;
+mod local;
 mod prune;
 mod recover;
 mod slots;
@@ -62,6 +63,9 @@ pub struct WorktreeManager<L, S> {
     base: PathBuf,
     config: WorktreeConfig,
     locks: L,
+    /// Kernel file locks in this clone's `<common dir>/ff/locks`, for what
+    /// guards this clone's git state (see `local.rs`).
+    local: ff_lock_file::FileLockProvider,
     records: IdempotencyManager<S>,
     repo_key: String,
     /// The names of the repository's locks.
@@ -197,6 +201,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             info.common_dir.display()
         );
         let lock_names = RepositoryLocks::new(&repo_key, &common)?;
+        let local =
+            ff_lock_file::FileLockProvider::new(crate::StateDir::of_repository(&info.common_dir).locks());
         let manager = Self {
             location,
             git,
@@ -204,6 +210,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             base,
             config,
             locks,
+            local,
             records,
             repo_key,
             lock_names,
@@ -278,22 +285,24 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             )
     }
 
-    /// Takes `name` (with intention locks on its ancestors when it lies
-    /// in the hierarchy), waiting up to the configured lock timeout.
-    async fn lock(
-        &self,
-        name: &LockName,
-        operation: &str,
-        issue: Option<&IssueId>,
-    ) -> Result<LockGuard> {
-        let options = self.lock_options(operation, issue);
-        Ok(ff_hierarchy::acquire(&self.locks, name, &options).await?)
-    }
-
-    /// Takes an issue's lock if its whole path is free now.
+    /// Takes an issue's lock if its whole path, and its local lock, are
+    /// free now.
     async fn try_lock_issue(&self, issue: &IssueId, operation: &str) -> Result<Option<LockGuard>> {
         let options = self.lock_options(operation, Some(issue));
-        Ok(ff_hierarchy::try_acquire(&self.locks, &self.issue_lock(issue)?, &options).await?)
+        match ff_hierarchy::try_acquire(&self.locks, &self.issue_lock(issue)?, &options).await? {
+            Some(outer) => self.try_with_local_issue(outer, issue, &options).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Takes an issue's lock, then its local lock (see `local.rs`).
+    async fn lock_issue_path(
+        &self,
+        issue: &IssueId,
+        options: &LockOptions,
+    ) -> Result<LockGuard> {
+        let outer = ff_hierarchy::acquire(&self.locks, &self.issue_lock(issue)?, options).await?;
+        self.with_local_issue(outer, issue, options).await
     }
 
     /// Takes the repository's node of the lock hierarchy in `mode`
@@ -321,8 +330,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// after the configured lock timeout.
     pub async fn lock_issue(&self, issue: &str) -> Result<LockGuard> {
         let issue = IssueId::parse(issue)?;
-        self.lock(&self.issue_lock(&issue)?, "work", Some(&issue))
-            .await
+        let options = self.lock_options("work", Some(&issue));
+        self.lock_issue_path(&issue, &options).await
     }
 
     /// Takes the issue's lock in shared mode, for work inside its worktree
@@ -351,16 +360,19 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             options = options.with_process_group(group);
         }
         let shared = options.clone().with_mode(ff_traits::LockMode::Shared);
-        match ff_hierarchy::acquire(&self.locks, &name, &shared).await {
+        let outer = match ff_hierarchy::acquire(&self.locks, &name, &shared).await {
             Err(ff_traits::Error::Unsupported { .. }) => {
                 tracing::debug!(
                     issue = issue.as_str(),
                     "no shared locks on this backend; taking the issue's lock exclusively"
                 );
-                Ok(ff_hierarchy::acquire(&self.locks, &name, &options).await?)
+                ff_hierarchy::acquire(&self.locks, &name, &options).await?
             }
-            taken => Ok(taken?),
-        }
+            taken => taken?,
+        };
+        // Kernel locks are shared alike: work beside work, never beside a
+        // create, sync or cleanup of the issue.
+        self.with_local_issue(outer, &issue, &shared).await
     }
 
     /// Runs `f` holding the lock `name`, and releases it whatever happens.
@@ -379,9 +391,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         operation: &str,
         f: impl AsyncFnOnce() -> Result<T>,
     ) -> Result<T> {
-        let guard = self
-            .lock(&self.issue_lock(issue)?, operation, Some(issue))
-            .await?;
+        let options = self.lock_options(operation, Some(issue));
+        let guard = self.lock_issue_path(issue, &options).await?;
         self.holding(guard, f).await
     }
 
@@ -392,7 +403,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         f: impl AsyncFnOnce() -> Result<T>,
     ) -> Result<T> {
         let guard = self
-            .lock(self.lock_names.registry(), operation, None)
+            .lock_local(self.lock_names.registry(), operation)
             .await?;
         // A `worktree add` killed mid-write would fail every registry
         // change that follows; mending it first costs one directory read.

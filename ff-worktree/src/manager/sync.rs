@@ -82,7 +82,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let strategy = options.strategy.unwrap_or(self.config.sync_strategy);
         let (remote, onto) = self.sync_source(&wt).await?;
         if let Some(remote) = &remote {
-            let guard = self.lock(self.lock_names.fetch(), "fetch", None).await?;
+            let guard = self.lock_local(self.lock_names.fetch(), "fetch").await?;
             self.holding(guard, async || {
                 self.git
                     .run(["fetch", "--quiet", "--no-write-fetch-head", "--", remote])
