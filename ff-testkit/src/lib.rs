@@ -100,6 +100,22 @@ pub fn spawn_self(entry: &str, role: &[&str]) -> Child {
         .expect("spawn child process")
 }
 
+/// As [`spawn_self`], with `env` set in the child (say, the crash point
+/// it must abort at).
+///
+/// # Panics
+/// When the child cannot be started.
+pub fn spawn_self_with_env(entry: &str, role: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", entry, "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_ENV, role.join(&SEP.to_string()))
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn child process")
+}
+
 /// As [`spawn_self`], in a process group of its own, so that a test can
 /// SIGKILL the child together with everything it started (`kill -9
 /// -<pid>`): a crash that takes down its git subprocesses too.

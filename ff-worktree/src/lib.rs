@@ -100,6 +100,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod crash;
 pub mod display;
 mod error;
 pub mod git;

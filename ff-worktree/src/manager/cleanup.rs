@@ -65,6 +65,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         id: &str,
         force: bool,
     ) -> Result<Cleaned> {
+        crate::crash::point("cleanup.issue_locked");
         let key = self.create_key(issue).record_key()?;
         let nothing = Cleaned {
             removed: None,
@@ -130,6 +131,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             if !self.dirty_files(&wt).await?.is_empty() {
                 let snapshot = self.snapshot(&wt).await?;
                 archived_at = Some(self.keep(&wt, &snapshot).await?);
+                crate::crash::point("cleanup_force.snapshot_kept");
             }
         } else if unmerged.1 > 0 {
             // Squash- and rebase-merged work: the base's history lacks the
@@ -180,14 +182,24 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 // Anything at its path now (files git could not delete, a
                 // directory an agent made again) is kept, out of the way.
                 let set_aside = super::aside::set_aside(&self.base, &wt.path, &wt.id)?;
+                crate::crash::point(if force {
+                    "cleanup_force.removed"
+                } else {
+                    "cleanup.removed"
+                });
                 let judged = judged.as_ref().map(|(tip, _, n)| (tip.clone(), *n));
                 let archived = self.retire_branch(&wt, archived_at.clone(), judged).await?;
+                crate::crash::point("cleanup.branch_retired");
                 Ok((archived, set_aside))
             })
             .await?;
-        self.remove_record(&record).await?;
+        // The create record goes last: until then a crash leaves a record
+        // the next cleanup (or create) finishes from.
         self.free_slot(&wt).await?;
+        crate::crash::point("cleanup.slot_freed");
         self.forget_hook_runs(&wt).await?;
+        self.remove_record(&record).await?;
+        crate::crash::point("cleanup.record_removed");
         tracing::info!(issue = %issue, id = %wt.id, archived = ?archived_at, "worktree removed");
         Ok(Cleaned {
             removed: Some(wt),
@@ -235,9 +247,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 Ok((self.retire_branch(wt, None, None).await?, set_aside))
             })
             .await?;
-        self.remove_record(record).await?;
         self.free_slot(wt).await?;
         self.forget_hook_runs(wt).await?;
+        self.remove_record(record).await?;
         Ok((archived, set_aside))
     }
 

@@ -113,6 +113,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 
     async fn create_locked(&self, issue: &IssueId) -> Result<Created> {
+        crate::crash::point("create.issue_locked");
         let key = self.create_key(issue);
         // A stale completed record is removed and the claim retried; twice
         // is enough unless something else keeps rewriting it.
@@ -175,6 +176,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                                 Ok(kept)
                             })
                             .await?;
+                        crate::crash::point("restore.set_aside");
                     }
                     // Its directory is gone but git still has its branch:
                     // bring it back at its path, commits and all, rather
@@ -195,6 +197,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     self.forget_vanished(&wt, &record).await?;
                 }
                 Start::Claimed(claim) => {
+                    crate::crash::point("create.claimed");
                     for data in &claim.abandoned_rollbacks {
                         let abandoned: Plan =
                             serde_json::from_value(data.clone()).map_err(|e| {
@@ -219,7 +222,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                         }
                     };
                     let slot = match self.take_slot(issue, &plan.id).await {
-                        Ok(slot) => slot,
+                        Ok(slot) => {
+                            crate::crash::point("create.slot_taken");
+                            slot
+                        }
                         Err(e) => {
                             self.records.abandon_operation(&claim).await?;
                             return Err(e);
@@ -231,9 +237,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     };
                     return match added {
                         Ok(wt) => {
+                            crate::crash::point("create.included");
                             let value = serde_json::to_value(&wt)
                                 .map_err(|e| Error::invalid_input("worktree", e.to_string()))?;
                             self.records.complete_operation(&claim, value).await?;
+                            crate::crash::point("create.completed");
                             tracing::info!(issue = %issue, id = %wt.id, "worktree created");
                             let wt = self.post_create(issue, wt).await?;
                             Ok(Created {
@@ -423,7 +431,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             self.git.run(args).await?;
             Ok(())
         })
-        .await
+        .await?;
+        crate::crash::point("restore.registered");
+        Ok(())
     }
 
     /// Finishes `wt`'s registration when a `git worktree add` (a create
@@ -496,10 +506,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// the `post-checkout` hook, as `worktree add` would have).
     async fn add(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Worktree> {
         let wt = self.register(issue, plan, slot).await?;
+        crate::crash::point("create.registered");
         self.git
             .in_dir(&wt.path)
             .run(["checkout", "--force", "--quiet"])
             .await?;
+        crate::crash::point("create.checked_out");
         Ok(wt)
     }
 

@@ -89,6 +89,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             }
             Err(e) => return Err(e.into()),
         };
+        crate::crash::point("create.hook_claimed");
         let attempt = self
             .records
             .store()
@@ -103,6 +104,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             self.hook_log(&wt).as_deref(),
         )
         .await;
+        crate::crash::point("create.hook_ran");
         let Err(failure) = ran else {
             self.records.complete_operation(&claim, json!({})).await?;
             return Ok(wt);

@@ -182,6 +182,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if let Err(e) = self.pre_cleanup(&wt, false).await {
             return Ok(kept(wt, &format!("its pre_cleanup hook refused: {e}")));
         }
+        crate::crash::point("prune.judged");
         let done = self.cleanup_locked(issue, &wt.id, false).await?;
         let reason = done.merged_because.unwrap_or(reason);
         Ok(Pruned {

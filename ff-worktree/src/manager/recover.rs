@@ -242,6 +242,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 self.remove_strays(&damaged, &mut report).await
             })
             .await?;
+            crate::crash::point("recover.strays_done");
             self.recover_slots(&mut report).await?;
             Ok(report)
         })
@@ -450,6 +451,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 })?;
                 self.undo(&plan).await?;
             }
+            crate::crash::point("recover.rolled_back");
             self.records.abandon_operation(&claim).await?;
             report.note(
                 RepairKind::RolledBackCreate,

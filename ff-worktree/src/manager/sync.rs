@@ -121,6 +121,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     self.remove_record(&record).await?;
                 }
                 Start::Claimed(claim) => {
+                    crate::crash::point("sync.claimed");
                     let mut done = Synced {
                         id: wt.id.clone(),
                         branch: wt.branch.clone(),
@@ -133,10 +134,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     };
                     return match self.integrate(&wt, &tree, &done, options.autostash).await {
                         Ok(after) => {
+                            crate::crash::point("sync.integrated");
                             done.head_after = after;
                             let value = serde_json::to_value(&done)
                                 .map_err(|e| Error::invalid_input("sync", e.to_string()))?;
                             self.records.complete_operation(&claim, value).await?;
+                            crate::crash::point("sync.completed");
                             tracing::info!(id = %wt.id, before = %done.head_before, after = %done.head_after, "worktree synced");
                             Ok(done)
                         }

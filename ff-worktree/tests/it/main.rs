@@ -5,6 +5,7 @@ mod admin;
 mod chaos;
 mod common;
 mod corrupt_state;
+mod crash_points;
 mod git_layer;
 mod hooks;
 mod hostile;

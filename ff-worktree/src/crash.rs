@@ -1,0 +1,76 @@
+//! Crash points: named places between the side effects of create, sync,
+//! cleanup, prune and recover (git mutations, store writes, lock steps,
+//! slot claims, include copies, hook runs) where a test build can abort
+//! the process, to prove that every state a crash there leaves is one the
+//! next call settles.
+//!
+//! Built with the `crash-points` feature, [`point`] aborts the process
+//! (as abruptly as SIGKILL: no destructor runs, no lock is released but
+//! by the kernel) when the environment variable `FF_CRASH_AT` names it.
+//! Without the feature it is nothing at all. Every name must be in
+//! [`POINTS`]: the sweep (`tests/it/crash_points.rs`) runs each one, and
+//! fails on a point it never reached, so a point added without a
+//! scenario that reaches it fails the sweep.
+
+/// Every crash point, by name. The part before the first `.` names the
+/// scenario of the sweep that reaches it.
+pub const POINTS: &[&str] = &[
+    // create
+    "create.issue_locked",
+    "create.claimed",
+    "create.slot_taken",
+    "create.registered",
+    "create.checked_out",
+    "create.included",
+    "create.completed",
+    "create.hook_claimed",
+    "create.hook_ran",
+    // create of an issue whose worktree lost its directory
+    "restore.set_aside",
+    "restore.registered",
+    // cleanup, unforced and forced
+    "cleanup.issue_locked",
+    "cleanup.removed",
+    "cleanup.branch_retired",
+    "cleanup.slot_freed",
+    "cleanup.record_removed",
+    "cleanup_force.snapshot_kept",
+    "cleanup_force.removed",
+    // sync
+    "sync.claimed",
+    "sync.integrated",
+    "sync.completed",
+    // recover, after a create killed once registered
+    "recover.rolled_back",
+    "recover.strays_done",
+    // prune of a merged worktree
+    "prune.judged",
+];
+
+/// Aborts the process when `FF_CRASH_AT` names `name` (with the
+/// `crash-points` feature; otherwise nothing).
+///
+/// # Panics
+/// With the feature, when `name` is not in [`POINTS`].
+#[cfg(feature = "crash-points")]
+pub fn point(name: &'static str) {
+    static ARMED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    assert!(
+        POINTS.contains(&name),
+        "crash point {name} is not in ff_worktree::crash::POINTS"
+    );
+    if ARMED
+        .get_or_init(|| std::env::var("FF_CRASH_AT").ok())
+        .as_deref()
+        == Some(name)
+    {
+        tracing::error!(point = name, "FF_CRASH_AT: aborting");
+        std::process::abort();
+    }
+}
+
+/// Aborts the process when `FF_CRASH_AT` names `name` (with the
+/// `crash-points` feature; otherwise nothing).
+#[cfg(not(feature = "crash-points"))]
+#[inline(always)]
+pub fn point(_name: &'static str) {}

@@ -1,0 +1,345 @@
+//! A crash at every step: for each point in `ff_worktree::crash::POINTS`,
+//! a child process runs the operation that reaches it and aborts there
+//! (`FF_CRASH_AT`, as abrupt as SIGKILL); then the same operation, run
+//! again, must succeed; the issue's create must then work; and every
+//! chaos invariant must hold: records, `git worktree list` and the base
+//! path agree, nothing pending, no slot leaked, no lock held, `git fsck`
+//! clean, and every commit made before the crash still reachable. A point
+//! the child never reached fails the sweep, so a point added without a
+//! scenario that reaches it fails too.
+//!
+//! Runs on file locks + SQLite (every point) and, with a `redis-server`,
+//! on Redis locks and records (the points after a store write or a lock
+//! step). Needs the `crash-points` feature (`--all-features`).
+
+#![cfg(all(unix, feature = "crash-points"))]
+#![allow(clippy::print_stdout)] // the figures are the report
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
+use ff_store_redis::{RedisStore, RedisStoreConfig};
+use ff_testkit::git::{TestRepo, commit_file, git_in};
+use ff_traits::{IdempotencyStorage, LockProvider};
+use ff_worktree::hooks::Hooks;
+use ff_worktree::{Cleanup, PruneOptions, Recover, SyncOptions, WorktreeConfig, WorktreeManager};
+
+const ISSUE: &str = "1";
+
+fn config(repo: &str) -> WorktreeConfig {
+    let mut hooks = Hooks::default();
+    hooks.post_create = vec!["true".into()];
+    WorktreeConfig::new(repo)
+        .with_hooks(hooks)
+        .with_lock_timeout(Duration::from_secs(20))
+}
+
+/// The scenario a point belongs to: the part of its name before the `.`.
+fn scenario(point: &str) -> &str {
+    point.split_once('.').map_or(point, |(s, _)| s)
+}
+
+/// The operation of `scenario`.
+async fn operate<L: LockProvider, S: IdempotencyStorage>(
+    m: &WorktreeManager<L, S>,
+    scenario: &str,
+) -> Result<(), String> {
+    let done = match scenario {
+        "create" | "restore" => m.create_worktree(ISSUE).await.map(drop),
+        "cleanup" => m.cleanup_worktree(ISSUE, Cleanup::Safe).await.map(drop),
+        "cleanup_force" => m.cleanup_worktree(ISSUE, Cleanup::Force).await.map(drop),
+        "sync" => m
+            .sync_worktree(ISSUE, SyncOptions::default())
+            .await
+            .map(drop),
+        "recover" => m.recover(Recover::Repair).await.map(drop),
+        "prune" => m
+            .prune(PruneOptions::default().with_merged(true))
+            .await
+            .map(drop),
+        other => panic!("no scenario {other:?}: name the point after one"),
+    };
+    done.map_err(|e| e.to_string())
+}
+
+/// Where a run keeps its state: a directory for file locks + SQLite; a
+/// Redis URL and a key prefix of the run's own for Redis.
+#[derive(Clone)]
+struct Backend {
+    state: String,
+    redis: Option<(String, String)>,
+}
+
+impl Backend {
+    fn role(&self) -> Vec<String> {
+        let mut role = vec![self.state.clone()];
+        if let Some((url, prefix)) = &self.redis {
+            role.extend([url.clone(), prefix.clone()]);
+        }
+        role
+    }
+
+    fn from_role(role: &[String]) -> Self {
+        Self {
+            state: role[0].clone(),
+            redis: (role.len() > 2).then(|| (role[1].clone(), role[2].clone())),
+        }
+    }
+}
+
+/// Runs `f` on the manager `backend` names.
+macro_rules! with_manager {
+    ($backend:expr, $repo:expr, |$m:ident| $body:expr) => {{
+        let backend: &Backend = $backend;
+        match &backend.redis {
+            None => {
+                let $m = crate::common::open(Path::new(&backend.state), config($repo)).await;
+                $body
+            }
+            Some((url, prefix)) => {
+                let locks = RedisLockProvider::connect(
+                    RedisLockConfig::new(url).with_prefix(format!("{prefix}lock:")),
+                )
+                .await
+                .expect("redis locks");
+                let store = RedisStore::connect(
+                    RedisStoreConfig::new(url).with_prefix(format!("{prefix}rec:")),
+                )
+                .await
+                .expect("redis store");
+                let $m = WorktreeManager::open(config($repo), locks, store)
+                    .await
+                    .expect("open");
+                $body
+            }
+        }
+    }};
+}
+
+/// The child: `role` = [scenario, repo, backend…]; runs the scenario's
+/// operation once (aborting at `FF_CRASH_AT`).
+#[test]
+fn crash_point_child() {
+    let Some(role) = ff_testkit::child_role() else {
+        return;
+    };
+    let (scenario, repo) = (role[0].clone(), role[1].clone());
+    let backend = Backend::from_role(&role[2..]);
+    ff_testkit::runtime().block_on(async {
+        with_manager!(&backend, &repo, |m| {
+            let _ = operate(&m, &scenario).await;
+        });
+    });
+}
+
+/// Runs the scenario's operation in a child aborting at `point`; whether
+/// it aborted (reached the point).
+fn crash_at(point: &str, repo: &TestRepo, backend: &Backend) -> bool {
+    let repo_s = repo.path().to_string_lossy().into_owned();
+    let mut role = vec![scenario(point).to_owned(), repo_s];
+    role.extend(backend.role());
+    let role: Vec<&str> = role.iter().map(String::as_str).collect();
+    let child = ff_testkit::spawn_self_with_env(
+        &ff_testkit::test_entry!("crash_point_child"),
+        &role,
+        &[("FF_CRASH_AT", point)],
+    );
+    let out = child.wait_with_output().expect("child");
+    std::os::unix::process::ExitStatusExt::signal(&out.status)
+        == Some(rustix::process::Signal::ABORT.as_raw())
+}
+
+/// What the scenario needs before its operation runs; the commits made,
+/// which must all stay reachable.
+async fn prepare<L: LockProvider, S: IdempotencyStorage>(
+    scenario: &str,
+    repo: &TestRepo,
+    backend: &Backend,
+    m: &WorktreeManager<L, S>,
+) -> Vec<String> {
+    let mut commits = Vec::new();
+    if scenario == "create" || scenario == "recover" {
+        if scenario == "recover" {
+            // A create killed once git registered its worktree.
+            assert!(
+                crash_at("create.registered", repo, backend),
+                "the create did not crash"
+            );
+        }
+        return commits;
+    }
+    let wt = m
+        .create_worktree(ISSUE)
+        .await
+        .expect("create")
+        .worktree;
+    match scenario {
+        "cleanup" => {}
+        "prune" => {
+            // Work merged into the base: prune's to remove.
+            commit_file(&wt.path, "work.txt", "work\n", "agent work");
+            commits.push(git_in(&wt.path, &["rev-parse", "HEAD"]));
+            let _ = git_in(repo.path(), &["merge", "-q", "--ff-only", &wt.branch]);
+        }
+        "cleanup_force" => {
+            commit_file(&wt.path, "work.txt", "work\n", "agent work");
+            commits.push(git_in(&wt.path, &["rev-parse", "HEAD"]));
+            std::fs::write(wt.path.join("draft.txt"), "draft\n").expect("draft");
+        }
+        "sync" => {
+            commit_file(&wt.path, "work.txt", "work\n", "agent work");
+            commits.push(git_in(&wt.path, &["rev-parse", "HEAD"]));
+            commit_file(repo.path(), "base.txt", "base\n", "base moves on");
+        }
+        "restore" => {
+            // A removal an agent's write cut short.
+            commit_file(&wt.path, "work.txt", "work\n", "agent work");
+            commits.push(git_in(&wt.path, &["rev-parse", "HEAD"]));
+            std::fs::remove_dir_all(repo.path().join(".git/worktrees").join(&wt.id))
+                .expect("admin");
+            std::fs::write(wt.path.join("late.txt"), "late\n").expect("late");
+        }
+        other => panic!("no scenario {other:?}"),
+    }
+    commits
+}
+
+/// One point: prepare, crash there, run again, create, check.
+async fn sweep_one(point: &str, backend: &Backend, repo: &TestRepo) -> Result<(), String> {
+    let path = repo.path().to_string_lossy().into_owned();
+    with_manager!(backend, &path, |m| {
+        let scenario = scenario(point);
+        let commits = prepare(scenario, repo, backend, &m).await;
+        if !crash_at(point, repo, backend) {
+            return Err(format!("{point}: never reached"));
+        }
+        operate(&m, scenario)
+            .await
+            .map_err(|e| format!("{point}: the {scenario} run again failed: {e}"))?;
+        let created = m
+            .create_worktree(ISSUE)
+            .await
+            .map_err(|e| format!("{point}: the create afterwards failed: {e}"))?;
+        let top = git_in(&created.worktree.path, &["rev-parse", "--show-toplevel"]);
+        if Path::new(&top) != created.worktree.path {
+            return Err(format!("{point}: the worktree afterwards is not one ({top})"));
+        }
+        // Every chaos invariant; a failure panics naming it, after this
+        // line names the point.
+        println!("crash point {point}: checking the invariants");
+        crate::common::assert_consistent(repo, &m).await;
+        // A sync rebases: a commit is kept when it, or one with the same
+        // change (patch id), is reachable from a ref.
+        let reachable: HashSet<String> = git_in(repo.path(), &["rev-list", "--all"])
+            .lines()
+            .flat_map(|c| [c.to_owned(), patch_id(repo.path(), c)])
+            .collect();
+        if let Some(lost) = commits
+            .iter()
+            .find(|c| !reachable.contains(*c) && !reachable.contains(&patch_id(repo.path(), c)))
+        {
+            return Err(format!("{point}: commit {lost} lost"));
+        }
+        Ok(())
+    })
+}
+
+/// `git patch-id --stable` of `commit`'s change ("" for a commit that
+/// changes nothing).
+fn patch_id(repo: &Path, commit: &str) -> String {
+    use std::io::Write as _;
+    let diff = ff_testkit::git::git_output(repo, &["show", "--format=", commit]).stdout;
+    let mut child = std::process::Command::new("git")
+        .args(["patch-id", "--stable"])
+        .current_dir(repo)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git patch-id");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&diff)
+        .expect("diff");
+    let out = child.wait_with_output().expect("patch-id");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .map_or_else(String::new, |id| format!("patch:{id}"))
+}
+
+/// Every point in `points` on `backend`; the failures.
+async fn sweep(points: &[&str], backend: impl Fn() -> Backend) -> Vec<String> {
+    let mut failures = Vec::new();
+    for point in points {
+        let repo = TestRepo::new();
+        let mut b = backend();
+        if b.state.is_empty() {
+            b.state = repo.scratch("state").to_string_lossy().into_owned();
+        }
+        if let Err(why) = sweep_one(point, &b, &repo).await {
+            failures.push(why);
+        }
+    }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_crash_point_on_file_locks_and_sqlite() {
+    let started = Instant::now();
+    let points = ff_worktree::crash::POINTS;
+    let failures = sweep(points, || Backend {
+        state: String::new(),
+        redis: None,
+    })
+    .await;
+    println!(
+        "crash sweep file+sqlite: {} points, {} violations, {:.0} s",
+        points.len(),
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_and_lock_crash_points_on_redis() {
+    let Some(redis) = ff_testkit::redis::RedisServer::start() else {
+        return;
+    };
+    let started = Instant::now();
+    // The points right after a store write or a lock step.
+    let points: Vec<&str> = ff_worktree::crash::POINTS
+        .iter()
+        .copied()
+        .filter(|p| {
+            p.ends_with(".claimed")
+                || p.ends_with(".completed")
+                || p.ends_with(".issue_locked")
+                || p.ends_with(".record_removed")
+                || p.ends_with(".slot_taken")
+                || p.ends_with(".slot_freed")
+                || p.ends_with(".hook_claimed")
+                || p.ends_with(".rolled_back")
+        })
+        .collect();
+    let url = redis.url();
+    let failures = sweep(&points, || Backend {
+        state: String::new(),
+        redis: Some((
+            url.clone(),
+            format!("crash:{}:", ff_traits::identity::unique_id()),
+        )),
+    })
+    .await;
+    println!(
+        "crash sweep redis+redis: {} points, {} violations, {:.0} s",
+        points.len(),
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
