@@ -130,12 +130,25 @@ async fn watchdog(
         } else {
             scripts::EXTEND_SHARED_SCRIPT.key(shared.aux(&name, "readers"))
         };
-        let renewed: Result<i64> = shared
-            .call_write(
+        // A call may hang longer than the grant is valid (a partition
+        // swallows it until the call timeout): the loss is reported when
+        // validity runs out, not when the call gives up, or another holder
+        // could be granted the lock while this one still counts it its own.
+        let Ok(renewed): std::result::Result<Result<i64>, _> = tokio::time::timeout_at(
+            valid_until.into(),
+            shared.call_write(
                 "renewing a lock",
                 script.arg(&token).arg(ttl_ms).invoke_async(&mut conn),
-            )
-            .await;
+            ),
+        )
+        .await
+        else {
+            loss.notify_lost(format!(
+                "its validity ran out while a renewal to {} was still unanswered",
+                shared.config.prefix
+            ));
+            return;
+        };
         match renewed {
             Ok(1) => {
                 valid_until = sent + ttl.saturating_sub(drift(ttl));
