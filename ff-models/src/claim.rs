@@ -199,7 +199,8 @@ impl ClaimModel {
                 let ours = matches!(s.record, Record::Pending { owner, revision: r, .. }
                     if owner == p as u8 && r == revision);
                 // The bug: a plain write of the result over whatever is there.
-                let blind = self.variant == Variant::TakeoverWithoutCas && s.record != Record::Absent;
+                let blind =
+                    self.variant == Variant::TakeoverWithoutCas && s.record != Record::Absent;
                 if ours || blind {
                     n.record = Record::Completed;
                     n.completions += 1;
@@ -287,7 +288,12 @@ impl Model for ClaimModel {
                 n.since_quiet = 0;
             }
             Action::Tick => {
-                if let Record::Pending { owner, revision, age } = s.record {
+                if let Record::Pending {
+                    owner,
+                    revision,
+                    age,
+                } = s.record
+                {
                     n.record = Record::Pending {
                         owner,
                         revision,

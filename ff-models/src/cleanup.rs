@@ -187,17 +187,15 @@ impl Model for CleanupModel {
                 n.worktree = None;
                 n.cleanup = Cleanup::Removed;
             }
-            Action::Keep => {
-                match s.branches[0] {
-                    Some(tip) => {
-                        if tip != 0 {
-                            n.archived |= 1 << tip;
-                        }
-                        n.cleanup = Cleanup::Kept(tip);
+            Action::Keep => match s.branches[0] {
+                Some(tip) => {
+                    if tip != 0 {
+                        n.archived |= 1 << tip;
                     }
-                    None => n.cleanup = Cleanup::Done,
+                    n.cleanup = Cleanup::Kept(tip);
                 }
-            }
+                None => n.cleanup = Cleanup::Done,
+            },
             Action::Delete => match (old, s.cleanup) {
                 (true, _) => {
                     n.branches[0] = None;

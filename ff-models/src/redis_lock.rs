@@ -267,7 +267,10 @@ impl Model for LockModel {
                 let mut changed = false;
                 if let Some(k) = s.key {
                     changed = true;
-                    n.key = (k.ttl > 1).then_some(Key { ttl: k.ttl - 1, ..k });
+                    n.key = (k.ttl > 1).then_some(Key {
+                        ttl: k.ttl - 1,
+                        ..k
+                    });
                 }
                 for p in &mut n.processes {
                     if let Phase::Holding { token, valid } = p.phase

@@ -44,7 +44,10 @@ fn the_claim_protocol_holds() {
 
 #[test]
 fn a_completion_without_compare_and_set_completes_twice() {
-    let checker = explore("claim, blind completion", ClaimModel::new(Variant::TakeoverWithoutCas));
+    let checker = explore(
+        "claim, blind completion",
+        ClaimModel::new(Variant::TakeoverWithoutCas),
+    );
     let path = checker.assert_any_discovery("at most one effective completion");
     let steps = path.into_actions();
     println!("found in {} steps: {steps:?}", steps.len());
@@ -65,7 +68,10 @@ fn cleanup_keeps_every_commit() {
 
 #[test]
 fn the_old_cleanup_order_loses_a_commit() {
-    let checker = explore("cleanup, old order", CleanupModel::new(Variant::OldCleanupOrder));
+    let checker = explore(
+        "cleanup, old order",
+        CleanupModel::new(Variant::OldCleanupOrder),
+    );
     let path = checker.assert_any_discovery("no commit the agent made is unreachable");
     let steps = path.into_actions();
     println!("found in {} steps: {steps:?}", steps.len());

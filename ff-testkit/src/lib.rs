@@ -18,6 +18,7 @@ pub mod chromium;
 pub mod cluster;
 pub mod git;
 pub mod http;
+pub mod net;
 pub mod prometheus;
 pub mod redis;
 pub mod sentinel;

@@ -62,12 +62,17 @@ struct AgentLog {
 
 /// An agent: `ff create ISSUE --print-path`, a file written there through
 /// `mkdir -p`, `git add -A` and `git commit`; over and over.
-fn agent(repo: PathBuf, issue: &'static str, stop: Arc<AtomicBool>) -> AgentLog {
+fn agent(
+    repo: PathBuf,
+    backend: Vec<String>,
+    issue: &'static str,
+    stop: Arc<AtomicBool>,
+) -> AgentLog {
     let mut log = AgentLog::default();
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let out = ff(&repo, &["create", issue, "--print-path"]);
+        let out = ff_on(&repo, &backend, &["create", issue, "--print-path"]);
         log.creates += 1;
         if !out.status.success() {
             *log.failed_creates.entry(code(&out)).or_default() += 1;
@@ -125,7 +130,7 @@ fn sizeable_repo() -> TestRepo {
 
 /// A cleaner: `ff cleanup [--force] ISSUE` on issues in turn (a stride
 /// that is not a multiple of the issue count mixes the order).
-fn cleaner(repo: PathBuf, force: bool, stop: Arc<AtomicBool>) -> usize {
+fn cleaner(repo: PathBuf, backend: Vec<String>, force: bool, stop: Arc<AtomicBool>) -> usize {
     let mut runs = 0;
     let mut i = usize::from(!force);
     while !stop.load(Ordering::Relaxed) {
@@ -135,40 +140,110 @@ fn cleaner(repo: PathBuf, force: bool, stop: Arc<AtomicBool>) -> usize {
         if force {
             args.push("--force");
         }
-        let _ = ff(&repo, &args);
+        let _ = ff_on(&repo, &backend, &args);
         runs += 1;
     }
     runs
 }
 
+/// `ff BACKEND… ARGS…` in `dir`.
+fn ff_on(dir: &Path, backend: &[String], args: &[&str]) -> std::process::Output {
+    let mut all: Vec<&str> = backend.iter().map(String::as_str).collect();
+    all.extend(args);
+    ff(dir, &all)
+}
+
+/// What else runs beside the agents and cleaners.
+#[derive(Default)]
+struct Extras {
+    /// `--lock URL --store URL` and the link to cut once a minute.
+    redis: Option<(Vec<String>, Arc<ff_testkit::net::Blackhole>)>,
+    /// SIGKILL a random `ff` process of the test every 0.5–1.5 s.
+    kills: bool,
+    /// Run `ff serve` throughout and report its memory.
+    serve: bool,
+}
+
 fn run(variant: &str, unforced_cleaner: bool) {
+    run_with(variant, unforced_cleaner, secs(), &Extras::default());
+}
+
+fn run_with(variant: &str, unforced_cleaner: bool, secs: u64, extras: &Extras) {
+    let backend: Vec<String> = extras
+        .redis
+        .as_ref()
+        .map(|(args, _)| args.clone())
+        .unwrap_or_default();
     let repo = sizeable_repo();
     let main = repo.path().to_path_buf();
     // A change in the main checkout that a `git add -A` / `git commit -a`
     // turned onto it by mistake would commit.
     std::fs::write(main.join("README"), "changed in the main checkout\n").expect("write");
     let head_before = repo.git(&["rev-parse", "HEAD"]);
-    let first = ff(&main, &["create", ISSUES[0], "--print-path"]);
+    let first = ff_on(&main, &backend, &["create", ISSUES[0], "--print-path"]);
     assert!(first.status.success(), "the first create failed: {first:?}");
 
     let stop = Arc::new(AtomicBool::new(false));
     let agents: Vec<_> = ISSUES
         .iter()
         .map(|issue| {
-            let (repo, stop) = (main.clone(), stop.clone());
-            std::thread::spawn(move || agent(repo, issue, stop))
+            let (repo, stop, backend) = (main.clone(), stop.clone(), backend.clone());
+            std::thread::spawn(move || agent(repo, backend, issue, stop))
         })
         .collect();
     let mut cleaners = vec![{
-        let (repo, stop) = (main.clone(), stop.clone());
-        std::thread::spawn(move || cleaner(repo, true, stop))
+        let (repo, stop, backend) = (main.clone(), stop.clone(), backend.clone());
+        std::thread::spawn(move || cleaner(repo, backend, true, stop))
     }];
     if unforced_cleaner {
-        let (repo, stop) = (main.clone(), stop.clone());
-        cleaners.push(std::thread::spawn(move || cleaner(repo, false, stop)));
+        let (repo, stop, backend) = (main.clone(), stop.clone(), backend.clone());
+        cleaners.push(std::thread::spawn(move || {
+            cleaner(repo, backend, false, stop)
+        }));
     }
+    let serve = extras.serve.then(|| {
+        let mut args: Vec<&str> = backend.iter().map(String::as_str).collect();
+        args.extend(["serve", "--listen", "127.0.0.1:0"]);
+        std::process::Command::new(env!("CARGO_BIN_EXE_ff"))
+            .args(&args)
+            .current_dir(&main)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ff serve")
+    });
     let started = Instant::now();
-    std::thread::sleep(Duration::from_secs(secs()));
+    let mut kills = 0usize;
+    let mut partitions = 0usize;
+    let mut serve_rss = Vec::new();
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    while started.elapsed() < Duration::from_secs(secs) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(500 + rng % 1000));
+        if extras.kills && kill_one_ff(rng) {
+            kills += 1;
+        }
+        if let Some((_, link)) = &extras.redis {
+            // One partition a minute, of 3 s: longer than a lease renewal
+            // period, shorter than the lock timeout.
+            let minute = started.elapsed().as_secs() / 60;
+            if usize::try_from(minute).unwrap_or(0) >= partitions
+                && started.elapsed().as_secs() % 60 >= 30
+            {
+                link.cut();
+                std::thread::sleep(Duration::from_secs(3));
+                link.heal();
+                partitions += 1;
+            }
+        }
+        if let Some(s) = &serve
+            && (serve_rss.is_empty() || started.elapsed().as_secs() % 60 < 2)
+        {
+            serve_rss.push(rss_kib(s.id()));
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     let logs: Vec<AgentLog> = agents
         .into_iter()
@@ -182,9 +257,23 @@ fn run(variant: &str, unforced_cleaner: bool) {
 
     // Not stuck: every issue's create succeeds at once, before any
     // recover, with a worktree git works in.
+    if let Some(mut s) = serve {
+        serve_rss.push(rss_kib(s.id()));
+        let _ = s.kill();
+        let _ = s.wait();
+        println!(
+            "ff serve resident memory: {} KiB at start, {} KiB at the end (samples {:?})",
+            serve_rss.first().copied().unwrap_or(0),
+            serve_rss.last().copied().unwrap_or(0),
+            serve_rss
+        );
+    }
+    if extras.kills || extras.redis.is_some() {
+        println!("{kills} ff processes SIGKILLed, {partitions} partitions of 3 s");
+    }
     let mut stuck = Vec::new();
     for issue in ISSUES {
-        let out = ff(&main, &["create", issue, "--print-path"]);
+        let out = ff_on(&main, &backend, &["create", issue, "--print-path"]);
         if !out.status.success() {
             stuck.push(format!(
                 "{issue}: exit {}: {}",
@@ -258,6 +347,93 @@ fn run(variant: &str, unforced_cleaner: bool) {
     repo.assert_fsck_clean();
 }
 
+/// Resident memory of `pid`, in KiB (0 when it is gone).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// SIGKILLs one `ff` process this test started (not `ff serve`), picked by
+/// `pick`; whether there was one.
+fn kill_one_ff(pick: u64) -> bool {
+    let me = std::process::id().to_string();
+    let ff = env!("CARGO_BIN_EXE_ff");
+    let mut ours: Vec<u32> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    let stat =
+                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    let ppid = stat
+                        .rsplit(')')
+                        .next()
+                        .and_then(|r| r.split_whitespace().nth(1));
+                    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    ppid == Some(me.as_str())
+                        && cmd.starts_with(ff.as_bytes())
+                        && !cmd.windows(5).any(|w| w == b"serve")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ours.sort_unstable();
+    let Some(&pid) = ours.get(usize::try_from(pick).unwrap_or(0) % ours.len().max(1)) else {
+        return false;
+    };
+    let Some(pid) = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap_or(0)) else {
+        return false;
+    };
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok()
+}
+
+/// The soak (not in CI): the race above with SIGKILLs of random `ff`
+/// processes and `ff serve` running throughout, on file locks + SQLite,
+/// or with `FF_SOAK_REDIS=1` on Redis reached through a link the soak
+/// cuts for 3 s once a minute. `FF_SOAK_SECS` (default 600):
+/// `FF_SOAK_SECS=3600 cargo test -p ff-cli --test it -- liveness::soak --ignored --nocapture`.
+#[test]
+#[ignore = "a long soak, run by hand: FF_SOAK_SECS=3600"]
+fn soak() {
+    let secs = std::env::var("FF_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let server;
+    let mut extras = Extras {
+        kills: true,
+        serve: true,
+        ..Extras::default()
+    };
+    if std::env::var("FF_SOAK_REDIS").as_deref() == Ok("1") {
+        server = ff_testkit::redis::RedisServer::start().expect("redis-server");
+        let port = server
+            .url()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("port");
+        let link = Arc::new(ff_testkit::net::Blackhole::start(port));
+        let url = link.redis_url();
+        extras.redis = Some((
+            vec!["--lock".into(), url.clone(), "--store".into(), url],
+            link,
+        ));
+    }
+    let name = if extras.redis.is_some() {
+        "soak redis+redis"
+    } else {
+        "soak file+sqlite"
+    };
+    run_with(name, true, secs, &extras);
+}
+
 #[test]
 fn agents_racing_a_forced_cleaner_are_never_stuck() {
     run("forced cleaner", false);
@@ -286,7 +462,11 @@ fn git_in_a_removed_worktree_never_reaches_the_main_checkout() {
     // The agent writes on, through `mkdir -p`.
     std::fs::create_dir_all(path.join("src")).expect("mkdir -p");
     std::fs::write(path.join("src/late.txt"), "late work\n").expect("write");
-    for args in [&["commit", "-a", "-m", "x"][..], &["add", "-A"], &["status"]] {
+    for args in [
+        &["commit", "-a", "-m", "x"][..],
+        &["add", "-A"],
+        &["status"],
+    ] {
         let out = agent_git(&path.join("src"), args).expect("git");
         assert!(!out.status.success(), "git {args:?} ran in {path:?}");
         let said = String::from_utf8_lossy(&out.stderr);

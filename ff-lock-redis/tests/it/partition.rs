@@ -1,7 +1,7 @@
 //! A partition between a holder and Redis: the holder reaches Redis
-//! through a proxy the test runs, which, once cut, swallows every byte
-//! both ways and keeps the connections open (a blackhole: what a dead
-//! link looks like, with no reset). Another client, with its own link,
+//! through a proxy the test runs ([`ff_testkit::net::Blackhole`]), which,
+//! once cut, lets nothing through either way and keeps the connections
+//! open (what a dead link looks like: no reset). Another client, with its own link,
 //! waits for the lock. The history of grants as each holder saw them
 //! (from the request's departure until the loss was reported) must not
 //! overlap: the cut-off holder learns of its loss before the other is
@@ -9,79 +9,12 @@
 
 #![allow(clippy::print_stdout)] // the figures are the report
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
+use ff_testkit::net::Blackhole;
 use ff_testkit::redis::RedisServer;
 use ff_traits::{LockName, LockOptions, LockProvider};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A TCP proxy to `upstream` that can be cut: afterwards it reads and
-/// drops everything, in both directions, and never closes a connection.
-struct Blackhole {
-    port: u16,
-    cut: Arc<AtomicBool>,
-}
-
-impl Blackhole {
-    async fn start(upstream: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let cut_all = cut.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                else {
-                    continue;
-                };
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                tokio::spawn(pipe(cr, sw, cut_all.clone()));
-                tokio::spawn(pipe(sr, cw, cut_all.clone()));
-            }
-        });
-        Self { port, cut }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-    }
-}
-
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    cut: Arc<AtomicBool>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let Ok(n) = from.read(&mut buf).await else {
-            return;
-        };
-        if n == 0 {
-            // The sender closed; a blackhole never says so.
-            if cut.load(Ordering::SeqCst) {
-                std::future::pending::<()>().await;
-            }
-            return;
-        }
-        if cut.load(Ordering::SeqCst) {
-            continue;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-}
 
 fn port_of(url: &str) -> u16 {
     url.rsplit(':')
@@ -97,11 +30,11 @@ async fn a_holder_cut_off_from_redis_learns_its_loss_before_anyone_else_is_grant
     };
     let ttl = Duration::from_millis(600);
     let prefix = format!("partition:{}:", ff_traits::identity::unique_id());
-    let proxy = Blackhole::start(port_of(&server.url())).await;
+    let proxy = Blackhole::start(port_of(&server.url()));
     // The holder's calls may hang far longer than its TTL (the default
     // call timeout, 2 s): it must not wait for them to learn its loss.
     let holder = RedisLockProvider::connect(
-        RedisLockConfig::new(proxy.url())
+        RedisLockConfig::new(proxy.redis_url())
             .with_prefix(&prefix)
             .with_max_ttl(ttl),
     )
@@ -130,7 +63,10 @@ async fn a_holder_cut_off_from_redis_learns_its_loss_before_anyone_else_is_grant
         Instant::now()
     });
     let granted_b = {
-        let g = other.acquire(&name, &options).await.expect("the other acquires");
+        let g = other
+            .acquire(&name, &options)
+            .await
+            .expect("the other acquires");
         let at = Instant::now();
         g.release().await.expect("release");
         at

@@ -201,8 +201,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             info.common_dir.display()
         );
         let lock_names = RepositoryLocks::new(&repo_key, &common)?;
-        let local =
-            ff_lock_file::FileLockProvider::new(crate::StateDir::of_repository(&info.common_dir).locks());
+        let local = ff_lock_file::FileLockProvider::new(
+            crate::StateDir::of_repository(&info.common_dir).locks(),
+        );
         let manager = Self {
             location,
             git,
@@ -296,11 +297,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 
     /// Takes an issue's lock, then its local lock (see `local.rs`).
-    async fn lock_issue_path(
-        &self,
-        issue: &IssueId,
-        options: &LockOptions,
-    ) -> Result<LockGuard> {
+    async fn lock_issue_path(&self, issue: &IssueId, options: &LockOptions) -> Result<LockGuard> {
         let outer = ff_hierarchy::acquire(&self.locks, &self.issue_lock(issue)?, options).await?;
         self.with_local_issue(outer, issue, options).await
     }
@@ -511,13 +508,36 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 ),
             ));
         }
+        // Moved out of the way first, by one rename: a process still
+        // writing there (a git that outlived the ff that started it, an
+        // agent) cannot make the removal fail, and the path is free at
+        // once. Git then drops only the registration (its directory is
+        // missing), and the moved directory is deleted; if something still
+        // writes into it, it stays as `<base>/.ff-removing-<id>-…`, out of
+        // everyone's way (`recover` passes over dot names).
+        let moved = if path.exists() {
+            let dest = self.base.join(format!(
+                ".ff-removing-{id}-{}",
+                ff_traits::identity::unique_id()
+            ));
+            std::fs::rename(path, &dest).map_err(|e| {
+                Error::io(
+                    "worktree",
+                    &format!("cannot move {} aside", path.display()),
+                    &e,
+                )
+            })?;
+            Some(dest)
+        } else {
+            None
+        };
         if self.is_registered(path).await? {
             repair::remove_worktree(&self.git, path).await?;
         }
-        if path.exists() {
-            std::fs::remove_dir_all(path).map_err(|e| {
-                Error::io("worktree", &format!("cannot remove {}", path.display()), &e)
-            })?;
+        if let Some(moved) = moved
+            && let Err(e) = std::fs::remove_dir_all(&moved)
+        {
+            tracing::warn!(id, dir = %moved.display(), error = %e, "could not delete a removed worktree's directory (something still writes there); it stays aside");
         }
         Ok(())
     }

@@ -648,7 +648,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// and the worktree is made again at its path from its branch.
     async fn reclaim_unlisted(&self, wt: &Worktree, report: &mut Recovery) -> Result<()> {
         let aside = if report.dry_run {
-            format!("{}/{}/{}-…", self.base.display(), super::aside::KEPT_DIR, wt.id)
+            format!(
+                "{}/{}/{}-…",
+                self.base.display(),
+                super::aside::KEPT_DIR,
+                wt.id
+            )
         } else {
             let kept = self
                 .with_registry("set aside", async || {

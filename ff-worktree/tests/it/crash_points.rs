@@ -170,11 +170,7 @@ async fn prepare<L: LockProvider, S: IdempotencyStorage>(
         }
         return commits;
     }
-    let wt = m
-        .create_worktree(ISSUE)
-        .await
-        .expect("create")
-        .worktree;
+    let wt = m.create_worktree(ISSUE).await.expect("create").worktree;
     match scenario {
         "cleanup" => {}
         "prune" => {
@@ -224,7 +220,9 @@ async fn sweep_one(point: &str, backend: &Backend, repo: &TestRepo) -> Result<()
             .map_err(|e| format!("{point}: the create afterwards failed: {e}"))?;
         let top = git_in(&created.worktree.path, &["rev-parse", "--show-toplevel"]);
         if Path::new(&top) != created.worktree.path {
-            return Err(format!("{point}: the worktree afterwards is not one ({top})"));
+            return Err(format!(
+                "{point}: the worktree afterwards is not one ({top})"
+            ));
         }
         // Every chaos invariant; a failure panics naming it, after this
         // line names the point.

@@ -87,7 +87,10 @@ async fn cleanup_after_a_removal_cut_short_finishes_it_and_keeps_everything() {
 
         let done = m.cleanup_worktree("2", mode).await.expect("cleanup");
         assert_eq!(done.removed.map(|w| w.id), Some(wt.id.clone()));
-        assert_eq!(kept_file(&done.set_aside.expect("set aside")), "late work\n");
+        assert_eq!(
+            kept_file(&done.set_aside.expect("set aside")),
+            "late work\n"
+        );
         assert_eq!(
             git_in(
                 repo.path(),
@@ -113,7 +116,10 @@ async fn a_registered_worktree_without_its_pointer_is_settled_by_create() {
     let wt = m.create_worktree("3").await.expect("create").worktree;
     // As git leaves it while it adds (or restores) a worktree: marked.
     std::fs::write(
-        repo.path().join(".git/worktrees").join(&wt.id).join("locked"),
+        repo.path()
+            .join(".git/worktrees")
+            .join(&wt.id)
+            .join("locked"),
         "initializing",
     )
     .expect("locked");
@@ -161,7 +167,11 @@ async fn a_directory_made_again_after_removal_is_kept_by_recover() {
             .map(|r| (r.kind, r.subject.clone()))
             .collect()
     };
-    assert_eq!(kinds(&dry), kinds(&report), "the dry run said what was done");
+    assert_eq!(
+        kinds(&dry),
+        kinds(&report),
+        "the dry run said what was done"
+    );
     let set_aside = report
         .repairs
         .iter()
