@@ -28,7 +28,9 @@ async fn a_holder_cut_off_from_redis_learns_its_loss_before_anyone_else_is_grant
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let ttl = Duration::from_millis(600);
+    // Long enough that renewals get through on a loaded machine (they go
+    // every third of it), short enough to keep the test quick.
+    let ttl = Duration::from_secs(2);
     let prefix = format!("partition:{}:", ff_traits::identity::unique_id());
     let proxy = Blackhole::start(port_of(&server.url()));
     // The holder's calls may hang far longer than its TTL (the default
@@ -106,4 +108,164 @@ async fn a_holder_cut_off_from_redis_learns_its_loss_before_anyone_else_is_grant
         lost_at - cut_at
     );
     drop(guard);
+}
+
+/// A fenced resource: it keeps the highest fencing token it has seen and
+/// refuses a write with a lower one. A file two processes share; the
+/// check and the write are not atomic together, which is enough here
+/// because the test never lets two writers run at once.
+fn fenced_write(resource: &std::path::Path, token: u64) -> bool {
+    let seen: u64 = std::fs::read_to_string(resource)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if token < seen {
+        return false;
+    }
+    let tmp = resource.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, token.to_string()).expect("write");
+    std::fs::rename(&tmp, resource).expect("rename");
+    true
+}
+
+/// Child: holds `paused` on `role[0]` under `role[1]` (TTL 2 s) and
+/// writes to the fenced resource `role[2]` every 20 ms while it counts the
+/// lock its own, reporting each write: `held TOKEN`, then `wrote` or
+/// `refused` lines, then `lost` when it learns of the loss.
+#[test]
+fn paused_holder_child() {
+    let Some(role) = ff_testkit::child_role() else {
+        return;
+    };
+    ff_testkit::runtime().block_on(async {
+        let p = RedisLockProvider::connect(
+            RedisLockConfig::new(&role[0])
+                .with_prefix(&role[1])
+                .with_max_ttl(Duration::from_secs(2)),
+        )
+        .await
+        .expect("connect");
+        let guard = p
+            .acquire(
+                &LockName::new("paused").expect("name"),
+                &LockOptions::default(),
+            )
+            .await
+            .expect("hold");
+        let token = guard.fencing_token().0;
+        println!("held {token}");
+        let resource = std::path::PathBuf::from(&role[2]);
+        loop {
+            if !guard.is_held() {
+                println!("lost");
+                break;
+            }
+            if fenced_write(&resource, token) {
+                println!("wrote");
+            } else {
+                println!("refused");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+/// A holder paused (SIGSTOP) past its TTL: another client is granted the
+/// lock, with a higher token, and writes; the paused holder, resumed,
+/// learns of its loss, and every write it attempts meanwhile is refused
+/// by the resource because its token is lower.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_paused_past_its_ttl_is_fenced_off_and_learns_its_loss() {
+    use std::io::BufRead;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let prefix = format!("paused:{}:", ff_traits::identity::unique_id());
+    let dir = ff_testkit::fresh_dir(&std::env::temp_dir().to_string_lossy(), "fenced");
+    let resource = dir.join("resource");
+    let mut child = ff_testkit::spawn_self(
+        &ff_testkit::test_entry!("paused_holder_child"),
+        &[&server.url(), &prefix, &resource.to_string_lossy()],
+    );
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, String)>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send((Instant::now(), line));
+        }
+    });
+    // The harness prints its own lines first.
+    let old_token: u64 = loop {
+        let (_, line) = rx.recv_timeout(Duration::from_secs(10)).expect("held");
+        if let Some(token) = line.strip_prefix("held ") {
+            break token.parse().expect("held TOKEN");
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).expect("SIGSTOP");
+    let stopped = Instant::now();
+    let other = RedisLockProvider::connect(
+        RedisLockConfig::new(server.url())
+            .with_prefix(&prefix)
+            .with_max_ttl(Duration::from_secs(2)),
+    )
+    .await
+    .expect("connect");
+    let guard = other
+        .acquire(
+            &LockName::new("paused").expect("name"),
+            &LockOptions::default().with_timeout(Duration::from_secs(10)),
+        )
+        .await
+        .expect("the other is granted the lock once the TTL ran out");
+    let granted = stopped.elapsed();
+    // What it said before the pause has been read by now (the grant took
+    // the rest of a TTL): drop it; all that follows is from after resume.
+    while rx.try_recv().is_ok() {}
+    let new_token = guard.fencing_token().0;
+    assert!(
+        new_token > old_token,
+        "tokens rise: {old_token} then {new_token}"
+    );
+    assert!(fenced_write(&resource, new_token), "the new holder writes");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).expect("SIGCONT");
+    let resumed = Instant::now();
+    let mut wrote = 0;
+    let mut refused = 0;
+    let lost_after = loop {
+        let (at, line) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the resumed holder reports its loss");
+        match line.as_str() {
+            "wrote" => wrote += 1,
+            "refused" => refused += 1,
+            "lost" => break at - resumed,
+            _ => {} // the harness's own lines
+        }
+    };
+    let _ = child.wait();
+    guard.release().await.expect("release");
+    println!(
+        "pause holder past TTL: the other granted {:.0} ms after SIGSTOP (TTL 2 s), token \
+         {old_token} -> {new_token}; resumed, the paused holder learned its loss after {:.1} ms; \
+         its writes meanwhile: {wrote} accepted, {refused} refused by token",
+        granted.as_secs_f64() * 1e3,
+        lost_after.as_secs_f64() * 1e3
+    );
+    assert_eq!(
+        wrote, 0,
+        "a write with the old token was accepted after the new grant"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&resource).expect("resource"),
+        new_token.to_string(),
+        "the resource went back to the old token"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
