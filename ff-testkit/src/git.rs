@@ -252,6 +252,55 @@ fn init(dir: &Path, args: &[&str]) {
     }
 }
 
+/// git in `dir` as an agent runs it (its own identity, none of the
+/// caller's `GIT_DIR`, `GIT_WORK_TREE` or `GIT_INDEX_FILE`); `None` when it
+/// cannot even start (the directory is gone).
+#[must_use]
+pub fn agent_git(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
+    Command::new("git")
+        .args(["-c", "user.name=agent", "-c", "user.email=agent@localhost"])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .ok()
+}
+
+/// What an agent does in its worktree, holding none of ForgeFlow's
+/// locks: writes `file` (relative to `dir`; its directories made as
+/// `mkdir -p` makes them), then `git add -A` and `git commit` as
+/// `agent`, with no hooks; the full id of the commit when git says it
+/// made it. `None` when any step fails (the worktree was removed under
+/// the agent, as happens), and when `HEAD` is not the commit just made
+/// (a check that may then miss a loss, never invent one).
+#[must_use]
+pub fn agent_commit(dir: &Path, file: &str, tag: &str) -> Option<String> {
+    let path = dir.join(file);
+    if let Some(parent) = std::path::Path::new(file)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir.join(parent)).ok()?;
+    }
+    std::fs::write(path, tag).ok()?;
+    let git = |args: &[&str]| agent_git(dir, args);
+    if !git(&["add", "-A"])?.status.success() {
+        return None;
+    }
+    if !git(&["commit", "-q", "--no-verify", "-m", tag])?
+        .status
+        .success()
+    {
+        return None;
+    }
+    let head = git(&["log", "-1", "--format=%H %s"])?;
+    let text = String::from_utf8_lossy(&head.stdout).into_owned();
+    let (sha, subject) = text.trim().split_once(' ')?;
+    (subject == tag).then(|| sha.to_owned())
+}
+
 /// Gives the repository at `dir` a committer identity in its own config
 /// (tests run as on a fresh machine, with no global one): for a
 /// repository a test made with `git init` or `git clone` itself.

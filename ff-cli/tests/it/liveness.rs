@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ff_testkit::git::{TestRepo, git_in};
+use ff_testkit::git::{TestRepo, agent_commit, agent_git, git_in};
 
 use crate::common::{code, ff};
 
@@ -35,20 +35,6 @@ fn secs() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(DEFAULT_SECS)
-}
-
-/// git in `dir` as an agent runs it (its own identity, no hooks); `None`
-/// when it cannot even start (the directory is gone).
-fn agent_git(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
-    std::process::Command::new("git")
-        .args(["-c", "user.name=agent", "-c", "user.email=agent@localhost"])
-        .args(args)
-        .current_dir(dir)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .ok()
 }
 
 /// What one agent did.
@@ -82,34 +68,14 @@ fn agent(
         // A few rounds of work per create: most of an agent's time is
         // spent in its worktree, where a cleanup finds it.
         for round in 0..3 {
-            if let Some(sha) = work(&path, &format!("{issue}-{n}-{round}")) {
+            // `mkdir -p`: remakes the directory if a cleanup removed it.
+            let tag = format!("{issue}-{n}-{round}");
+            if let Some(sha) = agent_commit(&path, &format!("notes/{tag}.txt"), &tag) {
                 log.commits.push(sha);
             }
         }
     }
     log
-}
-
-/// One round of an agent's work in `path`: a file written through
-/// `mkdir -p` (which remakes the directory if a cleanup removed it), then
-/// `git add -A` and `git commit`; the commit made, if git says so.
-fn work(path: &Path, tag: &str) -> Option<String> {
-    let notes = path.join("notes");
-    std::fs::create_dir_all(&notes).ok()?;
-    std::fs::write(notes.join(format!("{tag}.txt")), tag).ok()?;
-    if !agent_git(path, &["add", "-A"])?.status.success() {
-        return None;
-    }
-    let commit = agent_git(path, &["commit", "-q", "--no-verify", "-m", tag])?;
-    if !commit.status.success() {
-        return None;
-    }
-    // `-q` prints nothing: ask which commit HEAD is and that it is this
-    // one (the check may then miss a loss, never invent one).
-    let head = agent_git(path, &["log", "-1", "--format=%H %s"])?;
-    let text = String::from_utf8_lossy(&head.stdout).into_owned();
-    let (sha, subject) = text.trim().split_once(' ')?;
-    (subject == tag).then(|| sha.to_owned())
 }
 
 /// A repository with enough files (300 in 10 directories) that removing

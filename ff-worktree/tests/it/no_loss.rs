@@ -64,8 +64,9 @@ fn no_loss_child() {
                         tokio::time::sleep(Duration::from_millis(2)).await;
                         continue;
                     };
+                    let tag = format!("{issue}-{}-{n}", std::process::id());
                     if let Some(sha) =
-                        commit(&wt.path, &format!("{issue}-{}-{n}", std::process::id()))
+                        ff_testkit::git::agent_commit(&wt.path, &format!("{tag}.txt"), &tag)
                     {
                         let mut f = std::fs::OpenOptions::new()
                             .append(true)
@@ -90,39 +91,6 @@ fn no_loss_child() {
             }
         }
     });
-}
-
-/// git in `dir`, or `None` when it cannot even start (the directory was
-/// removed under the agent, as happens).
-fn git(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
-    std::process::Command::new("git")
-        .args(["-c", "user.name=agent", "-c", "user.email=agent@localhost"])
-        .args(args)
-        .current_dir(dir)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .ok()
-}
-
-/// Writes a file and commits it in `dir`, as an agent does; the commit's
-/// full id when git says it made one.
-fn commit(dir: &Path, tag: &str) -> Option<String> {
-    std::fs::write(dir.join(format!("{tag}.txt")), tag).ok()?;
-    if !git(dir, &["add", "-A"])?.status.success() {
-        return None;
-    }
-    let out = git(dir, &["commit", "-q", "--no-verify", "-m", tag])?;
-    if !out.status.success() {
-        return None;
-    }
-    // `-q` prints nothing: ask which commit HEAD is, and make sure it is
-    // ours. (If the worktree is gone by now, the commit is not counted:
-    // the check may then miss a loss, never invent one.)
-    let head = git(dir, &["log", "-1", "--format=%H %s"])?;
-    let text = String::from_utf8_lossy(&head.stdout);
-    let (sha, subject) = text.trim().split_once(' ')?;
-    (subject == tag).then(|| sha.to_owned())
 }
 
 #[test]
