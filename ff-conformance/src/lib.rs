@@ -173,6 +173,7 @@ macro_rules! store_conformance_tests {
             lifecycle_rules,
             stuck_claim_is_taken_over,
             exclusive_start_takes_over_at_once,
+            dead_claimant_is_taken_over_at_once,
             only_the_claimant_finishes,
         );
     };

@@ -298,6 +298,68 @@ pub async fn stuck_claim_is_taken_over(s: Store) {
     assert_eq!(done.result, Some(json!("ok")));
 }
 
+/// A claim whose claimant is known dead (it ran on this host, in this pid
+/// space, and its process is gone) is taken over at once, before its lease
+/// ends; a live claimant's, or one on another host, keeps its lease.
+pub async fn dead_claimant_is_taken_over_at_once(s: Store) {
+    let (m, _clock) = manual(&s);
+    let k = key("dead-claimant");
+    let first = claimed(m.start_operation(&k, Some(json!({"path": "/a"}))).await);
+    // This process made it: alive.
+    assert!(matches!(
+        m.start_operation(&k, None).await,
+        Err(Error::InProgress { .. })
+    ));
+    let Some(dead_pid) = exited_pid() else {
+        return;
+    };
+    let record_key = k.record_key().expect("record key");
+    let set_owner = |hostname: String| {
+        let s = Arc::clone(&s);
+        let record_key = record_key.clone();
+        async move {
+            let mut record = s.load(&record_key).await.expect("load").expect("record");
+            let revision = record.revision;
+            let owner = record.owner.as_mut().expect("owner");
+            owner.pid = dead_pid;
+            owner.process_start = None;
+            owner.hostname = hostname;
+            s.compare_and_swap(revision, record).await.expect("rewrite");
+        }
+    };
+    // A dead pid on another host means nothing here: the lease counts.
+    set_owner("elsewhere.invalid".to_owned()).await;
+    assert!(matches!(
+        m.start_operation(&k, None).await,
+        Err(Error::InProgress { .. })
+    ));
+    // On this host, dead: taken over now.
+    set_owner(ff_traits::identity::hostname().to_owned()).await;
+    let heir = claimed(m.start_operation(&k, Some(json!({"path": "/b"}))).await);
+    assert_eq!(heir.reason, Reason::StuckPendingReset);
+    assert_eq!(heir.abandoned_rollbacks, vec![json!({"path": "/a"})]);
+    assert!(heir.fencing_token > first.fencing_token);
+    // The heir is alive: the next caller waits.
+    assert!(matches!(
+        m.start_operation(&k, None).await,
+        Err(Error::InProgress { .. })
+    ));
+}
+
+/// The pid of a process that has exited (and been reaped), where
+/// processes can be started.
+fn exited_pid() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        let mut child = std::process::Command::new("true").spawn().ok()?;
+        let pid = child.id();
+        child.wait().ok()?;
+        Some(pid)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// A caller holding the key's lock takes a pending record over at once,
 /// whatever its lease; the dead claim can no longer finish, and a completed
 /// record is still replayed, not taken.

@@ -69,6 +69,28 @@ use ff_traits::{
 /// before the caller is told the key is busy.
 const MAX_RACE_ROUNDS: usize = 16;
 
+/// Whether the claimant of `record`'s live-looking claim is known to have
+/// died: it ran on this host, in this pid space, and its process (pid and
+/// start time) is gone. Its claim is then taken over at once, by
+/// compare-and-swap on the revision judged, instead of after its lease: a
+/// crashed `ff once` or worktree operation does not hold its key for the
+/// rest of the lease. A claimant elsewhere, or one this process cannot
+/// judge, keeps its lease.
+fn claimant_died(record: &IdempotencyRecord) -> bool {
+    let Some(owner) = &record.owner else {
+        return false;
+    };
+    let died = ff_process::claimant_liveness(owner) == ff_process::Liveness::Dead;
+    if died {
+        tracing::info!(
+            pid = owner.pid,
+            fencing_token = owner.fencing_token.0,
+            "the claimant died before its lease ended: taking its claim over"
+        );
+    }
+    died
+}
+
 /// Options of an [`IdempotencyManager`]. The defaults are the README's
 /// ("Idempotency rules"): 24 h, 3 attempts, 1 s backoff, 30 s lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,6 +292,10 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             process::pid(),
             process::hostname().to_owned(),
         )
+        .with_process(
+            process::own_start_time(),
+            process::pid_space().map(str::to_owned),
+        )
     }
 
     /// The error that tells a caller why it may not run now.
@@ -398,7 +424,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
                 }
             };
             let mut reason = decide(&self.config, &existing, now);
-            if exclusive && reason == Reason::InProgress {
+            if reason == Reason::InProgress && (exclusive || claimant_died(&existing)) {
                 reason = Reason::StuckPendingReset;
             }
             if reason == Reason::AlreadyCompleted || !reason.execute() {

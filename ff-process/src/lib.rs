@@ -207,7 +207,25 @@ pub fn holder_group_liveness(info: &LockInfo) -> Liveness {
 
 /// Whether the holder's pids mean here what they meant to it.
 fn judgeable_here(info: &LockInfo) -> bool {
-    info.hostname == identity::hostname() && info.pid_space.as_deref() == identity::pid_space()
+    pids_mean_here(&info.hostname, info.pid_space.as_deref())
+}
+
+/// Whether a pid recorded on `hostname` in pid namespace `pid_space`
+/// names a process of this host and pid space.
+fn pids_mean_here(hostname: &str, pid_space: Option<&str>) -> bool {
+    hostname == identity::hostname() && pid_space == identity::pid_space()
+}
+
+/// Whether the claimant of an idempotency claim still runs, judged from
+/// this process: `Unknown` unless it ran on this host in this pid space.
+/// Its process (pid and start time) is all that counts: a claim is made by
+/// the process itself, not by a command it runs.
+#[must_use]
+pub fn claimant_liveness(owner: &ff_traits::ClaimOwner) -> Liveness {
+    if !pids_mean_here(&owner.hostname, owner.pid_space.as_deref()) {
+        return Liveness::Unknown;
+    }
+    liveness(owner.pid, owner.process_start)
 }
 
 #[cfg(test)]

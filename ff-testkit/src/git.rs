@@ -165,6 +165,34 @@ impl TestRepo {
             .collect()
     }
 
+    /// What git's registration of each linked worktree says (its admin
+    /// files, and whether the directory it names is there), to explain a
+    /// failed check.
+    #[must_use]
+    pub fn registrations(&self) -> String {
+        let mut said = String::from("registrations:\n");
+        let Ok(admins) = std::fs::read_dir(self.path.join(".git/worktrees")) else {
+            return said;
+        };
+        for admin in admins.flatten() {
+            let path = admin.path();
+            let file = |name: &str| {
+                std::fs::read_to_string(path.join(name))
+                    .map_or_else(|_| "-".to_owned(), |s| s.trim().to_owned())
+            };
+            let gitdir = file("gitdir");
+            said.push_str(&format!(
+                "  {}: HEAD={} locked={} gitdir={} (exists: {})\n",
+                admin.file_name().to_string_lossy(),
+                file("HEAD"),
+                file("locked"),
+                gitdir,
+                Path::new(&gitdir).exists()
+            ));
+        }
+        said
+    }
+
     /// Asserts `git fsck --full` finds nothing wrong and that no worktree
     /// git lists is missing its directory.
     ///
@@ -178,7 +206,11 @@ impl TestRepo {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "git fsck failed: {said}");
+        assert!(
+            out.status.success(),
+            "git fsck failed: {said}\n{}",
+            self.registrations()
+        );
         assert!(
             !said.contains("error") && !said.contains("missing") && !said.contains("broken"),
             "git fsck: {said}"

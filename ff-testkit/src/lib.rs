@@ -27,7 +27,7 @@ pub mod snapshot;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ff_idempotency::{Error, IdempotencyManager, ManagerConfig, Start};
 use ff_traits::{IdempotencyKey, IdempotencyStorage};
@@ -218,6 +218,10 @@ pub fn claim_race_child<S: IdempotencyStorage + 'static>(store: S, role: &[Strin
             Err(e) => format!("error: {e}"),
         };
         println!("{answer}");
+        // Alive until every child has answered (the parent closes our
+        // stdin): a winner that exited would be a dead claimant, whose
+        // claim a later child may rightly take over.
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
     });
 }
 
@@ -232,23 +236,42 @@ pub fn claim_race(entry: &str, procs: usize, location: &str) -> Vec<String> {
     let tag = ff_traits::identity::unique_id();
     // Far enough ahead that every child is up and waiting.
     let start = (now_ns() + 1_500_000_000).to_string();
-    let children: Vec<Child> = (0..procs)
-        .map(|_| spawn_self(entry, &["claim", &tag, &start, location]))
-        .collect();
-    children
-        .into_iter()
-        .map(|c| {
-            let out = c.wait_with_output().expect("child");
-            assert!(out.status.success(), "claim child failed");
-            // The test harness prints its own lines first; the answer is last.
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-                .to_owned()
+    let mut children: Vec<Child> = (0..procs)
+        .map(|_| {
+            Command::new(std::env::current_exe().expect("test binary"))
+                .args(["--exact", entry, "--nocapture", "--test-threads=1", "-q"])
+                .env(
+                    ROLE_ENV,
+                    ["claim", &tag, &start, location].join(&SEP.to_string()),
+                )
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn child process")
         })
-        .collect()
+        .collect();
+    // Each child's answer (the test harness prints its own lines first),
+    // read while every child still runs.
+    let answers: Vec<String> = children
+        .iter_mut()
+        .map(|c| {
+            let stdout = BufReader::new(c.stdout.take().expect("piped stdout"));
+            stdout
+                .lines()
+                .map_while(Result::ok)
+                .map(|l| l.trim().to_owned())
+                .find(|l| {
+                    ["won", "busy", "completed"].contains(&l.as_str()) || l.starts_with("error: ")
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    for mut c in children {
+        drop(c.stdin.take());
+        assert!(c.wait().expect("child").success(), "claim child failed");
+    }
+    answers
 }
 
 /// Child side of [`crash_during_writes`]: creates the record, then
@@ -473,5 +496,38 @@ impl Immutable {
 impl Drop for Immutable {
     fn drop(&mut self) {
         let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// Waits until no process carries `NAME=value` in its environment (read
+/// from `/proc`), for at most `within`; whether none does. A test marks
+/// the processes it starts (an `ff` and whatever that one starts: a
+/// watchdog, a command) with a variable of its own, and after killing the
+/// first waits for the rest to be gone before judging what they left.
+/// Where `/proc` is not mounted, waits nothing and says `true`.
+#[must_use]
+pub fn wait_unmarked(name: &str, value: &str, within: Duration) -> bool {
+    let needle = format!("{name}={value}");
+    let deadline = Instant::now() + within;
+    loop {
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return true;
+        };
+        let marked = procs.filter_map(Result::ok).any(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                && std::fs::read(entry.path().join("environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
+        });
+        if !marked {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

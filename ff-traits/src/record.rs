@@ -139,6 +139,16 @@ pub struct ClaimOwner {
     /// Claimant's host, for people.
     #[serde(default)]
     pub hostname: String,
+    /// When the claimant's process started (clock ticks since boot on
+    /// Linux), where the OS tells it: with `pid`, it names one process even
+    /// after the pid is reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_start: Option<u64>,
+    /// The claimant's pid namespace (see
+    /// [`identity::pid_space`](crate::identity::pid_space)): its `pid`
+    /// means something only to processes in the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_space: Option<String>,
 }
 
 impl ClaimOwner {
@@ -157,7 +167,19 @@ impl ClaimOwner {
             lease_deadline,
             pid,
             hostname,
+            process_start: None,
+            pid_space: None,
         }
+    }
+
+    /// The owner with its process identified beyond the pid: its start
+    /// time and pid namespace, so that a process on the same host can tell
+    /// that the claimant died (and take its claim over at once).
+    #[must_use]
+    pub fn with_process(mut self, process_start: Option<u64>, pid_space: Option<String>) -> Self {
+        self.process_start = process_start;
+        self.pid_space = pid_space;
+        self
     }
 }
 

@@ -1,6 +1,7 @@
 //! Crash points: named places between the side effects of create, sync,
-//! cleanup, prune and recover (git mutations, store writes, lock steps,
-//! slot claims, include copies, hook runs) where a test build can abort
+//! cleanup, prune, recover and `ff once` (git mutations, store writes, lock
+//! steps, slot claims, include copies, hook runs, a command run) where a
+//! test build can abort
 //! the process, to prove that every state a crash there leaves is one the
 //! next call settles.
 //!
@@ -8,9 +9,12 @@
 //! (as abruptly as SIGKILL: no destructor runs, no lock is released but
 //! by the kernel) when the environment variable `FF_CRASH_AT` names it.
 //! Without the feature it is nothing at all. Every name must be in
-//! [`POINTS`]: the sweep (`tests/it/crash_points.rs`) runs each one, and
-//! fails on a point it never reached, so a point added without a
-//! scenario that reaches it fails the sweep.
+//! [`POINTS`]: the sweeps run each one, and fail on a point they never
+//! reached, so a point added without a scenario that reaches it fails.
+//! This crate's sweep (`tests/it/crash_points.rs`) runs the manager's
+//! points; `ff-cli`'s (`tests/it/crash_once.rs`) runs the `once.` points
+//! through the `ff` binary, and this crate's sweep refuses any other
+//! scenario it does not know.
 
 /// Every crash point, by name. The part before the first `.` names the
 /// scenario of the sweep that reaches it.
@@ -45,7 +49,16 @@ pub const POINTS: &[&str] = &[
     "recover.strays_done",
     // prune of a merged worktree
     "prune.judged",
+    // `ff once -- CMD` (in ff-cli): its key's lock taken, its claim made,
+    // the command ended, its outcome recorded
+    "once.locked",
+    "once.claimed",
+    "once.ran",
+    "once.completed",
 ];
+
+/// The scenarios whose points `ff-cli`'s sweep runs, through the binary.
+pub const CLI_SCENARIOS: &[&str] = &["once"];
 
 /// Aborts the process when `FF_CRASH_AT` names `name` (with the
 /// `crash-points` feature; otherwise nothing).

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
+use ff_idempotency::{IdempotencyManager, ManagerConfig, Reason, Start};
 use ff_model::cli::{ForgottenView, OnceOutput, OnceView};
-use ff_traits::{IdempotencyKey, RecordedError};
+use ff_traits::{IdempotencyKey, LockGuard, LockOptions, RecordedError};
 use ff_worktree::display::{escape, escape_path};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -70,6 +70,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         .map_err(|e| Failure::invalid(format!("cannot read the current directory: {e}")))?;
     let fingerprint = json!({"command": command, "cwd": cwd});
     let key = once_key(key, command)?;
+    let record_key = key.record_key().map_err(crate::output::before_work)?;
     let store = settings.store().await?;
     let config = ManagerConfig::default()
         .with_max_attempts(options.max_attempts)
@@ -81,7 +82,80 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         );
     let lease = config.lease;
     let manager = IdempotencyManager::new(store, config);
-    let claim = match manager
+    // A completed run of this command is replayed; of another, refused
+    // unless allowed.
+    let checked = |record: &ff_traits::IdempotencyRecord| -> Result<u8, Failure> {
+        let done = record.result.clone().unwrap_or_default();
+        let same = done.get("command") == fingerprint.get("command")
+            && done.get("cwd") == fingerprint.get("cwd");
+        // A record with no fingerprint says nothing of what ran: it
+        // matches no command (a store can hold records ff did not
+        // write), so its output is never replayed as this command's.
+        if done.get("command").is_none() && !options.allow_different_command {
+            return Err(Failure::invalid(format!(
+                "key {label} has a completed record that does not say which command ran (not \
+                 written by this ff, or by a release before fingerprints), so it is not \
+                 taken as a run of `{}`: use another key, forget it ({}), or pass \
+                 --allow-different-command",
+                escape(&command.join(" ")),
+                forget_hint
+                    .as_deref()
+                    .unwrap_or("ff once --forget --key KEY")
+            )));
+        }
+        if !same && !options.allow_different_command {
+            return Err(Failure::invalid(format!(
+                "key {label} already ran `{}` in {}; this is `{}` in {}: use another key, \
+                 or pass --allow-different-command",
+                escape(&shell_words(done.get("command"))),
+                escape(done.get("cwd").and_then(Value::as_str).unwrap_or("?")),
+                escape(&command.join(" ")),
+                escape_path(&cwd)
+            )));
+        }
+        Ok(replay(out, record, &done))
+    };
+    // A completed run is replayed after one read, taking no lock.
+    let decision = manager
+        .should_execute(&key)
+        .await
+        .map_err(crate::output::before_work)?;
+    if decision.reason == Reason::AlreadyCompleted
+        && let Some(record) = &decision.record
+    {
+        return checked(record);
+    }
+    // The key's lock, held while the command runs, as under `ff lock`: the
+    // command's process group exists before the lock is taken, so the
+    // lock names it, and a holder that died is alive, to others on its
+    // host, until its command has been stopped too. A claim left pending
+    // by an `ff` that died is then taken over at once (the manager judges
+    // its pid dead), not after its lease. Claims made elsewhere (another
+    // host, an MCP agent) keep their lease: they do not take this lock.
+    let locks = settings.locks().await?;
+    let supervisor = supervise::Supervisor::start()?;
+    let mut lock_options = LockOptions::default()
+        .with_timeout(Duration::ZERO)
+        .with_operation(format!("ff once -- {}", command.join(" ")));
+    if let Some(group) = supervisor.group() {
+        lock_options = lock_options.with_process_group(group);
+    }
+    let lock_name = ff_worktree::lock_names::once(&record_key)?;
+    let guard = match locks.acquire(&lock_name, &lock_options).await {
+        Ok(guard) => guard,
+        Err(ff_traits::Error::LockTimeout { holder, .. }) => {
+            let by = holder.map_or_else(String::new, |h| {
+                format!(" by pid {} on {}", h.pid, escape(&h.hostname))
+            });
+            return Err(Failure::new(
+                crate::output::Problem::InProgress,
+                format!("key {label} is running now{by}; try again when it ends"),
+            ));
+        }
+        Err(e) => return Err(crate::output::before_work(e)),
+    };
+    ff_worktree::crash::point("once.locked");
+    let started = manager
         .start_operation(&key, Some(fingerprint.clone()))
         .await
         .map_err(|e| {
@@ -92,47 +166,34 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
                 f.error.message.push_str(&format!("; or now: {hint}"));
             }
             f
-        })? {
-        Start::AlreadyCompleted(record) => {
-            let done = record.result.clone().unwrap_or_default();
-            let same = done.get("command") == fingerprint.get("command")
-                && done.get("cwd") == fingerprint.get("cwd");
-            // A record with no fingerprint says nothing of what ran: it
-            // matches no command (a store can hold records ff did not
-            // write), so its output is never replayed as this command's.
-            if done.get("command").is_none() && !options.allow_different_command {
-                return Err(Failure::invalid(format!(
-                    "key {label} has a completed record that does not say which command ran (not \
-                     written by this ff, or by a release before fingerprints), so it is not \
-                     taken as a run of `{}`: use another key, forget it ({}), or pass \
-                     --allow-different-command",
-                    escape(&command.join(" ")),
-                    forget_hint
-                        .as_deref()
-                        .unwrap_or("ff once --forget --key KEY")
-                )));
-            }
-            if !same && !options.allow_different_command {
-                return Err(Failure::invalid(format!(
-                    "key {label} already ran `{}` in {}; this is `{}` in {}: use another key, \
-                     or pass --allow-different-command",
-                    escape(&shell_words(done.get("command"))),
-                    escape(done.get("cwd").and_then(Value::as_str).unwrap_or("?")),
-                    escape(&command.join(" ")),
-                    escape_path(&cwd)
-                )));
-            }
-            return Ok(replay(out, &record, &done));
+        });
+    let claim = match started {
+        Ok(Start::Claimed(claim)) => claim,
+        // Completed between the read above and the lock.
+        Ok(Start::AlreadyCompleted(record)) => {
+            release(guard).await;
+            return checked(&record);
         }
-        Start::Claimed(claim) => claim,
+        Err(f) => {
+            release(guard).await;
+            return Err(f);
+        }
     };
+    ff_worktree::crash::point("once.claimed");
     // Keep the claim alive while the command runs, however long; a claim
-    // that cannot be renewed (taken over, removed) is protection lost.
+    // that cannot be renewed (taken over, removed), or a lock lost, is
+    // protection lost.
+    let mut loss = guard.loss_watch();
     let renewing = async {
         let mut tick = tokio::time::interval(lease / 3);
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                reason = loss.lost() => {
+                    return format!("the lock of key {label} was lost: {reason}");
+                }
+                _ = tick.tick() => {}
+            }
             match manager.renew(&claim).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == ff_traits::ErrorKind::Backend.into() => {
@@ -146,21 +207,20 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         ("FF_ONCE_KEY", key_text.clone()),
         ("FF_FENCING_TOKEN", claim.fencing_token.0.to_string()),
     ];
-    let ran = match supervise::Supervisor::start() {
-        Ok(supervisor) => {
-            let job = supervise::Job {
-                command,
-                cwd: None,
-                env: &env,
-                kill_after: options.kill_after,
-                output: supervise::Output::PassThroughAndKeep,
-            };
-            supervise::run(supervisor, job, renewing).await
-        }
-        Err(f) => Err(f),
+    let job = supervise::Job {
+        command,
+        cwd: None,
+        env: &env,
+        kill_after: options.kill_after,
+        output: supervise::Output::PassThroughAndKeep,
     };
+    let ran = supervise::run(supervisor, job, renewing).await;
+    ff_worktree::crash::point("once.ran");
     let (code, stdout, stderr) = match ran {
-        Ok(r) if r.lost.is_some() => return Ok(r.code),
+        Ok(r) if r.lost.is_some() => {
+            release(guard).await;
+            return Ok(r.code);
+        }
         Ok(r) => (r.code, r.stdout, r.stderr),
         Err(f) => {
             let _ = manager
@@ -169,27 +229,40 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
                     RecordedError::new(&f.error.kind, &f.error.message, false),
                 )
                 .await;
+            release(guard).await;
             return Err(f);
         }
     };
-    if code == 0 {
-        let mut result = fingerprint;
+    let recorded = if code == 0 {
+        let mut result = fingerprint.clone();
         result["exit_code"] = json!(0);
         result["stdout"] = json!(String::from_utf8_lossy(&stdout));
         result["stderr"] = json!(String::from_utf8_lossy(&stderr));
-        manager.complete_operation(&claim, result).await?;
+        manager.complete_operation(&claim, result).await
     } else {
         manager
             .fail_operation(
                 &claim,
                 RecordedError::new("exit", format!("exited with {code}"), true),
             )
-            .await?;
-    }
+            .await
+    };
+    ff_worktree::crash::point("once.completed");
+    release(guard).await;
+    recorded?;
     if out.json {
         out.emit(&OnceOutput::Run(OnceView::ran(code)), String::new);
     }
     Ok(code)
+}
+
+/// Ends the key's lock; a release that fails is logged, not an error: the
+/// record, already written, is what counts, and a lock left behind is
+/// taken over (its holder is gone).
+async fn release(guard: LockGuard) {
+    if let Err(e) = guard.release().await {
+        tracing::warn!(error = %e, "could not release the key's lock");
+    }
 }
 
 /// `e` with the user's name for the key (`--key`, or the command) in place
@@ -310,7 +383,7 @@ fn shell_words(v: Option<&Value>) -> String {
 }
 
 /// `ff once --forget --key K`: removes the key's record, unless its command
-/// is running now (a live claim): then 75.
+/// is running now (a live claim whose key's lock is held): then 75.
 async fn forget(settings: &Settings, out: Out, key: String) -> Result<u8, Failure> {
     let label = format!("{key:?}");
     let key = once_key(Some(key), &[])?;
@@ -331,13 +404,33 @@ async fn forget(settings: &Settings, out: Out, key: String) -> Result<u8, Failur
             .owner
             .as_ref()
             .is_some_and(|o| o.lease_deadline > ff_traits::Timestamp::now());
+    // A live-looking claim may be one whose claimant died: its lock,
+    // which every `ff once` holds while the command runs, tells.
+    let mut guard = None;
     if live {
-        return Err(Failure::new(
-            crate::output::Problem::InProgress,
-            format!("key {label} is running now; forget it once it ends"),
-        ));
+        let locks = settings.locks().await?;
+        let options = LockOptions::default()
+            .with_timeout(Duration::ZERO)
+            .with_operation("ff once --forget");
+        match locks
+            .acquire(&ff_worktree::lock_names::once(&record_key)?, &options)
+            .await
+        {
+            Ok(g) => guard = Some(g),
+            Err(ff_traits::Error::LockTimeout { .. }) => {
+                return Err(Failure::new(
+                    crate::output::Problem::InProgress,
+                    format!("key {label} is running now; forget it once it ends"),
+                ));
+            }
+            Err(e) => return Err(crate::output::before_work(e)),
+        }
     }
-    store.remove(&record_key, record.revision).await?;
+    let removed = store.remove(&record_key, record.revision).await;
+    if let Some(guard) = guard {
+        release(guard).await;
+    }
+    removed?;
     out.emit(&OnceOutput::Forgotten(ForgottenView::new(true)), || {
         format!("forgot key {label}: its command may run again")
     });

@@ -4,6 +4,7 @@
 mod agent;
 mod cli;
 mod common;
+mod crash_once;
 mod dashboard;
 mod hooks;
 mod hostile;

@@ -291,6 +291,8 @@ async fn check<L: LockProvider, S: IdempotencyStorage>(
         "{}: a second recover still found {again:?}",
         pair.name()
     );
+    // Shown when a check below fails (the harness keeps it otherwise).
+    println!("{}: recover repaired {:#?}", pair.name(), report.repairs);
     crate::common::assert_consistent(repo, m).await;
     let commits = std::fs::read_to_string(log).unwrap_or_default();
     let reachable = reachable_from_refs(repo);
