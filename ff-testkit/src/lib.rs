@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod git;
 pub mod http;
 pub mod net;
+pub mod netns;
 pub mod prometheus;
 pub mod redis;
 pub mod sentinel;

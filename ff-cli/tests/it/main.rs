@@ -11,6 +11,7 @@ mod hostile;
 mod library;
 mod liveness;
 mod mcp;
+mod partition;
 mod protection;
 mod redis_deployments;
 mod schemas;
