@@ -183,11 +183,23 @@ fn holder(
         .arg(resource)
         .arg(writes.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .env_remove("RUST_LOG");
+        // To a file: a pipe nobody reads while it runs would fill and
+        // block ff's logging, and with it ff.
+        .stderr(std::fs::File::create(stderr_file(history, who)).expect("stderr file"))
+        .env("RUST_LOG", "ff_lock_redis=debug,ff_redis=debug");
     isolated(&mut c, repo.path(), &repo.scratch("config"), &[])
         .spawn()
         .expect("ff lock")
+}
+
+/// Where the `ff` of `who` logs.
+fn stderr_file(history: &Path, who: &str) -> PathBuf {
+    history.with_extension(format!("{who}.log"))
+}
+
+/// What the `ff` of `who` logged.
+fn logged(history: &Path, who: &str) -> String {
+    std::fs::read_to_string(stderr_file(history, who)).unwrap_or_default()
 }
 
 /// Waits until `history` says `who` started.
@@ -272,12 +284,7 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
         let a_code = wait_code(&mut a, Duration::from_secs(30));
         let b_code = wait_code(&mut b, Duration::from_secs(60));
         link_a.heal();
-        let a_err = a
-            .stderr
-            .take()
-            .map(std::io::read_to_string)
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let a_err = logged(&history, "A");
         assert_eq!(
             a_code,
             Some(79),
@@ -324,4 +331,340 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
         gaps_ms
     );
     assert_eq!(refused, 0, "with one Redis no write should be stale");
+}
+
+/// Runs `redis-cli ARGS` from `ns`; its answer.
+fn cli_in(ns: &Namespace, args: &[&str]) -> String {
+    let out = ns
+        .command("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Polls `check` every 50 ms for at most `within`.
+fn until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A process started in `ns`, its output discarded.
+fn spawn_in(ns: &Namespace, program: &str, args: &[&str]) -> Child {
+    ns.command(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn in namespace")
+}
+
+/// Killed and reaped on drop.
+struct Reaped(Vec<Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A Sentinel failover where the old master lives on: the master is cut
+/// off from the Sentinels, the replica and the second holder (its link to
+/// the router is set down) but not from the holder of the lock (a direct
+/// link of their own). The Sentinels promote the replica; the second
+/// holder is granted the lock there while the first still renews it on
+/// the old master: the overlap a failover allows. The checker asserts
+/// that the stale holder's writes after the new grant are refused by the
+/// fenced resource (its token is lower), and that once the link heals and
+/// the Sentinels turn the old master into a replica, the stale holder
+/// learns its loss and its command is stopped (79).
+///
+/// Topology: a router namespace joins the master, the replica, the three
+/// Sentinels and both holders (10.213.K.0/30 each, routes to 10.213.0.0/16
+/// through it, no default route); the first holder also reaches the
+/// master's address through the direct link.
+#[test]
+fn a_stale_holder_across_a_sentinel_failover_is_fenced_and_stopped() {
+    if !available() {
+        return;
+    }
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        ff_testkit::skip("FF_REQUIRE_REDIS", "redis-server is not installed");
+        return;
+    }
+    let repo = TestRepo::new();
+    let router = Namespace::new();
+    let (ns_m, ns_r, ns_s, ns_a, ns_b) = (
+        Namespace::new(),
+        Namespace::new(),
+        Namespace::new(),
+        Namespace::new(),
+        Namespace::new(),
+    );
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .expect("ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mut links = Vec::new();
+    for (k, (tag, ns)) in [
+        ("ffm", &ns_m),
+        ("ffr", &ns_r),
+        ("ffs", &ns_s),
+        ("ffa", &ns_a),
+        ("ffb", &ns_b),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let k = k + 1;
+        links.push(Link::new(
+            tag,
+            &router,
+            &format!("10.213.{k}.1"),
+            ns,
+            &format!("10.213.{k}.2"),
+        ));
+        ip(&[
+            "-n",
+            ns.name(),
+            "route",
+            "add",
+            "10.213.0.0/16",
+            "via",
+            &format!("10.213.{k}.1"),
+        ]);
+    }
+    let master_link = &links[0];
+    let out = router
+        .command("sh")
+        .args(["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
+        .output()
+        .expect("forwarding");
+    assert!(
+        out.status.success(),
+        "ip_forward: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The first holder's own way to the master's address.
+    let _direct = Link::new("ffd", &ns_m, "10.213.10.1", &ns_a, "10.213.10.2");
+    ip(&[
+        "-n",
+        ns_a.name(),
+        "route",
+        "add",
+        "10.213.1.2/32",
+        "via",
+        "10.213.10.1",
+    ]);
+
+    let (master, replica, sentinel_ip) = ("10.213.1.2", "10.213.2.2", "10.213.3.2");
+    let dir = repo.scratch("redis");
+    let data = |name: &str| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).expect("data dir");
+        d.to_string_lossy().into_owned()
+    };
+    let common = [
+        "--port",
+        "6379",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "no",
+    ];
+    let mut procs = Reaped(Vec::new());
+    let (dm, dr) = (data("m"), data("r"));
+    let mut args_m: Vec<&str> = common.to_vec();
+    args_m.extend(["--bind", "10.213.1.2 10.213.10.1", "--dir", &dm]);
+    procs.0.push(spawn_in(&ns_m, "redis-server", &args_m));
+    let mut args_r: Vec<&str> = common.to_vec();
+    args_r.extend([
+        "--bind",
+        replica,
+        "--dir",
+        &dr,
+        "--replicaof",
+        master,
+        "6379",
+    ]);
+    procs.0.push(spawn_in(&ns_r, "redis-server", &args_r));
+    let ports = ["26379", "26380", "26381"];
+    for port in ports {
+        let conf = dir.join(format!("sentinel-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind {sentinel_ip}\nprotected-mode no\n\
+                 sentinel monitor ffmaster {master} 6379 2\n\
+                 sentinel down-after-milliseconds ffmaster 1000\n\
+                 sentinel failover-timeout ffmaster 4000\n"
+            ),
+        )
+        .expect("sentinel.conf");
+        procs.0.push(spawn_in(
+            &ns_s,
+            "redis-server",
+            &[&conf.to_string_lossy(), "--sentinel"],
+        ));
+    }
+    let ask = |what: &[&str]| {
+        let mut args = vec!["-h", sentinel_ip, "-p", "26379"];
+        args.extend(what);
+        cli_in(&ns_b, &args)
+    };
+    assert!(
+        until(Duration::from_secs(30), || {
+            let m = ask(&["sentinel", "master", "ffmaster"]);
+            let field = |name: &str| {
+                let lines: Vec<&str> = m.lines().collect();
+                lines
+                    .iter()
+                    .position(|l| *l == name)
+                    .and_then(|i| lines.get(i + 1))
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            };
+            field("num-slaves") == "1" && field("num-other-sentinels") == "2"
+        }),
+        "the Sentinels never knew the replica and each other"
+    );
+    let url = format!(
+        "redis+sentinel://{sentinel_ip}:26379,{sentinel_ip}:26380,{sentinel_ip}:26381/ffmaster"
+    );
+    let lease = format!("{LEASE_MS}ms");
+    let round = repo.scratch("failover");
+    let (history, resource) = (round.join("history"), round.join("resource"));
+    std::fs::create_dir_all(&resource).expect("resource");
+    let name = "failover";
+
+    let mut a = holder(
+        &ns_a,
+        &repo,
+        &url,
+        &[name, "--lease", &lease],
+        "A",
+        &history,
+        &resource,
+        0,
+    );
+    assert!(
+        wait_started(&history, "A", Duration::from_secs(20)),
+        "A never held the lock"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    master_link.cut();
+    let cut_at = Instant::now();
+    assert!(
+        until(Duration::from_secs(30), || ask(&[
+            "sentinel",
+            "get-master-addr-by-name",
+            "ffmaster"
+        ])
+        .starts_with(replica)),
+        "the Sentinels never promoted the replica"
+    );
+    let failover = cut_at.elapsed();
+    let mut b = holder(
+        &ns_b,
+        &repo,
+        &url,
+        &[name, "--timeout", "30s", "--lease", &lease],
+        "B",
+        &history,
+        &resource,
+        20,
+    );
+    assert!(
+        wait_started(&history, "B", Duration::from_secs(30)),
+        "B was never granted the lock: {}\nA: {}",
+        logged(&history, "B"),
+        logged(&history, "A")
+    );
+    // Both hold it now, as each sees it: the overlap a failover allows.
+    std::thread::sleep(Duration::from_millis(300));
+    let a_still = a.try_wait().expect("A").is_none();
+    master_link.heal();
+    // A route through a link that went down is gone for good: the
+    // master's way to everyone but the first holder comes back with it.
+    ip(&[
+        "-n",
+        ns_m.name(),
+        "route",
+        "replace",
+        "10.213.0.0/16",
+        "via",
+        "10.213.1.1",
+    ]);
+    let healed = Instant::now();
+    let a_code = wait_code(&mut a, Duration::from_secs(60));
+    let stopped_after_heal = healed.elapsed();
+    let b_code = wait_code(&mut b, Duration::from_secs(60));
+    assert_eq!(
+        a_code,
+        Some(79),
+        "the stale holder must be stopped with 79: {}\nold master's role: {}\nSentinels' master: {}",
+        logged(&history, "A"),
+        cli_in(&ns_a, &["-h", master, "-p", "6379", "role"]),
+        ask(&["sentinel", "get-master-addr-by-name", "ffmaster"])
+    );
+    assert_eq!(b_code, Some(0), "B must finish");
+    let text = std::fs::read_to_string(&history).expect("history");
+    let (ga, gb) = (
+        grant(&text, "A").expect("A's grant"),
+        grant(&text, "B").expect("B's grant"),
+    );
+    assert!(
+        gb.token > ga.token,
+        "tokens must rise across the failover: {ga:?} then {gb:?}"
+    );
+    let log = std::fs::read_to_string(resource.join("log")).unwrap_or_default();
+    let refused_a = log.lines().filter(|l| l.starts_with("refused A")).count();
+    let refused_b = log.lines().filter(|l| l.starts_with("refused B")).count();
+    // Every write of A's that the resource took came before B's first.
+    let mut b_seen = false;
+    for line in log.lines() {
+        b_seen |= line.starts_with("ok B");
+        assert!(
+            !(b_seen && line.starts_with("ok A")),
+            "a stale write was taken after B's: {log}"
+        );
+    }
+    assert_eq!(refused_b, 0, "B's writes must all be taken");
+    let overlap_ms = ga.until.saturating_sub(gb.from) / 1_000_000;
+    println!(
+        "partition (netns, Sentinel failover, old master cut off from the Sentinels only): \
+         failover {:.1} s after the cut; overlap as holders saw it {overlap_ms} ms (A still \
+         running when B was granted: {a_still}); A's writes refused by token: {refused_a}; \
+         A stopped (79) {:.1} s after the link healed",
+        failover.as_secs_f64(),
+        stopped_after_heal.as_secs_f64()
+    );
+    if a_still {
+        assert!(
+            refused_a > 0,
+            "A overlapped B but none of its writes was refused: {log}"
+        );
+    }
 }
