@@ -388,12 +388,31 @@ impl Drop for Reaped {
 /// the Sentinels turn the old master into a replica, the stale holder
 /// learns its loss and its command is stopped (79).
 ///
-/// Topology: a router namespace joins the master, the replica, the three
-/// Sentinels and both holders (10.213.K.0/30 each, routes to 10.213.0.0/16
+/// Topology: a router namespace joins the master, two replicas (the second
+/// never preferred for promotion), the three Sentinels and both holders (10.213.K.0/30 each, routes to 10.213.0.0/16
 /// through it, no default route); the first holder also reaches the
 /// master's address through the direct link.
 #[test]
 fn a_stale_holder_across_a_sentinel_failover_is_fenced_and_stopped() {
+    sentinel_failover(false);
+}
+
+/// As above, with `?min_replicas=1` on the holders' URLs: every renewal
+/// must reach the replica, so the holder cut off with the old master fails
+/// to renew, notices its loss and is stopped (79) before its lease ends,
+/// before anyone is granted the lock on the new master: no overlap.
+#[test]
+fn with_min_replicas_a_failover_leaves_no_overlap() {
+    sentinel_failover(true);
+}
+
+/// One Sentinel deployment at a time: two, each in namespaces of its own,
+/// still disturbed each other's failovers here (a Sentinel answering
+/// that it knows no such master).
+static ONE_DEPLOYMENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn sentinel_failover(min_replicas: bool) {
+    let _one = ff_traits::lock_unpoisoned(&ONE_DEPLOYMENT);
     if !available() {
         return;
     }
@@ -407,7 +426,8 @@ fn a_stale_holder_across_a_sentinel_failover_is_fenced_and_stopped() {
     }
     let repo = TestRepo::new();
     let router = Namespace::new();
-    let (ns_m, ns_r, ns_s, ns_a, ns_b) = (
+    let (ns_m, ns_r, ns_s, ns_a, ns_b, ns_q) = (
+        Namespace::new(),
         Namespace::new(),
         Namespace::new(),
         Namespace::new(),
@@ -432,6 +452,7 @@ fn a_stale_holder_across_a_sentinel_failover_is_fenced_and_stopped() {
         ("ffs", &ns_s),
         ("ffa", &ns_a),
         ("ffb", &ns_b),
+        ("ffq", &ns_q),
     ]
     .into_iter()
     .enumerate()
@@ -510,6 +531,21 @@ fn a_stale_holder_across_a_sentinel_failover_is_fenced_and_stopped() {
         "6379",
     ]);
     procs.0.push(spawn_in(&ns_r, "redis-server", &args_r));
+    // A second replica, never preferred for promotion: the new master has
+    // a replica of its own (`min_replicas` needs one).
+    let dq = data("q");
+    let mut args_q: Vec<&str> = common.to_vec();
+    args_q.extend([
+        "--bind",
+        "10.213.6.2",
+        "--dir",
+        &dq,
+        "--replicaof",
+        master,
+        "6379",
+    ]);
+    args_q.extend(["--replica-priority", "200"]);
+    procs.0.push(spawn_in(&ns_q, "redis-server", &args_q));
     let ports = ["26379", "26380", "26381"];
     for port in ports {
         let conf = dir.join(format!("sentinel-{port}.conf"));
@@ -546,12 +582,13 @@ fn a_stale_holder_across_a_sentinel_failover_is_fenced_and_stopped() {
                     .map(|v| v.to_string())
                     .unwrap_or_default()
             };
-            field("num-slaves") == "1" && field("num-other-sentinels") == "2"
+            field("num-slaves") == "2" && field("num-other-sentinels") == "2"
         }),
         "the Sentinels never knew the replica and each other"
     );
     let url = format!(
-        "redis+sentinel://{sentinel_ip}:26379,{sentinel_ip}:26380,{sentinel_ip}:26381/ffmaster"
+        "redis+sentinel://{sentinel_ip}:26379,{sentinel_ip}:26380,{sentinel_ip}:26381/ffmaster{}",
+        if min_replicas { "?min_replicas=1" } else { "" }
     );
     let lease = format!("{LEASE_MS}ms");
     let round = repo.scratch("failover");
@@ -574,15 +611,30 @@ fn a_stale_holder_across_a_sentinel_failover_is_fenced_and_stopped() {
         "A never held the lock"
     );
     std::thread::sleep(Duration::from_millis(300));
+    let cut_ns = now_ns();
     master_link.cut();
     let cut_at = Instant::now();
     assert!(
-        until(Duration::from_secs(30), || ask(&[
-            "sentinel",
-            "get-master-addr-by-name",
-            "ffmaster"
-        ])
-        .starts_with(replica)),
+        until(Duration::from_secs(30), || {
+            // Done as a client sees it: every Sentinel names the replica,
+            // and it says it is the master (before that, a client's
+            // connection fails: no master from the Sentinels).
+            ports.iter().all(|port| {
+                cli_in(
+                    &ns_b,
+                    &[
+                        "-h",
+                        sentinel_ip,
+                        "-p",
+                        port,
+                        "sentinel",
+                        "get-master-addr-by-name",
+                        "ffmaster",
+                    ],
+                )
+                .starts_with(replica)
+            }) && cli_in(&ns_b, &["-h", replica, "-p", "6379", "role"]).starts_with("master")
+        }),
         "the Sentinels never promoted the replica"
     );
     let failover = cut_at.elapsed();
@@ -604,7 +656,6 @@ fn a_stale_holder_across_a_sentinel_failover_is_fenced_and_stopped() {
     );
     // Both hold it now, as each sees it: the overlap a failover allows.
     std::thread::sleep(Duration::from_millis(300));
-    let a_still = a.try_wait().expect("A").is_none();
     master_link.heal();
     // A route through a link that went down is gone for good: the
     // master's way to everyone but the first holder comes back with it.
@@ -629,7 +680,7 @@ fn a_stale_holder_across_a_sentinel_failover_is_fenced_and_stopped() {
         cli_in(&ns_a, &["-h", master, "-p", "6379", "role"]),
         ask(&["sentinel", "get-master-addr-by-name", "ffmaster"])
     );
-    assert_eq!(b_code, Some(0), "B must finish");
+    assert_eq!(b_code, Some(0), "B must finish: {}", logged(&history, "B"));
     let text = std::fs::read_to_string(&history).expect("history");
     let (ga, gb) = (
         grant(&text, "A").expect("A's grant"),
@@ -653,15 +704,28 @@ fn a_stale_holder_across_a_sentinel_failover_is_fenced_and_stopped() {
     }
     assert_eq!(refused_b, 0, "B's writes must all be taken");
     let overlap_ms = ga.until.saturating_sub(gb.from) / 1_000_000;
+    let noticed_ms = ga.until.saturating_sub(cut_ns) / 1_000_000;
     println!(
-        "partition (netns, Sentinel failover, old master cut off from the Sentinels only): \
-         failover {:.1} s after the cut; overlap as holders saw it {overlap_ms} ms (A still \
-         running when B was granted: {a_still}); A's writes refused by token: {refused_a}; \
-         A stopped (79) {:.1} s after the link healed",
+        "partition (netns, Sentinel failover, old master cut off from the Sentinels only{}): \
+         failover {:.1} s after the cut; overlap as holders saw it {overlap_ms} ms; A's writes refused by token: {refused_a}; \
+         A's grant ended {noticed_ms} ms after the cut; A's ff exited 79 {:.1} s after \
+         the link healed",
+        if min_replicas { ", min_replicas=1" } else { "" },
         failover.as_secs_f64(),
         stopped_after_heal.as_secs_f64()
     );
-    if a_still {
+    if min_replicas {
+        assert!(ga.until <= gb.from, "grants overlap: A {ga:?}, B {gb:?}");
+        assert!(
+            noticed_ms < u128::from(LEASE_MS),
+            "A noticed its loss {noticed_ms} ms after the cut"
+        );
+        assert_eq!(refused_a, 0, "no write of A's can be stale: {log}");
+    } else {
+        assert!(
+            ga.until > gb.from,
+            "without min_replicas A renews on the old master on: A {ga:?}, B {gb:?}"
+        );
         assert!(
             refused_a > 0,
             "A overlapped B but none of its writes was refused: {log}"
