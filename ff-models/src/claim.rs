@@ -6,9 +6,13 @@
 //! record whose lease ran out by compare-and-set on its revision (the
 //! revision rises); renews its lease by compare-and-set on revision and
 //! owner, and learns of a loss that way; completes by compare-and-set on
-//! revision and owner, or finds it lost and starts again. Processes crash
-//! (forgetting everything) and pause (time passes without them) up to a
-//! fault budget. Bounds: 3 processes, 3 faults, a lease of 3 ticks, one
+//! revision and owner, or finds it lost and starts again. A claim whose
+//! claimant crashed (the process that made it is gone: it restarted since)
+//! is taken over at once, lease or not, by the same compare-and-set, as a
+//! process on the claimant's host does; a paused claimant is alive and
+//! keeps its lease. Processes crash (forgetting everything, and coming back
+//! as a new process) and pause (time passes without them) up to a fault
+//! budget. Bounds: 3 processes, 3 faults, a lease of 3 ticks, one
 //! renewal per claim.
 //!
 //! Properties: **at most one effective completion** (a completion the
@@ -38,6 +42,9 @@ pub enum Record {
     Pending {
         /// Who claimed it.
         owner: u8,
+        /// Which life of the owner's claimed it: a crash starts a new one,
+        /// so a claim of an earlier life is a dead claimant's.
+        life: u8,
         /// Rises with every takeover.
         revision: u8,
         /// Ticks since it was claimed or renewed (saturating at the lease).
@@ -70,6 +77,8 @@ pub struct Process {
     pub phase: Phase,
     /// Paused: takes no step until resumed.
     pub paused: bool,
+    /// Crashes so far: this process's current life.
+    pub life: u8,
 }
 
 /// The whole system.
@@ -134,6 +143,7 @@ impl ClaimModel {
                     Record::Absent => {
                         n.record = Record::Pending {
                             owner: p as u8,
+                            life: me.life,
                             revision: 1,
                             age: 0,
                         };
@@ -143,11 +153,17 @@ impl ClaimModel {
                         };
                     }
                     Record::Completed => me.phase = Phase::Done,
-                    Record::Pending { revision, age, .. }
-                        if age >= LEASE && self.variant != Variant::NoTakeover =>
+                    Record::Pending {
+                        revision,
+                        age,
+                        owner,
+                        life,
+                    } if (age >= LEASE || s.processes[owner as usize].life != life)
+                        && self.variant != Variant::NoTakeover =>
                     {
                         n.record = Record::Pending {
                             owner: p as u8,
+                            life: me.life,
                             revision: revision + 1,
                             age: 0,
                         };
@@ -169,6 +185,7 @@ impl ClaimModel {
                 match s.record {
                     Record::Pending {
                         owner,
+                        life,
                         revision: r,
                         age,
                     } if owner == p as u8 && r == revision => {
@@ -177,6 +194,7 @@ impl ClaimModel {
                         }
                         n.record = Record::Pending {
                             owner,
+                            life,
                             revision: r,
                             age: 0,
                         };
@@ -231,6 +249,7 @@ impl Model for ClaimModel {
             processes: [Process {
                 phase: Phase::Idle,
                 paused: false,
+                life: 0,
             }; PROCESSES],
             faults: 0,
             since_quiet: 0,
@@ -274,6 +293,7 @@ impl Model for ClaimModel {
                 n.processes[p] = Process {
                     phase: Phase::Idle,
                     paused: false,
+                    life: s.processes[p].life + 1,
                 };
                 n.faults += 1;
                 n.since_quiet = 0;
@@ -290,12 +310,14 @@ impl Model for ClaimModel {
             Action::Tick => {
                 if let Record::Pending {
                     owner,
+                    life,
                     revision,
                     age,
                 } = s.record
                 {
                     n.record = Record::Pending {
                         owner,
+                        life,
                         revision,
                         age: (age + 1).min(LEASE),
                     };
@@ -324,6 +346,13 @@ impl Model for ClaimModel {
             Property::sometimes("completed after a takeover", |_, s: &State| {
                 s.record == Record::Completed && s.faults > 0
             }),
+            Property::sometimes(
+                "a dead claimant's claim taken over before its lease ran out",
+                |_, s: &State| {
+                    matches!(s.record, Record::Pending { revision, age, .. } if revision > 1 && age == 0)
+                        && s.processes.iter().any(|p| p.life > 0)
+                },
+            ),
         ]
     }
 }
