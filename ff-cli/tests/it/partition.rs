@@ -215,32 +215,70 @@ fn wait_started(history: &Path, who: &str, within: Duration) -> bool {
     false
 }
 
+/// One `redis-server` in a namespace of its own, and two holders' namespaces
+/// joined to it each by a link of its own.
+struct OneRedis {
+    repo: TestRepo,
+    ns_a: Namespace,
+    ns_b: Namespace,
+    link_a: Link,
+    _link_b: Link,
+    _redis: Reaped,
+    // Dropped last: the links and processes live in it.
+    _server: Namespace,
+}
+
+impl OneRedis {
+    /// `None` (a loud skip) where namespaces or `redis-server` are missing.
+    fn start() -> Option<Self> {
+        if !available() {
+            return None;
+        }
+        if std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            ff_testkit::skip("FF_REQUIRE_REDIS", "redis-server is not installed");
+            return None;
+        }
+        let repo = TestRepo::new();
+        let server = Namespace::new();
+        let (ns_a, ns_b) = (Namespace::new(), Namespace::new());
+        let link_a = Link::new("ffpa", &server, "10.213.1.1", &ns_a, "10.213.1.2");
+        let link_b = Link::new("ffpb", &server, "10.213.2.1", &ns_b, "10.213.2.2");
+        let redis_dir = repo.scratch("redis");
+        let redis = start_redis(
+            &server,
+            &redis_dir,
+            "10.213.1.1 10.213.2.1",
+            &ns_b,
+            "10.213.2.1",
+        );
+        Some(Self {
+            repo,
+            ns_a,
+            ns_b,
+            link_a,
+            _link_b: link_b,
+            _redis: Reaped(vec![redis]),
+            _server: server,
+        })
+    }
+}
+
 #[test]
 fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
-    if !available() {
+    let Some(lab) = OneRedis::start() else {
         return;
-    }
-    if std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        ff_testkit::skip("FF_REQUIRE_REDIS", "redis-server is not installed");
-        return;
-    }
-    let repo = TestRepo::new();
-    let server = Namespace::new();
-    let (ns_a, ns_b) = (Namespace::new(), Namespace::new());
-    let link_a = Link::new("ffpa", &server, "10.213.1.1", &ns_a, "10.213.1.2");
-    let _link_b = Link::new("ffpb", &server, "10.213.2.1", &ns_b, "10.213.2.2");
-    let redis_dir = repo.scratch("redis");
-    let mut redis = start_redis(
-        &server,
-        &redis_dir,
-        "10.213.1.1 10.213.2.1",
-        &ns_b,
-        "10.213.2.1",
-    );
+    };
+    let OneRedis {
+        repo,
+        ns_a,
+        ns_b,
+        link_a,
+        ..
+    } = &lab;
     let (url_a, url_b) = ("redis://10.213.1.1:6379", "redis://10.213.2.1:6379");
     let lease = format!("{}ms", LEASE_MS);
 
@@ -318,8 +356,6 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
         let log = std::fs::read_to_string(resource.join("log")).unwrap_or_default();
         refused += log.lines().filter(|l| l.starts_with("refused")).count();
     }
-    let _ = redis.kill();
-    let _ = redis.wait();
     notice_ms.sort_unstable();
     gaps_ms.sort_unstable();
     println!(
@@ -731,4 +767,96 @@ fn sentinel_failover(min_replicas: bool) {
             "A overlapped B but none of its writes was refused: {log}"
         );
     }
+}
+
+/// A holder's `ff` paused (SIGSTOP) past its lease, on one Redis: the
+/// lock's key lapses and the other holder is granted it, while the paused
+/// holder's command, which nothing stopped, runs on. The overlap a pause
+/// allows: the stale command's writes are refused by their lower token;
+/// once resumed, its `ff` finds the grant's validity over and stops it
+/// (79).
+#[test]
+fn a_paused_holder_is_fenced_and_stopped_when_it_resumes() {
+    let Some(lab) = OneRedis::start() else {
+        return;
+    };
+    let (repo, ns_a, ns_b) = (&lab.repo, &lab.ns_a, &lab.ns_b);
+    let lease = format!("{LEASE_MS}ms");
+    let dir = repo.scratch("pause");
+    let (history, resource) = (dir.join("history"), dir.join("resource"));
+    std::fs::create_dir_all(&resource).expect("resource");
+    let name = "pause";
+    let mut a = holder(
+        ns_a,
+        repo,
+        "redis://10.213.1.1:6379",
+        &[name, "--lease", &lease],
+        "A",
+        &history,
+        &resource,
+        0,
+    );
+    assert!(
+        wait_started(&history, "A", Duration::from_secs(20)),
+        "A never held the lock"
+    );
+    // `ip netns exec` executes ff in its own place: the child is ff.
+    let pid = rustix::process::Pid::from_raw(i32::try_from(a.id()).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).expect("SIGSTOP");
+    let mut b = holder(
+        ns_b,
+        repo,
+        "redis://10.213.2.1:6379",
+        &[name, "--timeout", "30s", "--lease", &lease],
+        "B",
+        &history,
+        &resource,
+        20,
+    );
+    assert!(
+        wait_started(&history, "B", Duration::from_secs(30)),
+        "B was never granted the lock: {}",
+        logged(&history, "B")
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).expect("SIGCONT");
+    let resumed = Instant::now();
+    let a_code = wait_code(&mut a, Duration::from_secs(30));
+    let stopped = resumed.elapsed();
+    let b_code = wait_code(&mut b, Duration::from_secs(60));
+    assert_eq!(
+        a_code,
+        Some(79),
+        "A, resumed, must be stopped: {}",
+        logged(&history, "A")
+    );
+    assert_eq!(b_code, Some(0), "B must finish: {}", logged(&history, "B"));
+    let text = std::fs::read_to_string(&history).expect("history");
+    let (ga, gb) = (
+        grant(&text, "A").expect("A's grant"),
+        grant(&text, "B").expect("B's grant"),
+    );
+    assert!(gb.token > ga.token, "tokens must rise: {ga:?} then {gb:?}");
+    let log = std::fs::read_to_string(resource.join("log")).unwrap_or_default();
+    let mut b_seen = false;
+    for line in log.lines() {
+        b_seen |= line.starts_with("ok B");
+        assert!(
+            !(b_seen && line.starts_with("ok A")),
+            "a stale write was taken after B's: {log}"
+        );
+    }
+    let refused_a = log.lines().filter(|l| l.starts_with("refused A")).count();
+    assert!(
+        ga.until > gb.from,
+        "A's command must have run on while its ff was paused"
+    );
+    assert!(refused_a > 0, "A's stale writes must be refused: {log}");
+    println!(
+        "partition (netns, one Redis, holder's ff paused past its {LEASE_MS} ms lease): overlap as \
+         holders saw it {} ms; A's writes refused by token: {refused_a}; A stopped (79) {} ms \
+         after it resumed",
+        (ga.until - gb.from) / 1_000_000,
+        stopped.as_millis()
+    );
 }
