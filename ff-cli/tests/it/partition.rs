@@ -119,6 +119,9 @@ fn wait_code(child: &mut Child, within: Duration) -> Option<i32> {
 }
 
 /// `redis-server` in `ns`, listening on `binds`; ready when it answers.
+// The child is returned for the caller to reap (`Reaped`), or killed and
+// reaped here when it never answers.
+#[allow(clippy::zombie_processes)]
 fn start_redis(
     ns: &Namespace,
     dir: &Path,
@@ -126,7 +129,7 @@ fn start_redis(
     probe_from: &Namespace,
     probe: &str,
 ) -> Child {
-    let child = ns
+    let mut child = ns
         .command("redis-server")
         .args([
             "--port",
@@ -146,19 +149,14 @@ fn start_redis(
         .expect("redis-server");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let pong = probe_from
-            .command("redis-cli")
-            .args(["-h", probe, "-p", "6379", "ping"])
-            .output()
-            .expect("redis-cli");
-        if String::from_utf8_lossy(&pong.stdout).trim() == "PONG" {
+        if cli_in(probe_from, &["-h", probe, "-p", "6379", "ping"]) == "PONG" {
             return child;
         }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server in {} never answered",
-            ns.name()
-        );
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-server in {} never answered", ns.name());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -292,8 +290,8 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
         let name = format!("partition-{round}");
         // A takes the lock, through the link about to be cut.
         let mut a = holder(
-            &ns_a,
-            &repo,
+            ns_a,
+            repo,
             url_a,
             &[&name, "--lease", &lease],
             "A",
@@ -307,8 +305,8 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
         );
         // B waits for it through its own link, and writes 10 times once granted.
         let mut b = holder(
-            &ns_b,
-            &repo,
+            ns_b,
+            repo,
             url_b,
             &[&name, "--timeout", "30s", "--lease", &lease],
             "B",
@@ -371,12 +369,11 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
 
 /// Runs `redis-cli ARGS` from `ns`; its answer.
 fn cli_in(ns: &Namespace, args: &[&str]) -> String {
-    let out = ns
-        .command("redis-cli")
+    ns.command("redis-cli")
         .args(args)
         .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Polls `check` every 50 ms for at most `within`.
