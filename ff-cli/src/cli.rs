@@ -190,3 +190,21 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 12h, 7d, 0)"))
 }
+
+/// A duration longer than zero: a usage error (exit 2) otherwise.
+pub(crate) fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be longer than zero (examples: 30s, 5m, 12h)".to_owned()),
+        d => Ok(d),
+    }
+}
+
+/// A refresh or wait of at least 100 ms: a usage error (exit 2) otherwise.
+pub(crate) fn parse_interval(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d < Duration::from_millis(100) => {
+            Err("give at least 100ms (examples: 500ms, 2s)".to_owned())
+        }
+        d => Ok(d),
+    }
+}

@@ -53,8 +53,11 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
             w.branch,
             w.base
         ));
-        if let Some(port) = w.port {
-            text.push_str(&format!("\n  port    {port}"));
+        text.push_str(&super::show::slot_and_port(w));
+        if w.hook_failed {
+            text.push_str(
+                "\n  status  hook_failed: its post_create hook failed; kept for inspection",
+            );
         }
         if let Some(kept) = &created.set_aside {
             text.push_str(&format!(

@@ -10,7 +10,9 @@ use crate::output::{Failure, Out, Progress};
 /// `ff gc`'s arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// For example 7d, 12h, 30m, 0.
+    /// Remove finished records older than this (for example 7d, 12h,
+    /// 30m; 0: every finished record). Records of worktrees that exist
+    /// are kept whatever their age.
     #[arg(long, value_parser = crate::cli::parse_duration, default_value = "7d")]
     pub(crate) max_age: Duration,
 }

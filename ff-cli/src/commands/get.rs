@@ -2,7 +2,7 @@
 
 use ff_model::cli::WorktreeView;
 
-use super::show::{find, status};
+use super::show::{find, slot_and_port, status};
 use crate::config::Settings;
 use crate::output::{self, Failure, Out};
 
@@ -17,14 +17,15 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     let w = find(settings, &args.target).await?;
     out.emit(&WorktreeView::new(&w), || {
         format!(
-            "{}\n  issue   {}\n  path    {}\n  branch  {} (from {})\n  status  {}\n  created {}",
+            "{}\n  issue   {}\n  path    {}\n  branch  {} (from {})\n  status  {}\n  created {}{}",
             w.id,
             w.issue,
             w.path.display(),
             w.branch,
             w.base,
-            status(w.status),
-            output::ago(w.created_at)
+            status(&w),
+            output::ago(w.created_at),
+            slot_and_port(&w)
         )
     });
     Ok(0)

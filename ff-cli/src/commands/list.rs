@@ -18,30 +18,39 @@ pub(crate) async fn run(settings: &Settings, out: Out, _args: Args) -> Result<u8
         if all.is_empty() {
             return "no worktrees".to_owned();
         }
+        // Slot and port columns only where some worktree has one.
+        let slots = all.iter().any(|w| w.slot.is_some());
+        let ports = all.iter().any(|w| w.port.is_some());
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "–".to_owned());
         let rows: Vec<Vec<String>> = all
             .iter()
             .map(|w| {
-                vec![
+                let mut row = vec![
                     w.id.clone(),
                     w.issue.clone(),
                     w.branch.clone(),
-                    if w.recovered {
-                        format!("{} (record rebuilt)", status(w.status))
-                    } else {
-                        status(w.status).to_owned()
-                    },
+                    status(w),
                     super::status::cell(w),
-                    output::ago(w.created_at),
-                    w.path.display().to_string(),
-                ]
+                ];
+                if slots {
+                    row.push(or_dash(w.slot.map(|s| s.to_string())));
+                }
+                if ports {
+                    row.push(or_dash(w.port.map(|p| p.to_string())));
+                }
+                row.extend([output::ago(w.created_at), w.path.display().to_string()]);
+                row
             })
             .collect();
-        output::table(
-            &[
-                "ID", "ISSUE", "BRANCH", "STATUS", "AGENT", "CREATED", "PATH",
-            ],
-            &rows,
-        )
+        let mut header = vec!["ID", "ISSUE", "BRANCH", "STATUS", "AGENT"];
+        if slots {
+            header.push("SLOT");
+        }
+        if ports {
+            header.push("PORT");
+        }
+        header.extend(["CREATED", "PATH"]);
+        output::table(&header, &rows)
     });
     Ok(0)
 }

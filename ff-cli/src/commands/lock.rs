@@ -19,11 +19,12 @@ pub(crate) struct Args {
     #[arg(long, value_parser = crate::cli::parse_duration, default_value = "30s")]
     pub(crate) timeout: Duration,
     /// Take the lock shared (readers) instead of exclusive.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "permits")]
     pub(crate) shared: bool,
     /// A counting semaphore: at most N holders of NAME at once (1 to
-    /// 10000; every holder should give the same N); not with --shared.
-    #[arg(long, value_name = "N")]
+    /// 10000; every holder should give the same N); not with --shared
+    /// (--permits N already admits N holders at once).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) permits: Option<u32>,
     /// If the lock is lost while CMD runs, how long CMD has to stop
     /// after SIGTERM before SIGKILL.
@@ -32,7 +33,7 @@ pub(crate) struct Args {
     /// How long the lock outlives ff should ff stop renewing it (paused,
     /// cut off from Redis): lease-based backends free it after this, and
     /// ff then stops CMD (exit 79) [default: 5m, capped at 30s on Redis].
-    #[arg(long, value_parser = crate::cli::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::cli::parse_nonzero_duration, value_name = "DURATION")]
     pub(crate) lease: Option<Duration>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -44,15 +45,6 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     let name = ff_traits::LockName::new(name)?;
     if name.as_str().contains('/') {
         ff_hierarchy::path(&name)?;
-    }
-    if how.lease.is_some_and(|l| l.is_zero()) {
-        return Err(Failure::invalid("--lease must be longer than zero"));
-    }
-    if how.shared && how.permits.is_some() {
-        return Err(Failure::invalid(
-            "--shared and --permits do not mix: --permits N already admits N holders at once \
-             (a semaphore); --shared admits any number",
-        ));
     }
     let mode = if how.shared {
         LockMode::Shared

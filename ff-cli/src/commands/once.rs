@@ -20,14 +20,14 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) key: Option<String>,
     /// Stop retrying a failing command after this many attempts.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_attempts: u32,
     /// Wait at least this long after a failure before retrying (doubling each time).
     #[arg(long, value_parser = crate::cli::parse_duration, default_value = "1s")]
     pub(crate) backoff: Duration,
     /// A completed run counts for this long; after it the command may
     /// run again [default: forever].
-    #[arg(long, value_parser = crate::cli::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::cli::parse_nonzero_duration, value_name = "DURATION")]
     pub(crate) ttl: Option<Duration>,
     /// Accept the key's completed run of another command (or from
     /// another directory) as this one's; by default that is refused (65).
@@ -51,12 +51,6 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         return forget(settings, out, args.key.unwrap_or_default()).await;
     }
     let (key, command, options) = (args.key.clone(), &args.command[..], &args);
-    if options.max_attempts == 0 {
-        return Err(Failure::invalid("--max-attempts must be at least 1"));
-    }
-    if options.ttl.is_some_and(|t| t.is_zero()) {
-        return Err(Failure::invalid("--ttl must be longer than zero"));
-    }
     // Messages name the key the user gave, not its hash.
     let label = key.as_deref().map_or_else(
         || format!("of command {:?}", command.join(" ")),

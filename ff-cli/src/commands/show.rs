@@ -12,13 +12,36 @@ pub(super) async fn find(settings: &Settings, target: &str) -> Result<Worktree, 
     manager.get(target).await?.ok_or_else(|| not_found(target))
 }
 
-/// A worktree's status, for people.
-pub(super) fn status(s: WorktreeStatus) -> &'static str {
-    match s {
+/// A worktree's status, for people: where it is, and whether its
+/// `post_create` hook failed (it was kept for inspection) or its record
+/// was rebuilt by `recover`.
+pub(super) fn status(w: &Worktree) -> String {
+    let mut text = match w.status {
         WorktreeStatus::Missing => "missing",
         WorktreeStatus::Elsewhere => "elsewhere",
         _ => "active",
     }
+    .to_owned();
+    if w.hook_failed {
+        text.push_str(", hook_failed");
+    }
+    if w.recovered {
+        text.push_str(" (record rebuilt)");
+    }
+    text
+}
+
+/// `slot N` and `port P` lines of a worktree's description, for those it
+/// has.
+pub(super) fn slot_and_port(w: &Worktree) -> String {
+    let mut text = String::new();
+    if let Some(slot) = w.slot {
+        text.push_str(&format!("\n  slot    {slot}"));
+    }
+    if let Some(port) = w.port {
+        text.push_str(&format!("\n  port    {port}"));
+    }
+    text
 }
 
 /// No worktree answers to `target`.

@@ -14,7 +14,7 @@ use crate::output::{self, Failure, Out};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Time between refreshes.
-    #[arg(long, value_parser = crate::cli::parse_duration, default_value = "2s", value_name = "DURATION")]
+    #[arg(long, value_parser = crate::cli::parse_interval, default_value = "2s", value_name = "DURATION")]
     pub(crate) interval: Duration,
     /// Stop after N refreshes (default: until interrupted).
     #[arg(long, short = 'n', value_name = "N")]
@@ -23,12 +23,6 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
     let Args { interval, count } = args;
-    if interval < Duration::from_millis(100) {
-        return Err(Failure::new(
-            crate::output::Problem::InvalidInput,
-            "--interval: give at least 100ms",
-        ));
-    }
     let rules = settings.alert_rules()?;
     let backends = backends(settings).await?;
     let clear = !out.json && std::io::stdout().is_terminal();
@@ -62,7 +56,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
 fn ms(v: Option<u64>) -> String {
     v.map_or_else(
         || "–".to_owned(),
-        |ms| ff_traits::fmt_duration(Duration::from_secs(ms / 1000)),
+        |ms| ff_traits::fmt_duration(Duration::from_millis(ms)),
     )
 }
 

@@ -54,22 +54,9 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
             .collect::<Result<_, _>>()?,
         Which::Named(name) => vec![LockName::new(name)?],
     };
-    let mut results = Vec::new();
-    let mut refused = Vec::new();
-    for n in names {
-        let live = statuses.iter().any(|s| s.name == n && s.held);
-        if live && revoke == Revoke::DeadHoldersOnly {
-            refused.push(format!("{n} is held; pass --force to revoke it"));
-            continue;
-        }
-        let r = locks.force_release(&n).await?;
-        if let ForceOutcome::Refused { reason, .. } = &r.outcome {
-            refused.push(format!("{n}: {reason}"));
-        }
-        results.push(r);
-    }
     // A node of a hierarchy: say what beneath it is still held (each is
-    // its own lock; unlocking the node does not touch them).
+    // its own lock; unlocking the node does not touch them, and while
+    // they are held, the node is held for them).
     let beneath = |node: &str| -> Vec<String> {
         let prefix = format!("{node}/");
         statuses
@@ -78,6 +65,28 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
             .map(|s| s.name.clone())
             .collect()
     };
+    let mut results = Vec::new();
+    let mut refused = Vec::new();
+    for n in names {
+        let live = statuses.iter().any(|s| s.name == n && s.held);
+        if live && revoke == Revoke::DeadHoldersOnly {
+            let below = beneath(n.as_str());
+            refused.push(if below.is_empty() {
+                format!("{n} is held; pass --force to revoke it")
+            } else {
+                format!(
+                    "{n} is held for what is held beneath it: {}; unlock those (or pass --force)",
+                    below.join(", ")
+                )
+            });
+            continue;
+        }
+        let r = locks.force_release(&n).await?;
+        if let ForceOutcome::Refused { reason, .. } = &r.outcome {
+            refused.push(format!("{n}: {reason}"));
+        }
+        results.push(r);
+    }
     let views: Vec<UnlockView> = results
         .iter()
         .map(|r| UnlockView::new(r, beneath(&r.name)))

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    assert_valid, code, error_json, error_kind, ff, lock_backends, spawn_ff_with, stdout_json,
+    assert_valid, code, error_json, error_kind, ff, hold_lock, lock_backends, spawn_ff_with,
+    stdout_json, stop,
 };
 use ff_testkit::git::{TestRepo, commit_file};
 use serde_json::Value;
@@ -758,8 +759,9 @@ fn permits_cap_concurrent_holders_across_processes() {
     }
 }
 
-/// Bad semaphore options are refused before anything is written: permits
-/// 0 or above 10,000, and --shared with --permits (exit 65).
+/// Bad semaphore options are usage errors (exit 2), refused before
+/// anything is written: permits 0 or above 10,000, and --shared with
+/// --permits.
 #[test]
 fn bad_permits_are_refused_with_nothing_written() {
     let repo = TestRepo::new();
@@ -767,18 +769,15 @@ fn bad_permits_are_refused_with_nothing_written() {
     let state = repo.scratch("state").join("never");
     let state_arg = state.to_str().expect("utf8");
     for (args, says) in [
-        (vec!["--permits", "0"], "permits must be 1 to 10000"),
-        (vec!["--permits", "10001"], "permits must be 1 to 10000"),
-        (
-            vec!["--permits", "2", "--shared"],
-            "--shared and --permits do not mix",
-        ),
+        (vec!["--permits", "0"], "1..=10000"),
+        (vec!["--permits", "10001"], "1..=10000"),
+        (vec!["--permits", "2", "--shared"], "cannot be used with"),
     ] {
         let mut all = vec!["--state-dir", state_arg, "lock", "sem"];
         all.extend(&args);
         all.extend(["--", "true"]);
         let out = ff(dir, &all);
-        assert_eq!(code(&out), 65, "{args:?}");
+        assert_eq!(code(&out), 2, "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{args:?}: {stderr}");
         assert!(!state.exists(), "{args:?}: the state directory was made");
@@ -898,7 +897,8 @@ fn bad_hierarchical_names_are_refused() {
 }
 
 /// `ff locks --tree` shows a hierarchy as one; `--json` gives each entry
-/// its parent; `ff unlock` of a node says what beneath it is still held.
+/// its parent; `ff unlock` of a node, forced or not, says what beneath it
+/// is still held.
 #[test]
 fn locks_tree_and_unlock_of_a_node() {
     let repo = TestRepo::new();
@@ -930,6 +930,11 @@ fn locks_tree_and_unlock_of_a_node() {
         .and_then(|a| a.iter().find(|l| l["name"] == "proj/issue-7"))
         .expect("the leaf is listed");
     assert_eq!(leaf["parent"], "proj");
+    // Unforced: refused (75), naming what keeps the node held.
+    let plain = ff(dir, &["unlock", "proj"]);
+    let said = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(code(&plain), 75, "{said}");
+    assert!(said.contains("held beneath it: proj/issue-7"), "{said}");
     let unlock = ff(dir, &["unlock", "proj", "--force"]);
     let said = format!(
         "{}{}",
@@ -1412,4 +1417,87 @@ fn every_command_has_a_manual_page_and_completions() {
     }
     let printed = ff(repo.path(), &["man"]);
     assert!(String::from_utf8_lossy(&printed.stdout).contains(".TH ff 1"));
+}
+
+/// Every option value out of range is a usage error (exit 2), as a flag
+/// that does not parse is, with the option named.
+#[test]
+fn option_values_out_of_range_are_usage_errors() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    for (args, names) in [
+        (
+            vec!["lock", "x", "--shared", "--permits", "2", "--", "true"],
+            "--permits",
+        ),
+        (vec!["lock", "x", "--lease", "0", "--", "true"], "--lease"),
+        (
+            vec!["once", "--max-attempts", "0", "--", "true"],
+            "--max-attempts",
+        ),
+        (vec!["once", "--ttl", "0", "--", "true"], "--ttl"),
+        (vec!["top", "--interval", "0"], "--interval"),
+        (vec!["top", "--interval", "50ms"], "--interval"),
+        (
+            vec!["serve", "--header-timeout", "10ms"],
+            "--header-timeout",
+        ),
+        (vec!["prune", "--older-than", "2"], "--older-than"),
+    ] {
+        let out = ff(dir, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(names),
+            "{args:?} must name {names}: {stderr}"
+        );
+    }
+}
+
+/// `ff top` shows how long a lock has been held to the millisecond below
+/// a second, not `0ms` for a lock held 600 ms.
+#[test]
+fn top_shows_lock_ages_below_a_second() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let holder = hold_lock(dir, "aged", 30);
+    std::thread::sleep(Duration::from_millis(600));
+    let out = ff(dir, &["top", "-n", "1"]);
+    stop(holder);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("aged"))
+        .unwrap_or_else(|| panic!("no row for the lock: {text}"));
+    assert!(!row.contains(" 0ms"), "held 600 ms, shown as 0ms: {row}");
+    assert!(!text.contains("oldest 0ms"), "{text}");
+}
+
+/// With ports configured, the slot and port a worktree holds show in
+/// `create`, `get` and `list`, not only in `--json`.
+#[test]
+fn slot_and_port_show_in_create_get_and_list() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    std::fs::write(dir.join("ff.toml"), "port_base = 4000\n").expect("ff.toml");
+    let created = ff(dir, &["create", "a"]);
+    let json = stdout_json(&ff(dir, &["get", "a", "--json"]));
+    let (slot, port) = (json["slot"].to_string(), json["port"].to_string());
+    assert!(json["port"].as_u64().is_some_and(|p| p >= 4000), "{json}");
+    let created = String::from_utf8_lossy(&created.stdout).into_owned();
+    let got = String::from_utf8_lossy(&ff(dir, &["get", "a"]).stdout).into_owned();
+    for (what, text) in [("create", &created), ("get", &got)] {
+        assert!(text.contains(&format!("slot    {slot}")), "{what}: {text}");
+        assert!(text.contains(&format!("port    {port}")), "{what}: {text}");
+    }
+    let listed = String::from_utf8_lossy(&ff(dir, &["list"]).stdout).into_owned();
+    assert!(
+        listed.contains("SLOT") && listed.contains("PORT"),
+        "{listed}"
+    );
+    let row = listed
+        .lines()
+        .find(|l| l.contains(" a "))
+        .unwrap_or_default();
+    assert!(row.contains(&port), "{listed}");
 }

@@ -196,6 +196,12 @@ fn a_failing_post_create_rolls_back_or_keeps() {
     let got = stdout_json(&ff_in(dir, &config, &allow, &["get", "6", "--json"]));
     assert_valid("get", &got);
     assert_eq!(got["hook_failed"], true);
+    // People see it too, in get and list.
+    for args in [&["get", "6"][..], &["list"]] {
+        let shown = ff_in(dir, &config, &allow, args);
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(text.contains("hook_failed"), "{args:?}: {text}");
+    }
 
     // Bad hook settings: exit 65, nothing created.
     for bad in [

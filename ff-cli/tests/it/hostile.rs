@@ -298,7 +298,7 @@ fn hostile_input_is_refused_with_its_exit_code_and_changes_nothing() {
             "zero attempts",
             &dir,
             &["once", "--max-attempts", "0", "--", "true"],
-            65,
+            2,
         ),
     ];
     // Ones the shell cannot pass as arguments: an environment variable and

@@ -129,3 +129,36 @@ fn generated_serve_schemas_refuse_wrong_shapes() {
         "{found:?}"
     );
 }
+
+/// Every command's schema is in the README's table of JSON shapes, so a
+/// reader finds each one (a schema added without a row fails here).
+#[test]
+fn every_schema_is_in_the_readme_table() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("../README.md")).expect("README.md");
+    let table = readme
+        .split("**JSON shapes.**")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").find(|block| block.starts_with('|')))
+        .expect("the README's JSON shapes table");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("schemas")).expect("schemas") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        // Shared definitions, not a command's output.
+        if !name.ends_with(".schema.json") || name == "common.schema.json" {
+            continue;
+        }
+        if !table.contains(&format!("(ff-cli/schemas/{name})")) {
+            missing.push(name);
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "schemas without a row in README.md's JSON shapes table: {missing:?}"
+    );
+}
