@@ -161,56 +161,110 @@ fn start_redis(
     }
 }
 
-/// `ff --lock URL lock ARGS -- sh HOLDER …` in `ns`.
-#[allow(clippy::too_many_arguments)]
-fn holder(
-    ns: &Namespace,
-    repo: &TestRepo,
-    url: &str,
-    lock_args: &[&str],
-    who: &str,
-    history: &Path,
-    resource: &Path,
-    writes: u32,
-) -> Child {
-    let mut c = ns.command(env!("CARGO_BIN_EXE_ff"));
-    c.args(["--lock", url, "lock"])
-        .args(lock_args)
-        .args(["--", "sh", "-c", HOLDER, "holder", who])
-        .arg(history)
-        .arg(resource)
-        .arg(writes.to_string())
-        .stdout(Stdio::null())
-        // To a file: a pipe nobody reads while it runs would fill and
-        // block ff's logging, and with it ff.
-        .stderr(std::fs::File::create(stderr_file(history, who)).expect("stderr file"))
-        .env("RUST_LOG", "ff_lock_redis=debug,ff_redis=debug");
-    isolated(&mut c, repo.path(), &repo.scratch("config"), &[])
-        .spawn()
-        .expect("ff lock")
+/// One round's files: the holders' history (their grants as they saw
+/// them), the fenced resource they write to, and each `ff`'s log.
+struct Round<'r> {
+    repo: &'r TestRepo,
+    history: PathBuf,
+    resource: PathBuf,
 }
 
-/// Where the `ff` of `who` logs.
-fn stderr_file(history: &Path, who: &str) -> PathBuf {
-    history.with_extension(format!("{who}.log"))
+/// What the fenced resource took and refused.
+struct Fenced {
+    log: String,
+    refused_a: usize,
 }
 
-/// What the `ff` of `who` logged.
-fn logged(history: &Path, who: &str) -> String {
-    std::fs::read_to_string(stderr_file(history, who)).unwrap_or_default()
-}
-
-/// Waits until `history` says `who` started.
-fn wait_started(history: &Path, who: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        let text = std::fs::read_to_string(history).unwrap_or_default();
-        if grant(&text, who).is_some() {
-            return true;
+impl<'r> Round<'r> {
+    fn new(repo: &'r TestRepo, tag: &str) -> Self {
+        let dir = repo.scratch(tag);
+        let (history, resource) = (dir.join("history"), dir.join("resource"));
+        std::fs::create_dir_all(&resource).expect("resource");
+        Self {
+            repo,
+            history,
+            resource,
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
-    false
+
+    /// `ff --lock URL lock ARGS -- sh HOLDER …` in `ns`, as `who`, writing
+    /// `writes` times (0: until stopped).
+    fn holder(
+        &self,
+        ns: &Namespace,
+        url: &str,
+        lock_args: &[&str],
+        who: &str,
+        writes: u32,
+    ) -> Child {
+        let mut c = ns.command(env!("CARGO_BIN_EXE_ff"));
+        c.args(["--lock", url, "lock"])
+            .args(lock_args)
+            .args(["--", "sh", "-c", HOLDER, "holder", who])
+            .arg(&self.history)
+            .arg(&self.resource)
+            .arg(writes.to_string())
+            .stdout(Stdio::null())
+            // To a file: a pipe nobody reads while it runs would fill and
+            // block ff's logging, and with it ff.
+            .stderr(std::fs::File::create(self.log_file(who)).expect("stderr file"))
+            .env("RUST_LOG", "ff_lock_redis=debug,ff_redis=debug");
+        isolated(&mut c, self.repo.path(), &self.repo.scratch("config"), &[])
+            .spawn()
+            .expect("ff lock")
+    }
+
+    /// Where the `ff` of `who` logs.
+    fn log_file(&self, who: &str) -> PathBuf {
+        self.history.with_extension(format!("{who}.log"))
+    }
+
+    /// What the `ff` of `who` logged.
+    fn logged(&self, who: &str) -> String {
+        std::fs::read_to_string(self.log_file(who)).unwrap_or_default()
+    }
+
+    /// Waits until the history says `who` started.
+    fn started(&self, who: &str, within: Duration) -> bool {
+        until(within, || {
+            grant(
+                &std::fs::read_to_string(&self.history).unwrap_or_default(),
+                who,
+            )
+            .is_some()
+        })
+    }
+
+    /// A's grant and B's, B's token the greater.
+    fn grants(&self) -> (Grant, Grant) {
+        let text = std::fs::read_to_string(&self.history).expect("history");
+        let (a, b) = (
+            grant(&text, "A").expect("A's grant"),
+            grant(&text, "B").expect("B's grant"),
+        );
+        assert!(b.token > a.token, "tokens must rise: A {a:?} then B {b:?}");
+        (a, b)
+    }
+
+    /// What the resource did: it never took a write of A's after one of
+    /// B's, and refused none of B's.
+    fn fenced(&self) -> Fenced {
+        let log = std::fs::read_to_string(self.resource.join("log")).unwrap_or_default();
+        let mut b_seen = false;
+        for line in log.lines() {
+            b_seen |= line.starts_with("ok B");
+            assert!(
+                !(b_seen && line.starts_with("ok A")),
+                "a stale write was taken after B's: {log}"
+            );
+        }
+        assert!(
+            !log.contains("refused B"),
+            "B's writes must all be taken: {log}"
+        );
+        let refused_a = log.lines().filter(|l| l.starts_with("refused A")).count();
+        Fenced { log, refused_a }
+    }
 }
 
 /// One `redis-server` in a namespace of its own, and two holders' namespaces
@@ -284,34 +338,20 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
     let mut gaps_ms = Vec::new();
     let mut refused = 0;
     for round in 0..rounds() {
-        let dir: PathBuf = repo.scratch(&format!("round-{round}"));
-        let (history, resource) = (dir.join("history"), dir.join("resource"));
-        std::fs::create_dir_all(&resource).expect("resource");
+        let files = Round::new(repo, &format!("round-{round}"));
         let name = format!("partition-{round}");
         // A takes the lock, through the link about to be cut.
-        let mut a = holder(
-            ns_a,
-            repo,
-            url_a,
-            &[&name, "--lease", &lease],
-            "A",
-            &history,
-            &resource,
-            0,
-        );
+        let mut a = files.holder(ns_a, url_a, &[&name, "--lease", &lease], "A", 0);
         assert!(
-            wait_started(&history, "A", Duration::from_secs(20)),
+            files.started("A", Duration::from_secs(20)),
             "A never held the lock"
         );
         // B waits for it through its own link, and writes 10 times once granted.
-        let mut b = holder(
+        let mut b = files.holder(
             ns_b,
-            repo,
             url_b,
             &[&name, "--timeout", "30s", "--lease", &lease],
             "B",
-            &history,
-            &resource,
             10,
         );
         std::thread::sleep(Duration::from_millis(300));
@@ -320,7 +360,7 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
         let a_code = wait_code(&mut a, Duration::from_secs(30));
         let b_code = wait_code(&mut b, Duration::from_secs(60));
         link_a.heal();
-        let a_err = logged(&history, "A");
+        let a_err = files.logged("A");
         assert_eq!(
             a_code,
             Some(79),
@@ -331,15 +371,7 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
             Some(0),
             "round {round}: B must get the lock and finish"
         );
-        let text = std::fs::read_to_string(&history).expect("history");
-        let (ga, gb) = (
-            grant(&text, "A").expect("A's grant"),
-            grant(&text, "B").expect("B's grant"),
-        );
-        assert!(
-            gb.token > ga.token,
-            "round {round}: tokens must rise: {ga:?} then {gb:?}"
-        );
+        let (ga, gb) = files.grants();
         assert!(
             ga.until <= gb.from,
             "round {round}: grants overlap as holders saw them: A {ga:?}, B {gb:?}"
@@ -351,8 +383,7 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
         );
         notice_ms.push(notice);
         gaps_ms.push(((gb.from - ga.until) / 1_000_000) as u64);
-        let log = std::fs::read_to_string(resource.join("log")).unwrap_or_default();
-        refused += log.lines().filter(|l| l.starts_with("refused")).count();
+        refused += files.fenced().refused_a;
     }
     notice_ms.sort_unstable();
     gaps_ms.sort_unstable();
@@ -624,23 +655,12 @@ fn sentinel_failover(min_replicas: bool) {
         if min_replicas { "?min_replicas=1" } else { "" }
     );
     let lease = format!("{LEASE_MS}ms");
-    let round = repo.scratch("failover");
-    let (history, resource) = (round.join("history"), round.join("resource"));
-    std::fs::create_dir_all(&resource).expect("resource");
+    let files = Round::new(&repo, "failover");
     let name = "failover";
 
-    let mut a = holder(
-        &ns_a,
-        &repo,
-        &url,
-        &[name, "--lease", &lease],
-        "A",
-        &history,
-        &resource,
-        0,
-    );
+    let mut a = files.holder(&ns_a, &url, &[name, "--lease", &lease], "A", 0);
     assert!(
-        wait_started(&history, "A", Duration::from_secs(20)),
+        files.started("A", Duration::from_secs(20)),
         "A never held the lock"
     );
     std::thread::sleep(Duration::from_millis(300));
@@ -671,21 +691,18 @@ fn sentinel_failover(min_replicas: bool) {
         "the Sentinels never promoted the replica"
     );
     let failover = cut_at.elapsed();
-    let mut b = holder(
+    let mut b = files.holder(
         &ns_b,
-        &repo,
         &url,
         &[name, "--timeout", "30s", "--lease", &lease],
         "B",
-        &history,
-        &resource,
         20,
     );
     assert!(
-        wait_started(&history, "B", Duration::from_secs(30)),
+        files.started("B", Duration::from_secs(30)),
         "B was never granted the lock: {}\nA: {}",
-        logged(&history, "B"),
-        logged(&history, "A")
+        files.logged("B"),
+        files.logged("A")
     );
     // Both hold it now, as each sees it: the overlap a failover allows.
     std::thread::sleep(Duration::from_millis(300));
@@ -709,33 +726,13 @@ fn sentinel_failover(min_replicas: bool) {
         a_code,
         Some(79),
         "the stale holder must be stopped with 79: {}\nold master's role: {}\nSentinels' master: {}",
-        logged(&history, "A"),
+        files.logged("A"),
         cli_in(&ns_a, &["-h", master, "-p", "6379", "role"]),
         ask(&["sentinel", "get-master-addr-by-name", "ffmaster"])
     );
-    assert_eq!(b_code, Some(0), "B must finish: {}", logged(&history, "B"));
-    let text = std::fs::read_to_string(&history).expect("history");
-    let (ga, gb) = (
-        grant(&text, "A").expect("A's grant"),
-        grant(&text, "B").expect("B's grant"),
-    );
-    assert!(
-        gb.token > ga.token,
-        "tokens must rise across the failover: {ga:?} then {gb:?}"
-    );
-    let log = std::fs::read_to_string(resource.join("log")).unwrap_or_default();
-    let refused_a = log.lines().filter(|l| l.starts_with("refused A")).count();
-    let refused_b = log.lines().filter(|l| l.starts_with("refused B")).count();
-    // Every write of A's that the resource took came before B's first.
-    let mut b_seen = false;
-    for line in log.lines() {
-        b_seen |= line.starts_with("ok B");
-        assert!(
-            !(b_seen && line.starts_with("ok A")),
-            "a stale write was taken after B's: {log}"
-        );
-    }
-    assert_eq!(refused_b, 0, "B's writes must all be taken");
+    assert_eq!(b_code, Some(0), "B must finish: {}", files.logged("B"));
+    let (ga, gb) = files.grants();
+    let Fenced { log, refused_a } = files.fenced();
     let overlap_ms = ga.until.saturating_sub(gb.from) / 1_000_000;
     let noticed_ms = ga.until.saturating_sub(cut_ns) / 1_000_000;
     println!(
@@ -779,41 +776,33 @@ fn a_paused_holder_is_fenced_and_stopped_when_it_resumes() {
     };
     let (repo, ns_a, ns_b) = (&lab.repo, &lab.ns_a, &lab.ns_b);
     let lease = format!("{LEASE_MS}ms");
-    let dir = repo.scratch("pause");
-    let (history, resource) = (dir.join("history"), dir.join("resource"));
-    std::fs::create_dir_all(&resource).expect("resource");
+    let files = Round::new(repo, "pause");
     let name = "pause";
-    let mut a = holder(
+    let mut a = files.holder(
         ns_a,
-        repo,
         "redis://10.213.1.1:6379",
         &[name, "--lease", &lease],
         "A",
-        &history,
-        &resource,
         0,
     );
     assert!(
-        wait_started(&history, "A", Duration::from_secs(20)),
+        files.started("A", Duration::from_secs(20)),
         "A never held the lock"
     );
     // `ip netns exec` executes ff in its own place: the child is ff.
     let pid = rustix::process::Pid::from_raw(i32::try_from(a.id()).expect("pid")).expect("pid");
     rustix::process::kill_process(pid, rustix::process::Signal::STOP).expect("SIGSTOP");
-    let mut b = holder(
+    let mut b = files.holder(
         ns_b,
-        repo,
         "redis://10.213.2.1:6379",
         &[name, "--timeout", "30s", "--lease", &lease],
         "B",
-        &history,
-        &resource,
         20,
     );
     assert!(
-        wait_started(&history, "B", Duration::from_secs(30)),
+        files.started("B", Duration::from_secs(30)),
         "B was never granted the lock: {}",
-        logged(&history, "B")
+        files.logged("B")
     );
     std::thread::sleep(Duration::from_millis(300));
     rustix::process::kill_process(pid, rustix::process::Signal::CONT).expect("SIGCONT");
@@ -825,25 +814,11 @@ fn a_paused_holder_is_fenced_and_stopped_when_it_resumes() {
         a_code,
         Some(79),
         "A, resumed, must be stopped: {}",
-        logged(&history, "A")
+        files.logged("A")
     );
-    assert_eq!(b_code, Some(0), "B must finish: {}", logged(&history, "B"));
-    let text = std::fs::read_to_string(&history).expect("history");
-    let (ga, gb) = (
-        grant(&text, "A").expect("A's grant"),
-        grant(&text, "B").expect("B's grant"),
-    );
-    assert!(gb.token > ga.token, "tokens must rise: {ga:?} then {gb:?}");
-    let log = std::fs::read_to_string(resource.join("log")).unwrap_or_default();
-    let mut b_seen = false;
-    for line in log.lines() {
-        b_seen |= line.starts_with("ok B");
-        assert!(
-            !(b_seen && line.starts_with("ok A")),
-            "a stale write was taken after B's: {log}"
-        );
-    }
-    let refused_a = log.lines().filter(|l| l.starts_with("refused A")).count();
+    assert_eq!(b_code, Some(0), "B must finish: {}", files.logged("B"));
+    let (ga, gb) = files.grants();
+    let Fenced { log, refused_a } = files.fenced();
     assert!(
         ga.until > gb.from,
         "A's command must have run on while its ff was paused"
