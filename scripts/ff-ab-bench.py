@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Two builds of `ff` against each other, interleaved round by round with
 alternating order, in twin repositories (200 files, and 20 files a
-`.worktreeinclude` names): lock, list, create, cleanup; medians and
-new/old.
+`.worktreeinclude` names): lock, list, create, cleanup, once (a new key
+each round) and once of a completed key (a replay); medians and new/old.
 
     python3 scripts/ff-ab-bench.py OLD_FF NEW_FF [ROUNDS] [--redis]
 
@@ -57,17 +57,20 @@ def timed(name,op,b,a,d):
     took=t([b,*backend,*a],d)
     calls.setdefault(f"{name} {op}",[]).append(served()-before-1 if backend else 0)
     return took
+OPS=("lock","list","create","cleanup","once","replay")
 ro,rn=repo(),repo()
-res={f"{w} {op}":[] for w in ("old","new") for op in ("lock","list","create","cleanup")}
+res={f"{w} {op}":[] for w in ("old","new") for op in OPS}
 for i in range(R):
     order=[("old",OLD,ro),("new",NEW,rn)] if i%2==0 else [("new",NEW,rn),("old",OLD,ro)]
     for name,b,d in order: res[f"{name} lock"].append(timed(name,"lock",b,["lock","ab","--","true"],d))
     for name,b,d in order: res[f"{name} list"].append(timed(name,"list",b,["list"],d))
     for name,b,d in order: res[f"{name} create"].append(timed(name,"create",b,["create",f"i{i}"],d))
     for name,b,d in order: res[f"{name} cleanup"].append(timed(name,"cleanup",b,["cleanup",f"i{i}"],d))
+    for name,b,d in order: res[f"{name} once"].append(timed(name,"once",b,["once","--key",f"{name}-k{i}","--","true"],d))
+    for name,b,d in order: res[f"{name} replay"].append(timed(name,"replay",b,["once","--key",f"{name}-k0","--","true"],d))
 where="on Redis locks and records" if backend else "on the default backends"
 print(f"old vs new ff {where}, {R} interleaved rounds (order alternating), medians; repository of 200 files + 20 included files")
-for op in ["lock","list","create","cleanup"]:
+for op in OPS:
     o=statistics.median(res[f"old {op}"])*1000; n=statistics.median(res[f"new {op}"])*1000
     extra=""
     if backend:
