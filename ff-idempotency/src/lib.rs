@@ -71,7 +71,8 @@ const MAX_RACE_ROUNDS: usize = 16;
 
 /// Whether the claimant of `record`'s live-looking claim is known to have
 /// died: it ran on this host, in this pid space, and its process (pid and
-/// start time) is gone. Its claim is then taken over at once, by
+/// start time) is gone, and so is the process group of its work, if it
+/// named one ([`ManagerConfig::process_group`]). Its claim is then taken over at once, by
 /// compare-and-swap on the revision judged, instead of after its lease: a
 /// crashed `ff once` or worktree operation does not hold its key for the
 /// rest of the lease. A claimant elsewhere, or one this process cannot
@@ -108,6 +109,12 @@ pub struct ManagerConfig {
     /// How long a claim lives without renewal (default 30 s). Past it, the
     /// claimant is taken for dead and its claim may be taken over.
     pub lease: Duration,
+    /// The process group the caller runs each operation's work in, if it
+    /// runs it in one of its own (see
+    /// [`ClaimOwner::process_group`](ff_traits::ClaimOwner::process_group)):
+    /// recorded in its claims, so that a claimant that died is not taken
+    /// for dead while that work still runs (default: none).
+    pub process_group: Option<u32>,
 }
 
 impl Default for ManagerConfig {
@@ -117,11 +124,19 @@ impl Default for ManagerConfig {
             max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
             lease: Duration::from_secs(30),
+            process_group: None,
         }
     }
 }
 
 impl ManagerConfig {
+    /// Sets [`process_group`](Self::process_group).
+    #[must_use]
+    pub fn with_process_group(mut self, group: Option<u32>) -> Self {
+        self.process_group = group;
+        self
+    }
+
     /// Sets [`max_age`](Self::max_age).
     #[must_use]
     pub fn with_max_age(mut self, d: Duration) -> Self {
@@ -296,6 +311,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             process::own_start_time(),
             process::pid_space().map(str::to_owned),
         )
+        .with_process_group(self.config.process_group)
     }
 
     /// The error that tells a caller why it may not run now.

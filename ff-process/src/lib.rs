@@ -218,14 +218,17 @@ fn pids_mean_here(hostname: &str, pid_space: Option<&str>) -> bool {
 
 /// Whether the claimant of an idempotency claim still runs, judged from
 /// this process: `Unknown` unless it ran on this host in this pid space.
-/// Its process (pid and start time) is all that counts: a claim is made by
-/// the process itself, not by a command it runs.
+/// A claimant whose process is gone is still alive while the
+/// [`process_group`](ff_traits::ClaimOwner::process_group) of its work runs.
 #[must_use]
 pub fn claimant_liveness(owner: &ff_traits::ClaimOwner) -> Liveness {
     if !pids_mean_here(&owner.hostname, owner.pid_space.as_deref()) {
         return Liveness::Unknown;
     }
-    liveness(owner.pid, owner.process_start)
+    match liveness(owner.pid, owner.process_start) {
+        Liveness::Dead => owner.process_group.map_or(Liveness::Dead, group_liveness),
+        alive_or_unknown => alive_or_unknown,
+    }
 }
 
 #[cfg(test)]
@@ -304,5 +307,39 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         leader.wait().expect("reap");
+    }
+
+    /// A claimant whose process is gone is alive while the process group
+    /// of its work runs, and dead once that ends; one of another host
+    /// cannot be judged.
+    #[cfg(unix)]
+    #[test]
+    fn a_dead_claimant_lives_on_in_its_work() {
+        use std::os::unix::process::CommandExt;
+        let mut gone = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = gone.id();
+        gone.wait().expect("wait");
+        let mut work = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        let owner = ff_traits::ClaimOwner::new(
+            "claim".into(),
+            ff_traits::FencingToken(1),
+            ff_traits::Timestamp::now(),
+            pid,
+            identity::hostname().to_owned(),
+        )
+        .with_process(None, identity::pid_space().map(str::to_owned));
+        assert_eq!(claimant_liveness(&owner), Liveness::Dead);
+        let with_work = owner.clone().with_process_group(Some(work.id()));
+        assert_eq!(claimant_liveness(&with_work), Liveness::Alive);
+        work.kill().expect("kill");
+        work.wait().expect("wait");
+        assert_eq!(claimant_liveness(&with_work), Liveness::Dead);
+        let mut elsewhere = owner;
+        elsewhere.hostname = "elsewhere.invalid".into();
+        assert_eq!(claimant_liveness(&elsewhere), Liveness::Unknown);
     }
 }

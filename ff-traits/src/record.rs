@@ -149,6 +149,11 @@ pub struct ClaimOwner {
     /// means something only to processes in the same one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_space: Option<String>,
+    /// The process group of the work the claimant runs, when it runs it in
+    /// a group of its own (`ff once`'s command): while any process of it
+    /// runs, the claimant is not dead, even if its own process is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_group: Option<u32>,
 }
 
 impl ClaimOwner {
@@ -169,6 +174,7 @@ impl ClaimOwner {
             hostname,
             process_start: None,
             pid_space: None,
+            process_group: None,
         }
     }
 
@@ -179,6 +185,14 @@ impl ClaimOwner {
     pub fn with_process(mut self, process_start: Option<u64>, pid_space: Option<String>) -> Self {
         self.process_start = process_start;
         self.pid_space = pid_space;
+        self
+    }
+
+    /// The owner with the process group its work runs in (see
+    /// [`process_group`](Self::process_group)).
+    #[must_use]
+    pub fn with_process_group(mut self, group: Option<u32>) -> Self {
+        self.process_group = group;
         self
     }
 }

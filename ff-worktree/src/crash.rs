@@ -49,9 +49,8 @@ pub const POINTS: &[&str] = &[
     "recover.strays_done",
     // prune of a merged worktree
     "prune.judged",
-    // `ff once -- CMD` (in ff-cli): its key's lock taken, its claim made,
-    // the command ended, its outcome recorded
-    "once.locked",
+    // `ff once -- CMD` (in ff-cli): its claim made, the command ended,
+    // its outcome recorded
     "once.claimed",
     "once.ran",
     "once.completed",

@@ -9,7 +9,6 @@
 //! | registry | `ff-<common dir hash>-registry` | `git worktree add/remove` and `branch -D`, around those calls only |
 //! | fetch | `ff-<common dir hash>-fetch` | `git fetch` of a sync |
 //! | worktree | `ff-<common dir hash>-worktree-<issue>` | taken with the issue's lock, for the git commands run in its worktree in this clone |
-//! | once | `ff-once-<record key>` | `ff once`, while its command runs (it names the command's process group, as `ff lock` does) |
 //!
 //! The registry, fetch and worktree locks guard one clone's git state:
 //! they are kernel file locks in `<common dir>/ff/locks` whatever the
@@ -45,29 +44,6 @@ const ISSUE_SEGMENT: &str = "/issue-";
 const WORKTREE_SEGMENT: &str = "-worktree-";
 /// Hex digits of the common directory's hash in the registry and fetch names.
 const COMMON_HASH_LEN: usize = 16;
-/// Before a record key, in the lock of `ff once`.
-const ONCE_PREFIX: &str = "ff-once-";
-
-/// The lock `ff once` holds while the command of the record keyed
-/// `record_key` runs: one run of a key at a time on one lock backend, and
-/// none while the command of an `ff` that died still lingers.
-///
-/// ```
-/// use ff_traits::IdempotencyKey;
-/// use ff_worktree::lock_names::{LockPurpose, once, purpose};
-///
-/// let key = IdempotencyKey::new("once", serde_json::json!({"key": "deploy"}), serde_json::json!({}));
-/// let record = key.record_key().unwrap();
-/// let name = once(&record).unwrap();
-/// assert_eq!(purpose(name.as_str()), LockPurpose::Once { record: record.to_string() });
-/// ```
-///
-/// # Errors
-/// None in practice (a record key is 64 hex digits); the name is checked
-/// as every lock name is.
-pub fn once(record_key: &ff_traits::RecordKey) -> Result<LockName> {
-    Ok(LockName::new(format!("{ONCE_PREFIX}{record_key}"))?)
-}
 
 /// The locks of one repository, as the manager names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,11 +168,6 @@ pub enum LockPurpose {
         /// The issue id.
         issue: String,
     },
-    /// The lock of one `ff once` key's run.
-    Once {
-        /// The record's key (64 hex digits).
-        record: String,
-    },
     /// A lock of the user's (`ff lock NAME`), or of another program.
     User,
 }
@@ -216,16 +187,6 @@ impl LockPurpose {
 /// table); [`LockPurpose::User`] for any name the manager does not make.
 #[must_use]
 pub fn purpose(name: &str) -> LockPurpose {
-    if let Some(record) = name.strip_prefix(ONCE_PREFIX)
-        && record.len() == 64
-        && record
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return LockPurpose::Once {
-            record: record.to_owned(),
-        };
-    }
     let Some(rest) = name.strip_prefix(PREFIX) else {
         return LockPurpose::User;
     };

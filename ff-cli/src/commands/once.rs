@@ -1,10 +1,11 @@
 //! `ff once -- CMD`: run a command at most once successfully per key.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ff_idempotency::{IdempotencyManager, ManagerConfig, Reason, Start};
 use ff_model::cli::{ForgottenView, OnceOutput, OnceView};
-use ff_traits::{IdempotencyKey, LockGuard, LockOptions, RecordedError};
+use ff_traits::{IdempotencyKey, RecordedError};
 use ff_worktree::display::{escape, escape_path};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -64,7 +65,6 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         .map_err(|e| Failure::invalid(format!("cannot read the current directory: {e}")))?;
     let fingerprint = json!({"command": command, "cwd": cwd});
     let key = once_key(key, command)?;
-    let record_key = key.record_key().map_err(crate::output::before_work)?;
     let store = settings.store().await?;
     let config = ManagerConfig::default()
         .with_max_attempts(options.max_attempts)
@@ -75,7 +75,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
                 .unwrap_or(Duration::from_secs(100 * 365 * 86_400)),
         );
     let lease = config.lease;
-    let manager = IdempotencyManager::new(store, config);
+    let reader = IdempotencyManager::new(Arc::clone(&store), config.clone());
     // A completed run of this command is replayed; of another, refused
     // unless allowed.
     let checked = |record: &ff_traits::IdempotencyRecord| -> Result<u8, Failure> {
@@ -109,8 +109,8 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         }
         Ok(replay(out, record, &done))
     };
-    // A completed run is replayed after one read, taking no lock.
-    let decision = manager
+    // A completed run is replayed after one read.
+    let decision = reader
         .should_execute(&key)
         .await
         .map_err(crate::output::before_work)?;
@@ -119,37 +119,13 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     {
         return checked(record);
     }
-    // The key's lock, held while the command runs, as under `ff lock`: the
-    // command's process group exists before the lock is taken, so the
-    // lock names it, and a holder that died is alive, to others on its
-    // host, until its command has been stopped too. A claim left pending
-    // by an `ff` that died is then taken over at once (the manager judges
-    // its pid dead), not after its lease. Claims made elsewhere (another
-    // host, an MCP agent) keep their lease: they do not take this lock.
-    let locks = settings.locks().await?;
+    // The command's process group exists before the claim, and the claim
+    // names it: an `ff` that died is taken for dead (its claim taken over
+    // at once by the next call on this host, not after the lease) only
+    // once its command has been stopped too.
     let supervisor = supervise::Supervisor::start()?;
-    let mut lock_options = LockOptions::default()
-        .with_timeout(Duration::ZERO)
-        .with_operation(format!("ff once -- {}", command.join(" ")));
-    if let Some(group) = supervisor.group() {
-        lock_options = lock_options.with_process_group(group);
-    }
-    let lock_name = ff_worktree::lock_names::once(&record_key)?;
-    let guard = match locks.acquire(&lock_name, &lock_options).await {
-        Ok(guard) => guard,
-        Err(ff_traits::Error::LockTimeout { holder, .. }) => {
-            let by = holder.map_or_else(String::new, |h| {
-                format!(" by pid {} on {}", h.pid, escape(&h.hostname))
-            });
-            return Err(Failure::new(
-                crate::output::Problem::InProgress,
-                format!("key {label} is running now{by}; try again when it ends"),
-            ));
-        }
-        Err(e) => return Err(crate::output::before_work(e)),
-    };
-    ff_worktree::crash::point("once.locked");
-    let started = manager
+    let manager = IdempotencyManager::new(store, config.with_process_group(supervisor.group()));
+    let claim = match manager
         .start_operation(&key, Some(fingerprint.clone()))
         .await
         .map_err(|e| {
@@ -160,34 +136,19 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
                 f.error.message.push_str(&format!("; or now: {hint}"));
             }
             f
-        });
-    let claim = match started {
-        Ok(Start::Claimed(claim)) => claim,
-        // Completed between the read above and the lock.
-        Ok(Start::AlreadyCompleted(record)) => {
-            release(guard).await;
-            return checked(&record);
-        }
-        Err(f) => {
-            release(guard).await;
-            return Err(f);
-        }
+        })? {
+        Start::Claimed(claim) => claim,
+        // Completed since the read above.
+        Start::AlreadyCompleted(record) => return checked(&record),
     };
     ff_worktree::crash::point("once.claimed");
     // Keep the claim alive while the command runs, however long; a claim
-    // that cannot be renewed (taken over, removed), or a lock lost, is
-    // protection lost.
-    let mut loss = guard.loss_watch();
+    // that cannot be renewed (taken over, removed) is protection lost.
     let renewing = async {
         let mut tick = tokio::time::interval(lease / 3);
         tick.tick().await;
         loop {
-            tokio::select! {
-                reason = loss.lost() => {
-                    return format!("the lock of key {label} was lost: {reason}");
-                }
-                _ = tick.tick() => {}
-            }
+            tick.tick().await;
             match manager.renew(&claim).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == ff_traits::ErrorKind::Backend.into() => {
@@ -211,10 +172,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     let ran = supervise::run(supervisor, job, renewing).await;
     ff_worktree::crash::point("once.ran");
     let (code, stdout, stderr) = match ran {
-        Ok(r) if r.lost.is_some() => {
-            release(guard).await;
-            return Ok(r.code);
-        }
+        Ok(r) if r.lost.is_some() => return Ok(r.code),
         Ok(r) => (r.code, r.stdout, r.stderr),
         Err(f) => {
             let _ = manager
@@ -223,7 +181,6 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
                     RecordedError::new(&f.error.kind, &f.error.message, false),
                 )
                 .await;
-            release(guard).await;
             return Err(f);
         }
     };
@@ -242,21 +199,11 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
             .await
     };
     ff_worktree::crash::point("once.completed");
-    release(guard).await;
     recorded?;
     if out.json {
         out.emit(&OnceOutput::Run(OnceView::ran(code)), String::new);
     }
     Ok(code)
-}
-
-/// Ends the key's lock; a release that fails is logged, not an error: the
-/// record, already written, is what counts, and a lock left behind is
-/// taken over (its holder is gone).
-async fn release(guard: LockGuard) {
-    if let Err(e) = guard.release().await {
-        tracing::warn!(error = %e, "could not release the key's lock");
-    }
 }
 
 /// `e` with the user's name for the key (`--key`, or the command) in place
@@ -377,7 +324,7 @@ fn shell_words(v: Option<&Value>) -> String {
 }
 
 /// `ff once --forget --key K`: removes the key's record, unless its command
-/// is running now (a live claim whose key's lock is held): then 75.
+/// is running now (a live claim whose claimant is not known dead): then 75.
 async fn forget(settings: &Settings, out: Out, key: String) -> Result<u8, Failure> {
     let label = format!("{key:?}");
     let key = once_key(Some(key), &[])?;
@@ -393,38 +340,20 @@ async fn forget(settings: &Settings, out: Out, key: String) -> Result<u8, Failur
         });
         return Ok(0);
     };
+    // Running: pending, its lease live, and its claimant not known dead
+    // (on this host, its process and its command gone).
     let live = record.status == ff_traits::RecordStatus::Pending
-        && record
-            .owner
-            .as_ref()
-            .is_some_and(|o| o.lease_deadline > ff_traits::Timestamp::now());
-    // A live-looking claim may be one whose claimant died: its lock,
-    // which every `ff once` holds while the command runs, tells.
-    let mut guard = None;
+        && record.owner.as_ref().is_some_and(|o| {
+            o.lease_deadline > ff_traits::Timestamp::now()
+                && ff_process::claimant_liveness(o) != ff_process::Liveness::Dead
+        });
     if live {
-        let locks = settings.locks().await?;
-        let options = LockOptions::default()
-            .with_timeout(Duration::ZERO)
-            .with_operation("ff once --forget");
-        match locks
-            .acquire(&ff_worktree::lock_names::once(&record_key)?, &options)
-            .await
-        {
-            Ok(g) => guard = Some(g),
-            Err(ff_traits::Error::LockTimeout { .. }) => {
-                return Err(Failure::new(
-                    crate::output::Problem::InProgress,
-                    format!("key {label} is running now; forget it once it ends"),
-                ));
-            }
-            Err(e) => return Err(crate::output::before_work(e)),
-        }
+        return Err(Failure::new(
+            crate::output::Problem::InProgress,
+            format!("key {label} is running now; forget it once it ends"),
+        ));
     }
-    let removed = store.remove(&record_key, record.revision).await;
-    if let Some(guard) = guard {
-        release(guard).await;
-    }
-    removed?;
+    store.remove(&record_key, record.revision).await?;
     out.emit(&OnceOutput::Forgotten(ForgottenView::new(true)), || {
         format!("forgot key {label}: its command may run again")
     });

@@ -3,14 +3,14 @@
 //! (`FF_CRASH_AT`, as abrupt as SIGKILL); then the same `ff once`, run
 //! again at once, must succeed, and every invariant must hold: the key's
 //! record is completed (a third run replays it without running the
-//! command), no lock is left held, and the command ran once, or twice
+//! command), no live holder keeps a lock, and the command ran once, or twice
 //! only for a crash after it ran and before its outcome was recorded (the
 //! one window no process can close: the record cannot be written in the
 //! same instant the command ends; the second run's `FF_FENCING_TOKEN` is
 //! greater, so a command that fences its writes tells the runs apart).
 //!
 //! Runs on file locks + SQLite and, with a `redis-server`, on Redis locks
-//! and records: every `once.` point is a store write or a lock step.
+//! and records: every `once.` point follows a store write or the command.
 //! `ff-worktree`'s sweep runs the manager's points. Needs the
 //! `crash-points` feature (`--all-features`).
 
