@@ -7,8 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    assert_valid, code, error_json, error_kind, ff, hold_lock, lock_backends, spawn_ff_with,
-    stdout_json, stop,
+    assert_valid, code, error_json, error_kind, ff, lock_backends, spawn_ff_with, stdout_json,
 };
 use ff_testkit::git::{TestRepo, commit_file};
 use serde_json::Value;
@@ -1456,8 +1455,10 @@ fn option_values_out_of_range_are_usage_errors() {
 
 /// `ff top` shows how long a lock has been held to the millisecond below
 /// a second, not `0ms` for a lock held 600 ms.
+#[cfg(unix)]
 #[test]
 fn top_shows_lock_ages_below_a_second() {
+    use crate::common::{hold_lock, stop};
     let repo = TestRepo::new();
     let dir = repo.path();
     let holder = hold_lock(dir, "aged", 30);
