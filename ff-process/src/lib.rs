@@ -185,13 +185,13 @@ pub fn group_liveness(group: u32) -> Liveness {
 /// [`process_group`](LockInfo::process_group) runs.
 #[must_use]
 pub fn holder_liveness(info: &LockInfo) -> Liveness {
-    if !judgeable_here(info) {
-        return Liveness::Unknown;
-    }
-    match liveness(info.pid, info.process_start) {
-        Liveness::Dead => holder_group_liveness(info),
-        alive_or_unknown => alive_or_unknown,
-    }
+    recorded_process_liveness(
+        &info.hostname,
+        info.pid_space.as_deref(),
+        info.pid,
+        info.process_start,
+        info.process_group,
+    )
 }
 
 /// Whether any process of the holder's
@@ -222,11 +222,31 @@ fn pids_mean_here(hostname: &str, pid_space: Option<&str>) -> bool {
 /// [`process_group`](ff_traits::ClaimOwner::process_group) of its work runs.
 #[must_use]
 pub fn claimant_liveness(owner: &ff_traits::ClaimOwner) -> Liveness {
-    if !pids_mean_here(&owner.hostname, owner.pid_space.as_deref()) {
+    recorded_process_liveness(
+        &owner.hostname,
+        owner.pid_space.as_deref(),
+        owner.pid,
+        owner.process_start,
+        owner.process_group,
+    )
+}
+
+/// The one judgment behind [`holder_liveness`] and [`claimant_liveness`]:
+/// a process recorded on `hostname` in `pid_space` (`pid`, started at
+/// `start`) is judged only here; once it is gone, it lives on while its
+/// `group` runs.
+fn recorded_process_liveness(
+    hostname: &str,
+    pid_space: Option<&str>,
+    pid: u32,
+    start: Option<u64>,
+    group: Option<u32>,
+) -> Liveness {
+    if !pids_mean_here(hostname, pid_space) {
         return Liveness::Unknown;
     }
-    match liveness(owner.pid, owner.process_start) {
-        Liveness::Dead => owner.process_group.map_or(Liveness::Dead, group_liveness),
+    match liveness(pid, start) {
+        Liveness::Dead => group.map_or(Liveness::Dead, group_liveness),
         alive_or_unknown => alive_or_unknown,
     }
 }
