@@ -1027,8 +1027,8 @@ struct RecordedHolder {
     name: String,
     pid: u32,
     hostname: String,
-    #[schemars(with = "String", extend("format" = "date-time"))]
-    acquired_at: String,
+    /// Milliseconds since the Unix epoch.
+    acquired_at: u64,
     fencing_token: u64,
 }
 
@@ -1050,6 +1050,17 @@ pub enum UnlockOutcome {
         /// The holders revoked.
         #[schemars(with = "Vec<RecordedHolder>")]
         previous: Vec<LockInfo>,
+    },
+    /// Its live holders on this machine were stopped (`--force` on a lock
+    /// no one can take from a running process, such as a kernel lock):
+    /// `signal` (`SIGTERM`, then `SIGKILL` after the grace) went to each,
+    /// and the lock freed.
+    Stopped {
+        /// The holders stopped.
+        #[schemars(with = "Vec<RecordedHolder>")]
+        previous: Vec<LockInfo>,
+        /// The last signal sent: `SIGTERM` or `SIGKILL`.
+        signal: String,
     },
     /// Live holders keep it.
     Refused {
@@ -1077,6 +1088,16 @@ pub struct UnlockView {
 }
 
 impl UnlockView {
+    /// One lock with nothing held beneath it, and what happened to it.
+    #[must_use]
+    pub fn of(name: &str, outcome: UnlockOutcome) -> Self {
+        Self {
+            name: name.to_owned(),
+            outcome,
+            held_beneath: Vec::new(),
+        }
+    }
+
     /// What `r` shows, with what is still held beneath it.
     #[must_use]
     pub fn new(r: &ff_traits::ForceRelease, held_beneath: Vec<String>) -> Self {

@@ -251,6 +251,97 @@ fn recorded_process_liveness(
     }
 }
 
+/// How hard [`stop_holder`] asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM: `ff lock` and `ff exec` forward it to their command and
+    /// release the lock once it ends.
+    Ask,
+    /// SIGKILL: the holder cannot refuse; a kernel lock frees as it dies,
+    /// and the watchdog of an `ff lock` kills the command's group.
+    Kill,
+}
+
+/// Why [`stop_holder`] sent nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotStoppable {
+    /// The holder ran on another host or in another pid namespace
+    /// (`host`): its pid means nothing here.
+    Elsewhere {
+        /// The host it ran on.
+        host: String,
+    },
+    /// Its process (and its recorded group) is gone already.
+    Gone,
+    /// Its identity cannot be checked here (no recorded start time, or a
+    /// platform without signals), so a reused pid could be hit.
+    Unverifiable,
+    /// The signal was refused (another user's process).
+    Denied(String),
+}
+
+impl std::fmt::Display for NotStoppable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Elsewhere { host } => write!(
+                f,
+                "it runs on {host} (or in another pid namespace), which this machine cannot \
+                 signal: stop it there"
+            ),
+            Self::Gone => f.write_str("it is gone already"),
+            Self::Unverifiable => f.write_str(
+                "its process cannot be identified safely here (no recorded start time): \
+                 stop it by hand",
+            ),
+            Self::Denied(e) => write!(f, "the signal was refused ({e})"),
+        }
+    }
+}
+
+/// Signals the holder of `info` to stop, so the lock it holds frees: the
+/// process itself while it runs (checked by its recorded start time, so a
+/// reused pid is never hit), else the process group it left running. Only a
+/// holder of this host and pid space is signalled.
+///
+/// # Errors
+/// [`NotStoppable`] when nothing was sent, and why.
+pub fn stop_holder(info: &LockInfo, how: Stop) -> Result<(), NotStoppable> {
+    if !judgeable_here(info) {
+        return Err(NotStoppable::Elsewhere {
+            host: info.hostname.clone(),
+        });
+    }
+    #[cfg(unix)]
+    {
+        use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+        let signal = match how {
+            Stop::Ask => Signal::TERM,
+            Stop::Kill => Signal::KILL,
+        };
+        let raw = |id: u32| i32::try_from(id).ok().and_then(Pid::from_raw);
+        let sent = match liveness(info.pid, info.process_start) {
+            Liveness::Alive if info.process_start.is_some() => {
+                let pid = raw(info.pid).ok_or(NotStoppable::Gone)?;
+                kill_process(pid, signal)
+            }
+            Liveness::Alive | Liveness::Unknown => return Err(NotStoppable::Unverifiable),
+            Liveness::Dead => match info.process_group.map(group_liveness) {
+                Some(Liveness::Alive) => {
+                    let group = info.process_group.and_then(raw).ok_or(NotStoppable::Gone)?;
+                    kill_process_group(group, signal)
+                }
+                _ => return Err(NotStoppable::Gone),
+            },
+        };
+        sent.map_err(|e| NotStoppable::Denied(e.to_string()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = how;
+        Err(NotStoppable::Unverifiable)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,5 +452,45 @@ mod tests {
         let mut elsewhere = owner;
         elsewhere.hostname = "elsewhere.invalid".into();
         assert_eq!(claimant_liveness(&elsewhere), Liveness::Unknown);
+    }
+
+    /// `stop_holder` signals the recorded process only when it is the one
+    /// that took the lock: a wrong start time (a reused pid) or another
+    /// host sends nothing.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_the_recorded_holder_is_stopped() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut holder = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn");
+        let mut info = LockInfo::for_current_process(
+            "held",
+            ff_traits::FencingToken(1),
+            &ff_traits::LockOptions::default(),
+            ff_traits::Timestamp::now(),
+        );
+        info.pid = holder.id();
+        info.process_start = start_time(holder.id());
+        let mut reused = info.clone();
+        reused.process_start = info.process_start.map(|s| s + 1);
+        assert_eq!(stop_holder(&reused, Stop::Kill), Err(NotStoppable::Gone));
+        let mut elsewhere = info.clone();
+        elsewhere.hostname = "elsewhere.invalid".into();
+        assert!(matches!(
+            stop_holder(&elsewhere, Stop::Kill),
+            Err(NotStoppable::Elsewhere { .. })
+        ));
+        let mut unverified = info.clone();
+        unverified.process_start = None;
+        assert_eq!(
+            stop_holder(&unverified, Stop::Kill),
+            Err(NotStoppable::Unverifiable)
+        );
+        assert_eq!(stop_holder(&info, Stop::Ask), Ok(()));
+        let status = holder.wait().expect("wait");
+        assert_eq!(status.signal(), Some(15), "{status:?}");
+        assert_eq!(stop_holder(&info, Stop::Kill), Err(NotStoppable::Gone));
     }
 }

@@ -126,6 +126,58 @@ fn stats_gc_recover_and_locks_shapes() {
     assert!(holder.wait().expect("wait").success());
 }
 
+/// Row 1 of the README's promises: `ff unlock NAME --force` frees a kernel
+/// file lock held by a live `ff lock`, as the unforced refusal says it
+/// will: the holder is stopped (SIGTERM, passed to its command), the lock
+/// is free at once, and the answer names the holder. A name nothing has
+/// gets a "did you mean" on stderr (exit 0: unlocking is idempotent).
+#[cfg(unix)]
+#[test]
+fn unlock_force_frees_a_kernel_lock_by_stopping_its_live_holder() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let marker = repo.scratch("log").join("in");
+    let script = format!("touch '{}'; exec sleep 30", marker.display());
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_ff"))
+        .args(["lock", "deploy", "--", "sh", "-c", &script])
+        .current_dir(dir)
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STATE_DIR")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "the holder never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let plain = ff(dir, &["unlock", "deploy"]);
+    let said = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(code(&plain), 75, "{said}");
+    assert!(said.contains(&format!("pid {}", holder.id())), "{said}");
+    assert!(said.contains("pass --force"), "{said}");
+    let typo = ff(dir, &["unlock", "deploi"]);
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(code(&typo), 0, "{said}");
+    assert!(said.contains("did you mean 'deploy'"), "{said}");
+    let forced = ff(dir, &["unlock", "deploy", "--force", "--json"]);
+    assert_eq!(
+        code(&forced),
+        0,
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    let answer = stdout_json(&forced);
+    assert_valid("unlock", &answer);
+    assert_eq!(answer[0]["outcome"], "stopped", "{answer}");
+    assert_eq!(answer[0]["signal"], "SIGTERM", "{answer}");
+    assert_eq!(answer[0]["previous"][0]["pid"], holder.id());
+    let status = holder.wait().expect("wait");
+    assert_eq!(status.code(), Some(143), "the command died of SIGTERM");
+    let next = ff(dir, &["lock", "deploy", "--timeout", "1s", "--", "true"]);
+    assert_eq!(code(&next), 0, "the lock is free at once");
+}
+
 #[test]
 fn limit_is_73_would_lose_work_is_77_and_a_conflict_is_1_each_with_its_kind() {
     let repo = TestRepo::new();
