@@ -83,6 +83,9 @@ pub(crate) enum Problem {
     ServeFailed,
     /// A file `ff` must write could not be written (73).
     CannotWrite,
+    /// The worktree exists, but its `post_create` hook failed when it was
+    /// made (73, as that create was).
+    HookFailed,
     /// The key's command runs now (75).
     InProgress,
     /// Live holders keep the lock (75).
@@ -117,6 +120,7 @@ impl Problem {
             Self::ListenFailed => (UNAVAILABLE, "listen_failed"),
             Self::ServeFailed => (UNAVAILABLE, "serve_failed"),
             Self::CannotWrite => (CANNOT_CREATE, "cannot_write"),
+            Self::HookFailed => (CANNOT_CREATE, "hook_failed"),
             Self::InProgress => (TEMPORARY, "in_progress"),
             Self::LockHeld => (TEMPORARY, "lock_held"),
             Self::NotApproved => (REFUSED, "not_approved"),

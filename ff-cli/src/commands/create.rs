@@ -3,7 +3,8 @@
 use ff_model::cli::CreatedView;
 
 use crate::config::Settings;
-use crate::output::{Failure, Out, Stage};
+use crate::output::{Failure, Out, Problem, Stage};
+use ff_worktree::display::escape;
 
 /// `ff create`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -16,6 +17,11 @@ pub(crate) struct Args {
     /// Print only the worktree's path, for `cd "$(ff create 12 --print-path)"`.
     #[arg(long, conflicts_with = "json")]
     pub(crate) print_path: bool,
+    /// Run post_create again in a worktree whose post_create failed and
+    /// was kept (`on_failure = "keep"`); without it, such a worktree is a
+    /// failure (exit 73), as it was when it was made.
+    #[arg(long)]
+    pub(crate) retry_hooks: bool,
 }
 
 pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
@@ -23,6 +29,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         issue,
         base,
         print_path,
+        retry_hooks,
     } = args;
     let issue = issue.as_str();
     // Reject a bad id before touching anything, backends included.
@@ -32,11 +39,31 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         config = config.with_base_ref(b);
     }
     let manager = settings.manager_with(config).await?;
-    let created = manager
-        .create_worktree(issue)
-        .await
-        .map_err(|e| Failure::of(e, Stage::Create))?;
+    let created = if retry_hooks {
+        manager.retry_post_create(issue).await
+    } else {
+        manager.create_worktree(issue).await
+    }
+    .map_err(|e| Failure::of(e, Stage::Create))?;
     let w = &created.worktree;
+    // Its setup failed when it was made: what an agent would build on is
+    // not ready, so this is no success, whoever asks.
+    if created.reused && w.hook_failed {
+        return Err(Failure::new(
+            Problem::HookFailed,
+            format!(
+                "issue {}'s worktree {} exists, but its post_create hook failed when it was \
+                 made (on_failure = \"keep\" kept it as it was): nothing was run now. Fix what \
+                 failed, then `ff create {} --retry-hooks` runs the hook again, or `ff cleanup {}` \
+                 removes the worktree. It is at {}",
+                escape(&w.issue),
+                w.id,
+                escape(&w.issue),
+                escape(&w.issue),
+                ff_worktree::display::escape_path(&w.path)
+            ),
+        ));
+    }
     if print_path {
         println!("{}", w.path.display());
         return Ok(0);

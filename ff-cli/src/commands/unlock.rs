@@ -59,10 +59,16 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     let locks = settings.locks().await?;
     let statuses = locks.locks().await?;
     let names: Vec<LockName> = match which {
-        Which::All => statuses
-            .iter()
-            .map(|s| LockName::new(s.name.as_str()))
-            .collect::<Result<_, _>>()?,
+        Which::All => {
+            let mut names = statuses
+                .iter()
+                .map(|s| LockName::new(s.name.as_str()))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Leaves first: a node held for what is beneath it frees
+            // with them.
+            names.sort_by_key(|n| std::cmp::Reverse(n.as_str().matches('/').count()));
+            names
+        }
         Which::Named(ref name) => vec![LockName::new(name.as_str())?],
     };
     // A node of a hierarchy: say what beneath it is still held (each is
@@ -79,31 +85,35 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     let mut views = Vec::new();
     let mut refused = Vec::new();
     for n in names {
-        let below = beneath(n.as_str());
+        // `--all` frees what is beneath a node too, leaves first.
+        let below = match which {
+            Which::Named(_) => beneath(n.as_str()),
+            Which::All => Vec::new(),
+        };
         let status = statuses.iter().find(|s| s.name == n);
         if status.is_none() && matches!(which, Which::Named(_)) {
             // Idempotent (exit 0: a script may free what is free), but a
             // typo should not pass unseen.
             eprintln!("{}", nothing_named(n.as_str(), &statuses));
         }
-        if let Some(s) = status.filter(|s| s.held) {
-            if revoke == Revoke::DeadHoldersOnly || !below.is_empty() {
-                refused.push(if below.is_empty() {
-                    format!(
-                        "{n} is held by {}; pass --force to revoke it",
-                        holders_text(&s.holders)
-                    )
-                } else {
-                    // Forcing a node would stop the holders of the locks
-                    // beneath it: they are named, and freed one by one.
-                    format!(
-                        "{n} is held for what is held beneath it: {}; unlock those (with --force \
+        if let Some(s) = status.filter(|s| s.held)
+            && (revoke == Revoke::DeadHoldersOnly || !below.is_empty())
+        {
+            refused.push(if below.is_empty() {
+                format!(
+                    "{n} is held by {}; pass --force to revoke it",
+                    holders_text(&s.holders)
+                )
+            } else {
+                // Forcing a node would stop the holders of the locks
+                // beneath it: they are named, and freed one by one.
+                format!(
+                    "{n} is held for what is held beneath it: {}; unlock those (with --force \
                          to revoke their holders)",
-                        below.join(", ")
-                    )
-                });
-                continue;
-            }
+                    below.join(", ")
+                )
+            });
+            continue;
         }
         let r = locks.force_release(&n).await?;
         let view = match r.outcome {

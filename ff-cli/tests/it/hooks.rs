@@ -202,6 +202,57 @@ fn a_failing_post_create_rolls_back_or_keeps() {
         let text = String::from_utf8_lossy(&shown.stdout);
         assert!(text.contains("hook_failed"), "{args:?}: {text}");
     }
+    // Asked for again, it is no success (its setup never finished), and
+    // the answer says how out: retry the hook, or clean up.
+    let again = ff_in(dir, &config, &allow, &["create", "6", "--json"]);
+    assert_eq!(
+        code(&again),
+        73,
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let e = error_json(&again);
+    assert_eq!(e["kind"], "hook_failed");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--retry-hooks")),
+        "{e}"
+    );
+    assert_eq!(
+        code(&ff_in(
+            dir,
+            &config,
+            &allow,
+            &["create", "6", "--retry-hooks"]
+        )),
+        73,
+        "the hook fails again"
+    );
+    std::fs::write(
+        dir.join("ff.toml"),
+        "[hooks]\npost_create = [\"true\"]\non_failure = \"keep\"\n",
+    )
+    .expect("ff.toml");
+    let retried = ff_in(
+        dir,
+        &config,
+        &allow,
+        &["create", "6", "--retry-hooks", "--json"],
+    );
+    assert_eq!(
+        code(&retried),
+        0,
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    let retried = stdout_json(&retried);
+    assert_eq!(retried["reused"], true);
+    assert_eq!(retried.get("hook_failed"), None, "shown only when true");
+    assert_eq!(retried["path"], got["path"], "the same worktree");
+    let got = stdout_json(&ff_in(dir, &config, &allow, &["get", "6", "--json"]));
+    assert_eq!(got.get("hook_failed"), None);
+    assert_eq!(code(&ff_in(dir, &config, &allow, &["create", "6"])), 0);
 
     // Bad hook settings: exit 65, nothing created.
     for bad in [

@@ -112,7 +112,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         .await
     }
 
-    async fn create_locked(&self, issue: &IssueId) -> Result<Created> {
+    pub(super) async fn create_locked(&self, issue: &IssueId) -> Result<Created> {
         crate::crash::point("create.issue_locked");
         let key = self.create_key(issue);
         // A stale completed record is removed and the claim retried; twice

@@ -80,7 +80,14 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         }
         let key = self.post_create_key(&wt);
         let claim = match self.records.start_operation_exclusive(&key, None).await {
-            Ok(Start::AlreadyCompleted(_)) => return Ok(wt),
+            Ok(Start::AlreadyCompleted(_)) => {
+                // A retry that succeeded, killed before it cleared the mark.
+                if wt.hook_failed {
+                    self.set_hook_failed(issue, false).await?;
+                    wt.hook_failed = false;
+                }
+                return Ok(wt);
+            }
             Ok(Start::Claimed(claim)) => claim,
             // It failed before and the worktree was kept: not again.
             Err(ff_idempotency::Error::FailedPermanently { .. }) => {
@@ -107,6 +114,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         crate::crash::point("create.hook_ran");
         let Err(failure) = ran else {
             self.records.complete_operation(&claim, json!({})).await?;
+            // A retry that succeeded: the mark goes only now, so a crash
+            // before this point leaves it (and the next create retries).
+            if wt.hook_failed {
+                self.set_hook_failed(issue, false).await?;
+                wt.hook_failed = false;
+            }
             return Ok(wt);
         };
         match self.config.hooks.on_failure {
@@ -117,7 +130,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                         RecordedError::new("hook_failed", failure.to_string(), false),
                     )
                     .await?;
-                self.mark_hook_failed(issue).await?;
+                self.set_hook_failed(issue, true).await?;
                 tracing::warn!(id = %wt.id, "post_create failed; the worktree is kept, marked hook_failed");
             }
             _ => {
@@ -139,8 +152,32 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         Ok(())
     }
 
-    /// Marks the issue's worktree record `hook_failed`.
-    async fn mark_hook_failed(&self, issue: &IssueId) -> Result<()> {
+    /// Runs `post_create` again in the issue's worktree, whose earlier run
+    /// failed and was kept (`on_failure = "keep"`): the failed run's record
+    /// is withdrawn under the issue lock, the hook runs as at create, and
+    /// the worktree is `hook_failed` until it succeeds. A worktree whose
+    /// hook did not fail is returned as it is, nothing run.
+    ///
+    /// # Errors
+    /// As [`create_worktree`](Self::create_worktree), whose path this takes
+    /// (a worktree is made when the issue has none);
+    /// [`Error::HookFailed`] when the hook fails again.
+    pub async fn retry_post_create(&self, issue: &str) -> Result<super::Created> {
+        let issue = IssueId::parse(issue)?;
+        self.with_issue(&issue, super::CREATE_OPERATION, async || {
+            if let Some(wt) = self.get(issue.as_str()).await?
+                && wt.hook_failed
+                && self.is_local(&wt)
+            {
+                self.forget_hook_runs(&wt).await?;
+            }
+            self.create_locked(&issue).await
+        })
+        .await
+    }
+
+    /// Marks the issue's worktree record `hook_failed`, or clears the mark.
+    async fn set_hook_failed(&self, issue: &IssueId, failed: bool) -> Result<()> {
         let key = self.create_key(issue).record_key()?;
         let store = self.records.store();
         let Some(mut record) = store.load(&key).await? else {
@@ -148,7 +185,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         };
         let expected = record.revision;
         if let Some(result) = record.result.as_mut() {
-            result["hook_failed"] = json!(true);
+            if result.get("hook_failed") == Some(&json!(failed)) {
+                return Ok(());
+            }
+            result["hook_failed"] = json!(failed);
         }
         match store.compare_and_swap(expected, record).await {
             Ok(_) | Err(ff_traits::Error::PreconditionFailed { .. }) => Ok(()),
