@@ -417,6 +417,60 @@ fn records_lost_are_rebuilt_by_recover() {
     assert!(text.contains("record rebuilt"), "{text}");
 }
 
+/// Row 3 of the README's promises: `ff recover --dry-run` shows what `ff
+/// recover` then does. Two worktrees of one issue (a second one made by
+/// hand in ForgeFlow's shape), the records store deleted: the dry run and
+/// the run list the same repairs, one kept, one archived and removed.
+#[test]
+fn recover_dry_run_shows_what_recover_does() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let made = stdout_json(&ff(dir, &["create", "2", "--json"]));
+    let base = Path::new(made["path"].as_str().expect("path"))
+        .parent()
+        .expect("base")
+        .to_owned();
+    let second = base.join("wt-2-mx0001-00aa");
+    let _ = ff_testkit::git::git_in(
+        dir,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "ff-2-mx0001-00aa",
+            &second.to_string_lossy(),
+        ],
+    );
+    commit_file(&second, "two.txt", "2\n", "second's work");
+    for f in [
+        "records.sqlite3",
+        "records.sqlite3-wal",
+        "records.sqlite3-shm",
+    ] {
+        let _ = std::fs::remove_file(dir.join(".git/ff").join(f));
+    }
+    let steps = |report: &Value| -> Vec<(String, String)> {
+        report["repairs"]
+            .as_array()
+            .expect("repairs")
+            .iter()
+            .map(|r| (r["kind"].to_string(), r["subject"].to_string()))
+            .collect()
+    };
+    let dry = stdout_json(&ff(dir, &["recover", "--dry-run", "--json"]));
+    let done = stdout_json(&ff(dir, &["recover", "--json"]));
+    assert_eq!(steps(&dry), steps(&done), "dry run: {dry}\nrecover: {done}");
+    let kinds: Vec<String> = steps(&done).into_iter().map(|(k, _)| k).collect();
+    assert!(kinds.contains(&"\"rebuilt_record\"".to_owned()), "{done}");
+    assert!(
+        kinds.contains(&"\"removed_unrecorded_worktree\"".to_owned()),
+        "{done}"
+    );
+    let listed = stdout_json(&ff(dir, &["list", "--json"]));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+}
+
 /// A worktree directory deleted by hand: `ff create` of its issue brings it
 /// back from its branch, commits intact, at the same path.
 #[test]

@@ -1,7 +1,7 @@
 //! `recover()`: puts records, git and the disk back in agreement after
 //! crashes, touching only what ForgeFlow made.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use ff_idempotency::Start;
@@ -159,6 +159,27 @@ pub struct Recovery {
     pub dry_run: bool,
     /// Everything found, in order.
     pub repairs: Vec<Repair>,
+    /// A dry run's account of what it would have changed, so later steps
+    /// judge the world as the real run would find it then.
+    #[serde(skip)]
+    would: Would,
+}
+
+/// What a dry run would have changed by now. The real run's later steps
+/// see those changes in git and the store; the dry run's see them here,
+/// so both take the same decisions (`tests/it/common`'s
+/// `recover_as_foreseen` runs every recovery scenario both ways and
+/// compares).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Would {
+    /// Worktree ids whose attempts a rollback would have undone, slots
+    /// included.
+    undone: BTreeSet<String>,
+    /// Issues whose lost record would have been rebuilt.
+    recorded: BTreeSet<String>,
+    /// Worktree ids whose records would have been rebuilt (live, as the
+    /// real run's slot step finds them).
+    adopted: BTreeSet<String>,
 }
 
 impl Recovery {
@@ -194,6 +215,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             let mut report = Recovery {
                 dry_run,
                 repairs: Vec::new(),
+                would: Would::default(),
             };
             let torn = self.torn_commondirs(!dry_run).await;
             for dir in &torn {
@@ -264,7 +286,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .map(|w| w.id)
             .collect();
         for (slot, holder) in held {
-            if live.contains(&holder.worktree) {
+            if live.contains(&holder.worktree)
+                || report.would.undone.contains(&holder.worktree)
+                || report.would.adopted.contains(&holder.worktree)
+            {
                 continue;
             }
             self.if_free(&holder.issue, report, async |issue, report| {
@@ -442,6 +467,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 ids.join(", "),
                 "would remove what these attempts made and withdraw the record",
             );
+            report
+                .would
+                .undone
+                .extend(plans.iter().map(|p| p.id.clone()));
             return Ok(());
         }
         if let Start::Claimed(claim) = self.records.start_operation_exclusive(key, None).await? {
@@ -706,18 +735,23 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(false);
         };
         if report.dry_run {
-            let recorded = self
-                .records
-                .store()
-                .load(&self.create_key(&issue).record_key()?)
-                .await?
-                .is_some();
+            // A second worktree of one issue finds the record the first
+            // one's adoption would have written.
+            let recorded = report.would.recorded.contains(issue.as_str())
+                || self
+                    .records
+                    .store()
+                    .load(&self.create_key(&issue).record_key()?)
+                    .await?
+                    .is_some();
             if !recorded {
                 report.note(
                     RepairKind::RebuiltRecord,
                     &plan.id,
                     "would rebuild its lost record from git and keep it",
                 );
+                report.would.recorded.insert(issue.to_string());
+                report.would.adopted.insert(plan.id.clone());
             }
             return Ok(!recorded);
         }

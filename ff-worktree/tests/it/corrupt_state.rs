@@ -88,8 +88,7 @@ async fn damaged_record_is_reported_and_nothing_else_suffers<L, S>(
         .await
         .expect("cleanup c");
 
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     assert!(
@@ -204,8 +203,7 @@ async fn garbage_lock_files_do_not_block_anything() {
         .expect("create over garbage locks");
     let status = m.lock_status().await.expect("lock status with garbage");
     assert!(status.iter().all(|l| !l.held), "{status:?}");
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     assert!(report.repairs.is_empty(), "{report:?}");
@@ -242,8 +240,7 @@ async fn read_only_store_and_lock_directories_fail_clearly_and_leave_nothing() {
         drop(frozen);
         // Nothing half-made: after the directory thaws, recover finds
         // nothing to roll back beyond a withdrawn claim, and create works.
-        let report = m
-            .recover(ff_worktree::Recover::Repair)
+        let report = crate::common::recover_as_foreseen(&m)
             .await
             .expect("recover");
         assert!(
@@ -345,17 +342,15 @@ async fn a_full_disk_fails_clearly_and_loses_nothing() {
     let _ = m
         .cleanup_worktree("victim", ff_worktree::Cleanup::Safe)
         .await;
-    let _ = m.recover(ff_worktree::Recover::Repair).await;
+    let _ = crate::common::recover_as_foreseen(&m).await;
     // Space back: recover repairs whatever the failures left, and
     // everything agrees again; the kept worktree is whole.
     std::fs::remove_file(&filler).expect("free the disk");
     std::fs::remove_file(&last).expect("free the disk");
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover with space");
-    let again = m
-        .recover(ff_worktree::Recover::Repair)
+    let again = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover again");
     assert!(again.repairs.is_empty(), "{report:?} then {again:?}");

@@ -64,7 +64,7 @@ async fn create_after_a_removal_cut_short_brings_the_worktree_back_and_keeps_the
         assert_eq!(kept_file(&kept), "late work\n");
         git_refuses(&kept);
         assert!(
-            m.recover(Recover::Repair)
+            crate::common::recover_as_foreseen(&m)
                 .await
                 .expect("recover")
                 .repairs
@@ -160,7 +160,9 @@ async fn a_directory_made_again_after_removal_is_kept_by_recover() {
     assert_ne!(next.worktree.path, wt.path);
 
     let dry = m.recover(Recover::DryRun).await.expect("dry run");
-    let report = m.recover(Recover::Repair).await.expect("recover");
+    let report = crate::common::recover_as_foreseen(&m)
+        .await
+        .expect("recover");
     let kinds = |r: &ff_worktree::Recovery| -> Vec<(RepairKind, String)> {
         r.repairs
             .iter()

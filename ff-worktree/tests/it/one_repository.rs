@@ -167,8 +167,7 @@ async fn a_worktree_git_lost_is_made_again_and_its_directory_kept() {
     let admin = repo.path().join(".git/worktrees").join(&wt.id);
     std::fs::remove_dir_all(&admin).expect("make git forget it");
 
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     let restored = report
@@ -191,7 +190,7 @@ async fn a_worktree_git_lost_is_made_again_and_its_directory_kept() {
         "committed\n"
     );
     assert!(
-        m.recover(ff_worktree::Recover::Repair)
+        crate::common::recover_as_foreseen(&m)
             .await
             .expect("again")
             .repairs
@@ -217,8 +216,7 @@ async fn an_empty_unlisted_directory_is_forgotten_and_its_work_kept() {
     std::fs::remove_dir_all(&wt.path).expect("contents");
     std::fs::create_dir(&wt.path).expect("empty directory");
 
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     assert!(

@@ -70,7 +70,9 @@ async fn after_the_loss<L: LockProvider, S: IdempotencyStorage>(
         m.list_worktrees().await.expect("list").is_empty(),
         "the dry run wrote records"
     );
-    let report = m.recover(Recover::Repair).await.expect("recover");
+    let report = crate::common::recover_as_foreseen(&m)
+        .await
+        .expect("recover");
     let rebuilt = report
         .repairs
         .iter()
@@ -92,7 +94,9 @@ async fn after_the_loss<L: LockProvider, S: IdempotencyStorage>(
         );
         assert!(wt.path.join("work.txt").exists());
     }
-    let again = m.recover(Recover::Repair).await.expect("recover again");
+    let again = crate::common::recover_as_foreseen(&m)
+        .await
+        .expect("recover again");
     assert!(again.repairs.is_empty(), "{again:#?}");
     let listed = m.list_worktrees().await.expect("list");
     assert_eq!(listed.len(), 3);
@@ -207,4 +211,64 @@ fn flushall(port: u16) {
     let mut reply = [0u8; 5];
     s.read_exact(&mut reply).expect("reply");
     assert_eq!(&reply, b"+OK\r\n");
+}
+
+/// Two worktrees of ForgeFlow's shape for one issue (another namespace's
+/// create, a copy), then the store lost: recover keeps one (its record
+/// rebuilt) and archives and removes the other, and its dry run says so
+/// first, one for one (`recover_as_foreseen`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worktrees_of_one_issue_after_the_loss() {
+    let repo = TestRepo::new();
+    let state = repo.scratch("state");
+    let open = || async {
+        WorktreeManager::open(
+            config(&repo),
+            FileLockProvider::new(state.join("locks")),
+            SqliteStore::open(state.join("records.sqlite3")).expect("sqlite"),
+        )
+        .await
+        .expect("open")
+    };
+    let m = open().await;
+    let first = m.create_worktree("twice").await.expect("create").worktree;
+    commit_file(&first.path, "one.txt", "1\n", "first's work");
+    let second = m.base_path().join("wt-twice-mx0001-00aa");
+    let _ = git_in(
+        repo.path(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "ff-twice-mx0001-00aa",
+            &second.to_string_lossy(),
+        ],
+    );
+    commit_file(&second, "two.txt", "2\n", "second's work");
+    drop(m);
+    for f in [
+        "records.sqlite3",
+        "records.sqlite3-wal",
+        "records.sqlite3-shm",
+    ] {
+        let _ = std::fs::remove_file(state.join(f));
+    }
+    let m = open().await;
+    let report = crate::common::recover_as_foreseen(&m)
+        .await
+        .expect("recover");
+    let kinds: Vec<RepairKind> = report.repairs.iter().map(|r| r.kind).collect();
+    assert!(kinds.contains(&RepairKind::RebuiltRecord), "{report:#?}");
+    assert!(
+        kinds.contains(&RepairKind::RemovedUnrecordedWorktree),
+        "{report:#?}"
+    );
+    assert_eq!(m.list_worktrees().await.expect("list").len(), 1);
+    // Nothing lost: both branches' commits are reachable.
+    for file in ["one.txt", "two.txt"] {
+        let found = git_in(repo.path(), &["log", "--all", "--format=%s", "--", file]);
+        assert!(!found.trim().is_empty(), "{file}'s commit was lost");
+    }
+    repo.assert_fsck_clean();
 }

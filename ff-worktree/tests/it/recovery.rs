@@ -92,8 +92,7 @@ async fn assert_recovered_and_retry_works(repo: &TestRepo, state: &Path, issue: 
         1,
         "a dry run changed something"
     );
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     assert!(
@@ -105,8 +104,7 @@ async fn assert_recovered_and_retry_works(repo: &TestRepo, state: &Path, issue: 
     );
     crate::common::assert_consistent(repo, &m).await;
     assert!(crate::common::ours(repo, &m).is_empty());
-    let again = m
-        .recover(ff_worktree::Recover::Repair)
+    let again = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover again");
     assert!(again.repairs.is_empty(), "a second recover found {again:?}");
@@ -203,8 +201,7 @@ async fn recover_forgets_vanished_worktrees_and_removes_only_our_strays() {
     assert!(kinds.contains(&RepairKind::ForgotVanished), "{dry:?}");
     assert!(stray.exists(), "a dry run removed something");
 
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     let find = |kind| {
@@ -267,8 +264,7 @@ async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
         "no record claims it"
     );
     repo.remove_hook("post-checkout");
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     assert!(
@@ -319,8 +315,7 @@ async fn a_stale_packed_refs_lock_and_a_half_removed_worktree_are_recovered() {
     f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
         .expect("age it");
     drop(f);
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     assert!(
@@ -374,8 +369,7 @@ async fn an_empty_commondir_left_by_a_killed_worktree_add_is_rewritten() {
         "../.."
     );
     std::fs::write(&commondir, "").expect("tear it again");
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     assert!(
@@ -438,8 +432,7 @@ async fn a_registration_a_killed_worktree_add_left_half_made_is_finished() {
     );
 
     // recover finishes it: the branch, its commit and its files are back.
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     assert_eq!(report.repairs.len(), 1, "{report:?}");
@@ -451,7 +444,7 @@ async fn a_registration_a_killed_worktree_add_left_half_made_is_finished() {
     );
     crate::common::assert_consistent(&repo, &m).await;
     assert!(
-        m.recover(ff_worktree::Recover::Repair)
+        crate::common::recover_as_foreseen(&m)
             .await
             .expect("again")
             .repairs
@@ -515,8 +508,7 @@ async fn recover_frees_a_leaked_slot() {
         2,
         "a dry run frees nothing"
     );
-    let report = m
-        .recover(ff_worktree::Recover::Repair)
+    let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
     let freed: Vec<_> = report

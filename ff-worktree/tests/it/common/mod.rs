@@ -145,3 +145,33 @@ where
     assert!(held.is_empty(), "locks still held: {held:?}");
     repo.assert_fsck_clean();
 }
+
+/// `recover`, after a dry run that must foresee it: the same repairs
+/// (kind and subject, in order), so `recover --dry-run` shows what
+/// `recover` then does. Every recovery scenario of the suite goes through
+/// here (the chaos suite excepted: its agents act between the two runs).
+///
+/// # Errors
+/// As [`WorktreeManager::recover`].
+pub(crate) async fn recover_as_foreseen<L, S>(
+    m: &WorktreeManager<L, S>,
+) -> ff_worktree::Result<ff_worktree::Recovery>
+where
+    L: LockProvider,
+    S: IdempotencyStorage,
+{
+    let foreseen = m.recover(ff_worktree::Recover::DryRun).await?;
+    let done = m.recover(ff_worktree::Recover::Repair).await?;
+    let steps = |r: &ff_worktree::Recovery| -> Vec<(ff_worktree::RepairKind, String)> {
+        r.repairs
+            .iter()
+            .map(|x| (x.kind, x.subject.clone()))
+            .collect()
+    };
+    assert_eq!(
+        steps(&foreseen),
+        steps(&done),
+        "recover did not do what its dry run showed:\ndry run: {foreseen:#?}\nrecover: {done:#?}"
+    );
+    Ok(done)
+}
