@@ -88,7 +88,7 @@ async fn damaged_record_is_reported_and_nothing_else_suffers<L, S>(
         .await
         .expect("cleanup c");
 
-    let report = crate::common::recover_as_foreseen(&m)
+    let report = crate::common::recover_as_foreseen(m)
         .await
         .expect("recover");
     assert!(

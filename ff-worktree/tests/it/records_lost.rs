@@ -70,7 +70,7 @@ async fn after_the_loss<L: LockProvider, S: IdempotencyStorage>(
         m.list_worktrees().await.expect("list").is_empty(),
         "the dry run wrote records"
     );
-    let report = crate::common::recover_as_foreseen(&m)
+    let report = crate::common::recover_as_foreseen(m)
         .await
         .expect("recover");
     let rebuilt = report
@@ -94,7 +94,7 @@ async fn after_the_loss<L: LockProvider, S: IdempotencyStorage>(
         );
         assert!(wt.path.join("work.txt").exists());
     }
-    let again = crate::common::recover_as_foreseen(&m)
+    let again = crate::common::recover_as_foreseen(m)
         .await
         .expect("recover again");
     assert!(again.repairs.is_empty(), "{again:#?}");
