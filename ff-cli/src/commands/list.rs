@@ -13,6 +13,7 @@ pub(crate) struct Args {}
 pub(crate) async fn run(settings: &Settings, out: Out, _args: Args) -> Result<u8, Failure> {
     let manager = settings.manager().await?;
     let all = manager.list_worktrees().await?;
+    super::show::warn_unknown(&manager.unknown_worktrees().await?);
     let views: Vec<WorktreeView> = all.iter().map(WorktreeView::new).collect();
     out.emit(&views, || {
         if all.is_empty() {

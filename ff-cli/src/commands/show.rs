@@ -51,3 +51,25 @@ fn not_found(target: &str) -> Failure {
         format!("no worktree for {target:?}; `ff list` shows what exists"),
     )
 }
+
+/// Says on stderr which worktrees git lists that this namespace, state
+/// directory and store do not know, and why, so an empty or short list is
+/// never mistaken for the truth.
+pub(super) fn warn_unknown(unknown: &[ff_worktree::UnknownWorktree]) {
+    if unknown.is_empty() {
+        return;
+    }
+    eprintln!(
+        "ff: warning: git lists {} worktree(s) of ForgeFlow's shape that this namespace and store \
+         do not know:",
+        unknown.len()
+    );
+    for u in unknown {
+        eprintln!(
+            "  {} at {}: {}",
+            ff_worktree::display::escape(&u.id),
+            ff_worktree::display::escape_path(&u.path),
+            u.why()
+        );
+    }
+}

@@ -471,6 +471,58 @@ fn recover_dry_run_shows_what_recover_does() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
 }
 
+/// Row 4 of the README's promises: one worktree per issue whatever the
+/// namespace. After `namespace = "renamed"`, `ff list` warns of the
+/// worktree it cannot see, `ff create` of its issue is refused (77)
+/// naming it, and `ff recover` reports it left alone; the store lost,
+/// create points to `ff recover`, which brings it back.
+#[test]
+fn one_worktree_per_issue_whatever_the_namespace() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let made = stdout_json(&ff(dir, &["create", "2", "--json"]));
+    let id = made["id"].as_str().expect("id").to_owned();
+    std::fs::write(dir.join("ff.toml"), "namespace = \"renamed\"\n").expect("ff.toml");
+    let listed = ff(dir, &["list"]);
+    let warned = String::from_utf8_lossy(&listed.stderr);
+    assert_eq!(code(&listed), 0);
+    assert!(warned.contains(&id), "{warned}");
+    assert!(warned.contains("default namespace"), "{warned}");
+    let again = ff(dir, &["create", "2", "--json"]);
+    assert_eq!(
+        code(&again),
+        77,
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        error_json(&again)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&id))
+    );
+    assert_eq!(repo.worktree_paths().len(), 2, "no second worktree");
+    let recovered = stdout_json(&ff(dir, &["recover", "--json"]));
+    assert_eq!(recovered["repairs"][0]["kind"], "left_alone", "{recovered}");
+    assert_eq!(recovered["repairs"][0]["subject"], id.as_str());
+    // The default namespace again, its store lost: create says to recover.
+    std::fs::remove_file(dir.join("ff.toml")).expect("rm ff.toml");
+    for f in [
+        "records.sqlite3",
+        "records.sqlite3-wal",
+        "records.sqlite3-shm",
+    ] {
+        let _ = std::fs::remove_file(dir.join(".git/ff").join(f));
+    }
+    let lost = ff(dir, &["create", "2"]);
+    let said = String::from_utf8_lossy(&lost.stderr);
+    assert_eq!(code(&lost), 77, "{said}");
+    assert!(said.contains("ff recover"), "{said}");
+    let _ = stdout_json(&ff(dir, &["recover", "--json"]));
+    let back = stdout_json(&ff(dir, &["create", "2", "--json"]));
+    assert_eq!(back["id"], id.as_str());
+    assert_eq!(back["reused"], true);
+}
+
 /// A worktree directory deleted by hand: `ff create` of its issue brings it
 /// back from its branch, commits intact, at the same path.
 #[test]

@@ -205,6 +205,32 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             })?;
                         self.undo(&abandoned).await?;
                     }
+                    // One worktree per issue, whatever this manager's
+                    // namespace, state directory or store: one of the
+                    // issue's that these records do not name is refused,
+                    // named, never duplicated.
+                    let unknown = match self.unknown_worktrees().await {
+                        Ok(all) => all
+                            .into_iter()
+                            .find(|u| u.issue.as_deref() == Some(issue.as_str())),
+                        Err(e) => {
+                            self.records.abandon_operation(&claim).await?;
+                            return Err(e);
+                        }
+                    };
+                    if let Some(other) = unknown {
+                        self.records.abandon_operation(&claim).await?;
+                        return Err(Error::Refused {
+                            what: format!("create of issue {issue}"),
+                            reason: format!(
+                                "it has a worktree already, {} at {}, which this namespace and \
+                                 store do not know: {}",
+                                other.id,
+                                crate::display::escape_path(&other.path),
+                                other.why()
+                            ),
+                        });
+                    }
                     let evicted = match self.make_room(issue).await {
                         Ok(evicted) => evicted,
                         Err(e) => {

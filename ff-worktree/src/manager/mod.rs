@@ -677,6 +677,109 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         out.sort_by_key(|w| w.created_at);
         Ok(out)
     }
+    /// Worktrees of ForgeFlow's shape that git lists under the base path
+    /// but this manager's records do not name: made under another
+    /// namespace, state directory or store, or left when the store lost
+    /// its records. Read in-process from git's registry, without a git
+    /// process. Each comes with the namespace (repository key) whose
+    /// record names it in this store, if one does.
+    ///
+    /// # Errors
+    /// [`Backend`](ff_traits::Error::Backend) when the store cannot be read.
+    pub async fn unknown_worktrees(&self) -> Result<Vec<UnknownWorktree>> {
+        let shaped: Vec<(String, PathBuf, create::Plan)> =
+            repair::registered_paths(&self.info.common_dir)
+                .into_iter()
+                .filter(|p| p.parent() == Some(self.base.as_path()))
+                .filter_map(|p| {
+                    let name = p.file_name()?.to_string_lossy().into_owned();
+                    let plan = create::Plan::recognise(&name, &self.base)?;
+                    Some((name, p, plan))
+                })
+                .collect();
+        if shaped.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records = self.records.records(CREATE_OPERATION).await?;
+        // The key a repository goes by with no namespace set, where cached.
+        let default_key = std::fs::read_to_string(
+            crate::StateDir::of_repository(&self.info.common_dir)
+                .root()
+                .join("repository-key"),
+        )
+        .map(|k| k.trim().to_owned())
+        .ok();
+        let recorded_by = |id: &str| {
+            records.iter().find_map(|r| {
+                let w = parse_worktree(r.result.as_ref()).ok()?;
+                (w.id == id).then(|| {
+                    r.context
+                        .get("repo")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+            })
+        };
+        Ok(shaped
+            .into_iter()
+            .filter_map(|(id, path, plan)| {
+                let namespace = recorded_by(&id);
+                if namespace.as_deref() == Some(self.repo_key.as_str()) {
+                    return None;
+                }
+                Some(UnknownWorktree {
+                    issue: plan.issue().map(str::to_owned),
+                    id,
+                    path,
+                    default_namespace: namespace.is_some() && namespace == default_key,
+                    namespace,
+                })
+            })
+            .collect())
+    }
+}
+
+/// A worktree of ForgeFlow's shape this manager's records do not name:
+/// see [`WorktreeManager::unknown_worktrees`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnknownWorktree {
+    /// Its id (its directory's name).
+    pub id: String,
+    /// The issue its name carries, when it carries one.
+    pub issue: Option<String>,
+    /// Where it is.
+    pub path: PathBuf,
+    /// The namespace (repository key) whose record in this store names
+    /// it; `None` when no record here does.
+    pub namespace: Option<String>,
+    /// Whether that namespace is the repository's own key, the one used
+    /// when ff.toml sets no `namespace`.
+    pub default_namespace: bool,
+}
+
+impl UnknownWorktree {
+    /// Why this manager does not know it, and what to do, for people.
+    #[must_use]
+    pub fn why(&self) -> String {
+        match &self.namespace {
+            Some(_) if self.default_namespace => "it is recorded under the repository's default \
+                 namespace (ff.toml without `namespace`): work on it without one, or clean it up \
+                 there first"
+                .to_owned(),
+            Some(ns) => format!(
+                "it is recorded under namespace '{}': work on it with `namespace = \"{}\"` in \
+                 ff.toml, or clean it up there first",
+                crate::display::escape(ns),
+                crate::display::escape(ns)
+            ),
+            None => "no record in this store names it (the store lost its records, or it was \
+                     made with another store or state directory); `ff recover` rebuilds its \
+                     record from git, keeping it and its work"
+                .to_owned(),
+        }
+    }
 }
 
 /// The worktree a create record's result holds, as stored: parsed, not

@@ -538,8 +538,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// name it, and only a person can tell.
     async fn remove_strays(&self, damaged: &[String], report: &mut Recovery) -> Result<()> {
         let mut known: HashSet<String> = HashSet::new();
+        // Worktrees another namespace's records name: theirs to handle,
+        // and said, so a namespace change is never silent.
+        let mut foreign: Vec<(String, String)> = Vec::new();
         for r in self.records.records(CREATE_OPERATION).await? {
             if let Ok(w) = parse_worktree(r.result.as_ref()) {
+                if !self.ours(&r.context) {
+                    let ns = r.context.get("repo").and_then(Value::as_str);
+                    foreign.push((w.id.clone(), ns.unwrap_or_default().to_owned()));
+                }
                 known.insert(w.id);
             }
             for d in r.rollback_data.iter().chain(&r.abandoned_rollbacks) {
@@ -606,7 +613,18 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     };
                     report.note(RepairKind::RemovedUnrecordedWorktree, &plan.id, detail);
                 }
-                Some(_) => {}
+                Some(plan) => {
+                    if let Some((_, ns)) = foreign.iter().find(|(id, _)| *id == plan.id) {
+                        report.note(
+                            RepairKind::LeftAlone,
+                            &plan.id,
+                            format!(
+                                "recorded under namespace '{ns}', not this one: that \
+                                 namespace's commands handle it"
+                            ),
+                        );
+                    }
+                }
                 None => report.note(
                     RepairKind::LeftAlone,
                     e.path.display().to_string(),

@@ -41,10 +41,10 @@ async fn manager(
         .expect("open")
 }
 
-/// Child: `role` = [clone, url, prefix, start ms]; creates issue 42 at the
-/// start instant and prints `created`, `reused <status>` or `error <kind>`.
-/// With a fifth part (issues, comma-separated), creates those at once and
-/// prints `slot <n> <id>` for each.
+/// Child: `role` = [clone, url, prefix, start ms, what]; with `what` =
+/// `one:ISSUE`, creates ISSUE at the start instant and prints `created`,
+/// `reused <status>` or `error <kind>`; with issues, comma-separated,
+/// creates those at once and prints `slot <n> <id>` for each.
 #[test]
 fn server_child() {
     let Some(role) = ff_testkit::child_role() else {
@@ -56,16 +56,17 @@ fn server_child() {
         while now_ms() < start {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        // role[4], when given: distinct issues to create at once.
-        let Some(issues) = role.get(4) else {
-            match m.create_worktree("42").await {
+        let what = role.get(4).expect("what to create");
+        // `one:ISSUE`: one issue, raced; else distinct issues at once.
+        if let Some(issue) = what.strip_prefix("one:") {
+            match m.create_worktree(issue).await {
                 Ok(c) if !c.reused => println!("created"),
                 Ok(c) => println!("reused {:?}", c.worktree.status),
                 Err(e) => println!("error {}", e.kind()),
             }
             return;
-        };
-        let creates = issues.split(',').map(|issue| m.create_worktree(issue));
+        }
+        let creates = what.split(',').map(|issue| m.create_worktree(issue));
         for created in futures_util::future::join_all(creates).await {
             let w = created.expect("create").worktree;
             println!("slot {} {}", w.slot.expect("a slot"), w.id);
@@ -129,12 +130,17 @@ fn race_at(url: &str) {
     for round in 0..3 {
         let issue_prefix = format!("{prefix}{round}:");
         let start = (now_ms() + 1_500).to_string();
+        // An issue per round: each round's store (its own prefix) is
+        // another store, and a worktree a store does not know is never
+        // duplicated, so the same issue would be refused.
+        let issue = format!("4{round}");
+        let what = format!("one:{issue}");
         let children: Vec<_> = [repo.path(), other.as_path()]
             .iter()
             .map(|clone| {
                 ff_testkit::spawn_self(
                     &ff_testkit::test_entry!("server_child"),
-                    &[&clone.to_string_lossy(), url, &issue_prefix, &start],
+                    &[&clone.to_string_lossy(), url, &issue_prefix, &start, &what],
                 )
             })
             .collect();
@@ -170,8 +176,8 @@ fn race_at(url: &str) {
         let (a, b) = rt.block_on(async {
             let a = manager(repo.path(), url, &issue_prefix).await;
             let b = manager(&other, url, &issue_prefix).await;
-            let wa = a.get("42").await.expect("get").expect("recorded");
-            let wb = b.get("42").await.expect("get").expect("recorded");
+            let wa = a.get(&issue).await.expect("get").expect("recorded");
+            let wb = b.get(&issue).await.expect("get").expect("recorded");
             assert_eq!(wa.id, wb.id, "both servers see the same worktree");
             (wa.status, wb.status)
         });
