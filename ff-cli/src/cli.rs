@@ -7,14 +7,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
     agent, cleanup, completions, create, doctor, exec, gc, get, hooks, list, lock, locks, man, mcp,
-    once, path, prune, recover, serve, shell_init, stats, status, sync, top, trust, unlock,
+    once, path, prune, recover, serve, shell_init, stats, status, switch, sync, top, trust, unlock,
 };
 
 /// Exit codes, also listed in `--help` and the README.
 pub(crate) const EXIT_CODES: &str = r#"EXIT CODES:
     0   success
     1   other failure (git failed, a conflict, corrupt state)
-    2   usage error (unknown flag, missing argument)
+    2   usage error (unknown flag, missing argument, no target given
+        outside every worktree)
     65  invalid input (bad issue id, malformed URL, unknown worktree, not a
         git repository)
     69  backend unavailable (not compiled in, unreachable, cannot be opened,
@@ -91,8 +92,11 @@ pub(crate) enum Command {
     Create(create::Args),
     /// Print the path of an issue's (or id's) worktree; exit 65 when it has none.
     Path(path::Args),
-    /// Print a shell function `ffcd ISSUE` that creates the issue's
-    /// worktree if needed and changes into it: `eval "$(ff shell-init bash)"`.
+    /// Where to go to work on a worktree (its path), `-` for the main
+    /// tree; with `ff shell-init`, `ff switch` changes directory.
+    Switch(switch::Args),
+    /// Print shell functions: `ff switch` that changes directory, and
+    /// `ffcd` (the same): `eval "$(ff shell-init bash)"`.
     ShellInit(shell_init::Args),
     /// Show one worktree, by id or issue.
     Get(get::Args),

@@ -15,6 +15,7 @@ mod commands;
 mod config;
 mod hooks;
 mod output;
+mod target;
 mod trust;
 
 use std::process::ExitCode;

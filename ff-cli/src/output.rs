@@ -67,6 +67,9 @@ impl Failure {
 /// library errors; between them, every exit code `ff` gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Problem {
+    /// The command line lacks what it needs (2), as clap's own usage
+    /// errors: a target where none can be inferred.
+    Usage,
     /// A bad argument, setting or value (65).
     InvalidInput,
     /// No worktree, record or key by that name (65).
@@ -112,6 +115,7 @@ impl Problem {
     /// The exit code and JSON kind: the README's exit-code table.
     pub(crate) fn classify(self) -> (u8, &'static str) {
         match self {
+            Self::Usage => (2, "usage"),
             Self::InvalidInput => (INVALID_INPUT, "invalid_input"),
             Self::NotFound => (INVALID_INPUT, "not_found"),
             Self::Elsewhere => (INVALID_INPUT, "elsewhere"),

@@ -147,6 +147,43 @@ impl PathView {
     }
 }
 
+/// What `ff switch --json` prints: where to go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SwitchView {
+    /// The directory to change to.
+    #[schemars(length(min = 1))]
+    pub path: String,
+    /// The worktree's id; `null` for the main working tree (`ff switch -`).
+    #[schemars(regex(pattern = "^wt-"))]
+    pub id: Option<String>,
+    /// Whether `--create` made the worktree now.
+    pub created: bool,
+}
+
+impl SwitchView {
+    /// The worktree `w` (`created` now or not).
+    #[must_use]
+    pub fn worktree(w: &Worktree, created: bool) -> Self {
+        Self {
+            path: w.path.to_string_lossy().into_owned(),
+            id: Some(w.id.clone()),
+            created,
+        }
+    }
+
+    /// The main working tree at `path`.
+    #[must_use]
+    pub fn main_tree(path: &std::path::Path) -> Self {
+        Self {
+            path: path.to_string_lossy().into_owned(),
+            id: None,
+            created: false,
+        }
+    }
+}
+
 /// What `ff cleanup` prints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -62,6 +62,7 @@ pub fn generated() -> Vec<(&'static str, Value)> {
         ),
         ("stats", of::<cli::StatsView>("stats")),
         ("status", of::<cli::AgentStatusOfView>("status")),
+        ("switch", of::<cli::SwitchView>("switch")),
         ("sync", of::<cli::SyncView>("sync")),
         ("top", of::<serve::Overview>("top")),
         ("trust", of::<cli::TrustView>("trust")),

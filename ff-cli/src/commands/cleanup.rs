@@ -8,8 +8,9 @@ use crate::output::{Failure, Out};
 /// `ff cleanup`'s arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// A worktree id (wt-…) or an issue id.
-    pub(crate) target: String,
+    /// The worktree: an issue, worktree id (wt-…), branch or path
+    /// [default: the worktree you are in].
+    pub(crate) target: Option<String>,
     /// Remove even with uncommitted or unmerged work; the work is kept
     /// under refs/ff/archive/<id> first.
     #[arg(long)]
@@ -17,8 +18,12 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
-    let target = args.target.as_str();
     let manager = settings.manager_running_hooks().await?;
+    // Gone already is a cleanup done (exit 0, so a retry succeeds), but a
+    // name nothing answers to is said, with the closest one.
+    let found = crate::target::resolve_if_any(&manager, args.target.as_deref()).await?;
+    let shown = args.target.clone().unwrap_or_else(|| ".".to_owned());
+    let target = found.as_ref().map_or(shown.as_str(), |w| w.issue.as_str());
     let mode = if args.force {
         ff_worktree::Cleanup::Force
     } else {

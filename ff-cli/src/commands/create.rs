@@ -46,24 +46,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     }
     .map_err(|e| Failure::of(e, Stage::Create))?;
     let w = &created.worktree;
-    // Its setup failed when it was made: what an agent would build on is
-    // not ready, so this is no success, whoever asks.
-    if created.reused && w.hook_failed {
-        return Err(Failure::new(
-            Problem::HookFailed,
-            format!(
-                "issue {}'s worktree {} exists, but its post_create hook failed when it was \
-                 made (on_failure = \"keep\" kept it as it was): nothing was run now. Fix what \
-                 failed, then `ff create {} --retry-hooks` runs the hook again, or `ff cleanup {}` \
-                 removes the worktree. It is at {}",
-                escape(&w.issue),
-                w.id,
-                escape(&w.issue),
-                escape(&w.issue),
-                ff_worktree::display::escape_path(&w.path)
-            ),
-        ));
-    }
+    refuse_hook_failed(&created)?;
     if print_path {
         println!("{}", w.path.display());
         return Ok(0);
@@ -98,4 +81,28 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         text
     });
     Ok(0)
+}
+
+/// A worktree whose `post_create` failed when it was made, asked for
+/// again: what an agent would build on is not ready, so this is no
+/// success, whoever asks (`ff create`, `ff switch --create`).
+pub(crate) fn refuse_hook_failed(created: &ff_worktree::Created) -> Result<(), Failure> {
+    let w = &created.worktree;
+    if created.reused && w.hook_failed {
+        return Err(Failure::new(
+            Problem::HookFailed,
+            format!(
+                "issue {}'s worktree {} exists, but its post_create hook failed when it was \
+                 made (on_failure = \"keep\" kept it as it was): nothing was run now. Fix what \
+                 failed, then `ff create {} --retry-hooks` runs the hook again, or `ff cleanup {}` \
+                 removes the worktree. It is at {}",
+                escape(&w.issue),
+                w.id,
+                escape(&w.issue),
+                escape(&w.issue),
+                ff_worktree::display::escape_path(&w.path)
+            ),
+        ));
+    }
+    Ok(())
 }

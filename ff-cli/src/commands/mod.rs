@@ -25,6 +25,7 @@ mod show;
 pub(crate) mod stats;
 pub(crate) mod status;
 mod supervise;
+pub(crate) mod switch;
 pub(crate) mod sync;
 pub(crate) mod top;
 pub(crate) mod trust;
@@ -70,6 +71,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Create(args) => create::run(s, out, args).await,
         Command::Exec(args) => exec::run(s, out, args).await,
         Command::Path(args) => path::run(s, out, args).await,
+        Command::Switch(args) => switch::run(s, out, args).await,
         Command::Get(args) => get::run(s, out, args).await,
         Command::Sync(args) => sync::run(s, out, args).await,
         Command::Cleanup(args) => cleanup::run(s, out, args).await,

@@ -9,12 +9,13 @@ use crate::output::{Failure, Out};
 /// `ff path`'s arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// A worktree id (wt-…) or an issue id.
-    pub(crate) target: String,
+    /// The worktree: an issue, worktree id (wt-…), branch or path
+    /// [default: the worktree you are in].
+    pub(crate) target: Option<String>,
 }
 
 pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
-    let w = find(settings, &args.target).await?;
+    let w = find(settings, args.target.as_deref()).await?;
     out.emit(&PathView::new(&w), || w.path.display().to_string());
     Ok(0)
 }

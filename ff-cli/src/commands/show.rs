@@ -3,13 +3,13 @@
 use ff_worktree::{Worktree, WorktreeStatus};
 
 use crate::config::Settings;
-use crate::output::{Failure, Problem};
+use crate::output::Failure;
 
-/// The worktree `target` (an id or an issue) names, as `get` and `path`
-/// look it up.
-pub(super) async fn find(settings: &Settings, target: &str) -> Result<Worktree, Failure> {
+/// The worktree `target` names (see [`crate::target`]), or the one the
+/// current directory is in, as `get` and `path` look it up.
+pub(super) async fn find(settings: &Settings, target: Option<&str>) -> Result<Worktree, Failure> {
     let manager = settings.manager().await?;
-    manager.get(target).await?.ok_or_else(|| not_found(target))
+    crate::target::resolve(&manager, target).await
 }
 
 /// A worktree's status, for people: where it is, and whether its
@@ -42,14 +42,6 @@ pub(super) fn slot_and_port(w: &Worktree) -> String {
         text.push_str(&format!("\n  port    {port}"));
     }
     text
-}
-
-/// No worktree answers to `target`.
-fn not_found(target: &str) -> Failure {
-    Failure::new(
-        Problem::NotFound,
-        format!("no worktree for {target:?}; `ff list` shows what exists"),
-    )
 }
 
 /// Says on stderr which worktrees git lists that this namespace, state

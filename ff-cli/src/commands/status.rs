@@ -5,7 +5,7 @@ use ff_model::cli::AgentStatusOfView;
 use ff_worktree::{AgentState, AgentStatus, Worktree};
 
 use crate::config::Settings;
-use crate::output::{self, Failure, Out, Problem};
+use crate::output::{self, Failure, Out};
 
 /// `ff status`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -13,7 +13,8 @@ use crate::output::{self, Failure, Out, Problem};
 pub(crate) struct Args {
     #[command(subcommand)]
     pub(crate) command: Option<StatusCommand>,
-    /// A worktree id (wt-…) or an issue [default: the worktree you are in].
+    /// The worktree: an issue, worktree id (wt-…), branch or path
+    /// [default: the worktree you are in].
     pub(crate) target: Option<String>,
 }
 
@@ -78,22 +79,16 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         ),
         None => (args.target, None, false),
     };
-    let target = match target {
-        Some(t) => t,
-        None => match here(&manager.list_worktrees().await?) {
-            Ok(id) => id,
-            Err(_) if if_in_worktree => return Ok(0),
-            Err(e) => return Err(e),
-        },
+    let found = match crate::target::resolve(&manager, target.as_deref()).await {
+        Ok(w) => w,
+        // Agents' hooks run wherever the agent is: outside every worktree,
+        // there is nothing to say.
+        Err(e) if target.is_none() && if_in_worktree && e.code == 2 => return Ok(0),
+        Err(e) => return Err(e),
     };
     let w = match set {
-        Some(status) => manager.set_agent_status(&target, status).await?,
-        None => manager.get(&target).await?.ok_or_else(|| {
-            Failure::new(
-                Problem::NotFound,
-                format!("no worktree for {target:?}; `ff list` shows what exists"),
-            )
-        })?,
+        Some(status) => manager.set_agent_status(&found.issue, status).await?,
+        None => found,
     };
     out.emit(&AgentStatusOfView::new(&w), || match &w.agent_status {
         None => format!("{} ({}): no agent status yet", w.issue, w.id),
@@ -110,21 +105,6 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         ),
     });
     Ok(0)
-}
-
-/// The id of the worktree the current directory is in.
-fn here(all: &[Worktree]) -> Result<String, Failure> {
-    let cwd = std::env::current_dir()
-        .and_then(std::fs::canonicalize)
-        .map_err(|e| Failure::invalid(format!("cannot read the current directory: {e}")))?;
-    all.iter()
-        .find(|w| cwd.starts_with(&w.path))
-        .map(|w| w.id.clone())
-        .ok_or_else(|| {
-            Failure::invalid(
-                "not inside one of ff's worktrees: name the issue (ff status set STATE ISSUE)",
-            )
-        })
 }
 
 /// An agent status for a table cell.

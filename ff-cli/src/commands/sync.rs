@@ -10,8 +10,9 @@ use crate::output::{Failure, Out, Progress};
 /// `ff sync`'s arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// A worktree id (wt-…) or an issue id.
-    pub(crate) target: String,
+    /// The worktree: an issue, worktree id (wt-…), branch or path
+    /// [default: the worktree you are in].
+    pub(crate) target: Option<String>,
     /// How to bring the branch up to date [default: rebase, or ff.toml's].
     #[arg(long, value_enum)]
     pub(crate) strategy: Option<Strategy>,
@@ -33,8 +34,9 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         strategy,
         autostash,
     } = args;
-    let target = target.as_str();
     let manager = settings.manager_running_hooks().await?;
+    let found = crate::target::resolve(&manager, target.as_deref()).await?;
+    let target = found.issue.as_str();
     let mut options = SyncOptions::default().with_autostash(autostash);
     if let Some(s) = strategy {
         options = options.with_strategy(match s {

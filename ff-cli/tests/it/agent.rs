@@ -319,10 +319,11 @@ fn status_set_and_shown_by_list_and_status() {
         &["status", "set", "done", "--note", "a\nb", "auth-refactor"],
     );
     assert_eq!(code(&bad), 65);
+    // No target outside every worktree: a missing argument, a usage error.
     let outside = ff(p.repo.path(), &["status", "set", "done"]);
     assert_eq!(
         code(&outside),
-        65,
+        2,
         "{}",
         String::from_utf8_lossy(&outside.stderr)
     );

@@ -1205,8 +1205,11 @@ fn print_path_path_and_shell_init() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // A typo makes nothing: only -c creates. `ff switch -` goes back.
+    let script = "eval \"$(ff shell-init bash)\" && ! ffcd 6 2>/dev/null && ffcd -c 6 && pwd \
+                  && ff switch - && pwd && ff switch 6 && pwd";
     let shell = Command::new("bash")
-        .args(["-c", "eval \"$(ff shell-init bash)\" && ffcd 6 && pwd"])
+        .args(["-c", script])
         .current_dir(dir)
         .env("PATH", path_var)
         .env_remove("FF_LOCK")
@@ -1219,11 +1222,94 @@ fn print_path_path_and_shell_init() {
         "{}",
         String::from_utf8_lossy(&shell.stderr)
     );
-    let cwd = String::from_utf8_lossy(&shell.stdout).trim().to_owned();
+    let said = String::from_utf8_lossy(&shell.stdout).into_owned();
+    let cwds: Vec<&str> = said.lines().collect();
     let six = String::from_utf8_lossy(&ff(dir, &["path", "6"]).stdout)
         .trim()
         .to_owned();
-    assert_eq!(cwd, six, "ffcd changed into issue 6's worktree");
+    let main = std::fs::canonicalize(dir).expect("canonical");
+    assert_eq!(
+        cwds,
+        [six.as_str(), &main.to_string_lossy(), six.as_str()],
+        "ffcd -c into issue 6's worktree, ff switch - back, ff switch 6 again"
+    );
+    let json = stdout_json(&ff(dir, &["switch", "6", "--json"]));
+    assert_valid("switch", &json);
+    assert_eq!(json["created"], false);
+    let back = stdout_json(&ff(dir, &["switch", "-", "--json"]));
+    assert_valid("switch", &back);
+    assert_eq!(back["id"], Value::Null);
+}
+
+/// Inside a worktree, `ff get`, `ff path`, `ff sync` and `ff cleanup`
+/// with no target act on it; a target may be a path, id, branch or issue;
+/// one naming two worktrees is refused naming both; a typo is told the
+/// closest name (and `ff cleanup` of it still exits 0: gone is done).
+#[test]
+fn targets_are_inferred_and_resolved() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let a = stdout_json(&ff(dir, &["create", "alpha", "--json"]));
+    let b = stdout_json(&ff(dir, &["create", "beta", "--json"]));
+    let a_path = Path::new(a["path"].as_str().expect("path")).to_owned();
+    let inside = a_path.join("sub");
+    std::fs::create_dir_all(&inside).expect("subdir");
+    let here = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ff"))
+            .args(args)
+            .current_dir(&inside)
+            .env_remove("FF_LOCK")
+            .env_remove("FF_STORE")
+            .env_remove("FF_STATE_DIR")
+            .output()
+            .expect("ff")
+    };
+    let got = here(&["get", "--json"]);
+    assert_eq!(code(&got), 0, "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(stdout_json(&got)["id"], a["id"]);
+    let synced = here(&["sync", "--json"]);
+    assert_eq!(
+        code(&synced),
+        0,
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    // By path, id, branch and issue, from the main tree.
+    for name in [
+        a_path.to_string_lossy().into_owned(),
+        a["id"].as_str().expect("id").to_owned(),
+        a["branch"].as_str().expect("branch").to_owned(),
+        "alpha".to_owned(),
+    ] {
+        let found = stdout_json(&ff(dir, &["path", &name, "--json"]));
+        assert_eq!(found["id"], a["id"], "{name}");
+    }
+    // Outside every worktree, no target is a usage error.
+    let none = ff(dir, &["get"]);
+    assert_eq!(code(&none), 2, "{}", String::from_utf8_lossy(&none.stderr));
+    // A typo: 65 for get, with the closest name; cleanup says so, exits 0.
+    let typo = ff(dir, &["get", "alpah"]);
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(code(&typo), 65, "{said}");
+    assert!(said.contains("did you mean \"alpha\""), "{said}");
+    let typo = ff(dir, &["cleanup", "bet"]);
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(code(&typo), 0, "{said}");
+    assert!(said.contains("did you mean \"beta\""), "{said}");
+    assert_eq!(repo.worktree_paths().len(), 3, "nothing was removed");
+    // Inside it, cleanup with no target removes it.
+    let cleaned = here(&["cleanup", "--json"]);
+    assert_eq!(
+        code(&cleaned),
+        0,
+        "{}",
+        String::from_utf8_lossy(&cleaned.stderr)
+    );
+    assert!(!a_path.exists());
+    assert_eq!(
+        stdout_json(&ff(dir, &["path", "beta", "--json"]))["id"],
+        b["id"]
+    );
 }
 
 /// `ff exec` runs its command in the issue's worktree (made if needed)

@@ -220,6 +220,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         Ok(manager)
     }
 
+    /// The top of the repository's main working tree (where `ff switch -`
+    /// goes back to), whichever worktree this manager was opened from.
+    pub fn main_tree(&self) -> &Path {
+        &self.info.toplevel
+    }
+
     /// The base path (canonical).
     pub fn base_path(&self) -> &Path {
         &self.base
