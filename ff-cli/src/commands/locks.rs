@@ -13,12 +13,19 @@ pub(crate) struct Args {
     /// entry with its `parent`).
     #[arg(long)]
     pub(crate) tree: bool,
+    /// Free locks too (the lock files and keys earlier holders left).
+    #[arg(long)]
+    pub(crate) all: bool,
 }
 
 pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
     let tree = args.tree;
     let locks = settings.locks().await?;
-    let all = locks.locks().await?;
+    let mut all = locks.locks().await?;
+    let free = all.iter().filter(|l| !l.held).count();
+    if !args.all {
+        all.retain(|l| l.held);
+    }
     let now = Timestamp::now();
     let views: Vec<LockEntryView> = all.iter().map(|l| LockEntryView::new(l, now)).collect();
     // Which backend answered (for Redis, the node): in the human view
@@ -28,11 +35,16 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         .map(|e| format!("\n(from {e})"))
         .unwrap_or_default();
     out.emit(&views, || {
+        let hidden = if args.all || free == 0 {
+            String::new()
+        } else {
+            format!("\n({free} free lock(s) not shown: ff locks --all)")
+        };
         if all.is_empty() {
-            return format!("no locks{from}");
+            return format!("no lock is held{hidden}{from}");
         }
         if tree {
-            return format!("{}{from}", lock_tree(&all));
+            return format!("{}{hidden}{from}", lock_tree(&all));
         }
         let rows: Vec<Vec<String>> = all
             .iter()
@@ -64,7 +76,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
             &["NAME", "FOR", "STATE", "HOLDER", "OPERATION", "SINCE"],
             &rows,
         );
-        format!("{table}{from}")
+        format!("{table}{hidden}{from}")
     });
     Ok(0)
 }

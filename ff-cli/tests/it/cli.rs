@@ -176,6 +176,20 @@ fn unlock_force_frees_a_kernel_lock_by_stopping_its_live_holder() {
     assert_eq!(status.code(), Some(143), "the command died of SIGTERM");
     let next = ff(dir, &["lock", "deploy", "--timeout", "1s", "--", "true"]);
     assert_eq!(code(&next), 0, "the lock is free at once");
+    // `ff locks` shows held locks; --all the free ones too.
+    let held = stdout_json(&ff(dir, &["locks", "--json"]));
+    assert_eq!(held, Value::Array(Vec::new()), "{held}");
+    let text = String::from_utf8_lossy(&ff(dir, &["locks"]).stdout).into_owned();
+    assert!(text.contains("no lock is held"), "{text}");
+    assert!(text.contains("ff locks --all"), "{text}");
+    let all = stdout_json(&ff(dir, &["locks", "--all", "--json"]));
+    assert_valid("locks", &all);
+    assert!(
+        all.as_array().is_some_and(|a| a
+            .iter()
+            .any(|l| l["name"] == "deploy" && l["held"] == false)),
+        "{all}"
+    );
 }
 
 #[test]
