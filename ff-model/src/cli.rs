@@ -514,6 +514,10 @@ pub struct OnceView {
     pub completed_at: Option<String>,
     /// The exit code: the run's now, or the completed run's.
     pub exit_code: u8,
+    /// The key, as `--key` takes it (`--forget --key` forgets it): the one
+    /// given, or `command:<sha-256>` of the command line and directory.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
     /// Whether the command ran now.
     pub ran: bool,
     /// `already_completed`, when not run now.
@@ -538,6 +542,7 @@ impl OnceView {
         Self {
             completed_at: None,
             exit_code,
+            key: String::new(),
             ran: true,
             status: None,
             stderr: None,
@@ -551,11 +556,21 @@ impl OnceView {
         Self {
             completed_at: Some(at.to_string()),
             exit_code,
+            key: String::new(),
             ran: false,
             status: Some("already_completed".to_owned()),
             stderr: Some(stderr),
             stdout: Some(stdout),
         }
+    }
+}
+
+impl OnceView {
+    /// The same, with the key it was run under.
+    #[must_use]
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = key.into();
+        self
     }
 }
 

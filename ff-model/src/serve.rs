@@ -108,8 +108,11 @@ pub struct OperationView {
     pub ended_at: Option<String>,
     /// Its recorded failure.
     pub error: Option<OperationErrorView>,
-    /// The record's key.
+    /// The record's key (a hash of its operation and parameters).
     pub key: String,
+    /// What people call it: the key given to `ff once --key`, or the
+    /// issue of a worktree operation; shown instead of the hash.
+    pub label: Option<String>,
     /// When its last attempt began (RFC 3339).
     #[schemars(extend("format" = "date-time"))]
     pub last_attempt_at: String,
@@ -170,6 +173,7 @@ impl OperationView {
                 retryable: e.retryable,
             }),
             key: r.key.as_str().to_owned(),
+            label: record_label(r),
             last_attempt_at: r.last_attempt_at.to_string(),
             operation: r.operation.clone(),
             owner: r.owner.as_ref().map(|o| OwnerView {
@@ -552,6 +556,19 @@ pub struct RecordChange {
     pub duration_ms: Option<u64>,
     /// Its recorded failure, for people.
     pub error: Option<String>,
+    /// What people call it (see [`OperationView::label`]).
+    pub label: Option<String>,
+}
+
+/// What people call a record: the key a user gave (`ff once --key`, an
+/// embedder's `key` parameter), else the issue a worktree operation is
+/// for; `None` when its parameters say neither (the hash then stands).
+#[must_use]
+pub fn record_label(r: &IdempotencyRecord) -> Option<String> {
+    let text = |k: &str| r.parameters.get(k).and_then(serde_json::Value::as_str);
+    text("key")
+        .map(str::to_owned)
+        .or_else(|| text("issue").map(|i| format!("issue {i}")))
 }
 
 impl RecordChange {
@@ -564,6 +581,7 @@ impl RecordChange {
             attempts: r.attempts,
             duration_ms: r.duration().map(ms),
             error: r.error.as_ref().map(ToString::to_string),
+            label: record_label(r),
         }
     }
 }

@@ -57,14 +57,12 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         || format!("of command {:?}", command.join(" ")),
         |k| format!("{k:?}"),
     );
-    let forget_hint = key
-        .as_deref()
-        .map(|k| format!("ff once --forget --key {k:?}"));
-    let key_text = key.clone().unwrap_or_default();
+    let given = key.is_some();
     let cwd = std::env::current_dir()
         .map_err(|e| Failure::invalid(format!("cannot read the current directory: {e}")))?;
     let fingerprint = json!({"command": command, "cwd": cwd});
-    let key = once_key(key, command)?;
+    let (key, key_text) = once_key(key, command)?;
+    let forget_hint = Some(format!("ff once --forget --key {key_text:?}"));
     let store = settings.store().await?;
     let config = ManagerConfig::default()
         .with_max_attempts(options.max_attempts)
@@ -107,7 +105,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
                 escape_path(&cwd)
             )));
         }
-        Ok(replay(out, record, &done))
+        Ok(replay(out, record, &done, &key_text))
     };
     // A completed run is replayed after one read.
     let decision = reader
@@ -141,6 +139,10 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         // Completed since the read above.
         Start::AlreadyCompleted(record) => return checked(&record),
     };
+    // A key the user did not choose is told, so it can be forgotten.
+    if !given && !out.json {
+        eprintln!("ff: key {key_text} (this command line in this directory; --key names your own)");
+    }
     ff_worktree::crash::point("once.claimed");
     // Keep the claim alive while the command runs, however long; a claim
     // that cannot be renewed (taken over, removed) is protection lost.
@@ -201,7 +203,10 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     ff_worktree::crash::point("once.completed");
     recorded?;
     if out.json {
-        out.emit(&OnceOutput::Run(OnceView::ran(code)), String::new);
+        out.emit(
+            &OnceOutput::Run(OnceView::ran(code).with_key(&key_text)),
+            String::new,
+        );
     }
     Ok(code)
 }
@@ -255,12 +260,33 @@ fn naming_key(e: ff_idempotency::Error, label: &str) -> ff_idempotency::Error {
     }
 }
 
-/// The key of a command: the one given, or a hash of the command line and
-/// the working directory.
-fn once_key(key: Option<String>, command: &[String]) -> Result<IdempotencyKey, Failure> {
-    let params = match key {
-        Some(k) if k.is_empty() => return Err(Failure::invalid("--key must not be empty")),
-        Some(k) => json!({"key": k}),
+/// The prefix of a default key as `--key` takes it: `command:` and the
+/// SHA-256 of the command line and directory, in hex.
+const DEFAULT_KEY_PREFIX: &str = "command:";
+
+/// The key of a command, and how `--key` names it: the one given, or a hash
+/// of the command line and the working directory (`command:<hex>`, which
+/// `--key` maps back, so `--forget` reaches a default key too).
+fn once_key(key: Option<String>, command: &[String]) -> Result<(IdempotencyKey, String), Failure> {
+    let default_of = |hex: &str| {
+        (
+            IdempotencyKey::new("once", json!({"command": hex}), json!({})),
+            format!("{DEFAULT_KEY_PREFIX}{hex}"),
+        )
+    };
+    match key {
+        Some(k) if k.is_empty() => Err(Failure::invalid("--key must not be empty")),
+        Some(k) => match k.strip_prefix(DEFAULT_KEY_PREFIX) {
+            Some(hex)
+                if hex.len() == 64
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+            {
+                Ok(default_of(hex))
+            }
+            _ => Ok((IdempotencyKey::new("once", json!({"key": k}), json!({})), k)),
+        },
         None => {
             let cwd = std::env::current_dir()
                 .map_err(|e| Failure::invalid(format!("cannot read the current directory: {e}")))?;
@@ -270,15 +296,14 @@ fn once_key(key: Option<String>, command: &[String]) -> Result<IdempotencyKey, F
                 h.update([0]);
                 h.update(a.as_bytes());
             }
-            json!({"command": ff_traits::hex_lower(&h.finalize())})
+            Ok(default_of(&ff_traits::hex_lower(&h.finalize())))
         }
-    };
-    Ok(IdempotencyKey::new("once", params, json!({})))
+    }
 }
 
 /// A completed run, told again: its output replayed (stdout to stdout,
 /// stderr to stderr) and its exit code.
-fn replay(out: Out, record: &ff_traits::IdempotencyRecord, done: &Value) -> u8 {
+fn replay(out: Out, record: &ff_traits::IdempotencyRecord, done: &Value, key: &str) -> u8 {
     let at = record.ended_at.unwrap_or(record.last_attempt_at);
     let text = |k: &str| {
         done.get(k)
@@ -293,7 +318,9 @@ fn replay(out: Out, record: &ff_traits::IdempotencyRecord, done: &Value) -> u8 {
         .unwrap_or(0);
     if out.json {
         out.emit(
-            &OnceOutput::Run(OnceView::replayed(at, code, text("stdout"), text("stderr"))),
+            &OnceOutput::Run(
+                OnceView::replayed(at, code, text("stdout"), text("stderr")).with_key(key),
+            ),
             String::new,
         );
     } else {
@@ -305,7 +332,7 @@ fn replay(out: Out, record: &ff_traits::IdempotencyRecord, done: &Value) -> u8 {
         let _ = err.write_all(text("stderr").as_bytes());
         let _ = writeln!(
             err,
-            "ff: already completed {}; not run again (its output is replayed above)",
+            "ff: key {key} already completed {}; not run again (its output is replayed above)",
             crate::output::ago(at)
         );
     }
@@ -327,7 +354,7 @@ fn shell_words(v: Option<&Value>) -> String {
 /// is running now (a live claim whose claimant is not known dead): then 75.
 async fn forget(settings: &Settings, out: Out, key: String) -> Result<u8, Failure> {
     let label = format!("{key:?}");
-    let key = once_key(Some(key), &[])?;
+    let (key, _) = once_key(Some(key), &[])?;
     let record_key = key.record_key()?;
     let store = settings.store().await?;
     let Some(record) = store

@@ -128,7 +128,9 @@ fn render(o: &Overview) -> String {
         .map(|r| {
             vec![
                 r.operation.clone(),
-                r.key.chars().take(12).collect(),
+                r.label
+                    .clone()
+                    .unwrap_or_else(|| r.key.chars().take(12).collect()),
                 r.attempts.to_string(),
                 age(r.age_ms),
             ]

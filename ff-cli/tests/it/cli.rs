@@ -707,6 +707,33 @@ fn once_fingerprints_replays_expires_and_forgets() {
         3
     );
 
+    // A key the user did not choose is told (stderr; `key` in JSON), and
+    // --forget --key takes it as told.
+    let counted = format!("echo d >> '{}'", counter.display());
+    let ran = ff(dir, &["once", "--", "sh", "-c", &counted]);
+    let said = String::from_utf8_lossy(&ran.stderr).into_owned();
+    let told = said
+        .split_whitespace()
+        .find(|w| w.starts_with("command:"))
+        .unwrap_or_else(|| panic!("no key told: {said}"))
+        .to_owned();
+    let json = stdout_json(&ff(dir, &["once", "--json", "--", "sh", "-c", &counted]));
+    assert_valid("once", &json);
+    assert_eq!(json["ran"], false);
+    assert_eq!(json["key"], told.as_str());
+    let forgot = stdout_json(&ff(dir, &["once", "--forget", "--key", &told, "--json"]));
+    assert_eq!(forgot["forgotten"], true, "the told key reaches the record");
+    assert_eq!(code(&ff(dir, &["once", "--", "sh", "-c", &counted])), 0);
+    assert_eq!(
+        std::fs::read_to_string(&counter)
+            .expect("runs")
+            .lines()
+            .filter(|l| *l == "d")
+            .count(),
+        2,
+        "run, replayed, forgotten, run again"
+    );
+
     // Not while it runs: the command says when it has begun (so the key
     // is claimed), and runs on until the refusal has been asked for.
     let began = dir.join("once-began");

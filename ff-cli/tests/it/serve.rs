@@ -174,6 +174,8 @@ fn metrics_and_the_api_follow_other_processes() {
             .map(str::is_empty),
         Some(false)
     );
+    // The key the user gave, not its hash, is what people are shown.
+    assert_eq!(failed["items"][0]["label"], "bad-1", "{failed}");
     let all = page(
         &served,
         "api/operations?limit=1&offset=1",

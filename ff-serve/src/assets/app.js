@@ -174,9 +174,9 @@ async function loadOperations(status) {
   $(`#${status}-total`).textContent = `(${r.total})`;
   pager(status, r.total, () => loadOperations(status));
   $(`#${status}-body`).replaceChildren(...r.items.map((o) => status === 'pending'
-    ? el('tr', {}, el('td', {}, o.operation), el('td', { title: o.key }, o.key.slice(0, 12)), el('td', { class: 'num' }, o.attempts),
+    ? el('tr', {}, el('td', {}, o.operation), el('td', { title: o.key }, o.label || o.key.slice(0, 12)), el('td', { class: 'num' }, o.attempts),
       el('td', { class: 'num' }, age(o.age_ms)), el('td', {}, o.owner ? `pid ${o.owner.pid} on ${o.owner.hostname}` : ''))
-    : el('tr', {}, el('td', {}, o.operation), el('td', { title: o.key }, o.key.slice(0, 12)), el('td', { class: 'num' }, o.attempts),
+    : el('tr', {}, el('td', {}, o.operation), el('td', { title: o.key }, o.label || o.key.slice(0, 12)), el('td', { class: 'num' }, o.attempts),
       el('td', { title: o.error ? o.error.message : '' }, o.error ? `${o.error.kind}: ${o.error.message}` : ''),
       el('td', {}, o.ended_at ? new Date(o.ended_at).toLocaleTimeString() : ''))));
 }
@@ -229,7 +229,7 @@ const affects = {
 
 function activity(kind, e) {
   const list = $('#activity');
-  list.prepend(el('li', {}, `${new Date(e.at).toLocaleTimeString()}  ${kind}  ${e.subject}`));
+  list.prepend(el('li', {}, `${new Date(e.at).toLocaleTimeString()}  ${kind}  ${(e.detail && e.detail.label) || e.subject}`));
   while (list.children.length > 100) list.lastChild.remove();
 }
 
