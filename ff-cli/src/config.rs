@@ -444,6 +444,17 @@ impl Settings {
         Ok(metered.locks(locks))
     }
 
+    /// The file lock provider, when `--lock` is the file backend (`ff gc`
+    /// prunes its free lock files).
+    pub(crate) async fn file_locks(&self) -> Result<Option<FileLockProvider>, Failure> {
+        match &self.lock {
+            LockBackend::File => Ok(Some(FileLockProvider::new(
+                self.prepared(&self.state_dir().await?)?.locks(),
+            ))),
+            LockBackend::Redis(_) => Ok(None),
+        }
+    }
+
     /// The store named by `--store`.
     pub(crate) async fn store(&self) -> Result<Store, Failure> {
         self.store_metered(Metered::Yes).await

@@ -3,8 +3,11 @@
 //!
 //! * The kernel frees the lock the instant its holder's file is closed,
 //!   including when the holder dies by SIGKILL: no stale threshold.
-//! * Lock files are never deleted: deleting a kernel-locked file lets a
-//!   waiter lock the unlinked inode while a newcomer locks a fresh file.
+//! * A lock file is deleted only by `prune_free`, under its exclusive
+//!   kernel lock, and every acquirer checks, once it has a file's lock, that
+//!   the path still names that file (device and inode), opening it again if
+//!   not: else a waiter could lock the unlinked inode while a newcomer locks
+//!   a fresh file. (Off Unix, lock files are never deleted.)
 //! * The exclusive holder records itself in the lock file; shared holders
 //!   record themselves in one table, `<dir>/<stem>.holders`, rewritten in
 //!   place under the table file's own kernel lock ([`crate::holders`]). On
@@ -103,6 +106,31 @@ pub(crate) fn open_error(e: &io::Error, path: &Path) -> Error {
     io_error(&format!("cannot open lock file {}", path.display()), e)
 }
 
+/// Whether `file`, just locked, is still the lock file at its path (same
+/// device and inode): [`prune_free`](FileLockProvider::prune_free) unlinks
+/// a free lock file while it holds its exclusive kernel lock, so whoever
+/// locks a file after that must see it is no longer there, and open the
+/// path again. Off Unix lock files are never unlinked.
+fn linked(file: &File, paths: &LockPaths) -> Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let held = file
+            .metadata()
+            .map_err(|e| io_error("cannot read a locked file's identity", &e))?;
+        match fs::symlink_metadata(&paths.lock) {
+            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error("cannot read a lock file's identity", &e)),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, paths);
+        Ok(true)
+    }
+}
+
 fn try_lock(file: &File, mode: LockMode) -> io::Result<bool> {
     // Every mode but exclusive is a shared kernel lock; which of them may
     // be held together is decided by the holders' records (`admit_shared`).
@@ -134,51 +162,70 @@ impl FileLockProvider {
         {
             return self.poll_acquire(name, paths, options, wait, started).await;
         }
-        let file = open(&paths.lock)?;
-        let locked = try_lock(&file, options.mode)
-            .map_err(|e| io_error(&format!("cannot lock {}", paths.lock.display()), &e))?;
-        if locked {
-            let deadline = wait.then(|| started + options.wait_budget());
-            return match grant(name, file, paths, options, deadline).await? {
-                Some(g) => Ok(Some(g)),
-                // A reader kept out by an intention to write beneath (IX,
-                // SIX): that frees no kernel lock, so poll.
-                None if wait => self.poll_acquire(name, paths, options, wait, started).await,
-                None => Ok(None),
-            };
-        }
-        drop(file);
-        if !wait {
-            return Ok(None);
-        }
-        ff_metrics::lock_contended("file", options);
-        options.waiting();
-        let budget = options.wait_budget();
-        let rx = self
-            .waiters
-            .enqueue(paths.lock.clone(), options.mode)
-            .map_err(|e| io_error("cannot start a lock waiter thread", &e))?;
-        match tokio::time::timeout(budget, rx).await {
-            Ok(Ok(Ok(file))) => {
-                match grant(name, file, paths, options, Some(started + budget)).await? {
+        // Open, lock, and check that the file locked is still the one at
+        // the path: `prune_free` unlinks a free lock file under its
+        // exclusive lock, and a process that opened it before then would
+        // otherwise hold the lock of a file nobody else opens any more.
+        loop {
+            let file = open(&paths.lock)?;
+            let locked = try_lock(&file, options.mode)
+                .map_err(|e| io_error(&format!("cannot lock {}", paths.lock.display()), &e))?;
+            if locked {
+                if !linked(&file, paths)? {
+                    continue;
+                }
+                let deadline = wait.then(|| started + options.wait_budget());
+                return match grant(name, file, paths, options, deadline).await? {
                     Some(g) => Ok(Some(g)),
-                    None => self.poll_acquire(name, paths, options, wait, started).await,
+                    // A reader kept out by an intention to write beneath
+                    // (IX, SIX): that frees no kernel lock, so poll.
+                    None if wait => self.poll_acquire(name, paths, options, wait, started).await,
+                    None => Ok(None),
+                };
+            }
+            drop(file);
+            if !wait {
+                return Ok(None);
+            }
+            ff_metrics::lock_contended("file", options);
+            options.waiting();
+            let budget = options.wait_budget();
+            let left = budget.saturating_sub(started.elapsed());
+            let rx = self
+                .waiters
+                .enqueue(paths.lock.clone(), options.mode)
+                .map_err(|e| io_error("cannot start a lock waiter thread", &e))?;
+            match tokio::time::timeout(left, rx).await {
+                Ok(Ok(Ok(file))) => {
+                    if !linked(&file, paths)? {
+                        continue;
+                    }
+                    return match grant(name, file, paths, options, Some(started + budget)).await? {
+                        Some(g) => Ok(Some(g)),
+                        None => self.poll_acquire(name, paths, options, wait, started).await,
+                    };
+                }
+                Ok(Ok(Err(e))) => {
+                    return Err(io_error(
+                        &format!("cannot lock {}", paths.lock.display()),
+                        &e,
+                    ));
+                }
+                Ok(Err(_)) => {
+                    return Err(Error::Backend {
+                        backend: "file".into(),
+                        message: "the lock waiter thread stopped unexpectedly".into(),
+                        source: None,
+                    });
+                }
+                Err(_) => {
+                    return Err(Error::lock_timeout(
+                        name.to_owned(),
+                        started.elapsed(),
+                        current_holders(paths).into_iter().next(),
+                    ));
                 }
             }
-            Ok(Ok(Err(e))) => Err(io_error(
-                &format!("cannot lock {}", paths.lock.display()),
-                &e,
-            )),
-            Ok(Err(_)) => Err(Error::Backend {
-                backend: "file".into(),
-                message: "the lock waiter thread stopped unexpectedly".into(),
-                source: None,
-            }),
-            Err(_) => Err(Error::lock_timeout(
-                name.to_owned(),
-                started.elapsed(),
-                current_holders(paths).into_iter().next(),
-            )),
         }
     }
 
@@ -202,6 +249,10 @@ impl FileLockProvider {
             let file = open(&paths.lock)?;
             let locked = try_lock(&file, LockMode::Shared)
                 .map_err(|e| io_error(&format!("cannot lock {}", paths.lock.display()), &e))?;
+            if locked && !linked(&file, paths)? {
+                // Pruned between our open and our lock: open it again.
+                continue;
+            }
             if locked
                 && let Some(g) = grant(name, file, paths, options, wait.then_some(deadline)).await?
             {
@@ -704,5 +755,209 @@ impl HeldLock for KernelHeld {
         if let Err(e) = self.end() {
             tracing::warn!(lock = %self.info.name, error = %e, "lock released on drop with an error; the kernel lock is free");
         }
+    }
+}
+
+/// What [`FileLockProvider::prune_free`] does in kernel mode.
+pub(crate) fn prune_free(dir: &Path, idle: Duration) -> Result<u64> {
+    prune_free_with(dir, idle, || {})
+}
+
+/// [`prune_free`], calling `locked` while it holds a file's exclusive lock,
+/// just before unlinking it (tests race acquirers there).
+fn prune_free_with(dir: &Path, idle: Duration, mut locked: impl FnMut()) -> Result<u64> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_error("cannot list lock directory", &e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| io_error("cannot list lock directory", &e))?
+            .path();
+        if path.extension().is_none_or(|x| x != "lock") {
+            continue;
+        }
+        let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let paths = LockPaths::new(dir, &stem);
+        // Not created here: a file removed meanwhile stays removed.
+        let Ok(file) = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&paths.lock)
+        else {
+            continue;
+        };
+        let recent = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < idle);
+        if recent || !try_lock(&file, LockMode::Exclusive).unwrap_or(false) {
+            continue;
+        }
+        // Held exclusively by us, and still the file at its path: no one
+        // holds it, and no shared holder is in its table.
+        if !linked(&file, &paths)? {
+            continue;
+        }
+        locked();
+        for p in [&paths.holders, &paths.lock] {
+            match fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error("cannot remove a free lock's file", &e)),
+            }
+        }
+        removed += 1;
+        drop(file);
+    }
+    Ok(removed)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::time::Duration;
+
+    use ff_traits::{LockName, LockOptions, LockProvider};
+
+    use crate::FileLockProvider;
+
+    /// How many of this process's open files are `path` (through
+    /// `/proc/self/fd`, which names each one's path).
+    fn open_as(path: &std::path::Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| std::fs::read_link(e.path()).is_ok_and(|p| p == path))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The race that deleting lock files opens: a waiter opened the file
+    /// before `prune_free` unlinked it and locks it after. It must see the
+    /// path names another file now, and take that one's lock: else it and
+    /// a newcomer (who locks the new file) would both hold the lock.
+    #[test]
+    fn a_waiter_on_a_pruned_file_locks_the_path_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let locks = FileLockProvider::new(dir.path());
+        let name = LockName::new("pruned").expect("name");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let g = locks
+                .acquire(&name, &LockOptions::default())
+                .await
+                .expect("first grant");
+            g.release().await.expect("release");
+        });
+        let stem = crate::names::file_stem(&name);
+        let path = std::fs::canonicalize(dir.path())
+            .expect("canonical")
+            .join(format!("{stem}.lock"));
+        let mut waiter = None;
+        let pruned = super::prune_free_with(dir.path(), Duration::ZERO, || {
+            // The pruner holds the file's lock: a waiter opens it and
+            // blocks on it.
+            let waiting = locks.clone();
+            let name = name.clone();
+            waiter = Some(rt.spawn(async move {
+                waiting
+                    .acquire(
+                        &name,
+                        &LockOptions::default().with_timeout(Duration::from_secs(20)),
+                    )
+                    .await
+            }));
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while open_as(&path) < 2 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the waiter never opened the file"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+        .expect("prune");
+        assert_eq!(pruned, 1);
+        rt.block_on(async {
+            let held = waiter
+                .expect("waiter")
+                .await
+                .expect("join")
+                .expect("the waiter gets the lock");
+            assert!(path.exists(), "the waiter made the file again");
+            let newcomer = FileLockProvider::new(dir.path());
+            assert!(
+                newcomer
+                    .try_acquire(&name, &LockOptions::default())
+                    .await
+                    .expect("try")
+                    .is_none(),
+                "two holders: the waiter locked the unlinked file"
+            );
+            held.release().await.expect("release");
+            assert!(
+                newcomer
+                    .try_acquire(&name, &LockOptions::default())
+                    .await
+                    .expect("try")
+                    .is_some()
+            );
+        });
+    }
+
+    /// Held locks, and files granted within `idle`, are never removed.
+    #[test]
+    fn held_and_recent_lock_files_stay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let locks = FileLockProvider::new(dir.path());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let held = locks
+                .acquire(
+                    &LockName::new("held").expect("name"),
+                    &LockOptions::default(),
+                )
+                .await
+                .expect("held");
+            let free = locks
+                .acquire(
+                    &LockName::new("free").expect("name"),
+                    &LockOptions::default(),
+                )
+                .await
+                .expect("free");
+            free.release().await.expect("release");
+            assert_eq!(
+                locks
+                    .prune_free(Duration::from_secs(3600))
+                    .await
+                    .expect("prune"),
+                0
+            );
+            assert_eq!(locks.prune_free(Duration::ZERO).await.expect("prune"), 1);
+            let names: Vec<String> = locks
+                .locks()
+                .await
+                .expect("locks")
+                .into_iter()
+                .map(|l| l.name)
+                .collect();
+            assert_eq!(names, ["held"]);
+            held.release().await.expect("release");
+        });
     }
 }

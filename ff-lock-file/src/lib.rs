@@ -156,6 +156,29 @@ impl FileLockProvider {
         self.mode
     }
 
+    /// Removes the lock files of locks that are free and were last granted
+    /// more than `idle` ago (kernel mode on Unix; elsewhere nothing), so
+    /// the directory does not keep a file for every name ever locked.
+    /// Returns how many locks' files went.
+    ///
+    /// Safe against every acquirer: a file is unlinked only while this
+    /// process holds its exclusive kernel lock (so no one holds it), the
+    /// shared holders' table first; an acquirer that opened the file
+    /// before then finds, once it has the lock, that the path no longer
+    /// names that file, and opens the path again. Fencing tokens keep
+    /// rising past a removal: a new file's first token is at least the
+    /// clock in microseconds.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the directory cannot be read or a file
+    /// cannot be removed.
+    pub async fn prune_free(&self, idle: std::time::Duration) -> Result<u64> {
+        if self.mode != FileLockMode::Kernel || !cfg!(unix) {
+            return Ok(0);
+        }
+        kernel::prune_free(&self.dir, idle)
+    }
+
     /// Creates the lock directory once per provider; a directory removed
     /// later is recreated when opening a lock file fails (see `take`).
     fn ensure_dir(&self) -> Result<()> {

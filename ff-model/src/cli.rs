@@ -403,13 +403,27 @@ impl LockEntryView {
 pub struct GcView {
     /// Finished records removed.
     pub removed: u64,
+    /// Lock files removed: free file locks last granted before
+    /// `--max-age` (file lock backend).
+    #[serde(default)]
+    pub lock_files_removed: u64,
 }
 
 impl GcView {
     /// `removed` records were removed.
     #[must_use]
     pub fn new(removed: u64) -> Self {
-        Self { removed }
+        Self {
+            removed,
+            lock_files_removed: 0,
+        }
+    }
+
+    /// The same, with `n` lock files removed.
+    #[must_use]
+    pub fn with_lock_files_removed(mut self, n: u64) -> Self {
+        self.lock_files_removed = n;
+        self
     }
 }
 

@@ -11,8 +11,9 @@ use crate::output::{Failure, Out, Progress};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Remove finished records older than this (for example 7d, 12h,
-    /// 30m; 0: every finished record). Records of worktrees that exist
-    /// are kept whatever their age.
+    /// 30m; 0: every finished record), and the files of free file locks
+    /// last granted before it. Records of worktrees that exist are kept
+    /// whatever their age, and held locks' files always.
     #[arg(long, value_parser = crate::cli::parse_duration, default_value = "7d")]
     pub(crate) max_age: Duration,
 }
@@ -31,10 +32,15 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     } else {
         ff_worktree::cleanup_records_without_repository(settings.store().await?, max_age).await
     };
-    drop(progress);
     let removed = removed?;
-    out.emit(&GcView::new(removed), || {
-        format!("removed {removed} finished record(s)")
-    });
+    let lock_files = match settings.file_locks().await? {
+        Some(locks) => locks.prune_free(max_age).await?,
+        None => 0,
+    };
+    drop(progress);
+    out.emit(
+        &GcView::new(removed).with_lock_files_removed(lock_files),
+        || format!("removed {removed} finished record(s) and {lock_files} free lock file(s)"),
+    );
     Ok(0)
 }

@@ -190,6 +190,15 @@ fn unlock_force_frees_a_kernel_lock_by_stopping_its_live_holder() {
             .any(|l| l["name"] == "deploy" && l["held"] == false)),
         "{all}"
     );
+    // `ff gc` removes the files free locks leave (none while held).
+    let gc = stdout_json(&ff(dir, &["gc", "--max-age", "0", "--json"]));
+    assert_valid("gc", &gc);
+    assert!(
+        gc["lock_files_removed"].as_u64().is_some_and(|n| n >= 1),
+        "{gc}"
+    );
+    let all = stdout_json(&ff(dir, &["locks", "--all", "--json"]));
+    assert_eq!(all, Value::Array(Vec::new()), "{all}");
 }
 
 #[test]
