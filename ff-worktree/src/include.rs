@@ -107,6 +107,13 @@ pub struct Included {
     bytes: u64,
 }
 
+impl Included {
+    /// The files and links to copy, relative to the repository's root.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.entries.iter().map(|e| e.path.as_path())
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     /// Relative to the root.

@@ -273,3 +273,60 @@ fn a_failing_post_create_rolls_back_or_keeps() {
     std::fs::remove_file(dir.join("ff.toml")).expect("rm");
     assert_eq!(code(&ff_in(dir, &config, &allow, &["path", "7"])), 65);
 }
+
+/// ff's own files never make a worktree dirty: a `symlink` link (with the
+/// usual `node_modules/` ignore, which a link does not match) and the
+/// `.worktreeinclude` copies leave `git status` clean, so an untouched
+/// worktree is cleaned up without force. And the lost-work check comes
+/// before `pre_cleanup`: a refused cleanup runs no hook.
+#[test]
+fn ff_files_leave_a_worktree_clean_and_a_refusal_runs_no_hook() {
+    let (repo, log, config) =
+        setup("symlink = [\"node_modules\"]\n[hooks]\npre_cleanup = [\"echo pre >> 'LOG'\"]\n");
+    let dir = repo.path();
+    std::fs::write(dir.join(".gitignore"), "node_modules/\n.env\n").expect("gitignore");
+    let _ = ff_testkit::git::git_in(dir, &["add", ".gitignore"]);
+    let _ = ff_testkit::git::git_in(dir, &["commit", "-q", "-m", "ignore"]);
+    std::fs::create_dir_all(dir.join("node_modules/pkg")).expect("node_modules");
+    std::fs::write(dir.join("node_modules/pkg/index.js"), "x\n").expect("pkg");
+    std::fs::write(dir.join(".env"), "SECRET=1\n").expect(".env");
+    std::fs::create_dir_all(dir.join("config")).expect("config");
+    std::fs::write(dir.join("config/local.toml"), "local = true\n").expect("local");
+    std::fs::write(dir.join(".worktreeinclude"), ".env\nconfig/local.toml\n").expect("include");
+    let allow = [("FF_HOOKS", "allow"), ("FF_TRUST", "allow")];
+    let made = ff_in(dir, &config, &allow, &["create", "12", "--json"]);
+    assert_eq!(code(&made), 0, "{}", String::from_utf8_lossy(&made.stderr));
+    let path = PathBuf::from(stdout_json(&made)["path"].as_str().expect("path"));
+    assert!(path.join("node_modules").is_symlink());
+    assert!(path.join("config/local.toml").is_file());
+    let status = ff_testkit::git::git_in(&path, &["status", "--porcelain"]);
+    assert_eq!(status.trim(), "", "ff's own files show in git status");
+
+    // Work the agent left: refused (77) before pre_cleanup runs.
+    std::fs::write(path.join("notes.txt"), "mine\n").expect("notes");
+    let refused = ff_in(dir, &config, &allow, &["cleanup", "12"]);
+    assert_eq!(
+        code(&refused),
+        77,
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(
+        read(&log),
+        "",
+        "pre_cleanup ran for a cleanup that was refused"
+    );
+    std::fs::remove_file(path.join("notes.txt")).expect("rm notes");
+    let cleaned = ff_in(dir, &config, &allow, &["cleanup", "12"]);
+    assert_eq!(
+        code(&cleaned),
+        0,
+        "{}",
+        String::from_utf8_lossy(&cleaned.stderr)
+    );
+    assert_eq!(read(&log), "pre\n");
+    assert!(!path.exists());
+    // The main tree's files are untouched.
+    assert!(dir.join("node_modules/pkg/index.js").is_file());
+    assert!(dir.join("config/local.toml").is_file());
+}

@@ -253,22 +253,30 @@ fn exclude_file(common_dir: &Path) -> PathBuf {
     common_dir.join("info").join("exclude")
 }
 
-/// Whether `.git/info/exclude` lists `line`.
-pub(crate) fn is_excluded(common_dir: &Path, line: &str) -> bool {
-    std::fs::read_to_string(exclude_file(common_dir))
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.trim() == line)
+/// Those of `lines` that `.git/info/exclude` does not list yet.
+pub(crate) fn not_excluded(common_dir: &Path, lines: &[String]) -> Vec<String> {
+    let text = std::fs::read_to_string(exclude_file(common_dir)).unwrap_or_default();
+    let listed: std::collections::HashSet<&str> = text.lines().map(str::trim).collect();
+    let mut missing: Vec<String> = lines
+        .iter()
+        .filter(|l| !listed.contains(l.as_str()))
+        .cloned()
+        .collect();
+    missing.dedup();
+    missing
 }
 
-/// Appends `line` to `.git/info/exclude` unless it is listed already. Call
-/// under the lock that serializes ForgeFlow's registry changes: git never
-/// writes this file, but two ForgeFlow processes could.
+/// Adds those of `lines` that `.git/info/exclude` does not list yet, the
+/// file replaced whole (a crash leaves the old file or the new, never a
+/// torn one) and keeping its permissions. Call under the lock that
+/// serializes ForgeFlow's registry changes: git never writes this file,
+/// but two ForgeFlow processes could.
 ///
 /// # Errors
 /// [`ff_traits::Error::Backend`] when the file cannot be written.
-pub(crate) fn exclude(common_dir: &Path, line: &str) -> crate::Result<()> {
-    if is_excluded(common_dir, line) {
+pub(crate) fn exclude(common_dir: &Path, lines: &[String]) -> crate::Result<()> {
+    let missing = not_excluded(common_dir, lines);
+    if missing.is_empty() {
         return Ok(());
     }
     let file = exclude_file(common_dir);
@@ -276,14 +284,56 @@ pub(crate) fn exclude(common_dir: &Path, line: &str) -> crate::Result<()> {
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    text.push_str(line);
-    text.push('\n');
+    for line in missing {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let fail =
+        |e: &std::io::Error| crate::Error::io("worktree", "cannot update .git/info/exclude", e);
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| crate::Error::io("worktree", "cannot create .git/info", &e))?;
     }
-    std::fs::write(&file, text)
-        .map_err(|e| crate::Error::io("worktree", "cannot update .git/info/exclude", &e))
+    let mode = std::fs::metadata(&file).map(|m| m.permissions()).ok();
+    let tmp = file.with_file_name(format!(".exclude.{}", ff_traits::identity::unique_id()));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        if let Some(mode) = &mode {
+            f.set_permissions(mode.clone())?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, &file)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(&e));
+    }
+    Ok(())
+}
+
+/// `path` (relative to a worktree's root) as an exclude line matching it
+/// alone: anchored, with gitignore's special characters escaped. `None`
+/// for a path that is not plain UTF-8 or has a part git would not take.
+pub(crate) fn exclude_line(path: &Path) -> Option<String> {
+    let text = path.to_str()?;
+    if text.is_empty() || text.contains('\n') || text.contains('\r') {
+        return None;
+    }
+    let mut line = String::from("/");
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '!' | '#') {
+            line.push('\\');
+        }
+        line.push(c);
+    }
+    if line.ends_with(' ') {
+        line.insert(line.len() - 1, '\\');
+    }
+    Some(line)
 }
 
 /// The admin directory (`.git/worktrees/<id>`) of the linked worktree at

@@ -33,6 +33,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             let issue = IssueId::parse(&found.issue)?;
             self.with_issue(&issue, "cleanupWorktree", async || {
                 let force = mode == Cleanup::Force;
+                // Refused for work it would lose before any hook runs: a
+                // pre_cleanup (stop a server, drop a database) is for a
+                // worktree that goes. Judged again after the hook.
+                if !force && !self.config.hooks.pre_cleanup.is_empty() {
+                    self.refuse_loss(&found).await?;
+                }
                 self.pre_cleanup(&found, force).await?;
                 self.cleanup_locked(&issue, &found.id, force).await
             })
@@ -41,6 +47,32 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         .await;
         crate::metrics::worktree_count(self.count_ours(), self.config.max_worktrees);
         result
+    }
+
+    /// [`Error::WouldLoseWork`] if removing `wt` now, unforced, would lose
+    /// uncommitted files or commits its base lacks (squash and rebase
+    /// merges count as merged, as in the cleanup itself).
+    async fn refuse_loss(&self, wt: &super::Worktree) -> Result<()> {
+        if !self.is_local(wt) || !wt.path.join(".git").exists() {
+            return Ok(());
+        }
+        let dirty = self.dirty_files(wt).await?;
+        let branch = format!("refs/heads/{}", wt.branch);
+        let (base, unmerged) = match self.resolve_branch(&branch).await? {
+            Some(tip) => {
+                let (base, n) = self
+                    .count_unmerged(wt, &tip)
+                    .await?
+                    .unwrap_or_else(|| (wt.base.clone(), 1));
+                let merged = n > 0 && self.merged_by_content(&base, &tip).await?.is_some();
+                (base, if merged { 0 } else { n })
+            }
+            None => (wt.base.clone(), 0),
+        };
+        if dirty.is_empty() && unmerged == 0 {
+            return Ok(());
+        }
+        Err(would_lose_work(wt, &dirty, (base, unmerged)))
     }
 
     /// Runs `pre_cleanup` in a worktree that is here; a failure refuses

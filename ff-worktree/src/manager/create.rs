@@ -13,6 +13,10 @@ use super::{CREATE_OPERATION, Created, LimitPolicy, Worktree, WorktreeManager, p
 use crate::git::repair;
 use crate::issue::IssueId;
 
+/// Most copied local files (.worktreeinclude) excluded one by one: every
+/// worktree's `git status` reads the exclude file, so it stays short.
+const MAX_EXCLUDED: usize = 1_000;
+
 /// The names one create attempt uses; unique to the attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Plan {
@@ -361,6 +365,29 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if included.is_none() && links.is_empty() {
             return Ok(wt);
         }
+        // What ff puts there is no one's work: excluded before it exists
+        // (a crash leaves a line too many, never a dirty worktree), so
+        // `git status` stays clean, `git add -A` never commits a copied
+        // `.env`, and cleanup finds nothing to lose. Git reads one exclude
+        // file for every worktree, so the lines are the paths themselves,
+        // the same in each (a copy's too: a file .worktreeinclude names is
+        // local by declaration); past MAX_EXCLUDED, copies are left out.
+        let mut lines: Vec<String> = links
+            .iter()
+            .filter_map(|p| repair::exclude_line(p))
+            .collect();
+        if let Some(included) = &included {
+            let copies: Vec<String> = included.paths().filter_map(repair::exclude_line).collect();
+            if copies.len() <= MAX_EXCLUDED {
+                lines.extend(copies);
+            } else {
+                tracing::warn!(
+                    copies = copies.len(),
+                    "too many local files to exclude one by one; they show as untracked"
+                );
+            }
+        }
+        self.exclude(lines).await?;
         let root = self.info.toplevel.clone();
         let dest = wt.path.clone();
         let id = wt.id.clone();

@@ -423,11 +423,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(());
         };
         let line = format!("/{}/", rel.to_string_lossy());
-        if repair::is_excluded(&self.info.common_dir, &line) {
+        self.exclude(vec![line]).await
+    }
+
+    /// Makes `.git/info/exclude` list `lines` (one read when it does
+    /// already; else under the registry lock).
+    pub(crate) async fn exclude(&self, lines: Vec<String>) -> Result<()> {
+        if repair::not_excluded(&self.info.common_dir, &lines).is_empty() {
             return Ok(());
         }
-        self.with_registry("exclude base path", async || {
-            repair::exclude(&self.info.common_dir, &line)
+        self.with_registry("exclude", async || {
+            repair::exclude(&self.info.common_dir, &lines)
         })
         .await
     }
