@@ -296,6 +296,120 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
+/// How a column of [`fitted_table`] gives way when the table is too wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Give {
+    /// Never shortened.
+    Keep,
+    /// Shortened keeping its start (`agent-wor…`).
+    Start,
+    /// Shortened keeping its end (`….ff-worktrees/wt-12`), as for paths.
+    End,
+}
+
+/// An aligned table, as [`table`], that fits `width` columns when given:
+/// the columns that may give way are shortened (with `…`), widest first,
+/// down to 6 characters each.
+pub(crate) fn fitted_table(
+    headers: &[&str],
+    give: &[Give],
+    rows: &[Vec<String>],
+    width: Option<usize>,
+) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape(c).into_owned()).collect())
+        .collect();
+    let count = |s: &str| s.chars().count();
+    let mut widths: Vec<usize> = headers.iter().map(|h| count(h)).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(count(cell));
+        }
+    }
+    if let Some(width) = width {
+        let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+        while total(&widths) > width {
+            let Some(i) = (0..widths.len())
+                .filter(|&i| give.get(i).is_some_and(|g| *g != Give::Keep) && widths[i] > 6)
+                .max_by_key(|&i| widths[i])
+            else {
+                break;
+            };
+            let over = total(&widths) - width;
+            widths[i] = widths[i].saturating_sub(over).max(6);
+        }
+    }
+    let cut = |cell: &str, i: usize| -> String {
+        let w = widths[i];
+        let n = count(cell);
+        if n <= w {
+            return cell.to_owned();
+        }
+        match give.get(i) {
+            Some(Give::End) => {
+                let tail: String = cell.chars().skip(n - (w - 1)).collect();
+                format!("…{tail}")
+            }
+            _ => {
+                let head: String = cell.chars().take(w - 1).collect();
+                format!("{head}…")
+            }
+        }
+    };
+    let line = |cells: &[String]| {
+        let last = cells.len().saturating_sub(1);
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let c = cut(c, i);
+                if i == last {
+                    c
+                } else {
+                    format!("{c:<width$}", width = widths[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let head = line(&headers.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
+    let head = if colour() {
+        format!("\x1b[1m{head}\x1b[0m")
+    } else {
+        head
+    };
+    let mut out = vec![head];
+    out.extend(rows.iter().map(|r| line(r)));
+    out.join("\n")
+}
+
+/// The terminal's width, for tables that fit it: `COLUMNS` when set, else
+/// the terminal stdout is; `None` when stdout is no terminal (a pipe gets
+/// whole lines).
+pub(crate) fn terminal_width() -> Option<usize> {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return Some(n);
+    }
+    #[cfg(unix)]
+    {
+        let out = std::io::stdout();
+        if out.is_terminal()
+            && let Ok(size) = rustix::termios::tcgetwinsize(&out)
+            && size.ws_col > 0
+        {
+            return Some(usize::from(size.ws_col));
+        }
+    }
+    None
+}
+
 /// `3m ago`, for people.
 pub(crate) fn ago(t: Timestamp) -> String {
     let now = SystemTime::now()

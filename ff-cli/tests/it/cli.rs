@@ -49,7 +49,10 @@ fn create_list_get_sync_cleanup_with_json_shapes() {
 
     let human = ff(dir, &["list"]);
     let text = String::from_utf8_lossy(&human.stdout);
-    assert!(text.starts_with("ID") && text.contains("123"), "{text}");
+    assert!(
+        text.trim_start().starts_with("ISSUE") && text.contains("123"),
+        "{text}"
+    );
 
     let cleaned = stdout_json(&ff(dir, &["cleanup", "123", "--json"]));
     assert_valid("cleanup", &cleaned);
@@ -1795,4 +1798,69 @@ fn slot_and_port_show_in_create_get_and_list() {
         .find(|l| l.contains(" a "))
         .unwrap_or_default();
     assert!(row.contains(&port), "{listed}");
+}
+
+/// `ff list` is a table people read: within `COLUMNS` (80 here), with the
+/// worktree you are in marked, each one's state (clean, files changed,
+/// commits ahead of its base), its lock held, and filters; `--format
+/// plain` keeps the records' own columns.
+#[test]
+fn list_fits_the_terminal_and_shows_state() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let long = "a-rather-long-issue-name-that-goes-on-for-quite-a-while";
+    let made = stdout_json(&ff(dir, &["create", long, "--json"]));
+    let busy = stdout_json(&ff(dir, &["create", "busy", "--json"]));
+    let busy_path = Path::new(busy["path"].as_str().expect("path")).to_owned();
+    std::fs::write(busy_path.join("draft.txt"), "draft\n").expect("draft");
+    commit_file(&busy_path, "done.txt", "done\n", "work");
+    let listed = |cwd: &Path, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ff"))
+            .args(args)
+            .current_dir(cwd)
+            .env("COLUMNS", "80")
+            .env_remove("FF_LOCK")
+            .env_remove("FF_STORE")
+            .env_remove("FF_STATE_DIR")
+            .output()
+            .expect("ff list");
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = listed(&busy_path, &["list"]);
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    let busy_line = text
+        .lines()
+        .find(|l| l.contains("busy"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        busy_line.starts_with('*'),
+        "the worktree you are in: {text}"
+    );
+    assert!(busy_line.contains("1 changed"), "{text}");
+    assert!(busy_line.contains("+1/-0"), "{text}");
+    let other = text
+        .lines()
+        .find(|l| l.contains("a-rather"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(other.contains("clean") && !other.starts_with('*'), "{text}");
+    // Filters.
+    let dirty = listed(dir, &["list", "--dirty"]);
+    assert!(
+        dirty.contains("busy") && !dirty.contains("a-rather"),
+        "{dirty}"
+    );
+    // Plain: the records' columns, whole, ids and branches included.
+    let plain = listed(dir, &["list", "--format", "plain"]);
+    assert!(plain.contains(made["id"].as_str().expect("id")), "{plain}");
+    assert!(
+        plain.contains(made["branch"].as_str().expect("branch")),
+        "{plain}"
+    );
 }

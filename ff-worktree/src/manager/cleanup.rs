@@ -483,6 +483,50 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         self.status_paths(wt, "--untracked-files=all").await
     }
 
+    /// What `ff list` shows of a worktree's working state: files changed
+    /// (untracked included) and commits ahead of and behind its base. Two
+    /// git processes (status, rev-list), none for a worktree elsewhere or
+    /// gone. Read without any lock: an agent may be at work there.
+    ///
+    /// # Errors
+    /// [`Backend`](ff_traits::Error::Backend) when git fails.
+    pub async fn working_state(&self, wt: &Worktree) -> Result<Option<super::WorkingState>> {
+        if !self.is_local(wt) || !wt.path.join(".git").exists() {
+            return Ok(None);
+        }
+        let changed = self
+            .status_paths(wt, "--untracked-files=normal")
+            .await?
+            .len();
+        let range = format!("{}...HEAD", wt.base);
+        let counted = self
+            .git
+            .in_dir(&wt.path)
+            .output(
+                [
+                    "rev-list",
+                    "--left-right",
+                    "--count",
+                    "--end-of-options",
+                    range.as_str(),
+                ],
+                true,
+            )
+            .await?;
+        let (behind, ahead) = if counted.success() {
+            let text = counted.text();
+            let mut n = text.split_whitespace().map(|v| v.parse::<u64>().ok());
+            (n.next().flatten(), n.next().flatten())
+        } else {
+            (None, None)
+        };
+        Ok(Some(super::WorkingState {
+            changed,
+            ahead,
+            behind,
+        }))
+    }
+
     /// `git status -z` paths with the given untracked-files mode.
     pub(super) async fn status_paths(&self, wt: &Worktree, untracked: &str) -> Result<Vec<String>> {
         let status = self

@@ -36,7 +36,7 @@ pub use prune::{PruneAction, PruneOptions, Pruned};
 pub use recover::{Recovery, Repair, RepairKind};
 pub use types::{
     AgentState, AgentStatus, Cleaned, Cleanup, Created, LimitPolicy, MAX_AGENT_NOTE_LEN, Recover,
-    SyncOptions, SyncStrategy, Synced, Worktree, WorktreeConfig, WorktreeStatus,
+    SyncOptions, SyncStrategy, Synced, WorkingState, Worktree, WorktreeConfig, WorktreeStatus,
 };
 
 /// Operation names in idempotency records.

@@ -494,3 +494,17 @@ impl Synced {
         self.head_before != self.head_after
     }
 }
+
+/// A worktree's working state, as `ff list` shows it
+/// ([`WorktreeManager::working_state`](super::WorktreeManager::working_state)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WorkingState {
+    /// Files changed, untracked ones included.
+    pub changed: usize,
+    /// Commits on its branch its base lacks (`None`: the base cannot be
+    /// read).
+    pub ahead: Option<u64>,
+    /// Commits on its base its branch lacks.
+    pub behind: Option<u64>,
+}
