@@ -53,6 +53,7 @@ pub(crate) struct Cli {
 
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Global {
     /// Run as if started in DIR (any directory inside the repository).
     #[arg(
@@ -89,40 +90,95 @@ pub(crate) struct Global {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Create the worktree of an issue (or print the one it has).
+    #[command(
+        after_help = "EXAMPLES:\n    ff create 12                  make issue 12's worktree (or print the one it has)
+    ff create 12 --base develop   branch from develop
+    cd \"$(ff create 12 --print-path)\"
+    ff create 12 --retry-hooks    run a failed post_create again"
+    )]
     Create(create::Args),
     /// Print the path of an issue's (or id's) worktree; exit 65 when it has none.
+    #[command(
+        after_help = "EXAMPLES:\n    ff path 12                    the path of issue 12's worktree
+    ff path                       the path of the worktree you are in
+    ff path ff-12-mx5qglpu-c7e5   by branch (or id, or a path inside it)"
+    )]
     Path(path::Args),
     /// Where to go to work on a worktree (its path), `-` for the main
     /// tree; with `ff shell-init`, `ff switch` changes directory.
     Switch(switch::Args),
     /// Print shell functions: `ff switch` that changes directory, and
     /// `ffcd` (the same): `eval "$(ff shell-init bash)"`.
+    #[command(
+        after_help = "EXAMPLES:\n    ff shell-init bash            print it; eval \"$(ff shell-init bash)\" in ~/.bashrc
+    ff shell-init fish | source   in ~/.config/fish/config.fish
+    ff switch -c 12; ff switch -  then: into issue 12's worktree, and back"
+    )]
     ShellInit(shell_init::Args),
     /// Show one worktree, by id or issue.
+    #[command(
+        after_help = "EXAMPLES:\n    ff get 12                     issue 12's worktree
+    ff get                        the worktree you are in
+    ff get 12 --json              every field"
+    )]
     Get(get::Args),
     /// Fetch, then rebase (or merge) a worktree's branch onto its base.
+    #[command(
+        after_help = "EXAMPLES:\n    ff sync                       the worktree you are in, onto its base
+    ff sync 12 --strategy merge   merge instead of rebase
+    ff sync 12 --autostash        with uncommitted changes set aside"
+    )]
     Sync(sync::Args),
     /// Remove a worktree and its branch (refuses to lose work unless --force).
+    #[command(
+        after_help = "EXAMPLES:\n    ff cleanup                    the worktree you are in (refused if work would be lost)
+    ff cleanup 12 --force         work kept under refs/ff/archive/<id> first"
+    )]
     Cleanup(cleanup::Args),
     /// Remove, one issue at a time, every worktree whose work is merged
     /// (squash and rebase merges count) or, with --older-than, that is
     /// older than that with nothing to lose. Never forces: a worktree with
     /// uncommitted changes, unmerged commits or a held issue lock is kept,
     /// and the answer says why.
+    #[command(
+        after_help = "EXAMPLES:\n    ff prune --dry-run            what would go, and why the rest stays
+    ff prune                      every worktree whose work is merged
+    ff prune --older-than 14d     also those older than 14 days with nothing to lose"
+    )]
     Prune(prune::Args),
     /// List the worktrees.
     List(list::Args),
     /// What the agent in a worktree says it is doing; `ff status set
     /// working|waiting|done|blocked [--note TEXT] [ISSUE]` says it.
+    #[command(
+        after_help = "EXAMPLES:\n    ff status                     what the agent in this worktree says
+    ff status set waiting --note \"needs a review\"
+    ff status set done 12"
+    )]
     Status(status::Args),
     /// Repair what crashes left: roll back half-done operations, reconcile
     /// records with git and the disk.
+    #[command(
+        after_help = "EXAMPLES:\n    ff recover --dry-run          what crashes left, and what recover would do
+    ff recover                    repair it"
+    )]
     Recover(recover::Args),
     /// List locks and their holders.
+    #[command(
+        after_help = "EXAMPLES:\n    ff locks                      held locks and their holders
+    ff locks --all --tree         every lock, as a tree"
+    )]
     Locks(locks::Args),
     /// Release a lock whose holder is gone (or, with --force, any lock).
+    #[command(
+        after_help = "EXAMPLES:\n    ff unlock deploy              free it if its holder is gone
+    ff unlock deploy --force      stop its live holder (here) or revoke it (Redis)
+    ff unlock --all"
+    )]
     Unlock(unlock::Args),
     /// Statistics over the idempotency records.
+    #[command(after_help = "EXAMPLES:\n    ff stats
+    ff stats --json")]
     Stats(stats::Args),
     /// Serve metrics, a JSON API, live events and a dashboard over HTTP.
     ///
@@ -130,8 +186,16 @@ pub(crate) enum Command {
     /// /api/operations, /api/stats, /api/alerts, /api/events (server-sent
     /// events) and / (the dashboard). Read-only unless --admin. Alert
     /// rules come from ff.toml [alerts].
+    #[command(
+        after_help = "EXAMPLES:\n    ff serve                      http://127.0.0.1:9464, read-only
+    ff serve --listen 0.0.0.0:9464 --admin"
+    )]
     Serve(serve::Args),
     /// A live view of locks, operations, worktrees and alerts in the terminal.
+    #[command(
+        after_help = "EXAMPLES:\n    ff top                        refreshed every 2s; q quits
+    ff top -n1 --json             one picture, for programs"
+    )]
     Top(top::Args),
     /// Serve the repository to coding agents over the Model Context
     /// Protocol, on stdin and stdout: worktrees, locks held across calls,
@@ -144,28 +208,57 @@ pub(crate) enum Command {
     /// operation_fail, operation_status, agent_status_set,
     /// agent_status_get. The repository's settings and
     /// hooks need approval as for every command.
+    #[command(
+        after_help = "EXAMPLES:\n    ff mcp                        an MCP server on stdin/stdout
+    claude mcp add forgeflow -- ff mcp"
+    )]
     Mcp(mcp::Args),
     /// ff behind coding agents' own hooks: Claude Code's worktree hooks
     /// (`ff agent claude worktree-create|worktree-remove`, JSON on stdin),
     /// and `ff agent install claude` to merge them into
     /// `.claude/settings.json`.
+    #[command(
+        after_help = "EXAMPLES:\n    ff agent install claude       Claude Code's worktree hooks, into .claude/settings.json"
+    )]
     Agent(agent::Args),
     /// Remove finished records older than --max-age (0: every finished record).
+    #[command(
+        after_help = "EXAMPLES:\n    ff gc                         records finished over 7 days ago, free lock files
+    ff gc --max-age 0             every finished record"
+    )]
     Gc(gc::Args),
     /// Run a command while holding a lock (like flock(1), on any backend).
+    #[command(after_help = "EXAMPLES:\n    ff lock deploy -- ./deploy.sh
+    ff lock db --shared --timeout 5m -- ./read-report.sh
+    ff lock gpu --permits 2 -- ./train.sh")]
     Lock(lock::Args),
     /// Run a command in an issue's worktree (created if needed), holding
     /// the issue's lock shared: `ff cleanup` waits for it to finish.
+    #[command(
+        after_help = "EXAMPLES:\n    ff exec 12 -- cargo test      in issue 12's worktree (made if needed)
+    ff exec 12 --no-create -- make lint"
+    )]
     Exec(exec::Args),
     /// Run a command at most once successfully per key.
+    #[command(after_help = "EXAMPLES:\n    ff once --key migrate-42 -- ./migrate.sh
+    ff once -- ./setup.sh         keyed by the command line and directory (told on stderr)
+    ff once --forget --key migrate-42")]
     Once(once::Args),
     /// Show what the repository's ff.toml would decide (hooks, state_dir,
     /// base_path, symlink, lock, store, alerts.webhook) and whether this
     /// machine approved it; `ff trust allow` approves it.
     #[command(long_about = crate::trust::TRUST_HELP)]
+    #[command(
+        after_help = "EXAMPLES:\n    ff trust                      what this repository's ff.toml would decide
+    ff trust allow                approve it on this machine"
+    )]
     Trust(trust::Args),
     /// Show the repository's hooks (ff.toml [hooks]) and whether they are
     /// approved on this machine; `ff hooks allow` approves them.
+    #[command(
+        after_help = "EXAMPLES:\n    ff hooks                      the hooks, and whether they are approved
+    ff hooks allow"
+    )]
     Hooks(hooks::Args),
     /// Check what a newcomer gets wrong and say what to do about each: git,
     /// the repository, approvals waiting, the state directory, each
@@ -173,10 +266,18 @@ pub(crate) enum Command {
     ///
     /// Nothing an unapproved ff.toml names is contacted or opened. Exits 1
     /// when a check fails, 0 otherwise (warnings included).
+    #[command(after_help = "EXAMPLES:\n    ff doctor
+    ff doctor --json")]
     Doctor(doctor::Args),
     /// Print a shell completion script.
+    #[command(
+        after_help = "EXAMPLES:\n    ff completions bash > ~/.local/share/bash-completion/completions/ff
+    ff completions zsh > \"${fpath[1]}/_ff\""
+    )]
     Completions(completions::Args),
     /// Print the manual page (or, with --out DIR, write one per command).
+    #[command(after_help = "EXAMPLES:\n    ff man | man -l -
+    ff man --out ./man")]
     Man(man::Args),
 }
 

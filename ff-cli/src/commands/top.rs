@@ -16,7 +16,7 @@ pub(crate) struct Args {
     /// Time between refreshes.
     #[arg(long, value_parser = crate::cli::parse_interval, default_value = "2s", value_name = "DURATION")]
     pub(crate) interval: Duration,
-    /// Stop after N refreshes (default: until interrupted).
+    /// Stop after N refreshes (default: until `q` or interrupted).
     #[arg(long, short = 'n', value_name = "N")]
     pub(crate) count: Option<u64>,
 }
@@ -30,6 +30,12 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     // Listening once, not at every refresh.
     let stop = stop_signal();
     tokio::pin!(stop);
+    // `q` quits, on a terminal (read a key at a time while ff top runs).
+    let keys = if clear { Keys::listen() } else { None };
+    let (_keys_mode, mut quit) = match keys {
+        Some((mode, rx)) => (Some(mode), Some(rx)),
+        None => (None, None),
+    };
     loop {
         let overview = ff_serve::overview(&backends, &rules).await;
         if out.json {
@@ -46,9 +52,18 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         if count.is_some_and(|n| round >= n) {
             return Ok(0);
         }
+        let quit_key = async {
+            match quit.as_mut() {
+                Some(rx) => {
+                    let _ = rx.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             () = &mut stop => return Ok(0),
+            () = quit_key => return Ok(0),
         }
     }
 }
@@ -197,4 +212,65 @@ fn render(o: &Overview) -> String {
         text.push('\n');
     }
     text
+}
+
+/// The terminal put in a key-at-a-time mode while `ff top` runs (restored
+/// when dropped), and a reader that says when `q` is pressed.
+struct Keys {
+    #[cfg(unix)]
+    saved: rustix::termios::Termios,
+}
+
+impl Keys {
+    /// On a terminal stdin: the mode, and a channel that gets a message on
+    /// each `q`; `None` elsewhere (and off Unix).
+    fn listen() -> Option<(Self, tokio::sync::mpsc::UnboundedReceiver<()>)> {
+        #[cfg(unix)]
+        {
+            use rustix::termios::{LocalModes, OptionalActions, SpecialCodeIndex};
+            let stdin = std::io::stdin();
+            if !stdin.is_terminal() {
+                return None;
+            }
+            let saved = rustix::termios::tcgetattr(&stdin).ok()?;
+            let mut raw = saved.clone();
+            raw.local_modes
+                .remove(LocalModes::ICANON | LocalModes::ECHO);
+            raw.special_codes[SpecialCodeIndex::VMIN] = 1;
+            raw.special_codes[SpecialCodeIndex::VTIME] = 0;
+            rustix::termios::tcsetattr(&stdin, OptionalActions::Now, &raw).ok()?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            // A thread of its own: a read of stdin blocks, and the process
+            // does not wait for it to end.
+            let _ = std::thread::Builder::new()
+                .name("ff-top-keys".into())
+                .spawn(move || {
+                    use std::io::Read;
+                    let mut byte = [0u8; 1];
+                    while std::io::stdin()
+                        .lock()
+                        .read(&mut byte)
+                        .is_ok_and(|n| n == 1)
+                    {
+                        if matches!(byte[0], b'q' | b'Q') && tx.send(()).is_err() {
+                            break;
+                        }
+                    }
+                });
+            Some((Self { saved }, rx))
+        }
+        #[cfg(not(unix))]
+        None
+    }
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
+    }
 }

@@ -1864,3 +1864,104 @@ fn list_fits_the_terminal_and_shows_state() {
         "{plain}"
     );
 }
+
+/// `q` quits `ff top` on a terminal (a pseudo-terminal from script(1);
+/// its stdin is kept open, so nothing but the key can end it).
+#[cfg(target_os = "linux")]
+#[test]
+fn q_quits_top() {
+    use std::io::Write;
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no script(1)");
+        return;
+    }
+    let repo = TestRepo::new();
+    let top = format!("'{}' top --interval 200ms", env!("CARGO_BIN_EXE_ff"));
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &top, "/dev/null"])
+        .current_dir(repo.path())
+        .env_remove("FF_LOCK")
+        .env_remove("FF_STORE")
+        .env_remove("FF_STATE_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    // Once it has drawn a frame, press q.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("ff top") {
+        let n = std::io::Read::read(&mut stdout, &mut buf).expect("read");
+        assert!(n > 0, "top ended before drawing");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stdin.write_all(b"q").expect("press q");
+    stdin.flush().expect("flush");
+    let drain = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("q did not quit ff top");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    drop(stdin);
+    let _ = drain.join();
+}
+
+/// `-v` logs to a pipe in plain text: no colour codes unless stderr is a
+/// terminal.
+#[test]
+fn verbose_logs_to_a_pipe_have_no_colour() {
+    let repo = TestRepo::new();
+    let out = ff(repo.path(), &["-vv", "create", "logs"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("INFO") || logs.contains("DEBUG"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "colour codes in a pipe: {logs:?}");
+}
+
+/// Every command's `--help` puts the global options under their own
+/// heading and ends with examples.
+#[test]
+fn every_help_has_examples_and_a_global_options_heading() {
+    let repo = TestRepo::new();
+    let top = String::from_utf8_lossy(&ff(repo.path(), &["--help"]).stdout).into_owned();
+    let commands: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() > 20, "{top}");
+    for c in commands {
+        let help = ff(repo.path(), &[c, "--help"]);
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert_eq!(code(&help), 0, "{c}");
+        assert!(
+            text.contains("\nGlobal options:\n"),
+            "ff {c} --help: {text}"
+        );
+        assert!(
+            text.contains("\nEXAMPLES:\n    ff "),
+            "ff {c} --help: {text}"
+        );
+        let own = text.split("Global options:").next().unwrap_or_default();
+        assert!(
+            !own.contains("--state-dir"),
+            "ff {c}: a global option among its own"
+        );
+    }
+}
