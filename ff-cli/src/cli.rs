@@ -313,3 +313,35 @@ pub(crate) fn parse_interval(s: &str) -> Result<Duration, String> {
         d => Ok(d),
     }
 }
+
+/// Clap's usage errors, with ff's hint where clap's own misleads.
+pub(crate) trait CommandAfterDashes {
+    /// Prints the error (with a hint) and exits as clap does (2; 0 for
+    /// `--help` and `--version`).
+    fn exit_with_hint(self) -> !;
+}
+
+impl CommandAfterDashes for clap::Error {
+    fn exit_with_hint(self) -> ! {
+        use clap::error::{ContextKind, ContextValue, ErrorKind};
+        // `ff exec 60 ls`: the command belongs after `--`, which clap
+        // calls an unexpected argument.
+        let command = std::env::args()
+            .skip(1)
+            .find(|a| matches!(a.as_str(), "exec" | "lock" | "once"));
+        let wants_dashes = command.is_some() && !std::env::args().any(|a| a == "--");
+        if self.kind() == ErrorKind::UnknownArgument && wants_dashes {
+            let arg = match self.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(a)) => a.clone(),
+                _ => "CMD".to_owned(),
+            };
+            let _ = self.print();
+            eprintln!(
+                "\nhint: the command to run goes after `--`, as in: ff {} … -- {arg} …",
+                command.unwrap_or_default()
+            );
+            std::process::exit(2);
+        }
+        self.exit()
+    }
+}

@@ -596,6 +596,8 @@ impl Settings {
             .unwrap_or_else(|| at.state.root().to_path_buf());
         let locks = metered.locks(self.locks_in(state.clone()).await?);
         let store = metered.store(self.store_in(state).await?);
+        // A wait says what it waits for as it starts, not only at its end.
+        let config = config.with_wait_report(crate::output::wait_report(Arc::clone(&locks)));
         WorktreeManager::open_at(config, at, locks, store)
             .await
             .map_err(crate::output::before_work)

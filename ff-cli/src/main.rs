@@ -22,8 +22,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use crate::cli::CommandAfterDashes as _;
+
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => e.exit_with_hint(),
+    };
     init_logs(cli.global.verbose);
     let out = output::Out {
         json: cli.global.json,

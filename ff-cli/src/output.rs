@@ -445,3 +445,48 @@ impl Drop for Progress {
         }
     }
 }
+
+/// Says on stderr, as a wait for a lock begins, what it waits for and who
+/// holds it (pid, host, operation), looked up in the background so the
+/// wait itself is not held up.
+pub(crate) fn wait_report(locks: crate::config::Locks) -> ff_worktree::WaitReport {
+    ff_worktree::WaitReport::new(move |w: &ff_worktree::Waiting| {
+        let what = match &w.issue {
+            Some(issue) => format!("issue {}'s lock", escape(issue)),
+            None => "the repository's lock".to_owned(),
+        };
+        let operation = w.operation.clone();
+        let lock = w.lock.to_string();
+        let locks = std::sync::Arc::clone(&locks);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            eprintln!("ff: {operation} is waiting for {what}, which another process holds");
+            return;
+        };
+        runtime.spawn(async move {
+            // The lock itself first, then the nodes above it; never this
+            // process (which holds the nodes above while it waits).
+            let me = |h: &ff_traits::LockInfo| {
+                h.pid == ff_traits::identity::pid() && h.hostname == ff_traits::identity::hostname()
+            };
+            let holder = locks.locks().await.ok().and_then(|mut all| {
+                all.retain(|l| {
+                    l.held && (l.name == lock || lock.starts_with(&format!("{}/", l.name)))
+                });
+                all.sort_by_key(|l| l.name != lock);
+                all.into_iter().flat_map(|l| l.holders).find(|h| !me(h))
+            });
+            match holder {
+                Some(h) => eprintln!(
+                    "ff: {operation} is waiting for {what}, held by pid {} on {} ({}) for {}",
+                    h.pid,
+                    escape(&h.hostname),
+                    escape(&h.operation),
+                    ff_traits::fmt_duration(h.age(ff_traits::Timestamp::now()))
+                ),
+                None => {
+                    eprintln!("ff: {operation} is waiting for {what}, which another process holds")
+                }
+            }
+        });
+    })
+}

@@ -38,15 +38,19 @@ pub enum Error {
     /// The configured worktree limit is reached and nothing could be
     /// evicted. Nothing was created.
     #[error(
-        "the limit of {limit} worktrees under {base} is reached{why}; clean one up or raise the limit"
+        "the limit of {limit} worktrees under {base} is reached (`{setting} = {limit}`){why}. \
+         Nothing was created. `ff prune --dry-run` lists the worktrees that could go, `ff cleanup \
+         ISSUE` removes one, or raise `{setting}` in ff.toml"
     )]
     LimitReached {
         /// The configured maximum.
         limit: usize,
         /// The base path the worktrees are counted under.
         base: String,
-        /// Why nothing was evicted (empty, or a clause starting with a space).
+        /// Why nothing was evicted (empty, or a clause starting with `; `).
         why: String,
+        /// The setting that sets the limit: `max_worktrees`, or `slots`.
+        setting: String,
     },
 
     /// A cleanup would destroy uncommitted changes or commits not merged
@@ -77,12 +81,19 @@ pub enum Error {
 
     /// A rebase or merge stopped on conflicts; it was aborted and the
     /// worktree is exactly as before.
-    #[error("{what} stopped on conflicts in {} file(s): {}", .paths.len(), ConflictList(.paths))]
+    #[error(
+        "{what} stopped on conflicts in {} file(s): {}. It was aborted: the branch and the \
+         worktree are exactly as they were. To resolve by hand, in the worktree: {resolve}",
+        .paths.len(),
+        ConflictList(.paths)
+    )]
     Conflict {
         /// What was attempted (for example `rebase of ff-123-… onto main`).
         what: String,
         /// The conflicting paths.
         paths: Vec<String>,
+        /// How to do it by hand (the git commands, in order).
+        resolve: String,
     },
 
     /// The operation would make commits in the user's name (a sync's
@@ -103,7 +114,11 @@ pub enum Error {
     },
 
     /// A lifecycle hook failed (see [`crate::hooks`]).
-    #[error("the {hook} hook failed: `{command}` {status}{}", OutputTail(.output))]
+    #[error(
+        "the {hook} hook failed{}: `{command}` {status}{}",
+        HookNote(.hook),
+        OutputTail(.output)
+    )]
     HookFailed {
         /// Which hook (`post_create`, `pre_cleanup`, …).
         hook: String,
@@ -114,6 +129,23 @@ pub enum Error {
         /// The last 4 KiB of its output.
         output: String,
     },
+}
+
+/// What a failed hook means for the operation around it.
+struct HookNote<'a>(&'a str);
+
+impl fmt::Display for HookNote<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            "post_sync" => f.write_str(
+                " after the sync itself succeeded (the branch is up to date; only what the hook \
+                 should have done afterwards is missing)",
+            ),
+            "pre_sync" => f.write_str(", so nothing was synced"),
+            "pre_cleanup" => f.write_str(", so nothing was removed (--force removes it anyway)"),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A hook's output tail, on lines of its own after the message.

@@ -123,8 +123,8 @@ pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
 pub use manager::{
     AgentState, AgentStatus, Cleaned, Cleanup, Created, LimitPolicy, MAX_AGENT_NOTE_LEN,
     PruneAction, PruneOptions, Pruned, Recover, Recovery, Repair, RepairKind, SyncOptions,
-    SyncStrategy, Synced, UnknownWorktree, WorkingState, Worktree, WorktreeConfig, WorktreeManager,
-    WorktreeStatus, cleanup_records_without_repository,
+    SyncStrategy, Synced, UnknownWorktree, WaitReport, Waiting, WorkingState, Worktree,
+    WorktreeConfig, WorktreeManager, WorktreeStatus, cleanup_records_without_repository,
 };
 
 /// The backends compiled in, one module per cargo feature.

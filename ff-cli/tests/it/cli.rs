@@ -1453,6 +1453,14 @@ fn cleanup_waits_for_a_running_exec() {
             "{}",
             String::from_utf8_lossy(&cleaned.stderr)
         );
+        // It said what it waited for, naming the holder.
+        let said = String::from_utf8_lossy(&cleaned.stderr);
+        assert!(
+            said.contains("waiting for issue 9's lock")
+                && (said.contains(&format!("pid {}", exec.id()))
+                    || said.contains("another process holds")),
+            "{backend:?}: {said}"
+        );
         // The cleanup returned only after the command had finished.
         let seen = std::fs::read_to_string(&log).expect("the command's log");
         assert_eq!(
@@ -1963,5 +1971,50 @@ fn every_help_has_examples_and_a_global_options_heading() {
             !own.contains("--state-dir"),
             "ff {c}: a global option among its own"
         );
+    }
+}
+
+/// The worst messages say what happened, what is untouched and what to do:
+/// `ff exec 60 ls` points to `--`; the worktree limit names its setting
+/// and `ff prune --dry-run`; a sync conflict says it was aborted and how
+/// to resolve by hand.
+#[test]
+fn the_worst_messages_say_what_to_do() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    let dashes = ff(dir, &["exec", "60", "ls"]);
+    assert_eq!(code(&dashes), 2);
+    let said = String::from_utf8_lossy(&dashes.stderr);
+    assert!(
+        said.contains("goes after `--`") && said.contains("-- ls"),
+        "{said}"
+    );
+
+    std::fs::write(dir.join("ff.toml"), "max_worktrees = 1\n").expect("ff.toml");
+    let a = stdout_json(&ff(dir, &["create", "a", "--json"]));
+    let full = ff(dir, &["create", "b"]);
+    let said = String::from_utf8_lossy(&full.stderr);
+    assert_eq!(code(&full), 73, "{said}");
+    for part in [
+        "max_worktrees = 1",
+        "Nothing was created",
+        "ff prune --dry-run",
+    ] {
+        assert!(said.contains(part), "{part}: {said}");
+    }
+
+    let path = Path::new(a["path"].as_str().expect("path")).to_owned();
+    commit_file(&path, "same.txt", "mine\n", "mine");
+    commit_file(dir, "same.txt", "theirs\n", "theirs");
+    let conflict = ff(dir, &["sync", "a"]);
+    let said = String::from_utf8_lossy(&conflict.stderr);
+    assert_eq!(code(&conflict), 1, "{said}");
+    for part in [
+        "same.txt",
+        "aborted",
+        "exactly as they were",
+        "git rebase --continue",
+    ] {
+        assert!(said.contains(part), "{part}: {said}");
     }
 }

@@ -456,15 +456,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 return Ok(vec![wt]);
             }
         }
-        Err(self
-            .limit_reached("and no worktree is both clean and merged, so none could be evicted"))
+        Err(self.limit_reached("; no worktree is both clean and merged, so none could be evicted"))
     }
 
     fn limit_reached(&self, why: &str) -> Error {
         Error::LimitReached {
             limit: self.config.max_worktrees,
             base: self.base.display().to_string(),
-            why: format!(" {why}"),
+            why: why.to_owned(),
+            setting: "max_worktrees".to_owned(),
         }
     }
 
@@ -582,7 +582,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         self.with_registry("worktree add", async || {
             let count = self.count_ours();
             if count >= self.config.max_worktrees {
-                return Err(self.limit_reached("(limit policy: refuse)"));
+                return Err(self.limit_reached(" (limit_policy = \"refuse\")"));
             }
             if plan.path.exists() || self.branch_exists(&plan.branch).await? {
                 return Err(ff_traits::Error::AlreadyExists {

@@ -36,7 +36,8 @@ pub use prune::{PruneAction, PruneOptions, Pruned};
 pub use recover::{Recovery, Repair, RepairKind};
 pub use types::{
     AgentState, AgentStatus, Cleaned, Cleanup, Created, LimitPolicy, MAX_AGENT_NOTE_LEN, Recover,
-    SyncOptions, SyncStrategy, Synced, WorkingState, Worktree, WorktreeConfig, WorktreeStatus,
+    SyncOptions, SyncStrategy, Synced, WaitReport, Waiting, WorkingState, Worktree, WorktreeConfig,
+    WorktreeStatus,
 };
 
 /// Operation names in idempotency records.
@@ -284,12 +285,34 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// which repository (and issue) the lock is for, so `ff locks` can show
     /// it beside a name made of hashes.
     fn lock_options(&self, operation: &str, issue: Option<&IssueId>) -> LockOptions {
-        LockOptions::default()
+        let options = LockOptions::default()
             .with_timeout(self.config.lock_timeout)
             .with_operation(operation)
             .with_metadata(
                 HolderMetadata::new(self.info.toplevel.to_string_lossy(), issue).to_value(),
-            )
+            );
+        let Some(report) = self.config.wait_report.clone() else {
+            return options;
+        };
+        let lock = match issue {
+            Some(i) => self.lock_names.issue(i).ok(),
+            None => Some(self.lock_names.registry().clone()),
+        };
+        let Some(lock) = lock else {
+            return options;
+        };
+        let waiting = Waiting {
+            operation: operation.to_owned(),
+            issue: issue.map(ToString::to_string),
+            lock,
+        };
+        // Told once per call, however many locks of a path it waits on.
+        let told = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        options.with_wait_notice(ff_traits::WaitNotice::new(move || {
+            if !told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                report.tell(&waiting);
+            }
+        }))
     }
 
     /// Takes an issue's lock if its whole path, and its local lock, are

@@ -132,9 +132,16 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             limit: self.config.slot_count(),
             base: self.base.display().to_string(),
             why: format!(
-                " every one of the {count} slots is held (servers sharing a store share the \
-                 slots: raise `slots`)"
+                "; every one of its {count} slots is held (servers sharing a store share the \
+                 slots)"
             ),
+            // Slots default to the worktree limit: name the setting in use.
+            setting: if self.config.slots.is_some() {
+                "slots"
+            } else {
+                "max_worktrees"
+            }
+            .to_owned(),
         })
     }
 

@@ -337,6 +337,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 plan.onto
             ),
             paths: conflicts,
+            resolve: match plan.strategy {
+                SyncStrategy::Merge => format!(
+                    "`git merge {}`, fix the files, `git add` them, `git commit`",
+                    plan.onto
+                ),
+                _ => format!(
+                    "`git rebase {}`, fix the files, `git add` them, `git rebase --continue` \
+                     (until done)",
+                    plan.onto
+                ),
+            },
         })
     }
 

@@ -103,7 +103,56 @@ pub struct WorktreeConfig {
     /// (default [`MAX_INCLUDED_BYTES`](crate::include::MAX_INCLUDED_BYTES),
     /// 1 GiB): more is refused before anything is made.
     pub include_max_bytes: u64,
+    /// Told when an operation starts waiting for a lock someone else holds
+    /// (the CLI says on stderr what it waits for).
+    pub wait_report: Option<WaitReport>,
 }
+
+/// What an operation waits for, told to a [`WaitReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Waiting {
+    /// The operation (`cleanupWorktree`, `createWorktree`, …).
+    pub operation: String,
+    /// The issue whose lock it waits for; `None` for the repository's own
+    /// locks.
+    pub issue: Option<String>,
+    /// The lock it waits for (the issue's, or the repository's).
+    pub lock: ff_traits::LockName,
+}
+
+/// A callback told when an operation starts waiting for a lock: see
+/// [`WorktreeConfig::wait_report`].
+#[derive(Clone)]
+pub struct WaitReport(std::sync::Arc<dyn Fn(&Waiting) + Send + Sync>);
+
+impl WaitReport {
+    /// A report that calls `f` (from inside the lock backend's wait: it
+    /// must not block).
+    pub fn new(f: impl Fn(&Waiting) + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    /// Tells `waiting`.
+    pub fn tell(&self, waiting: &Waiting) {
+        (self.0)(waiting);
+    }
+}
+
+impl std::fmt::Debug for WaitReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitReport")
+    }
+}
+
+/// Two reports are equal when they are the same callback.
+impl PartialEq for WaitReport {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for WaitReport {}
 
 impl WorktreeConfig {
     /// Defaults for the repository containing `repo`.
@@ -127,7 +176,15 @@ impl WorktreeConfig {
             hooks: crate::hooks::Hooks::default(),
             lock_timeout: Duration::from_secs(30),
             git_timeout: Duration::from_secs(120),
+            wait_report: None,
         }
+    }
+
+    /// Sets [`wait_report`](Self::wait_report).
+    #[must_use]
+    pub fn with_wait_report(mut self, report: WaitReport) -> Self {
+        self.wait_report = Some(report);
+        self
     }
 
     /// Sets [`base_path`](Self::base_path).

@@ -76,7 +76,7 @@ async fn a_conflict_aborts_cleanly_and_names_the_files() {
             .await
             .expect_err("conflict");
         match &err {
-            Error::Conflict { paths, what } => {
+            Error::Conflict { paths, what, .. } => {
                 assert_eq!(paths, &vec!["README".to_owned()]);
                 assert!(what.contains(strategy.as_str()), "{what}");
             }
