@@ -10,7 +10,7 @@ use crate::commands::{
     once, path, prune, recover, serve, shell_init, stats, status, switch, sync, top, trust, unlock,
 };
 
-/// Exit codes, also listed in `--help` and the README.
+/// Exit codes, also listed in `--help`, README.md and docs/cli.md.
 pub(crate) const EXIT_CODES: &str = r#"EXIT CODES:
     0   success
     1   other failure (git failed, a conflict, corrupt state)
@@ -38,7 +38,7 @@ pub(crate) const EXIT_CODES: &str = r#"EXIT CODES:
     Otherwise ff lock / ff once exit with CMD's own status.
 
 With --json, errors go to stderr as
-{"error":{"kind","message",…facts}}; kinds and facts are in the README."#;
+{"error":{"kind","message",…facts}}; kinds and facts are in docs/cli.md."#;
 
 /// ForgeFlow: per-issue git worktrees for many processes and servers at
 /// once, without corrupting git state or running anything twice.
@@ -187,8 +187,8 @@ pub(crate) enum Command {
     /// events) and / (the dashboard). Read-only unless --admin. Alert
     /// rules come from ff.toml [alerts].
     #[command(
-        after_help = "EXAMPLES:\n    ff serve                      http://127.0.0.1:9464, read-only
-    ff serve --listen 0.0.0.0:9464 --admin"
+        after_help = "EXAMPLES:\n    ff serve                      http://127.0.0.1:7878, read-only
+    ff serve --listen 0.0.0.0:7878 --admin"
     )]
     Serve(serve::Args),
     /// A live view of locks, operations, worktrees and alerts in the terminal.

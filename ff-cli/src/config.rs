@@ -774,3 +774,76 @@ enum HooksToo {
     /// It runs none: settings only.
     NotAsked,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FileConfig;
+
+    /// The keys `ff.toml` accepts in `table` (`""` for the top level), as
+    /// serde names them when it refuses one it does not know: so a key
+    /// added to the types is found here without a list to keep.
+    fn accepted(table: &str) -> Vec<String> {
+        let text = if table.is_empty() {
+            "ff_no_such_key = 1\n".to_owned()
+        } else {
+            format!("[{table}]\nff_no_such_key = 1\n")
+        };
+        let err = toml::from_str::<FileConfig>(&text)
+            .expect_err("an unknown key is refused")
+            .to_string();
+        let expected = err
+            .split("expected one of")
+            .nth(1)
+            .unwrap_or_else(|| panic!("serde's message changed: {err}"));
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// docs/configuration.md documents every key `ff.toml` accepts, in its
+    /// table or under its `[table]` heading.
+    #[test]
+    fn every_accepted_key_is_documented() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
+        )
+        .expect("docs/configuration.md");
+        let section = |table: &str| -> String {
+            if table.is_empty() {
+                return doc.split("\n## ").next().unwrap_or_default().to_owned();
+            }
+            doc.split(&format!("\n## `[{table}]`"))
+                .nth(1)
+                .and_then(|rest| rest.split("\n## ").next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut missing = Vec::new();
+        for table in ["", "hooks", "alerts"] {
+            let keys = accepted(table);
+            assert!(keys.len() > 5, "{table}: {keys:?}");
+            let text = section(table);
+            for key in keys {
+                let shown = if matches!(key.as_str(), "hooks" | "alerts") && table.is_empty() {
+                    format!("| `[{key}]` |")
+                } else {
+                    format!("| `{key}` |")
+                };
+                if !text.contains(&shown) {
+                    missing.push(if table.is_empty() {
+                        key
+                    } else {
+                        format!("{table}.{key}")
+                    });
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "keys ff.toml accepts that docs/configuration.md does not document: {missing:?}"
+        );
+    }
+}

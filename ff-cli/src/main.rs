@@ -1,6 +1,6 @@
 //! The `ff` command: per-issue git worktrees, locks and run-once commands
 //! for many processes at once. `ff --help` lists the commands and exit
-//! codes; the README has examples.
+//! codes; each command's --help has examples; docs/ has the rest.
 
 #![forbid(unsafe_code)]
 // A command line prints.

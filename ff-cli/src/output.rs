@@ -112,7 +112,7 @@ pub(crate) enum Problem {
 }
 
 impl Problem {
-    /// The exit code and JSON kind: the README's exit-code table.
+    /// The exit code and JSON kind: the exit-code tables of README.md and docs/cli.md.
     pub(crate) fn classify(self) -> (u8, &'static str) {
         match self {
             Self::Usage => (2, "usage"),
@@ -154,7 +154,7 @@ pub(crate) enum Stage {
 }
 
 /// The exit code and JSON kind of every library error: the one place they
-/// are chosen. The README's exit-code table describes this function.
+/// are chosen. docs/cli.md's exit-code table describes this function.
 pub(crate) fn classify(e: &Error, stage: Stage) -> (u8, &'static str) {
     use ff_idempotency::ErrorKind as I;
     use ff_traits::ErrorKind as C;

@@ -33,7 +33,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::output::{self, Failure};
 
-/// `ff trust`'s long help: the trust model, also the README's.
+/// `ff trust`'s long help: the trust model, also docs/trust.md's.
 pub(crate) const TRUST_HELP: &str = "\
 A cloned repository is someone else's input. Its ff.toml (always the main
 working tree's copy, never a linked worktree's) may set, without approval,

@@ -8,7 +8,7 @@
 //! It reports its decisions and outcomes through `ff-metrics`; wrap the
 //! store in [`ff_metrics::Instrumented`] to measure its calls too.
 //!
-//! The lifecycle (the README's "Idempotency rules" give the defaults):
+//! The lifecycle (docs/idempotency.md gives the defaults):
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -92,7 +92,7 @@ fn claimant_died(record: &IdempotencyRecord) -> bool {
     died
 }
 
-/// Options of an [`IdempotencyManager`]. The defaults are the README's
+/// Options of an [`IdempotencyManager`]. The defaults are docs/idempotency.md's
 /// ("Idempotency rules"): 24 h, 3 attempts, 1 s backoff, 30 s lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1,5 +1,5 @@
 //! What the commands print with `--json`, and the error a failing command
-//! prints on stderr. Each type is one documented shape (the README's JSON
+//! prints on stderr. Each type is one documented shape (docs/cli.md's JSON
 //! table; `ff-cli/schemas/<command>.schema.json`).
 //!
 //! Fields are declared in name order, so the JSON they give keeps the key
@@ -706,7 +706,7 @@ impl ErrorView {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
-#[allow(missing_docs)] // each fact is named for what it is; the README lists them by kind
+#[allow(missing_docs)] // each fact is named for what it is; docs/cli.md lists them by kind
 pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "u32")]

@@ -108,7 +108,7 @@ impl fmt::Display for FencingToken {
 }
 
 /// How to take a lock. The defaults (30 s timeout, 100 ms retry interval
-/// for polling backends, 5 min stale threshold) are those the README lists.
+/// for polling backends, 5 min stale threshold) are those docs/idempotency.md and docs/locks.md list.
 ///
 /// ```
 /// use std::time::Duration;

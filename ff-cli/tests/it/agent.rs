@@ -428,20 +428,20 @@ fn doctor_compares_the_clock_with_redis() {
     assert_eq!(outcome(&view, "locks"), "ok", "{view}");
 }
 
-/// The README's Claude Code settings are what `ff agent install claude`
+/// The Claude Code settings in docs/agents.md are what `ff agent install claude`
 /// writes into a project that has none.
 #[test]
 fn install_writes_the_readmes_settings() {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .expect("README.md");
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/agents.md"))
+            .expect("docs/agents.md");
     let block = readme
         .split("<!-- claude-hooks")
         .nth(1)
         .and_then(|after| after.split("```json\n").nth(1))
         .and_then(|b| b.split("```").next())
-        .expect("the README marks its Claude Code settings");
-    let documented: Value = serde_json::from_str(block).expect("the README's settings are JSON");
+        .expect("docs/agents.md marks its Claude Code settings");
+    let documented: Value = serde_json::from_str(block).expect("the documented settings are JSON");
     let p = Project::new();
     let out = crate::common::ff_in(
         p.repo.path(),

@@ -471,7 +471,7 @@ fn the_mcp_inspector_cli_lists_the_tools() {
     assert!(names.contains(&"operation_claim"), "{names:?}");
 }
 
-/// The README's MCP client configuration, as a client reads it: the MCP
+/// The MCP client configuration in docs/agents.md, as a client reads it: the MCP
 /// Inspector's CLI starts the server it names (with `ff` replaced by this
 /// build) and lists the tools.
 #[test]
@@ -480,19 +480,19 @@ fn the_readme_mcp_configuration_starts_the_server() {
         return;
     };
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .expect("README.md");
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/agents.md"))
+            .expect("docs/agents.md");
     let after = readme
         .split("<!-- mcp-config")
         .nth(1)
-        .expect("the README marks its MCP configuration");
+        .expect("docs/agents.md marks its MCP configuration");
     let block = after
         .split("```json\n")
         .nth(1)
         .and_then(|b| b.split("```").next())
         .expect("a json block after the marker");
     let mut config: Value =
-        serde_json::from_str(block).expect("the README's configuration is JSON");
+        serde_json::from_str(block).expect("the documented configuration is JSON");
     let server = &mut config["mcpServers"]["forgeflow"];
     assert_eq!(server["command"], "ff", "{block}");
     server["command"] = json!(env!("CARGO_BIN_EXE_ff"));
