@@ -62,8 +62,11 @@ pub(crate) async fn resolve_if_any(
     target: Option<&str>,
 ) -> Result<Option<Worktree>, Failure> {
     let found = find(manager, target).await?;
+    // Only a name that could have named one (an issue id): anything else
+    // the command refuses as invalid itself, with that error alone.
     if found.is_none()
         && let Some(name) = target
+        && ff_worktree::IssueId::parse(name).is_ok()
     {
         eprintln!(
             "ff: {}",

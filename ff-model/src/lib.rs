@@ -18,8 +18,8 @@
 //! ```
 //! use ff_model::cli::GcView;
 //!
-//! let json = serde_json::to_string(&GcView::new(3)).unwrap();
-//! assert_eq!(json, r#"{"removed":3}"#);
+//! let json = serde_json::to_string(&GcView::new(3).with_lock_files_removed(1)).unwrap();
+//! assert_eq!(json, r#"{"removed":3,"lock_files_removed":1}"#);
 //! ```
 
 #![forbid(unsafe_code)]

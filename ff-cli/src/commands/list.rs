@@ -62,7 +62,7 @@ struct Row {
 pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
     let manager = settings.manager().await?;
     let all = manager.list_worktrees().await?;
-    super::show::warn_unknown(&manager.unknown_worktrees().await?);
+    super::show::warn_unknown(&manager.unknown_besides(&all).await?);
     // State is read only when shown or filtered on.
     let needs_state = (!out.json && args.format == Format::Table) || args.dirty;
     let rows = rows(&manager, all, needs_state, args.held).await?;

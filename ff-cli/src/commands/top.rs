@@ -216,6 +216,7 @@ fn render(o: &Overview) -> String {
 
 /// The terminal put in a key-at-a-time mode while `ff top` runs (restored
 /// when dropped), and a reader that says when `q` is pressed.
+#[cfg_attr(not(unix), allow(dead_code))] // made only on Unix
 struct Keys {
     #[cfg(unix)]
     saved: rustix::termios::Termios,

@@ -213,10 +213,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     // namespace, state directory or store: one of the
                     // issue's that these records do not name is refused,
                     // named, never duplicated.
-                    let unknown = match self.unknown_worktrees().await {
-                        Ok(all) => all
-                            .into_iter()
-                            .find(|u| u.issue.as_deref() == Some(issue.as_str())),
+                    let unknown = match self.unknown_among(&[], Some(issue.as_str())).await {
+                        Ok(all) => all.into_iter().next(),
                         Err(e) => {
                             self.records.abandon_operation(&claim).await?;
                             return Err(e);

@@ -722,6 +722,28 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// # Errors
     /// [`Backend`](ff_traits::Error::Backend) when the store cannot be read.
     pub async fn unknown_worktrees(&self) -> Result<Vec<UnknownWorktree>> {
+        self.unknown_among(&[], None).await
+    }
+
+    /// [`unknown_worktrees`](Self::unknown_worktrees) beside `listed`, the
+    /// worktrees [`list_worktrees`](Self::list_worktrees) just gave: the
+    /// store is read again only when git lists others.
+    ///
+    /// # Errors
+    /// As [`unknown_worktrees`](Self::unknown_worktrees).
+    pub async fn unknown_besides(&self, listed: &[Worktree]) -> Result<Vec<UnknownWorktree>> {
+        self.unknown_among(listed, None).await
+    }
+
+    /// [`unknown_worktrees`](Self::unknown_worktrees), knowing `known`
+    /// (worktrees just listed: no record scan is needed when git lists no
+    /// others) and, with `issue`, only that issue's (a create: no scan at
+    /// all unless one is there).
+    pub(crate) async fn unknown_among(
+        &self,
+        known: &[Worktree],
+        issue: Option<&str>,
+    ) -> Result<Vec<UnknownWorktree>> {
         let shaped: Vec<(String, PathBuf, create::Plan)> =
             repair::registered_paths(&self.info.common_dir)
                 .into_iter()
@@ -730,6 +752,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     let name = p.file_name()?.to_string_lossy().into_owned();
                     let plan = create::Plan::recognise(&name, &self.base)?;
                     Some((name, p, plan))
+                })
+                .filter(|(name, _, plan)| {
+                    !known.iter().any(|w| w.id == *name)
+                        && issue.is_none_or(|i| plan.issue() == Some(i))
                 })
                 .collect();
         if shaped.is_empty() {
