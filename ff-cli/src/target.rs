@@ -118,7 +118,9 @@ async fn find(manager: &Manager, target: Option<&str>) -> Result<Option<Worktree
 
 /// Whether `name` can only be an issue: no path separator, not `.`/`..`,
 /// not of an id's or a branch's shape, and no directory of that name here.
-fn plain_issue(name: &str) -> bool {
+/// Such a name needs no resolving: the manager's own lookup by issue is
+/// the one read it costs.
+pub(crate) fn plain_issue(name: &str) -> bool {
     ff_worktree::IssueId::parse(name).is_ok()
         && !name.starts_with("wt-")
         && !name.starts_with("ff-")
@@ -163,6 +165,19 @@ async fn here(manager: &Manager) -> Result<Worktree, Failure> {
                  path; `ff list` shows them)",
             )
         })
+}
+
+/// Says on stderr that no worktree answers to `name`, with the closest
+/// name that does (a command that found nothing by a plain issue id).
+///
+/// # Errors
+/// When the store cannot be read.
+pub(crate) async fn say_nothing_answers(manager: &Manager, name: &str) -> Result<(), Failure> {
+    eprintln!(
+        "ff: {}",
+        nothing_answers(name, &manager.list_worktrees().await?)
+    );
+    Ok(())
 }
 
 /// No worktree answers to `name`: say so, with the closest name that does.

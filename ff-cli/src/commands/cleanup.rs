@@ -21,7 +21,16 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     let manager = settings.manager_running_hooks().await?;
     // Gone already is a cleanup done (exit 0, so a retry succeeds), but a
     // name nothing answers to is said, with the closest one.
-    let found = crate::target::resolve_if_any(&manager, args.target.as_deref()).await?;
+    // A plain issue id goes straight to the cleanup (one lookup); a path,
+    // id, branch or none is resolved first.
+    let plain = args
+        .target
+        .as_deref()
+        .filter(|t| crate::target::plain_issue(t));
+    let found = match plain {
+        Some(_) => None,
+        None => crate::target::resolve_if_any(&manager, args.target.as_deref()).await?,
+    };
     let shown = args.target.clone().unwrap_or_else(|| ".".to_owned());
     let target = found.as_ref().map_or(shown.as_str(), |w| w.issue.as_str());
     let mode = if args.force {
@@ -30,6 +39,11 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         ff_worktree::Cleanup::Safe
     };
     let done = manager.cleanup_worktree(target, mode).await?;
+    if done.removed.is_none()
+        && let Some(name) = plain
+    {
+        crate::target::say_nothing_answers(&manager, name).await?;
+    }
     out.emit(&CleanupView::new(&done), || {
         let merged = done
             .merged_because

@@ -93,7 +93,7 @@ async fn rows(
 ) -> Result<Vec<Row>, Failure> {
     let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
     // Which issue locks are held: one listing of the locks.
-    let held_locks: Vec<String> = if with_state || want_held {
+    let held_locks: Vec<String> = if (with_state || want_held) && !all.is_empty() {
         manager
             .lock_status()
             .await?

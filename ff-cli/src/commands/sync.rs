@@ -35,8 +35,12 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         autostash,
     } = args;
     let manager = settings.manager_running_hooks().await?;
-    let found = crate::target::resolve(&manager, target.as_deref()).await?;
-    let target = found.issue.as_str();
+    // A plain issue id goes straight to the sync (one lookup).
+    let resolved = match target.as_deref() {
+        Some(t) if crate::target::plain_issue(t) => t.to_owned(),
+        other => crate::target::resolve(&manager, other).await?.issue,
+    };
+    let target = resolved.as_str();
     let mut options = SyncOptions::default().with_autostash(autostash);
     if let Some(s) = strategy {
         options = options.with_strategy(match s {
