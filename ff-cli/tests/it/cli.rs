@@ -139,21 +139,7 @@ fn stats_gc_recover_and_locks_shapes() {
 fn unlock_force_frees_a_kernel_lock_by_stopping_its_live_holder() {
     let repo = TestRepo::new();
     let dir = repo.path();
-    let marker = repo.scratch("log").join("in");
-    let script = format!("touch '{}'; exec sleep 30", marker.display());
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_ff"))
-        .args(["lock", "deploy", "--", "sh", "-c", &script])
-        .current_dir(dir)
-        .env_remove("FF_LOCK")
-        .env_remove("FF_STATE_DIR")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !marker.exists() {
-        assert!(Instant::now() < deadline, "the holder never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut holder = crate::common::hold_lock(dir, "deploy", 30);
     let plain = ff(dir, &["unlock", "deploy"]);
     let said = String::from_utf8_lossy(&plain.stderr);
     assert_eq!(code(&plain), 75, "{said}");
@@ -1109,26 +1095,12 @@ fn bad_hierarchical_names_are_refused() {
 /// `ff locks --tree` shows a hierarchy as one; `--json` gives each entry
 /// its parent; `ff unlock` of a node, forced or not, says what beneath it
 /// is still held.
+#[cfg(unix)]
 #[test]
 fn locks_tree_and_unlock_of_a_node() {
     let repo = TestRepo::new();
     let dir = repo.path();
-    let marker = repo.scratch("log").join("in");
-    let script = format!("touch '{}'; sleep 5", marker.display());
-    let mut holder = Command::new(env!("CARGO_BIN_EXE_ff"))
-        .args(["lock", "proj/issue-7", "--", "sh", "-c", &script])
-        .current_dir(dir)
-        .env_remove("FF_LOCK")
-        .env_remove("FF_STORE")
-        .env_remove("FF_STATE_DIR")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !marker.exists() {
-        assert!(Instant::now() < deadline, "the holder never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut holder = crate::common::hold_lock(dir, "proj/issue-7", 5);
     let tree = ff(dir, &["locks", "--tree"]);
     let text = String::from_utf8_lossy(&tree.stdout);
     assert!(text.contains("proj  IX held by pid"), "{text}");
@@ -1307,16 +1279,7 @@ fn targets_are_inferred_and_resolved() {
     let a_path = Path::new(a["path"].as_str().expect("path")).to_owned();
     let inside = a_path.join("sub");
     std::fs::create_dir_all(&inside).expect("subdir");
-    let here = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_ff"))
-            .args(args)
-            .current_dir(&inside)
-            .env_remove("FF_LOCK")
-            .env_remove("FF_STORE")
-            .env_remove("FF_STATE_DIR")
-            .output()
-            .expect("ff")
-    };
+    let here = |args: &[&str]| ff(&inside, args);
     let got = here(&["get", "--json"]);
     assert_eq!(code(&got), 0, "{}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(stdout_json(&got)["id"], a["id"]);
@@ -1823,13 +1786,8 @@ fn list_fits_the_terminal_and_shows_state() {
     std::fs::write(busy_path.join("draft.txt"), "draft\n").expect("draft");
     commit_file(&busy_path, "done.txt", "done\n", "work");
     let listed = |cwd: &Path, args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_ff"))
-            .args(args)
-            .current_dir(cwd)
+        let out = crate::common::ff_command(cwd, args)
             .env("COLUMNS", "80")
-            .env_remove("FF_LOCK")
-            .env_remove("FF_STORE")
-            .env_remove("FF_STATE_DIR")
             .output()
             .expect("ff list");
         assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));

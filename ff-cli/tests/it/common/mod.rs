@@ -9,7 +9,14 @@ use serde_json::Value;
 
 /// Runs `ff` in `dir` with none of the `FF_*` settings of the caller.
 pub(crate) fn ff(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ff"))
+    ff_command(dir, args).output().expect("run ff")
+}
+
+/// `ff ARGS` in `dir` as [`ff`] runs it (no `FF_*` settings of the
+/// caller's), to adjust before running.
+pub(crate) fn ff_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ff"));
+    command
         .args(args)
         .current_dir(dir)
         .env_remove("FF_LOCK")
@@ -20,9 +27,8 @@ pub(crate) fn ff(dir: &Path, args: &[&str]) -> Output {
         .env_remove("RUST_LOG")
         .env_remove("FF_REDIS_CA")
         .env_remove("FF_REDIS_CERT")
-        .env_remove("FF_REDIS_KEY")
-        .output()
-        .expect("run ff")
+        .env_remove("FF_REDIS_KEY");
+    command
 }
 
 /// The lock backends to run a test on: the file lock (no flag), and Redis
