@@ -131,22 +131,22 @@ fn config(repo: &TestRepo) -> WorktreeConfig {
     WorktreeConfig::new(repo.path())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_file_removed() {
-    let repo = TestRepo::new();
-    let state = repo.scratch("state");
-    let open = || async {
-        WorktreeManager::open(
-            config(&repo),
-            FileLockProvider::new(state.join("locks")),
-            SqliteStore::open(state.join("records.sqlite3")).expect("sqlite"),
-        )
-        .await
-        .expect("open")
-    };
-    let m = open().await;
-    let made = live_work(&repo, &m).await;
-    drop(m);
+/// A manager on file locks and SQLite records in `state`.
+async fn on_sqlite(
+    repo: &TestRepo,
+    state: &std::path::Path,
+) -> WorktreeManager<FileLockProvider, SqliteStore> {
+    WorktreeManager::open(
+        config(repo),
+        FileLockProvider::new(state.join("locks")),
+        SqliteStore::open(state.join("records.sqlite3")).expect("sqlite"),
+    )
+    .await
+    .expect("open")
+}
+
+/// The SQLite records in `state` deleted, as a person might.
+fn delete_sqlite(state: &std::path::Path) {
     for f in [
         "records.sqlite3",
         "records.sqlite3-wal",
@@ -154,7 +154,17 @@ async fn sqlite_file_removed() {
     ] {
         let _ = std::fs::remove_file(state.join(f));
     }
-    after_the_loss(&repo, &open().await, &made).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_removed() {
+    let repo = TestRepo::new();
+    let state = repo.scratch("state");
+    let m = on_sqlite(&repo, &state).await;
+    let made = live_work(&repo, &m).await;
+    drop(m);
+    delete_sqlite(&state);
+    after_the_loss(&repo, &on_sqlite(&repo, &state).await, &made).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,16 +231,7 @@ fn flushall(port: u16) {
 async fn two_worktrees_of_one_issue_after_the_loss() {
     let repo = TestRepo::new();
     let state = repo.scratch("state");
-    let open = || async {
-        WorktreeManager::open(
-            config(&repo),
-            FileLockProvider::new(state.join("locks")),
-            SqliteStore::open(state.join("records.sqlite3")).expect("sqlite"),
-        )
-        .await
-        .expect("open")
-    };
-    let m = open().await;
+    let m = on_sqlite(&repo, &state).await;
     let first = m.create_worktree("twice").await.expect("create").worktree;
     commit_file(&first.path, "one.txt", "1\n", "first's work");
     let second = m.base_path().join("wt-twice-mx0001-00aa");
@@ -247,14 +248,8 @@ async fn two_worktrees_of_one_issue_after_the_loss() {
     );
     commit_file(&second, "two.txt", "2\n", "second's work");
     drop(m);
-    for f in [
-        "records.sqlite3",
-        "records.sqlite3-wal",
-        "records.sqlite3-shm",
-    ] {
-        let _ = std::fs::remove_file(state.join(f));
-    }
-    let m = open().await;
+    delete_sqlite(&state);
+    let m = on_sqlite(&repo, &state).await;
     let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
