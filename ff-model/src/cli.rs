@@ -531,6 +531,7 @@ pub struct OnceView {
     /// The key, as `--key` takes it (`--forget --key` forgets it): the one
     /// given, or `command:<sha-256>` of the command line and directory.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(min = 1))]
     pub key: String,
     /// Whether the command ran now.
     pub ran: bool,
@@ -1126,6 +1127,7 @@ pub enum UnlockOutcome {
         #[schemars(with = "Vec<RecordedHolder>")]
         previous: Vec<LockInfo>,
         /// The last signal sent: `SIGTERM` or `SIGKILL`.
+        #[schemars(extend("enum" = ["SIGTERM", "SIGKILL"]))]
         signal: String,
     },
     /// Live holders keep it.
