@@ -68,6 +68,7 @@ pub(crate) struct FileConfig {
     sync_strategy: Option<SyncStrategy>,
     remote: Option<String>,
     namespace: Option<String>,
+    branch_template: Option<String>,
     lock_timeout: Option<String>,
     slots: Option<usize>,
     port_base: Option<u32>,
@@ -106,6 +107,7 @@ impl FileConfig {
             sync_strategy: self.sync_strategy.or(user.sync_strategy),
             remote: self.remote.or(user.remote),
             namespace: self.namespace.or(user.namespace),
+            branch_template: self.branch_template.or(user.branch_template),
             lock_timeout: self.lock_timeout.or(user.lock_timeout),
             slots: self.slots.or(user.slots),
             port_base: self.port_base.or(user.port_base),
@@ -321,6 +323,11 @@ impl Settings {
         }
         if let Some(ns) = &self.file.namespace {
             c = c.with_namespace(ns);
+        }
+        if let Some(t) = &self.file.branch_template {
+            let t = ff_worktree::BranchTemplate::parse(t)
+                .map_err(|e| Failure::invalid(format!("ff.toml: {e}")))?;
+            c = c.with_branch_template(t);
         }
         if let Some(t) = &self.file.lock_timeout {
             let t = humantime::parse_duration(t)
@@ -619,6 +626,10 @@ fn check_values(file: &FileConfig) -> Result<(), Failure> {
                 escape_path(p)
             )));
         }
+    }
+    if let Some(t) = &file.branch_template {
+        ff_worktree::BranchTemplate::parse(t)
+            .map_err(|e| Failure::invalid(format!("ff.toml: {e}")))?;
     }
     if let Some(l) = &file.lock {
         l.parse::<LockBackend>()?;

@@ -82,7 +82,7 @@ async fn find(manager: &Manager, target: Option<&str>) -> Result<Option<Worktree
     };
     // The common case, at the cost of one record read: a plain issue id
     // that cannot also be a path, id or branch.
-    if plain_issue(name) {
+    if plain_issue(manager, name) {
         return Ok(manager.get(name).await?);
     }
     let all = manager.list_worktrees().await?;
@@ -117,13 +117,16 @@ async fn find(manager: &Manager, target: Option<&str>) -> Result<Option<Worktree
 }
 
 /// Whether `name` can only be an issue: no path separator, not `.`/`..`,
-/// not of an id's or a branch's shape, and no directory of that name here.
-/// Such a name needs no resolving: the manager's own lookup by issue is
-/// the one read it costs.
-pub(crate) fn plain_issue(name: &str) -> bool {
+/// not of an id's or a branch's shape (the branch template's prefix, or an earlier
+/// release's), and no directory of that name here. Such a name needs no
+/// resolving: the manager's own lookup by issue is the one read it costs.
+/// (An issue's plain worktree id is the issue itself: the same worktree.)
+pub(crate) fn plain_issue(manager: &Manager, name: &str) -> bool {
+    let branch_prefix = manager.branch_template().prefix();
     ff_worktree::IssueId::parse(name).is_ok()
         && !name.starts_with("wt-")
         && !name.starts_with("ff-")
+        && !name.starts_with(branch_prefix)
         && !name.contains('/')
         && !name.starts_with('.')
         && !Path::new(name).is_dir()

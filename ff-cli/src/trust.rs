@@ -38,8 +38,10 @@ pub(crate) const TRUST_HELP: &str = "\
 A cloned repository is someone else's input. Its ff.toml (always the main
 working tree's copy, never a linked worktree's) may set, without approval,
 only what cannot reach outside ff's own work: max_worktrees, limit_policy,
-base_ref, sync_strategy, remote, namespace, lock_timeout, slots, port_base,
-port_stride, include_max_bytes and [alerts] thresholds.
+base_ref, sync_strategy, remote, namespace, branch_template (no template
+can name an existing branch: a create never takes one over),
+lock_timeout, slots, port_base, port_stride, include_max_bytes and
+[alerts] thresholds.
 
 These need approval on this machine, for this clone (its git common
 directory) and exactly these values:

@@ -47,7 +47,7 @@ impl ForgeFlowMcp {
         Ok(Json(CreatedView::new(&created)))
     }
 
-    /// One worktree, by its id (`wt-…`) or its issue.
+    /// One worktree, by its id (its directory's name) or its issue.
     #[tool(name = "worktree_get", annotations(read_only_hint = true))]
     async fn worktree_get(
         &self,

@@ -31,7 +31,7 @@ pub struct WorktreeView {
     /// What its branch started from.
     pub base: String,
     /// Its branch.
-    #[schemars(regex(pattern = "^ff-"))]
+    #[schemars(regex(pattern = r"^[A-Za-z][A-Za-z0-9._/@-]*$"))]
     pub branch: String,
     /// When it was made (RFC 3339).
     #[schemars(extend("format" = "date-time"))]
@@ -42,7 +42,7 @@ pub struct WorktreeView {
     #[schemars(extend("const" = true))]
     pub hook_failed: bool,
     /// Its id.
-    #[schemars(regex(pattern = "^wt-"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(@[1-9][0-9]*)?$"))]
     pub id: String,
     /// Its issue.
     #[schemars(length(min = 1))]
@@ -129,7 +129,7 @@ impl CreatedView {
 #[non_exhaustive]
 pub struct PathView {
     /// The worktree's id.
-    #[schemars(regex(pattern = "^wt-"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(@[1-9][0-9]*)?$"))]
     pub id: String,
     /// Its directory.
     #[schemars(length(min = 1))]
@@ -156,7 +156,7 @@ pub struct SwitchView {
     #[schemars(length(min = 1))]
     pub path: String,
     /// The worktree's id; `null` for the main working tree (`ff switch -`).
-    #[schemars(regex(pattern = "^wt-"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(@[1-9][0-9]*)?$"))]
     pub id: Option<String>,
     /// Whether `--create` made the worktree now.
     pub created: bool,
@@ -259,7 +259,7 @@ pub struct PrunedView {
     #[schemars(regex(pattern = "^refs/ff/archive/"))]
     pub archived_at: Option<String>,
     /// Its id.
-    #[schemars(regex(pattern = "^wt-"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(@[1-9][0-9]*)?$"))]
     pub id: String,
     /// Its issue.
     pub issue: String,
@@ -493,7 +493,7 @@ pub struct ExecView {
     /// The command's exit code.
     pub exit_code: u8,
     /// The worktree's id.
-    #[schemars(regex(pattern = "^wt-"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(@[1-9][0-9]*)?$"))]
     pub id: String,
     /// Its issue.
     #[schemars(length(min = 1))]
@@ -1246,7 +1246,7 @@ pub struct AgentStatusOfView {
     /// What the agent last said; `null` until one says something.
     pub agent_status: Option<crate::AgentStatusView>,
     /// The worktree's id.
-    #[schemars(regex(pattern = "^wt-"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._+-]*(@[1-9][0-9]*)?$"))]
     pub id: String,
     /// Its issue.
     pub issue: String,

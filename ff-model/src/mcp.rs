@@ -30,7 +30,7 @@ pub struct CreateArgs {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TargetArgs {
-    /// A worktree id (`wt-…`) or an issue id.
+    /// An issue id, or a worktree id (the issue's directory name: `PROJ-1`, `feature+login`, `PROJ-1@2`).
     pub target: String,
 }
 
@@ -50,7 +50,7 @@ pub enum SyncStrategyArg {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SyncArgs {
-    /// A worktree id (`wt-…`) or an issue id.
+    /// An issue id, or a worktree id (the issue's directory name: `PROJ-1`, `feature+login`, `PROJ-1@2`).
     pub target: String,
     /// Rebase or merge (default: the configured strategy).
     #[serde(default)]
@@ -65,7 +65,7 @@ pub struct SyncArgs {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CleanupArgs {
-    /// A worktree id (`wt-…`) or an issue id.
+    /// An issue id, or a worktree id (the issue's directory name: `PROJ-1`, `feature+login`, `PROJ-1@2`).
     pub target: String,
     /// Remove it even with work not merged (kept under `refs/ff/archive/`
     /// first). Refused unless the server was started with
@@ -431,7 +431,7 @@ impl OperationRecordView {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AgentStatusArgs {
-    /// A worktree id (`wt-…`) or an issue id.
+    /// An issue id, or a worktree id (the issue's directory name: `PROJ-1`, `feature+login`, `PROJ-1@2`).
     pub target: String,
     /// `working`, `waiting` (for a person's input), `done` or `blocked`.
     pub state: ff_worktree::AgentState,

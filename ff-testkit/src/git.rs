@@ -130,7 +130,8 @@ impl TestRepo {
         other
     }
 
-    /// The branches under `refs/heads/ff-`.
+    /// ForgeFlow's branches with the default template (`ff/…`) and of the
+    /// earlier releases' shape (`ff-…`).
     ///
     /// # Panics
     /// When git fails.
@@ -138,8 +139,9 @@ impl TestRepo {
     pub fn ff_branches(&self) -> Vec<String> {
         lines(&self.git(&[
             "for-each-ref",
-            "--format=%(refname:short)",
+            "--format=%(refname:lstrip=2)",
             "refs/heads/ff-*",
+            "refs/heads/ff/",
         ]))
     }
 

@@ -1,11 +1,19 @@
 //! Issue ids: what may name a worktree.
 //!
-//! An issue id becomes part of a directory name and a branch name, so it is
-//! checked before anything else happens: 1 to 64 ASCII characters from
-//! `[A-Za-z0-9._-]`, starting with a letter or digit, without `..`, and not
-//! ending in `.` or `.lock` (git refuses such refs). Anything else, path
-//! separators, `..`, NUL, newlines, a leading `-`, look-alike Unicode
-//! letters, is refused with an error that says what is allowed.
+//! An issue id becomes part of a directory name, a lock name and a branch
+//! name, so it is checked before anything else happens: 1 to 64 ASCII
+//! characters, one or more parts joined by single `/`s (`feature/login`),
+//! each part of `[A-Za-z0-9._-]`, starting with a letter or digit, without
+//! `..`, and not ending in `.` or `.lock` (git refuses such refs). Anything
+//! else, backslashes, a leading or trailing `/`, `..`, NUL, newlines, a
+//! leading `-`, look-alike Unicode letters, is refused with an error that
+//! says what is allowed. So is an id of the shape earlier releases gave
+//! worktrees (`wt-<issue>-<time>-<4 hex digits>`, or `ff-…`), which would
+//! read as one of their names.
+//!
+//! Where a name cannot hold a `/` (a directory, one segment of a lock
+//! name), the id's [`segment`](IssueId::segment) stands for it: each `/`
+//! written `+`, a character no id contains, so the mapping is reversible.
 
 use std::fmt;
 use std::str::FromStr;
@@ -36,8 +44,9 @@ impl IssueId {
             Error::invalid_input(
                 "issue id",
                 format!(
-                    "{why}; use 1 to {MAX_ISSUE_ID_LEN} characters from A-Z a-z 0-9 . _ -, starting \
-                     with a letter or digit, without '..' and not ending in '.' or '.lock'"
+                    "{why}; use 1 to {MAX_ISSUE_ID_LEN} characters from A-Z a-z 0-9 . _ - (and '/' \
+                     between parts), each part starting with a letter or digit, without '..' and \
+                     not ending in '.' or '.lock'"
                 ),
             )
         };
@@ -55,20 +64,38 @@ impl IssueId {
         }
         if let Some(c) = s
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
         {
             return Err(refuse(format!("\"{shown}\" contains {:?}", c)));
         }
-        if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(refuse(format!(
-                "\"{shown}\" does not start with a letter or digit"
-            )));
+        for part in s.split('/') {
+            if part.is_empty() {
+                return Err(refuse(format!(
+                    "\"{shown}\" has an empty part (a leading, trailing or doubled '/')"
+                )));
+            }
+            if !part.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                return Err(refuse(format!(
+                    "\"{shown}\" has a part that does not start with a letter or digit"
+                )));
+            }
+            if part.contains("..") {
+                return Err(refuse(format!("\"{shown}\" contains '..'")));
+            }
+            if part.ends_with('.') || part.to_ascii_lowercase().ends_with(".lock") {
+                return Err(refuse(format!(
+                    "\"{shown}\" has a part ending in '.' or '.lock'"
+                )));
+            }
         }
-        if s.contains("..") {
-            return Err(refuse(format!("\"{shown}\" contains '..'")));
-        }
-        if s.ends_with('.') || s.to_ascii_lowercase().ends_with(".lock") {
-            return Err(refuse(format!("\"{shown}\" ends in '.' or '.lock'")));
+        if crate::names::legacy_parts(s).is_some() {
+            return Err(Error::invalid_input(
+                "issue id",
+                format!(
+                    "\"{shown}\" has the shape of a worktree id or branch of an earlier ForgeFlow \
+                     release (wt-<issue>-<time>-<4 hex digits>, or ff-…); name the issue otherwise"
+                ),
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -77,6 +104,33 @@ impl IssueId {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The id as one path or lock-name segment: each `/` written `+`.
+    ///
+    /// ```
+    /// use ff_worktree::IssueId;
+    /// assert_eq!(IssueId::parse("feature/login")?.segment(), "feature+login");
+    /// assert_eq!(IssueId::parse("PROJ-1")?.segment(), "PROJ-1");
+    /// # Ok::<(), ff_traits::Error>(())
+    /// ```
+    #[must_use]
+    pub fn segment(&self) -> String {
+        self.0.replace('/', "+")
+    }
+
+    /// The id whose [`segment`](Self::segment) is `segment`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `segment` holds a `/` or maps to no valid id.
+    pub fn from_segment(segment: &str) -> Result<Self, Error> {
+        if segment.contains('/') {
+            return Err(Error::invalid_input(
+                "issue id segment",
+                format!("{:?} contains '/'", segment.escape_debug().to_string()),
+            ));
+        }
+        Self::parse(&segment.replace('+', "/"))
     }
 }
 
@@ -106,6 +160,11 @@ mod tests {
             "v1.2.3",
             "a",
             "A.b-c_d",
+            "feature/login",
+            "a/b/c",
+            "team.x/PROJ-1",
+            "wt-1",
+            "ff-fix-login",
             &"x".repeat(64),
         ] {
             assert_eq!(IssueId::parse(ok).expect(ok).as_str(), ok);
@@ -121,8 +180,15 @@ mod tests {
             "../x",
             "..",
             ".",
-            "a/b",
+            "a/",
+            "a//b",
+            "a/.b",
+            "a/-b",
+            "a/b.lock",
+            "a./b",
             "/abs",
+            "a+b",
+            "a@2",
             "a\\b",
             "C:\\x",
             "nul\0byte",

@@ -110,6 +110,7 @@ mod issue;
 pub mod lock_names;
 mod manager;
 pub mod metrics;
+pub mod names;
 mod paths;
 pub mod private;
 mod runtime;
@@ -126,6 +127,7 @@ pub use manager::{
     SyncStrategy, Synced, UnknownWorktree, WaitReport, Waiting, WorkingState, Worktree,
     WorktreeConfig, WorktreeManager, WorktreeStatus, cleanup_records_without_repository,
 };
+pub use names::{BranchTemplate, DEFAULT_BRANCH_TEMPLATE};
 
 /// The backends compiled in, one module per cargo feature.
 pub mod backends {

@@ -5,14 +5,16 @@
 //! | lock | name | taken for |
 //! |---|---|---|
 //! | repository node | `ff-<repo key>` | nothing alone: the root of the repository's lock tree |
-//! | issue | `ff-<repo key>/issue-<issue>` | every operation on one issue's worktree |
+//! | issue | `ff-<repo key>/issue-<issue segment>` | every operation on one issue's worktree |
 //! | registry | `ff-<common dir hash>-registry` | `git worktree add/remove` and `branch -D`, around those calls only |
 //! | fetch | `ff-<common dir hash>-fetch` | `git fetch` of a sync |
-//! | worktree | `ff-<common dir hash>-worktree-<issue>` | taken with the issue's lock, for the git commands run in its worktree in this clone |
+//! | worktree | `ff-<common dir hash>-worktree-<issue segment>` | taken with the issue's lock, for the git commands run in its worktree in this clone |
 //!
 //! The registry, fetch and worktree locks guard one clone's git state:
 //! they are kernel file locks in `<common dir>/ff/locks` whatever the
-//! configured backend, which holds the others.
+//! configured backend, which holds the others. An issue id's segment is
+//! the id with each `/` written `+` ([`IssueId::segment`]), so
+//! `feature/login` has one lock, not a node and a leaf beneath it.
 //!
 //! Before lock hierarchies an issue lock was `ff-<repo key>-issue-<issue>`;
 //! [`purpose`] still reads it, so a holder from an older version shows
@@ -96,8 +98,9 @@ impl RepositoryLocks {
     /// [`ff_traits::Error::InvalidInput`] when the whole name is too long.
     pub fn issue(&self, issue: &IssueId) -> Result<LockName> {
         Ok(LockName::new(format!(
-            "{}{ISSUE_SEGMENT}{issue}",
-            self.node
+            "{}{ISSUE_SEGMENT}{}",
+            self.node,
+            issue.segment()
         ))?)
     }
 
@@ -119,7 +122,11 @@ impl RepositoryLocks {
     /// # Errors
     /// [`ff_traits::Error::InvalidInput`] when the whole name is too long.
     pub fn worktree(&self, issue: &IssueId) -> Result<LockName> {
-        Ok(LockName::new(format!("{}{issue}", self.worktree_prefix))?)
+        Ok(LockName::new(format!(
+            "{}{}",
+            self.worktree_prefix,
+            issue.segment()
+        ))?)
     }
 
     /// Whether `name` is one of this repository's locks: its node, a lock
@@ -201,14 +208,14 @@ pub fn purpose(name: &str) -> LockPurpose {
         }
         if let Some(issue) = what.strip_prefix("worktree-") {
             return LockPurpose::Worktree {
-                issue: issue.to_owned(),
+                issue: unsegment(issue),
             };
         }
     }
     if let Some((repository, issue)) = rest.rsplit_once(ISSUE_SEGMENT) {
         return LockPurpose::Issue {
             repository: repository.to_owned(),
-            issue: issue.to_owned(),
+            issue: unsegment(issue),
         };
     }
     if let Some((repository, _)) = rest.split_once('/') {
@@ -226,6 +233,11 @@ pub fn purpose(name: &str) -> LockPurpose {
     LockPurpose::Repository {
         repository: rest.to_owned(),
     }
+}
+
+/// The issue id a lock name's segment stands for (`a+b` is `a/b`).
+fn unsegment(segment: &str) -> String {
+    IssueId::from_segment(segment).map_or_else(|_| segment.to_owned(), |i| i.as_str().to_owned())
 }
 
 /// What the manager writes into a holder's
@@ -368,6 +380,10 @@ mod tests {
             (Some("2".into()), Some("/repo".into()))
         );
         assert_eq!(described("ff-x/issue-1", None), (Some("1".into()), None));
+        assert_eq!(
+            described("ff-x/issue-feature+login", None),
+            (Some("feature/login".into()), None)
+        );
         assert_eq!(described("deploy", None), (None, None));
     }
 }

@@ -8,7 +8,7 @@ use crate::output::{Failure, Out};
 /// `ff cleanup`'s arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The worktree: an issue, worktree id (wt-…), branch or path
+    /// The worktree: an issue, worktree id (its directory's name), branch or path
     /// [default: the worktree you are in].
     pub(crate) target: Option<String>,
     /// Remove even with uncommitted or unmerged work; the work is kept
@@ -26,7 +26,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     let plain = args
         .target
         .as_deref()
-        .filter(|t| crate::target::plain_issue(t));
+        .filter(|t| crate::target::plain_issue(&manager, t));
     let found = match plain {
         Some(_) => None,
         None => crate::target::resolve_if_any(&manager, args.target.as_deref()).await?,

@@ -9,7 +9,7 @@ use crate::output::{Failure, Out};
 /// `ff path`'s arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The worktree: an issue, worktree id (wt-…), branch or path
+    /// The worktree: an issue, worktree id (its directory's name), branch or path
     /// [default: the worktree you are in].
     pub(crate) target: Option<String>,
 }

@@ -13,7 +13,7 @@ use crate::output::{self, Failure, Out};
 pub(crate) struct Args {
     #[command(subcommand)]
     pub(crate) command: Option<StatusCommand>,
-    /// The worktree: an issue, worktree id (wt-…), branch or path
+    /// The worktree: an issue, worktree id (its directory's name), branch or path
     /// [default: the worktree you are in].
     pub(crate) target: Option<String>,
 }
@@ -30,7 +30,7 @@ pub(crate) enum StatusCommand {
         /// One line of context (at most 500 bytes).
         #[arg(long, value_name = "TEXT")]
         note: Option<String>,
-        /// A worktree id (wt-…) or an issue [default: the worktree you are
+        /// A worktree id or an issue [default: the worktree you are
         /// in].
         target: Option<String>,
         /// Outside one of ff's worktrees (and with no target), do nothing

@@ -15,7 +15,7 @@ use crate::output::{Failure, Out, Stage};
     ff switch -              back to the main working tree
     eval \"$(ff shell-init bash)\"   then `ff switch` changes directory")]
 pub(crate) struct Args {
-    /// The worktree: an issue, worktree id (wt-…), branch or path; `-` for
+    /// The worktree: an issue, worktree id (its directory's name), branch or path; `-` for
     /// the main working tree.
     pub(crate) target: String,
     /// Make the issue's worktree if it has none (TARGET is then an issue).

@@ -10,7 +10,7 @@ use crate::output::{Failure, Out, Progress};
 /// `ff sync`'s arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The worktree: an issue, worktree id (wt-…), branch or path
+    /// The worktree: an issue, worktree id (its directory's name), branch or path
     /// [default: the worktree you are in].
     pub(crate) target: Option<String>,
     /// How to bring the branch up to date [default: rebase, or ff.toml's].
@@ -37,7 +37,7 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
     let manager = settings.manager_running_hooks().await?;
     // A plain issue id goes straight to the sync (one lookup).
     let resolved = match target.as_deref() {
-        Some(t) if crate::target::plain_issue(t) => t.to_owned(),
+        Some(t) if crate::target::plain_issue(&manager, t) => t.to_owned(),
         other => crate::target::resolve(&manager, other).await?.issue,
     };
     let target = resolved.as_str();

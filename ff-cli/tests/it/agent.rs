@@ -121,7 +121,7 @@ fn every_payload_shape_gives_one_absolute_path_and_the_same_one_again() {
             first
                 .file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("wt-{issue}-"))),
+                .is_some_and(|n| n == issue.replace('/', "+")),
             "{fixture}: {first:?} is not issue {issue}'s"
         );
         assert_eq!(p.create(fixture), first, "{fixture}: a second create moved");
@@ -379,7 +379,7 @@ fn doctor_says_what_is_fine_and_what_to_do() {
     assert_eq!(outcome(&view, "worktrees"), "warn", "{view}");
     let records = ff_testkit::git::git_in(p.repo.path(), &["worktree", "list", "--porcelain"]);
     assert!(
-        records.contains("wt-auth-refactor-"),
+        records.contains(".ff-worktrees/auth-refactor\n"),
         "doctor repaired what it should only name"
     );
 }

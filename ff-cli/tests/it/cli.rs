@@ -1976,3 +1976,59 @@ fn the_worst_messages_say_what_to_do() {
         assert!(said.contains(part), "{part}: {said}");
     }
 }
+
+/// Readable names through the binary: an issue id with `/`, a branch
+/// template from ff.toml (no approval needed: no template can name an
+/// existing branch), and a template that could name another branch refused
+/// (65) with nothing made.
+#[test]
+fn issue_ids_with_a_slash_and_a_branch_template() {
+    let repo = TestRepo::new();
+    let dir = repo.path();
+    std::fs::write(dir.join("ff.toml"), "branch_template = \"agent/{issue}\"\n").expect("ff.toml");
+    let made = ff(dir, &["create", "feature/login", "--json"]);
+    assert_eq!(code(&made), 0, "{}", String::from_utf8_lossy(&made.stderr));
+    let made = stdout_json(&made);
+    crate::common::assert_valid("create", &made);
+    assert_eq!(made["id"], "feature+login");
+    assert_eq!(made["branch"], "agent/feature/login");
+    assert!(
+        made["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(".ff-worktrees/feature+login")),
+        "{made}"
+    );
+    // Every kind of target names it.
+    for target in ["feature/login", "feature+login", "agent/feature/login"] {
+        let got = ff(dir, &["path", target]);
+        assert_eq!(code(&got), 0, "{target}");
+        assert_eq!(
+            String::from_utf8_lossy(&got.stdout).trim(),
+            made["path"].as_str().expect("path"),
+            "{target}"
+        );
+    }
+    let nested = ff(dir, &["create", "feature", "--json"]);
+    assert_eq!(
+        code(&nested),
+        77,
+        "{}",
+        String::from_utf8_lossy(&nested.stderr)
+    );
+    assert!(
+        crate::common::error_json(&nested)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("agent/feature/login"))
+    );
+
+    std::fs::write(dir.join("ff.toml"), "branch_template = \"{issue}\"\n").expect("ff.toml");
+    let before = ff_testkit::git::git_in(dir, &["for-each-ref"]);
+    let refused = ff(dir, &["create", "2", "--json"]);
+    assert_eq!(code(&refused), 65);
+    assert!(
+        crate::common::error_json(&refused)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("branch_template"))
+    );
+    assert_eq!(ff_testkit::git::git_in(dir, &["for-each-ref"]), before);
+}

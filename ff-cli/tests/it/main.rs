@@ -9,6 +9,7 @@ mod dashboard;
 mod docs;
 mod hooks;
 mod hostile;
+mod legacy_names;
 mod library;
 mod liveness;
 mod mcp;

@@ -239,6 +239,59 @@ pub(crate) fn read_branch(common_dir: &Path, reference: &str) -> Option<Option<S
     }
 }
 
+/// A branch that nests with `branch` (git keeps branches as paths, so
+/// `a/b` cannot be made while `a` exists, nor `a` while `a/b` does): one
+/// of its parents, or one beneath it. Read from the loose files and
+/// `packed-refs` as git keeps them: `Some(None)` when none nests, `None`
+/// when git must be asked (reftable, an unreadable file).
+pub(crate) fn nesting_branch(common_dir: &Path, branch: &str) -> Option<Option<String>> {
+    if common_dir.join("reftable").exists() {
+        return None;
+    }
+    let heads = common_dir.join("refs").join("heads");
+    let packed = match std::fs::read_to_string(common_dir.join("packed-refs")) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(_) => return None,
+    };
+    let packed_names = || {
+        packed
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, name)| name))
+            .filter_map(|name| name.strip_prefix("refs/heads/"))
+    };
+    let mut parent = String::new();
+    let parts: Vec<&str> = branch.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if !parent.is_empty() {
+            parent.push('/');
+        }
+        parent.push_str(part);
+        if heads.join(&parent).is_file() || packed_names().any(|n| n == parent) {
+            return Some(Some(parent));
+        }
+    }
+    let beneath = format!("{branch}/");
+    if let Some(n) = packed_names().find(|n| n.starts_with(&beneath)) {
+        return Some(Some(n.to_owned()));
+    }
+    let dir = heads.join(branch);
+    if dir.is_dir() {
+        let mut stack = vec![(dir, branch.to_owned())];
+        while let Some((dir, name)) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+                let child = format!("{name}/{}", entry.file_name().to_string_lossy());
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => stack.push((entry.path(), child)),
+                    Ok(_) if !child.ends_with(".lock") => return Some(Some(child)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Some(None)
+}
+
 /// SHA-1 or SHA-256 hex.
 fn is_object_id(s: &str) -> bool {
     matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())

@@ -249,6 +249,26 @@ pub(crate) fn registered_paths(common_dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The branch git's registry says the worktree at `path` has checked out
+/// (read in-process from `<common dir>/worktrees/*/HEAD`); `None` when no
+/// worktree is registered there or its HEAD is detached.
+pub(crate) fn checked_out_branch(common_dir: &Path, path: &Path) -> Option<String> {
+    let entries = std::fs::read_dir(common_dir.join("worktrees")).ok()?;
+    entries.flatten().find_map(|e| {
+        let bytes = std::fs::read(e.path().join("gitdir")).ok()?;
+        let gitdir = super::porcelain::bytes_to_path(bytes.trim_ascii());
+        let dir = gitdir.parent()?;
+        let dir = crate::paths::canonical(dir).unwrap_or_else(|_| dir.to_path_buf());
+        if !crate::paths::same_path(&dir, path) {
+            return None;
+        }
+        let head = std::fs::read_to_string(e.path().join("HEAD")).ok()?;
+        head.trim()
+            .strip_prefix("ref: refs/heads/")
+            .map(str::to_owned)
+    })
+}
+
 fn exclude_file(common_dir: &Path) -> PathBuf {
     common_dir.join("info").join("exclude")
 }

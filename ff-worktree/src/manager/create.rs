@@ -1,13 +1,11 @@
 //! `create_worktree`: idempotent and atomic.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ff_idempotency::Start;
 use ff_traits::{IdempotencyStorage, LockProvider, Timestamp};
 
 use crate::{Error, Result};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{CREATE_OPERATION, Created, LimitPolicy, Worktree, WorktreeManager, parse_worktree};
 use crate::git::repair;
@@ -17,81 +15,11 @@ use crate::issue::IssueId;
 /// worktree's `git status` reads the exclude file, so it stays short.
 const MAX_EXCLUDED: usize = 1_000;
 
-/// The names one create attempt uses; unique to the attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Plan {
-    pub(super) id: String,
-    pub(super) path: PathBuf,
-    pub(super) branch: String,
-    /// The clone the attempt ran in (see [`Worktree::location`]).
-    #[serde(default)]
-    pub(super) location: String,
-}
+pub(super) use crate::names::Plan;
 
-impl Plan {
-    fn new(issue: &IssueId, base: &Path, location: &str) -> Self {
-        let now = Timestamp::now().as_millis();
-        // 16 bits that differ between processes and between calls (a hash
-        // of a process-unique id), after the time in milliseconds.
-        let random = Sha256::digest(ff_traits::identity::unique_id().as_bytes());
-        let suffix = format!("{}-{}", base36(now), ff_traits::hex_lower(&random[..2]));
-        let mut plan = Self::with_suffix(issue.as_str(), &suffix, base);
-        plan.location = location.to_owned();
-        plan
-    }
-
-    fn with_suffix(issue: &str, suffix: &str, base: &Path) -> Self {
-        let id = format!("wt-{issue}-{suffix}");
-        Self {
-            path: base.join(&id),
-            branch: format!("ff-{issue}-{suffix}"),
-            id,
-            location: String::new(),
-        }
-    }
-
-    /// The plan whose directory (`wt-…`) or branch (`ff-…`) is `name`, if
-    /// `name` has exactly the shape ForgeFlow gives them.
-    pub(super) fn recognise(name: &str, base: &Path) -> Option<Self> {
-        let rest = name
-            .strip_prefix("wt-")
-            .or_else(|| name.strip_prefix("ff-"))?;
-        let (rest, random) = rest.rsplit_once('-')?;
-        let (issue, time) = rest.rsplit_once('-')?;
-        let shaped = random.len() == 4
-            && random
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            && !time.is_empty()
-            && time
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
-        if !shaped || IssueId::parse(issue).is_err() {
-            return None;
-        }
-        Some(Self::with_suffix(issue, &format!("{time}-{random}"), base))
-    }
-
-    pub(super) fn issue(&self) -> Option<&str> {
-        let rest = self.id.strip_prefix("wt-")?;
-        let (rest, _) = rest.rsplit_once('-')?;
-        Some(rest.rsplit_once('-')?.0)
-    }
-}
-
-fn base36(mut n: u64) -> String {
-    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    loop {
-        out.push(DIGITS[usize::try_from(n % 36).unwrap_or(0)]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
-}
+/// Most names tried for one issue (`PROJ-1`, `PROJ-1@2`, …) before a create
+/// gives up: each one taken is a directory or branch someone left.
+const MAX_ATTEMPTS: u32 = 100;
 
 impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Creates the worktree of `issue`, or returns the one it has.
@@ -122,8 +50,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         // A stale completed record is removed and the claim retried; twice
         // is enough unless something else keeps rewriting it.
         let mut kept: Option<PathBuf> = None;
-        for _ in 0..3 {
-            let plan = Plan::new(issue, &self.base, &self.location);
+        for _ in 0..5 {
+            let plan = self.free_names(issue).await?;
             let planned = serde_json::to_value(&plan)
                 .map_err(|e| Error::invalid_input("worktree plan", e.to_string()))?;
             // Under the issue lock a pending record is a dead create's.
@@ -260,7 +188,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                         }
                     };
                     let added = match self.add(issue, &plan, slot).await {
-                        Ok(wt) => self.bring_local_files(included, wt).await,
+                        Ok(Some(wt)) => self.bring_local_files(included, wt).await,
+                        // Taken since they were chosen, by something not
+                        // this attempt's (it made nothing): nothing to
+                        // undo; the next free names are tried.
+                        Ok(None) => {
+                            self.free_slots_of(&plan.id).await?;
+                            self.records.abandon_operation(&claim).await?;
+                            continue;
+                        }
                         Err(e) => Err(e),
                     };
                     return match added {
@@ -555,18 +491,97 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// limit check; then, outside it, the checkout (`git checkout -f` in
     /// the new, empty worktree: it fills the index and the files and runs
     /// the `post-checkout` hook, as `worktree add` would have).
-    async fn add(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Worktree> {
-        let wt = self.register(issue, plan, slot).await?;
+    /// The first names of `issue` that nothing has: no directory (or
+    /// anything else) at the path, no registration, no branch.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] when the issue's branch would nest with an
+    /// existing branch (`ff/a` and `ff/a/b`), or every name is taken.
+    async fn free_names(&self, issue: &IssueId) -> Result<Plan> {
+        let first = self.names.plan(issue, 1, &self.location);
+        if let Some(other) = self.nesting_branch(&first.branch).await? {
+            let whose = self
+                .names
+                .recognise_branch(&other)
+                .and_then(|p| p.issue())
+                .map(|i| format!(" (issue {}'s)", crate::display::escape(&i)))
+                .unwrap_or_default();
+            return Err(Error::Refused {
+                what: format!("create of issue {issue}"),
+                reason: format!(
+                    "its branch {} cannot exist beside the branch {}{whose}: git keeps branches \
+                     as paths, so one cannot be a folder of the other; clean up that worktree or \
+                     name the issue otherwise",
+                    first.branch,
+                    crate::display::escape(&other)
+                ),
+            });
+        }
+        for attempt in 1..=MAX_ATTEMPTS {
+            let plan = self.names.plan(issue, attempt, &self.location);
+            if !self.names_taken(&plan).await? {
+                return Ok(plan);
+            }
+            tracing::debug!(issue = %issue, id = %plan.id, "names taken; trying the next");
+        }
+        Err(Error::Refused {
+            what: format!("create of issue {issue}"),
+            reason: format!(
+                "its names {} to {}@{MAX_ATTEMPTS} are all taken (directories under {} or \
+                 branches); run `ff recover`, then remove what is left there",
+                issue.segment(),
+                issue.segment(),
+                crate::display::escape_path(&self.base)
+            ),
+        })
+    }
+
+    /// Whether anything has `plan`'s path or branch.
+    async fn names_taken(&self, plan: &Plan) -> Result<bool> {
+        Ok(std::fs::symlink_metadata(&plan.path).is_ok()
+            || self.registered_in_git(&plan.path)
+            || self.branch_exists(&plan.branch).await?)
+    }
+
+    /// A branch that nests with `branch`, if one exists.
+    async fn nesting_branch(&self, branch: &str) -> Result<Option<String>> {
+        if let Some(found) = crate::git::discover::nesting_branch(&self.info.common_dir, branch) {
+            return Ok(found);
+        }
+        let parents: Vec<String> = {
+            let parts: Vec<&str> = branch.split('/').collect();
+            (1..parts.len())
+                .map(|n| format!("refs/heads/{}", parts[..n].join("/")))
+                .collect()
+        };
+        let mut args = vec![
+            "for-each-ref".to_owned(),
+            "--count=1".to_owned(),
+            "--format=%(refname:lstrip=2)".to_owned(),
+            "--".to_owned(),
+            format!("refs/heads/{branch}/"),
+        ];
+        args.extend(parents);
+        let listed = self.git.read(args).await?;
+        Ok(listed.text().lines().next().map(str::to_owned))
+    }
+
+    /// Adds the worktree `plan` names; `None`, having made nothing, when
+    /// its path or branch was taken since the plan was made.
+    async fn add(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Option<Worktree>> {
+        let Some(wt) = self.register(issue, plan, slot).await? else {
+            return Ok(None);
+        };
         crate::crash::point("create.registered");
         self.git
             .in_dir(&wt.path)
             .run(["checkout", "--force", "--quiet"])
             .await?;
         crate::crash::point("create.checked_out");
-        Ok(wt)
+        Ok(Some(wt))
     }
 
-    async fn register(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Worktree> {
+    async fn register(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Option<Worktree>> {
         let base = self.base_ref()?;
         // HEAD's branch is read in-process; a configured base may be any
         // revision, which git resolves.
@@ -582,11 +597,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             if count >= self.config.max_worktrees {
                 return Err(self.limit_reached(" (limit_policy = \"refuse\")"));
             }
-            if plan.path.exists() || self.branch_exists(&plan.branch).await? {
-                return Err(ff_traits::Error::AlreadyExists {
-                    what: format!("worktree path or branch of {}", plan.id),
-                }
-                .into());
+            if self.names_taken(plan).await? {
+                return Ok(None);
             }
             // Registration only: the checkout, the slow part, runs after
             // the registry lock is released.
@@ -613,7 +625,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             }
             // The count just read, plus this one: no second listing.
             crate::metrics::worktree_count(count + 1, self.config.max_worktrees);
-            Ok(Worktree {
+            Ok(Some(Worktree {
                 id: plan.id.clone(),
                 issue: issue.to_string(),
                 path: plan.path.clone(),
@@ -628,7 +640,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 slot: Some(slot),
                 port: self.port_of(Some(slot)),
                 status: super::WorktreeStatus::Active,
-            })
+            }))
         })
         .await
     }
@@ -644,11 +656,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         }
         // Rollback data names what to remove: only ever ForgeFlow's own
         // names for the attempt, never a path or branch a record chose.
-        if let Err(why) =
-            super::check_names(&self.base, &plan.id, &plan.path, &plan.branch, None, &|p| {
-                self.registered_in_git(p)
-            })
-        {
+        if let Err(why) = super::check_names(
+            &self.names,
+            &plan.id,
+            &plan.path,
+            &plan.branch,
+            None,
+            &|p| self.registered_in_git(p),
+            &|p| repair::checked_out_branch(&self.info.common_dir, p),
+        ) {
             tracing::warn!(id = %plan.id, why, "rollback data that is not ForgeFlow's; nothing it names is touched");
             return Ok(());
         }

@@ -71,6 +71,8 @@ pub struct WorktreeManager<L, S> {
     repo_key: String,
     /// The names of the repository's locks.
     lock_names: RepositoryLocks,
+    /// How worktrees and their branches are named.
+    names: crate::names::Names,
     location: String,
 }
 
@@ -205,8 +207,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let local = ff_lock_file::FileLockProvider::new(
             crate::StateDir::of_repository(&info.common_dir).locks(),
         );
+        let names = crate::names::Names::new(base.clone(), config.branch_template.clone());
         let manager = Self {
             location,
+            names,
             git,
             info,
             base,
@@ -219,6 +223,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         };
         manager.exclude_base_path().await?;
         Ok(manager)
+    }
+
+    /// How this manager names worktree branches.
+    pub fn branch_template(&self) -> &crate::BranchTemplate {
+        self.names.template()
     }
 
     /// The top of the repository's main working tree (where `ff switch -`
@@ -586,13 +595,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     pub async fn get(&self, id_or_issue: &str) -> Result<Option<Worktree>> {
         let issue = match IssueId::parse(id_or_issue) {
             Ok(issue) => Some(issue),
-            // Worktree ids of long issue ids are longer than an issue id.
-            Err(_)
-                if id_or_issue.starts_with("wt-")
-                    && create::Plan::recognise(id_or_issue, &self.base).is_some() =>
-            {
-                None
-            }
+            // A worktree id that is not an issue id: a taken name's
+            // successor (`PROJ-1@2`), an issue with a `/` (`a+b`), an
+            // earlier release's (`wt-…`).
+            Err(_) if self.names.recognise_id(id_or_issue).is_some() => None,
             // Neither an issue id nor a worktree id: say so, rather than
             // "not found" for something that could never be found.
             Err(refused) => return Err(refused.into()),
@@ -636,12 +642,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(());
         }
         check_names(
-            &self.base,
+            &self.names,
             &wt.id,
             &wt.path,
             &wt.branch,
             Some(&wt.issue),
             &|p| self.registered_in_git(p),
+            &|p| repair::checked_out_branch(&self.info.common_dir, p),
         )
     }
 
@@ -750,12 +757,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 .filter(|p| p.parent() == Some(self.base.as_path()))
                 .filter_map(|p| {
                     let name = p.file_name()?.to_string_lossy().into_owned();
-                    let plan = create::Plan::recognise(&name, &self.base)?;
+                    let plan = self.names.recognise_id(&name)?;
                     Some((name, p, plan))
                 })
                 .filter(|(name, _, plan)| {
                     !known.iter().any(|w| w.id == *name)
-                        && issue.is_none_or(|i| plan.issue() == Some(i))
+                        && issue.is_none_or(|i| plan.issue().as_deref() == Some(i))
                 })
                 .collect();
         if shaped.is_empty() {
@@ -790,7 +797,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     return None;
                 }
                 Some(UnknownWorktree {
-                    issue: plan.issue().map(str::to_owned),
+                    issue: plan.issue(),
                     id,
                     path,
                     default_namespace: namespace.is_some() && namespace == default_key,
@@ -852,21 +859,27 @@ fn parse_worktree(result: Option<&Value>) -> Result<Worktree> {
 
 /// Whether `id`, `path` and `branch` are the names ForgeFlow gives one
 /// create attempt (and `issue` the issue in `id`); else why not, for
-/// people. The path is the id's directory under `base`, or, for a worktree
-/// made under an earlier base path, a directory named by the id that git
-/// itself lists as a worktree of the repository (`registered`).
+/// people. The path is the id's directory under the base path, or, for a
+/// worktree made under an earlier base path, a directory named by the id
+/// that git itself lists as a worktree of the repository (`registered`).
+/// The branch is the one the branch template gives the id, or, for a
+/// worktree made under an earlier template, the branch git's own registry
+/// says is checked out at the path (`checked_out`): a repository cannot
+/// ship entries there, a clone copies none.
 pub(crate) fn check_names(
-    base: &std::path::Path,
+    names: &crate::names::Names,
     id: &str,
     path: &std::path::Path,
     branch: &str,
     issue: Option<&str>,
     registered: &dyn Fn(&std::path::Path) -> bool,
+    checked_out: &dyn Fn(&std::path::Path) -> Option<String>,
 ) -> std::result::Result<(), String> {
     use crate::display::{escape, escape_path};
-    let Some(expected) = create::Plan::recognise(id, base).filter(|p| p.id == id) else {
+    let Some(expected) = names.recognise_id(id) else {
         return Err(format!(
-            "its id {:?} is not of the shape ForgeFlow gives (wt-<issue>-<time>-<random>)",
+            "its id {:?} is not of the shape ForgeFlow gives (the issue id, '/' written '+', \
+             then @N when that name was taken; or wt-<issue>-<time>-<random>)",
             escape(id)
         ));
     };
@@ -884,7 +897,11 @@ pub(crate) fn check_names(
             escape_path(&expected.path)
         ));
     }
-    if branch != expected.branch {
+    let under_an_earlier_template = || {
+        crate::names::templated_for(branch, &expected)
+            && checked_out(path).as_deref() == Some(branch)
+    };
+    if branch != expected.branch && !under_an_earlier_template() {
         return Err(format!(
             "it names the branch {:?}, not {:?}: nothing acts on it",
             escape(branch),
@@ -892,7 +909,7 @@ pub(crate) fn check_names(
         ));
     }
     if let Some(issue) = issue
-        && expected.issue() != Some(issue)
+        && expected.issue().as_deref() != Some(issue)
     {
         return Err(format!(
             "it names the issue {:?}, but its id is of issue {:?}",

@@ -13,13 +13,13 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::create::Plan;
 use super::{
     CREATE_OPERATION, Recover, SYNC_OPERATION, Worktree, WorktreeManager, WorktreeStatus,
     parse_worktree,
 };
 use crate::git::repair;
 use crate::issue::IssueId;
+use crate::names::Plan;
 
 /// One thing [`recover`](WorktreeManager::recover) did, or would do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -512,7 +512,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 Some(wt) if wt.id == id => wt,
                 // The worktree is gone: only the record is left to withdraw.
                 _ => stray_worktree(
-                    &Plan::recognise(&id, &self.base)
+                    &self
+                        .names
+                        .recognise_id(&id)
                         .ok_or_else(|| Error::corrupt("sync record", &id, "not a worktree id"))?,
                     String::new(),
                 ),
@@ -586,7 +588,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            match Plan::recognise(&name, &self.base) {
+            match self.names.recognise_id(&name) {
                 Some(plan) if !known.contains(&plan.id) && self.record_damaged(&plan, damaged) => {
                     report.note(
                         RepairKind::LeftAlone,
@@ -644,7 +646,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 })
                 .unwrap_or_default();
             for name in branches.iter().chain(&directories) {
-                if let Some(plan) = Plan::recognise(name, &self.base)
+                if let Some(plan) = self.names.recognise(name)
                     && self.record_damaged(&plan, damaged)
                 {
                     known.insert(plan.id);
@@ -656,20 +658,34 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .await
     }
 
-    /// The short names of branches that may be ForgeFlow's (`ff-*`).
+    /// The short names of branches that may be ForgeFlow's: under the
+    /// branch template's fixed prefix, or of an earlier release's shape
+    /// (`ff-*`).
     async fn our_branch_names(&self) -> Result<Vec<String>> {
-        Ok(self
+        let prefix = self.names.template().prefix();
+        let mut patterns = vec!["refs/heads/ff-*".to_owned()];
+        if prefix.ends_with('/') {
+            // Everything beneath that folder.
+            patterns.push(format!("refs/heads/{prefix}"));
+        } else {
+            patterns.push(format!("refs/heads/{prefix}*"));
+            patterns.push(format!("refs/heads/{prefix}*/**"));
+        }
+        let mut args = vec![
+            "for-each-ref".to_owned(),
+            "--format=%(refname:lstrip=2)".to_owned(),
+        ];
+        args.extend(patterns);
+        let mut names: Vec<String> = self
             .git
-            .read([
-                "for-each-ref",
-                "--format=%(refname:lstrip=2)",
-                "refs/heads/ff-*",
-            ])
+            .read(args)
             .await?
             .text()
             .lines()
             .map(str::to_owned)
-            .collect())
+            .collect();
+        names.dedup();
+        Ok(names)
     }
 
     /// Whether the create record of `plan`'s issue is among the damaged
@@ -678,7 +694,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if damaged.is_empty() {
             return false;
         }
-        let Some(Ok(issue)) = plan.issue().map(IssueId::parse) else {
+        let Some(Ok(issue)) = plan.issue().as_deref().map(IssueId::parse) else {
             return false;
         };
         let Ok(key) = self.create_key(&issue).record_key() else {
@@ -749,7 +765,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// (nothing done) when the issue has a worktree recorded already (this
     /// one is then a second one, handled as before) or its lock is busy.
     async fn adopt(&self, plan: &Plan, base_ref: &str, report: &mut Recovery) -> Result<bool> {
-        let Some(issue) = plan.issue().and_then(|i| IssueId::parse(i).ok()) else {
+        let Some(issue) = plan.issue().and_then(|i| IssueId::parse(&i).ok()) else {
             return Ok(false);
         };
         if report.dry_run {
@@ -895,7 +911,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             if name.starts_with('.') || registered.contains(&path) {
                 continue;
             }
-            match Plan::recognise(&name, &self.base) {
+            match self.names.recognise_id(&name) {
                 Some(plan)
                     if !known.contains(&plan.id) && entry.file_type().is_ok_and(|t| t.is_dir()) =>
                 {
@@ -951,17 +967,29 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     ) -> Result<()> {
         for branch in &self.our_branch_names().await? {
             let branch = branch.as_str();
-            let Some(plan) = Plan::recognise(branch, &self.base) else {
+            let Some(plan) = self.names.recognise_branch(branch) else {
                 if !checked_out.contains(branch) {
                     report.note(
                         RepairKind::LeftAlone,
                         branch,
-                        "an ff-* branch not of ForgeFlow's making, in no worktree",
+                        "a branch under ForgeFlow's prefix not of its making, in no worktree",
                     );
                 }
                 continue;
             };
             if plan.branch != branch || known.contains(&plan.id) || checked_out.contains(branch) {
+                continue;
+            }
+            // A readable name could be anyone's (`ff/login` made by hand):
+            // only an earlier release's unmistakable shape is retired
+            // without a record; any other is kept, and said.
+            if crate::names::legacy_parts(branch).is_none() {
+                report.note(
+                    RepairKind::LeftAlone,
+                    branch,
+                    "a branch of ForgeFlow's naming in no worktree and named by no record: kept \
+                     (delete it with `git branch -d` if no one needs it)",
+                );
                 continue;
             }
             let wt = stray_worktree(&plan, base_ref.to_owned());
@@ -998,7 +1026,7 @@ fn kept_detail(archive: Option<&str>, kept: Option<&Path>) -> String {
 fn stray_worktree(plan: &Plan, base: String) -> Worktree {
     Worktree {
         id: plan.id.clone(),
-        issue: plan.issue().unwrap_or_default().to_owned(),
+        issue: plan.issue().unwrap_or_default(),
         path: plan.path.clone(),
         branch: plan.branch.clone(),
         base_commit: base.clone(),

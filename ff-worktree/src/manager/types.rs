@@ -54,6 +54,10 @@ pub struct WorktreeConfig {
     pub repo: PathBuf,
     /// Where worktrees go (default `<repository top>/.ff-worktrees`).
     pub base_path: Option<PathBuf>,
+    /// How worktree branches are named (default
+    /// [`DEFAULT_BRANCH_TEMPLATE`](crate::DEFAULT_BRANCH_TEMPLATE),
+    /// `ff/{issue}`); see [`crate::names`].
+    pub branch_template: crate::BranchTemplate,
     /// Where the local backends keep their state, for the constructors
     /// that open them ([`open_embedded`](crate::open_embedded), …): default
     /// [`StateDir::of_repository`](crate::StateDir::of_repository).
@@ -160,6 +164,7 @@ impl WorktreeConfig {
         Self {
             repo: repo.into(),
             base_path: None,
+            branch_template: crate::BranchTemplate::default(),
             state_dir: None,
             max_worktrees: 10,
             limit_policy: LimitPolicy::Refuse,
@@ -284,6 +289,13 @@ impl WorktreeConfig {
     #[must_use]
     pub fn with_remote(mut self, r: impl Into<String>) -> Self {
         self.remote = Some(r.into());
+        self
+    }
+
+    /// Sets [`branch_template`](Self::branch_template).
+    #[must_use]
+    pub fn with_branch_template(mut self, template: crate::BranchTemplate) -> Self {
+        self.branch_template = template;
         self
     }
 

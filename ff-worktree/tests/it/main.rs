@@ -13,6 +13,7 @@ mod include;
 mod manager;
 mod merged;
 mod multi_server;
+mod names;
 mod never_stuck;
 mod no_loss;
 mod one_repository;

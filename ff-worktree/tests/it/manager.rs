@@ -59,8 +59,9 @@ impl Repo {
         let out = Git::new(self.path())
             .read([
                 "for-each-ref",
-                "--format=%(refname:short)",
+                "--format=%(refname:lstrip=2)",
                 "refs/heads/ff-*",
+                "refs/heads/ff/",
             ])
             .await
             .expect("refs");
@@ -93,7 +94,9 @@ async fn create_is_idempotent_and_cleanup_removes_everything() {
     assert!(!first.reused);
     let wt = &first.worktree;
     assert!(wt.path.join("README").exists(), "worktree not checked out");
-    assert!(wt.id.starts_with("wt-123-") && wt.branch.starts_with("ff-123-"));
+    // Readable, stable names: the issue's own.
+    assert_eq!((wt.id.as_str(), wt.branch.as_str()), ("123", "ff/123"));
+    assert_eq!(wt.path, m.base_path().join("123"));
     let again = m.create_worktree("123").await.expect("create again");
     assert!(again.reused);
     assert_eq!(again.worktree, first.worktree);
@@ -127,13 +130,16 @@ async fn create_is_idempotent_and_cleanup_removes_everything() {
             .removed
             .is_none()
     );
-    // And a new create makes a new worktree.
+    // And a new create makes a new worktree, under the same stable names.
     let second = m
         .create_worktree("123")
         .await
         .expect("create after cleanup");
     assert!(!second.reused);
-    assert_ne!(second.worktree.id, wt.id);
+    assert_eq!(
+        (&second.worktree.id, &second.worktree.branch),
+        (&wt.id, &wt.branch)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -318,7 +324,9 @@ async fn hostile_issue_ids_change_nothing() {
     let m = repo.manager().await;
     for bad in [
         "../escape",
-        "a/b",
+        "a//b",
+        "/a/b",
+        "a\\b",
         "-rf",
         "x.lock",
         "nul\0",

@@ -38,7 +38,7 @@ fn git_refuses(dir: &Path) {
     assert!(!out.status.success(), "git ran in {}", dir.display());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        said.contains("ForgeFlow") || said.contains("/.git/worktrees/wt-"),
+        said.contains("ForgeFlow") || said.contains("/.git/worktrees/"),
         "{said}"
     );
 }

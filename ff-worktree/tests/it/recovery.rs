@@ -179,8 +179,11 @@ async fn recover_forgets_vanished_worktrees_and_removes_only_our_strays() {
     // Strays of our shape, and things that are not ours.
     let stray = m.base_path().join("wt-stray-mf3k2a-0a1b");
     std::fs::create_dir_all(stray.join("src")).expect("stray");
+    // Named like an issue's worktree (every name under the base path is
+    // one), but holding someone's file: set aside, the file kept.
     let notes = m.base_path().join("notes");
     std::fs::create_dir_all(&notes).expect("notes");
+    std::fs::write(notes.join("todo.txt"), "mine\n").expect("a file");
     let _ = repo.git(&["branch", "ff-orphan-mf3k2a-beef"]);
     let _ = repo.git(&["branch", "ff-feature-of-a-human"]);
     let foreign = repo.scratch("elsewhere").join("foreign");
@@ -221,12 +224,22 @@ async fn recover_forgets_vanished_worktrees_and_removes_only_our_strays() {
             .subject
             .ends_with("wt-stray-mf3k2a-0a1b")
     );
-    assert!(find(RepairKind::LeftAlone).subject.ends_with("notes"));
+    let aside = find(RepairKind::SetAsideDirectory);
+    assert!(aside.subject.ends_with("notes"), "{aside:?}");
+    let kept_notes = std::fs::read_dir(m.base_path().join(".ff-kept"))
+        .expect("kept files")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("notes-"))
+        .expect("notes kept");
+    assert_eq!(
+        std::fs::read_to_string(kept_notes.path().join("todo.txt")).expect("the file, kept"),
+        "mine\n"
+    );
     // The unmerged commit is kept where git can find it.
     let archive = format!("refs/ff/archive/{}", gone.id);
     assert_eq!(repo.git(&["rev-parse", &archive]), work);
     assert!(!stray.exists());
-    assert!(notes.exists() && foreign.exists());
+    assert!(!notes.exists() && foreign.exists());
     assert!(
         repo.git(&["branch", "--list", "ff-feature-of-a-human"])
             .contains("ff-feature-of-a-human")

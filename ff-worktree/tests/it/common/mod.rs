@@ -71,7 +71,8 @@ pub(crate) async fn pending<L: LockProvider, S: IdempotencyStorage>(
 
 /// Asserts records, git and the base path agree and nothing is half-done:
 /// one listed worktree per record, each registered and present; no other
-/// `wt-*` directory; no `ff-*` branch without a worktree; nothing pending;
+/// directory under the base path (dot names aside); no `ff/*` or `ff-*`
+/// branch without a worktree; nothing pending;
 /// no lock held by a live holder; `git fsck` clean.
 pub(crate) async fn assert_consistent<L, S>(repo: &TestRepo, m: &WorktreeManager<L, S>)
 where
@@ -91,7 +92,7 @@ where
         .map(|e| e.path())
         .filter(|p| {
             p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("wt-"))
+                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
         })
         .collect();
     dirs.sort();
