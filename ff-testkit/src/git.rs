@@ -108,6 +108,22 @@ impl TestRepo {
         git_in(&self.path, args)
     }
 
+    /// Adds a worktree at `path` on a new branch `branch`, as a person (or
+    /// an earlier release) would with `git worktree add -b`; `--no-checkout`
+    /// when `checkout` is false (a create cut short).
+    ///
+    /// # Panics
+    /// When git fails.
+    pub fn add_worktree(&self, branch: &str, path: &Path, checkout: bool) {
+        let path = path.to_string_lossy();
+        let mut args = vec!["worktree", "add", "-q"];
+        if !checkout {
+            args.push("--no-checkout");
+        }
+        args.extend(["-b", branch, "--", &path]);
+        let _ = git_in(&self.path, &args);
+    }
+
     /// Adds a bare repository as remote `origin`, pushes `main` to it and
     /// makes it `main`'s upstream. Returns a second clone of it, where
     /// tests can push commits the repository has not seen.

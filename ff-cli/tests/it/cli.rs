@@ -443,17 +443,7 @@ fn recover_dry_run_shows_what_recover_does() {
         .expect("base")
         .to_owned();
     let second = base.join("wt-2-mx0001-00aa");
-    let _ = ff_testkit::git::git_in(
-        dir,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "ff-2-mx0001-00aa",
-            &second.to_string_lossy(),
-        ],
-    );
+    repo.add_worktree("ff-2-mx0001-00aa", &second, true);
     commit_file(&second, "two.txt", "2\n", "second's work");
     for f in [
         "records.sqlite3",

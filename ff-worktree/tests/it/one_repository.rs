@@ -17,17 +17,7 @@ async fn every_place_in_the_repository_is_the_same_repository() {
     let first = root.create_worktree("1").await.expect("create 1").worktree;
     std::fs::create_dir_all(first.path.join("src/deep")).expect("subdir");
     let by_hand = repo.scratch("by-hand").join("wt");
-    let _ = git_in(
-        repo.path(),
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "human",
-            &by_hand.to_string_lossy(),
-        ],
-    );
+    repo.add_worktree("human", &by_hand, true);
 
     for place in [
         repo.path().to_path_buf(),
@@ -128,17 +118,7 @@ async fn cleanup_refuses_to_delete_a_nested_worktree() {
         .expect("open");
     let wt = m.create_worktree("8").await.expect("create").worktree;
     let nested = wt.path.join("nested");
-    let _ = git_in(
-        repo.path(),
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "inner",
-            &nested.to_string_lossy(),
-        ],
-    );
+    repo.add_worktree("inner", &nested, true);
     std::fs::write(nested.join("mine.txt"), "keep\n").expect("write");
     for mode in [Cleanup::Safe, Cleanup::Force] {
         let err = m

@@ -29,18 +29,7 @@ async fn live_work<L: LockProvider, S: IdempotencyStorage>(
         made.push(wt);
     }
     let half = m.base_path().join("wt-r4-mx0000-00ff");
-    let _ = git_in(
-        repo.path(),
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "--no-checkout",
-            "-b",
-            "ff-r4-mx0000-00ff",
-            &half.to_string_lossy(),
-        ],
-    );
+    repo.add_worktree("ff-r4-mx0000-00ff", &half, false);
     made
 }
 
@@ -235,17 +224,7 @@ async fn two_worktrees_of_one_issue_after_the_loss() {
     let first = m.create_worktree("twice").await.expect("create").worktree;
     commit_file(&first.path, "one.txt", "1\n", "first's work");
     let second = m.base_path().join("wt-twice-mx0001-00aa");
-    let _ = git_in(
-        repo.path(),
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "ff-twice-mx0001-00aa",
-            &second.to_string_lossy(),
-        ],
-    );
+    repo.add_worktree("ff-twice-mx0001-00aa", &second, true);
     commit_file(&second, "two.txt", "2\n", "second's work");
     drop(m);
     delete_sqlite(&state);

@@ -187,14 +187,7 @@ async fn recover_forgets_vanished_worktrees_and_removes_only_our_strays() {
     let _ = repo.git(&["branch", "ff-orphan-mf3k2a-beef"]);
     let _ = repo.git(&["branch", "ff-feature-of-a-human"]);
     let foreign = repo.scratch("elsewhere").join("foreign");
-    let _ = repo.git(&[
-        "worktree",
-        "add",
-        "-q",
-        "-b",
-        "foreign",
-        &foreign.to_string_lossy(),
-    ]);
+    repo.add_worktree("foreign", &foreign, true);
 
     let dry = m
         .recover(ff_worktree::Recover::DryRun)
