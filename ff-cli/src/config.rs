@@ -11,7 +11,7 @@ use ff_worktree::backends::{file_lock::FileLockProvider, json::JsonStore, sqlite
 
 use crate::backend::{LockBackend, RedisTarget, StoreBackend};
 use ff_worktree::git::Git;
-use ff_worktree::{LimitPolicy, SyncStrategy, WorktreeConfig, WorktreeManager};
+use ff_worktree::{LimitPolicy, OnRunning, SyncStrategy, WorktreeConfig, WorktreeManager};
 use serde::Deserialize;
 
 use crate::cli::Global;
@@ -70,6 +70,8 @@ pub(crate) struct FileConfig {
     namespace: Option<String>,
     branch_template: Option<String>,
     lock_timeout: Option<String>,
+    cleanup_grace: Option<String>,
+    on_running: Option<OnRunning>,
     slots: Option<usize>,
     port_base: Option<u32>,
     port_stride: Option<u32>,
@@ -109,6 +111,8 @@ impl FileConfig {
             namespace: self.namespace.or(user.namespace),
             branch_template: self.branch_template.or(user.branch_template),
             lock_timeout: self.lock_timeout.or(user.lock_timeout),
+            cleanup_grace: self.cleanup_grace.or(user.cleanup_grace),
+            on_running: self.on_running.or(user.on_running),
             slots: self.slots.or(user.slots),
             port_base: self.port_base.or(user.port_base),
             port_stride: self.port_stride.or(user.port_stride),
@@ -333,6 +337,14 @@ impl Settings {
             let t = humantime::parse_duration(t)
                 .map_err(|e| Failure::invalid(format!("ff.toml: lock_timeout {t:?}: {e}")))?;
             c = c.with_lock_timeout(t);
+        }
+        if let Some(t) = &self.file.cleanup_grace {
+            let t = humantime::parse_duration(t)
+                .map_err(|e| Failure::invalid(format!("ff.toml: cleanup_grace {t:?}: {e}")))?;
+            c = c.with_cleanup_grace(t);
+        }
+        if let Some(on) = self.file.on_running {
+            c = c.with_on_running(on);
         }
         if let Some(paths) = &self.file.symlink {
             c = c.with_symlinks(paths.clone());

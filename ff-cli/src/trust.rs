@@ -40,8 +40,9 @@ working tree's copy, never a linked worktree's) may set, without approval,
 only what cannot reach outside ff's own work: max_worktrees, limit_policy,
 base_ref, sync_strategy, remote, namespace, branch_template (no template
 can name an existing branch: a create never takes one over),
-lock_timeout, slots, port_base, port_stride, include_max_bytes and
-[alerts] thresholds.
+lock_timeout, cleanup_grace, on_running (it reaches no process outside
+the worktree being cleaned up), slots, port_base, port_stride,
+include_max_bytes and [alerts] thresholds.
 
 These need approval on this machine, for this clone (its git common
 directory) and exactly these values:

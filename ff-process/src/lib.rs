@@ -19,6 +19,7 @@
 
 #[cfg(feature = "group")]
 pub mod group;
+pub mod residents;
 
 #[cfg(target_os = "linux")]
 use std::sync::OnceLock;
@@ -41,15 +42,16 @@ pub enum Liveness {
 
 /// What `/proc/<pid>/stat` says of a process.
 #[cfg(target_os = "linux")]
-struct Stat {
+pub(crate) struct Stat {
     /// `Z` (zombie) and `X` (dead) processes run no more code.
-    state: char,
-    process_group: i64,
-    start_time: u64,
+    pub(crate) state: char,
+    pub(crate) parent: u32,
+    pub(crate) process_group: i64,
+    pub(crate) start_time: u64,
 }
 
 #[cfg(target_os = "linux")]
-fn stat(pid: &str) -> std::io::Result<Option<Stat>> {
+pub(crate) fn stat(pid: &str) -> std::io::Result<Option<Stat>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may hold spaces and parentheses: the
     // fields we want follow the last ')'. After it: state (field 3),
@@ -61,6 +63,7 @@ fn stat(pid: &str) -> std::io::Result<Option<Stat>> {
     let parsed = (|| {
         Some(Stat {
             state: fields.first()?.chars().next()?,
+            parent: fields.get(1)?.parse().ok()?,
             process_group: fields.get(2)?.parse().ok()?,
             start_time: fields.get(19)?.parse().ok()?,
         })

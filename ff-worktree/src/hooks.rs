@@ -188,13 +188,16 @@ impl Hook {
 }
 
 /// Runs `hook`'s `commands` one after another in `dir` with `env`; the
-/// first failure stops them.
+/// first failure stops them. Each command's process group is written down
+/// for the worktree in `groups`, so what it leaves running (a server
+/// started in the background) is stopped when the worktree is cleaned up.
 pub(crate) async fn run(
     hook: Hook,
     hooks: &Hooks,
     dir: &Path,
     env: &[(&str, String)],
     log: Option<&Path>,
+    groups: Option<(&crate::processes::Groups, &str)>,
 ) -> Result<()> {
     let (commands, timeout) = (hooks.commands(hook), hooks.timeout);
     if let Some(changed) = hooks.pinned_files.iter().find(|p| !p.holds_in(dir)) {
@@ -236,6 +239,11 @@ pub(crate) async fn run(
             .kill_on_drop(true);
         let mut spawned = Spawned::new_group(&mut cmd)
             .map_err(|e| failed(format!("could not start sh: {e}"), String::new()))?;
+        if let (Some((groups, id)), Some(group)) =
+            (groups, spawned.group.and_then(|g| u32::try_from(g).ok()))
+        {
+            groups.record(id, group);
+        }
         let (out, err) = (spawned.child.stdout.take(), spawned.child.stderr.take());
         let sink = || async {
             match log {

@@ -113,6 +113,7 @@ pub mod metrics;
 pub mod names;
 mod paths;
 pub mod private;
+pub mod processes;
 mod runtime;
 
 pub use error::{Error, ErrorKind, Result};
@@ -128,6 +129,7 @@ pub use manager::{
     WorktreeConfig, WorktreeManager, WorktreeStatus, cleanup_records_without_repository,
 };
 pub use names::{BranchTemplate, DEFAULT_BRANCH_TEMPLATE};
+pub use processes::OnRunning;
 
 /// The backends compiled in, one module per cargo feature.
 pub mod backends {

@@ -113,6 +113,11 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         }
     };
     tracing::info!(issue = issue_id.as_str(), path = %worktree.path.display(), "running in the worktree");
+    // What the command leaves running in the worktree is stopped when the
+    // worktree is cleaned up.
+    if let Some(group) = supervisor.group() {
+        manager.record_process_group(&worktree, group);
+    }
     let mut env = vec![
         ("FF_ISSUE", worktree.issue.clone()),
         ("FF_WORKTREE_ID", worktree.id.clone()),

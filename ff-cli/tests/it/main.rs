@@ -14,6 +14,7 @@ mod library;
 mod liveness;
 mod mcp;
 mod partition;
+mod processes;
 mod protection;
 mod redis_deployments;
 mod schemas;

@@ -33,6 +33,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             let issue = IssueId::parse(&found.issue)?;
             self.with_issue(&issue, "cleanupWorktree", async || {
                 let force = mode == Cleanup::Force;
+                // Someone else working in it (an agent, a shell): not
+                // signalled unless configured, force or not.
+                self.refuse_running(&found)?;
                 // Refused for work it would lose before any hook runs: a
                 // pre_cleanup (stop a server, drop a database) is for a
                 // worktree that goes. Judged again after the hook.
@@ -40,6 +43,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     self.refuse_loss(&found).await?;
                 }
                 self.pre_cleanup(&found, force).await?;
+                self.stop_running(&found).await;
                 self.cleanup_locked(&issue, &found.id, force).await
             })
             .await
@@ -47,6 +51,46 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         .await;
         crate::metrics::worktree_count(self.count_ours(), self.config.max_worktrees);
         result
+    }
+
+    /// What runs in `wt` (nothing for another clone's).
+    pub(super) fn running_in(&self, wt: &Worktree) -> crate::processes::Running {
+        if !self.is_local(wt) || !wt.path.is_dir() {
+            return crate::processes::Running::default();
+        }
+        crate::processes::running(&self.groups(), &wt.id, &wt.path)
+    }
+
+    /// [`Error::Refused`] naming the processes working in `wt` that ff did
+    /// not start, unless [`OnRunning::Stop`](crate::OnRunning::Stop).
+    fn refuse_running(&self, wt: &Worktree) -> Result<()> {
+        if self.config.on_running == crate::OnRunning::Stop {
+            return Ok(());
+        }
+        let running = self.running_in(wt);
+        if running.others.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Refused {
+            what: format!("cleanup of {}", wt.id),
+            reason: format!(
+                "processes ff did not start work in it: {}; the worktree is untouched. Stop them \
+                 (or have them leave the directory), or set on_running = \"stop\" to have \
+                 cleanup stop them (SIGTERM, then SIGKILL after cleanup_grace)",
+                running.others_shown()
+            ),
+        })
+    }
+
+    /// Stops what runs in `wt` before it goes: the process groups ff
+    /// started there, and, with [`OnRunning::Stop`](crate::OnRunning::Stop),
+    /// every other process working in it.
+    async fn stop_running(&self, wt: &Worktree) {
+        let mut running = self.running_in(wt);
+        if self.config.on_running != crate::OnRunning::Stop {
+            running.others.clear();
+        }
+        crate::processes::stop(&running, self.config.cleanup_grace).await;
     }
 
     /// [`Error::WouldLoseWork`] if removing `wt` now, unforced, would lose
@@ -230,6 +274,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         self.free_slot(&wt).await?;
         crate::crash::point("cleanup.slot_freed");
         self.forget_hook_runs(&wt).await?;
+        self.groups().forget(&wt.id);
         self.remove_record(&record).await?;
         crate::crash::point("cleanup.record_removed");
         tracing::info!(issue = %issue, id = %wt.id, archived = ?archived_at, "worktree removed");

@@ -377,7 +377,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             };
             let evicted = self
                 .holding(guard, async || {
-                    if !self.has_nothing_to_lose(&candidate).await? {
+                    // Nothing to lose, and nothing running in it: an
+                    // eviction stops no one.
+                    if !self.running_in(&candidate).is_empty()
+                        || !self.has_nothing_to_lose(&candidate).await?
+                    {
                         return Ok(None);
                     }
                     self.cleanup_locked(&other, &candidate.id, false)
@@ -390,7 +394,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 return Ok(vec![wt]);
             }
         }
-        Err(self.limit_reached("; no worktree is both clean and merged, so none could be evicted"))
+        Err(self.limit_reached(
+            "; no worktree is clean, merged and free of running processes, so none could be evicted",
+        ))
     }
 
     fn limit_reached(&self, why: &str) -> Error {

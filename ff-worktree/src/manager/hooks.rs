@@ -58,12 +58,14 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if commands.is_empty() {
             return Ok(());
         }
+        let groups = self.groups();
         hooks::run(
             hook,
             &self.config.hooks,
             &wt.path,
             &self.hook_env(wt, 1),
             self.hook_log(wt).as_deref(),
+            Some((&groups, wt.id.as_str())),
         )
         .await
     }
@@ -103,12 +105,14 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .load(&claim.key)
             .await?
             .map_or(1, |r| r.attempts.max(1));
+        let groups = self.groups();
         let ran = hooks::run(
             Hook::PostCreate,
             &self.config.hooks,
             &wt.path,
             &self.hook_env(&wt, attempt),
             self.hook_log(&wt).as_deref(),
+            Some((&groups, wt.id.as_str())),
         )
         .await;
         crate::crash::point("create.hook_ran");

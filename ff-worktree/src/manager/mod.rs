@@ -225,6 +225,21 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         Ok(manager)
     }
 
+    /// The record of the process groups ff started in this clone's
+    /// worktrees.
+    pub(crate) fn groups(&self) -> crate::processes::Groups {
+        crate::processes::Groups::of(&self.info.common_dir)
+    }
+
+    /// Writes down that process group `group` was started in `wt` (as
+    /// `ff exec` does), so a cleanup of `wt` stops whatever of it still
+    /// runs. Best effort: a failure is logged.
+    pub fn record_process_group(&self, wt: &Worktree, group: u32) {
+        if self.is_local(wt) {
+            self.groups().record(&wt.id, group);
+        }
+    }
+
     /// How this manager names worktree branches.
     pub fn branch_template(&self) -> &crate::BranchTemplate {
         self.names.template()

@@ -170,6 +170,24 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             };
             return Ok(kept(wt, &why));
         };
+        // A prune stops nothing: a worktree something runs in stays.
+        let running = self.running_in(&wt);
+        if !running.is_empty() {
+            let mut what = running.others_shown();
+            if !running.ours.is_empty() {
+                if !what.is_empty() {
+                    what.push_str("; ");
+                }
+                what.push_str(&format!(
+                    "process group(s) {:?} its hooks or ff exec started",
+                    running.ours
+                ));
+            }
+            return Ok(kept(
+                wt,
+                &format!("processes run in it ({what}); prune stops nothing"),
+            ));
+        }
         if options.dry_run {
             return Ok(Pruned {
                 worktree: wt,

@@ -110,6 +110,14 @@ pub struct WorktreeConfig {
     /// Told when an operation starts waiting for a lock someone else holds
     /// (the CLI says on stderr what it waits for).
     pub wait_report: Option<WaitReport>,
+    /// How long a cleanup waits, after SIGTERM, for the processes it stops
+    /// before it sends SIGKILL (default 5 s): the process groups ff started
+    /// in the worktree, and with [`OnRunning::Stop`](crate::OnRunning::Stop)
+    /// any other process working in it.
+    pub cleanup_grace: Duration,
+    /// What a cleanup does about processes working in the worktree that ff
+    /// did not start (default: refuse, naming them).
+    pub on_running: crate::OnRunning,
 }
 
 /// What an operation waits for, told to a [`WaitReport`].
@@ -182,7 +190,23 @@ impl WorktreeConfig {
             lock_timeout: Duration::from_secs(30),
             git_timeout: Duration::from_secs(120),
             wait_report: None,
+            cleanup_grace: Duration::from_secs(5),
+            on_running: crate::OnRunning::Refuse,
         }
+    }
+
+    /// Sets [`cleanup_grace`](Self::cleanup_grace).
+    #[must_use]
+    pub fn with_cleanup_grace(mut self, grace: Duration) -> Self {
+        self.cleanup_grace = grace;
+        self
+    }
+
+    /// Sets [`on_running`](Self::on_running).
+    #[must_use]
+    pub fn with_on_running(mut self, on: crate::OnRunning) -> Self {
+        self.on_running = on;
+        self
     }
 
     /// Sets [`wait_report`](Self::wait_report).

@@ -1,0 +1,184 @@
+//! Processes running in a directory: what a worktree's cleanup must not
+//! pull the ground from under (an agent, a shell, a server), and the
+//! signals that stop the ones ff may stop.
+//!
+//! Read from `/proc` on Linux: each process's working directory (its
+//! `cwd` link), process group and start time. Elsewhere nothing is listed
+//! (there is no safe, dependency-free way to read another process's
+//! working directory), and the callers say so.
+
+use std::path::Path;
+
+/// A process whose working directory is inside a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resident {
+    /// Its pid.
+    pub pid: u32,
+    /// Its process group.
+    pub process_group: u32,
+    /// Its start time (see [`crate::start_time`]): with the pid, it names
+    /// this process even after the pid is reused.
+    pub start_time: u64,
+    /// Its command line, as `/proc/<pid>/cmdline` has it (arguments
+    /// joined by spaces; the executable's name when that is empty).
+    pub command: String,
+}
+
+/// Whether this platform can list the processes in a directory.
+#[must_use]
+pub fn supported() -> bool {
+    cfg!(target_os = "linux") && Path::new("/proc/self/cwd").exists()
+}
+
+/// The running processes (zombies aside) whose working directory is `dir`
+/// or beneath it, other than this process and its ancestors (whoever ran
+/// this command from inside `dir` means to leave it). Empty where
+/// [`supported`] is false.
+#[must_use]
+pub fn working_in(dir: &Path) -> Vec<Resident> {
+    #[cfg(target_os = "linux")]
+    {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let lineage = lineage();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut found: Vec<Resident> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                let name = name.to_str()?;
+                let pid: u32 = name.parse().ok()?;
+                if lineage.contains(&pid) {
+                    return None;
+                }
+                let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+                if !cwd.starts_with(&dir) {
+                    return None;
+                }
+                let stat = crate::stat(name).ok().flatten()?;
+                if matches!(stat.state, 'Z' | 'X') {
+                    return None;
+                }
+                Some(Resident {
+                    pid,
+                    process_group: u32::try_from(stat.process_group).ok()?,
+                    start_time: stat.start_time,
+                    command: command_line(name),
+                })
+            })
+            .collect();
+        found.sort_by_key(|r| r.pid);
+        found
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        Vec::new()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn command_line(pid: &str) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let line = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.is_empty() {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim().to_owned())
+            .unwrap_or_default()
+    } else {
+        line
+    }
+}
+
+/// This process and its ancestors, up to the first the kernel started.
+#[cfg(target_os = "linux")]
+fn lineage() -> std::collections::HashSet<u32> {
+    let mut out = std::collections::HashSet::new();
+    let mut pid = ff_traits::identity::pid();
+    while pid > 1 && out.insert(pid) {
+        match crate::stat(&pid.to_string()) {
+            Ok(Some(s)) => pid = s.parent,
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Sends SIGTERM (`kill` false) or SIGKILL to `resident` if it is still
+/// the same process (its start time unchanged); whether one was sent.
+#[must_use]
+pub fn signal(resident: &Resident, kill: bool) -> bool {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Pid, Signal, kill_process};
+        if crate::liveness(resident.pid, Some(resident.start_time)) != crate::Liveness::Alive {
+            return false;
+        }
+        let Some(pid) = i32::try_from(resident.pid).ok().and_then(Pid::from_raw) else {
+            return false;
+        };
+        kill_process(pid, if kill { Signal::KILL } else { Signal::TERM }).is_ok()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (resident, kill);
+        false
+    }
+}
+
+/// Sends SIGTERM (`kill` false) or SIGKILL to every process of process
+/// group `group`; whether it was sent.
+#[must_use]
+pub fn signal_group(group: u32, kill: bool) -> bool {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Pid, Signal, kill_process_group};
+        let Some(pid) = i32::try_from(group).ok().and_then(Pid::from_raw) else {
+            return false;
+        };
+        kill_process_group(pid, if kill { Signal::KILL } else { Signal::TERM }).is_ok()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (group, kill);
+        false
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_in_a_directory_is_found_and_this_one_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inner = dir.path().join("deep");
+        std::fs::create_dir(&inner).expect("mkdir");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&inner)
+            .spawn()
+            .expect("spawn");
+        let found = working_in(dir.path());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].pid, child.id());
+        assert_eq!(found[0].command, "sleep 30");
+        assert!(signal(&found[0], false));
+        let status = child.wait().expect("wait");
+        assert!(!status.success());
+        assert!(working_in(dir.path()).is_empty());
+        // This test's own process is never listed, wherever it runs.
+        let here = std::env::current_dir().expect("cwd");
+        assert!(
+            working_in(&here)
+                .iter()
+                .all(|r| r.pid != ff_traits::identity::pid())
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! No process left behind: the process groups ff started in a worktree
+//! (its hooks, `ff exec`) are written down, and stopped when the worktree
+//! is cleaned up; other processes working in it (the agent, a shell) make
+//! a cleanup refuse unless `on_running = "stop"`.
+//!
+//! The record of a worktree's groups is a file per worktree under
+//! `<common dir>/ff/groups/`, one `<group> <leader start time>` line per
+//! group: local to the clone where the processes run, appended as each
+//! starts (a torn last line is ignored), removed with the worktree. A
+//! group counts as this worktree's while any process of it runs and its
+//! leader, if still there, is the process that was recorded (a reused
+//! group id names someone else's group).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ff_process::residents::Resident;
+
+/// What a cleanup does about processes working in the worktree that ff
+/// did not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OnRunning {
+    /// Refuse the cleanup (77), naming them (default).
+    #[default]
+    Refuse,
+    /// Stop them as ff's own are stopped: SIGTERM, then SIGKILL after
+    /// [`cleanup_grace`](crate::WorktreeConfig::cleanup_grace).
+    Stop,
+}
+
+/// What runs in a worktree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Running {
+    /// Process groups ff started there that still run.
+    pub(crate) ours: Vec<u32>,
+    /// Other processes whose working directory is inside it.
+    pub(crate) others: Vec<Resident>,
+}
+
+impl Running {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ours.is_empty() && self.others.is_empty()
+    }
+
+    /// The others, for people: `pid 123 (sleep 30)`, escaped.
+    pub(crate) fn others_shown(&self) -> String {
+        self.others
+            .iter()
+            .map(|r| {
+                let command: String = r.command.chars().take(80).collect();
+                format!("pid {} ({})", r.pid, crate::display::escape(&command))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The groups file of each worktree of one clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Groups {
+    dir: PathBuf,
+}
+
+impl Groups {
+    pub(crate) fn of(common_dir: &Path) -> Self {
+        Self {
+            dir: crate::StateDir::of_repository(common_dir)
+                .root()
+                .join("groups"),
+        }
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Writes down that ff started process group `group` in worktree `id`
+    /// (best effort: a group not written down is still stopped by its own
+    /// runner, and shows as a process working in the worktree).
+    pub(crate) fn record(&self, id: &str, group: u32) {
+        use std::io::Write as _;
+        let start = ff_process::start_time(group).unwrap_or(0);
+        let written = crate::private::ensure_private_dir(&self.dir).and_then(|()| {
+            let mut f = crate::private::file_options()
+                .create(true)
+                .append(true)
+                .open(self.file(id))?;
+            f.write_all(format!("{group} {start}\n").as_bytes())
+        });
+        if let Err(e) = written {
+            tracing::warn!(id, group, error = %e, "cannot write down a process group");
+        }
+    }
+
+    /// The groups ff started in `id` that still run.
+    pub(crate) fn live(&self, id: &str) -> Vec<u32> {
+        let text = std::fs::read_to_string(self.file(id)).unwrap_or_default();
+        let mut live: Vec<u32> = text
+            .lines()
+            .filter_map(|line| {
+                let (group, start) = line.split_once(' ')?;
+                Some((group.parse::<u32>().ok()?, start.parse::<u64>().ok()?))
+            })
+            .filter(|&(group, start)| {
+                let leader_is_another =
+                    start != 0 && ff_process::start_time(group).is_some_and(|now| now != start);
+                !leader_is_another
+                    && ff_process::group_liveness(group) == ff_process::Liveness::Alive
+            })
+            .map(|(group, _)| group)
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        live
+    }
+
+    /// Forgets `id`'s groups (its worktree is gone).
+    pub(crate) fn forget(&self, id: &str) {
+        let _ = std::fs::remove_file(self.file(id));
+    }
+}
+
+/// What runs in the worktree `id` at `path`.
+pub(crate) fn running(groups: &Groups, id: &str, path: &Path) -> Running {
+    let ours = groups.live(id);
+    let others = ff_process::residents::working_in(path)
+        .into_iter()
+        .filter(|r| !ours.contains(&r.process_group))
+        .collect();
+    Running { ours, others }
+}
+
+/// Stops `running`: SIGTERM to each, then, for what still runs after
+/// `grace`, SIGKILL.
+pub(crate) async fn stop(running: &Running, grace: Duration) {
+    let alive = |running: &Running| {
+        running
+            .ours
+            .iter()
+            .any(|&g| ff_process::group_liveness(g) == ff_process::Liveness::Alive)
+            || running.others.iter().any(|r| {
+                ff_process::liveness(r.pid, Some(r.start_time)) == ff_process::Liveness::Alive
+            })
+    };
+    let send = |kill: bool| {
+        for &group in &running.ours {
+            let _ = ff_process::residents::signal_group(group, kill);
+        }
+        for r in &running.others {
+            let _ = ff_process::residents::signal(r, kill);
+        }
+    };
+    if running.is_empty() {
+        return;
+    }
+    tracing::info!(groups = ?running.ours, others = running.others.len(), "stopping what runs in the worktree");
+    send(false);
+    let deadline = tokio::time::Instant::now() + grace;
+    while alive(running) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if alive(running) {
+        tracing::warn!(groups = ?running.ours, "still running after the grace; killing");
+        send(true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while alive(running) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
