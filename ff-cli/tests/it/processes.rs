@@ -186,3 +186,27 @@ fn what_ff_exec_left_running_in_the_worktree_is_stopped_by_cleanup() {
         "what ff exec left running outlived the cleanup"
     );
 }
+
+#[test]
+fn a_cleanup_refused_for_work_it_would_lose_stops_nothing() {
+    let port = free_port();
+    let (repo, config) = setup(&format!(
+        "port_base = {port}\n[hooks]\npost_create = [\"python3 -m http.server $FF_PORT --bind \
+         127.0.0.1 > /dev/null 2>&1 &\"]\n"
+    ));
+    let dir = repo.path();
+    let path = path_of(dir, &config, "5");
+    assert!(eventually(Duration::from_secs(10), || listening(port)));
+    std::fs::write(path.join("draft.txt"), "unsaved\n").expect("draft");
+    let out = ff_in(dir, &config, &[("FF_HOOKS", "allow")], &["cleanup", "5"]);
+    assert_eq!(code(&out), 77, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(listening(port), "a refused cleanup stopped the server");
+    let out = ff_in(
+        dir,
+        &config,
+        &[("FF_HOOKS", "allow")],
+        &["cleanup", "5", "--force"],
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!listening(port), "the server outlived its worktree");
+}

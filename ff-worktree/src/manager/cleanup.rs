@@ -35,11 +35,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 let force = mode == Cleanup::Force;
                 // Someone else working in it (an agent, a shell): not
                 // signalled unless configured, force or not.
-                self.refuse_running(&found)?;
-                // Refused for work it would lose before any hook runs: a
-                // pre_cleanup (stop a server, drop a database) is for a
-                // worktree that goes. Judged again after the hook.
-                if !force && !self.config.hooks.pre_cleanup.is_empty() {
+                let running = self.running_in(&found);
+                self.refuse_running(&found, &running)?;
+                // Refused for work it would lose before any hook runs or
+                // anything is stopped: a pre_cleanup (stop a server, drop
+                // a database) is for a worktree that goes, and a refusal
+                // changes nothing. Judged again after the hook.
+                if !force && (!self.config.hooks.pre_cleanup.is_empty() || !running.is_empty()) {
                     self.refuse_loss(&found).await?;
                 }
                 self.pre_cleanup(&found, force).await?;
@@ -63,12 +65,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     /// [`Error::Refused`] naming the processes working in `wt` that ff did
     /// not start, unless [`OnRunning::Stop`](crate::OnRunning::Stop).
-    fn refuse_running(&self, wt: &Worktree) -> Result<()> {
-        if self.config.on_running == crate::OnRunning::Stop {
-            return Ok(());
-        }
-        let running = self.running_in(wt);
-        if running.others.is_empty() {
+    fn refuse_running(&self, wt: &Worktree, running: &crate::processes::Running) -> Result<()> {
+        if self.config.on_running == crate::OnRunning::Stop || running.others.is_empty() {
             return Ok(());
         }
         Err(Error::Refused {
