@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Large repositories: a deterministic generator, and `ff create` / `ff
+cleanup` beside the bare git calls they wrap, interleaved round by round
+with alternating order; medians and ratios.
+
+    python3 scripts/large-repo-bench.py FF [ROUNDS] [--files N] [--dirs N]
+        [--commits N] [--ignored N] [--smoke]
+
+The generator (same parameters, same repository, byte for byte: fixed
+contents, dates and identity) makes N files spread over --dirs
+directories, --commits commits of history (each touching 1 % of the
+files), and a `node_modules`-like ignored tree of --ignored files in the
+main working tree (what a dependency install leaves; git ignores it, ff's
+`.worktreeinclude` does not name it). Defaults: the issue's 60,000 files in
+300 directories, 1 commit, no ignored tree.
+
+Measured each round, in fresh worktrees of one issue:
+  bare `git worktree add -b B PATH` then `git worktree remove --force PATH`
+  + `git branch -D B`, against `ff create ISSUE` then `ff cleanup ISSUE
+  --force`; and an unforced `ff cleanup` of an untouched worktree against
+  bare `git status --porcelain` in it (the check it must make).
+
+--smoke: 2,000 files, 3 rounds (CI runs this; it checks the harness and
+the ratios' presence, not their size).
+"""
+import os, shutil, statistics, subprocess, sys, tempfile, time
+
+FF = os.path.abspath(sys.argv[1])
+args = sys.argv[2:]
+def opt(name, default):
+    if name in args:
+        i = args.index(name)
+        v = args[i + 1]
+        del args[i:i + 2]
+        return v
+    return default
+smoke = "--smoke" in args
+if smoke:
+    args.remove("--smoke")
+FILES = int(opt("--files", "2000" if smoke else "60000"))
+DIRS = int(opt("--dirs", "20" if smoke else "300"))
+COMMITS = int(opt("--commits", "1"))
+IGNORED = int(opt("--ignored", "0"))
+R = int(args[0]) if args else (3 if smoke else 5)
+
+env = {k: v for k, v in os.environ.items() if not k.startswith("FF_")}
+env.update({
+    "FF_CONFIG_DIR": tempfile.mkdtemp(),
+    "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+})
+
+
+def generate(d):
+    """The repository the parameters name, the same every time."""
+    g = lambda *a: subprocess.run(["git", *a], cwd=d, check=True, stdout=subprocess.DEVNULL, env=env)
+    g("init", "-q", "-b", "main")
+    per_dir = max(1, FILES // DIRS)
+    paths = []
+    for i in range(FILES):
+        sub = os.path.join(d, f"src/d{i // per_dir:04d}")
+        os.makedirs(sub, exist_ok=True)
+        p = os.path.join(sub, f"f{i:06d}.txt")
+        with open(p, "w") as f:
+            f.write(f"file {i}\n" + "line of text\n" * (i % 7 + 1))
+        paths.append(p)
+    with open(os.path.join(d, ".gitignore"), "w") as f:
+        f.write("node_modules/\n")
+    g("add", "-A")
+    g("commit", "-q", "-m", "generated")
+    step = max(1, FILES // 100)
+    for c in range(1, COMMITS):
+        for p in paths[c % step::step]:
+            with open(p, "a") as f:
+                f.write(f"commit {c}\n")
+        g("commit", "-q", "-am", f"commit {c}")
+    for i in range(IGNORED):
+        sub = os.path.join(d, f"node_modules/pkg{i // 100:04d}")
+        os.makedirs(sub, exist_ok=True)
+        with open(os.path.join(sub, f"m{i:06d}.js"), "w") as f:
+            f.write(f"module.exports = {i};\n")
+
+
+def run(cmd, cwd):
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
+def timed(f):
+    s = time.perf_counter()
+    f()
+    return time.perf_counter() - s
+
+
+d = tempfile.mkdtemp(prefix="large-repo-")
+t0 = time.perf_counter()
+generate(d)
+made_in = time.perf_counter() - t0
+base = os.path.join(d, ".ff-worktrees")
+bare_path = os.path.join(tempfile.mkdtemp(prefix="large-bare-"), "wt")
+
+res = {k: [] for k in ["bare add", "ff create", "bare remove + branch -D", "ff cleanup --force",
+                       "git status (in the worktree)", "ff cleanup (unforced, untouched)"]}
+
+
+def bare_round():
+    res["bare add"].append(timed(lambda: run(["git", "worktree", "add", "-q", "-b", "bare-b", bare_path], d)))
+    res["bare remove + branch -D"].append(timed(lambda: (
+        run(["git", "worktree", "remove", "--force", bare_path], d),
+        run(["git", "branch", "-q", "-D", "bare-b"], d))))
+
+
+def ff_round():
+    res["ff create"].append(timed(lambda: run([FF, "create", "big"], d)))
+    res["ff cleanup --force"].append(timed(lambda: run([FF, "cleanup", "big", "--force"], d)))
+
+
+def unforced_round():
+    run([FF, "create", "big"], d)
+    wt = os.path.join(base, "big")
+    res["git status (in the worktree)"].append(timed(lambda: run(["git", "status", "--porcelain"], wt)))
+    res["ff cleanup (unforced, untouched)"].append(timed(lambda: run([FF, "cleanup", "big"], d)))
+
+
+for r in range(R):
+    rounds = [bare_round, ff_round, unforced_round]
+    for f in (rounds if r % 2 == 0 else list(reversed(rounds))):
+        f()
+
+med = {k: statistics.median(v) for k, v in res.items()}
+print(f"large repository: {FILES} files in {DIRS} directories, {COMMITS} commit(s), "
+      f"{IGNORED} ignored files (generated in {made_in:.1f} s); {R} interleaved rounds, medians")
+for k, v in med.items():
+    print(f"  {k:36s} {v*1000:9.1f} ms")
+print(f"  ff create / bare add                 {med['ff create'] / med['bare add']:6.2f}x")
+print(f"  ff cleanup --force / bare remove     {med['ff cleanup --force'] / med['bare remove + branch -D']:6.2f}x")
+print(f"  unforced cleanup / git status        {med['ff cleanup (unforced, untouched)'] / med['git status (in the worktree)']:6.2f}x")
+shutil.rmtree(d, ignore_errors=True)
+shutil.rmtree(os.path.dirname(bare_path), ignore_errors=True)
