@@ -23,25 +23,22 @@ Measured each round, in fresh worktrees of one issue:
 --smoke: 2,000 files, 3 rounds (CI runs this; it checks the harness and
 the ratios' presence, not their size).
 """
-import os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, statistics, subprocess, tempfile, time
 
-FF = os.path.abspath(sys.argv[1])
-args = sys.argv[2:]
-def opt(name, default):
-    if name in args:
-        i = args.index(name)
-        v = args[i + 1]
-        del args[i:i + 2]
-        return v
-    return default
-smoke = "--smoke" in args
-if smoke:
-    args.remove("--smoke")
-FILES = int(opt("--files", "2000" if smoke else "60000"))
-DIRS = int(opt("--dirs", "20" if smoke else "300"))
-COMMITS = int(opt("--commits", "1"))
-IGNORED = int(opt("--ignored", "0"))
-R = int(args[0]) if args else (3 if smoke else 5)
+parser = argparse.ArgumentParser(description="ff create/cleanup on a large generated repository")
+parser.add_argument("ff")
+parser.add_argument("rounds", nargs="?", type=int)
+parser.add_argument("--files", type=int)
+parser.add_argument("--dirs", type=int)
+parser.add_argument("--commits", type=int, default=1)
+parser.add_argument("--ignored", type=int, default=0)
+parser.add_argument("--smoke", action="store_true")
+a = parser.parse_args()
+FF = os.path.abspath(a.ff)
+FILES = a.files or (2000 if a.smoke else 60000)
+DIRS = a.dirs or (20 if a.smoke else 300)
+COMMITS, IGNORED = a.commits, a.ignored
+R = a.rounds or (3 if a.smoke else 5)
 
 env = {k: v for k, v in os.environ.items() if not k.startswith("FF_")}
 env.update({
