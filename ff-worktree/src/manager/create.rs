@@ -606,6 +606,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             if self.names_taken(plan).await? {
                 return Ok(None);
             }
+            // A new worktree under a name an earlier one had starts with
+            // no process groups: lines its predecessor left (it vanished,
+            // or a recover forgot it) must never name groups to stop.
+            self.groups().forget(&plan.id);
             // Registration only: the checkout, the slow part, runs after
             // the registry lock is released.
             let args: [&std::ffi::OsStr; 10] = [
