@@ -201,6 +201,34 @@ fn ref_exists(common_dir: &Path, reference: &str) -> Option<bool> {
     read_branch(common_dir, reference).map(|id| id.is_some())
 }
 
+/// Where a worktree's HEAD points.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// On a branch: its full ref (`refs/heads/…`).
+    Branch(String),
+    /// Detached at this object id.
+    Detached(String),
+}
+
+/// The HEAD of the worktree at `worktree`, read from the git directory its
+/// `.git` file names, as git reads it; `None` when git must be asked
+/// (no `.git` file, reftable, a HEAD that does not read plainly).
+pub(crate) fn worktree_head(worktree: &Path) -> Option<Head> {
+    let git_dir = read_gitdir_file(&worktree.join(".git"))?;
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let head = head.trim_end();
+    match head.strip_prefix("ref: ") {
+        // (Under reftable HEAD names `refs/heads/.invalid`: ask git.)
+        Some(reference)
+            if reference.starts_with("refs/heads/") && reference != "refs/heads/.invalid" =>
+        {
+            Some(Head::Branch(reference.to_owned()))
+        }
+        Some(_) => None,
+        None => is_object_id(head).then(|| Head::Detached(head.to_owned())),
+    }
+}
+
 /// The object a branch (`refs/heads/…`, shared by all worktrees) points
 /// at, read from its loose file or `packed-refs` as git reads them:
 /// `Some(None)` when there is no such branch, `None` when git must be

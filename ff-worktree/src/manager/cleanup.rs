@@ -176,6 +176,28 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             });
         }
         self.refuse_nested(&wt).await?;
+        // A sync that died midway left its rebase or merge: settle it first
+        // (keeping what was committed or changed there meanwhile), so what
+        // is judged below is the branch, not a half-made rebase.
+        let settled = self
+            .abort_crashed_syncs(&wt)
+            .await?
+            .into_iter()
+            .flatten()
+            .next();
+        // Commits on a detached HEAD (an agent's, or a rebase it started)
+        // are on no branch: the removal would drop them.
+        let detached = self.detached_work(&wt).await?;
+        if let Some((_, n)) = &detached
+            && !force
+        {
+            let dirty = self.dirty_files(&wt).await?;
+            return Err(would_lose_work(
+                &wt,
+                &dirty,
+                (format!("any branch (HEAD of {} is detached)", wt.id), *n),
+            ));
+        }
         // Agents commit in their worktrees holding none of our locks, so
         // nothing read before the removal stays true: the count below only
         // decides whether to refuse. After the removal nothing can commit
@@ -197,15 +219,20 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let unmerged = judged
             .as_ref()
             .map_or_else(|| (wt.base.clone(), 0), |(_, base, n)| (base.clone(), *n));
-        let mut archived_at = None;
+        let mut archived_at = settled;
         let mut merged_because = None;
         if force {
             // Uncommitted files die with the directory: snapshot them
             // first. Commits made after the snapshot are kept below.
             if !self.dirty_files(&wt).await?.is_empty() {
-                let snapshot = self.snapshot(&wt).await?;
+                let snapshot = self.snapshot(&wt, "at cleanup").await?;
                 archived_at = Some(self.keep(&wt, &snapshot).await?);
                 crate::crash::point("cleanup_force.snapshot_kept");
+            }
+            // The snapshot's parent is HEAD; with a clean tree the
+            // detached commits are kept on their own.
+            if let Some((head, _)) = &detached {
+                archived_at = Some(self.keep(&wt, head).await?);
             }
         } else if unmerged.1 > 0 {
             // Squash- and rebase-merged work: the base's history lacks the
@@ -521,6 +548,50 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .unwrap_or_else(|| (wt.base.clone(), 0)))
     }
 
+    /// The worktree's HEAD and how many of its commits no branch, tag,
+    /// remote-tracking branch or ForgeFlow ref holds, when its HEAD is
+    /// detached and there are any. None when HEAD is on a branch (read
+    /// in-process: no git process in the usual case).
+    async fn detached_work(&self, wt: &Worktree) -> Result<Option<(String, u64)>> {
+        use crate::git::discover::{Head, worktree_head};
+        let tree = self.git.in_dir(&wt.path);
+        let head = match worktree_head(&wt.path) {
+            Some(Head::Branch(_)) => return Ok(None),
+            Some(Head::Detached(id)) => id,
+            None => {
+                if tree
+                    .output(["symbolic-ref", "-q", "HEAD"], true)
+                    .await?
+                    .success()
+                {
+                    return Ok(None);
+                }
+                let out = tree
+                    .output(["rev-parse", "--verify", "-q", "HEAD"], true)
+                    .await?;
+                if !out.success() {
+                    return Ok(None);
+                }
+                out.text()
+            }
+        };
+        let count = tree
+            .read([
+                "rev-list",
+                "--count",
+                head.as_str(),
+                "--not",
+                "--branches",
+                "--tags",
+                "--remotes",
+                "--glob=refs/ff/*",
+            ])
+            .await?
+            .text();
+        let n = count.parse::<u64>().unwrap_or(1);
+        Ok((n > 0).then_some((head, n)))
+    }
+
     /// Paths with uncommitted changes (untracked files included).
     pub(super) async fn dirty_files(&self, wt: &Worktree) -> Result<Vec<String>> {
         self.status_paths(wt, "--untracked-files=all").await
@@ -589,7 +660,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// included) on top of its HEAD, made through a private index so
     /// nothing else is touched. Never `git stash`: `refs/stash` is shared
     /// by every worktree.
-    pub(super) async fn snapshot(&self, wt: &Worktree) -> Result<String> {
+    pub(super) async fn snapshot(&self, wt: &Worktree, when: &str) -> Result<String> {
         let index =
             std::env::temp_dir().join(format!("ff-index-{}", ff_traits::identity::unique_id()));
         let private = self.git.in_dir(&wt.path).with_env("GIT_INDEX_FILE", &index);
@@ -597,10 +668,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             private.run(["read-tree", "HEAD"]).await?;
             private.run(["add", "--all"]).await?;
             let tree = private.run(["write-tree"]).await?.text();
-            let message = format!(
-                "ForgeFlow archive of {}: uncommitted work at cleanup",
-                wt.id
-            );
+            let message = format!("ForgeFlow archive of {}: uncommitted work {when}", wt.id);
             commit_tree(&private, &tree, &["HEAD"], &message).await
         }
         .await;

@@ -519,12 +519,18 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     String::new(),
                 ),
             };
-            if self.abort_crashed_syncs(&wt).await? > 0 {
-                report.note(
-                    RepairKind::AbortedSync,
-                    &id,
-                    "aborted its unfinished rebase or merge; the branch is as before the sync",
-                );
+            for kept in self.abort_crashed_syncs(&wt).await? {
+                let detail = match kept {
+                    None => "aborted its unfinished rebase or merge; the branch is as before \
+                             the sync"
+                        .to_owned(),
+                    Some(archive) => format!(
+                        "aborted its unfinished rebase or merge; the branch is as before the \
+                         sync, and what was committed or changed there meanwhile is kept \
+                         under {archive}"
+                    ),
+                };
+                report.note(RepairKind::AbortedSync, &id, detail);
             }
             Ok(())
         })
@@ -882,7 +888,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let dirty = wt.path.join(".git").exists() && !self.dirty_files(wt).await?.is_empty();
         let mut kept = None;
         if dirty {
-            let snapshot = self.snapshot(wt).await?;
+            let snapshot = self.snapshot(wt, "at recover").await?;
             kept = Some(self.keep(wt, &snapshot).await?);
         }
         self.remove_registered(&wt.path, &wt.id).await?;

@@ -353,9 +353,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     /// Aborts the rebase or merge of any sync of this worktree that died
     /// midway (a pending record; under the issue lock its owner is dead),
-    /// and withdraws its record. Returns how many there were.
-    pub(super) async fn abort_crashed_syncs(&self, wt: &Worktree) -> Result<usize> {
-        let mut aborted = 0;
+    /// and withdraws its record. Returns one entry per sync aborted: the
+    /// archive ref when the abort would have dropped work the sync did not
+    /// make, kept there first (see [`Self::keep_before_abort`]).
+    pub(super) async fn abort_crashed_syncs(&self, wt: &Worktree) -> Result<Vec<Option<String>>> {
+        let mut aborted = Vec::new();
         for record in self.records.records(SYNC_OPERATION).await? {
             if record.status != RecordStatus::Pending
                 || !self.ours(&record.context)
@@ -371,16 +373,64 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             if let Start::Claimed(claim) =
                 self.records.start_operation_exclusive(&key, None).await?
             {
+                let mut kept = None;
                 if wt.path.join(".git").exists() {
-                    abort_unfinished(&self.git.in_dir(&wt.path)).await?;
+                    let tree = self.git.in_dir(&wt.path);
+                    if let Some(what) = unfinished(&tree).await? {
+                        kept = self.keep_before_abort(wt, &tree, what).await?;
+                        tree.run([what, "--abort"]).await?;
+                    }
                 }
                 self.records.abandon_operation(&claim).await?;
-                tracing::warn!(id = %wt.id, "aborted a sync that died midway");
-                aborted += 1;
+                tracing::warn!(id = %wt.id, kept = ?kept, "aborted a sync that died midway");
+                aborted.push(kept);
             }
         }
         Ok(aborted)
     }
+
+    /// Before a crashed sync's rebase or merge is aborted: keeps under
+    /// `refs/ff/archive/<id>` what the abort would drop that the sync did
+    /// not make. Agents commit and edit whenever they like, holding none
+    /// of our locks, so a worktree may have lain mid-rebase for a while:
+    /// a commit made then sits on the detached HEAD (the abort moves HEAD
+    /// back to the branch), and the abort resets the files.
+    ///
+    /// HEAD last moved by the rebase itself (its reflog entry says so) and
+    /// a clean tree mean nothing foreign is there, and nothing is kept;
+    /// otherwise HEAD, with a snapshot of the files when any changed
+    /// (untracked ones included), is kept. A merge moves no HEAD but
+    /// leaves its files changed, so its state is always kept: the merge's
+    /// own changes cannot be told from an agent's edits.
+    async fn keep_before_abort(
+        &self,
+        wt: &Worktree,
+        tree: &Git,
+        what: &str,
+    ) -> Result<Option<String>> {
+        let moved = what == "rebase" && !head_last_moved_by_rebase(tree).await?;
+        let changed = !self.dirty_files(wt).await?.is_empty();
+        if !moved && !changed {
+            return Ok(None);
+        }
+        let commit = if changed {
+            self.snapshot(wt, "found in a sync that died midway")
+                .await?
+        } else {
+            head(tree).await?
+        };
+        Ok(Some(self.keep(wt, &commit).await?))
+    }
+}
+
+/// Whether HEAD's last reflog entry is a rebase's own step ("rebase
+/// (pick): …"). No reflog (`core.logAllRefUpdates` off) answers no, so
+/// the caller keeps HEAD rather than guess.
+async fn head_last_moved_by_rebase(tree: &Git) -> Result<bool> {
+    let out = tree
+        .output(["reflog", "-1", "--format=%gs", "HEAD", "--"], true)
+        .await?;
+    Ok(out.success() && out.text().starts_with("rebase"))
 }
 
 async fn head(tree: &Git) -> Result<String> {

@@ -351,3 +351,127 @@ async fn store_and_lock_crash_points_on_redis() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// What a sync killed mid-rebase leaves, and an agent at work there since
+/// (holding none of our locks): a pending sync record, a rebase stopped
+/// after its first step (HEAD detached at the base's tip), a commit the
+/// agent made on that detached HEAD and an edit it has not committed.
+/// Returns the worktree and the agent's commit.
+async fn crashed_sync_with_agent_work<L: LockProvider, S: IdempotencyStorage>(
+    repo: &TestRepo,
+    backend: &Backend,
+    m: &WorktreeManager<L, S>,
+) -> (ff_worktree::Worktree, String) {
+    let wt = m.create_worktree(ISSUE).await.expect("create").worktree;
+    commit_file(&wt.path, "work.txt", "work\n", "agent work");
+    commit_file(repo.path(), "base.txt", "base\n", "base moves on");
+    assert!(
+        crash_at("sync.claimed", repo, backend),
+        "the sync did not crash"
+    );
+    // The rebase the killed sync had under way, stopped where a kill
+    // leaves it (`break` before the first pick).
+    let out = std::process::Command::new("git")
+        .current_dir(&wt.path)
+        .env("GIT_SEQUENCE_EDITOR", "sed -i 1ibreak")
+        .args(["rebase", "-q", "-i", &wt.base])
+        .output()
+        .expect("git rebase");
+    assert!(out.status.success(), "{out:?}");
+    let admin = git_in(&wt.path, &["rev-parse", "--absolute-git-dir"]);
+    assert!(Path::new(&admin).join("rebase-merge").exists());
+    commit_file(
+        &wt.path,
+        "agent.txt",
+        "agent\n",
+        "made while the sync lay dead",
+    );
+    let agent = git_in(&wt.path, &["rev-parse", "HEAD"]);
+    std::fs::write(wt.path.join("agent.txt"), "edited\n").expect("edit");
+    (wt, agent)
+}
+
+/// The agent's commit is reachable from a ref, and its uncommitted edit
+/// is in `refs/ff/archive/<id>` or still in the worktree.
+fn assert_agent_work_kept(repo: &TestRepo, wt: &ff_worktree::Worktree, agent: &str) {
+    let reachable = git_in(repo.path(), &["rev-list", "--all"]);
+    assert!(
+        reachable.lines().any(|c| c == agent),
+        "the commit made meanwhile was lost"
+    );
+    let archived = ff_testkit::git::git_output(
+        repo.path(),
+        &["show", &format!("refs/ff/archive/{}:agent.txt", wt.id)],
+    );
+    let on_disk = std::fs::read_to_string(wt.path.join("agent.txt")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&archived.stdout) == "edited\n" || on_disk == "edited\n",
+        "the edit made meanwhile was lost"
+    );
+}
+
+/// A sync killed mid-rebase is settled by the next sync, recover or
+/// cleanup by aborting it; what an agent committed or changed there in
+/// the meantime is kept under `refs/ff/archive/<id>` first (the abort
+/// moves HEAD back to the branch and resets the files).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_done_while_a_sync_lay_dead_mid_rebase_is_kept() {
+    for settle in ["sync", "recover", "cleanup", "cleanup --force"] {
+        let repo = TestRepo::new();
+        let backend = Backend {
+            state: repo.scratch("state").to_string_lossy().into_owned(),
+            redis: None,
+        };
+        let path = repo.path().to_string_lossy().into_owned();
+        with_manager!(&backend, &path, |m| {
+            let (wt, agent) = crashed_sync_with_agent_work(&repo, &backend, &m).await;
+            match settle {
+                "sync" => {
+                    m.sync_worktree(ISSUE, SyncOptions::default())
+                        .await
+                        .expect("sync settles and syncs");
+                }
+                "recover" => {
+                    let report = m.recover(Recover::Repair).await.expect("recover");
+                    let repair = report
+                        .repairs
+                        .iter()
+                        .find(|r| r.kind == ff_worktree::RepairKind::AbortedSync)
+                        .expect("an aborted sync");
+                    assert!(
+                        repair.detail.contains("refs/ff/archive/"),
+                        "{repair:?} does not say where the work is kept"
+                    );
+                }
+                "cleanup" => {
+                    // The branch has unmerged work: refused, but settled.
+                    let err = m
+                        .cleanup_worktree(ISSUE, Cleanup::Safe)
+                        .await
+                        .expect_err("unmerged work is refused");
+                    assert!(
+                        matches!(err, ff_worktree::Error::WouldLoseWork { .. }),
+                        "{err}"
+                    );
+                }
+                _ => {
+                    let cleaned = m
+                        .cleanup_worktree(ISSUE, Cleanup::Force)
+                        .await
+                        .expect("forced cleanup");
+                    assert!(cleaned.archived_at.is_some());
+                }
+            }
+            assert_agent_work_kept(&repo, &wt, &agent);
+            let admin = Path::new(&wt.path).join(".git");
+            if admin.exists() {
+                let dir = git_in(&wt.path, &["rev-parse", "--absolute-git-dir"]);
+                assert!(
+                    !Path::new(&dir).join("rebase-merge").exists(),
+                    "{settle}: the rebase was not settled"
+                );
+            }
+            crate::common::assert_consistent(&repo, &m).await;
+        });
+    }
+}

@@ -170,3 +170,44 @@ fn commits_made_during_cleanups_are_never_lost() {
     );
     repo.assert_fsck_clean();
 }
+
+/// Commits an agent made on a detached HEAD are on no branch, and the
+/// worktree's removal would drop them: an unforced cleanup refuses,
+/// naming them, and a forced one keeps them under `refs/ff/archive/<id>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_on_a_detached_head_are_never_lost() {
+    let repo = TestRepo::new();
+    let dir = repo.path().to_string_lossy().into_owned();
+    let m = crate::common::open(&repo.scratch("state"), config(&dir)).await;
+    let wt = m.create_worktree("d1").await.expect("create").worktree;
+    let _ = git_in(&wt.path, &["checkout", "-q", "--detach"]);
+    ff_testkit::git::commit_file(&wt.path, "detached.txt", "work\n", "on no branch");
+    let agent = git_in(&wt.path, &["rev-parse", "HEAD"]);
+
+    let err = m
+        .cleanup_worktree("d1", Cleanup::Safe)
+        .await
+        .expect_err("unforced cleanup refuses");
+    assert!(
+        matches!(err, ff_worktree::Error::WouldLoseWork { commits: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("detached"), "{err}");
+    assert!(
+        wt.path.join(".git").exists(),
+        "the refused cleanup removed it"
+    );
+
+    let cleaned = m
+        .cleanup_worktree("d1", Cleanup::Force)
+        .await
+        .expect("forced cleanup");
+    let archive = cleaned.archived_at.expect("archived");
+    assert_eq!(archive, format!("refs/ff/archive/{}", wt.id));
+    let kept = git_in(repo.path(), &["rev-list", &archive]);
+    assert!(
+        kept.lines().any(|c| c == agent),
+        "the detached commit was lost"
+    );
+    crate::common::assert_consistent(&repo, &m).await;
+}
