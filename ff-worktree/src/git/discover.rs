@@ -229,6 +229,18 @@ pub(crate) fn worktree_head(worktree: &Path) -> Option<Head> {
     }
 }
 
+/// Whether a rebase or merge may be under way in the worktree at
+/// `worktree`: its git directory (named by its `.git` file) holds the
+/// state git keeps for one. True when that cannot be read: the caller
+/// then asks git.
+pub(crate) fn may_be_mid_rebase_or_merge(worktree: &Path) -> bool {
+    read_gitdir_file(&worktree.join(".git")).is_none_or(|dir| {
+        ["rebase-merge", "rebase-apply", "MERGE_HEAD"]
+            .iter()
+            .any(|state| dir.join(state).exists())
+    })
+}
+
 /// The object a branch (`refs/heads/…`, shared by all worktrees) points
 /// at, read from its loose file or `packed-refs` as git reads them:
 /// `Some(None)` when there is no such branch, `None` when git must be

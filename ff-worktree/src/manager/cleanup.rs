@@ -179,12 +179,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         // A sync that died midway left its rebase or merge: settle it first
         // (keeping what was committed or changed there meanwhile), so what
         // is judged below is the branch, not a half-made rebase.
-        let settled = self
-            .abort_crashed_syncs(&wt)
-            .await?
-            .into_iter()
-            .flatten()
-            .next();
+        // (Looked for in-process first: a store scan on every cleanup
+        // would cost what is almost never there.)
+        let settled = if crate::git::discover::may_be_mid_rebase_or_merge(&wt.path) {
+            self.abort_crashed_syncs(&wt)
+                .await?
+                .into_iter()
+                .flatten()
+                .next()
+        } else {
+            None
+        };
         // Commits on a detached HEAD (an agent's, or a rebase it started)
         // are on no branch: the removal would drop them.
         let detached = self.detached_work(&wt).await?;
