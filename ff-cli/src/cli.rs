@@ -6,8 +6,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
-    agent, cleanup, completions, create, doctor, exec, gc, get, hooks, list, lock, locks, man, mcp,
-    once, path, prune, recover, serve, shell_init, stats, status, switch, sync, top, trust, unlock,
+    agent, cleanup, completions, create, delete_removed, doctor, exec, gc, get, hooks, list, lock,
+    locks, man, mcp, once, path, prune, recover, serve, shell_init, stats, status, switch, sync,
+    top, trust, unlock,
 };
 
 /// Exit codes, also listed in `--help`, README.md and docs/cli.md.
@@ -279,6 +280,10 @@ pub(crate) enum Command {
     #[command(after_help = "EXAMPLES:\n    ff man | man -l -
     ff man --out ./man")]
     Man(man::Args),
+    /// Delete removed worktrees' directories (ff starts this itself, in
+    /// the background, after a removal).
+    #[command(hide = true)]
+    DeleteRemoved(delete_removed::Args),
 }
 
 /// What `ff trust` and `ff hooks` may do besides showing.

@@ -212,6 +212,12 @@ pub(crate) struct Settings {
     pub(crate) json: bool,
     /// The state directory [`prepared`](Self::prepared) made ready.
     prepared_root: std::sync::OnceLock<PathBuf>,
+    /// Whether removals leave the deletion of worktrees' files to
+    /// [`start_deferred_deletion`](Self::start_deferred_deletion).
+    pub(crate) defer_deletion: bool,
+    /// The base path and state directory of the manager opened, if one
+    /// was: where removed worktrees await deletion, and its log.
+    opened: std::sync::OnceLock<(PathBuf, PathBuf)>,
 }
 
 impl Settings {
@@ -301,12 +307,14 @@ impl Settings {
             file,
             trust,
             prepared_root: std::sync::OnceLock::new(),
+            defer_deletion: false,
+            opened: std::sync::OnceLock::new(),
         })
     }
 
     /// The manager's configuration.
     pub(crate) fn worktree_config(&self) -> Result<WorktreeConfig, Failure> {
-        let mut c = WorktreeConfig::new(&self.dir);
+        let mut c = WorktreeConfig::new(&self.dir).with_deferred_deletion(self.defer_deletion);
         if let Some(p) = &self.base_path {
             c = c.with_base_path(p);
         }
@@ -614,12 +622,23 @@ impl Settings {
             .explicit_state_dir()?
             .unwrap_or_else(|| at.state.root().to_path_buf());
         let locks = metered.locks(self.locks_in(state.clone()).await?);
-        let store = metered.store(self.store_in(state).await?);
+        let store = metered.store(self.store_in(state.clone()).await?);
         // A wait says what it waits for as it starts, not only at its end.
         let config = config.with_wait_report(crate::output::wait_report(Arc::clone(&locks)));
-        WorktreeManager::open_at(config, at, locks, store)
+        let manager = WorktreeManager::open_at(config, at, locks, store)
             .await
-            .map_err(crate::output::before_work)
+            .map_err(crate::output::before_work)?;
+        let _ = self.opened.set((manager.base_path().to_path_buf(), state));
+        Ok(manager)
+    }
+
+    /// With [`defer_deletion`](Self::defer_deletion), once the command is
+    /// done: starts the deletion of what its removals left, in the
+    /// background, logging to `<state dir>/deletions.log`.
+    pub(crate) fn start_deferred_deletion(&self) {
+        if let (true, Some((base, state))) = (self.defer_deletion, self.opened.get()) {
+            crate::commands::delete_removed::start(base, &state.join("deletions.log"));
+        }
     }
 }
 

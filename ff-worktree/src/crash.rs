@@ -34,6 +34,7 @@ pub const POINTS: &[&str] = &[
     "restore.registered",
     // cleanup, unforced and forced
     "cleanup.issue_locked",
+    "cleanup.moved",
     "cleanup.removed",
     "cleanup.branch_retired",
     "cleanup.slot_freed",

@@ -5,6 +5,7 @@ pub(crate) mod agent;
 pub(crate) mod cleanup;
 pub(crate) mod completions;
 pub(crate) mod create;
+pub(crate) mod delete_removed;
 pub(crate) mod doctor;
 pub(crate) mod exec;
 pub(crate) mod gc;
@@ -48,6 +49,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Completions(args) => return Ok(completions::run(args)),
         Command::Man(args) => return man::run(args),
         Command::ShellInit(args) => return Ok(shell_init::run(args)),
+        Command::DeleteRemoved(args) => return Ok(delete_removed::run(args)),
         _ => {}
     }
     // `ff trust` and `ff hooks` show what waits for approval; every other
@@ -60,14 +62,26 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
     } else {
         Review::Enforce
     };
-    let settings = Settings::load(&cli.global, review).await?;
+    let mut settings = Settings::load(&cli.global, review).await?;
+    // Commands that remove worktrees and then exit leave the deletion of
+    // their files to a process of its own (see `delete_removed`), started
+    // below; servers, which do not exit, delete as they go.
+    settings.defer_deletion = cfg!(unix)
+        && matches!(
+            cli.command,
+            Command::Create(_)
+                | Command::Exec(_)
+                | Command::Switch(_)
+                | Command::Cleanup(_)
+                | Command::Prune(_)
+        );
     // The MCP server keeps the settings for as long as it serves.
     let command = match cli.command {
         Command::Mcp(args) => return mcp::run(settings, args).await,
         other => other,
     };
     let s = &settings;
-    match command {
+    let done = match command {
         Command::Create(args) => create::run(s, out, args).await,
         Command::Exec(args) => exec::run(s, out, args).await,
         Command::Path(args) => path::run(s, out, args).await,
@@ -94,6 +108,10 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         | Command::Man(_)
         | Command::ShellInit(_)
         | Command::Mcp(_)
-        | Command::Agent(_) => Ok(0),
-    }
+        | Command::Agent(_)
+        | Command::DeleteRemoved(_) => Ok(0),
+    };
+    // Failed or not: a removal may have happened before the failure.
+    settings.start_deferred_deletion();
+    done
 }

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod crash_once;
 mod dashboard;
+mod deletion;
 mod docs;
 mod hooks;
 mod hostile;

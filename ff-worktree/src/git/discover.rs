@@ -229,6 +229,19 @@ pub(crate) fn worktree_head(worktree: &Path) -> Option<Head> {
     }
 }
 
+/// Why git marks the worktree at `worktree` locked (`git worktree lock`),
+/// when it does: the reason it keeps, or "no reason given".
+pub(crate) fn worktree_lock_reason(worktree: &Path) -> Option<String> {
+    let git_dir = read_gitdir_file(&worktree.join(".git"))?;
+    let reason = std::fs::read_to_string(git_dir.join("locked")).ok()?;
+    let reason = reason.trim();
+    Some(if reason.is_empty() {
+        "no reason given".to_owned()
+    } else {
+        reason.escape_debug().to_string()
+    })
+}
+
 /// Whether a rebase or merge may be under way in the worktree at
 /// `worktree`: its git directory (named by its `.git` file) holds the
 /// state git keeps for one. True when that cannot be read: the caller

@@ -261,32 +261,29 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         }
         let (archived_at, set_aside) = self
             .with_registry("worktree remove", async || {
-                let mut args: Vec<&std::ffi::OsStr> = vec!["worktree".as_ref(), "remove".as_ref()];
-                if force {
-                    args.push("--force".as_ref());
-                }
-                args.extend(["--".as_ref(), wt.path.as_os_str()]);
-                // Without force, git itself refuses a worktree with modified
-                // or untracked files; then say which.
-                if let Err(e) = self.git.run(&args).await {
-                    // Git unregisters a worktree even when it could not
-                    // delete every file (an agent wrote one meanwhile):
-                    // the removal happened; what is left is kept below.
-                    if self.registered_in_git(&wt.path) {
-                        let dirty = if force {
-                            Vec::new()
-                        } else {
-                            self.dirty_files(&wt).await?
-                        };
-                        if !dirty.is_empty() {
-                            return Err(would_lose_work(&wt, &dirty, (wt.base.clone(), 0)));
-                        }
-                        return Err(e.into());
+                // What git's own `worktree remove` checks first: without
+                // force, no changed or untracked file; forced or not, no
+                // lock a person put on it. (The removal below then drops
+                // only the registration: the directory is moved away.)
+                if !force {
+                    let dirty = self.dirty_files(&wt).await?;
+                    if !dirty.is_empty() {
+                        return Err(would_lose_work(&wt, &dirty, (wt.base.clone(), 0)));
                     }
-                    tracing::warn!(id = %wt.id, error = %e, "git removed the worktree but not all of its files");
                 }
-                // Anything at its path now (files git could not delete, a
-                // directory an agent made again) is kept, out of the way.
+                if let Some(reason) = crate::git::discover::worktree_lock_reason(&wt.path) {
+                    return Err(Error::refused(
+                        format!("cleanup of {}", wt.id),
+                        format!(
+                            "git marks {} locked ({reason}); `git worktree unlock {}` first",
+                            wt.path.display(),
+                            wt.path.display()
+                        ),
+                    ));
+                }
+                self.remove_registered(&wt.path, &wt.id).await?;
+                // Anything at its path now (a directory an agent made
+                // again) is kept, out of the way.
                 let set_aside = super::aside::set_aside(&self.base, &wt.path, &wt.id)?;
                 crate::crash::point(if force {
                     "cleanup_force.removed"

@@ -6,6 +6,8 @@ mod agent;
 mod aside;
 mod cleanup;
 mod create;
+mod deletion;
+pub use deletion::{awaiting_deletion, delete_removed_directory};
 mod hooks;
 mod local;
 mod prune;
@@ -552,8 +554,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     /// Unregisters and deletes the worktree directory at `path`, which must
     /// be `<base>/<id>`, even when git marks it locked (a `worktree add`
-    /// killed midway leaves it so). Call under the registry lock, only for
-    /// ForgeFlow's own worktrees.
+    /// killed midway leaves it so); the deletion may be deferred (see
+    /// `deletion`). Call under the registry lock, only for ForgeFlow's own
+    /// worktrees.
     async fn remove_registered(&self, path: &Path, id: &str) -> Result<()> {
         if path.parent() != Some(self.base.as_path())
             || path.file_name().and_then(|n| n.to_str()) != Some(id)
@@ -571,32 +574,14 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         // writing there (a git that outlived the ff that started it, an
         // agent) cannot make the removal fail, and the path is free at
         // once. Git then drops only the registration (its directory is
-        // missing), and the moved directory is deleted; if something still
-        // writes into it, it stays as `<base>/.ff-removing-<id>-…`, out of
-        // everyone's way (`recover` passes over dot names).
-        let moved = if path.exists() {
-            let dest = self.base.join(format!(
-                ".ff-removing-{id}-{}",
-                ff_traits::identity::unique_id()
-            ));
-            std::fs::rename(path, &dest).map_err(|e| {
-                Error::io(
-                    "worktree",
-                    &format!("cannot move {} aside", path.display()),
-                    &e,
-                )
-            })?;
-            Some(dest)
-        } else {
-            None
-        };
+        // missing), and the moved directory is deleted (see `deletion`).
+        let moved = deletion::move_to_deletion(&self.base, path, id)?;
+        crate::crash::point("cleanup.moved");
         if self.is_registered(path).await? {
             repair::remove_worktree(&self.git, path).await?;
         }
-        if let Some(moved) = moved
-            && let Err(e) = std::fs::remove_dir_all(&moved)
-        {
-            tracing::warn!(id, dir = %moved.display(), error = %e, "could not delete a removed worktree's directory (something still writes there); it stays aside");
+        if let Some(moved) = moved {
+            self.delete_moved(&moved)?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::deletion::delete_removed_directory;
 use super::{
     CREATE_OPERATION, Recover, SYNC_OPERATION, Worktree, WorktreeManager, WorktreeStatus,
     parse_worktree,
@@ -80,11 +81,15 @@ pub enum RepairKind {
     /// Something that looks wrong but may hold work ForgeFlow cannot judge:
     /// left as it is, with the reason.
     LeftAlone,
+    /// The directory of a removed worktree, moved out of the way
+    /// (`<base>/.ff-deleting-…`) but not yet deleted (its deletion was
+    /// deferred, or cut short by a kill): deleted.
+    FinishedDeletion,
 }
 
 impl RepairKind {
     /// Every kind, so a consumer (a schema, a table) can list them all.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::RolledBackCreate,
         Self::AbortedSync,
         Self::ForgotVanished,
@@ -100,6 +105,7 @@ impl RepairKind {
         Self::FreedSlot,
         Self::LeftAlone,
         Self::SetAsideDirectory,
+        Self::FinishedDeletion,
     ];
 
     /// Its place in [`ALL`](Self::ALL). The match is exhaustive: a new
@@ -123,6 +129,7 @@ impl RepairKind {
             Self::FreedSlot => 12,
             Self::LeftAlone => 13,
             Self::SetAsideDirectory => 14,
+            Self::FinishedDeletion => 15,
         }
     }
 }
@@ -266,6 +273,27 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .await?;
             crate::crash::point("recover.strays_done");
             self.recover_slots(&mut report).await?;
+            // Last, under no lock: deleting a large tree takes seconds.
+            for dir in self.awaiting_deletion() {
+                let subject = dir.display().to_string();
+                if dry_run {
+                    report.note(
+                        RepairKind::FinishedDeletion,
+                        subject,
+                        "would delete this removed worktree's directory",
+                    );
+                    continue;
+                }
+                let detail = match delete_removed_directory(&self.base, &dir)? {
+                    None => "deleted this removed worktree's directory".to_owned(),
+                    Some(kept) => format!(
+                        "something wrote into this removed worktree's directory as it was \
+                         deleted: what is left is kept at {}",
+                        kept.display()
+                    ),
+                };
+                report.note(RepairKind::FinishedDeletion, subject, detail);
+            }
             Ok(report)
         })
         .await

@@ -118,6 +118,15 @@ pub struct WorktreeConfig {
     /// What a cleanup does about processes working in the worktree that ff
     /// did not start (default: refuse, naming them).
     pub on_running: crate::OnRunning,
+    /// Whether a removal leaves the deletion of the worktree's files to
+    /// [`WorktreeManager::finish_deletions`](super::WorktreeManager::finish_deletions)
+    /// (default: no, they are deleted before the removal returns). Either
+    /// way the directory is first moved out of the way by one rename
+    /// (`<base>/.ff-deleting-…`) and git's registration dropped; a deletion
+    /// cut short is finished by `recover`. The CLI defers, and deletes in
+    /// a process of its own, so `ff cleanup` returns at once on a large
+    /// tree.
+    pub deferred_deletion: bool,
 }
 
 /// What an operation waits for, told to a [`WaitReport`].
@@ -192,7 +201,15 @@ impl WorktreeConfig {
             wait_report: None,
             cleanup_grace: Duration::from_secs(5),
             on_running: crate::OnRunning::Refuse,
+            deferred_deletion: false,
         }
+    }
+
+    /// Sets [`deferred_deletion`](Self::deferred_deletion).
+    #[must_use]
+    pub fn with_deferred_deletion(mut self, deferred: bool) -> Self {
+        self.deferred_deletion = deferred;
+        self
     }
 
     /// Sets [`cleanup_grace`](Self::cleanup_grace).

@@ -6,6 +6,7 @@ mod chaos;
 mod common;
 mod corrupt_state;
 mod crash_points;
+mod deletion;
 mod git_layer;
 mod hooks;
 mod hostile;
