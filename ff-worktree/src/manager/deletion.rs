@@ -122,11 +122,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// After a removal dropped git's registration: deletes the moved
     /// directory now, or leaves it for [`finish_deletions`](Self::finish_deletions)
     /// with [`deferred_deletion`](crate::WorktreeConfig::deferred_deletion).
-    pub(super) fn delete_moved(&self, moved: &Path) -> Result<()> {
+    /// The removal has happened either way: a deletion that fails is
+    /// logged and left for `recover`, never the removal's error.
+    pub(super) fn delete_moved(&self, moved: &Path) {
         if self.config.deferred_deletion {
-            return Ok(());
+            return;
         }
-        delete_removed_directory(&self.base, moved).map(drop)
+        if let Err(e) = delete_removed_directory(&self.base, moved) {
+            tracing::warn!(dir = %moved.display(), error = %e, "a removed worktree's directory is left for recover to delete");
+        }
     }
 
     /// The directories of removed worktrees still awaiting deletion (with

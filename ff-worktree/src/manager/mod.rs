@@ -558,9 +558,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// `deletion`). Call under the registry lock, only for ForgeFlow's own
     /// worktrees.
     async fn remove_registered(&self, path: &Path, id: &str) -> Result<()> {
-        if path.parent() != Some(self.base.as_path())
-            || path.file_name().and_then(|n| n.to_str()) != Some(id)
-        {
+        let named = path.file_name().and_then(|n| n.to_str()) == Some(id);
+        let parent = path.parent().filter(|_| named);
+        // Under the base path, or under an earlier one (the base path was
+        // changed since), where git still lists it.
+        let Some(parent) = parent.filter(|p| *p == self.base || self.registered_in_git(path))
+        else {
             return Err(Error::invalid_input(
                 "worktree path",
                 format!(
@@ -569,19 +572,28 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     self.base.display()
                 ),
             ));
-        }
-        // Moved out of the way first, by one rename: a process still
-        // writing there (a git that outlived the ff that started it, an
-        // agent) cannot make the removal fail, and the path is free at
-        // once. Git then drops only the registration (its directory is
-        // missing), and the moved directory is deleted (see `deletion`).
-        let moved = deletion::move_to_deletion(&self.base, path, id)?;
+        };
+        // Moved out of the way first, by one rename within its parent: a
+        // process still writing there (a git that outlived the ff that
+        // started it, an agent) cannot make the removal fail, and the path
+        // is free at once. Git then drops only the registration (its
+        // directory is missing), and the moved directory is deleted (see
+        // `deletion`).
+        let moved = deletion::move_to_deletion(parent, path, id)?;
         crate::crash::point("cleanup.moved");
         if self.is_registered(path).await? {
             repair::remove_worktree(&self.git, path).await?;
         }
-        if let Some(moved) = moved {
-            self.delete_moved(&moved)?;
+        match moved {
+            Some(moved) if parent == self.base => self.delete_moved(&moved),
+            // Under an earlier base path nothing looks for it later:
+            // deleted now.
+            Some(moved) => {
+                if let Err(e) = deletion::delete_removed_directory(parent, &moved) {
+                    tracing::warn!(dir = %moved.display(), error = %e, "a removed worktree's directory under an earlier base path could not be deleted");
+                }
+            }
+            None => {}
         }
         Ok(())
     }

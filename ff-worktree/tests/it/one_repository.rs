@@ -78,6 +78,20 @@ async fn another_base_path_still_finds_the_issues_worktree() {
         0,
         "no second worktree"
     );
+    // And it is cleaned up where it is, leaving nothing behind there.
+    other
+        .cleanup_worktree("5", ff_worktree::Cleanup::Force)
+        .await
+        .expect("cleanup under the earlier base path");
+    assert!(!wt.path.exists());
+    let earlier = wt.path.parent().expect("earlier base");
+    let left: Vec<_> = std::fs::read_dir(earlier)
+        .expect("earlier base")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != ".git")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
