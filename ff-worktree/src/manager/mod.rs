@@ -489,14 +489,28 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     /// `git worktree list`, after mending what a killed `worktree add` of
     /// ours may have left (see [`Self::torn_commondirs`]).
+    ///
+    /// A `commondir` git could not read may also be one a live `worktree
+    /// add` (another process's, under the registry lock this reader does
+    /// not take) is writing right now: git writes it in place, so for an
+    /// instant it is empty. Nothing is torn then, and the list is asked
+    /// again after a moment (seen in CI: "failed to read
+    /// .git/worktrees/104/commondir: Success" while agents created
+    /// worktrees at once).
     pub(crate) async fn worktrees(&self) -> Result<Vec<crate::git::WorktreeEntry>> {
-        match self.git.worktrees().await {
-            Err(GitError::Failed { stderr, .. })
-                if stderr.contains("commondir") && !self.torn_commondirs(true).await.is_empty() =>
-            {
-                Ok(self.git.worktrees().await?)
+        let mut attempt = 0u64;
+        loop {
+            match self.git.worktrees().await {
+                Err(GitError::Failed { stderr, .. })
+                    if stderr.contains("commondir") && attempt < 8 =>
+                {
+                    attempt += 1;
+                    if self.torn_commondirs(true).await.is_empty() {
+                        tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+                    }
+                }
+                other => return Ok(other?),
             }
-            other => Ok(other?),
         }
     }
 

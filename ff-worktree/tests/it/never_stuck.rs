@@ -193,3 +193,47 @@ async fn a_directory_made_again_after_removal_is_kept_by_recover() {
     assert!(!hollow.path.exists() && !wt.path.exists());
     crate::common::assert_consistent(&repo, &m).await;
 }
+
+/// Git writes a new worktree's `commondir` in place, so while anyone's
+/// `git worktree add` runs, `git worktree list` may find it empty for an
+/// instant and fail ("failed to read …/commondir", seen in CI while agents
+/// created worktrees at once). Readers take no registry lock: they ask
+/// again, and never fail on it. Here the instant is made long: someone
+/// else's worktree (not under the base path, so not ff's to mend) has its
+/// `commondir` empty until 40 ms after ff starts asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worktree_git_is_adding_meanwhile_never_fails_a_reader() {
+    let repo = TestRepo::new();
+    let m = open(&repo).await;
+    let wt = m.create_worktree("1").await.expect("create").worktree;
+    let elsewhere = repo.scratch("elsewhere").join("theirs");
+    std::fs::create_dir_all(&elsewhere).expect("their directory");
+    let admin = repo.path().join(".git/worktrees/theirs");
+    std::fs::create_dir_all(&admin).expect("admin");
+    let head = git_in(repo.path(), &["rev-parse", "HEAD"]);
+    std::fs::write(admin.join("HEAD"), format!("{head}\n")).expect("HEAD");
+    std::fs::write(
+        admin.join("gitdir"),
+        format!("{}\n", elsewhere.join(".git").display()),
+    )
+    .expect("gitdir");
+    std::fs::write(admin.join("commondir"), "").expect("commondir, not yet written");
+    let writer = {
+        let commondir = admin.join("commondir");
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(40));
+            std::fs::write(commondir, "../..\n").expect("commondir written");
+        })
+    };
+    let again = m
+        .create_worktree("1")
+        .await
+        .expect("create while an add runs");
+    assert_eq!(again.worktree.path, wt.path);
+    writer.join().expect("writer");
+    assert_eq!(
+        std::fs::read_to_string(admin.join("commondir")).expect("theirs"),
+        "../..\n",
+        "someone else's worktree is theirs: only they write it"
+    );
+}
