@@ -595,7 +595,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         // `deletion`).
         let moved = deletion::move_to_deletion(parent, path, id)?;
         crate::crash::point("cleanup.moved");
-        if self.is_registered(path).await? {
+        // Git's registry read in-process (a `git worktree list` here was
+        // one more process on every cleanup).
+        if self.registered_in_git(path) {
             repair::remove_worktree(&self.git, path).await?;
         }
         match moved {
