@@ -57,10 +57,9 @@ fn deleters(base: &Path) -> Vec<i32> {
     found
 }
 
-#[test]
-fn cleanup_returns_before_the_files_are_deleted_and_they_are_deleted_after() {
-    let (repo, config, path) = worktree_with_files();
-    let base = path.parent().expect("base").to_path_buf();
+/// `ff cleanup 1 --force --json` with its deleter held until the returned
+/// file is removed; the command's output and that file.
+fn cleanup_held(repo: &TestRepo, config: &Path) -> (std::process::Output, PathBuf) {
     let hold = repo.scratch("hold").join("held");
     std::fs::write(&hold, "").expect("hold");
     let hold_s = hold.to_string_lossy().into_owned();
@@ -68,11 +67,19 @@ fn cleanup_returns_before_the_files_are_deleted_and_they_are_deleted_after() {
     // returns only once every process holding them has closed them.
     let out = ff_in(
         repo.path(),
-        &config,
+        config,
         &[("FF_HOLD_DELETION", hold_s.as_str())],
         &["cleanup", "1", "--force", "--json"],
     );
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    (out, hold)
+}
+
+#[test]
+fn cleanup_returns_before_the_files_are_deleted_and_they_are_deleted_after() {
+    let (repo, config, path) = worktree_with_files();
+    let base = path.parent().expect("base").to_path_buf();
+    let (out, hold) = cleanup_held(&repo, &config);
     assert_eq!(stdout_json(&out)["removed"], true);
     // Returned with the deletion still held: the path is free, git lists
     // no worktree there, the files wait beside it.
@@ -100,16 +107,7 @@ fn cleanup_returns_before_the_files_are_deleted_and_they_are_deleted_after() {
 fn a_deletion_killed_midway_is_finished_by_recover() {
     let (repo, config, path) = worktree_with_files();
     let base = path.parent().expect("base").to_path_buf();
-    let hold = repo.scratch("hold").join("held");
-    std::fs::write(&hold, "").expect("hold");
-    let hold_s = hold.to_string_lossy().into_owned();
-    let out = ff_in(
-        repo.path(),
-        &config,
-        &[("FF_HOLD_DELETION", hold_s.as_str())],
-        &["cleanup", "1", "--force"],
-    );
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let _held = cleanup_held(&repo, &config);
     let pids = deleters(&base);
     assert_eq!(pids.len(), 1);
     for pid in pids {
