@@ -22,6 +22,9 @@ pub struct Resident {
     /// Its command line, as `/proc/<pid>/cmdline` has it (arguments
     /// joined by spaces; the executable's name when that is empty).
     pub command: String,
+    /// Its arguments, the program's own name first, as `/proc/<pid>/cmdline`
+    /// has them (empty for a kernel thread or when unreadable).
+    pub args: Vec<String>,
 }
 
 /// Whether this platform can list the processes in a directory.
@@ -60,11 +63,13 @@ pub fn working_in(dir: &Path) -> Vec<Resident> {
                 if matches!(stat.state, 'Z' | 'X') {
                     return None;
                 }
+                let (command, args) = command_line(name);
                 Some(Resident {
                     pid,
                     process_group: u32::try_from(stat.process_group).ok()?,
                     start_time: stat.start_time,
-                    command: command_line(name),
+                    command,
+                    args,
                 })
             })
             .collect();
@@ -78,22 +83,23 @@ pub fn working_in(dir: &Path) -> Vec<Resident> {
     }
 }
 
+/// Process `pid`'s command line for people, and its arguments.
 #[cfg(target_os = "linux")]
-fn command_line(pid: &str) -> String {
+fn command_line(pid: &str) -> (String, Vec<String>) {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let line = raw
+    let args: Vec<String> = raw
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
-        .map(String::from_utf8_lossy)
-        .collect::<Vec<_>>()
-        .join(" ");
-    if line.is_empty() {
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let line = if args.is_empty() {
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .map(|c| c.trim().to_owned())
             .unwrap_or_default()
     } else {
-        line
-    }
+        args.join(" ")
+    };
+    (line, args)
 }
 
 /// This process and its ancestors, up to the first the kernel started.

@@ -10,6 +10,16 @@
 //! group counts as this worktree's while any process of it runs and its
 //! leader, if still there, is the process that was recorded (a reused
 //! group id names someone else's group).
+//!
+//! Git's own housekeeping is no one's work: after a commit, fetch or
+//! merge, git starts `git maintenance run --auto` (older gits `git gc
+//! --auto`) in the background, in its own process group, from the
+//! directory the command ran in. It works on the shared repository, not
+//! on the worktree's files, and `git worktree remove` pays it no heed, so
+//! neither does ff: it and everything in its group (the `git gc`, `git
+//! repack` and `pre-auto-gc` hook it runs) neither refuse a cleanup nor
+//! are signalled. Were it counted, every cleanup right after an agent's
+//! commit would be refused by a process that ends by itself.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -125,11 +135,47 @@ impl Groups {
 /// What runs in the worktree `id` at `path`.
 pub(crate) fn running(groups: &Groups, id: &str, path: &Path) -> Running {
     let ours = groups.live(id);
-    let others = ff_process::residents::working_in(path)
+    let residents = ff_process::residents::working_in(path);
+    // The groups git's housekeeping leads (see the module's docs).
+    let housekeeping: Vec<u32> = residents
+        .iter()
+        .filter(|r| r.pid == r.process_group && is_git_housekeeping(&r.args))
+        .map(|r| r.pid)
+        .collect();
+    let others = residents
         .into_iter()
         .filter(|r| !ours.contains(&r.process_group))
+        .filter(|r| {
+            let gits = housekeeping.contains(&r.process_group);
+            if gits {
+                tracing::debug!(pid = r.pid, command = %r.command, "git's own housekeeping; not counted");
+            }
+            !gits
+        })
         .collect();
     Running { ours, others }
+}
+
+/// Whether `args` are those git gives the housekeeping it starts by
+/// itself: `git maintenance run --auto ...` or `git gc --auto ...`.
+/// Only the exact shape counts: a person's `git gc` or `git -c x=y
+/// maintenance run` is someone working there.
+fn is_git_housekeeping(args: &[String]) -> bool {
+    let [program, command, rest @ ..] = args else {
+        return false;
+    };
+    let name = Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let name = name.strip_suffix(".exe").unwrap_or(name);
+    let auto = rest.iter().any(|a| a == "--auto");
+    name == "git"
+        && match command.as_str() {
+            "maintenance" => rest.first().is_some_and(|a| a == "run") && auto,
+            "gc" => auto,
+            _ => false,
+        }
 }
 
 /// Stops `running`: SIGTERM to each, then, for what still runs after
@@ -168,5 +214,39 @@ pub(crate) async fn stop(running: &Running, grace: Duration) {
         while alive(running) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_git_housekeeping;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn only_the_housekeeping_git_starts_by_itself_counts() {
+        for line in [
+            "/usr/local/libexec/git-core/git maintenance run --auto --quiet --detach",
+            "git maintenance run --auto --quiet --no-detach",
+            "git gc --auto",
+            "/usr/bin/git gc --auto --quiet",
+        ] {
+            assert!(is_git_housekeeping(&args(line)), "{line}");
+        }
+        for line in [
+            "git gc",
+            "git maintenance run",
+            "git maintenance start --auto",
+            "git -c gc.auto=1 gc --auto",
+            "git rebase -i --auto",
+            "/tmp/not-git/gits gc --auto",
+            "sh -c git gc --auto",
+            "git",
+        ] {
+            assert!(!is_git_housekeeping(&args(line)), "{line}");
+        }
+        assert!(!is_git_housekeeping(&[]));
     }
 }

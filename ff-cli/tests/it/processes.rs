@@ -210,3 +210,61 @@ fn a_cleanup_refused_for_work_it_would_lose_stops_nothing() {
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!listening(port), "the server outlived its worktree");
 }
+
+#[test]
+fn gits_own_housekeeping_in_the_worktree_neither_refuses_a_cleanup_nor_is_signalled() {
+    use std::os::unix::process::CommandExt as _;
+    let (repo, config) = setup("");
+    let dir = repo.path();
+    let path = path_of(dir, &config, "6");
+    // Two packs and `gc.autoPackLimit = 1`: the maintenance git starts
+    // after a commit finds a gc due and runs the `pre-auto-gc` hook, which
+    // here stays, as a long repack would.
+    let _ = repo.git(&["repack", "-q"]);
+    ff_testkit::git::commit_file(dir, "more.txt", "more\n", "more");
+    let _ = repo.git(&["repack", "-q"]);
+    let hook_pid = repo.scratch("hook").join("pid");
+    repo.install_hook(
+        "pre-auto-gc",
+        &format!("echo $$ > '{}'; exec sleep 300", hook_pid.display()),
+    );
+    let mut maintenance = Command::new("git")
+        .args(["maintenance", "run", "--auto", "--quiet", "--no-detach"])
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "gc.autoPackLimit")
+        .env("GIT_CONFIG_VALUE_0", "1")
+        .current_dir(&path)
+        .process_group(0)
+        .spawn()
+        .expect("git maintenance");
+    let group = maintenance.id();
+    assert!(
+        eventually(Duration::from_secs(20), || std::fs::read_to_string(
+            &hook_pid
+        )
+        .is_ok_and(|p| p.ends_with('\n'))),
+        "git maintenance never ran its pre-auto-gc hook"
+    );
+    let hook: u32 = std::fs::read_to_string(&hook_pid)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    };
+
+    let out = ff_in(dir, &config, &[], &["cleanup", "6"]);
+    let (cleaned, said) = (
+        code(&out),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    let (git_ran, hook_ran) = (alive(group), alive(hook));
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{group}")])
+        .status();
+    let _ = maintenance.wait();
+    assert_eq!(cleaned, 0, "{said}");
+    assert!(!path.exists());
+    assert!(git_ran && hook_ran, "cleanup signalled git's housekeeping");
+}
