@@ -210,11 +210,19 @@ pub(crate) enum Head {
     Detached(String),
 }
 
-/// The HEAD of the worktree at `worktree`, read from the git directory its
-/// `.git` file names, as git reads it; `None` when git must be asked
-/// (no `.git` file, reftable, a HEAD that does not read plainly).
-pub(crate) fn worktree_head(worktree: &Path) -> Option<Head> {
-    let git_dir = read_gitdir_file(&worktree.join(".git"))?;
+/// The git directory of the linked worktree at `worktree`, as its `.git`
+/// file names it; `None` when there is no such file or it does not read
+/// plainly (the callers then ask git, or judge as git would without one).
+/// Read once and handed to the readers below, which each look at one file
+/// in it.
+pub(crate) fn worktree_git_dir(worktree: &Path) -> Option<PathBuf> {
+    read_gitdir_file(&worktree.join(".git"))
+}
+
+/// The HEAD of a worktree whose git directory is `git_dir`, as git reads
+/// it; `None` when git must be asked (reftable, a HEAD that does not read
+/// plainly).
+pub(crate) fn head_in(git_dir: &Path) -> Option<Head> {
     let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
     let head = head.trim_end();
     match head.strip_prefix("ref: ") {
@@ -229,10 +237,10 @@ pub(crate) fn worktree_head(worktree: &Path) -> Option<Head> {
     }
 }
 
-/// Why git marks the worktree at `worktree` locked (`git worktree lock`),
-/// when it does: the reason it keeps, or "no reason given".
-pub(crate) fn worktree_lock_reason(worktree: &Path) -> Option<String> {
-    let git_dir = read_gitdir_file(&worktree.join(".git"))?;
+/// Why git marks the worktree whose git directory is `git_dir` locked
+/// (`git worktree lock`), when it does: the reason it keeps, or "no reason
+/// given".
+pub(crate) fn lock_reason_in(git_dir: &Path) -> Option<String> {
     let reason = std::fs::read_to_string(git_dir.join("locked")).ok()?;
     let reason = reason.trim();
     Some(if reason.is_empty() {
@@ -242,16 +250,16 @@ pub(crate) fn worktree_lock_reason(worktree: &Path) -> Option<String> {
     })
 }
 
-/// Whether a rebase or merge may be under way in the worktree at
-/// `worktree`: its git directory (named by its `.git` file) holds the
-/// state git keeps for one. True when that cannot be read: the caller
-/// then asks git.
-pub(crate) fn may_be_mid_rebase_or_merge(worktree: &Path) -> bool {
-    read_gitdir_file(&worktree.join(".git")).is_none_or(|dir| {
-        ["rebase-merge", "rebase-apply", "MERGE_HEAD"]
-            .iter()
-            .any(|state| dir.join(state).exists())
-    })
+/// `rebase` or `merge` when one is unfinished in the worktree whose git
+/// directory is `git_dir`: the state git keeps for one is there.
+pub(crate) fn unfinished_in(git_dir: &Path) -> Option<&'static str> {
+    if git_dir.join("rebase-merge").exists() || git_dir.join("rebase-apply").exists() {
+        Some("rebase")
+    } else if git_dir.join("MERGE_HEAD").exists() {
+        Some("merge")
+    } else {
+        None
+    }
 }
 
 /// The object a branch (`refs/heads/…`, shared by all worktrees) points
@@ -433,6 +441,38 @@ mod tests {
         agrees(top, "packed refs");
         let _ = git_in(top, &["checkout", "-q", "--detach"]);
         agrees(&sub, "detached HEAD");
+    }
+
+    #[test]
+    fn a_linked_worktrees_state_reads_as_git_keeps_it() {
+        let repo = TestRepo::new();
+        let top = repo.path();
+        let linked = repo.scratch("state").join("wt");
+        let path = linked.to_str().expect("utf8");
+        let _ = git_in(top, &["worktree", "add", "-q", "-b", "side", path]);
+        let dir = worktree_git_dir(&linked).expect("its .git file reads");
+        assert_eq!(head_in(&dir), Some(Head::Branch("refs/heads/side".into())));
+        assert_eq!(unfinished_in(&dir), None);
+        assert_eq!(lock_reason_in(&dir), None);
+
+        // A rebase stopped on a conflict: detached, and under way.
+        std::fs::write(linked.join("f.txt"), "side\n").expect("write");
+        let _ = git_in(&linked, &["add", "f.txt"]);
+        let _ = git_in(&linked, &["commit", "-q", "-m", "side"]);
+        std::fs::write(top.join("f.txt"), "main\n").expect("write");
+        let _ = git_in(top, &["add", "f.txt"]);
+        let _ = git_in(top, &["commit", "-q", "-m", "main"]);
+        let main = git_in(top, &["rev-parse", "HEAD"]);
+        let stopped = ff_testkit::git::git_output(&linked, &["rebase", "-q", &main]);
+        assert!(
+            !stopped.status.success(),
+            "the rebase should stop on the conflict"
+        );
+        assert_eq!(unfinished_in(&dir), Some("rebase"));
+        assert!(matches!(head_in(&dir), Some(Head::Detached(_))));
+
+        let _ = git_in(top, &["worktree", "lock", "--reason", "on a\nstick", path]);
+        assert_eq!(lock_reason_in(&dir).as_deref(), Some("on a\\nstick"));
     }
 
     #[test]

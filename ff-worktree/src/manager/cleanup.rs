@@ -181,7 +181,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         // is judged below is the branch, not a half-made rebase.
         // (Looked for in-process first: a store scan on every cleanup
         // would cost what is almost never there.)
-        let settled = if crate::git::discover::may_be_mid_rebase_or_merge(&wt.path) {
+        // (The worktree's git directory is read once, for this, the HEAD
+        // and git's lock below.)
+        let git_dir = crate::git::discover::worktree_git_dir(&wt.path);
+        let settled = if git_dir
+            .as_deref()
+            .is_none_or(|dir| crate::git::discover::unfinished_in(dir).is_some())
+        {
             self.abort_crashed_syncs(&wt)
                 .await?
                 .into_iter()
@@ -192,7 +198,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         };
         // Commits on a detached HEAD (an agent's, or a rebase it started)
         // are on no branch: the removal would drop them.
-        let detached = self.detached_work(&wt).await?;
+        let detached = self.detached_work(&wt, git_dir.as_deref()).await?;
         if let Some((_, n)) = &detached
             && !force
         {
@@ -271,7 +277,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                         return Err(would_lose_work(&wt, &dirty, (wt.base.clone(), 0)));
                     }
                 }
-                if let Some(reason) = crate::git::discover::worktree_lock_reason(&wt.path) {
+                if let Some(reason) = git_dir
+                    .as_deref()
+                    .and_then(crate::git::discover::lock_reason_in)
+                {
                     return Err(Error::refused(
                         format!("cleanup of {}", wt.id),
                         format!(
@@ -554,10 +563,15 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// remote-tracking branch or ForgeFlow ref holds, when its HEAD is
     /// detached and there are any. None when HEAD is on a branch (read
     /// in-process: no git process in the usual case).
-    async fn detached_work(&self, wt: &Worktree) -> Result<Option<(String, u64)>> {
-        use crate::git::discover::{Head, worktree_head};
+    /// `git_dir` is the worktree's git directory, when read.
+    async fn detached_work(
+        &self,
+        wt: &Worktree,
+        git_dir: Option<&std::path::Path>,
+    ) -> Result<Option<(String, u64)>> {
+        use crate::git::discover::{Head, head_in};
         let tree = self.git.in_dir(&wt.path);
-        let head = match worktree_head(&wt.path) {
+        let head = match git_dir.and_then(head_in) {
             Some(Head::Branch(_)) => return Ok(None),
             Some(Head::Detached(id)) => id,
             None => {

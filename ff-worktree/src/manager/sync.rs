@@ -1,7 +1,7 @@
 //! `sync_worktree`: fetch, then rebase or merge onto the base; a conflict
 //! leaves the worktree exactly as it was.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use ff_idempotency::Start;
 use ff_traits::{IdempotencyKey, IdempotencyStorage, LockProvider, RecordStatus};
@@ -437,17 +437,15 @@ async fn head(tree: &Git) -> Result<String> {
     Ok(tree.read(["rev-parse", "--verify", "HEAD"]).await?.text())
 }
 
-/// `rebase` or `merge` when one is unfinished in the worktree.
+/// `rebase` or `merge` when one is unfinished in the worktree. Its git
+/// directory is read from its `.git` file (no git process in the usual
+/// case); git names it when that does not read plainly.
 async fn unfinished(tree: &Git) -> Result<Option<&'static str>> {
-    let git_dir = tree.read(["rev-parse", "--absolute-git-dir"]).await?.text();
-    let dir = Path::new(&git_dir);
-    if dir.join("rebase-merge").exists() || dir.join("rebase-apply").exists() {
-        Ok(Some("rebase"))
-    } else if dir.join("MERGE_HEAD").exists() {
-        Ok(Some("merge"))
-    } else {
-        Ok(None)
-    }
+    let git_dir = match crate::git::discover::worktree_git_dir(tree.dir()) {
+        Some(dir) => dir,
+        None => PathBuf::from(tree.read(["rev-parse", "--absolute-git-dir"]).await?.text()),
+    };
+    Ok(crate::git::discover::unfinished_in(&git_dir))
 }
 
 /// Aborts an unfinished rebase or merge, which puts back the branch, the
