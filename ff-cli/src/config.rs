@@ -76,6 +76,7 @@ pub(crate) struct FileConfig {
     port_base: Option<u32>,
     port_stride: Option<u32>,
     symlink: Option<Vec<PathBuf>>,
+    sparse: Option<Vec<String>>,
     include_max_bytes: Option<u64>,
     hooks: Option<crate::hooks::HooksFile>,
     alerts: Option<ff_serve::AlertRules>,
@@ -117,6 +118,7 @@ impl FileConfig {
             port_base: self.port_base.or(user.port_base),
             port_stride: self.port_stride.or(user.port_stride),
             symlink: self.symlink.or(user.symlink),
+            sparse: self.sparse.or(user.sparse),
             include_max_bytes: self.include_max_bytes.or(user.include_max_bytes),
             hooks: self.hooks.or(user.hooks),
             alerts: self.alerts.or(user.alerts),
@@ -359,6 +361,18 @@ impl Settings {
         }
         if let Some(n) = self.file.slots {
             c = c.with_slots(n);
+        }
+        if let Some(dirs) = &self.file.sparse {
+            let dirs = dirs
+                .iter()
+                .map(|d| ff_worktree::SparseDir::parse(d))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Failure::invalid(format!("ff.toml: sparse: {e}")))?;
+            // An empty list is a full checkout: `--no-checkout` asks for
+            // the top-level files alone.
+            if !dirs.is_empty() {
+                c = c.with_checkout(ff_worktree::Checkout::sparse(dirs));
+            }
         }
         if let Some(n) = self.file.include_max_bytes {
             c = c.with_include_max_bytes(n);

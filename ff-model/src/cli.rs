@@ -62,8 +62,27 @@ pub struct WorktreeView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "u32")]
     pub slot: Option<u32>,
+    /// What it checks out, when it is a sparse worktree (absent: every
+    /// file), as its git directory says now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "SparseView")]
+    pub sparse: Option<SparseView>,
     /// Where its directory is: `active`, `missing` or `elsewhere`.
     pub status: WorktreeStatus,
+}
+
+/// What a sparse worktree checks out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SparseView {
+    /// `true` in cone mode (what `ff create --sparse` sets up): `paths`
+    /// are directories, checked out whole beside the top-level files.
+    /// `false`: `paths` are git's patterns, as someone set them.
+    pub cone: bool,
+    /// The directories (cone mode) or patterns; empty in cone mode: only
+    /// the top-level files (`ff create --no-checkout`).
+    pub paths: Vec<String>,
 }
 
 impl WorktreeView {
@@ -82,6 +101,10 @@ impl WorktreeView {
             port: w.port,
             recovered: w.recovered,
             slot: w.slot,
+            sparse: w.sparse.as_ref().map(|s| SparseView {
+                cone: s.cone,
+                paths: s.paths.clone(),
+            }),
             status: match w.status {
                 s @ (WorktreeStatus::Missing | WorktreeStatus::Elsewhere) => s,
                 _ => WorktreeStatus::Active,

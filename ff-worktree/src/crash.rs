@@ -24,6 +24,8 @@ pub const POINTS: &[&str] = &[
     "create.claimed",
     "create.slot_taken",
     "create.registered",
+    // a sparse create, its directories set before the checkout
+    "sparse_create.sparse_set",
     "create.checked_out",
     "create.included",
     "create.completed",

@@ -115,6 +115,7 @@ mod paths;
 pub mod private;
 pub mod processes;
 mod runtime;
+mod sparse;
 
 pub use error::{Error, ErrorKind, Result};
 pub use ff_hierarchy;
@@ -131,6 +132,7 @@ pub use manager::{
 };
 pub use names::{BranchTemplate, DEFAULT_BRANCH_TEMPLATE};
 pub use processes::OnRunning;
+pub use sparse::{Checkout, Sparse, SparseDir};
 
 /// The backends compiled in, one module per cargo feature.
 pub mod backends {

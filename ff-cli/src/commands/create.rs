@@ -22,6 +22,25 @@ pub(crate) struct Args {
     /// failure (exit 73), as it was when it was made.
     #[arg(long)]
     pub(crate) retry_hooks: bool,
+    /// Check out only the top-level files and these directories, whole
+    /// (git's cone mode; relative to the repository's top). Overrides
+    /// `sparse` in ff.toml. `git sparse-checkout add DIR` widens it later.
+    #[arg(long, value_name = "DIR", num_args = 1.., value_parser = sparse_dir,
+          conflicts_with_all = ["no_checkout", "no_sparse"])]
+    pub(crate) sparse: Vec<ff_worktree::SparseDir>,
+    /// Check out only the top-level files: a sparse worktree with no
+    /// directories yet, for `git sparse-checkout add DIR` to fill.
+    #[arg(long, conflicts_with = "no_sparse")]
+    pub(crate) no_checkout: bool,
+    /// Check out every file, whatever `sparse` in ff.toml says.
+    #[arg(long)]
+    pub(crate) no_sparse: bool,
+}
+
+/// `--sparse`'s values, checked as clap parses them (a bad one is a usage
+/// error, 2).
+fn sparse_dir(dir: &str) -> Result<ff_worktree::SparseDir, String> {
+    ff_worktree::SparseDir::parse(dir).map_err(|e| e.to_string())
 }
 
 pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8, Failure> {
@@ -30,13 +49,28 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         base,
         print_path,
         retry_hooks,
+        sparse,
+        no_checkout,
+        no_sparse,
     } = args;
     let issue = issue.as_str();
     // Reject a bad id before touching anything, backends included.
     ff_worktree::IssueId::parse(issue)?;
+    let checkout = if no_sparse {
+        Some(ff_worktree::Checkout::Full)
+    } else if no_checkout {
+        Some(ff_worktree::Checkout::sparse([]))
+    } else if sparse.is_empty() {
+        None
+    } else {
+        Some(ff_worktree::Checkout::sparse(sparse))
+    };
     let mut config = settings.worktree_config_with_hooks()?;
     if let Some(b) = base {
         config = config.with_base_ref(b);
+    }
+    if let Some(checkout) = checkout {
+        config = config.with_checkout(checkout);
     }
     let manager = settings.manager_with(config).await?;
     let created = if retry_hooks {

@@ -169,6 +169,9 @@ fn state_cell(r: &Row) -> String {
         if r.w.recovered {
             parts.push("(record rebuilt)".to_owned());
         }
+        if r.w.sparse.is_some() {
+            parts.push("sparse".to_owned());
+        }
     }
     if r.held {
         parts.push("held".to_owned());

@@ -41,7 +41,25 @@ pub(super) fn slot_and_port(w: &Worktree) -> String {
     if let Some(port) = w.port {
         text.push_str(&format!("\n  port    {port}"));
     }
+    if let Some(sparse) = &w.sparse {
+        text.push_str(&format!("\n  sparse  {}", sparse_cell(sparse)));
+    }
     text
+}
+
+/// What a sparse worktree checks out, for people: its directories, or
+/// git's patterns, escaped.
+pub(super) fn sparse_cell(sparse: &ff_worktree::Sparse) -> String {
+    let shown: Vec<String> = sparse
+        .paths
+        .iter()
+        .map(|p| ff_worktree::display::escape(p).into_owned())
+        .collect();
+    match (sparse.cone, shown.is_empty()) {
+        (true, true) => "the top-level files only".to_owned(),
+        (true, false) => format!("{} (and the top-level files)", shown.join(", ")),
+        (false, _) => format!("patterns {}", shown.join(" ")),
+    }
 }
 
 /// Says on stderr which worktrees git lists that this namespace, state

@@ -20,5 +20,6 @@ mod protection;
 mod redis_deployments;
 mod schemas;
 mod serve;
+mod sparse;
 mod tls;
 mod trust;

@@ -135,7 +135,7 @@ fn find(start: &Path, reached_root: &mut bool) -> Option<RepoInfo> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => git_dir.clone(),
         Err(_) => return None,
     };
-    if !plain_config(&common_dir) || common_dir.join("reftable").exists() {
+    if !plain_config(&common_dir, &git_dir) || common_dir.join("reftable").exists() {
         return None;
     }
     let toplevel = if crate::paths::same_path(&git_dir, &common_dir) {
@@ -168,18 +168,59 @@ fn read_gitdir_file(dot_git: &Path) -> Option<PathBuf> {
 }
 
 /// Whether the repository's configuration leaves discovery to the layout:
-/// no `core.bare`, no `core.worktree`, no includes (which could set them).
-fn plain_config(common_dir: &Path) -> bool {
+/// no `core.bare`, no `core.worktree`, no includes (which could set them),
+/// no reftable; with per-worktree configuration on
+/// (`extensions.worktreeConfig`, which sparse worktrees turn on), the same
+/// of the worktree's own `config.worktree` in `git_dir`.
+fn plain_config(common_dir: &Path, git_dir: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(common_dir.join("config")) else {
         return false;
     };
-    !text.lines().any(|line| {
+    if !plain_config_text(&text) {
+        return false;
+    }
+    if crate::sparse::config_bool(&text, "extensions", "worktreeconfig") != Some(true) {
+        return true;
+    }
+    match std::fs::read_to_string(git_dir.join("config.worktree")) {
+        Ok(own) => plain_config_text(&own),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+/// [`plain_config`] of one file's text, judged section by section.
+fn plain_config_text(text: &str) -> bool {
+    let mut section = String::new();
+    for line in text.lines() {
         let line = line.trim().to_ascii_lowercase();
-        line.starts_with("[include")
-            || line.starts_with("worktree")
-            || (line.starts_with("bare") && !line.ends_with("false"))
-            || line.starts_with("refstorage")
-    })
+        if let Some(header) = line.strip_prefix('[') {
+            // A key after the header on the same line: git decides.
+            let Some((name, rest)) = header.split_once(']') else {
+                return false;
+            };
+            let rest = rest.trim_start();
+            if !rest.is_empty() && !rest.starts_with(['#', ';']) {
+                return false;
+            }
+            section = name.trim().to_owned();
+            if section.starts_with("include") {
+                return false;
+            }
+            continue;
+        }
+        let unplain = match section.as_str() {
+            "core" => {
+                line.starts_with("worktree")
+                    || (line.starts_with("bare") && !line.ends_with("false"))
+            }
+            "extensions" => line.starts_with("refstorage"),
+            _ => false,
+        };
+        if unplain {
+            return false;
+        }
+    }
+    true
 }
 
 /// The main worktree's HEAD: the branch it names (short) and whether it
@@ -441,6 +482,14 @@ mod tests {
         agrees(top, "packed refs");
         let _ = git_in(top, &["checkout", "-q", "--detach"]);
         agrees(&sub, "detached HEAD");
+        // A sparse worktree turns on per-worktree configuration.
+        let _ = git_in(&linked, &["sparse-checkout", "set", "--cone", "deep"]);
+        agrees(&linked, "a sparse worktree");
+        agrees(top, "beside a sparse worktree");
+        assert!(
+            matches!(in_process(&linked), Discovery::Found(_)),
+            "read in-process"
+        );
     }
 
     #[test]
@@ -522,5 +571,29 @@ mod tests {
             &["config", "core.worktree", top.to_str().expect("utf8")],
         );
         asks_git(top, "core.worktree set");
+        let _ = git_in(top, &["config", "--unset", "core.worktree"]);
+        let _ = git_in(top, &["config", "extensions.worktreeConfig", "true"]);
+        let own = repo.scratch("own-config").join("wt");
+        let _ = git_in(
+            top,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                own.to_str().expect("utf8"),
+            ],
+        );
+        agrees(&own, "per-worktree configuration on");
+        let _ = git_in(
+            &own,
+            &[
+                "config",
+                "--worktree",
+                "core.worktree",
+                top.to_str().expect("utf8"),
+            ],
+        );
+        asks_git(&own, "core.worktree in the worktree's own configuration");
     }
 }

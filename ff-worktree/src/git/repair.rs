@@ -46,6 +46,46 @@ async fn clear_stale_lock(lock: &Path, min_age: Duration) -> bool {
     }
 }
 
+/// How old the repository's `config.lock` must be before it counts as a
+/// killed git's: git holds it for milliseconds.
+const STALE_CONFIG_LOCK: Duration = Duration::from_secs(10);
+
+/// Whether the repository reads per-worktree configuration
+/// (`extensions.worktreeConfig`), read from its `config` in-process.
+pub(crate) fn worktree_config_enabled(common_dir: &Path) -> bool {
+    std::fs::read_to_string(common_dir.join("config")).is_ok_and(|text| {
+        crate::sparse::config_bool(&text, "extensions", "worktreeconfig") == Some(true)
+    })
+}
+
+/// Runs `args` in `git`, a call that writes the repository's shared
+/// `config`; when it fails on a `config.lock` a killed git left (old and
+/// unchanged), removes that lock and runs it once more. Call under the
+/// registry lock, which serializes ForgeFlow's own writes of it.
+///
+/// # Errors
+/// [`GitError`] with git's message.
+pub(crate) async fn run_writing_config(
+    git: &Git,
+    common_dir: &Path,
+    args: &[&str],
+) -> Result<(), GitError> {
+    let out = git.output(args, false).await?;
+    if out.success() {
+        return Ok(());
+    }
+    let lock = common_dir.join("config.lock");
+    if out.stderr.contains("config") && clear_stale_lock(&lock, STALE_CONFIG_LOCK).await {
+        git.run(args).await?;
+        return Ok(());
+    }
+    Err(GitError::Failed {
+        args: args.join(" "),
+        code: out.code,
+        stderr: out.stderr,
+    })
+}
+
 /// Removes `<ref>.lock` left by a git process killed while updating
 /// `refname`, which would make every later update of it fail ("cannot lock
 /// ref"). Only a lock at least two seconds old and unchanged meanwhile is

@@ -177,6 +177,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             return Err(e);
                         }
                     };
+                    // So are the directories of a sparse checkout.
+                    if let Err(e) = self.check_sparse().await {
+                        self.records.abandon_operation(&claim).await?;
+                        return Err(e);
+                    }
                     let slot = match self.take_slot(issue, &plan.id).await {
                         Ok(slot) => {
                             crate::crash::point("create.slot_taken");
@@ -209,7 +214,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             tracing::info!(issue = %issue, id = %wt.id, "worktree created");
                             let wt = self.post_create(issue, wt).await?;
                             Ok(Created {
-                                worktree: wt,
+                                worktree: self.with_status(wt),
                                 reused: false,
                                 evicted,
                                 set_aside: kept,
@@ -579,25 +584,102 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(None);
         };
         crate::crash::point("create.registered");
-        self.git
-            .in_dir(&wt.path)
-            .run(["checkout", "--force", "--quiet"])
-            .await?;
+        let tree = self.git.in_dir(&wt.path);
+        if let crate::Checkout::Sparse(dirs) = &self.config.checkout {
+            self.make_sparse(&tree, dirs).await?;
+            crate::crash::point("sparse_create.sparse_set");
+        }
+        // In a sparse worktree, only what its patterns name is written.
+        tree.run(["checkout", "--force", "--quiet"]).await?;
         crate::crash::point("create.checked_out");
         Ok(Some(wt))
     }
 
-    async fn register(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Option<Worktree>> {
+    /// [`InvalidInput`](ff_traits::Error::InvalidInput) unless every
+    /// directory of a sparse checkout is one in the base commit (a file,
+    /// or nothing, would check out nothing and look like success).
+    async fn check_sparse(&self) -> Result<()> {
+        let crate::Checkout::Sparse(dirs) = &self.config.checkout else {
+            return Ok(());
+        };
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        let (base, commit) = self.base_commit().await?;
+        let mut args = vec![
+            "--literal-pathspecs".to_owned(),
+            "ls-tree".to_owned(),
+            "-d".to_owned(),
+            "-z".to_owned(),
+            "--full-tree".to_owned(),
+            "--name-only".to_owned(),
+            commit,
+            "--".to_owned(),
+        ];
+        args.extend(dirs.iter().map(|d| d.as_str().to_owned()));
+        let listed = self.git.read(args).await?;
+        let found: std::collections::HashSet<&[u8]> = listed
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let missing: Vec<String> = dirs
+            .iter()
+            .filter(|d| !found.contains(d.as_str().as_bytes()))
+            .map(|d| crate::display::escape(d.as_str()).into_owned())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid_input(
+            "sparse directory",
+            format!(
+                "{} {} not a directory in {} (a file, or nothing there); name directories of \
+                 the tree, relative to its top",
+                missing.join(", "),
+                if missing.len() == 1 { "is" } else { "are" },
+                crate::display::escape(&base)
+            ),
+        ))
+    }
+
+    /// Gives the new, empty worktree behind `tree` its sparse directories
+    /// (cone mode), before its checkout. The first sparse worktree of a
+    /// repository makes git turn on per-worktree configuration
+    /// (`extensions.worktreeConfig`, in the shared `config`): that one
+    /// runs under the registry lock, so two creates never race for
+    /// `config.lock`; after it, each worktree writes only its own files.
+    async fn make_sparse(&self, tree: &crate::git::Git, dirs: &[crate::SparseDir]) -> Result<()> {
+        let mut args = vec!["sparse-checkout", "set", "--cone", "--"];
+        args.extend(dirs.iter().map(crate::SparseDir::as_str));
+        if repair::worktree_config_enabled(&self.info.common_dir) {
+            tree.run(&args).await?;
+            return Ok(());
+        }
+        self.with_registry("sparse checkout", async || {
+            repair::run_writing_config(tree, &self.info.common_dir, &args).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The base ref and the commit it names now.
+    async fn base_commit(&self) -> Result<(String, String)> {
         let base = self.base_ref()?;
         // HEAD's branch is read in-process; a configured base may be any
         // revision, which git resolves.
-        let base_commit = match &self.config.base_ref {
+        let commit = match &self.config.base_ref {
             None => self.resolve_branch(&format!("refs/heads/{base}")).await?,
             Some(_) => self.git.resolve_commit(&base).await?,
         }
         .ok_or_else(|| {
             Error::invalid_input("base ref", format!("{base:?} does not name a commit"))
         })?;
+        Ok((base, commit))
+    }
+
+    async fn register(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Option<Worktree>> {
+        let (base, base_commit) = self.base_commit().await?;
         self.with_registry("worktree add", async || {
             let count = self.count_ours();
             if count >= self.config.max_worktrees {
@@ -650,6 +732,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 slot: Some(slot),
                 port: self.port_of(Some(slot)),
                 status: super::WorktreeStatus::Active,
+                sparse: None,
             }))
         })
         .await

@@ -718,6 +718,10 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             WorktreeStatus::Missing
         };
         w.port = self.port_of(w.slot);
+        w.sparse = match w.status {
+            WorktreeStatus::Active => crate::sparse::read(&w.path, &self.info.common_dir),
+            _ => None,
+        };
         w
     }
 

@@ -893,6 +893,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 slot,
                 port: self.port_of(slot),
                 status: WorktreeStatus::Active,
+                sparse: None,
             };
             let value = serde_json::to_value(&wt)
                 .map_err(|e| Error::invalid_input("worktree", e.to_string()))?;
@@ -1073,5 +1074,6 @@ fn stray_worktree(plan: &Plan, base: String) -> Worktree {
         slot: None,
         port: None,
         status: WorktreeStatus::Missing,
+        sparse: None,
     }
 }

@@ -127,6 +127,11 @@ pub struct WorktreeConfig {
     /// a process of its own, so `ff cleanup` returns at once on a large
     /// tree.
     pub deferred_deletion: bool,
+    /// What new worktrees check out (default: every file). A sparse
+    /// checkout writes only the top-level files and the directories named
+    /// (see [`Checkout`](crate::Checkout)); a worktree that exists already
+    /// keeps what it has.
+    pub checkout: crate::Checkout,
 }
 
 /// What an operation waits for, told to a [`WaitReport`].
@@ -202,7 +207,15 @@ impl WorktreeConfig {
             cleanup_grace: Duration::from_secs(5),
             on_running: crate::OnRunning::Refuse,
             deferred_deletion: false,
+            checkout: crate::Checkout::Full,
         }
+    }
+
+    /// Sets [`checkout`](Self::checkout).
+    #[must_use]
+    pub fn with_checkout(mut self, checkout: crate::Checkout) -> Self {
+        self.checkout = checkout;
+        self
     }
 
     /// Sets [`deferred_deletion`](Self::deferred_deletion).
@@ -485,6 +498,11 @@ pub struct Worktree {
     /// Found when read, never stored.
     #[serde(default, skip_serializing)]
     pub status: WorktreeStatus,
+    /// What it checks out when it is a sparse worktree (none: every
+    /// file). Read from its git directory when shown, never stored: the
+    /// agent may widen it (`git sparse-checkout add`).
+    #[serde(default, skip_serializing)]
+    pub sparse: Option<crate::Sparse>,
 }
 
 /// What [`create_worktree`](super::WorktreeManager::create_worktree)

@@ -28,12 +28,17 @@ use ff_worktree::{Cleanup, PruneOptions, Recover, SyncOptions, WorktreeConfig, W
 
 const ISSUE: &str = "1";
 
-fn config(repo: &str) -> WorktreeConfig {
+fn config(repo: &str, scenario: &str) -> WorktreeConfig {
     let mut hooks = Hooks::default();
     hooks.post_create = vec!["true".into()];
-    WorktreeConfig::new(repo)
+    let config = WorktreeConfig::new(repo)
         .with_hooks(hooks)
-        .with_lock_timeout(Duration::from_secs(20))
+        .with_lock_timeout(Duration::from_secs(20));
+    if scenario == "sparse_create" {
+        // The top-level files alone: every test repository has those.
+        return config.with_checkout(ff_worktree::Checkout::sparse([]));
+    }
+    config
 }
 
 /// The scenario a point belongs to: the part of its name before the `.`.
@@ -47,7 +52,7 @@ async fn operate<L: LockProvider, S: IdempotencyStorage>(
     scenario: &str,
 ) -> Result<(), String> {
     let done = match scenario {
-        "create" | "restore" => m.create_worktree(ISSUE).await.map(drop),
+        "create" | "restore" | "sparse_create" => m.create_worktree(ISSUE).await.map(drop),
         "cleanup" => m.cleanup_worktree(ISSUE, Cleanup::Safe).await.map(drop),
         "cleanup_force" => m.cleanup_worktree(ISSUE, Cleanup::Force).await.map(drop),
         "sync" => m
@@ -91,11 +96,12 @@ impl Backend {
 
 /// Runs `f` on the manager `backend` names.
 macro_rules! with_manager {
-    ($backend:expr, $repo:expr, |$m:ident| $body:expr) => {{
+    ($backend:expr, $repo:expr, $scenario:expr, |$m:ident| $body:expr) => {{
         let backend: &Backend = $backend;
         match &backend.redis {
             None => {
-                let $m = crate::common::open(Path::new(&backend.state), config($repo)).await;
+                let $m =
+                    crate::common::open(Path::new(&backend.state), config($repo, $scenario)).await;
                 $body
             }
             Some((url, prefix)) => {
@@ -109,7 +115,7 @@ macro_rules! with_manager {
                 )
                 .await
                 .expect("redis store");
-                let $m = WorktreeManager::open(config($repo), locks, store)
+                let $m = WorktreeManager::open(config($repo, $scenario), locks, store)
                     .await
                     .expect("open");
                 $body
@@ -128,7 +134,7 @@ fn crash_point_child() {
     let (scenario, repo) = (role[0].clone(), role[1].clone());
     let backend = Backend::from_role(&role[2..]);
     ff_testkit::runtime().block_on(async {
-        with_manager!(&backend, &repo, |m| {
+        with_manager!(&backend, &repo, &scenario, |m| {
             let _ = operate(&m, &scenario).await;
         });
     });
@@ -160,7 +166,7 @@ async fn prepare<L: LockProvider, S: IdempotencyStorage>(
     m: &WorktreeManager<L, S>,
 ) -> Vec<String> {
     let mut commits = Vec::new();
-    if scenario == "create" || scenario == "recover" {
+    if matches!(scenario, "create" | "recover" | "sparse_create") {
         if scenario == "recover" {
             // A create killed once git registered its worktree.
             assert!(
@@ -205,8 +211,8 @@ async fn prepare<L: LockProvider, S: IdempotencyStorage>(
 /// One point: prepare, crash there, run again, create, check.
 async fn sweep_one(point: &str, backend: &Backend, repo: &TestRepo) -> Result<(), String> {
     let path = repo.path().to_string_lossy().into_owned();
-    with_manager!(backend, &path, |m| {
-        let scenario = scenario(point);
+    let scenario = scenario(point);
+    with_manager!(backend, &path, scenario, |m| {
         let commits = prepare(scenario, repo, backend, &m).await;
         if !crash_at(point, repo, backend) {
             return Err(format!("{point}: never reached"));
@@ -423,7 +429,7 @@ async fn work_done_while_a_sync_lay_dead_mid_rebase_is_kept() {
             redis: None,
         };
         let path = repo.path().to_string_lossy().into_owned();
-        with_manager!(&backend, &path, |m| {
+        with_manager!(&backend, &path, "sync", |m| {
             let (wt, agent) = crashed_sync_with_agent_work(&repo, &backend, &m).await;
             match settle {
                 "sync" => {

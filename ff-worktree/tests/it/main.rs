@@ -21,4 +21,5 @@ mod one_repository;
 mod processes;
 mod records_lost;
 mod recovery;
+mod sparse;
 mod sync;
