@@ -21,7 +21,10 @@ Measured each round, in fresh worktrees of one issue:
   bare `git status --porcelain` in it (the check it must make). `ff
   cleanup` returns before its files are deleted (in the background): the
   time from its return until they are gone is shown apart, and waited for
-  before the next step.
+  before the next step. And a sparse create of 1 % of the directories
+  (`ff create ISSUE --sparse DIR...`) against the full bare add, beside the
+  bare git it wraps (`worktree add --no-checkout`, `sparse-checkout set
+  --cone`, `checkout`).
 
 --smoke: 2,000 files, 3 rounds (CI runs this; it checks the harness and
 the ratios' presence, not their size).
@@ -101,7 +104,9 @@ bare_path = os.path.join(tempfile.mkdtemp(prefix="large-bare-"), "wt")
 
 res = {k: [] for k in ["bare add", "ff create", "bare remove + branch -D", "ff cleanup --force",
                        "background deletion after it", "git status (in the worktree)",
-                       "ff cleanup (unforced, untouched)"]}
+                       "ff cleanup (unforced, untouched)", "bare sparse add (1 % of dirs)",
+                       "ff create --sparse (1 % of dirs)"]}
+SPARSE = [f"src/d{i:04d}" for i in range(max(1, DIRS // 100))]
 
 
 def bare_round():
@@ -135,8 +140,25 @@ def unforced_round():
     deleted_after_return()
 
 
+def bare_sparse_round():
+    def add():
+        run(["git", "worktree", "add", "-q", "--no-checkout", "-b", "bare-s", bare_path], d)
+        run(["git", "sparse-checkout", "set", "--cone", "--", *SPARSE], bare_path)
+        run(["git", "checkout", "-q"], bare_path)
+    res["bare sparse add (1 % of dirs)"].append(timed(add))
+    run(["git", "worktree", "remove", "--force", bare_path], d)
+    run(["git", "branch", "-q", "-D", "bare-s"], d)
+
+
+def sparse_round():
+    res["ff create --sparse (1 % of dirs)"].append(
+        timed(lambda: run([FF, "create", "sparse", "--sparse", *SPARSE], d)))
+    run([FF, "cleanup", "sparse", "--force"], d)
+    deleted_after_return()
+
+
 for r in range(R):
-    rounds = [bare_round, ff_round, unforced_round]
+    rounds = [bare_round, ff_round, unforced_round, bare_sparse_round, sparse_round]
     for f in (rounds if r % 2 == 0 else list(reversed(rounds))):
         f()
 
@@ -148,5 +170,7 @@ for k, v in med.items():
 print(f"  ff create / bare add                 {med['ff create'] / med['bare add']:6.2f}x")
 print(f"  ff cleanup --force / bare remove     {med['ff cleanup --force'] / med['bare remove + branch -D']:6.2f}x")
 print(f"  unforced cleanup / git status        {med['ff cleanup (unforced, untouched)'] / med['git status (in the worktree)']:6.2f}x")
+print(f"  ff create --sparse / bare full add   {med['ff create --sparse (1 % of dirs)'] / med['bare add']:6.2f}x")
+print(f"  ff create --sparse / bare sparse add {med['ff create --sparse (1 % of dirs)'] / med['bare sparse add (1 % of dirs)']:6.2f}x")
 shutil.rmtree(d, ignore_errors=True)
 shutil.rmtree(os.path.dirname(bare_path), ignore_errors=True)

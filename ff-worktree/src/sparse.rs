@@ -102,8 +102,11 @@ impl std::str::FromStr for SparseDir {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Checkout {
-    /// Every file (default).
+    /// What git gives a new worktree (default): every file, unless the
+    /// main worktree is sparse, whose set git then copies to it.
     #[default]
+    GitDefault,
+    /// Every file, even when the main worktree is sparse.
     Full,
     /// The files at the top level and these directories, whole (git's
     /// cone mode). None: the top-level files alone (`ff create

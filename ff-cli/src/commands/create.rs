@@ -32,7 +32,8 @@ pub(crate) struct Args {
     /// directories yet, for `git sparse-checkout add DIR` to fill.
     #[arg(long, conflicts_with = "no_sparse")]
     pub(crate) no_checkout: bool,
-    /// Check out every file, whatever `sparse` in ff.toml says.
+    /// Check out every file, whatever `sparse` in ff.toml says (and even
+    /// when the main worktree is sparse, whose set git would copy).
     #[arg(long)]
     pub(crate) no_sparse: bool,
 }

@@ -585,9 +585,19 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         };
         crate::crash::point("create.registered");
         let tree = self.git.in_dir(&wt.path);
-        if let crate::Checkout::Sparse(dirs) = &self.config.checkout {
-            self.make_sparse(&tree, dirs).await?;
-            crate::crash::point("sparse_create.sparse_set");
+        match &self.config.checkout {
+            crate::Checkout::Sparse(dirs) => {
+                self.make_sparse(&tree, dirs).await?;
+                crate::crash::point("sparse_create.sparse_set");
+            }
+            // Git copies a sparse main worktree's set to a new worktree:
+            // asked for every file, it gets every file.
+            crate::Checkout::Full
+                if crate::sparse::read(&wt.path, &self.info.common_dir).is_some() =>
+            {
+                tree.run(["sparse-checkout", "disable"]).await?;
+            }
+            _ => {}
         }
         // In a sparse worktree, only what its patterns name is written.
         tree.run(["checkout", "--force", "--quiet"]).await?;

@@ -127,7 +127,8 @@ pub struct WorktreeConfig {
     /// a process of its own, so `ff cleanup` returns at once on a large
     /// tree.
     pub deferred_deletion: bool,
-    /// What new worktrees check out (default: every file). A sparse
+    /// What new worktrees check out (default: what git gives them, every
+    /// file unless the main worktree is sparse). A sparse
     /// checkout writes only the top-level files and the directories named
     /// (see [`Checkout`](crate::Checkout)); a worktree that exists already
     /// keeps what it has.
@@ -207,7 +208,7 @@ impl WorktreeConfig {
             cleanup_grace: Duration::from_secs(5),
             on_running: crate::OnRunning::Refuse,
             deferred_deletion: false,
-            checkout: crate::Checkout::Full,
+            checkout: crate::Checkout::GitDefault,
         }
     }
 

@@ -226,3 +226,25 @@ async fn parallel_sparse_creates_on_a_fresh_repository_all_succeed() {
     );
     crate::common::assert_consistent(&repo, &m).await;
 }
+
+#[tokio::test]
+async fn a_sparse_main_worktrees_set_is_copied_by_default_and_full_means_full() {
+    let repo = TestRepo::new();
+    tree(&repo);
+    let _ = git_in(repo.path(), &["sparse-checkout", "set", "--cone", "docs"]);
+    let m = crate::common::manager(&repo, config(&repo, Checkout::GitDefault)).await;
+    let copied = m.create_worktree("5").await.expect("create").worktree;
+    assert_eq!(
+        copied.sparse.as_ref().map(|s| s.paths.clone()),
+        Some(vec!["docs".to_owned()]),
+        "git copies the main worktree's set"
+    );
+    assert!(!copied.path.join("src").exists());
+    let m = crate::common::manager(&repo, config(&repo, Checkout::Full)).await;
+    let full = m.create_worktree("6").await.expect("create").worktree;
+    assert_eq!(full.sparse, None);
+    assert!(full.path.join("src/app/main.rs").is_file());
+    assert!(full.path.join("docs/guide.md").is_file());
+    let state = m.working_state(&full).await.expect("state").expect("here");
+    assert_eq!(state.changed, 0);
+}
