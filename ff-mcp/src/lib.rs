@@ -84,6 +84,26 @@ pub trait Repository: Send + Sync + 'static {
     /// The error to answer the call with (the repository or a backend
     /// cannot be opened, the settings are not approved, …).
     async fn manager(&self, base: Option<&str>) -> Result<Arc<Manager>, ToolError>;
+
+    /// The manager whose new worktrees start from `base` and check out
+    /// `checkout` (`None`: as configured). The default serves only
+    /// `None`, and refuses a sparse request rather than ignore it.
+    ///
+    /// # Errors
+    /// As [`manager`](Self::manager); `invalid_input` for a checkout this
+    /// server cannot make.
+    async fn manager_for(
+        &self,
+        base: Option<&str>,
+        checkout: Option<ff_worktree::Checkout>,
+    ) -> Result<Arc<Manager>, ToolError> {
+        match checkout {
+            None => self.manager(base).await,
+            Some(_) => Err(ToolError::invalid(
+                "this server makes no sparse worktrees; call worktree_create without sparse",
+            )),
+        }
+    }
 }
 
 /// What the server allows beyond the safe defaults.

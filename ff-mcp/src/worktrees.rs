@@ -42,7 +42,19 @@ impl ForgeFlowMcp {
         Parameters(args): Parameters<CreateArgs>,
     ) -> Result<Json<CreatedView>, ToolError> {
         ff_worktree::IssueId::parse(&args.issue)?;
-        let manager = self.inner.repository.manager(args.base.as_deref()).await?;
+        let checkout = match &args.sparse {
+            None => None,
+            Some(dirs) => Some(ff_worktree::Checkout::sparse(
+                dirs.iter()
+                    .map(|d| ff_worktree::SparseDir::parse(d))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )),
+        };
+        let manager = self
+            .inner
+            .repository
+            .manager_for(args.base.as_deref(), checkout)
+            .await?;
         let created = manager.create_worktree(&args.issue).await?;
         Ok(Json(CreatedView::new(&created)))
     }

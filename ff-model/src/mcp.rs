@@ -23,6 +23,13 @@ pub struct CreateArgs {
     /// The ref a new worktree starts from (default: the configured base).
     #[serde(default)]
     pub base: Option<String>,
+    /// A sparse worktree: only the top-level files and these directories,
+    /// whole (relative to the repository's top, e.g. `services/api`); an
+    /// empty list: the top-level files alone. Absent: as the repository's
+    /// ff.toml says (`sparse`), else every file. A worktree the issue has
+    /// already is returned as it is.
+    #[serde(default)]
+    pub sparse: Option<Vec<String>>,
 }
 
 /// The arguments of the tools that look up one worktree.

@@ -29,13 +29,20 @@ struct CliRepository {
 }
 
 impl CliRepository {
-    async fn open(&self, base: Option<&str>) -> Result<Arc<Manager>, ToolError> {
+    async fn open(
+        &self,
+        base: Option<&str>,
+        checkout: Option<ff_worktree::Checkout>,
+    ) -> Result<Arc<Manager>, ToolError> {
         let mut config = self
             .settings
             .worktree_config_with_hooks()
             .map_err(tool_error)?;
         if let Some(b) = base {
             config = config.with_base_ref(b);
+        }
+        if let Some(checkout) = checkout {
+            config = config.with_checkout(checkout);
         }
         let manager = self
             .settings
@@ -50,12 +57,23 @@ impl CliRepository {
 impl ff_mcp::Repository for CliRepository {
     async fn manager(&self, base: Option<&str>) -> Result<Arc<Manager>, ToolError> {
         match base {
-            Some(b) => self.open(Some(b)).await,
+            Some(b) => self.open(Some(b), None).await,
             None => self
                 .default
-                .get_or_try_init(|| self.open(None))
+                .get_or_try_init(|| self.open(None, None))
                 .await
                 .cloned(),
+        }
+    }
+
+    async fn manager_for(
+        &self,
+        base: Option<&str>,
+        checkout: Option<ff_worktree::Checkout>,
+    ) -> Result<Arc<Manager>, ToolError> {
+        match checkout {
+            None => self.manager(base).await,
+            Some(checkout) => self.open(base, Some(checkout)).await,
         }
     }
 }

@@ -241,6 +241,20 @@ fn every_tool_has_schemas_and_answers_within_them() {
         "the work was lost"
     );
 
+    // A sparse worktree per call: the top-level files alone here.
+    let sparse = s.ok("worktree_create", json!({"issue": "8s", "sparse": []}));
+    assert_eq!(
+        sparse["sparse"],
+        json!({"cone": true, "paths": []}),
+        "{sparse}"
+    );
+    for bad in [json!(["../up"]), json!(["nowhere"])] {
+        assert_eq!(
+            s.error_kind("worktree_create", json!({"issue": "9s", "sparse": bad})),
+            "invalid_input"
+        );
+    }
+
     // Bad arguments: a clear error, never a crash; the session goes on.
     assert_eq!(
         s.error_kind("worktree_create", json!({"issue": "bad id!"})),
