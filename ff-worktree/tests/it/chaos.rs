@@ -7,6 +7,8 @@
 //! from a branch or an archive ref); `git fsck` clean; no lock held; no
 //! record pending.
 //!
+//! A third of the workers make sparse worktrees.
+//!
 //! It runs once per backend pair: file lock + SQLite, file lock + JSON, and
 //! Redis lock + Redis store (on a `redis-server` the test starts itself).
 //! `FF_CHAOS_SECS` sets the run length per pair (default 60; CI runs the
@@ -36,10 +38,19 @@ const WORKERS: usize = 4;
 /// Seconds of chaos per backend pair unless `FF_CHAOS_SECS` says otherwise.
 const DEFAULT_SECS: u64 = 60;
 
+/// Whether this worker makes sparse worktrees (a third of them do, so
+/// sparse and full creates, syncs and cleanups interleave and are killed
+/// alike).
+static SPARSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn config(repo: &str) -> WorktreeConfig {
-    WorktreeConfig::new(repo)
+    let config = WorktreeConfig::new(repo)
         .with_max_worktrees(ISSUES.len())
-        .with_lock_timeout(Duration::from_secs(20))
+        .with_lock_timeout(Duration::from_secs(20));
+    if SPARSE.load(std::sync::atomic::Ordering::Relaxed) {
+        return config.with_checkout(ff_worktree::Checkout::sparse([]));
+    }
+    config
 }
 
 /// A tiny xorshift, seeded per worker: randomness without a crate.
@@ -145,7 +156,9 @@ fn chaos_worker() {
         return;
     };
     let (repo, log) = (role[0].clone(), PathBuf::from(&role[1]));
-    let rng = Rng(role[2].parse::<u64>().expect("seed") | 1);
+    let seed = role[2].parse::<u64>().expect("seed");
+    SPARSE.store(seed % 3 == 0, std::sync::atomic::Ordering::Relaxed);
+    let rng = Rng(seed | 1);
     let backend = Backend::from_role(&role[3..]);
     ff_testkit::runtime().block_on(async {
         match backend.pair {
@@ -301,15 +314,20 @@ async fn check<L: LockProvider, S: IdempotencyStorage>(
         .filter(|l| l.len() == 40 && l.bytes().all(|b| b.is_ascii_hexdigit()))
         .filter(|sha| !reachable.contains(*sha))
         .collect();
+    // The first sparse create turns on per-worktree configuration.
+    let sparse_ran = git_output(repo.path(), &["config", "extensions.worktreeConfig"]);
+    let sparse_ran = String::from_utf8_lossy(&sparse_ran.stdout).trim() == "true";
     println!(
         "chaos {}: {kills} kills in {} s survived; recover made {} repairs; \
-         {} commits made ({:.0} a minute), {} lost; 0 invariant violations",
+         {} commits made ({:.0} a minute), {} lost; 0 invariant violations; sparse \
+         worktrees made: {}",
         pair.name(),
         chaos_secs(),
         report.repairs.len(),
         commits.lines().count(),
         commits.lines().count() as f64 * 60.0 / chaos_secs() as f64,
-        lost.len()
+        lost.len(),
+        if sparse_ran { "yes" } else { "no" }
     );
     assert!(lost.is_empty(), "{}: commits lost: {lost:?}", pair.name());
     assert!(kills > 0);
