@@ -161,15 +161,25 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             ),
                         });
                     }
-                    let evicted = match self.make_room(issue).await {
-                        Ok(evicted) => evicted,
+                    // The base, and the directories of a sparse checkout,
+                    // are checked before anything changes (an eviction
+                    // included); the base is resolved once, for both.
+                    let base = match self.base_commit().await {
+                        Ok(base) => match self.check_sparse(&base).await {
+                            Ok(()) => base,
+                            Err(e) => {
+                                self.records.abandon_operation(&claim).await?;
+                                return Err(e);
+                            }
+                        },
                         Err(e) => {
                             self.records.abandon_operation(&claim).await?;
                             return Err(e);
                         }
                     };
                     // What `.worktreeinclude` names is listed and checked
-                    // before anything is made: bad input leaves nothing.
+                    // before anything is made or evicted: bad input leaves
+                    // nothing changed.
                     let included = match self.included().await {
                         Ok(included) => included,
                         Err(e) => {
@@ -177,11 +187,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             return Err(e);
                         }
                     };
-                    // So are the directories of a sparse checkout.
-                    if let Err(e) = self.check_sparse().await {
-                        self.records.abandon_operation(&claim).await?;
-                        return Err(e);
-                    }
+                    let evicted = match self.make_room(issue).await {
+                        Ok(evicted) => evicted,
+                        Err(e) => {
+                            self.records.abandon_operation(&claim).await?;
+                            return Err(e);
+                        }
+                    };
                     let slot = match self.take_slot(issue, &plan.id).await {
                         Ok(slot) => {
                             crate::crash::point("create.slot_taken");
@@ -192,7 +204,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             return Err(e);
                         }
                     };
-                    let added = match self.add(issue, &plan, slot).await {
+                    let added = match self.add(issue, &plan, slot, &base).await {
                         Ok(Some(wt)) => self.bring_local_files(included, wt).await,
                         // Taken since they were chosen, by something not
                         // this attempt's (it made nothing): nothing to
@@ -579,8 +591,16 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
 
     /// Adds the worktree `plan` names; `None`, having made nothing, when
     /// its path or branch was taken since the plan was made.
-    async fn add(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Option<Worktree>> {
-        let Some(wt) = self.register(issue, plan, slot).await? else {
+    /// `base` is the base ref and the commit it named when the create
+    /// began.
+    async fn add(
+        &self,
+        issue: &IssueId,
+        plan: &Plan,
+        slot: u32,
+        base: &(String, String),
+    ) -> Result<Option<Worktree>> {
+        let Some(wt) = self.register(issue, plan, slot, base).await? else {
             return Ok(None);
         };
         crate::crash::point("create.registered");
@@ -608,14 +628,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// [`InvalidInput`](ff_traits::Error::InvalidInput) unless every
     /// directory of a sparse checkout is one in the base commit (a file,
     /// or nothing, would check out nothing and look like success).
-    async fn check_sparse(&self) -> Result<()> {
+    async fn check_sparse(&self, (base, commit): &(String, String)) -> Result<()> {
         let crate::Checkout::Sparse(dirs) = &self.config.checkout else {
             return Ok(());
         };
         if dirs.is_empty() {
             return Ok(());
         }
-        let (base, commit) = self.base_commit().await?;
         let mut args = vec![
             "--literal-pathspecs".to_owned(),
             "ls-tree".to_owned(),
@@ -623,7 +642,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             "-z".to_owned(),
             "--full-tree".to_owned(),
             "--name-only".to_owned(),
-            commit,
+            commit.clone(),
             "--".to_owned(),
         ];
         args.extend(dirs.iter().map(|d| d.as_str().to_owned()));
@@ -648,7 +667,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                  the tree, relative to its top",
                 missing.join(", "),
                 if missing.len() == 1 { "is" } else { "are" },
-                crate::display::escape(&base)
+                crate::display::escape(base)
             ),
         ))
     }
@@ -688,8 +707,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         Ok((base, commit))
     }
 
-    async fn register(&self, issue: &IssueId, plan: &Plan, slot: u32) -> Result<Option<Worktree>> {
-        let (base, base_commit) = self.base_commit().await?;
+    async fn register(
+        &self,
+        issue: &IssueId,
+        plan: &Plan,
+        slot: u32,
+        (base, base_commit): &(String, String),
+    ) -> Result<Option<Worktree>> {
         self.with_registry("worktree add", async || {
             let count = self.count_ours();
             if count >= self.config.max_worktrees {

@@ -248,3 +248,32 @@ async fn a_sparse_main_worktrees_set_is_copied_by_default_and_full_means_full() 
     let state = m.working_state(&full).await.expect("state").expect("here");
     assert_eq!(state.changed, 0);
 }
+
+#[tokio::test]
+async fn a_refused_sparse_create_evicts_nothing() {
+    let repo = TestRepo::new();
+    tree(&repo);
+    let full = crate::common::manager(
+        &repo,
+        config(&repo, Checkout::GitDefault)
+            .with_max_worktrees(1)
+            .with_limit_policy(ff_worktree::LimitPolicy::EvictOldest),
+    )
+    .await;
+    let oldest = full.create_worktree("7").await.expect("create").worktree;
+    let bad = crate::common::manager(
+        &repo,
+        config(&repo, sparse(&["nowhere"]))
+            .with_max_worktrees(1)
+            .with_limit_policy(ff_worktree::LimitPolicy::EvictOldest),
+    )
+    .await;
+    let e = bad.create_worktree("8").await.expect_err("refused");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Contract(ff_traits::ErrorKind::InvalidInput),
+        "{e}"
+    );
+    assert!(oldest.path.exists(), "bad input evicted a worktree");
+    assert!(full.get("7").await.expect("get").is_some());
+}
