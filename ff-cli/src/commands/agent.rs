@@ -70,10 +70,16 @@ pub(crate) struct RemoveArgs {
 /// `cwd`, so settings are loaded here, not before.
 pub(crate) async fn run(global: &Global, out: Out, args: Args) -> Result<u8, Failure> {
     match args.command {
+        // The agent waits for its hook: a removal (or a create's eviction)
+        // leaves the deletion of the files to a process of its own, as
+        // `ff cleanup` does, started once the hook's answer is written.
         AgentCommand::Claude(ClaudeHook::WorktreeCreate) => {
             let payload = read_payload()?;
-            let settings = settings_at(global, payload_dir(&payload)).await?;
-            worktree_create(&settings, &payload).await
+            let mut settings = settings_at(global, payload_dir(&payload)).await?;
+            settings.defer_deletion = cfg!(unix);
+            let done = worktree_create(&settings, &payload).await;
+            settings.start_deferred_deletion();
+            done
         }
         AgentCommand::Claude(ClaudeHook::WorktreeRemove(remove)) => {
             let payload = read_payload()?;
@@ -81,8 +87,11 @@ pub(crate) async fn run(global: &Global, out: Out, args: Args) -> Result<u8, Fai
                 Failure::invalid("the hook's JSON has no worktree_path: which worktree to remove?")
             })?;
             let dir = payload_dir(&payload).or_else(|| Some(PathBuf::from(&path)));
-            let settings = settings_at(global, dir).await?;
-            worktree_remove(&settings, Path::new(&path), remove.force).await
+            let mut settings = settings_at(global, dir).await?;
+            settings.defer_deletion = cfg!(unix);
+            let done = worktree_remove(&settings, Path::new(&path), remove.force).await;
+            settings.start_deferred_deletion();
+            done
         }
         AgentCommand::Install(install) => {
             let settings = Settings::load(global, Review::Enforce).await?;

@@ -134,3 +134,53 @@ fn a_deletion_killed_midway_is_finished_by_recover() {
     assert_eq!(finished, 1, "{repairs}");
     assert!(awaiting(&base).is_empty());
 }
+
+#[test]
+fn claude_codes_remove_hook_returns_before_the_files_are_deleted() {
+    use std::io::Write as _;
+    let (repo, config, path) = worktree_with_files();
+    let base = path.parent().expect("base").to_path_buf();
+    let hold = repo.scratch("hold").join("held");
+    std::fs::write(&hold, "").expect("hold");
+    let hold_s = hold.to_string_lossy().into_owned();
+    let payload = serde_json::json!({
+        "hook_event_name": "WorktreeRemove",
+        "cwd": repo.path(),
+        "worktree_path": path,
+    })
+    .to_string();
+    let mut child = crate::common::command_in(
+        repo.path(),
+        &config,
+        &[("FF_HOLD_DELETION", hold_s.as_str())],
+        &["agent", "claude", "worktree-remove", "--force"],
+    )
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn ff");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(payload.as_bytes())
+        .expect("payload");
+    // Pipes, as the agent reads them: this returns only once every
+    // process holding them has closed them.
+    let out = child.wait_with_output().expect("ff ends");
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!path.exists());
+    let waiting = awaiting(&base);
+    assert_eq!(
+        waiting.len(),
+        1,
+        "deleted before the hook returned: {waiting:?}"
+    );
+    assert_eq!(deleters(&base).len(), 1, "the deleter runs on");
+    std::fs::remove_file(&hold).expect("release");
+    assert!(
+        eventually(Duration::from_secs(30), || awaiting(&base).is_empty()),
+        "the deletion never finished"
+    );
+}
