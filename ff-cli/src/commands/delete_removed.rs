@@ -66,6 +66,7 @@ pub(crate) fn start(base: &Path, log: &Path) {
     if ff_worktree::awaiting_deletion(base).is_empty() {
         return;
     }
+    rotate(log);
     let started = (|| -> std::io::Result<()> {
         let exe = std::env::current_exe()?;
         // Never the command's own output: `$(ff cleanup …)` would wait
@@ -91,5 +92,21 @@ pub(crate) fn start(base: &Path, log: &Path) {
     })();
     if let Err(e) = started {
         tracing::warn!(base = %base.display(), error = %e, "cannot start the deletion of removed worktrees; `ff recover` finishes it");
+    }
+}
+
+/// Past this size the log is moved to `<log>.1` (replacing the one
+/// before), so it never grows without bound: one line per deletion.
+const LOG_LIMIT: u64 = 1 << 20;
+
+/// Keeps `log` below [`LOG_LIMIT`]: the current file becomes `<log>.1`.
+/// (Two commands rotating at once lose at most the older file.)
+fn rotate(log: &Path) {
+    if std::fs::metadata(log).is_ok_and(|m| m.len() > LOG_LIMIT) {
+        let mut old = log.as_os_str().to_owned();
+        old.push(".1");
+        if let Err(e) = std::fs::rename(log, &old) {
+            tracing::debug!(log = %log.display(), error = %e, "cannot rotate the deletion log");
+        }
     }
 }

@@ -184,3 +184,25 @@ fn claude_codes_remove_hook_returns_before_the_files_are_deleted() {
         "the deletion never finished"
     );
 }
+
+#[test]
+fn the_deletion_log_is_rotated_past_a_mebibyte() {
+    let (repo, config, path) = worktree_with_files();
+    let base = path.parent().expect("base").to_path_buf();
+    let log = repo.path().join(".git/ff/deletions.log");
+    std::fs::write(&log, "x".repeat((1 << 20) + 1)).expect("a full log");
+    let out = ff_in(repo.path(), &config, &[], &["cleanup", "1", "--force"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        eventually(Duration::from_secs(30), || awaiting(&base).is_empty()),
+        "the deletion never finished"
+    );
+    let older = std::fs::metadata(repo.path().join(".git/ff/deletions.log.1")).expect("rotated");
+    assert_eq!(older.len(), (1 << 20) + 1);
+    assert!(
+        eventually(Duration::from_secs(10), || std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.contains("deleted"))),
+        "the new log says nothing"
+    );
+    assert!(std::fs::metadata(&log).expect("log").len() < 1 << 20);
+}
