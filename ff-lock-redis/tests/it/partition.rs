@@ -110,28 +110,49 @@ async fn a_holder_cut_off_from_redis_learns_its_loss_before_anyone_else_is_grant
     drop(guard);
 }
 
-/// A fenced resource: it keeps the highest fencing token it has seen and
-/// refuses a write with a lower one. A file two processes share; the
-/// check and the write are not atomic together, which is enough here
-/// because the test never lets two writers run at once.
-fn fenced_write(resource: &std::path::Path, token: u64) -> bool {
-    let seen: u64 = std::fs::read_to_string(resource)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    if token < seen {
-        return false;
+/// A fenced resource: it accepts a write only when no earlier write
+/// carried a higher fencing token.
+///
+/// It is an append-only log whose order the kernel fixes: each write is one
+/// `O_APPEND` line, `TOKEN WRITER SEQ`, and whether it was accepted follows
+/// from the lines before it alone. So a writer stopped (SIGSTOP) anywhere in
+/// here cannot have its write judged against an older state when it resumes,
+/// as a read-compare-rename would (the test's earlier resource did, and a
+/// holder stopped between its compare and its rename overwrote the newer
+/// token after resume). Returns the write's position in the log and whether
+/// it was accepted.
+fn fenced_write(resource: &std::path::Path, token: u64, seq: u64) -> (usize, bool) {
+    use std::io::Write;
+    let line = format!("{token} {} {seq}\n", std::process::id());
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(resource)
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .expect("append to the fenced resource");
+    let log = std::fs::read_to_string(resource).expect("read the fenced resource");
+    let mut highest_before = 0;
+    for (at, written) in log.lines().enumerate() {
+        if written == line.trim_end() {
+            return (at, token >= highest_before);
+        }
+        highest_before = highest_before.max(log_token(written));
     }
-    let tmp = resource.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, token.to_string()).expect("write");
-    std::fs::rename(&tmp, resource).expect("rename");
-    true
+    panic!("the fenced resource lost a write: {line}");
+}
+
+fn log_token(line: &str) -> u64 {
+    line.split(' ')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("a fenced resource line starts with its token")
 }
 
 /// Child: holds `paused` on `role[0]` under `role[1]` (TTL 2 s) and
 /// writes to the fenced resource `role[2]` every 20 ms while it counts the
-/// lock its own, reporting each write: `held TOKEN`, then `wrote` or
-/// `refused` lines, then `lost` when it learns of the loss.
+/// lock its own, reporting each write: `held TOKEN`, then `wrote AT` or
+/// `refused AT` lines (AT: the write's position in the resource's log),
+/// then `lost` when it learns of the loss.
 #[test]
 fn paused_holder_child() {
     let Some(role) = ff_testkit::child_role() else {
@@ -155,15 +176,14 @@ fn paused_holder_child() {
         let token = guard.fencing_token().0;
         println!("held {token}");
         let resource = std::path::PathBuf::from(&role[2]);
-        loop {
+        for seq in 0.. {
             if !guard.is_held() {
                 println!("lost");
                 break;
             }
-            if fenced_write(&resource, token) {
-                println!("wrote");
-            } else {
-                println!("refused");
+            match fenced_write(&resource, token, seq) {
+                (at, true) => println!("wrote {at}"),
+                (at, false) => println!("refused {at}"),
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -225,14 +245,16 @@ async fn a_holder_paused_past_its_ttl_is_fenced_off_and_learns_its_loss() {
         .expect("the other is granted the lock once the TTL ran out");
     let granted = stopped.elapsed();
     // What it said before the pause has been read by now (the grant took
-    // the rest of a TTL): drop it; all that follows is from after resume.
+    // the rest of a TTL): drop it. A report that still comes of a write
+    // before the grant is told apart by its position in the resource's log.
     while rx.try_recv().is_ok() {}
     let new_token = guard.fencing_token().0;
     assert!(
         new_token > old_token,
         "tokens rise: {old_token} then {new_token}"
     );
-    assert!(fenced_write(&resource, new_token), "the new holder writes");
+    let (granted_at, accepted) = fenced_write(&resource, new_token, 0);
+    assert!(accepted, "the new holder writes");
     tokio::time::sleep(Duration::from_millis(300)).await;
     rustix::process::kill_process(pid, rustix::process::Signal::CONT).expect("SIGCONT");
     let resumed = Instant::now();
@@ -242,11 +264,15 @@ async fn a_holder_paused_past_its_ttl_is_fenced_off_and_learns_its_loss() {
         let (at, line) = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("the resumed holder reports its loss");
-        match line.as_str() {
-            "wrote" => wrote += 1,
-            "refused" => refused += 1,
-            "lost" => break at - resumed,
-            _ => {} // the harness's own lines
+        // A write the holder made before its pause may be reported only
+        // now (stopped between its write and its report): the log position
+        // tells which writes came after the new holder's.
+        let after_grant = |at: &str| at.parse::<usize>().expect("AT") > granted_at;
+        match line.split_once(' ') {
+            Some(("wrote", at)) if after_grant(at) => wrote += 1,
+            Some(("refused", at)) if after_grant(at) => refused += 1,
+            _ if line == "lost" => break at - resumed,
+            _ => {} // the harness's own lines, and reports of writes before the grant
         }
     };
     let _ = child.wait();
@@ -261,11 +287,6 @@ async fn a_holder_paused_past_its_ttl_is_fenced_off_and_learns_its_loss() {
     assert_eq!(
         wrote, 0,
         "a write with the old token was accepted after the new grant"
-    );
-    assert_eq!(
-        std::fs::read_to_string(&resource).expect("resource"),
-        new_token.to_string(),
-        "the resource went back to the old token"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
