@@ -2,14 +2,13 @@
 //! Code sends (fixtures in tests/fixtures/claude), and `ff agent install
 //! claude` on a settings file that has hooks of its own.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use ff_testkit::git::TestRepo;
 use serde_json::Value;
 
-use crate::common::{code, command_in};
+use crate::common::code;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(
@@ -23,19 +22,7 @@ fn fixture(name: &str) -> String {
 /// Runs `ff ARGS` in `dir` with `input` on stdin, as Claude Code runs a
 /// hook (from the project directory).
 fn hook(dir: &Path, config: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = command_in(dir, config, &[], args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ff");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write the payload");
-    child.wait_with_output().expect("ff ends")
+    crate::common::ff_with_input(dir, config, &[], args, input)
 }
 
 struct Project {

@@ -137,7 +137,6 @@ fn a_deletion_killed_midway_is_finished_by_recover() {
 
 #[test]
 fn claude_codes_remove_hook_returns_before_the_files_are_deleted() {
-    use std::io::Write as _;
     let (repo, config, path) = worktree_with_files();
     let base = path.parent().expect("base").to_path_buf();
     let hold = repo.scratch("hold").join("held");
@@ -149,26 +148,15 @@ fn claude_codes_remove_hook_returns_before_the_files_are_deleted() {
         "worktree_path": path,
     })
     .to_string();
-    let mut child = crate::common::command_in(
+    // Pipes, as the agent reads them: this returns only once every
+    // process holding them has closed them.
+    let out = crate::common::ff_with_input(
         repo.path(),
         &config,
         &[("FF_HOLD_DELETION", hold_s.as_str())],
         &["agent", "claude", "worktree-remove", "--force"],
-    )
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("spawn ff");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(payload.as_bytes())
-        .expect("payload");
-    // Pipes, as the agent reads them: this returns only once every
-    // process holding them has closed them.
-    let out = child.wait_with_output().expect("ff ends");
+        &payload,
+    );
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!path.exists());
     let waiting = awaiting(&base);

@@ -117,6 +117,32 @@ pub(crate) fn ff_in(dir: &Path, config: &Path, env: &[(&str, &str)], args: &[&st
     command_in(dir, config, env, args).output().expect("run ff")
 }
 
+/// `ff` in `dir` as [`ff_in`], with `input` on stdin and its output read
+/// through pipes (as an agent runs a hook: it returns only once every
+/// process holding them has closed them).
+pub(crate) fn ff_with_input(
+    dir: &Path,
+    config: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    input: &str,
+) -> Output {
+    use std::io::Write as _;
+    let mut child = command_in(dir, config, env, args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ff");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write the input");
+    child.wait_with_output().expect("ff ends")
+}
+
 pub(crate) fn command_in(
     dir: &Path,
     config: &Path,
