@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
     agent, cleanup, completions, create, delete_removed, doctor, exec, gc, get, hooks, list, lock,
-    locks, man, mcp, once, path, prune, recover, serve, shell_init, stats, status, switch, sync,
+    locks, man, mcp, once, path, pool, prune, recover, serve, shell_init, stats, status, switch, sync,
     top, trust, unlock,
 };
 
@@ -157,6 +157,14 @@ pub(crate) enum Command {
     ff status set done 12"
     )]
     Status(status::Args),
+    /// The warm pool: worktrees made and prepared ahead of time (`[pool]
+    /// size`), which `ff create` hands out at once.
+    #[command(
+        after_help = "EXAMPLES:\n    ff pool fill                  make pool worktrees up to [pool] size
+    ff pool status                what is ready
+    ff pool drain                 remove the ready ones"
+    )]
+    Pool(pool::Args),
     /// Repair what crashes left: roll back half-done operations, reconcile
     /// records with git and the disk.
     #[command(

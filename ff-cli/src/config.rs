@@ -79,8 +79,21 @@ pub(crate) struct FileConfig {
     sparse: Option<Vec<String>>,
     include_max_bytes: Option<u64>,
     hooks: Option<crate::hooks::HooksFile>,
+    pool: Option<PoolFile>,
     alerts: Option<ff_serve::AlertRules>,
 }
+
+/// `[pool]`: the warm pool.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PoolFile {
+    /// How many pool worktrees to keep ready (0: no pool).
+    size: Option<usize>,
+}
+
+/// The most pool worktrees `[pool] size` may ask for: each is a full
+/// checkout, and a repository's `ff.toml` may set it unapproved.
+pub(crate) const MAX_POOL_SIZE: usize = 32;
 
 impl FileConfig {
     /// The keys that steer ff, which a repository's copy may set only
@@ -121,6 +134,7 @@ impl FileConfig {
             sparse: self.sparse.or(user.sparse),
             include_max_bytes: self.include_max_bytes.or(user.include_max_bytes),
             hooks: self.hooks.or(user.hooks),
+            pool: self.pool.or(user.pool),
             alerts: self.alerts.or(user.alerts),
         }
     }
@@ -220,6 +234,13 @@ pub(crate) struct Settings {
     /// The base path and state directory of the manager opened, if one
     /// was: where removed worktrees await deletion, and its log.
     opened: std::sync::OnceLock<(PathBuf, PathBuf)>,
+    /// Whether the command may have taken a warm pool worktree, so the
+    /// pool is refilled in the background when it is done
+    /// ([`start_pool_fill`](Self::start_pool_fill)).
+    pub(crate) refill_pool: bool,
+    /// The global options given on the command line, for `ff pool fill`
+    /// started in the background: the same repository and backends.
+    background: Vec<(&'static str, std::ffi::OsString)>,
 }
 
 impl Settings {
@@ -311,6 +332,8 @@ impl Settings {
             prepared_root: std::sync::OnceLock::new(),
             defer_deletion: false,
             opened: std::sync::OnceLock::new(),
+            refill_pool: false,
+            background: background_options(global),
         })
     }
 
@@ -377,6 +400,7 @@ impl Settings {
         if let Some(n) = self.file.include_max_bytes {
             c = c.with_include_max_bytes(n);
         }
+        c = c.with_pool_size(self.pool_size());
         let port = |key: &str, n: u32| {
             u16::try_from(n).map_err(|_| {
                 Failure::invalid(format!("ff.toml: {key} {n} is beyond 65535, the last port"))
@@ -649,6 +673,40 @@ impl Settings {
     /// With [`defer_deletion`](Self::defer_deletion), once the command is
     /// done: starts the deletion of what its removals left, in the
     /// background, logging to `<state dir>/deletions.log`.
+    /// How many warm pool worktrees to keep ready (`[pool] size`).
+    pub(crate) fn pool_size(&self) -> usize {
+        self.file.pool.and_then(|p| p.size).unwrap_or(0)
+    }
+
+    /// With [`refill_pool`](Self::refill_pool), once the command is done:
+    /// when the pool of the manager opened holds fewer worktrees than
+    /// `[pool] size`, starts `ff pool fill` in the background, logging to
+    /// `<state dir>/pool.log` (see [`crate::commands::pool::start`]).
+    pub(crate) fn start_pool_fill(&self) {
+        let size = self.pool_size();
+        let Some((base, state)) = self.opened.get() else {
+            return;
+        };
+        if !self.refill_pool || size == 0 {
+            return;
+        }
+        // Counted in-process: a directory read, no store call.
+        let have = std::fs::read_dir(base)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(ff_worktree::POOL_PREFIX)
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if have < size {
+            crate::commands::pool::start(&self.dir, &self.background, &state.join("pool.log"));
+        }
+    }
+
     pub(crate) fn start_deferred_deletion(&self) {
         if let (true, Some((base, state))) = (self.defer_deletion, self.opened.get()) {
             crate::commands::delete_removed::start(base, &state.join("deletions.log"));
@@ -658,6 +716,29 @@ impl Settings {
 
 /// Refuses values no run could use (65), whether or not they are approved:
 /// a NUL byte in a path, a backend name or URL of no known shape.
+/// The global options of `global` that a background `ff pool fill` needs,
+/// as environment variables (never arguments: a backend URL may carry a
+/// password, which `ps` would show).
+fn background_options(global: &Global) -> Vec<(&'static str, std::ffi::OsString)> {
+    let mut env = Vec::new();
+    if let Some(p) = &global.base_path {
+        env.push(("FF_BASE_PATH", p.clone().into_os_string()));
+    }
+    if let Some(l) = &global.lock {
+        env.push(("FF_LOCK", l.into()));
+    }
+    if let Some(s) = &global.store {
+        env.push(("FF_STORE", s.into()));
+    }
+    if let Some(d) = &global.state_dir {
+        env.push(("FF_STATE_DIR", d.clone().into_os_string()));
+    }
+    if global.no_hooks {
+        env.push(("FF_NO_HOOKS", "1".into()));
+    }
+    env
+}
+
 fn check_values(file: &FileConfig) -> Result<(), Failure> {
     for (key, path) in [
         ("base_path", &file.base_path),
@@ -684,6 +765,14 @@ fn check_values(file: &FileConfig) -> Result<(), Failure> {
     }
     if let Some(h) = &file.hooks {
         h.to_hooks()?;
+    }
+    if let Some(n) = file.pool.and_then(|p| p.size)
+        && n > MAX_POOL_SIZE
+    {
+        return Err(Failure::invalid(format!(
+            "ff.toml: pool.size {n} is more than {MAX_POOL_SIZE}; each pool worktree is a whole \
+             checkout: ask for fewer"
+        )));
     }
     if let Some(rules) = &file.alerts {
         rules

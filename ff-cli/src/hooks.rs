@@ -26,6 +26,10 @@ pub(crate) struct HooksFile {
     post_sync: Vec<String>,
     #[serde(default)]
     pre_cleanup: Vec<String>,
+    /// Left out of the approval hash when empty, so approvals recorded
+    /// before the warm pool existed still count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pool_prepare: Vec<String>,
     timeout: Option<String>,
     on_failure: Option<OnFailure>,
 }
@@ -44,6 +48,7 @@ impl HooksFile {
             && self.pre_sync.is_empty()
             && self.post_sync.is_empty()
             && self.pre_cleanup.is_empty()
+            && self.pool_prepare.is_empty()
     }
 
     /// Every command, by hook, for people.
@@ -53,6 +58,7 @@ impl HooksFile {
             ("pre_sync", &self.pre_sync),
             ("post_sync", &self.post_sync),
             ("pre_cleanup", &self.pre_cleanup),
+            ("pool_prepare", &self.pool_prepare),
         ]
         .into_iter()
         .flat_map(|(hook, commands)| commands.iter().map(move |c| (hook, c.as_str())))
@@ -92,6 +98,7 @@ impl HooksFile {
         hooks.pre_sync.clone_from(&self.pre_sync);
         hooks.post_sync.clone_from(&self.post_sync);
         hooks.pre_cleanup.clone_from(&self.pre_cleanup);
+        hooks.pool_prepare.clone_from(&self.pool_prepare);
         if let Some(t) = &self.timeout {
             let t = humantime::parse_duration(t).map_err(|e| {
                 Failure::invalid(format!("ff.toml: hooks.timeout {t:?}: {e} (say 90s, 10m)"))

@@ -129,6 +129,11 @@ pub struct CreatedView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "String", length(min = 1))]
     pub set_aside: Option<String>,
+    /// The warm pool worktree it was made from (`.ff-pool-…`), when it
+    /// was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String", length(min = 1))]
+    pub from_pool: Option<String>,
 }
 
 impl CreatedView {
@@ -142,6 +147,7 @@ impl CreatedView {
                 .set_aside
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned()),
+            from_pool: created.from_pool.clone(),
         }
     }
 }
@@ -637,7 +643,7 @@ pub struct HookView {
     /// Its command line.
     pub command: String,
     /// Which hook.
-    #[schemars(extend("enum" = ["post_create", "pre_sync", "post_sync", "pre_cleanup"]))]
+    #[schemars(extend("enum" = ["post_create", "pre_sync", "post_sync", "pre_cleanup", "pool_prepare"]))]
     pub hook: String,
 }
 
@@ -1103,6 +1109,79 @@ impl RecoverView {
                     detail: x.detail.clone(),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// One warm pool worktree, as `ff pool` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PoolEntryView {
+    /// Its directory's name under the base path.
+    #[schemars(regex(pattern = r"^\.ff-pool-[A-Za-z0-9-]+$"))]
+    pub id: String,
+    /// Its directory.
+    #[schemars(length(min = 1))]
+    pub path: String,
+    /// The base ref it was made from.
+    pub base: String,
+    /// The commit it is checked out at.
+    pub base_commit: String,
+    /// `ready`, or `filling` (a fill is making it, or died making it).
+    #[schemars(extend("enum" = ["ready", "filling"]))]
+    pub state: String,
+    /// When its fill began.
+    pub since: String,
+}
+
+impl PoolEntryView {
+    /// What `e` shows.
+    #[must_use]
+    pub fn new(e: &ff_worktree::PoolEntry) -> Self {
+        Self {
+            id: e.id.clone(),
+            path: e.path.to_string_lossy().into_owned(),
+            base: e.base.clone(),
+            base_commit: e.base_commit.clone(),
+            state: if e.ready { "ready" } else { "filling" }.to_owned(),
+            since: e.since.to_string(),
+        }
+    }
+}
+
+/// What `ff pool fill|status|drain --json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PoolView {
+    /// `[pool] size`: how many pool worktrees are kept ready.
+    pub size: usize,
+    /// The pool worktrees: all of them (`status`), those made (`fill`),
+    /// or those removed (`drain`).
+    pub entries: Vec<PoolEntryView>,
+    /// What `fill` settled first (left by fills or claims that died).
+    pub settled: Vec<RepairView>,
+    /// `fill` only: another fill of this clone was running, and this one
+    /// did nothing.
+    pub busy: bool,
+}
+
+impl PoolView {
+    /// `entries` of a pool of `size`, with what a fill settled and whether
+    /// it found another running.
+    #[must_use]
+    pub fn new(
+        size: usize,
+        entries: &[ff_worktree::PoolEntry],
+        settled: &ff_worktree::Recovery,
+        busy: bool,
+    ) -> Self {
+        Self {
+            size,
+            entries: entries.iter().map(PoolEntryView::new).collect(),
+            settled: RecoverView::new(settled).repairs,
+            busy,
         }
     }
 }

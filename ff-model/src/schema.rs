@@ -37,6 +37,7 @@ pub fn generated() -> Vec<(&'static str, Value)> {
         ("locks", of::<Vec<cli::LockEntryView>>("locks")),
         ("once", of::<cli::OnceOutput>("once")),
         ("path", of::<cli::PathView>("path")),
+        ("pool", of::<cli::PoolView>("pool")),
         ("prune", of::<Vec<cli::PrunedView>>("prune")),
         ("recover", of::<cli::RecoverView>("recover")),
         ("serve", of::<cli::ListeningView>("serve")),

@@ -365,3 +365,20 @@ pub fn configure(dir: &Path) {
 fn lines(text: &str) -> Vec<String> {
     text.lines().map(str::to_owned).collect()
 }
+
+/// Adds `pattern` to the repository's `.git/info/exclude` (shared by every
+/// worktree): files a test's hooks write there then show nowhere.
+///
+/// # Panics
+/// When the file cannot be written.
+pub fn exclude(repo: &Path, pattern: &str) {
+    use std::io::Write as _;
+    let info = repo.join(".git/info");
+    std::fs::create_dir_all(&info).expect("create .git/info");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(info.join("exclude"))
+        .expect("open .git/info/exclude");
+    writeln!(file, "{pattern}").expect("write .git/info/exclude");
+}

@@ -31,6 +31,17 @@ pub const POINTS: &[&str] = &[
     "create.completed",
     "create.hook_claimed",
     "create.hook_ran",
+    // a fill of the warm pool
+    "pool_fill.claimed",
+    "pool_fill.registered",
+    "pool_fill.checked_out",
+    "pool_fill.prepared",
+    "pool_fill.completed",
+    // a create that takes a warm pool worktree
+    "pool_claim.taken",
+    "pool_claim.moved",
+    "pool_claim.branched",
+    "pool_claim.checked_out",
     // create of an issue whose worktree lost its directory
     "restore.set_aside",
     "restore.registered",

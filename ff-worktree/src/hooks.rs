@@ -7,6 +7,7 @@
 //! | `pre_sync` | before each sync | the sync is refused |
 //! | `post_sync` | after each sync that succeeded | the sync's answer is the failure (the sync stands) |
 //! | `pre_cleanup` | before each cleanup | the cleanup is refused unless forced |
+//! | `pool_prepare` | once per warm pool worktree, after its checkout (no issue yet) | the pool worktree is removed |
 //!
 //! `post_create` runs exactly once per worktree: its run is an operation
 //! with its own record, claimed under the issue's lock, so concurrent
@@ -49,6 +50,12 @@ pub struct Hooks {
     /// Run before each cleanup; a failure refuses the cleanup unless
     /// forced.
     pub pre_cleanup: Vec<String>,
+    /// Run once in each warm pool worktree, after its checkout and before
+    /// it is handed out (the expensive dependency install belongs here);
+    /// a failure removes that pool worktree. It should write only files
+    /// git ignores: a tracked file it changes shows as changed in the
+    /// issue's worktree.
+    pub pool_prepare: Vec<String>,
     /// Longest one command may run (default 10 minutes); then its process
     /// group is killed and the hook has failed.
     pub timeout: Duration,
@@ -118,6 +125,7 @@ impl Default for Hooks {
             pre_sync: Vec::new(),
             post_sync: Vec::new(),
             pre_cleanup: Vec::new(),
+            pool_prepare: Vec::new(),
             timeout: Duration::from_secs(600),
             on_failure: OnHookFailure::Rollback,
             log_dir: None,
@@ -134,6 +142,7 @@ impl Hooks {
             && self.pre_sync.is_empty()
             && self.post_sync.is_empty()
             && self.pre_cleanup.is_empty()
+            && self.pool_prepare.is_empty()
     }
 
     /// The commands of `hook`.
@@ -144,6 +153,7 @@ impl Hooks {
             Hook::PreSync => &self.pre_sync,
             Hook::PostSync => &self.post_sync,
             Hook::PreCleanup => &self.pre_cleanup,
+            Hook::PoolPrepare => &self.pool_prepare,
         }
     }
 }
@@ -171,11 +181,13 @@ pub enum Hook {
     PostSync,
     /// Before a cleanup.
     PreCleanup,
+    /// In a warm pool worktree, once, before it is handed out.
+    PoolPrepare,
 }
 
 impl Hook {
     /// Its name in configuration: `post_create`, `pre_sync`, `post_sync`,
-    /// `pre_cleanup`.
+    /// `pre_cleanup`, `pool_prepare`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -183,6 +195,7 @@ impl Hook {
             Self::PreSync => "pre_sync",
             Self::PostSync => "post_sync",
             Self::PreCleanup => "pre_cleanup",
+            Self::PoolPrepare => "pool_prepare",
         }
     }
 }

@@ -125,10 +125,10 @@ pub use ff_traits;
 pub use issue::{IssueId, MAX_ISSUE_ID_LEN};
 pub use manager::{
     AgentState, AgentStatus, Cleaned, Cleanup, Created, LimitPolicy, MAX_AGENT_NOTE_LEN,
-    PruneAction, PruneOptions, Pruned, Recover, Recovery, Repair, RepairKind, SyncOptions,
-    SyncStrategy, Synced, UnknownWorktree, WaitReport, Waiting, WorkingState, Worktree,
-    WorktreeConfig, WorktreeManager, WorktreeStatus, awaiting_deletion,
-    cleanup_records_without_repository, delete_removed_directory,
+    POOL_PREFIX, PoolDrain, PoolEntry, PoolFill, PruneAction, PruneOptions, Pruned, Recover,
+    Recovery, Repair, RepairKind, SyncOptions, SyncStrategy, Synced, UnknownWorktree, WaitReport,
+    Waiting, WorkingState, Worktree, WorktreeConfig, WorktreeManager, WorktreeStatus,
+    awaiting_deletion, cleanup_records_without_repository, delete_removed_directory,
 };
 pub use names::{BranchTemplate, DEFAULT_BRANCH_TEMPLATE};
 pub use processes::OnRunning;

@@ -53,6 +53,8 @@ pub struct RepositoryLocks {
     node: LockName,
     registry: LockName,
     fetch: LockName,
+    /// The lock one pool fill of the clone holds.
+    pool: LockName,
     /// `ff-<common dir hash>-worktree-`, before an issue id.
     worktree_prefix: String,
 }
@@ -82,6 +84,7 @@ impl RepositoryLocks {
             node,
             registry: LockName::new(format!("{PREFIX}{common_hash}-registry"))?,
             fetch: LockName::new(format!("{PREFIX}{common_hash}-fetch"))?,
+            pool: LockName::new(format!("{PREFIX}{common_hash}-pool"))?,
             worktree_prefix: format!("{PREFIX}{common_hash}{WORKTREE_SEGMENT}"),
         })
     }
@@ -116,6 +119,13 @@ impl RepositoryLocks {
         &self.fetch
     }
 
+    /// The lock a fill of the clone's warm pool holds (and `recover`, to
+    /// settle the pool), so one fill runs at a time.
+    #[must_use]
+    pub fn pool(&self) -> &LockName {
+        &self.pool
+    }
+
     /// The local lock of `issue`'s worktree in this clone, taken with the
     /// issue's lock.
     ///
@@ -130,10 +140,11 @@ impl RepositoryLocks {
     }
 
     /// Whether `name` is one of this repository's locks: its node, a lock
-    /// beneath it, its registry, fetch or worktree locks.
+    /// beneath it, its registry, fetch, pool or worktree locks.
     #[must_use]
     pub fn owns(&self, name: &str) -> bool {
         name == self.registry.as_str()
+            || name == self.pool.as_str()
             || name == self.fetch.as_str()
             || name.starts_with(&self.worktree_prefix)
             || name == self.node.as_str()
@@ -169,6 +180,8 @@ pub enum LockPurpose {
     Registry,
     /// The lock around `git fetch` of one common directory.
     Fetch,
+    /// The lock a fill of one common directory's warm pool holds.
+    Pool,
     /// The local lock of one issue's worktree in one clone, taken with the
     /// issue's lock.
     Worktree {
@@ -204,6 +217,7 @@ pub fn purpose(name: &str) -> LockPurpose {
         match what {
             "registry" => return LockPurpose::Registry,
             "fetch" => return LockPurpose::Fetch,
+            "pool" => return LockPurpose::Pool,
             _ => {}
         }
         if let Some(issue) = what.strip_prefix("worktree-") {

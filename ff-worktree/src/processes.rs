@@ -126,6 +126,12 @@ impl Groups {
         live
     }
 
+    /// Moves `from`'s groups to `to` (a pool worktree handed out as an
+    /// issue's: what its preparation left running is the now).
+    pub(crate) fn rename(&self, from: &str, to: &str) {
+        let _ = std::fs::rename(self.file(from), self.file(to));
+    }
+
     /// Forgets `id`'s groups (its worktree is gone).
     pub(crate) fn forget(&self, id: &str) {
         let _ = std::fs::remove_file(self.file(id));

@@ -77,8 +77,10 @@ pub(crate) async fn run(global: &Global, out: Out, args: Args) -> Result<u8, Fai
             let payload = read_payload()?;
             let mut settings = settings_at(global, payload_dir(&payload)).await?;
             settings.defer_deletion = cfg!(unix);
+            settings.refill_pool = true;
             let done = worktree_create(&settings, &payload).await;
             settings.start_deferred_deletion();
+            settings.start_pool_fill();
             done
         }
         AgentCommand::Claude(ClaudeHook::WorktreeRemove(remove)) => {

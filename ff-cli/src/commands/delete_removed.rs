@@ -101,7 +101,7 @@ const LOG_LIMIT: u64 = 1 << 20;
 
 /// Keeps `log` below [`LOG_LIMIT`]: the current file becomes `<log>.1`.
 /// (Two commands rotating at once lose at most the older file.)
-fn rotate(log: &Path) {
+pub(crate) fn rotate(log: &Path) {
     if std::fs::metadata(log).is_ok_and(|m| m.len() > LOG_LIMIT) {
         let mut old = log.as_os_str().to_owned();
         old.push(".1");

@@ -18,6 +18,7 @@ pub(crate) mod man;
 pub(crate) mod mcp;
 pub(crate) mod once;
 pub(crate) mod path;
+pub(crate) mod pool;
 pub(crate) mod prune;
 pub(crate) mod recover;
 pub(crate) mod serve;
@@ -75,6 +76,12 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
                 | Command::Cleanup(_)
                 | Command::Prune(_)
         );
+    // Commands that may take a warm pool worktree refill the pool in the
+    // background when they are done.
+    settings.refill_pool = matches!(
+        cli.command,
+        Command::Create(_) | Command::Exec(_) | Command::Switch(_)
+    );
     // The MCP server keeps the settings for as long as it serves.
     let command = match cli.command {
         Command::Mcp(args) => return mcp::run(settings, args).await,
@@ -90,6 +97,7 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Sync(args) => sync::run(s, out, args).await,
         Command::Cleanup(args) => cleanup::run(s, out, args).await,
         Command::Prune(args) => prune::run(s, out, args).await,
+        Command::Pool(args) => pool::run(s, out, args).await,
         Command::List(args) => list::run(s, out, args).await,
         Command::Recover(args) => recover::run(s, out, args).await,
         Command::Locks(args) => locks::run(s, out, args).await,
@@ -113,5 +121,6 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
     };
     // Failed or not: a removal may have happened before the failure.
     settings.start_deferred_deletion();
+    settings.start_pool_fill();
     done
 }

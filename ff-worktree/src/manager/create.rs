@@ -87,6 +87,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             reused: true,
                             evicted: Vec::new(),
                             set_aside: None,
+                            from_pool: None,
                         });
                     }
                     // Not a worktree any more, though something is at its
@@ -121,6 +122,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             reused: true,
                             evicted: Vec::new(),
                             set_aside: kept,
+                            from_pool: None,
                         });
                     }
                     // Removed behind ForgeFlow's back: forget it (keeping
@@ -204,7 +206,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             return Err(e);
                         }
                     };
-                    let added = match self.add(issue, &plan, slot, &base).await {
+                    // A warm pool worktree when there is one; else made.
+                    let mut from_pool = None;
+                    let made = match self.claim_from_pool(issue, &plan, slot, &base).await {
+                        Ok(Some((wt, entry))) => {
+                            from_pool = Some(entry);
+                            Ok(Some(wt))
+                        }
+                        Ok(None) => self.add(issue, &plan, slot, &base).await,
+                        Err(e) => Err(e),
+                    };
+                    let added = match made {
                         Ok(Some(wt)) => self.bring_local_files(included, wt).await,
                         // Taken since they were chosen, by something not
                         // this attempt's (it made nothing): nothing to
@@ -230,6 +242,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                                 reused: false,
                                 evicted,
                                 set_aside: kept,
+                                from_pool,
                             })
                         }
                         Err(e) => {
@@ -416,7 +429,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         ))
     }
 
-    fn limit_reached(&self, why: &str) -> Error {
+    pub(super) fn limit_reached(&self, why: &str) -> Error {
         Error::LimitReached {
             limit: self.config.max_worktrees,
             base: self.base.display().to_string(),
@@ -494,6 +507,11 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         crate::git::repair::registered_paths(&self.info.common_dir)
             .iter()
             .filter(|p| p.starts_with(&self.base))
+            // The warm pool has a limit of its own.
+            .filter(|p| {
+                p.file_name()
+                    .is_none_or(|n| !n.to_string_lossy().starts_with(super::POOL_PREFIX))
+            })
             .count()
     }
 
@@ -560,7 +578,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 
     /// Whether anything has `plan`'s path or branch.
-    async fn names_taken(&self, plan: &Plan) -> Result<bool> {
+    pub(super) async fn names_taken(&self, plan: &Plan) -> Result<bool> {
         Ok(std::fs::symlink_metadata(&plan.path).is_ok()
             || self.registered_in_git(&plan.path)
             || self.branch_exists(&plan.branch).await?)
@@ -693,7 +711,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 
     /// The base ref and the commit it names now.
-    async fn base_commit(&self) -> Result<(String, String)> {
+    pub(super) async fn base_commit(&self) -> Result<(String, String)> {
         let base = self.base_ref()?;
         // HEAD's branch is read in-process; a configured base may be any
         // revision, which git resolves.

@@ -10,6 +10,8 @@ mod deletion;
 pub use deletion::{awaiting_deletion, delete_removed_directory};
 mod hooks;
 mod local;
+mod pool;
+pub use pool::{POOL_PREFIX, PoolDrain, PoolEntry, PoolFill};
 mod prune;
 mod recover;
 mod slots;

@@ -85,11 +85,16 @@ pub enum RepairKind {
     /// (`<base>/.ff-deleting-…`) but not yet deleted (its deletion was
     /// deferred, or cut short by a kill): deleted.
     FinishedDeletion,
+    /// Something of the warm pool a fill or claim that died left: a pool
+    /// worktree half-made or that no record names (removed), a record
+    /// whose worktree is gone (withdrawn). Pool worktrees are nobody's
+    /// work: nothing is kept.
+    SettledPoolWorktree,
 }
 
 impl RepairKind {
     /// Every kind, so a consumer (a schema, a table) can list them all.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::RolledBackCreate,
         Self::AbortedSync,
         Self::ForgotVanished,
@@ -106,6 +111,7 @@ impl RepairKind {
         Self::LeftAlone,
         Self::SetAsideDirectory,
         Self::FinishedDeletion,
+        Self::SettledPoolWorktree,
     ];
 
     /// Its place in [`ALL`](Self::ALL). The match is exhaustive: a new
@@ -130,6 +136,7 @@ impl RepairKind {
             Self::LeftAlone => 13,
             Self::SetAsideDirectory => 14,
             Self::FinishedDeletion => 15,
+            Self::SettledPoolWorktree => 16,
         }
     }
 }
@@ -190,7 +197,12 @@ struct Would {
 }
 
 impl Recovery {
-    fn note(&mut self, kind: RepairKind, subject: impl Into<String>, detail: impl Into<String>) {
+    pub(super) fn note(
+        &mut self,
+        kind: RepairKind,
+        subject: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
         let repair = Repair {
             kind,
             subject: subject.into(),
@@ -273,6 +285,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .await?;
             crate::crash::point("recover.strays_done");
             self.recover_slots(&mut report).await?;
+            self.recover_pool(&mut report).await?;
             // Last, under no lock: deleting a large tree takes seconds.
             for dir in self.awaiting_deletion() {
                 let subject = dir.display().to_string();
@@ -661,6 +674,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                         );
                     }
                 }
+                // The warm pool's: settled by its own step.
+                None if name.starts_with(super::POOL_PREFIX) => {}
                 None => report.note(
                     RepairKind::LeftAlone,
                     e.path.display().to_string(),

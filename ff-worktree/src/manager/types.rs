@@ -133,6 +133,11 @@ pub struct WorktreeConfig {
     /// (see [`Checkout`](crate::Checkout)); a worktree that exists already
     /// keeps what it has.
     pub checkout: crate::Checkout,
+    /// How many warm pool worktrees to keep ready (default 0: no pool).
+    /// Counted apart from [`max_worktrees`](Self::max_worktrees); see
+    /// [`fill_pool`](super::WorktreeManager::fill_pool). A create with
+    /// the default checkout takes one when the pool has one for its base.
+    pub pool_size: usize,
 }
 
 /// What an operation waits for, told to a [`WaitReport`].
@@ -209,7 +214,15 @@ impl WorktreeConfig {
             on_running: crate::OnRunning::Refuse,
             deferred_deletion: false,
             checkout: crate::Checkout::GitDefault,
+            pool_size: 0,
         }
+    }
+
+    /// Sets [`pool_size`](Self::pool_size).
+    #[must_use]
+    pub fn with_pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n;
+        self
     }
 
     /// Sets [`checkout`](Self::checkout).
@@ -521,6 +534,9 @@ pub struct Created {
     /// Where files found at the worktree path, which git no longer
     /// listed as a worktree, were moved, whole (`<base>/.ff-kept/<id>-…`).
     pub set_aside: Option<std::path::PathBuf>,
+    /// The warm pool worktree it was made from (its id, `.ff-pool-…`),
+    /// when it was.
+    pub from_pool: Option<String>,
 }
 
 /// How [`cleanup_worktree`](super::WorktreeManager::cleanup_worktree)

@@ -34,6 +34,14 @@ fn config(repo: &str, scenario: &str) -> WorktreeConfig {
     let config = WorktreeConfig::new(repo)
         .with_hooks(hooks)
         .with_lock_timeout(Duration::from_secs(20));
+    if scenario.starts_with("pool_") {
+        // Two pool worktrees, each prepared by a hook that writes a file
+        // git ignores (see `prepare`).
+        let mut hooks = Hooks::default();
+        hooks.post_create = vec!["true".into()];
+        hooks.pool_prepare = vec!["echo \"$FF_WORKTREE_ID\" > prepared.txt".into()];
+        return config.with_hooks(hooks).with_pool_size(2);
+    }
     if scenario == "sparse_create" {
         // The top-level files alone: every test repository has those.
         return config.with_checkout(ff_worktree::Checkout::sparse([]));
@@ -53,6 +61,13 @@ async fn operate<L: LockProvider, S: IdempotencyStorage>(
 ) -> Result<(), String> {
     let done = match scenario {
         "create" | "restore" | "sparse_create" => m.create_worktree(ISSUE).await.map(drop),
+        "pool_fill" => m.fill_pool().await.map(drop),
+        // What `ff create` does: the create, then (in the background) a
+        // fill, which settles what a claim that died left.
+        "pool_claim" => match m.create_worktree(ISSUE).await {
+            Ok(_) => m.fill_pool().await.map(drop),
+            Err(e) => Err(e),
+        },
         "cleanup" => m.cleanup_worktree(ISSUE, Cleanup::Safe).await.map(drop),
         "cleanup_force" => m.cleanup_worktree(ISSUE, Cleanup::Force).await.map(drop),
         "sync" => m
@@ -166,6 +181,13 @@ async fn prepare<L: LockProvider, S: IdempotencyStorage>(
     m: &WorktreeManager<L, S>,
 ) -> Vec<String> {
     let mut commits = Vec::new();
+    if scenario.starts_with("pool_") {
+        ff_testkit::git::exclude(repo.path(), "prepared.txt");
+        if scenario == "pool_claim" {
+            m.fill_pool().await.expect("fill the pool");
+        }
+        return commits;
+    }
     if matches!(scenario, "create" | "recover" | "sparse_create") {
         if scenario == "recover" {
             // A create killed once git registered its worktree.
@@ -312,11 +334,15 @@ async fn every_crash_point_on_file_locks_and_sqlite() {
 /// Every point but those of the scenarios `ff-cli`'s sweep runs through
 /// the binary ([`ff_worktree::crash::CLI_SCENARIOS`]); a point of any
 /// scenario this sweep does not know fails in [`operate`].
+/// `FF_CRASH_ONLY=PREFIX` narrows them to the points whose name starts
+/// so (for working on one scenario; CI sets nothing and runs them all).
 fn manager_points() -> Vec<&'static str> {
+    let only = std::env::var("FF_CRASH_ONLY").unwrap_or_default();
     ff_worktree::crash::POINTS
         .iter()
         .copied()
         .filter(|p| !ff_worktree::crash::CLI_SCENARIOS.contains(&scenario(p)))
+        .filter(|p| p.starts_with(&only))
         .collect()
 }
 

@@ -18,6 +18,7 @@ mod names;
 mod never_stuck;
 mod no_loss;
 mod one_repository;
+mod pool;
 mod processes;
 mod records_lost;
 mod recovery;

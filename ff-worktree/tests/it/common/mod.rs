@@ -35,8 +35,50 @@ where
 {
     repo.worktree_paths()
         .into_iter()
-        .filter(|p| p.starts_with(m.base_path()))
+        .filter(|p| p.starts_with(m.base_path()) && !is_pool(p))
         .collect()
+}
+
+/// Whether `path` is a warm pool worktree's (`<base>/.ff-pool-…`).
+pub(crate) fn is_pool(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(ff_worktree::POOL_PREFIX))
+}
+
+/// Asserts the warm pool and git agree: every pool worktree git lists
+/// under the base path has a ready record, every record's worktree is
+/// there, and no pool directory is left that git does not list.
+pub(crate) async fn assert_pool_consistent<L, S>(repo: &TestRepo, m: &WorktreeManager<L, S>)
+where
+    L: LockProvider,
+    S: IdempotencyStorage,
+{
+    let entries = m.pool_status().await.expect("pool status");
+    assert!(
+        entries.iter().all(|e| e.ready),
+        "a pool worktree is half-made: {entries:?}"
+    );
+    let mut recorded: Vec<_> = entries.iter().map(|e| e.path.clone()).collect();
+    recorded.sort();
+    let mut registered: Vec<_> = repo
+        .worktree_paths()
+        .into_iter()
+        .filter(|p| p.starts_with(m.base_path()) && is_pool(p))
+        .collect();
+    registered.sort();
+    assert_eq!(recorded, registered, "pool records and git disagree");
+    let mut dirs: Vec<_> = std::fs::read_dir(m.base_path())
+        .expect("base path")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| is_pool(p))
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, registered, "pool directories and git disagree");
+    for e in &entries {
+        let head = ff_testkit::git::git_in(&e.path, &["rev-parse", "HEAD"]);
+        assert_eq!(head, e.base_commit, "pool worktree {} moved", e.id);
+    }
 }
 
 /// What the base path holds besides its guard (`.git`, which keeps git
@@ -144,6 +186,7 @@ where
         })
         .collect();
     assert!(held.is_empty(), "locks still held: {held:?}");
+    assert_pool_consistent(repo, m).await;
     repo.assert_fsck_clean();
 }
 
