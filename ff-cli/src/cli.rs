@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
     agent, cleanup, completions, create, delete_removed, doctor, exec, gc, get, hooks, list, lock,
-    locks, man, mcp, once, path, pool, prune, recover, serve, shell_init, stats, status, switch, sync,
-    top, trust, unlock,
+    locks, man, mcp, once, path, pool, prune, recover, serve, shell_init, stats, status, switch,
+    sync, top, trust, unlock,
 };
 
 /// Exit codes, also listed in `--help`, README.md and docs/cli.md.

@@ -67,7 +67,12 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
         Action::Drain => {
             let manager = settings.manager().await?;
             let drained = manager.drain_pool().await?;
-            (drained.removed, ff_worktree::Recovery::default(), false, "removed")
+            (
+                drained.removed,
+                ff_worktree::Recovery::default(),
+                false,
+                "removed",
+            )
         }
     };
     let view = PoolView::new(size, &entries, &settled, busy);

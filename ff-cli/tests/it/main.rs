@@ -15,6 +15,7 @@ mod library;
 mod liveness;
 mod mcp;
 mod partition;
+mod pool;
 mod processes;
 mod protection;
 mod redis_deployments;
