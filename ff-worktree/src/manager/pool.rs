@@ -322,7 +322,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             };
             let taken = self
                 .with_registry("pool drain", async || {
-                    Ok(self.take_pool_record(&record).await?)
+                    self.take_pool_record(&record).await
                 })
                 .await?;
             if taken {
@@ -374,7 +374,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             if !report.dry_run {
                 if !self
                     .with_registry("pool settle", async || {
-                        Ok(self.take_pool_record(&record).await?)
+                        self.take_pool_record(&record).await
                     })
                     .await?
                 {
