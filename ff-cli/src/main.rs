@@ -10,6 +10,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 mod backend;
+mod background;
 mod cli;
 mod commands;
 mod config;

@@ -59,54 +59,20 @@ fn hold_for_tests() {
 }
 
 /// Starts `ff delete-removed --base BASE` in the background when anything
-/// under `base` awaits deletion: its own session, stdin closed, stdout and
-/// stderr appended to `log`. Not waited for. A failure to start it is
-/// logged and left to `ff recover`.
+/// under `base` awaits deletion ([`crate::background`]), its output
+/// appended to `log`. A failure to start it is logged and left to `ff
+/// recover`.
 pub(crate) fn start(base: &Path, log: &Path) {
     if ff_worktree::awaiting_deletion(base).is_empty() {
         return;
     }
-    rotate(log);
-    let started = (|| -> std::io::Result<()> {
-        let exe = std::env::current_exe()?;
-        // Never the command's own output: `$(ff cleanup …)` would wait
-        // for the deletion. No log when the file cannot be opened.
-        let (stdout, stderr) = match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-        {
-            Ok(file) => (file.try_clone()?.into(), file.into()),
-            Err(_) => (std::process::Stdio::null(), std::process::Stdio::null()),
-        };
-        let mut child = std::process::Command::new(exe);
-        child
-            .args(["-v", "delete-removed", "--base"])
-            .arg(base)
-            .stdin(std::process::Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .env_remove("RUST_LOG");
-        drop(child.spawn()?);
-        Ok(())
-    })();
-    if let Err(e) = started {
+    let args = [
+        std::ffi::OsStr::new("-v"),
+        "delete-removed".as_ref(),
+        "--base".as_ref(),
+        base.as_os_str(),
+    ];
+    if let Err(e) = crate::background::start(&args, &[], log) {
         tracing::warn!(base = %base.display(), error = %e, "cannot start the deletion of removed worktrees; `ff recover` finishes it");
-    }
-}
-
-/// Past this size the log is moved to `<log>.1` (replacing the one
-/// before), so it never grows without bound: one line per deletion.
-const LOG_LIMIT: u64 = 1 << 20;
-
-/// Keeps `log` below [`LOG_LIMIT`]: the current file becomes `<log>.1`.
-/// (Two commands rotating at once lose at most the older file.)
-pub(crate) fn rotate(log: &Path) {
-    if std::fs::metadata(log).is_ok_and(|m| m.len() > LOG_LIMIT) {
-        let mut old = log.as_os_str().to_owned();
-        old.push(".1");
-        if let Err(e) = std::fs::rename(log, &old) {
-            tracing::debug!(log = %log.display(), error = %e, "cannot rotate the deletion log");
-        }
     }
 }

@@ -10,7 +10,7 @@
 //! once. One fill runs per clone; another started meanwhile returns at
 //! once.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 use ff_model::cli::PoolView;
@@ -120,44 +120,22 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
 }
 
 /// Starts `ff pool fill --background` for the repository at `dir` with
-/// the command's backends (`env`: environment variables, never arguments,
-/// as a backend URL may carry a password): its own session, stdin closed,
-/// stdout and stderr appended to `log`. Not waited for. A failure to start
-/// it is logged; the next create tries again.
+/// the command's backends ([`crate::background`]), its output appended to
+/// `log`. `env` holds them as environment variables, never arguments (a
+/// backend URL may carry a password, which `ps` would show). A failure to
+/// start it is logged; the next create tries again.
 pub(crate) fn start(dir: &Path, env: &[(&'static str, OsString)], log: &Path) {
-    super::delete_removed::rotate(log);
-    let started = (|| -> std::io::Result<()> {
-        let exe = std::env::current_exe()?;
-        // Never the command's own output: `$(ff create …)` would wait for
-        // the fill.
-        let (stdout, stderr) = match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-        {
-            Ok(file) => (file.try_clone()?.into(), file.into()),
-            Err(_) => (std::process::Stdio::null(), std::process::Stdio::null()),
-        };
-        let mut child = std::process::Command::new(exe);
-        child.arg("-v").arg("-C").arg(dir);
-        for (name, value) in env {
-            if *name == "FF_NO_HOOKS" {
-                child.arg("--no-hooks");
-            } else {
-                child.env(name, value);
-            }
-        }
-        child
-            .args(["pool", "fill", "--background"])
-            .stdin(std::process::Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .env_remove("RUST_LOG")
-            .env_remove("FF_JSON");
-        drop(child.spawn()?);
-        Ok(())
-    })();
-    if let Err(e) = started {
+    let mut args: Vec<&OsStr> = vec!["-v".as_ref(), "-C".as_ref(), dir.as_os_str()];
+    if env.iter().any(|(name, _)| *name == "FF_NO_HOOKS") {
+        args.push("--no-hooks".as_ref());
+    }
+    args.extend(["pool", "fill", "--background"].map(OsStr::new));
+    let env: Vec<(&str, &OsStr)> = env
+        .iter()
+        .filter(|(name, _)| *name != "FF_NO_HOOKS")
+        .map(|(name, value)| (*name, value.as_os_str()))
+        .collect();
+    if let Err(e) = crate::background::start(&args, &env, log) {
         tracing::warn!(error = %e, "cannot start the warm pool's refill; the next create tries again");
     }
 }

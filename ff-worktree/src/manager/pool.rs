@@ -321,9 +321,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 continue;
             };
             let taken = self
-                .with_registry("pool drain", async || {
-                    self.take_pool_record(&record).await
-                })
+                .with_registry("pool drain", async || self.take_pool_record(&record).await)
                 .await?;
             if taken {
                 self.remove_pool_worktree(&entry).await?;
@@ -373,9 +371,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 .map_or_else(|| record.key.short().to_owned(), |e| e.id.clone());
             if !report.dry_run {
                 if !self
-                    .with_registry("pool settle", async || {
-                        self.take_pool_record(&record).await
-                    })
+                    .with_registry("pool settle", async || self.take_pool_record(&record).await)
                     .await?
                 {
                     continue;
