@@ -7,7 +7,11 @@
 //! from a branch or an archive ref); `git fsck` clean; no lock held; no
 //! record pending.
 //!
-//! A third of the workers make sparse worktrees.
+//! A third of the workers make sparse worktrees. Every worker keeps a warm
+//! pool of two: after each create it fills the pool (as `ff create`'s
+//! background refill does), so fills and claims are killed midway too, and
+//! the invariants cover the pool (records, git and the base path agree;
+//! nothing half-made).
 //!
 //! It runs once per backend pair: file lock + SQLite, file lock + JSON, and
 //! Redis lock + Redis store (on a `redis-server` the test starts itself).
@@ -46,6 +50,7 @@ static SPARSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::ne
 fn config(repo: &str) -> WorktreeConfig {
     let config = WorktreeConfig::new(repo)
         .with_max_worktrees(ISSUES.len())
+        .with_pool_size(2)
         .with_lock_timeout(Duration::from_secs(20));
     if SPARSE.load(std::sync::atomic::Ordering::Relaxed) {
         return config.with_checkout(ff_worktree::Checkout::sparse([]));
@@ -189,6 +194,9 @@ async fn work<L: LockProvider, S: IdempotencyStorage>(
         match rng.next(4) {
             0 | 1 => {
                 if let Ok(c) = m.create_worktree(issue).await {
+                    if c.from_pool.is_some() {
+                        note(log, "pool");
+                    }
                     // Work as an agent would: holding the issue, so no
                     // forced cleanup can interleave with the commit.
                     let Ok(guard) = m.lock_issue(issue).await else {
@@ -217,6 +225,8 @@ async fn work<L: LockProvider, S: IdempotencyStorage>(
                         let _ = f.sync_all();
                     }
                     let _ = guard.release().await;
+                    // The refill `ff create` starts in the background.
+                    let _ = m.fill_pool().await;
                 }
             }
             2 => {
@@ -228,6 +238,17 @@ async fn work<L: LockProvider, S: IdempotencyStorage>(
                 let _ = m.cleanup_worktree(issue, ff_worktree::Cleanup::Force).await;
             }
         }
+    }
+}
+
+/// Appends `line` to the log in one write (see the commit's).
+fn note(log: &Path, line: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+    {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
     }
 }
 
@@ -314,20 +335,30 @@ async fn check<L: LockProvider, S: IdempotencyStorage>(
         .filter(|l| l.len() == 40 && l.bytes().all(|b| b.is_ascii_hexdigit()))
         .filter(|sha| !reachable.contains(*sha))
         .collect();
+    let made = commits
+        .lines()
+        .filter(|l| l.len() == 40 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .count();
+    let from_pool = commits.lines().filter(|l| *l == "pool").count();
     // The first sparse create turns on per-worktree configuration.
     let sparse_ran = git_output(repo.path(), &["config", "extensions.worktreeConfig"]);
     let sparse_ran = String::from_utf8_lossy(&sparse_ran.stdout).trim() == "true";
     println!(
         "chaos {}: {kills} kills in {} s survived; recover made {} repairs; \
          {} commits made ({:.0} a minute), {} lost; 0 invariant violations; sparse \
-         worktrees made: {}",
+         worktrees made: {}; creates from the warm pool: {from_pool}",
         pair.name(),
         chaos_secs(),
         report.repairs.len(),
-        commits.lines().count(),
-        commits.lines().count() as f64 * 60.0 / chaos_secs() as f64,
+        made,
+        made as f64 * 60.0 / chaos_secs() as f64,
         lost.len(),
         if sparse_ran { "yes" } else { "no" }
+    );
+    assert!(
+        from_pool > 0,
+        "{}: no create took a pool worktree",
+        pair.name()
     );
     assert!(lost.is_empty(), "{}: commits lost: {lost:?}", pair.name());
     assert!(kills > 0);
