@@ -358,3 +358,87 @@ async fn two_clones_sharing_redis_never_claim_each_others_pool_worktrees() {
     let distinct: BTreeSet<&String> = claims.values().map(|(e, _)| e).collect();
     assert_eq!(distinct.len(), 8);
 }
+
+/// Child: `role` = [repo, state dir, what]; `fill` fills a pool of two,
+/// `create` creates issue 9 (taking a pool worktree); aborting where
+/// `FF_CRASH_AT` says.
+#[test]
+fn pool_crash_child() {
+    let Some(role) = ff_testkit::child_role() else {
+        return;
+    };
+    ff_testkit::runtime().block_on(async {
+        let m = open(Path::new(&role[1]), config(Path::new(&role[0]), 2)).await;
+        match role[2].as_str() {
+            "fill" => drop(m.fill_pool().await),
+            _ => drop(m.create_worktree("9").await),
+        }
+    });
+}
+
+/// Runs `what` in a child aborting at `point`.
+#[cfg(all(unix, feature = "crash-points"))]
+fn crash(repo: &TestRepo, state: &Path, what: &str, point: &str) {
+    let out = ff_testkit::spawn_self_with_env(
+        &ff_testkit::test_entry!("pool_crash_child"),
+        &[
+            &repo.path().to_string_lossy(),
+            &state.to_string_lossy(),
+            what,
+        ],
+        &[("FF_CRASH_AT", point)],
+    )
+    .wait_with_output()
+    .expect("child");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(rustix::process::Signal::ABORT.as_raw()),
+        "{point} not reached"
+    );
+}
+
+/// `recover` settles what a fill killed mid-checkout and a create killed
+/// just after it took a pool worktree's record left (the pool worktree
+/// half-made; one no record names), as its dry run foresaw.
+#[cfg(all(unix, feature = "crash-points"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_settles_what_dead_fills_and_claims_left() {
+    let repo = repo();
+    let state = repo.scratch("state");
+    let m = open(&state, config(repo.path(), 2)).await;
+    crash(&repo, &state, "fill", "pool_fill.checked_out");
+    let left = m.pool_status().await.expect("status");
+    assert!(
+        left.iter().any(|e| !e.ready),
+        "a half-made pool worktree: {left:?}"
+    );
+    let done = crate::common::recover_as_foreseen(&m)
+        .await
+        .expect("recover");
+    let settled = |r: &ff_worktree::Recovery| {
+        r.repairs
+            .iter()
+            .filter(|x| x.kind == ff_worktree::RepairKind::SettledPoolWorktree)
+            .count()
+    };
+    assert_eq!(settled(&done), 1, "{done:#?}");
+    m.finish_deletions().expect("deletions");
+    assert_consistent(&repo, &m).await;
+
+    m.fill_pool().await.expect("fill");
+    crash(&repo, &state, "create", "pool_claim.taken");
+    let done = crate::common::recover_as_foreseen(&m)
+        .await
+        .expect("recover");
+    assert_eq!(
+        settled(&done),
+        1,
+        "the pool worktree no record names: {done:#?}"
+    );
+    m.finish_deletions().expect("deletions");
+    assert_consistent(&repo, &m).await;
+    assert_eq!(m.pool_status().await.expect("status").len(), 1);
+    let created = m.create_worktree("9").await.expect("create");
+    assert!(created.from_pool.is_some());
+    assert_consistent(&repo, &m).await;
+}
