@@ -4,6 +4,7 @@
 //! command's output.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::Duration;
 
 use ff_testkit::git::TestRepo;
@@ -108,8 +109,13 @@ fn an_unapproved_pool_prepare_runs_nothing() {
     assert_eq!(pool, 0, "a pool worktree was made");
 }
 
-#[test]
-fn a_create_returns_before_the_background_refill_ends() {
+/// Fills a pool of one, holds the refill's preparation, and runs `run`
+/// (which takes the pool worktree); checks that it returned while the
+/// refill it started was still held, then lets the refill finish. Returns
+/// the repository and what `run` returned.
+fn returns_while_the_refill_is_held(
+    run: impl FnOnce(&Path, &Path) -> Output,
+) -> (TestRepo, Output) {
     let (repo, config, hold) = pooled(1);
     let filled = ff_in(repo.path(), &config, &ALLOW, &["pool", "fill"]);
     assert_eq!(
@@ -118,7 +124,7 @@ fn a_create_returns_before_the_background_refill_ends() {
         "{}",
         String::from_utf8_lossy(&filled.stderr)
     );
-    // From now on, the refill's preparation waits; a create that waited
+    // From now on, the refill's preparation waits; a command that waited
     // for it would never return, so a watchdog lets it go after a minute,
     // and says so.
     std::fs::write(&hold, "").expect("hold");
@@ -132,17 +138,11 @@ fn a_create_returns_before_the_background_refill_ends() {
             std::fs::remove_file(&hold).is_ok()
         })
     };
-    // Output through pipes, as `$(ff create 8 --print-path)` reads it:
-    // this returns only once every process holding them has closed them.
-    let made = ff_in(
-        repo.path(),
-        &config,
-        &ALLOW,
-        &["create", "8", "--print-path"],
-    );
-    assert_eq!(code(&made), 0, "{}", String::from_utf8_lossy(&made.stderr));
-    let path = PathBuf::from(String::from_utf8_lossy(&made.stdout).trim());
-    assert!(path.join("prepared.txt").is_file(), "not from the pool");
+    // Output through pipes, as `$(ff create 8 --print-path)` or an agent
+    // reads it: this returns only once every process holding them has
+    // closed them.
+    let out = run(repo.path(), &config);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         eventually(Duration::from_secs(30), || {
             pool_status(repo.path(), &config)["entries"][0]["state"] == "filling"
@@ -152,7 +152,7 @@ fn a_create_returns_before_the_background_refill_ends() {
     std::fs::remove_file(&hold).expect("release");
     assert!(
         !watchdog.join().expect("watchdog"),
-        "the create returned only once the refill's preparation was let go"
+        "the command returned only once the refill's preparation was let go"
     );
     assert!(
         eventually(Duration::from_secs(30), || {
@@ -162,4 +162,35 @@ fn a_create_returns_before_the_background_refill_ends() {
     );
     let log = std::fs::read_to_string(repo.path().join(".git/ff/pool.log")).unwrap_or_default();
     assert!(!log.is_empty(), "the refill logged nothing");
+    (repo, out)
+}
+
+#[test]
+fn a_create_returns_before_the_background_refill_ends() {
+    let (_repo, out) = returns_while_the_refill_is_held(|repo, config| {
+        ff_in(repo, config, &ALLOW, &["create", "8", "--print-path"])
+    });
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(path.join("prepared.txt").is_file(), "not from the pool");
+}
+
+#[test]
+fn claude_codes_create_hook_returns_before_the_background_refill_ends() {
+    let (_repo, out) = returns_while_the_refill_is_held(|repo, config| {
+        let payload = serde_json::json!({
+            "hook_event_name": "WorktreeCreate",
+            "cwd": repo,
+            "name": "auth-refactor",
+        })
+        .to_string();
+        crate::common::ff_with_input(
+            repo,
+            config,
+            &ALLOW,
+            &["agent", "claude", "worktree-create"],
+            &payload,
+        )
+    });
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(path.join("prepared.txt").is_file(), "not from the pool");
 }
