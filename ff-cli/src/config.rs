@@ -687,7 +687,9 @@ impl Settings {
         let Some((base, state)) = self.opened.get() else {
             return;
         };
-        if !self.refill_pool || size == 0 {
+        // Under --no-hooks a fill would make pool worktrees `pool_prepare`
+        // never ran in, which later creates would take as prepared.
+        if !self.refill_pool || size == 0 || self.no_hooks {
             return;
         }
         // Counted in-process: a directory read, no store call.
@@ -732,9 +734,6 @@ fn background_options(global: &Global) -> Vec<(&'static str, std::ffi::OsString)
     }
     if let Some(d) = &global.state_dir {
         env.push(("FF_STATE_DIR", d.clone().into_os_string()));
-    }
-    if global.no_hooks {
-        env.push(("FF_NO_HOOKS", "1".into()));
     }
     env
 }

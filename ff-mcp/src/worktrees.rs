@@ -1,6 +1,7 @@
 //! The worktree tools: the worktree manager's operations, each answering
 //! with the shape its command prints with `--json`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ff_model::cli::{
@@ -56,6 +57,16 @@ impl ForgeFlowMcp {
             .manager_for(args.base.as_deref(), checkout)
             .await?;
         let created = manager.create_worktree(&args.issue).await?;
+        if manager.config().pool_size > 0 && !created.reused {
+            // The warm pool is refilled while the server goes on serving
+            // (a server outlives the call; one fill runs per clone).
+            let manager = Arc::clone(&manager);
+            tokio::spawn(async move {
+                if let Err(e) = manager.fill_pool().await {
+                    tracing::warn!(error = %e, "the warm pool's refill failed");
+                }
+            });
+        }
         Ok(Json(CreatedView::new(&created)))
     }
 

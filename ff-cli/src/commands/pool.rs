@@ -126,13 +126,9 @@ pub(crate) async fn run(settings: &Settings, out: Out, args: Args) -> Result<u8,
 /// start it is logged; the next create tries again.
 pub(crate) fn start(dir: &Path, env: &[(&'static str, OsString)], log: &Path) {
     let mut args: Vec<&OsStr> = vec!["-v".as_ref(), "-C".as_ref(), dir.as_os_str()];
-    if env.iter().any(|(name, _)| *name == "FF_NO_HOOKS") {
-        args.push("--no-hooks".as_ref());
-    }
     args.extend(["pool", "fill", "--background"].map(OsStr::new));
     let env: Vec<(&str, &OsStr)> = env
         .iter()
-        .filter(|(name, _)| *name != "FF_NO_HOOKS")
         .map(|(name, value)| (*name, value.as_os_str()))
         .collect();
     if let Err(e) = crate::background::start(&args, &env, log) {
