@@ -678,35 +678,23 @@ impl Settings {
         self.file.pool.and_then(|p| p.size).unwrap_or(0)
     }
 
-    /// With [`refill_pool`](Self::refill_pool), once the command is done:
-    /// when the pool of the manager opened holds fewer worktrees than
-    /// `[pool] size`, starts `ff pool fill` in the background, logging to
-    /// `<state dir>/pool.log` (see [`crate::commands::pool::start`]).
+    /// With [`refill_pool`](Self::refill_pool) and a pool configured, once
+    /// the command is done: starts `ff pool fill` in the background,
+    /// logging to `<state dir>/pool.log` (see
+    /// [`crate::commands::pool::start`]). Always, not only when fewer pool
+    /// directories than `[pool] size` are there: one a claim killed midway
+    /// left counts as a directory but is no pool worktree, and only a fill
+    /// settles it. A fill that finds the pool full ends at once.
     pub(crate) fn start_pool_fill(&self) {
-        let size = self.pool_size();
-        let Some((base, state)) = self.opened.get() else {
+        let Some((_, state)) = self.opened.get() else {
             return;
         };
         // Under --no-hooks a fill would make pool worktrees `pool_prepare`
         // never ran in, which later creates would take as prepared.
-        if !self.refill_pool || size == 0 || self.no_hooks {
+        if !self.refill_pool || self.pool_size() == 0 || self.no_hooks {
             return;
         }
-        // Counted in-process: a directory read, no store call.
-        let have = std::fs::read_dir(base)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .starts_with(ff_worktree::POOL_PREFIX)
-                    })
-                    .count()
-            })
-            .unwrap_or(0);
-        if have < size {
-            crate::commands::pool::start(&self.dir, &self.background, &state.join("pool.log"));
-        }
+        crate::commands::pool::start(&self.dir, &self.background, &state.join("pool.log"));
     }
 
     pub(crate) fn start_deferred_deletion(&self) {

@@ -3,8 +3,8 @@
 //! create` hands one out at once on a large repository.
 //!
 //! After a command that may have taken one (`create`, `switch`, `exec`,
-//! Claude Code's create hook), ff starts `ff pool fill --background` when
-//! the pool is below `[pool] size`: a process in a session of its own,
+//! Claude Code's create hook), ff starts `ff pool fill --background` (it
+//! ends at once when the pool is full): a process in a session of its own,
 //! with no handle on the command's output and its log in
 //! `<state dir>/pool.log`, so `$(ff create 12 --print-path)` returns at
 //! once. One fill runs per clone; another started meanwhile returns at

@@ -194,3 +194,59 @@ fn claude_codes_create_hook_returns_before_the_background_refill_ends() {
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     assert!(path.join("prepared.txt").is_file(), "not from the pool");
 }
+
+/// A create killed just after it took a pool worktree's record leaves that
+/// worktree's directory with no record: the next create makes a worktree
+/// as usual, and the refill it starts settles the orphan and fills the
+/// pool again, with no command run by hand.
+#[cfg(feature = "crash-points")]
+#[test]
+fn a_claim_killed_midway_is_settled_by_the_next_creates_refill() {
+    let (repo, config, _hold) = pooled(1);
+    let filled = ff_in(repo.path(), &config, &ALLOW, &["pool", "fill"]);
+    assert_eq!(
+        code(&filled),
+        0,
+        "{}",
+        String::from_utf8_lossy(&filled.stderr)
+    );
+    let killed = ff_in(
+        repo.path(),
+        &config,
+        &[("FF_HOOKS", "allow"), ("FF_CRASH_AT", "pool_claim.taken")],
+        &["create", "1"],
+    );
+    assert_ne!(code(&killed), 0, "the create was not killed");
+    let pool_dirs = || {
+        std::fs::read_dir(repo.path().join(".ff-worktrees"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(".ff-pool-"))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let orphan = pool_dirs();
+    assert_eq!(orphan.len(), 1, "{orphan:?}");
+    assert!(
+        pool_status(repo.path(), &config)["entries"]
+            .as_array()
+            .expect("entries")
+            .is_empty(),
+        "the record was taken"
+    );
+    let made = ff_in(repo.path(), &config, &ALLOW, &["create", "2", "--json"]);
+    assert!(stdout_json(&made).get("from_pool").is_none());
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let status = pool_status(repo.path(), &config);
+            let dirs = pool_dirs();
+            status["entries"].as_array().is_some_and(|e| {
+                e.len() == 1 && e[0]["state"] == "ready" && dirs == [e[0]["id"].clone()]
+            })
+        }),
+        "the orphan was not settled, or the pool not refilled: {:?}",
+        pool_dirs()
+    );
+}
