@@ -17,7 +17,7 @@ use ff_testkit::git::{TestRepo, git_in};
 use ff_testkit::redis::RedisServer;
 use ff_worktree::{WorktreeConfig, WorktreeManager, WorktreeStatus};
 
-fn now_ms() -> u128 {
+pub(crate) fn now_ms() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
@@ -111,7 +111,7 @@ fn race(redis: &RedisServer) {
 
 /// A repository, a second clone of it (the other server's), and a key
 /// prefix of their own in the shared Redis.
-fn two_servers() -> (TestRepo, std::path::PathBuf, String) {
+pub(crate) fn two_servers() -> (TestRepo, std::path::PathBuf, String) {
     let repo = TestRepo::new();
     let other = repo.scratch("server-b").join("clone");
     let _ = git_in(

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
 use ff_store_redis::{RedisStore, RedisStoreConfig};
@@ -16,6 +16,7 @@ use ff_worktree::hooks::Hooks;
 use ff_worktree::{Cleanup, WorktreeConfig, WorktreeManager};
 
 use crate::common::{assert_consistent, manager, open};
+use crate::multi_server::now_ms;
 
 /// What the pool's preparation writes: the pool worktree's own id, so a
 /// test can tell which one an issue got.
@@ -159,12 +160,6 @@ async fn a_failed_pool_prepare_leaves_nothing() {
     assert!(created.from_pool.is_none());
 }
 
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-}
-
 /// Runs `f` with the manager `backend` names: a state directory (file
 /// locks + SQLite), or a Redis URL and key prefix.
 async fn redis_manager(
@@ -303,14 +298,9 @@ async fn two_clones_sharing_redis_never_claim_each_others_pool_worktrees() {
         return;
     };
     let url = redis.url();
-    let repo = repo();
-    let other = repo.scratch("server-b").join("clone");
-    let _ = git_in(
-        other.parent().expect("parent"),
-        &["clone", "-q", &repo.path().to_string_lossy(), "clone"],
-    );
+    let (repo, other, prefix) = crate::multi_server::two_servers();
+    ff_testkit::git::exclude(repo.path(), MARKER);
     ff_testkit::git::exclude(&other, MARKER);
-    let prefix = format!("pool:{}:", ff_traits::identity::unique_id());
     let mut pools: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for clone in [repo.path(), other.as_path()] {
         let m = redis_manager(clone, &url, &prefix, 4).await;
