@@ -432,3 +432,71 @@ async fn recover_settles_what_dead_fills_and_claims_left() {
     assert!(created.from_pool.is_some());
     assert_consistent(&repo, &m).await;
 }
+
+/// Pool records are read from a store anyone with access may write: one
+/// naming a directory that is not `<base>/.ff-pool-…` (a path elsewhere, a
+/// name climbing out) is never handed out nor removed; the next fill
+/// withdraws it and touches nothing it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_pool_record_names_nothing_anything_is_done_to() {
+    use ff_traits::{IdempotencyKey, IdempotencyRecord, IdempotencyStorage, RecordStatus};
+    let repo = repo();
+    let m = manager(&repo, config(repo.path(), 1)).await;
+    m.fill_pool().await.expect("fill");
+    let real = m.pool_status().await.expect("status").remove(0);
+    let victim = repo.scratch("victim");
+    std::fs::create_dir_all(victim.join(".git")).expect("victim");
+    std::fs::write(victim.join("precious.txt"), "keep\n").expect("victim file");
+    let forge = |id: &str, path: &Path| {
+        let key = IdempotencyKey::new(
+            "poolWorktree",
+            serde_json::json!({"entry": id}),
+            serde_json::json!({"repo": m.repo_key(), "location": real.location}),
+        );
+        let now = ff_traits::Timestamp::now();
+        let owner = ff_traits::ClaimOwner::new(
+            "forger".into(),
+            ff_traits::FencingToken(0),
+            now,
+            std::process::id(),
+            "host".into(),
+        );
+        let mut record =
+            IdempotencyRecord::new_pending(&key, key.record_key().expect("key"), owner, None, now);
+        record.status = RecordStatus::Completed;
+        record.owner = None;
+        record.ended_at = Some(now);
+        record.result = Some(serde_json::json!({
+            "id": id, "path": path, "base": real.base, "base_commit": real.base_commit,
+            "location": real.location, "since": 0, "ready": true,
+        }));
+        record
+    };
+    for (id, path) in [
+        (".ff-pool-evil".to_owned(), victim.clone()),
+        (
+            "../../victim".to_owned(),
+            m.base_path().join("../../victim"),
+        ),
+    ] {
+        m.idempotency()
+            .store()
+            .create(forge(&id, &path))
+            .await
+            .expect("forge");
+    }
+    // Oldest first: the forged records (since 0) come before the real one,
+    // and are passed over.
+    let first = m.create_worktree("F-1").await.expect("create");
+    assert_eq!(first.from_pool.as_deref(), Some(real.id.as_str()));
+    let second = m.create_worktree("F-2").await.expect("create");
+    assert!(second.from_pool.is_none(), "a forged record was handed out");
+    let fill = m.fill_pool().await.expect("fill");
+    assert_eq!(fill.settled.repairs.len(), 2, "{fill:?}");
+    assert!(
+        victim.join("precious.txt").is_file(),
+        "the victim was touched"
+    );
+    assert!(victim.join(".git").is_dir());
+    assert_consistent(&repo, &m).await;
+}
