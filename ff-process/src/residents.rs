@@ -171,7 +171,17 @@ mod tests {
             .current_dir(&inner)
             .spawn()
             .expect("spawn");
-        let found = working_in(dir.path());
+        // `spawn` returns once the child's exec began: the kernel fills its
+        // command line a moment later (until then `/proc/<pid>/cmdline`
+        // reads empty, and its name stands in). Asked until it is whole.
+        let mut found = working_in(dir.path());
+        for _ in 0..200 {
+            if found.first().is_some_and(|r| r.command == "sleep 30") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = working_in(dir.path());
+        }
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].pid, child.id());
         assert_eq!(found[0].command, "sleep 30");
