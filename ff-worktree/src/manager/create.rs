@@ -769,25 +769,38 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             }
             // The count just read, plus this one: no second listing.
             crate::metrics::worktree_count(count + 1, self.config.max_worktrees);
-            Ok(Some(Worktree {
-                id: plan.id.clone(),
-                issue: issue.to_string(),
-                path: plan.path.clone(),
-                branch: plan.branch.clone(),
-                base: base.clone(),
-                base_commit: base_commit.clone(),
-                created_at: Timestamp::now(),
-                location: self.location.clone(),
-                recovered: false,
-                hook_failed: false,
-                agent_status: None,
-                slot: Some(slot),
-                port: self.port_of(Some(slot)),
-                status: super::WorktreeStatus::Active,
-                sparse: None,
-            }))
+            Ok(Some(self.planned_worktree(issue, plan, slot, (base, base_commit))))
         })
         .await
+    }
+
+    /// The worktree `plan` describes for `issue`, made now in slot `slot`
+    /// from `base` (its ref and commit): what a create returns and records,
+    /// whether git made it anew or it came from the warm pool.
+    pub(super) fn planned_worktree(
+        &self,
+        issue: &IssueId,
+        plan: &Plan,
+        slot: u32,
+        (base, base_commit): (&String, &String),
+    ) -> Worktree {
+        Worktree {
+            id: plan.id.clone(),
+            issue: issue.to_string(),
+            path: plan.path.clone(),
+            branch: plan.branch.clone(),
+            base: base.clone(),
+            base_commit: base_commit.clone(),
+            created_at: Timestamp::now(),
+            location: self.location.clone(),
+            recovered: false,
+            hook_failed: false,
+            agent_status: None,
+            slot: Some(slot),
+            port: self.port_of(Some(slot)),
+            status: super::WorktreeStatus::Active,
+            sparse: None,
+        }
     }
 
     /// Removes whatever one create attempt made, and only that (its names

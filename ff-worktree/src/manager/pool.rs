@@ -101,9 +101,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Records are read from a store anyone may have written: one that is
     /// not this shape names nothing anything is done to.
     fn pool_shaped(&self, entry: &PoolEntry) -> bool {
-        entry.id.strip_prefix(POOL_PREFIX).is_some_and(|rest| {
-            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        }) && entry.path == self.base.join(&entry.id)
+        pool_id_shaped(&entry.id) && entry.path == self.base.join(&entry.id)
     }
 
     /// This clone's pool records, with the entry each names (records of
@@ -409,33 +407,24 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 found.dedup();
                 let mut orphans = Vec::new();
                 for id in found {
-                    let entry = PoolEntry {
-                        path: self.base.join(&id),
-                        id,
-                        base: String::new(),
-                        base_commit: String::new(),
-                        location: self.location.clone(),
-                        since: Timestamp::now(),
-                        ready: false,
-                    };
-                    if !self.pool_shaped(&entry) || named.contains(&entry.id) {
+                    if !pool_id_shaped(&id) || named.contains(&id) {
                         continue;
                     }
                     if !report.dry_run {
-                        self.remove_registered(&entry.path, &entry.id).await?;
+                        self.remove_registered(&self.base.join(&id), &id).await?;
                     }
-                    orphans.push(entry);
+                    orphans.push(id);
                 }
                 Ok(orphans)
             })
             .await?;
-        for entry in orphans {
+        for id in orphans {
             if !report.dry_run {
-                self.groups().forget(&entry.id);
+                self.groups().forget(&id);
             }
             report.note(
                 RepairKind::SettledPoolWorktree,
-                entry.id,
+                id,
                 "a pool worktree no record names (a claim or fill that died): removed",
             );
         }
@@ -561,24 +550,16 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         crate::crash::point("pool_claim.checked_out");
         tracing::info!(issue = %issue, pool = %entry.id, id = %plan.id, "claimed a pool worktree");
         Ok(Some((
-            Worktree {
-                id: plan.id.clone(),
-                issue: issue.to_string(),
-                path: plan.path.clone(),
-                branch: plan.branch.clone(),
-                base: base.clone(),
-                base_commit: base_commit.clone(),
-                created_at: Timestamp::now(),
-                location: self.location.clone(),
-                recovered: false,
-                hook_failed: false,
-                agent_status: None,
-                slot: Some(slot),
-                port: self.port_of(Some(slot)),
-                status: super::WorktreeStatus::Active,
-                sparse: None,
-            },
+            self.planned_worktree(issue, plan, slot, (base, base_commit)),
             entry.id,
         )))
     }
+}
+
+/// Whether `id` is a pool worktree's name: `.ff-pool-` and letters, digits
+/// or `-`.
+fn pool_id_shaped(id: &str) -> bool {
+    id.strip_prefix(POOL_PREFIX).is_some_and(|rest| {
+        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
 }
