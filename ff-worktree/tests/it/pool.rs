@@ -439,7 +439,7 @@ async fn recover_settles_what_dead_fills_and_claims_left() {
 /// withdraws it and touches nothing it names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_pool_record_names_nothing_anything_is_done_to() {
-    use ff_traits::{IdempotencyKey, IdempotencyRecord, IdempotencyStorage, RecordStatus};
+    use ff_traits::{IdempotencyKey, IdempotencyStorage};
     let repo = repo();
     let m = manager(&repo, config(repo.path(), 1)).await;
     m.fill_pool().await.expect("fill");
@@ -453,24 +453,13 @@ async fn a_forged_pool_record_names_nothing_anything_is_done_to() {
             serde_json::json!({"entry": id}),
             serde_json::json!({"repo": m.repo_key(), "location": real.location}),
         );
-        let now = ff_traits::Timestamp::now();
-        let owner = ff_traits::ClaimOwner::new(
-            "forger".into(),
-            ff_traits::FencingToken(0),
-            now,
-            std::process::id(),
-            "host".into(),
-        );
-        let mut record =
-            IdempotencyRecord::new_pending(&key, key.record_key().expect("key"), owner, None, now);
-        record.status = RecordStatus::Completed;
-        record.owner = None;
-        record.ended_at = Some(now);
-        record.result = Some(serde_json::json!({
-            "id": id, "path": path, "base": real.base, "base_commit": real.base_commit,
-            "location": real.location, "since": 0, "ready": true,
-        }));
-        record
+        crate::common::completed_record(
+            &key,
+            serde_json::json!({
+                "id": id, "path": path, "base": real.base, "base_commit": real.base_commit,
+                "location": real.location, "since": 0, "ready": true,
+            }),
+        )
     };
     for (id, path) in [
         (".ff-pool-evil".to_owned(), victim.clone()),

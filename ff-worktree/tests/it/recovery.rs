@@ -476,7 +476,7 @@ async fn a_registration_a_killed_worktree_add_left_half_made_is_finished() {
 /// the next create takes it; a slot of a live worktree stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_frees_a_leaked_slot() {
-    use ff_traits::{IdempotencyKey, IdempotencyRecord, IdempotencyStorage, RecordStatus};
+    use ff_traits::{IdempotencyKey, IdempotencyStorage};
     let repo = TestRepo::new();
     let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
     let live = m.create_worktree("live").await.expect("create").worktree;
@@ -487,20 +487,10 @@ async fn recover_frees_a_leaked_slot() {
         serde_json::json!({"slot": 1}),
         serde_json::json!({"repo": m.repo_key()}),
     );
-    let now = ff_traits::Timestamp::now();
-    let owner = ff_traits::ClaimOwner::new(
-        "test".into(),
-        ff_traits::FencingToken(0),
-        now,
-        std::process::id(),
-        "host".into(),
+    let record = crate::common::completed_record(
+        &key,
+        serde_json::json!({"worktree": "wt-gone-mf3k2a-0a1b", "issue": "gone"}),
     );
-    let mut record =
-        IdempotencyRecord::new_pending(&key, key.record_key().expect("key"), owner, None, now);
-    record.status = RecordStatus::Completed;
-    record.owner = None;
-    record.ended_at = Some(now);
-    record.result = Some(serde_json::json!({"worktree": "wt-gone-mf3k2a-0a1b", "issue": "gone"}));
     m.idempotency().store().create(record).await.expect("leak");
     assert_eq!(m.slots().await.expect("slots").len(), 2);
 

@@ -98,6 +98,34 @@ pub(crate) fn base_entries(base: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// A completed record of `key` with `result`, as a finished operation
+/// leaves it (for tests that plant records: a leak, a forgery).
+pub(crate) fn completed_record(
+    key: &ff_traits::IdempotencyKey,
+    result: serde_json::Value,
+) -> ff_traits::IdempotencyRecord {
+    let now = ff_traits::Timestamp::now();
+    let owner = ff_traits::ClaimOwner::new(
+        "test".into(),
+        ff_traits::FencingToken(0),
+        now,
+        std::process::id(),
+        "host".into(),
+    );
+    let mut record = ff_traits::IdempotencyRecord::new_pending(
+        key,
+        key.record_key().expect("key"),
+        owner,
+        None,
+        now,
+    );
+    record.status = RecordStatus::Completed;
+    record.owner = None;
+    record.ended_at = Some(now);
+    record.result = Some(result);
+    record
+}
+
 /// How many records are pending.
 pub(crate) async fn pending<L: LockProvider, S: IdempotencyStorage>(
     m: &WorktreeManager<L, S>,
