@@ -163,6 +163,7 @@ macro_rules! store_conformance_tests {
             create_if_absent_race_has_one_winner,
             compare_and_swap_is_conditional,
             compare_and_swap_race_has_one_winner,
+            compare_and_swap_owned_checks_the_owner,
             remove_is_conditional,
             scan_filters,
             stats_and_cleanup,

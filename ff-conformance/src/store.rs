@@ -130,6 +130,61 @@ pub async fn compare_and_swap_is_conditional(s: Store) {
     assert_eq!(loaded, v2, "a failed swap changed the record");
 }
 
+/// Owned swaps succeed only from the stored revision and only while the
+/// stored owner is the claim named; a record removed and created again by
+/// another claimant (back at revision 1) is never taken for the first
+/// claimant's.
+pub async fn compare_and_swap_owned_checks_the_owner(s: Store) {
+    let r = sample_record(&unique_prefix("owned"), 4, Timestamp::now());
+    let mine = r.owner.as_ref().expect("owner").claim_id.clone();
+    match s
+        .compare_and_swap_owned(Revision::FIRST, &mine, r.clone())
+        .await
+    {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("owned swap of an absent record: expected NotFound, got {other:?}"),
+    }
+    let v1 = s.create(r.clone()).await.expect("create");
+    let mut next = v1.clone();
+    next.attempts += 1;
+    match s
+        .compare_and_swap_owned(v1.revision, "someone-else", next.clone())
+        .await
+    {
+        Err(Error::PreconditionFailed { .. }) => {}
+        other => panic!("owned swap by another claim: expected PreconditionFailed, got {other:?}"),
+    }
+    let v2 = s
+        .compare_and_swap_owned(v1.revision, &mine, next.clone())
+        .await
+        .expect("owned swap by its claim");
+    assert_eq!(v2.revision, Revision(2));
+    match s.compare_and_swap_owned(v1.revision, &mine, next).await {
+        Err(Error::PreconditionFailed { .. }) => {}
+        other => panic!("stale owned swap: expected PreconditionFailed, got {other:?}"),
+    }
+    // Removed, then created again by another claimant: revision 1 again.
+    s.remove(&r.key, v2.revision).await.expect("remove");
+    let theirs = sample_record(&r.operation, 4, Timestamp::now());
+    assert_eq!(theirs.key, r.key, "the same key");
+    let again = s.create(theirs).await.expect("created again");
+    assert_eq!(again.revision, Revision::FIRST);
+    let mut stale = v1.clone();
+    stale.status = RecordStatus::Completed;
+    match s
+        .compare_and_swap_owned(Revision::FIRST, &mine, stale)
+        .await
+    {
+        Err(Error::PreconditionFailed { .. }) => {}
+        other => panic!(
+            "the first claimant's owned swap over another's record at revision 1: expected \
+             PreconditionFailed, got {other:?}"
+        ),
+    }
+    let loaded = s.load(&r.key).await.expect("load").expect("record");
+    assert_eq!(loaded, again, "a refused owned swap changed the record");
+}
+
 /// 16 concurrent swaps from one revision: exactly one succeeds.
 pub async fn compare_and_swap_race_has_one_winner(s: Store) {
     for _ in 0..super::race_rounds() {

@@ -325,6 +325,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             fencing_token: token,
             reason: Reason::PreviousRolledBack,
             abandoned_rollbacks: claimed.abandoned_rollbacks.clone(),
+            written: super::Written::new(&claimed),
         };
         let mut all_data: Vec<Option<Value>> = claimed
             .abandoned_rollbacks

@@ -187,6 +187,44 @@ pub struct Claim {
     /// The claimant should undo them (idempotently) before or while running;
     /// they are cleared when this claim completes or fails.
     pub abandoned_rollbacks: Vec<Value>,
+    /// The record as this claim last wrote it, so its next write needs no
+    /// read first (shared by the claim's clones).
+    written: Written,
+}
+
+/// The record as a claim last wrote it. Not part of a claim's identity:
+/// claims compare equal whatever their snapshots hold.
+#[derive(Clone, Default)]
+struct Written(Arc<std::sync::Mutex<Option<IdempotencyRecord>>>);
+
+impl Written {
+    fn new(record: &IdempotencyRecord) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(record.clone()))))
+    }
+
+    /// The snapshot, while it is still a pending record (a finished one is
+    /// never written again by its claim).
+    fn pending(&self) -> Option<IdempotencyRecord> {
+        ff_traits::lock_unpoisoned(&self.0)
+            .clone()
+            .filter(|r| r.status == RecordStatus::Pending)
+    }
+
+    fn set(&self, record: &IdempotencyRecord) {
+        *ff_traits::lock_unpoisoned(&self.0) = Some(record.clone());
+    }
+}
+
+impl std::fmt::Debug for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Written")
+    }
+}
+
+impl PartialEq for Written {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Claim {
@@ -532,6 +570,7 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
             claim_id: owner.claim_id,
             fencing_token: owner.fencing_token,
             reason,
+            written: Written::new(&stored),
             abandoned_rollbacks: stored.abandoned_rollbacks,
         })
     }
@@ -583,16 +622,39 @@ impl<S: IdempotencyStorage> IdempotencyManager<S> {
         claim: &Claim,
         change: impl Fn(&mut IdempotencyRecord, Timestamp),
     ) -> Result<IdempotencyRecord> {
-        // Always read and check ownership first. Swapping from a revision
-        // remembered since the claim would be unsafe: a record removed and
-        // created again starts over at revision 1, so an old claim could
-        // match a newer claimant's record (ABA).
+        // First from the record as this claim last wrote it, with no read:
+        // the store swaps only while the revision is that one and the owner
+        // is this claim (a revision alone could be another claimant's
+        // record created again after a removal: it starts over at 1).
+        if let Some(mut next) = claim.written.pending() {
+            let expected = next.revision;
+            change(&mut next, self.now());
+            match self
+                .store
+                .compare_and_swap_owned(expected, &claim.claim_id, next)
+                .await
+            {
+                Ok(stored) => {
+                    claim.written.set(&stored);
+                    return Ok(stored);
+                }
+                Err(
+                    ff_traits::Error::PreconditionFailed { .. } | ff_traits::Error::NotFound { .. },
+                ) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Someone else wrote since (a takeover, a removal, a clone of this
+        // claim): read, check ownership, and swap from what was read.
         for _ in 0..MAX_RACE_ROUNDS {
             let mut next = self.owned_record(claim).await?;
             let read_revision = next.revision;
             change(&mut next, self.now());
             match self.store.compare_and_swap(read_revision, next).await {
-                Ok(stored) => return Ok(stored),
+                Ok(stored) => {
+                    claim.written.set(&stored);
+                    return Ok(stored);
+                }
                 Err(
                     ff_traits::Error::PreconditionFailed { .. } | ff_traits::Error::NotFound { .. },
                 ) => {}

@@ -243,6 +243,18 @@ impl<T: IdempotencyStorage> IdempotencyStorage for Instrumented<T> {
         store_call(self.store_label(), "compare_and_swap", call).await
     }
 
+    async fn compare_and_swap_owned(
+        &self,
+        expected: Revision,
+        claim_id: &str,
+        record: IdempotencyRecord,
+    ) -> Result<IdempotencyRecord> {
+        let call = self
+            .inner
+            .compare_and_swap_owned(expected, claim_id, record);
+        store_call(self.store_label(), "compare_and_swap_owned", call).await
+    }
+
     async fn remove(&self, key: &RecordKey, expected: Revision) -> Result<()> {
         store_call(
             self.store_label(),

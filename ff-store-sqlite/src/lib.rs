@@ -172,6 +172,47 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the connection without blocking the async executor.
+    /// Swaps from `expected`, and (with `claim_id`) only while the stored
+    /// owner is that claim.
+    async fn swap(
+        &self,
+        expected: Revision,
+        claim_id: Option<String>,
+        mut record: IdempotencyRecord,
+    ) -> Result<IdempotencyRecord> {
+        self.run(move |conn, path| {
+            record.revision = expected.next();
+            let c = columns(&record)?;
+            // `valid` keeps a damaged row from being silently replaced.
+            let updated = conn
+                .prepare_cached(
+                    "UPDATE records SET revision = revision + 1, operation = ?3, status = ?4,
+                            last_activity = ?5, duration_ms = ?6, body = ?7
+                     WHERE key = ?1 AND revision = ?2 AND valid
+                       AND (?8 IS NULL OR json_extract(body, '$.owner.claim_id') = ?8)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        record.key.as_str(),
+                        to_i64(expected.0),
+                        record.operation,
+                        c.status,
+                        c.last_activity,
+                        c.duration_ms,
+                        c.body,
+                        claim_id
+                    ])
+                })
+                .map_err(|e| sql_error(path, "cannot write", &e))?;
+            if updated == 1 {
+                Ok(record)
+            } else {
+                Err(explain_miss(conn, path, &record.key, expected))
+            }
+        })
+        .await
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection, &Path) -> Result<T> + Send + 'static,
@@ -402,37 +443,20 @@ impl IdempotencyStorage for SqliteStore {
     async fn compare_and_swap(
         &self,
         expected: Revision,
-        mut record: IdempotencyRecord,
+        record: IdempotencyRecord,
     ) -> Result<IdempotencyRecord> {
-        self.run(move |conn, path| {
-            record.revision = expected.next();
-            let c = columns(&record)?;
-            // `valid` keeps a damaged row from being silently replaced.
-            let updated = conn
-                .prepare_cached(
-                    "UPDATE records SET revision = revision + 1, operation = ?3, status = ?4,
-                            last_activity = ?5, duration_ms = ?6, body = ?7
-                     WHERE key = ?1 AND revision = ?2 AND valid",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        record.key.as_str(),
-                        to_i64(expected.0),
-                        record.operation,
-                        c.status,
-                        c.last_activity,
-                        c.duration_ms,
-                        c.body
-                    ])
-                })
-                .map_err(|e| sql_error(path, "cannot write", &e))?;
-            if updated == 1 {
-                Ok(record)
-            } else {
-                Err(explain_miss(conn, path, &record.key, expected))
-            }
-        })
-        .await
+        self.swap(expected, None, record).await
+    }
+
+    /// One conditional `UPDATE`: the owner is checked in the same
+    /// statement as the revision.
+    async fn compare_and_swap_owned(
+        &self,
+        expected: Revision,
+        claim_id: &str,
+        record: IdempotencyRecord,
+    ) -> Result<IdempotencyRecord> {
+        self.swap(expected, Some(claim_id.to_owned()), record).await
     }
 
     async fn remove(&self, key: &RecordKey, expected: Revision) -> Result<()> {

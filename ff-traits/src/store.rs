@@ -207,6 +207,45 @@ pub trait IdempotencyStorage: Send + Sync + fmt::Debug {
         record: IdempotencyRecord,
     ) -> Result<IdempotencyRecord>;
 
+    /// As [`compare_and_swap`](Self::compare_and_swap), and only while the
+    /// stored record's owner is the claim `claim_id`
+    /// ([`ClaimOwner::claim_id`](crate::ClaimOwner::claim_id)): a claimant
+    /// writes its own record in one call, without reading it first, and a
+    /// record removed and created again by another claimant (its revision
+    /// back at 1) is never taken for its own.
+    ///
+    /// The default reads, checks and swaps (two calls; the same guarantees
+    /// as reading first); stores with a query language make it one
+    /// conditional write.
+    ///
+    /// # Errors
+    /// As [`compare_and_swap`](Self::compare_and_swap);
+    /// [`Error::PreconditionFailed`] also when the owner differs (or there
+    /// is none). Nothing is changed in each case.
+    async fn compare_and_swap_owned(
+        &self,
+        expected: Revision,
+        claim_id: &str,
+        record: IdempotencyRecord,
+    ) -> Result<IdempotencyRecord> {
+        let what = || format!("record {}", record.key.short());
+        let Some(current) = self.load(&record.key).await? else {
+            return Err(Error::NotFound { what: what() });
+        };
+        let owned = current
+            .owner
+            .as_ref()
+            .is_some_and(|o| o.claim_id == claim_id);
+        if current.revision != expected || !owned {
+            return Err(Error::PreconditionFailed {
+                what: what(),
+                expected,
+                actual: Some(current.revision),
+            });
+        }
+        self.compare_and_swap(expected, record).await
+    }
+
     /// Removes the record under `key` if its revision is `expected`.
     ///
     /// # Errors
@@ -274,6 +313,16 @@ macro_rules! forward_storage {
                 record: IdempotencyRecord,
             ) -> Result<IdempotencyRecord> {
                 (**self).compare_and_swap(expected, record).await
+            }
+            async fn compare_and_swap_owned(
+                &self,
+                expected: Revision,
+                claim_id: &str,
+                record: IdempotencyRecord,
+            ) -> Result<IdempotencyRecord> {
+                (**self)
+                    .compare_and_swap_owned(expected, claim_id, record)
+                    .await
             }
             async fn remove(&self, key: &RecordKey, expected: Revision) -> Result<()> {
                 (**self).remove(key, expected).await
