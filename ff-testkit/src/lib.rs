@@ -20,6 +20,7 @@ pub mod git;
 pub mod http;
 pub mod net;
 pub mod netns;
+pub mod postgres;
 pub mod prometheus;
 pub mod redis;
 pub mod sentinel;
