@@ -14,6 +14,7 @@
 //! | `sqlite-store` (default) | `backends::sqlite` | SQLite records |
 //! | `json-store` | `backends::json` | one JSON file per record |
 //! | `redis` | `backends::redis` | Redis locks and records (multi-server) |
+//! | `postgres` | `backends::postgres` | PostgreSQL locks and records (multi-server) |
 //!
 //! Each backend pair has a constructor and a type alias for its manager:
 //!
@@ -22,6 +23,7 @@
 //! | [`open_embedded`] | `EmbeddedManager` | file locks + SQLite | `file-lock`, `sqlite-store` (default) |
 //! | `open_json` | `JsonManager` | file locks + one JSON file per record | `file-lock`, `json-store` |
 //! | `open_redis` | `RedisManager` | Redis locks + Redis records | `redis` |
+//! | `open_postgres` | `PostgresManager` | PostgreSQL locks + PostgreSQL records | `postgres` |
 //! | [`WorktreeManager::open`] | any | any `LockProvider` + `IdempotencyStorage` | |
 //!
 //! The local ones keep their state where the `ff` command does (see
@@ -145,6 +147,13 @@ pub mod backends {
         pub use ff_redis::{Connection, Deployment, RedisUrl};
         pub use ff_store_redis::{RedisStore, RedisStoreConfig};
     }
+    /// PostgreSQL locks and records, shared by every server of a deployment.
+    #[cfg(feature = "postgres")]
+    pub mod postgres {
+        pub use ff_lock_postgres::{PostgresLockConfig, PostgresLockProvider};
+        pub use ff_postgres::{Database, PostgresUrl, Settings};
+        pub use ff_store_postgres::PostgresStore;
+    }
     #[cfg(feature = "json-store")]
     pub use ff_store_json as json;
     #[cfg(feature = "sqlite-store")]
@@ -164,6 +173,14 @@ pub type EmbeddedManager = WorktreeManager<
 pub type JsonManager = WorktreeManager<
     Instrumented<ff_lock_file::FileLockProvider>,
     Instrumented<ff_store_json::JsonStore>,
+>;
+
+/// The manager on PostgreSQL locks and records (several servers),
+/// measured.
+#[cfg(feature = "postgres")]
+pub type PostgresManager = WorktreeManager<
+    Instrumented<ff_lock_postgres::PostgresLockProvider>,
+    Instrumented<ff_store_postgres::PostgresStore>,
 >;
 
 /// The manager on Redis locks and Redis records (several servers),
@@ -463,5 +480,25 @@ pub async fn open_redis(config: WorktreeConfig, url: &str) -> Result<RedisManage
         ff_lock_redis::RedisLockProvider::connect(ff_lock_redis::RedisLockConfig::new(url)).await?;
     let store =
         ff_store_redis::RedisStore::connect(ff_store_redis::RedisStoreConfig::new(url)).await?;
+    open_measured(config, at, locks, store).await
+}
+
+/// Opens a manager on PostgreSQL locks and records at `url`
+/// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?…]`, see
+/// [`backends::postgres::PostgresUrl`]), for several servers that share
+/// one database; what `ff --lock URL --store URL` uses.
+///
+/// # Errors
+/// As [`WorktreeManager::open`], and a contract
+/// [`Backend`](ff_traits::Error::Backend) error when the database cannot
+/// be reached or its schema cannot be created.
+#[cfg(feature = "postgres")]
+pub async fn open_postgres(config: WorktreeConfig, url: &str) -> Result<PostgresManager> {
+    let at = locate(&config).await?;
+    let locks = ff_lock_postgres::PostgresLockProvider::connect(
+        ff_lock_postgres::PostgresLockConfig::new(url),
+    )
+    .await?;
+    let store = ff_store_postgres::PostgresStore::open(url).await?;
     open_measured(config, at, locks, store).await
 }

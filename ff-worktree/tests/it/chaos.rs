@@ -13,8 +13,10 @@
 //! the invariants cover the pool (records, git and the base path agree;
 //! nothing half-made).
 //!
-//! It runs once per backend pair: file lock + SQLite, file lock + JSON, and
-//! Redis lock + Redis store (on a `redis-server` the test starts itself).
+//! It runs once per backend pair: file lock + SQLite, file lock + JSON,
+//! Redis lock + Redis store (on a `redis-server` the test starts itself),
+//! PostgreSQL lock + PostgreSQL store and file lock + PostgreSQL store (on
+//! a cluster the test starts itself).
 //! `FF_CHAOS_SECS` sets the run length per pair (default 60; CI runs the
 //! default). Run longer:
 //! `FF_CHAOS_SECS=600 cargo test -p ff-worktree --all-features --test it -- chaos:: --nocapture --test-threads 1`.
@@ -28,10 +30,13 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use ff_lock_file::FileLockProvider;
+use ff_lock_postgres::{PostgresLockConfig, PostgresLockProvider};
 use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
 use ff_store_json::JsonStore;
+use ff_store_postgres::PostgresStore;
 use ff_store_redis::{RedisStore, RedisStoreConfig};
 use ff_testkit::git::{TestRepo, git_in, git_output};
+use ff_testkit::postgres::PgServer;
 use ff_testkit::redis::RedisServer;
 use ff_traits::{IdempotencyStorage, LockProvider};
 use ff_worktree::{SyncOptions, WorktreeConfig, WorktreeManager};
@@ -76,6 +81,8 @@ enum Pair {
     FileSqlite,
     FileJson,
     Redis,
+    Postgres,
+    FilePostgres,
 }
 
 impl Pair {
@@ -84,6 +91,8 @@ impl Pair {
             Self::FileSqlite => "file+sqlite",
             Self::FileJson => "file+json",
             Self::Redis => "redis+redis",
+            Self::Postgres => "postgres+postgres",
+            Self::FilePostgres => "file+postgres",
         }
     }
 
@@ -91,13 +100,16 @@ impl Pair {
         match s {
             "file+sqlite" => Self::FileSqlite,
             "file+json" => Self::FileJson,
+            "postgres+postgres" => Self::Postgres,
+            "file+postgres" => Self::FilePostgres,
             _ => Self::Redis,
         }
     }
 }
 
 /// Where a run keeps its state: a directory for the file backends, and for
-/// Redis the server's URL and a key prefix of the run's own.
+/// a server the server's URL and a key prefix (a schema, on PostgreSQL) of
+/// the run's own.
 #[derive(Clone)]
 struct Backend {
     pair: Pair,
@@ -143,6 +155,32 @@ impl Backend {
             .expect("open")
     }
 
+    /// The PostgreSQL URL of the run's own schema.
+    fn postgres_url(&self) -> String {
+        format!("{}?schema={}", self.redis_url, self.prefix)
+    }
+
+    async fn postgres(&self, repo: &str) -> WorktreeManager<PostgresLockProvider, PostgresStore> {
+        let url = self.postgres_url();
+        let locks = PostgresLockProvider::connect(PostgresLockConfig::new(&url))
+            .await
+            .expect("postgres locks");
+        let store = PostgresStore::open(&url).await.expect("postgres store");
+        WorktreeManager::open(config(repo), locks, store)
+            .await
+            .expect("open")
+    }
+
+    async fn file_postgres(&self, repo: &str) -> WorktreeManager<FileLockProvider, PostgresStore> {
+        let locks = FileLockProvider::new(self.state.join("locks"));
+        let store = PostgresStore::open(&self.postgres_url())
+            .await
+            .expect("postgres store");
+        WorktreeManager::open(config(repo), locks, store)
+            .await
+            .expect("open")
+    }
+
     async fn file_json(&self, repo: &str) -> WorktreeManager<FileLockProvider, JsonStore> {
         let locks = FileLockProvider::new(self.state.join("locks"));
         let store = JsonStore::open(self.state.join("records")).expect("json store");
@@ -177,6 +215,8 @@ fn chaos_worker() {
             }
             Pair::FileJson => work(backend.file_json(&repo).await, &log, rng).await,
             Pair::Redis => work(backend.redis(&repo).await, &log, rng).await,
+            Pair::Postgres => work(backend.postgres(&repo).await, &log, rng).await,
+            Pair::FilePostgres => work(backend.file_postgres(&repo).await, &log, rng).await,
         }
     });
 }
@@ -398,7 +438,7 @@ async fn run(pair: Pair, redis_url: String) {
         pair,
         state: repo.scratch("state"),
         redis_url,
-        prefix: format!("chaos:{}:", ff_traits::identity::unique_id()),
+        prefix: format!("chaos_{}", ff_traits::identity::unique_id().to_lowercase()),
     };
     let path = repo.path().to_string_lossy().into_owned();
     // Open once so the base path and state exist before the workers race.
@@ -406,6 +446,8 @@ async fn run(pair: Pair, redis_url: String) {
         Pair::FileSqlite => drop(crate::common::open(&backend.state, config(&path)).await),
         Pair::FileJson => drop(backend.file_json(&path).await),
         Pair::Redis => drop(backend.redis(&path).await),
+        Pair::Postgres => drop(backend.postgres(&path).await),
+        Pair::FilePostgres => drop(backend.file_postgres(&path).await),
     }
     let kills = {
         let (repo_ref, log_ref, backend_ref) = (&repo, &log, &backend);
@@ -418,6 +460,17 @@ async fn run(pair: Pair, redis_url: String) {
         }
         Pair::FileJson => check(pair, kills, &repo, &log, &backend.file_json(&path).await).await,
         Pair::Redis => check(pair, kills, &repo, &log, &backend.redis(&path).await).await,
+        Pair::Postgres => check(pair, kills, &repo, &log, &backend.postgres(&path).await).await,
+        Pair::FilePostgres => {
+            check(
+                pair,
+                kills,
+                &repo,
+                &log,
+                &backend.file_postgres(&path).await,
+            )
+            .await;
+        }
     }
 }
 
@@ -437,4 +490,20 @@ async fn chaos_redis_lock_and_redis_store() {
         return;
     };
     run(Pair::Redis, redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_postgres_lock_and_postgres_store() {
+    let Some(pg) = PgServer::start() else {
+        return;
+    };
+    run(Pair::Postgres, pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_file_lock_and_postgres_store() {
+    let Some(pg) = PgServer::start() else {
+        return;
+    };
+    run(Pair::FilePostgres, pg.url()).await;
 }

@@ -1,9 +1,9 @@
 //! Two "servers": two processes, each with its own WorktreeManager on its
-//! own clone, sharing one Redis for locks and records, race to create the
-//! same issue. Exactly one executes; the other gets the completed result
-//! (the worktree, which lives in the first server's clone) or a clear
-//! in-progress answer. Over a plain connection, over TLS and through
-//! Sentinel.
+//! own clone, sharing one Redis (or one PostgreSQL) for locks and records,
+//! race to create the same issue. Exactly one executes; the other gets the
+//! completed result (the worktree, which lives in the first server's
+//! clone) or a clear in-progress answer. Over a plain connection, over TLS
+//! and through Sentinel; on PostgreSQL directly.
 
 #![allow(clippy::print_stdout)] // the children report on stdout
 
@@ -11,10 +11,16 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
+use ff_lock_postgres::{PostgresLockConfig, PostgresLockProvider};
 use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
+use ff_store_postgres::PostgresStore;
 use ff_store_redis::{RedisStore, RedisStoreConfig};
 use ff_testkit::git::{TestRepo, git_in};
+use ff_testkit::postgres::PgServer;
 use ff_testkit::redis::RedisServer;
+use ff_traits::{IdempotencyStorage, LockProvider};
 use ff_worktree::{WorktreeConfig, WorktreeManager, WorktreeStatus};
 
 pub(crate) fn now_ms() -> u128 {
@@ -23,19 +29,45 @@ pub(crate) fn now_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-async fn manager(
-    clone: &Path,
-    url: &str,
-    prefix: &str,
-) -> WorktreeManager<RedisLockProvider, RedisStore> {
-    let locks =
-        RedisLockProvider::connect(RedisLockConfig::new(url).with_prefix(format!("{prefix}lock:")))
-            .await
-            .expect("locks");
-    let store =
-        RedisStore::connect(RedisStoreConfig::new(url).with_prefix(format!("{prefix}rec:")))
-            .await
-            .expect("store");
+type Shared = WorktreeManager<Arc<dyn LockProvider>, Arc<dyn IdempotencyStorage>>;
+
+/// A manager on the clone, with locks and records at `url` (Redis or
+/// PostgreSQL), isolated by `prefix` (a key prefix, or a schema).
+async fn manager(clone: &Path, url: &str, prefix: &str) -> Shared {
+    let (locks, store): (Arc<dyn LockProvider>, Arc<dyn IdempotencyStorage>) =
+        if url.starts_with("postgres://") {
+            let schema: String = prefix
+                .to_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let url = format!("{url}?schema={schema}");
+            (
+                Arc::new(
+                    PostgresLockProvider::connect(PostgresLockConfig::new(&url))
+                        .await
+                        .expect("locks"),
+                ),
+                Arc::new(PostgresStore::open(&url).await.expect("store")),
+            )
+        } else {
+            (
+                Arc::new(
+                    RedisLockProvider::connect(
+                        RedisLockConfig::new(url).with_prefix(format!("{prefix}lock:")),
+                    )
+                    .await
+                    .expect("locks"),
+                ),
+                Arc::new(
+                    RedisStore::connect(
+                        RedisStoreConfig::new(url).with_prefix(format!("{prefix}rec:")),
+                    )
+                    .await
+                    .expect("store"),
+                ),
+            )
+        };
     WorktreeManager::open(WorktreeConfig::new(clone), locks, store)
         .await
         .expect("open")
@@ -105,6 +137,15 @@ fn two_servers_race_through_sentinel_and_one_executes() {
     race_at(&set.url());
 }
 
+/// The same race with locks and records on PostgreSQL.
+#[test]
+fn two_servers_race_on_postgres_and_one_executes() {
+    let Some(pg) = PgServer::start() else {
+        return;
+    };
+    race_at(&pg.url());
+}
+
 fn race(redis: &RedisServer) {
     race_at(&redis.url());
 }
@@ -121,14 +162,14 @@ pub(crate) fn two_servers() -> (TestRepo, std::path::PathBuf, String) {
     (
         repo,
         other,
-        format!("test:{}:", ff_traits::identity::unique_id()),
+        format!("test_{}_", ff_traits::identity::unique_id()),
     )
 }
 
 fn race_at(url: &str) {
     let (repo, other, prefix) = two_servers();
     for round in 0..3 {
-        let issue_prefix = format!("{prefix}{round}:");
+        let issue_prefix = format!("{prefix}{round}_");
         let start = (now_ms() + 1_500).to_string();
         // An issue per round: each round's store (its own prefix) is
         // another store, and a worktree a store does not know is never
@@ -210,7 +251,20 @@ fn two_servers_get_distinct_slots() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let url = redis.url();
+    distinct_slots(&redis.url());
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn two_servers_get_distinct_slots_on_postgres() {
+    let Some(pg) = PgServer::start() else {
+        return;
+    };
+    distinct_slots(&pg.url());
+}
+
+fn distinct_slots(url: &str) {
+    let url = url.to_owned();
     let (repo, other, prefix) = two_servers();
     let start = (now_ms() + 1_500).to_string();
     let children: Vec<_> = [

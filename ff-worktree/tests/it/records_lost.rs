@@ -1,6 +1,6 @@
 //! Git and the disk say what exists; the store says what is in flight.
 //! When the store loses its records (Redis restarted without persistence
-//! or flushed, the SQLite file deleted or restored from an old backup, the
+//! or flushed, PostgreSQL's tables truncated, the SQLite file deleted or restored from an old backup, the
 //! JSON records removed), `recover` must keep every live worktree, with
 //! its commits and its uncommitted files, and rebuild its record from git;
 //! a worktree a create never finished is still rolled back.
@@ -199,6 +199,31 @@ async fn redis_flushed() {
     .expect("open");
     let made = live_work(&repo, &m).await;
     flushall(server.port());
+    after_the_loss(&repo, &m, &made).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tables_truncated() {
+    let Some(server) = ff_testkit::postgres::PgServer::start() else {
+        return;
+    };
+    let repo = TestRepo::new();
+    let url = format!("{}?schema=lost", server.url());
+    let m = WorktreeManager::open(
+        config(&repo),
+        ff_lock_postgres::PostgresLockProvider::connect(ff_lock_postgres::PostgresLockConfig::new(
+            &url,
+        ))
+        .await
+        .expect("locks"),
+        ff_store_postgres::PostgresStore::open(&url)
+            .await
+            .expect("store"),
+    )
+    .await
+    .expect("open");
+    let made = live_work(&repo, &m).await;
+    let _ = server.psql("TRUNCATE lost.records, lost.lock_holders, lost.lock_fences");
     after_the_loss(&repo, &m, &made).await;
 }
 
