@@ -69,11 +69,16 @@ fn fill_status_drain_and_a_create_that_takes_one() {
             .trim(),
         entry
     );
-    // The refill runs after the create, in the background.
+    // The refill runs after the create, in the background; drain takes
+    // ready entries only, so wait until the refill has finished preparing
+    // (under load, status showed the second entry still being made, and
+    // drain then took one).
     assert!(
         eventually(Duration::from_secs(30), || {
             let s = pool_status(repo.path(), &config);
-            s["entries"].as_array().is_some_and(|e| e.len() == 2)
+            s["entries"]
+                .as_array()
+                .is_some_and(|e| e.len() == 2 && e.iter().all(|e| e["state"] == "ready"))
         }),
         "the pool was not refilled"
     );
