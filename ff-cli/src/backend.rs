@@ -23,6 +23,26 @@ impl RedisTarget {
     }
 }
 
+/// A PostgreSQL database's URL, its shape checked by ff-postgres.
+#[cfg(feature = "postgres")]
+pub(crate) type PostgresTarget = ff_worktree::backends::postgres::PostgresUrl;
+
+/// A PostgreSQL URL in a build without PostgreSQL: kept to say so when it
+/// is used (69).
+#[cfg(not(feature = "postgres"))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PostgresTarget(String);
+
+fn postgres_target(spec: &str) -> Result<Option<PostgresTarget>, Failure> {
+    if !(spec.starts_with("postgres://") || spec.starts_with("postgresql://")) {
+        return Ok(None);
+    }
+    #[cfg(feature = "postgres")]
+    return spec.parse().map(Some).map_err(Failure::from);
+    #[cfg(not(feature = "postgres"))]
+    Ok(Some(PostgresTarget(spec.to_owned())))
+}
+
 const REDIS_SCHEMES: [&str; 4] = [
     "redis://",
     "rediss://",
@@ -44,7 +64,8 @@ fn unknown(role: &str, spec: &str) -> Failure {
     Failure::invalid(format!(
         "unknown {role} backend {spec:?}; use file (locks), sqlite or json (stores), or \
          redis://HOST:PORT[/DB] (rediss:// for TLS, redis+sentinel://HOST:PORT[,…]/MASTER for \
-         Sentinel, redis+cluster://HOST:PORT[,…] for a cluster)"
+         Sentinel, redis+cluster://HOST:PORT[,…] for a cluster), or \
+         postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
     ))
 }
 
@@ -55,6 +76,8 @@ pub(crate) enum LockBackend {
     File,
     /// A Redis deployment.
     Redis(RedisTarget),
+    /// A PostgreSQL database.
+    Postgres(PostgresTarget),
 }
 
 impl FromStr for LockBackend {
@@ -67,9 +90,12 @@ impl FromStr for LockBackend {
                 "{spec:?} is a record store, not a lock backend; use --lock file or \
                  redis://HOST:PORT[/DB]"
             ))),
-            _ => redis_target(spec)?
-                .map(Self::Redis)
-                .ok_or_else(|| unknown("lock", spec)),
+            _ => match postgres_target(spec)? {
+                Some(t) => Ok(Self::Postgres(t)),
+                None => redis_target(spec)?
+                    .map(Self::Redis)
+                    .ok_or_else(|| unknown("lock", spec)),
+            },
         }
     }
 }
@@ -83,6 +109,8 @@ pub(crate) enum StoreBackend {
     Json,
     /// A Redis deployment.
     Redis(RedisTarget),
+    /// A PostgreSQL database.
+    Postgres(PostgresTarget),
 }
 
 impl FromStr for StoreBackend {
@@ -96,9 +124,12 @@ impl FromStr for StoreBackend {
                 "\"file\" is a lock backend, not a record store; use --store sqlite, json or \
                  redis://HOST:PORT[/DB]",
             )),
-            _ => redis_target(spec)?
-                .map(Self::Redis)
-                .ok_or_else(|| unknown("store", spec)),
+            _ => match postgres_target(spec)? {
+                Some(t) => Ok(Self::Postgres(t)),
+                None => redis_target(spec)?
+                    .map(Self::Redis)
+                    .ok_or_else(|| unknown("store", spec)),
+            },
         }
     }
 }
@@ -116,11 +147,29 @@ mod tests {
         );
         assert!("sqlite".parse::<LockBackend>().is_err());
         assert!("file".parse::<StoreBackend>().is_err());
-        assert!("postgres://x".parse::<StoreBackend>().is_err());
+        assert!("mysql://x".parse::<StoreBackend>().is_err());
+        assert!(matches!(
+            "postgres://u@h/db".parse::<StoreBackend>(),
+            Ok(StoreBackend::Postgres(_))
+        ));
         assert!(matches!(
             "redis://h:1".parse::<LockBackend>(),
             Ok(LockBackend::Redis(_))
         ));
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn a_postgres_url_that_skips_the_tls_check_is_refused() {
+        let e = "postgres://u@h/db?sslmode=require"
+            .parse::<LockBackend>()
+            .expect_err("no check");
+        assert_eq!(e.code, crate::output::INVALID_INPUT);
+        assert!(
+            e.error.message.contains("verify-full"),
+            "{}",
+            e.error.message
+        );
     }
 
     #[cfg(feature = "redis")]

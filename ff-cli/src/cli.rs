@@ -71,10 +71,12 @@ pub(crate) struct Global {
     /// Where worktrees go [default: <repository>/.ff-worktrees].
     #[arg(long, env = "FF_BASE_PATH", global = true, value_name = "DIR")]
     pub(crate) base_path: Option<PathBuf>,
-    /// Lock backend: `file`, or `redis://HOST:PORT[/DB]` [default: file].
+    /// Lock backend: `file`, `redis://HOST:PORT[/DB]` or
+    /// `postgres://USER@HOST[:PORT]/DB` [default: file].
     #[arg(long, env = "FF_LOCK", global = true, value_name = "BACKEND")]
     pub(crate) lock: Option<String>,
-    /// Record store: `sqlite`, `json`, or `redis://…` [default: sqlite].
+    /// Record store: `sqlite`, `json`, `redis://…` or `postgres://…`
+    /// [default: sqlite].
     #[arg(long, env = "FF_STORE", global = true, value_name = "BACKEND")]
     pub(crate) store: Option<String>,
     /// Where file locks and local stores live [default: <repository>/.git/ff].

@@ -9,7 +9,7 @@ use ff_metrics::Instrumented;
 use ff_traits::{IdempotencyStorage, LockProvider};
 use ff_worktree::backends::{file_lock::FileLockProvider, json::JsonStore, sqlite::SqliteStore};
 
-use crate::backend::{LockBackend, RedisTarget, StoreBackend};
+use crate::backend::{LockBackend, PostgresTarget, RedisTarget, StoreBackend};
 use ff_worktree::git::Git;
 use ff_worktree::{LimitPolicy, OnRunning, SyncStrategy, WorktreeConfig, WorktreeManager};
 use serde::Deserialize;
@@ -504,6 +504,7 @@ impl Settings {
     pub(crate) async fn locks_metered(&self, metered: Metered) -> Result<Locks, Failure> {
         let locks = match &self.lock {
             LockBackend::Redis(url) => redis_locks(url).await?,
+            LockBackend::Postgres(url) => postgres_locks(url).await?,
             LockBackend::File => self.locks_in(self.state_dir().await?).await?,
         };
         Ok(metered.locks(locks))
@@ -516,7 +517,7 @@ impl Settings {
             LockBackend::File => Ok(Some(FileLockProvider::new(
                 self.prepared(&self.state_dir().await?)?.locks(),
             ))),
-            LockBackend::Redis(_) => Ok(None),
+            LockBackend::Redis(_) | LockBackend::Postgres(_) => Ok(None),
         }
     }
 
@@ -529,6 +530,7 @@ impl Settings {
     pub(crate) async fn store_metered(&self, metered: Metered) -> Result<Store, Failure> {
         let store = match &self.store {
             StoreBackend::Redis(url) => redis_store(url).await?,
+            StoreBackend::Postgres(url) => postgres_store(url).await?,
             StoreBackend::Sqlite | StoreBackend::Json => {
                 self.store_in(self.state_dir().await?).await?
             }
@@ -542,6 +544,7 @@ impl Settings {
                 self.prepared(&state)?.locks(),
             ))),
             LockBackend::Redis(url) => redis_locks(url).await,
+            LockBackend::Postgres(url) => postgres_locks(url).await,
         }
     }
 
@@ -556,6 +559,7 @@ impl Settings {
                 JsonStore::open(self.prepared(&state)?.json_records()).map_err(unavailable)?,
             )),
             StoreBackend::Redis(url) => redis_store(url).await,
+            StoreBackend::Postgres(url) => postgres_store(url).await,
         }
     }
 
@@ -895,6 +899,42 @@ fn redis_unavailable(role: &str) -> Failure {
     Failure::unavailable(format!(
         "this ff was built without the Redis {role} backend; rebuild with the `redis` feature \
          (on by default) or use --lock file --store sqlite"
+    ))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_locks(url: &PostgresTarget) -> Result<Locks, Failure> {
+    use ff_worktree::backends::postgres::{PostgresLockConfig, PostgresLockProvider};
+    let p = PostgresLockProvider::connect(PostgresLockConfig::new(url.as_str()))
+        .await
+        .map_err(crate::output::before_work)?;
+    Ok(Arc::new(p))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_store(url: &PostgresTarget) -> Result<Store, Failure> {
+    use ff_worktree::backends::postgres::{PostgresStore, Settings};
+    let s = PostgresStore::connect(url, Settings::default())
+        .await
+        .map_err(crate::output::before_work)?;
+    Ok(Arc::new(s))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_locks(_url: &PostgresTarget) -> Result<Locks, Failure> {
+    Err(postgres_unavailable("lock"))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_store(_url: &PostgresTarget) -> Result<Store, Failure> {
+    Err(postgres_unavailable("store"))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_unavailable(role: &str) -> Failure {
+    Failure::unavailable(format!(
+        "this ff was built without the PostgreSQL {role} backend; rebuild with the `postgres` \
+         feature (on by default) or use --lock file --store sqlite"
     ))
 }
 

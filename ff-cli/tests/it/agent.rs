@@ -371,29 +371,37 @@ fn doctor_says_what_is_fine_and_what_to_do() {
     );
 }
 
-/// With an unapproved ff.toml naming a Redis server, `ff doctor` says the
-/// settings wait for approval and contacts nothing they name.
+/// With an unapproved ff.toml naming a Redis server (or a PostgreSQL
+/// one), `ff doctor` says the settings wait for approval and contacts
+/// nothing they name.
 #[test]
 fn doctor_contacts_nothing_an_unapproved_ff_toml_names() {
-    let p = Project::new();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let port = listener.local_addr().expect("addr").port();
-    std::fs::write(
-        p.repo.path().join("ff.toml"),
-        format!("lock = \"redis://127.0.0.1:{port}\"\nstore = \"redis://127.0.0.1:{port}\"\n"),
-    )
-    .expect("ff.toml");
-    let (rc, view) = doctor(p.repo.path(), &p.config, &[]);
-    assert_eq!(rc, 0, "{view}");
-    assert_eq!(outcome(&view, "settings"), "warn");
-    for check in ["locks", "store", "clock"] {
-        assert_eq!(outcome(&view, check), "skipped", "{check}: {view}");
+    for scheme in ["redis", "postgres"] {
+        let p = Project::new();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let url = if scheme == "redis" {
+            format!("redis://127.0.0.1:{port}")
+        } else {
+            format!("postgres://ff:pw@127.0.0.1:{port}/db")
+        };
+        std::fs::write(
+            p.repo.path().join("ff.toml"),
+            format!("lock = \"{url}\"\nstore = \"{url}\"\n"),
+        )
+        .expect("ff.toml");
+        let (rc, view) = doctor(p.repo.path(), &p.config, &[]);
+        assert_eq!(rc, 0, "{view}");
+        assert_eq!(outcome(&view, "settings"), "warn");
+        for check in ["locks", "store", "clock"] {
+            assert_eq!(outcome(&view, check), "skipped", "{scheme} {check}: {view}");
+        }
+        assert!(
+            matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "doctor connected to a server an unapproved ff.toml names ({scheme})"
+        );
     }
-    assert!(
-        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
-        "doctor connected to a server an unapproved ff.toml names"
-    );
 }
 
 /// Against a real Redis, the clock check compares this host's clock with

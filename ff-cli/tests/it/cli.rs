@@ -330,11 +330,27 @@ fn redis_backends_from_the_command_line() {
     let Some(redis) = ff_testkit::redis::RedisServer::start() else {
         return;
     };
+    let url = redis.url();
+    shared_backends_from_the_command_line(&url, move || drop(redis));
+}
+
+/// The same on PostgreSQL: `--lock postgres://… --store postgres://…`.
+#[test]
+fn postgres_backends_from_the_command_line() {
+    let Some(pg) = ff_testkit::postgres::PgServer::start() else {
+        return;
+    };
+    let url = format!("{}?schema=cli", pg.url());
+    shared_backends_from_the_command_line(&url, move || drop(pg));
+}
+
+/// Create, list, stats, lock and cleanup with locks and records at `url`;
+/// then `stop` takes the server away, and the next command says so (69).
+fn shared_backends_from_the_command_line(url: &str, stop: impl FnOnce()) {
     let repo = TestRepo::new();
     let dir = repo.path();
-    let url = redis.url();
     let with = |args: &[&str]| {
-        let mut all = vec!["--lock", url.as_str(), "--store", url.as_str()];
+        let mut all = vec!["--lock", url, "--store", url];
         all.extend(args);
         ff(dir, &all)
     };
@@ -342,7 +358,7 @@ fn redis_backends_from_the_command_line() {
     assert_eq!(created["reused"], false);
     let listed = stdout_json(&with(&["list", "--json"]));
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
-    // The records live in Redis: the default SQLite store knows nothing.
+    // The records live on the server: the default SQLite store knows nothing.
     assert_eq!(
         stdout_json(&ff(dir, &["list", "--json"])),
         Value::Array(vec![])
@@ -355,7 +371,7 @@ fn redis_backends_from_the_command_line() {
         true
     );
     // A server that went away: 69.
-    drop(redis);
+    stop();
     let gone = with(&["list", "--json"]);
     assert_eq!(code(&gone), 69, "{}", String::from_utf8_lossy(&gone.stderr));
 }

@@ -1,5 +1,5 @@
-//! Network partitions, not only kills: `redis-server` runs in a network
-//! namespace of its own, and two `ff lock` holders each in another, each
+//! Network partitions, not only kills: `redis-server` (or PostgreSQL)
+//! runs in a network namespace of its own, and two `ff lock` holders each in another, each
 //! joined to the server's by a veth pair (private test addresses, no
 //! default route). The link of the holder that has the lock is cut (its
 //! veth ends set down: packets dropped, no reset), while the other waits
@@ -213,7 +213,10 @@ impl<'r> Round<'r> {
             // To a file: a pipe nobody reads while it runs would fill and
             // block ff's logging, and with it ff.
             .stderr(std::fs::File::create(self.log_file(who)).expect("stderr file"))
-            .env("RUST_LOG", "ff_lock_redis=debug,ff_redis=debug");
+            .env(
+                "RUST_LOG",
+                "ff_lock_redis=debug,ff_redis=debug,ff_lock_postgres=debug,ff_postgres=debug",
+            );
         isolated(&mut c, self.repo.path(), &self.repo.scratch("config"), &[])
             .spawn()
             .expect("ff lock")
@@ -336,7 +339,52 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
         link_a,
         ..
     } = &lab;
-    let (url_a, url_b) = ("redis://10.213.1.1:6379", "redis://10.213.2.1:6379");
+    cut_off_holder_is_stopped(
+        "Redis",
+        repo,
+        (ns_a, ns_b),
+        link_a,
+        ("redis://10.213.1.1:6379", "redis://10.213.2.1:6379"),
+    );
+}
+
+/// The same with PostgreSQL in the server's namespace: `ff lock` on a
+/// lease table, the cut-off holder stopped before its lease ends.
+#[test]
+fn a_holder_cut_off_from_postgres_is_stopped_before_anyone_else_is_granted() {
+    if !available() {
+        return;
+    }
+    let repo = TestRepo::new();
+    let server = Namespace::new();
+    let (ns_a, ns_b) = (Namespace::new(), Namespace::new());
+    let link_a = Link::new("ffqa", &server, "10.214.1.1", &ns_a, "10.214.1.2");
+    let _link_b = Link::new("ffqb", &server, "10.214.2.1", &ns_b, "10.214.2.2");
+    let Some(pg) =
+        ff_testkit::postgres::PgServer::start_in_namespace(server.name(), "10.214.1.1,10.214.2.1")
+    else {
+        return;
+    };
+    cut_off_holder_is_stopped(
+        "PostgreSQL",
+        &repo,
+        (&ns_a, &ns_b),
+        &link_a,
+        (&pg.url_at("10.214.1.1"), &pg.url_at("10.214.2.1")),
+    );
+    drop(pg);
+}
+
+/// Holder A (in `ns_a`, reaching the server at `url_a` through `link_a`)
+/// takes the lock; B waits at `url_b`; A's link is cut: A must be stopped
+/// (79) before its lease ends, the grants must not overlap, B finishes.
+fn cut_off_holder_is_stopped(
+    what: &str,
+    repo: &TestRepo,
+    (ns_a, ns_b): (&Namespace, &Namespace),
+    link_a: &Link,
+    (url_a, url_b): (&str, &str),
+) {
     let lease = format!("{}ms", LEASE_MS);
 
     let mut notice_ms = Vec::new();
@@ -393,14 +441,17 @@ fn a_holder_cut_off_from_redis_is_stopped_before_anyone_else_is_granted() {
     notice_ms.sort_unstable();
     gaps_ms.sort_unstable();
     println!(
-        "partition (netns, one Redis, lease {LEASE_MS} ms): {} rounds, 0 overlaps, {refused} writes refused; \
+        "partition (netns, one {what}, lease {LEASE_MS} ms): {} rounds, 0 overlaps, {refused} writes refused; \
          loss noticed {:?} ms after the cut (median {} ms); hand-over gap {:?} ms",
         notice_ms.len(),
         notice_ms,
         notice_ms[notice_ms.len() / 2],
         gaps_ms
     );
-    assert_eq!(refused, 0, "with one Redis no write should be stale");
+    assert_eq!(
+        refused, 0,
+        "with one {what} server no write should be stale"
+    );
 }
 
 /// Runs `redis-cli ARGS` from `ns`; its answer.

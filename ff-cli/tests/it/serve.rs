@@ -544,9 +544,38 @@ fn a_backend_that_goes_away_is_reported_not_fatal() {
     let Some(mut redis) = ff_testkit::redis::RedisServer::start() else {
         return;
     };
-    let repo = TestRepo::new();
     let url = redis.url();
-    let served = Served::start(repo.path(), &["--lock", &url, "--store", &url]);
+    let server = std::cell::RefCell::new(&mut redis);
+    goes_away_and_comes_back(
+        &url,
+        "redis",
+        || server.borrow_mut().kill(),
+        || server.borrow_mut().restart(),
+    );
+}
+
+/// The same with PostgreSQL locks and records.
+#[test]
+fn a_postgres_backend_that_goes_away_is_reported_not_fatal() {
+    let Some(mut pg) = ff_testkit::postgres::PgServer::start() else {
+        return;
+    };
+    let url = format!("{}?schema=served", pg.url());
+    let server = std::cell::RefCell::new(&mut pg);
+    goes_away_and_comes_back(
+        &url,
+        "postgres",
+        || server.borrow_mut().stop(),
+        || server.borrow_mut().restart(),
+    );
+}
+
+/// `ff serve` on locks and records at `url` (backend `kind`): up, then
+/// `stop` takes the server away (events, gauges, the alert say so, and
+/// serve goes on), then `start` brings it back (and they say that).
+fn goes_away_and_comes_back(url: &str, kind: &str, stop: impl Fn(), start: impl Fn()) {
+    let repo = TestRepo::new();
+    let served = Served::start(repo.path(), &["--lock", url, "--store", url]);
     let mut events = EventStream::open(&served.at("api/events"));
     assert_eq!(
         events.next(Duration::from_secs(5)).expect("hello").kind,
@@ -557,7 +586,7 @@ fn a_backend_that_goes_away_is_reported_not_fatal() {
         metric(
             &up,
             "ff_backend_up",
-            &[("backend", "locks"), ("kind", "redis")]
+            &[("backend", "locks"), ("kind", kind)]
         ),
         1.0
     );
@@ -565,19 +594,19 @@ fn a_backend_that_goes_away_is_reported_not_fatal() {
         metric(
             &up,
             "ff_backend_up",
-            &[("backend", "store"), ("kind", "redis")]
+            &[("backend", "store"), ("kind", kind)]
         ),
         1.0
     );
 
-    redis.kill();
+    stop();
     let down = events
         .wait_for("backend_down", "locks", Duration::from_secs(10))
         .expect("a backend_down event");
     assert!(
         down.data["detail"]["error"]
             .as_str()
-            .is_some_and(|e| e.contains("redis"))
+            .is_some_and(|e| e.contains(kind))
     );
     let scraped = scrape(&served);
     assert_eq!(
@@ -593,7 +622,7 @@ fn a_backend_that_goes_away_is_reported_not_fatal() {
         s["backend_up"] == false && s["alerts"][0]["name"] == "backend_unreachable"
     }));
 
-    redis.restart();
+    start();
     events
         .wait_for("backend_up", "locks", Duration::from_secs(15))
         .expect("a backend_up event once it is back");

@@ -38,7 +38,22 @@ pub(crate) fn lock_backends(redis: Option<&ff_testkit::redis::RedisServer>) -> V
     if let Some(r) = redis {
         backends.push(vec!["--lock".into(), r.url()]);
     }
+    if let Some(url) = postgres_url() {
+        backends.push(vec!["--lock".into(), url]);
+    }
     backends
+}
+
+/// One PostgreSQL server for the whole test binary (`None`, with a loud
+/// skip, where it is not installed).
+pub(crate) fn postgres() -> Option<&'static ff_testkit::postgres::PgServer> {
+    ff_testkit::postgres::shared()
+}
+
+/// A URL of [`postgres`] with a schema of its own (so tests sharing the
+/// server never see each other's locks and records).
+pub(crate) fn postgres_url() -> Option<String> {
+    Some(ff_testkit::postgres::isolated(&postgres()?.url()))
 }
 
 /// Starts `ff BACKEND ARGS` in `dir` without the caller's `FF_*`
