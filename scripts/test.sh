@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs the system packages
 # the tests use when they are missing (as root, through apt-get), then runs
-# every test of every crate with every feature (git and redis-server are
-# what it installs), under an empty home (scripts/fresh-home.sh) so no test
+# every test of every crate with every feature (git, redis-server,
+# PostgreSQL and pgbouncer are among what it installs), under an empty home (scripts/fresh-home.sh) so no test
 # leans on the developer's git identity, configuration or approvals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,13 +20,21 @@ command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 # FF_REQUIRE_PROMTOOL=1).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The PostgreSQL backends' tests start their own cluster (initdb, which
+# Debian keeps under /usr/lib/postgresql/<version>/bin) and pgbouncer;
+# without them they print a loud skip (or fail, with FF_REQUIRE_POSTGRES=1).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+  || [ -n "${FF_PG_BINDIR:-}" ] || missing+=(postgresql)
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]}" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    # The prometheus package may start a server; the tests need only promtool.
+    # The prometheus and pgbouncer packages may start servers; the tests
+    # start their own.
     pkill -x prometheus 2>/dev/null || true
+    pkill -x pgbouncer 2>/dev/null || true
   elif ! command -v git >/dev/null 2>&1; then
     echo "test.sh: please install: ${missing[*]}" >&2
     exit 1
