@@ -21,8 +21,8 @@
 //! that measures any backend), `ff-process` (whether a holder still runs)
 //! and `ff-conformance` (the checks every backend runs against itself; a
 //! plugin dev-depends on it). Backends live in their own crates
-//! (`ff-lock-file`, `ff-lock-redis`, `ff-store-json`, `ff-store-sqlite`,
-//! `ff-store-redis`).
+//! (`ff-lock-file`, `ff-lock-redis`, `ff-lock-postgres`, `ff-store-json`,
+//! `ff-store-sqlite`, `ff-store-redis`, `ff-store-postgres`).
 
 #![forbid(unsafe_code)]
 
