@@ -445,20 +445,33 @@ pub async fn only_the_claimant_finishes(s: Store) {
         Arc::clone(&s),
         ManagerConfig::default().with_lease(Duration::from_millis(300)),
     ));
+    // The operation ends only once the probe below has looked (not after
+    // a fixed time: under load the probe itself once took longer than the
+    // margin, and found the operation already completed).
     let k = key("renew");
+    let (started, probed) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
     let runner = {
         let (m, k) = (Arc::clone(&m), k.clone());
+        let (started, probed) = (Arc::clone(&started), Arc::clone(&probed));
         tokio::spawn(async move {
             m.execute(&k, None, |attempt| async move {
-                tokio::time::sleep(Duration::from_millis(1_200)).await;
+                started.notify_one();
+                probed.notified().await;
                 attempt.ensure_claim_held()?;
                 Ok::<_, Error>(7u32)
             })
             .await
         })
     };
+    // Claimed, then three leases long: only renewal keeps the claim alive.
+    started.notified().await;
     tokio::time::sleep(Duration::from_millis(900)).await;
-    match m.start_operation(&k, None).await {
+    let probe = m.start_operation(&k, None).await;
+    probed.notify_one();
+    match probe {
         Err(Error::InProgress { .. }) => {}
         other => panic!("a renewed claim was not in progress: {other:?}"),
     }
