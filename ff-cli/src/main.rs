@@ -21,12 +21,10 @@ mod trust;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::CommandAfterDashes as _;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => e.exit_with_hint(),
     };
@@ -51,6 +49,24 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(f) => out.fail(&f),
     }
+}
+
+/// The command line, parsed once (as `Cli::try_parse`, which builds the
+/// parser and then frees it).
+///
+/// The parser is read once and the process soon ends, so it is never
+/// freed: freeing clap's tree of commands and arguments was a fifth of
+/// the instructions `ff --version` ran (BENCHMARKS.md, "Start-up").
+fn parse() -> Result<cli::Cli, clap::Error> {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let mut command = cli::Cli::command();
+    let parsed = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut matches| {
+            cli::Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
+        });
+    std::mem::forget(command);
+    parsed
 }
 
 /// Logs on stderr: off unless `-v` (info) or `-vv` (debug), or `RUST_LOG`.

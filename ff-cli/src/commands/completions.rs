@@ -9,7 +9,7 @@ pub(crate) struct Args {
 
 /// Prints the script for `args.shell`.
 pub(crate) fn run(args: &Args) -> u8 {
-    let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut cmd = crate::cli::whole_command();
     clap_complete::generate(args.shell, &mut cmd, "ff", &mut std::io::stdout());
     0
 }

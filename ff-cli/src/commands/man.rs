@@ -16,7 +16,7 @@ pub(crate) struct Args {
 
 /// Writes or prints the pages.
 pub(crate) fn run(args: &Args) -> Result<u8, Failure> {
-    let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    let cmd = crate::cli::whole_command();
     let cannot = |e: std::io::Error| {
         Failure::new(
             Problem::CannotWrite,

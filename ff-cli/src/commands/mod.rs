@@ -33,7 +33,7 @@ pub(crate) mod top;
 pub(crate) mod trust;
 pub(crate) mod unlock;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, Deferred};
 use crate::config::{Review, Settings};
 use crate::output::{Failure, Out};
 
@@ -42,15 +42,15 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
         json: cli.global.json,
     };
     // The agent hooks find their repository in their input.
-    if let Command::Agent(args) = cli.command {
+    if let Command::Agent(Deferred(args)) = cli.command {
         return agent::run(&cli.global, out, args).await;
     }
     // Commands that need no repository, no settings and no backend.
     match &cli.command {
-        Command::Completions(args) => return Ok(completions::run(args)),
-        Command::Man(args) => return man::run(args),
-        Command::ShellInit(args) => return Ok(shell_init::run(args)),
-        Command::DeleteRemoved(args) => return Ok(delete_removed::run(args)),
+        Command::Completions(Deferred(args)) => return Ok(completions::run(args)),
+        Command::Man(Deferred(args)) => return man::run(args),
+        Command::ShellInit(Deferred(args)) => return Ok(shell_init::run(args)),
+        Command::DeleteRemoved(Deferred(args)) => return Ok(delete_removed::run(args)),
         _ => {}
     }
     // `ff trust` and `ff hooks` show what waits for approval; every other
@@ -84,34 +84,34 @@ pub(crate) async fn run(cli: Cli) -> Result<u8, Failure> {
     );
     // The MCP server keeps the settings for as long as it serves.
     let command = match cli.command {
-        Command::Mcp(args) => return mcp::run(settings, args).await,
+        Command::Mcp(Deferred(args)) => return mcp::run(settings, args).await,
         other => other,
     };
     let s = &settings;
     let done = match command {
-        Command::Create(args) => create::run(s, out, args).await,
-        Command::Exec(args) => exec::run(s, out, args).await,
-        Command::Path(args) => path::run(s, out, args).await,
-        Command::Switch(args) => switch::run(s, out, args).await,
-        Command::Get(args) => get::run(s, out, args).await,
-        Command::Sync(args) => sync::run(s, out, args).await,
-        Command::Cleanup(args) => cleanup::run(s, out, args).await,
-        Command::Prune(args) => prune::run(s, out, args).await,
-        Command::Pool(args) => pool::run(s, out, args).await,
-        Command::List(args) => list::run(s, out, args).await,
-        Command::Recover(args) => recover::run(s, out, args).await,
-        Command::Locks(args) => locks::run(s, out, args).await,
-        Command::Unlock(args) => unlock::run(s, out, args).await,
-        Command::Stats(args) => stats::run(s, out, args).await,
-        Command::Status(args) => status::run(s, out, args).await,
-        Command::Serve(args) => serve::run(s, out, args).await,
-        Command::Top(args) => top::run(s, out, args).await,
-        Command::Hooks(args) => hooks::run(s, out, &args),
-        Command::Trust(args) => trust::run(s, out, args).await,
-        Command::Gc(args) => gc::run(s, out, args).await,
-        Command::Doctor(args) => doctor::run(s, out, args).await,
-        Command::Lock(args) => lock::run(s, out, args).await,
-        Command::Once(args) => once::run(s, out, args).await,
+        Command::Create(Deferred(args)) => create::run(s, out, args).await,
+        Command::Exec(Deferred(args)) => exec::run(s, out, args).await,
+        Command::Path(Deferred(args)) => path::run(s, out, args).await,
+        Command::Switch(Deferred(args)) => switch::run(s, out, args).await,
+        Command::Get(Deferred(args)) => get::run(s, out, args).await,
+        Command::Sync(Deferred(args)) => sync::run(s, out, args).await,
+        Command::Cleanup(Deferred(args)) => cleanup::run(s, out, args).await,
+        Command::Prune(Deferred(args)) => prune::run(s, out, args).await,
+        Command::Pool(Deferred(args)) => pool::run(s, out, args).await,
+        Command::List(Deferred(args)) => list::run(s, out, args).await,
+        Command::Recover(Deferred(args)) => recover::run(s, out, args).await,
+        Command::Locks(Deferred(args)) => locks::run(s, out, args).await,
+        Command::Unlock(Deferred(args)) => unlock::run(s, out, args).await,
+        Command::Stats(Deferred(args)) => stats::run(s, out, args).await,
+        Command::Status(Deferred(args)) => status::run(s, out, args).await,
+        Command::Serve(Deferred(args)) => serve::run(s, out, args).await,
+        Command::Top(Deferred(args)) => top::run(s, out, args).await,
+        Command::Hooks(Deferred(args)) => hooks::run(s, out, &args),
+        Command::Trust(Deferred(args)) => trust::run(s, out, args).await,
+        Command::Gc(Deferred(args)) => gc::run(s, out, args).await,
+        Command::Doctor(Deferred(args)) => doctor::run(s, out, args).await,
+        Command::Lock(Deferred(args)) => lock::run(s, out, args).await,
+        Command::Once(Deferred(args)) => once::run(s, out, args).await,
         Command::Completions(_)
         | Command::Man(_)
         | Command::ShellInit(_)
