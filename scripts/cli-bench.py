@@ -9,9 +9,13 @@ spawns (strace, when installed).
     FF_BENCH_BIN=/path/to/other/ff python3 scripts/cli-bench.py [ROUNDS]
 
 Pairs, on one 200-file repository:
+  ff --version                     vs  a hello-world built here by rustc -O
   ff lock NAME -- true             vs  flock FILE true
   ff once --key K -- true (done)   vs  flock FILE true
-  ff list                          vs  git worktree list --porcelain
+  ff list --format=plain           vs  git worktree list --porcelain
+  ff list (state columns)          vs  the git calls its columns replace: git worktree
+                                       list, then in each worktree git status and
+                                       git rev-list --left-right --count base...HEAD
   ff create ISSUE                  vs  git worktree add --no-track -b B PATH main
   ff cleanup ISSUE                 vs  git worktree remove PATH + git branch -D B
   the create + cleanup cycle       vs  the bare cycle
@@ -32,6 +36,24 @@ def run(args, cwd):
     t = time.perf_counter()
     subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, env=ENV)
     return time.perf_counter() - t
+
+
+def bare_table(repo):
+    """The git calls `ff list`'s state columns stand for, one after another."""
+    took = run(["git", "worktree", "list", "--porcelain"], repo)
+    base = os.path.join(repo, ".ff-worktrees")
+    for w in sorted(e for e in os.listdir(base) if not e.startswith(".")):
+        wt = os.path.join(base, w)
+        took += run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=normal"], wt)
+        took += run(["git", "rev-list", "--left-right", "--count", "--end-of-options", "main...HEAD"], wt)
+    return took
+
+
+def minor_faults(args, cwd):
+    """Minor page faults of one run of `args` (its own, not its children's)."""
+    p = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, env=ENV)
+    _, _, usage = os.wait4(p.pid, 0)
+    return usage.ru_minflt
 
 
 def git_processes(args, cwd):
@@ -62,10 +84,17 @@ with tempfile.TemporaryDirectory() as tmp:
     run([FF, "once", "--key", "done", "--", "true"], repo)
     for w in range(3):  # a few worktrees for list to show
         run([FF, "create", f"keep{w}"], repo)
+    # The floor of any Rust process: what `ff --version` is measured against.
+    hello = os.path.join(tmp, "hello")
+    with open(hello + ".rs", "w") as f:
+        f.write('fn main() { println!("hello"); }\n')
+    subprocess.run(["rustc", "-O", "-o", hello, hello + ".rs"], check=True)
     pairs = {
+        "version": ("ff --version", "hello-world (rustc -O)"),
         "lock": ("ff lock NAME -- true", "flock FILE true"),
         "once": ("ff once --key K -- true (completed)", "flock FILE true"),
-        "list": ("ff list", "git worktree list --porcelain"),
+        "list": ("ff list --format=plain", "git worktree list --porcelain"),
+        "table": ("ff list (state columns)", "worktree list + status, rev-list each"),
         "create": ("ff create", "git worktree add --no-track -b"),
         "cleanup": ("ff cleanup", "git worktree remove + branch -D"),
     }
@@ -74,12 +103,16 @@ with tempfile.TemporaryDirectory() as tmp:
     # The quick commands first, apart from the worktree churn below, whose
     # writeback would slow whichever process runs next.
     for r in range(ROUNDS):
+        times["version"][0].append(run([FF, "--version"], repo))
+        times["version"][1].append(run([hello], repo))
         times["lock"][0].append(run([FF, "lock", "bench", "--", "true"], repo))
         times["lock"][1].append(run(["flock", lockfile, "true"], repo))
         times["once"][0].append(run([FF, "once", "--key", "done", "--", "true"], repo))
         times["once"][1].append(run(["flock", lockfile, "true"], repo))
-        times["list"][0].append(run([FF, "list"], repo))
+        times["list"][0].append(run([FF, "list", "--format=plain"], repo))
         times["list"][1].append(run(["git", "worktree", "list", "--porcelain"], repo))
+        times["table"][0].append(run([FF, "list"], repo))
+        times["table"][1].append(bare_table(repo))
     for r in range(ROUNDS):
         c = run([FF, "create", f"i{r}"], repo)
         path = os.path.join(bare_base, f"b{r}")
@@ -98,11 +131,17 @@ with tempfile.TemporaryDirectory() as tmp:
     for cand, base, (a, b) in rows:
         ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
         print(f"  {cand:38} {ma:7.2f} ms   {base:33} {mb:7.2f} ms   {ma / mb:5.2f}x")
+    print("minor page faults, one run each")
+    for name, args in [("ff --version", [FF, "--version"]), ("hello-world", [hello]),
+                       ("ff lock", [FF, "lock", "bench", "--", "true"]), ("flock", ["flock", lockfile, "true"]),
+                       ("ff list --format=plain", [FF, "list", "--format=plain"]), ("git worktree list", ["git", "worktree", "list", "--porcelain"])]:
+        print(f"  {name:22} {minor_faults(args, repo)}")
     if shutil.which("strace"):
         print("git processes per command (successful execs, git's own children included)")
         counts = [
             ("ff lock", [FF, "lock", "bench", "--", "true"]),
             ("ff once (completed)", [FF, "once", "--key", "done", "--", "true"]),
+            ("ff list --format=plain", [FF, "list", "--format=plain"]),
             ("ff list", [FF, "list"]),
             ("ff create", [FF, "create", "counted"]),
             ("ff cleanup", [FF, "cleanup", "counted"]),
