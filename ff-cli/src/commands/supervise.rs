@@ -316,7 +316,10 @@ struct Watchdog {
 #[cfg(unix)]
 impl Watchdog {
     fn start() -> Result<Self, Failure> {
-        let mut child = tokio::process::Command::new("sh")
+        // By its path: no PATH search (it tried every directory before
+        // the one holding sh: a failed exec each, at every run), and no
+        // `sh` planted earlier on the PATH stands in for the watchdog.
+        let mut child = tokio::process::Command::new("/bin/sh")
             .args([
                 "-c",
                 r#"trap '' TERM INT HUP; read word; [ "$word" = done ] || kill -s KILL -- "-$$" 2>/dev/null; exit 0"#,
@@ -328,7 +331,7 @@ impl Watchdog {
             // which forwards it.
             .process_group(0)
             .spawn()
-            .map_err(|e| cannot_run("sh", &e))?;
+            .map_err(|e| cannot_run("/bin/sh", &e))?;
         let group = child.id();
         let stdin = child.stdin.take();
         Ok(Self {
