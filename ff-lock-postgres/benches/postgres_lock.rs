@@ -23,19 +23,11 @@
 use std::time::{Duration, Instant};
 
 use ff_lock_postgres::{PostgresLockConfig, PostgresLockProvider};
+use ff_testkit::bench::{median, micros};
 use ff_testkit::postgres::{PgBouncer, PgServer};
 use ff_traits::{LockName, LockOptions, LockProvider};
 use futures_util::StreamExt as _;
 use tokio_postgres::types::Type;
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort_unstable();
-    v[v.len() / 2]
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
 
 async fn bare(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -146,10 +138,10 @@ fn main() {
         println!(
             "uncontended acquire + release: {} vs bare INSERT ON CONFLICT DO NOTHING + DELETE {}: {:.2}x; \
              the two functions called bare {} ({:.2}x the bare pair; ours {:.2}x them)",
-            us(c),
-            us(b),
+            micros(c),
+            micros(b),
             c.as_secs_f64() / b.as_secs_f64(),
-            us(f),
+            micros(f),
             f.as_secs_f64() / b.as_secs_f64(),
             c.as_secs_f64() / f.as_secs_f64()
         );
@@ -198,10 +190,10 @@ fn main() {
         println!(
             "hand-off to a waiter (release -> waiter's grant, LISTEN on a direct connection): median {} \
              ({} rounds, max {}); bare NOTIFY -> LISTEN delivery {}",
-            us(h),
+            micros(h),
             handoffs,
-            us(handoff.iter().copied().max().unwrap_or_default()),
-            us(n)
+            micros(handoff.iter().copied().max().unwrap_or_default()),
+            micros(n)
         );
 
         // 3. Through pgbouncer in transaction mode.
@@ -214,8 +206,8 @@ fn main() {
             let (c, b, _) = versus_bare(&ours, &through, schema, blocks, per_block, None).await;
             println!(
                 "through pgbouncer (transaction mode): acquire + release {} vs the bare pair through it {}: {:.2}x",
-                us(c),
-                us(b),
+                micros(c),
+                micros(b),
                 c.as_secs_f64() / b.as_secs_f64()
             );
         }

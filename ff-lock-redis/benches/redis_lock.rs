@@ -36,6 +36,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ff_lock_redis::{RedisLockConfig, RedisLockProvider};
+use ff_testkit::bench::{median, micros};
 use ff_testkit::redis::RedisServer;
 use ff_traits::{LockOptions, LockProvider};
 use futures_util::StreamExt;
@@ -43,15 +44,6 @@ use futures_util::StreamExt;
 const ROLE: &str = "FF_BENCH_ROLE";
 /// Set in a holder child of the takeover bench: `url␟prefix`.
 const HOLD: &str = "FF_BENCH_HOLD";
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort_unstable();
-    v[v.len() / 2]
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
 
 async fn provider(url: &str, prefix: &str) -> RedisLockProvider {
     RedisLockProvider::connect(RedisLockConfig::new(url).with_prefix(prefix))
@@ -159,10 +151,10 @@ async fn takeover(url: &str, rounds: usize) {
     println!(
         "same-host takeover, SIGKILL -> waiter's grant: median {} ({} rounds, max {}); bare kill -> waitpid {}; \
          without takeover a waiter waits the TTL, {} ({:.0}x the takeover)",
-        us(t),
+        micros(t),
         rounds,
-        us(taken.iter().copied().max().unwrap_or_default()),
-        us(r),
+        micros(taken.iter().copied().max().unwrap_or_default()),
+        micros(r),
         ff_traits::fmt_duration(ttl),
         ttl.as_secs_f64() / t.as_secs_f64()
     );
@@ -221,8 +213,8 @@ async fn versus_bare<C: redis::aio::ConnectionLike + Send>(
     let (c, b) = (median(&mut cand), median(&mut base));
     println!(
         "{label}, uncontended acquire + release: {} vs bare SET NX PX + DEL {}: {:.2}x",
-        us(c),
-        us(b),
+        micros(c),
+        micros(b),
         c.as_secs_f64() / b.as_secs_f64()
     );
 }
@@ -372,18 +364,18 @@ fn main() {
         println!(
             "uncontended acquire + release: {} vs bare SET NX PX + DEL {}: {:.2}x; \
              the same two scripts sent bare {} ({:.2}x SET + DEL; ours {:.2}x them)",
-            us(c),
-            us(b),
+            micros(c),
+            micros(b),
             c.as_secs_f64() / b.as_secs_f64(),
-            us(s),
+            micros(s),
             s.as_secs_f64() / b.as_secs_f64(),
             c.as_secs_f64() / s.as_secs_f64()
         );
         println!(
             "shared acquire + release: {} = {:.2}x the exclusive pair; a semaphore permit (of 3): {} = {:.2}x",
-            us(r),
+            micros(r),
             r.as_secs_f64() / c.as_secs_f64(),
-            us(p),
+            micros(p),
             p.as_secs_f64() / c.as_secs_f64()
         );
 
@@ -437,10 +429,10 @@ fn main() {
         let p99 = sorted[sorted.len() * 99 / 100];
         println!(
             "hand-off, release -> waiting client's grant: median {}, p99 {} ({} samples); bare PUBLISH -> message {}",
-            us(median(&mut handoff)),
-            us(p99),
+            micros(median(&mut handoff)),
+            micros(p99),
             handoffs,
-            us(median(&mut publish))
+            micros(median(&mut publish))
         );
 
         // 4. Same-host takeover after SIGKILL.

@@ -20,18 +20,10 @@ use std::time::{Duration, Instant};
 
 use ff_idempotency::{IdempotencyManager, ManagerConfig};
 use ff_store_postgres::PostgresStore;
+use ff_testkit::bench::{median, micros};
 use ff_testkit::postgres::PgServer;
 use ff_traits::{IdempotencyStorage, RecordStatus, ScanFilter, Timestamp};
 use tokio_postgres::types::Type;
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort_unstable();
-    v[v.len() / 2]
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -124,10 +116,10 @@ fn main() {
         println!(
             "claim + complete: {} vs bare INSERT ON CONFLICT DO NOTHING + conditional UPDATE {}: {:.2}x; \
              this store's two statements (create, owned swap) on its own table sent bare {} ({:.2}x the bare pair; ours {:.2}x them)",
-            us(o),
-            us(b),
+            micros(o),
+            micros(b),
             o.as_secs_f64() / b.as_secs_f64(),
-            us(f),
+            micros(f),
             f.as_secs_f64() / b.as_secs_f64(),
             o.as_secs_f64() / f.as_secs_f64()
         );
@@ -159,7 +151,7 @@ fn main() {
         .await
         .expect("fill");
         bare.batch_execute("ANALYZE bench.records").await.expect("analyze");
-        let time = |d: Duration| us(d);
+        let time = |d: Duration| micros(d);
         let (mut stats, mut cleanup, mut pending, mut count) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..5 {
             let t = Instant::now();

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)] // children report to their parent on stdout
 
+pub mod bench;
 pub mod chromium;
 pub mod cluster;
 pub mod git;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use ff_lock_file::FileLockProvider;
 use ff_store_sqlite::SqliteStore;
+use ff_testkit::bench::median;
 use ff_worktree::git::Git;
 use ff_worktree::{WorktreeConfig, WorktreeManager};
 
@@ -44,11 +45,6 @@ async fn setup_repo(dir: &Path, files: usize) {
     ])
     .await
     .expect("commit");
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort_unstable();
-    v[v.len() / 2]
 }
 
 fn ms(d: Duration) -> String {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use ff_lock_file::FileLockProvider;
 use ff_store_sqlite::SqliteStore;
+use ff_testkit::bench::median;
 use ff_testkit::git::{TestRepo, git_output};
 use ff_worktree::{WorktreeConfig, WorktreeManager};
 
@@ -128,11 +129,6 @@ fn concurrent(kind: &str, repo: &Path, state: &Path, round: usize) -> (Duration,
             .unwrap_or(CYCLES * 3);
     }
     (started.elapsed(), failures)
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort_unstable();
-    v[v.len() / 2]
 }
 
 /// A repository of 200 small files (as the `worktree` bench).
