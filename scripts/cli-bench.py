@@ -2,8 +2,9 @@
 """Whole-process cost of `ff` against the bare tool each command wraps,
 candidate and baseline interleaved round by round (A B A B: this disk
 slows file creation for minutes after mass deletion, and the machine is
-noisy), medians and ratios; then how many git processes each `ff` command
-spawns (strace, when installed).
+noisy), medians and ratios; then each command's page faults and peak
+resident memory beside the bare tool's, and how many git processes each
+`ff` command spawns (strace, when installed).
 
     cargo build --release -p ff-cli && python3 scripts/cli-bench.py [ROUNDS]
     FF_BENCH_BIN=/path/to/other/ff python3 scripts/cli-bench.py [ROUNDS]
@@ -49,11 +50,15 @@ def bare_table(repo):
     return took
 
 
-def minor_faults(args, cwd):
-    """Minor page faults of one run of `args` (its own, not its children's)."""
-    p = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, env=ENV)
-    _, _, usage = os.wait4(p.pid, 0)
-    return usage.ru_minflt
+def usage(args, cwd):
+    """One run of `args`: its minor page faults and its peak resident set
+    in KiB (the largest of it and the children it waited for), by GNU
+    time: a child forked from this Python would report Python's own peak,
+    which an exec does not reset."""
+    out = subprocess.run(["/usr/bin/time", "-f", "%R %M", *args], cwd=cwd, check=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, text=True)
+    faults, peak = out.stderr.strip().splitlines()[-1].split()
+    return int(faults), int(peak)
 
 
 def git_processes(args, cwd):
@@ -131,11 +136,20 @@ with tempfile.TemporaryDirectory() as tmp:
     for cand, base, (a, b) in rows:
         ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
         print(f"  {cand:38} {ma:7.2f} ms   {base:33} {mb:7.2f} ms   {ma / mb:5.2f}x")
-    print("minor page faults, one run each")
+    print("minor page faults and peak resident memory, one run each")
     for name, args in [("ff --version", [FF, "--version"]), ("hello-world", [hello]),
                        ("ff lock", [FF, "lock", "bench", "--", "true"]), ("flock", ["flock", lockfile, "true"]),
-                       ("ff list --format=plain", [FF, "list", "--format=plain"]), ("git worktree list", ["git", "worktree", "list", "--porcelain"])]:
-        print(f"  {name:22} {minor_faults(args, repo)}")
+                       ("ff once (completed)", [FF, "once", "--key", "done", "--", "true"]),
+                       ("ff locks", [FF, "locks"]), ("ff stats", [FF, "stats"]),
+                       ("ff list --format=plain", [FF, "list", "--format=plain"]), ("ff list", [FF, "list"]),
+                       ("git worktree list", ["git", "worktree", "list", "--porcelain"]),
+                       ("ff get", [FF, "get", "keep0"]),
+                       ("ff create", [FF, "create", "measured"]), ("ff cleanup", [FF, "cleanup", "measured"]),
+                       ("git worktree add", GIT + ["worktree", "add", "--quiet", "--no-track", "-b", "measured-bare",
+                                                   "--", os.path.join(bare_base, "measured"), "main"]),
+                       ("git worktree remove", ["git", "worktree", "remove", "--", os.path.join(bare_base, "measured")])]:
+        faults, peak = usage(args, repo)
+        print(f"  {name:22} {faults:6} faults  {peak / 1024:6.1f} MB peak")
     if shutil.which("strace"):
         print("git processes per command (successful execs, git's own children included)")
         counts = [
