@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use ff_traits::{
-    Error, ForceRelease, HeldLock, IdempotencyRecord, IdempotencyStorage, LockGuard, LockName,
-    LockOptions, LockProvider, LockStatus, LossWatch, RecordKey, Result, Revision, Scan,
+    ChangeFeed, Error, ForceRelease, HeldLock, IdempotencyRecord, IdempotencyStorage, LockGuard,
+    LockName, LockOptions, LockProvider, LockStatus, LossWatch, RecordKey, Result, Revision, Scan,
     ScanFilter, StoreStats, Timestamp,
 };
 
@@ -146,6 +146,10 @@ impl<T: LockProvider> LockProvider for Instrumented<T> {
         }
         Ok(released)
     }
+    // Not timed: the feed lives as long as the watcher.
+    async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        self.inner.watch().await
+    }
 }
 
 /// A grant's backend side, with its hold timed: the hold (and a loss, if
@@ -275,5 +279,10 @@ impl<T: IdempotencyStorage> IdempotencyStorage for Instrumented<T> {
     async fn remove_finished_before(&self, cutoff: Timestamp) -> Result<u64> {
         let call = self.inner.remove_finished_before(cutoff);
         store_call(self.store_label(), "remove_finished_before", call).await
+    }
+
+    // Not timed: the feed lives as long as the watcher.
+    async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        self.inner.watch().await
     }
 }

@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+mod changes;
 mod error;
 pub mod identity;
 mod key;
@@ -38,6 +39,7 @@ mod sync;
 pub mod text;
 mod time;
 
+pub use changes::{ChangeFeed, ChangeSignal};
 pub use error::{BoxError, Error, ErrorKind, Result, fmt_duration};
 pub use key::{
     IdempotencyKey, KEY_SCHEME_VERSION, MAX_KEY_DEPTH, MAX_OPERATION_LEN, RecordKey,

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::changes::ChangeFeed;
 use crate::error::{Error, Result};
 use crate::identity;
 use crate::lock_name::LockName;
@@ -602,6 +603,22 @@ pub trait LockProvider: Send + Sync + fmt::Debug {
     /// [`Error::Backend`] on failure.
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease>;
 
+    /// A feed of wake-ups when what [`locks`](Self::locks) returns may
+    /// have changed (a grant, a release, a holder's death), for watchers
+    /// that would otherwise poll. Taken before the first read, so nothing
+    /// between the two goes unannounced. The contract is
+    /// [`ChangeFeed`]'s; a lease lapsing is not announced.
+    ///
+    /// The default, `Ok(None)`, means the backend cannot notify: watchers
+    /// poll it.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the backend offers a feed but cannot start
+    /// one now (the watcher polls).
+    async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(None)
+    }
+
     /// [`force_release`](Self::force_release) for every lock in
     /// [`locks`](Self::locks).
     ///
@@ -644,6 +661,9 @@ macro_rules! forward_lock_provider {
             }
             async fn force_release_all(&self) -> Result<Vec<ForceRelease>> {
                 (**self).force_release_all().await
+            }
+            async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+                (**self).watch().await
             }
         }
     };

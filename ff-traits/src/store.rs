@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::changes::ChangeFeed;
 use crate::error::{Error, Result};
 use crate::key::RecordKey;
 use crate::record::{IdempotencyRecord, RecordStatus, Revision};
@@ -271,6 +272,21 @@ pub trait IdempotencyStorage: Send + Sync + fmt::Debug {
         Ok(stats)
     }
 
+    /// A feed of wake-ups when what [`scan`](Self::scan) returns may have
+    /// changed, for watchers that would otherwise poll. Taken before the
+    /// first read, so nothing between the two goes unannounced. The
+    /// contract is [`ChangeFeed`]'s.
+    ///
+    /// The default, `Ok(None)`, means the backend cannot notify: watchers
+    /// poll it.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the backend offers a feed but cannot start
+    /// one now (the watcher polls).
+    async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(None)
+    }
+
     /// Removes every finished (not pending) record last active before
     /// `cutoff`, and returns how many were removed. Pending records are never
     /// removed. The default scans and removes one by one, each conditional
@@ -335,6 +351,9 @@ macro_rules! forward_storage {
             }
             async fn remove_finished_before(&self, cutoff: Timestamp) -> Result<u64> {
                 (**self).remove_finished_before(cutoff).await
+            }
+            async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+                (**self).watch().await
             }
         }
     };

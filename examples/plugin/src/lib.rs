@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use ff_traits::{
-    Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, IdempotencyRecord,
+    ChangeFeed, Error, FencingToken, ForceOutcome, ForceRelease, HeldLock, IdempotencyRecord,
     IdempotencyStorage, LockGuard, LockInfo, LockMode, LockName, LockOptions, LockProvider,
     LockStatus, LossNotifier, RecordKey, Result, Revision, Scan, ScanFilter, Timestamp,
     lock_unpoisoned, loss_channel,
@@ -263,5 +263,10 @@ impl<S: IdempotencyStorage> IdempotencyStorage for CountingStore<S> {
     async fn scan(&self, filter: &ScanFilter) -> Result<Scan> {
         self.count();
         self.inner.scan(filter).await
+    }
+    // A wrapper forwards what it does not change: without this, `ff serve`
+    // would poll a store that can notify.
+    async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        self.inner.watch().await
     }
 }
