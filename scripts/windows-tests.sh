@@ -30,7 +30,7 @@ fi
 rustup target add "$target" >/dev/null
 
 exes=$(cargo test --no-run --target "$target" --all-features \
-    -p ff-traits -p ff-process -p ff-metrics -p ff-hierarchy -p ff-idempotency -p ff-conformance -p ff-lock-file -p ff-store-json -p ff-store-sqlite \
+    -p ff-traits -p ff-process -p ff-fs-watch -p ff-metrics -p ff-hierarchy -p ff-idempotency -p ff-conformance -p ff-lock-file -p ff-store-json -p ff-store-sqlite \
     --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for line in sys.stdin:
