@@ -96,6 +96,42 @@ pub fn unique_prefix(check: &str) -> String {
     )
 }
 
+/// How long a change feed gets to deliver a wake-up, and how long one
+/// must stay silent to count as quiet: kernel and server notifications
+/// arrive in milliseconds.
+const FEED_WAIT: std::time::Duration = std::time::Duration::from_millis(2_000);
+const FEED_QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Whether `feed` wakes within [`FEED_WAIT`]. A broken feed fails the check.
+pub(crate) async fn feed_wakes(feed: &mut Box<dyn ff_traits::ChangeFeed>, what: &str) -> bool {
+    match tokio::time::timeout(FEED_WAIT, feed.changed()).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => panic!("the change feed broke after {what}: {e}"),
+        Err(_) => false,
+    }
+}
+
+/// Waits until `feed` has been silent for [`FEED_QUIET`] (wake-ups may
+/// trail a change and coalesce; the checks look at what comes after).
+pub(crate) async fn feed_settles(feed: &mut Box<dyn ff_traits::ChangeFeed>) {
+    for _ in 0..50 {
+        if tokio::time::timeout(FEED_QUIET, feed.changed())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    panic!("the change feed kept waking with nothing changing");
+}
+
+/// Whether `feed` stays silent for [`FEED_QUIET`].
+pub(crate) async fn feed_stays_quiet(feed: &mut Box<dyn ff_traits::ChangeFeed>) -> bool {
+    tokio::time::timeout(FEED_QUIET, feed.changed())
+        .await
+        .is_err()
+}
+
 /// Generates one test per lock check. The argument is an expression
 /// evaluating to a future of `Arc<dyn LockProvider>`, evaluated afresh for
 /// every test. With `optional` before it, the future yields an `Option`,
@@ -138,6 +174,7 @@ macro_rules! lock_conformance_tests {
             hostile_names_stay_distinct,
             cancelled_wait_leaves_no_grant,
             timeout_is_the_whole_budget,
+            change_feed_announces_grants_not_reads,
         );
     };
 }
@@ -168,6 +205,7 @@ macro_rules! store_conformance_tests {
             scan_filters,
             stats_and_cleanup,
             keys_are_exact,
+            change_feed_announces_writes_not_reads,
         );
         $crate::__conformance_tests!($mode manager, $make;
             claim_race_has_one_winner,

@@ -683,3 +683,40 @@ pub async fn cancelled_wait_leaves_no_grant(p: Provider) {
         .await
         .expect("release");
 }
+
+/// A change feed, where the backend offers one ([`LockProvider::watch`]),
+/// wakes for a grant and for a release, and stays quiet while a watcher
+/// reads (or every idle watcher would read forever). Backends without a
+/// feed pass at once.
+pub async fn change_feed_announces_grants_not_reads(p: Provider) {
+    let Some(mut feed) = p.watch().await.expect("watch") else {
+        return;
+    };
+    let name = lock_name("feed");
+    crate::feed_settles(&mut feed).await;
+    let guard = p.acquire(&name, &opts()).await.expect("acquire");
+    assert!(
+        crate::feed_wakes(&mut feed, "a grant").await,
+        "a grant went unannounced"
+    );
+    crate::feed_settles(&mut feed).await;
+    for _ in 0..3 {
+        p.locks().await.expect("locks");
+    }
+    assert!(
+        crate::feed_stays_quiet(&mut feed).await,
+        "reading the locks woke the feed"
+    );
+    guard.release().await.expect("release");
+    assert!(
+        crate::feed_wakes(&mut feed, "a release").await,
+        "a release went unannounced"
+    );
+    crate::feed_settles(&mut feed).await;
+    // A guard dropped without release: as a holder that dies.
+    drop(p.acquire(&name, &opts()).await.expect("acquire"));
+    assert!(
+        crate::feed_wakes(&mut feed, "a dropped guard").await,
+        "a dropped guard went unannounced"
+    );
+}

@@ -468,3 +468,43 @@ where
         "an intact record changed"
     );
 }
+
+/// A change feed, where the backend offers one
+/// ([`IdempotencyStorage::watch`]), wakes for a create, a swap and a
+/// remove, and stays quiet while a watcher reads. Backends without a feed
+/// pass at once.
+pub async fn change_feed_announces_writes_not_reads(s: Store) {
+    let Some(mut feed) = s.watch().await.expect("watch") else {
+        return;
+    };
+    crate::feed_settles(&mut feed).await;
+    let r = sample_record(&unique_prefix("feed"), 1, Timestamp::now());
+    let v1 = s.create(r.clone()).await.expect("create");
+    assert!(
+        crate::feed_wakes(&mut feed, "a create").await,
+        "a create went unannounced"
+    );
+    crate::feed_settles(&mut feed).await;
+    for _ in 0..3 {
+        s.load(&r.key).await.expect("load");
+        s.scan(&ScanFilter::default()).await.expect("scan");
+        s.stats().await.expect("stats");
+    }
+    assert!(
+        crate::feed_stays_quiet(&mut feed).await,
+        "reading the store woke the feed"
+    );
+    let mut next = v1.clone();
+    next.status = RecordStatus::Completed;
+    let v2 = s.compare_and_swap(v1.revision, next).await.expect("swap");
+    assert!(
+        crate::feed_wakes(&mut feed, "a swap").await,
+        "a swap went unannounced"
+    );
+    crate::feed_settles(&mut feed).await;
+    s.remove(&r.key, v2.revision).await.expect("remove");
+    assert!(
+        crate::feed_wakes(&mut feed, "a remove").await,
+        "a remove went unannounced"
+    );
+}

@@ -297,6 +297,30 @@ impl LockProvider for FileLockProvider {
         Ok(out)
     }
 
+    /// On Linux, the kernel's reports of the lock directory's files:
+    /// a grant writes its holder into the lock file, a release closes the
+    /// file its holder had open for writing (the kernel closes a dead
+    /// holder's), shared holders rewrite their table, leases are written.
+    /// The directory is created if it is not there yet (as the first
+    /// grant would). Elsewhere `None`: watchers poll.
+    async fn watch(&self) -> Result<Option<Box<dyn ff_traits::ChangeFeed>>> {
+        if !cfg!(target_os = "linux") {
+            return Ok(None);
+        }
+        self.ensure_dir()?;
+        // Kernel locks end only by a close, which is reported; leases
+        // lapse with nobody writing.
+        let lapses = match self.mode {
+            FileLockMode::Kernel => ff_fs_watch::Lapses::Never,
+            FileLockMode::Lease => ff_fs_watch::Lapses::WithTime,
+        };
+        ff_fs_watch::watch_dir(&self.dir, lapses, |name| {
+            [".lock", ".meta", ".holders", ".lease"]
+                .iter()
+                .any(|ext| name.ends_with(ext))
+        })
+    }
+
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
         let stem = names::file_stem(name);
         let name = name.as_str();

@@ -336,6 +336,19 @@ impl IdempotencyStorage for JsonStore {
         "json"
     }
 
+    /// On Linux, the kernel's reports of records appearing (linked or
+    /// renamed into place), rewritten or removed in the store's directory
+    /// (temporary files and stripe locks are not records). Elsewhere
+    /// `None`: watchers poll.
+    async fn watch(&self) -> Result<Option<Box<dyn ff_traits::ChangeFeed>>> {
+        if !cfg!(target_os = "linux") {
+            return Ok(None);
+        }
+        ff_fs_watch::watch_dir(&self.dir, ff_fs_watch::Lapses::Never, |file| {
+            file.ends_with(".json")
+        })
+    }
+
     async fn load(&self, key: &RecordKey) -> Result<Option<IdempotencyRecord>> {
         let (dir, key) = (Arc::clone(&self.dir), key.clone());
         blocking(move || read_record(&dir, &key)).await

@@ -564,6 +564,34 @@ impl IdempotencyStorage for SqliteStore {
         .await
     }
 
+    /// On Linux, the kernel's reports of writes to the database and its
+    /// write-ahead log or journal, by any process (every commit writes
+    /// one of them; reads write neither). Elsewhere, and for an in-memory
+    /// database, `None`: watchers poll.
+    async fn watch(&self) -> Result<Option<Box<dyn ff_traits::ChangeFeed>>> {
+        let path = &self.inner.path;
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            return Ok(None);
+        };
+        if !cfg!(target_os = "linux") || !path.exists() {
+            return Ok(None);
+        }
+        let dir = if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        };
+        let (db, wal, journal) = (
+            name.to_owned(),
+            format!("{name}-wal"),
+            format!("{name}-journal"),
+        );
+        ff_fs_watch::watch_dir(dir, ff_fs_watch::Lapses::Never, move |file| {
+            file == db || file == wal || file == journal
+        })
+    }
+
     async fn remove_finished_before(&self, cutoff: Timestamp) -> Result<u64> {
         self.run(move |conn, path| {
             let fail = |e: rusqlite::Error| sql_error(path, "cannot clean up", &e);
