@@ -14,11 +14,15 @@
 //! * admin actions (force-unlocking a dead holder's lock, `gc`) only when
 //!   started with an admin token, and only by `POST`.
 //!
-//! Changes are found by polling the backends (locks every
+//! Changes are found by reading the backends and comparing, so it works
+//! with any backend, including plugins, and sees every process and host
+//! that shares them. A backend that offers a change feed
+//! ([`LockProvider::watch`], [`IdempotencyStorage::watch`]: file locks and
+//! the file stores on Linux) is read when it wakes, at most once per
+//! interval (and, for leases, which lapse with nobody writing, every
+//! settle interval); so an idle server reads nothing. Any other is polled (locks every
 //! [`ServeConfig::poll_interval`], records and worktrees every
-//! [`ServeConfig::record_interval`]) and comparing, so it works with any
-//! backend, including plugins, and sees every process and host that shares
-//! them.
+//! [`ServeConfig::record_interval`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,6 +42,7 @@
 mod alerts;
 mod conn;
 mod http;
+mod pace;
 mod prom;
 mod source;
 mod view;
@@ -111,10 +116,25 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// The alert rules.
     pub alerts: AlertRules,
-    /// How often locks are read for events (default 100 ms).
+    /// How often locks are read for events (default 100 ms): at most
+    /// this often when the lock backend has a change feed, and this often
+    /// when it has none.
     pub poll_interval: Duration,
-    /// How often records and worktrees are read (default 500 ms).
+    /// How often records and worktrees are read (default 500 ms): as
+    /// [`poll_interval`](Self::poll_interval), for the store.
     pub record_interval: Duration,
+    /// With a lock backend that has a change feed, how often locks are
+    /// read anyway (default 5 s): a lease that lapses, with nobody
+    /// writing, is seen within this.
+    pub settle_interval: Duration,
+    /// How often worktrees are read anyway, without the records (default
+    /// 60 s): a worktree deleted by hand, no store change, shows as
+    /// missing within this.
+    pub record_settle_interval: Duration,
+    /// Whether backends' change feeds are used (default `true`). `false`
+    /// reads on the clock alone: for a state directory on a network
+    /// filesystem, where the kernel does not report other hosts' writes.
+    pub change_feeds: bool,
     /// How often a point of the success-rate and latency history is taken
     /// (default 5 s; 720 points are kept).
     pub history_interval: Duration,
@@ -133,6 +153,9 @@ impl Default for ServeConfig {
             alerts: AlertRules::default(),
             poll_interval: Duration::from_millis(100),
             record_interval: Duration::from_millis(500),
+            settle_interval: Duration::from_secs(5),
+            record_settle_interval: Duration::from_secs(60),
+            change_feeds: true,
             history_interval: Duration::from_secs(5),
             allowed_hosts: Vec::new(),
             connections: ConnectionLimits::default(),
@@ -166,6 +189,22 @@ impl ServeConfig {
     #[must_use]
     pub fn with_record_interval(mut self, d: Duration) -> Self {
         self.record_interval = d;
+        self
+    }
+
+    /// Sets [`settle_interval`](Self::settle_interval) and
+    /// [`record_settle_interval`](Self::record_settle_interval).
+    #[must_use]
+    pub fn with_settle_intervals(mut self, locks: Duration, records: Duration) -> Self {
+        self.settle_interval = locks;
+        self.record_settle_interval = records;
+        self
+    }
+
+    /// Sets [`change_feeds`](Self::change_feeds).
+    #[must_use]
+    pub fn with_change_feeds(mut self, on: bool) -> Self {
+        self.change_feeds = on;
         self
     }
 

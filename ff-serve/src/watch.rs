@@ -1,4 +1,5 @@
-//! The watch: polls the backends, keeps the latest view, and turns what
+//! The watch: reads the backends when they change (or on a clock, for a
+//! backend that cannot say), keeps the latest view, and turns what
 //! changed between two looks into [`Event`]s.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -12,6 +13,7 @@ use ff_worktree::Worktree;
 use tokio::sync::broadcast;
 
 use crate::alerts::AlertBook;
+use crate::pace::Pace;
 use crate::{Backends, ServeConfig};
 
 /// How many history points are kept.
@@ -153,10 +155,19 @@ pub(crate) const WATCHERS: u8 = 2;
 async fn watch_locks(state: Arc<State>) {
     let mut first = true;
     let mut announced = false;
-    let mut tick = tokio::time::interval(state.config.poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The feed is taken before the first read: nothing between is missed.
+    let mut pace = Pace::new(
+        "locks",
+        if state.config.change_feeds {
+            state.backends.locks.watch().await
+        } else {
+            Ok(None)
+        },
+        state.config.poll_interval,
+        state.config.settle_interval,
+    );
     loop {
-        tick.tick().await;
+        pace.next().await;
         let read = state.backends.locks.locks().await;
         let mut events = Vec::new();
         {
@@ -259,16 +270,62 @@ fn worktree_events(before: &[Worktree], after: &[Worktree]) -> Vec<Event> {
     events
 }
 
-/// The history point now: what ended in the last five minutes.
+/// The history point now, from the records last read: what ended in the
+/// last five minutes. None before the first successful read.
+fn take_history_point(state: &State) {
+    let mut view = state.write();
+    if view.records_at.is_none() {
+        return;
+    }
+    let point = HistoryPoint::at(Timestamp::now(), HISTORY_WINDOW, &view.records, &view.locks);
+    view.history.push_back(point);
+    if view.history.len() > HISTORY_POINTS {
+        view.history.pop_front();
+    }
+}
+
 async fn watch_records(state: Arc<State>) {
     let mut first = true;
     let mut announced = false;
-    let mut tick = tokio::time::interval(state.config.record_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_sample = Timestamp::now();
+    let mut pace = Pace::new(
+        "records",
+        if state.config.change_feeds {
+            state.backends.store.watch().await
+        } else {
+            Ok(None)
+        },
+        state.config.record_interval,
+        state.config.record_settle_interval,
+    );
+    // History points are taken from what the last read found, on their own
+    // clock: a quiet store is not scanned to take one.
+    let mut history = tokio::time::interval_at(
+        tokio::time::Instant::now() + state.config.history_interval,
+        state.config.history_interval,
+    );
+    history.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Worktrees are also read on a clock of their own, without the
+    // records: whether a worktree is still on disk is no store change.
+    let mut settle = tokio::time::interval_at(
+        tokio::time::Instant::now() + state.config.record_settle_interval,
+        state.config.record_settle_interval,
+    );
+    settle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let has_worktrees = state.backends.worktrees.is_some();
     loop {
-        tick.tick().await;
-        let scan = state.backends.store.scan(&ScanFilter::default()).await;
+        let records_too = tokio::select! {
+            () = pace.next() => true,
+            _ = history.tick() => {
+                take_history_point(&state);
+                continue;
+            }
+            _ = settle.tick(), if has_worktrees && !first => false,
+        };
+        let scan = if records_too {
+            Some(state.backends.store.scan(&ScanFilter::default()).await)
+        } else {
+            None
+        };
         let worktrees = match &state.backends.worktrees {
             Some(source) => Some(source.worktrees().await),
             None => None,
@@ -277,7 +334,8 @@ async fn watch_records(state: Arc<State>) {
         {
             let mut view = state.write();
             match scan {
-                Ok(scan) => {
+                None => {}
+                Some(Ok(scan)) => {
                     let mut records = scan.records;
                     records.sort_by_key(|r| std::cmp::Reverse(r.last_activity()));
                     if !first {
@@ -287,22 +345,10 @@ async fn watch_records(state: Arc<State>) {
                         events.push(Event::new(Change::backend_up(was), "store"));
                     }
                     view.corrupt = scan.corrupt.len();
-                    let now = Timestamp::now();
-                    if now.as_millis().saturating_sub(last_sample.as_millis())
-                        >= u64::try_from(state.config.history_interval.as_millis())
-                            .unwrap_or(u64::MAX)
-                    {
-                        let point = HistoryPoint::at(now, HISTORY_WINDOW, &records, &view.locks);
-                        last_sample = now;
-                        view.history.push_back(point);
-                        if view.history.len() > HISTORY_POINTS {
-                            view.history.pop_front();
-                        }
-                    }
                     view.records = Arc::new(records);
-                    view.records_at = Some(now);
+                    view.records_at = Some(Timestamp::now());
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     let message = format!("{} store: {e}", state.backends.store.backend_name());
                     if view.records_error.is_none() {
                         events.push(Event::new(Change::backend_down(&message), "store"));

@@ -26,15 +26,24 @@ pub(crate) struct Args {
     /// printed at start.
     #[arg(long)]
     pub(crate) admin: bool,
-    /// How often locks are read for live events.
+    /// How often locks are read for live events; with a backend that
+    /// reports its changes (file locks on Linux), at most this often,
+    /// when something changed.
     #[arg(long, value_parser = crate::cli::parse_duration, default_value = "100ms", value_name = "DURATION")]
     pub(crate) poll_interval: Duration,
-    /// How often records and worktrees are read.
+    /// How often records and worktrees are read; with a store that
+    /// reports its changes (SQLite and JSON on Linux), at most this
+    /// often, when something changed.
     #[arg(long, value_parser = crate::cli::parse_duration, default_value = "500ms", value_name = "DURATION")]
     pub(crate) record_interval: Duration,
     /// How often a point of the success-rate and latency plots is taken.
     #[arg(long, value_parser = crate::cli::parse_duration, default_value = "5s", value_name = "DURATION")]
     pub(crate) history_interval: Duration,
+    /// Read on the clock alone, even where the backends report their
+    /// changes: for a state directory on a network filesystem, whose
+    /// other hosts' writes the kernel does not report.
+    #[arg(long)]
+    pub(crate) poll_only: bool,
     /// Most connections open at once; at the cap a new one evicts the
     /// oldest connection that is not being answered.
     #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -198,7 +207,8 @@ pub(crate) async fn run(settings: &Settings, out: Out, how: Args) -> Result<u8, 
         .with_alerts(rules)
         .with_poll_interval(how.poll_interval)
         .with_record_interval(how.record_interval)
-        .with_history_interval(how.history_interval);
+        .with_history_interval(how.history_interval)
+        .with_change_feeds(!how.poll_only);
     if let Some(t) = &token {
         config = config.with_admin_token(t.clone());
     }

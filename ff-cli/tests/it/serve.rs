@@ -273,6 +273,44 @@ fn events_arrive_within_a_second_of_another_process_acting() {
     assert_eq!(created.data["detail"]["issue"], "12");
 }
 
+/// Events arrive whether the server follows the kernel's change reports
+/// (the default on Linux; ff-serve's `change_feeds` tests count that an
+/// idle server reads nothing) or polls (`--poll-only`).
+#[test]
+fn events_come_with_change_feeds_and_with_poll_only() {
+    let repo = TestRepo::new();
+    for args in [&[][..], &["--poll-only"][..]] {
+        let served = Served::start(repo.path(), args);
+        let mut events = EventStream::open(&served.at("api/events"));
+        assert_eq!(
+            events.next(Duration::from_secs(5)).expect("hello").kind,
+            "hello"
+        );
+        // Long enough for a poll or two, and for an idle server to show
+        // it is not stuck.
+        std::thread::sleep(Duration::from_millis(600));
+        let key = format!("feeds-{}", args.len());
+        assert_eq!(
+            code(&ff(repo.path(), &["once", "--key", &key, "--", "true"])),
+            0
+        );
+        let ran = Instant::now();
+        let done = std::iter::from_fn(|| events.next(Duration::from_secs(2)))
+            .find(|e| e.kind == "operation_completed")
+            .unwrap_or_else(|| panic!("{args:?}: no operation_completed"));
+        assert!(ran.elapsed() < Duration::from_secs(2), "{args:?}");
+        assert_eq!(done.data["detail"]["operation"], "once");
+        let holder = hold_lock(repo.path(), &key, 30);
+        events
+            .wait_for("lock_acquired", &key, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("{args:?}: no lock_acquired"));
+        stop(holder);
+        events
+            .wait_for("lock_released", &key, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("{args:?}: no lock_released"));
+    }
+}
+
 #[test]
 fn alerts_fire_and_resolve_and_the_webhook_hears_both() {
     let repo = TestRepo::new();

@@ -1,0 +1,158 @@
+//! When a watch task reads its backend again: on a wake-up from the
+//! backend's [`ChangeFeed`] when it offers one, else on a clock.
+
+use std::time::Duration;
+
+use ff_traits::ChangeFeed;
+use tokio::time::Instant;
+
+/// The pace of one watch task's reads.
+#[derive(Debug)]
+pub(crate) struct Pace {
+    what: &'static str,
+    feed: Option<Box<dyn ChangeFeed>>,
+    /// At most one read per this (and, without a feed, one per this).
+    every: Duration,
+    /// With a feed whose state lapses with time, a read at least this
+    /// often anyway: for what nobody writes (a lease that lapses).
+    settle: Duration,
+    last: Option<Instant>,
+}
+
+impl Pace {
+    /// A pace for `what` (for logs), with `feed` if the backend offered one
+    /// (`Err`: it offered one and could not start it; logged, then polled).
+    pub(crate) fn new(
+        what: &'static str,
+        feed: ff_traits::Result<Option<Box<dyn ChangeFeed>>>,
+        every: Duration,
+        settle: Duration,
+    ) -> Self {
+        let feed = match feed {
+            Ok(feed) => feed,
+            Err(e) => {
+                tracing::warn!(what, error = %e, "no change feed; polling");
+                None
+            }
+        };
+        tracing::debug!(what, notified = feed.is_some(), "watching");
+        Self {
+            what,
+            feed,
+            every,
+            settle,
+            last: None,
+        }
+    }
+
+    /// Whether reads follow a feed (else a clock).
+    #[cfg(test)]
+    pub(crate) fn notified(&self) -> bool {
+        self.feed.is_some()
+    }
+
+    /// Waits until the next read is due: at once the first time; then no
+    /// sooner than `every` after the last, and, with a feed, when it wakes
+    /// (a change during the wait is kept by the feed, so none is missed)
+    /// or, if the feed's state lapses with time, `settle` after the last
+    /// read.
+    pub(crate) async fn next(&mut self) {
+        if let Some(last) = self.last {
+            tokio::time::sleep_until(last + self.every).await;
+            if let Some(feed) = &mut self.feed {
+                // Only state that lapses with time needs reads nobody
+                // announced; otherwise an idle watcher reads nothing.
+                let settle_at = feed.lapses().then(|| last + self.settle.max(self.every));
+                let settle = async move {
+                    match settle_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    woke = feed.changed() => if let Err(e) = woke {
+                        tracing::warn!(what = self.what, error = %e, "the change feed broke; polling from now on");
+                        self.feed = None;
+                    },
+                    () = settle => {}
+                }
+            }
+        }
+        self.last = Some(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ff_traits::ChangeSignal;
+
+    const EVERY: Duration = Duration::from_millis(100);
+    const SETTLE: Duration = Duration::from_secs(5);
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_feed_it_reads_every_interval() {
+        let mut pace = Pace::new("test", Ok(None), EVERY, SETTLE);
+        let start = Instant::now();
+        pace.next().await;
+        pace.next().await;
+        pace.next().await;
+        assert_eq!(start.elapsed(), 2 * EVERY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_feed_it_waits_for_a_change_or_the_settle_interval() {
+        let signal = ChangeSignal::new();
+        let mut pace = Pace::new("test", Ok(Some(signal.feed())), EVERY, SETTLE);
+        let start = Instant::now();
+        pace.next().await;
+        // Nothing changes: the next read is the settling one.
+        pace.next().await;
+        assert_eq!(start.elapsed(), SETTLE);
+        // A change soon after a read waits out the interval, no more.
+        let read = Instant::now();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        signal.notify();
+        pace.next().await;
+        assert_eq!(read.elapsed(), EVERY);
+        // A change long after: read at once.
+        let read = Instant::now();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        signal.notify();
+        pace.next().await;
+        assert_eq!(read.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_feed_that_never_lapses_is_read_only_when_it_wakes() {
+        let signal = ChangeSignal::new();
+        let mut pace = Pace::new("test", Ok(Some(signal.feed_of(false))), EVERY, SETTLE);
+        pace.next().await;
+        let read = Instant::now();
+        let wait = tokio::time::timeout(10 * SETTLE, pace.next()).await;
+        assert!(wait.is_err(), "read with nothing changed");
+        signal.notify();
+        pace.next().await;
+        assert_eq!(read.elapsed(), 10 * SETTLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_feed_falls_back_to_polling() {
+        let signal = ChangeSignal::new();
+        let mut pace = Pace::new("test", Ok(Some(signal.feed())), EVERY, SETTLE);
+        pace.next().await;
+        drop(signal);
+        pace.next().await;
+        assert!(!pace.notified());
+        let read = Instant::now();
+        pace.next().await;
+        assert_eq!(read.elapsed(), EVERY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_feed_that_cannot_start_is_polled() {
+        let failed = Err(ff_traits::Error::invalid_input("feed", "test"));
+        let pace = Pace::new("test", failed, EVERY, SETTLE);
+        assert!(!pace.notified());
+    }
+}
