@@ -283,8 +283,9 @@ impl Server {
     ) -> Result<(), ServeError> {
         let running = self.start();
         let limits = self.state.config.connections;
-        conn::serve(listener, self.router(), shutdown, limits).await?;
-        drop(running);
+        let served = conn::serve(listener, self.router(), shutdown, limits).await;
+        running.stop().await;
+        served?;
         Ok(())
     }
 }
@@ -293,6 +294,22 @@ impl Server {
 #[derive(Debug)]
 pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the tasks and waits until each has ended: a task in the
+    /// middle of a read finishes its step first, so nothing of the server
+    /// still runs when this returns (a runtime dropped under a running
+    /// watch task panics as the task sets its next timer).
+    pub async fn stop(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
 }
 
 impl Drop for Running {
