@@ -11,6 +11,10 @@
 //!    same directory, as another process would be) to the `lock_acquired`
 //!    event arriving on `/api/events`.
 //!
+//! 4. **Idle** (issue #33): CPU and resident memory of a quiet server with
+//!    1,000 locks held, 100,000 records and 100 event clients, and the
+//!    event latency then, with change feeds and with polling alone.
+//!
 //! Run: `cargo bench -p ff-serve --bench serve`. Without `--bench` (under
 //! `cargo test`) it runs a few rounds on small numbers as a smoke test.
 
@@ -332,6 +336,265 @@ async fn event_latency(full: bool) {
     serving.abort();
 }
 
+/// This process's CPU time so far (user + system), from `/proc/self/stat`
+/// (Linux; `None` elsewhere).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in its parens.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 here.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// This process's resident memory now, in MiB (Linux; 0 elsewhere).
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A client of `/api/events` that reads until `hello`, then drains in the
+/// background (as a dashboard does).
+async fn sse_client(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<()> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line == "event: hello" {
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} })
+}
+
+/// Issue #33: `ff serve` idle, with many locks held, many records and many
+/// event clients: CPU and resident memory over a quiet window, then how
+/// soon a change is an event, with the backends' change feeds and with
+/// polling alone (the server before them). This process fills the store
+/// and holds the locks (as other processes would); each server runs in a
+/// child of its own, so neither's leftovers count against the other.
+fn idle(full: bool) {
+    let (locks_held, records, clients, window) = if full {
+        (1_000, 100_000, 100, 60)
+    } else {
+        (20, 300, 5, 1)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let holder = FileLockProvider::new(dir.path().join("locks"));
+    let guards = runtime.block_on(async {
+        let mut guards = Vec::new();
+        for i in 0..locks_held {
+            let name = LockName::new(format!("held-{i}")).unwrap();
+            guards.push(holder.acquire(&name, &LockOptions::default()).await.unwrap());
+        }
+        let store = Arc::new(SqliteStore::open(dir.path().join("records.db")).unwrap());
+        let filled = Instant::now();
+        fill(store, records).await;
+        println!(
+            "idle: {locks_held} locks held, {records} records (filled in {:.1} s), {clients} event clients, {window} s windows",
+            filled.elapsed().as_secs_f64(),
+        );
+        // What each costs on disk: the database with its log, after a
+        // checkpoint; the lock directory's files, by size and by blocks.
+        let db = dir.path().join("records.db");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        drop(conn);
+        let bytes = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let store_bytes = bytes(&db) + bytes(&dir.path().join("records.db-wal"));
+        let (mut lock_bytes, mut lock_blocks) = (0u64, 0u64);
+        for e in std::fs::read_dir(dir.path().join("locks")).unwrap() {
+            let m = e.unwrap().metadata().unwrap();
+            lock_bytes += m.len();
+            #[cfg(unix)]
+            {
+                lock_blocks += std::os::unix::fs::MetadataExt::blocks(&m) * 512;
+            }
+        }
+        println!(
+            "idle: SQLite {:.0} bytes per record ({:.1} MiB); file locks {:.0} bytes per held lock in content, {:.0} on disk (blocks)",
+            store_bytes as f64 / records as f64,
+            store_bytes as f64 / 1_048_576.0,
+            lock_bytes as f64 / locks_held as f64,
+            lock_blocks as f64 / locks_held as f64,
+        );
+        guards
+    });
+    // FF_IDLE_ONLY=feeds|polling runs one server (to profile it).
+    let only = std::env::var("FF_IDLE_ONLY").ok();
+    for mode in ["polling", "feeds"] {
+        if only.as_deref().is_some_and(|o| o != mode) {
+            continue;
+        }
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--idle-child", mode])
+            .arg(dir.path())
+            .args([clients.to_string(), window.to_string()])
+            .arg(if full { "full" } else { "smoke" })
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    drop(guards);
+}
+
+/// One server over `dir`'s locks and records, measured as [`idle`] says.
+fn idle_child(feeds: bool, dir: &std::path::Path, clients: usize, window: u64, full: bool) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let before = resident_mib();
+        let served = Arc::new(FileLockProvider::new(dir.join("locks")));
+        let store = Arc::new(SqliteStore::open(dir.join("records.db")).unwrap());
+        let server = Server::new(
+            Backends::new(served, store),
+            ServeConfig::default().with_change_feeds(feeds),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            server.run(listener, shutdown).await.unwrap();
+        });
+        let mut drains = Vec::new();
+        for _ in 0..clients {
+            drains.push(sse_client(addr).await);
+        }
+        // Every client had its hello, sent after the first reads; let the
+        // start settle.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (cpu0, t0) = (cpu_time(), Instant::now());
+        tokio::time::sleep(Duration::from_secs(window)).await;
+        let (cpu1, wall) = (cpu_time(), t0.elapsed());
+        let share = match (cpu0, cpu1) {
+            (Some(a), Some(b)) => format!(
+                "{:.2} %",
+                100.0 * (b - a).as_secs_f64() / wall.as_secs_f64()
+            ),
+            _ => "(no /proc)".into(),
+        };
+        let resident = resident_mib();
+        let latency = idle_event_latency(addr, dir, if full { 21 } else { 3 }).await;
+        println!(
+            "idle ({}): CPU {share} of a core over {:.0} s; resident {resident:.1} MiB ({before:.1} MiB before the server); lock taken -> event median {:.1} ms, worst {:.1} ms",
+            if feeds { "change feeds" } else { "polling" },
+            wall.as_secs_f64(),
+            latency.0.as_secs_f64() * 1e3,
+            latency.1.as_secs_f64() * 1e3,
+        );
+        if feeds {
+            soak(addr, dir).await;
+        }
+        // Stopped before the runtime goes: its watch tasks end with it.
+        for d in drains {
+            d.abort();
+        }
+        let _ = stop.send(());
+        serving.await.unwrap();
+    });
+}
+
+/// `FF_IDLE_SOAK_SECS=N` (none by default): N more seconds with a lock
+/// taken and released and an operation run every second, printing the
+/// server's resident memory and CPU each minute: memory must stay flat
+/// but for the records added.
+async fn soak(addr: std::net::SocketAddr, dir: &std::path::Path) {
+    let secs: u64 = std::env::var("FF_IDLE_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if secs == 0 {
+        return;
+    }
+    let _listener = sse_client(addr).await;
+    let locks = FileLockProvider::new(dir.join("locks"));
+    let store = Arc::new(SqliteStore::open(dir.join("records.db")).unwrap());
+    let manager = IdempotencyManager::new(store, ManagerConfig::default());
+    let started = Instant::now();
+    let mut minute = (cpu_time(), Instant::now());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for i in 0..secs {
+        tick.tick().await;
+        let name = LockName::new(format!("soak-{}", i % 10)).unwrap();
+        let guard = locks.acquire(&name, &LockOptions::default()).await.unwrap();
+        guard.release().await.unwrap();
+        let key = IdempotencyKey::new("soak", json!({"i": i}), json!({}));
+        manager
+            .execute(&key, None, |_| async { Ok::<_, String>(1) })
+            .await
+            .unwrap();
+        if (i + 1) % 60 == 0 {
+            let (cpu, at) = (cpu_time(), Instant::now());
+            let share = match (minute.0, cpu) {
+                (Some(a), Some(b)) => 100.0 * (b - a).as_secs_f64() / (at - minute.1).as_secs_f64(),
+                _ => f64::NAN,
+            };
+            println!(
+                "soak: {:>4} min, resident {:.1} MiB, CPU {share:.2} % (serving and acting), {} operations added",
+                started.elapsed().as_secs() / 60,
+                resident_mib(),
+                i + 1
+            );
+            minute = (cpu, at);
+        }
+    }
+}
+
+/// Median and worst time from a lock taken (by another provider on the
+/// directory) to its `lock_acquired` event.
+async fn idle_event_latency(
+    addr: std::net::SocketAddr,
+    dir: &std::path::Path,
+    samples: u64,
+) -> (Duration, Duration) {
+    let other = FileLockProvider::new(dir.join("locks"));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    let mut next_event = async || loop {
+        let line = lines.next_line().await.unwrap().unwrap();
+        if let Some(kind) = line.strip_prefix("event: ") {
+            return kind.to_owned();
+        }
+    };
+    assert_eq!(next_event().await, "hello");
+    let mut latencies = Vec::new();
+    for i in 0..samples {
+        let name = LockName::new(format!("idle-latency-{i}")).unwrap();
+        let guard = other.acquire(&name, &LockOptions::default()).await.unwrap();
+        let taken = Instant::now();
+        while next_event().await != "lock_acquired" {}
+        latencies.push(taken.elapsed());
+        guard.release().await.unwrap();
+        while next_event().await != "lock_released" {}
+        tokio::time::sleep(Duration::from_millis((i * 37) % 100 + 150)).await;
+    }
+    let worst = latencies.iter().max().copied().unwrap_or_default();
+    (median(latencies), worst)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--overhead-child") {
@@ -339,11 +602,21 @@ fn main() {
         overhead_child(args[i + 1] == "with", n, std::path::Path::new(&args[i + 3]));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--idle-child") {
+        idle_child(
+            args[i + 1] == "feeds",
+            std::path::Path::new(&args[i + 2]),
+            args[i + 3].parse().unwrap(),
+            args[i + 4].parse().unwrap(),
+            args[i + 5] == "full",
+        );
+        return;
+    }
     let full = std::env::args().any(|a| a == "--bench");
     // `cargo bench -p ff-serve --bench serve -- overhead` runs one part.
     let parts: Vec<String> = std::env::args()
         .skip(1)
-        .filter(|a| ["overhead", "scrape", "events"].contains(&a.as_str()))
+        .filter(|a| ["overhead", "scrape", "events", "idle"].contains(&a.as_str()))
         .collect();
     let run = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -360,5 +633,8 @@ fn main() {
     }
     if run("events") {
         runtime.block_on(event_latency(full));
+    }
+    if run("idle") {
+        idle(full);
     }
 }
