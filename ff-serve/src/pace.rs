@@ -6,6 +6,10 @@ use std::time::Duration;
 use ff_traits::ChangeFeed;
 use tokio::time::Instant;
 
+/// Reads take at most 1/this of the time: the next read waits this many
+/// times as long as the last one took, from its start.
+const READ_SHARE_INVERSE: u32 = 5;
+
 /// The pace of one watch task's reads.
 #[derive(Debug)]
 pub(crate) struct Pace {
@@ -17,6 +21,8 @@ pub(crate) struct Pace {
     /// often anyway: for what nobody writes (a lease that lapses).
     settle: Duration,
     last: Option<Instant>,
+    /// How long the last read took (see [`read_done`](Self::read_done)).
+    took: Duration,
 }
 
 impl Pace {
@@ -42,6 +48,15 @@ impl Pace {
             every,
             settle,
             last: None,
+            took: Duration::ZERO,
+        }
+    }
+
+    /// The read [`next`](Self::next) allowed is over: its length spaces
+    /// the next one.
+    pub(crate) fn read_done(&mut self) {
+        if let Some(last) = self.last {
+            self.took = last.elapsed();
         }
     }
 
@@ -52,13 +67,18 @@ impl Pace {
     }
 
     /// Waits until the next read is due: at once the first time; then no
-    /// sooner than `every` after the last, and, with a feed, when it wakes
+    /// sooner than `every` after the last (nor sooner than five times as
+    /// long as the last read took), and, with a feed, when it wakes
     /// (a change during the wait is kept by the feed, so none is missed)
     /// or, if the feed's state lapses with time, `settle` after the last
     /// read.
     pub(crate) async fn next(&mut self) {
         if let Some(last) = self.last {
-            tokio::time::sleep_until(last + self.every).await;
+            // Reads get at most a fifth of the time, so a backend that is
+            // slow to read (a scan of 100,000 records) and changes all the
+            // time costs a bounded share of a core, not all of it.
+            let spacing = self.every.max(self.took.saturating_mul(READ_SHARE_INVERSE));
+            tokio::time::sleep_until(last + spacing).await;
             if let Some(feed) = &mut self.feed {
                 // Only state that lapses with time needs reads nobody
                 // announced; otherwise an idle watcher reads nothing.
@@ -134,6 +154,23 @@ mod tests {
         signal.notify();
         pace.next().await;
         assert_eq!(read.elapsed(), 10 * SETTLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_reads_are_spaced_to_a_fifth_of_the_time() {
+        let mut pace = Pace::new("test", Ok(None), EVERY, SETTLE);
+        pace.next().await;
+        let read = Instant::now();
+        // The read takes a second.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        pace.read_done();
+        pace.next().await;
+        assert_eq!(read.elapsed(), Duration::from_secs(5));
+        // Quick again: back to the interval.
+        let read = Instant::now();
+        pace.read_done();
+        pace.next().await;
+        assert_eq!(read.elapsed(), EVERY);
     }
 
     #[tokio::test(start_paused = true)]

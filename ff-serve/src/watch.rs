@@ -169,6 +169,7 @@ async fn watch_locks(state: Arc<State>) {
     loop {
         pace.next().await;
         let read = state.backends.locks.locks().await;
+        pace.read_done();
         let mut events = Vec::new();
         {
             let mut view = state.write();
@@ -322,7 +323,9 @@ async fn watch_records(state: Arc<State>) {
             _ = settle.tick(), if has_worktrees && !first => false,
         };
         let scan = if records_too {
-            Some(state.backends.store.scan(&ScanFilter::default()).await)
+            let scan = state.backends.store.scan(&ScanFilter::default()).await;
+            pace.read_done();
+            Some(scan)
         } else {
             None
         };
