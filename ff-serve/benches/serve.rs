@@ -359,6 +359,14 @@ fn resident_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The bytes a file's blocks take (its length where blocks are unknown).
+fn on_disk(m: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    return std::os::unix::fs::MetadataExt::blocks(m) * 512;
+    #[cfg(not(unix))]
+    return m.len();
+}
+
 /// A client of `/api/events` that reads until `hello`, then drains in the
 /// background (as a dashboard does).
 async fn sse_client(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<()> {
@@ -420,10 +428,7 @@ fn idle(full: bool) {
         for e in std::fs::read_dir(dir.path().join("locks")).unwrap() {
             let m = e.unwrap().metadata().unwrap();
             lock_bytes += m.len();
-            #[cfg(unix)]
-            {
-                lock_blocks += std::os::unix::fs::MetadataExt::blocks(&m) * 512;
-            }
+            lock_blocks += on_disk(&m);
         }
         println!(
             "idle: SQLite {:.0} bytes per record ({:.1} MiB); file locks {:.0} bytes per held lock in content, {:.0} on disk (blocks)",
