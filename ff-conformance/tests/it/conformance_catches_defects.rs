@@ -12,8 +12,9 @@ use std::sync::Mutex;
 
 use ff_conformance as conformance;
 use ff_traits::{
-    Error, ForceRelease, IdempotencyRecord, IdempotencyStorage, LockGuard, LockName, LockOptions,
-    LockProvider, LockStatus, MemoryLockProvider, RecordKey, Result, Revision, Scan, ScanFilter,
+    ChangeFeed, ChangeSignal, Error, ForceRelease, IdempotencyRecord, IdempotencyStorage,
+    LockGuard, LockName, LockOptions, LockProvider, LockStatus, MemoryLockProvider, MemoryStore,
+    RecordKey, Result, Revision, Scan, ScanFilter,
 };
 
 /// How wide a racy store's window between check and act is.
@@ -380,6 +381,100 @@ async fn missing_exclusion_is_caught() {
 #[should_panic(expected = "try_acquire granted a held lock")]
 async fn try_acquire_without_exclusion_is_caught() {
     conformance::lock::try_acquire_does_not_wait(open_locks()).await;
+}
+
+/// A store whose change feed announces creates and removes but forgets
+/// swaps, as a backend that hooked only some of its write paths would.
+#[derive(Debug, Default)]
+struct ForgetfulFeedStore {
+    inner: MemoryStore,
+    signal: ChangeSignal,
+}
+
+#[async_trait]
+impl IdempotencyStorage for ForgetfulFeedStore {
+    fn backend_name(&self) -> &str {
+        "forgetful-feed"
+    }
+    async fn load(&self, key: &RecordKey) -> Result<Option<IdempotencyRecord>> {
+        self.inner.load(key).await
+    }
+    async fn create(&self, record: IdempotencyRecord) -> Result<IdempotencyRecord> {
+        let created = self.inner.create(record).await;
+        self.signal.notify();
+        created
+    }
+    async fn compare_and_swap(
+        &self,
+        expected: Revision,
+        record: IdempotencyRecord,
+    ) -> Result<IdempotencyRecord> {
+        self.inner.compare_and_swap(expected, record).await
+    }
+    async fn remove(&self, key: &RecordKey, expected: Revision) -> Result<()> {
+        let removed = self.inner.remove(key, expected).await;
+        self.signal.notify();
+        removed
+    }
+    async fn scan(&self, filter: &ScanFilter) -> Result<Scan> {
+        self.inner.scan(filter).await
+    }
+    async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(Some(self.signal.feed_of(false)))
+    }
+}
+
+/// Locks whose change feed wakes at every read too, as a file backend
+/// watching opens would: an idle watcher would read forever.
+#[derive(Debug, Default)]
+struct ChattyFeedLocks {
+    inner: MemoryLockProvider,
+    signal: ChangeSignal,
+}
+
+#[async_trait]
+impl LockProvider for ChattyFeedLocks {
+    fn backend_name(&self) -> &str {
+        "chatty-feed"
+    }
+    async fn acquire(&self, name: &LockName, options: &LockOptions) -> Result<LockGuard> {
+        let guard = self.inner.acquire(name, options).await;
+        self.signal.notify();
+        guard
+    }
+    async fn try_acquire(
+        &self,
+        name: &LockName,
+        options: &LockOptions,
+    ) -> Result<Option<LockGuard>> {
+        self.inner.try_acquire(name, options).await
+    }
+    async fn locks(&self) -> Result<Vec<LockStatus>> {
+        self.signal.notify();
+        self.inner.locks().await
+    }
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        self.inner.force_release(name).await
+    }
+    async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
+        Ok(Some(self.signal.feed_of(false)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "a swap went unannounced")]
+async fn a_feed_that_forgets_a_write_path_is_caught() {
+    conformance::store::change_feed_announces_writes_not_reads(Arc::new(
+        ForgetfulFeedStore::default(),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "reading the locks woke the feed")]
+async fn a_feed_woken_by_reads_is_caught() {
+    conformance::lock::change_feed_announces_grants_not_reads(Arc::new(ChattyFeedLocks::default()))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
