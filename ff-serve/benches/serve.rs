@@ -294,18 +294,8 @@ async fn event_latency(full: bool) {
     let serving = tokio::spawn(async move {
         server.run(listener, std::future::pending()).await.unwrap();
     });
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .await
-        .unwrap();
-    let mut lines = BufReader::new(stream).lines();
-    let mut next_event = async || loop {
-        let line = lines.next_line().await.unwrap().unwrap();
-        if let Some(kind) = line.strip_prefix("event: ") {
-            return kind.to_owned();
-        }
-    };
+    let mut events = Events::open(addr).await;
+    let mut next_event = async || events.next_kind().await;
     assert_eq!(next_event().await, "hello");
     // Let the watch take its first look.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -367,21 +357,36 @@ fn on_disk(m: &std::fs::Metadata) -> u64 {
     return m.len();
 }
 
+/// A client of `/api/events`, line by line.
+struct Events(tokio::io::Lines<BufReader<tokio::net::TcpStream>>);
+
+impl Events {
+    async fn open(addr: std::net::SocketAddr) -> Self {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        Self(BufReader::new(stream).lines())
+    }
+
+    /// The next event's kind.
+    async fn next_kind(&mut self) -> String {
+        loop {
+            let line = self.0.next_line().await.unwrap().unwrap();
+            if let Some(kind) = line.strip_prefix("event: ") {
+                return kind.to_owned();
+            }
+        }
+    }
+}
+
 /// A client of `/api/events` that reads until `hello`, then drains in the
 /// background (as a dashboard does).
 async fn sse_client(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<()> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .await
-        .unwrap();
-    let mut lines = BufReader::new(stream).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line == "event: hello" {
-            break;
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} })
+    let mut events = Events::open(addr).await;
+    assert_eq!(events.next_kind().await, "hello");
+    tokio::spawn(async move { while let Ok(Some(_)) = events.0.next_line().await {} })
 }
 
 /// Issue #33: `ff serve` idle, with many locks held, many records and many
@@ -572,18 +577,8 @@ async fn idle_event_latency(
     samples: u64,
 ) -> (Duration, Duration) {
     let other = FileLockProvider::new(dir.join("locks"));
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .await
-        .unwrap();
-    let mut lines = BufReader::new(stream).lines();
-    let mut next_event = async || loop {
-        let line = lines.next_line().await.unwrap().unwrap();
-        if let Some(kind) = line.strip_prefix("event: ") {
-            return kind.to_owned();
-        }
-    };
+    let mut events = Events::open(addr).await;
+    let mut next_event = async || events.next_kind().await;
     assert_eq!(next_event().await, "hello");
     let mut latencies = Vec::new();
     for i in 0..samples {

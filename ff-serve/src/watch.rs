@@ -149,6 +149,19 @@ fn grants(locks: &[LockStatus]) -> HashMap<(&str, &str), &ff_traits::LockInfo> {
         .collect()
 }
 
+/// A backend's change feed, unless the server was told to poll
+/// (`watch` is not even started then).
+async fn feed(
+    state: &State,
+    watch: impl std::future::Future<Output = ff_traits::Result<Option<Box<dyn ff_traits::ChangeFeed>>>>,
+) -> ff_traits::Result<Option<Box<dyn ff_traits::ChangeFeed>>> {
+    if state.config.change_feeds {
+        watch.await
+    } else {
+        Ok(None)
+    }
+}
+
 /// How many watch tasks there are (locks, records).
 pub(crate) const WATCHERS: u8 = 2;
 
@@ -158,11 +171,7 @@ async fn watch_locks(state: Arc<State>) {
     // The feed is taken before the first read: nothing between is missed.
     let mut pace = Pace::new(
         "locks",
-        if state.config.change_feeds {
-            state.backends.locks.watch().await
-        } else {
-            Ok(None)
-        },
+        feed(&state, state.backends.locks.watch()).await,
         state.config.poll_interval,
         state.config.settle_interval,
     );
@@ -290,11 +299,7 @@ async fn watch_records(state: Arc<State>) {
     let mut announced = false;
     let mut pace = Pace::new(
         "records",
-        if state.config.change_feeds {
-            state.backends.store.watch().await
-        } else {
-            Ok(None)
-        },
+        feed(&state, state.backends.store.watch()).await,
         state.config.record_interval,
         state.config.record_settle_interval,
     );
