@@ -25,6 +25,7 @@
 //! | failover (Sentinel) | a failing call makes the Sentinels be asked for the master again, at most every 100 ms; the failing call itself fails |
 //! | cluster | the cluster client's connection to every master, routing by slot, following `MOVED`/`ASK`; connect and response timeouts are the call timeout |
 //! | `?min_replicas=N` | `WAIT N` after every write, for up to half the call timeout |
+//! | change feed ([`Connection::keyspace_feed`]) | a subscription to the prefix's keyspace events where the server publishes them; resubscribed 1 s after a break; the server's setting read again every 30 s |
 //! | TLS | rustls; the server's certificate checked against `?ca=`/`FF_REDIS_CA`/the system's roots; no switch to skip it |
 //!
 //! [`Connection::node_address`] says which node calls go to.
@@ -32,10 +33,12 @@
 #![forbid(unsafe_code)]
 
 mod cluster;
+mod keyspace;
 mod sentinel;
 mod tls;
 mod url;
 
+pub use keyspace::notifications_cover;
 pub use url::{Deployment, RedisUrl};
 
 use std::future::Future;

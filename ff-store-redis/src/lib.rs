@@ -218,6 +218,17 @@ impl IdempotencyStorage for RedisStore {
         "redis"
     }
 
+    /// Where the server publishes keyspace events (`notify-keyspace-events`
+    /// with `K` and the classes `ghxe`, e.g. `KA`), a subscription to the
+    /// prefix's: every write, removal, expiry and eviction of a record, by
+    /// any client, wakes the feed, and an idle watcher reads nothing.
+    /// Elsewhere, and on a cluster, `None`: watchers poll.
+    async fn watch(&self) -> Result<Option<Box<dyn ff_traits::ChangeFeed>>> {
+        self.redis
+            .keyspace_feed(&self.config.prefix, "ghxe", false)
+            .await
+    }
+
     async fn load(&self, key: &RecordKey) -> Result<Option<IdempotencyRecord>> {
         let k = self.key(key);
         let mut conn = self.redis.manager();

@@ -131,6 +131,19 @@ impl RedisServer {
         Self::start_with_fsync("always")
     }
 
+    /// As [`start`](Self::start), publishing every keyspace event
+    /// (`notify-keyspace-events KA`), so the Redis backends offer change
+    /// feeds.
+    #[must_use]
+    pub fn start_with_keyspace_events() -> Option<Self> {
+        Self::start_custom(
+            "always",
+            None,
+            vec!["--notify-keyspace-events".into(), "KA".into()],
+            None,
+        )
+    }
+
     /// As [`start`](Self::start), with the append-only file synced once a
     /// second, as production servers usually run (for benchmarks: `always`
     /// puts an fsync in every write). A SIGKILL may lose the last second.
@@ -397,6 +410,14 @@ impl RedisServer {
         for kind in ["normal", "pubsub"] {
             cli(self.port, &["CLIENT", "KILL", "TYPE", kind]).expect("redis-cli CLIENT KILL");
         }
+    }
+
+    /// `redis-cli` with `args` against this (plain) server: its output.
+    ///
+    /// # Panics
+    /// When `redis-cli` fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(self.port, args).unwrap_or_else(|| panic!("redis-cli {args:?} failed"))
     }
 
     /// Starts it again on the same port and directory.

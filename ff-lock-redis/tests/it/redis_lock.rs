@@ -12,9 +12,13 @@ use ff_testkit::redis::RedisServer;
 use ff_traits::{Error, LockName, LockOptions, LockProvider};
 
 /// One server for the whole binary; each test isolates itself by prefix.
+/// It publishes keyspace events, so the conformance suite's change-feed
+/// checks run on the feed they give.
 fn server() -> Option<&'static RedisServer> {
     static SERVER: OnceLock<Option<RedisServer>> = OnceLock::new();
-    SERVER.get_or_init(RedisServer::start).as_ref()
+    SERVER
+        .get_or_init(RedisServer::start_with_keyspace_events)
+        .as_ref()
 }
 
 fn config(url: &str) -> RedisLockConfig {
@@ -617,4 +621,101 @@ async fn a_writer_killed_while_waiting_does_not_keep_readers_out() {
         .expect("the dead writer's mark was lifted");
     late.release().await.expect("release");
     reader.release().await.expect("release");
+}
+
+/// The server decides: without keyspace events of every class the lock
+/// writes there is no feed (watchers poll); with them there is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_feed_only_where_the_server_publishes_keyspace_events() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let p = RedisLockProvider::connect(config(&server.url()))
+        .await
+        .expect("connect");
+    assert!(
+        p.watch().await.expect("watch").is_none(),
+        "events are off by default"
+    );
+    server.cli(&["CONFIG", "SET", "notify-keyspace-events", "Eg$hx"]);
+    assert!(
+        p.watch().await.expect("watch").is_none(),
+        "keyevent events only"
+    );
+    server.cli(&["CONFIG", "SET", "notify-keyspace-events", "Kg$"]);
+    assert!(p.watch().await.expect("watch").is_none(), "no hash events");
+    server.cli(&["CONFIG", "SET", "notify-keyspace-events", "Kg$hx"]);
+    assert!(p.watch().await.expect("watch").is_some());
+}
+
+/// The feed wakes on another client's grant; a restart of the server
+/// wakes it, and it subscribes again by itself (quiet while nothing
+/// happens, awake at the next grant); when the server stops publishing
+/// the events, the feed breaks and says why, so its watcher polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keyspace_feed_outlives_a_restart_and_breaks_when_events_stop() {
+    let Some(mut server) = RedisServer::start_with_keyspace_events() else {
+        return;
+    };
+    let cfg = config(&server.url()).with_call_timeout(Duration::from_millis(500));
+    let watcher = RedisLockProvider::connect(cfg.clone())
+        .await
+        .expect("connect");
+    let other = RedisLockProvider::connect(cfg).await.expect("connect");
+    let mut feed = watcher.watch().await.expect("watch").expect("a feed");
+    assert!(feed.lapses(), "leases lapse with time");
+    let wake = Duration::from_secs(5);
+    let name = LockName::new("fed").expect("lock name");
+
+    let g = other
+        .acquire(&name, &LockOptions::default())
+        .await
+        .expect("acquire");
+    tokio::time::timeout(wake, feed.changed())
+        .await
+        .expect("another client's grant wakes the feed")
+        .expect("feed");
+    g.release().await.expect("release");
+
+    server.restart();
+    // Wake-ups while it subscribes again (each lets a watcher read).
+    let until = tokio::time::Instant::now() + Duration::from_secs(4);
+    while tokio::time::Instant::now() < until {
+        if let Ok(woke) = tokio::time::timeout(Duration::from_millis(200), feed.changed()).await {
+            woke.expect("a restart does not break the feed");
+        }
+    }
+    // Subscribed again: a broken feed would wake within a second.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), feed.changed())
+            .await
+            .is_err(),
+        "a quiet server, after the restart, wakes nobody"
+    );
+    let g = other
+        .acquire(&name, &LockOptions::default().with_timeout(wake))
+        .await
+        .expect("acquire after the restart");
+    tokio::time::timeout(wake, feed.changed())
+        .await
+        .expect("a grant after the restart wakes the feed")
+        .expect("feed");
+    g.release().await.expect("release");
+
+    server.cli(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+    server.drop_client_connections();
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    let broke = loop {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the feed never noticed the events were turned off"
+        );
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_millis(500), feed.changed()).await {
+            break e;
+        }
+    };
+    assert!(
+        broke.to_string().contains("notify-keyspace-events"),
+        "{broke}"
+    );
 }

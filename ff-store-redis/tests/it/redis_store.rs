@@ -13,7 +13,10 @@ use serde_json::json;
 
 fn server() -> Option<&'static RedisServer> {
     static SERVER: OnceLock<Option<RedisServer>> = OnceLock::new();
-    SERVER.get_or_init(RedisServer::start).as_ref()
+    // Keyspace events on: the conformance suite's feed checks run.
+    SERVER
+        .get_or_init(RedisServer::start_with_keyspace_events)
+        .as_ref()
 }
 
 fn config(url: &str) -> RedisStoreConfig {
