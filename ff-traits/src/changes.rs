@@ -26,7 +26,10 @@ use crate::error::{Error, Result};
 ///   wake-up and compares; many changes may come as one wake-up.
 /// * **Time passing is not a change.** A lease that lapses without anybody
 ///   writing produces no wake-up: watchers judge expiry from the
-///   `expires_at` they last read.
+///   `expires_at` they last read. A feed whose state lapses
+///   ([`lapses`](Self::lapses)) may also leave renewals unannounced (a
+///   holder extending its own lease moves only its `expires_at`): its
+///   watcher reads now and then anyway.
 /// * **A broken feed says so.** When the backend can no longer promise the
 ///   first point (a watch overflowed, a subscription dropped), `changed`
 ///   returns an error, and the watcher goes back to polling.
