@@ -720,13 +720,14 @@ impl LockProvider for RedisLockProvider {
 
     /// Where the server publishes keyspace events (`notify-keyspace-events`
     /// with `K` and the classes `g$hx`, e.g. `KA`), a subscription to the
-    /// prefix's: every grant, release, renewal and expiry, by any client,
-    /// wakes the feed. Leases lapse, so a watcher also reads now and then.
+    /// prefix's: every grant, release and expiry, by any client, wakes the
+    /// feed; an exclusive hold's renewal (`expire`) does not. Leases lapse,
+    /// so a watcher also reads now and then.
     /// Elsewhere, and on a cluster, `None`: watchers poll.
     async fn watch(&self) -> Result<Option<Box<dyn ff_traits::ChangeFeed>>> {
         self.shared
             .redis
-            .keyspace_feed(&self.shared.config.prefix, "g$hx", true)
+            .keyspace_feed(&self.shared.config.prefix, "g$hx", &["expire"], true)
             .await
     }
 

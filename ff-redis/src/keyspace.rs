@@ -10,6 +10,7 @@
 //! cluster (each node publishes only its own keys' events), there is no
 //! feed and watchers poll, as before.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -61,12 +62,13 @@ impl Connection {
     /// `classes` are the event classes of the commands the backend writes
     /// with (`g` generic: `DEL`, `EXPIRE`; `$` strings; `h` hashes; `x`
     /// expiry; `e` eviction); the server must publish all of them, or a
-    /// change could go unannounced. `lapses` is the feed's
-    /// [`ChangeFeed::lapses`].
+    /// change could go unannounced. Events named in `ignored` wake no one
+    /// (a lock's `expire`: a renewal, which a feed whose state lapses may
+    /// leave unannounced). `lapses` is the feed's [`ChangeFeed::lapses`].
     ///
     /// The feed keeps itself alive: when its subscription breaks (a
     /// restart, a failover, a killed connection) it wakes its watcher, and
-    /// subscribes again (waking once more: what changed in between is
+    /// subscribes again (waking it once more: what changed in between is
     /// read then). It breaks for good only when the server stops
     /// publishing the events.
     ///
@@ -77,22 +79,20 @@ impl Connection {
         &self,
         prefix: &str,
         classes: &'static str,
+        ignored: &'static [&'static str],
         lapses: bool,
     ) -> Result<Option<Box<dyn ChangeFeed>>> {
         let db = match self.manager() {
             Conn::Cluster(_) => return Ok(None),
             Conn::Node(c) => redis::aio::ConnectionLike::get_db(&c),
         };
-        let mut feed = KeyspaceFeed {
+        let subscriber = Arc::new(Subscriber {
             redis: self.clone(),
             pattern: format!("__keyspace@{db}__:{}*", escape_glob(prefix)),
             classes,
-            lapses,
-            stream: None,
-            checked: Instant::now(),
-            resubscribe_at: None,
-        };
-        match feed.setting_covers().await {
+            ignored,
+        });
+        match subscriber.setting_covers().await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::info!(url = %redact(&self.inner.url), classes, "the server's notify-keyspace-events does not publish the events this backend writes (K and {classes}); polling");
@@ -103,39 +103,39 @@ impl Connection {
                 return Ok(None);
             }
         }
-        feed.stream = Some(feed.subscribe().await?);
-        Ok(Some(Box::new(feed)))
+        let stream = subscriber.subscribe().await?;
+        Ok(Some(Box::new(KeyspaceFeed {
+            subscriber,
+            lapses,
+            stream: Some(stream),
+            checked: Instant::now(),
+            resubscribing: None,
+        })))
     }
 }
 
-/// A subscription to one prefix's keyspace events.
-struct KeyspaceFeed {
+/// What subscribing needs (shared with a task subscribing again).
+struct Subscriber {
     redis: Connection,
     /// `__keyspace@<db>__:<prefix, glob-escaped>*`
     pattern: String,
     classes: &'static str,
-    lapses: bool,
-    /// `None` while the subscription is broken.
-    stream: Option<PubSubStream>,
-    /// When the server's setting was last read.
-    checked: Instant,
-    /// While broken: when to subscribe again.
-    resubscribe_at: Option<Instant>,
+    /// Events that wake no one.
+    ignored: &'static [&'static str],
 }
 
-impl std::fmt::Debug for KeyspaceFeed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyspaceFeed")
-            .field("pattern", &self.pattern)
-            .field("subscribed", &self.stream.is_some())
-            .finish_non_exhaustive()
-    }
+/// How an attempt to subscribe again ended.
+enum Again {
+    Subscribed(PubSubStream),
+    /// The server no longer publishes the events.
+    TurnedOff,
+    /// Not yet (the server is away).
+    Failed(ff_traits::Error),
 }
 
-impl KeyspaceFeed {
+impl Subscriber {
     /// Whether the server publishes the events this feed needs.
-    async fn setting_covers(&mut self) -> Result<bool> {
-        self.checked = Instant::now();
+    async fn setting_covers(&self) -> Result<bool> {
         let mut conn = self.redis.manager();
         let (_, setting): (String, String) = self
             .redis
@@ -167,6 +167,19 @@ impl KeyspaceFeed {
         Ok(pubsub.into_on_message())
     }
 
+    /// After a break: at `at`, checks the setting and subscribes again.
+    async fn again(self: Arc<Self>, at: Instant) -> Again {
+        tokio::time::sleep_until(at).await;
+        match self.setting_covers().await {
+            Ok(false) => Again::TurnedOff,
+            Ok(true) => match self.subscribe().await {
+                Ok(stream) => Again::Subscribed(stream),
+                Err(e) => Again::Failed(e),
+            },
+            Err(e) => Again::Failed(e),
+        }
+    }
+
     fn turned_off(&self) -> ff_traits::Error {
         backend_error(format!(
             "the server at {} stopped publishing the keyspace events this backend writes \
@@ -175,31 +188,44 @@ impl KeyspaceFeed {
             self.classes
         ))
     }
+}
 
-    /// Subscribes again after a break; a wake-up either way (the caller's
-    /// read then shows what changed in the gap, or that the server is
-    /// still away).
-    async fn resubscribe(&mut self, at: Instant) -> Result<()> {
-        tokio::time::sleep_until(at).await;
-        match self.setting_covers().await {
-            Ok(false) => return Err(self.turned_off()),
-            Ok(true) => match self.subscribe().await {
-                Ok(stream) => {
-                    tracing::debug!(pattern = %self.pattern, "keyspace subscription made again");
-                    self.stream = Some(stream);
-                    self.resubscribe_at = None;
-                    return Ok(());
-                }
-                Err(e) => {
-                    tracing::debug!(pattern = %self.pattern, error = %e, "cannot subscribe to keyspace events yet");
-                }
-            },
-            Err(e) => {
-                tracing::debug!(pattern = %self.pattern, error = %e, "cannot reach the server to subscribe again");
-            }
+/// A subscription to one prefix's keyspace events.
+struct KeyspaceFeed {
+    subscriber: Arc<Subscriber>,
+    lapses: bool,
+    /// `None` while the subscription is broken.
+    stream: Option<PubSubStream>,
+    /// When the server's setting was last read.
+    checked: Instant,
+    /// While broken: subscribing again, in a task of its own, so a caller
+    /// that stops waiting (`changed` is raced against timers) does not
+    /// start it over.
+    resubscribing: Option<tokio::task::JoinHandle<Again>>,
+}
+
+impl std::fmt::Debug for KeyspaceFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyspaceFeed")
+            .field("pattern", &self.subscriber.pattern)
+            .field("subscribed", &self.stream.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyspaceFeed {
+    fn broke(&mut self, after: Duration) {
+        self.stream = None;
+        let subscriber = Arc::clone(&self.subscriber);
+        self.resubscribing = Some(tokio::spawn(subscriber.again(Instant::now() + after)));
+    }
+}
+
+impl Drop for KeyspaceFeed {
+    fn drop(&mut self) {
+        if let Some(task) = self.resubscribing.take() {
+            task.abort();
         }
-        self.resubscribe_at = Some(Instant::now() + RESUBSCRIBE_AFTER);
-        Ok(())
     }
 }
 
@@ -207,31 +233,60 @@ impl KeyspaceFeed {
 impl ChangeFeed for KeyspaceFeed {
     async fn changed(&mut self) -> Result<()> {
         loop {
-            if let Some(at) = self.resubscribe_at {
-                return self.resubscribe(at).await;
+            if let Some(task) = &mut self.resubscribing {
+                let again = task.await;
+                self.resubscribing = None;
+                let pattern = &self.subscriber.pattern;
+                match again {
+                    Ok(Again::Subscribed(stream)) => {
+                        tracing::debug!(%pattern, "keyspace subscription made again");
+                        self.stream = Some(stream);
+                        self.checked = Instant::now();
+                    }
+                    Ok(Again::TurnedOff) => return Err(self.subscriber.turned_off()),
+                    Ok(Again::Failed(e)) => {
+                        tracing::debug!(%pattern, error = %e, "cannot subscribe to keyspace events yet");
+                        self.broke(RESUBSCRIBE_AFTER);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%pattern, error = %e, "the task subscribing again ended");
+                        self.broke(RESUBSCRIBE_AFTER);
+                    }
+                }
+                // Either way a wake-up: the watcher's read shows what
+                // changed in the gap, or that the server is still away.
+                return Ok(());
             }
             let Some(stream) = &mut self.stream else {
-                self.resubscribe_at = Some(Instant::now());
+                self.broke(Duration::ZERO);
                 continue;
             };
             let recheck = self.checked + RECHECK_EVERY;
             tokio::select! {
                 event = stream.next() => {
-                    if event.is_none() {
-                        tracing::debug!(pattern = %self.pattern, "the keyspace subscription closed");
-                        self.stream = None;
-                        self.resubscribe_at = Some(Instant::now() + RESUBSCRIBE_AFTER);
+                    let Some(event) = event else {
+                        tracing::debug!(pattern = %self.subscriber.pattern, "the keyspace subscription closed");
+                        self.broke(RESUBSCRIBE_AFTER);
                         return Ok(());
-                    }
+                    };
                     // A burst of writes is one wake-up: the watcher reads
                     // once for everything already here.
-                    while let Some(Some(_)) = stream.next().now_or_never() {}
-                    return Ok(());
+                    let ignored = self.subscriber.ignored;
+                    let wakes = |e: &redis::Msg| !ignored.iter().any(|i| e.get_payload_bytes() == i.as_bytes());
+                    let mut woke = wakes(&event);
+                    while let Some(Some(e)) = stream.next().now_or_never() {
+                        woke |= wakes(&e);
+                    }
+                    if woke {
+                        return Ok(());
+                    }
                 }
                 () = tokio::time::sleep_until(recheck) => {
-                    match self.setting_covers().await {
+                    let covers = self.subscriber.setting_covers().await;
+                    self.checked = Instant::now();
+                    match covers {
                         Ok(true) => {}
-                        Ok(false) => return Err(self.turned_off()),
+                        Ok(false) => return Err(self.subscriber.turned_off()),
                         // Unreachable: the subscription's end says so.
                         Err(e) => tracing::debug!(error = %e, "cannot read notify-keyspace-events"),
                     }

@@ -225,7 +225,7 @@ impl IdempotencyStorage for RedisStore {
     /// Elsewhere, and on a cluster, `None`: watchers poll.
     async fn watch(&self) -> Result<Option<Box<dyn ff_traits::ChangeFeed>>> {
         self.redis
-            .keyspace_feed(&self.config.prefix, "ghxe", false)
+            .keyspace_feed(&self.config.prefix, "ghxe", &[], false)
             .await
     }
 
