@@ -210,6 +210,31 @@ BEGIN
 END
 $$;
 ",
+    // 2: change feeds (`ff serve`). While a watcher's registration in
+    //    lock_watchers runs, every statement that changes who holds a
+    //    lock (grants, releases, revocations, waiters' marks: an INSERT,
+    //    a DELETE, or an UPDATE that sets holder or mode) notifies
+    //    ff_lockfeed_{schema}; renewals, which set only expires_at, do
+    //    not (a renewal is no change of holder; watchers of leases read
+    //    now and then anyway). With nobody watching it costs a probe of
+    //    that table, not a NOTIFY. The trigger function is volatile, so
+    //    the probe sees registrations committed up to it.
+    r"
+CREATE TABLE {schema}.lock_watchers (
+    id         text PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+);
+CREATE FUNCTION {schema}.ff_lock_feed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM {schema}.lock_watchers w WHERE w.expires_at > clock_timestamp()) THEN
+        PERFORM pg_notify('ff_lockfeed_{schema}', '');
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER lock_holders_feed AFTER INSERT OR DELETE OR UPDATE OF holder, mode ON {schema}.lock_holders
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.ff_lock_feed();
+",
 ];
 
 /// The statements, with the schema written in (a plain identifier).

@@ -22,7 +22,10 @@ const BACKLOG: usize = 1024;
 pub struct Listener {
     /// Kept so the connection stays open; dropping it ends the `LISTEN`.
     _client: tokio_postgres::Client,
-    sender: broadcast::Sender<String>,
+    /// Only the driver holds a sender, so receivers see the channel
+    /// closed when the connection ends; new receivers are made from this
+    /// one.
+    receivers: broadcast::Receiver<String>,
     driver: tokio::task::JoinHandle<()>,
 }
 
@@ -30,7 +33,7 @@ impl Listener {
     /// A receiver of the payloads of notifications from now on.
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
-        self.sender.subscribe()
+        self.receivers.resubscribe()
     }
 
     /// Whether the connection ended.
@@ -54,16 +57,16 @@ pub(crate) async fn open(db: &Database, channel: &str) -> Result<Listener> {
     }
     let (config, tls) = db.listen_config();
     let what = "listening for lock releases";
-    let (sender, _) = broadcast::channel(BACKLOG);
+    let (sender, receivers) = broadcast::channel(BACKLOG);
     let (client, driver) = match tls {
-        Some(tls) => connect(db, what, config, tls.clone(), sender.clone()).await?,
-        None => connect(db, what, config, tokio_postgres::NoTls, sender.clone()).await?,
+        Some(tls) => connect(db, what, config, tls.clone(), sender).await?,
+        None => connect(db, what, config, tokio_postgres::NoTls, sender).await?,
     };
     db.bounded(what, client.batch_execute(&format!("LISTEN {channel}")))
         .await?;
     Ok(Listener {
         _client: client,
-        sender,
+        receivers,
         driver,
     })
 }

@@ -160,3 +160,152 @@ async fn a_user_without_privileges_is_told_which() {
     assert!(text.contains("lacks a privilege"), "{text}");
     assert!(text.contains(&user), "{text}");
 }
+
+/// A record written through the manager (the feed tests' changes).
+async fn write_one(s: &PostgresStore, name: &str) -> ff_traits::RecordKey {
+    let m = IdempotencyManager::new(s.clone(), ManagerConfig::default());
+    let key = IdempotencyKey::new(name, json!({"n": 1}), json!({}));
+    let Start::Claimed(claim) = m.start_operation(&key, None).await.expect("start") else {
+        panic!("fresh key");
+    };
+    m.complete_operation(&claim, json!("done"))
+        .await
+        .expect("complete");
+    key.record_key().expect("key")
+}
+
+/// The records' trigger notifies only while a watcher is registered: a
+/// deployment nobody watches pays no `NOTIFY` per write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_notify_only_while_someone_watches() {
+    let Some(server) = server() else { return };
+    let url = isolated(&server.url());
+    let schema = url.rsplit_once("schema=").expect("schema").1.to_owned();
+    let s = PostgresStore::open(&url).await.expect("connect");
+    let db = ff_postgres::Database::open(&url, ff_postgres::Settings::default())
+        .await
+        .expect("connect");
+    let listener = db
+        .listen(&format!("ff_recfeed_{schema}"))
+        .await
+        .expect("listen");
+    let mut heard = listener.subscribe();
+    write_one(&s, "unwatched").await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), heard.recv())
+            .await
+            .is_err(),
+        "a write nobody watches sent a NOTIFY"
+    );
+    let _feed = s.watch().await.expect("watch").expect("a feed");
+    // The feed's own check of the path comes first.
+    while let Ok(Ok(p)) = tokio::time::timeout(Duration::from_millis(300), heard.recv()).await {
+        assert!(p.starts_with("probe "), "{p}");
+    }
+    write_one(&s, "watched").await;
+    tokio::time::timeout(Duration::from_secs(2), heard.recv())
+        .await
+        .expect("a watched write notifies")
+        .expect("listener");
+}
+
+/// A write whose trigger looked before the watcher registered sent no
+/// `NOTIFY`; `watch` returns only once such a write has ended, so the
+/// watcher's first read (after `watch`) sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_racing_the_registration_is_seen_by_the_first_read() {
+    let Some(server) = server() else { return };
+    let url = isolated(&server.url());
+    let schema = url.rsplit_once("schema=").expect("schema").1.to_owned();
+    let s = PostgresStore::open(&url).await.expect("connect");
+    let key = write_one(&s, "racing").await;
+    let before = s
+        .load(&key)
+        .await
+        .expect("load")
+        .expect("record")
+        .revision
+        .0;
+    // A write (its trigger finds no watcher) whose transaction stays open
+    // while the watcher registers.
+    let sql = format!(
+        "BEGIN; UPDATE {schema}.records SET revision = revision + 1 WHERE key = '{}'; \
+         SELECT pg_sleep(1.5); COMMIT;",
+        key.as_str().replace('\'', "''")
+    );
+    let writer = tokio::task::spawn_blocking(move || server.psql(&sql));
+    // Until the write holds its row (the sleep follows it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server
+        .psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(1.5)%' \
+             AND state = 'active' AND pid <> pg_backend_pid()",
+        )
+        .contains('1')
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _feed = s.watch().await.expect("watch").expect("a feed");
+    let first_read = s.load(&key).await.expect("load").expect("record");
+    assert_eq!(
+        first_read.revision.0,
+        before + 1,
+        "the watcher's first read missed a write that raced its registration"
+    );
+    writer.await.expect("writer");
+}
+
+/// A restart ends the feed's connection: the feed wakes its watcher,
+/// listens and registers again by itself, is quiet while nothing
+/// happens, and wakes at the next write. `?wakeups=poll` gives no feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notify_feed_outlives_a_restart() {
+    let Some(mut server) = PgServer::start() else {
+        return;
+    };
+    let url = isolated(&server.url());
+    let polled = PostgresStore::open(&format!("{url}&wakeups=poll"))
+        .await
+        .expect("connect");
+    assert!(polled.watch().await.expect("watch").is_none());
+    let s = PostgresStore::connect(
+        &url.parse().expect("url"),
+        ff_postgres::Settings::default().with_call_timeout(Duration::from_millis(1000)),
+    )
+    .await
+    .expect("connect");
+    let mut feed = s.watch().await.expect("watch").expect("a feed");
+    assert!(!feed.lapses(), "records do not lapse");
+    server.restart();
+    let until = tokio::time::Instant::now() + Duration::from_secs(6);
+    while tokio::time::Instant::now() < until {
+        if let Ok(woke) = tokio::time::timeout(Duration::from_millis(200), feed.changed()).await {
+            woke.expect("a restart does not break the feed");
+        }
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), feed.changed())
+            .await
+            .is_err(),
+        "a quiet server, after the restart, wakes nobody"
+    );
+    let mut written = false;
+    for _ in 0..3 {
+        // The pool's connections died with the server: the first call may fail.
+        let m = IdempotencyManager::new(s.clone(), ManagerConfig::default());
+        let key = IdempotencyKey::new("after-restart", json!({"n": 1}), json!({}));
+        if m.start_operation(&key, None).await.is_ok() {
+            written = true;
+            break;
+        }
+    }
+    assert!(written, "no write after the restart");
+    tokio::time::timeout(Duration::from_secs(2), feed.changed())
+        .await
+        .expect("a write after the restart wakes the feed")
+        .expect("feed");
+}
