@@ -502,19 +502,17 @@ impl LockProvider for PostgresLockProvider {
         "postgres"
     }
 
-    /// `LISTEN` on the locks' change channel, registered as a watcher
-    /// (the holders' trigger notifies only while one is registered):
-    /// every grant, release and revocation by any client wakes the feed
-    /// (a renewal does not: it moves only a lease's end). Leases lapse,
-    /// so a watcher also reads now and then.
+    /// `LISTEN` on the releases' channel, holding the watchers' gate
+    /// (ff-postgres's change feeds): every grant, release and revocation
+    /// by any client wakes the feed (a renewal does not: it moves only a
+    /// lease's end). Leases lapse, so a watcher also reads now and then.
     /// `None` with `?wakeups=poll` or where a `NOTIFY` does not come back
     /// (pgbouncer without `?listen_port=`).
     async fn watch(&self) -> Result<Option<Box<dyn ff_traits::ChangeFeed>>> {
         self.shared
             .db
-            .change_feed(ff_postgres::FeedTables {
-                watchers: "lock_watchers",
-                channel: format!("ff_lockfeed_{}", self.shared.db.schema()),
+            .change_feed(ff_postgres::FeedChannel {
+                channel: self.shared.channel.clone(),
                 lapses: true,
             })
             .await

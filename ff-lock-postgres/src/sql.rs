@@ -210,30 +210,85 @@ BEGIN
 END
 $$;
 ",
-    // 2: change feeds (`ff serve`). While a watcher's registration in
-    //    lock_watchers runs, every statement that changes who holds a
-    //    lock (grants, releases, revocations, waiters' marks: an INSERT,
-    //    a DELETE, or an UPDATE that sets holder or mode) notifies
-    //    ff_lockfeed_{schema}; renewals, which set only expires_at, do
-    //    not (a renewal is no change of holder; watchers of leases read
-    //    now and then anyway). With nobody watching it costs a probe of
-    //    that table, not a NOTIFY. The trigger function is volatile, so
-    //    the probe sees registrations committed up to it.
+    // 2: change feeds (`ff serve`): a grant passes the gate of
+    //    ff-postgres's change feeds (its module doc), and notifies the
+    //    releases' channel while a watcher holds the gate. Releases and
+    //    revocations notify that channel already; renewals are not
+    //    announced (a renewal moves only a lease's end). Otherwise the
+    //    function of step 1, unchanged.
     r"
-CREATE TABLE {schema}.lock_watchers (
-    id         text PRIMARY KEY,
-    expires_at timestamptz NOT NULL
-);
-CREATE FUNCTION {schema}.ff_lock_feed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION {schema}.ff_lock_acquire(
+    p_name text, p_holder text, p_mode text, p_ttl_ms bigint, p_info text,
+    p_dead_holder text, p_dead_fence bigint, p_waiter text, p_permits integer)
+RETURNS TABLE (granted integer, fence bigint, blockers text[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now timestamptz;
+    v_fence bigint;
+    v_blockers text[];
+    v_live integer;
 BEGIN
-    IF EXISTS (SELECT 1 FROM {schema}.lock_watchers w WHERE w.expires_at > clock_timestamp()) THEN
-        PERFORM pg_notify('ff_lockfeed_{schema}', '');
+    -- The name's next fencing token: one more than the last, and never
+    -- below the server's clock in microseconds (a lost row, or grants a
+    -- failed primary made that never reached the replica promoted in its
+    -- place, cannot make tokens go back). The upsert locks the row until
+    -- commit, so grants of one name are decided one at a time, in token
+    -- order; a refused attempt leaves a gap, which fencing allows.
+    INSERT INTO {schema}.lock_fences AS f (name, fence)
+    VALUES (p_name, floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint)
+    ON CONFLICT (name) DO UPDATE
+        SET fence = greatest(f.fence + 1, floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint)
+    RETURNING f.fence INTO v_fence;
+    v_now := clock_timestamp();
+    IF p_dead_holder IS NOT NULL THEN
+        UPDATE {schema}.lock_holders h SET holder = NULL, expires_at = '-infinity', info = ''
+         WHERE h.name = p_name AND h.holder = p_dead_holder AND h.fence = p_dead_fence;
     END IF;
-    RETURN NULL;
+    IF p_mode = 'X' THEN
+        SELECT array_agg({schema}.ff_lock_describe(h, v_now)) INTO v_blockers
+          FROM {schema}.lock_holders h
+         WHERE h.name = p_name AND h.holder IS NOT NULL AND h.expires_at > v_now AND h.mode <> 'W';
+    ELSE
+        SELECT array_agg({schema}.ff_lock_describe(h, v_now)) INTO v_blockers
+          FROM {schema}.lock_holders h
+         WHERE h.name = p_name AND h.holder IS NOT NULL AND h.expires_at > v_now AND h.mode = 'W';
+        IF v_blockers IS NOT NULL THEN
+            RETURN QUERY SELECT 2, 0::bigint, v_blockers;
+            RETURN;
+        END IF;
+        SELECT array_agg({schema}.ff_lock_describe(h, v_now)) INTO v_blockers
+          FROM {schema}.lock_holders h
+         WHERE h.name = p_name AND h.holder IS NOT NULL AND h.expires_at > v_now
+           AND NOT {schema}.ff_lock_compatible(h.mode, p_mode);
+        IF v_blockers IS NULL AND p_permits IS NOT NULL THEN
+            SELECT count(*) INTO v_live FROM {schema}.lock_holders h
+             WHERE h.name = p_name AND h.holder IS NOT NULL AND h.expires_at > v_now;
+            IF v_live >= p_permits THEN
+                SELECT array_agg({schema}.ff_lock_describe(h, v_now)) INTO v_blockers
+                  FROM {schema}.lock_holders h
+                 WHERE h.name = p_name AND h.holder IS NOT NULL AND h.expires_at > v_now;
+            END IF;
+        END IF;
+    END IF;
+    IF v_blockers IS NOT NULL THEN
+        IF p_waiter IS NOT NULL THEN
+            PERFORM {schema}.ff_lock_occupy(p_name, p_waiter, p_waiter, 'W', 0,
+                v_now + p_ttl_ms * interval '1 millisecond', p_info, v_now);
+        END IF;
+        RETURN QUERY SELECT 0, 0::bigint, v_blockers;
+        RETURN;
+    END IF;
+    PERFORM {schema}.ff_lock_occupy(p_name, p_waiter, p_holder, p_mode, v_fence,
+        v_now + p_ttl_ms * interval '1 millisecond', p_info, v_now);
+    -- The change feeds' gate: refused while a watcher holds the lock
+    -- exclusively, and then the grant is announced on the channel releases
+    -- use (waiters ignore an empty payload).
+    IF NOT pg_try_advisory_xact_lock_shared(hashtextextended('ff_lock_{schema}', 0)) THEN
+        PERFORM pg_notify('ff_lock_{schema}', '');
+    END IF;
+    RETURN QUERY SELECT 1, v_fence, NULL::text[];
 END
 $$;
-CREATE TRIGGER lock_holders_feed AFTER INSERT OR DELETE OR UPDATE OF holder, mode ON {schema}.lock_holders
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.ff_lock_feed();
 ",
 ];
 

@@ -1,20 +1,27 @@
-//! Change feeds from `NOTIFY`: a backend's tables carry a statement-level
-//! trigger that sends a notification on a channel of the schema's after
-//! every write, **while someone watches**: watchers register in a small
-//! table of their own (a lease, renewed), and the trigger sends only when
-//! that table has a live row. So the writes of a deployment nobody
-//! watches pay one index probe, not a `NOTIFY` (whose commit takes a
-//! lock every notifying transaction shares).
+//! Change feeds from `NOTIFY`, sent **only while someone watches**.
 //!
-//! A write whose trigger looked just before a watcher's registration
-//! committed sent nothing, yet may commit after the watcher's first read.
-//! So a registration is complete only once every transaction in progress
-//! when it committed has ended (`pg_xact_status`): such a writer had its
-//! transaction id before its trigger looked (the trigger runs after the
-//! write, and its probe takes a fresh snapshot), so it is among them.
-//! Where one of them lasts longer than the call timeout (someone's long
-//! transaction), the feed also wakes its watcher 10 s later.
+//! Each write of a backend's (a grant; a record's create, swap or removal)
+//! passes a gate first: in the same transaction it takes the channel's
+//! advisory lock, shared, for the transaction (`pg_try_advisory_xact_lock_shared`,
+//! keyed by `hashtextextended(channel, 0)`). A watcher holds that lock
+//! exclusively, at session level, on its `LISTEN` connection. So:
+//!
+//! * nobody watching: the gate's lock is free and the write sends nothing
+//!   (one lock-table call, not a `NOTIFY`, whose commit takes a lock all
+//!   notifying transactions share);
+//! * someone watching: the gate's lock is refused and the write sends a
+//!   `NOTIFY` on the channel;
+//! * a watcher taking the lock waits out (by trying again) every write
+//!   that passed the gate unwatched, since each holds the shared lock
+//!   until it commits; once it holds the lock it wakes its own watcher,
+//!   whose read then sees them all.
+//!
+//! Several watchers: one holds the lock; the others listen (writes notify
+//! all of them) and try to take it every second, so when the holder goes
+//! (its connection ends, and the lock with it) another takes it within a
+//! second and wakes its watcher (covering the writes in between).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,90 +32,65 @@ use tokio::sync::broadcast::{
 };
 use tokio::time::Instant;
 
-use std::sync::Arc;
-
 use crate::{Database, Listener, Type, Wakeups};
 
-/// How long a watcher's registration lasts without renewal.
-const LEASE: Duration = Duration::from_secs(60);
-
-/// How often a live feed renews its registration.
-const RENEW_EVERY: Duration = Duration::from_secs(20);
-
-/// After a break: how long until listening and registering are tried
-/// again (the feed wakes its watcher at each try, so its reads show the
-/// outage and its end).
+/// After a break: how long until listening is tried again (the feed wakes
+/// its watcher at each try, so its reads show the outage and its end).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// After a registration whose older transactions did not all end within
-/// the call timeout: when to wake the watcher anyway.
-const LATE_FENCE: Duration = Duration::from_secs(10);
+/// While another watcher (or a write in progress) holds the gate: how
+/// often this one tries to take it.
+const TAKE_EVERY: Duration = Duration::from_secs(1);
 
-/// How often the end of the older transactions is looked for.
-const FENCE_POLL: Duration = Duration::from_millis(5);
-
-/// What one backend's feed listens on and registers in.
+/// What one backend's feed listens on.
 #[derive(Debug, Clone)]
-pub struct FeedTables {
-    /// The table watchers register in (`id text PRIMARY KEY, expires_at
-    /// timestamptz NOT NULL`), in the database's schema.
-    pub watchers: &'static str,
-    /// The channel the trigger notifies (a plain identifier).
+pub struct FeedChannel {
+    /// The channel the backend's writes notify while watched (a plain
+    /// identifier); its gate is keyed by `hashtextextended(channel, 0)`.
     pub channel: String,
     /// The feed's [`ChangeFeed::lapses`].
     pub lapses: bool,
 }
 
 impl Database {
-    /// A change feed of the writes to a backend's tables (their trigger
-    /// notifying `tables.channel` while `tables.watchers` has a live
-    /// row); `Ok(None)` where notifications cannot reach this process:
-    /// with `?wakeups=poll`, or when a `NOTIFY` sent through the pool does
-    /// not come back on the `LISTEN` connection (a transaction-pooling
-    /// pgbouncer and no `?listen_port=`). The watcher polls then.
+    /// A change feed of a backend's writes, which notify `feed.channel`
+    /// while watched (the module's doc says how); `Ok(None)` where
+    /// notifications cannot reach this process: with `?wakeups=poll`, or
+    /// when a `NOTIFY` sent through the pool does not come back on the
+    /// `LISTEN` connection (a transaction-pooling pgbouncer and no
+    /// `?listen_port=`). The watcher polls then.
     ///
-    /// It returns once the registration is complete (see the module's
-    /// doc), so the watcher's first read, made after, misses nothing.
-    /// The feed keeps itself alive: when its connection ends, it wakes
-    /// its watcher, then listens and registers again (waking it once
-    /// more). Dropping it ends the registration.
+    /// The feed keeps itself alive: when its connection ends, it wakes its
+    /// watcher, then listens again (waking it once more).
     ///
     /// # Errors
     /// [`ff_traits::Error::Backend`] when the server cannot be reached.
-    pub async fn change_feed(&self, tables: FeedTables) -> Result<Option<Box<dyn ChangeFeed>>> {
+    pub async fn change_feed(&self, feed: FeedChannel) -> Result<Option<Box<dyn ChangeFeed>>> {
         if self.url().wakeups() == Wakeups::Poll {
             return Ok(None);
         }
-        let schema = self.schema();
-        let w = tables.watchers;
-        let registrar = Arc::new(Registrar {
+        let watcher = Arc::new(Watcher {
             db: self.clone(),
-            id: ff_traits::identity::unique_id(),
-            register: format!(
-                "INSERT INTO {schema}.{w} (id, expires_at) \
-                 VALUES ($1, clock_timestamp() + $2 * interval '1 millisecond') \
-                 ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at"
-            ),
-            prune: format!("DELETE FROM {schema}.{w} WHERE expires_at < clock_timestamp()"),
-            unregister: format!("DELETE FROM {schema}.{w} WHERE id = $1"),
-            channel: tables.channel,
+            channel: feed.channel,
         });
-        let listening = registrar.listen().await?;
-        if !registrar.proven(&listening).await? {
-            tracing::warn!(endpoint = %self.endpoint(), channel = %registrar.channel, "a NOTIFY sent through the pool never came back on the LISTEN connection; ff serve polls this backend (behind a transaction-pooling pgbouncer, name the server's own port with ?listen_port=)");
+        let listening = watcher.listen().await?;
+        if !watcher.proven(&listening).await? {
+            tracing::warn!(endpoint = %self.endpoint(), channel = %watcher.channel, "a NOTIFY sent through the pool never came back on the LISTEN connection; ff serve polls this backend (behind a transaction-pooling pgbouncer, name the server's own port with ?listen_port=)");
             return Ok(None);
         }
-        let complete = registrar.register_new().await?;
-        let mut feed = NotifyFeed {
-            registrar,
-            lapses: tables.lapses,
+        // Held: writes from now on notify, and those before are committed
+        // (the watcher's first read comes after this). Not held: another
+        // watcher holds it (writes notify), or a write is in progress (it
+        // is seen when the gate is taken, which wakes the watcher).
+        let holds_gate = listening.take_gate(&watcher).await?;
+        Ok(Some(Box::new(NotifyFeed {
+            watcher,
+            lapses: feed.lapses,
             listening: Some(listening),
-            renew_at: Instant::now() + RENEW_EVERY,
-            fences: Vec::new(),
+            holds_gate,
+            take_at: Instant::now() + TAKE_EVERY,
             recovering: None,
-        };
-        feed.registered(complete);
-        Ok(Some(Box::new(feed)))
+        })))
     }
 }
 
@@ -118,18 +100,21 @@ struct Listening {
     rx: broadcast::Receiver<String>,
 }
 
-/// What listening and registering need (shared with a recovery task).
-struct Registrar {
+impl Listening {
+    async fn take_gate(&self, watcher: &Watcher) -> Result<bool> {
+        self.listener
+            .try_advisory_lock(&watcher.db, &watcher.channel)
+            .await
+    }
+}
+
+/// What listening needs (shared with a recovery task).
+struct Watcher {
     db: Database,
-    /// This watcher's row in the watchers' table.
-    id: String,
-    register: String,
-    prune: String,
-    unregister: String,
     channel: String,
 }
 
-impl Registrar {
+impl Watcher {
     async fn listen(&self) -> Result<Listening> {
         let listener = self.db.listen(&self.channel).await?;
         let rx = listener.subscribe();
@@ -139,7 +124,7 @@ impl Registrar {
     /// Whether a `NOTIFY` sent through the pool comes back on `listening`.
     async fn proven(&self, listening: &Listening) -> Result<bool> {
         let mut rx = listening.listener.subscribe();
-        let probe = format!("probe {}", self.id);
+        let probe = format!("\u{1f}probe {}", ff_traits::identity::unique_id());
         let what = "checking change notifications";
         let client = self.db.client(what).await?;
         self.db
@@ -164,125 +149,48 @@ impl Registrar {
         }
     }
 
-    /// Renews the registration.
-    async fn renew(&self) -> Result<()> {
-        let what = "renewing a change watcher";
-        let client = self.db.client(what).await?;
-        let lease = crate::millis(LEASE);
-        self.db
-            .bounded(
-                what,
-                client.query_typed(
-                    &self.register,
-                    &[(&self.id.as_str(), Type::TEXT), (&lease, Type::INT8)],
-                ),
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Registers (clearing lapsed registrations) and waits until the
-    /// writes older than the registration ended; whether they all did
-    /// within the call timeout.
-    async fn register_new(&self) -> Result<bool> {
-        let what = "registering a change watcher";
-        let client = self.db.client(what).await?;
-        self.db
-            .bounded(what, client.query_typed(&self.prune, &[]))
-            .await?;
-        drop(client);
-        self.renew().await?;
-        self.older_writers_ended().await
-    }
-
-    /// Waits (up to the call timeout) until every transaction in progress
-    /// now has ended; whether they all did.
-    async fn older_writers_ended(&self) -> Result<bool> {
-        let what = "waiting for writes older than a change watcher";
-        let client = self.db.client(what).await?;
-        let rows = self
-            .db
-            .bounded(
-                what,
-                client.query_typed(
-                    "SELECT array(SELECT x::text FROM pg_snapshot_xip(pg_current_snapshot()) x)",
-                    &[],
-                ),
-            )
-            .await?;
-        let mut older: Vec<String> = rows.first().map(|r| r.get(0)).unwrap_or_default();
-        let deadline = Instant::now() + self.db.settings().call_timeout;
-        while !older.is_empty() {
-            if Instant::now() >= deadline {
-                return Ok(false);
-            }
-            tokio::time::sleep(FENCE_POLL).await;
-            let rows = self
-                .db
-                .bounded(
-                    what,
-                    client.query_typed(
-                        "SELECT array(SELECT x FROM unnest($1::text[]) x \
-                         WHERE pg_xact_status(x::xid8) = 'in progress')",
-                        &[(&older, Type::TEXT_ARRAY)],
-                    ),
-                )
-                .await?;
-            older = rows.first().map(|r| r.get(0)).unwrap_or_default();
-        }
-        Ok(true)
-    }
-
-    /// After a break: at `at`, listens and registers again.
+    /// After a break: at `at`, listens again and tries to take the gate.
     async fn recover(self: Arc<Self>, at: Instant) -> Result<(Listening, bool)> {
         tokio::time::sleep_until(at).await;
         let listening = self.listen().await?;
-        let complete = self.register_new().await?;
-        Ok((listening, complete))
+        let holds_gate = listening.take_gate(&self).await?;
+        Ok((listening, holds_gate))
     }
 }
 
 /// One watcher's feed.
 struct NotifyFeed {
-    registrar: Arc<Registrar>,
+    watcher: Arc<Watcher>,
     lapses: bool,
     /// `None` while broken.
     listening: Option<Listening>,
-    renew_at: Instant,
-    /// When to wake for writes that raced the last registration.
-    fences: Vec<Instant>,
-    /// While broken: listening and registering again, in a task of its
-    /// own, so a caller that stops waiting (`changed` is raced against
-    /// timers) does not start it over.
+    /// Whether this feed's connection holds the gate.
+    holds_gate: bool,
+    /// When not holding it: when to try again.
+    take_at: Instant,
+    /// While broken: listening again, in a task of its own, so a caller
+    /// that stops waiting (`changed` is raced against timers) does not
+    /// start it over.
     recovering: Option<tokio::task::JoinHandle<Result<(Listening, bool)>>>,
 }
 
 impl std::fmt::Debug for NotifyFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NotifyFeed")
-            .field("channel", &self.registrar.channel)
+            .field("channel", &self.watcher.channel)
             .field("listening", &self.listening.is_some())
+            .field("holds_gate", &self.holds_gate)
             .finish_non_exhaustive()
     }
 }
 
 impl NotifyFeed {
-    /// A registration was made: renewals from now; a late wake-up if
-    /// writes older than it had not all ended.
-    fn registered(&mut self, complete: bool) {
-        let now = Instant::now();
-        self.renew_at = now + RENEW_EVERY;
-        if !complete {
-            tracing::debug!(channel = %self.registrar.channel, "a transaction older than the watcher's registration is still running; waking the watcher again later");
-            self.fences.push(now + LATE_FENCE);
-        }
-    }
-
-    /// The connection ended or a renewal failed: recover after a pause.
+    /// The connection ended: listen again after a pause.
     fn broke(&mut self, after: Duration) {
         self.listening = None;
-        let registrar = Arc::clone(&self.registrar);
-        self.recovering = Some(tokio::spawn(registrar.recover(Instant::now() + after)));
+        self.holds_gate = false;
+        let watcher = Arc::clone(&self.watcher);
+        self.recovering = Some(tokio::spawn(watcher.recover(Instant::now() + after)));
     }
 }
 
@@ -290,26 +198,6 @@ impl Drop for NotifyFeed {
     fn drop(&mut self) {
         if let Some(task) = self.recovering.take() {
             task.abort();
-        }
-        // Ends the registration now rather than when its lease runs out,
-        // so writes stop notifying for a watcher that is gone.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let registrar = Arc::clone(&self.registrar);
-            rt.spawn(async move {
-                let what = "ending a change watcher";
-                if let Ok(client) = registrar.db.client(what).await {
-                    let _ = registrar
-                        .db
-                        .bounded(
-                            what,
-                            client.query_typed(
-                                &registrar.unregister,
-                                &[(&registrar.id.as_str(), Type::TEXT)],
-                            ),
-                        )
-                        .await;
-                }
-            });
         }
     }
 }
@@ -322,17 +210,18 @@ impl ChangeFeed for NotifyFeed {
                 let outcome = task.await;
                 self.recovering = None;
                 match outcome {
-                    Ok(Ok((listening, complete))) => {
-                        tracing::debug!(channel = %self.registrar.channel, "listening for changes again");
+                    Ok(Ok((listening, holds_gate))) => {
+                        tracing::debug!(channel = %self.watcher.channel, holds_gate, "listening for changes again");
                         self.listening = Some(listening);
-                        self.registered(complete);
+                        self.holds_gate = holds_gate;
+                        self.take_at = Instant::now() + TAKE_EVERY;
                     }
                     Ok(Err(e)) => {
-                        tracing::debug!(channel = %self.registrar.channel, error = %e, "cannot listen for changes yet");
+                        tracing::debug!(channel = %self.watcher.channel, error = %e, "cannot listen for changes yet");
                         self.broke(RETRY_AFTER);
                     }
                     Err(e) => {
-                        tracing::debug!(channel = %self.registrar.channel, error = %e, "the task listening again ended");
+                        tracing::debug!(channel = %self.watcher.channel, error = %e, "the task listening again ended");
                         self.broke(RETRY_AFTER);
                     }
                 }
@@ -344,9 +233,9 @@ impl ChangeFeed for NotifyFeed {
                 self.broke(Duration::ZERO);
                 continue;
             };
-            let fence = self.fences.first().copied();
-            let fence_wait = async move {
-                match fence {
+            let take_at = (!self.holds_gate).then_some(self.take_at);
+            let take_wait = async move {
+                match take_at {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
@@ -354,7 +243,7 @@ impl ChangeFeed for NotifyFeed {
             tokio::select! {
                 got = listening.rx.recv() => {
                     if matches!(got, Err(RecvError::Closed)) {
-                        tracing::debug!(channel = %self.registrar.channel, "the LISTEN connection ended");
+                        tracing::debug!(channel = %self.watcher.channel, "the LISTEN connection ended");
                         self.broke(RETRY_AFTER);
                         return Ok(());
                     }
@@ -363,17 +252,22 @@ impl ChangeFeed for NotifyFeed {
                     while matches!(listening.rx.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
                     return Ok(());
                 }
-                () = fence_wait => {
-                    self.fences.remove(0);
-                    return Ok(());
-                }
-                () = tokio::time::sleep_until(self.renew_at) => {
-                    if let Err(e) = self.registrar.renew().await {
-                        tracing::debug!(channel = %self.registrar.channel, error = %e, "renewing the change watcher failed");
-                        self.broke(RETRY_AFTER);
-                        return Ok(());
+                () = take_wait => {
+                    self.take_at = Instant::now() + TAKE_EVERY;
+                    match listening.take_gate(&self.watcher).await {
+                        // Taken: the writes that went by unwatched are
+                        // committed; the watcher reads them now.
+                        Ok(true) => {
+                            self.holds_gate = true;
+                            return Ok(());
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::debug!(channel = %self.watcher.channel, error = %e, "cannot take the watchers' lock");
+                            self.broke(RETRY_AFTER);
+                            return Ok(());
+                        }
                     }
-                    self.renew_at = Instant::now() + RENEW_EVERY;
                 }
             }
         }

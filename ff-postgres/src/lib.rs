@@ -28,7 +28,7 @@
 //! | connect timeout, one call, waiting for a pooled connection | [`Settings::call_timeout`] (default 2 s); then a backend error (exit 69) naming the server |
 //! | session state | none: no advisory session locks, no named statements, no `SET`; everything works through a transaction-pooling pgbouncer |
 //! | `LISTEN` | a connection of its own, to the URL's host and `listen_port` (default: the URL's port) |
-//! | change feed ([`Database::change_feed`]) | `LISTEN` as above, a watcher's row (60 s lease, renewed every 20 s) that makes the backend's trigger `NOTIFY`; listened and registered again 1 s after a break |
+//! | change feed ([`Database::change_feed`]) | `LISTEN` as above, holding the channel's advisory lock on that connection, which makes the backend's writes `NOTIFY`; listened again 1 s after a break; another watcher's lock tried every second |
 //! | TLS | `sslmode=verify-full`: the server's certificate checked against `sslrootcert` (or the system's roots) and its name against the URL's host; no mode skips the check |
 //! | schema | ForgeFlow's tables live in `?schema=` (default `forgeflow`), created and migrated by version on first use |
 //!
@@ -50,7 +50,7 @@ mod migrate;
 mod tls;
 mod url;
 
-pub use feed::FeedTables;
+pub use feed::FeedChannel;
 pub use listen::Listener;
 pub use url::{PostgresUrl, Wakeups, is_postgres_url, redact};
 

@@ -20,8 +20,9 @@ const BACKLOG: usize = 1024;
 /// [`is_closed`](Self::is_closed) turns true: open another.
 #[derive(Debug)]
 pub struct Listener {
-    /// Kept so the connection stays open; dropping it ends the `LISTEN`.
-    _client: tokio_postgres::Client,
+    /// Kept so the connection stays open; dropping it ends the `LISTEN`
+    /// (and frees the session's advisory locks).
+    client: tokio_postgres::Client,
     /// Only the driver holds a sender, so receivers see the channel
     /// closed when the connection ends; new receivers are made from this
     /// one.
@@ -40,6 +41,25 @@ impl Listener {
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.driver.is_finished()
+    }
+
+    /// Tries to take, on this connection, the session-level exclusive
+    /// advisory lock keyed by `hashtextextended(key, 0)`: held until the
+    /// connection ends (taking it again only counts it twice).
+    ///
+    /// # Errors
+    /// [`ff_traits::Error::Backend`] when the call fails.
+    pub async fn try_advisory_lock(&self, db: &Database, key: &str) -> Result<bool> {
+        let rows = db
+            .bounded(
+                "taking a watcher's advisory lock",
+                self.client.query_typed(
+                    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                    &[(&key, tokio_postgres::types::Type::TEXT)],
+                ),
+            )
+            .await?;
+        Ok(rows.first().is_some_and(|r| r.get::<_, bool>(0)))
     }
 }
 
@@ -65,7 +85,7 @@ pub(crate) async fn open(db: &Database, channel: &str) -> Result<Listener> {
     db.bounded(what, client.batch_execute(&format!("LISTEN {channel}")))
         .await?;
     Ok(Listener {
-        _client: client,
+        client,
         receivers,
         driver,
     })

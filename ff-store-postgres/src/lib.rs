@@ -66,25 +66,6 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX records_stats ON {schema}.records (status, operation);
      CREATE INDEX records_finished_age ON {schema}.records (last_activity)
          WHERE status <> 'pending';",
-    // 2: change feeds (`ff serve`). While a watcher's registration in
-    //    record_watchers runs, every statement that writes records
-    //    notifies ff_recfeed_{schema}; with nobody watching it costs a
-    //    probe of that table, not a NOTIFY. The trigger function is
-    //    volatile, so the probe sees registrations committed up to it.
-    "CREATE TABLE {schema}.record_watchers (
-         id         text PRIMARY KEY,
-         expires_at timestamptz NOT NULL
-     );
-     CREATE FUNCTION {schema}.ff_record_feed() RETURNS trigger LANGUAGE plpgsql AS $$
-     BEGIN
-         IF EXISTS (SELECT 1 FROM {schema}.record_watchers w WHERE w.expires_at > clock_timestamp()) THEN
-             PERFORM pg_notify('ff_recfeed_{schema}', '');
-         END IF;
-         RETURN NULL;
-     END
-     $$;
-     CREATE TRIGGER records_feed AFTER INSERT OR UPDATE OR DELETE ON {schema}.records
-         FOR EACH STATEMENT EXECUTE FUNCTION {schema}.ff_record_feed();",
 ];
 
 /// Rows a scan reads per round trip.
@@ -293,21 +274,6 @@ fn columns(record: &IdempotencyRecord) -> Result<Columns> {
 impl IdempotencyStorage for PostgresStore {
     fn backend_name(&self) -> &str {
         "postgres"
-    }
-
-    /// `LISTEN` on the records' change channel, registered as a watcher
-    /// (the records' trigger notifies only while one is registered): every
-    /// write, removal and cleanup by any client wakes the feed, and an idle
-    /// watcher reads nothing. `None` with `?wakeups=poll` or where a
-    /// `NOTIFY` does not come back (pgbouncer without `?listen_port=`).
-    async fn watch(&self) -> Result<Option<Box<dyn ff_traits::ChangeFeed>>> {
-        self.db
-            .change_feed(ff_postgres::FeedTables {
-                watchers: "record_watchers",
-                channel: format!("ff_recfeed_{}", self.db.schema()),
-                lapses: false,
-            })
-            .await
     }
 
     async fn load(&self, key: &RecordKey) -> Result<Option<IdempotencyRecord>> {

@@ -218,3 +218,153 @@ async fn renewals_do_not_wake_the_feed() {
         .expect("the release wakes the feed")
         .expect("feed");
 }
+
+/// Grants notify only while a watcher holds the gate: a deployment nobody
+/// watches pays no `NOTIFY` per grant (releases notify waiters anyway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_notify_only_while_someone_watches() {
+    let Some(server) = server() else { return };
+    let url = isolated(&server.url());
+    let schema = url.rsplit_once("schema=").expect("schema").1.to_owned();
+    let p = connect(&url).await;
+    let db = ff_postgres::Database::open(&url, ff_postgres::Settings::default())
+        .await
+        .expect("connect");
+    let listener = db
+        .listen(&format!("ff_lock_{schema}"))
+        .await
+        .expect("listen");
+    let mut heard = listener.subscribe();
+    let options = LockOptions::default();
+    let unwatched = p
+        .acquire(&LockName::new("unwatched").expect("name"), &options)
+        .await
+        .expect("acquire");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), heard.recv())
+            .await
+            .is_err(),
+        "a grant nobody watches sent a NOTIFY"
+    );
+    let _feed = p.watch().await.expect("watch").expect("a feed");
+    // The feed's own check of the path comes first.
+    while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(300), heard.recv()).await {
+        assert!(m.starts_with("\u{1f}probe "), "{m:?}");
+    }
+    let watched = p
+        .acquire(&LockName::new("watched").expect("name"), &options)
+        .await
+        .expect("acquire");
+    tokio::time::timeout(Duration::from_secs(2), heard.recv())
+        .await
+        .expect("a watched grant notifies")
+        .expect("listener");
+    watched.release().await.expect("release");
+    unwatched.release().await.expect("release");
+}
+
+/// Drains wake-ups until the feed has been quiet for 300 ms.
+async fn settle(feed: &mut Box<dyn ff_traits::ChangeFeed>) {
+    while tokio::time::timeout(Duration::from_millis(300), feed.changed())
+        .await
+        .is_ok()
+    {}
+}
+
+/// Two watchers: one holds the gate, both hear the grants; when it goes,
+/// the other takes the gate within about a second and wakes its watcher
+/// (for the grants made meanwhile), and grants go on notifying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_watcher_takes_over_when_the_first_goes() {
+    let Some(server) = server() else { return };
+    let p = connect(&isolated(&server.url())).await;
+    let mut first = p.watch().await.expect("watch").expect("a feed");
+    let mut second = p.watch().await.expect("watch").expect("a feed");
+    settle(&mut first).await;
+    settle(&mut second).await;
+    let options = LockOptions::default();
+    let both = p
+        .acquire(&LockName::new("both").expect("name"), &options)
+        .await
+        .expect("acquire");
+    for feed in [&mut first, &mut second] {
+        tokio::time::timeout(Duration::from_secs(2), feed.changed())
+            .await
+            .expect("a grant wakes every watcher")
+            .expect("feed");
+    }
+    drop(first);
+    let between = p
+        .acquire(&LockName::new("between").expect("name"), &options)
+        .await
+        .expect("acquire");
+    // Woken by the grant (if the gate was still held) or by taking the
+    // gate over; then a later grant wakes it too.
+    tokio::time::timeout(Duration::from_secs(3), second.changed())
+        .await
+        .expect("the remaining watcher wakes")
+        .expect("feed");
+    settle(&mut second).await;
+    let after = p
+        .acquire(&LockName::new("after").expect("name"), &options)
+        .await
+        .expect("acquire");
+    tokio::time::timeout(Duration::from_secs(2), second.changed())
+        .await
+        .expect("grants notify the remaining watcher")
+        .expect("feed");
+    for g in [both, between, after] {
+        g.release().await.expect("release");
+    }
+}
+
+/// A restart ends the feed's connection: the feed wakes its watcher,
+/// listens again by itself, is quiet while nothing happens, and wakes at
+/// the next grant. `?wakeups=poll` gives no feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notify_feed_outlives_a_restart() {
+    let Some(mut server) = PgServer::start() else {
+        return;
+    };
+    let url = isolated(&server.url());
+    let polled = connect(&format!("{url}&wakeups=poll")).await;
+    assert!(polled.watch().await.expect("watch").is_none());
+    let p = PostgresLockProvider::connect(
+        PostgresLockConfig::new(url).with_call_timeout(Duration::from_millis(1000)),
+    )
+    .await
+    .expect("connect");
+    let mut feed = p.watch().await.expect("watch").expect("a feed");
+    assert!(feed.lapses(), "leases lapse");
+    server.restart();
+    let until = tokio::time::Instant::now() + Duration::from_secs(6);
+    while tokio::time::Instant::now() < until {
+        if let Ok(woke) = tokio::time::timeout(Duration::from_millis(200), feed.changed()).await {
+            woke.expect("a restart does not break the feed");
+        }
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), feed.changed())
+            .await
+            .is_err(),
+        "a quiet server, after the restart, wakes nobody"
+    );
+    let options = LockOptions::default().with_timeout(Duration::from_secs(5));
+    let mut granted = None;
+    for _ in 0..3 {
+        // The pool's connections died with the server: the first call may fail.
+        if let Ok(g) = p
+            .acquire(&LockName::new("after-restart").expect("name"), &options)
+            .await
+        {
+            granted = Some(g);
+            break;
+        }
+    }
+    let g = granted.expect("no grant after the restart");
+    tokio::time::timeout(Duration::from_secs(2), feed.changed())
+        .await
+        .expect("a grant after the restart wakes the feed")
+        .expect("feed");
+    g.release().await.expect("release");
+}
