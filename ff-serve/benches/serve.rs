@@ -28,7 +28,9 @@ use ff_lock_file::FileLockProvider;
 use ff_metrics::Instrumented;
 use ff_serve::{Backends, ServeConfig, Server};
 use ff_store_sqlite::SqliteStore;
-use ff_traits::{IdempotencyKey, LockName, LockOptions, LockProvider, RecordedError};
+use ff_traits::{
+    IdempotencyKey, IdempotencyStorage, LockName, LockOptions, LockProvider, RecordedError,
+};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -56,28 +58,41 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
     body
 }
 
-async fn fill(store: Arc<SqliteStore>, records: usize) {
-    let manager = IdempotencyManager::new(store, ManagerConfig::default().with_max_attempts(1));
-    for i in 0..records {
-        let key = IdempotencyKey::new("bench", json!({"i": i}), json!({}));
-        let Start::Claimed(claim) = manager.start_operation(&key, None).await.unwrap() else {
-            panic!("a new key");
-        };
-        match i % 50 {
-            0 => {}
-            1..=4 => {
-                manager
-                    .fail_operation(
-                        &claim,
-                        RecordedError::new("bench", "failed on purpose", false),
-                    )
-                    .await
-                    .unwrap();
+async fn fill<S: IdempotencyStorage + Clone + 'static>(store: S, records: usize) {
+    // Eight writers at once: a server's round trips (Redis, PostgreSQL)
+    // overlap; SQLite takes them one at a time anyway.
+    let writers = 8;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let manager =
+            IdempotencyManager::new(store.clone(), ManagerConfig::default().with_max_attempts(1));
+        tasks.push(tokio::spawn(async move {
+            for i in (w..records).step_by(writers) {
+                let key = IdempotencyKey::new("bench", json!({"i": i}), json!({}));
+                let Start::Claimed(claim) = manager.start_operation(&key, None).await.unwrap()
+                else {
+                    panic!("a new key");
+                };
+                match i % 50 {
+                    0 => {}
+                    1..=4 => {
+                        manager
+                            .fail_operation(
+                                &claim,
+                                RecordedError::new("bench", "failed on purpose", false),
+                            )
+                            .await
+                            .unwrap();
+                    }
+                    _ => {
+                        manager.complete_operation(&claim, json!(i)).await.unwrap();
+                    }
+                }
             }
-            _ => {
-                manager.complete_operation(&claim, json!(i)).await.unwrap();
-            }
-        }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
     }
 }
 
@@ -389,6 +404,85 @@ async fn sse_client(addr: std::net::SocketAddr) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move { while let Ok(Some(_)) = events.0.next_line().await {} })
 }
 
+/// Where the idle part's locks and records live: `FF_IDLE_BACKEND=embedded`
+/// (the default: file locks and SQLite in a directory), `redis` (a
+/// `redis-server` publishing keyspace events) or `postgres` (a local
+/// cluster), each started by the bench.
+#[derive(Debug, Clone)]
+enum Place {
+    Embedded(std::path::PathBuf),
+    Redis(String),
+    Postgres(String),
+}
+
+impl Place {
+    /// How a child is told (one argument).
+    fn arg(&self) -> String {
+        match self {
+            Self::Embedded(dir) => format!("embedded:{}", dir.display()),
+            Self::Redis(url) => format!("redis:{url}"),
+            Self::Postgres(url) => format!("postgres:{url}"),
+        }
+    }
+
+    fn parse(arg: &str) -> Self {
+        let (kind, rest) = arg.split_once(':').unwrap();
+        match kind {
+            "embedded" => Self::Embedded(rest.into()),
+            "redis" => Self::Redis(rest.into()),
+            "postgres" => Self::Postgres(rest.into()),
+            other => panic!("unknown place {other}"),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Embedded(_) => "file locks + SQLite",
+            Self::Redis(_) => "Redis locks + Redis records",
+            Self::Postgres(_) => "PostgreSQL locks + PostgreSQL records",
+        }
+    }
+
+    async fn locks(&self) -> Arc<dyn LockProvider> {
+        match self {
+            Self::Embedded(dir) => Arc::new(FileLockProvider::new(dir.join("locks"))),
+            Self::Redis(url) => Arc::new(
+                ff_lock_redis::RedisLockProvider::connect(ff_lock_redis::RedisLockConfig::new(url))
+                    .await
+                    .unwrap(),
+            ),
+            Self::Postgres(url) => Arc::new(
+                ff_lock_postgres::PostgresLockProvider::connect(
+                    ff_lock_postgres::PostgresLockConfig::new(url),
+                )
+                .await
+                .unwrap(),
+            ),
+        }
+    }
+
+    async fn store(&self) -> Arc<dyn IdempotencyStorage> {
+        match self {
+            Self::Embedded(dir) => Arc::new(SqliteStore::open(dir.join("records.db")).unwrap()),
+            Self::Redis(url) => Arc::new(
+                ff_store_redis::RedisStore::connect(ff_store_redis::RedisStoreConfig::new(url))
+                    .await
+                    .unwrap(),
+            ),
+            Self::Postgres(url) => {
+                Arc::new(ff_store_postgres::PostgresStore::open(url).await.unwrap())
+            }
+        }
+    }
+}
+
+/// The servers an idle run uses, kept running until it ends.
+enum Servers {
+    None,
+    Redis(ff_testkit::redis::RedisServer),
+    Postgres(ff_testkit::postgres::PgServer),
+}
+
 /// Issue #33: `ff serve` idle, with many locks held, many records and many
 /// event clients: CPU and resident memory over a quiet window, then how
 /// soon a change is an event, with the backends' change feeds and with
@@ -402,46 +496,93 @@ fn idle(full: bool) {
         (20, 300, 5, 1)
     };
     let dir = tempfile::tempdir().unwrap();
+    let backend = std::env::var("FF_IDLE_BACKEND").unwrap_or_else(|_| "embedded".into());
+    let (place, servers) = match backend.as_str() {
+        "embedded" => (Place::Embedded(dir.path().to_owned()), Servers::None),
+        "redis" => {
+            let Some(server) =
+                ff_testkit::redis::RedisServer::start_for_benchmarks_with_keyspace_events()
+            else {
+                return;
+            };
+            (Place::Redis(server.url()), Servers::Redis(server))
+        }
+        "postgres" => {
+            let Some(server) = ff_testkit::postgres::PgServer::start() else {
+                return;
+            };
+            (Place::Postgres(server.url()), Servers::Postgres(server))
+        }
+        other => panic!("FF_IDLE_BACKEND={other}: use embedded, redis or postgres"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let holder = FileLockProvider::new(dir.path().join("locks"));
     let guards = runtime.block_on(async {
+        let before_locks = backend_bytes(&place, &servers);
+        let holder = place.locks().await;
         let mut guards = Vec::new();
         for i in 0..locks_held {
             let name = LockName::new(format!("held-{i}")).unwrap();
             guards.push(holder.acquire(&name, &LockOptions::default()).await.unwrap());
         }
-        let store = Arc::new(SqliteStore::open(dir.path().join("records.db")).unwrap());
+        let after_locks = backend_bytes(&place, &servers);
+        let store = place.store().await;
         let filled = Instant::now();
         fill(store, records).await;
         println!(
-            "idle: {locks_held} locks held, {records} records (filled in {:.1} s), {clients} event clients, {window} s windows",
+            "idle ({}): {locks_held} locks held, {records} records (filled in {:.1} s), {clients} event clients, {window} s windows",
+            place.name(),
             filled.elapsed().as_secs_f64(),
         );
-        // What each costs on disk: the database with its log, after a
-        // checkpoint; the lock directory's files, by size and by blocks.
-        let db = dir.path().join("records.db");
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .unwrap();
-        drop(conn);
-        let bytes = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let store_bytes = bytes(&db) + bytes(&dir.path().join("records.db-wal"));
-        let (mut lock_bytes, mut lock_blocks) = (0u64, 0u64);
-        for e in std::fs::read_dir(dir.path().join("locks")).unwrap() {
-            let m = e.unwrap().metadata().unwrap();
-            lock_bytes += m.len();
-            lock_blocks += on_disk(&m);
-        }
+        let after_records = backend_bytes(&place, &servers);
         println!(
-            "idle: SQLite {:.0} bytes per record ({:.1} MiB); file locks {:.0} bytes per held lock in content, {:.0} on disk (blocks)",
-            store_bytes as f64 / records as f64,
-            store_bytes as f64 / 1_048_576.0,
-            lock_bytes as f64 / locks_held as f64,
-            lock_blocks as f64 / locks_held as f64,
+            "idle: {} bytes per record, {} bytes per held lock ({})",
+            after_records.0.saturating_sub(after_locks.0) / records as u64,
+            after_locks.1.saturating_sub(before_locks.1) / locks_held as u64,
+            match place {
+                Place::Embedded(_) => "SQLite database and log after a checkpoint; lock files' content",
+                Place::Redis(_) => "INFO memory used_memory, before and after",
+                Place::Postgres(_) => "pg_total_relation_size of the tables, indexes included",
+            }
         );
+        if let Place::Embedded(_) = place {
+            // The JSON store, a file per record: 1,000 records written the
+            // same way (each file's size does not depend on how many).
+            let json_dir = dir.path().join("json");
+            let json = ff_store_json::JsonStore::open(&json_dir).unwrap();
+            fill(Arc::new(json), 1_000).await;
+            let (mut bytes, mut blocks, mut files) = (0u64, 0u64, 0u64);
+            let mut stack = vec![json_dir];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let e = e.unwrap();
+                    let m = e.metadata().unwrap();
+                    if m.is_dir() {
+                        stack.push(e.path());
+                    } else if e.file_name().to_string_lossy().ends_with(".json") {
+                        bytes += m.len();
+                        blocks += on_disk(&m);
+                        files += 1;
+                    }
+                }
+            }
+            println!(
+                "idle: JSON store {:.0} bytes per record in content, {:.0} on disk (blocks), over {files} record files",
+                bytes as f64 / files.max(1) as f64,
+                blocks as f64 / files.max(1) as f64
+            );
+            let (mut lock_blocks, mut files) = (0u64, 0u64);
+            for e in std::fs::read_dir(dir.path().join("locks")).unwrap() {
+                lock_blocks += on_disk(&e.unwrap().metadata().unwrap());
+                files += 1;
+            }
+            println!(
+                "idle: file locks {:.0} bytes on disk (blocks) per held lock, {files} files",
+                lock_blocks as f64 / locks_held as f64
+            );
+        }
         guards
     });
     // FF_IDLE_ONLY=feeds|polling runs one server (to profile it).
@@ -452,7 +593,7 @@ fn idle(full: bool) {
         }
         let status = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--idle-child", mode])
-            .arg(dir.path())
+            .arg(place.arg())
             .args([clients.to_string(), window.to_string()])
             .arg(if full { "full" } else { "smoke" })
             .status()
@@ -460,20 +601,68 @@ fn idle(full: bool) {
         assert!(status.success());
     }
     drop(guards);
+    drop(runtime);
+    drop(servers);
 }
 
-/// One server over `dir`'s locks and records, measured as [`idle`] says.
-fn idle_child(feeds: bool, dir: &std::path::Path, clients: usize, window: u64, full: bool) {
+/// What the backend takes: (records, locks) in bytes, each as the note
+/// printed with them says.
+fn backend_bytes(place: &Place, servers: &Servers) -> (u64, u64) {
+    match (place, servers) {
+        (Place::Embedded(dir), _) => {
+            let db = dir.join("records.db");
+            let bytes = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+            let records = if db.exists() {
+                let conn = rusqlite::Connection::open(&db).unwrap();
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .unwrap();
+                drop(conn);
+                bytes(&db) + bytes(&dir.join("records.db-wal"))
+            } else {
+                0
+            };
+            let locks = std::fs::read_dir(dir.join("locks"))
+                .map(|d| d.map(|e| e.unwrap().metadata().unwrap().len()).sum())
+                .unwrap_or(0);
+            (records, locks)
+        }
+        (Place::Redis(_), Servers::Redis(server)) => {
+            let info = server.cli(&["INFO", "memory"]);
+            let used = info
+                .lines()
+                .find_map(|l| l.strip_prefix("used_memory:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            (used, used)
+        }
+        (Place::Postgres(_), Servers::Postgres(server)) => {
+            let size = |tables: &str| -> u64 {
+                server
+                    .psql(&format!(
+                        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c \
+                         JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE n.nspname = 'forgeflow' AND c.relname IN ({tables})"
+                    ))
+                    .trim()
+                    .parse()
+                    .unwrap_or(0)
+            };
+            (size("'records'"), size("'lock_holders', 'lock_fences'"))
+        }
+        _ => unreachable!("a place and its server"),
+    }
+}
+
+/// One server over `place`'s locks and records, measured as [`idle`] says.
+fn idle_child(feeds: bool, place: &Place, clients: usize, window: u64, full: bool) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         let before = resident_mib();
-        let served = Arc::new(FileLockProvider::new(dir.join("locks")));
-        let store = Arc::new(SqliteStore::open(dir.join("records.db")).unwrap());
         let server = Server::new(
-            Backends::new(served, store),
+            Backends::new(place.locks().await, place.store().await),
             ServeConfig::default().with_change_feeds(feeds),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -503,16 +692,17 @@ fn idle_child(feeds: bool, dir: &std::path::Path, clients: usize, window: u64, f
             _ => "(no /proc)".into(),
         };
         let resident = resident_mib();
-        let latency = idle_event_latency(addr, dir, if full { 21 } else { 3 }).await;
+        let latency = idle_event_latency(addr, place, if full { 21 } else { 3 }).await;
         println!(
-            "idle ({}): CPU {share} of a core over {:.0} s; resident {resident:.1} MiB ({before:.1} MiB before the server); lock taken -> event median {:.1} ms, worst {:.1} ms",
+            "idle ({}, {}): CPU {share} of a core over {:.0} s; resident {resident:.1} MiB ({before:.1} MiB before the server); lock taken -> event median {:.1} ms, worst {:.1} ms",
+            place.name(),
             if feeds { "change feeds" } else { "polling" },
             wall.as_secs_f64(),
             latency.0.as_secs_f64() * 1e3,
             latency.1.as_secs_f64() * 1e3,
         );
         if feeds {
-            soak(addr, dir).await;
+            soak(addr, place).await;
         }
         // Stopped before the runtime goes: its watch tasks end with it.
         for d in drains {
@@ -527,7 +717,7 @@ fn idle_child(feeds: bool, dir: &std::path::Path, clients: usize, window: u64, f
 /// taken and released and an operation run every second, printing the
 /// server's resident memory and CPU each minute: memory must stay flat
 /// but for the records added.
-async fn soak(addr: std::net::SocketAddr, dir: &std::path::Path) {
+async fn soak(addr: std::net::SocketAddr, place: &Place) {
     let secs: u64 = std::env::var("FF_IDLE_SOAK_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -536,9 +726,8 @@ async fn soak(addr: std::net::SocketAddr, dir: &std::path::Path) {
         return;
     }
     let _listener = sse_client(addr).await;
-    let locks = FileLockProvider::new(dir.join("locks"));
-    let store = Arc::new(SqliteStore::open(dir.join("records.db")).unwrap());
-    let manager = IdempotencyManager::new(store, ManagerConfig::default());
+    let locks = place.locks().await;
+    let manager = IdempotencyManager::new(place.store().await, ManagerConfig::default());
     let started = Instant::now();
     let mut minute = (cpu_time(), Instant::now());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -569,14 +758,14 @@ async fn soak(addr: std::net::SocketAddr, dir: &std::path::Path) {
     }
 }
 
-/// Median and worst time from a lock taken (by another provider on the
-/// directory) to its `lock_acquired` event.
+/// Median and worst time from a lock taken (by another provider of the
+/// place, as another process would) to its `lock_acquired` event.
 async fn idle_event_latency(
     addr: std::net::SocketAddr,
-    dir: &std::path::Path,
+    place: &Place,
     samples: u64,
 ) -> (Duration, Duration) {
-    let other = FileLockProvider::new(dir.join("locks"));
+    let other = place.locks().await;
     let mut events = Events::open(addr).await;
     let mut next_event = async || events.next_kind().await;
     assert_eq!(next_event().await, "hello");
@@ -605,7 +794,7 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--idle-child") {
         idle_child(
             args[i + 1] == "feeds",
-            std::path::Path::new(&args[i + 2]),
+            &Place::parse(&args[i + 2]),
             args[i + 3].parse().unwrap(),
             args[i + 4].parse().unwrap(),
             args[i + 5] == "full",

@@ -144,6 +144,19 @@ impl RedisServer {
         )
     }
 
+    /// As [`start_with_keyspace_events`](Self::start_with_keyspace_events),
+    /// with the append-only file synced once a second (see
+    /// [`start_for_benchmarks`](Self::start_for_benchmarks)).
+    #[must_use]
+    pub fn start_for_benchmarks_with_keyspace_events() -> Option<Self> {
+        Self::start_custom(
+            "everysec",
+            None,
+            vec!["--notify-keyspace-events".into(), "KA".into()],
+            None,
+        )
+    }
+
     /// As [`start`](Self::start), with the append-only file synced once a
     /// second, as production servers usually run (for benchmarks: `always`
     /// puts an fsync in every write). A SIGKILL may lose the last second.
