@@ -121,6 +121,7 @@ use ff_traits::{
     Error, FencingToken, ForceOutcome, ForceRelease, LockGuard, LockInfo, LockMode, LockName,
     LockOptions, LockProvider, LockStatus, Result, Timestamp,
 };
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use redis::AsyncCommands;
 
 use crate::held::Held;
@@ -540,6 +541,9 @@ struct Holder {
     value: String,
 }
 
+/// How many locks `locks()` reads at once.
+const LIST_IN_FLIGHT: usize = 64;
+
 /// How often a waiter looks at a holder on its own host (a local process
 /// probe, not a Redis call): the takeover delay after the holder dies.
 const LIVENESS_POLL: Duration = Duration::from_millis(10);
@@ -732,7 +736,7 @@ impl LockProvider for RedisLockProvider {
     }
 
     async fn locks(&self) -> Result<Vec<LockStatus>> {
-        let mut conn = self.shared.conn();
+        let conn = self.shared.conn();
         let pattern = format!("{}*", ff_redis::escape_glob(&self.shared.config.prefix));
         let keys = self
             .shared
@@ -758,18 +762,25 @@ impl LockProvider for RedisLockProvider {
                 Some(_) => {}
             }
         }
-        let mut out = Vec::new();
-        for name in names {
-            let mut holders = self.holders(&mut conn, &name).await?;
-            let exclusive = holders.0.take();
-            let all: Vec<LockInfo> = exclusive
-                .into_iter()
-                .chain(holders.1)
-                .map(|h| h.info)
-                .collect();
-            out.push(LockStatus::new(&name, !all.is_empty(), all));
-        }
-        Ok(out)
+        // Many names' reads in flight at once on the multiplexed
+        // connection: one after another, 1,000 locks cost 2,000 round
+        // trips in a row (about 200 ms here), every time a watcher reads.
+        let statuses = futures_util::stream::iter(names)
+            .map(|name| {
+                let mut conn = conn.clone();
+                async move {
+                    let mut holders = self.holders(&mut conn, &name).await?;
+                    let exclusive = holders.0.take();
+                    let all: Vec<LockInfo> = exclusive
+                        .into_iter()
+                        .chain(holders.1)
+                        .map(|h| h.info)
+                        .collect();
+                    Ok::<_, Error>(LockStatus::new(&name, !all.is_empty(), all))
+                }
+            })
+            .buffered(LIST_IN_FLIGHT);
+        statuses.try_collect().await
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
