@@ -542,7 +542,7 @@ struct Holder {
 }
 
 /// How many locks `locks()` reads at once.
-const LIST_IN_FLIGHT: usize = 64;
+const LIST_IN_FLIGHT: usize = 512;
 
 /// How often a waiter looks at a holder on its own host (a local process
 /// probe, not a Redis call): the takeover delay after the holder dies.
