@@ -720,3 +720,37 @@ pub async fn change_feed_announces_grants_not_reads(p: Provider) {
         "a dropped guard went unannounced"
     );
 }
+
+/// For a backend whose feed leaves renewals unannounced (the contract
+/// allows it of a feed whose state lapses; not part of the suite): a
+/// grant wakes the feed, the renewals of the lease that follow do not,
+/// the release does. `p` must renew its leases at least every 500 ms
+/// (a TTL of at most 1.5 s, renewed every third).
+///
+/// # Panics
+/// When the backend offers no feed, or the feed misbehaves as said.
+pub async fn renewals_do_not_wake_the_feed(p: Provider) {
+    let mut feed = p.watch().await.expect("watch").expect("a feed");
+    let g = p
+        .acquire(&lock_name("renewed"), &opts())
+        .await
+        .expect("acquire");
+    assert!(
+        crate::feed_wakes(&mut feed, "a grant").await,
+        "a grant went unannounced"
+    );
+    // The grant's writes may come as more than one wake-up.
+    crate::feed_settles(&mut feed).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), feed.changed())
+            .await
+            .is_err(),
+        "renewals woke the feed"
+    );
+    assert!(g.is_held(), "the lease was renewed meanwhile");
+    g.release().await.expect("release");
+    assert!(
+        crate::feed_wakes(&mut feed, "a release").await,
+        "a release went unannounced"
+    );
+}

@@ -181,42 +181,7 @@ async fn renewals_do_not_wake_the_feed() {
     )
     .await
     .expect("connect");
-    let mut feed = p.watch().await.expect("watch").expect("a feed");
-    let g = p
-        .acquire(
-            &LockName::new("renewed").expect("name"),
-            &LockOptions::default(),
-        )
-        .await
-        .expect("acquire");
-    tokio::time::timeout(Duration::from_secs(2), feed.changed())
-        .await
-        .expect("the grant wakes the feed")
-        .expect("feed");
-    // The grant's writes may come as more than one wake-up.
-    let mut settled = false;
-    for _ in 0..10 {
-        if tokio::time::timeout(Duration::from_millis(150), feed.changed())
-            .await
-            .is_err()
-        {
-            settled = true;
-            break;
-        }
-    }
-    assert!(settled, "the feed kept waking after the grant");
-    assert!(
-        tokio::time::timeout(Duration::from_millis(1500), feed.changed())
-            .await
-            .is_err(),
-        "renewals woke the feed"
-    );
-    assert!(g.is_held(), "the lease was renewed meanwhile");
-    g.release().await.expect("release");
-    tokio::time::timeout(Duration::from_secs(2), feed.changed())
-        .await
-        .expect("the release wakes the feed")
-        .expect("feed");
+    ff_conformance::lock::renewals_do_not_wake_the_feed(Arc::new(p)).await;
 }
 
 /// Grants notify only while a watcher holds the gate: a deployment nobody
