@@ -95,43 +95,12 @@ pub(crate) async fn clear_stale_ref_lock(common_dir: &Path, refname: &str) {
     clear_stale_lock(&common_dir.join(format!("{refname}.lock")), STALE_REF_LOCK).await;
 }
 
-/// `git branch -D`, succeeding when the branch is already gone, after
-/// clearing a stale lock a killed git left on the branch. A git killed
-/// while deleting a ref leaves the repository-wide `packed-refs.lock`, and
-/// then every ref deletion fails: one that is old and unchanged is a dead
-/// git's, so it is removed and the deletion tried once more.
-///
-/// # Errors
-/// [`GitError`] with git's message when the branch cannot be deleted.
-pub(crate) async fn delete_branch(
-    git: &Git,
-    common_dir: &Path,
-    branch: &str,
-) -> Result<(), GitError> {
-    clear_stale_ref_lock(common_dir, &format!("refs/heads/{branch}")).await;
-    let out = git.output(["branch", "-D", "--", branch], false).await?;
-    if out.success() || out.stderr.contains("not found") {
-        return Ok(());
-    }
-    let packed = common_dir.join("packed-refs.lock");
-    if out.stderr.contains("packed-refs.lock")
-        && clear_stale_lock(&packed, STALE_PACKED_REFS_LOCK).await
-    {
-        let again = git.output(["branch", "-D", "--", branch], false).await?;
-        if again.success() || again.stderr.contains("not found") {
-            return Ok(());
-        }
-    }
-    Err(GitError::Failed {
-        args: format!("branch -D -- {branch}"),
-        code: out.code,
-        stderr: out.stderr,
-    })
-}
-
 /// Deletes `refname` only if it still points at `old`
 /// (`git update-ref -d <ref> <old>`), after clearing a stale lock a killed
-/// git left on it (and, as [`delete_branch`], a stale `packed-refs.lock`).
+/// git left on it. A git killed while deleting a ref leaves the
+/// repository-wide `packed-refs.lock`, and then every ref deletion fails:
+/// one that is old and unchanged is a dead git's, so it is removed and the
+/// deletion tried once more.
 /// Returns `false` when the ref moved, or vanished, meanwhile: the caller
 /// reads it again and judges anew.
 ///

@@ -237,13 +237,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             // first. Commits made after the snapshot are kept below.
             if !self.dirty_files(&wt).await?.is_empty() {
                 let snapshot = self.snapshot(&wt, "at cleanup").await?;
-                archived_at = Some(self.keep(&wt, &snapshot).await?);
+                archived_at = Some(self.keep(&wt.id, &snapshot).await?);
                 crate::crash::point("cleanup_force.snapshot_kept");
             }
             // The snapshot's parent is HEAD; with a clean tree the
             // detached commits are kept on their own.
             if let Some((head, _)) = &detached {
-                archived_at = Some(self.keep(&wt, head).await?);
+                archived_at = Some(self.keep(&wt.id, head).await?);
             }
         } else if unmerged.1 > 0 {
             // Squash- and rebase-merged work: the base's history lacks the
@@ -397,7 +397,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 }
             };
             if archived.is_some() || unmerged > 0 {
-                archived = Some(self.keep(wt, &tip).await?);
+                archived = Some(self.keep(&wt.id, &tip).await?);
             }
             if repair::delete_ref_at(&self.git, &self.info.common_dir, &refname, &tip).await? {
                 return Ok(archived);
@@ -677,15 +677,45 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// nothing else is touched. Never `git stash`: `refs/stash` is shared
     /// by every worktree.
     pub(super) async fn snapshot(&self, wt: &Worktree, when: &str) -> Result<String> {
+        let made = self.snapshot_at(&wt.path, &wt.id, when, true).await?;
+        made.ok_or_else(|| {
+            Error::refused(
+                format!("archiving the work of {}", wt.id),
+                "no snapshot was made",
+            )
+        })
+    }
+
+    /// [`snapshot`](Self::snapshot) of the worktree at `path`, named for
+    /// `id`. With `whole` off, files missing from the directory are not
+    /// counted as removed (a checkout cut short lacks files it never
+    /// wrote), and when nothing else differs from HEAD there is no
+    /// snapshot (`None`).
+    pub(super) async fn snapshot_at(
+        &self,
+        path: &std::path::Path,
+        id: &str,
+        when: &str,
+        whole: bool,
+    ) -> Result<Option<String>> {
         let index =
             std::env::temp_dir().join(format!("ff-index-{}", ff_traits::identity::unique_id()));
-        let private = self.git.in_dir(&wt.path).with_env("GIT_INDEX_FILE", &index);
+        let private = self.git.in_dir(path).with_env("GIT_INDEX_FILE", &index);
         let made = async {
             private.run(["read-tree", "HEAD"]).await?;
-            private.run(["add", "--all"]).await?;
+            if whole {
+                private.run(["add", "--all"]).await?;
+            } else {
+                private.run(["add", "--ignore-removal", "--", "."]).await?;
+            }
             let tree = private.run(["write-tree"]).await?.text();
-            let message = format!("ForgeFlow archive of {}: uncommitted work {when}", wt.id);
-            commit_tree(&private, &tree, &["HEAD"], &message).await
+            if !whole && private.run(["rev-parse", "HEAD^{tree}"]).await?.text() == tree {
+                return Ok(None);
+            }
+            let message = format!("ForgeFlow archive of {id}: uncommitted work {when}");
+            commit_tree(&private, &tree, &["HEAD"], &message)
+                .await
+                .map(Some)
         }
         .await;
         let _ = std::fs::remove_file(&index);
@@ -696,8 +726,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// ref, or, when it holds something else, points it at a commit whose
     /// parents are both (so nothing it kept before is dropped). Every
     /// change is a compare-and-swap on the value read. Returns the ref.
-    pub(super) async fn keep(&self, wt: &Worktree, commit: &str) -> Result<String> {
-        let name = format!("refs/ff/archive/{}", wt.id);
+    pub(super) async fn keep(&self, id: &str, commit: &str) -> Result<String> {
+        let name = format!("refs/ff/archive/{id}");
         self.clear_stale_ref_lock(&name).await;
         for _ in 0..20 {
             let current = self.git.resolve_commit(&name).await?;
@@ -713,9 +743,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                         return Ok(name);
                     }
                     let message = format!(
-                        "ForgeFlow archive of {}: also keeps {commit}, which arrived during \
-                         cleanup",
-                        wt.id
+                        "ForgeFlow archive of {id}: also keeps {commit}, which arrived during \
+                         cleanup"
                     );
                     let tree = format!("{kept}^{{tree}}");
                     commit_tree(&self.git, &tree, &[kept.as_str(), commit], &message).await?
@@ -731,12 +760,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 )
                 .await?;
             if out.success() {
-                tracing::warn!(id = %wt.id, archive = %name, commit = %commit, "work kept before removal");
+                tracing::warn!(id = %id, archive = %name, commit = %commit, "work kept before removal");
                 return Ok(name);
             }
         }
         Err(Error::refused(
-            format!("archiving the work of {}", wt.id),
+            format!("archiving the work of {id}"),
             format!("{name} kept changing while ForgeFlow updated it; try again"),
         ))
     }

@@ -802,35 +802,4 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             sparse: None,
         }
     }
-
-    /// Removes whatever one create attempt made, and only that (its names
-    /// are unique to it). Idempotent.
-    pub(super) async fn undo(&self, plan: &Plan) -> Result<()> {
-        if !plan.location.is_empty() && plan.location != self.location {
-            // Another clone's attempt: only that clone can remove what it
-            // made (its `recover` finds it as an unrecorded worktree).
-            tracing::warn!(id = %plan.id, location = %plan.location, "an abandoned attempt of another clone; left to it");
-            return Ok(());
-        }
-        // Rollback data names what to remove: only ever ForgeFlow's own
-        // names for the attempt, never a path or branch a record chose.
-        if let Err(why) = super::check_names(
-            &self.names,
-            &plan.id,
-            &plan.path,
-            &plan.branch,
-            None,
-            &|p| self.registered_in_git(p),
-            &|p| repair::checked_out_branch(&self.info.common_dir, p),
-        ) {
-            tracing::warn!(id = %plan.id, why, "rollback data that is not ForgeFlow's; nothing it names is touched");
-            return Ok(());
-        }
-        self.with_registry("undo worktree add", async || {
-            self.remove_registered(&plan.path, &plan.id).await?;
-            self.delete_branch(&plan.branch).await
-        })
-        .await?;
-        self.free_slots_of(&plan.id).await
-    }
 }

@@ -17,6 +17,7 @@ mod recover;
 mod slots;
 mod sync;
 mod types;
+mod undo;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -560,12 +561,6 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// registry or issue lock.
     pub(crate) async fn clear_stale_ref_lock(&self, refname: &str) {
         repair::clear_stale_ref_lock(&self.info.common_dir, refname).await;
-    }
-
-    /// `git branch -D`, succeeding when the branch is already gone. Call
-    /// under the registry lock.
-    async fn delete_branch(&self, branch: &str) -> Result<()> {
-        Ok(repair::delete_branch(&self.git, &self.info.common_dir, branch).await?)
     }
 
     /// Unregisters and deletes the worktree directory at `path`, which must

@@ -933,7 +933,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let mut kept = None;
         if dirty {
             let snapshot = self.snapshot(wt, "at recover").await?;
-            kept = Some(self.keep(wt, &snapshot).await?);
+            kept = Some(self.keep(&wt.id, &snapshot).await?);
         }
         self.remove_registered(&wt.path, &wt.id).await?;
         Ok(match self.retire_branch(wt, kept, None).await? {

@@ -419,7 +419,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         } else {
             head(tree).await?
         };
-        Ok(Some(self.keep(wt, &commit).await?))
+        Ok(Some(self.keep(&wt.id, &commit).await?))
     }
 }
 

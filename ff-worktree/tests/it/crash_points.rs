@@ -507,3 +507,79 @@ async fn work_done_while_a_sync_lay_dead_mid_rebase_is_kept() {
         });
     }
 }
+
+/// The worktree directory git has registered besides the main one.
+fn only_worktree(repo: &TestRepo) -> std::path::PathBuf {
+    let listed = git_in(repo.path(), &["worktree", "list", "--porcelain"]);
+    let mut paths = listed
+        .lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+        .skip(1);
+    let path = paths.next().expect("a worktree besides the main one");
+    assert!(paths.next().is_none(), "{listed}");
+    std::path::PathBuf::from(path)
+}
+
+/// A create dies once its worktree is checked out; an agent at the
+/// issue's path (a worktree of the issue from before had the same path
+/// and branch) commits there and leaves a file. The next create undoes the
+/// dead attempt, and that work survives: the commit on the branch and the
+/// file, under `refs/ff/archive/<id>`. A dead attempt nobody touched is
+/// undone leaving no archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_found_in_a_dead_creates_worktree_is_kept_when_it_is_undone() {
+    for touched in [true, false] {
+        let repo = TestRepo::new();
+        let backend = Backend {
+            state: repo.scratch("state").to_string_lossy().into_owned(),
+            redis: None,
+        };
+        let path = repo.path().to_string_lossy().into_owned();
+        with_manager!(&backend, &path, "create", |m| {
+            assert!(
+                crash_at("create.checked_out", &repo, &backend),
+                "the create did not crash"
+            );
+            let dead = only_worktree(&repo);
+            let mut agent = None;
+            if touched {
+                commit_file(
+                    &dead,
+                    "agent.txt",
+                    "agent\n",
+                    "made in a dead create's worktree",
+                );
+                agent = Some(git_in(&dead, &["rev-parse", "HEAD"]));
+                std::fs::write(dead.join("draft.txt"), "draft\n").expect("draft");
+            }
+            m.create_worktree(ISSUE).await.expect("create");
+            // The dead attempt's id: its directory's name.
+            let id = dead.file_name().expect("name").to_string_lossy();
+            let archive = format!("refs/ff/archive/{id}");
+            let archived = ff_testkit::git::git_output(
+                repo.path(),
+                &["rev-parse", "--verify", "-q", &archive],
+            );
+            if let Some(agent) = agent {
+                assert!(
+                    archived.status.success(),
+                    "no archive: the work is gone; refs: {}",
+                    git_in(repo.path(), &["for-each-ref"])
+                );
+                let reachable = git_in(repo.path(), &["rev-list", "--all"]);
+                assert!(
+                    reachable.lines().any(|c| c == agent),
+                    "the agent's commit {agent} is lost"
+                );
+                let draft = git_in(repo.path(), &["show", &format!("{archive}:draft.txt")]);
+                assert_eq!(draft, "draft", "the agent's file is lost");
+            } else {
+                assert!(
+                    !archived.status.success(),
+                    "an archive was made of an attempt nobody touched"
+                );
+            }
+            crate::common::assert_consistent(&repo, &m).await;
+        });
+    }
+}
