@@ -202,6 +202,7 @@ macro_rules! store_conformance_tests {
             compare_and_swap_race_has_one_winner,
             compare_and_swap_owned_checks_the_owner,
             remove_is_conditional,
+            remove_many_skips_changed_records,
             scan_filters,
             stats_and_cleanup,
             keys_are_exact,

@@ -245,6 +245,53 @@ pub async fn remove_is_conditional(s: Store) {
     );
 }
 
+/// A batch removal removes exactly the records still at the revision
+/// given: one changed since, one removed since and one never made are
+/// skipped, not errors, and nothing else is touched.
+pub async fn remove_many_skips_changed_records(s: Store) {
+    let op = unique_prefix("remove-many");
+    let now = Timestamp::now();
+    let mut made = Vec::new();
+    for n in 0..5 {
+        made.push(s.create(sample_record(&op, n, now)).await.expect("create"));
+    }
+    assert_eq!(s.remove_many(&[]).await.expect("empty batch"), 0);
+    // Changed since: at revision 2 now.
+    let mut changed = made[1].clone();
+    changed.status = RecordStatus::Completed;
+    changed.result = Some(json!("done"));
+    s.compare_and_swap(made[1].revision, changed)
+        .await
+        .expect("swap");
+    // Removed since.
+    s.remove(&made[2].key, made[2].revision)
+        .await
+        .expect("remove");
+    let never = sample_record(&op, 99, now);
+    let batch: Vec<(RecordKey, Revision)> = made[..4]
+        .iter()
+        .map(|r| (r.key.clone(), r.revision))
+        .chain([(never.key.clone(), Revision::FIRST)])
+        .collect();
+    let removed = s.remove_many(&batch).await.expect("remove_many");
+    assert_eq!(
+        removed, 2,
+        "of 5 asked, 2 were still at their revision (the first and the fourth)"
+    );
+    for (i, present) in [(0, false), (1, true), (2, false), (3, false), (4, true)] {
+        assert_eq!(
+            s.load(&made[i].key).await.expect("load").is_some(),
+            present,
+            "record {i}: {}",
+            if present {
+                "removed though it was changed or not asked"
+            } else {
+                "still there"
+            }
+        );
+    }
+}
+
 /// Scans filter by operation, status and age.
 pub async fn scan_filters(s: Store) {
     let op_a = unique_prefix("scan-a");

@@ -276,6 +276,11 @@ impl<T: IdempotencyStorage> IdempotencyStorage for Instrumented<T> {
         store_call(self.store_label(), "stats", self.inner.stats()).await
     }
 
+    async fn remove_many(&self, items: &[(RecordKey, Revision)]) -> Result<u64> {
+        let call = self.inner.remove_many(items);
+        store_call(self.store_label(), "remove_many", call).await
+    }
+
     async fn remove_finished_before(&self, cutoff: Timestamp) -> Result<u64> {
         let call = self.inner.remove_finished_before(cutoff);
         store_call(self.store_label(), "remove_finished_before", call).await

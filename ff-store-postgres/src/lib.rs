@@ -85,10 +85,15 @@ struct Statements {
     create: String,
     swap: String,
     remove: String,
+    remove_many: String,
     scan: String,
     stats: String,
     cleanup: String,
 }
+
+/// Removals per statement in [`PostgresStore::remove_many`]: few round
+/// trips, and no writer waits long behind one statement's row locks.
+const REMOVE_BATCH: usize = 1_000;
 
 impl Statements {
     fn new(s: &str) -> Self {
@@ -107,6 +112,11 @@ impl Statements {
             ),
             remove: format!(
                 "DELETE FROM {s}.records WHERE key = $1 AND revision = $2 AND valid"
+            ),
+            remove_many: format!(
+                "DELETE FROM {s}.records r
+                 USING unnest($1::text[], $2::bigint[]) AS d(key, revision)
+                 WHERE r.key = d.key AND r.revision = d.revision AND r.valid"
             ),
             scan: format!(
                 "SELECT key, revision, body::text FROM {s}.records
@@ -348,6 +358,28 @@ impl IdempotencyStorage for PostgresStore {
         } else {
             Err(self.explain_miss(key, expected).await)
         }
+    }
+
+    /// One statement per [`REMOVE_BATCH`] removals: one round trip and one
+    /// commit each, instead of one per record.
+    async fn remove_many(&self, items: &[(RecordKey, Revision)]) -> Result<u64> {
+        let client = self.db.client("removing records").await?;
+        let mut removed = 0;
+        for batch in items.chunks(REMOVE_BATCH) {
+            let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
+            let revisions: Vec<i64> = batch.iter().map(|(_, r)| to_i64(r.0)).collect();
+            removed += self
+                .db
+                .bounded(
+                    "removing records",
+                    client.execute_typed(
+                        &self.sql.remove_many,
+                        &[(&keys, Type::TEXT_ARRAY), (&revisions, Type::INT8_ARRAY)],
+                    ),
+                )
+                .await?;
+        }
+        Ok(removed)
     }
 
     async fn scan(&self, filter: &ScanFilter) -> Result<Scan> {

@@ -475,6 +475,34 @@ impl IdempotencyStorage for SqliteStore {
         .await
     }
 
+    /// In transactions of [`REMOVE_BATCH`] removals each: one commit per
+    /// batch instead of one per record, and no writer waits behind more
+    /// than one batch.
+    async fn remove_many(&self, items: &[(RecordKey, Revision)]) -> Result<u64> {
+        let mut removed = 0;
+        for batch in items.chunks(REMOVE_BATCH) {
+            let batch: Vec<(String, i64)> = batch
+                .iter()
+                .map(|(k, r)| (k.as_str().to_owned(), to_i64(r.0)))
+                .collect();
+            removed += self
+                .run(move |conn, path| {
+                    let fail = |e: rusqlite::Error| sql_error(path, "cannot delete", &e);
+                    // The key index's pages are rewritten in hash order: a
+                    // page cache that holds them makes that one pass (as
+                    // in `remove_finished_before`).
+                    conn.execute_batch("PRAGMA cache_size = -65536")
+                        .map_err(fail)?;
+                    let removed = remove_batch(conn, &batch).map_err(fail);
+                    conn.execute_batch("PRAGMA cache_size = -2000")
+                        .map_err(fail)?;
+                    removed
+                })
+                .await?;
+        }
+        Ok(removed)
+    }
+
     async fn scan(&self, filter: &ScanFilter) -> Result<Scan> {
         let filter = filter.clone();
         self.run(move |conn, path| {
@@ -616,6 +644,32 @@ impl IdempotencyStorage for SqliteStore {
         .await
     }
 }
+
+/// One transaction of [`SqliteStore::remove_many`]: each row removed only
+/// at the revision given (and readable, as `remove`); how many were.
+fn remove_batch(conn: &Connection, batch: &[(String, i64)]) -> rusqlite::Result<u64> {
+    // Immediate: the write lock from the start, so the batch never fails
+    // upgrading a read (busy) midway.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let mut n = 0;
+    {
+        let mut stmt =
+            tx.prepare_cached("DELETE FROM records WHERE key = ?1 AND revision = ?2 AND valid")?;
+        for (key, revision) in batch {
+            n += stmt.execute(params![key, revision])?;
+        }
+    }
+    tx.commit()?;
+    Ok(n as u64)
+}
+
+/// Removals per transaction in [`SqliteStore::remove_many`]. Each commit
+/// writes every page its removals touched, and the key index's pages are
+/// touched in hash order, so small batches write the same pages again and
+/// again: at 100,000 records, one transaction per record took 7.7 s, per
+/// 1,000 records 2.2 s, per 10,000 1.2 s (bare `DELETE`: 0.93 s). A
+/// writer waits behind one batch, about 0.1 s.
+const REMOVE_BATCH: usize = 10_000;
 
 /// The condition of a record cleanup removes: finished, idle since before
 /// `?1`, and readable (damaged rows stay for people to look at).

@@ -287,6 +287,29 @@ pub trait IdempotencyStorage: Send + Sync + fmt::Debug {
         Ok(None)
     }
 
+    /// Removes each record of `items` whose revision is still the one
+    /// given, and returns how many were removed. A record changed or
+    /// removed meanwhile is skipped, as [`remove`](Self::remove) would
+    /// refuse it. Each removal stands alone: an error partway leaves those
+    /// before it removed. The default removes one by one; a backend that
+    /// can batch (one transaction, one round trip) overrides it, keeping
+    /// any lock it takes short (other writers wait behind it).
+    ///
+    /// # Errors
+    /// As [`remove`](Self::remove), other than `PreconditionFailed` and
+    /// `NotFound`.
+    async fn remove_many(&self, items: &[(RecordKey, Revision)]) -> Result<u64> {
+        let mut removed = 0;
+        for (key, expected) in items {
+            match self.remove(key, *expected).await {
+                Ok(()) => removed += 1,
+                Err(Error::PreconditionFailed { .. } | Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes every finished (not pending) record last active before
     /// `cutoff`, and returns how many were removed. Pending records are never
     /// removed. The default scans and removes one by one, each conditional
@@ -342,6 +365,9 @@ macro_rules! forward_storage {
             }
             async fn remove(&self, key: &RecordKey, expected: Revision) -> Result<()> {
                 (**self).remove(key, expected).await
+            }
+            async fn remove_many(&self, items: &[(RecordKey, Revision)]) -> Result<u64> {
+                (**self).remove_many(items).await
             }
             async fn scan(&self, filter: &ScanFilter) -> Result<Scan> {
                 (**self).scan(filter).await

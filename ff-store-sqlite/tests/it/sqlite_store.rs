@@ -252,3 +252,33 @@ async fn cleanup_keeps_exactly_what_must_stay_either_way() {
         assert_eq!(stats.corrupt, 1, "{doomed} of 20: the damaged row");
     }
 }
+
+/// A batch removal longer than one transaction's share removes every
+/// record asked for, across the transactions, and a damaged row (which
+/// `remove` refuses) stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_many_spans_transactions() {
+    use ff_conformance::store::sample_record;
+    use ff_traits::Timestamp;
+    let path = fresh_db();
+    let s = SqliteStore::open(&path).expect("open");
+    let mut batch = Vec::new();
+    for n in 0..2_500 {
+        let r = s
+            .create(sample_record("remove-many", n, Timestamp::now()))
+            .await
+            .expect("create");
+        batch.push((r.key, r.revision));
+    }
+    rusqlite::Connection::open(&path)
+        .expect("open")
+        .execute(
+            "UPDATE records SET body = 'garbage{' WHERE key = ?1",
+            [batch[1_700].0.as_str()],
+        )
+        .expect("damage");
+    let removed = s.remove_many(&batch).await.expect("remove_many");
+    assert_eq!(removed, 2_499, "every record but the damaged one");
+    let stats = s.stats().await.expect("stats");
+    assert_eq!((stats.total, stats.corrupt), (0, 1), "{stats:?}");
+}

@@ -60,37 +60,29 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         } else {
             Timestamp::now().saturating_sub(max_age)
         };
-        let mut removed = 0;
         let scan = self
             .records
             .store()
             .scan(&ScanFilter::default().active_before(cutoff))
             .await?;
-        for record in scan.records {
-            // A worktree's create record and its slot are how ForgeFlow
-            // knows it and its number; a hook run's record keeps its hook
-            // from running twice (removed with the worktree).
-            let keeps_a_worktree = ((record.operation == CREATE_OPERATION
-                || record.operation == super::slots::SLOT_OPERATION)
-                && record.status == RecordStatus::Completed)
-                || record.operation == super::hooks::HOOK_OPERATION;
-            if !record.status.is_finished() || keeps_a_worktree {
-                continue;
-            }
-            match self
-                .records
-                .store()
-                .remove(&record.key, record.revision)
-                .await
-            {
-                Ok(()) => removed += 1,
-                // Changed or removed meanwhile: no longer ours to judge.
-                Err(
-                    ff_traits::Error::PreconditionFailed { .. } | ff_traits::Error::NotFound { .. },
-                ) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let doomed: Vec<_> = scan
+            .records
+            .into_iter()
+            .filter(|record| {
+                // A worktree's create record and its slot are how ForgeFlow
+                // knows it and its number; a hook run's record keeps its hook
+                // from running twice (removed with the worktree).
+                let keeps_a_worktree = ((record.operation == CREATE_OPERATION
+                    || record.operation == super::slots::SLOT_OPERATION)
+                    && record.status == RecordStatus::Completed)
+                    || record.operation == super::hooks::HOOK_OPERATION;
+                record.status.is_finished() && !keeps_a_worktree
+            })
+            .map(|record| (record.key, record.revision))
+            .collect();
+        // Each removal conditional on the revision read: a record changed
+        // or removed meanwhile is no longer ours to judge, and is skipped.
+        let removed = self.records.store().remove_many(&doomed).await?;
         tracing::info!(removed, max_age_ms = max_age.as_millis(), "record cleanup");
         Ok(removed)
     }
