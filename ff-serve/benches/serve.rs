@@ -15,6 +15,11 @@
 //!    1,000 locks held, 100,000 records and 100 event clients, and the
 //!    event latency then, with change feeds and with polling alone.
 //!
+//! 5. **Operations** (issue #33): `GET /api/operations` pages at 100,000
+//!    records in a SQLite store, first and deep, against the bare SQL read
+//!    of the same page from the same file plus the HTTP round trip of a
+//!    route that reads nothing (`/api/alerts`).
+//!
 //! Run: `cargo bench -p ff-serve --bench serve`. Without `--bench` (under
 //! `cargo test`) it runs a few rounds on small numbers as a smoke test.
 
@@ -162,6 +167,97 @@ async fn scrape(full: bool) {
     );
     serving.abort();
     drop(held);
+}
+
+/// `GET /api/operations` pages over 100,000 records against the bare SQL
+/// read of the same page (rows read and their JSON parsed) plus the HTTP
+/// round trip of a route that reads nothing.
+async fn operations(full: bool) {
+    let (records, rounds, page) = if full {
+        (100_000, 31, 100)
+    } else {
+        (300, 3, 10)
+    };
+    // Within the completed ones (nine in ten).
+    let deep = records * 8 / 10;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let filling = Instant::now();
+    fill(Arc::clone(&store), records).await;
+    println!(
+        "operations: {records} records made in {:.1} s",
+        filling.elapsed().as_secs_f64()
+    );
+    let provider = Arc::new(FileLockProvider::new(dir.path().join("locks")));
+    let server = Server::new(Backends::new(provider, store), ServeConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(async move {
+        server.run(listener, std::future::pending()).await.unwrap();
+    });
+    // Until the server has read every record.
+    let first = format!("/api/operations?status=completed&limit={page}");
+    let far = format!("{first}&offset={deep}");
+    let started = Instant::now();
+    while !get(addr, &far).await.contains("\"key\"") {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the server never read the records"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let bare_page = |offset: usize| {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT body FROM records WHERE status = 'completed' LIMIT ?1 OFFSET ?2",
+            )
+            .unwrap();
+        let rows: Vec<serde_json::Value> = stmt
+            .query_map([page as i64, offset as i64], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|b| serde_json::from_str(&b.unwrap()).unwrap())
+            .collect();
+        assert_eq!(rows.len(), page);
+    };
+    let mut times: [Vec<Duration>; 5] = Default::default();
+    for round in 0..rounds {
+        let mut sides = [0, 1, 2, 3, 4];
+        sides.rotate_left(round % 5);
+        for side in sides {
+            let t = Instant::now();
+            match side {
+                0 => drop(get(addr, &first).await),
+                1 => drop(get(addr, &far).await),
+                2 => bare_page(0),
+                3 => bare_page(deep),
+                _ => drop(get(addr, "/api/alerts").await),
+            }
+            times[side].push(t.elapsed());
+        }
+    }
+    let [first_page, deep_page, bare_first, bare_deep, floor] = times.map(median);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "operations at {records} records, {rounds} interleaved rounds, medians: \
+         HTTP round trip of /api/alerts {:.2} ms",
+        ms(floor)
+    );
+    for (what, ours, bare) in [
+        ("first page", first_page, bare_first),
+        ("page at 80%", deep_page, bare_deep),
+    ] {
+        println!(
+            "operations: {what} of {page}: GET /api/operations {:.2} ms; bare SQL page {:.2} ms \
+             + round trip = {:.2} ms; ratio {:.2}x",
+            ms(ours),
+            ms(bare),
+            ms(bare + floor),
+            ratio(ours, bare + floor)
+        );
+    }
+    serving.abort();
 }
 
 /// One child's measure: `n` acquire + release cycles after a warm-up,
@@ -805,7 +901,7 @@ fn main() {
     // `cargo bench -p ff-serve --bench serve -- overhead` runs one part.
     let parts: Vec<String> = std::env::args()
         .skip(1)
-        .filter(|a| ["overhead", "scrape", "events", "idle"].contains(&a.as_str()))
+        .filter(|a| ["overhead", "scrape", "events", "idle", "operations"].contains(&a.as_str()))
         .collect();
     let run = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -822,6 +918,9 @@ fn main() {
     }
     if run("events") {
         runtime.block_on(event_latency(full));
+    }
+    if run("operations") {
+        runtime.block_on(operations(full));
     }
     if run("idle") {
         idle(full);
