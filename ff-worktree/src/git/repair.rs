@@ -246,16 +246,70 @@ pub(crate) fn registered_paths(common_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) else {
         return Vec::new();
     };
+    let mut parents = Parents::default();
     entries
         .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("gitdir")).ok())
-        .filter_map(|bytes| {
-            let gitdir = super::porcelain::bytes_to_path(bytes.trim_ascii());
-            gitdir
-                .parent()
-                .map(|p| crate::paths::canonical(p).unwrap_or_else(|_| p.to_path_buf()))
-        })
+        .filter_map(|e| registered_dir(&e.path(), &mut parents))
         .collect()
+}
+
+/// Whether git's registry lists a worktree at `path` (a canonical path).
+/// Git names a worktree's admin directory after the worktree's own
+/// directory, so that entry is read first and a registered worktree is
+/// found without reading the others; the whole registry is read only to
+/// say no (or for an admin directory git had to number).
+pub(crate) fn is_registered(common_dir: &Path, path: &Path) -> bool {
+    let mut parents = Parents::default();
+    if let Some(name) = path.file_name() {
+        let admin = common_dir.join("worktrees").join(name);
+        if registered_dir(&admin, &mut parents)
+            .is_some_and(|dir| crate::paths::same_path(&dir, path))
+        {
+            return true;
+        }
+    }
+    registered_paths(common_dir)
+        .iter()
+        .any(|p| crate::paths::same_path(p, path))
+}
+
+/// The worktree directory the admin directory `admin` registers, made
+/// canonical; `None` when its `gitdir` cannot be read.
+fn registered_dir(admin: &Path, parents: &mut Parents) -> Option<PathBuf> {
+    let bytes = std::fs::read(admin.join("gitdir")).ok()?;
+    let gitdir = super::porcelain::bytes_to_path(bytes.trim_ascii());
+    let dir = gitdir.parent()?;
+    Some(parents.canonical(dir).unwrap_or_else(|| dir.to_path_buf()))
+}
+
+/// Canonical forms of parent directories, looked up once each: an
+/// issue's worktrees all sit in one base path, and making each of a
+/// thousand entries canonical from the root up (a `readlink` per
+/// component) was most of what a create spent on the registry there.
+#[derive(Default)]
+struct Parents(std::collections::HashMap<PathBuf, Option<PathBuf>>);
+
+impl Parents {
+    /// `dir` made canonical. On Linux, a last component that is no
+    /// symbolic link is joined to its parent's canonical form, which is
+    /// what resolving the whole path gives; elsewhere (case-insensitive
+    /// and short names) and for a link, the whole path is resolved.
+    fn canonical(&mut self, dir: &Path) -> Option<PathBuf> {
+        let plain_last = cfg!(target_os = "linux")
+            && dir.is_absolute()
+            && std::fs::symlink_metadata(dir).is_ok_and(|m| !m.file_type().is_symlink());
+        match (dir.parent(), dir.file_name()) {
+            (Some(parent), Some(name)) if plain_last => {
+                let parent = self
+                    .0
+                    .entry(parent.to_path_buf())
+                    .or_insert_with(|| crate::paths::canonical(parent).ok())
+                    .as_ref()?;
+                Some(parent.join(name))
+            }
+            _ => crate::paths::canonical(dir).ok(),
+        }
+    }
 }
 
 /// The branch git's registry says the worktree at `path` has checked out

@@ -681,9 +681,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// `path` (read in-process). A repository cannot ship entries there:
     /// a clone copies none.
     pub(crate) fn registered_in_git(&self, path: &std::path::Path) -> bool {
-        crate::git::repair::registered_paths(&self.info.common_dir)
-            .iter()
-            .any(|p| crate::paths::same_path(p, path))
+        crate::git::repair::is_registered(&self.info.common_dir, path)
     }
 
     /// Whether `w` lives in this manager's clone (records written before
