@@ -66,14 +66,33 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(None); // no HEAD yet: nothing can have been committed
         }
         let head = head.text();
-        if let Some(snapshot) = self
-            .snapshot_at(
-                &plan.path,
-                &plan.id,
-                "found when a failed create was undone",
-                false,
+        // Asked of the worktree's own index first (its stat data makes
+        // that quick): a snapshot through a fresh index hashes every file
+        // there, seconds in a large checkout, and most failed creates
+        // leave nothing changed. Any doubt (no index yet, a git that
+        // fails) takes the snapshot.
+        let status = tree
+            .output(
+                [
+                    "--no-optional-locks",
+                    "status",
+                    "--porcelain=v1",
+                    "-z",
+                    "--untracked-files=all",
+                ],
+                true,
             )
-            .await?
+            .await?;
+        let unchanged = status.success() && status.stdout.is_empty();
+        if !unchanged
+            && let Some(snapshot) = self
+                .snapshot_at(
+                    &plan.path,
+                    &plan.id,
+                    "found when a failed create was undone",
+                    false,
+                )
+                .await?
         {
             // Its parent is HEAD: the snapshot keeps HEAD's commits too.
             return Ok(Some(self.keep(&plan.id, &snapshot).await?));

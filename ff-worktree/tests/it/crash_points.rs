@@ -524,11 +524,13 @@ fn only_worktree(repo: &TestRepo) -> std::path::PathBuf {
 /// issue's path (a worktree of the issue from before had the same path
 /// and branch) commits there and leaves a file. The next create undoes the
 /// dead attempt, and that work survives: the commit on the branch and the
-/// file, under `refs/ff/archive/<id>`. A dead attempt nobody touched is
-/// undone leaving no archive.
+/// file, under `refs/ff/archive/<id>` (and a commit alone, with no file
+/// beside it, as well). A dead attempt nobody touched is undone leaving no
+/// archive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_found_in_a_dead_creates_worktree_is_kept_when_it_is_undone() {
-    for touched in [true, false] {
+    // (committed, left a file)
+    for (touched, draft) in [(true, true), (true, false), (false, false)] {
         let repo = TestRepo::new();
         let backend = Backend {
             state: repo.scratch("state").to_string_lossy().into_owned(),
@@ -550,6 +552,8 @@ async fn work_found_in_a_dead_creates_worktree_is_kept_when_it_is_undone() {
                     "made in a dead create's worktree",
                 );
                 agent = Some(git_in(&dead, &["rev-parse", "HEAD"]));
+            }
+            if draft {
                 std::fs::write(dead.join("draft.txt"), "draft\n").expect("draft");
             }
             m.create_worktree(ISSUE).await.expect("create");
@@ -571,8 +575,10 @@ async fn work_found_in_a_dead_creates_worktree_is_kept_when_it_is_undone() {
                     reachable.lines().any(|c| c == agent),
                     "the agent's commit {agent} is lost"
                 );
-                let draft = git_in(repo.path(), &["show", &format!("{archive}:draft.txt")]);
-                assert_eq!(draft, "draft", "the agent's file is lost");
+                if draft {
+                    let kept = git_in(repo.path(), &["show", &format!("{archive}:draft.txt")]);
+                    assert_eq!(kept, "draft", "the agent's file is lost");
+                }
             } else {
                 assert!(
                     !archived.status.success(),
