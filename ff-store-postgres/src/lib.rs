@@ -360,7 +360,7 @@ impl IdempotencyStorage for PostgresStore {
         }
     }
 
-    /// One statement per [`REMOVE_BATCH`] removals: one round trip and one
+    /// One statement per 1,000 removals: one round trip and one
     /// commit each, instead of one per record.
     async fn remove_many(&self, items: &[(RecordKey, Revision)]) -> Result<u64> {
         let client = self.db.client("removing records").await?;

@@ -475,7 +475,7 @@ impl IdempotencyStorage for SqliteStore {
         .await
     }
 
-    /// In transactions of [`REMOVE_BATCH`] removals each: one commit per
+    /// In transactions of 10,000 removals each: one commit per
     /// batch instead of one per record, and no writer waits behind more
     /// than one batch.
     async fn remove_many(&self, items: &[(RecordKey, Revision)]) -> Result<u64> {
