@@ -42,7 +42,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             return Ok(());
         }
         self.with_registry("undo worktree add", async || {
-            let kept = self.keep_files_of(plan).await?;
+            let kept = match self.keep_files_of(plan).await {
+                Ok(kept) => kept,
+                // What git cannot snapshot (a file it cannot read, say) is
+                // kept whole: the directory is set aside, never deleted,
+                // and the undo goes on, so the issue is not stuck on it.
+                Err(e) => {
+                    let aside = super::aside::set_aside(&self.base, &plan.path, &plan.id)?;
+                    tracing::warn!(id = %plan.id, error = %e, aside = ?aside, "could not snapshot a failed create's worktree; its directory is set aside");
+                    None
+                }
+            };
             self.remove_registered(&plan.path, &plan.id).await?;
             self.retire_attempt_branch(plan, kept).await
         })

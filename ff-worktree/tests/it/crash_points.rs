@@ -589,3 +589,40 @@ async fn work_found_in_a_dead_creates_worktree_is_kept_when_it_is_undone() {
         });
     }
 }
+
+/// What git cannot snapshot (here an empty repository inside, which
+/// `git add` refuses) does not stop the next create: the dead attempt's
+/// directory is set aside whole, with the agent's file, and the create
+/// goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_creates_worktree_git_cannot_snapshot_is_set_aside() {
+    let repo = TestRepo::new();
+    let backend = Backend {
+        state: repo.scratch("state").to_string_lossy().into_owned(),
+        redis: None,
+    };
+    let path = repo.path().to_string_lossy().into_owned();
+    with_manager!(&backend, &path, "create", |m| {
+        assert!(
+            crash_at("create.checked_out", &repo, &backend),
+            "the create did not crash"
+        );
+        let dead = only_worktree(&repo);
+        let _ = git_in(&dead, &["init", "-q", "nested"]);
+        std::fs::write(dead.join("draft.txt"), "draft\n").expect("draft");
+        let created = m.create_worktree(ISSUE).await.expect("create");
+        let kept_dir = created
+            .worktree
+            .path
+            .parent()
+            .expect("base")
+            .join(".ff-kept");
+        let kept: Vec<_> = std::fs::read_dir(&kept_dir)
+            .expect("a directory was set aside")
+            .flatten()
+            .filter(|e| e.path().join("draft.txt").exists())
+            .collect();
+        assert_eq!(kept.len(), 1, "the agent's file was not kept");
+        crate::common::assert_consistent(&repo, &m).await;
+    });
+}
