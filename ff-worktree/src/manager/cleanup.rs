@@ -232,13 +232,25 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .map_or_else(|| (wt.base.clone(), 0), |(_, base, n)| (base.clone(), *n));
         let mut archived_at = settled;
         let mut merged_because = None;
+        // Files git could not snapshot: the directory is kept whole.
+        let mut keep_whole = false;
         if force {
             // Uncommitted files die with the directory: snapshot them
             // first. Commits made after the snapshot are kept below.
             if !self.dirty_files(&wt).await?.is_empty() {
-                let snapshot = self.snapshot(&wt, "at cleanup").await?;
-                archived_at = Some(self.keep(&wt.id, &snapshot).await?);
-                crate::crash::point("cleanup_force.snapshot_kept");
+                match self.snapshot(&wt, "at cleanup").await {
+                    Ok(snapshot) => {
+                        archived_at = Some(self.keep(&wt.id, &snapshot).await?);
+                        crate::crash::point("cleanup_force.snapshot_kept");
+                    }
+                    // What git cannot add (an agent's empty repository in
+                    // a folder, say) would fail every forced cleanup of
+                    // the worktree: its directory is set aside instead.
+                    Err(e) => {
+                        tracing::warn!(id = %wt.id, error = %e, "git cannot snapshot the uncommitted files; the directory is set aside whole");
+                        keep_whole = true;
+                    }
+                }
             }
             // The snapshot's parent is HEAD; with a clean tree the
             // detached commits are kept on their own.
@@ -290,10 +302,16 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                         ),
                     ));
                 }
+                let kept_whole = if keep_whole {
+                    super::aside::set_aside(&self.base, &wt.path, &wt.id)?
+                } else {
+                    None
+                };
                 self.remove_registered(&wt.path, &wt.id).await?;
                 // Anything at its path now (a directory an agent made
                 // again) is kept, out of the way.
                 let set_aside = super::aside::set_aside(&self.base, &wt.path, &wt.id)?;
+                let set_aside = kept_whole.or(set_aside);
                 crate::crash::point(if force {
                     "cleanup_force.removed"
                 } else {

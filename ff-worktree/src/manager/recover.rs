@@ -931,13 +931,28 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     async fn remove_unrecorded(&self, wt: &Worktree) -> Result<String> {
         let dirty = wt.path.join(".git").exists() && !self.dirty_files(wt).await?.is_empty();
         let mut kept = None;
+        let mut aside = None;
         if dirty {
-            let snapshot = self.snapshot(wt, "at recover").await?;
-            kept = Some(self.keep(&wt.id, &snapshot).await?);
+            match self.snapshot(wt, "at recover").await {
+                Ok(snapshot) => kept = Some(self.keep(&wt.id, &snapshot).await?),
+                // What git cannot add (an empty repository in a folder,
+                // say): the directory is kept whole, as cleanup does.
+                Err(e) => {
+                    tracing::warn!(id = %wt.id, error = %e, "git cannot snapshot the uncommitted files; the directory is set aside whole");
+                    aside = super::aside::set_aside(&self.base, &wt.path, &wt.id)?;
+                }
+            }
         }
         self.remove_registered(&wt.path, &wt.id).await?;
+        let files = aside.as_ref().map_or_else(String::new, |dir| {
+            format!(
+                "; its files set aside at {}",
+                crate::display::escape_path(dir)
+            )
+        });
         Ok(match self.retire_branch(wt, kept, None).await? {
-            Some(archive) => format!("work kept under {archive}"),
+            Some(archive) => format!("work kept under {archive}{files}"),
+            None if aside.is_some() => format!("it held no commits{files}"),
             None => "it held no work".to_owned(),
         })
     }

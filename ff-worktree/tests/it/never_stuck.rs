@@ -237,3 +237,33 @@ async fn a_worktree_git_is_adding_meanwhile_never_fails_a_reader() {
         "someone else's worktree is theirs: only they write it"
     );
 }
+
+/// An agent's empty repository in a folder of its worktree makes
+/// `git add` fail, so no snapshot of its uncommitted files can be made: a
+/// forced cleanup still removes the worktree, keeping the directory whole
+/// (set aside, the agent's file in it) and the agent's commit archived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_cleanup_of_files_git_cannot_snapshot_keeps_the_directory() {
+    let repo = TestRepo::new();
+    let m = open(&repo).await;
+    let wt = m.create_worktree("1").await.expect("create").worktree;
+    commit_file(&wt.path, "work.txt", "work\n", "agent work");
+    let agent = git_in(&wt.path, &["rev-parse", "HEAD"]);
+    let _ = git_in(&wt.path, &["init", "-q", "nested"]);
+    std::fs::create_dir_all(wt.path.join("notes")).expect("mkdir");
+    std::fs::write(wt.path.join("notes/late.txt"), "late work\n").expect("agent's file");
+    let cleaned = m
+        .cleanup_worktree("1", Cleanup::Force)
+        .await
+        .expect("forced cleanup");
+    let kept = cleaned.set_aside.expect("the directory was set aside");
+    assert_eq!(kept_file(&kept), "late work\n");
+    assert!(cleaned.archived_at.is_some(), "the commit was not archived");
+    let reachable = git_in(repo.path(), &["rev-list", "--all"]);
+    assert!(
+        reachable.lines().any(|c| c == agent),
+        "the agent's commit is lost"
+    );
+    assert!(!wt.path.exists());
+    crate::common::assert_consistent(&repo, &m).await;
+}

@@ -284,6 +284,46 @@ async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
     assert!(crate::common::ours(&repo, &m).is_empty());
 }
 
+/// Files git cannot snapshot (beside an agent's empty repository in a
+/// folder) in a failed create's worktree: `recover` still removes it,
+/// keeping the directory whole, set aside with the agent's file in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_sets_aside_a_failed_creates_files_git_cannot_snapshot() {
+    let repo = TestRepo::new();
+    let m = crate::common::manager(
+        &repo,
+        WorktreeConfig::new(repo.path()).with_cleanup_on_error(false),
+    )
+    .await;
+    repo.install_hook("post-checkout", "exit 1");
+    m.create_worktree("kept").await.expect_err("hook fails");
+    repo.remove_hook("post-checkout");
+    let ours = crate::common::ours(&repo, &m);
+    let [dir] = &ours[..] else {
+        panic!("one worktree kept for inspection: {ours:?}");
+    };
+    let _ = git_in(dir, &["init", "-q", "nested"]);
+    std::fs::write(dir.join("late.txt"), "late work\n").expect("agent's file");
+    let report = crate::common::recover_as_foreseen(&m)
+        .await
+        .expect("recover");
+    let repair = report
+        .repairs
+        .iter()
+        .find(|r| r.kind == RepairKind::RemovedUnrecordedWorktree)
+        .unwrap_or_else(|| panic!("{report:?}"));
+    assert!(repair.detail.contains("set aside"), "{repair:?}");
+    let kept: Vec<PathBuf> = std::fs::read_dir(m.base_path().join(".ff-kept"))
+        .expect("a directory was set aside")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("late.txt").exists())
+        .collect();
+    assert_eq!(kept.len(), 1, "the agent's file was not kept");
+    crate::common::assert_consistent(&repo, &m).await;
+    assert!(crate::common::ours(&repo, &m).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_ref_lock_left_by_a_killed_git_does_not_block_cleanup() {
     let repo = TestRepo::new();
