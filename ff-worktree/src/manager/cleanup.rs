@@ -695,7 +695,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// nothing else is touched. Never `git stash`: `refs/stash` is shared
     /// by every worktree.
     pub(super) async fn snapshot(&self, wt: &Worktree, when: &str) -> Result<String> {
-        let made = self.snapshot_at(&wt.path, &wt.id, when, true).await?;
+        let made = self
+            .snapshot_at(&wt.path, &wt.id, when, Snapshot::Whole)
+            .await?;
         made.ok_or_else(|| {
             Error::refused(
                 format!("archiving the work of {}", wt.id),
@@ -705,29 +707,29 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     }
 
     /// [`snapshot`](Self::snapshot) of the worktree at `path`, named for
-    /// `id`. With `whole` off, files missing from the directory are not
-    /// counted as removed (a checkout cut short lacks files it never
-    /// wrote), and when nothing else differs from HEAD there is no
-    /// snapshot (`None`).
+    /// `id`, of what `what` takes. Unless [`Snapshot::Whole`], a tree no
+    /// different from HEAD's gives no snapshot (`None`).
     pub(super) async fn snapshot_at(
         &self,
         path: &std::path::Path,
         id: &str,
         when: &str,
-        whole: bool,
+        what: Snapshot,
     ) -> Result<Option<String>> {
         let index =
             std::env::temp_dir().join(format!("ff-index-{}", ff_traits::identity::unique_id()));
         let private = self.git.in_dir(path).with_env("GIT_INDEX_FILE", &index);
         let made = async {
             private.run(["read-tree", "HEAD"]).await?;
-            if whole {
-                private.run(["add", "--all"]).await?;
-            } else {
-                private.run(["add", "--ignore-removal", "--", "."]).await?;
-            }
+            match what {
+                Snapshot::Whole => private.run(["add", "--all"]).await?,
+                Snapshot::Present => private.run(["add", "--ignore-removal", "--", "."]).await?,
+                Snapshot::Tracked => private.run(["add", "--update"]).await?,
+            };
             let tree = private.run(["write-tree"]).await?.text();
-            if !whole && private.run(["rev-parse", "HEAD^{tree}"]).await?.text() == tree {
+            if what != Snapshot::Whole
+                && private.run(["rev-parse", "HEAD^{tree}"]).await?.text() == tree
+            {
                 return Ok(None);
             }
             let message = format!("ForgeFlow archive of {id}: uncommitted work {when}");
@@ -787,6 +789,22 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             format!("{name} kept changing while ForgeFlow updated it; try again"),
         ))
     }
+}
+
+/// What a snapshot of a worktree's files takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Snapshot {
+    /// Every file as it is, untracked ones included, and files missing
+    /// from the directory as removed.
+    Whole,
+    /// Files present that differ from HEAD or that git does not track;
+    /// missing files do not count (a checkout cut short lacks files it
+    /// never wrote).
+    Present,
+    /// Changes to tracked files alone: what is left when git cannot add
+    /// the untracked ones (an empty repository in a folder), which stay
+    /// where they are.
+    Tracked,
 }
 
 /// `git commit-tree` with ForgeFlow's own identity (archives are

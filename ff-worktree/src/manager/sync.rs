@@ -413,9 +413,25 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if !moved && !changed {
             return Ok(None);
         }
+        let when = "found in a sync that died midway";
         let commit = if changed {
-            self.snapshot(wt, "found in a sync that died midway")
-                .await?
+            match self.snapshot(wt, when).await {
+                Ok(commit) => commit,
+                // Untracked files git cannot add (an empty repository in a
+                // folder) would keep the rebase, and the issue, stuck: the
+                // abort leaves untracked files where they are, so the
+                // changes to tracked files alone are kept.
+                Err(e) => {
+                    tracing::warn!(id = %wt.id, error = %e, "git cannot snapshot the untracked files; they stay in the worktree, tracked changes are kept");
+                    match self
+                        .snapshot_at(&wt.path, &wt.id, when, super::cleanup::Snapshot::Tracked)
+                        .await?
+                    {
+                        Some(commit) => commit,
+                        None => head(tree).await?,
+                    }
+                }
+            }
         } else {
             head(tree).await?
         };

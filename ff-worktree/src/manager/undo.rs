@@ -100,7 +100,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                     &plan.path,
                     &plan.id,
                     "found when a failed create was undone",
-                    false,
+                    super::cleanup::Snapshot::Present,
                 )
                 .await?
         {

@@ -508,6 +508,44 @@ async fn work_done_while_a_sync_lay_dead_mid_rebase_is_kept() {
     }
 }
 
+/// The same dead sync, with an agent's empty repository in a folder beside
+/// its edit: `git add` refuses that folder, so no whole snapshot can be
+/// made. The next sync or recover still settles the rebase, keeping the
+/// agent's commit and edit (the tracked changes are snapshot alone), and
+/// the folder stays where it was (the abort leaves untracked files).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_sync_is_settled_beside_files_git_cannot_snapshot() {
+    for settle in ["sync", "recover"] {
+        let repo = TestRepo::new();
+        let backend = Backend {
+            state: repo.scratch("state").to_string_lossy().into_owned(),
+            redis: None,
+        };
+        let path = repo.path().to_string_lossy().into_owned();
+        with_manager!(&backend, &path, "sync", |m| {
+            let (wt, agent) = crashed_sync_with_agent_work(&repo, &backend, &m).await;
+            let _ = git_in(&wt.path, &["init", "-q", "nested"]);
+            if settle == "sync" {
+                // Refused afterwards for the untracked folder, or done:
+                // either way the dead rebase is settled first.
+                let _ = m.sync_worktree(ISSUE, SyncOptions::default()).await;
+            } else {
+                m.recover(Recover::Repair).await.expect("recover");
+            }
+            assert_agent_work_kept(&repo, &wt, &agent);
+            let dir = git_in(&wt.path, &["rev-parse", "--absolute-git-dir"]);
+            assert!(
+                !Path::new(&dir).join("rebase-merge").exists(),
+                "{settle}: the rebase was not settled"
+            );
+            assert!(
+                wt.path.join("nested/.git").exists(),
+                "{settle}: the folder is gone"
+            );
+        });
+    }
+}
+
 /// The worktree directory git has registered besides the main one.
 fn only_worktree(repo: &TestRepo) -> std::path::PathBuf {
     let listed = git_in(repo.path(), &["worktree", "list", "--porcelain"]);
