@@ -101,6 +101,14 @@ impl Backend {
         role
     }
 
+    /// File locks and SQLite, in a state directory of `repo`'s own.
+    fn files_of(repo: &TestRepo) -> Self {
+        Self {
+            state: repo.scratch("state").to_string_lossy().into_owned(),
+            redis: None,
+        }
+    }
+
     fn from_role(role: &[String]) -> Self {
         Self {
             state: role[0].clone(),
@@ -450,10 +458,7 @@ fn assert_agent_work_kept(repo: &TestRepo, wt: &ff_worktree::Worktree, agent: &s
 async fn work_done_while_a_sync_lay_dead_mid_rebase_is_kept() {
     for settle in ["sync", "recover", "cleanup", "cleanup --force"] {
         let repo = TestRepo::new();
-        let backend = Backend {
-            state: repo.scratch("state").to_string_lossy().into_owned(),
-            redis: None,
-        };
+        let backend = Backend::files_of(&repo);
         let path = repo.path().to_string_lossy().into_owned();
         with_manager!(&backend, &path, "sync", |m| {
             let (wt, agent) = crashed_sync_with_agent_work(&repo, &backend, &m).await;
@@ -517,10 +522,7 @@ async fn work_done_while_a_sync_lay_dead_mid_rebase_is_kept() {
 async fn a_dead_sync_is_settled_beside_files_git_cannot_snapshot() {
     for settle in ["sync", "recover"] {
         let repo = TestRepo::new();
-        let backend = Backend {
-            state: repo.scratch("state").to_string_lossy().into_owned(),
-            redis: None,
-        };
+        let backend = Backend::files_of(&repo);
         let path = repo.path().to_string_lossy().into_owned();
         with_manager!(&backend, &path, "sync", |m| {
             let (wt, agent) = crashed_sync_with_agent_work(&repo, &backend, &m).await;
@@ -546,8 +548,13 @@ async fn a_dead_sync_is_settled_beside_files_git_cannot_snapshot() {
     }
 }
 
-/// The worktree directory git has registered besides the main one.
-fn only_worktree(repo: &TestRepo) -> std::path::PathBuf {
+/// The worktree of a create killed once it checked it out: the only one
+/// git has registered besides the main one.
+fn dead_create(repo: &TestRepo, backend: &Backend) -> std::path::PathBuf {
+    assert!(
+        crash_at("create.checked_out", repo, backend),
+        "the create did not crash"
+    );
     let listed = git_in(repo.path(), &["worktree", "list", "--porcelain"]);
     let mut paths = listed
         .lines()
@@ -570,17 +577,10 @@ async fn work_found_in_a_dead_creates_worktree_is_kept_when_it_is_undone() {
     // (committed, left a file)
     for (touched, draft) in [(true, true), (true, false), (false, false)] {
         let repo = TestRepo::new();
-        let backend = Backend {
-            state: repo.scratch("state").to_string_lossy().into_owned(),
-            redis: None,
-        };
+        let backend = Backend::files_of(&repo);
         let path = repo.path().to_string_lossy().into_owned();
         with_manager!(&backend, &path, "create", |m| {
-            assert!(
-                crash_at("create.checked_out", &repo, &backend),
-                "the create did not crash"
-            );
-            let dead = only_worktree(&repo);
+            let dead = dead_create(&repo, &backend);
             let mut agent = None;
             if touched {
                 commit_file(
@@ -635,17 +635,10 @@ async fn work_found_in_a_dead_creates_worktree_is_kept_when_it_is_undone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_creates_worktree_git_cannot_snapshot_is_set_aside() {
     let repo = TestRepo::new();
-    let backend = Backend {
-        state: repo.scratch("state").to_string_lossy().into_owned(),
-        redis: None,
-    };
+    let backend = Backend::files_of(&repo);
     let path = repo.path().to_string_lossy().into_owned();
     with_manager!(&backend, &path, "create", |m| {
-        assert!(
-            crash_at("create.checked_out", &repo, &backend),
-            "the create did not crash"
-        );
-        let dead = only_worktree(&repo);
+        let dead = dead_create(&repo, &backend);
         let _ = git_in(&dead, &["init", "-q", "nested"]);
         std::fs::write(dead.join("draft.txt"), "draft\n").expect("draft");
         let created = m.create_worktree(ISSUE).await.expect("create");

@@ -246,16 +246,25 @@ async fn recover_forgets_vanished_worktrees_and_removes_only_our_strays() {
     crate::common::assert_consistent(&repo, &m).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
-    let repo = TestRepo::new();
+/// A create of issue `kept` that failed (git's `post-checkout` hook
+/// refused it) with `cleanup_on_error` off: its worktree kept for
+/// inspection, no record naming it. The hook is gone again afterwards.
+async fn failed_create_kept(repo: &TestRepo) -> (crate::common::Manager, ff_worktree::Error) {
     let m = crate::common::manager(
-        &repo,
+        repo,
         WorktreeConfig::new(repo.path()).with_cleanup_on_error(false),
     )
     .await;
     repo.install_hook("post-checkout", "exit 1");
     let err = m.create_worktree("kept").await.expect_err("hook fails");
+    repo.remove_hook("post-checkout");
+    (m, err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
+    let repo = TestRepo::new();
+    let (m, err) = failed_create_kept(&repo).await;
     assert!(
         err.to_string().contains("post-checkout") || err.to_string().contains("exit"),
         "{err}"
@@ -269,7 +278,6 @@ async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
         m.get("kept").await.expect("get").is_none(),
         "no record claims it"
     );
-    repo.remove_hook("post-checkout");
     let report = crate::common::recover_as_foreseen(&m)
         .await
         .expect("recover");
@@ -290,14 +298,7 @@ async fn a_failed_create_kept_for_inspection_is_removed_by_recover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_sets_aside_a_failed_creates_files_git_cannot_snapshot() {
     let repo = TestRepo::new();
-    let m = crate::common::manager(
-        &repo,
-        WorktreeConfig::new(repo.path()).with_cleanup_on_error(false),
-    )
-    .await;
-    repo.install_hook("post-checkout", "exit 1");
-    m.create_worktree("kept").await.expect_err("hook fails");
-    repo.remove_hook("post-checkout");
+    let (m, _) = failed_create_kept(&repo).await;
     let ours = crate::common::ours(&repo, &m);
     let [dir] = &ours[..] else {
         panic!("one worktree kept for inspection: {ours:?}");
