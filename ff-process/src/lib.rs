@@ -48,27 +48,38 @@ pub(crate) struct Stat {
     pub(crate) parent: u32,
     pub(crate) process_group: i64,
     pub(crate) start_time: u64,
+    /// The kernel's `PF_EXITING`: the process has begun to exit and runs
+    /// none of its own code again. It lets go of its memory first (its
+    /// `/proc/<pid>/cmdline` reads empty) and its working directory
+    /// last, so for a moment it is still found "in" a directory it is
+    /// leaving.
+    pub(crate) exiting: bool,
 }
 
 #[cfg(target_os = "linux")]
 pub(crate) fn stat(pid: &str) -> std::io::Result<Option<Stat>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    Ok(parse_stat(&text))
+}
+
+/// The fields of a `/proc/<pid>/stat` line we use; `None` when it is not
+/// one.
+#[cfg(target_os = "linux")]
+fn parse_stat(text: &str) -> Option<Stat> {
+    /// `PF_EXITING` in `include/linux/sched.h`.
+    const PF_EXITING: u64 = 0x4;
     // The command name (field 2) may hold spaces and parentheses: the
     // fields we want follow the last ')'. After it: state (field 3),
-    // ppid, pgrp (5), … starttime (22).
-    let Some((_, rest)) = text.rsplit_once(')') else {
-        return Ok(None);
-    };
+    // ppid, pgrp (5), … flags (9), … starttime (22).
+    let (_, rest) = text.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let parsed = (|| {
-        Some(Stat {
-            state: fields.first()?.chars().next()?,
-            parent: fields.get(1)?.parse().ok()?,
-            process_group: fields.get(2)?.parse().ok()?,
-            start_time: fields.get(19)?.parse().ok()?,
-        })
-    })();
-    Ok(parsed)
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        parent: fields.get(1)?.parse().ok()?,
+        process_group: fields.get(2)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+        exiting: fields.get(6)?.parse::<u64>().ok()? & PF_EXITING != 0,
+    })
 }
 
 /// Whether `/proc` can be trusted to list every process of this pid space.
@@ -348,6 +359,24 @@ pub fn stop_holder(info: &LockInfo, how: Stop) -> Result<(), NotStoppable> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_stat_line_is_read_past_a_command_name_with_parentheses() {
+        // As the kernel writes it for a process that began to exit (flags
+        // 0x400044 hold PF_EXITING), named `a) b (c`.
+        let line = "4242 (a) b (c) R 1 4240 4240 0 -1 4194372 98 0 0 0 0 0 0 0 20 0 1 0 3990920 3133440 350";
+        let stat = parse_stat(line).expect("a stat line");
+        assert_eq!(
+            (stat.state, stat.parent, stat.process_group, stat.start_time),
+            ('R', 1, 4240, 3_990_920)
+        );
+        assert!(stat.exiting);
+        let running = line.replace("4194372", "4194304");
+        assert!(!parse_stat(&running).expect("a stat line").exiting);
+        assert!(parse_stat("4242 (cut short").is_none());
+        assert!(parse_stat("4242 (x) R 1").is_none());
+    }
 
     #[test]
     fn this_process_is_alive() {

@@ -33,7 +33,7 @@ pub fn supported() -> bool {
     cfg!(target_os = "linux") && Path::new("/proc/self/cwd").exists()
 }
 
-/// The running processes (zombies aside) whose working directory is `dir`
+/// The running processes (zombies and exiting ones aside) whose working directory is `dir`
 /// or beneath it, other than this process and its ancestors (whoever ran
 /// this command from inside `dir` means to leave it). Empty where
 /// [`supported`] is false.
@@ -60,7 +60,9 @@ pub fn working_in(dir: &Path) -> Vec<Resident> {
                     return None;
                 }
                 let stat = crate::stat(name).ok().flatten()?;
-                if matches!(stat.state, 'Z' | 'X') {
+                // One that began to exit is leaving the directory, not
+                // working in it; its command line already reads empty.
+                if matches!(stat.state, 'Z' | 'X') || stat.exiting {
                     return None;
                 }
                 let (command, args) = command_line(name);
@@ -160,6 +162,54 @@ pub fn signal_group(group: u32, kill: bool) -> bool {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_that_began_to_exit_is_not_found() {
+        use std::io::Read as _;
+        use std::process::{Command, Stdio};
+        // A process lets go of its memory before its working directory:
+        // for that moment it is found in the directory with an empty
+        // command line (as git's background maintenance is, right after
+        // an agent's commit). A process holding 1 GiB makes the moment
+        // long enough to see: `tail -c` keeps what it read until its
+        // input ends.
+        const SIZE: &str = "1073741824";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut feed = Command::new("head")
+            .args(["-c", SIZE, "/dev/zero"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("head");
+        let mut holder = Command::new("tail")
+            .args(["-c", SIZE])
+            .current_dir(dir.path())
+            .stdin(feed.stdout.take().expect("piped"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("tail");
+        // Its first byte out means it holds the whole input.
+        let mut first = [0u8; 1];
+        holder
+            .stdout
+            .as_mut()
+            .expect("piped")
+            .read_exact(&mut first)
+            .expect("tail writes");
+        feed.wait().expect("head ends");
+        let pid = holder.id().to_string();
+        let _ = holder.kill();
+        let mut seen_exiting = 0;
+        while let Some(stat) = crate::stat(&pid).ok().flatten() {
+            if matches!(stat.state, 'Z' | 'X') {
+                break;
+            }
+            seen_exiting += usize::from(stat.exiting);
+            let found = working_in(dir.path());
+            assert!(found.is_empty() || !stat.exiting, "{found:?}");
+        }
+        holder.wait().expect("reaped");
+        assert!(seen_exiting > 0, "the exit was too quick to be seen");
+    }
 
     #[test]
     fn a_process_in_a_directory_is_found_and_this_one_is_not() {

@@ -13,13 +13,15 @@
 //!
 //! Git's own housekeeping is no one's work: after a commit, fetch or
 //! merge, git starts `git maintenance run --auto` (older gits `git gc
-//! --auto`) in the background, in its own process group, from the
-//! directory the command ran in. It works on the shared repository, not
-//! on the worktree's files, and `git worktree remove` pays it no heed, so
-//! neither does ff: it and everything in its group (the `git gc`, `git
-//! repack` and `pre-auto-gc` hook it runs) neither refuse a cleanup nor
-//! are signalled. Were it counted, every cleanup right after an agent's
-//! commit would be refused by a process that ends by itself.
+//! --auto`) in the background (it forks itself off, then takes a process
+//! group of its own), from the directory the command ran in. It works on
+//! the shared repository, not on the worktree's files, and `git worktree
+//! remove` pays it no heed, so neither does ff: it and everything in its
+//! group (the `git gc`, `git repack` and `pre-auto-gc` hook it runs)
+//! neither refuse a cleanup nor are signalled. Were it counted, every
+//! cleanup right after an agent's commit would be refused by a process
+//! that ends by itself. Nor does a process that has begun to exit count
+//! (its command line reads empty by then, so it could not be told apart).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -152,7 +154,10 @@ pub(crate) fn running(groups: &Groups, id: &str, path: &Path) -> Running {
         .into_iter()
         .filter(|r| !ours.contains(&r.process_group))
         .filter(|r| {
-            let gits = housekeeping.contains(&r.process_group);
+            // Its own arguments count too: `--detach` forks the work off
+            // and only then gives it a group of its own, and the first
+            // process runs in the group of the command that started it.
+            let gits = housekeeping.contains(&r.process_group) || is_git_housekeeping(&r.args);
             if gits {
                 tracing::debug!(pid = r.pid, command = %r.command, "git's own housekeeping; not counted");
             }
