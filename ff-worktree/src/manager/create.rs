@@ -51,7 +51,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         // is enough unless something else keeps rewriting it.
         let mut kept: Option<PathBuf> = None;
         for _ in 0..5 {
-            let plan = self.free_names(issue).await?;
+            // Git's registry, read once for the checks made before the
+            // registry lock (each is made again under it, or concerns
+            // this issue alone, whose lock is held): at 1,000 worktrees a
+            // read is 1,000 files.
+            let registered = repair::registered_paths(&self.info.common_dir);
+            let plan = self.free_names(issue, &registered).await?;
             let planned = serde_json::to_value(&plan)
                 .map_err(|e| Error::invalid_input("worktree plan", e.to_string()))?;
             // Under the issue lock a pending record is a dead create's.
@@ -139,11 +144,20 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             })?;
                         self.undo(&abandoned).await?;
                     }
+                    // An undo may have dropped a registration.
+                    let registered = if claim.abandoned_rollbacks.is_empty() {
+                        registered
+                    } else {
+                        repair::registered_paths(&self.info.common_dir)
+                    };
                     // One worktree per issue, whatever this manager's
                     // namespace, state directory or store: one of the
                     // issue's that these records do not name is refused,
                     // named, never duplicated.
-                    let unknown = match self.unknown_among(&[], Some(issue.as_str())).await {
+                    let unknown = match self
+                        .unknown_in(&registered, &[], Some(issue.as_str()))
+                        .await
+                    {
                         Ok(all) => all.into_iter().next(),
                         Err(e) => {
                             self.records.abandon_operation(&claim).await?;
@@ -189,7 +203,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                             return Err(e);
                         }
                     };
-                    let evicted = match self.make_room(issue).await {
+                    let evicted = match self.make_room(issue, &registered).await {
                         Ok(evicted) => evicted,
                         Err(e) => {
                             self.records.abandon_operation(&claim).await?;
@@ -389,9 +403,9 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// someone is working on (their lock is busy); never waits for another
     /// issue's lock while holding this one's, so two creates cannot
     /// deadlock. The final count is checked again under the registry lock.
-    async fn make_room(&self, issue: &IssueId) -> Result<Vec<Worktree>> {
+    async fn make_room(&self, issue: &IssueId, registered: &[PathBuf]) -> Result<Vec<Worktree>> {
         if self.config.limit_policy != LimitPolicy::EvictOldest
-            || self.count_ours() < self.config.max_worktrees
+            || self.count_ours_among(registered) < self.config.max_worktrees
         {
             return Ok(Vec::new());
         }
@@ -504,7 +518,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// Worktrees git has registered under the base path, read from git's
     /// registry in-process (as `git worktree list` reads it).
     pub(super) fn count_ours(&self) -> usize {
-        crate::git::repair::registered_paths(&self.info.common_dir)
+        self.count_ours_among(&repair::registered_paths(&self.info.common_dir))
+    }
+
+    /// [`count_ours`](Self::count_ours) among `registered`, the registry
+    /// as read just before.
+    pub(super) fn count_ours_among(&self, registered: &[PathBuf]) -> usize {
+        registered
             .iter()
             .filter(|p| p.starts_with(&self.base))
             // The warm pool has a limit of its own.
@@ -538,7 +558,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// # Errors
     /// [`Error::Refused`] when the issue's branch would nest with an
     /// existing branch (`ff/a` and `ff/a/b`), or every name is taken.
-    async fn free_names(&self, issue: &IssueId) -> Result<Plan> {
+    async fn free_names(&self, issue: &IssueId, registered: &[PathBuf]) -> Result<Plan> {
         let first = self.names.plan(issue, 1, &self.location);
         if let Some(other) = self.nesting_branch(&first.branch).await? {
             let whose = self
@@ -560,7 +580,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         }
         for attempt in 1..=MAX_ATTEMPTS {
             let plan = self.names.plan(issue, attempt, &self.location);
-            if !self.names_taken(&plan).await? {
+            if !self.names_taken(&plan, registered).await? {
                 return Ok(plan);
             }
             tracing::debug!(issue = %issue, id = %plan.id, "names taken; trying the next");
@@ -577,10 +597,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         })
     }
 
-    /// Whether anything has `plan`'s path or branch.
-    pub(super) async fn names_taken(&self, plan: &Plan) -> Result<bool> {
+    /// Whether anything has `plan`'s path or branch, `registered` being
+    /// git's registry as read just before.
+    pub(super) async fn names_taken(&self, plan: &Plan, registered: &[PathBuf]) -> Result<bool> {
         Ok(std::fs::symlink_metadata(&plan.path).is_ok()
-            || self.registered_in_git(&plan.path)
+            || registered
+                .iter()
+                .any(|p| crate::paths::same_path(p, &plan.path))
             || self.branch_exists(&plan.branch).await?)
     }
 
@@ -733,11 +756,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         (base, base_commit): &(String, String),
     ) -> Result<Option<Worktree>> {
         self.with_registry("worktree add", async || {
-            let count = self.count_ours();
+            // Read once under the lock, for the count and the names.
+            let registered = repair::registered_paths(&self.info.common_dir);
+            let count = self.count_ours_among(&registered);
             if count >= self.config.max_worktrees {
                 return Err(self.limit_reached(" (limit_policy = \"refuse\")"));
             }
-            if self.names_taken(plan).await? {
+            if self.names_taken(plan, &registered).await? {
                 return Ok(None);
             }
             // A new worktree under a name an earlier one had starts with

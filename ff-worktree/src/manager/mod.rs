@@ -778,20 +778,35 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         known: &[Worktree],
         issue: Option<&str>,
     ) -> Result<Vec<UnknownWorktree>> {
-        let shaped: Vec<(String, PathBuf, create::Plan)> =
-            repair::registered_paths(&self.info.common_dir)
-                .into_iter()
-                .filter(|p| p.parent() == Some(self.base.as_path()))
-                .filter_map(|p| {
-                    let name = p.file_name()?.to_string_lossy().into_owned();
-                    let plan = self.names.recognise_id(&name)?;
-                    Some((name, p, plan))
-                })
-                .filter(|(name, _, plan)| {
-                    !known.iter().any(|w| w.id == *name)
-                        && issue.is_none_or(|i| plan.issue().as_deref() == Some(i))
-                })
-                .collect();
+        self.unknown_in(
+            &repair::registered_paths(&self.info.common_dir),
+            known,
+            issue,
+        )
+        .await
+    }
+
+    /// [`unknown_among`](Self::unknown_among) in `registered`, git's
+    /// registry as read just before.
+    pub(crate) async fn unknown_in(
+        &self,
+        registered: &[PathBuf],
+        known: &[Worktree],
+        issue: Option<&str>,
+    ) -> Result<Vec<UnknownWorktree>> {
+        let shaped: Vec<(String, PathBuf, create::Plan)> = registered
+            .iter()
+            .filter(|p| p.parent() == Some(self.base.as_path()))
+            .filter_map(|p| {
+                let name = p.file_name()?.to_string_lossy().into_owned();
+                let plan = self.names.recognise_id(&name)?;
+                Some((name, p.clone(), plan))
+            })
+            .filter(|(name, _, plan)| {
+                !known.iter().any(|w| w.id == *name)
+                    && issue.is_none_or(|i| plan.issue().as_deref() == Some(i))
+            })
+            .collect();
         if shaped.is_empty() {
             return Ok(Vec::new());
         }

@@ -481,11 +481,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         ready.sort_by_key(|(_, e)| e.since);
         let claimed = self
             .with_registry("pool claim", async || {
-                let count = self.count_ours();
+                let registered = crate::git::repair::registered_paths(&self.info.common_dir);
+                let count = self.count_ours_among(&registered);
                 if count >= self.config.max_worktrees {
                     return Err(self.limit_reached(" (limit_policy = \"refuse\")"));
                 }
-                if self.names_taken(plan).await? {
+                if self.names_taken(plan, &registered).await? {
                     return Ok(None);
                 }
                 for (record, entry) in &ready {
