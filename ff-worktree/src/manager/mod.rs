@@ -461,7 +461,8 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .lock_local(self.lock_names.registry(), operation)
             .await?;
         // A `worktree add` killed mid-write would fail every registry
-        // change that follows; mending it first costs one directory read.
+        // change that follows; mending it first costs a directory read and
+        // a `stat` per worktree.
         self.torn_commondirs(true).await;
         self.holding(guard, f).await
     }
