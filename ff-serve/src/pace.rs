@@ -7,7 +7,12 @@ use ff_traits::ChangeFeed;
 use tokio::time::Instant;
 
 /// Reads take at most 1/this of the time: the next read waits this many
-/// times as long as the last one took, from its start.
+/// times as long as the last one took, from its start. With a feed, "took"
+/// is the CPU the process spent meanwhile (a read of a network backend
+/// mostly waits for round trips, which cost no core: spaced by its length,
+/// a read of 1,000 Redis locks held every lock event back by a quarter of
+/// a second); polled, it is the read's length, since a poll reads whether
+/// or not anything changed, and the backend is spared too.
 const READ_SHARE_INVERSE: u32 = 5;
 
 /// The pace of one watch task's reads.
@@ -21,8 +26,13 @@ pub(crate) struct Pace {
     /// often anyway: for what nobody writes (a lease that lapses).
     settle: Duration,
     last: Option<Instant>,
+    /// The process's CPU time when the last read began, where known.
+    cpu_at_last: Option<Duration>,
     /// How long the last read took (see [`read_done`](Self::read_done)).
     took: Duration,
+    /// The CPU the process spent during the last read (its length where
+    /// the platform does not tell).
+    took_cpu: Duration,
 }
 
 impl Pace {
@@ -48,7 +58,9 @@ impl Pace {
             every,
             settle,
             last: None,
+            cpu_at_last: None,
             took: Duration::ZERO,
+            took_cpu: Duration::ZERO,
         }
     }
 
@@ -57,6 +69,10 @@ impl Pace {
     pub(crate) fn read_done(&mut self) {
         if let Some(last) = self.last {
             self.took = last.elapsed();
+            self.took_cpu = match (self.cpu_at_last, process_cpu()) {
+                (Some(before), Some(now)) => now.saturating_sub(before),
+                _ => self.took,
+            };
         }
     }
 
@@ -77,7 +93,12 @@ impl Pace {
             // Reads get at most a fifth of the time, so a backend that is
             // slow to read (a scan of 100,000 records) and changes all the
             // time costs a bounded share of a core, not all of it.
-            let spacing = self.every.max(self.took.saturating_mul(READ_SHARE_INVERSE));
+            let took = if self.feed.is_some() {
+                self.took_cpu
+            } else {
+                self.took
+            };
+            let spacing = self.every.max(took.saturating_mul(READ_SHARE_INVERSE));
             tokio::time::sleep_until(last + spacing).await;
             if let Some(feed) = &mut self.feed {
                 // Only state that lapses with time needs reads nobody
@@ -99,6 +120,23 @@ impl Pace {
             }
         }
         self.last = Some(Instant::now());
+        self.cpu_at_last = process_cpu();
+    }
+}
+
+/// The CPU time this process has used (user and system, all threads),
+/// where the platform tells it without unsafe code.
+fn process_cpu() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        let secs = u64::try_from(t.tv_sec).ok()?;
+        let nanos = u32::try_from(t.tv_nsec).ok()?;
+        Some(Duration::new(secs, nanos))
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 
@@ -171,6 +209,40 @@ mod tests {
         pace.read_done();
         pace.next().await;
         assert_eq!(read.elapsed(), EVERY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_feed_reads_are_spaced_by_the_cpu_they_cost() {
+        let Some(start_cpu) = process_cpu() else {
+            return; // a platform that does not tell: spaced by length
+        };
+        let signal = ChangeSignal::new();
+        let mut pace = Pace::new("test", Ok(Some(signal.feed())), EVERY, SETTLE);
+        pace.next().await;
+        // A read of a second that only waits (round trips to a server):
+        // a change is read as soon as it is over, not five seconds after
+        // it began.
+        let read = Instant::now();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        pace.read_done();
+        signal.notify();
+        pace.next().await;
+        assert_eq!(read.elapsed(), Duration::from_secs(1));
+        // A read that keeps a core busy for 200 ms: a second at least.
+        let read = Instant::now();
+        let burning = process_cpu().unwrap_or(start_cpu);
+        while process_cpu().unwrap_or(burning).saturating_sub(burning) < Duration::from_millis(200)
+        {
+            std::hint::black_box(0u64);
+        }
+        pace.read_done();
+        signal.notify();
+        pace.next().await;
+        assert!(
+            read.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            read.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]
