@@ -282,3 +282,32 @@ async fn remove_many_spans_transactions() {
     let stats = s.stats().await.expect("stats");
     assert_eq!((stats.total, stats.corrupt), (0, 1), "{stats:?}");
 }
+
+/// A store closed leaves its log and its index in place, the log emptied,
+/// and everything written in the database itself: the next command reuses
+/// both files instead of creating and deleting them each time, and a copy
+/// of the database file alone has every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_store_leaves_an_empty_log_and_its_records_in_the_database() {
+    use ff_conformance::store::sample_record;
+    use ff_traits::Timestamp;
+    let path = fresh_db();
+    let wal = path.with_file_name("ff.sqlite3-wal");
+    let shm = path.with_file_name("ff.sqlite3-shm");
+    let s = SqliteStore::open(&path).expect("open");
+    let r = s
+        .create(sample_record("persist-wal", 1, Timestamp::now()))
+        .await
+        .expect("create");
+    assert!(std::fs::metadata(&wal).expect("the log").len() > 0);
+    drop(s);
+    assert_eq!(std::fs::metadata(&wal).expect("the log stays").len(), 0);
+    assert!(shm.exists(), "the log's index stays");
+    let copy = path.with_file_name("copy.sqlite3");
+    std::fs::copy(&path, &copy).expect("copy the database file alone");
+    let reopened = SqliteStore::open(&copy).expect("open the copy");
+    assert!(reopened.load(&r.key).await.expect("load").is_some());
+    // Opened again where the files are: all still there.
+    let again = SqliteStore::open(&path).expect("open again");
+    assert!(again.load(&r.key).await.expect("load").is_some());
+}
