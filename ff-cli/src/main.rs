@@ -29,6 +29,10 @@ fn main() -> ExitCode {
         Err(e) => e.exit_with_hint(),
     };
     init_logs(cli.global.verbose);
+    if matches!(cli.command, cli::Command::Serve(_)) {
+        // Before the runtime's threads exist: it may start the process again.
+        commands::serve::cap_malloc_arenas();
+    }
     let out = output::Out {
         json: cli.global.json,
     };

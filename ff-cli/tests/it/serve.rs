@@ -533,6 +533,41 @@ fn bad_requests_get_clear_errors_and_admin_needs_the_token() {
     );
 }
 
+/// The value of `name` in a running process's environment.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn environment_of(pid: u32, name: &str) -> Option<String> {
+    let all = std::fs::read(format!("/proc/{pid}/environ")).expect("read environ");
+    let prefix = format!("{name}=");
+    all.split(|b| *b == 0)
+        .filter_map(|entry| std::str::from_utf8(entry).ok())
+        .find_map(|entry| entry.strip_prefix(&prefix).map(str::to_owned))
+}
+
+/// On glibc the server caps its malloc arenas at two (a long run with the
+/// default arenas grew 230 MiB and kept creeping: BENCHMARKS.md), by
+/// starting itself again with `MALLOC_ARENA_MAX=2`, and keeps an
+/// operator's own setting.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn serve_caps_malloc_arenas_unless_told_otherwise() {
+    let repo = TestRepo::new();
+    let served = Served::start(repo.path(), &[]);
+    assert_eq!(
+        environment_of(served.pid(), "MALLOC_ARENA_MAX").as_deref(),
+        Some("2")
+    );
+    // Still the process its parent started, and serving.
+    let locks = http::get(&served.at("api/locks"));
+    assert_eq!(locks.status, 200, "{}", locks.body);
+    drop(served);
+
+    let told = Served::start_with_env(repo.path(), &[], &[("MALLOC_ARENA_MAX", "4")]);
+    assert_eq!(
+        environment_of(told.pid(), "MALLOC_ARENA_MAX").as_deref(),
+        Some("4")
+    );
+}
+
 #[test]
 fn bad_listen_addresses_and_settings_exit_with_their_codes() {
     let repo = TestRepo::new();

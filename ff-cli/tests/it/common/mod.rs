@@ -400,6 +400,8 @@ impl Served {
             .env_remove("FF_STATE_DIR")
             .env_remove("FF_SERVE_TOKEN")
             .env_remove("RUST_LOG")
+            // As a user starts it, who has not set it (`serve` sets it itself).
+            .env_remove("MALLOC_ARENA_MAX")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
         for (k, v) in env {
@@ -419,6 +421,11 @@ impl Served {
             url: v["listening"].as_str().expect("url").to_owned(),
             token: v["admin_token"].as_str().map(str::to_owned),
         }
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `URL` + `path` (no leading slash).
