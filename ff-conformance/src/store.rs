@@ -292,7 +292,7 @@ pub async fn remove_many_skips_changed_records(s: Store) {
     }
 }
 
-/// Scans filter by operation, status and age.
+/// Scans filter by operation, status, age and change since an instant.
 pub async fn scan_filters(s: Store) {
     let op_a = unique_prefix("scan-a");
     let op_b = unique_prefix("scan-b");
@@ -339,6 +339,28 @@ pub async fn scan_filters(s: Store) {
         count(ScanFilter::default().operation(&op_a).active_before(cutoff)).await,
         1,
         "age filter"
+    );
+    assert_eq!(
+        count(ScanFilter::default().operation(&op_a).active_since(cutoff)).await,
+        2,
+        "changed-since filter"
+    );
+    assert_eq!(
+        count(
+            ScanFilter::default()
+                .operation(&op_a)
+                .active_since(cutoff)
+                .status(RecordStatus::Failed)
+        )
+        .await,
+        1,
+        "changed-since filter with a status"
+    );
+    let later = Timestamp::now().saturating_add(Duration::from_secs(3_600));
+    assert_eq!(
+        count(ScanFilter::default().operation(&op_a).active_since(later)).await,
+        0,
+        "nothing is active after now"
     );
     let all = s.scan(&ScanFilter::default()).await.expect("scan");
     assert!(all.records.len() >= 4);

@@ -124,6 +124,7 @@ impl Statements {
                    AND ($2::text IS NULL OR operation = $2)
                    AND ($3::text IS NULL OR status = $3)
                    AND ($4::bigint IS NULL OR last_activity < $4)
+                   AND ($6::bigint IS NULL OR last_activity >= $6)
                  ORDER BY key LIMIT $5"
             ),
             stats: format!(
@@ -386,6 +387,7 @@ impl IdempotencyStorage for PostgresStore {
         let operation = filter.operation.clone();
         let status = filter.status.map(RecordStatus::as_str);
         let before = filter.active_before.map(|t| to_i64(t.as_millis()));
+        let since = filter.active_since.map(|t| to_i64(t.as_millis()));
         let mut after = String::new();
         let mut scan = Scan::default();
         loop {
@@ -399,6 +401,7 @@ impl IdempotencyStorage for PostgresStore {
                         (&status, Type::TEXT),
                         (&before, Type::INT8),
                         (&PAGE, Type::INT8),
+                        (&since, Type::INT8),
                     ],
                 )
                 .await?;

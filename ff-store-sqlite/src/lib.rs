@@ -511,7 +511,8 @@ impl IdempotencyStorage for SqliteStore {
                     "SELECT key, revision, body FROM records
                      WHERE (?1 IS NULL OR operation = ?1)
                        AND (?2 IS NULL OR status = ?2)
-                       AND (?3 IS NULL OR last_activity < ?3)",
+                       AND (?3 IS NULL OR last_activity < ?3)
+                       AND (?4 IS NULL OR last_activity >= ?4)",
                 )
                 .map_err(|e| sql_error(path, "cannot scan", &e))?;
             let rows = stmt
@@ -519,7 +520,8 @@ impl IdempotencyStorage for SqliteStore {
                     params![
                         filter.operation,
                         filter.status.map(RecordStatus::as_str),
-                        filter.active_before.map(|t| to_i64(t.as_millis()))
+                        filter.active_before.map(|t| to_i64(t.as_millis())),
+                        filter.active_since.map(|t| to_i64(t.as_millis()))
                     ],
                     |r| {
                         Ok((

@@ -32,6 +32,12 @@ pub struct ScanFilter {
     /// Only records whose [`last_activity`](IdempotencyRecord::last_activity)
     /// is strictly before this instant.
     pub active_before: Option<Timestamp>,
+    /// Only records whose [`last_activity`](IdempotencyRecord::last_activity)
+    /// is at or after this instant: what changed since an earlier look,
+    /// for a reader that keeps what it read (`ff serve`). A store that
+    /// predates this field returns more than asked, never less; readers
+    /// that need the exact set also apply [`matches`](Self::matches).
+    pub active_since: Option<Timestamp>,
 }
 
 impl ScanFilter {
@@ -56,6 +62,19 @@ impl ScanFilter {
         self
     }
 
+    /// Restricts to records last active at or after `t`.
+    ///
+    /// ```
+    /// use ff_traits::{ScanFilter, Timestamp};
+    /// let f = ScanFilter::default().active_since(Timestamp::from_millis(1_000));
+    /// assert_eq!(f.active_since, Some(Timestamp::from_millis(1_000)));
+    /// ```
+    #[must_use]
+    pub fn active_since(mut self, t: Timestamp) -> Self {
+        self.active_since = Some(t);
+        self
+    }
+
     /// Whether `record` passes the filter.
     #[must_use]
     pub fn matches(&self, record: &IdempotencyRecord) -> bool {
@@ -66,6 +85,9 @@ impl ScanFilter {
             && self
                 .active_before
                 .is_none_or(|t| record.last_activity() < t)
+            && self
+                .active_since
+                .is_none_or(|t| record.last_activity() >= t)
     }
 }
 
