@@ -131,6 +131,15 @@ pub struct ServeConfig {
     /// 60 s): a worktree deleted by hand, no store change, shows as
     /// missing within this.
     pub record_settle_interval: Duration,
+    /// How often, at most, records are read whole (default 60 s). Between
+    /// whole reads the server reads only the records active since its
+    /// last look ([`ScanFilter::active_since`](ff_traits::ScanFilter)): a
+    /// record removed (`gc`), a lease renewed (only its deadline moves)
+    /// and a write stamped by a clock more than 5 s behind the server's
+    /// show by the next whole read, which comes this long after the last
+    /// one once anything changed (an idle server with a change feed reads
+    /// nothing).
+    pub whole_read_interval: Duration,
     /// Whether backends' change feeds are used (default `true`). `false`
     /// reads on the clock alone: for a state directory on a network
     /// filesystem, where the kernel does not report other hosts' writes.
@@ -155,6 +164,7 @@ impl Default for ServeConfig {
             record_interval: Duration::from_millis(500),
             settle_interval: Duration::from_secs(5),
             record_settle_interval: Duration::from_secs(60),
+            whole_read_interval: Duration::from_secs(60),
             change_feeds: true,
             history_interval: Duration::from_secs(5),
             allowed_hosts: Vec::new(),
@@ -198,6 +208,13 @@ impl ServeConfig {
     pub fn with_settle_intervals(mut self, locks: Duration, records: Duration) -> Self {
         self.settle_interval = locks;
         self.record_settle_interval = records;
+        self
+    }
+
+    /// Sets [`whole_read_interval`](Self::whole_read_interval).
+    #[must_use]
+    pub fn with_whole_read_interval(mut self, d: Duration) -> Self {
+        self.whole_read_interval = d;
         self
     }
 

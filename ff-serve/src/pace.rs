@@ -64,6 +64,14 @@ impl Pace {
         }
     }
 
+    /// A read begins that [`next`](Self::next) did not wait for (one due
+    /// on a clock of the caller's): it counts as the last read, so its
+    /// length spaces the next one too.
+    pub(crate) fn read_starts(&mut self) {
+        self.last = Some(Instant::now());
+        self.cpu_at_last = process_cpu();
+    }
+
     /// The read [`next`](Self::next) allowed is over: its length spaces
     /// the next one.
     pub(crate) fn read_done(&mut self) {

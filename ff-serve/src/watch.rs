@@ -162,6 +162,14 @@ async fn feed(
     }
 }
 
+/// Sleeps until `at`; forever for `None` (an arm that is off).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How many watch tasks there are (locks, records).
 pub(crate) const WATCHERS: u8 = 2;
 
@@ -256,6 +264,45 @@ fn record_events(before: &[IdempotencyRecord], after: &[IdempotencyRecord]) -> V
     events
 }
 
+/// Folds what changed since the last look into `records` (most recently
+/// active first) and returns the events it makes: a record new to the
+/// view, or with another status or claim than before. A record read again
+/// unchanged (the looks overlap) replaces its copy and makes no event.
+fn merge_changes(
+    records: &mut Arc<Vec<IdempotencyRecord>>,
+    mut changed: Vec<IdempotencyRecord>,
+) -> Vec<Event> {
+    if changed.is_empty() {
+        return Vec::new();
+    }
+    changed.sort_by_key(|r| std::cmp::Reverse(r.last_activity()));
+    let fresh: std::collections::HashSet<&str> = changed.iter().map(|r| r.key.as_str()).collect();
+    let mut was: HashMap<String, (RecordStatus, Option<String>)> = HashMap::new();
+    // In place unless a request is reading the view this moment.
+    let all = Arc::make_mut(records);
+    all.retain(|r| {
+        if !fresh.contains(r.key.as_str()) {
+            return true;
+        }
+        let claim = r.owner.as_ref().map(|o| o.claim_id.clone());
+        was.insert(r.key.as_str().to_owned(), (r.status, claim));
+        false
+    });
+    let events = changed
+        .iter()
+        .filter(|r| {
+            let claim = r.owner.as_ref().map(|o| o.claim_id.as_str());
+            was.get(r.key.as_str())
+                .is_none_or(|(status, c)| *status != r.status || c.as_deref() != claim)
+        })
+        .map(|r| Event::new(Change::of_record(r), r.key.as_str()))
+        .collect();
+    all.splice(0..0, changed);
+    // Nearly sorted already: the changed ones lead, the rest kept their order.
+    all.sort_by_key(|r| std::cmp::Reverse(r.last_activity()));
+    events
+}
+
 fn worktree_events(before: &[Worktree], after: &[Worktree]) -> Vec<Event> {
     let ids = |w: &[Worktree]| -> BTreeMap<String, Worktree> {
         w.iter().map(|w| (w.id.clone(), w.clone())).collect()
@@ -294,6 +341,70 @@ fn take_history_point(state: &State) {
     }
 }
 
+/// How far before the last read began a read of what changed looks back:
+/// a write stamped before that read began and committed after it, and a
+/// writer whose clock is a little behind this server's, are still seen.
+pub(crate) const CHANGE_OVERLAP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// When records were last read, whole and at all: what the next read asks.
+#[derive(Debug)]
+struct RecordReads {
+    /// How often, at most, records are read whole.
+    every: std::time::Duration,
+    /// When the last successful read began.
+    last: Option<Timestamp>,
+    /// When the last successful whole read ended.
+    whole: Option<tokio::time::Instant>,
+    /// Whether a read of what changed came after the last whole read: then
+    /// a whole read is due `every` after it (an idle store is not read).
+    changed: bool,
+}
+
+impl RecordReads {
+    fn new(every: std::time::Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            whole: None,
+            changed: false,
+        }
+    }
+
+    /// When the next whole read is due, if one is.
+    fn whole_due(&self) -> Option<tokio::time::Instant> {
+        match self.whole {
+            Some(at) if self.changed => Some(at + self.every),
+            Some(_) => None,
+            None => Some(tokio::time::Instant::now()),
+        }
+    }
+
+    /// `None` for a whole read (the first, the one after a failed read,
+    /// and every [`ServeConfig::whole_read_interval`] once something
+    /// changed); else the instant to read changes since.
+    fn since(&self, now: Timestamp, failed_last: bool) -> Option<Timestamp> {
+        let whole_due = self
+            .whole_due()
+            .is_some_and(|at| at <= tokio::time::Instant::now());
+        match self.last {
+            Some(last) if !whole_due && !failed_last => {
+                Some(last.min(now).saturating_sub(CHANGE_OVERLAP))
+            }
+            _ => None,
+        }
+    }
+
+    fn done(&mut self, began: Timestamp, whole: bool) {
+        self.last = Some(began);
+        if whole {
+            self.whole = Some(tokio::time::Instant::now());
+            self.changed = false;
+        } else {
+            self.changed = true;
+        }
+    }
+}
+
 async fn watch_records(state: Arc<State>) {
     let mut first = true;
     let mut announced = false;
@@ -318,7 +429,9 @@ async fn watch_records(state: Arc<State>) {
     );
     settle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let has_worktrees = state.backends.worktrees.is_some();
+    let mut reads = RecordReads::new(state.config.whole_read_interval);
     loop {
+        let whole_due = reads.whole_due();
         let records_too = tokio::select! {
             () = pace.next() => true,
             _ = history.tick() => {
@@ -326,11 +439,25 @@ async fn watch_records(state: Arc<State>) {
                 continue;
             }
             _ = settle.tick(), if has_worktrees && !first => false,
+            // After changes, a whole read even if nothing else wakes the
+            // watch: it finds records removed since the last one.
+            () = sleep_until(whole_due), if whole_due.is_some() && !first => {
+                pace.read_starts();
+                true
+            }
         };
         let scan = if records_too {
-            let scan = state.backends.store.scan(&ScanFilter::default()).await;
+            let began = Timestamp::now();
+            let since = reads.since(began, state.read().records_error.is_some());
+            let filter = since.map_or_else(ScanFilter::default, |t| {
+                ScanFilter::default().active_since(t)
+            });
+            let scan = state.backends.store.scan(&filter).await;
             pace.read_done();
-            Some(scan)
+            if scan.is_ok() {
+                reads.done(began, since.is_none());
+            }
+            Some((scan, filter))
         } else {
             None
         };
@@ -343,7 +470,16 @@ async fn watch_records(state: Arc<State>) {
             let mut view = state.write();
             match scan {
                 None => {}
-                Some(Ok(scan)) => {
+                Some((Ok(scan), filter)) if filter.active_since.is_some() => {
+                    // Only what changed: a store that does not know the
+                    // filter returns more, which `matches` drops. Damaged
+                    // entries are counted by whole reads only.
+                    let mut changed = scan.records;
+                    changed.retain(|r| filter.matches(r));
+                    events.extend(merge_changes(&mut view.records, changed));
+                    view.records_at = Some(Timestamp::now());
+                }
+                Some((Ok(scan), _)) => {
                     let mut records = scan.records;
                     records.sort_by_key(|r| std::cmp::Reverse(r.last_activity()));
                     if !first {
@@ -356,7 +492,7 @@ async fn watch_records(state: Arc<State>) {
                     view.records = Arc::new(records);
                     view.records_at = Some(Timestamp::now());
                 }
-                Some(Err(e)) => {
+                Some((Err(e), _)) => {
                     let message = format!("{} store: {e}", state.backends.store.backend_name());
                     if view.records_error.is_none() {
                         events.push(Event::new(Change::backend_down(&message), "store"));
@@ -383,5 +519,97 @@ async fn watch_records(state: Arc<State>) {
         for e in events {
             state.publish(e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ff_traits::{ClaimOwner, FencingToken, IdempotencyKey};
+
+    fn record(i: u32, at: u64) -> IdempotencyRecord {
+        let key = IdempotencyKey::new("op", serde_json::json!({ "i": i }), serde_json::json!({}));
+        let now = Timestamp::from_millis(at);
+        let owner = ClaimOwner::new(format!("claim-{i}"), FencingToken(1), now, 1, "h".into());
+        IdempotencyRecord::new_pending(&key, key.record_key().unwrap(), owner, None, now)
+    }
+
+    fn completed(mut r: IdempotencyRecord, at: u64) -> IdempotencyRecord {
+        r.status = RecordStatus::Completed;
+        r.ended_at = Some(Timestamp::from_millis(at));
+        r
+    }
+
+    fn keys(records: &[IdempotencyRecord]) -> Vec<String> {
+        records.iter().map(|r| r.key.as_str().to_owned()).collect()
+    }
+
+    #[test]
+    fn changes_replace_their_records_and_only_new_marks_make_events() {
+        let (a, b, c) = (record(1, 1_000), record(2, 2_000), record(3, 3_000));
+        let mut view = Arc::new(vec![c.clone(), b.clone(), a.clone()]);
+        // a finished, b read again unchanged (the looks overlap), d is new.
+        let d = record(4, 5_000);
+        let events = merge_changes(
+            &mut view,
+            vec![b.clone(), completed(a.clone(), 4_000), d.clone()],
+        );
+        assert_eq!(
+            keys(&view),
+            keys(&[d.clone(), completed(a.clone(), 4_000), c, b])
+        );
+        assert_eq!(view[1].status, RecordStatus::Completed);
+        let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+        assert_eq!(subjects, [d.key.as_str(), a.key.as_str()]);
+        assert_eq!(
+            events.iter().map(Event::kind).collect::<Vec<_>>(),
+            ["operation_claimed", "operation_completed"]
+        );
+        // Nothing changed: the view is left as it is, shared or not.
+        let shared = Arc::clone(&view);
+        assert!(merge_changes(&mut view, Vec::new()).is_empty());
+        assert!(Arc::ptr_eq(&shared, &view));
+    }
+
+    #[test]
+    fn a_new_claim_on_a_record_is_an_event() {
+        let a = record(1, 1_000);
+        let mut view = Arc::new(vec![a.clone()]);
+        let mut taken_over = a.clone();
+        taken_over.last_attempt_at = Timestamp::from_millis(9_000);
+        if let Some(o) = taken_over.owner.as_mut() {
+            o.claim_id = "another".into();
+        }
+        let events = merge_changes(&mut view, vec![taken_over]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(view.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn whole_reads_come_first_after_failures_and_a_while_after_changes() {
+        let every = std::time::Duration::from_secs(60);
+        let mut reads = RecordReads::new(every);
+        let t0 = Timestamp::from_millis(100_000);
+        assert_eq!(reads.since(t0, false), None, "the first read is whole");
+        reads.done(t0, true);
+        assert_eq!(
+            reads.whole_due(),
+            None,
+            "nothing changed: no whole read is due"
+        );
+        let t1 = Timestamp::from_millis(101_000);
+        assert_eq!(
+            reads.since(t1, false),
+            Some(t0.saturating_sub(CHANGE_OVERLAP)),
+            "then what changed since the last read began, with an overlap"
+        );
+        assert_eq!(reads.since(t1, true), None, "after a failed read, whole");
+        reads.done(t1, false);
+        let due = reads
+            .whole_due()
+            .expect("a whole read is due after a change");
+        tokio::time::advance(every).await;
+        assert!(due <= tokio::time::Instant::now());
+        assert_eq!(reads.since(Timestamp::from_millis(161_000), false), None);
     }
 }

@@ -6,8 +6,8 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -20,11 +20,23 @@ use ff_traits::{
     LockOptions, LockProvider, LockStatus, RecordKey, Result, Revision, Scan, ScanFilter,
 };
 
-/// Counts `locks()` and `scan()` calls: the server's reads.
+/// Counts `locks()` and `scan()` calls: the server's reads (and keeps
+/// the filters of the scans).
 #[derive(Debug)]
 struct Counted<T> {
     inner: T,
     reads: Arc<AtomicU64>,
+    filters: Arc<Mutex<Vec<ScanFilter>>>,
+}
+
+impl<T> Counted<T> {
+    fn new(inner: T, reads: &Arc<AtomicU64>) -> Self {
+        Self {
+            inner,
+            reads: Arc::clone(reads),
+            filters: Arc::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -77,6 +89,7 @@ impl IdempotencyStorage for Counted<SqliteStore> {
     }
     async fn scan(&self, filter: &ScanFilter) -> Result<Scan> {
         self.reads.fetch_add(1, Ordering::SeqCst);
+        self.filters.lock().unwrap().push(filter.clone());
         self.inner.scan(filter).await
     }
     async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
@@ -96,14 +109,11 @@ async fn serve(
     tokio::task::JoinHandle<()>,
 ) {
     let (lock_reads, record_reads) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let locks = Counted {
-        inner: FileLockProvider::new(dir.join("locks")),
-        reads: Arc::clone(&lock_reads),
-    };
-    let store = Counted {
-        inner: SqliteStore::open(dir.join("records.db")).unwrap(),
-        reads: Arc::clone(&record_reads),
-    };
+    let locks = Counted::new(FileLockProvider::new(dir.join("locks")), &lock_reads);
+    let store = Counted::new(
+        SqliteStore::open(dir.join("records.db")).unwrap(),
+        &record_reads,
+    );
     let server = Server::new(
         Backends::new(Arc::new(locks), Arc::new(store)),
         ServeConfig::default().with_change_feeds(feeds),
@@ -193,5 +203,114 @@ async fn with_feeds_off_the_server_polls() {
         .unwrap();
     let _events = event(events, "lock_acquired", "polled".into()).await;
     guard.release().await.unwrap();
+    serving.abort();
+}
+
+/// The keys of the operations `/api/operations` lists at `url`.
+async fn listed(url: String) -> Vec<String> {
+    tokio::task::spawn_blocking(move || {
+        ff_testkit::http::get(&url).json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["key"].as_str().unwrap().to_owned())
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// After its first look the server reads only the records active since
+/// its last one; a whole read, due a while after changes, finds a record
+/// that was removed (which no read of what changed can).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_first_look_only_what_changed_is_read_and_removals_show_by_a_whole_read() {
+    use ff_idempotency::{IdempotencyManager, ManagerConfig, Start};
+    let dir = tempfile::tempdir().unwrap();
+    let reads = Arc::new(AtomicU64::new(0));
+    let store = Counted::new(
+        SqliteStore::open(dir.path().join("records.db")).unwrap(),
+        &reads,
+    );
+    let filters = Arc::clone(&store.filters);
+    let server = Server::new(
+        Backends::new(
+            Arc::new(FileLockProvider::new(dir.path().join("locks"))),
+            Arc::new(store),
+        ),
+        ServeConfig::default()
+            .with_record_interval(Duration::from_millis(50))
+            .with_whole_read_interval(Duration::from_secs(1)),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/", listener.local_addr().unwrap());
+    let serving = tokio::spawn(async move {
+        server.run(listener, std::future::pending()).await.unwrap();
+    });
+    let events_url = format!("{base}events");
+    let mut events = tokio::task::spawn_blocking(move || {
+        let mut events = EventStream::open(&events_url);
+        assert_eq!(
+            events.next(Duration::from_secs(5)).expect("hello").kind,
+            "hello"
+        );
+        events
+    })
+    .await
+    .unwrap();
+
+    // Another handle on the file, as another process would write it.
+    let other = SqliteStore::open(dir.path().join("records.db")).unwrap();
+    let manager = IdempotencyManager::new(other.clone(), ManagerConfig::default());
+    let mut keys = Vec::new();
+    for name in ["kept", "gone"] {
+        let key =
+            ff_traits::IdempotencyKey::new(name, serde_json::json!({}), serde_json::json!({}));
+        let Start::Claimed(claim) = manager.start_operation(&key, None).await.unwrap() else {
+            panic!("a new key");
+        };
+        let record = manager
+            .complete_operation(&claim, serde_json::json!(1))
+            .await
+            .unwrap();
+        keys.push(record);
+    }
+    for record in &keys {
+        let subject = record.key.as_str().to_owned();
+        events = event(events, "operation_completed", subject).await;
+    }
+    {
+        let seen = filters.lock().unwrap();
+        assert!(seen[0].active_since.is_none(), "the first look reads all");
+        assert!(
+            seen[1..].iter().any(|f| f.active_since.is_some()),
+            "later looks read what changed: {seen:?}"
+        );
+    }
+
+    let gone = &keys[1];
+    other.remove(&gone.key, gone.revision).await.unwrap();
+    let removed = Instant::now();
+    let url = format!("{base}operations");
+    let mut listing = listed(url.clone()).await;
+    while listing.contains(&gone.key.as_str().to_owned()) {
+        assert!(
+            removed.elapsed() < Duration::from_secs(5),
+            "a removed record still listed after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        listing = listed(url.clone()).await;
+    }
+    assert!(listing.contains(&keys[0].key.as_str().to_owned()));
+    assert!(
+        filters
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .any(|f| f.active_since.is_none()),
+        "the removal was found by a whole read"
+    );
+    drop(events);
     serving.abort();
 }
