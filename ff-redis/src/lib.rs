@@ -404,20 +404,27 @@ impl Connection {
         Ok(())
     }
 
-    /// Every key matching `pattern` (a `SCAN MATCH` glob), by `SCAN`.
+    /// Every key matching `pattern` (a `SCAN MATCH` glob), by `SCAN`, each
+    /// once, sorted.
     ///
     /// # Errors
     /// [`Error::Backend`] when a call fails.
     pub async fn scan_keys(&self, what: &str, pattern: &str) -> Result<Vec<String>> {
-        if let Conn::Cluster(conn) = self.manager() {
+        let mut keys = if let Conn::Cluster(conn) = self.manager() {
             // SCAN walks one node: walk every master.
             let mut keys = Vec::new();
             for node in cluster::masters(self, conn, what).await? {
                 keys.extend(scan_node(self, what, pattern, node).await?);
             }
-            return Ok(keys);
-        }
-        scan_node(self, what, pattern, self.manager()).await
+            keys
+        } else {
+            scan_node(self, what, pattern, self.manager()).await?
+        };
+        // SCAN may return a key more than once (when the table is resized
+        // during the walk): each key once, for callers that list records.
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
     }
 }
 

@@ -14,6 +14,12 @@
 //! 4. **Idle** (issue #33): CPU and resident memory of a quiet server with
 //!    1,000 locks held, 100,000 records and 100 event clients, and the
 //!    event latency then, with change feeds and with polling alone.
+//!    `FF_IDLE_BACKEND=embedded|redis|postgres` picks the backends,
+//!    `FF_IDLE_ONLY=feeds|polling` one server, `FF_IDLE_WINDOW_SECS` the
+//!    quiet window (60 s), `FF_IDLE_WHOLE_READ_SECS` how often records are
+//!    read whole after a change, `FF_IDLE_SOAK_SECS` a busy soak after it.
+//!    On Redis and PostgreSQL it also prints their servers' own CPU, alone
+//!    and while each `ff serve` runs.
 //!
 //! 5. **Operations** (issue #33): `GET /api/operations` pages at 100,000
 //!    records in a SQLite store, first and deep, against the bare SQL read
@@ -440,7 +446,31 @@ async fn event_latency(full: bool) {
 /// This process's CPU time so far (user + system), from `/proc/self/stat`
 /// (Linux; `None` elsewhere).
 fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_time_of(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// The CPU time the backend's server processes (`postgres`, `redis-server`)
+/// have used, summed over those alive now: what a read costs on the other
+/// side. `None` without `/proc`.
+fn backend_cpu_time() -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let name = stat
+            .find('(')
+            .zip(stat.rfind(')'))
+            .map(|(a, b)| &stat[a + 1..b]);
+        if matches!(name, Some("postgres" | "redis-server")) {
+            total += cpu_time_of(&stat).unwrap_or_default();
+        }
+    }
+    Some(total)
+}
+
+/// User + system time from a `/proc/<pid>/stat` line.
+fn cpu_time_of(stat: &str) -> Option<Duration> {
     // Fields after the command name (which may hold spaces) in its parens.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
@@ -587,7 +617,10 @@ enum Servers {
 /// child of its own, so neither's leftovers count against the other.
 fn idle(full: bool) {
     let (locks_held, records, clients, window) = if full {
-        (1_000, 100_000, 100, 60)
+        // FF_IDLE_WINDOW_SECS=N: a longer quiet window, to hold whole
+        // reads (every 5 minutes after a change) in their share.
+        let window = std::env::var("FF_IDLE_WINDOW_SECS").map_or(60, |s| s.parse().unwrap());
+        (1_000, 100_000, 100, window)
     } else {
         (20, 300, 5, 1)
     };
@@ -681,6 +714,21 @@ fn idle(full: bool) {
         }
         guards
     });
+    // What the backend's server costs with nobody reading it (after the
+    // fill its own housekeeping, autovacuum say, runs a while): the
+    // baseline of each server's "the backend's server" figure.
+    if !matches!(place, Place::Embedded(_)) {
+        let (before, t0) = (backend_cpu_time(), Instant::now());
+        std::thread::sleep(Duration::from_secs(window));
+        if let (Some(a), Some(b)) = (before, backend_cpu_time()) {
+            println!(
+                "idle ({}): the backend's server alone, no ff serve: CPU {:.2} % of a core over {:.0} s",
+                place.name(),
+                100.0 * b.saturating_sub(a).as_secs_f64() / t0.elapsed().as_secs_f64(),
+                t0.elapsed().as_secs_f64(),
+            );
+        }
+    }
     // FF_IDLE_ONLY=feeds|polling runs one server (to profile it).
     let only = std::env::var("FF_IDLE_ONLY").ok();
     for mode in ["polling", "feeds"] {
@@ -759,7 +807,14 @@ fn idle_child(feeds: bool, place: &Place, clients: usize, window: u64, full: boo
         let before = resident_mib();
         let server = Server::new(
             Backends::new(place.locks().await, place.store().await),
-            ServeConfig::default().with_change_feeds(feeds),
+            // FF_IDLE_WHOLE_READ_SECS=N: whole record reads every N s
+            // after a change (default the server's, 60 s), to see their share.
+            match std::env::var("FF_IDLE_WHOLE_READ_SECS") {
+                Ok(secs) => ServeConfig::default()
+                    .with_change_feeds(feeds)
+                    .with_whole_read_interval(Duration::from_secs(secs.parse().unwrap())),
+                Err(_) => ServeConfig::default().with_change_feeds(feeds),
+            },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -777,20 +832,25 @@ fn idle_child(feeds: bool, place: &Place, clients: usize, window: u64, full: boo
         // Every client had its hello, sent after the first reads; let the
         // start settle.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (cpu0, t0) = (cpu_time(), Instant::now());
+        let (cpu0, backend0, t0) = (cpu_time(), backend_cpu_time(), Instant::now());
         tokio::time::sleep(Duration::from_secs(window)).await;
-        let (cpu1, wall) = (cpu_time(), t0.elapsed());
-        let share = match (cpu0, cpu1) {
+        let (cpu1, backend1, wall) = (cpu_time(), backend_cpu_time(), t0.elapsed());
+        let percent = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
             (Some(a), Some(b)) => format!(
                 "{:.2} %",
-                100.0 * (b - a).as_secs_f64() / wall.as_secs_f64()
+                100.0 * b.saturating_sub(a).as_secs_f64() / wall.as_secs_f64()
             ),
             _ => "(no /proc)".into(),
+        };
+        let share = percent(cpu0, cpu1);
+        let backend_share = match place {
+            Place::Embedded(_) => String::new(),
+            _ => format!(" (the backend's server: {})", percent(backend0, backend1)),
         };
         let resident = resident_mib();
         let latency = idle_event_latency(addr, place, if full { 21 } else { 3 }).await;
         println!(
-            "idle ({}, {}): CPU {share} of a core over {:.0} s; resident {resident:.1} MiB ({before:.1} MiB before the server); lock taken -> event median {:.1} ms, worst {:.1} ms",
+            "idle ({}, {}): CPU {share} of a core{backend_share} over {:.0} s; resident {resident:.1} MiB ({before:.1} MiB before the server); lock taken -> event median {:.1} ms, worst {:.1} ms",
             place.name(),
             if feeds { "change feeds" } else { "polling" },
             wall.as_secs_f64(),

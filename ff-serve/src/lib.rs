@@ -131,7 +131,7 @@ pub struct ServeConfig {
     /// 60 s): a worktree deleted by hand, no store change, shows as
     /// missing within this.
     pub record_settle_interval: Duration,
-    /// How often, at most, records are read whole (default 60 s). Between
+    /// How often, at most, records are read whole (default 5 min). Between
     /// whole reads the server reads only the records active since its
     /// last look ([`ScanFilter::active_since`](ff_traits::ScanFilter)): a
     /// record removed (`gc`), a lease renewed (only its deadline moves)
@@ -164,7 +164,9 @@ impl Default for ServeConfig {
             record_interval: Duration::from_millis(500),
             settle_interval: Duration::from_secs(5),
             record_settle_interval: Duration::from_secs(60),
-            whole_read_interval: Duration::from_secs(60),
+            // A whole read of 100,000 records costs about 0.7 s of CPU:
+            // every 5 minutes that is 0.25 % of a core, every minute 1.2 %.
+            whole_read_interval: Duration::from_secs(300),
             change_feeds: true,
             history_interval: Duration::from_secs(5),
             allowed_hosts: Vec::new(),

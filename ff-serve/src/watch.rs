@@ -276,6 +276,10 @@ fn merge_changes(
         return Vec::new();
     }
     changed.sort_by_key(|r| std::cmp::Reverse(r.last_activity()));
+    // One copy per key in the view, the most recently active, whatever
+    // the store returned.
+    let mut once = std::collections::HashSet::new();
+    changed.retain(|r| once.insert(r.key.as_str().to_owned()));
     let fresh: std::collections::HashSet<&str> = changed.iter().map(|r| r.key.as_str()).collect();
     let mut was: HashMap<String, (RecordStatus, Option<String>)> = HashMap::new();
     // In place unless a request is reading the view this moment.
@@ -580,9 +584,14 @@ mod tests {
         if let Some(o) = taken_over.owner.as_mut() {
             o.claim_id = "another".into();
         }
-        let events = merge_changes(&mut view, vec![taken_over]);
+        // Returned twice (Redis' SCAN may): one copy is kept, the newer.
+        let events = merge_changes(&mut view, vec![a.clone(), taken_over, a]);
         assert_eq!(events.len(), 1);
         assert_eq!(view.len(), 1);
+        assert_eq!(
+            view[0].owner.as_ref().map(|o| o.claim_id.as_str()),
+            Some("another")
+        );
     }
 
     #[tokio::test(start_paused = true)]

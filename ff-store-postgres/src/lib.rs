@@ -87,6 +87,7 @@ struct Statements {
     remove: String,
     remove_many: String,
     scan: String,
+    scan_since: String,
     stats: String,
     cleanup: String,
 }
@@ -125,6 +126,24 @@ impl Statements {
                    AND ($3::text IS NULL OR status = $3)
                    AND ($4::bigint IS NULL OR last_activity < $4)
                    AND ($6::bigint IS NULL OR last_activity >= $6)
+                 ORDER BY key LIMIT $5"
+            ),
+            // What changed since an instant, in two parts that each use an
+            // index (the finished records' by age, the pending ones' by
+            // status): `last_activity >= $6` over the whole table has none,
+            // and would read every row of it on every look.
+            scan_since: format!(
+                "SELECT key, revision, body::text FROM (
+                     SELECT key, revision, body, operation, status, last_activity FROM {s}.records
+                      WHERE status <> 'pending' AND last_activity >= $6
+                     UNION ALL
+                     SELECT key, revision, body, operation, status, last_activity FROM {s}.records
+                      WHERE status = 'pending' AND last_activity >= $6
+                 ) r
+                 WHERE key > $1
+                   AND ($2::text IS NULL OR operation = $2)
+                   AND ($3::text IS NULL OR status = $3)
+                   AND ($4::bigint IS NULL OR last_activity < $4)
                  ORDER BY key LIMIT $5"
             ),
             stats: format!(
@@ -394,7 +413,11 @@ impl IdempotencyStorage for PostgresStore {
             let rows = self
                 .query(
                     "listing records",
-                    &self.sql.scan,
+                    if since.is_some() {
+                        &self.sql.scan_since
+                    } else {
+                        &self.sql.scan
+                    },
                     &[
                         (&after, Type::TEXT),
                         (&operation, Type::TEXT),
