@@ -871,8 +871,9 @@ fn idle_child(feeds: bool, place: &Place, clients: usize, window: u64, full: boo
 
 /// `FF_IDLE_SOAK_SECS=N` (none by default): N more seconds with a lock
 /// taken and released and an operation run every second, printing the
-/// server's resident memory and CPU each minute: memory must stay flat
-/// but for the records added.
+/// server's resident memory and CPU each minute (memory must stay flat
+/// but for the records added), and how soon each operation's
+/// `operation_completed` event came.
 async fn soak(addr: std::net::SocketAddr, place: &Place) {
     let secs: u64 = std::env::var("FF_IDLE_SOAK_SECS")
         .ok()
@@ -881,7 +882,10 @@ async fn soak(addr: std::net::SocketAddr, place: &Place) {
     if secs == 0 {
         return;
     }
-    let _listener = sse_client(addr).await;
+    // A client of its own, to time each operation's event.
+    let mut events = Events::open(addr).await;
+    assert_eq!(events.next_kind().await, "hello");
+    let mut latencies = Vec::new();
     let locks = place.locks().await;
     let manager = IdempotencyManager::new(place.store().await, ManagerConfig::default());
     let started = Instant::now();
@@ -897,18 +901,29 @@ async fn soak(addr: std::net::SocketAddr, place: &Place) {
             .execute(&key, None, |_| async { Ok::<_, String>(1) })
             .await
             .unwrap();
+        let done = Instant::now();
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while events.next_kind().await != "operation_completed" {}
+        })
+        .await
+        .expect("an operation_completed event within 30 s");
+        latencies.push(done.elapsed());
         if (i + 1) % 60 == 0 {
             let (cpu, at) = (cpu_time(), Instant::now());
             let share = match (minute.0, cpu) {
                 (Some(a), Some(b)) => 100.0 * (b - a).as_secs_f64() / (at - minute.1).as_secs_f64(),
                 _ => f64::NAN,
             };
+            latencies.sort();
             println!(
-                "soak: {:>4} min, resident {:.1} MiB, CPU {share:.2} % (serving and acting), {} operations added",
+                "soak: {:>4} min, resident {:.1} MiB, CPU {share:.2} % (serving and acting), {} operations added, operation -> event median {:.0} ms, worst {:.0} ms",
                 started.elapsed().as_secs() / 60,
                 resident_mib(),
-                i + 1
+                i + 1,
+                latencies[latencies.len() / 2].as_secs_f64() * 1e3,
+                latencies[latencies.len() - 1].as_secs_f64() * 1e3,
             );
+            latencies.clear();
             minute = (cpu, at);
         }
     }
