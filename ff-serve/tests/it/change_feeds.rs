@@ -275,10 +275,23 @@ async fn after_the_first_look_only_what_changed_is_read_and_removals_show_by_a_w
             .unwrap();
         keys.push(record);
     }
-    for record in &keys {
-        let subject = record.key.as_str().to_owned();
-        events = event(events, "operation_completed", subject).await;
-    }
+    // Both completions, in either order (one read may find both).
+    let mut awaited: Vec<String> = keys.iter().map(|r| r.key.as_str().to_owned()).collect();
+    events = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !awaited.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let e = events
+                .next(left)
+                .unwrap_or_else(|| panic!("no operation_completed for {awaited:?} within 2 s"));
+            if e.kind == "operation_completed" {
+                awaited.retain(|k| e.data["subject"] != k.as_str());
+            }
+        }
+        events
+    })
+    .await
+    .unwrap();
     {
         let seen = filters.lock().unwrap();
         assert!(seen[0].active_since.is_none(), "the first look reads all");
