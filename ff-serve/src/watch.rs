@@ -238,30 +238,17 @@ async fn watch_locks(state: Arc<State>) {
 }
 
 /// What an event compares of a record: its status and its claim.
-fn record_marks(records: &[IdempotencyRecord]) -> HashMap<&str, (RecordStatus, Option<&str>)> {
-    records
-        .iter()
-        .map(|r| {
-            (
-                r.key.as_str(),
-                (r.status, r.owner.as_ref().map(|o| o.claim_id.as_str())),
-            )
-        })
-        .collect()
+fn mark(r: &IdempotencyRecord) -> (RecordStatus, Option<&str>) {
+    (r.status, r.owner.as_ref().map(|o| o.claim_id.as_str()))
 }
 
 fn record_events(before: &[IdempotencyRecord], after: &[IdempotencyRecord]) -> Vec<Event> {
-    let old = record_marks(before);
-    let mut events = Vec::new();
-    for r in after {
-        let mark = (r.status, r.owner.as_ref().map(|o| o.claim_id.as_str()));
-        let was = old.get(r.key.as_str());
-        if was == Some(&mark) {
-            continue;
-        }
-        events.push(Event::new(Change::of_record(r), r.key.as_str()));
-    }
-    events
+    let old: HashMap<&str, _> = before.iter().map(|r| (r.key.as_str(), mark(r))).collect();
+    after
+        .iter()
+        .filter(|r| old.get(r.key.as_str()) != Some(&mark(r)))
+        .map(|r| Event::new(Change::of_record(r), r.key.as_str()))
+        .collect()
 }
 
 /// Folds what changed since the last look into `records` (most recently
@@ -278,29 +265,15 @@ fn merge_changes(
     changed.sort_by_key(|r| std::cmp::Reverse(r.last_activity()));
     // One copy per key in the view, the most recently active, whatever
     // the store returned.
-    let mut once = std::collections::HashSet::new();
-    changed.retain(|r| once.insert(r.key.as_str().to_owned()));
-    let fresh: std::collections::HashSet<&str> = changed.iter().map(|r| r.key.as_str()).collect();
-    let mut was: HashMap<String, (RecordStatus, Option<String>)> = HashMap::new();
-    // In place unless a request is reading the view this moment.
+    let mut fresh = std::collections::HashSet::new();
+    changed.retain(|r| fresh.insert(r.key.as_str().to_owned()));
+    // In place unless a request is reading the view this moment; the
+    // copies replaced are kept aside to compare.
     let all = Arc::make_mut(records);
-    all.retain(|r| {
-        if !fresh.contains(r.key.as_str()) {
-            return true;
-        }
-        let claim = r.owner.as_ref().map(|o| o.claim_id.clone());
-        was.insert(r.key.as_str().to_owned(), (r.status, claim));
-        false
-    });
-    let events = changed
-        .iter()
-        .filter(|r| {
-            let claim = r.owner.as_ref().map(|o| o.claim_id.as_str());
-            was.get(r.key.as_str())
-                .is_none_or(|(status, c)| *status != r.status || c.as_deref() != claim)
-        })
-        .map(|r| Event::new(Change::of_record(r), r.key.as_str()))
+    let replaced: Vec<_> = all
+        .extract_if(.., |r| fresh.contains(r.key.as_str()))
         .collect();
+    let events = record_events(&replaced, &changed);
     all.splice(0..0, changed);
     // Nearly sorted already: the changed ones lead, the rest kept their order.
     all.sort_by_key(|r| std::cmp::Reverse(r.last_activity()));
@@ -348,7 +321,7 @@ fn take_history_point(state: &State) {
 /// How far before the last read began a read of what changed looks back:
 /// a write stamped before that read began and committed after it, and a
 /// writer whose clock is a little behind this server's, are still seen.
-pub(crate) const CHANGE_OVERLAP: std::time::Duration = std::time::Duration::from_secs(5);
+const CHANGE_OVERLAP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// When records were last read, whole and at all: what the next read asks.
 #[derive(Debug)]
