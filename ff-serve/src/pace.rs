@@ -127,8 +127,7 @@ impl Pace {
                 }
             }
         }
-        self.last = Some(Instant::now());
-        self.cpu_at_last = process_cpu();
+        self.read_starts();
     }
 }
 

@@ -96,6 +96,20 @@ struct Statements {
 /// trips, and no writer waits long behind one statement's row locks.
 const REMOVE_BATCH: usize = 1_000;
 
+/// One page of a scan of `source` (a table, or a query of one), in key
+/// order after `$1`, filtered by operation `$2`, status `$3` and activity
+/// before `$4`, at most `$5` rows.
+fn paged_scan(source: &str) -> String {
+    format!(
+        "SELECT key, revision, body::text FROM {source} r
+         WHERE key > $1
+           AND ($2::text IS NULL OR operation = $2)
+           AND ($3::text IS NULL OR status = $3)
+           AND ($4::bigint IS NULL OR last_activity < $4)
+         ORDER BY key LIMIT $5"
+    )
+}
+
 impl Statements {
     fn new(s: &str) -> Self {
         Self {
@@ -119,33 +133,18 @@ impl Statements {
                  USING unnest($1::text[], $2::bigint[]) AS d(key, revision)
                  WHERE r.key = d.key AND r.revision = d.revision AND r.valid"
             ),
-            scan: format!(
-                "SELECT key, revision, body::text FROM {s}.records
-                 WHERE key > $1
-                   AND ($2::text IS NULL OR operation = $2)
-                   AND ($3::text IS NULL OR status = $3)
-                   AND ($4::bigint IS NULL OR last_activity < $4)
-                   AND ($6::bigint IS NULL OR last_activity >= $6)
-                 ORDER BY key LIMIT $5"
-            ),
-            // What changed since an instant, in two parts that each use an
-            // index (the finished records' by age, the pending ones' by
+            scan: paged_scan(&format!("{s}.records")),
+            // What changed since an instant ($6), in two parts that each use
+            // an index (the finished records' by age, the pending ones' by
             // status): `last_activity >= $6` over the whole table has none,
             // and would read every row of it on every look.
-            scan_since: format!(
-                "SELECT key, revision, body::text FROM (
-                     SELECT key, revision, body, operation, status, last_activity FROM {s}.records
-                      WHERE status <> 'pending' AND last_activity >= $6
-                     UNION ALL
-                     SELECT key, revision, body, operation, status, last_activity FROM {s}.records
-                      WHERE status = 'pending' AND last_activity >= $6
-                 ) r
-                 WHERE key > $1
-                   AND ($2::text IS NULL OR operation = $2)
-                   AND ($3::text IS NULL OR status = $3)
-                   AND ($4::bigint IS NULL OR last_activity < $4)
-                 ORDER BY key LIMIT $5"
-            ),
+            scan_since: paged_scan(&format!(
+                "(SELECT key, revision, body, operation, status, last_activity FROM {s}.records
+                   WHERE status <> 'pending' AND last_activity >= $6
+                  UNION ALL
+                  SELECT key, revision, body, operation, status, last_activity FROM {s}.records
+                   WHERE status = 'pending' AND last_activity >= $6)"
+            )),
             stats: format!(
                 "SELECT status, operation, valid, count(*), coalesce(sum(duration_ms), 0)::bigint
                  FROM {s}.records GROUP BY status, operation, valid"
