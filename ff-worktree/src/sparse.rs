@@ -139,21 +139,64 @@ pub struct Sparse {
     pub paths: Vec<String>,
 }
 
+/// What the repository's shared `config` says about sparse checkouts,
+/// read once for a whole listing rather than once per worktree.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SharedConfig {
+    /// `extensions.worktreeConfig`: git reads each worktree's
+    /// `config.worktree` only when it is on.
+    worktree_config: bool,
+    sparse: Option<bool>,
+    cone: Option<bool>,
+}
+
+impl SharedConfig {
+    /// Reads `<common_dir>/config`; a missing or unreadable file says
+    /// nothing (as git takes it).
+    pub(crate) fn read(common_dir: &Path) -> Self {
+        let text = std::fs::read_to_string(common_dir.join("config")).unwrap_or_default();
+        Self {
+            worktree_config: config_bool(&text, "extensions", "worktreeconfig") == Some(true),
+            sparse: config_bool(&text, "core", "sparsecheckout"),
+            cone: config_bool(&text, "core", "sparsecheckoutcone"),
+        }
+    }
+
+    /// Whether some worktree may be sparse: without per-worktree
+    /// configuration, only the shared setting can make one so.
+    fn any_may_be_sparse(&self) -> bool {
+        self.worktree_config || self.sparse == Some(true)
+    }
+}
+
 /// What the worktree at `worktree` checks out, when it is sparse: `None`
 /// for a full checkout, or when its git directory does not read plainly.
 /// Read in-process from what git keeps (`config.worktree`, the
 /// repository's `config`, `info/sparse-checkout`).
 pub(crate) fn read(worktree: &Path, common_dir: &Path) -> Option<Sparse> {
+    read_with(worktree, &SharedConfig::read(common_dir))
+}
+
+/// As [`read`], with the repository's shared configuration already read;
+/// a repository where no worktree can be sparse costs no file read here.
+pub(crate) fn read_with(worktree: &Path, shared: &SharedConfig) -> Option<Sparse> {
+    if !shared.any_may_be_sparse() {
+        return None;
+    }
     let git_dir = crate::git::discover::worktree_git_dir(worktree)?;
-    let own = std::fs::read_to_string(git_dir.join("config.worktree")).unwrap_or_default();
-    let shared = std::fs::read_to_string(common_dir.join("config")).unwrap_or_default();
-    let setting = |key: &str| config_bool(&own, "core", key).or(config_bool(&shared, "core", key));
-    if setting("sparsecheckout") != Some(true) {
+    // Git reads `config.worktree` only under `extensions.worktreeConfig`.
+    let own = if shared.worktree_config {
+        std::fs::read_to_string(git_dir.join("config.worktree")).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let setting = |key: &str, shared: Option<bool>| config_bool(&own, "core", key).or(shared);
+    if setting("sparsecheckout", shared.sparse) != Some(true) {
         return None;
     }
     let patterns = std::fs::read_to_string(git_dir.join("info").join("sparse-checkout")).ok()?;
     // Git reads the patterns as a cone only when they have its shape.
-    let cone = setting("sparsecheckoutcone").unwrap_or(true);
+    let cone = setting("sparsecheckoutcone", shared.cone).unwrap_or(true);
     Some(match cone.then(|| cone_dirs(&patterns)).flatten() {
         Some(paths) => Sparse { cone: true, paths },
         None => Sparse {
@@ -280,6 +323,57 @@ mod tests {
         );
         assert_eq!(cone_dirs("/*\n!/*/\n"), Some(Vec::new()));
         assert_eq!(cone_dirs("*.rs\n"), None);
+    }
+
+    #[test]
+    fn a_worktree_own_setting_counts_only_under_per_worktree_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let common = dir.path().join("common");
+        let git_dir = common.join("worktrees").join("w");
+        let worktree = dir.path().join("w");
+        std::fs::create_dir_all(git_dir.join("info")).expect("git dir");
+        std::fs::create_dir_all(&worktree).expect("worktree");
+        std::fs::write(
+            worktree.join(".git"),
+            format!("gitdir: {}\n", git_dir.display()),
+        )
+        .expect(".git");
+        std::fs::write(
+            git_dir.join("config.worktree"),
+            "[core]\n\tsparseCheckout = true\n",
+        )
+        .expect("config.worktree");
+        std::fs::write(
+            git_dir.join("info").join("sparse-checkout"),
+            "/*\n!/*/\n/docs/\n",
+        )
+        .expect("patterns");
+        let config = common.join("config");
+        // Git ignores `config.worktree` unless the extension is on.
+        std::fs::write(&config, "[core]\n\tbare = false\n").expect("config");
+        assert_eq!(read(&worktree, &common), None);
+        std::fs::write(&config, "[extensions]\n\tworktreeConfig = true\n").expect("config");
+        assert_eq!(
+            read(&worktree, &common),
+            Some(Sparse {
+                cone: true,
+                paths: vec!["docs".to_owned()]
+            })
+        );
+        // The shared setting alone makes every worktree with patterns sparse.
+        std::fs::remove_file(git_dir.join("config.worktree")).expect("rm");
+        std::fs::write(
+            &config,
+            "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = false\n",
+        )
+        .expect("config");
+        assert_eq!(
+            read(&worktree, &common),
+            Some(Sparse {
+                cone: false,
+                paths: vec!["/*".to_owned(), "!/*/".to_owned(), "/docs/".to_owned()]
+            })
+        );
     }
 
     #[test]

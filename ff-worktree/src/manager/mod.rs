@@ -705,7 +705,13 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         ))
     }
 
-    fn with_status(&self, mut w: Worktree) -> Worktree {
+    fn with_status(&self, w: Worktree) -> Worktree {
+        self.with_status_using(w, &crate::sparse::SharedConfig::read(&self.info.common_dir))
+    }
+
+    /// As [`with_status`](Self::with_status), with the repository's shared
+    /// configuration read once for a whole listing.
+    fn with_status_using(&self, mut w: Worktree, shared: &crate::sparse::SharedConfig) -> Worktree {
         w.status = if !self.is_local(&w) {
             WorktreeStatus::Elsewhere
         } else if w.path.join(".git").exists() {
@@ -715,7 +721,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         };
         w.port = self.port_of(w.slot);
         w.sparse = match w.status {
-            WorktreeStatus::Active => crate::sparse::read(&w.path, &self.info.common_dir),
+            WorktreeStatus::Active => crate::sparse::read_with(&w.path, shared),
             _ => None,
         };
         w
@@ -735,6 +741,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
     /// # Errors
     /// [`Backend`](ff_traits::Error::Backend) when the store cannot be read.
     pub async fn list_worktrees(&self) -> Result<Vec<Worktree>> {
+        let shared = crate::sparse::SharedConfig::read(&self.info.common_dir);
         let mut out: Vec<Worktree> = self
             .records
             .records(CREATE_OPERATION)
@@ -742,7 +749,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .into_iter()
             .filter(|r| r.status == RecordStatus::Completed && self.ours(&r.context))
             .filter_map(|r| self.worktree_of(r.result.as_ref()).ok())
-            .map(|w| self.with_status(w))
+            .map(|w| self.with_status_using(w, &shared))
             .collect();
         out.sort_by_key(|w| w.created_at);
         Ok(out)
