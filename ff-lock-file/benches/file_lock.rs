@@ -108,6 +108,51 @@ fn uncontended(c: &mut Criterion) {
             });
         });
     });
+    // The floor of any design with a kernel lock per node: the same
+    // three files opened, locked (shared on the two ancestors, exclusive
+    // on the leaf), a line written to the leaf, unlocked and closed,
+    // beside that done on one file. No record of who holds what: the
+    // intention modes' compatibility (S against IX) needs one, which the
+    // kernel's two modes cannot express.
+    let bare_nodes: Vec<_> = ["bare-repo", "bare-issue", "bare-sync"]
+        .iter()
+        .map(|n| dir.path().join(format!("{n}.lock")))
+        .collect();
+    let take = |path: &std::path::Path, exclusive: bool| {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .expect("open");
+        if exclusive {
+            file.lock().expect("lock");
+            file.seek(SeekFrom::Start(0)).expect("seek");
+            file.write_all(line).expect("write");
+        } else {
+            file.lock_shared().expect("lock shared");
+        }
+        file
+    };
+    g.bench_function("bare_flat", |b| {
+        b.iter(|| {
+            let leaf = take(&bare_nodes[2], true);
+            leaf.unlock().expect("unlock");
+        });
+    });
+    g.bench_function("bare_path_3", |b| {
+        b.iter(|| {
+            let held = [
+                take(&bare_nodes[0], false),
+                take(&bare_nodes[1], false),
+                take(&bare_nodes[2], true),
+            ];
+            for f in held.iter().rev() {
+                f.unlock().expect("unlock");
+            }
+        });
+    });
     g.bench_function("leaf_depth_3", |b| {
         b.iter(|| {
             rt.block_on(async {
