@@ -3,7 +3,7 @@
 //! in the recorder on every grant would spend it.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::{LOCK_HOLD_SECONDS, LOCK_WAIT_SECONDS};
@@ -52,9 +52,22 @@ static EPOCH: OnceLock<Instant> = OnceLock::new();
 /// recorder may be dropped and another made at the same address. The
 /// global one is found from a thread that has no local recorder, looked
 /// for again at most once a second (one may be installed later).
+/// Handles looked up and not kept before the global recorder is first
+/// looked for: looking costs starting and joining a thread (the only way
+/// to see past this thread's local recorder), about a tenth of a
+/// millisecond, which a one-shot command taking a lock or two would pay
+/// for nothing. A long-lived process passes this within its first grants.
+const LOOKUPS_BEFORE_LOOKING: u32 = 8;
+static LOOKUPS_NOT_KEPT: AtomicU32 = AtomicU32::new(0);
+/// How many times the global recorder was looked for (tests read it).
+static LOOKED: AtomicU32 = AtomicU32::new(0);
+
 fn is_global(recorder: usize) -> bool {
     if GLOBAL_RECORDER.load(Ordering::Relaxed) == recorder {
         return true;
+    }
+    if LOOKUPS_NOT_KEPT.fetch_add(1, Ordering::Relaxed) < LOOKUPS_BEFORE_LOOKING {
+        return false;
     }
     let now = u64::try_from(EPOCH.get_or_init(Instant::now).elapsed().as_millis())
         .unwrap_or(u64::MAX)
@@ -64,6 +77,7 @@ fn is_global(recorder: usize) -> bool {
         return false;
     }
     GLOBAL_SEEN_AT.store(now, Ordering::Relaxed);
+    LOOKED.fetch_add(1, Ordering::Relaxed);
     let global = std::thread::scope(|s| s.spawn(current_recorder).join()).unwrap_or(0);
     GLOBAL_RECORDER.store(global, Ordering::Relaxed);
     global == recorder
@@ -125,4 +139,34 @@ pub(crate) fn lock_histograms(
         }
         (wait, hold)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_grants_do_not_start_a_thread_to_find_the_global_recorder() {
+        // No recorder installed: every lookup reaches the no-op recorder.
+        for _ in 0..LOOKUPS_BEFORE_LOOKING {
+            let _ = lock_histograms("file", "exclusive", "lock");
+        }
+        assert_eq!(
+            LOOKED.load(Ordering::Relaxed),
+            0,
+            "a one-shot command's grants"
+        );
+        let _ = lock_histograms("file", "exclusive", "lock");
+        assert_eq!(
+            LOOKED.load(Ordering::Relaxed),
+            1,
+            "then it is looked for, once"
+        );
+        // Found (the no-op recorder is the global one here): kept, so
+        // never looked for again.
+        for _ in 0..100 {
+            let _ = lock_histograms("file", "exclusive", "lock");
+        }
+        assert_eq!(LOOKED.load(Ordering::Relaxed), 1);
+    }
 }
