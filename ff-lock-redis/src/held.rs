@@ -3,13 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::renewals::Renewal;
+use crate::{Shared, scripts};
 use async_trait::async_trait;
 use ff_traits::{
     Error, HeldLock, LockGuard, LockInfo, LockMode, LossNotifier, Result, loss_channel,
 };
-use tokio::task::JoinHandle;
-
-use crate::{Shared, scripts};
 
 #[derive(Debug)]
 pub(crate) struct Held {
@@ -17,7 +16,8 @@ pub(crate) struct Held {
     name: String,
     token: String,
     mode: LockMode,
-    watchdog: Option<JoinHandle<()>>,
+    /// Its entry with the provider's renewals, until released.
+    renewal: Option<u64>,
     loss: LossNotifier,
 }
 
@@ -27,8 +27,9 @@ fn drift(ttl: Duration) -> Duration {
 }
 
 impl Held {
-    /// Wraps a fresh grant in a guard and starts its watchdog. `sent` is
-    /// when the grant request left: validity counts from then.
+    /// Wraps a fresh grant in a guard and schedules its watchdog (it
+    /// starts when the first renewal is due). `sent` is when the grant
+    /// request left: validity counts from then.
     pub(crate) fn start(
         shared: Arc<Shared>,
         info: LockInfo,
@@ -37,24 +38,34 @@ impl Held {
         sent: Instant,
     ) -> LockGuard {
         let (loss, watch) = loss_channel();
-        let watchdog = tokio::spawn(watchdog(
-            Arc::clone(&shared),
-            info.name.clone(),
-            token.clone(),
-            info.mode,
-            ttl,
-            sent + ttl.saturating_sub(drift(ttl)),
-            loss.clone(),
-        ));
+        let renewal = shared.renewals.add(
+            &shared,
+            Renewal {
+                name: info.name.clone(),
+                token: token.clone(),
+                mode: info.mode,
+                ttl,
+                valid_until: sent + ttl.saturating_sub(drift(ttl)),
+                due: Instant::now() + period(ttl),
+                loss: loss.clone(),
+            },
+        );
         let held = Self {
             shared,
             name: info.name.clone(),
             token,
             mode: info.mode,
-            watchdog: Some(watchdog),
+            renewal: Some(renewal),
             loss,
         };
         LockGuard::new(info, watch, Box::new(held))
+    }
+
+    /// Its renewals stop (the watchdog, or its place in the schedule).
+    fn stop_renewing(&mut self) {
+        if let Some(id) = self.renewal.take() {
+            self.shared.renewals.forget(id);
+        }
     }
 
     /// Deletes the grant of `token` (exclusive, or one shared hold) if it
@@ -99,21 +110,28 @@ impl Held {
     }
 }
 
-/// Renews the grant every third of its TTL until stopped; reports the loss
-/// the moment a renewal finds the lock gone or another holder's, or when
-/// validity runs out without a renewal getting through.
-async fn watchdog(
-    shared: Arc<Shared>,
-    name: String,
-    token: String,
-    mode: LockMode,
-    ttl: Duration,
-    mut valid_until: Instant,
-    loss: LossNotifier,
-) {
-    let period = (ttl / 3).max(Duration::from_millis(3));
+/// How often a grant is renewed: every third of its TTL.
+fn period(ttl: Duration) -> Duration {
+    (ttl / 3).max(Duration::from_millis(3))
+}
+
+/// Renews the grant every third of its TTL, from its first renewal on,
+/// until stopped; reports the loss the moment a renewal finds the lock
+/// gone or another holder's, or when validity runs out without a renewal
+/// getting through.
+pub(crate) async fn watchdog(shared: Arc<Shared>, grant: Renewal) {
+    let Renewal {
+        name,
+        token,
+        mode,
+        ttl,
+        mut valid_until,
+        due,
+        loss,
+    } = grant;
+    let period = period(ttl);
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-    let mut next = Instant::now() + period;
+    let mut next = due;
     loop {
         tokio::time::sleep_until(next.min(valid_until).into()).await;
         if Instant::now() >= valid_until {
@@ -169,9 +187,7 @@ async fn watchdog(
 #[async_trait]
 impl HeldLock for Held {
     async fn release(&mut self) -> Result<()> {
-        if let Some(w) = self.watchdog.take() {
-            w.abort();
-        }
+        self.stop_renewing();
         let lost = self.loss.is_lost();
         let deleted = match Held::delete(&self.shared, &self.name, &self.token, self.mode).await {
             Ok(deleted) => deleted,
@@ -197,9 +213,7 @@ impl HeldLock for Held {
     }
 
     fn release_on_drop(&mut self) {
-        if let Some(w) = self.watchdog.take() {
-            w.abort();
-        }
+        self.stop_renewing();
         // Best effort: release in the background if a runtime is running;
         // otherwise the TTL frees the lock.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {

@@ -108,6 +108,7 @@
 
 mod held;
 mod releases;
+mod renewals;
 mod scripts;
 
 use sha2::Digest as _;
@@ -184,6 +185,14 @@ pub(crate) struct Shared {
     pub(crate) redis: ff_redis::Connection,
     /// A Redis Cluster: keys carry a hash tag.
     pub(crate) clustered: bool,
+    /// Grants waiting for their first renewal.
+    pub(crate) renewals: Arc<renewals::Renewals>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.renewals.stop();
+    }
 }
 
 impl Shared {
@@ -269,6 +278,7 @@ impl RedisLockProvider {
                 config,
                 clustered: redis.is_cluster(),
                 redis,
+                renewals: Arc::default(),
             }),
         })
     }

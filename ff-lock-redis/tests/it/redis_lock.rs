@@ -230,6 +230,36 @@ async fn a_holder_whose_renewals_stop_loses_the_lock_and_learns_it() {
     assert!(matches!(held.ensure_held(), Err(Error::LockLost { .. })));
 }
 
+/// Grants get their watchdog when their first renewal comes due, from one
+/// scheduler per provider: a short grant after a long one must be renewed
+/// on its own time, not when the long one's first renewal is due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_grant_after_a_long_one_is_renewed_on_its_own_time() {
+    let Some(server) = server() else { return };
+    // One prefix for both: they take the same locks.
+    let cfg = config(&server.url());
+    let a = RedisLockProvider::connect(cfg.clone())
+        .await
+        .expect("connect");
+    let b = RedisLockProvider::connect(cfg).await.expect("connect");
+    let long = LockOptions::default().with_stale_threshold(Duration::from_secs(30));
+    let short = LockOptions::default().with_stale_threshold(Duration::from_millis(300));
+    let name = |n: &str| LockName::new(n).expect("lock name");
+    // The long grant's first renewal is due in 10 s: the scheduler sleeps
+    // until then unless the short grant wakes it.
+    let first = a.acquire(&name("long"), &long).await.expect("long");
+    let second = a.acquire(&name("short"), &short).await.expect("short");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(second.is_held(), "{:?}", second.loss_watch().lost_reason());
+    let got = b.try_acquire(&name("short"), &short).await.expect("try");
+    assert!(
+        got.is_none(),
+        "the short grant expired: it was not renewed on its own time"
+    );
+    second.release().await.expect("release");
+    first.release().await.expect("release");
+}
+
 /// Child of the takeover tests: holds lock `t` on server `role[0]` under
 /// prefix `role[1]`, naming process group `role[2]` (if any), shared when
 /// `role[3]` says so, until killed.
