@@ -14,7 +14,9 @@
 //! * Release: Lua compare-and-delete, then `PUBLISH` to wake waiters; extend:
 //!   Lua compare-and-pexpire.
 //! * A watchdog renews a held lock every third of its TTL and stops the
-//!   instant it is released. Validity counts from before the grant request
+//!   instant it is released. It starts when the first renewal is due (one
+//!   scheduler task per provider starts each), so a lock released sooner
+//!   never costs a task. Validity counts from before the grant request
 //!   was sent, minus a drift allowance (1 % of the TTL + 2 ms); when a
 //!   renewal finds the lock gone or someone else's, or validity runs out
 //!   without a successful renewal, the guard reports the loss at once.
