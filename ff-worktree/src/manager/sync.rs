@@ -94,7 +94,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         let onto_commit = self.git.resolve_commit(&onto).await?.ok_or_else(|| {
             Error::invalid_input("base ref", format!("{onto:?} does not name a commit"))
         })?;
-        let head_before = head(&tree).await?;
+        let head_before = head(&tree, &self.info.common_dir).await?;
         let key = IdempotencyKey::new(
             SYNC_OPERATION,
             json!({"id": wt.id, "head": head_before, "onto": onto_commit, "strategy": strategy}),
@@ -178,6 +178,16 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         if branch.starts_with('-') {
             return Ok((None, wt.base.clone()));
         }
+        // The usual base, a local branch, in one git process: git resolves
+        // a name to a branch before a remote-tracking one, so a base that
+        // is a branch is not remote-tracking.
+        let reference = format!("refs/heads/{branch}");
+        if matches!(
+            crate::git::discover::read_branch(&self.info.common_dir, &reference),
+            Some(Some(_))
+        ) {
+            return self.branch_upstream(&reference, wt).await;
+        }
         // A remote-tracking base (`origin/main`, `refs/remotes/origin/main`)
         // has no upstream of its own: fetch it from its remote.
         if let Some((remote, full)) = self.remote_tracking(&wt.base).await? {
@@ -209,6 +219,45 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             }
             (true, _) => Ok((None, upstream.text())),
             _ => Ok((None, wt.base.clone())),
+        }
+    }
+
+    /// [`sync_source`](Self::sync_source) for a base that is the local
+    /// branch `reference`: its upstream and the remote it comes from, read
+    /// as `<branch>@{upstream}` and `branch.<branch>.remote` answer them,
+    /// in one git process. An upstream whose ref is not there (`[gone]`,
+    /// never fetched) counts as none, as `@{upstream}` fails then.
+    async fn branch_upstream(
+        &self,
+        reference: &str,
+        wt: &Worktree,
+    ) -> Result<(Option<String>, String)> {
+        let out = self
+            .git
+            .read([
+                "for-each-ref",
+                "--format=%(refname)%00%(upstream)%00%(upstream:remotename)%00%(upstream:track)",
+                reference,
+            ])
+            .await?
+            .text();
+        // The pattern also matches branches beneath it (`main/x`).
+        let fields = out.lines().find_map(|line| {
+            let mut f = line.split('\0');
+            (f.next() == Some(reference)).then(|| {
+                let mut next = || f.next().unwrap_or_default().to_owned();
+                (next(), next(), next())
+            })
+        });
+        match fields {
+            Some((upstream, _, track)) if upstream.is_empty() || track == "[gone]" => {
+                Ok((None, wt.base.clone()))
+            }
+            Some((upstream, remote, _)) if !remote.is_empty() && remote != "." => {
+                Ok((Some(remote), upstream))
+            }
+            Some((upstream, _, _)) => Ok((None, upstream)),
+            None => Ok((None, wt.base.clone())),
         }
     }
 
@@ -254,25 +303,17 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                 ),
             ));
         }
-        let up_to_date = tree
-            .output(
-                ["merge-base", "--is-ancestor", &plan.onto_commit, "HEAD"],
-                true,
-            )
-            .await?;
-        if up_to_date.success() {
+        // Commits only the base has, and commits only the branch has, in
+        // one git process: none of the first, up to date; none of the
+        // second, a fast-forward.
+        let (behind, ahead) = behind_ahead(tree, &plan.onto_commit).await?;
+        if behind == 0 {
             return Ok(plan.head_before.clone());
         }
         // A fast-forward makes no commit; replaying the branch's commits,
         // a merge commit or an autostash does, in the user's name: without
         // an identity git would stop halfway, so ask first.
-        let fast_forward = tree
-            .output(
-                ["merge-base", "--is-ancestor", "HEAD", &plan.onto_commit],
-                true,
-            )
-            .await?
-            .success();
+        let fast_forward = ahead == 0;
         if !fast_forward || !dirty.is_empty() {
             let ident = tree.output(["var", "GIT_COMMITTER_IDENT"], true).await?;
             if !ident.success() {
@@ -306,7 +347,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
         };
         let out = tree.output(&args, false).await?;
         if out.success() {
-            return head(tree).await;
+            return head(tree, &self.info.common_dir).await;
         }
         let conflicts: Vec<String> = tree
             .read(["diff", "--name-only", "--diff-filter=U", "-z"])
@@ -317,7 +358,7 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect();
         abort_unfinished(tree).await?;
-        let restored = head(tree).await?;
+        let restored = head(tree, &self.info.common_dir).await?;
         if restored != plan.head_before {
             tracing::error!(id = %wt.id, expected = %plan.head_before, found = %restored, "abort did not restore the head");
         }
@@ -428,12 +469,12 @@ impl<L: LockProvider, S: IdempotencyStorage> WorktreeManager<L, S> {
                         .await?
                     {
                         Some(commit) => commit,
-                        None => head(tree).await?,
+                        None => head(tree, &self.info.common_dir).await?,
                     }
                 }
             }
         } else {
-            head(tree).await?
+            head(tree, &self.info.common_dir).await?
         };
         Ok(Some(self.keep(&wt.id, &commit).await?))
     }
@@ -449,8 +490,48 @@ async fn head_last_moved_by_rebase(tree: &Git) -> Result<bool> {
     Ok(out.success() && out.text().starts_with("rebase"))
 }
 
-async fn head(tree: &Git) -> Result<String> {
-    Ok(tree.read(["rev-parse", "--verify", "HEAD"]).await?.text())
+/// How many commits `onto` has that HEAD has not, and HEAD has that
+/// `onto` has not.
+async fn behind_ahead(tree: &Git, onto: &str) -> Result<(u64, u64)> {
+    let out = tree
+        .read([
+            "rev-list",
+            "--left-right",
+            "--count",
+            "--end-of-options",
+            &format!("{onto}...HEAD"),
+        ])
+        .await?
+        .text();
+    let mut counts = out.split_whitespace().map(str::parse::<u64>);
+    match (counts.next(), counts.next()) {
+        (Some(Ok(behind)), Some(Ok(ahead))) => Ok((behind, ahead)),
+        _ => Err(GitError::Failed {
+            args: format!("rev-list --left-right --count {onto}...HEAD"),
+            code: Some(0),
+            stderr: format!("unexpected output {out:?}"),
+        }
+        .into()),
+    }
+}
+
+/// The commit the worktree at `tree` has checked out: read from its git
+/// directory and the branch its HEAD names, as git keeps them (no git
+/// process in the usual case); git answers when they do not read plainly
+/// (reftable, an unborn branch, a HEAD or ref in another shape).
+async fn head(tree: &Git, common_dir: &std::path::Path) -> Result<String> {
+    use crate::git::discover::{self, Head};
+    let read =
+        discover::worktree_git_dir(tree.dir()).and_then(|git_dir| {
+            match discover::head_in(&git_dir)? {
+                Head::Detached(id) => Some(id),
+                Head::Branch(reference) => discover::read_branch(common_dir, &reference)?,
+            }
+        });
+    match read {
+        Some(id) => Ok(id),
+        None => Ok(tree.read(["rev-parse", "--verify", "HEAD"]).await?.text()),
+    }
 }
 
 /// `rebase` or `merge` when one is unfinished in the worktree. Its git

@@ -39,6 +39,33 @@ async fn sync_fetches_a_remote_that_advanced_and_rebases_onto_it() {
     crate::common::assert_consistent(&repo, &m).await;
 }
 
+/// An upstream configured but never fetched (its remote-tracking ref is
+/// not there: `[gone]`) is no upstream yet: the sync goes onto the local
+/// base and fetches nothing, as `main@{upstream}` answers then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_never_fetched_leaves_the_local_base() {
+    let repo = TestRepo::new();
+    let m = crate::common::manager(&repo, WorktreeConfig::new(repo.path())).await;
+    let wt = m.create_worktree("9").await.expect("create").worktree;
+    let _ = git_in(
+        repo.path(),
+        &["remote", "add", "origin", "/nonexistent/remote.git"],
+    );
+    let _ = git_in(repo.path(), &["config", "branch.main.remote", "origin"]);
+    let _ = git_in(
+        repo.path(),
+        &["config", "branch.main.merge", "refs/heads/main"],
+    );
+    commit_file(repo.path(), "base.txt", "base\n", "base moved");
+    let synced = m
+        .sync_worktree("9", SyncOptions::default())
+        .await
+        .expect("sync onto the local base, fetching nothing");
+    assert_eq!(synced.fetched_from, None);
+    assert_eq!(synced.onto, "main");
+    assert!(wt.path.join("base.txt").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_merges_when_asked() {
     let repo = TestRepo::new();
