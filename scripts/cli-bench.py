@@ -17,6 +17,10 @@ Pairs, on one 200-file repository:
   ff list (state columns)          vs  the git calls its columns replace: git worktree
                                        list, then in each worktree git status and
                                        git rev-list --left-right --count base...HEAD
+  ff get ISSUE                     vs  git worktree list --porcelain
+  ff locks                         vs  ls -l of the lock directory
+  ff sync ISSUE (one new upstream  vs  git fetch origin + git rebase origin/main,
+    commit each round)                 in a worktree of its own
   ff create ISSUE                  vs  git worktree add --no-track -b B PATH main
   ff cleanup ISSUE                 vs  git worktree remove PATH + git branch -D B
   the create + cleanup cycle       vs  the bare cycle
@@ -89,6 +93,31 @@ with tempfile.TemporaryDirectory() as tmp:
     run([FF, "once", "--key", "done", "--", "true"], repo)
     for w in range(3):  # a few worktrees for list to show
         run([FF, "create", f"keep{w}"], repo)
+    # A remote that main tracks, and a clone that adds a commit to it before
+    # each round of sync.
+    origin = os.path.join(tmp, "origin.git")
+    pusher = os.path.join(tmp, "pusher")
+    subprocess.run(GIT + ["clone", "-q", "--bare", repo, origin], check=True)
+    subprocess.run(GIT + ["remote", "add", "origin", origin], cwd=repo, check=True)
+    subprocess.run(GIT + ["fetch", "-q", "origin"], cwd=repo, check=True)
+    subprocess.run(GIT + ["branch", "-q", "--set-upstream-to=origin/main", "main"], cwd=repo, check=True)
+    subprocess.run(GIT + ["clone", "-q", origin, pusher], check=True)
+    run([FF, "create", "syncme"], repo)
+    bare_sync = os.path.join(tmp, "bare-sync")
+    subprocess.run(GIT + ["worktree", "add", "--quiet", "-b", "bare-sync", "--", bare_sync, "main"],
+                   cwd=repo, check=True, stdout=subprocess.DEVNULL)
+
+    def push_one(n):
+        with open(os.path.join(pusher, f"upstream{n}.txt"), "w") as f:
+            f.write(f"{n}\n")
+        subprocess.run(GIT + ["add", "-A"], cwd=pusher, check=True)
+        subprocess.run(GIT + ["commit", "-q", "-m", f"upstream {n}"], cwd=pusher, check=True)
+        subprocess.run(GIT + ["push", "-q", "origin", "main"], cwd=pusher, check=True,
+                       stderr=subprocess.DEVNULL)
+
+    def bare_sync_once():
+        return (run(GIT + ["fetch", "-q", "origin"], bare_sync)
+                + run(GIT + ["rebase", "-q", "origin/main"], bare_sync))
     # The floor of any Rust process: what `ff --version` is measured against.
     hello = os.path.join(tmp, "hello")
     with open(hello + ".rs", "w") as f:
@@ -100,6 +129,9 @@ with tempfile.TemporaryDirectory() as tmp:
         "once": ("ff once --key K -- true (completed)", "flock FILE true"),
         "list": ("ff list --format=plain", "git worktree list --porcelain"),
         "table": ("ff list (state columns)", "worktree list + status, rev-list each"),
+        "get": ("ff get ISSUE", "git worktree list --porcelain"),
+        "locks": ("ff locks", "ls -l of the lock directory"),
+        "sync": ("ff sync ISSUE (1 new upstream commit)", "git fetch + git rebase"),
         "create": ("ff create", "git worktree add --no-track -b"),
         "cleanup": ("ff cleanup", "git worktree remove + branch -D"),
     }
@@ -118,6 +150,18 @@ with tempfile.TemporaryDirectory() as tmp:
         times["list"][1].append(run(["git", "worktree", "list", "--porcelain"], repo))
         times["table"][0].append(run([FF, "list"], repo))
         times["table"][1].append(bare_table(repo))
+        times["get"][0].append(run([FF, "get", "keep0"], repo))
+        times["get"][1].append(run(["git", "worktree", "list", "--porcelain"], repo))
+        times["locks"][0].append(run([FF, "locks"], repo))
+        times["locks"][1].append(run(["ls", "-l", os.path.join(repo, ".git", "ff", "locks")], repo))
+        push_one(r)
+        # Alternating which goes first.
+        if r % 2:
+            times["sync"][1].append(bare_sync_once())
+            times["sync"][0].append(run([FF, "sync", "syncme"], repo))
+        else:
+            times["sync"][0].append(run([FF, "sync", "syncme"], repo))
+            times["sync"][1].append(bare_sync_once())
     for r in range(ROUNDS):
         c = run([FF, "create", f"i{r}"], repo)
         path = os.path.join(bare_base, f"b{r}")
@@ -161,9 +205,16 @@ with tempfile.TemporaryDirectory() as tmp:
             ("ff cleanup", [FF, "cleanup", "counted"]),
             ("ff locks", [FF, "locks"]),
             ("ff stats", [FF, "stats"]),
+            ("ff get", [FF, "get", "keep0"]),
         ]
         for name, args in counts:
             print(f"  {name:22} {git_processes(args, repo)}")
         bare_path = os.path.join(bare_base, "counted")
         print(f"  {'bare worktree add':22} {git_processes(['git', 'worktree', 'add', '--quiet', '--no-track', '-b', 'counted-bare', '--', bare_path, 'main'], repo)}")
         print(f"  {'bare worktree remove':22} {git_processes(['git', 'worktree', 'remove', '--', bare_path], repo)}")
+        push_one("counted")
+        print(f"  {'ff sync':22} {git_processes([FF, 'sync', 'syncme'], repo)}")
+        push_one("counted-bare")
+        fetch = git_processes(GIT + ["fetch", "-q", "origin"], bare_sync)
+        rebase = git_processes(GIT + ["rebase", "-q", "origin/main"], bare_sync)
+        print(f"  {'bare fetch + rebase':22} {fetch + rebase}")
