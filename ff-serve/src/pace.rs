@@ -85,7 +85,6 @@ impl Pace {
     }
 
     /// Whether reads follow a feed (else a clock).
-    #[cfg(test)]
     pub(crate) fn notified(&self) -> bool {
         self.feed.is_some()
     }

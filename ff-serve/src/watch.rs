@@ -323,6 +323,14 @@ fn take_history_point(state: &State) {
 /// writer whose clock is a little behind this server's, are still seen.
 const CHANGE_OVERLAP: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long after a read woken by a change the records are read once more,
+/// outside the pace. A SQLite commit writes its frames to the log (the
+/// file events that wake the read), then publishes them in the log's index
+/// in shared memory, which no file event reports: a read of what changed
+/// is quick enough to run in between, and nothing would wake the server
+/// again until the next change (or the whole read, minutes later).
+const SECOND_LOOK: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// When records were last read, whole and at all: what the next read asks.
 #[derive(Debug)]
 struct RecordReads {
@@ -407,21 +415,25 @@ async fn watch_records(state: Arc<State>) {
     settle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let has_worktrees = state.backends.worktrees.is_some();
     let mut reads = RecordReads::new(state.config.whole_read_interval);
+    let mut second_look: Option<tokio::time::Instant> = None;
     loop {
         let whole_due = reads.whole_due();
-        let records_too = tokio::select! {
-            () = pace.next() => true,
+        // Which read this is: one the feed woke, one due on a clock, or
+        // the second look after a woken one (not paced: one per burst).
+        let (records_too, woken, paced) = tokio::select! {
+            () = pace.next() => (true, !first && pace.notified(), true),
             _ = history.tick() => {
                 take_history_point(&state);
                 continue;
             }
-            _ = settle.tick(), if has_worktrees && !first => false,
+            _ = settle.tick(), if has_worktrees && !first => (false, false, false),
             // After changes, a whole read even if nothing else wakes the
             // watch: it finds records removed since the last one.
             () = sleep_until(whole_due), if whole_due.is_some() && !first => {
                 pace.read_starts();
-                true
+                (true, false, true)
             }
+            () = sleep_until(second_look), if second_look.is_some() => (true, false, false),
         };
         let scan = if records_too {
             let began = Timestamp::now();
@@ -430,7 +442,10 @@ async fn watch_records(state: Arc<State>) {
                 ScanFilter::default().active_since(t)
             });
             let scan = state.backends.store.scan(&filter).await;
-            pace.read_done();
+            if paced {
+                pace.read_done();
+            }
+            second_look = woken.then(|| tokio::time::Instant::now() + SECOND_LOOK);
             if scan.is_ok() {
                 reads.done(began, since.is_none());
             }

@@ -16,8 +16,8 @@ use ff_serve::{Backends, ServeConfig, Server};
 use ff_store_sqlite::SqliteStore;
 use ff_testkit::http::EventStream;
 use ff_traits::{
-    ChangeFeed, ForceRelease, IdempotencyRecord, IdempotencyStorage, LockGuard, LockName,
-    LockOptions, LockProvider, LockStatus, RecordKey, Result, Revision, Scan, ScanFilter,
+    ChangeFeed, ChangeSignal, ForceRelease, IdempotencyRecord, IdempotencyStorage, LockGuard,
+    LockName, LockOptions, LockProvider, LockStatus, RecordKey, Result, Revision, Scan, ScanFilter,
 };
 
 /// Counts `locks()` and `scan()` calls: the server's reads (and keeps
@@ -27,6 +27,8 @@ struct Counted<T> {
     inner: T,
     reads: Arc<AtomicU64>,
     filters: Arc<Mutex<Vec<ScanFilter>>>,
+    /// A feed the test drives, in place of the backend's own.
+    signal: Option<ChangeSignal>,
 }
 
 impl<T> Counted<T> {
@@ -35,6 +37,7 @@ impl<T> Counted<T> {
             inner,
             reads: Arc::clone(reads),
             filters: Arc::default(),
+            signal: None,
         }
     }
 }
@@ -93,7 +96,10 @@ impl IdempotencyStorage for Counted<SqliteStore> {
         self.inner.scan(filter).await
     }
     async fn watch(&self) -> Result<Option<Box<dyn ChangeFeed>>> {
-        self.inner.watch().await
+        match &self.signal {
+            Some(signal) => Ok(Some(signal.feed_of(false))),
+            None => self.inner.watch().await,
+        }
     }
 }
 
@@ -325,5 +331,49 @@ async fn after_the_first_look_only_what_changed_is_read_and_removals_show_by_a_w
         "the removal was found by a whole read"
     );
     drop(events);
+    serving.abort();
+}
+
+/// A SQLite commit is visible only once published in the log's index
+/// (shared memory, no file event), after the log writes that woke the
+/// server: each read a change wakes is followed by one more, 250 ms on,
+/// and no more after that (an idle server still reads nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_woken_read_is_followed_by_one_second_look() {
+    let dir = tempfile::tempdir().unwrap();
+    let reads = Arc::new(AtomicU64::new(0));
+    let signal = ChangeSignal::new();
+    let mut store = Counted::new(
+        SqliteStore::open(dir.path().join("records.db")).unwrap(),
+        &reads,
+    );
+    store.signal = Some(signal.clone());
+    let server = Server::new(
+        Backends::new(
+            Arc::new(FileLockProvider::new(dir.path().join("locks"))),
+            Arc::new(store),
+        ),
+        ServeConfig::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serving = tokio::spawn(async move {
+        server.run(listener, std::future::pending()).await.unwrap();
+    });
+    let started = Instant::now();
+    while reads.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "no first read");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let before = reads.load(Ordering::SeqCst);
+    signal.notify();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        before + 2,
+        "one read when the change woke the server, one second look"
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(reads.load(Ordering::SeqCst), before + 2, "then nothing");
     serving.abort();
 }
