@@ -3,12 +3,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::renewals::Renewal;
-use crate::{Shared, scripts};
 use async_trait::async_trait;
 use ff_traits::{
     Error, HeldLock, LockGuard, LockInfo, LockMode, LossNotifier, Result, loss_channel,
 };
+
+use crate::renewals::Renewal;
+use crate::{Shared, scripts};
 
 #[derive(Debug)]
 pub(crate) struct Held {

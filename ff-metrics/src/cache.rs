@@ -47,11 +47,6 @@ static GLOBAL_RECORDER: AtomicUsize = AtomicUsize::new(0);
 static GLOBAL_SEEN_AT: AtomicU64 = AtomicU64::new(0);
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
-/// Whether `recorder` is the process's global recorder. Handles are kept
-/// only for that one: it lives as long as the process, while a local
-/// recorder may be dropped and another made at the same address. The
-/// global one is found from a thread that has no local recorder, looked
-/// for again at most once a second (one may be installed later).
 /// Handles looked up and not kept before the global recorder is first
 /// looked for: looking costs starting and joining a thread (the only way
 /// to see past this thread's local recorder), about a tenth of a
@@ -62,6 +57,12 @@ static LOOKUPS_NOT_KEPT: AtomicU32 = AtomicU32::new(0);
 /// How many times the global recorder was looked for (tests read it).
 static LOOKED: AtomicU32 = AtomicU32::new(0);
 
+/// Whether `recorder` is the process's global recorder. Handles are kept
+/// only for that one: it lives as long as the process, while a local
+/// recorder may be dropped and another made at the same address. The
+/// global one is found from a thread that has no local recorder, after
+/// [`LOOKUPS_BEFORE_LOOKING`] lookups, and again at most once a second
+/// (one may be installed later).
 fn is_global(recorder: usize) -> bool {
     if GLOBAL_RECORDER.load(Ordering::Relaxed) == recorder {
         return true;
